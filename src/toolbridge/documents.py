@@ -1,0 +1,400 @@
+"""Reading OpenAPI documents: files or http(s) URLs, JSON or YAML, and the files their `$ref`s name.
+
+YAML is read as real documents contain it: the YAML 1.2 core scalars (so `2020-01-01` stays a
+string and `on:` stays a key), integer response codes as string keys, anchors with a budget
+against alias bombs, and deep nesting as a clear error. Parsed YAML is cached on disk, keyed by
+the hash of its bytes, because parsing YAML costs about 90 times as much as parsing JSON.
+Nothing here knows what OpenAPI means; `openapi.py` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+
+import httpx2
+import orjson
+import yaml
+
+from .errors import DocumentError
+
+logger = logging.getLogger(__name__)
+
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
+MAX_DEPTH = 256
+"""Nesting deeper than this is refused: no real document comes close, and it keeps recursion safe."""
+MAX_EXPANDED_NODES = 20_000_000
+"""Values reachable through YAML aliases, counted with repeats: the budget against alias bombs."""
+FETCH_TIMEOUT = 30.0
+CACHE_VERSION = b"toolbridge-yaml-1"
+
+Fetcher = Callable[[str], bytes]
+"""Reads the bytes at an http(s) URL; raises DocumentError when it cannot."""
+
+
+class _Loader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
+    """A safe loader that resolves plain scalars by the YAML 1.2 core schema."""
+
+
+def _core_schema_resolvers() -> dict[Any, list[tuple[str, re.Pattern[str]]]]:
+    resolvers: dict[Any, list[tuple[str, re.Pattern[str]]]] = {}
+
+    def add(tag: str, pattern: str, first: str) -> None:
+        for ch in first:
+            resolvers.setdefault(ch, []).append((tag, re.compile(pattern)))
+
+    add("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL)$", "~nN")
+    resolvers[""] = [("tag:yaml.org,2002:null", re.compile(r"^$"))]
+    add("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF")
+    add("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789")
+    add(
+        "tag:yaml.org,2002:float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    )
+    add("tag:yaml.org,2002:merge", r"^(?:<<)$", "<")
+    return resolvers
+
+
+_Loader.yaml_implicit_resolvers = _core_schema_resolvers()
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = str(node.value).replace("_", "")
+    if text.startswith("0o"):
+        return int(text[2:], 8)
+    if text.startswith("0x"):
+        return int(text[2:], 16)
+    return int(text, 10)  # YAML 1.2: a leading zero does not mean octal
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A parsed document and the URI it was read from (`file:///...` or `http(s)://...`)."""
+
+    uri: str
+    data: Any
+
+
+def location_to_uri(location: str, base: Path | None = None) -> str:
+    """Turn a config or command-line location (path or URL) into an absolute URI."""
+    if re.match(r"^https?://", location, re.IGNORECASE):
+        return location
+    if location.startswith("file://"):
+        return location
+    path = Path(location)
+    if not path.is_absolute():
+        path = (base or Path.cwd()) / path
+    return path.resolve().as_uri()
+
+
+def uri_to_display(uri: str) -> str:
+    """A URI as a person would write it: file URIs become paths relative to the working dir."""
+    if uri.startswith("file://"):
+        path = Path(unquote(urlsplit(uri).path))
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+    return uri
+
+
+def http_fetcher(
+    *, timeout: float = FETCH_TIMEOUT, max_bytes: int = MAX_DOCUMENT_BYTES
+) -> Fetcher:
+    """A fetcher for document URLs: bounded in time and size, redirects only within the origin."""
+
+    def fetch(url: str) -> bytes:
+        origin = urlsplit(url)[:2]
+        current = url
+        with httpx2.Client(timeout=timeout, follow_redirects=False) as client:
+            for _ in range(5):
+                try:
+                    with client.stream("GET", current) as response:
+                        if response.is_redirect:
+                            target = urljoin(current, response.headers.get("location", ""))
+                            if urlsplit(target)[:2] != origin:
+                                raise DocumentError(
+                                    url, f"redirected off its origin to {target}; not followed"
+                                )
+                            current = target
+                            continue
+                        if response.status_code != 200:
+                            raise DocumentError(
+                                url, f"fetch answered HTTP {response.status_code}, expected 200"
+                            )
+                        chunks: list[bytes] = []
+                        size = 0
+                        for chunk in response.iter_bytes():
+                            size += len(chunk)
+                            if size > max_bytes:
+                                raise DocumentError(
+                                    url, f"larger than the {max_bytes} byte limit for documents"
+                                )
+                            chunks.append(chunk)
+                        return b"".join(chunks)
+                except httpx2.TimeoutException as exc:
+                    raise DocumentError(url, f"no answer within {timeout:g} s") from exc
+                except httpx2.HTTPError as exc:
+                    raise DocumentError(url, f"could not be fetched: {exc}") from exc
+        raise DocumentError(url, "too many redirects")
+
+    return fetch
+
+
+def cache_dir_from(environ: dict[str, str] | os._Environ[str]) -> Path | None:
+    """Where parsed YAML is cached: TOOLBRIDGE_CACHE_DIR, else the user's cache folder."""
+    explicit = environ.get("TOOLBRIDGE_CACHE_DIR")
+    if explicit is not None:
+        return Path(explicit) if explicit else None
+    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "toolbridge"
+
+
+class DocumentStore:
+    """Reads documents by URI, once each: the root document and every file its `$ref`s name."""
+
+    def __init__(
+        self,
+        *,
+        fetch: Fetcher | None = None,
+        cache_dir: Path | None = None,
+        max_bytes: int = MAX_DOCUMENT_BYTES,
+    ) -> None:
+        self._fetch = fetch or http_fetcher(max_bytes=max_bytes)
+        self._cache_dir = cache_dir
+        self._max_bytes = max_bytes
+        self._documents: dict[str, Document] = {}
+        self._failures: dict[str, DocumentError] = {}
+
+    def get(self, uri: str) -> Document:
+        """The document at `uri` (without fragment); raises DocumentError if it cannot be read."""
+        uri = urldefrag(uri)[0]
+        if uri in self._documents:
+            return self._documents[uri]
+        if uri in self._failures:
+            raise self._failures[uri]
+        try:
+            document = Document(uri, parse(self._read(uri), uri, self._cache_dir))
+        except DocumentError as exc:
+            self._failures[uri] = exc
+            raise
+        self._documents[uri] = document
+        return document
+
+    @property
+    def loaded(self) -> list[str]:
+        return list(self._documents)
+
+    def _read(self, uri: str) -> bytes:
+        scheme = urlsplit(uri).scheme.lower()
+        if scheme in ("http", "https"):
+            return self._fetch(uri)
+        if scheme != "file":
+            raise DocumentError(uri, f"unsupported URI scheme {scheme!r}; expected a file or URL")
+        path = Path(unquote(urlsplit(uri).path))
+        display = uri_to_display(uri)
+        try:
+            size = path.stat().st_size
+            if size > self._max_bytes:
+                raise DocumentError(
+                    display, f"{size} bytes is over the {self._max_bytes} byte limit"
+                )
+            return path.read_bytes()
+        except FileNotFoundError as exc:
+            raise DocumentError(display, "no such file") from exc
+        except IsADirectoryError as exc:
+            raise DocumentError(display, "is a directory, expected an OpenAPI document") from exc
+        except OSError as exc:
+            raise DocumentError(display, f"could not be read: {exc.strerror}") from exc
+
+
+def parse(raw: bytes, uri: str, cache_dir: Path | None = None) -> Any:
+    """Parse JSON or YAML bytes into plain JSON values (string keys, no dates, no aliases)."""
+    display = uri_to_display(uri)
+    text_start = raw.lstrip()[:1]
+    if text_start in (b"{", b"["):
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            if "recursion" in str(exc):
+                raise DocumentError(display, f"nested deeper than {MAX_DEPTH} levels") from exc
+            data = _parse_json_slowly(raw, display)  # orjson refuses integers past 64 bits
+        _check_depth(data, display)
+        return data
+    return _parse_yaml(raw, display, cache_dir)
+
+
+def _parse_json_slowly(raw: bytes, display: str) -> Any:
+    try:
+        data = json.loads(raw)
+    except RecursionError as exc:
+        raise DocumentError(display, f"nested deeper than {MAX_DEPTH} levels") from exc
+    except ValueError as exc:
+        raise DocumentError(display, f"is not valid JSON: {exc}") from exc
+    return _Normalizer(display).run(data)
+
+
+def _parse_yaml(raw: bytes, display: str, cache_dir: Path | None) -> Any:
+    key = hashlib.sha256(CACHE_VERSION + raw).hexdigest()
+    cached = _cache_read(cache_dir, key)
+    if cached is not None:
+        return cached
+    try:
+        loaded = yaml.load(raw, Loader=_Loader)  # noqa: S506 - a safe loader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise DocumentError(display, f"is not valid YAML{where}: {exc.problem}") from exc
+    except yaml.YAMLError as exc:
+        raise DocumentError(display, f"is not valid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise DocumentError(display, f"nested deeper than {MAX_DEPTH} levels") from exc
+    data = _Normalizer(display).run(loaded)
+    _cache_write(cache_dir, key, data)
+    return data
+
+
+class _Normalizer:
+    """Turn what PyYAML built into plain JSON values, refusing bombs, cycles and deep nesting."""
+
+    def __init__(self, display: str) -> None:
+        self.display = display
+        self.done: dict[int, tuple[Any, int]] = {}
+        self.active: set[int] = set()
+        self.expanded = 0
+
+    def run(self, value: Any) -> Any:
+        return self._walk(value, 0, "")[0]
+
+    def _walk(self, value: Any, depth: int, where: str) -> tuple[Any, int]:
+        if isinstance(value, dict | list):
+            ident = id(value)
+            if ident in self.done:
+                result, size = self.done[ident]
+                self._count(size)
+                return result, size
+            if ident in self.active:
+                raise DocumentError(self.display, f"an alias refers to itself at {where or '/'}")
+            if depth > MAX_DEPTH:
+                raise DocumentError(
+                    self.display, f"nested deeper than {MAX_DEPTH} levels at {where[:200]}"
+                )
+            self.active.add(ident)
+            size = 1
+            out: Any
+            if isinstance(value, dict):
+                out = {}
+                for k, v in value.items():
+                    key = _key_text(k)
+                    out[key], n = self._walk(v, depth + 1, f"{where}/{key}")
+                    size += n
+            else:
+                out = []
+                for i, v in enumerate(value):
+                    item, n = self._walk(v, depth + 1, f"{where}/{i}")
+                    out.append(item)
+                    size += n
+            self.active.discard(ident)
+            self.done[ident] = (out, size)
+            self._count(1)
+            return out, size
+        self._count(1)
+        if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+            return float(value), 1
+        if isinstance(value, bytes):  # !!binary
+            return value.decode("latin-1"), 1
+        return value, 1
+
+    def _count(self, n: int) -> None:
+        self.expanded += n
+        if self.expanded > MAX_EXPANDED_NODES:
+            raise DocumentError(
+                self.display,
+                f"expands to more than {MAX_EXPANDED_NODES} values through YAML aliases "
+                "(an alias bomb?)",
+            )
+
+
+def _key_text(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if key is None:
+        return "null"
+    return str(key)
+
+
+def _check_depth(data: Any, display: str) -> None:
+    """orjson refuses nesting past 1024 levels itself; we hold JSON to the same bound as YAML."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise DocumentError(display, f"nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, dict | list))
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value if isinstance(v, dict | list))
+
+
+def _cache_read(cache_dir: Path | None, key: str) -> Any:
+    if cache_dir is None:
+        return None
+    try:
+        return orjson.loads((cache_dir / f"{key}.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+
+
+def _cache_write(cache_dir: Path | None, key: str, data: Any) -> None:
+    if cache_dir is None:
+        return
+    try:
+        payload = orjson.dumps(data)
+    except TypeError:
+        return  # a value JSON cannot hold (NaN is fine, but e.g. huge floats): skip the cache
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        os.replace(tmp, cache_dir / f"{key}.json")
+    except OSError as exc:
+        logger.debug("cannot write the document cache in %s: %s", cache_dir, exc)
+
+
+def resolve_pointer(data: Any, pointer: str) -> Any:
+    """Follow a JSON pointer (`/components/schemas/Pet`); raises KeyError when it leads nowhere."""
+    if pointer in ("", "/"):
+        return data
+    if not pointer.startswith("/"):
+        raise KeyError(pointer)
+    current = data
+    for raw_token in pointer[1:].split("/"):
+        token = unquote(raw_token).replace("~1", "/").replace("~0", "~")
+        if isinstance(current, dict):
+            if token not in current:
+                raise KeyError(pointer)
+            current = current[token]
+        elif isinstance(current, list):
+            if not token.isdigit() or int(token) >= len(current):
+                raise KeyError(pointer)
+            current = current[int(token)]
+        else:
+            raise KeyError(pointer)
+    return current

@@ -1,0 +1,68 @@
+"""Every exception toolbridge raises, in one tree.
+
+    ToolbridgeError
+    ├── ConfigError          the YAML config is unreadable or invalid (names file, line, key path)
+    ├── SourceError          a document or module cannot be read or parsed at all
+    │   ├── DocumentError    an OpenAPI document is unreadable, unparsable or not OpenAPI
+    │   └── ToolNameClash    two sources produce the same tool name (suggests a prefix)
+    ├── Unauthenticated      no or unknown credential                    -> HTTP 401
+    ├── ToolNotFound         no such tool for this caller                -> HTTP 404
+    ├── InvalidArguments     arguments fail the tool's schema (details)  -> HTTP 422
+    └── UpstreamUnavailable  connect error or timeout reaching the API   -> HTTP 502 / 504
+
+Problems that degrade a single operation (a dangling `$ref`, a media type we cannot send)
+are not exceptions: they become `Note`s in the conversion report, and the rest of the
+document still converts. An upstream 4xx/5xx is a result, not an exception.
+"""
+
+from __future__ import annotations
+
+
+class ToolbridgeError(Exception):
+    """Base of every error toolbridge raises on purpose."""
+
+
+class ConfigError(ToolbridgeError):
+    """The config file is unreadable or invalid; the message names file, line and key path."""
+
+
+class SourceError(ToolbridgeError):
+    """A source (OpenAPI document or Python module) cannot become tools at all."""
+
+
+class DocumentError(SourceError):
+    """An OpenAPI document cannot be read, parsed, or is not an OpenAPI document."""
+
+    def __init__(self, location: str, message: str) -> None:
+        super().__init__(f"{location}: {message}")
+        self.location = location
+
+
+class ToolNameClash(SourceError):
+    """Two tools would get the same name."""
+
+
+class Unauthenticated(ToolbridgeError):
+    """The caller sent no credential, or one we do not know."""
+
+
+class ToolNotFound(ToolbridgeError):
+    """No tool of that name exists for this caller."""
+
+
+class InvalidArguments(ToolbridgeError):
+    """The arguments do not satisfy the tool's input schema."""
+
+    def __init__(self, tool: str, problems: list[tuple[str, str]]) -> None:
+        listed = "; ".join(f"{path}: {message}" for path, message in problems)
+        super().__init__(f"invalid arguments for {tool!r}: {listed}")
+        self.problems = problems
+
+
+class UpstreamUnavailable(ToolbridgeError):
+    """The upstream could not be reached, or did not answer in time."""
+
+    def __init__(self, server: str, message: str, *, timeout: bool = False) -> None:
+        super().__init__(f"upstream {server!r}: {message}")
+        self.server = server
+        self.timeout = timeout

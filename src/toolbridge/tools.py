@@ -1,0 +1,132 @@
+"""The plain values every other module exchanges: a tool, how to reach it, what was changed.
+
+Nothing here does I/O or knows about any client format. A `Tool` carries its canonical
+input schema (JSON Schema 2020-12, self-contained: local `$defs` only) and a `target` that
+says exactly where each argument goes when the tool is called.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+JsonObject = dict[str, Any]
+JsonSchema = dict[str, Any]
+ParamLocation = Literal["path", "query", "header", "cookie"]
+BodyKind = Literal["json", "form", "multipart", "text", "binary"]
+Method = Literal["GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"]
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
+"""Tool names every client format accepts (the strictest of OpenAI, Anthropic, Gemini, MCP)."""
+
+PROPERTY_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+"""Argument names every client format accepts (Anthropic's rule is the strictest)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Note:
+    """One change or loss made while turning a source into tools."""
+
+    kind: str
+    """A stable slug: `name-changed`, `media-type-skipped`, `cycle`, `unresolved-ref`, ..."""
+    message: str
+    """What happened, for a person."""
+    where: str = ""
+    """The operation (`GET /pets/{id}`) or document location the note is about."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParamBinding:
+    """Where one argument goes in the HTTP request: a path, query, header or cookie parameter."""
+
+    argument: str
+    """The property name in the tool's input schema."""
+    name: str
+    """The parameter name in the HTTP request."""
+    location: ParamLocation
+    required: bool = False
+    style: str = "simple"
+    """OpenAPI serialization style: simple, label, matrix, form, spaceDelimited, ..."""
+    explode: bool = False
+    allow_reserved: bool = False
+    content_type: str | None = None
+    """Set when the parameter is described by `content` rather than `schema` (sent encoded)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FieldEncoding:
+    """How one field of a form or multipart body is encoded (OpenAPI `encoding`)."""
+
+    content_type: str | None = None
+    style: str = "form"
+    explode: bool = True
+    is_file: bool = False
+    """A multipart part sent as a file: the argument carries base64 content and a filename."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BodyPlan:
+    """How the request body is built from the arguments."""
+
+    media_type: str
+    kind: BodyKind
+    required: bool = False
+    argument: str | None = None
+    """The one property that holds the whole body; None when the body's fields are flattened."""
+    fields: tuple[tuple[str, str], ...] = ()
+    """When flattened: (argument name, body field name) pairs, in schema order."""
+    encoding: tuple[tuple[str, FieldEncoding], ...] = ()
+    """Per body field (by field name), for form and multipart bodies."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpOperation:
+    """An OpenAPI operation: everything needed to build its HTTP request from arguments."""
+
+    server: str
+    """The id of the source the operation came from."""
+    method: Method
+    path: str
+    """The path template, as in the document (`/pets/{petId}`)."""
+    base_url: str | None
+    """The resolved server URL (scheme, host, base path); None when the document has none."""
+    operation_id: str | None
+    params: tuple[ParamBinding, ...] = ()
+    body: BodyPlan | None = None
+    accept: str | None = None
+    """The `Accept` header derived from the documented responses."""
+    security: tuple[tuple[str, ...], ...] = ()
+    """Alternatives (OR) of security scheme names that must all apply (AND)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Annotations:
+    """Behaviour hints for clients (MCP's tool annotations), derived from the HTTP method."""
+
+    title: str | None = None
+    read_only: bool = False
+    destructive: bool = False
+    idempotent: bool = False
+    open_world: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tool:
+    """One tool, in canonical form, as every renderer and invoker sees it."""
+
+    name: str
+    """Unique within the catalog and valid for every client format."""
+    original_name: str
+    """What the name was derived from (operationId, or `METHOD /path`) before any change."""
+    description: str
+    input_schema: JsonSchema
+    """A JSON Schema 2020-12 object schema; references point into its own `$defs`."""
+    output_schema: JsonSchema | None = None
+    annotations: Annotations = field(default_factory=Annotations)
+    tags: tuple[str, ...] = ()
+    source: str = ""
+    """The id of the source (server or local tools entry) the tool came from."""
+    target: HttpOperation
+    deprecated: bool = False
+    notes: tuple[Note, ...] = ()
+    """Every change or loss made while converting this tool."""
