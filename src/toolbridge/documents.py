@@ -112,9 +112,7 @@ def uri_to_display(uri: str) -> str:
     return uri
 
 
-def http_fetcher(
-    *, timeout: float = FETCH_TIMEOUT, max_bytes: int = MAX_DOCUMENT_BYTES
-) -> Fetcher:
+def http_fetcher(*, timeout: float = FETCH_TIMEOUT, max_bytes: int = MAX_DOCUMENT_BYTES) -> Fetcher:
     """A fetcher for document URLs: bounded in time and size, redirects only within the origin."""
 
     def fetch(url: str) -> bytes:
