@@ -103,7 +103,11 @@ _TYPE_KEYWORDS = {
 }
 _TYPE_KEYWORDS["integer"] = _TYPE_KEYWORDS["number"]
 _ALL_TYPE_KEYWORDS = frozenset().union(*_TYPE_KEYWORDS.values())
-_STRUCTURAL = _ALL_TYPE_KEYWORDS | {"type", "enum", "const", "$ref", "anyOf", "oneOf", "allOf"}
+_SHAPES = frozenset(
+    {"type", "properties", "additionalProperties", "items", "prefixItems", "enum", "const"}
+    | {"$ref", "anyOf", "oneOf", "allOf"}
+)
+"""Keywords that say what a value looks like, rather than only restricting it further."""
 _LOWER_BOUNDS = frozenset({"minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties"})
 _UPPER_BOUNDS = frozenset({"maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties"})
 
@@ -309,7 +313,7 @@ def _merge_all_of(node: JsonSchema, defs: dict[str, Any]) -> JsonSchema | None:
 
 def _is_constraint_only(branch: object) -> bool:
     """An anyOf/oneOf branch that only restricts its parent (`{"required": ["a"]}`)."""
-    return isinstance(branch, dict) and not (_STRUCTURAL & branch.keys())
+    return isinstance(branch, dict) and not (_SHAPES & branch.keys())
 
 
 def _alternatives(node: JsonSchema, defs: dict[str, Any]) -> JsonSchema:

@@ -582,10 +582,7 @@ class _Converter:
         extra_props = content.get("additionalProperties")
         if extra_props not in (None, False) and kind == "json":
             return False
-        if any(
-            name in b.properties or not names.is_valid_property(name) or name == "body"
-            for name in properties
-        ):
+        if any(name in b.properties or not names.is_valid_property(name) for name in properties):
             return False
         if kind == "multipart":
             content = _with_files(content, self.request)

@@ -1,0 +1,156 @@
+"""The `toolbridge` command: `tools` and `check`, each a thin adapter over the library.
+
+Operator errors (a bad config, an unreadable document) are printed without a traceback and
+exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+from . import __version__
+from .config import Config, load_config
+from .documents import DocumentStore, cache_dir_from
+from .errors import ToolbridgeError
+from .registry import Catalog, SourceStatus, build_catalog, load_server, servers_from_specs
+from .render import FORMATS, Format, render_tools
+from .report import check_report, print_check
+from .tools import Tool
+
+DEFAULT_CONFIG = "toolbridge.yaml"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except ToolbridgeError as exc:
+        print(f"toolbridge: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="toolbridge", description="Serve OpenAPI operations and Python functions as LLM tools."
+    )
+    parser.add_argument("--version", action="version", version=f"toolbridge {__version__}")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    tools = sub.add_parser("tools", help="print the tool specs without starting a server")
+    _add_sources(tools)
+    tools.add_argument("--format", choices=FORMATS, default="openai", help="client format")
+    tools.add_argument("--strict", action="store_true", help="OpenAI strict-mode schemas")
+    tools.add_argument("--json", action="store_true", help='print {"tools": [...]} as JSON')
+    tools.set_defaults(run=_tools)
+
+    check = sub.add_parser("check", help="validate config and sources; print what was converted")
+    _add_sources(check)
+    check.add_argument("--json", action="store_true", help="the report as JSON")
+    check.add_argument(
+        "--no-validate", action="store_true", help="skip OpenAPI spec validation (it is slow)"
+    )
+    check.add_argument("-v", "--verbose", action="store_true", help="list every note")
+    check.set_defaults(run=_check)
+    return parser
+
+
+def _add_sources(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-c", "--config", type=Path, help=f"config file (default: {DEFAULT_CONFIG})")
+    group.add_argument(
+        "--spec",
+        action="append",
+        metavar="PATH_OR_URL",
+        help="an OpenAPI document to use instead of a config (repeatable)",
+    )
+
+
+def _config(args: argparse.Namespace) -> Config:
+    if args.spec:
+        return Config(servers=servers_from_specs(args.spec), base_dir=Path.cwd())
+    path = args.config or Path(DEFAULT_CONFIG)
+    if args.config is None and not path.exists():
+        raise ToolbridgeError(
+            f"no {DEFAULT_CONFIG} in this folder; pass -c FILE or --spec PATH_OR_URL"
+        )
+    return load_config(path, os.environ)
+
+
+def _store() -> DocumentStore:
+    return DocumentStore(cache_dir=cache_dir_from(os.environ))
+
+
+def _load(config: Config, store: DocumentStore, progress: TextIO | None) -> Catalog:
+    statuses: list[SourceStatus] = []
+    for server in config.servers:
+        started = time.perf_counter()
+        if progress is not None:
+            print(f"loading {server.id} from {server.spec} ...", file=progress, flush=True)
+        status = load_server(server, store, config.base_dir)
+        if progress is not None:
+            took = time.perf_counter() - started
+            count = len(status.conversion.tools) if status.conversion else 0
+            state = f"{count} tools" if status.ok else "FAILED"
+            print(f"loaded {server.id}: {state} in {took:.2f} s", file=progress, flush=True)
+        statuses.append(status)
+    return build_catalog(statuses)
+
+
+def _tools(args: argparse.Namespace) -> int:
+    config = _config(args)
+    catalog = _load(config, _store(), None)
+    for status in catalog.sources:
+        if not status.ok:
+            print(f"toolbridge: source {status.id!r} is down: {status.error}", file=sys.stderr)
+    tools = list(catalog)
+    fmt: Format = args.format
+    if args.json:
+        body = {"tools": render_tools(tools, fmt, strict=args.strict)}
+        sys.stdout.buffer.write(orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        _print_table(tools, sys.stdout)
+    return 0 if all(s.ok for s in catalog.sources) else 1
+
+
+def _print_table(tools: list[Tool], out: TextIO) -> None:
+    if not tools:
+        print("no tools", file=out)
+        return
+    width = min(max(len(t.name) for t in tools), 64)
+    for tool in tools:
+        target = f"{tool.target.method} {tool.target.path}"
+        summary = tool.description.splitlines()[0] if tool.description else ""
+        line = f"{tool.name:<{width}}  {target:<40}  {summary}"
+        print(line[:200].rstrip(), file=out)
+    print(f"{len(tools)} tools", file=out)
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = _config(args)
+    store = _store()
+    progress = sys.stderr if not args.json else None
+    catalog = _load(config, store, progress)
+    report: dict[str, Any] = check_report(
+        catalog, store, validate=not args.no_validate, progress=progress
+    )
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        print_check(report, sys.stdout, verbose=args.verbose)
+    return 0 if report["summary"]["usable"] else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""All sources turned into one immutable `Catalog`: name -> Tool, plus how each source fared.
+
+A source that fails to load is reported with its error and contributes no tools; the others
+are unaffected. When two sources produce the same tool name, the later source's tool (in
+config order) is prefixed with that source's id and the change is noted: deterministic, and
+never silent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from . import names
+from .config import Config, Server
+from .config import Selection as SelectionConfig
+from .documents import DocumentStore, location_to_uri, uri_to_display
+from .errors import DocumentError
+from .openapi import Conversion, Selection, convert
+from .tools import Note, Tool
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceStatus:
+    """One configured source: what it turned into, or the error that keeps it down."""
+
+    id: str
+    kind: str
+    location: str
+    loaded_at: float
+    conversion: Conversion | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """The tools of every source, by name, in source order; immutable once built."""
+
+    tools: Mapping[str, Tool]
+    sources: tuple[SourceStatus, ...]
+    notes: tuple[Note, ...] = ()
+
+    def get(self, name: str) -> Tool | None:
+        return self.tools.get(name)
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(self.tools.values())
+
+    def __len__(self) -> int:
+        return len(self.tools)
+
+
+def servers_from_specs(locations: Iterable[str]) -> tuple[Server, ...]:
+    """Ad-hoc servers for `--spec` arguments, with ids from the file or URL names."""
+    servers = []
+    taken: set[str] = set()
+    for location in locations:
+        stem = location.rstrip("/").rsplit("/", 1)[-1].split("?")[0].rsplit(".", 1)[0]
+        base = names.safe_name(stem or "api")[:30].strip("_-") or "api"
+        base = base if base[0].isalpha() else f"api{base}"
+        ident, n = base, 2
+        while ident in taken:
+            ident = f"{base}-{n}"
+            n += 1
+        taken.add(ident)
+        servers.append(Server(id=ident, spec=location))
+    return tuple(servers)
+
+
+def load_server(server: Server, store: DocumentStore, base_dir: Path) -> SourceStatus:
+    uri = location_to_uri(server.spec, base_dir)
+    started = time.time()
+    try:
+        conversion = convert(
+            store,
+            uri,
+            source=server.id,
+            base_url=server.base_url,
+            prefix=server.prefix or "",
+            include=_selection(server.include),
+            exclude=_selection(server.exclude),
+        )
+    except DocumentError as exc:
+        logger.error("source %s is down: %s", server.id, exc)
+        return SourceStatus(
+            id=server.id,
+            kind="openapi",
+            location=uri_to_display(uri),
+            loaded_at=started,
+            error=str(exc),
+        )
+    return SourceStatus(
+        id=server.id,
+        kind="openapi",
+        location=uri_to_display(uri),
+        loaded_at=started,
+        conversion=conversion,
+    )
+
+
+def build_catalog(sources: Iterable[SourceStatus]) -> Catalog:
+    """One name -> Tool map over all sources; clashing names are prefixed with the source id."""
+    statuses = tuple(sources)
+    tools: dict[str, Tool] = {}
+    notes: list[Note] = []
+    for status in statuses:
+        if status.conversion is None:
+            continue
+        for tool in status.conversion.tools:
+            if tool.name in tools:
+                renamed = _unclash(tool, tools)
+                note = Note(
+                    kind="name-clash",
+                    message=f"{tool.name!r} is already a tool of source "
+                    f"{tools[tool.name].source!r}; this one is {renamed!r}",
+                    where=f"{tool.target.method} {tool.target.path}",
+                )
+                notes.append(note)
+                tool = replace(tool, name=renamed, notes=(*tool.notes, note))
+            tools[tool.name] = tool
+    return Catalog(tools=tools, sources=statuses, notes=tuple(notes))
+
+
+def load_catalog(config: Config, store: DocumentStore) -> Catalog:
+    return build_catalog(load_server(s, store, config.base_dir) for s in config.servers)
+
+
+def _unclash(tool: Tool, taken: Mapping[str, Tool]) -> str:
+    candidate = names.safe_name(tool.name, prefix=tool.source.replace("-", "_"))
+    n = 2
+    base = candidate
+    while candidate in taken:
+        suffix = f"_{n}"
+        candidate = base[: names.MAX_NAME - len(suffix)] + suffix
+        n += 1
+    return candidate
+
+
+def _selection(selection: SelectionConfig | None) -> Selection | None:
+    if selection is None:
+        return None
+    return Selection(
+        tags=selection.tags,
+        operations=selection.operations,
+        methods=selection.methods,
+        paths=selection.paths,
+    )

@@ -1,0 +1,156 @@
+"""The conversion report `toolbridge check` prints: per source, what it became and what changed.
+
+`check_report` builds plain JSON-able values (also the `--json` output); `print_check` formats
+them for a person.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any, TextIO
+
+from .documents import DocumentStore
+from .registry import Catalog, SourceStatus
+from .tools import Note
+from .validation import validate_document
+
+SHOWN_PER_SOURCE = 20
+
+
+def _note(note: Note) -> dict[str, str]:
+    return {"kind": note.kind, "message": note.message, "where": note.where}
+
+
+def source_report(
+    status: SourceStatus, store: DocumentStore, *, validate: bool, progress: TextIO | None
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "id": status.id,
+        "kind": status.kind,
+        "location": status.location,
+        "ok": status.ok,
+        "error": status.error,
+    }
+    conversion = status.conversion
+    if conversion is None:
+        return entry
+    changes = [
+        {"tool": tool.name, **_note(note)} for tool in conversion.tools for note in tool.notes
+    ]
+    entry.update(
+        title=conversion.title,
+        spec_version=conversion.spec_version,
+        operations=conversion.operations,
+        tools=len(conversion.tools),
+        filtered=conversion.filtered,
+        notes=[_note(n) for n in conversion.notes],
+        changes=changes,
+        changes_by_kind=dict(Counter(c["kind"] for c in changes).most_common()),
+    )
+    if validate:
+        if progress is not None:
+            print(f"validating {status.id} ...", file=progress, flush=True)
+        started = time.perf_counter()
+        document = store.get(conversion.uri).data
+        findings = validate_document(document, conversion.uri, conversion.spec_version)
+        entry["validation"] = {
+            "ran": True,
+            "valid": not findings,
+            "findings": findings,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+    else:
+        entry["validation"] = {"ran": False, "valid": None, "findings": []}
+    return entry
+
+
+def check_report(
+    catalog: Catalog, store: DocumentStore, *, validate: bool, progress: TextIO | None = None
+) -> dict[str, Any]:
+    sources = [
+        source_report(s, store, validate=validate, progress=progress) for s in catalog.sources
+    ]
+    by_kind: Counter[str] = Counter()
+    for source in sources:
+        by_kind.update(source.get("changes_by_kind", {}))
+    by_kind.update(n.kind for n in catalog.notes)
+    down = [s["id"] for s in sources if not s["ok"]]
+    return {
+        "sources": sources,
+        "catalog_notes": [_note(n) for n in catalog.notes],
+        "summary": {
+            "sources": len(sources),
+            "down": down,
+            "operations": sum(s.get("operations", 0) for s in sources),
+            "tools": len(catalog),
+            "changes": sum(by_kind.values()),
+            "changes_by_kind": dict(by_kind.most_common()),
+            "validation_findings": sum(
+                len(s.get("validation", {}).get("findings", ())) for s in sources
+            ),
+            "usable": not down,
+        },
+    }
+
+
+def print_check(report: dict[str, Any], out: TextIO, *, verbose: bool = False) -> None:
+    for source in report["sources"]:
+        _print_source(source, out, verbose)
+        print(file=out)
+    for note in report["catalog_notes"]:
+        print(f"catalog: {note['kind']}: {note['message']}", file=out)
+    summary = report["summary"]
+    kinds = ", ".join(f"{k} {n}" for k, n in summary["changes_by_kind"].items())
+    state = "usable" if summary["usable"] else f"NOT usable: down: {', '.join(summary['down'])}"
+    print(
+        f"summary: {summary['sources']} source(s), {summary['operations']} operations, "
+        f"{summary['tools']} tools, {summary['changes']} changes"
+        + (f" ({kinds})" if kinds else "")
+        + f", {summary['validation_findings']} spec validation findings; {state}",
+        file=out,
+    )
+
+
+def _print_source(source: dict[str, Any], out: TextIO, verbose: bool) -> None:
+    if not source["ok"]:
+        print(f"{source['id']}  {source['location']}  DOWN: {source['error']}", file=out)
+        return
+    print(
+        f"{source['id']}  {source['location']}  {source['title']!r} "
+        f"({_version_label(source['spec_version'])})",
+        file=out,
+    )
+    filtered = f" ({source['filtered']} filtered out)" if source["filtered"] else ""
+    print(f"  {source['operations']} operations -> {source['tools']} tools{filtered}", file=out)
+    validation = source["validation"]
+    if validation["ran"]:
+        if validation["valid"]:
+            print("  spec validation: valid", file=out)
+        else:
+            shown = validation["findings"] if verbose else validation["findings"][:5]
+            print(f"  spec validation: {len(validation['findings'])} finding(s)", file=out)
+            for finding in shown:
+                print(f"    - {finding}", file=out)
+            if len(shown) < len(validation["findings"]):
+                print("    ... (-v shows all)", file=out)
+    for note in source["notes"]:
+        print(f"  {note['kind']}: {note['message']}", file=out)
+    changes = source["changes"]
+    if not changes:
+        print("  nothing changed or lost", file=out)
+        return
+    kinds = ", ".join(f"{k} {n}" for k, n in source["changes_by_kind"].items())
+    print(f"  {len(changes)} change(s): {kinds}", file=out)
+    shown = changes if verbose else changes[:SHOWN_PER_SOURCE]
+    for change in shown:
+        print(
+            f"    {change['where']}  [{change['tool']}]  {change['kind']}: {change['message']}",
+            file=out,
+        )
+    if len(shown) < len(changes):
+        print(f"    ... and {len(changes) - len(shown)} more (-v lists every change)", file=out)
+
+
+def _version_label(version: str) -> str:
+    return f"Swagger {version}" if version.startswith("2") else f"OpenAPI {version}"
