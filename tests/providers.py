@@ -91,9 +91,11 @@ def _function(function: JsonObject, where: str) -> list[str]:
     at = f"{where}parameters"
     if not isinstance(parameters, dict):
         return [*problems, f"{at}: expected a JSON Schema object"]
-    problems += _json_schema(parameters, at)
+    problems += schema_problems(parameters, at)
     if parameters.get("type") != "object":
         problems.append(f'{at}: the root must have "type": "object"')
+    if not isinstance(parameters.get("properties"), dict):
+        problems.append(f"{at}: object schema missing properties")
     for path, node in _subschemas(parameters):
         if isinstance(node, dict) and "array" in _types(node) and "items" not in node:
             problems.append(f"{at}{path[1:]}: array schema missing items")
@@ -166,7 +168,7 @@ def _anthropic(tool: JsonObject) -> list[str]:
     schema = tool.get("input_schema")
     if not isinstance(schema, dict):
         return [*problems, "input_schema: expected a JSON Schema object"]
-    problems += _json_schema(schema, "input_schema")
+    problems += schema_problems(schema, "input_schema")
     if schema.get("type") != "object":
         problems.append('input_schema: the root must have "type": "object"')
     if combinators := sorted({"oneOf", "anyOf", "allOf"} & schema.keys()):
@@ -250,7 +252,7 @@ def _mcp(tool: JsonObject) -> list[str]:
         if not isinstance(schema, dict) or schema.get("type") != "object":
             problems.append(f'{key}: expected a JSON Schema with "type": "object"')
         else:
-            problems += _json_schema(schema, key)
+            problems += schema_problems(schema, key)
     annotations = tool.get("annotations", {})
     if not isinstance(annotations, dict):
         return [*problems, "annotations: expected an object"]
@@ -289,7 +291,7 @@ def _description(tool: JsonObject, where: str) -> list[str]:
     return []
 
 
-def _json_schema(schema: JsonObject, where: str) -> list[str]:
+def schema_problems(schema: JsonObject, where: str) -> list[str]:
     """Valid JSON Schema 2020-12 (as `check_schema` says), and every `$ref` resolves locally.
 
     The `jsonschema` library is the judge, but it takes tens of milliseconds on a big schema,
@@ -307,10 +309,8 @@ def _json_schema(schema: JsonObject, where: str) -> list[str]:
         if ref is not None and not _resolves(schema, ref):
             problems.append(f"{where}{path[1:]}: $ref {ref!r} does not resolve in this schema")
     if not (regexes_ok and jsonschema_rs.meta.is_valid(schema)):
-        problems[:0] = [
-            f"{where}: invalid JSON Schema 2020-12 at {error.json_path}: {error.message}"
-            for error in list(_META.iter_errors(schema))[:3]
-        ]
+        errors = {f"{e.json_path}: {e.message}": None for e in _META.iter_errors(schema)}
+        problems[:0] = [f"{where}: invalid JSON Schema 2020-12 at {e}" for e in list(errors)[:3]]
     return problems
 
 

@@ -32,10 +32,9 @@ _NAME_JUNK = re.compile(r"[^A-Za-z0-9_.-]+")
 
 @dataclass(slots=True)
 class Found:
-    """What translating one schema produced: the schema, the defs it uses, and notes."""
+    """What translating one schema produced: the schema, and notes on what changed."""
 
     schema: Any
-    refs: set[str] = field(default_factory=set)
     notes: list[Note] = field(default_factory=list)
 
 
@@ -60,11 +59,22 @@ class References:
         self.store = store
         self.root_uri = root_uri
         self.remote_allowed = urlsplit(root_uri).scheme in ("http", "https")
+        self._located: dict[tuple[str, str], tuple[str, str]] = {}
 
     def locate(self, ref: Any, base_uri: str) -> tuple[str, str]:
         """The (document URI, JSON pointer) a `$ref` names, relative to `base_uri`."""
         if not isinstance(ref, str):
             raise RefError(f"a $ref must be a string, found {type(ref).__name__}")
+        key = (ref, base_uri)
+        located = self._located.get(key)
+        if located is None:
+            located = self._locate(ref, base_uri)
+            self._located[key] = located
+        return located
+
+    def _locate(self, ref: str, base_uri: str) -> tuple[str, str]:
+        if ref.startswith("#"):
+            return urldefrag(base_uri)[0], unquote(ref[1:])
         target = urljoin(base_uri, ref)
         uri, fragment = urldefrag(target)
         scheme = urlsplit(uri).scheme
@@ -203,7 +213,7 @@ class Definitions:
         found = Found(None)
         found.schema = self._node(value, uri, found)
         self.defs[name] = found.schema
-        self.deps[name] = frozenset(found.refs)
+        self.deps[name] = frozenset(js.collect_refs(found.schema))
         where = f"{uri_to_display(uri)}#{pointer}"
         self.def_notes[name] = tuple(
             Note(kind=n.kind, message=n.message, where=n.where or where) for n in found.notes
@@ -227,7 +237,6 @@ class Definitions:
         if isinstance(value, bool):
             return value
         name = self._name_for(target_uri, pointer, value)
-        found.refs.add(name)
         out: dict[str, Any] = {"$ref": f"#/$defs/{name}"}
         siblings = {k: v for k, v in node.items() if k != "$ref"}
         if not siblings:
@@ -288,7 +297,6 @@ class Definitions:
         content = self.defs[name]
         if not isinstance(content, dict) or name in self.deps[name]:
             return None
-        found.refs |= self.deps[name]
         found.notes.extend(self.def_notes[name])
         return content
 
@@ -511,10 +519,10 @@ _HANDLERS: dict[str, Any] = {
     "examples": _example,
     "required": _required,
     "dependentRequired": _any,
-    **{k: _number for k in js.NUMBER_KEYWORDS},
-    **{k: _count for k in js.COUNT_KEYWORDS},
-    **{k: _plain for k in js.PLAIN_KEYWORDS},
-    **{k: _properties for k in js.SUBSCHEMA_MAPS},
-    **{k: _schema for k in js.SUBSCHEMA_KEYWORDS},
-    **{k: _schema_list for k in js.SUBSCHEMA_LISTS},
+    **dict.fromkeys(js.NUMBER_KEYWORDS, _number),
+    **dict.fromkeys(js.COUNT_KEYWORDS, _count),
+    **dict.fromkeys(js.PLAIN_KEYWORDS, _plain),
+    **dict.fromkeys(js.SUBSCHEMA_MAPS, _properties),
+    **dict.fromkeys(js.SUBSCHEMA_KEYWORDS, _schema),
+    **dict.fromkeys(js.SUBSCHEMA_LISTS, _schema_list),
 }

@@ -27,9 +27,9 @@ values) with the input, so treat both as read-only. What each function changes:
   call path is expected to decode such strings (it knows the canonical schema); this module
   only marks the places, with `JSON_STRING_NOTE` in the description.
 
-The root of every dialect is a plain `type: object` schema: a root `$ref` is inlined, a root
-`allOf` merged, and a root `anyOf`/`oneOf` becomes the union of the alternatives' properties
-(required: those every alternative requires).
+The root of every dialect is a plain `type: object` schema with `properties`: a root `$ref` is
+inlined, a root `allOf` merged, and a root `anyOf`/`oneOf` becomes the union of the
+alternatives' properties (required: those every alternative requires).
 """
 
 from __future__ import annotations
@@ -66,8 +66,11 @@ STRICT_FORMATS = frozenset(
     {"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"}
 )
 
-_GEMINI_FORMATS = {"string": {"enum", "date-time"}, "number": {"float", "double"}}
-_GEMINI_FORMATS["integer"] = {"int32", "int64"}
+_GEMINI_FORMATS = {
+    "string": {"enum", "date-time"},
+    "number": {"float", "double"},
+    "integer": {"int32", "int64"},
+}
 _MAX_HOPS = 8
 """Consecutive `$ref`/`allOf`/`anyOf` rewrites of one node before we give up on it."""
 _MAX_LEVELS = 200
@@ -75,7 +78,7 @@ _MAX_LEVELS = 200
 
 _PROPERTY_KEY = re.compile(r"^[a-zA-Z0-9_.-]{1,64}$")
 _UNSUPPORTED_REGEX = re.compile(r"\(\?[^:]|\\[1-9pPk]")
-"""Lookaround, named groups, backreferences and Unicode classes: not safe outside Python/JS."""
+"""Lookaround, named groups, backreferences, Unicode classes: not for RE2-like regex engines."""
 
 _ONE_SCHEMA = frozenset(
     {"items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames"}
@@ -87,21 +90,15 @@ _ANNOTATIONS = frozenset(
     {"description", "title", "default", "examples", "$comment", "deprecated", "readOnly"}
     | {"writeOnly", "$defs", "discriminator", "xml", "externalDocs", "example"}
 )
+_NUMERIC = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "format"}
 _TYPE_KEYWORDS = {
     "string": {"minLength", "maxLength", "pattern", "format", "contentEncoding"},
-    "number": {
-        "minimum",
-        "maximum",
-        "exclusiveMinimum",
-        "exclusiveMaximum",
-        "multipleOf",
-        "format",
-    },
+    "number": _NUMERIC,
+    "integer": _NUMERIC,
     "array": {"items", "prefixItems", "minItems", "maxItems", "uniqueItems", "contains"},
     "object": {"properties", "required", "additionalProperties", "patternProperties"}
     | {"minProperties", "maxProperties", "propertyNames", "dependentRequired"},
 }
-_TYPE_KEYWORDS["integer"] = _TYPE_KEYWORDS["number"]
 _ALL_TYPE_KEYWORDS = frozenset().union(*_TYPE_KEYWORDS.values())
 _SHAPES = frozenset(
     {"type", "properties", "additionalProperties", "items", "prefixItems", "enum", "const"}
@@ -260,7 +257,7 @@ def _merge_key(merged: JsonSchema, key: str, value: Any) -> bool:
     if key not in merged or old == value:
         merged[key] = value
     elif key == "properties" and isinstance(old, dict) and isinstance(value, dict):
-        both = {name: {"allOf": [old[name], v]} for name, v in value.items() if name in old}
+        both = {n: {"allOf": [old[n], v]} for n, v in value.items() if old.get(n, v) != v}
         merged[key] = {**old, **value, **both}
     elif key == "required" and isinstance(old, list) and isinstance(value, list):
         merged[key] = list(dict.fromkeys([*old, *value]))
@@ -352,26 +349,28 @@ def _object_root(schema: JsonSchema) -> JsonSchema:
     if "anyOf" in root or "oneOf" in root:
         root = _union_of_alternatives(root, defs)
     root["type"] = "object"
+    if not isinstance(root.get("properties"), dict):
+        root["properties"] = {}  # OpenAI: "In context=(), object schema missing properties"
     return root
 
 
 def _union_of_alternatives(root: JsonSchema, defs: dict[str, Any]) -> JsonSchema:
     flat = _alternatives(root, defs)
     out = {k: v for k, v in flat.items() if k != "anyOf"}
-    properties = dict(out.get("properties") or {})
+    properties = dict(_dict(out, "properties"))
     required: list[str] | None = None
-    for branch in flat.get("anyOf", []):
-        if isinstance(branch, dict) and "$ref" in branch:
-            branch = (_resolve(defs, branch["$ref"]) or ("", {}))[1]
+    for branch in _list(flat, "anyOf"):
+        if isinstance(branch, dict) and ("$ref" in branch or "allOf" in branch):
+            branch = _merge_all_of({"allOf": [branch]}, defs) or {}
         if not isinstance(branch, dict):
             continue
-        for name, sub in (branch.get("properties") or {}).items():
+        for name, sub in _dict(branch, "properties").items():
             properties.setdefault(name, sub)
-        needed = [r for r in branch.get("required") or [] if isinstance(r, str)]
+        needed = [r for r in _list(branch, "required") if isinstance(r, str)]
         required = needed if required is None else [r for r in required if r in needed]
     if properties:
         out["properties"] = properties
-    out["required"] = list(dict.fromkeys([*(out.get("required") or []), *(required or [])]))
+    out["required"] = list(dict.fromkeys([*_list(out, "required"), *(required or [])]))
     if not out["required"]:
         del out["required"]
     return out
@@ -416,6 +415,8 @@ def for_openai_strict(schema: JsonSchema) -> JsonSchema | None:
 
 
 class _Strict:
+    """One walk over a schema and its `$defs`, counting what OpenAI's limits count."""
+
     def __init__(self, defs: dict[str, Any]) -> None:
         self.defs = defs
         self.inlining: set[str] = set()
@@ -617,6 +618,8 @@ def _allowed(description: str, values: Iterable[Any]) -> str:
 
 
 class _Gemini:
+    """One inlining walk, with a depth bound and (unless None) a node budget."""
+
     def __init__(self, defs: dict[str, Any], max_depth: int, budget: int | None) -> None:
         self.defs = defs
         self.max_depth = max_depth

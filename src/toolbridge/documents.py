@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import tempfile
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 MAX_DEPTH = 256
-"""Nesting deeper than this is refused: no real document comes close, and it keeps recursion safe."""
+"""Deeper nesting is refused: no real document comes close, and it keeps recursion safe."""
 MAX_EXPANDED_NODES = 20_000_000
 """Values reachable through YAML aliases, counted with repeats: the budget against alias bombs."""
 FETCH_TIMEOUT = 30.0
@@ -229,20 +230,23 @@ def parse(raw: bytes, uri: str, cache_dir: Path | None = None) -> Any:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             if "recursion" in str(exc):
-                raise DocumentError(display, f"nested deeper than {MAX_DEPTH} levels") from exc
-            data = _parse_json_slowly(raw, display)  # orjson refuses integers past 64 bits
-        _check_depth(data, display)
+                raise DocumentError(display, "nested too deeply (over 1024 levels)") from exc
+            # orjson refuses integers past 64 bits; and `{a: 1}` is YAML, not JSON.
+            return _parse_json_slowly(raw, display, cache_dir)
         return data
     return _parse_yaml(raw, display, cache_dir)
 
 
-def _parse_json_slowly(raw: bytes, display: str) -> Any:
+def _parse_json_slowly(raw: bytes, display: str, cache_dir: Path | None) -> Any:
     try:
         data = json.loads(raw)
     except RecursionError as exc:
-        raise DocumentError(display, f"nested deeper than {MAX_DEPTH} levels") from exc
+        raise DocumentError(display, "nested too deeply") from exc
     except ValueError as exc:
-        raise DocumentError(display, f"is not valid JSON: {exc}") from exc
+        try:
+            return _parse_yaml(raw, display, cache_dir)
+        except DocumentError:
+            raise DocumentError(display, f"is not valid JSON: {exc}") from exc
     return _Normalizer(display).run(data)
 
 
@@ -252,7 +256,8 @@ def _parse_yaml(raw: bytes, display: str, cache_dir: Path | None) -> Any:
     if cached is not None:
         return cached
     try:
-        loaded = yaml.load(raw, Loader=_Loader)  # noqa: S506 - a safe loader subclass
+        _check_yaml_depth(raw, display)
+        loaded = yaml.load(raw, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -261,9 +266,31 @@ def _parse_yaml(raw: bytes, display: str, cache_dir: Path | None) -> Any:
         raise DocumentError(display, f"is not valid YAML: {exc}") from exc
     except RecursionError as exc:
         raise DocumentError(display, f"nested deeper than {MAX_DEPTH} levels") from exc
-    data = _Normalizer(display).run(loaded)
-    _cache_write(cache_dir, key, data)
+    normalizer = _Normalizer(display)
+    data = normalizer.run(loaded)
+    if normalizer.json_safe:
+        _cache_write(cache_dir, key, data)
     return data
+
+
+def _check_yaml_depth(raw: bytes, display: str) -> None:
+    """Refuse deep nesting before composing: the C composer recurses and can crash the process.
+
+    Reading the event stream is iterative and costs a fraction of a full load; it runs only
+    when a document is not in the parse cache.
+    """
+    depth = 0
+    starts = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+    ends = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+    for event in yaml.parse(raw, Loader=_Loader):
+        if isinstance(event, starts):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                where = f" (line {mark.line + 1})" if mark else ""
+                raise DocumentError(display, f"nested deeper than {MAX_DEPTH} levels{where}")
+        elif isinstance(event, ends):
+            depth -= 1
 
 
 class _Normalizer:
@@ -274,6 +301,8 @@ class _Normalizer:
         self.done: dict[int, tuple[Any, int]] = {}
         self.active: set[int] = set()
         self.expanded = 0
+        self.json_safe = True
+        """False when a value JSON cannot hold exactly (NaN, infinities): then no caching."""
 
     def run(self, value: Any) -> Any:
         return self._walk(value, 0, "")[0]
@@ -313,6 +342,8 @@ class _Normalizer:
         self._count(1)
         if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
             return float(value), 1
+        if isinstance(value, float) and not math.isfinite(value):
+            self.json_safe = False
         if isinstance(value, bytes):  # !!binary
             return value.decode("latin-1"), 1
         return value, 1
@@ -335,19 +366,6 @@ def _key_text(key: Any) -> str:
     if key is None:
         return "null"
     return str(key)
-
-
-def _check_depth(data: Any, display: str) -> None:
-    """orjson refuses nesting past 1024 levels itself; we hold JSON to the same bound as YAML."""
-    stack: list[tuple[Any, int]] = [(data, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise DocumentError(display, f"nested deeper than {MAX_DEPTH} levels")
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, dict | list))
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value if isinstance(v, dict | list))
 
 
 def _cache_read(cache_dir: Path | None, key: str) -> Any:

@@ -55,7 +55,8 @@ def safe_name(original: str, *, method_path: bool = False, prefix: str = "") -> 
     text = _ascii(original)
     if method_path:
         method, _, path = text.partition(" ")
-        text = f"{method.lower()}_{path.replace('{', '').replace('}', '')}"
+        segments = [s for s in path.replace("{", "").replace("}", "").split("/") if s]
+        text = "_".join([method.lower(), *segments])
     name = _ILLEGAL.sub("_", text).strip("_-")
     if not name:
         name = f"op_{_digest(original)}"

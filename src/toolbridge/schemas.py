@@ -184,3 +184,19 @@ def merge_all_of(
     if required:
         merged["required"] = required
     return merged
+
+
+def collect_refs(schema: Any) -> set[str]:
+    """The `$defs` names a schema refers to, outside of any `$defs` it holds."""
+    found: set[str] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                found.add(ref[8:])
+            stack.extend(v for k, v in node.items() if k != "$defs" and isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, dict | list))
+    return found

@@ -92,10 +92,10 @@ def request_body(
     """The 3.0 `requestBody` equivalent of a 2.0 body parameter or formData parameters."""
     if body_param is not None:
         media_types = [c for c in consumes if "form" not in c] or ["application/json"]
-        schema = body_param.get("schema", {})
+        body_schema = body_param.get("schema", {})
         out: dict[str, Any] = {
             "required": bool(body_param.get("required")),
-            "content": {mt: {"schema": schema} for mt in media_types},
+            "content": {mt: {"schema": body_schema} for mt in media_types},
         }
         if "description" in body_param:
             out["description"] = body_param["description"]
@@ -103,10 +103,8 @@ def request_body(
     if not form_params:
         return None
     has_file = any(p.get("type") == "file" for p in form_params)
-    if (
-        has_file
-        or "multipart/form-data" in consumes
-        and ("application/x-www-form-urlencoded" not in consumes)
+    if has_file or (
+        "multipart/form-data" in consumes and ("application/x-www-form-urlencoded" not in consumes)
     ):
         media_type = "multipart/form-data"
     else:

@@ -35,7 +35,7 @@ def validate_document(document: Any, uri: str, spec_version: str) -> list[str]:
             if len(findings) >= MAX_FINDINGS:
                 findings.append(f"(stopped after {MAX_FINDINGS} findings)")
                 break
-    except Exception as exc:  # noqa: BLE001 - the validator raises many kinds; all are findings
+    except Exception as exc:
         ref = getattr(exc, "ref", None)
         detail = f"cannot resolve {ref!r}" if ref else f"{type(exc).__name__}: {exc}"
         findings.append(f"validation stopped: {detail[:300]}")
