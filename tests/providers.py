@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]  # no stubs in dev deps
+from jsonschema import Draft202012Validator
 
 from toolbridge.tools import JsonObject
 

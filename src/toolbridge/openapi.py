@@ -150,7 +150,7 @@ def _convert(
     converter = _Converter(store, uri, document, version, source, base_url)
     operations, path_notes = converter.operations()
     notes.extend(path_notes)
-    notes.extend(_unexposed(document))
+    notes.extend(_unexposed(document, operations))
     selected: list[_Operation] = []
     derived: set[str] = set()
     for op in operations:
@@ -231,7 +231,8 @@ def _version(document: dict[str, Any], display: str) -> tuple[Version, list[Note
     raise DocumentError(display, f"openapi {raw!r}; expected 2.0, 3.0.x or 3.1.x")
 
 
-def _unexposed(document: dict[str, Any]) -> list[Note]:
+def _unexposed(document: dict[str, Any], operations: list[_Operation]) -> list[Note]:
+    """Webhooks and callbacks describe calls the API makes to others: they are not tools."""
     notes = []
     webhooks = document.get("webhooks")
     if isinstance(webhooks, dict) and webhooks:
@@ -240,6 +241,17 @@ def _unexposed(document: dict[str, Any]) -> list[Note]:
                 kind="webhooks-not-tools",
                 message=f"{len(webhooks)} webhook(s) describe calls the API makes, not tools; "
                 "not exposed",
+            )
+        )
+    callbacks = [op.where for op in operations if op.operation.get("callbacks")]
+    if callbacks:
+        notes.append(
+            Note(
+                kind="callbacks-not-tools",
+                message=f"{len(callbacks)} operation(s) declare callbacks (calls the API makes, "
+                "not tools); not exposed: "
+                + ", ".join(callbacks[:5])
+                + ("" if len(callbacks) <= 5 else ", ..."),
             )
         )
     return notes
