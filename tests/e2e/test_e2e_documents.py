@@ -1,0 +1,129 @@
+"""Documents read over real HTTP from a server on 127.0.0.1: refs across URLs, and every limit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from tests.e2e.conftest import live_server
+from toolbridge import cli
+from toolbridge.documents import DocumentStore, http_fetcher
+from toolbridge.errors import DocumentError
+from toolbridge.openapi import convert
+
+pytestmark = pytest.mark.e2e
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+
+
+async def spec_file(request: Request) -> Response:
+    path = (SPECS / request.path_params["path"]).resolve()
+    if not path.is_relative_to(SPECS) or not path.is_file():
+        return PlainTextResponse("not found", status_code=404)
+    return FileResponse(path)
+
+
+async def slow(request: Request) -> Response:
+    await asyncio.sleep(5)
+    return PlainTextResponse("openapi: 3.0.0")
+
+
+async def huge(request: Request) -> Response:
+    return PlainTextResponse("x" * 200_000)
+
+
+async def redirect_here(request: Request) -> Response:
+    return RedirectResponse("/specs/demo.yaml")
+
+
+async def redirect_away(request: Request) -> Response:
+    return RedirectResponse("http://localhost:9/evil.yaml")
+
+
+async def server_relative(request: Request) -> Response:
+    text = (SPECS / "demo.yaml").read_text().replace("http://127.0.0.1:8901", "/api/v1")
+    return PlainTextResponse(text)
+
+
+APP = Starlette(
+    routes=[
+        Route("/specs/{path:path}", spec_file),
+        Route("/slow.yaml", slow),
+        Route("/huge.yaml", huge),
+        Route("/moved.yaml", redirect_here),
+        Route("/away.yaml", redirect_away),
+        Route("/relative.yaml", server_relative),
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    with live_server(APP) as url:
+        yield url
+
+
+def test_multifile_document_over_http_follows_refs_across_urls(base_url: str) -> None:
+    """Refs to sibling files, a sub-folder and a parent folder resolve against the URL."""
+    store = DocumentStore()
+    conversion = convert(store, f"{base_url}/specs/refs-multifile/api/openapi.yaml")
+    from_file = convert(DocumentStore(), (SPECS / "refs-multifile/api/openapi.yaml").as_uri())
+    assert [t.name for t in conversion.tools] == [t.name for t in from_file.tools]
+    assert [t.input_schema for t in conversion.tools] == [t.input_schema for t in from_file.tools]
+    assert [[(n.kind, n.message) for n in t.notes] for t in conversion.tools] == [
+        [],
+        [("read-only-omitted", "read-only properties left out of the request: id")],
+        [],
+        [],
+    ]
+    # Only what tools need is fetched: the error responses' file is never read.
+    assert sorted(u.removeprefix(base_url) for u in store.loaded) == [
+        "/specs/refs-multifile/api/openapi.yaml",
+        "/specs/refs-multifile/api/parameters.yaml",
+        "/specs/refs-multifile/api/paths/pet-by-id.yaml",
+        "/specs/refs-multifile/api/schemas/owner.yaml",
+        "/specs/refs-multifile/api/schemas/pet.yaml",
+    ]
+
+
+def test_relative_server_url_resolves_against_the_document_url(base_url: str) -> None:
+    conversion = convert(DocumentStore(), f"{base_url}/relative.yaml")
+    assert {t.target.base_url for t in conversion.tools} == {f"{base_url}/api/v1"}
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/specs/nothing.yaml", "fetch answered HTTP 404, expected 200"),
+        ("/away.yaml", "redirected off its origin to http://localhost:9/evil.yaml; not followed"),
+        ("/huge.yaml", "larger than the 100000 byte limit for documents"),
+        ("/slow.yaml", "no answer within 0.5 s"),
+    ],
+)
+def test_fetch_failures_name_the_url_and_what_happened(
+    base_url: str, path: str, message: str
+) -> None:
+    store = DocumentStore(fetch=http_fetcher(timeout=0.5, max_bytes=100_000))
+    with pytest.raises(DocumentError) as caught:
+        store.get(base_url + path)
+    assert str(caught.value) == f"{base_url}{path}: {message}"
+
+
+def test_redirect_within_the_origin_is_followed(base_url: str) -> None:
+    document = DocumentStore().get(f"{base_url}/moved.yaml")
+    assert document.data["info"]["title"] == "Notes (toolbridge demo service)"
+
+
+def test_cli_reads_a_url(base_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`toolbridge tools --spec URL` as a user runs it."""
+    assert cli.main(["tools", "--spec", f"{base_url}/specs/demo.yaml"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["listNotes", "GET", "/notes"]
+    assert lines[-1] == "6 tools"

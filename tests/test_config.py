@@ -1,0 +1,977 @@
+"""`toolbridge.yaml` into a frozen `Config`: every key of the schema, `${VAR}` substitution, and
+error messages that name the file, the line and the key path, what was expected and found.
+
+The environment is always passed to `load_config` as a dict, never read from `os.environ`.
+Expected messages write the config file's path as `FILE`.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from toolbridge.config import (
+    ApiKey,
+    ApiKeyAuth,
+    Auth,
+    BasicAuth,
+    BearerAuth,
+    Config,
+    ForwardAuth,
+    Grant,
+    Jwt,
+    LocalTools,
+    OAuth2ClientCredentials,
+    Selection,
+    Server,
+    load_config,
+)
+from toolbridge.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str, name: str = "toolbridge.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def error_of(path: Path, environ: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ or {})
+    return str(caught.value)
+
+
+def one_server(tmp_path: Path, **fields: object) -> Config:
+    """The Config a file holding one server `api` with `spec: api.yaml` and `fields` becomes."""
+    return Config(
+        servers=(Server.model_validate({"id": "api", "spec": "api.yaml", **fields}),),
+        base_dir=tmp_path.resolve(),
+    )
+
+
+# -- valid files ---------------------------------------------------------------------------
+
+
+FULL = """\
+auth:
+  api_keys:
+    - {user: alice, key: "${ALICE_KEY}", groups: [support]}
+    - user: ops
+      key_sha256: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae
+      admin: true
+  jwt:
+    jwks: https://login.example.com/.well-known/jwks.json
+    issuer: https://login.example.com/
+    audience: toolbridge
+    user_claim: email
+    groups_claim: roles
+servers:
+  - id: petstore
+    spec: specs/petstore.yaml
+    base_url: http://127.0.0.1:9000
+    prefix: pets
+    auth: {type: bearer, token: "${PETSTORE_TOKEN}"}
+    headers: {X-Team: support, X-Trace: "on"}
+    include: {tags: [pets], operations: ["list*", getPet], methods: [get, Post], paths: ["/pets/*"]}
+    exclude: {methods: [DELETE]}
+    timeout: 12.5
+    access: {groups: [support]}
+  - id: billing
+    spec: https://billing.example.com/openapi.json
+    auth: {type: api_key, value: "${BILLING_KEY}", name: X-Api-Key, in: header}
+    access:
+      - {users: [alice]}
+      - {groups: [ops], tools: ["billing_*"], methods: [GET]}
+  - id: legacy-v1
+    spec: legacy.json
+    auth: {type: basic, username: svc, password: "${LEGACY_PASSWORD:-changeme}"}
+    timeout: 600
+  - id: crm
+    spec: crm.yaml
+    auth:
+      type: oauth2_client_credentials
+      token_url: https://crm.example.com/oauth/token
+      client_id: toolbridge
+      client_secret: "${CRM_SECRET}"
+      scopes: [contacts.read, contacts.write]
+  - id: proxy
+    spec: proxy.yaml
+    auth: {type: forward, header: X-Forwarded-Authorization}
+  - id: echo
+    spec: echo.yaml
+    auth: {type: forward}
+tools:
+  - id: calculator
+    path: tools/calculator.py
+    valves: {precision: 4, mode: fast, units: [m, s]}
+    prefix: calc
+    access: {users: [alice]}
+  - id: weather
+    module: myco.weather
+"""
+
+FULL_ENVIRON = {
+    "ALICE_KEY": "alice-key",
+    "PETSTORE_TOKEN": "petstore-token",
+    "BILLING_KEY": "billing-key",
+    "CRM_SECRET": "crm-secret",
+}
+
+
+def test_a_file_using_every_key_becomes_the_whole_config(tmp_path: Path) -> None:
+    """Every key of the schema is read; defaults fill the rest and methods are upper-cased."""
+    config = load_config(write(tmp_path, FULL), FULL_ENVIRON)
+
+    assert config == Config(
+        auth=Auth(
+            api_keys=(
+                ApiKey(user="alice", key="alice-key", groups=("support",)),
+                ApiKey(
+                    user="ops",
+                    key_sha256="2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae",
+                    admin=True,
+                ),
+            ),
+            jwt=Jwt(
+                jwks="https://login.example.com/.well-known/jwks.json",
+                issuer="https://login.example.com/",
+                audience="toolbridge",
+                user_claim="email",
+                groups_claim="roles",
+            ),
+        ),
+        servers=(
+            Server(
+                id="petstore",
+                spec="specs/petstore.yaml",
+                base_url="http://127.0.0.1:9000",
+                prefix="pets",
+                auth=BearerAuth(type="bearer", token="petstore-token"),
+                headers={"X-Team": "support", "X-Trace": "on"},
+                include=Selection(
+                    tags=("pets",),
+                    operations=("list*", "getPet"),
+                    methods=("GET", "POST"),
+                    paths=("/pets/*",),
+                ),
+                exclude=Selection(methods=("DELETE",)),
+                timeout=12.5,
+                access=Grant(groups=("support",)),
+            ),
+            Server(
+                id="billing",
+                spec="https://billing.example.com/openapi.json",
+                auth=ApiKeyAuth.model_validate(
+                    {"type": "api_key", "value": "billing-key", "name": "X-Api-Key", "in": "header"}
+                ),
+                access=(
+                    Grant(users=("alice",)),
+                    Grant(groups=("ops",), tools=("billing_*",), methods=("GET",)),
+                ),
+            ),
+            Server(
+                id="legacy-v1",
+                spec="legacy.json",
+                auth=BasicAuth(type="basic", username="svc", password="changeme"),
+                timeout=600.0,
+            ),
+            Server(
+                id="crm",
+                spec="crm.yaml",
+                auth=OAuth2ClientCredentials(
+                    type="oauth2_client_credentials",
+                    token_url="https://crm.example.com/oauth/token",
+                    client_id="toolbridge",
+                    client_secret="crm-secret",
+                    scopes=("contacts.read", "contacts.write"),
+                ),
+            ),
+            Server(
+                id="proxy",
+                spec="proxy.yaml",
+                auth=ForwardAuth(type="forward", header="X-Forwarded-Authorization"),
+            ),
+            Server(id="echo", spec="echo.yaml", auth=ForwardAuth(type="forward")),
+        ),
+        tools=(
+            LocalTools(
+                id="calculator",
+                path="tools/calculator.py",
+                valves={"precision": 4, "mode": "fast", "units": ["m", "s"]},
+                prefix="calc",
+                access=Grant(users=("alice",)),
+            ),
+            LocalTools(id="weather", module="myco.weather"),
+        ),
+        base_dir=tmp_path.resolve(),
+    )
+
+
+def test_a_server_given_only_its_required_keys_gets_the_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, "servers:\n  - {id: api, spec: api.yaml}\n")
+
+    assert load_config(path, {}) == Config(
+        servers=(
+            Server(
+                id="api",
+                spec="api.yaml",
+                base_url=None,
+                prefix=None,
+                auth=None,
+                headers={},
+                include=None,
+                exclude=None,
+                timeout=30.0,
+                access=None,
+            ),
+        ),
+        base_dir=tmp_path.resolve(),
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("# nothing configured yet\n", id="only-a-comment"),
+        pytest.param("servers: []\ntools: []\n", id="empty-lists"),
+    ],
+)
+def test_a_file_without_sources_is_an_empty_config(tmp_path: Path, text: str) -> None:
+    assert load_config(write(tmp_path, text), {}) == Config(base_dir=tmp_path.resolve())
+
+
+def test_base_dir_is_the_folder_of_the_file_and_paths_stay_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative config path is resolved for `base_dir`; `spec` itself is left untouched."""
+    (tmp_path / "conf").mkdir()
+    write(tmp_path / "conf", "servers:\n  - {id: api, spec: ../specs/api.yaml}\n")
+    monkeypatch.chdir(tmp_path)
+
+    assert load_config(Path("conf/toolbridge.yaml"), {}) == Config(
+        servers=(Server(id="api", spec="../specs/api.yaml"),),
+        base_dir=(tmp_path / "conf").resolve(),
+    )
+
+
+# -- ${VAR} substitution -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "environ", "expected"),
+    [
+        pytest.param("${URL}", {"URL": "http://a"}, "http://a", id="set"),
+        pytest.param("${URL:-http://b:8080/v1}", {}, "http://b:8080/v1", id="default-used"),
+        pytest.param("${URL:-http://b}", {"URL": "http://a"}, "http://a", id="default-unused"),
+        pytest.param("${URL:-}", {}, "", id="empty-default"),
+        pytest.param(
+            "http://${HOST}:${PORT:-80}/${BASE}",
+            {"HOST": "h", "BASE": "v2"},
+            "http://h:80/v2",
+            id="several-in-one-value",
+        ),
+        pytest.param("${URL}", {"URL": "${OTHER}", "OTHER": "x"}, "${OTHER}", id="not-recursive"),
+        pytest.param("$URL/x", {"URL": "http://a"}, "$URL/x", id="only-braces-substitute"),
+        pytest.param("${1URL}", {}, "${1URL}", id="not-a-variable-name"),
+    ],
+)
+def test_variables_are_substituted_from_the_environ_given(
+    tmp_path: Path, written: str, environ: dict[str, str], expected: str
+) -> None:
+    path = write(
+        tmp_path, f"servers:\n  - id: api\n    spec: api.yaml\n    base_url: '{written}'\n"
+    )
+
+    assert load_config(path, environ) == one_server(tmp_path, base_url=expected)
+
+
+def test_variables_are_substituted_in_lists_and_nested_mappings_then_validated(
+    tmp_path: Path,
+) -> None:
+    """A substituted value is a string; pydantic then reads `"2.5"` as the number 2.5."""
+    path = write(
+        tmp_path,
+        """\
+        servers:
+          - id: api
+            spec: ${SPECS:-specs}/api.yaml
+            timeout: ${TIMEOUT}
+            headers: {X-Tenant: "${TENANT}"}
+            include: {tags: [public, "${EXTRA_TAG}"]}
+        """,
+    )
+    environ = {"TIMEOUT": "2.5", "TENANT": "acme", "EXTRA_TAG": "beta"}
+
+    assert load_config(path, environ) == one_server(
+        tmp_path,
+        spec="specs/api.yaml",
+        timeout=2.5,
+        headers={"X-Tenant": "acme"},
+        include={"tags": ["public", "beta"]},
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="`${VAR:-default}` keeps an empty VAR; in the shell and docker compose `:-` also "
+    "replaces a set-but-empty variable (only `${VAR-default}` keeps it)",
+)
+def test_a_set_but_empty_variable_takes_the_default(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "servers:\n  - {id: api, spec: api.yaml, base_url: '${URL:-http://b}'}\n"
+    )
+
+    assert load_config(path, {"URL": ""}) == one_server(tmp_path, base_url="http://b")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            """\
+            servers:
+              - id: petstore
+                spec: petstore.yaml
+                auth: {type: bearer, token: "${PETSTORE_TOKEN}"}
+            """,
+            "FILE:4: servers[0].auth.token: environment variable PETSTORE_TOKEN is not set "
+            "(write ${PETSTORE_TOKEN:-default} to give a default)",
+            id="in-a-mapping",
+        ),
+        pytest.param(
+            """\
+            servers:
+              - id: petstore
+                spec: petstore.yaml
+                include:
+                  tags:
+                    - pets
+                    - ${EXTRA_TAG}
+            """,
+            "FILE:7: servers[0].include.tags[1]: environment variable EXTRA_TAG is not set "
+            "(write ${EXTRA_TAG:-default} to give a default)",
+            id="in-a-list",
+        ),
+        pytest.param(
+            """\
+            auth:
+              api_keys:
+                - {user: alice, key: "${ALICE_KEY}"}
+                - user: bob
+                  key: "${BOB_KEY}"
+            """,
+            "FILE:5: auth.api_keys[1].key: environment variable BOB_KEY is not set "
+            "(write ${BOB_KEY:-default} to give a default)",
+            id="second-of-two",
+        ),
+    ],
+)
+def test_an_unset_variable_without_default_is_an_error(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+
+    assert error_of(path, {"ALICE_KEY": "a"}) == expected.replace("FILE", str(path))
+
+
+# -- what is wrong, and where --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "servers: []\nlisten: 8080\n",
+            "FILE:2: listen: unknown key 'listen'",
+            id="top-level",
+        ),
+        pytest.param(
+            "auth:\n  api_keys: []\n  oidc: {}\n",
+            "FILE:3: auth.oidc: unknown key 'oidc'",
+            id="auth",
+        ),
+        pytest.param(
+            "auth:\n  api_keys:\n    - {user: a, key: b, group: [x]}\n",
+            "FILE:3: auth.api_keys[0].group: unknown key 'group'",
+            id="auth.api_keys",
+        ),
+        pytest.param(
+            "auth:\n  jwt:\n    secret: s\n    aud: x\n",
+            "FILE:4: auth.jwt.aud: unknown key 'aud'",
+            id="auth.jwt",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    prefx: p\n",
+            "FILE:4: servers[0].prefx: unknown key 'prefx'",
+            id="server",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    auth: {type: bearer, token: t, "
+            "scheme: x}\n",
+            "FILE:4: servers[0].auth.scheme: unknown key 'scheme'",
+            id="server.auth-bearer",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    auth: {type: basic, username: u, "
+            "password: p, realm: r}\n",
+            "FILE:4: servers[0].auth.realm: unknown key 'realm'",
+            id="server.auth-basic",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    auth: {type: api_key, value: v, "
+            "location: query}\n",
+            "FILE:4: servers[0].auth.location: unknown key 'location'",
+            id="server.auth-api_key",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    include: {tag: [pets]}\n",
+            "FILE:4: servers[0].include.tag: unknown key 'tag'",
+            id="server.include",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    exclude:\n      verbs: [DELETE]\n",
+            "FILE:5: servers[0].exclude.verbs: unknown key 'verbs'",
+            id="server.exclude",
+        ),
+        pytest.param(
+            "tools:\n  - id: calc\n    path: c.py\n    valve: {}\n",
+            "FILE:4: tools[0].valve: unknown key 'valve'",
+            id="tools",
+        ),
+    ],
+)
+def test_unknown_keys_are_errors_at_every_level(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+
+    assert error_of(path) == expected.replace("FILE", str(path))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "servers:\n  - spec: a.yaml\n",
+            "FILE:2: servers[0]: required key 'id' is missing",
+            id="server.id",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    base_url: http://a\n",
+            "FILE:2: servers[0]: required key 'spec' is missing",
+            id="server.spec",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    auth:\n      type: bearer\n",
+            "FILE:4: servers[0].auth: required key 'token' is missing",
+            id="server.auth.token",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    auth: {type: basic, username: u}\n",
+            "FILE:4: servers[0].auth: required key 'password' is missing",
+            id="server.auth.password",
+        ),
+        pytest.param(
+            "auth:\n  api_keys:\n    - {key: k}\n",
+            "FILE:3: auth.api_keys[0]: required key 'user' is missing",
+            id="auth.api_keys.user",
+        ),
+        pytest.param(
+            "tools:\n  - path: a.py\n",
+            "FILE:2: tools[0]: required key 'id' is missing",
+            id="tools.id",
+        ),
+    ],
+)
+def test_missing_required_keys_are_named_at_their_parent(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+
+    assert error_of(path) == expected.replace("FILE", str(path))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "servers:\n  - id: pets\n    spec:\n",
+            "FILE:3: servers[0].spec: Input should be a valid string (found nothing)",
+            id="nothing-for-a-string",
+        ),
+        pytest.param(
+            "servers:\n  - id: [pets]\n    spec: a.yaml\n",
+            "FILE:2: servers[0].id: Input should be a valid string (found a list)",
+            id="list-for-a-string",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    timeout: fast\n",
+            "FILE:4: servers[0].timeout: Input should be a valid number, unable to parse string "
+            "as a number (found a string)",
+            id="string-for-a-number",
+        ),
+        pytest.param(
+            "auth:\n  api_keys:\n    - {user: a, key: k, admin: maybe}\n",
+            "FILE:3: auth.api_keys[0].admin: Input should be a valid boolean, unable to "
+            "interpret input (found a string)",
+            id="string-for-a-boolean",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    auth: {type: api_key, value: v, "
+            "in: body}\n",
+            "FILE:4: servers[0].auth.in: Input should be 'header', 'query' or 'cookie' "
+            "(found a string)",
+            id="not-one-of-the-choices",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    auth: {type: digest, token: t}\n",
+            "FILE:4: servers[0].auth: Input tag 'digest' found using 'type' does not match any of "
+            "the expected tags: 'bearer', 'api_key', 'basic', 'oauth2_client_credentials', "
+            "'forward' (found a mapping)",
+            id="unknown-auth-type",
+        ),
+    ],
+)
+def test_wrong_types_say_what_was_expected_and_what_kind_was_found(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+
+    assert error_of(path) == expected.replace("FILE", str(path))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="`_kind` names ints, floats and booleans by their Python type ('found int', "
+    "'found bool') while other kinds read 'found a string', 'found a list'",
+)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    timeout: 0\n",
+            "FILE:4: servers[0].timeout: Input should be greater than 0 (found an integer)",
+            id="integer",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    timeout: 600.5\n",
+            "FILE:4: servers[0].timeout: Input should be less than or equal to 600 "
+            "(found a number)",
+            id="float",
+        ),
+        pytest.param(
+            "auth:\n  api_keys:\n    - {user: true, key: k}\n",
+            "FILE:3: auth.api_keys[0].user: Input should be a valid string (found a boolean)",
+            id="boolean",
+        ),
+        pytest.param(
+            "42\n",
+            "FILE:1: expected a mapping at the top level, found an integer",
+            id="top-level",
+        ),
+    ],
+)
+def test_numbers_and_booleans_are_named_like_the_other_kinds(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+
+    assert error_of(path) == expected.replace("FILE", str(path))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pydantic's Python vocabulary reaches the operator: 'a valid tuple' for a YAML list, "
+    "'a valid dictionary or instance of Server' for a mapping",
+)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "servers:\n  id: pets\n  spec: a.yaml\n",
+            "FILE:1: servers: Input should be a list (found a mapping)",
+            id="servers-as-mapping",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    include: {methods: GET}\n",
+            "FILE:4: servers[0].include.methods: Input should be a list (found a string)",
+            id="methods-as-string",
+        ),
+        pytest.param(
+            "auth: [alice]\n",
+            "FILE:1: auth: Input should be a mapping (found a list)",
+            id="auth-as-list",
+        ),
+        pytest.param(
+            "servers:\n  -\n",
+            "FILE:2: servers[0]: Input should be a mapping (found nothing)",
+            id="empty-server",
+        ),
+    ],
+)
+def test_wrong_container_kinds_are_named_in_yaml_terms(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+
+    assert error_of(path) == expected.replace("FILE", str(path))
+
+
+ID_PATTERN = "'^[A-Za-z][A-Za-z0-9_-]{0,39}$'"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "servers:\n  - id: 1pets\n    spec: a.yaml\n",
+            f"FILE:2: servers[0].id: String should match pattern {ID_PATTERN} (found a string)",
+            id="starts-with-a-digit",
+        ),
+        pytest.param(
+            f"servers:\n  - id: {'a' * 41}\n    spec: a.yaml\n",
+            f"FILE:2: servers[0].id: String should match pattern {ID_PATTERN} (found a string)",
+            id="41-characters",
+        ),
+        pytest.param(
+            "tools:\n  - id: my tools\n    path: a.py\n",
+            f"FILE:2: tools[0].id: String should match pattern {ID_PATTERN} (found a string)",
+            id="tools-with-a-space",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    prefix: my-pets\n",
+            "FILE:4: servers[0].prefix: String should match pattern "
+            "'^[A-Za-z][A-Za-z0-9_]{0,19}$' (found a string)",
+            id="prefix-with-a-dash",
+        ),
+    ],
+)
+def test_bad_ids_and_prefixes_show_the_pattern_expected(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+
+    assert error_of(path) == expected.replace("FILE", str(path))
+
+
+def test_an_id_of_40_characters_is_accepted(tmp_path: Path) -> None:
+    path = write(tmp_path, f"servers:\n  - {{id: {'a' * 40}, spec: api.yaml}}\n")
+
+    assert load_config(path, {}) == Config(
+        servers=(Server(id="a" * 40, spec="api.yaml"),), base_dir=tmp_path.resolve()
+    )
+
+
+def test_every_error_in_the_file_is_listed_one_per_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        servers:
+          - id: pets
+            spec: a.yaml
+            prefx: p
+          - spec: b.yaml
+        tools:
+          - id: calc
+            path: c.py
+            valve: {}
+        """,
+    )
+
+    assert error_of(path) == (
+        f"{path}:4: servers[0].prefx: unknown key 'prefx'\n"
+        f"{path}:5: servers[1]: required key 'id' is missing\n"
+        f"{path}:9: tools[0].valve: unknown key 'valve'"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a duplicate server id is reported at line 1 against `servers`, with pydantic's "
+    "'Value error, ' prefix and a meaningless '(found a list)', not at the second id",
+)
+def test_a_duplicate_server_id_is_reported_where_it_is_repeated(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        servers:
+          - id: pets
+            spec: a.yaml
+          - id: pets
+            spec: b.yaml
+        """,
+    )
+
+    assert error_of(path) == f"{path}:4: servers[1].id: server id 'pets' is used twice"
+
+
+def test_a_duplicate_server_id_is_an_error(tmp_path: Path) -> None:
+    """Whatever the wording, two servers may not share an id, and the message names the id."""
+    path = write(tmp_path, "servers:\n  - {id: pets, spec: a.yaml}\n  - {id: pets, spec: b.yaml}\n")
+
+    assert "server id 'pets' is used twice" in error_of(path)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an unknown method is reported against the whole list, with pydantic's 'Value error, ' "
+    "prefix and '(found a list)', and without the methods that are allowed",
+)
+def test_an_unknown_http_method_is_named_with_the_allowed_ones(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "servers:\n  - id: pets\n    spec: a.yaml\n    include: {methods: [FETCH]}\n"
+    )
+
+    assert error_of(path) == (
+        f"{path}:4: servers[0].include.methods[0]: unknown HTTP method 'FETCH' "
+        "(expected one of GET, PUT, POST, DELETE, OPTIONS, HEAD, PATCH, TRACE)"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="`_explain` drops every key-path part that starts with a capital letter (meant for "
+    "pydantic's model names), so a header name such as X-Team vanishes from the path and line",
+)
+def test_a_bad_header_value_names_the_header(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        servers:
+          - id: pets
+            spec: a.yaml
+            headers:
+              X-Team: [a, b]
+        """,
+    )
+
+    assert error_of(path) == (
+        f"{path}:5: servers[0].headers.X-Team: Input should be a valid string (found a list)"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="for `access` (a Grant or a list of Grants) pydantic reports both union members, and "
+    "the member name 'tuple[Grant, ...]' ends up in the key path",
+)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    access: {roles: [x]}\n",
+            "FILE:4: servers[0].access.roles: unknown key 'roles'",
+            id="one-grant",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    access:\n      - {users: [a]}\n"
+            "      - {roles: [x]}\n",
+            "FILE:6: servers[0].access[1].roles: unknown key 'roles'",
+            id="list-of-grants",
+        ),
+    ],
+)
+def test_a_bad_access_grant_is_one_error_at_its_key(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+
+    assert error_of(path) == expected.replace("FILE", str(path))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="`_explain` strips the union tags bearer, api_key, basic and forward from key paths "
+    "but not oauth2_client_credentials",
+)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "servers:\n  - id: crm\n    spec: a.yaml\n    auth: {type: oauth2_client_credentials, "
+            "token_url: u, client_id: c, client_secret: [s]}\n",
+            "FILE:4: servers[0].auth.client_secret: Input should be a valid string (found a list)",
+            id="wrong-type",
+        ),
+        pytest.param(
+            "servers:\n  - id: crm\n    spec: a.yaml\n    auth: {type: oauth2_client_credentials, "
+            "token_url: u, client_secret: s}\n",
+            "FILE:4: servers[0].auth: required key 'client_id' is missing",
+            id="missing-key",
+        ),
+    ],
+)
+def test_oauth2_errors_have_the_plain_key_path(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+
+    assert error_of(path) == expected.replace("FILE", str(path))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='an auth block without `type` reads "Unable to extract tag using discriminator '
+    "'type' (found a mapping)\": pydantic's words, and no list of the types there are",
+)
+def test_an_auth_block_without_type_says_the_type_is_missing(tmp_path: Path) -> None:
+    path = write(tmp_path, "servers:\n  - id: pets\n    spec: a.yaml\n    auth: {token: t}\n")
+
+    assert error_of(path) == (
+        f"{path}:4: servers[0].auth: required key 'type' is missing (one of 'bearer', "
+        "'api_key', 'basic', 'oauth2_client_credentials', 'forward')"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        pytest.param("auth: {type: bearer, token: 918273645}", "918273645", id="token-number"),
+        pytest.param("auth: {type: bearer, token: [s3cr3t-tok]}", "s3cr3t-tok", id="token-list"),
+        pytest.param(
+            "auth: {type: bearer, token: {value: s3cr3t-tok}}", "s3cr3t-tok", id="token-mapping"
+        ),
+        pytest.param("auth: {type: bearer, token: 9182.736}", "9182.736", id="token-float"),
+        pytest.param(
+            "auth: {type: basic, username: u, password: 55501234}", "55501234", id="password"
+        ),
+        pytest.param(
+            "auth: {type: api_key, value: [s3cr3t-key], in: header}", "s3cr3t-key", id="api-key"
+        ),
+        pytest.param(
+            "auth: {type: oauth2_client_credentials, token_url: u, client_id: c, "
+            "client_secret: 424242424}",
+            "424242424",
+            id="client-secret",
+        ),
+        pytest.param("headers: {X-Token: [s3cr3t-hdr]}", "s3cr3t-hdr", id="header-value"),
+        pytest.param(
+            "auth: {type: bearer, token: s3cr3t-tok, scheme: x}", "s3cr3t-tok", id="beside-an-error"
+        ),
+    ],
+)
+def test_a_secret_never_appears_in_an_error(tmp_path: Path, text: str, secret: str) -> None:
+    """Only the kind of a rejected value is reported: the value itself may be a credential."""
+    path = write(tmp_path, f"servers:\n  - id: pets\n    spec: a.yaml\n    {text}\n")
+
+    message = error_of(path)
+
+    assert message.startswith(f"{path}:4: servers[0].")
+    assert secret not in message
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [
+        pytest.param("secret", "[jwt-s3cr3t]", id="jwt-secret"),
+        pytest.param("audience", "{aud: s3cr3t-aud}", id="jwt-audience"),
+    ],
+)
+def test_a_jwt_secret_never_appears_in_an_error(tmp_path: Path, key: str, secret: str) -> None:
+    path = write(tmp_path, f"auth:\n  jwt:\n    {key}: {secret}\n")
+
+    message = error_of(path)
+
+    assert message.startswith(f"{path}:3: auth.jwt.{key}: ")
+    assert "s3cr3t" not in message
+
+
+def test_a_secret_from_the_environment_never_appears_in_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, 'auth:\n  api_keys:\n    - {user: alice, key: "${ALICE_KEY}", x: 1}\n')
+
+    message = error_of(path, {"ALICE_KEY": "alice-s3cr3t"})
+
+    assert message == f"{path}:3: auth.api_keys[0].x: unknown key 'x'"
+
+
+# -- files that are not a config at all ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: [a\n",
+            "FILE:4: not valid YAML: expected ',' or ']', but got '<stream end>'",
+            id="unclosed-flow-list",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n\tspec: a\n",
+            "FILE:3: not valid YAML: found character '\\t' that cannot start any token",
+            id="tab-indent",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a\n   prefix: p\n",
+            "FILE:4: not valid YAML: expected <block end>, but found '<block mapping start>'",
+            id="bad-indent",
+        ),
+        pytest.param(
+            "servers:\n  - id: x\n    spec: a\n    headers: {X: !!python/object:os.system ls}\n",
+            "FILE:4: not valid YAML: could not determine a constructor for the tag "
+            "'tag:yaml.org,2002:python/object:os.system'",
+            id="python-tag",
+        ),
+    ],
+)
+def test_invalid_yaml_names_the_line(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+
+    assert error_of(path) == expected.replace("FILE", str(path))
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        pytest.param("- id: pets\n  spec: a.yaml\n", "a list", id="list"),
+        pytest.param("servers\n", "a string", id="string"),
+    ],
+)
+def test_the_top_level_must_be_a_mapping(tmp_path: Path, text: str, found: str) -> None:
+    path = write(tmp_path, text)
+
+    assert error_of(path) == f"{path}:1: expected a mapping at the top level, found {found}"
+
+
+def test_a_missing_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "missing.yaml"
+
+    assert error_of(path) == f"{path}: cannot be read: No such file or directory"
+
+
+def test_a_folder_is_an_error_naming_it(tmp_path: Path) -> None:
+    assert error_of(tmp_path) == f"{tmp_path}: cannot be read: Is a directory"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=UnicodeDecodeError,
+    reason="load_config catches OSError only; a file that is not UTF-8 escapes as "
+    "UnicodeDecodeError (and the CLI prints a traceback)",
+)
+def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "toolbridge.yaml"
+    path.write_bytes(b"servers:\n  - id: caf\xe9\n    spec: a.yaml\n")
+
+    assert error_of(path).startswith(f"{path}: cannot be read: ")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=RecursionError,
+    reason="an alias that contains itself makes `_substitute` recurse without end "
+    "(RecursionError, a traceback in the CLI)",
+)
+def test_a_self_referencing_alias_is_a_config_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "servers: &s\n  - *s\n")
+
+    assert error_of(path).startswith(f"{path}:1: ")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a key given twice in one mapping silently keeps the last value (PyYAML's "
+    "behaviour); for a config that hides a mistake",
+)
+def test_a_key_given_twice_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "servers:\n  - id: pets\n    spec: a.yaml\n    spec: b.yaml\n")
+
+    assert error_of(path) == f"{path}:4: servers[0].spec: key 'spec' is given twice"
