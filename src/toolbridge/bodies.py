@@ -65,6 +65,14 @@ def add_body(body: dict[str, Any], uri: str, b: Draft, defs: Definitions) -> Non
     schema = found.schema
     description = js.clean_text(body.get("description"))[0]
     files: frozenset[str] = frozenset()
+    if kind in ("json", "form", "multipart") and _holds_nothing(schema, defs):
+        b.notes.append(
+            Note(
+                kind="empty-body",
+                message=f"the {media_type} request body admits no fields; none is sent",
+            )
+        )
+        return
     if kind in ("json", "form", "multipart"):
         if _flatten(schema, media_type, kind, media, required, b, defs):
             return
@@ -87,6 +95,18 @@ def add_body(body: dict[str, Any], uri: str, b: Draft, defs: Definitions) -> Non
         required=required,
         argument=argument,
         encoding=_encoding(media, schema, defs, files) if kind != "json" else (),
+    )
+
+
+def _holds_nothing(schema: Any, defs: Definitions) -> bool:
+    """An object schema with no properties that admits no others (Stripe's GET bodies)."""
+    if isinstance(schema, dict) and "$ref" in schema and len(schema) == 1:
+        schema = defs.content(schema["$ref"])
+    return (
+        isinstance(schema, dict)
+        and not schema.get("properties")
+        and schema.get("additionalProperties") is False
+        and not {"allOf", "anyOf", "oneOf", "patternProperties"} & schema.keys()
     )
 
 

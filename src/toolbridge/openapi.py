@@ -207,6 +207,10 @@ def _convert(
     )
 
 
+def _slot_name(location: str, name: str) -> str:
+    return name.lower() if location == "header" else name
+
+
 def _prefixed(prefix: str, name: str) -> str:
     return f"{prefix}_{name}" if prefix else name
 
@@ -276,6 +280,7 @@ class _Converter:
         self.refs = References(store, uri)
         self.request = Definitions(self.refs, version, "request")
         self.response = Definitions(self.refs, version, "response")
+        self._schemes: dict[str, dict[str, Any]] = {}
 
     # -- finding operations --------------------------------------------------------------
 
@@ -337,7 +342,7 @@ class _Converter:
         b = Draft(notes=list(name_notes))
         operation = op.operation
         params, body = self._parameters_and_body(op, b)
-        self._add_parameters(params, b)
+        self._add_parameters(params, op.operation, b)
         if body is not None:
             add_body(*body, b, self.request)
         input_schema: JsonSchema = {"type": "object", "properties": b.properties}
@@ -462,8 +467,11 @@ class _Converter:
         body_uri = body_param[1] if body_param else op.uri
         return out, (body, body_uri) if body is not None else None
 
-    def _add_parameters(self, params: list[tuple[dict[str, Any], str]], b: Draft) -> None:
+    def _add_parameters(
+        self, params: list[tuple[dict[str, Any], str]], operation: dict[str, Any], b: Draft
+    ) -> None:
         kept: list[tuple[dict[str, Any], str]] = []
+        credentials = self._api_key_slots(operation)
         for param, uri in params:
             location = param.get("in")
             if location not in LOCATIONS:
@@ -481,6 +489,16 @@ class _Converter:
                         kind="header-reserved",
                         message=f"header {param['name']!r} is not an argument: "
                         + _RESERVED_WHY.get(param["name"].lower(), "the gateway sets it"),
+                    )
+                )
+                continue
+            if (location, _slot_name(location, param["name"])) in credentials:
+                b.notes.append(
+                    Note(
+                        kind="credential-parameter",
+                        message=f"{location} parameter {param['name']!r} carries the API key of "
+                        "a security scheme: not an argument (credentials come from the "
+                        "server's config)",
                     )
                 )
                 continue
@@ -571,6 +589,32 @@ class _Converter:
         if urlsplit(self.uri).scheme in ("http", "https"):
             return urljoin(self.uri, url)
         return url
+
+    def _api_key_slots(self, operation: dict[str, Any]) -> set[tuple[str, str]]:
+        """Where the operation's apiKey security schemes put their keys: (location, name)."""
+        slots: set[tuple[str, str]] = set()
+        for alternative in self._security(operation):
+            for scheme_name in alternative:
+                scheme = self._schemes.get(scheme_name) or self._scheme(scheme_name)
+                if scheme.get("type") == "apiKey" and isinstance(scheme.get("name"), str):
+                    location = str(scheme.get("in"))
+                    slots.add((location, _slot_name(location, scheme["name"])))
+        return slots
+
+    def _scheme(self, name: str) -> dict[str, Any]:
+        if self.version == "2.0":
+            schemes = self.document.get("securityDefinitions")
+        else:
+            components = self.document.get("components")
+            schemes = components.get("securitySchemes") if isinstance(components, dict) else None
+        scheme = schemes.get(name) if isinstance(schemes, dict) else None
+        if isinstance(scheme, dict) and "$ref" in scheme:
+            try:
+                scheme = self.refs.follow(scheme["$ref"], self.uri)[0]
+            except RefError:
+                scheme = None
+        self._schemes[name] = scheme if isinstance(scheme, dict) else {}
+        return self._schemes[name]
 
     def _security(self, operation: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
         raw = operation.get("security", self.document.get("security"))

@@ -1,0 +1,718 @@
+"""The `toolbridge` command, called in-process as `cli.main([...])`: `tools` and `check`, their
+text and JSON output, and the exit codes 0 (usable), 1 (a source is down), 2 (operator error).
+
+Every test caches parsed documents in its own temporary folder (TOOLBRIDGE_CACHE_DIR). One
+test runs the installed package in a subprocess, to prove the entry point works.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from toolbridge import __version__
+from toolbridge.cli import main
+from toolbridge.render import FORMATS, Format
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "cache"
+    monkeypatch.setenv("TOOLBRIDGE_CACHE_DIR", str(path))
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of `toolbridge ARGS`, with timings shown as `0.00 s`."""
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, re.sub(r"in \d+\.\d\d s$", "in 0.00 s", err, flags=re.MULTILINE)
+
+
+def run_json(capsysbinary: pytest.CaptureFixture[bytes], *args: str) -> tuple[int, Any]:
+    code = main(list(args))
+    out, err = capsysbinary.readouterr()
+    assert err == b""
+    return code, orjson.loads(out)
+
+
+def write_config(folder: Path, text: str) -> Path:
+    """A config in `folder` beside a copy of `specs/filters.yaml` under `folder/specs/`."""
+    (folder / "specs").mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "specs" / "filters.yaml", folder / "specs" / "filters.yaml")
+    path = folder / "toolbridge.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+DEMO_TABLE = """\
+listNotes   GET /notes                                List notes
+createNote  POST /notes                               Create a note
+getNote     GET /notes/{noteId}                       Get one note
+deleteNote  DELETE /notes/{noteId}                    Delete a note
+updateNote  PATCH /notes/{noteId}                     Update a note
+getStatus   GET /status                               Service status
+6 tools
+"""
+
+DEMO_NAMES = ["listNotes", "createNote", "getNote", "deleteNote", "updateNote", "getStatus"]
+
+UNRESOLVED_BODY = "Unresolved reference #/components/schemas/NewPet"
+UNRESOLVED_REF = (
+    "$ref '#/components/schemas/NewPet' cannot be followed (nothing at "
+    "#/components/schemas/NewPet in specs/messy-refs-dangling.yaml); that part accepts any value"
+)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+
+    assert (exited.value.code, capsys.readouterr().out) == (0, f"toolbridge {__version__}\n")
+
+
+# -- tools -------------------------------------------------------------------------------------
+
+
+def test_tools_prints_a_table(specs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "tools", "--spec", "specs/demo.yaml") == (0, DEMO_TABLE, "")
+
+
+def name_in(fmt: Format, tool: dict[str, Any]) -> str:
+    name: str = tool["function"]["name"] if fmt == "openai" else tool["name"]
+    return name
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_tools_json_is_the_tools_body_in_each_format(
+    specs: Path, capsysbinary: pytest.CaptureFixture[bytes], fmt: Format
+) -> None:
+    code, body = run_json(
+        capsysbinary, "tools", "--spec", "specs/demo.yaml", "--json", "--format", fmt
+    )
+
+    assert (code, list(body)) == (0, ["tools"])
+    assert [name_in(fmt, tool) for tool in body["tools"]] == DEMO_NAMES
+
+
+def test_tools_json_defaults_to_openai(
+    specs: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    code, body = run_json(
+        capsysbinary, "tools", "--spec", "specs/messy-refs-dangling.yaml", "--json"
+    )
+
+    assert (code, body["tools"][2]) == (
+        0,
+        {
+            "type": "function",
+            "function": {
+                "name": "getPet",
+                "description": "Get one pet",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"petId": {"type": "integer"}},
+                    "required": ["petId"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+    )
+
+
+def test_tools_strict_makes_openai_schemas_strict_where_they_can_be(
+    specs: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """`createPet`'s body is an unresolved reference (any value), so it cannot be strict."""
+    code, body = run_json(
+        capsysbinary, "tools", "--spec", "specs/messy-refs-dangling.yaml", "--json", "--strict"
+    )
+
+    assert (code, body) == (
+        0,
+        {
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "listPets",
+                        "description": "List pets",
+                        "parameters": {
+                            "type": "object",
+                            "properties": {},
+                            "required": [],
+                            "additionalProperties": False,
+                        },
+                        "strict": True,
+                    },
+                },
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "createPet",
+                        "description": "Add a pet (its body schema is missing)",
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"body": {"description": UNRESOLVED_BODY}},
+                            "required": ["body"],
+                            "additionalProperties": False,
+                        },
+                        "strict": False,
+                    },
+                },
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "getPet",
+                        "description": "Get one pet",
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"petId": {"type": "integer"}},
+                            "required": ["petId"],
+                            "additionalProperties": False,
+                        },
+                        "strict": True,
+                    },
+                },
+            ]
+        },
+    )
+
+
+def test_tools_with_two_specs_prefixes_the_later_clashing_names(
+    specs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(
+        capsys, "tools", "--spec", "specs/filters.yaml", "--spec", "specs/messy-refs-dangling.yaml"
+    ) == (
+        0,
+        """\
+listPets                       GET /pets                                 List pets
+createPet                      POST /pets                                Add a pet (tagged pets and admin)
+deletePet                      DELETE /pets/{petId}                      Delete a pet
+placeOrder                     POST /store/orders                        Order a pet
+getInventory                   GET /store/inventory                      Stock counts by status
+refreshCache                   PUT /admin/cache                          Refresh the server cache (untagged, under /admin)
+messy_refs_dangling_listPets   GET /pets                                 List pets
+messy_refs_dangling_createPet  POST /pets                                Add a pet (its body schema is missing)
+getPet                         GET /pets/{petId}                         Get one pet
+9 tools
+""",  # noqa: E501
+        "",
+    )
+
+
+def test_tools_with_the_same_spec_twice_names_the_second_source_demo_2(
+    specs: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    code, body = run_json(
+        capsysbinary, "tools", "--spec", "specs/demo.yaml", "--spec", "specs/demo.yaml", "--json"
+    )
+
+    assert (code, [tool["function"]["name"] for tool in body["tools"]]) == (
+        0,
+        [*DEMO_NAMES, *(f"demo_2_{name}" for name in DEMO_NAMES)],
+    )
+
+
+def test_tools_with_a_down_source_prints_the_others_and_exits_1(
+    specs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "tools", "--spec", "specs/nope.yaml", "--spec", "specs/demo.yaml") == (
+        1,
+        DEMO_TABLE,
+        "toolbridge: source 'nope' is down: specs/nope.yaml: no such file\n",
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="registry logs 'source nope is down' and the CLI configures no logging, so Python's "
+    "last-resort handler prints it to stderr too: the error appears twice",
+)
+def test_a_down_source_is_reported_once_on_stderr(
+    specs: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without pytest's log capture the root logger has no handler, as in a real run."""
+    monkeypatch.setattr(logging.root, "handlers", [])
+
+    assert run(capsys, "tools", "--spec", "specs/nope.yaml") == (
+        1,
+        "no tools\n",
+        "toolbridge: source 'nope' is down: specs/nope.yaml: no such file\n",
+    )
+
+
+def test_tools_with_no_sources_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "empty.yaml"
+    path.write_text("servers: []\n")
+
+    assert run(capsys, "tools", "-c", str(path)) == (0, "no tools\n", "")
+
+
+# -- check -------------------------------------------------------------------------------------
+
+
+DANGLING_REPORT = f"""\
+messy-refs-dangling  specs/messy-refs-dangling.yaml  'Dangling reference (messy)' (OpenAPI 3.0.3)
+  3 operations -> 3 tools
+{{validation}}  1 change(s): unresolved-ref 1
+    POST /pets  [createPet]  unresolved-ref: {UNRESOLVED_REF}
+
+summary: 1 source(s), 3 operations, 3 tools, 1 changes (unresolved-ref 1), 0 spec validation findings; usable
+"""  # noqa: E501
+
+
+@pytest.mark.parametrize(
+    ("args", "out", "err"),
+    [
+        pytest.param(
+            ["specs/messy-refs-dangling.yaml", "--no-validate"],
+            DANGLING_REPORT.format(validation=""),
+            "loading messy-refs-dangling from specs/messy-refs-dangling.yaml ...\n"
+            "loaded messy-refs-dangling: 3 tools in 0.00 s\n",
+            id="no-validate",
+        ),
+        pytest.param(
+            ["specs/messy-refs-dangling.yaml"],
+            DANGLING_REPORT.format(validation="  spec validation: valid\n"),
+            "loading messy-refs-dangling from specs/messy-refs-dangling.yaml ...\n"
+            "loaded messy-refs-dangling: 3 tools in 0.00 s\n"
+            "validating messy-refs-dangling ...\n",
+            id="validated",
+        ),
+        pytest.param(
+            ["specs/messy-names.yaml"],
+            """\
+messy-names  specs/messy-names.yaml  'Duplicate operationId (messy)' (OpenAPI 3.0.3)
+  3 operations -> 3 tools
+  spec validation: 1 finding(s)
+    - Operation ID 'getPet' for 'get' in '/pets/by-name/{name}' is not unique
+  1 change(s): name-deduplicated 1
+    GET /pets/by-name/{name}  [getPet_2]  name-deduplicated: 'getPet' is also the name of an earlier operation; this one is 'getPet_2'
+
+summary: 1 source(s), 3 operations, 3 tools, 1 changes (name-deduplicated 1), 1 spec validation findings; usable
+""",  # noqa: E501
+            "loading messy-names from specs/messy-names.yaml ...\n"
+            "loaded messy-names: 3 tools in 0.00 s\n"
+            "validating messy-names ...\n",
+            id="validation-finding",
+        ),
+    ],
+)
+def test_check_reports_each_source_then_a_summary(
+    specs: Path, capsys: pytest.CaptureFixture[str], args: list[str], out: str, err: str
+) -> None:
+    """The report goes to stdout and progress to stderr; findings do not make a source down."""
+    assert run(capsys, "check", "--spec", *args) == (0, out, err)
+
+
+def test_check_json_is_the_whole_report(
+    specs: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """Nothing goes to stderr; only the validation's duration varies from run to run."""
+    code, report = run_json(
+        capsysbinary, "check", "--spec", "specs/messy-refs-dangling.yaml", "--json"
+    )
+    seconds = report["sources"][0]["validation"].pop("seconds")
+
+    assert isinstance(seconds, float)
+    assert seconds >= 0
+    assert (code, report) == (
+        0,
+        {
+            "sources": [
+                {
+                    "id": "messy-refs-dangling",
+                    "kind": "openapi",
+                    "location": "specs/messy-refs-dangling.yaml",
+                    "ok": True,
+                    "error": None,
+                    "title": "Dangling reference (messy)",
+                    "spec_version": "3.0.3",
+                    "operations": 3,
+                    "tools": 3,
+                    "filtered": 0,
+                    "notes": [],
+                    "changes": [
+                        {
+                            "tool": "createPet",
+                            "kind": "unresolved-ref",
+                            "message": UNRESOLVED_REF,
+                            "where": "POST /pets",
+                        }
+                    ],
+                    "changes_by_kind": {"unresolved-ref": 1},
+                    "validation": {"ran": True, "valid": True, "findings": []},
+                }
+            ],
+            "catalog_notes": [],
+            "summary": {
+                "sources": 1,
+                "down": [],
+                "operations": 3,
+                "tools": 3,
+                "changes": 1,
+                "changes_by_kind": {"unresolved-ref": 1},
+                "validation_findings": 0,
+                "usable": True,
+            },
+        },
+    )
+
+
+def test_check_json_with_a_down_source_exits_1(
+    specs: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    code, report = run_json(
+        capsysbinary,
+        "check",
+        "--spec",
+        "specs/nope.yaml",
+        "--spec",
+        "specs/demo.yaml",
+        "--json",
+        "--no-validate",
+    )
+
+    assert (code, report) == (
+        1,
+        {
+            "sources": [
+                {
+                    "id": "nope",
+                    "kind": "openapi",
+                    "location": "specs/nope.yaml",
+                    "ok": False,
+                    "error": "specs/nope.yaml: no such file",
+                },
+                {
+                    "id": "demo",
+                    "kind": "openapi",
+                    "location": "specs/demo.yaml",
+                    "ok": True,
+                    "error": None,
+                    "title": "Notes (toolbridge demo service)",
+                    "spec_version": "3.1.0",
+                    "operations": 6,
+                    "tools": 6,
+                    "filtered": 0,
+                    "notes": [],
+                    "changes": [],
+                    "changes_by_kind": {},
+                    "validation": {"ran": False, "valid": None, "findings": []},
+                },
+            ],
+            "catalog_notes": [],
+            "summary": {
+                "sources": 2,
+                "down": ["nope"],
+                "operations": 6,
+                "tools": 6,
+                "changes": 0,
+                "changes_by_kind": {},
+                "validation_findings": 0,
+                "usable": False,
+            },
+        },
+    )
+
+
+def test_check_with_a_down_source_reports_it_and_exits_1(
+    specs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(
+        capsys, "check", "--spec", "specs/nope.yaml", "--spec", "specs/demo.yaml", "--no-validate"
+    ) == (
+        1,
+        """\
+nope  specs/nope.yaml  DOWN: specs/nope.yaml: no such file
+
+demo  specs/demo.yaml  'Notes (toolbridge demo service)' (OpenAPI 3.1.0)
+  6 operations -> 6 tools
+  nothing changed or lost
+
+summary: 2 source(s), 6 operations, 6 tools, 0 changes, 0 spec validation findings; NOT usable: down: nope
+""",  # noqa: E501
+        "loading nope from specs/nope.yaml ...\n"
+        "loaded nope: FAILED in 0.00 s\n"
+        "loading demo from specs/demo.yaml ...\n"
+        "loaded demo: 6 tools in 0.00 s\n",
+    )
+
+
+def test_check_with_two_specs_lists_the_name_clashes(
+    specs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(
+        capsys,
+        "check",
+        "--spec",
+        "specs/filters.yaml",
+        "--spec",
+        "specs/messy-refs-dangling.yaml",
+        "--no-validate",
+    )
+
+    assert (code, out) == (
+        0,
+        f"""\
+filters  specs/filters.yaml  'Tags, methods and paths for filters' (OpenAPI 3.0.3)
+  6 operations -> 6 tools
+  nothing changed or lost
+
+messy-refs-dangling  specs/messy-refs-dangling.yaml  'Dangling reference (messy)' (OpenAPI 3.0.3)
+  3 operations -> 3 tools
+  1 change(s): unresolved-ref 1
+    POST /pets  [createPet]  unresolved-ref: {UNRESOLVED_REF}
+
+catalog: name-clash: 'listPets' is already a tool of source 'filters'; this one is 'messy_refs_dangling_listPets'
+catalog: name-clash: 'createPet' is already a tool of source 'filters'; this one is 'messy_refs_dangling_createPet'
+summary: 2 source(s), 9 operations, 9 tools, 3 changes (name-clash 2, unresolved-ref 1), 0 spec validation findings; usable
+""",  # noqa: E501
+    )
+
+
+# -- config files ------------------------------------------------------------------------------
+
+
+FILTERED_CONFIG = """\
+servers:
+  - id: pets
+    spec: specs/filters.yaml
+    prefix: pets
+    include: {tags: [pets, store]}
+    exclude: {methods: [POST]}
+  - id: admin
+    spec: specs/filters.yaml
+    base_url: https://admin.example.com
+    include: {paths: ["/admin/*", "/pets/*"]}
+"""
+
+FILTERED_TABLE = """\
+pets_listPets      GET /pets                                 List pets
+pets_getInventory  GET /store/inventory                      Stock counts by status
+deletePet          DELETE /pets/{petId}                      Delete a pet
+refreshCache       PUT /admin/cache                          Refresh the server cache (untagged, under /admin)
+4 tools
+"""  # noqa: E501
+
+
+def test_a_config_file_applies_prefix_include_and_exclude(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Specs are found relative to the config file, whatever the working directory."""
+    path = write_config(tmp_path / "conf", FILTERED_CONFIG)
+    monkeypatch.chdir(tmp_path)
+
+    assert run(capsys, "tools", "-c", str(path)) == (0, FILTERED_TABLE, "")
+    assert run(capsys, "check", "--config", str(path), "--no-validate") == (
+        0,
+        """\
+pets  conf/specs/filters.yaml  'Tags, methods and paths for filters' (OpenAPI 3.0.3)
+  6 operations -> 2 tools (4 filtered out)
+  nothing changed or lost
+
+admin  conf/specs/filters.yaml  'Tags, methods and paths for filters' (OpenAPI 3.0.3)
+  6 operations -> 2 tools (4 filtered out)
+  nothing changed or lost
+
+summary: 2 source(s), 12 operations, 4 tools, 0 changes, 0 spec validation findings; usable
+""",
+        "loading pets from specs/filters.yaml ...\n"
+        "loaded pets: 2 tools in 0.00 s\n"
+        "loading admin from specs/filters.yaml ...\n"
+        "loaded admin: 2 tools in 0.00 s\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "out"),
+    [
+        pytest.param(["tools"], FILTERED_TABLE, id="tools"),
+        pytest.param(
+            ["check", "--no-validate"],
+            """\
+pets  specs/filters.yaml  'Tags, methods and paths for filters' (OpenAPI 3.0.3)
+  6 operations -> 2 tools (4 filtered out)
+  nothing changed or lost
+
+admin  specs/filters.yaml  'Tags, methods and paths for filters' (OpenAPI 3.0.3)
+  6 operations -> 2 tools (4 filtered out)
+  nothing changed or lost
+
+summary: 2 source(s), 12 operations, 4 tools, 0 changes, 0 spec validation findings; usable
+""",
+            id="check",
+        ),
+    ],
+)
+def test_toolbridge_yaml_in_the_working_directory_is_the_default(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    out: str,
+) -> None:
+    write_config(tmp_path, FILTERED_CONFIG)
+    monkeypatch.chdir(tmp_path)
+
+    code, printed, _ = run(capsys, *args)
+
+    assert (code, printed) == (0, out)
+
+
+@pytest.mark.parametrize("command", ["tools", "check"])
+def test_without_a_config_or_spec_the_hint_says_what_to_pass(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    assert run(capsys, command) == (
+        2,
+        "",
+        "toolbridge: no toolbridge.yaml in this folder; pass -c FILE or --spec PATH_OR_URL\n",
+    )
+
+
+@pytest.mark.parametrize("command", ["tools", "check"])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    prefx: p\n",
+            "bad.yaml:4: servers[0].prefx: unknown key 'prefx'",
+            id="unknown-key",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: ${PETS_SPEC}\n",
+            "bad.yaml:3: servers[0].spec: environment variable PETS_SPEC is not set "
+            "(write ${PETS_SPEC:-default} to give a default)",
+            id="unset-variable",
+        ),
+        pytest.param(
+            "servers: [\n",
+            "bad.yaml:2: not valid YAML: expected the node content, but found '<stream end>'",
+            id="invalid-yaml",
+        ),
+        pytest.param(
+            "servers:\n  - spec: a.yaml\n",
+            "bad.yaml:2: servers[0]: required key 'id' is missing",
+            id="missing-key",
+        ),
+    ],
+)
+def test_a_config_error_exits_2_with_the_message_on_stderr(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    text: str,
+    message: str,
+) -> None:
+    """The message is the ConfigError's, after `toolbridge: `, with no traceback."""
+    (tmp_path / "bad.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PETS_SPEC", raising=False)
+
+    assert run(capsys, command, "-c", "bad.yaml") == (2, "", f"toolbridge: {message}\n")
+
+
+@pytest.mark.parametrize("command", ["tools", "check"])
+def test_a_missing_config_file_exits_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    assert run(capsys, command, "-c", "missing.yaml") == (
+        2,
+        "",
+        "toolbridge: missing.yaml: cannot be read: No such file or directory\n",
+    )
+
+
+def test_a_config_reads_variables_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_config(
+        tmp_path, "servers:\n  - {id: pets, spec: '${SPECS_DIR}/filters.yaml', prefix: p}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPECS_DIR", "specs")
+
+    assert run(capsys, "tools") == (
+        0,
+        """\
+p_listPets      GET /pets                                 List pets
+p_createPet     POST /pets                                Add a pet (tagged pets and admin)
+p_deletePet     DELETE /pets/{petId}                      Delete a pet
+p_placeOrder    POST /store/orders                        Order a pet
+p_getInventory  GET /store/inventory                      Stock counts by status
+p_refreshCache  PUT /admin/cache                          Refresh the server cache (untagged, under /admin)
+6 tools
+""",  # noqa: E501
+        "",
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=UnicodeDecodeError,
+    reason="a config file that is not UTF-8 raises UnicodeDecodeError out of main(): "
+    "a traceback and exit status 1 instead of a message and 2",
+)
+def test_a_config_that_is_not_utf8_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "toolbridge.yaml").write_bytes(b"servers:\n  - id: caf\xe9\n")
+    monkeypatch.chdir(tmp_path)
+
+    code, out, err = run(capsys, "check")
+
+    assert (code, out, err.startswith("toolbridge: toolbridge.yaml: ")) == (2, "", True)
+
+
+def test_config_and_spec_cannot_be_given_together(
+    specs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["tools", "-c", "toolbridge.yaml", "--spec", "specs/demo.yaml"])
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "toolbridge tools: error: argument --spec: not allowed with argument -c/--config"
+    )
+
+
+# -- the installed entry point -----------------------------------------------------------------
+
+
+def test_python_dash_m_toolbridge_runs_the_cli() -> None:
+    """`python -m toolbridge` in a fresh interpreter: the package and its `__main__` work."""
+    done = subprocess.run(
+        [sys.executable, "-m", "toolbridge", "tools", "--spec", "specs/demo.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert (done.returncode, done.stdout, done.stderr) == (0, DEMO_TABLE, "")
