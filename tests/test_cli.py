@@ -236,11 +236,6 @@ def test_tools_with_a_down_source_prints_the_others_and_exits_1(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registry logs 'source nope is down' and the CLI configures no logging, so Python's "
-    "last-resort handler prints it to stderr too: the error appears twice",
-)
 def test_a_down_source_is_reported_once_on_stderr(
     specs: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -477,8 +472,8 @@ messy-refs-dangling  specs/messy-refs-dangling.yaml  'Dangling reference (messy)
   1 change(s): unresolved-ref 1
     POST /pets  [createPet]  unresolved-ref: {UNRESOLVED_REF}
 
-catalog: name-clash: 'listPets' is already a tool of source 'filters'; this one is 'messy_refs_dangling_listPets'
-catalog: name-clash: 'createPet' is already a tool of source 'filters'; this one is 'messy_refs_dangling_createPet'
+catalog: name-clash: 'listPets' is already a tool of source 'filters'; the one of source 'messy-refs-dangling' is 'messy_refs_dangling_listPets' (give server 'messy-refs-dangling' a `prefix` to choose its names)
+catalog: name-clash: 'createPet' is already a tool of source 'filters'; the one of source 'messy-refs-dangling' is 'messy_refs_dangling_createPet' (give server 'messy-refs-dangling' a `prefix` to choose its names)
 summary: 2 source(s), 9 operations, 9 tools, 3 changes (name-clash 2, unresolved-ref 1), 0 spec validation findings; usable
 """,  # noqa: E501
     )
@@ -672,12 +667,6 @@ p_refreshCache  PUT /admin/cache                          Refresh the server cac
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="a config file that is not UTF-8 raises UnicodeDecodeError out of main(): "
-    "a traceback and exit status 1 instead of a message and 2",
-)
 def test_a_config_that_is_not_utf8_exits_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -4,7 +4,6 @@ from the config, and names that clash across sources.
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from dataclasses import replace
@@ -162,6 +161,7 @@ def test_load_server_resolves_a_relative_spec_against_base_dir(specs: Path) -> N
 def test_a_missing_file_is_a_down_source_not_an_exception(
     specs: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The status carries the error; reporting it (log, CLI, /v1/servers) is the caller's job."""
     loaded = load(Server(id="gone", spec="specs/nope.yaml"))
 
     assert not loaded.ok
@@ -173,13 +173,7 @@ def test_a_missing_file_is_a_down_source_not_an_exception(
         conversion=None,
         error="specs/nope.yaml: no such file",
     )
-    assert caplog.record_tuples == [
-        (
-            "toolbridge.registry",
-            logging.ERROR,
-            "source gone is down: specs/nope.yaml: no such file",
-        )
-    ]
+    assert caplog.record_tuples == []
 
 
 @pytest.mark.parametrize(
@@ -406,13 +400,15 @@ def test_the_later_source_of_a_clashing_name_is_prefixed_with_its_id(specs: Path
     clash_list = Note(
         kind="name-clash",
         message="'listPets' is already a tool of source 'filters'; "
-        "this one is 'messy_refs_dangling_listPets'",
+        "the one of source 'messy-refs-dangling' is 'messy_refs_dangling_listPets' "
+        "(give server 'messy-refs-dangling' a `prefix` to choose its names)",
         where="GET /pets",
     )
     clash_create = Note(
         kind="name-clash",
         message="'createPet' is already a tool of source 'filters'; "
-        "this one is 'messy_refs_dangling_createPet'",
+        "the one of source 'messy-refs-dangling' is 'messy_refs_dangling_createPet' "
+        "(give server 'messy-refs-dangling' a `prefix` to choose its names)",
         where="POST /pets",
     )
     assert names_of(catalog) == [
@@ -465,6 +461,8 @@ def test_an_empty_catalog() -> None:
 
 LONG = "x" * 64
 LONG_RENAMED = f"{'b' * 40}_{'x' * 14}_7ce10097"
+LONG_ID = "b" * 40
+HINT = " (give server {!r} a `prefix` to choose its names)"
 
 
 @pytest.mark.parametrize(
@@ -474,15 +472,20 @@ LONG_RENAMED = f"{'b' * 40}_{'x' * 14}_7ce10097"
             [status("a", tool("x", "a")), status("b", tool("x", "b")), status("c", tool("x", "c"))],
             ["x", "b_x", "c_x"],
             [
-                "'x' is already a tool of source 'a'; this one is 'b_x'",
-                "'x' is already a tool of source 'a'; this one is 'c_x'",
+                "'x' is already a tool of source 'a'; the one of source 'b' is 'b_x'"
+                f"{HINT.format('b')}",
+                "'x' is already a tool of source 'a'; the one of source 'c' is 'c_x'"
+                f"{HINT.format('c')}",
             ],
             id="three-sources",
         ),
         pytest.param(
             [status("a", tool("x", "a"), tool("b_x", "a")), status("b", tool("x", "b"))],
             ["x", "b_x", "b_x_2"],
-            ["'x' is already a tool of source 'a'; this one is 'b_x_2'"],
+            [
+                "'x' is already a tool of source 'a'; the one of source 'b' is 'b_x_2'"
+                f"{HINT.format('b')}"
+            ],
             id="prefixed-name-taken",
         ),
         pytest.param(
@@ -491,13 +494,19 @@ LONG_RENAMED = f"{'b' * 40}_{'x' * 14}_7ce10097"
                 status("pets-v2", tool("list", "pets-v2")),
             ],
             ["list", "pets_v2_list"],
-            ["'list' is already a tool of source 'pets-v1'; this one is 'pets_v2_list'"],
+            [
+                "'list' is already a tool of source 'pets-v1'; the one of source 'pets-v2' is "
+                "'pets_v2_list' (give server 'pets-v2' a `prefix` to choose its names)"
+            ],
             id="dashes-in-the-id",
         ),
         pytest.param(
             [status("a", tool(LONG, "a")), status("b" * 40, tool(LONG, "b" * 40))],
             [LONG, LONG_RENAMED],
-            [f"{LONG!r} is already a tool of source 'a'; this one is {LONG_RENAMED!r}"],
+            [
+                f"{LONG!r} is already a tool of source 'a'; the one of source {LONG_ID!r} is "
+                f"{LONG_RENAMED!r} (give server {LONG_ID!r} a `prefix` to choose its names)"
+            ],
             id="long-name-gets-a-hash",
         ),
     ],
@@ -512,11 +521,6 @@ def test_clashing_names_become_unique_valid_names(
     assert all(re.match(NAME_PATTERN, name) for name in names)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a renamed tool takes the name `b_x` before source b's own tool `b_x` is placed, so "
-    "that tool, which clashed with nothing, is renamed `b_b_x` and its note blames source 'b'",
-)
 def test_a_renamed_tool_never_takes_a_name_its_own_source_uses() -> None:
     catalog = build_catalog(
         [status("a", tool("x", "a")), status("b", tool("x", "b"), tool("b_x", "b", path="/y"))]
@@ -525,11 +529,6 @@ def test_a_renamed_tool_never_takes_a_name_its_own_source_uses() -> None:
     assert names_of(catalog) == ["x", "b_x_2", "b_x"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the name-clash note names neither the source of the renamed tool nor the fix "
-    "(a `prefix` on the server), the hint STYLE.md 5.1 asks of clash messages",
-)
 def test_a_clash_note_names_both_sources_and_suggests_a_prefix() -> None:
     catalog = build_catalog([status("a", tool("x", "a")), status("b", tool("x", "b"))])
 

@@ -13,12 +13,43 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
+from .documents import YamlLoader
 from .errors import ConfigError
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML 1.2 scalars like documents, with the pure-Python parser's clearer error messages."""
+
+
+_ConfigLoader.yaml_implicit_resolvers = YamlLoader.yaml_implicit_resolvers
+_ConfigLoader.add_constructor(
+    "tag:yaml.org,2002:int", YamlLoader.yaml_constructors["tag:yaml.org,2002:int"]
+)
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _ID = r"^[A-Za-z][A-Za-z0-9_-]{0,39}$"
+_METHODS = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE")
+_AUTH_TYPES = ("bearer", "api_key", "basic", "oauth2_client_credentials", "forward")
+_AUTH_TYPES_TEXT = ", ".join(repr(t) for t in _AUTH_TYPES)
+
+
+def _method(value: str) -> str:
+    if value.upper() not in _METHODS:
+        raise ValueError(f"unknown HTTP method {value!r} (expected one of {', '.join(_METHODS)})")
+    return value.upper()
+
+
+HttpMethod = Annotated[str, AfterValidator(_method)]
 
 
 class _Model(BaseModel):
@@ -30,24 +61,23 @@ class Selection(_Model):
 
     tags: tuple[str, ...] = ()
     operations: tuple[str, ...] = ()
-    methods: tuple[str, ...] = ()
+    methods: tuple[HttpMethod, ...] = ()
     paths: tuple[str, ...] = ()
-
-    @field_validator("methods")
-    @classmethod
-    def _methods(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        known = {"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"}
-        for method in value:
-            if method.upper() not in known:
-                raise ValueError(f"unknown HTTP method {method!r}")
-        return tuple(m.upper() for m in value)
 
 
 class Grant(_Model):
     users: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     tools: tuple[str, ...] = ()
-    methods: tuple[str, ...] = ()
+    methods: tuple[HttpMethod, ...] = ()
+
+
+def _grants(value: Any) -> Any:
+    """`access` takes one grant or a list of them."""
+    return [value] if isinstance(value, dict | Grant) else value
+
+
+Grants = Annotated[tuple[Grant, ...], BeforeValidator(_grants)]
 
 
 class BearerAuth(_Model):
@@ -99,7 +129,7 @@ class Server(_Model):
     include: Selection | None = None
     exclude: Selection | None = None
     timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
-    access: Grant | tuple[Grant, ...] | None = None
+    access: Grants | None = None
 
 
 class LocalTools(_Model):
@@ -110,7 +140,7 @@ class LocalTools(_Model):
     module: str | None = None
     valves: Mapping[str, Any] = {}
     prefix: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,19}$")] | None = None
-    access: Grant | tuple[Grant, ...] | None = None
+    access: Grants | None = None
 
 
 class ApiKey(_Model):
@@ -156,12 +186,18 @@ class Config(_Model):
 def load_config(path: Path, environ: Mapping[str, str]) -> Config:
     """Read and validate a config file; raises ConfigError naming file, line and key path."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: cannot be read: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+            f"at offset {exc.start})"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_ConfigLoader)
+        _check_nodes(node, path)
+        data = yaml.load(text, Loader=YamlLoader)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 0
         raise ConfigError(f"{path}:{line}: not valid YAML: {exc.problem}") from exc
@@ -170,10 +206,58 @@ def load_config(path: Path, environ: Mapping[str, str]) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: expected a mapping at the top level, found {_kind(data)}")
     data = _substitute(data, environ, path, node, ())
+    _check_unique_ids(data, path, node)
     try:
         return Config.model_validate({**data, "base_dir": path.resolve().parent})
     except ValidationError as exc:
         raise ConfigError(_explain(exc, path, node)) from None
+
+
+def _check_nodes(root: Any, path: Path) -> None:
+    """Refuse keys given twice in one mapping, and aliases that contain themselves."""
+    if root is None:
+        return
+    stack: list[tuple[Any, tuple[Any, ...], frozenset[int]]] = [(root, (), frozenset())]
+    while stack:
+        node, where, above = stack.pop()
+        if id(node) in above:
+            line = node.start_mark.line + 1
+            raise ConfigError(f"{path}:{line}: {_dotted(where)}: an alias contains itself")
+        inside = above | {id(node)}
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key, value in node.value:
+                name = str(key.value)
+                if name in seen:
+                    line = key.start_mark.line + 1
+                    raise ConfigError(
+                        f"{path}:{line}: {_dotted((*where, name))}: key {name!r} is given twice"
+                    )
+                seen.add(name)
+                stack.append((value, (*where, name), inside))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, (*where, i), inside) for i, item in enumerate(node.value))
+
+
+def _check_unique_ids(data: dict[str, Any], path: Path, node: Any) -> None:
+    """Every source (server or local tools entry) needs an id of its own."""
+    seen: set[str] = set()
+    for section in ("servers", "tools"):
+        entries = data.get(section)
+        if not isinstance(entries, list):
+            continue
+        for index, entry in enumerate(entries):
+            ident = entry.get("id") if isinstance(entry, dict) else None
+            if not isinstance(ident, str):
+                continue
+            if ident in seen:
+                where = (section, index, "id")
+                kind = "server" if section == "servers" else "tools"
+                raise ConfigError(
+                    f"{path}:{_locate(node, where)[0]}: {_dotted(where)}: "
+                    f"{kind} id {ident!r} is used twice"
+                )
+            seen.add(ident)
 
 
 def _substitute(
@@ -188,39 +272,78 @@ def _substitute(
 
     def replace(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
-        if name in environ:
+        if environ.get(name):
             return environ[name]
         if default is not None:
-            return default
+            return default  # as in the shell, `:-` also replaces a set but empty variable
+        if name in environ:
+            return ""
         raise ConfigError(
-            f"{path}:{_line(node, where)}: {_dotted(where)}: environment variable {name} "
+            f"{path}:{_locate(node, where)[0]}: {_dotted(where)}: environment variable {name} "
             "is not set (write ${" + name + ":-default} to give a default)"
         )
 
     return _VAR.sub(replace, value)
 
 
+_MESSAGES = {
+    "list_type": "Input should be a list",
+    "tuple_type": "Input should be a list",
+    "dict_type": "Input should be a mapping",
+    "model_type": "Input should be a mapping",
+    "model_attributes_type": "Input should be a mapping",
+}
+
+
 def _explain(exc: ValidationError, path: Path, node: Any) -> str:
     lines = []
     for error in exc.errors():
-        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p[:1].isupper()))
-        loc = tuple(p for p in loc if p not in ("bearer", "api_key", "basic", "forward"))
-        if error["type"] == "extra_forbidden":
+        loc = _plain_loc(error["loc"])
+        line, loc = _locate(node, loc)
+        kind = error["type"]
+        if kind == "extra_forbidden":
             message = f"unknown key {loc[-1]!r}"
-        elif error["type"] == "missing":
+        elif kind == "missing":
             message = f"required key {loc[-1]!r} is missing"
             loc = loc[:-1]
+            line = _locate(node, loc)[0]
+        elif kind == "union_tag_not_found":
+            message = f"required key 'type' is missing (one of {_AUTH_TYPES_TEXT})"
+        elif kind == "union_tag_invalid":
+            found = error.get("input")
+            found = found.get("type") if isinstance(found, dict) else found
+            message = f"unknown type {found!r} (expected one of {_AUTH_TYPES_TEXT})"
+        elif kind == "value_error":
+            message = str(error["msg"]).removeprefix("Value error, ")
         else:
             # Only the kind of what was found: the value itself may be a secret.
-            message = f"{error['msg']} (found {_kind(error.get('input'))})"
-        lines.append(f"{path}:{_line(node, loc)}: {_dotted(loc) or '(top level)'}: {message}")
-    return "\n".join(lines)
+            text = _MESSAGES.get(kind, error["msg"])
+            message = f"{text} (found {_kind(error.get('input'))})"
+        lines.append(f"{path}:{line}: {_dotted(loc) or '(top level)'}: {message}")
+    return "\n".join(dict.fromkeys(lines))
 
 
-def _line(node: Any, where: tuple[Any, ...]) -> int:
-    """The line of the YAML node at a key path (or of its nearest existing parent)."""
+def _plain_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """pydantic's location without the tags it adds for tagged unions (`auth.bearer.token`)."""
+    out: list[Any] = []
+    for part in loc:
+        if out and out[-1] == "auth" and part in _AUTH_TYPES:
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _locate(node: Any, where: tuple[Any, ...]) -> tuple[int, tuple[Any, ...]]:
+    """The line of the YAML node at a key path (or of its nearest existing parent), and the key
+    path as the file writes it: a single value given where a list is allowed has no index."""
     line = node.start_mark.line + 1 if node is not None else 1
-    for part in where:
+    shown: list[Any] = []
+    for index, part in enumerate(where):
+        if node is None:
+            shown.extend(where[index:])
+            break
+        if isinstance(node, yaml.MappingNode) and isinstance(part, int):
+            continue
         child = None
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
@@ -233,10 +356,9 @@ def _line(node: Any, where: tuple[Any, ...]) -> int:
         ):
             child = node.value[part]
             line = child.start_mark.line + 1
-        if child is None:
-            break
+        shown.append(part)
         node = child
-    return line
+    return line, tuple(shown)
 
 
 def _dotted(where: tuple[Any, ...]) -> str:
@@ -247,6 +369,12 @@ def _dotted(where: tuple[Any, ...]) -> str:
 
 
 def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
     return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(
         type(value), type(value).__name__
     )

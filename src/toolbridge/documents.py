@@ -42,7 +42,7 @@ Fetcher = Callable[[str], bytes]
 """Reads the bytes at an http(s) URL; raises DocumentError when it cannot."""
 
 
-class _Loader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
+class YamlLoader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
     """A safe loader that resolves plain scalars by the YAML 1.2 core schema."""
 
 
@@ -67,7 +67,7 @@ def _core_schema_resolvers() -> dict[Any, list[tuple[str, re.Pattern[str]]]]:
     return resolvers
 
 
-_Loader.yaml_implicit_resolvers = _core_schema_resolvers()
+YamlLoader.yaml_implicit_resolvers = _core_schema_resolvers()
 
 
 def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
@@ -79,7 +79,7 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     return int(text, 10)  # YAML 1.2: a leading zero does not mean octal
 
 
-_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+YamlLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +257,7 @@ def _parse_yaml(raw: bytes, display: str, cache_dir: Path | None) -> Any:
         return cached
     try:
         _check_yaml_depth(raw, display)
-        loaded = yaml.load(raw, Loader=_Loader)
+        loaded = yaml.load(raw, Loader=YamlLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -282,7 +282,7 @@ def _check_yaml_depth(raw: bytes, display: str) -> None:
     depth = 0
     starts = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
     ends = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
-    for event in yaml.parse(raw, Loader=_Loader):
+    for event in yaml.parse(raw, Loader=YamlLoader):
         if isinstance(event, starts):
             depth += 1
             if depth > MAX_DEPTH:

@@ -8,9 +8,9 @@ never silent.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,8 +21,6 @@ from .documents import DocumentStore, location_to_uri, uri_to_display
 from .errors import DocumentError
 from .openapi import Conversion, Selection, convert
 from .tools import Note, Tool
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,7 +88,6 @@ def load_server(server: Server, store: DocumentStore, base_dir: Path) -> SourceS
             exclude=_selection(server.exclude),
         )
     except DocumentError as exc:
-        logger.error("source %s is down: %s", server.id, exc)
         return SourceStatus(
             id=server.id,
             kind="openapi",
@@ -110,18 +107,20 @@ def load_server(server: Server, store: DocumentStore, base_dir: Path) -> SourceS
 def build_catalog(sources: Iterable[SourceStatus]) -> Catalog:
     """One name -> Tool map over all sources; clashing names are prefixed with the source id."""
     statuses = tuple(sources)
+    converted = [s.conversion for s in statuses if s.conversion is not None]
+    # A renamed tool must not take a name that any source gives one of its own tools.
+    reserved = {tool.name for conversion in converted for tool in conversion.tools}
     tools: dict[str, Tool] = {}
     notes: list[Note] = []
-    for status in statuses:
-        if status.conversion is None:
-            continue
-        for tool in status.conversion.tools:
+    for conversion in converted:
+        for tool in conversion.tools:
             if tool.name in tools:
-                renamed = _unclash(tool, tools)
+                renamed = _unclash(tool, reserved | tools.keys())
                 note = Note(
                     kind="name-clash",
                     message=f"{tool.name!r} is already a tool of source "
-                    f"{tools[tool.name].source!r}; this one is {renamed!r}",
+                    f"{tools[tool.name].source!r}; the one of source {tool.source!r} is "
+                    f"{renamed!r} (give server {tool.source!r} a `prefix` to choose its names)",
                     where=f"{tool.target.method} {tool.target.path}",
                 )
                 notes.append(note)
@@ -134,7 +133,7 @@ def load_catalog(config: Config, store: DocumentStore) -> Catalog:
     return build_catalog(load_server(s, store, config.base_dir) for s in config.servers)
 
 
-def _unclash(tool: Tool, taken: Mapping[str, Tool]) -> str:
+def _unclash(tool: Tool, taken: AbstractSet[str]) -> str:
     candidate = names.safe_name(tool.name, prefix=tool.source.replace("-", "_"))
     n = 2
     base = candidate
