@@ -262,10 +262,10 @@ def test_tools_with_no_sources_says_so(tmp_path: Path, capsys: pytest.CaptureFix
 DANGLING_REPORT = f"""\
 messy-refs-dangling  specs/messy-refs-dangling.yaml  'Dangling reference (messy)' (OpenAPI 3.0.3)
   3 operations -> 3 tools
-{{validation}}  1 change(s): unresolved-ref 1
+{{validation}}  1 change: unresolved-ref 1
     POST /pets  [createPet]  unresolved-ref: {UNRESOLVED_REF}
 
-summary: 1 source(s), 3 operations, 3 tools, 1 changes (unresolved-ref 1), 0 spec validation findings; usable
+summary: 1 source, 3 operations, 3 tools, 1 change (unresolved-ref 1), 0 spec validation findings; usable
 """  # noqa: E501
 
 
@@ -294,10 +294,10 @@ messy-names  specs/messy-names.yaml  'Duplicate operationId (messy)' (OpenAPI 3.
   3 operations -> 3 tools
   spec validation: 1 finding(s)
     - Operation ID 'getPet' for 'get' in '/pets/by-name/{name}' is not unique
-  1 change(s): name-deduplicated 1
+  1 change: name-deduplicated 1
     GET /pets/by-name/{name}  [getPet_2]  name-deduplicated: 'getPet' is also the name of an earlier operation; this one is 'getPet_2'
 
-summary: 1 source(s), 3 operations, 3 tools, 1 changes (name-deduplicated 1), 1 spec validation findings; usable
+summary: 1 source, 3 operations, 3 tools, 1 change (name-deduplicated 1), 1 spec validation finding; usable
 """,  # noqa: E501
             "loading messy-names from specs/messy-names.yaml ...\n"
             "loaded messy-names: 3 tools in 0.00 s\n"
@@ -438,7 +438,7 @@ demo  specs/demo.yaml  'Notes (toolbridge demo service)' (OpenAPI 3.1.0)
   6 operations -> 6 tools
   nothing changed or lost
 
-summary: 2 source(s), 6 operations, 6 tools, 0 changes, 0 spec validation findings; NOT usable: down: nope
+summary: 2 sources, 6 operations, 6 tools, 0 changes, 0 spec validation findings; NOT usable: down: nope
 """,  # noqa: E501
         "loading nope from specs/nope.yaml ...\n"
         "loaded nope: FAILED in 0.00 s\n"
@@ -469,12 +469,12 @@ filters  specs/filters.yaml  'Tags, methods and paths for filters' (OpenAPI 3.0.
 
 messy-refs-dangling  specs/messy-refs-dangling.yaml  'Dangling reference (messy)' (OpenAPI 3.0.3)
   3 operations -> 3 tools
-  1 change(s): unresolved-ref 1
+  1 change: unresolved-ref 1
     POST /pets  [createPet]  unresolved-ref: {UNRESOLVED_REF}
 
 catalog: name-clash: 'listPets' is already a tool of source 'filters'; the one of source 'messy-refs-dangling' is 'messy_refs_dangling_listPets' (give server 'messy-refs-dangling' a `prefix` to choose its names)
 catalog: name-clash: 'createPet' is already a tool of source 'filters'; the one of source 'messy-refs-dangling' is 'messy_refs_dangling_createPet' (give server 'messy-refs-dangling' a `prefix` to choose its names)
-summary: 2 source(s), 9 operations, 9 tools, 3 changes (name-clash 2, unresolved-ref 1), 0 spec validation findings; usable
+summary: 2 sources, 9 operations, 9 tools, 3 changes (name-clash 2, unresolved-ref 1), 0 spec validation findings; usable
 """,  # noqa: E501
     )
 
@@ -523,7 +523,7 @@ admin  conf/specs/filters.yaml  'Tags, methods and paths for filters' (OpenAPI 3
   6 operations -> 2 tools (4 filtered out)
   nothing changed or lost
 
-summary: 2 source(s), 12 operations, 4 tools, 0 changes, 0 spec validation findings; usable
+summary: 2 sources, 12 operations, 4 tools, 0 changes, 0 spec validation findings; usable
 """,
         "loading pets from specs/filters.yaml ...\n"
         "loaded pets: 2 tools in 0.00 s\n"
@@ -547,7 +547,7 @@ admin  specs/filters.yaml  'Tags, methods and paths for filters' (OpenAPI 3.0.3)
   6 operations -> 2 tools (4 filtered out)
   nothing changed or lost
 
-summary: 2 source(s), 12 operations, 4 tools, 0 changes, 0 spec validation findings; usable
+summary: 2 sources, 12 operations, 4 tools, 0 changes, 0 spec validation findings; usable
 """,
             id="check",
         ),

@@ -116,6 +116,8 @@ def _tools(args: argparse.Namespace) -> int:
             print(f"toolbridge: source {status.id!r} is down: {status.error}", file=sys.stderr)
     tools = list(catalog)
     fmt: Format = args.format
+    if args.strict and (not args.json or fmt not in ("openai", "openai-responses")):
+        raise ToolbridgeError("--strict applies to --json output in the openai formats")
     if args.json:
         body = {"tools": render_tools(tools, fmt, strict=args.strict)}
         sys.stdout.buffer.write(orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n")

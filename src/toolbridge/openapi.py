@@ -172,6 +172,14 @@ def _convert(
         if op_id is None:
             derived.add(op.where)
         selected.append(op)
+    if operations and not selected:
+        notes.append(
+            Note(
+                kind="nothing-selected",
+                message=f"the include/exclude filters leave none of the {len(operations)} "
+                "operations",
+            )
+        )
     assigned, name_notes = names.assign(
         (op.name, op.name if op.where in derived else _prefixed(prefix, op.original), op.where)
         for op in selected

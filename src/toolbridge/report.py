@@ -104,10 +104,11 @@ def print_check(report: dict[str, Any], out: TextIO, *, verbose: bool = False) -
     kinds = ", ".join(f"{k} {n}" for k, n in summary["changes_by_kind"].items())
     state = "usable" if summary["usable"] else f"NOT usable: down: {', '.join(summary['down'])}"
     print(
-        f"summary: {summary['sources']} source(s), {summary['operations']} operations, "
-        f"{summary['tools']} tools, {summary['changes']} changes"
+        f"summary: {_count(summary['sources'], 'source')}, "
+        f"{_count(summary['operations'], 'operation')}, {_count(summary['tools'], 'tool')}, "
+        f"{_count(summary['changes'], 'change')}"
         + (f" ({kinds})" if kinds else "")
-        + f", {summary['validation_findings']} spec validation findings; {state}",
+        + f", {_count(summary['validation_findings'], 'spec validation finding')}; {state}",
         file=out,
     )
 
@@ -122,7 +123,8 @@ def _print_source(source: dict[str, Any], out: TextIO, verbose: bool) -> None:
         file=out,
     )
     filtered = f" ({source['filtered']} filtered out)" if source["filtered"] else ""
-    print(f"  {source['operations']} operations -> {source['tools']} tools{filtered}", file=out)
+    operations = _count(source["operations"], "operation")
+    print(f"  {operations} -> {_count(source['tools'], 'tool')}{filtered}", file=out)
     validation = source["validation"]
     if validation["ran"]:
         if validation["valid"]:
@@ -141,7 +143,7 @@ def _print_source(source: dict[str, Any], out: TextIO, verbose: bool) -> None:
         print("  nothing changed or lost", file=out)
         return
     kinds = ", ".join(f"{k} {n}" for k, n in source["changes_by_kind"].items())
-    print(f"  {len(changes)} change(s): {kinds}", file=out)
+    print(f"  {_count(len(changes), 'change')}: {kinds}", file=out)
     shown = changes if verbose else changes[:SHOWN_PER_SOURCE]
     for change in shown:
         print(
@@ -154,3 +156,7 @@ def _print_source(source: dict[str, Any], out: TextIO, verbose: bool) -> None:
 
 def _version_label(version: str) -> str:
     return f"Swagger {version}" if version.startswith("2") else f"OpenAPI {version}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
