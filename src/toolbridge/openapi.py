@@ -12,7 +12,8 @@ and openapi-core is the oracle in tests that the requests we build conform.
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
@@ -30,6 +31,7 @@ from .tools import (
     Method,
     Note,
     ParamBinding,
+    SecurityScheme,
     Tool,
 )
 
@@ -98,6 +100,8 @@ class Conversion:
     notes: tuple[Note, ...] = ()
     """Notes about the document as a whole; each tool carries its own."""
     filtered: int = 0
+    security_schemes: Mapping[str, SecurityScheme] = field(default_factory=dict)
+    """The schemes the document declares, by name (what credential goes where)."""
 
 
 @dataclass(slots=True)
@@ -212,7 +216,12 @@ def _convert(
         tools=tuple(tools),
         notes=tuple(notes),
         filtered=len(operations) - len(selected),
+        security_schemes=converter.security_schemes(),
     )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _slot_name(location: str, name: str) -> str:
@@ -623,6 +632,28 @@ class _Converter:
                 scheme = None
         self._schemes[name] = scheme if isinstance(scheme, dict) else {}
         return self._schemes[name]
+
+    def security_schemes(self) -> dict[str, SecurityScheme]:
+        if self.version == "2.0":
+            declared = self.document.get("securityDefinitions")
+        else:
+            components = self.document.get("components")
+            declared = components.get("securitySchemes") if isinstance(components, dict) else None
+        out = {}
+        for name in declared if isinstance(declared, dict) else ():
+            raw = self._scheme(str(name))
+            kind = raw.get("type")
+            if not isinstance(kind, str):
+                continue
+            if kind == "basic":  # Swagger 2.0
+                kind, raw = "http", {"scheme": "basic"}
+            out[str(name)] = SecurityScheme(
+                type=kind,
+                location=_text(raw.get("in")),
+                name=_text(raw.get("name")),
+                scheme=(_text(raw.get("scheme")) or "").lower() or None,
+            )
+        return out
 
     def _security(self, operation: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
         raw = operation.get("security", self.document.get("security"))

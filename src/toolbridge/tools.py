@@ -130,3 +130,31 @@ class Tool:
     deprecated: bool = False
     notes: tuple[Note, ...] = ()
     """Every change or loss made while converting this tool."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SecurityScheme:
+    """A security scheme as the document declares it (what credential goes where)."""
+
+    type: str
+    """apiKey, http, oauth2, openIdConnect or mutualTLS."""
+    location: str | None = None
+    """For apiKey: header, query or cookie."""
+    name: str | None = None
+    """For apiKey: the header, query parameter or cookie name."""
+    scheme: str | None = None
+    """For http: bearer, basic, ..."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolResult:
+    """What a call returned: also an upstream 4xx/5xx, which the model should see."""
+
+    ok: bool
+    status: int | None = None
+    """The upstream HTTP status; None for local tools."""
+    content_type: str | None = None
+    result: Any = None
+    """JSON as parsed, text as text, binary as {"base64", "size", "content_type"}."""
+    truncated: bool = False
+    """The upstream answer was longer than the size cap and was cut."""
