@@ -23,6 +23,7 @@ from toolbridge.tools import (
     JsonSchema,
     Note,
     ParamBinding,
+    SecurityScheme,
     Tool,
 )
 
@@ -409,8 +410,28 @@ def test_document_summary(
         operations=len(names),
         tools=conversion.tools,
         notes=notes,
+        security_schemes=conversion.security_schemes,
     )
     assert tuple(tool.name for tool in conversion.tools) == names
+
+
+def test_security_schemes_are_read_from_3x_and_2_0(specs: Path) -> None:
+    """What each declared scheme needs, so credentials can be put where the API expects them."""
+    security = convert(DocumentStore(), location_to_uri(str(specs / "security.yaml")))
+    assert security.security_schemes == {
+        "bearerAuth": SecurityScheme(type="http", scheme="bearer"),
+        "basicAuth": SecurityScheme(type="http", scheme="basic"),
+        "apiKeyHeader": SecurityScheme(type="apiKey", location="header", name="X-API-Key"),
+        "apiKeyQuery": SecurityScheme(type="apiKey", location="query", name="api_key"),
+        "sessionCookie": SecurityScheme(type="apiKey", location="cookie", name="bo_session"),
+        "oauthClient": SecurityScheme(type="oauth2"),
+        "oidc": SecurityScheme(type="openIdConnect"),
+    }
+    swagger = convert(DocumentStore(), location_to_uri(str(specs / "swagger2.json")))
+    assert swagger.security_schemes == {
+        "apiKeyHeader": SecurityScheme(type="apiKey", location="header", name="X-API-Key"),
+        "basicAuth": SecurityScheme(type="http", scheme="basic"),
+    }
 
 
 # -- params-path-query.yaml ---------------------------------------------------------------
