@@ -2503,13 +2503,13 @@ def test_long_clashing_and_unusual_operation_ids(
 ) -> None:
     tools = tools_by_name(convert_spec(specs, "names-long-and-clashing.yaml"))
     assert tools[name].original_name == original_name
-    assert tools[name].target.operation_id == original_name
+    assert tools[name].http.operation_id == original_name
     assert tools[name].notes == notes
 
 
 def test_duplicate_operation_ids_are_deduplicated_in_document_order(specs: Path) -> None:
     tools = tools_by_name(convert_spec(specs, "messy-names.yaml"))
-    assert [(t.name, t.original_name, t.target.path, t.notes) for t in tools.values()] == [
+    assert [(t.name, t.original_name, t.http.path, t.notes) for t in tools.values()] == [
         ("getPet", "getPet", "/pets/{petId}", ()),
         (
             "getPet_2",
@@ -2531,7 +2531,7 @@ def test_duplicate_operation_ids_are_deduplicated_in_document_order(specs: Path)
 def test_operations_without_operation_id_keep_method_and_path(specs: Path) -> None:
     conversion = convert_spec(specs, "no-operation-ids.yaml")
     assert [
-        (t.original_name, t.target.operation_id, t.description, t.annotations)
+        (t.original_name, t.http.operation_id, t.description, t.annotations)
         for t in conversion.tools
     ] == [
         (
@@ -2741,7 +2741,7 @@ def test_server_variables_and_path_and_operation_servers(
     """Variables take their defaults; the operation's servers beat the path's, which beat the
     document's. A relative URL stays relative when the document was read from a file."""
     tools = tools_by_name(convert_spec(specs, "servers-variables.yaml"))
-    assert tools[name].target.base_url == base_url
+    assert tools[name].http.base_url == base_url
 
 
 def test_relative_server_urls_resolve_against_the_document_url(specs: Path) -> None:
@@ -2749,7 +2749,7 @@ def test_relative_server_urls_resolve_against_the_document_url(specs: Path) -> N
     raw = (specs / "servers-variables.yaml").read_bytes()
     store = DocumentStore(fetch={url: raw}.__getitem__, cache_dir=None)
     conversion = convert(store, url)
-    assert [(tool.name, tool.target.base_url) for tool in conversion.tools] == [
+    assert [(tool.name, tool.http.base_url) for tool in conversion.tools] == [
         ("listBooks", "https://eu.books.example.com:443/v2"),
         ("getCover", "https://covers.books.example.com"),
         ("deleteCover", "https://prod-admin.books.example.com/covers-admin"),
@@ -2759,12 +2759,12 @@ def test_relative_server_urls_resolve_against_the_document_url(specs: Path) -> N
 
 def test_configured_base_url_replaces_every_server(specs: Path) -> None:
     conversion = convert_spec(specs, "servers-variables.yaml", base_url="http://127.0.0.1:8080")
-    assert {tool.target.base_url for tool in conversion.tools} == {"http://127.0.0.1:8080"}
+    assert {tool.http.base_url for tool in conversion.tools} == {"http://127.0.0.1:8080"}
 
 
 def test_image_response_sets_accept(specs: Path) -> None:
     tools = tools_by_name(convert_spec(specs, "servers-variables.yaml"))
-    assert tools["getCover"].target.accept == "image/jpeg"
+    assert tools["getCover"].http.accept == "image/jpeg"
     assert tools["getCover"].output_schema is None
 
 
@@ -2805,7 +2805,7 @@ def test_responses_give_output_schema_and_accept(
     """200 object, 201 by $ref, 204 empty, only 2XX (default ignored), text, array, image."""
     tools = tools_by_name(convert_spec(specs, "responses.yaml"))
     assert tools[name].output_schema == output_schema
-    assert tools[name].target.accept == accept
+    assert tools[name].http.accept == accept
     read_only = Note(
         kind="read-only-omitted",
         message="read-only properties left out of the request: id",
@@ -2834,7 +2834,7 @@ def test_security_requirements(
     """Global, overridden, none (`[]`), OR (two requirements), AND (one with two schemes),
     optional (`{}` is the empty requirement)."""
     tools = tools_by_name(convert_spec(specs, "security.yaml"))
-    assert tools[name].target.security == security
+    assert tools[name].http.security == security
 
 
 # -- messy-yaml.yaml ----------------------------------------------------------------------

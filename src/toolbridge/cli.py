@@ -132,7 +132,7 @@ def _print_table(tools: list[Tool], out: TextIO) -> None:
         return
     width = min(max(len(t.name) for t in tools), 64)
     for tool in tools:
-        target = f"{tool.target.method} {tool.target.path}"
+        target = tool.where
         summary = tool.description.splitlines()[0] if tool.description else ""
         line = f"{tool.name:<{width}}  {target:<40}  {summary}"
         print(line[:200].rstrip(), file=out)

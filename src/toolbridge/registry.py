@@ -121,7 +121,7 @@ def build_catalog(sources: Iterable[SourceStatus]) -> Catalog:
                     message=f"{tool.name!r} is already a tool of source "
                     f"{tools[tool.name].source!r}; the one of source {tool.source!r} is "
                     f"{renamed!r} (give server {tool.source!r} a `prefix` to choose its names)",
-                    where=f"{tool.target.method} {tool.target.path}",
+                    where=tool.where,
                 )
                 notes.append(note)
                 tool = replace(tool, name=renamed, notes=(*tool.notes, note))

@@ -100,6 +100,24 @@ class HttpOperation:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PythonFunction:
+    """A local Python callable: a method of an Open WebUI-style `Tools` class, or a function."""
+
+    tool_id: str
+    """The id of the config's `tools` entry it came from."""
+    function: str
+    """The qualified name of the callable (`Tools.get_weather`, `module.func`)."""
+    func: Any
+    """The bound method or function to call."""
+    arguments_model: Any
+    """The pydantic model (a class) that validates and converts the model-visible arguments."""
+    injected: tuple[str, ...] = ()
+    """The host-provided parameters it takes (`__user__`, `__event_emitter__`, ...)."""
+    is_async: bool = False
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Annotations:
     """Behaviour hints for clients (MCP's tool annotations), derived from the HTTP method."""
 
@@ -126,10 +144,24 @@ class Tool:
     tags: tuple[str, ...] = ()
     source: str = ""
     """The id of the source (server or local tools entry) the tool came from."""
-    target: HttpOperation
+    target: HttpOperation | PythonFunction
     deprecated: bool = False
     notes: tuple[Note, ...] = ()
     """Every change or loss made while converting this tool."""
+
+    @property
+    def where(self) -> str:
+        """Where the tool leads, for people: `GET /pets/{id}` or `python Tools.lookup`."""
+        if isinstance(self.target, HttpOperation):
+            return f"{self.target.method} {self.target.path}"
+        return f"python {self.target.function}"
+
+    @property
+    def http(self) -> HttpOperation:
+        """The HTTP target; raises TypeError for a local tool."""
+        if not isinstance(self.target, HttpOperation):
+            raise TypeError(f"tool {self.name!r} is a local Python tool, not an HTTP operation")
+        return self.target
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

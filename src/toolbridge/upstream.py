@@ -49,6 +49,17 @@ class UpstreamResponse:
         return next((v for k, v in self.headers if k.lower() == lowered), None)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthParts:
+    """What a server's credentials add to a request: headers, query parameters, cookies."""
+
+    headers: Headers = ()
+    query: Headers = ()
+    cookies: Headers = ()
+    secrets: tuple[str, ...] = ()
+    """The secret values in the parts above, so that logs and `--dry-run` can mask them."""
+
+
 class Upstream(Protocol):
     """Sends one request; raises UpstreamUnavailable when it cannot be reached or times out.
 

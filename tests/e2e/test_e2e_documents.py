@@ -95,7 +95,7 @@ def test_multifile_document_over_http_follows_refs_across_urls(base_url: str) ->
 
 def test_relative_server_url_resolves_against_the_document_url(base_url: str) -> None:
     conversion = convert(DocumentStore(), f"{base_url}/relative.yaml")
-    assert {t.target.base_url for t in conversion.tools} == {f"{base_url}/api/v1"}
+    assert {t.http.base_url for t in conversion.tools} == {f"{base_url}/api/v1"}
 
 
 @pytest.mark.parametrize(
