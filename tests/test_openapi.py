@@ -1421,7 +1421,8 @@ def test_multipart_body_turns_binary_fields_into_files(specs: Path) -> None:
                     "body": {
                         "type": "string",
                         "contentEncoding": "base64",
-                        "description": "(the bytes as base64)",
+                        "description": "The application/octet-stream request body: its bytes, "
+                        "base64-encoded.",
                     },
                 },
                 "required": ["petId", "body"],

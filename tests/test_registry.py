@@ -13,6 +13,7 @@ import pytest
 
 from toolbridge.config import Config, Selection, Server
 from toolbridge.documents import DocumentStore
+from toolbridge.functions import LocalConversion
 from toolbridge.openapi import Conversion
 from toolbridge.registry import (
     Catalog,
@@ -29,9 +30,10 @@ def load(server: Server, base_dir: Path | None = None) -> SourceStatus:
     return load_server(server, DocumentStore(cache_dir=None), base_dir or Path.cwd())
 
 
-def names_of(tools: Catalog | Conversion | None) -> list[str]:
+def names_of(tools: Catalog | Conversion | LocalConversion | None) -> list[str]:
     assert tools is not None
-    return [tool.name for tool in (tools.tools if isinstance(tools, Conversion) else tools)]
+    listed = tools if isinstance(tools, Catalog) else tools.tools
+    return [tool.name for tool in listed]
 
 
 def tool(name: str, source: str, method: Method = "GET", path: str = "/x") -> Tool:
@@ -326,7 +328,7 @@ def test_prefix_include_and_exclude_from_the_config(
 
     conversion = load(server).conversion
 
-    assert conversion is not None
+    assert isinstance(conversion, Conversion)
     assert (names_of(conversion), conversion.operations, conversion.filtered) == (
         names,
         6,

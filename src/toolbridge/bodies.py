@@ -82,7 +82,11 @@ def add_body(body: dict[str, Any], uri: str, b: Draft, defs: Definitions) -> Non
         schema = schema if _is_string(schema) else {"type": "string"}
     else:
         schema = {"type": "string", "contentEncoding": "base64"}
-        description = f"{description} (the bytes as base64)".strip()
+        description = (
+            f"{description} (the bytes, base64-encoded)"
+            if description
+            else (f"The {media_type} request body: its bytes, base64-encoded.")
+        )
     argument = _free_argument("body", b.properties)
     if description and isinstance(schema, dict):
         schema = {**schema, "description": description}

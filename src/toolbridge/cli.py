@@ -7,6 +7,7 @@ exit with status 2.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -15,17 +16,29 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
+import uvicorn
+from starlette.applications import Starlette
 
 from . import __version__
+from .app import create_app
 from .config import Config, load_config
+from .demo import demo_config
+from .demo.service import create_demo_app
 from .documents import DocumentStore, cache_dir_from
 from .errors import ToolbridgeError
+from .gateway import Gateway
+from .http_client import make_upstream
+from .identity import Authenticator
+from .loopback import LoopbackServer
 from .registry import Catalog, SourceStatus, build_catalog, load_server, servers_from_specs
 from .render import FORMATS, Format, render_tools
 from .report import check_report, print_check
 from .tools import Tool
 
 DEFAULT_CONFIG = "toolbridge.yaml"
+CONFIG_ENV = "TOOLBRIDGE_CONFIG_PATH"
+DEMO_ENV = "TOOLBRIDGE_DEMO_URL"
+logger = logging.getLogger("toolbridge")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"toolbridge {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="load and check everything, then serve the HTTP API")
+    serve.add_argument("-c", "--config", type=Path, help=f"config file (default: {DEFAULT_CONFIG})")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(run=_serve)
 
     tools = sub.add_parser("tools", help="print the tool specs without starting a server")
     _add_sources(tools)
@@ -106,6 +127,73 @@ def _load(config: Config, store: DocumentStore, progress: TextIO | None) -> Cata
             print(f"loaded {server.id}: {state} in {took:.2f} s", file=progress, flush=True)
         statuses.append(status)
     return build_catalog(statuses)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    demo: LoopbackServer | None = None
+    if args.config is None and not Path(DEFAULT_CONFIG).exists():
+        demo = LoopbackServer(create_demo_app()).start()
+        config = demo_config(demo.url)
+        logger.warning(
+            "no -c and no %s here: serving the bundled demo (its API runs on %s)",
+            DEFAULT_CONFIG,
+            demo.url,
+        )
+    else:
+        path = args.config or Path(DEFAULT_CONFIG)
+        config = load_config(path, os.environ)
+        os.environ[CONFIG_ENV] = str(path.resolve())
+    if config.auth is None:
+        logger.warning(
+            "no `auth` section: OPEN MODE, every caller is an anonymous admin; "
+            "keep the gateway on a loopback address"
+        )
+    gateway = Gateway(config, upstream=make_upstream())
+    catalog = gateway.load()  # everything is loaded and checked before the port is bound
+    logger.info("%d tools from %d sources", len(catalog), len(catalog.sources))
+    try:
+        if args.workers > 1:
+            if demo is not None:
+                os.environ[DEMO_ENV] = demo.url
+            uvicorn.run(
+                "toolbridge.cli:worker_app",
+                factory=True,
+                host=args.host,
+                port=args.port,
+                workers=args.workers,
+                loop="uvloop",
+                http="httptools",
+                log_level=args.log_level,
+            )
+        else:
+            app = create_app(gateway, Authenticator(config.auth))
+            uvicorn.run(
+                app,
+                host=args.host,
+                port=args.port,
+                loop="uvloop",
+                http="httptools",
+                log_level=args.log_level,
+            )
+    finally:
+        if demo is not None:
+            demo.stop()
+    return 0
+
+
+def worker_app() -> Starlette:
+    """The app of one worker process (`--workers N`): it loads the config on its own."""
+    demo_url = os.environ.get(DEMO_ENV)
+    if demo_url:
+        config = demo_config(demo_url)
+    else:
+        config = load_config(Path(os.environ[CONFIG_ENV]), os.environ)
+    gateway = Gateway(config, upstream=make_upstream())
+    gateway.load()
+    return create_app(gateway, Authenticator(config.auth))
 
 
 def _tools(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from .documents import YamlLoader
@@ -146,9 +147,15 @@ class LocalTools(_Model):
 class ApiKey(_Model):
     user: str
     key: str | None = None
-    key_sha256: str | None = None
+    key_sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
     groups: tuple[str, ...] = ()
     admin: bool = False
+
+    @model_validator(mode="after")
+    def _one_key(self) -> ApiKey:
+        if (self.key is None) == (self.key_sha256 is None):
+            raise ValueError("give exactly one of `key` and `key_sha256`")
+        return self
 
 
 class Jwt(_Model):

@@ -99,7 +99,7 @@ def location_to_uri(location: str, base: Path | None = None) -> str:
     path = Path(location)
     if not path.is_absolute():
         path = (base or Path.cwd()) / path
-    return path.resolve().as_uri()
+    return Path(os.path.abspath(path)).as_uri()  # not resolve(): keep the name the user gave
 
 
 def uri_to_display(uri: str) -> str:

@@ -5,7 +5,9 @@
     ├── SourceError          a document or module cannot be read or parsed at all
     │   ├── DocumentError    an OpenAPI document is unreadable, unparsable or not OpenAPI
     │   └── ToolNameClash    two sources produce the same tool name (suggests a prefix)
+    ├── BadRequest           a malformed request (unknown format, body too large) -> 400 / 413
     ├── Unauthenticated      no or unknown credential                    -> HTTP 401
+    ├── Forbidden            an admin operation asked by a non-admin     -> HTTP 403
     ├── ToolNotFound         no such tool for this caller                -> HTTP 404
     ├── InvalidArguments     arguments fail the tool's schema (details)  -> HTTP 422
     └── UpstreamUnavailable  connect error or timeout reaching the API   -> HTTP 502 / 504
@@ -40,6 +42,18 @@ class DocumentError(SourceError):
 
 class ToolNameClash(SourceError):
     """Two tools would get the same name."""
+
+
+class BadRequest(ToolbridgeError):
+    """The request itself is malformed: an unknown query value, a body over the size limit."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Forbidden(ToolbridgeError):
+    """An authenticated caller asked for something only admins may do."""
 
 
 class Unauthenticated(ToolbridgeError):

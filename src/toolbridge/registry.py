@@ -15,10 +15,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import names
-from .config import Config, Server
+from .config import Config, LocalTools, Server
 from .config import Selection as SelectionConfig
 from .documents import DocumentStore, location_to_uri, uri_to_display
-from .errors import DocumentError
+from .errors import DocumentError, SourceError
+from .functions import LocalConversion, load_tools
 from .openapi import Conversion, Selection, convert
 from .tools import Note, Tool
 
@@ -31,7 +32,8 @@ class SourceStatus:
     kind: str
     location: str
     loaded_at: float
-    conversion: Conversion | None = None
+    conversion: Conversion | LocalConversion | None = None
+    """What the source turned into: its last good version, also while `error` says it is down."""
     error: str | None = None
 
     @property
@@ -129,8 +131,33 @@ def build_catalog(sources: Iterable[SourceStatus]) -> Catalog:
     return Catalog(tools=tools, sources=statuses, notes=tuple(notes))
 
 
+def load_local(entry: LocalTools, base_dir: Path) -> SourceStatus:
+    started = time.time()
+    location = entry.path or entry.module or ""
+    try:
+        conversion = load_tools(entry, base_dir)
+    except SourceError as exc:
+        return SourceStatus(
+            id=entry.id, kind="python", location=location, loaded_at=started, error=str(exc)
+        )
+    return SourceStatus(
+        id=entry.id,
+        kind="python",
+        location=conversion.location,
+        loaded_at=started,
+        conversion=conversion,
+    )
+
+
+def load_sources(config: Config, store: DocumentStore) -> list[SourceStatus]:
+    """Every source of the config, loaded or with the error that keeps it down."""
+    statuses = [load_server(s, store, config.base_dir) for s in config.servers]
+    statuses.extend(load_local(entry, config.base_dir) for entry in config.tools)
+    return statuses
+
+
 def load_catalog(config: Config, store: DocumentStore) -> Catalog:
-    return build_catalog(load_server(s, store, config.base_dir) for s in config.servers)
+    return build_catalog(load_sources(config, store))
 
 
 def _unclash(tool: Tool, taken: AbstractSet[str]) -> str:

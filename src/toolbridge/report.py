@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any, TextIO
 
 from .documents import DocumentStore
+from .functions import LocalConversion
 from .registry import Catalog, SourceStatus
 from .tools import Note
 from .validation import validate_document
@@ -38,15 +39,32 @@ def source_report(
     changes = [
         {"tool": tool.name, **_note(note)} for tool in conversion.tools for note in tool.notes
     ]
+    common = {
+        "tools": len(conversion.tools),
+        "notes": [_note(n) for n in conversion.notes],
+        "changes": changes,
+        "changes_by_kind": dict(Counter(c["kind"] for c in changes).most_common()),
+    }
+    if isinstance(conversion, LocalConversion):
+        entry.update(
+            title=", ".join(m.frontmatter.get("title", m.name) for m in conversion.modules),
+            spec_version="python",
+            operations=len(conversion.tools),
+            filtered=0,
+            modules=[
+                {"name": m.name, "location": m.location, "frontmatter": dict(m.frontmatter)}
+                for m in conversion.modules
+            ],
+            **common,
+        )
+        entry["validation"] = {"ran": False, "valid": None, "findings": []}
+        return entry
     entry.update(
         title=conversion.title,
         spec_version=conversion.spec_version,
         operations=conversion.operations,
-        tools=len(conversion.tools),
         filtered=conversion.filtered,
-        notes=[_note(n) for n in conversion.notes],
-        changes=changes,
-        changes_by_kind=dict(Counter(c["kind"] for c in changes).most_common()),
+        **common,
     )
     if validate:
         if progress is not None:
@@ -155,6 +173,8 @@ def _print_source(source: dict[str, Any], out: TextIO, verbose: bool) -> None:
 
 
 def _version_label(version: str) -> str:
+    if version == "python":
+        return "Python tools"
     return f"Swagger {version}" if version.startswith("2") else f"OpenAPI {version}"
 
 

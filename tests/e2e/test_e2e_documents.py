@@ -24,8 +24,9 @@ SPECS = Path(__file__).resolve().parents[2] / "specs"
 
 
 async def spec_file(request: Request) -> Response:
-    path = (SPECS / request.path_params["path"]).resolve()
-    if not path.is_relative_to(SPECS) or not path.is_file():
+    relative = Path(request.path_params["path"])
+    path = SPECS / relative
+    if ".." in relative.parts or not path.is_file():
         return PlainTextResponse("not found", status_code=404)
     return FileResponse(path)
 

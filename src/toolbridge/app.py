@@ -1,0 +1,253 @@
+"""The HTTP API: a thin Starlette adapter over `Gateway`, with one error -> status table.
+
+Authentication happens here (the `Authorization` header becomes a `Principal`); everything
+else is the gateway's. Every error body is `{"error": {"type": ..., "message": ...}}`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .errors import (
+    BadRequest,
+    Forbidden,
+    InvalidArguments,
+    ToolbridgeError,
+    ToolNotFound,
+    Unauthenticated,
+    UpstreamUnavailable,
+)
+from .gateway import Gateway
+from .identity import Authenticator
+from .policy import Principal
+from .registry import SourceStatus
+from .render import FORMATS, render_tools
+from .tools import HttpOperation, Tool, ToolResult
+
+logger = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+
+# The one table from errors to HTTP statuses (first match wins).
+STATUS: list[tuple[type[ToolbridgeError], int, str]] = [
+    (BadRequest, 400, "bad_request"),
+    (Unauthenticated, 401, "unauthenticated"),
+    (Forbidden, 403, "forbidden"),
+    (ToolNotFound, 404, "not_found"),
+    (InvalidArguments, 422, "invalid_arguments"),
+    (UpstreamUnavailable, 502, "upstream_unavailable"),
+    (ToolbridgeError, 500, "internal"),
+]
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def error_response(exc: ToolbridgeError) -> Response:
+    status, kind = next((s, k) for cls, s, k in STATUS if isinstance(exc, cls))
+    headers = None
+    if isinstance(exc, BadRequest):
+        status = exc.status
+    if isinstance(exc, UpstreamUnavailable) and exc.timeout:
+        status, kind = 504, "upstream_timeout"
+    if isinstance(exc, Unauthenticated):
+        headers = {"WWW-Authenticate": 'Bearer realm="toolbridge"'}
+    body: dict[str, Any] = {"type": kind, "message": str(exc)}
+    if isinstance(exc, InvalidArguments):
+        body["problems"] = [{"path": path, "message": message} for path, message in exc.problems]
+    return json_response({"error": body}, status, headers)
+
+
+def create_app(gateway: Gateway, authenticator: Authenticator) -> Starlette:
+    """The Starlette app serving `gateway`; it must already be loaded (or entered)."""
+
+    Handler = Callable[[Request, Principal], Awaitable[Response]]
+
+    def endpoint(
+        handler: Handler, *, public: bool = False
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            try:
+                principal = (
+                    authenticator.authenticate(request.headers.get("authorization"))
+                    if not public
+                    else Principal(id="-")
+                )
+                return await handler(request, principal)
+            except ToolbridgeError as exc:
+                return error_response(exc)
+
+        return run
+
+    async def list_tools(request: Request, principal: Principal) -> Response:
+        fmt = request.query_params.get("format", "openai")
+        if fmt not in FORMATS:
+            raise BadRequest(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        strict = request.query_params.get("strict", "").lower() in ("1", "true", "yes")
+        tools = gateway.list_tools(principal)
+        return json_response({"tools": render_tools(tools, fmt, strict=strict)})
+
+    async def get_tool(request: Request, principal: Principal) -> Response:
+        tool = gateway.tool(principal, request.path_params["name"])
+        return json_response(describe(tool))
+
+    async def call_tool(request: Request, principal: Principal) -> Response:
+        name = request.path_params["name"]
+        gateway.tool(principal, name)  # 404 before reading the body
+        raw = await _body(request)
+        try:
+            arguments = orjson.loads(raw) if raw.strip() else {}
+        except orjson.JSONDecodeError as exc:
+            raise InvalidArguments(name, [("$", f"the body is not valid JSON: {exc}")]) from None
+        result = await gateway.call(
+            principal, name, arguments, caller_headers=dict(request.headers.items())
+        )
+        return json_response(result_body(result))
+
+    async def servers(request: Request, principal: Principal) -> Response:
+        return json_response({"servers": [describe_source(s) for s in gateway.sources()]})
+
+    async def reload(request: Request, principal: Principal) -> Response:
+        if not principal.admin:
+            raise Forbidden("reloading is for admins")
+        catalog = await gateway.reload()
+        return json_response(
+            {"tools": len(catalog), "servers": [describe_source(s) for s in catalog.sources]}
+        )
+
+    async def healthz(request: Request, principal: Principal) -> Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(request: Request, principal: Principal) -> Response:
+        sources = gateway.sources()
+        return json_response(
+            {"status": "ready", "tools": len(gateway.catalog), "sources": len(sources)}
+        )
+
+    async def metrics(request: Request, principal: Principal) -> Response:
+        from .metrics import CONTENT_TYPE
+
+        return Response(gateway.metrics.exposition(), media_type=CONTENT_TYPE)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with gateway:
+            _install_sighup(gateway)
+            yield
+
+    return Starlette(
+        routes=[
+            Route("/v1/tools", endpoint(list_tools), methods=["GET"]),
+            Route("/v1/tools/{name}", endpoint(get_tool), methods=["GET"]),
+            Route("/v1/tools/{name}/call", endpoint(call_tool), methods=["POST"]),
+            Route("/v1/servers", endpoint(servers), methods=["GET"]),
+            Route("/v1/admin/reload", endpoint(reload), methods=["POST"]),
+            Route("/healthz", endpoint(healthz, public=True), methods=["GET"]),
+            Route("/readyz", endpoint(readyz, public=True), methods=["GET"]),
+            Route("/metrics", endpoint(metrics, public=True), methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+async def _body(request: Request) -> bytes:
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            raise BadRequest(f"the request body is over {MAX_REQUEST_BYTES} bytes", status=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _install_sighup(gateway: Gateway) -> None:
+    """SIGHUP (sent by an operator or a process manager) reloads the catalog."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    running: set[asyncio.Task[Any]] = set()  # the loop keeps only weak references to tasks
+
+    def on_sighup() -> None:
+        task = loop.create_task(gateway.reload())
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+
+
+def result_body(result: ToolResult) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "ok": result.ok,
+        "status": result.status,
+        "content_type": result.content_type,
+        "result": result.result,
+    }
+    if result.truncated:
+        body["truncated"] = True
+    return body
+
+
+def describe(tool: Tool) -> dict[str, Any]:
+    """A tool in canonical form, as `GET /v1/tools/{name}` answers."""
+    target = tool.target
+    if isinstance(target, HttpOperation):
+        source: dict[str, Any] = {
+            "kind": "openapi",
+            "server": target.server,
+            "method": target.method,
+            "path": target.path,
+            "operation_id": target.operation_id,
+        }
+    else:
+        source = {"kind": "python", "tool": target.tool_id, "function": target.function}
+    annotations = tool.annotations
+    return {
+        "name": tool.name,
+        "description": tool.description,
+        "input_schema": tool.input_schema,
+        "output_schema": tool.output_schema,
+        "annotations": {
+            "title": annotations.title,
+            "readOnlyHint": annotations.read_only,
+            "destructiveHint": annotations.destructive,
+            "idempotentHint": annotations.idempotent,
+            "openWorldHint": annotations.open_world,
+        },
+        "source": source,
+        "original_name": tool.original_name,
+        "deprecated": tool.deprecated,
+        "notes": [{"kind": n.kind, "message": n.message} for n in tool.notes],
+    }
+
+
+def describe_source(status: SourceStatus) -> dict[str, Any]:
+    conversion = status.conversion
+    return {
+        "id": status.id,
+        "kind": status.kind,
+        "location": status.location,
+        "status": "ok" if status.ok else "error",
+        "error": status.error,
+        "tools": len(conversion.tools) if conversion is not None else 0,
+        "spec_version": getattr(conversion, "spec_version", None),
+        "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(status.loaded_at)),
+    }

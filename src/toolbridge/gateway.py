@@ -1,0 +1,269 @@
+"""The gateway: the tools a principal may use, and calling one of them.
+
+`Gateway.call` reads as its sentence: find the tool, check the caller, check the arguments,
+invoke (remote or local), log one line, return the result. Everything it needs per catalog
+(policy, credentials, compiled validators) is built beside the catalog and swapped in with it
+in one assignment, so a reload never disturbs calls in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import orjson
+
+from . import remote
+from .arguments import ArgumentValidator
+from .config import Config, Server
+from .credentials import Credentials
+from .documents import DocumentStore
+from .errors import InvalidArguments, ToolbridgeError, ToolNotFound, UpstreamUnavailable
+from .functions import call_function
+from .metrics import Metrics
+from .policy import Policy, Principal
+from .registry import Catalog, SourceStatus, build_catalog, load_sources
+from .tools import HttpOperation, PythonFunction, Tool, ToolResult
+from .upstream import Timeouts, Upstream
+
+logger = logging.getLogger(__name__)
+call_log = logging.getLogger("toolbridge.calls")
+
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+"""Upstream answers longer than this are cut, with an explicit marker: models have small windows."""
+
+
+@dataclass(slots=True)
+class _State:
+    """One catalog and everything derived from it; replaced whole on reload."""
+
+    catalog: Catalog
+    policy: Policy
+    servers: dict[str, Server]
+    credentials: dict[str, Credentials]
+    loaded_at: float
+    validators: dict[str, ArgumentValidator] = field(default_factory=dict)
+
+    def validator(self, tool: Tool) -> ArgumentValidator:
+        # Compiled on first use and kept: the per-call cost is then one dictionary lookup.
+        found = self.validators.get(tool.name)
+        if found is None:
+            found = self.validators[tool.name] = ArgumentValidator(tool)
+        return found
+
+
+class Gateway:
+    """Lists and calls the tools of a config, for a principal."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        upstream: Upstream,
+        store: DocumentStore | None = None,
+        cache_dir: Path | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+    ) -> None:
+        self.cache_dir = cache_dir
+        self.config = config
+        self.upstream = upstream
+        self.store = store
+        self.max_response_bytes = max_response_bytes
+        self.metrics = Metrics()
+        self._state: _State | None = None
+        self._reload_lock = anyio.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def load(self) -> Catalog:
+        """Load every source (blocking); sources that fail are reported, the rest serve."""
+        self._state = self._build(None)
+        for status in self._state.catalog.sources:
+            if not status.ok:
+                logger.error("source %s is down: %s", status.id, status.error)
+        return self._state.catalog
+
+    async def reload(self) -> Catalog:
+        """Build a new catalog beside the current one and swap it in."""
+        async with self._reload_lock:
+            previous = self._state
+            state = await anyio.to_thread.run_sync(self._build, previous)
+            self._state = state
+        for status in state.catalog.sources:
+            if not status.ok:
+                logger.error("reload: source %s is down: %s", status.id, status.error)
+        logger.info("reloaded: %d tools", len(state.catalog))
+        return state.catalog
+
+    async def __aenter__(self) -> Self:
+        if self._state is None:
+            self.load()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.upstream.aclose()
+
+    def _build(self, previous: _State | None) -> _State:
+        # A fresh store each time, so a reload reads every document again.
+        statuses = load_sources(self.config, self.store or DocumentStore(cache_dir=self.cache_dir))
+        if previous is not None:
+            statuses = [_keep_last_good(s, previous.catalog) for s in statuses]
+        servers = {server.id: server for server in self.config.servers}
+        credentials: dict[str, Credentials] = {}
+        for index, status in enumerate(statuses):
+            server = servers.get(status.id)
+            if server is None or status.conversion is None:
+                continue
+            conversion = status.conversion
+            try:
+                credentials[server.id] = Credentials(
+                    server,
+                    getattr(conversion, "security_schemes", {}),
+                    upstream=self.upstream,
+                    operations=[tool.http for tool in conversion.tools],
+                    timeouts=_timeouts(server),
+                )
+            except ToolbridgeError as exc:
+                # Credentials that cannot work keep only this source down.
+                statuses[index] = replace(status, conversion=None, error=str(exc))
+        catalog = build_catalog(statuses)
+        grants = {server.id: server.access for server in self.config.servers}
+        grants.update({entry.id: entry.access for entry in self.config.tools})
+        return _State(
+            catalog=catalog,
+            policy=Policy(grants),
+            servers=servers,
+            credentials=credentials,
+            loaded_at=time.time(),
+        )
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._current().catalog
+
+    def _current(self) -> _State:
+        if self._state is None:
+            raise RuntimeError("the gateway is not loaded: call load() or enter it first")
+        return self._state
+
+    # -- the two operations --------------------------------------------------------------
+
+    def list_tools(self, principal: Principal) -> list[Tool]:
+        state = self._current()
+        return [tool for tool in state.catalog if state.policy.allows(principal, tool)]
+
+    def tool(self, principal: Principal, name: str) -> Tool:
+        state = self._current()
+        tool = state.catalog.get(name)
+        if tool is None or not state.policy.allows(principal, tool):
+            raise ToolNotFound(f"no tool named {name!r}")
+        return tool
+
+    async def call(
+        self,
+        principal: Principal,
+        name: str,
+        arguments: Any,
+        *,
+        caller_headers: Mapping[str, str] | None = None,
+    ) -> ToolResult:
+        state = self._current()  # calls in flight finish on the catalog they started with
+        started = time.perf_counter()
+        outcome, status = "error", None
+        tool: Tool | None = None
+        try:
+            tool = self.tool(principal, name)
+            match tool.target:
+                case HttpOperation() as op:
+                    checked = state.validator(tool).check(arguments)
+                    result = await self._call_remote(state, op, checked, caller_headers or {})
+                case PythonFunction() as fn:
+                    result = await call_function(fn, arguments, user=_user(principal))
+            outcome = "ok" if result.ok else "tool_error"
+            status = result.status
+            return result
+        except ToolNotFound:
+            outcome = "not_found"
+            raise
+        except InvalidArguments:
+            outcome = "invalid_arguments"
+            raise
+        except UpstreamUnavailable as exc:
+            outcome = "timeout" if exc.timeout else "unreachable"
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            self.metrics.observe(name if tool else "-", outcome, elapsed)
+            call_log.info(
+                orjson.dumps(
+                    {
+                        "event": "tool_call",
+                        "tool": name if tool else None,
+                        "source": tool.source if tool else None,
+                        "caller": principal.id,
+                        "outcome": outcome,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    }
+                ).decode()
+            )
+
+    async def _call_remote(
+        self,
+        state: _State,
+        op: HttpOperation,
+        arguments: dict[str, Any],
+        caller_headers: Mapping[str, str],
+    ) -> ToolResult:
+        server = state.servers.get(op.server)
+        if server is None:
+            raise ToolbridgeError(f"no server {op.server!r} in the config")
+        auth = await state.credentials[op.server].parts(op, caller_headers)
+        return await remote.invoke(
+            op,
+            arguments,
+            upstream=self.upstream,
+            base_url=op.base_url,
+            auth=auth,
+            timeouts=_timeouts(server),
+            max_bytes=self.max_response_bytes,
+        )
+
+    def sources(self) -> tuple[SourceStatus, ...]:
+        return self._current().catalog.sources
+
+
+def _timeouts(server: Server) -> Timeouts:
+    return Timeouts(connect=min(10.0, server.timeout), total=server.timeout)
+
+
+def _user(principal: Principal) -> dict[str, Any]:
+    """The `__user__` a local tool receives (Open WebUI's shape)."""
+    return {
+        "id": principal.id,
+        "name": principal.name or principal.id,
+        "email": principal.email,
+        "role": "admin" if principal.admin else "user",
+        "groups": sorted(principal.groups),
+    }
+
+
+def _keep_last_good(status: SourceStatus, catalog: Catalog) -> SourceStatus:
+    """A source that fails on reload keeps the version it had, and says why it did not update."""
+    if status.ok:
+        return status
+    old = next((s for s in catalog.sources if s.id == status.id), None)
+    if old is None or old.conversion is None:
+        return status
+    return replace(status, conversion=old.conversion)

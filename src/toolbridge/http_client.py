@@ -1,0 +1,348 @@
+"""The real `Upstream`s: the network seam over aiohttp's client, and over httpx2.
+
+Both pool keep-alive connections per origin, never follow redirects, keep no cookies, ignore
+proxy variables unless asked, decode gzip and deflate, read at most `max_bytes` of a body, and
+turn every failure to reach the upstream into `UpstreamUnavailable`, whose message names only
+`scheme://host:port` (query strings may carry secrets). That error is raised `from None`: the
+client's own exceptions carry the whole URL, and aiohttp's the request headers too. Neither
+class builds requests: they send the bytes `UpstreamRequest` holds. aiohttp is the default:
+`bench/proxy.py` measured it at 3 to 6 times httpx2's requests per second (bench/README.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import ssl
+from collections.abc import Iterable
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Literal
+from urllib.parse import urlsplit
+
+import aiohttp
+import httpx2
+from yarl import URL
+
+from . import __version__
+from .errors import UpstreamUnavailable
+from .upstream import Headers, Timeouts, Upstream, UpstreamRequest, UpstreamResponse
+
+UpstreamKind = Literal["aiohttp", "httpx"]
+
+MAX_CONNECTIONS_PER_HOST = 100
+"""Open connections to one origin at most; further requests wait for one (within `total`)."""
+MAX_CONNECTIONS = 1000
+"""Open connections to all origins together at most."""
+KEEPALIVE_EXPIRY = 4.0
+"""Seconds an idle connection stays in the pool: under uvicorn's and Node's default of 5 s,
+so we close an idle connection before the server does and rarely reuse a dying one."""
+USER_AGENT = f"toolbridge/{__version__}"
+DEFAULT_PORTS = {"http": 80, "https": 443}
+_REASON_MAX = 200
+
+
+class AiohttpUpstream:
+    """Sends with one `aiohttp.ClientSession`, opened on the first request inside the loop.
+
+    Use it from one event loop; `aclose()` closes the pool (a later send opens a new one).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections_per_host: int = MAX_CONNECTIONS_PER_HOST,
+        max_connections: int = MAX_CONNECTIONS,
+        keepalive_expiry: float = KEEPALIVE_EXPIRY,
+        trust_env: bool = False,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
+        self.max_connections_per_host = max_connections_per_host
+        self.max_connections = max_connections
+        self.keepalive_expiry = keepalive_expiry
+        self.trust_env = trust_env
+        self.verify = verify
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self.max_connections,
+            limit_per_host=self.max_connections_per_host,
+            keepalive_timeout=self.keepalive_expiry,
+            ssl=self.verify,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=self.trust_env,
+            auto_decompress=True,
+            headers={"User-Agent": USER_AGENT},
+            # A body goes out with the Content-Type the request says, or none: never a guess.
+            skip_auto_headers=("Content-Type",),
+        )
+        return self._session
+
+    def _timeout(self, timeouts: Timeouts) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get(timeouts)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect)
+            self._timeouts[timeouts] = timeout
+        return timeout
+
+    async def send(
+        self, request: UpstreamRequest, *, timeouts: Timeouts, max_bytes: int
+    ) -> UpstreamResponse:
+        session = self._session or self._open()
+        try:
+            async with session.request(
+                request.method,
+                # encoded=True: the bytes go out as built; yarl must not requote or drop `..`.
+                URL(request.url, encoded=True),
+                headers=request.headers,
+                data=request.body,
+                allow_redirects=False,
+                timeout=self._timeout(timeouts),
+            ) as response:
+                body, truncated = await _read_aiohttp(response, max_bytes)
+                return UpstreamResponse(
+                    status=response.status,
+                    headers=_headers(response.raw_headers),
+                    body=body,
+                    truncated=truncated,
+                )
+        except aiohttp.ConnectionTimeoutError:
+            raise _timed_out(request, min(timeouts.connect, timeouts.total), True) from None
+        except TimeoutError:
+            raise _timed_out(request, timeouts.total, False) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise _unreachable(request, exc) from None
+        except aiohttp.ClientResponseError as exc:
+            # Its str() carries the full URL; the message alone says what was wrong.
+            raise _bad_answer(request, exc.message or type(exc).__name__) from None
+        except aiohttp.ClientError as exc:
+            raise _bad_answer(request, _reason(exc)) from None
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+
+async def _read_aiohttp(response: aiohttp.ClientResponse, max_bytes: int) -> tuple[bytes, bool]:
+    """Up to `max_bytes` of the decoded body, and whether there was more.
+
+    A body read to its end leaves the connection to the pool; a cut one closes it.
+    """
+    limit = max_bytes + 1
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await response.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    if size > max_bytes:
+        response.close()
+        return body[:max_bytes], True
+    return body, False
+
+
+class HttpxUpstream:
+    """Sends with one `httpx2.AsyncClient`, opened on the first request.
+
+    httpx2 has no per-origin connection limit: `max_connections` bounds all connections and
+    `max_connections_per_host` the idle ones kept. The total timeout is an `asyncio.timeout`
+    around the exchange, since httpx2's own timeouts are per operation.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections_per_host: int = MAX_CONNECTIONS_PER_HOST,
+        max_connections: int = MAX_CONNECTIONS,
+        keepalive_expiry: float = KEEPALIVE_EXPIRY,
+        trust_env: bool = False,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
+        self.max_connections_per_host = max_connections_per_host
+        self.max_connections = max_connections
+        self.keepalive_expiry = keepalive_expiry
+        self.trust_env = trust_env
+        self.verify = verify
+        self._client: httpx2.AsyncClient | None = None
+        self._timeouts: dict[Timeouts, httpx2.Timeout] = {}
+
+    def _open(self) -> httpx2.AsyncClient:
+        self._client = httpx2.AsyncClient(
+            http1=True,
+            http2=False,
+            follow_redirects=False,
+            trust_env=self.trust_env,
+            verify=self.verify,
+            limits=httpx2.Limits(
+                max_connections=self.max_connections,
+                max_keepalive_connections=self.max_connections_per_host,
+                keepalive_expiry=self.keepalive_expiry,
+            ),
+            # A jar whose policy accepts no domain: no cookie is ever stored or sent back.
+            cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
+            headers={"User-Agent": USER_AGENT},
+        )
+        return self._client
+
+    def _timeout(self, timeouts: Timeouts) -> httpx2.Timeout:
+        timeout = self._timeouts.get(timeouts)
+        if timeout is None:
+            timeout = httpx2.Timeout(timeouts.total, connect=timeouts.connect)
+            self._timeouts[timeouts] = timeout
+        return timeout
+
+    async def send(
+        self, request: UpstreamRequest, *, timeouts: Timeouts, max_bytes: int
+    ) -> UpstreamResponse:
+        client = self._client or self._open()
+        try:
+            async with (
+                asyncio.timeout(timeouts.total),
+                client.stream(
+                    request.method,
+                    request.url,
+                    headers=list(request.headers),
+                    content=request.body,
+                    timeout=self._timeout(timeouts),
+                ) as response,
+            ):
+                body, truncated = await _read_httpx(response, max_bytes)
+                return UpstreamResponse(
+                    status=response.status_code,
+                    headers=_headers(response.headers.raw),
+                    body=body,
+                    truncated=truncated,
+                )
+        except httpx2.ConnectTimeout:
+            raise _timed_out(request, min(timeouts.connect, timeouts.total), True) from None
+        except (httpx2.TimeoutException, TimeoutError):
+            raise _timed_out(request, timeouts.total, False) from None
+        except httpx2.ConnectError as exc:
+            raise _unreachable(request, exc) from None
+        except httpx2.RequestError as exc:
+            raise _bad_answer(request, _reason(exc)) from None
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+
+async def _read_httpx(response: httpx2.Response, max_bytes: int) -> tuple[bytes, bool]:
+    """Up to `max_bytes` of the decoded body, and whether there was more.
+
+    Leaving `client.stream()` returns a connection read to its end to the pool and closes one
+    that was cut.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            return b"".join(chunks)[:max_bytes], True
+    return b"".join(chunks), False
+
+
+def make_upstream(
+    kind: UpstreamKind = "aiohttp",
+    *,
+    max_connections_per_host: int = MAX_CONNECTIONS_PER_HOST,
+    keepalive_expiry: float = KEEPALIVE_EXPIRY,
+    trust_env: bool = False,
+) -> Upstream:
+    """The upstream the gateway sends tool calls through; `kind` picks the HTTP client."""
+    match kind:
+        case "aiohttp":
+            return AiohttpUpstream(
+                max_connections_per_host=max_connections_per_host,
+                keepalive_expiry=keepalive_expiry,
+                trust_env=trust_env,
+            )
+        case "httpx":
+            return HttpxUpstream(
+                max_connections_per_host=max_connections_per_host,
+                keepalive_expiry=keepalive_expiry,
+                trust_env=trust_env,
+            )
+
+
+def _headers(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
+    """Response headers as sent (names in their case, duplicates kept), decoded to text.
+
+    UTF-8 when every header is UTF-8, else ISO-8859-1: never lone surrogates, which JSON
+    encoders reject. Content-Encoding and Content-Length describe the wire, not the decoded body.
+    """
+    pairs = tuple(raw)
+    try:
+        return tuple((k.decode("ascii"), v.decode("utf-8")) for k, v in pairs)
+    except UnicodeDecodeError:
+        return tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in pairs)
+
+
+def origin(url: str) -> str:
+    """`scheme://host:port` of a URL: what messages may show of it (paths and queries may hold
+    secrets, and so may userinfo)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        port = None
+    return f"{parts.scheme}://{host}:{port}" if port else f"{parts.scheme}://{host}"
+
+
+def _timed_out(request: UpstreamRequest, seconds: float, connecting: bool) -> UpstreamUnavailable:
+    what = "no connection to" if connecting else "no answer from"
+    message = f"{what} {origin(request.url)} within {seconds:g} s"
+    return UpstreamUnavailable(request.server, message, timeout=True)
+
+
+def _unreachable(request: UpstreamRequest, exc: BaseException) -> UpstreamUnavailable:
+    message = f"cannot connect to {origin(request.url)}: {_reason(exc, request.url)}"
+    return UpstreamUnavailable(request.server, message)
+
+
+def _bad_answer(request: UpstreamRequest, reason: str) -> UpstreamUnavailable:
+    """The connection broke, or what came back was not HTTP."""
+    message = f"no valid answer from {origin(request.url)}: {_scrub(reason, request.url)}"
+    return UpstreamUnavailable(request.server, message)
+
+
+def _reason(exc: BaseException, url: str = "") -> str:
+    """What the operating system said (`Connection refused`), else the exception's own words."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return f"cannot resolve the host name ({seen.strerror or seen})"
+        if isinstance(seen, OSError) and isinstance(seen.errno, int) and seen.errno > 0:
+            return os.strerror(seen.errno)
+        seen = seen.__cause__ or seen.__context__
+    return _scrub(str(exc) or type(exc).__name__, url)
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*")
+
+
+def _scrub(reason: str, url: str) -> str:
+    """`reason` on one line, without any URL but its origin, without the request's path and
+    query, and short."""
+    reason = " ".join(_URL.sub(lambda m: origin(m.group(0)), reason).split()).removesuffix(" ^")
+    target = url.partition("://")[2].partition("/")[2]
+    if target:
+        reason = reason.replace("/" + target, "/...")
+    if len(reason) > _REASON_MAX:
+        reason = reason[:_REASON_MAX] + "..."
+    return reason

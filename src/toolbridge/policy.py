@@ -1,0 +1,77 @@
+"""Who may use what: principals, and the decision for one principal and one tool.
+
+The decision is a pure function of plain values: the same one serves listing and calling on
+every surface. A source without `access` is for admins only; admins see everything; a tool a
+principal may not use does not exist for them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .config import Grant
+from .tools import HttpOperation, Tool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Principal:
+    """An authenticated caller."""
+
+    id: str
+    name: str | None = None
+    email: str | None = None
+    groups: frozenset[str] = frozenset()
+    admin: bool = False
+
+
+ANONYMOUS_ADMIN = Principal(id="anonymous", name="anonymous", admin=True)
+"""Who calls when the config has no `auth` section (open mode, for local use)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reason: str
+
+
+def grant_matches(principal: Principal, tool: Tool, grant: Grant) -> bool:
+    """Whether one grant lets this principal use this tool."""
+    who = ("*" in grant.users or principal.id in grant.users) or (
+        "*" in grant.groups or bool(principal.groups & set(grant.groups))
+    )
+    if not who:
+        return False
+    if grant.tools and not any(fnmatch.fnmatchcase(tool.name, glob) for glob in grant.tools):
+        return False
+    if grant.methods:
+        method = tool.target.method if isinstance(tool.target, HttpOperation) else "POST"
+        method = (
+            "GET"
+            if not isinstance(tool.target, HttpOperation) and tool.annotations.read_only
+            else method
+        )
+        return method in grant.methods
+    return True
+
+
+class Policy:
+    """The grants of every source, and the decision they give."""
+
+    def __init__(self, grants: Mapping[str, tuple[Grant, ...] | None]) -> None:
+        self.grants = dict(grants)
+
+    def decide(self, principal: Principal, tool: Tool) -> Decision:
+        if principal.admin:
+            return Decision(True, "admins may use every tool")
+        grants = self.grants.get(tool.source)
+        if not grants:
+            return Decision(False, f"source {tool.source!r} has no `access`: admins only")
+        for index, grant in enumerate(grants):
+            if grant_matches(principal, tool, grant):
+                return Decision(True, f"source {tool.source!r} access[{index}] allows it")
+        return Decision(False, f"no grant of source {tool.source!r} matches")
+
+    def allows(self, principal: Principal, tool: Tool) -> bool:
+        return self.decide(principal, tool).allowed
