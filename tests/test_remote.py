@@ -822,7 +822,10 @@ async def test_redirects_are_bounded() -> None:
 
 @pytest.mark.parametrize(
     ("base_url", "found"),
-    [(None, "the document names no server"), ("/api", "'/api' is relative")],
+    [
+        (None, "the document names no server"),
+        ("/api", "the server URL '/api' is not an absolute http(s) URL"),
+    ],
 )
 @pytest.mark.anyio
 async def test_invoke_needs_a_base_url(base_url: str | None, found: str) -> None:

@@ -167,6 +167,7 @@ def _serve(args: argparse.Namespace) -> int:
                 loop="uvloop",
                 http="httptools",
                 log_level=args.log_level,
+                access_log=False,  # one structured line per call is ours (toolbridge.calls)
             )
         else:
             app = create_app(gateway, Authenticator(config.auth))
@@ -177,6 +178,7 @@ def _serve(args: argparse.Namespace) -> int:
                 loop="uvloop",
                 http="httptools",
                 log_level=args.log_level,
+                access_log=False,  # one structured line per call is ours (toolbridge.calls)
             )
     finally:
         if demo is not None:

@@ -104,7 +104,7 @@ def build_request(
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Base:
     """The base URL split: what every built or followed URL must stay on and under."""
 
@@ -123,7 +123,7 @@ def _split_base(op: HttpOperation, base_url: str) -> _Base:
             "for this server",
         )
     path = quote(parts.path, safe=_TEMPLATE_SAFE).rstrip("/")
-    return _Base(f"{parts.scheme}://{parts.netloc}", path, parts.query)
+    return _Base(origin=f"{parts.scheme}://{parts.netloc}", path=path, query=parts.query)
 
 
 def _inside(url: str, base: _Base) -> bool:
@@ -631,7 +631,11 @@ async def invoke(
     InvalidArguments; an upstream 4xx/5xx, or a redirect off the base URL, is a result.
     """
     if base_url is None or urlsplit(base_url).scheme not in ("http", "https"):
-        found = "the document names no server" if base_url is None else f"{base_url!r} is relative"
+        found = (
+            "the document names no server"
+            if base_url is None
+            else f"the server URL {base_url!r} is not an absolute http(s) URL"
+        )
         raise UpstreamUnavailable(
             op.server, f"no base URL: set base_url in the config for this server ({found})"
         )

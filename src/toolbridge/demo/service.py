@@ -142,11 +142,16 @@ def create_demo_app(*, clock: Callable[[], datetime] | None = None) -> Starlette
     async def status(request: Request) -> Response:
         return JSONResponse({"status": "ok", "notes": len(notes), "version": VERSION})
 
+    async def description(request: Request) -> Response:
+        # Many services publish their own OpenAPI document; the gateway can read it by URL.
+        return Response(DEMO_SPEC.read_bytes(), media_type="application/yaml")
+
     return Starlette(
         routes=[
             Route("/notes", list_or_create, methods=["GET", "POST"]),
             Route("/notes/{note_id}", one, methods=["GET", "PATCH", "DELETE"]),
             Route("/status", status, methods=["GET"]),
+            Route("/openapi.yaml", description, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error, ValidationError: _invalid},
     )
@@ -174,3 +179,20 @@ async def _invalid(request: Request, exc: Exception) -> Response:
 
 def _timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the demo notes API on its own: `python -m toolbridge.demo.service --port 8901`."""
+    import argparse
+
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description="the toolbridge demo notes API")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8901)
+    args = parser.parse_args(argv)
+    uvicorn.run(create_demo_app(), host=args.host, port=args.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()
