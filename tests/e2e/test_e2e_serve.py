@@ -1,0 +1,127 @@
+"""`toolbridge serve` as a newcomer runs it: the bundled demo, the README's curl tour, reload.
+
+The gateway runs as a real subprocess in an empty folder (so it serves the demo), on a free
+loopback port; the README's `console curl` block is replayed against it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(folder: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    command = [sys.executable, "-m", "toolbridge", "serve", "--port", str(port), *args]
+    env = {**os.environ, "TOOLBRIDGE_CACHE_DIR": ""}
+    process = subprocess.Popen(
+        command, cwd=folder, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"serve exited: {process.stderr.read() if process.stderr else ''}")
+        try:
+            if httpx2.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return process, url
+        except httpx2.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("serve did not answer /healthz within 30 s")
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGINT)
+    try:
+        _, err = process.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, err = process.communicate()
+    return err
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    process, url = start(tmp_path_factory.mktemp("empty"))
+    yield url
+    stop(process)
+
+
+def curl_tour() -> list[tuple[str, str]]:
+    block = re.search(r"```console curl\n(.*?)```", README.read_text(), re.DOTALL)
+    assert block is not None
+    lines = block.group(1).splitlines()
+    return [(line[2:], out) for line, out in zip(lines[::2], lines[1::2], strict=True)]
+
+
+@pytest.mark.parametrize(("command", "shown"), curl_tour(), ids=[c for c, _ in curl_tour()])
+def test_the_readme_curl_tour(demo: str, command: str, shown: str) -> None:
+    """Each curl of the README answers what the README shows (up to its first `...`)."""
+    words = shlex.split(command.split("|")[0])
+    method = words[words.index("-X") + 1] if "-X" in words else "GET"
+    data = words[words.index("-d") + 1] if "-d" in words else None
+    path = next(w for w in words if w.startswith("localhost:8080")).removeprefix("localhost:8080")
+    response = httpx2.request(method, demo + path, content=data, timeout=10)
+    assert response.status_code == 200
+    assert response.text.startswith(shown.split("...")[0])
+
+
+def test_open_mode_is_announced_and_sighup_reloads(tmp_path: Path) -> None:
+    process, url = start(tmp_path)
+    try:
+        assert httpx2.post(f"{url}/v1/tools/getStatus/call", timeout=10).json()["ok"] is True
+        process.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        assert httpx2.get(f"{url}/v1/tools", timeout=10).status_code == 200
+    finally:
+        err = stop(process)
+    assert "OPEN MODE" in err
+    assert "reloaded: 9 tools" in err
+
+
+def test_several_workers_serve_one_port(tmp_path: Path) -> None:
+    process, url = start(tmp_path, "--workers", "2")
+    try:
+        answers = [httpx2.post(f"{url}/v1/tools/listNotes/call", timeout=10) for _ in range(6)]
+        assert {a.json()["ok"] for a in answers} == {True}
+    finally:
+        stop(process)
+
+
+def test_a_bad_config_stops_serve_before_it_binds(tmp_path: Path) -> None:
+    (tmp_path / "toolbridge.yaml").write_text("servers:\n  - id: pets\n    spek: x.yaml\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "toolbridge", "serve", "--port", str(free_port())],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "toolbridge: toolbridge.yaml:2: servers[0]: required key 'spec' is missing",
+        "toolbridge.yaml:3: servers[0].spek: unknown key 'spek'",
+    ]
