@@ -116,9 +116,7 @@ def create_app(gateway: Gateway, authenticator: Authenticator) -> Starlette:
             arguments = orjson.loads(raw) if raw.strip() else {}
         except orjson.JSONDecodeError as exc:
             raise InvalidArguments(name, [("$", f"the body is not valid JSON: {exc}")]) from None
-        result = await gateway.call(
-            principal, name, arguments, caller_headers=dict(request.headers.items())
-        )
+        result = await gateway.call(principal, name, arguments, caller_headers=request.headers)
         return json_response(result_body(result))
 
     async def servers(request: Request, principal: Principal) -> Response:

@@ -205,19 +205,17 @@ class Gateway:
         finally:
             elapsed = time.perf_counter() - started
             self.metrics.observe(name if tool else "-", outcome, elapsed)
-            call_log.info(
-                orjson.dumps(
-                    {
-                        "event": "tool_call",
-                        "tool": name if tool else None,
-                        "source": tool.source if tool else None,
-                        "caller": principal.id,
-                        "outcome": outcome,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                    }
-                ).decode()
-            )
+            if call_log.isEnabledFor(logging.INFO):
+                line = {
+                    "event": "tool_call",
+                    "tool": name if tool else None,
+                    "source": tool.source if tool else None,
+                    "caller": principal.id,
+                    "outcome": outcome,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                }
+                call_log.info(orjson.dumps(line).decode())
 
     async def _call_remote(
         self,

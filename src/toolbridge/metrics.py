@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -24,9 +26,19 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Looking a labelled child up costs more than using it: keep them (bounded by tools x outcomes).
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
+
     def observe(self, tool: str, outcome: str, seconds: float) -> None:
-        self.calls.labels(tool=tool, outcome=outcome).inc()
-        self.duration.labels(outcome=outcome).observe(seconds)
+        children = self._children.get((tool, outcome))
+        if children is None:
+            children = (
+                self.calls.labels(tool=tool, outcome=outcome),
+                self.duration.labels(outcome=outcome),
+            )
+            self._children[(tool, outcome)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
