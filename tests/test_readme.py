@@ -15,7 +15,7 @@ from toolbridge import cli
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```console\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
-"""The `toolbridge` examples; the curl tour (```console curl) runs in tests/e2e/test_e2e_serve.py."""
+"""The `toolbridge` examples; the curl tour runs in tests/e2e/test_e2e_serve.py."""
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.splitlines()[0][2:50] for b in BLOCKS])

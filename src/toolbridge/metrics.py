@@ -26,7 +26,7 @@ class Metrics:
             registry=self.registry,
         )
 
-        # Looking a labelled child up costs more than using it: keep them (bounded by tools x outcomes).
+        # Finding a labelled child costs more than using it: keep them (tools x outcomes).
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def observe(self, tool: str, outcome: str, seconds: float) -> None:
