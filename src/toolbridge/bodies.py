@@ -78,6 +78,11 @@ def add_body(body: dict[str, Any], uri: str, b: Draft, defs: Definitions) -> Non
             return
         if kind == "multipart":
             schema, files = _with_files(schema, defs)
+    elif kind == "ndjson" and not (isinstance(schema, dict) and _is_array(schema, defs)):
+        kind = "text"
+        schema = schema if _is_string(schema) else {"type": "string"}
+    elif kind == "ndjson":
+        description = description or "The records to send, one JSON document per line."
     elif kind == "text":
         schema = schema if _is_string(schema) else {"type": "string"}
     else:
@@ -148,6 +153,10 @@ def _flatten(
         return False
     if any(name in b.properties or not names.is_valid_property(name) for name in properties):
         return False
+    if not required and content.get("required"):
+        # An optional body whose fields are required when it is sent cannot be flattened
+        # exactly: as one argument, "all or none" stays expressible.
+        return False
     files: frozenset[str] = frozenset()
     if kind == "multipart":
         content, files = _with_files(content, defs)
@@ -181,6 +190,8 @@ def body_kind(media_type: str) -> BodyKind:
         return "form"
     if mt.startswith("multipart/"):
         return "multipart"
+    if mt in ("application/x-ndjson", "application/jsonl", "application/jsonlines"):
+        return "ndjson"
     textual = ("xml", "yaml", "x-yaml", "sdp", "x-ndjson", "javascript", "graphql", "csv")
     if mt.startswith("text/") or mt.endswith(("+xml", "+yaml")) or mt.split("/")[-1] in textual:
         return "text"
@@ -192,9 +203,15 @@ def _media_rank(media_type: str) -> int:
     kind = body_kind(mt)
     if kind == "json":
         return 0 if mt == "application/json" else 1 if mt != "*/*" else 2
-    order: dict[str, int] = {"form": 3, "multipart": 4, "text": 5, "binary": 7}
+    order: dict[str, int] = {"form": 3, "multipart": 4, "ndjson": 5, "text": 5, "binary": 7}
     rank = order[kind]
     return rank + 1 if kind == "text" and "xml" in mt else rank
+
+
+def _is_array(schema: Any, defs: Definitions) -> bool:
+    if isinstance(schema, dict) and "$ref" in schema:
+        schema = defs.content(schema["$ref"])
+    return isinstance(schema, dict) and js.type_set(schema) == {"array"}
 
 
 def _is_string(schema: Any) -> bool:

@@ -303,21 +303,24 @@ class Definitions:
     def _subschemas(self, value: Any, uri: str, found: Found) -> Any:
         return self._node(value, uri, found)
 
-    def _drops(self, sub: Any, uri: str) -> bool:
-        """A property that does not belong in this direction (readOnly in requests, ...)."""
+    def _drops(self, sub: Any, uri: str, depth: int = 0) -> bool:
+        """A property that does not belong in this direction (readOnly in requests, ...).
+
+        The flag may sit on the property, on what its `$ref` names, or on an `allOf` member.
+        """
         flag = "readOnly" if self.direction == "request" else "writeOnly"
-        if not isinstance(sub, dict):
+        if not isinstance(sub, dict) or depth > 8:
             return False
+        if sub.get(flag) is True:
+            return True
         if "$ref" in sub:
-            if sub.get(flag) is True:
-                return True
             try:
-                sub = self.refs.follow(sub["$ref"], uri)[0]
+                target, uri, _ = self.refs.follow(sub["$ref"], uri)
             except RefError:
                 return False
-            if not isinstance(sub, dict):
-                return False
-        return sub.get(flag) is True
+            return self._drops(target, uri, depth + 1)
+        members = sub.get("allOf")
+        return isinstance(members, list) and any(self._drops(m, uri, depth + 1) for m in members)
 
 
 _Handler = Any

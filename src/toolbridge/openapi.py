@@ -12,6 +12,7 @@ and openapi-core is the oracle in tests that the requests we build conform.
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -220,6 +221,48 @@ def _convert(
     )
 
 
+_TEMPLATE = re.compile(r"\{([^{}]+)\}")
+
+
+def _match_template(path: str, b: Draft) -> None:
+    """Make the path parameters and the path template agree, saying where they did not."""
+    template = path.split("#", 1)[0]  # a fragment is never sent
+    variables = list(dict.fromkeys(_TEMPLATE.findall(template)))
+    declared = {p.name for p in b.params if p.location == "path"}
+    for binding in [p for p in b.params if p.location == "path" and p.name not in variables]:
+        b.params.remove(binding)
+        b.properties.pop(binding.argument, None)
+        b.required[:] = [r for r in b.required if r != binding.argument]
+        b.notes.append(
+            Note(
+                kind="invalid-parameter",
+                message=f"path parameter {binding.name!r} has no {{{binding.name}}} in the path "
+                "template; not an argument",
+            )
+        )
+    for variable in variables:
+        if variable in declared:
+            continue
+        argument = variable if names.is_valid_property(variable) else f"path_{len(b.params)}"
+        while argument in b.properties:
+            argument = f"path_{argument}"
+        b.properties[argument] = {
+            "type": "string",
+            "description": f"The {{{variable}}} of the path.",
+        }
+        b.required.append(argument)
+        b.params.append(
+            ParamBinding(argument=argument, name=variable, location="path", required=True)
+        )
+        b.notes.append(
+            Note(
+                kind="undeclared-path-parameter",
+                message=f"the path template has {{{variable}}} but no parameter describes it; "
+                f"it is the string argument {argument!r}",
+            )
+        )
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -360,6 +403,7 @@ class _Converter:
         operation = op.operation
         params, body = self._parameters_and_body(op, b)
         self._add_parameters(params, op.operation, b)
+        _match_template(op.path, b)
         if body is not None:
             add_body(*body, b, self.request)
         input_schema: JsonSchema = {"type": "object", "properties": b.properties}

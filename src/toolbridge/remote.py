@@ -362,6 +362,11 @@ def _encode_body(plan: BodyPlan, value: Any, where: str) -> tuple[bytes, str]:
             fields = _fields(value, where)
             body, boundary = _multipart(fields, dict(plan.encoding), where)
             return body, f"multipart/form-data; boundary={boundary}"
+        case "ndjson":
+            if not isinstance(value, list | tuple):
+                raise _Unsendable(where, "expected a list of records for this body")
+            lines = [_json(item, f"{where}[{i}]") for i, item in enumerate(value)]
+            return b"".join(line + b"\n" for line in lines), media_type
         case "text":
             if isinstance(value, dict | list | tuple):
                 raise _Unsendable(where, "expected text for this body, found a JSON structure")

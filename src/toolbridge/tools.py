@@ -13,7 +13,7 @@ from typing import Any, Literal
 JsonObject = dict[str, Any]
 JsonSchema = dict[str, Any]
 ParamLocation = Literal["path", "query", "header", "cookie"]
-BodyKind = Literal["json", "form", "multipart", "text", "binary"]
+BodyKind = Literal["json", "ndjson", "form", "multipart", "text", "binary"]
 Method = Literal["GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"]
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
