@@ -11,12 +11,11 @@ reason; anything else fails. The last test prints the table of rates per documen
 
 from __future__ import annotations
 
-import json
-
 import base64
 import csv
 import functools
 import hashlib
+import json
 import os
 import random
 import re
