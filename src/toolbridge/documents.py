@@ -20,13 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+from urllib.parse import unquote, urldefrag, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx2
 import orjson
 import yaml
 
 from .errors import DocumentError
+from .upstream import AuthParts
 
 logger = logging.getLogger(__name__)
 
@@ -113,16 +114,28 @@ def uri_to_display(uri: str) -> str:
     return uri
 
 
-def http_fetcher(*, timeout: float = FETCH_TIMEOUT, max_bytes: int = MAX_DOCUMENT_BYTES) -> Fetcher:
-    """A fetcher for document URLs: bounded in time and size, redirects only within the origin."""
+def http_fetcher(
+    *,
+    timeout: float = FETCH_TIMEOUT,
+    max_bytes: int = MAX_DOCUMENT_BYTES,
+    auth: AuthParts | None = None,
+    auth_origin: str | None = None,
+) -> Fetcher:
+    """A fetcher for document URLs: bounded in time and size, redirects only within the origin.
+
+    With `auth`, requests to `auth_origin` (`scheme://host:port` of the API itself: many
+    services serve their description behind the same credentials) carry those credentials;
+    requests anywhere else never do.
+    """
 
     def fetch(url: str) -> bytes:
         origin = urlsplit(url)[:2]
         current = url
-        with httpx2.Client(timeout=timeout, follow_redirects=False) as client:
+        with httpx2.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
             for _ in range(5):
+                headers, target_url = _with_auth(current, auth, auth_origin)
                 try:
-                    with client.stream("GET", current) as response:
+                    with client.stream("GET", target_url, headers=headers) as response:
                         if response.is_redirect:
                             target = urljoin(current, response.headers.get("location", ""))
                             if urlsplit(target)[:2] != origin:
@@ -154,6 +167,27 @@ def http_fetcher(*, timeout: float = FETCH_TIMEOUT, max_bytes: int = MAX_DOCUMEN
     return fetch
 
 
+def _with_auth(
+    url: str, auth: AuthParts | None, auth_origin: str | None
+) -> tuple[list[tuple[str, str]], str]:
+    if auth is None or auth_origin is None or _origin(url) != auth_origin.rstrip("/"):
+        return [], url
+    headers = list(auth.headers)
+    if auth.cookies:
+        headers.append(("Cookie", "; ".join(f"{k}={v}" for k, v in auth.cookies)))
+    if auth.query:
+        parts = urlsplit(url)
+        query = "&".join(filter(None, [parts.query, urlencode(list(auth.query))]))
+        url = urlunsplit(parts._replace(query=query))
+    return headers, url
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{parts.hostname}:{port}"
+
+
 def cache_dir_from(environ: dict[str, str] | os._Environ[str]) -> Path | None:
     """Where parsed YAML is cached: TOOLBRIDGE_CACHE_DIR, else the user's cache folder."""
     explicit = environ.get("TOOLBRIDGE_CACHE_DIR")
@@ -174,7 +208,7 @@ class DocumentStore:
         max_bytes: int = MAX_DOCUMENT_BYTES,
     ) -> None:
         self._fetch = fetch or http_fetcher(max_bytes=max_bytes)
-        self._cache_dir = cache_dir
+        self.cache_dir = cache_dir
         self._max_bytes = max_bytes
         self._documents: dict[str, Document] = {}
         self._failures: dict[str, DocumentError] = {}
@@ -187,7 +221,7 @@ class DocumentStore:
         if uri in self._failures:
             raise self._failures[uri]
         try:
-            document = Document(uri, parse(self._read(uri), uri, self._cache_dir))
+            document = Document(uri, parse(self._read(uri), uri, self.cache_dir))
         except DocumentError as exc:
             self._failures[uri] = exc
             raise

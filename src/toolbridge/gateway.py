@@ -21,7 +21,7 @@ import orjson
 
 from . import remote
 from .arguments import ArgumentValidator
-from .config import Config, Server
+from .config import Config, OAuth2ClientCredentials, Server
 from .credentials import Credentials
 from .documents import DocumentStore
 from .errors import InvalidArguments, ToolbridgeError, ToolNotFound, UpstreamUnavailable
@@ -30,7 +30,7 @@ from .metrics import Metrics
 from .policy import Policy, Principal
 from .registry import Catalog, SourceStatus, build_catalog, load_sources
 from .tools import HttpOperation, PythonFunction, Tool, ToolResult
-from .upstream import Timeouts, Upstream
+from .upstream import AuthParts, Timeouts, Upstream
 
 logger = logging.getLogger(__name__)
 call_log = logging.getLogger("toolbridge.calls")
@@ -187,7 +187,9 @@ class Gateway:
             match tool.target:
                 case HttpOperation() as op:
                     checked = state.validator(tool).check(arguments)
-                    result = await self._call_remote(state, op, checked, caller_headers or {})
+                    result = await self._call_remote(
+                        state, op, checked, caller_headers or {}, tool.name
+                    )
                 case PythonFunction() as fn:
                     result = await call_function(fn, arguments, user=_user(principal))
             outcome = "ok" if result.ok else "tool_error"
@@ -223,11 +225,30 @@ class Gateway:
         op: HttpOperation,
         arguments: dict[str, Any],
         caller_headers: Mapping[str, str],
+        tool_name: str,
     ) -> ToolResult:
         server = state.servers.get(op.server)
         if server is None:
             raise ToolbridgeError(f"no server {op.server!r} in the config")
-        auth = await state.credentials[op.server].parts(op, caller_headers)
+        credentials = state.credentials[op.server]
+        auth = await credentials.parts(op, caller_headers)
+        result = await self._invoke(op, arguments, server, auth, tool_name)
+        if result.status == 401 and isinstance(server.auth, OAuth2ClientCredentials):
+            # The token may have been revoked before it expired: fetch a new one, once.
+            for secret in auth.secrets:
+                credentials.discard(secret)
+            auth = await credentials.parts(op, caller_headers)
+            result = await self._invoke(op, arguments, server, auth, tool_name)
+        return result
+
+    async def _invoke(
+        self,
+        op: HttpOperation,
+        arguments: dict[str, Any],
+        server: Server,
+        auth: AuthParts,
+        tool_name: str,
+    ) -> ToolResult:
         return await remote.invoke(
             op,
             arguments,
@@ -236,6 +257,7 @@ class Gateway:
             auth=auth,
             timeouts=_timeouts(server),
             max_bytes=self.max_response_bytes,
+            tool=tool_name,
         )
 
     def sources(self) -> tuple[SourceStatus, ...]:

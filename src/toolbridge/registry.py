@@ -8,20 +8,27 @@ never silent.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Coroutine, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from . import names
 from .config import Config, LocalTools, Server
 from .config import Selection as SelectionConfig
-from .documents import DocumentStore, location_to_uri, uri_to_display
-from .errors import DocumentError, SourceError
+from .credentials import Credentials
+from .documents import DocumentStore, http_fetcher, location_to_uri, uri_to_display
+from .errors import ConfigError, DocumentError, SourceError, ToolbridgeError
 from .functions import LocalConversion, load_tools
+from .http_client import make_upstream
 from .openapi import Conversion, Selection, convert
 from .tools import Note, Tool
+from .upstream import AuthParts
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,9 +158,67 @@ def load_local(entry: LocalTools, base_dir: Path) -> SourceStatus:
 
 def load_sources(config: Config, store: DocumentStore) -> list[SourceStatus]:
     """Every source of the config, loaded or with the error that keeps it down."""
-    statuses = [load_server(s, store, config.base_dir) for s in config.servers]
+    statuses = []
+    for server in config.servers:
+        auth = _document_auth(server)
+        if isinstance(auth, SourceStatus):
+            statuses.append(auth)
+            continue
+        own = store
+        if auth is not None:
+            # The description lives behind the API's own credentials: a store of its own, so
+            # authenticated fetches are never shared with another server.
+            fetch = http_fetcher(auth=auth, auth_origin=_origin_of(server.base_url or ""))
+            own = DocumentStore(fetch=fetch, cache_dir=store.cache_dir)
+        statuses.append(load_server(server, own, config.base_dir))
     statuses.extend(load_local(entry, config.base_dir) for entry in config.tools)
     return statuses
+
+
+def _document_auth(server: Server) -> AuthParts | SourceStatus | None:
+    """The credentials to fetch a server's document with, when it lives on the API's origin."""
+    if server.auth is None and not server.headers:
+        return None
+    if not server.base_url or not server.spec.lower().startswith(("http://", "https://")):
+        return None
+    if _origin_of(server.spec) != _origin_of(server.base_url):
+        return None
+    try:
+        return _run(_fetch_auth(server))
+    except ConfigError:
+        return None  # e.g. an API key whose place only the document itself can tell
+    except ToolbridgeError as exc:
+        return SourceStatus(
+            id=server.id,
+            kind="openapi",
+            location=server.spec,
+            loaded_at=time.time(),
+            error=f"credentials for fetching the document: {exc}",
+        )
+
+
+async def _fetch_auth(server: Server) -> AuthParts:
+    upstream = make_upstream("httpx")  # a client of this loop's own, closed right after
+    try:
+        return await Credentials(server, {}, upstream=upstream).parts(None, {})
+    finally:
+        await upstream.aclose()
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{parts.hostname}:{port}"
+
+
+def _run(coroutine: Coroutine[Any, Any, AuthParts]) -> AuthParts:
+    """Run a coroutine to its end from sync loading code, inside a running loop or not."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def load_catalog(config: Config, store: DocumentStore) -> Catalog:

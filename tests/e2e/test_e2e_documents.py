@@ -16,7 +16,9 @@ from tests.e2e.conftest import live_server
 from toolbridge import cli
 from toolbridge.documents import DocumentStore, http_fetcher
 from toolbridge.errors import DocumentError
+from toolbridge.config import Config, Server
 from toolbridge.openapi import convert
+from toolbridge.registry import load_sources
 
 pytestmark = pytest.mark.e2e
 
@@ -128,3 +130,42 @@ def test_cli_reads_a_url(base_url: str, capsys: pytest.CaptureFixture[str]) -> N
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:3] == ["listNotes", "GET", "/notes"]
     assert lines[-1] == "6 tools"
+
+
+async def guarded_spec(request: Request) -> Response:
+    if request.headers.get("authorization") != "Bearer doc-token-1":
+        return PlainTextResponse("no", status_code=401)
+    return FileResponse(SPECS / "demo.yaml")
+
+
+GUARDED = Starlette(routes=[Route("/openapi.yaml", guarded_spec)])
+
+
+@pytest.mark.parametrize(
+    ("auth", "same_origin", "expected"),
+    [
+        ({"type": "bearer", "token": "doc-token-1"}, True, "ok"),
+        (None, True, "fetch answered HTTP 401, expected 200"),
+        # credentials never travel to another origin, even when the document lives there
+        (
+            {"type": "bearer", "token": "doc-token-1"},
+            False,
+            "fetch answered HTTP 401, expected 200",
+        ),
+    ],
+)
+def test_a_document_behind_the_apis_own_credentials(
+    auth: dict[str, str] | None, same_origin: bool, expected: str
+) -> None:
+    with live_server(GUARDED) as url:
+        base_url = url if same_origin else "http://127.0.0.2:9"
+        fields: dict[str, object] = {
+            "id": "notes",
+            "spec": f"{url}/openapi.yaml",
+            "base_url": base_url,
+        }
+        if auth:
+            fields["auth"] = auth
+        config = Config(servers=(Server.model_validate(fields),), base_dir=Path.cwd())
+        (status,) = load_sources(config, DocumentStore())
+    assert (status.error or "ok").removeprefix(f"{url}/openapi.yaml: ") == expected
