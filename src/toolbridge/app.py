@@ -10,14 +10,16 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import (
     BadRequest,
@@ -60,23 +62,128 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
-def error_response(exc: ToolbridgeError) -> Response:
+def error_parts(exc: ToolbridgeError) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Status, body and headers for an error: the one table, used by every route."""
     status, kind = next((s, k) for cls, s, k in STATUS if isinstance(exc, cls))
-    headers = None
+    headers: dict[str, str] = {}
     if isinstance(exc, BadRequest):
         status = exc.status
     if isinstance(exc, UpstreamUnavailable) and exc.timeout:
         status, kind = 504, "upstream_timeout"
     if isinstance(exc, Unauthenticated):
-        headers = {"WWW-Authenticate": 'Bearer realm="toolbridge"'}
+        headers["WWW-Authenticate"] = 'Bearer realm="toolbridge"'
     body: dict[str, Any] = {"type": kind, "message": str(exc)}
     if isinstance(exc, InvalidArguments):
         body["problems"] = [{"path": path, "message": message} for path, message in exc.problems]
-    return json_response({"error": body}, status, headers)
+    return status, {"error": body}, headers
 
 
-def create_app(gateway: Gateway, authenticator: Authenticator) -> Starlette:
-    """The Starlette app serving `gateway`; it must already be loaded (or entered)."""
+def error_response(exc: ToolbridgeError) -> Response:
+    status, body, headers = error_parts(exc)
+    return json_response(body, status, headers)
+
+
+class ScopeHeaders(Mapping[str, str]):
+    """The request headers of an ASGI scope, looked up case-insensitively, decoded on demand."""
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+
+    def __getitem__(self, name: str) -> str:
+        key = name.lower().encode("latin-1")
+        for header, value in self._raw:
+            if header == key:
+                return value.decode("latin-1")
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return (header.decode("latin-1") for header, _ in self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
+class CallEndpoint:
+    """`POST /v1/tools/{name}/call` as a raw ASGI handler in front of the Starlette routes.
+
+    It is the hot path of the gateway: skipping the router, the middleware stack and the
+    Request object halves what the HTTP layer costs per call (bench/proxy.py).
+    """
+
+    PREFIX = "/v1/tools/"
+    SUFFIX = "/call"
+
+    def __init__(self, app: ASGIApp, gateway: Gateway, authenticator: Authenticator) -> None:
+        self.app = app
+        self.gateway = gateway
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or not path.startswith(self.PREFIX)
+            or not path.endswith(self.SUFFIX)
+            or "/" in path[len(self.PREFIX) : -len(self.SUFFIX)]
+        ):
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] != "POST":
+            await _send_json(
+                send,
+                405,
+                {"error": {"type": "method_not_allowed", "message": "use POST"}},
+                {"Allow": "POST"},
+            )
+            return
+        name = unquote(path[len(self.PREFIX) : -len(self.SUFFIX)])
+        headers = ScopeHeaders(scope["headers"])
+        try:
+            principal = self.authenticator.authenticate(headers.get("authorization"))
+            self.gateway.tool(principal, name)  # 404 before reading the body
+            raw = await _read_body(receive)
+            try:
+                arguments = orjson.loads(raw) if raw.strip() else {}
+            except orjson.JSONDecodeError as exc:
+                problem = f"the body is not valid JSON: {exc}"
+                raise InvalidArguments(name, [("$", problem)]) from None
+            result = await self.gateway.call(principal, name, arguments, caller_headers=headers)
+        except ToolbridgeError as exc:
+            status, body, extra = error_parts(exc)
+            await _send_json(send, status, body, extra)
+            return
+        await _send_json(send, 200, result_body(result), {})
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BadRequest("the client went away before sending its body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            raise BadRequest(f"the request body is over {MAX_REQUEST_BYTES} bytes", status=413)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str]) -> None:
+    payload = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+    raw_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def create_app(gateway: Gateway, authenticator: Authenticator) -> ASGIApp:
+    """The ASGI app serving `gateway`; it must already be loaded (or entered)."""
 
     Handler = Callable[[Request, Principal], Awaitable[Response]]
 
@@ -107,17 +214,6 @@ def create_app(gateway: Gateway, authenticator: Authenticator) -> Starlette:
     async def get_tool(request: Request, principal: Principal) -> Response:
         tool = gateway.tool(principal, request.path_params["name"])
         return json_response(describe(tool))
-
-    async def call_tool(request: Request, principal: Principal) -> Response:
-        name = request.path_params["name"]
-        gateway.tool(principal, name)  # 404 before reading the body
-        raw = await _body(request)
-        try:
-            arguments = orjson.loads(raw) if raw.strip() else {}
-        except orjson.JSONDecodeError as exc:
-            raise InvalidArguments(name, [("$", f"the body is not valid JSON: {exc}")]) from None
-        result = await gateway.call(principal, name, arguments, caller_headers=request.headers)
-        return json_response(result_body(result))
 
     async def servers(request: Request, principal: Principal) -> Response:
         return json_response({"servers": [describe_source(s) for s in gateway.sources()]})
@@ -150,11 +246,10 @@ def create_app(gateway: Gateway, authenticator: Authenticator) -> Starlette:
             _install_sighup(gateway)
             yield
 
-    return Starlette(
+    routes = Starlette(
         routes=[
             Route("/v1/tools", endpoint(list_tools), methods=["GET"]),
             Route("/v1/tools/{name}", endpoint(get_tool), methods=["GET"]),
-            Route("/v1/tools/{name}/call", endpoint(call_tool), methods=["POST"]),
             Route("/v1/servers", endpoint(servers), methods=["GET"]),
             Route("/v1/admin/reload", endpoint(reload), methods=["POST"]),
             Route("/healthz", endpoint(healthz, public=True), methods=["GET"]),
@@ -163,17 +258,7 @@ def create_app(gateway: Gateway, authenticator: Authenticator) -> Starlette:
         ],
         lifespan=lifespan,
     )
-
-
-async def _body(request: Request) -> bytes:
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_REQUEST_BYTES:
-            raise BadRequest(f"the request body is over {MAX_REQUEST_BYTES} bytes", status=413)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return CallEndpoint(routes, gateway, authenticator)
 
 
 def _install_sighup(gateway: Gateway) -> None:

@@ -17,10 +17,11 @@ from typing import Any, TextIO
 
 import orjson
 import uvicorn
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from . import __version__
 from .app import create_app
+from .calllog import CallLog
 from .config import Config, load_config
 from .demo import demo_config
 from .demo.service import create_demo_app
@@ -38,6 +39,7 @@ from .tools import Tool
 DEFAULT_CONFIG = "toolbridge.yaml"
 CONFIG_ENV = "TOOLBRIDGE_CONFIG_PATH"
 DEMO_ENV = "TOOLBRIDGE_DEMO_URL"
+LOG_LEVEL_ENV = "TOOLBRIDGE_LOG_LEVEL"
 logger = logging.getLogger("toolbridge")
 
 
@@ -151,13 +153,14 @@ def _serve(args: argparse.Namespace) -> int:
             "no `auth` section: OPEN MODE, every caller is an anonymous admin; "
             "keep the gateway on a loopback address"
         )
-    gateway = Gateway(config, upstream=make_upstream())
+    gateway = Gateway(config, upstream=make_upstream(), call_log=_call_log(args.log_level))
     catalog = gateway.load()  # everything is loaded and checked before the port is bound
     logger.info("%d tools from %d sources", len(catalog), len(catalog.sources))
     try:
         if args.workers > 1:
             if demo is not None:
                 os.environ[DEMO_ENV] = demo.url
+            os.environ[LOG_LEVEL_ENV] = args.log_level
             uvicorn.run(
                 "toolbridge.cli:worker_app",
                 factory=True,
@@ -186,16 +189,24 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def worker_app() -> Starlette:
+def worker_app() -> ASGIApp:
     """The app of one worker process (`--workers N`): it loads the config on its own."""
     demo_url = os.environ.get(DEMO_ENV)
     if demo_url:
         config = demo_config(demo_url)
     else:
         config = load_config(Path(os.environ[CONFIG_ENV]), os.environ)
-    gateway = Gateway(config, upstream=make_upstream())
+    level = os.environ.get(LOG_LEVEL_ENV, "info")
+    gateway = Gateway(config, upstream=make_upstream(), call_log=_call_log(level))
     gateway.load()
     return create_app(gateway, Authenticator(config.auth))
+
+
+def _call_log(level: str) -> CallLog | None:
+    """One JSON line per call on stderr at the info level and below; none above it."""
+    if level not in ("debug", "info"):
+        return None
+    return CallLog(sys.stderr.buffer)
 
 
 def _tools(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ import orjson
 
 from . import remote
 from .arguments import ArgumentValidator
+from .calllog import CallLog
 from .config import Config, OAuth2ClientCredentials, Server
 from .credentials import Credentials
 from .documents import DocumentStore
@@ -69,8 +70,12 @@ class Gateway:
         store: DocumentStore | None = None,
         cache_dir: Path | None = None,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        call_log: CallLog | None = None,
     ) -> None:
+        """`call_log` receives one line per call; without it they go to the
+        `toolbridge.calls` logger at INFO."""
         self.cache_dir = cache_dir
+        self.call_log = call_log
         self.config = config
         self.upstream = upstream
         self.store = store
@@ -112,6 +117,8 @@ class Gateway:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self.call_log is not None:
+            self.call_log.flush()
         await self.upstream.aclose()
 
     def _build(self, previous: _State | None) -> _State:
@@ -207,16 +214,18 @@ class Gateway:
         finally:
             elapsed = time.perf_counter() - started
             self.metrics.observe(name if tool else "-", outcome, elapsed)
-            if call_log.isEnabledFor(logging.INFO):
-                line = {
-                    "event": "tool_call",
-                    "tool": name if tool else None,
-                    "source": tool.source if tool else None,
-                    "caller": principal.id,
-                    "outcome": outcome,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                }
+            line = {
+                "event": "tool_call",
+                "tool": name if tool else None,
+                "source": tool.source if tool else None,
+                "caller": principal.id,
+                "outcome": outcome,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+            }
+            if self.call_log is not None:
+                self.call_log.record(line)
+            elif call_log.isEnabledFor(logging.INFO):
                 call_log.info(orjson.dumps(line).decode())
 
     async def _call_remote(

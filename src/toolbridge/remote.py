@@ -17,6 +17,7 @@ import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
@@ -115,10 +116,16 @@ class _Base:
 
 
 def _split_base(op: HttpOperation, base_url: str) -> _Base:
+    return _base_of(op.server, base_url)
+
+
+@lru_cache(maxsize=4096)
+def _base_of(server: str, base_url: str) -> _Base:
+    # Cached: a server's base URL is the same on every call.
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise UpstreamUnavailable(
-            op.server,
+            server,
             f"base URL {base_url!r} is not an absolute http(s) URL: set base_url in the config "
             "for this server",
         )
@@ -131,27 +138,46 @@ def _inside(url: str, base: _Base) -> bool:
     parts = urlsplit(url)
     path = parts.path
     under = path == base.path or path.startswith(base.path + "/")
-    dots = any(unquote(segment) in (".", "..") for segment in path.split("/"))
+    dots = any(
+        unquote(segment) in (".", "..")
+        for segment in path.split("/")
+        if "." in segment or "%" in segment
+    )
     return f"{parts.scheme}://{parts.netloc}" == base.origin and under and not dots
 
 
-def _path(op: HttpOperation, arguments: Mapping[str, Any], problems: list[tuple[str, str]]) -> str:
-    bindings = {b.name: b for b in op.params if b.location == "path"}
+@lru_cache(maxsize=8192)
+def _template(path: str) -> tuple[tuple[str, str | None], ...]:
+    """A path template as (encoded literal, variable or None) pieces, parsed once per path."""
     # A `#` can only start a fragment, which is never sent: documents use `/x#variant` to put
     # two operations on one path, and the request goes to `/x`.
-    template = op.path.split("#", 1)[0]
+    template = path.split("#", 1)[0]
     template = template if template.startswith("/") else "/" + template
-    out: list[str] = []
+    pieces: list[tuple[str, str | None]] = []
     last = 0
     for match in _VARIABLE.finditer(template):
-        out.append(quote(template[last : match.start()], safe=_TEMPLATE_SAFE))
+        pieces.append((quote(template[last : match.start()], safe=_TEMPLATE_SAFE), match.group(1)))
         last = match.end()
-        binding = bindings.get(match.group(1))
+    pieces.append((quote(template[last:], safe=_TEMPLATE_SAFE), None))
+    return tuple(pieces)
+
+
+def _path(op: HttpOperation, arguments: Mapping[str, Any], problems: list[tuple[str, str]]) -> str:
+    pieces = _template(op.path)
+    if len(pieces) == 1:
+        return pieces[0][0]
+    bindings = {b.name: b for b in op.params if b.location == "path"}
+    out: list[str] = []
+    for literal, variable in pieces:
+        out.append(literal)
+        if variable is None:
+            continue
+        binding = bindings.get(variable)
         value = arguments.get(binding.argument) if binding else None
         if binding is None or value is None:
             what = "has no value" if binding else "is not described by the document"
             where = f"$.{binding.argument}" if binding else "$"
-            problems.append((where, f"path parameter {match.group(1)!r} {what}"))
+            problems.append((where, f"path parameter {variable!r} {what}"))
             continue
         text = _attempt(binding.argument, problems, _path_value, binding, value)
         if text is None:
@@ -160,7 +186,6 @@ def _path(op: HttpOperation, arguments: Mapping[str, Any], problems: list[tuple[
             # RFC 3986 normalizes %2E to `.`: a dot segment would climb the route, so refuse it.
             problems.append((f"$.{binding.argument}", f"{value!r} is not a usable path segment"))
         out.append(text)
-    out.append(quote(template[last:], safe=_TEMPLATE_SAFE))
     return "".join(out)
 
 
