@@ -35,6 +35,8 @@ _UNRESERVED = "-._~"  # with ASCII letters and digits, which `quote` never encod
 _QUERY_RESERVED_OK = ":/?[]@!$'()*,;"  # reserved characters `allowReserved` lets through
 # `&`, `=`, `#` and `+` stay encoded even then: literally they would split or end the query.
 _COOKIE_SAFE = "!#$&'()*+-./:<=>?@[]^_`{|}~"  # RFC 6265 cookie-octets, less `%`
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")
+"""Text made only of unreserved characters: it encodes to itself."""
 _TEMPLATE_SAFE = "/:@!$&'()*+,;=-._~%"  # literal path text of the template: pchar and `/`
 _DELIMITERS = {"spaceDelimited": "%20", "pipeDelimited": "|", "tabDelimited": "%09"}
 _FORBIDDEN_IN_HEADERS = re.compile(r"[\r\n\x00]")
@@ -565,12 +567,15 @@ def _kind(value: Any) -> str:
 
 
 def _path_enc(text: str) -> str:
-    return quote(text, safe=_UNRESERVED)
+    # Most values are plain words and numbers: skip quote()'s table walk for them.
+    return text if _PLAIN.fullmatch(text) else quote(text, safe=_UNRESERVED)
 
 
 def _query_enc(allow_reserved: bool) -> Encode:
-    safe = _UNRESERVED + (_QUERY_RESERVED_OK if allow_reserved else "")
-    return lambda text: quote(text, safe=safe)
+    if not allow_reserved:
+        return _path_enc
+    safe = _UNRESERVED + _QUERY_RESERVED_OK
+    return lambda text: text if _PLAIN.fullmatch(text) else quote(text, safe=safe)
 
 
 def _cookie_enc(text: str) -> str:
