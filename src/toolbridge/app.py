@@ -40,6 +40,8 @@ from .tools import HttpOperation, Tool, ToolResult
 logger = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
+App = ASGIApp
+"""What `create_app` returns, for modules that must not import Starlette themselves."""
 
 # The one table from errors to HTTP statuses (first match wins).
 STATUS: list[tuple[type[ToolbridgeError], int, str]] = [

@@ -17,10 +17,9 @@ from typing import Any, TextIO
 
 import orjson
 import uvicorn
-from starlette.types import ASGIApp
 
 from . import __version__
-from .app import create_app
+from .app import App, create_app
 from .calllog import CallLog
 from .config import Config, load_config
 from .demo import demo_config
@@ -189,7 +188,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def worker_app() -> ASGIApp:
+def worker_app() -> App:
     """The app of one worker process (`--workers N`): it loads the config on its own."""
     demo_url = os.environ.get(DEMO_ENV)
     if demo_url:
