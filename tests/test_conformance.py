@@ -12,7 +12,6 @@ reason; anything else fails. The last test prints the table of rates per documen
 from __future__ import annotations
 
 import base64
-import csv
 import functools
 import hashlib
 import json
@@ -41,6 +40,7 @@ from openapi_core.deserializing.styles import StyleDeserializersFactory, style_d
 from openapi_core.templating.paths.finders import APICallPathFinder
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
+from tests.corpus import CORPUS, ROWS
 from toolbridge.documents import DocumentStore, cache_dir_from, location_to_uri
 from toolbridge.errors import InvalidArguments
 from toolbridge.openapi import Conversion, convert
@@ -50,26 +50,10 @@ from toolbridge.upstream import AuthParts, UpstreamRequest
 
 pytestmark = pytest.mark.corpus
 
-CORPUS = Path(
-    os.environ.get("TOOLBRIDGE_CORPUS")
-    or Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
-)
 SAMPLE = 25
 """Operations checked per document, spread evenly over the document."""
 PLACEHOLDER_HOST = "https://api.example.test"
 MAX_DEPTH = 5
-
-
-def _manifest() -> list[dict[str, str]]:
-    manifest = CORPUS / "MANIFEST.tsv"
-    if not manifest.exists():
-        # Failing, not skipping: a run without the corpus must not look like a pass.
-        raise FileNotFoundError(f"corpus not found at {CORPUS}; set TOOLBRIDGE_CORPUS")
-    with manifest.open(newline="") as handle:
-        return list(csv.DictReader(handle, delimiter="\t"))
-
-
-ROWS = _manifest()
 
 
 @dataclass(frozen=True)

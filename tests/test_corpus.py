@@ -8,16 +8,15 @@ each of the five formats, with valid and unique names, and schemas that are vali
 
 from __future__ import annotations
 
-import csv
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from tests import providers
+from tests.corpus import CORPUS, ROWS
 from toolbridge import cli
 from toolbridge.documents import DocumentStore, cache_dir_from, location_to_uri
 from toolbridge.openapi import convert
@@ -25,23 +24,7 @@ from toolbridge.render import FORMATS
 
 pytestmark = pytest.mark.corpus
 
-CORPUS = Path(
-    os.environ.get("TOOLBRIDGE_CORPUS")
-    or Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
-)
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
-
-
-def _manifest() -> list[dict[str, str]]:
-    manifest = CORPUS / "MANIFEST.tsv"
-    if not manifest.exists():
-        # Failing, not skipping: a run without the corpus must not look like a pass.
-        raise FileNotFoundError(f"corpus not found at {CORPUS}; set TOOLBRIDGE_CORPUS")
-    with manifest.open(newline="") as handle:
-        return list(csv.DictReader(handle, delimiter="\t"))
-
-
-ROWS = _manifest()
 
 
 def _run(capsysbinary: pytest.CaptureFixture[bytes], *argv: str) -> tuple[int, bytes]:

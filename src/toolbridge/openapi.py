@@ -26,6 +26,7 @@ from .documents import DocumentStore, uri_to_display
 from .errors import DocumentError
 from .responses import output_schema
 from .tools import (
+    RESERVED_HEADERS,
     Annotations,
     HttpOperation,
     JsonSchema,
@@ -38,20 +39,6 @@ from .tools import (
 
 METHODS: tuple[Method, ...] = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE")
 LOCATIONS = ("path", "query", "header", "cookie")
-RESERVED_HEADERS = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "host",
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "content-type",
-        "accept",
-    }
-)
-"""Headers the gateway sets itself: credentials, framing, and what the body and Accept imply."""
 _RESERVED_WHY = {
     "authorization": "credentials come from the server's config",
     "proxy-authorization": "credentials come from the server's config",

@@ -24,7 +24,14 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 import orjson
 
 from .errors import InvalidArguments, UpstreamUnavailable
-from .tools import BodyPlan, FieldEncoding, HttpOperation, ParamBinding, ToolResult
+from .tools import (
+    RESERVED_HEADERS,
+    BodyPlan,
+    FieldEncoding,
+    HttpOperation,
+    ParamBinding,
+    ToolResult,
+)
 from .upstream import AuthParts, Headers, Timeouts, Upstream, UpstreamRequest, UpstreamResponse
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
@@ -43,19 +50,6 @@ _FORBIDDEN_IN_HEADERS = re.compile(r"[\r\n\x00]")
 _CHARSET = re.compile(r"charset=\"?([\w.:-]+)", re.IGNORECASE)
 _URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
 _VARIABLE = re.compile(r"\{([^{}]+)\}")
-_NEVER_FROM_ARGUMENTS = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "host",
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "content-type",
-        "accept",
-    }
-)
 """Headers an argument never sets: credentials, framing, and what the gateway derives."""
 
 Pairs = list[tuple[str, str]]
@@ -292,7 +286,7 @@ def _param_headers(
         value = arguments.get(b.argument)
         if value is None:
             continue
-        if b.location == "header" and b.name.lower() not in _NEVER_FROM_ARGUMENTS:
+        if b.location == "header" and b.name.lower() not in RESERVED_HEADERS:
             text = _attempt(b.argument, problems, _header_value, b, value)
             if text is None:
                 continue

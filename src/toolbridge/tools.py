@@ -19,6 +19,22 @@ Method = Literal["GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TR
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
 """Tool names every client format accepts (the strictest of OpenAI, Anthropic, Gemini, MCP)."""
 
+RESERVED_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "content-type",
+        "accept",
+    }
+)
+"""Headers the gateway sets itself (credentials, framing, what the body and Accept imply):
+never tool arguments, and never taken from arguments when a request is built."""
+
 PROPERTY_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 """Argument names every client format accepts (Anthropic's rule is the strictest)."""
 
