@@ -10,7 +10,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -33,7 +33,7 @@ from .errors import (
 from .gateway import Gateway
 from .identity import Authenticator
 from .policy import Principal
-from .registry import SourceStatus
+from .registry import Catalog, SourceStatus
 from .render import FORMATS, render_tools
 from .tools import HttpOperation, Tool, ToolResult
 
@@ -186,6 +186,16 @@ async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str]
 
 def create_app(gateway: Gateway, authenticator: Authenticator) -> ASGIApp:
     """The ASGI app serving `gateway`; it must already be loaded (or entered)."""
+    # Imported here: the mcp SDK takes 0.6 s to import, which `tools` and `check` need not pay.
+    from .mcp import PATH as MCP_PATH
+    from .mcp import create_mcp_app
+
+    mcp = create_mcp_app(gateway, authenticator)
+
+    async def reload_catalog() -> Catalog:
+        catalog = await gateway.reload()
+        await mcp.tools_changed()  # MCP clients that listen for changes are told
+        return catalog
 
     Handler = Callable[[Request, Principal], Awaitable[Response]]
 
@@ -223,7 +233,7 @@ def create_app(gateway: Gateway, authenticator: Authenticator) -> ASGIApp:
     async def reload(request: Request, principal: Principal) -> Response:
         if not principal.admin:
             raise Forbidden("reloading is for admins")
-        catalog = await gateway.reload()
+        catalog = await reload_catalog()
         return json_response(
             {"tools": len(catalog), "servers": [describe_source(s) for s in catalog.sources]}
         )
@@ -244,8 +254,8 @@ def create_app(gateway: Gateway, authenticator: Authenticator) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with gateway:
-            _install_sighup(gateway)
+        async with gateway, mcp.lifespan():
+            _install_sighup(reload_catalog)
             yield
 
     routes = Starlette(
@@ -257,13 +267,14 @@ def create_app(gateway: Gateway, authenticator: Authenticator) -> ASGIApp:
             Route("/healthz", endpoint(healthz, public=True), methods=["GET"]),
             Route("/readyz", endpoint(readyz, public=True), methods=["GET"]),
             Route("/metrics", endpoint(metrics, public=True), methods=["GET"]),
+            Route(MCP_PATH, mcp),  # every method: the SDK answers POST, GET and DELETE
         ],
         lifespan=lifespan,
     )
     return CallEndpoint(routes, gateway, authenticator)
 
 
-def _install_sighup(gateway: Gateway) -> None:
+def _install_sighup(reload: Callable[[], Coroutine[Any, Any, Catalog]]) -> None:
     """SIGHUP (sent by an operator or a process manager) reloads the catalog."""
     import asyncio
 
@@ -271,7 +282,7 @@ def _install_sighup(gateway: Gateway) -> None:
     running: set[asyncio.Task[Any]] = set()  # the loop keeps only weak references to tasks
 
     def on_sighup() -> None:
-        task = loop.create_task(gateway.reload())
+        task = loop.create_task(reload())
         running.add(task)
         task.add_done_callback(running.discard)
 

@@ -170,6 +170,7 @@ def _serve(args: argparse.Namespace) -> int:
                 http="httptools",
                 log_level=args.log_level,
                 access_log=False,  # one structured line per call is ours (toolbridge.calls)
+                timeout_graceful_shutdown=5,  # open MCP listen streams must not hold shutdown
             )
         else:
             app = create_app(gateway, Authenticator(config.auth))
@@ -181,6 +182,7 @@ def _serve(args: argparse.Namespace) -> int:
                 http="httptools",
                 log_level=args.log_level,
                 access_log=False,  # one structured line per call is ours (toolbridge.calls)
+                timeout_graceful_shutdown=5,  # open MCP listen streams must not hold shutdown
             )
     finally:
         if demo is not None:

@@ -31,6 +31,7 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -137,8 +138,9 @@ class McpApp:
             try:
                 yield
             finally:
-                # Open listen streams end with their final frame, not with a cut connection,
-                # and the server's shutdown does not wait on them.
+                # Listen streams still open now end with their closing frame. (uvicorn closes
+                # connections before the lifespan ends: its clients see the stream lost, and
+                # listen again elsewhere, as the spec expects of them.)
                 self._listen.close()
 
     async def tools_changed(self) -> None:
@@ -177,21 +179,15 @@ class McpApp:
         """A gateway result as MCP's: text (or an image), structured content, `isError`."""
         if not result.ok:
             return _failed(_failure_text(result))
-        content = [_content(result)]
-        structured = result.result if _is_json_object(result) else None
         schema = render(tool, "mcp").get("outputSchema")
-        if schema is not None:
-            problem = (
-                self._outputs.problem(tool.name, schema, structured)
-                if structured is not None
-                else f"expected a JSON object, found {_kind(result)}"
+        problem = self._outputs.problem(tool.name, schema, result) if schema else None
+        if problem is not None:
+            return _failed(
+                f"{tool.name} answered, but not as its output schema says ({problem}); "
+                f"the answer was:\n{_text(result)}"
             )
-            if problem is not None:
-                return _failed(
-                    f"{tool.name} answered, but not as its output schema says ({problem}); "
-                    f"the answer was:\n{_text(result)}"
-                )
-        return types.CallToolResult(content=content, structured_content=structured)
+        structured = result.result if _is_json_object(result) else None
+        return types.CallToolResult(content=[_content(result)], structured_content=structured)
 
 
 def create_mcp_app(
@@ -304,23 +300,40 @@ def _is_json_object(result: ToolResult) -> bool:
     return isinstance(result.result, dict) and _is_json(result)
 
 
+@dataclass(slots=True)
+class _OutputSchema:
+    schema: JsonSchema
+    validator: Any
+    reported: bool = False
+
+
 class _OutputSchemas:
     """Output schemas compiled on first use, kept until the tool's schema changes (a reload)."""
 
     def __init__(self) -> None:
-        self._compiled: dict[str, tuple[JsonSchema, Any]] = {}
+        self._compiled: dict[str, _OutputSchema] = {}
 
-    def problem(self, tool: str, schema: JsonSchema, value: Any) -> str | None:
-        """Why `value` does not conform to `schema`, or None when it does."""
+    def problem(self, tool: str, schema: JsonSchema, result: ToolResult) -> str | None:
+        """Why the result is no structured content `schema` allows, or None when it is."""
         found = self._compiled.get(tool)
-        if found is None or found[0] is not schema:
-            found = self._compiled[tool] = (schema, jsonschema_rs.validator_for(schema))
-        for error in found[1].iter_errors(value):
+        if found is None or found.schema is not schema:
+            found = self._compiled[tool] = _OutputSchema(
+                schema, jsonschema_rs.validator_for(schema)
+            )
+        if not _is_json_object(result):
+            problem: str | None = f"expected a JSON object, found {_kind(result)}"
+        elif error := next(iter(found.validator.iter_errors(result.result)), None):
             where = "".join(
                 f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.instance_path
             )
-            return f"${where}: {error.message}"
-        return None
+            problem = f"${where}: {error.message}"
+        else:
+            problem = None
+        if problem is not None and not found.reported:
+            # Once per tool and catalog: it is the API's document that needs fixing.
+            found.reported = True
+            logger.warning("%s answers other than its output schema says: %s", tool, problem)
+        return problem
 
 
 # -- stateful sessions ----------------------------------------------------------------------
