@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal, assert_never
 
 from toolbridge import dialects
-from toolbridge.tools import JsonObject, Tool
+from toolbridge.tools import JsonObject, JsonSchema, Tool
 
 Format = Literal["openai", "openai-responses", "anthropic", "gemini", "mcp"]
 FORMATS: tuple[Format, ...] = ("openai", "openai-responses", "anthropic", "gemini", "mcp")
@@ -92,8 +92,9 @@ def _mcp(tool: Tool) -> JsonObject:
         "inputSchema": tool.input_schema,
     }
     # MCP's structuredContent is an object, so only an object schema can describe it.
-    if tool.output_schema is not None and tool.output_schema.get("type") == "object":
-        out["outputSchema"] = tool.output_schema
+    output = _object_root(tool.output_schema)
+    if output is not None:
+        out["outputSchema"] = output
     out["annotations"] = {
         "title": title,
         "readOnlyHint": notes.read_only,
@@ -102,6 +103,22 @@ def _mcp(tool: Tool) -> JsonObject:
         "openWorldHint": notes.open_world,
     }
     return out
+
+
+def _object_root(schema: JsonSchema | None) -> JsonSchema | None:
+    """The schema with an object at its root: a root `$ref` to an object definition is inlined."""
+    if schema is None:
+        return None
+    if schema.get("type") == "object":
+        return schema
+    ref = schema.get("$ref")
+    defs = schema.get("$defs")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and isinstance(defs, dict):
+        target = defs.get(ref.removeprefix("#/$defs/"))
+        if isinstance(target, dict) and target.get("type") == "object":
+            siblings = {k: v for k, v in schema.items() if k not in ("$ref", "$defs")}
+            return {**target, **siblings, "$defs": defs}
+    return None
 
 
 def _short(description: str) -> str:
