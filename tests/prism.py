@@ -50,6 +50,8 @@ MOCK_ONLY = frozenset({"NO_RESPONSE_RESPONSE_DEFINED", "SCHEMA_TOO_COMPLEX"})
 """Prism's errors about mocking the answer: it validated the request before them, and passed it."""
 _LISTENING = re.compile(r"Prism is listening on (http://[^\s\x1b]+)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_THROWN = re.compile(r"\w*Error: ")
+"""The line of a JavaScript exception (`TypeError: ...`, `MissingPointerError: ...`)."""
 
 
 class PrismMissing(Exception):
@@ -85,13 +87,17 @@ class PrismMock:
         self.log = log
         self._log_file = log.open("wb")
         self.started = time.monotonic()
-        self.process = subprocess.Popen(
-            [str(binary), "mock", str(document), "--host", "127.0.0.1", "--port", "0"],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        try:
+            self.process = subprocess.Popen(
+                [str(binary), "mock", str(document), "--host", "127.0.0.1", "--port", "0"],
+                stdin=subprocess.DEVNULL,
+                stdout=self._log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError:
+            self._log_file.close()
+            raise
 
     def wait(self, timeout: float) -> str:
         """Prism's base URL once it listens; PrismNotReady with the reason when it will not."""
@@ -103,7 +109,7 @@ class PrismMock:
                 return found.group(1).rstrip("/")
             code = self.process.poll()
             if code is not None:
-                raise PrismNotReady(f"Prism exited with code {code}: {self._last_words(text)}")
+                raise PrismNotReady(f"Prism exited with code {code}: {self.last_words()}")
             if time.monotonic() > deadline:
                 raise PrismNotReady(f"Prism was not listening after {timeout:.0f} s")
             time.sleep(0.05)
@@ -111,11 +117,12 @@ class PrismMock:
     def _text(self) -> str:
         return _ANSI.sub("", self.log.read_text(encoding="utf-8", errors="replace"))
 
-    @staticmethod
-    def _last_words(text: str) -> str:
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
+    def last_words(self) -> str:
+        """What Prism said last about a failure: its exception, else its last error lines."""
+        lines = [line.strip() for line in self._text().splitlines() if line.strip()]
+        thrown = [line for line in lines if _THROWN.match(line)]
         errors = [line for line in lines if "error" in line.lower() or "fatal" in line.lower()]
-        return " / ".join((errors or lines)[-2:])[:300] or "(no output)"
+        return " / ".join((thrown or errors or lines)[-2:])[:300] or "(no output)"
 
     def close(self) -> None:
         if self.process.poll() is None:

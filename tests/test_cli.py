@@ -7,6 +7,7 @@ test runs the installed package in a subprocess, to prove the entry point works.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
@@ -21,6 +22,8 @@ import pytest
 
 from toolbridge import __version__
 from toolbridge.cli import main
+from toolbridge.demo.service import create_demo_app
+from toolbridge.loopback import LoopbackServer
 from toolbridge.render import FORMATS, Format
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -705,3 +708,45 @@ def test_python_dash_m_toolbridge_runs_the_cli() -> None:
     )
 
     assert (done.returncode, done.stdout, done.stderr) == (0, DEMO_TABLE, "")
+
+
+# -- call --------------------------------------------------------------------------------------
+
+
+def test_call_dry_run_prints_the_request_as_curl_with_secrets_masked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOOLBRIDGE_CACHE_DIR", str(tmp_path / "cache"))
+    config = tmp_path / "toolbridge.yaml"
+    config.write_text(
+        f"servers:\n  - id: notes\n    spec: {ROOT}/specs/demo.yaml\n"
+        "    base_url: http://127.0.0.1:9/api\n"
+        "    auth: {type: bearer, token: very-secret-token}\n"
+    )
+    code = main(["call", "getNote", "--args", '{"noteId": 7}', "-c", str(config), "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "http://127.0.0.1:9/api/notes/7" in out
+    assert "very-secret-token" not in out
+    assert "***" in out
+
+
+def test_call_runs_the_tool_and_exits_by_outcome(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOOLBRIDGE_CACHE_DIR", str(tmp_path / "cache"))
+    with LoopbackServer(create_demo_app()) as demo:
+        config = tmp_path / "toolbridge.yaml"
+        config.write_text(
+            f"servers:\n  - id: notes\n    spec: {ROOT}/specs/demo.yaml\n    base_url: {demo.url}\n"
+        )
+        ok = main(["call", "getNote", "--args", '{"noteId": 1}', "-c", str(config)])
+        ok_out = json.loads(capsys.readouterr().out)
+        missing = main(["call", "getNote", "--args", '{"noteId": 999}', "-c", str(config)])
+        missing_out = json.loads(capsys.readouterr().out)
+        invalid = main(["call", "getNote", "--args", '{"noteId": "x"}', "-c", str(config)])
+        invalid_err = capsys.readouterr().err
+    assert (ok, ok_out["ok"], ok_out["result"]["title"]) == (0, True, "Welcome")
+    assert (missing, missing_out["status"]) == (1, 404)
+    assert invalid == 2
+    assert invalid_err.startswith("toolbridge: invalid arguments for 'getNote'")

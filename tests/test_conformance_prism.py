@@ -14,7 +14,9 @@ an absolute server, `__server=<it>`, so Prism also checks the base URL the conve
 
 Failures the document itself, Prism, or an already reported converter bug explains are listed
 in KNOWN, each with its reason; anything else fails. A document Prism cannot load, or takes
-more than LOAD_TIMEOUT seconds to load, is reported as not checked by Prism, with the reason.
+more than LOAD_TIMEOUT seconds to load, is reported as not checked by Prism, with the reason. A
+request that crashes Prism (it has such bugs) is that operation's failure, with Prism's
+exception, and the document's remaining operations are reported as not checked.
 The last test prints the table of rates per document.
 
 Prism: `$TOOLBRIDGE_PRISM` (the path of a `prism` executable), else `.ci/node_modules/.bin/prism`
@@ -25,6 +27,7 @@ fast inner loop only, `TOOLBRIDGE_SKIP_PRISM=1` skips the whole module.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -34,10 +37,16 @@ import httpx2
 import jsonschema_rs
 import pytest
 
-from tests.prism import PrismMissing, PrismMock, PrismNotReady, find_prism, verdict
+from tests.corpus import CORPUS, ROWS
+from tests.prism import (
+    PrismMissing,
+    PrismMock,
+    PrismNotReady,
+    find_prism,
+    header_violations,
+    verdict,
+)
 from tests.test_conformance import (
-    CORPUS,
-    ROWS,
     Generator,
     Known,
     Row,
@@ -95,7 +104,8 @@ def prism() -> Path:
     try:
         return find_prism()
     except PrismMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
+        missing = str(exc)
+    pytest.fail(missing, pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -160,10 +170,14 @@ def test_prism_accepts(
         except PrismNotReady as exc:
             line.not_checked = f"not checked by Prism: {exc}"
             return
+        tools = sample(conversion.tools)
         with httpx2.Client(timeout=REQUEST_TIMEOUT, trust_env=False) as client:
-            for tool in sample(conversion.tools):
+            for index, tool in enumerate(tools, 1):
                 line.sampled += 1
                 problems = send(client, prism_url, tool, conversion)
+                crashed = mock.process.poll() is not None
+                if crashed:
+                    problems = [f"Prism crashed on this request: {mock.last_words()}"]
                 known = explained(row["file"], tool.name, problems)
                 if not problems:
                     line.passed += 1
@@ -172,6 +186,9 @@ def test_prism_accepts(
                     USED.add(known)
                 else:
                     line.failures.append(f"{tool.name} ({tool.where}): {' | '.join(problems)}")
+                if crashed:
+                    line.not_checked = f"Prism crashed after {index} of {len(tools)} operations"
+                    break
     assert line.failures == []
 
 
@@ -213,6 +230,15 @@ def test_prism_reads_violations(prism: Path, tmp_path: Path) -> None:
     ]
     assert verdict(under_base)[0].startswith("404 NO_PATH_MATCHED_ERROR")
     assert verdict(wrong_server)[0].startswith("404 NO_SERVER_MATCHED_ERROR")
+
+
+def test_cut_violation_header() -> None:
+    """A header Prism cut at 8 kB still yields its complete entries (request ones come first)."""
+    entry = '{"location":["request","query","n"],"severity":"Error","code":"maximum","message":"m"}'
+    cut = f'Too many violations! [{entry},{{"location":["response","body"],"sev'
+    assert header_violations(cut) == [json.loads(entry)]
+    assert header_violations(f"[{entry}]") == [json.loads(entry)]
+    assert header_violations(None) == []
 
 
 def test_report(capsys: pytest.CaptureFixture[str]) -> None:

@@ -32,10 +32,12 @@ from .errors import (
 )
 from .gateway import Gateway
 from .identity import Authenticator
+from .openapi_document import DocumentCache
 from .policy import Principal
 from .registry import Catalog, SourceStatus
 from .render import FORMATS, render_tools
 from .tools import HttpOperation, Tool, ToolResult
+from .turns import run_turn
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +175,21 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
+async def _json_body(request: Request) -> Any:
+    """The request's body as JSON; BadRequest when it is too large or not JSON."""
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            raise BadRequest(f"the request body is over {MAX_REQUEST_BYTES} bytes", status=413)
+        chunks.append(chunk)
+    try:
+        return orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+
+
 async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str]) -> None:
     payload = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
     raw_headers = [
@@ -227,6 +244,17 @@ def create_app(gateway: Gateway, authenticator: Authenticator) -> ASGIApp:
         tool = gateway.tool(principal, request.path_params["name"])
         return json_response(describe(tool))
 
+    documents = DocumentCache()
+
+    async def openapi(request: Request, principal: Principal) -> Response:
+        tools = gateway.list_tools(principal)
+        return json_response(documents.get(tools, server_url=str(request.base_url)))
+
+    async def tool_calls(request: Request, principal: Principal) -> Response:
+        payload = await _json_body(request)
+        answer = await run_turn(gateway, principal, payload, caller_headers=request.headers)
+        return json_response(answer)
+
     async def servers(request: Request, principal: Principal) -> Response:
         return json_response({"servers": [describe_source(s) for s in gateway.sources()]})
 
@@ -262,6 +290,8 @@ def create_app(gateway: Gateway, authenticator: Authenticator) -> ASGIApp:
         routes=[
             Route("/v1/tools", endpoint(list_tools), methods=["GET"]),
             Route("/v1/tools/{name}", endpoint(get_tool), methods=["GET"]),
+            Route("/v1/tool_calls", endpoint(tool_calls), methods=["POST"]),
+            Route("/openapi.json", endpoint(openapi), methods=["GET"]),
             Route("/v1/servers", endpoint(servers), methods=["GET"]),
             Route("/v1/admin/reload", endpoint(reload), methods=["POST"]),
             Route("/healthz", endpoint(healthz, public=True), methods=["GET"]),

@@ -15,16 +15,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import anyio
 import orjson
 import uvicorn
 
 from . import __version__
-from .app import App, create_app
+from .app import App, create_app, result_body
 from .calllog import CallLog
 from .config import Config, load_config
 from .demo import demo_config
 from .demo.service import create_demo_app
 from .documents import DocumentStore, cache_dir_from
+from .dryrun import dry_run, principal_for
 from .errors import ToolbridgeError
 from .gateway import Gateway
 from .http_client import make_upstream
@@ -85,6 +87,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("-v", "--verbose", action="store_true", help="list every note")
     check.set_defaults(run=_check)
+
+    call = sub.add_parser("call", help="run one tool call in-process and print its result")
+    call.add_argument("name", metavar="NAME", help="the tool's name")
+    call.add_argument(
+        "--args", default="{}", metavar="JSON", help="the arguments, a JSON object (default {})"
+    )
+    _add_sources(call)
+    call.add_argument(
+        "--as",
+        dest="user",
+        metavar="USER",
+        help="act as this user of auth.api_keys (default: an admin)",
+    )
+    call.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the HTTP request as a curl line (secrets masked) instead of sending it",
+    )
+    call.set_defaults(run=_call)
     return parser
 
 
@@ -254,6 +275,33 @@ def _check(args: argparse.Namespace) -> int:
     else:
         print_check(report, sys.stdout, verbose=args.verbose)
     return 0 if report["summary"]["usable"] else 1
+
+
+def _call(args: argparse.Namespace) -> int:
+    """Exit 0 when the tool succeeded, 1 when it ran and failed (`ok` false: an upstream 4xx or
+    5xx, a local function that raised), 2 when it could not run (main prints why)."""
+    try:
+        arguments = orjson.loads(args.args)
+    except orjson.JSONDecodeError as exc:
+        raise ToolbridgeError(f"--args: not valid JSON: {exc}") from None
+    config = _config(args)
+    principal = principal_for(config, args.user)
+    gateway = Gateway(config, upstream=make_upstream(), cache_dir=cache_dir_from(os.environ))
+    for status in gateway.load().sources:
+        if not status.ok:
+            print(f"toolbridge: source {status.id!r} is down: {status.error}", file=sys.stderr)
+
+    async def run() -> int:
+        async with gateway:
+            if args.dry_run:
+                print(await dry_run(gateway, principal, args.name, arguments))
+                return 0
+            result = await gateway.call(principal, args.name, arguments)
+        body = orjson.dumps(result_body(result), option=orjson.OPT_INDENT_2)
+        sys.stdout.buffer.write(body + b"\n")
+        return 0 if result.ok else 1
+
+    return anyio.run(run)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -113,12 +113,13 @@ def _shown(url: str) -> str:
 
 
 class _Unsent:
-    """An upstream that sends nothing: it answers a token request with a placeholder token."""
+    """An upstream that sends nothing: it answers a token request with a placeholder (masked
+    like any token in the curl line)."""
 
     async def send(
         self, request: UpstreamRequest, *, timeouts: Timeouts, max_bytes: int
     ) -> UpstreamResponse:
-        token = {"access_token": "<access token>", "token_type": "Bearer", "expires_in": 3600}
+        token = {"access_token": "dry-run-token", "token_type": "Bearer", "expires_in": 3600}
         return UpstreamResponse(
             status=200,
             headers=(("Content-Type", "application/json"),),

@@ -1,4 +1,4 @@
-"""The gateway's own OpenAPI 3.1 document: each tool a caller may use as `POST /v1/tools/{name}/call`.
+"""The gateway's own OpenAPI 3.1 document: each tool as `POST /v1/tools/{name}/call`.
 
 With it, any OpenAPI tool-server client (Open WebUI among them) can register the gateway as one
 tool server. Pure: tools in, a JSON object out; the caller decides which tools (the policy's).
@@ -11,6 +11,11 @@ under `#/components/schemas/`, Open WebUI's among them.) A definition that is th
 tool that has it, and refers only to definitions that are too, is shared under its own name
 (`Note`); the others take the tool's name in front (`createNote.Note` for the input schema's,
 `getNote.result.Note` for the output schema's).
+
+One more rewrite, with no change in meaning: a reference that closes a cycle made only of
+references, `properties` and `items` is written `{"allOf": [{"$ref": ...}]}`. Some clients
+inline references along exactly those keywords with no cycle check (Open WebUI does, and a
+recursion error there drops the whole tool server); `allOf` is where they stop.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import orjson
+from openapi_schema_validator import OAS31Validator, oas31_format_checker
 
 from . import schemas as js
 from .tools import JsonObject, JsonSchema, Tool
@@ -29,6 +35,7 @@ SUMMARY_LENGTH = 120
 _COMPONENT_JUNK = re.compile(r"[^A-Za-z0-9._-]+")
 """Characters OpenAPI does not allow in a component name."""
 _ERROR = "toolbridge.Error"
+_RESULT = "toolbridge.Result"
 _RESPONSES = {
     "401": ("toolbridge.Unauthenticated", "No API key or token, or one the gateway does not know."),
     "404": (
@@ -71,7 +78,7 @@ def gateway_document(
         document["servers"] = [{"url": server_url.rstrip("/") or "/"}]
     document["paths"] = paths
     document["components"] = {
-        "schemas": {_ERROR: _error_schema(), **components.schemas},
+        "schemas": {_RESULT: _result_schema(), _ERROR: _error_schema(), **components.schemas},
         "responses": {
             name: {
                 "description": text,
@@ -83,7 +90,7 @@ def gateway_document(
             "bearer": {
                 "type": "http",
                 "scheme": "bearer",
-                "description": "An API key of the gateway's config, or a JWT it accepts.",
+                "description": "The caller's API key or token.",
             }
         },
     }
@@ -91,13 +98,40 @@ def gateway_document(
     return document
 
 
+class DocumentCache:
+    """The last few documents built, by the tools they hold: a big catalog takes a while.
+
+    Keyed on the identity of the tools (a reload makes new ones); each entry keeps its tools
+    alive, so an identity is never reused while it is a key.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._entries: dict[tuple[Any, ...], tuple[list[Tool], JsonObject]] = {}
+
+    def get(
+        self, tools: list[Tool], *, title: str = "toolbridge", server_url: str | None = None
+    ) -> JsonObject:
+        """`gateway_document(tools, ...)`, built once per tool set, title and URL: shared, so
+        treat it as read-only."""
+        key = (tuple(map(id, tools)), title, server_url)
+        found = self._entries.pop(key, None)
+        if found is None:
+            found = (list(tools), gateway_document(tools, title=title, server_url=server_url))
+            if len(self._entries) >= self.size:
+                del self._entries[next(iter(self._entries))]
+        self._entries[key] = found  # most recently used last
+        return found[1]
+
+
 def _operation(tool: Tool, components: _Components) -> JsonObject:
     operation: JsonObject = {"operationId": tool.name}
     summary = _summary(tool.description)
+    description = js.clean_text(tool.description)[0]
     if summary:
         operation["summary"] = summary
-    if tool.description:
-        operation["description"] = js.clean_text(tool.description)[0]
+    if description != summary:  # Open WebUI reads the description, else the summary
+        operation["description"] = description
     if tool.source:
         operation["tags"] = [tool.source]
     if tool.deprecated:
@@ -111,7 +145,9 @@ def _operation(tool: Tool, components: _Components) -> JsonObject:
         "200": {
             "description": "The tool ran. `ok` is false when the upstream answered 4xx or 5xx "
             "or the local function failed; `result` then says why.",
-            "content": {"application/json": {"schema": _envelope(components.schema(tool, "result"))}},
+            "content": {
+                "application/json": {"schema": _envelope(components.schema(tool, "result"))}
+            },
         }
     }
     for status, (name, _) in _RESPONSES.items():
@@ -121,7 +157,7 @@ def _operation(tool: Tool, components: _Components) -> JsonObject:
 
 
 def _takes_arguments(schema: JsonSchema) -> bool:
-    """Whether a client needs to send a body: an object schema with no properties takes none."""
+    """Whether a client needs to send a body: a closed object with no properties takes none."""
     if schema.get("properties") or schema.get("required"):
         return True
     closed = schema.get("additionalProperties") is False
@@ -132,7 +168,24 @@ _PLAIN_OBJECT = frozenset({"type", "properties", "additionalProperties", "descri
 
 
 def _envelope(output: JsonSchema | None) -> JsonSchema:
-    envelope: JsonSchema = {
+    if output is None:
+        return {"$ref": _pointer(_RESULT)}
+    # Only a successful, whole answer follows the output schema: an error body does not.
+    when_whole = {
+        "required": ["ok"],
+        "properties": {"ok": {"const": True}},
+        "not": {"required": ["truncated"]},
+    }
+    return {
+        "allOf": [
+            {"$ref": _pointer(_RESULT)},
+            {"if": when_whole, "then": {"properties": {"result": output}}},
+        ]
+    }
+
+
+def _result_schema() -> JsonSchema:
+    return {
         "type": "object",
         "required": ["ok", "status", "content_type", "result"],
         "properties": {
@@ -152,15 +205,6 @@ def _envelope(output: JsonSchema | None) -> JsonSchema:
             },
         },
     }
-    if output is not None:
-        # Only a successful, whole answer follows the output schema: an error body does not.
-        envelope["if"] = {
-            "required": ["ok"],
-            "properties": {"ok": {"const": True}},
-            "not": {"required": ["truncated"]},
-        }
-        envelope["then"] = {"properties": {"result": output}}
-    return envelope
 
 
 def _error_schema() -> JsonSchema:
@@ -197,10 +241,8 @@ def _error_schema() -> JsonSchema:
 
 
 def _summary(description: str) -> str:
-    first = js.clean_text(description)[0].split("\n", 1)[0].strip()
-    if len(first) <= SUMMARY_LENGTH:
-        return first
-    return first[: SUMMARY_LENGTH - 1].rstrip() + "\u2026"
+    first_line = js.clean_text(description)[0].split("\n", 1)[0]
+    return js.clean_text(first_line, SUMMARY_LENGTH)[0]
 
 
 def _version() -> str:
@@ -217,7 +259,7 @@ class _Components:
 
     def __init__(self, tools: Iterable[Tool]) -> None:
         self.schemas: dict[str, JsonSchema] = {}
-        self._taken: set[str] = {_ERROR}
+        self._taken: set[str] = {_RESULT, _ERROR}
         self._shared: dict[str, str] = {}
         parts = [(tool, part, schema) for tool in tools for part, schema in _parts(tool)]
         shareable = _shareable(defs for _, _, schema in parts if (defs := _defs_of(schema)))
@@ -237,14 +279,16 @@ class _Components:
                 # A reference to the schema itself (`#`, `#/properties/...`) needs the schema at
                 # a name of its own, which the operation then refers to.
                 own = self._take(f"{tool.name}.input" if part == "input" else prefix)
+            rewrite = _Rewrite(names, own, _defs_of(schema))
             for key, definition in _defs_of(schema).items():
                 if names[key] not in self.schemas:
-                    self.schemas[names[key]] = _rewrite(definition, names, own)
-            rewritten = _rewrite({k: v for k, v in schema.items() if k != "$defs"}, names, own)
+                    self.schemas[names[key]] = rewrite(definition)
+            rewritten = rewrite({k: v for k, v in schema.items() if k != "$defs"})
             if own is not None:
                 self.schemas[own] = rewritten
                 rewritten = {"$ref": _pointer(own)}
             self._rewritten[(tool.name, part)] = rewritten
+        _break_cycles(self.schemas)
 
     def schema(self, tool: Tool, part: str) -> JsonSchema | None:
         return self._rewritten.get((tool.name, part))
@@ -257,6 +301,55 @@ class _Components:
             n += 1
         self._taken.add(name)
         return name
+
+
+def _is_regex(pattern: Any) -> bool:
+    return bool(oas31_format_checker.conforms(pattern, "regex"))
+
+
+def _break_cycles(schemas: dict[str, JsonSchema]) -> None:
+    """Wrap, in place, each reference that closes a cycle of references, properties and items."""
+    prefix = "#/components/schemas/"
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in schemas:
+        if start in state:
+            continue
+        state[start] = 1
+        stack = [(start, iter(_inlined_refs(schemas[start])))]
+        while stack:
+            name, refs = stack[-1]
+            node = next(refs, None)
+            if node is None:
+                state[name] = 2
+                stack.pop()
+                continue
+            ref = node["$ref"]
+            target = unquote(ref[len(prefix) :]) if ref.startswith(prefix) else None
+            if target is None or target not in schemas:
+                continue
+            if state.get(target) == 1:
+                node["allOf"] = [{"$ref": node.pop("$ref")}, *node.get("allOf", ())]
+            elif target not in state:
+                state[target] = 1
+                stack.append((target, iter(_inlined_refs(schemas[target]))))
+
+
+def _inlined_refs(schema: Any) -> list[JsonSchema]:
+    """The nodes holding a `$ref` that a client reaches going down `properties` and `items`."""
+    found = []
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        if isinstance(node.get("$ref"), str):
+            found.append(node)
+            continue  # such clients read nothing beside a reference
+        properties = node.get("properties")
+        if isinstance(properties, dict):
+            stack.extend(properties.values())
+        stack.append(node.get("items"))
+    return found
 
 
 def _parts(tool: Tool) -> list[tuple[str, JsonSchema]]:
@@ -277,7 +370,9 @@ def _shareable(all_defs: Iterable[dict[str, Any]]) -> set[str]:
     refers: dict[str, set[str | None]] = {}
     for defs in all_defs:
         for key, definition in defs.items():
-            contents.setdefault(key, set()).add(orjson.dumps(definition, option=orjson.OPT_SORT_KEYS))
+            contents.setdefault(key, set()).add(
+                orjson.dumps(definition, option=orjson.OPT_SORT_KEYS)
+            )
             refers.setdefault(key, set()).update(_local_refs(definition))
     shared = {key for key, seen in contents.items() if len(seen) == 1}
     changed = True
@@ -342,29 +437,56 @@ def _pointer(name: str) -> str:
     return "#/components/schemas/" + quote(name, safe="._-")
 
 
-def _rewrite(node: Any, names: dict[str, str], root: str | None) -> Any:
-    """A copy of a schema with its local references pointing into the document's components."""
-    if isinstance(node, list):
-        return [_rewrite(item, names, root) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out: JsonSchema = {}
-    for key, value in node.items():
-        if key == "$ref" and isinstance(value, str):
-            out[key] = _target(value, names, root)
-        elif key in js.SUBSCHEMA_KEYWORDS or key in js.SUBSCHEMA_LISTS:
-            out[key] = _rewrite(value, names, root)
-        elif key in js.SUBSCHEMA_MAPS and isinstance(value, dict):
-            out[key] = {name: _rewrite(sub, names, root) for name, sub in value.items()}
-        else:
-            out[key] = value
-    return out
+class _Rewrite:
+    """Copies the schemas of one tool part for the document.
 
+    References point into the document's components, and two things the OpenAPI validator
+    refuses are left out: a `default` its own schema rejects, and a `pattern` that is no regular
+    expression in the dialect's sense (ECMA-262). Both come from real documents; the gateway
+    still checks arguments against the tool's own schema.
+    """
 
-def _target(ref: str, names: dict[str, str], root: str | None) -> str:
-    found = _def_name(ref)
-    if found is not None and found[0] in names:
-        return _pointer(names[found[0]]) + found[1]
-    if ref.startswith("#") and root is not None:
-        return _pointer(root) + ref[1:]
-    return ref
+    def __init__(self, names: dict[str, str], root: str | None, defs: dict[str, Any]) -> None:
+        self.names = names
+        self.root = root
+        self.defs = defs
+
+    def __call__(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [self(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out: JsonSchema = {}
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                out[key] = self._target(value)
+            elif key in js.SUBSCHEMA_KEYWORDS or key in js.SUBSCHEMA_LISTS:
+                out[key] = self(value)
+            elif key in js.SUBSCHEMA_MAPS and isinstance(value, dict):
+                out[key] = {name: self(sub) for name, sub in value.items()}
+            elif self._keeps(key, value, node):
+                out[key] = value
+        return out
+
+    def _target(self, ref: str) -> str:
+        found = _def_name(ref)
+        if found is not None and found[0] in self.names:
+            return _pointer(self.names[found[0]]) + found[1]
+        if ref.startswith("#") and self.root is not None:
+            return _pointer(self.root) + ref[1:]
+        return ref
+
+    def _keeps(self, key: str, value: Any, node: JsonSchema) -> bool:
+        if key == "pattern":
+            return _is_regex(value)
+        return key != "default" or self._fits(value, node)
+
+    def _fits(self, value: Any, node: JsonSchema) -> bool:
+        """Whether `value` fits the node as the document has it (less a pattern left out)."""
+        schema = {k: v for k, v in node.items() if k != "pattern" or _is_regex(v)}
+        if self.defs:
+            schema["$defs"] = self.defs
+        try:
+            return bool(OAS31Validator(schema, format_checker=oas31_format_checker).is_valid(value))
+        except Exception:  # a schema the validator cannot use makes no promise about a default
+            return False

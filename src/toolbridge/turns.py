@@ -2,11 +2,16 @@
 
 Three families of payload are recognised, each answered with what the client appends next:
 
-| payload | answer |
-| --- | --- |
-| OpenAI Chat Completions: a `tool_calls` array, the assistant message holding it, or a whole completion (`choices`, one choice) | `{"messages": [{"role": "tool", "tool_call_id", "content"}, ...]}`: append them to `messages` |
-| OpenAI Responses: `function_call` items, alone or in a list, or `{"output": [...]}` / `{"input": [...]}` | `{"items": [{"type": "function_call_output", "call_id", "output"}, ...]}`: append them to `input` |
-| Anthropic Messages: `tool_use` blocks, alone or in a list, or the assistant message holding them | `{"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id", "content", "is_error"}, ...]}]}`: append it to `messages` (Anthropic wants tool results in a user message, before any text) |
+- OpenAI Chat Completions: a `tool_calls` array, the assistant message holding it, or a whole
+  completion (`choices`, one choice). Answer: `{"messages": [{"role": "tool", "tool_call_id",
+  "content"}, ...]}`, to append to `messages`.
+- OpenAI Responses: `function_call` items, alone or in a list, or `{"output": [...]}` /
+  `{"input": [...]}` holding them. Answer: `{"items": [{"type": "function_call_output",
+  "call_id", "output"}, ...]}`, to append to `input`.
+- Anthropic Messages: `tool_use` blocks, alone or in a list, or the assistant message holding
+  them. Answer: `{"messages": [{"role": "user", "content": [{"type": "tool_result",
+  "tool_use_id", "content", "is_error"}, ...]}]}`, to append to `messages`: Anthropic takes tool
+  results in a user message (before any text of that message), so the answer is that message.
 
 Only the calls are run: other items and blocks (text, reasoning) are ignored, and in a Responses
 list a `function_call` that already has its `function_call_output` there is not run again, so a
@@ -29,7 +34,13 @@ from typing import Any, Literal, assert_never
 import anyio
 import orjson
 
-from .errors import BadRequest, InvalidArguments, ToolbridgeError
+from .errors import (
+    BadRequest,
+    InvalidArguments,
+    ToolbridgeError,
+    ToolNotFound,
+    UpstreamUnavailable,
+)
 from .gateway import Gateway
 from .policy import Principal
 from .tools import JsonObject, ToolResult
@@ -41,7 +52,7 @@ Family = Literal["chat", "responses", "anthropic"]
 
 SHAPES = (
     "an OpenAI `tool_calls` array or the assistant message holding it; OpenAI Responses "
-    "`function_call` items, or {\"output\": [...]} / {\"input\": [...]} holding them; Anthropic "
+    '`function_call` items, or {"output": [...]} / {"input": [...]} holding them; Anthropic '
     "`tool_use` blocks, or the assistant message holding them"
 )
 
@@ -105,10 +116,20 @@ async def _run(
 
 
 def _error_body(exc: ToolbridgeError) -> JsonObject:
-    # The HTTP API's error body, from its one table (imported here: app.py imports this module).
-    from .app import error_parts
-
-    return error_parts(exc)[1]
+    """The error as the HTTP API's body says it (app.py's table; a test keeps the two equal)."""
+    match exc:
+        case ToolNotFound():
+            kind = "not_found"
+        case InvalidArguments():
+            kind = "invalid_arguments"
+        case UpstreamUnavailable():
+            kind = "upstream_timeout" if exc.timeout else "upstream_unavailable"
+        case _:
+            kind = "internal"
+    body: JsonObject = {"type": kind, "message": str(exc)}
+    if isinstance(exc, InvalidArguments):
+        body["problems"] = [{"path": path, "message": message} for path, message in exc.problems]
+    return {"error": body}
 
 
 def _content(result: ToolResult) -> str:
@@ -143,7 +164,12 @@ def _answer(family: Family, calls: list[_Call], outcomes: list[_Outcome]) -> Jso
             }
         case "anthropic":
             blocks = [
-                {"type": "tool_result", "tool_use_id": c.id, "content": o.text, "is_error": o.failed}
+                {
+                    "type": "tool_result",
+                    "tool_use_id": c.id,
+                    "content": o.text,
+                    "is_error": o.failed,
+                }
                 for c, o in pairs
             ]
             return {"messages": [{"role": "user", "content": blocks}] if blocks else []}
@@ -168,7 +194,7 @@ def _read(payload: Any) -> tuple[Family, list[_Call]]:
             return "anthropic", _items(payload["content"], "content", "anthropic")
         family = _family_of(payload)
         if family is not None:
-            return family, _items([payload], "$", family)
+            return family, [_READERS[family](payload, "$")]
     if isinstance(payload, list):
         families = {f for f in map(_family_of, payload) if f is not None}
         if len(families) == 1:

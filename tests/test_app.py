@@ -1,0 +1,120 @@
+"""The HTTP API in-process: the gateway's own OpenAPI document and one-turn tool calls.
+
+The gateway reaches the demo notes service through httpx2's ASGI transport, so no socket is
+opened; the end-to-end tests in tests/e2e cover the same API over real HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from openapi_spec_validator import OpenAPIV31SpecValidator
+
+from toolbridge.app import create_app
+from toolbridge.config import ApiKey, Auth, Config, Grant, Server
+from toolbridge.demo import DEMO_SPEC
+from toolbridge.demo.service import create_demo_app
+from toolbridge.gateway import Gateway
+from toolbridge.http_client import HttpxUpstream
+from toolbridge.identity import Authenticator
+
+pytestmark = pytest.mark.anyio
+
+ALICE = {"Authorization": "Bearer alice-key-0123456789"}
+BOB = {"Authorization": "Bearer bob-key-0123456789"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx2.AsyncClient]:
+    auth = Auth(
+        api_keys=(
+            ApiKey(user="alice", key="alice-key-0123456789"),
+            ApiKey(user="bob", key="bob-key-0123456789"),
+        )
+    )
+    server = Server(
+        id="notes",
+        spec=str(DEMO_SPEC),
+        base_url="http://notes.test",
+        access=(Grant(users=("alice",)), Grant(users=("bob",), methods=("GET",))),
+    )
+    config = Config(auth=auth, servers=(server,), base_dir=Path.cwd())
+    upstream = HttpxUpstream()
+    upstream._client = httpx2.AsyncClient(transport=httpx2.ASGITransport(create_demo_app()))
+    gateway = Gateway(config, upstream=upstream)
+    gateway.load()
+    app = create_app(gateway, Authenticator(config.auth))
+    async with (
+        gateway,
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app), base_url="http://gateway.test"
+        ) as http,
+    ):
+        yield http
+
+
+async def test_openapi_json_describes_the_callers_tools_and_validates(
+    client: httpx2.AsyncClient,
+) -> None:
+    alice = (await client.get("/openapi.json", headers=ALICE)).json()
+    bob = (await client.get("/openapi.json", headers=BOB)).json()
+    OpenAPIV31SpecValidator(alice).validate()
+    assert sorted(alice["paths"]) == sorted(
+        f"/v1/tools/{name}/call"
+        for name in ("listNotes", "createNote", "getNote", "deleteNote", "updateNote", "getStatus")
+    )
+    assert sorted(bob["paths"]) == [
+        "/v1/tools/getNote/call",
+        "/v1/tools/getStatus/call",
+        "/v1/tools/listNotes/call",
+    ]
+    assert alice["paths"]["/v1/tools/getNote/call"]["post"]["operationId"] == "getNote"
+    assert alice["servers"] == [{"url": "http://gateway.test"}]
+    assert (await client.get("/openapi.json")).status_code == 401
+
+
+async def test_tool_calls_of_one_turn_in_each_family(client: httpx2.AsyncClient) -> None:
+    openai: dict[str, Any] = {
+        "role": "assistant",
+        "tool_calls": [
+            {"id": "a", "type": "function", "function": {"name": "getStatus", "arguments": "{}"}},
+            {"id": "b", "type": "function", "function": {"name": "nope", "arguments": "{}"}},
+            {"id": "c", "type": "function", "function": {"name": "getNote", "arguments": "{x"}},
+        ],
+    }
+    answer = (await client.post("/v1/tool_calls", json=openai, headers=BOB)).json()
+    messages = answer["messages"]
+    assert [(m["role"], m["tool_call_id"]) for m in messages] == [
+        ("tool", "a"),
+        ("tool", "b"),
+        ("tool", "c"),
+    ]
+    assert '"status":"ok"' in messages[0]["content"]
+    assert '"not_found"' in messages[1]["content"]
+    assert '"ok":false' in messages[2]["content"]
+
+    anthropic = [{"type": "tool_use", "id": "t1", "name": "deleteNote", "input": {"noteId": 1}}]
+    answer = (await client.post("/v1/tool_calls", json=anthropic, headers=BOB)).json()
+    (block,) = answer["messages"][0]["content"]
+    assert (block["type"], block["tool_use_id"], block["is_error"]) == ("tool_result", "t1", True)
+
+    responses = {"type": "function_call", "call_id": "r1", "name": "listNotes", "arguments": "{}"}
+    answer = (await client.post("/v1/tool_calls", json=responses, headers=ALICE)).json()
+    (item,) = answer["items"]
+    assert (item["type"], item["call_id"]) == ("function_call_output", "r1")
+
+
+async def test_tool_calls_refuse_what_is_not_a_turn(client: httpx2.AsyncClient) -> None:
+    response = await client.post("/v1/tool_calls", json={"hello": 1}, headers=ALICE)
+    assert (response.status_code, response.json()["error"]["type"]) == (400, "bad_request")
+    response = await client.post("/v1/tool_calls", content=b"{not json", headers=ALICE)
+    assert response.status_code == 400
