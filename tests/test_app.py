@@ -6,6 +6,7 @@ opened; the end-to-end tests in tests/e2e cover the same API over real HTTP.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from toolbridge.app import create_app
-from toolbridge.config import ApiKey, Auth, Config, Grant, Server
+from toolbridge.config import ApiKey, Auth, Config, Grant, LocalTools, Server
 from toolbridge.demo import DEMO_SPEC
 from toolbridge.demo.service import create_demo_app
 from toolbridge.gateway import Gateway
@@ -118,3 +119,44 @@ async def test_tool_calls_refuse_what_is_not_a_turn(client: httpx2.AsyncClient) 
     assert (response.status_code, response.json()["error"]["type"]) == (400, "bad_request")
     response = await client.post("/v1/tool_calls", content=b"{not json", headers=ALICE)
     assert response.status_code == 400
+
+
+def sse(text: str) -> list[tuple[str, Any]]:
+    """The (event, data) pairs of a server-sent event stream."""
+    events = []
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+async def test_a_call_streams_a_local_tools_events_then_its_result() -> None:
+    """`Accept: text/event-stream`: what the tool emits as it runs, then the usual answer."""
+    fixtures = Path(__file__).parent / "fixtures" / "tools"
+    entry = LocalTools(id="faults", path=str(fixtures / "faults.py"))
+    config = Config(tools=(entry,), base_dir=Path.cwd())
+    gateway = Gateway(config, upstream=HttpxUpstream())
+    gateway.load()
+    app = create_app(gateway, Authenticator(None))
+    stream = {"Accept": "text/event-stream"}
+    async with (
+        gateway,
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app), base_url="http://gateway.test"
+        ) as http,
+    ):
+        response = await http.post("/v1/tools/report/call", json={}, headers=stream)
+        missing = await http.post("/v1/tools/nope/call", json={}, headers=stream)
+    assert response.headers["content-type"] == "text/event-stream"
+    events = sse(response.text)
+    assert [kind for kind, _ in events] == ["event", "event", "result"]
+    assert events[0][1] == {"type": "message", "data": {"content": "half way"}}
+    assert events[2][1]["ok"] is True
+    assert missing.status_code == 404  # errors before the call starts are plain JSON answers
+
+
+async def test_a_remote_call_streams_just_its_result(client: httpx2.AsyncClient) -> None:
+    headers = {**ALICE, "Accept": "text/event-stream"}
+    response = await client.post("/v1/tools/getStatus/call", json={}, headers=headers)
+    ((kind, data),) = sse(response.text)
+    assert (kind, data["ok"], data["result"]["status"]) == ("result", True, "ok")

@@ -6,6 +6,7 @@ else is the gateway's. Every error body is `{"error": {"type": ..., "message": .
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import signal
@@ -151,12 +152,59 @@ class CallEndpoint:
             except orjson.JSONDecodeError as exc:
                 problem = f"the body is not valid JSON: {exc}"
                 raise InvalidArguments(name, [("$", problem)]) from None
+            if "text/event-stream" in headers.get("accept", ""):
+                await self._stream(send, principal, name, arguments, headers)
+                return
             result = await self.gateway.call(principal, name, arguments, caller_headers=headers)
         except ToolbridgeError as exc:
             status, body, extra = error_parts(exc)
             await _send_json(send, status, body, extra)
             return
         await _send_json(send, 200, result_body(result), {})
+
+    async def _stream(
+        self,
+        send: Send,
+        principal: Principal,
+        name: str,
+        arguments: Any,
+        headers: Mapping[str, str],
+    ) -> None:
+        """The call as server-sent events: each event the tool emits (`event: event`), then
+        `event: result` with the usual answer, or `event: error` with the error body."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+        def on_event(event: Any) -> None:
+            # Sync tools run in a worker thread: hand the event to the loop's thread.
+            loop.call_soon_threadsafe(queue.put_nowait, ("event", event))
+
+        async def run() -> None:
+            try:
+                result = await self.gateway.call(
+                    principal, name, arguments, caller_headers=headers, on_event=on_event
+                )
+                loop.call_soon(queue.put_nowait, ("result", result_body(result)))
+            except ToolbridgeError as exc:
+                loop.call_soon(queue.put_nowait, ("error", error_parts(exc)[1]))
+
+        task = asyncio.create_task(run())
+        start_headers = [
+            (b"content-type", b"text/event-stream"),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),  # proxies must not hold events back
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": start_headers})
+        try:
+            while True:
+                kind, data = await queue.get()
+                message = b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+                await send({"type": "http.response.body", "body": message, "more_body": True})
+                if kind != "event":
+                    break
+        finally:
+            await task
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -306,7 +354,6 @@ def create_app(gateway: Gateway, authenticator: Authenticator) -> ASGIApp:
 
 def _install_sighup(reload: Callable[[], Coroutine[Any, Any, Catalog]]) -> None:
     """SIGHUP (sent by an operator or a process manager) reloads the catalog."""
-    import asyncio
 
     loop = asyncio.get_running_loop()
     running: set[asyncio.Task[Any]] = set()  # the loop keeps only weak references to tasks

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
@@ -184,7 +184,10 @@ class Gateway:
         arguments: Any,
         *,
         caller_headers: Mapping[str, str] | None = None,
+        on_event: Callable[[Any], None] | None = None,
     ) -> ToolResult:
+        """Call a tool for a principal. `on_event` receives what a local tool emits while it
+        runs (it may be called from a worker thread)."""
         state = self._current()  # calls in flight finish on the catalog they started with
         started = time.perf_counter()
         outcome, status = "error", None
@@ -198,7 +201,9 @@ class Gateway:
                         state, op, checked, caller_headers or {}, tool.name
                     )
                 case PythonFunction() as fn:
-                    result = await call_function(fn, arguments, user=_user(principal))
+                    result = await call_function(
+                        fn, arguments, user=_user(principal), on_event=on_event
+                    )
             outcome = "ok" if result.ok else "tool_error"
             status = result.status
             return result
