@@ -750,3 +750,65 @@ def test_call_runs_the_tool_and_exits_by_outcome(
     assert (missing, missing_out["status"]) == (1, 404)
     assert invalid == 2
     assert invalid_err.startswith("toolbridge: invalid arguments for 'getNote'")
+
+
+# -- check --as --------------------------------------------------------------------------------
+
+ACCESS_CONFIG = """\
+auth:
+  api_keys:
+    - {user: alice, key: alice-key-0123456789, groups: [support]}
+    - {user: ops, key: ops-key-0123456789, admin: true}
+servers:
+  - id: notes
+    spec: %s/specs/demo.yaml
+    access: {groups: [support], methods: [GET]}
+  - id: shop
+    spec: %s/specs/filters.yaml
+"""
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "out"),
+    [
+        (
+            ["--as", "alice"],
+            0,
+            "listNotes  (notes)\ngetNote  (notes)\ngetStatus  (notes)\n"
+            "alice sees 3 of 12 tools\n",
+        ),
+        (
+            ["--as", "alice", "getNote"],
+            0,
+            "getNote: allowed for alice: source 'notes' access[0] allows it\n",
+        ),
+        (
+            ["--as", "alice", "deleteNote"],
+            1,
+            "deleteNote: denied for alice: no grant of source 'notes' matches\n",
+        ),
+        (
+            ["--as", "alice", "listPets"],
+            1,
+            "listPets: denied for alice: source 'shop' has no `access`: admins only\n",
+        ),
+        (["--as", "ops", "listPets"], 0, "listPets: allowed for ops: admins may use every tool\n"),
+    ],
+)
+def test_check_as_a_user_says_what_they_see_and_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], code: int, out: str
+) -> None:
+    config = tmp_path / "toolbridge.yaml"
+    config.write_text(ACCESS_CONFIG % (ROOT, ROOT))
+    assert (main(["check", "-c", str(config), *argv]), capsys.readouterr().out) == (code, out)
+
+
+def test_check_as_an_unknown_user_names_the_users(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "toolbridge.yaml"
+    config.write_text(ACCESS_CONFIG % (ROOT, ROOT))
+    assert main(["check", "-c", str(config), "--as", "bob"]) == 2
+    assert capsys.readouterr().err == (
+        "toolbridge: --as bob: no such user in auth.api_keys (users: alice, ops)\n"
+    )

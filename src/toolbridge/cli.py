@@ -32,6 +32,7 @@ from .gateway import Gateway
 from .http_client import make_upstream
 from .identity import Authenticator
 from .loopback import LoopbackServer
+from .policy import Policy
 from .registry import Catalog, SourceStatus, build_catalog, load_server, servers_from_specs
 from .render import FORMATS, Format, render_tools
 from .report import check_report, print_check
@@ -86,6 +87,15 @@ def _parser() -> argparse.ArgumentParser:
         "--no-validate", action="store_true", help="skip OpenAPI spec validation (it is slow)"
     )
     check.add_argument("-v", "--verbose", action="store_true", help="list every note")
+    check.add_argument(
+        "--as", dest="user", metavar="USER", help="which tools this user of auth.api_keys sees"
+    )
+    check.add_argument(
+        "tool",
+        nargs="?",
+        metavar="TOOL",
+        help="with --as: may USER use TOOL, and which grant says so",
+    )
     check.set_defaults(run=_check)
 
     call = sub.add_parser("call", help="run one tool call in-process and print its result")
@@ -231,6 +241,28 @@ def _call_log(level: str) -> CallLog | None:
     return CallLog(sys.stderr.buffer)
 
 
+def _check_access(args: argparse.Namespace) -> int:
+    """`check --as USER [TOOL]`: the tools USER sees, or why TOOL is allowed or denied."""
+    config = _config(args)
+    principal = principal_for(config, args.user)
+    catalog = _load(config, _store(), None)
+    policy = Policy.from_config(config)
+    if args.tool is not None:
+        tool = catalog.get(args.tool)
+        if tool is None:
+            print(f"{args.tool}: no such tool in any source", file=sys.stdout)
+            return 1
+        decision = policy.decide(principal, tool)
+        verdict = "allowed" if decision.allowed else "denied"
+        print(f"{args.tool}: {verdict} for {principal.id}: {decision.reason}")
+        return 0 if decision.allowed else 1
+    visible = [tool for tool in catalog if policy.allows(principal, tool)]
+    for tool in visible:
+        print(f"{tool.name}  ({tool.source})")
+    print(f"{principal.id} sees {len(visible)} of {len(catalog)} tools")
+    return 0
+
+
 def _tools(args: argparse.Namespace) -> int:
     config = _config(args)
     catalog = _load(config, _store(), None)
@@ -263,6 +295,10 @@ def _print_table(tools: list[Tool], out: TextIO) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
+    if args.user is not None:
+        return _check_access(args)
+    if args.tool is not None:
+        raise ToolbridgeError("a TOOL to check goes with --as USER")
     config = _config(args)
     store = _store()
     progress = sys.stderr if not args.json else None

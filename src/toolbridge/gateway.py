@@ -145,11 +145,9 @@ class Gateway:
                 # Credentials that cannot work keep only this source down.
                 statuses[index] = replace(status, conversion=None, error=str(exc))
         catalog = build_catalog(statuses)
-        grants = {server.id: server.access for server in self.config.servers}
-        grants.update({entry.id: entry.access for entry in self.config.tools})
         return _State(
             catalog=catalog,
-            policy=Policy(grants),
+            policy=Policy.from_config(self.config),
             servers=servers,
             credentials=credentials,
             loaded_at=time.time(),

@@ -11,7 +11,7 @@ import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .config import Grant
+from .config import Config, Grant
 from .tools import HttpOperation, Tool
 
 
@@ -61,6 +61,12 @@ class Policy:
 
     def __init__(self, grants: Mapping[str, tuple[Grant, ...] | None]) -> None:
         self.grants = dict(grants)
+
+    @classmethod
+    def from_config(cls, config: Config) -> Policy:
+        grants = {server.id: server.access for server in config.servers}
+        grants.update({entry.id: entry.access for entry in config.tools})
+        return cls(grants)
 
     def decide(self, principal: Principal, tool: Tool) -> Decision:
         if principal.admin:
