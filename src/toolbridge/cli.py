@@ -183,7 +183,7 @@ def _serve(args: argparse.Namespace) -> int:
             "no `auth` section: OPEN MODE, every caller is an anonymous admin; "
             "keep the gateway on a loopback address"
         )
-    gateway = Gateway(config, upstream=make_upstream(), call_log=_call_log(args.log_level))
+    gateway = Gateway(config, upstream=make_upstream(), call_log=_call_log(config, args.log_level))
     catalog = gateway.load()  # everything is loaded and checked before the port is bound
     logger.info("%d tools from %d sources", len(catalog), len(catalog.sources))
     try:
@@ -229,13 +229,22 @@ def worker_app() -> App:
     else:
         config = load_config(Path(os.environ[CONFIG_ENV]), os.environ)
     level = os.environ.get(LOG_LEVEL_ENV, "info")
-    gateway = Gateway(config, upstream=make_upstream(), call_log=_call_log(level))
+    gateway = Gateway(config, upstream=make_upstream(), call_log=_call_log(config, level))
     gateway.load()
     return create_app(gateway, Authenticator(config.auth))
 
 
-def _call_log(level: str) -> CallLog | None:
-    """One JSON line per call on stderr at the info level and below; none above it."""
+def _call_log(config: Config, level: str) -> CallLog | None:
+    """The config's `audit` file (or `-`, standard output) gets one JSON line per call;
+    without it they go to stderr at the info level and below, and nowhere above it."""
+    if config.audit is not None:
+        if config.audit.file == "-":
+            return CallLog(sys.stdout.buffer)
+        path = config.base_dir / config.audit.file
+        try:
+            return CallLog(path.open("ab"))
+        except OSError as exc:
+            raise ToolbridgeError(f"audit.file: cannot open {path}: {exc.strerror}") from exc
     if level not in ("debug", "info"):
         return None
     return CallLog(sys.stderr.buffer)

@@ -172,8 +172,15 @@ class Auth(_Model):
     jwt: Jwt | None = None
 
 
+class Audit(_Model):
+    """Where the call log (one JSON line per call) goes: a file, or `-` for standard output."""
+
+    file: str
+
+
 class Config(_Model):
     auth: Auth | None = None
+    audit: Audit | None = None
     servers: tuple[Server, ...] = ()
     tools: tuple[LocalTools, ...] = ()
     base_dir: Path = Path(".")

@@ -225,6 +225,7 @@ class Gateway:
                 "outcome": outcome,
                 "status": status,
                 "duration_ms": round(elapsed * 1000, 2),
+                "argument_bytes": _size(arguments),
             }
             if self.call_log is not None:
                 self.call_log.record(line)
@@ -274,6 +275,14 @@ class Gateway:
 
     def sources(self) -> tuple[SourceStatus, ...]:
         return self._current().catalog.sources
+
+
+def _size(arguments: Any) -> int | None:
+    """How big the arguments were, for the log: their size, never their values."""
+    try:
+        return len(orjson.dumps(arguments))
+    except TypeError:
+        return None
 
 
 def _timeouts(server: Server) -> Timeouts:

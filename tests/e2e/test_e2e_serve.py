@@ -6,6 +6,7 @@ loopback port; the README's `console curl` block is replayed against it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -125,3 +126,31 @@ def test_a_bad_config_stops_serve_before_it_binds(tmp_path: Path) -> None:
         "toolbridge: toolbridge.yaml:2: servers[0]: required key 'spec' is missing",
         "toolbridge.yaml:3: servers[0].spek: unknown key 'spek'",
     ]
+
+
+def test_the_audit_file_gets_one_line_per_call_without_argument_values(tmp_path: Path) -> None:
+    spec = Path(__file__).resolve().parents[2] / "specs" / "demo.yaml"
+    (tmp_path / "toolbridge.yaml").write_text(
+        "audit: {file: calls.jsonl}\n"
+        f"tools:\n  - id: clock\n    path: {spec.parents[1]}/src/toolbridge/demo/tools/clock.py\n"
+        "    access: {users: ['*']}\n"
+    )
+    process, url = start(tmp_path)
+    try:
+        arguments = {"start": "2024-01-01", "end": "2024-03-01"}
+        answer = httpx2.post(f"{url}/v1/tools/days_between/call", json=arguments, timeout=10)
+        assert answer.json()["ok"] is True
+    finally:
+        stop(process)
+    (line,) = (tmp_path / "calls.jsonl").read_text().splitlines()
+    entry = json.loads(line)
+    assert {k: v for k, v in entry.items() if k not in ("time", "duration_ms")} == {
+        "event": "tool_call",
+        "tool": "days_between",
+        "source": "clock",
+        "caller": "anonymous",
+        "outcome": "ok",
+        "status": None,
+        "argument_bytes": len(json.dumps(arguments, separators=(",", ":"))),
+    }
+    assert "2024-01-01" not in line
