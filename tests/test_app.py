@@ -16,7 +16,7 @@ import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from toolbridge.app import create_app
-from toolbridge.config import ApiKey, Auth, Config, Grant, LocalTools, Server
+from toolbridge.config import ApiKey, Auth, Config, Grant, LocalTools, RateLimit, Server
 from toolbridge.demo import DEMO_SPEC
 from toolbridge.demo.service import create_demo_app
 from toolbridge.gateway import Gateway
@@ -160,3 +160,30 @@ async def test_a_remote_call_streams_just_its_result(client: httpx2.AsyncClient)
     response = await client.post("/v1/tools/getStatus/call", json={}, headers=headers)
     ((kind, data),) = sse(response.text)
     assert (kind, data["ok"], data["result"]["status"]) == ("result", True, "ok")
+
+
+async def test_over_the_rate_limit_is_429_with_retry_after() -> None:
+    auth = Auth(
+        api_keys=(ApiKey(user="alice", key="alice-key-0123456789"),),
+        rate_limit=RateLimit(per_minute=6, burst=1),
+    )
+    server = Server(
+        id="notes", spec=str(DEMO_SPEC), base_url="http://notes.test", access=Grant(users=("*",))
+    )
+    config = Config(auth=auth, servers=(server,), base_dir=Path.cwd())
+    upstream = HttpxUpstream()
+    upstream._client = httpx2.AsyncClient(transport=httpx2.ASGITransport(create_demo_app()))
+    gateway = Gateway(config, upstream=upstream)
+    gateway.load()
+    app = create_app(gateway, Authenticator(config.auth))
+    async with (
+        gateway,
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app), base_url="http://gateway.test"
+        ) as http,
+    ):
+        first = await http.post("/v1/tools/getStatus/call", json={}, headers=ALICE)
+        second = await http.post("/v1/tools/getStatus/call", json={}, headers=ALICE)
+    assert first.status_code == 200
+    assert (second.status_code, second.headers["retry-after"]) == (429, "10")
+    assert second.json()["error"]["type"] == "rate_limited"

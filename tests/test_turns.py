@@ -15,18 +15,14 @@ import anyio
 import orjson
 import pytest
 
-from toolbridge.app import error_parts
 from toolbridge.config import Config
 from toolbridge.errors import (
     BadRequest,
-    InvalidArguments,
-    ToolbridgeError,
-    ToolNotFound,
     UpstreamUnavailable,
 )
 from toolbridge.gateway import Gateway
 from toolbridge.policy import ANONYMOUS_ADMIN, Principal
-from toolbridge.turns import MAX_CALLS, _error_body, run_turn
+from toolbridge.turns import MAX_CALLS, run_turn
 from toolbridge.upstream import MockUpstream, UpstreamRequest, UpstreamResponse
 
 pytestmark = pytest.mark.anyio
@@ -451,17 +447,3 @@ async def test_a_payload_that_is_no_turn_is_a_bad_request(
     with pytest.raises(BadRequest) as caught:
         await run_turn(gateway, ALICE, payload)
     assert (str(caught.value), caught.value.status) == (message, 400)
-
-
-@pytest.mark.parametrize(
-    "error",
-    [
-        ToolNotFound("no tool named 'x'"),
-        InvalidArguments("x", [("$.a", "is wrong"), ("$", "too")]),
-        UpstreamUnavailable("s", "refused"),
-        UpstreamUnavailable("s", "slow", timeout=True),
-        ToolbridgeError("no server 's' in the config"),
-    ],
-)
-def test_errors_read_as_the_http_api_says_them(error: ToolbridgeError) -> None:
-    assert _error_body(error) == error_parts(error)[1]

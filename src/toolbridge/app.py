@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
@@ -26,10 +27,11 @@ from .errors import (
     BadRequest,
     Forbidden,
     InvalidArguments,
+    RateLimited,
     ToolbridgeError,
-    ToolNotFound,
     Unauthenticated,
-    UpstreamUnavailable,
+    error_body,
+    error_status,
 )
 from .gateway import Gateway
 from .identity import Authenticator
@@ -46,17 +48,6 @@ MAX_REQUEST_BYTES = 8 * 1024 * 1024
 App = ASGIApp
 """What `create_app` returns, for modules that must not import Starlette themselves."""
 
-# The one table from errors to HTTP statuses (first match wins).
-STATUS: list[tuple[type[ToolbridgeError], int, str]] = [
-    (BadRequest, 400, "bad_request"),
-    (Unauthenticated, 401, "unauthenticated"),
-    (Forbidden, 403, "forbidden"),
-    (ToolNotFound, 404, "not_found"),
-    (InvalidArguments, 422, "invalid_arguments"),
-    (UpstreamUnavailable, 502, "upstream_unavailable"),
-    (ToolbridgeError, 500, "internal"),
-]
-
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
@@ -68,19 +59,14 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def error_parts(exc: ToolbridgeError) -> tuple[int, dict[str, Any], dict[str, str]]:
-    """Status, body and headers for an error: the one table, used by every route."""
-    status, kind = next((s, k) for cls, s, k in STATUS if isinstance(exc, cls))
+    """Status, body and headers for an error (errors.py holds the one table)."""
+    status, _ = error_status(exc)
     headers: dict[str, str] = {}
-    if isinstance(exc, BadRequest):
-        status = exc.status
-    if isinstance(exc, UpstreamUnavailable) and exc.timeout:
-        status, kind = 504, "upstream_timeout"
     if isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="toolbridge"'
-    body: dict[str, Any] = {"type": kind, "message": str(exc)}
-    if isinstance(exc, InvalidArguments):
-        body["problems"] = [{"path": path, "message": message} for path, message in exc.problems]
-    return status, {"error": body}, headers
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return status, error_body(exc), headers
 
 
 def error_response(exc: ToolbridgeError) -> Response:

@@ -167,9 +167,18 @@ class Jwt(_Model):
     groups_claim: str = "groups"
 
 
+class RateLimit(_Model):
+    """Calls per minute per caller (or per caller and tool), with a burst allowance."""
+
+    per_minute: Annotated[float, Field(gt=0)]
+    burst: Annotated[int, Field(ge=1)] = 10
+    per_tool: bool = False
+
+
 class Auth(_Model):
     api_keys: tuple[ApiKey, ...] = ()
     jwt: Jwt | None = None
+    rate_limit: RateLimit | None = None
 
 
 class Audit(_Model):

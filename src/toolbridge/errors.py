@@ -10,6 +10,7 @@
     ├── Forbidden            an admin operation asked by a non-admin     -> HTTP 403
     ├── ToolNotFound         no such tool for this caller                -> HTTP 404
     ├── InvalidArguments     arguments fail the tool's schema (details)  -> HTTP 422
+    ├── RateLimited          the caller is over its rate limit           -> HTTP 429
     └── UpstreamUnavailable  connect error or timeout reaching the API   -> HTTP 502 / 504
 
 Problems that degrade a single operation (a dangling `$ref`, a media type we cannot send)
@@ -73,6 +74,14 @@ class InvalidArguments(ToolbridgeError):
         self.problems = problems
 
 
+class RateLimited(ToolbridgeError):
+    """The caller made more calls than its rate limit allows; `retry_after` is in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class UpstreamUnavailable(ToolbridgeError):
     """The upstream could not be reached, or did not answer in time."""
 
@@ -80,3 +89,34 @@ class UpstreamUnavailable(ToolbridgeError):
         super().__init__(f"upstream {server!r}: {message}")
         self.server = server
         self.timeout = timeout
+
+
+# The one table from errors to what callers see: HTTP status and error type (first match wins).
+# app.py answers with it, turns.py and mcp.py report with it.
+_TABLE: tuple[tuple[type[ToolbridgeError], int, str], ...] = (
+    (BadRequest, 400, "bad_request"),
+    (Unauthenticated, 401, "unauthenticated"),
+    (Forbidden, 403, "forbidden"),
+    (ToolNotFound, 404, "not_found"),
+    (InvalidArguments, 422, "invalid_arguments"),
+    (RateLimited, 429, "rate_limited"),
+    (UpstreamUnavailable, 502, "upstream_unavailable"),
+    (ToolbridgeError, 500, "internal"),
+)
+
+
+def error_status(exc: ToolbridgeError) -> tuple[int, str]:
+    """The HTTP status and error type of an error."""
+    if isinstance(exc, BadRequest):
+        return exc.status, "bad_request"
+    if isinstance(exc, UpstreamUnavailable) and exc.timeout:
+        return 504, "upstream_timeout"
+    return next((status, kind) for cls, status, kind in _TABLE if isinstance(exc, cls))
+
+
+def error_body(exc: ToolbridgeError) -> dict[str, object]:
+    """`{"error": {"type", "message"[, "problems"]}}`, the body of every error answer."""
+    body: dict[str, object] = {"type": error_status(exc)[1], "message": str(exc)}
+    if isinstance(exc, InvalidArguments):
+        body["problems"] = [{"path": path, "message": message} for path, message in exc.problems]
+    return {"error": body}

@@ -25,8 +25,15 @@ from .calllog import CallLog
 from .config import Config, OAuth2ClientCredentials, Server
 from .credentials import Credentials
 from .documents import DocumentStore
-from .errors import InvalidArguments, ToolbridgeError, ToolNotFound, UpstreamUnavailable
+from .errors import (
+    InvalidArguments,
+    RateLimited,
+    ToolbridgeError,
+    ToolNotFound,
+    UpstreamUnavailable,
+)
 from .functions import call_function
+from .limits import RateLimiter
 from .metrics import Metrics
 from .policy import Policy, Principal
 from .registry import Catalog, SourceStatus, build_catalog, load_sources
@@ -76,6 +83,10 @@ class Gateway:
         `toolbridge.calls` logger at INFO."""
         self.cache_dir = cache_dir
         self.call_log = call_log
+        limit = config.auth.rate_limit if config.auth is not None else None
+        self.limiter = (
+            RateLimiter(limit.per_minute, limit.burst, per_tool=limit.per_tool) if limit else None
+        )
         self.config = config
         self.upstream = upstream
         self.store = store
@@ -192,6 +203,8 @@ class Gateway:
         tool: Tool | None = None
         try:
             tool = self.tool(principal, name)
+            if self.limiter is not None and not principal.admin:
+                self.limiter.take(principal.id, tool.name)
             match tool.target:
                 case HttpOperation() as op:
                     checked = state.validator(tool).check(arguments)
@@ -210,6 +223,9 @@ class Gateway:
             raise
         except InvalidArguments:
             outcome = "invalid_arguments"
+            raise
+        except RateLimited:
+            outcome = "rate_limited"
             raise
         except UpstreamUnavailable as exc:
             outcome = "timeout" if exc.timeout else "unreachable"

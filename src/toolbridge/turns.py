@@ -34,13 +34,7 @@ from typing import Any, Literal, assert_never
 import anyio
 import orjson
 
-from .errors import (
-    BadRequest,
-    InvalidArguments,
-    ToolbridgeError,
-    ToolNotFound,
-    UpstreamUnavailable,
-)
+from .errors import BadRequest, InvalidArguments, ToolbridgeError, error_body
 from .gateway import Gateway
 from .policy import Principal
 from .tools import JsonObject, ToolResult
@@ -111,25 +105,8 @@ async def _run(
             principal, call.name, call.arguments, caller_headers=caller_headers
         )
     except ToolbridgeError as exc:
-        return _Outcome(text=_json({"ok": False, **_error_body(exc)}), failed=True)
+        return _Outcome(text=_json({"ok": False, **error_body(exc)}), failed=True)
     return _Outcome(text=_content(result), failed=not result.ok)
-
-
-def _error_body(exc: ToolbridgeError) -> JsonObject:
-    """The error as the HTTP API's body says it (app.py's table; a test keeps the two equal)."""
-    match exc:
-        case ToolNotFound():
-            kind = "not_found"
-        case InvalidArguments():
-            kind = "invalid_arguments"
-        case UpstreamUnavailable():
-            kind = "upstream_timeout" if exc.timeout else "upstream_unavailable"
-        case _:
-            kind = "internal"
-    body: JsonObject = {"type": kind, "message": str(exc)}
-    if isinstance(exc, InvalidArguments):
-        body["problems"] = [{"path": path, "message": message} for path, message in exc.problems]
-    return {"error": body}
 
 
 def _content(result: ToolResult) -> str:

@@ -1,0 +1,69 @@
+"""The one table from errors to what callers see (HTTP status, error type, body)."""
+
+from __future__ import annotations
+
+import pytest
+
+from toolbridge.errors import (
+    BadRequest,
+    Forbidden,
+    InvalidArguments,
+    RateLimited,
+    ToolbridgeError,
+    ToolNotFound,
+    Unauthenticated,
+    UpstreamUnavailable,
+    error_body,
+    error_status,
+)
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "body"),
+    [
+        (
+            BadRequest("unknown format 'x'"),
+            400,
+            {"type": "bad_request", "message": "unknown format 'x'"},
+        ),
+        (BadRequest("too big", status=413), 413, {"type": "bad_request", "message": "too big"}),
+        (
+            Unauthenticated("unknown API key"),
+            401,
+            {"type": "unauthenticated", "message": "unknown API key"},
+        ),
+        (Forbidden("admins only"), 403, {"type": "forbidden", "message": "admins only"}),
+        (
+            ToolNotFound("no tool named 'x'"),
+            404,
+            {"type": "not_found", "message": "no tool named 'x'"},
+        ),
+        (
+            InvalidArguments("t", [("$.a", "is wrong")]),
+            422,
+            {
+                "type": "invalid_arguments",
+                "message": "invalid arguments for 't': $.a: is wrong",
+                "problems": [{"path": "$.a", "message": "is wrong"}],
+            },
+        ),
+        (
+            RateLimited("slow down", retry_after=2.0),
+            429,
+            {"type": "rate_limited", "message": "slow down"},
+        ),
+        (
+            UpstreamUnavailable("s", "refused"),
+            502,
+            {"type": "upstream_unavailable", "message": "upstream 's': refused"},
+        ),
+        (
+            UpstreamUnavailable("s", "no answer within 1 s", timeout=True),
+            504,
+            {"type": "upstream_timeout", "message": "upstream 's': no answer within 1 s"},
+        ),
+        (ToolbridgeError("something else"), 500, {"type": "internal", "message": "something else"}),
+    ],
+)
+def test_error_table(error: ToolbridgeError, status: int, body: dict[str, object]) -> None:
+    assert (error_status(error)[0], error_body(error)) == (status, {"error": body})
