@@ -774,8 +774,7 @@ servers:
         (
             ["--as", "alice"],
             0,
-            "listNotes  (notes)\ngetNote  (notes)\ngetStatus  (notes)\n"
-            "alice sees 3 of 12 tools\n",
+            "listNotes  (notes)\ngetNote  (notes)\ngetStatus  (notes)\nalice sees 3 of 12 tools\n",
         ),
         (
             ["--as", "alice", "getNote"],
