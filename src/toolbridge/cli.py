@@ -186,35 +186,25 @@ def _serve(args: argparse.Namespace) -> int:
     gateway = Gateway(config, upstream=make_upstream(), call_log=_call_log(config, args.log_level))
     catalog = gateway.load()  # everything is loaded and checked before the port is bound
     logger.info("%d tools from %d sources", len(catalog), len(catalog.sources))
+    server_options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": args.log_level,
+        "access_log": False,  # one structured line per call is ours (calllog.py)
+        "timeout_graceful_shutdown": 5,  # open MCP listen streams must not hold shutdown
+    }
     try:
         if args.workers > 1:
             if demo is not None:
                 os.environ[DEMO_ENV] = demo.url
             os.environ[LOG_LEVEL_ENV] = args.log_level
             uvicorn.run(
-                "toolbridge.cli:worker_app",
-                factory=True,
-                host=args.host,
-                port=args.port,
-                workers=args.workers,
-                loop="uvloop",
-                http="httptools",
-                log_level=args.log_level,
-                access_log=False,  # one structured line per call is ours (toolbridge.calls)
-                timeout_graceful_shutdown=5,  # open MCP listen streams must not hold shutdown
+                "toolbridge.cli:worker_app", factory=True, workers=args.workers, **server_options
             )
         else:
-            app = create_app(gateway, Authenticator(config.auth))
-            uvicorn.run(
-                app,
-                host=args.host,
-                port=args.port,
-                loop="uvloop",
-                http="httptools",
-                log_level=args.log_level,
-                access_log=False,  # one structured line per call is ours (toolbridge.calls)
-                timeout_graceful_shutdown=5,  # open MCP listen streams must not hold shutdown
-            )
+            uvicorn.run(create_app(gateway, Authenticator(config.auth)), **server_options)
     finally:
         if demo is not None:
             demo.stop()
