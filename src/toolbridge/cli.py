@@ -204,7 +204,10 @@ def _serve(args: argparse.Namespace) -> int:
                 "toolbridge.cli:worker_app", factory=True, workers=args.workers, **server_options
             )
         else:
-            uvicorn.run(create_app(gateway, Authenticator(config.auth)), **server_options)
+            uvicorn.run(
+                create_app(gateway, Authenticator(config.auth, base_dir=config.base_dir)),
+                **server_options,
+            )
     finally:
         if demo is not None:
             demo.stop()
@@ -221,7 +224,7 @@ def worker_app() -> App:
     level = os.environ.get(LOG_LEVEL_ENV, "info")
     gateway = Gateway(config, upstream=make_upstream(), call_log=_call_log(config, level))
     gateway.load()
-    return create_app(gateway, Authenticator(config.auth))
+    return create_app(gateway, Authenticator(config.auth, base_dir=config.base_dir))
 
 
 def _call_log(config: Config, level: str) -> CallLog | None:

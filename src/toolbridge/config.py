@@ -159,12 +159,24 @@ class ApiKey(_Model):
 
 
 class Jwt(_Model):
+    """Bearer JWTs: HS256 with a shared `secret`, or RS256/ES256 with keys from `jwks`."""
+
     secret: str | None = None
     jwks: str | None = None
+    """A JWKS file (relative to the config) or an http(s) URL."""
     issuer: str | None = None
     audience: str | None = None
     user_claim: str = "sub"
     groups_claim: str = "groups"
+    admin_group: str | None = None
+    """Members of this group (in the groups claim) are admins."""
+    leeway: Annotated[float, Field(ge=0, le=300)] = 30.0
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> Jwt:
+        if (self.secret is None) == (self.jwks is None):
+            raise ValueError("give exactly one of `secret` (HS256) and `jwks` (RS256, ES256)")
+        return self
 
 
 class RateLimit(_Model):
