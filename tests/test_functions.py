@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,13 @@ from toolbridge.demo.service import create_demo_app
 from toolbridge.docstrings import frontmatter, parse_docstring
 from toolbridge.documents import DocumentStore
 from toolbridge.errors import InvalidArguments, SourceError
-from toolbridge.functions import LocalConversion, LocalModule, call_function, load_tools
+from toolbridge.functions import (
+    LocalConversion,
+    LocalModule,
+    call_function,
+    install_requirements,
+    load_tools,
+)
 from toolbridge.registry import load_server
 from toolbridge.tools import Annotations, Note, PythonFunction, Tool, ToolResult
 
@@ -1141,3 +1149,48 @@ async def test_demo_apps_are_independent() -> None:
             assert (await client.delete("/notes/1")).status_code == 204
             status = (await client.get("/status")).json()
         assert status == {"status": "ok", "notes": 2, "version": "1.0.0"}
+
+
+def test_install_requirements_installs_only_package_specifiers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opt-in; pip options, URLs and paths are refused, and `--` keeps the rest from being read
+    as options."""
+    tool = tmp_path / "needs.py"
+    tool.write_text(
+        '"""\ntitle: Needs\nrequirements: pytest, surely-not-installed-pkg[extra]>=1.0, '
+        '--index-url=http://evil.test, ./local, git+https://x.test/y\n"""\n\n'
+        "def ping() -> str:\n    return 'pong'\n"
+    )
+    ran: list[list[str]] = []
+
+    def fake_run(command: list[str], **options: Any) -> subprocess.CompletedProcess[str]:
+        ran.append(command)
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    notes = install_requirements(tool)
+    assert ran == [
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--quiet",
+            "--",
+            "surely-not-installed-pkg[extra]>=1.0",
+        ]
+    ]
+    assert [(n.kind, n.message) for n in notes] == [
+        (
+            "requirement-refused",
+            "requirement '--index-url=http://evil.test' is not a package specifier; not installed",
+        ),
+        ("requirement-refused", "requirement './local' is not a package specifier; not installed"),
+        (
+            "requirement-refused",
+            "requirement 'git+https://x.test/y' is not a package specifier; not installed",
+        ),
+    ]

@@ -141,6 +141,8 @@ class LocalTools(_Model):
     module: str | None = None
     valves: Mapping[str, Any] = {}
     prefix: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,19}$")] | None = None
+    install_requirements: bool = False
+    """Install the `requirements` a tool file's frontmatter names (package specifiers only)."""
     access: Grants | None = None
 
 

@@ -31,6 +31,7 @@ import importlib.util
 import inspect
 import logging
 import re
+import subprocess
 import sys
 import types
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -103,6 +104,8 @@ def load_tools(entry: LocalTools, base_dir: Path) -> LocalConversion:
     notes: list[Note] = []
     used_valves: set[str] = set()
     for source in sources:
+        if entry.install_requirements and isinstance(source, Path):
+            notes.extend(install_requirements(source))
         try:
             info, found, used = _load_module(entry, source)
         except SourceError as exc:
@@ -270,6 +273,60 @@ def _named(entry: LocalTools, tools: list[Tool]) -> tuple[Tool, ...]:
 
 def _prefix(prefix: str, name: str) -> str:
     return f"{prefix}_{name}" if prefix else name
+
+
+INSTALL_TIMEOUT = 300.0
+_SPECIFIER = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._,-]+\])?"
+    r"(\s*(==|!=|<=|>=|~=|<|>)\s*[A-Za-z0-9.*+!_-]+(\s*,\s*(==|!=|<=|>=|~=|<|>)\s*[A-Za-z0-9.*+!_-]+)*)?$"
+)
+"""A package name with optional extras and version bounds: never a path, URL or pip option."""
+
+
+def install_requirements(path: Path) -> list[Note]:
+    """Install what a tool file's frontmatter `requirements` names, when it is missing.
+
+    Only plain package specifiers are installed (`name`, `name[extra]>=1,<2`); anything else
+    (a pip option, a URL, a path) is refused with a note. pip runs with `--` before the
+    specifiers, so none can be read as an option.
+    """
+    try:
+        docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+    except (OSError, SyntaxError, ValueError):
+        return []  # the import reports the file's problem
+    wanted = [r.strip() for r in frontmatter(docstring).get("requirements", "").split(",")]
+    notes: list[Note] = []
+    install = []
+    for requirement in filter(None, wanted):
+        if not _SPECIFIER.match(requirement):
+            notes.append(
+                Note(
+                    kind="requirement-refused",
+                    message=f"requirement {requirement!r} is not a package specifier; "
+                    "not installed",
+                    where=_display(path),
+                )
+            )
+        elif not _installed(requirement):
+            install.append(requirement)
+    if not install:
+        return notes
+    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check"]
+    command += ["--no-input", "--quiet", "--", *install]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        failure: str | None = f"pip did not finish within {INSTALL_TIMEOUT:g} s"
+    else:
+        failure = None if done.returncode == 0 else (done.stderr.strip().splitlines() or ["?"])[-1]
+    if failure is None:
+        logger.info("installed %s for %s", ", ".join(install), path)
+        importlib.invalidate_caches()
+        return notes
+    message = f"installing {', '.join(install)} failed: {failure[:300]}"
+    return [*notes, Note(kind="requirement-install-failed", message=message, where=_display(path))]
 
 
 def _requirements(info: LocalModule) -> list[str]:
