@@ -41,6 +41,7 @@ from .registry import Catalog, SourceStatus
 from .render import FORMATS, render_tools
 from .tools import HttpOperation, Tool, ToolResult
 from .turns import run_turn
+from .watch import watch_tools
 
 logger = logging.getLogger(__name__)
 
@@ -243,8 +244,8 @@ def create_app(gateway: Gateway, authenticator: Authenticator) -> ASGIApp:
 
     mcp = create_mcp_app(gateway, authenticator)
 
-    async def reload_catalog() -> Catalog:
-        catalog = await gateway.reload()
+    async def reload_catalog(only: frozenset[str] | None = None) -> Catalog:
+        catalog = await gateway.reload(only)
         await mcp.tools_changed()  # MCP clients that listen for changes are told
         return catalog
 
@@ -318,7 +319,13 @@ def create_app(gateway: Gateway, authenticator: Authenticator) -> ASGIApp:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with gateway, mcp.lifespan():
             _install_sighup(reload_catalog)
-            yield
+            watcher = asyncio.create_task(watch_tools(gateway.config, reload_catalog))
+            try:
+                yield
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
 
     routes = Starlette(
         routes=[

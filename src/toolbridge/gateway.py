@@ -105,11 +105,14 @@ class Gateway:
                 logger.error("source %s is down: %s", status.id, status.error)
         return self._state.catalog
 
-    async def reload(self) -> Catalog:
-        """Build a new catalog beside the current one and swap it in."""
+    async def reload(self, only: frozenset[str] | None = None) -> Catalog:
+        """Build a new catalog beside the current one and swap it in.
+
+        With `only`, just those sources are read again; the others keep what they had.
+        """
         async with self._reload_lock:
             previous = self._state
-            state = await anyio.to_thread.run_sync(self._build, previous)
+            state = await anyio.to_thread.run_sync(self._build, previous, only)
             self._state = state
         for status in state.catalog.sources:
             if not status.ok:
@@ -132,9 +135,22 @@ class Gateway:
             self.call_log.flush()
         await self.upstream.aclose()
 
-    def _build(self, previous: _State | None) -> _State:
+    def _build(self, previous: _State | None, only: frozenset[str] | None = None) -> _State:
         # A fresh store each time, so a reload reads every document again.
-        statuses = load_sources(self.config, self.store or DocumentStore(cache_dir=self.cache_dir))
+        store = self.store or DocumentStore(cache_dir=self.cache_dir)
+        if previous is not None and only is not None:
+            kept = {s.id: s for s in previous.catalog.sources if s.id not in only}
+            config = self.config.model_copy(
+                update={
+                    "servers": tuple(s for s in self.config.servers if s.id in only),
+                    "tools": tuple(t for t in self.config.tools if t.id in only),
+                }
+            )
+            fresh = {s.id: s for s in load_sources(config, store)}
+            order = [s.id for s in self.config.servers] + [t.id for t in self.config.tools]
+            statuses = [fresh.get(i) or kept[i] for i in order if i in fresh or i in kept]
+        else:
+            statuses = load_sources(self.config, store)
         if previous is not None:
             statuses = [_keep_last_good(s, previous.catalog) for s in statuses]
         servers = {server.id: server for server in self.config.servers}

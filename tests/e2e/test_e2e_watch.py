@@ -1,0 +1,72 @@
+"""Editing a local tool file reloads that entry while the gateway serves; a broken edit keeps
+the last good version and says why in /v1/servers."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from toolbridge.app import create_app
+from toolbridge.config import Config, Grant, LocalTools
+from toolbridge.gateway import Gateway
+from toolbridge.http_client import make_upstream
+from toolbridge.identity import Authenticator
+from toolbridge.loopback import LoopbackServer
+
+pytestmark = pytest.mark.e2e
+
+VERSION = '''"""
+title: Greeter
+"""
+
+
+class Tools:
+    def greet(self) -> str:
+        """Say hello."""
+        return "{text}"
+'''
+
+
+def write(path: Path, text: str, bump: float) -> None:
+    path.write_text(text)
+    stamp = time.time() + bump  # a later mtime even on coarse file systems
+    os.utime(path, (stamp, stamp))
+
+
+def wait_for(condition: object, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if callable(condition) and condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError("the reload did not happen in time")
+
+
+def test_an_edit_reloads_the_tool_and_a_broken_edit_keeps_the_last_good(tmp_path: Path) -> None:
+    tool = tmp_path / "greeter.py"
+    write(tool, VERSION.format(text="hello"), 0)
+    entry = LocalTools(id="greeter", path=str(tool), access=Grant(users=("*",)))
+    config = Config(tools=(entry,), base_dir=tmp_path)
+    gateway = Gateway(config, upstream=make_upstream())
+    gateway.load()
+    with LoopbackServer(create_app(gateway, Authenticator(None)), lifespan="on") as server:
+
+        def greeting() -> object:
+            answer = httpx2.post(f"{server.url}/v1/tools/greet/call", json={}, timeout=10)
+            return answer.json()["result"]
+
+        assert greeting() == "hello"
+        write(tool, VERSION.format(text="bonjour"), 5)
+        wait_for(lambda: greeting() == "bonjour")
+        write(tool, "def broken(:\n", 10)
+
+        def reported() -> bool:
+            servers = httpx2.get(f"{server.url}/v1/servers", timeout=10).json()["servers"]
+            return bool(servers[0]["error"])
+
+        wait_for(reported)
+        assert greeting() == "bonjour"  # the last good version still serves
