@@ -187,3 +187,29 @@ async def test_over_the_rate_limit_is_429_with_retry_after() -> None:
     assert first.status_code == 200
     assert (second.status_code, second.headers["retry-after"]) == (429, "10")
     assert second.json()["error"]["type"] == "rate_limited"
+
+
+async def test_a_local_tool_is_described_with_its_frontmatter() -> None:
+    clock = (
+        Path(__file__).resolve().parents[1] / "src" / "toolbridge" / "demo" / "tools" / "clock.py"
+    )
+    config = Config(tools=(LocalTools(id="clock", path=str(clock)),), base_dir=Path.cwd())
+    gateway = Gateway(config, upstream=HttpxUpstream())
+    gateway.load()
+    app = create_app(gateway, Authenticator(None))
+    async with (
+        gateway,
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app), base_url="http://gateway.test"
+        ) as http,
+    ):
+        source = (await http.get("/v1/tools/now")).json()["source"]
+    assert (source["kind"], source["tool"], source["function"]) == (
+        "python",
+        "clock",
+        "clock:Tools.now",
+    )
+    assert {k: source["frontmatter"][k] for k in ("title", "version")} == {
+        "title": "Clock",
+        "version": "1.0.0",
+    }

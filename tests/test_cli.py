@@ -811,3 +811,22 @@ def test_check_as_an_unknown_user_names_the_users(
     assert capsys.readouterr().err == (
         "toolbridge: --as bob: no such user in auth.api_keys (users: alice, ops)\n"
     )
+
+
+def test_check_reports_local_tools_with_their_frontmatter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    config = tmp_path / "toolbridge.yaml"
+    config.write_text(
+        f"tools:\n  - id: clock\n    path: {ROOT}/src/toolbridge/demo/tools/clock.py\n"
+    )
+    assert main(["check", "-c", str(config)]) == 0
+    assert capsys.readouterr().out == (
+        "clock  src/toolbridge/demo/tools/clock.py  'Clock' (Python tools)\n"
+        "  3 operations -> 3 tools\n"
+        "  src/toolbridge/demo/tools/clock.py: 'Clock' (version 1.0.0, author toolbridge)\n"
+        "  nothing changed or lost\n"
+        "\n"
+        "summary: 1 source, 3 operations, 3 tools, 0 changes, 0 spec validation findings; usable\n"
+    )

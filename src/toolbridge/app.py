@@ -277,7 +277,7 @@ def create_app(gateway: Gateway, authenticator: Authenticator) -> ASGIApp:
 
     async def get_tool(request: Request, principal: Principal) -> Response:
         tool = gateway.tool(principal, request.path_params["name"])
-        return json_response(describe(tool))
+        return json_response(describe(tool, gateway.frontmatter(tool)))
 
     documents = DocumentCache()
 
@@ -372,7 +372,7 @@ def result_body(result: ToolResult) -> dict[str, Any]:
     return body
 
 
-def describe(tool: Tool) -> dict[str, Any]:
+def describe(tool: Tool, frontmatter: Mapping[str, str] | None = None) -> dict[str, Any]:
     """A tool in canonical form, as `GET /v1/tools/{name}` answers."""
     target = tool.target
     if isinstance(target, HttpOperation):
@@ -385,6 +385,8 @@ def describe(tool: Tool) -> dict[str, Any]:
         }
     else:
         source = {"kind": "python", "tool": target.tool_id, "function": target.function}
+        if frontmatter:
+            source["frontmatter"] = dict(frontmatter)
     annotations = tool.annotations
     return {
         "name": tool.name,

@@ -33,7 +33,14 @@ from .http_client import make_upstream
 from .identity import Authenticator
 from .loopback import LoopbackServer
 from .policy import Policy
-from .registry import Catalog, SourceStatus, build_catalog, load_server, servers_from_specs
+from .registry import (
+    Catalog,
+    SourceStatus,
+    build_catalog,
+    load_local,
+    load_server,
+    servers_from_specs,
+)
 from .render import FORMATS, Format, render_tools
 from .report import check_report, print_check
 from .tools import Tool
@@ -158,6 +165,8 @@ def _load(config: Config, store: DocumentStore, progress: TextIO | None) -> Cata
             state = f"{count} tools" if status.ok else "FAILED"
             print(f"loaded {server.id}: {state} in {took:.2f} s", file=progress, flush=True)
         statuses.append(status)
+    for entry in config.tools:
+        statuses.append(load_local(entry, config.base_dir))
     return build_catalog(statuses)
 
 

@@ -32,7 +32,7 @@ from .errors import (
     ToolNotFound,
     UpstreamUnavailable,
 )
-from .functions import call_function
+from .functions import LocalConversion, call_function
 from .limits import RateLimiter
 from .metrics import Metrics
 from .policy import Policy, Principal
@@ -304,6 +304,15 @@ class Gateway:
             max_bytes=self.max_response_bytes,
             tool=tool_name,
         )
+
+    def frontmatter(self, tool: Tool) -> Mapping[str, str] | None:
+        """The frontmatter (title, author, version, ...) of a local tool's file."""
+        if not isinstance(tool.target, PythonFunction):
+            return None
+        for status in self._current().catalog.sources:
+            if status.id == tool.source and isinstance(status.conversion, LocalConversion):
+                return status.conversion.frontmatter(tool.target)
+        return None
 
     def sources(self) -> tuple[SourceStatus, ...]:
         return self._current().catalog.sources

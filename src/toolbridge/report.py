@@ -154,6 +154,11 @@ def _print_source(source: dict[str, Any], out: TextIO, verbose: bool) -> None:
                 print(f"    - {finding}", file=out)
             if len(shown) < len(validation["findings"]):
                 print("    ... (-v shows all)", file=out)
+    for module in source.get("modules", ()):
+        meta = module["frontmatter"]
+        about = ", ".join(f"{k} {meta[k]}" for k in ("version", "author") if k in meta)
+        title = meta.get("title", module["name"])
+        print(f"  {module['location']}: {title!r}" + (f" ({about})" if about else ""), file=out)
     for note in source["notes"]:
         print(f"  {note['kind']}: {note['message']}", file=out)
     changes = source["changes"]
