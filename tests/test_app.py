@@ -213,3 +213,24 @@ async def test_a_local_tool_is_described_with_its_frontmatter() -> None:
         "title": "Clock",
         "version": "1.0.0",
     }
+
+
+async def test_user_valves_travel_in_a_header_and_are_validated() -> None:
+    weather = Path(__file__).parent / "fixtures" / "tools" / "weather.py"
+    config = Config(tools=(LocalTools(id="weather", path=str(weather)),), base_dir=Path.cwd())
+    gateway = Gateway(config, upstream=HttpxUpstream())
+    gateway.load()
+    app = create_app(gateway, Authenticator(None))
+    async with (
+        gateway,
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app), base_url="http://gateway.test"
+        ) as http,
+    ):
+        home = {"X-Toolbridge-User-Valves": '{"home": "Oslo"}'}
+        oslo = await http.post("/v1/tools/get_weather/call", json={}, headers=home)
+        bad = {"X-Toolbridge-User-Valves": '{"max_days": 0}'}
+        refused = await http.post("/v1/tools/get_weather/call", json={}, headers=bad)
+    assert oslo.json()["result"].startswith("Oslo: sunny")
+    assert refused.status_code == 422
+    assert refused.json()["error"]["problems"][0]["path"] == "$.__user__.valves.max_days"

@@ -43,6 +43,8 @@ from .upstream import AuthParts, Timeouts, Upstream
 logger = logging.getLogger(__name__)
 call_log = logging.getLogger("toolbridge.calls")
 
+USER_VALVES_HEADER = "x-toolbridge-user-valves"
+"""The header a caller sends its UserValves for local tools in: a JSON object."""
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 """Upstream answers longer than this are cut, with an explicit marker: models have small windows."""
 
@@ -228,9 +230,8 @@ class Gateway:
                         state, op, checked, caller_headers or {}, tool.name
                     )
                 case PythonFunction() as fn:
-                    result = await call_function(
-                        fn, arguments, user=_user(principal), on_event=on_event
-                    )
+                    user = _user(principal, (caller_headers or {}).get(USER_VALVES_HEADER))
+                    result = await call_function(fn, arguments, user=user, on_event=on_event)
             outcome = "ok" if result.ok else "tool_error"
             status = result.status
             return result
@@ -330,15 +331,23 @@ def _timeouts(server: Server) -> Timeouts:
     return Timeouts(connect=min(10.0, server.timeout), total=server.timeout)
 
 
-def _user(principal: Principal) -> dict[str, Any]:
-    """The `__user__` a local tool receives (Open WebUI's shape)."""
-    return {
+def _user(principal: Principal, valves: str | None = None) -> dict[str, Any]:
+    """The `__user__` a local tool receives (Open WebUI's shape), with the caller's UserValves
+    as sent in the USER_VALVES_HEADER (a JSON object; the tool's UserValves model checks it)."""
+    user: dict[str, Any] = {
         "id": principal.id,
         "name": principal.name or principal.id,
         "email": principal.email,
         "role": "admin" if principal.admin else "user",
         "groups": sorted(principal.groups),
     }
+    if valves:
+        try:
+            user["valves"] = orjson.loads(valves)
+        except orjson.JSONDecodeError as exc:
+            problem = f"the {USER_VALVES_HEADER} header is not JSON: {exc}"
+            raise InvalidArguments("__user__", [("$.__user__.valves", problem)]) from None
+    return user
 
 
 def _keep_last_good(status: SourceStatus, catalog: Catalog) -> SourceStatus:
