@@ -1194,3 +1194,12 @@ def test_install_requirements_installs_only_package_specifiers(
             "requirement 'git+https://x.test/y' is not a package specifier; not installed",
         ),
     ]
+
+
+def test_an_entry_timeout_applies_to_its_tools() -> None:
+    fixtures = Path(__file__).parent / "fixtures" / "tools"
+    entry = LocalTools(id="w", path=str(fixtures / "weather.py"), timeout=2.5)
+    conversion = load_tools(entry, Path.cwd())
+    assert {t.target.timeout for t in conversion.tools if isinstance(t.target, PythonFunction)} == {
+        2.5
+    }

@@ -143,6 +143,8 @@ class LocalTools(_Model):
     prefix: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,19}$")] | None = None
     install_requirements: bool = False
     """Install the `requirements` a tool file's frontmatter names (package specifiers only)."""
+    timeout: Annotated[float, Field(gt=0, le=3600)] | None = None
+    """Seconds a call of one of these tools may take (default 60)."""
     access: Grants | None = None
 
 

@@ -266,9 +266,17 @@ def _named(entry: LocalTools, tools: list[Tool]) -> tuple[Tool, ...]:
             tool,
             name=name,
             notes=(*tool.notes, by_where[tool.where]) if tool.where in by_where else tool.notes,
+            target=_with_timeout(tool.target, entry.timeout),
         )
         for tool, name in zip(tools, final, strict=True)
     )
+
+
+def _with_timeout(target: Any, timeout: float | None) -> Any:
+    """The entry's `timeout`, when it gives one, on each of its functions."""
+    if timeout is None or not isinstance(target, PythonFunction):
+        return target
+    return dataclasses.replace(target, timeout=timeout)
 
 
 def _prefix(prefix: str, name: str) -> str:
