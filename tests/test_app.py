@@ -234,3 +234,23 @@ async def test_user_valves_travel_in_a_header_and_are_validated() -> None:
     assert oslo.json()["result"].startswith("Oslo: sunny")
     assert refused.status_code == 422
     assert refused.json()["error"]["problems"][0]["path"] == "$.__user__.valves.max_days"
+
+
+async def test_without_streaming_the_events_come_with_the_result() -> None:
+    fixtures = Path(__file__).parent / "fixtures" / "tools"
+    config = Config(
+        tools=(LocalTools(id="faults", path=str(fixtures / "faults.py")),), base_dir=Path.cwd()
+    )
+    gateway = Gateway(config, upstream=HttpxUpstream())
+    gateway.load()
+    app = create_app(gateway, Authenticator(None))
+    async with (
+        gateway,
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app), base_url="http://gateway.test"
+        ) as http,
+    ):
+        body = (await http.post("/v1/tools/report/call", json={})).json()
+    assert body["ok"] is True
+    assert body["events"][0] == {"type": "message", "data": {"content": "half way"}}
+    assert len(body["events"]) == 2

@@ -142,12 +142,18 @@ class CallEndpoint:
             if "text/event-stream" in headers.get("accept", ""):
                 await self._stream(send, principal, name, arguments, headers)
                 return
-            result = await self.gateway.call(principal, name, arguments, caller_headers=headers)
+            events: list[Any] = []
+            result = await self.gateway.call(
+                principal, name, arguments, caller_headers=headers, on_event=events.append
+            )
         except ToolbridgeError as exc:
             status, body, extra = error_parts(exc)
             await _send_json(send, status, body, extra)
             return
-        await _send_json(send, 200, result_body(result), {})
+        answer = result_body(result)
+        if events:
+            answer["events"] = events  # what a local tool emitted while it ran, in order
+        await _send_json(send, 200, answer, {})
 
     async def _stream(
         self,
