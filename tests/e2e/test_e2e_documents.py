@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -169,3 +170,31 @@ def test_a_document_behind_the_apis_own_credentials(
         config = Config(servers=(Server.model_validate(fields),), base_dir=Path.cwd())
         (status,) = load_sources(config, DocumentStore())
     assert (status.error or "ok").removeprefix(f"{url}/openapi.yaml: ") == expected
+
+
+def test_jwt_keys_from_a_jwks_url() -> None:
+    """RS256 tokens checked with keys fetched (once, then cached) from a JWKS URL."""
+    import time as clock
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from starlette.responses import JSONResponse
+
+    from toolbridge.config import Auth, Jwt
+    from toolbridge.identity import Authenticator
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key()))
+    fetched: list[int] = []
+
+    async def jwks(request: Request) -> Response:
+        fetched.append(1)
+        return JSONResponse({"keys": [{**public, "kid": "k1", "use": "sig"}]})
+
+    with live_server(Starlette(routes=[Route("/jwks.json", jwks)])) as url:
+        authenticator = Authenticator(Auth(jwt=Jwt(jwks=f"{url}/jwks.json", issuer="idp")))
+        payload = {"sub": "dana", "iss": "idp", "exp": int(clock.time()) + 60}
+        token = jwt.encode(payload, private, algorithm="RS256", headers={"kid": "k1"})
+        first = authenticator.authenticate(f"Bearer {token}")
+        second = authenticator.authenticate(f"Bearer {token}")
+    assert (first.id, second.id, len(fetched)) == ("dana", "dana", 1)
