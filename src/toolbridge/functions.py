@@ -92,11 +92,18 @@ class EventCallNotSupported(RuntimeError):
     """Raised into a tool that calls `__event_call__`: there is no chat window to ask in."""
 
 
-def load_tools(entry: LocalTools, base_dir: Path) -> LocalConversion:
+ModuleCache = dict[tuple[str, str, int, int], tuple["LocalModule", list[Tool], set[str]]]
+"""Loaded files by (entry id, path, mtime in ns, size): a reload imports only what changed."""
+
+
+def load_tools(
+    entry: LocalTools, base_dir: Path, cache: ModuleCache | None = None
+) -> LocalConversion:
     """Import an entry's file, folder or module and turn its callables into tools.
 
     Raises SourceError when nothing can be loaded. In a folder, a file that fails is a note and
-    the other files still load.
+    the other files still load. With `cache`, a file that has not changed since it was loaded
+    keeps the tools it gave then: an edit reloads that module only.
     """
     location, sources, folder = _sources(entry, base_dir)
     tools: list[Tool] = []
@@ -107,7 +114,8 @@ def load_tools(entry: LocalTools, base_dir: Path) -> LocalConversion:
         if entry.install_requirements and isinstance(source, Path):
             notes.extend(install_requirements(source))
         try:
-            info, found, used = _load_module(entry, source)
+            info, found, used, kept = _cached_module(entry, source, cache)
+            notes.extend(kept)
         except SourceError as exc:
             if not folder:
                 raise
@@ -150,6 +158,38 @@ def _sources(entry: LocalTools, base_dir: Path) -> tuple[str, list[Path | str], 
         raise SourceError(f"tools {entry.id!r}: {location}: no such file or folder")
     files = sorted(p for p in path.glob("*.py") if not p.name.startswith(("_", ".")))
     return location, list(files), True
+
+
+def _cached_module(
+    entry: LocalTools, source: Path | str, cache: ModuleCache | None
+) -> tuple[LocalModule, list[Tool], set[str], list[Note]]:
+    """A file's tools: as loaded before when it has not changed; its last good version, with a
+    note, when a change breaks it."""
+    if cache is None or not isinstance(source, Path):
+        return (*_load_module(entry, source), [])
+    try:
+        stat = source.stat()
+    except OSError:
+        return (*_load_module(entry, source), [])  # reports the missing file
+    key = (entry.id, str(source), stat.st_mtime_ns, stat.st_size)
+    if key in cache:
+        return (*cache[key], [])
+    earlier = [k for k in cache if k[:2] == key[:2]]
+    try:
+        loaded = _load_module(entry, source)
+    except SourceError as exc:
+        if not earlier:
+            raise
+        note = Note(
+            kind="module-kept",
+            message=f"{exc}; its last good version is still served",
+            where=_display(source),
+        )
+        return (*cache[earlier[-1]], [note])
+    for old in earlier:
+        del cache[old]
+    cache[key] = loaded
+    return (*loaded, [])
 
 
 def _load_module(entry: LocalTools, source: Path | str) -> tuple[LocalModule, list[Tool], set[str]]:

@@ -32,7 +32,7 @@ from .errors import (
     ToolNotFound,
     UpstreamUnavailable,
 )
-from .functions import LocalConversion, call_function
+from .functions import LocalConversion, ModuleCache, call_function
 from .limits import RateLimiter
 from .metrics import Metrics
 from .policy import Policy, Principal
@@ -96,6 +96,8 @@ class Gateway:
         self.metrics = Metrics()
         self._state: _State | None = None
         self._reload_lock = anyio.Lock()
+        self._modules: ModuleCache = {}
+        """Local tool files as loaded: a reload re-imports only the files that changed."""
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -148,11 +150,11 @@ class Gateway:
                     "tools": tuple(t for t in self.config.tools if t.id in only),
                 }
             )
-            fresh = {s.id: s for s in load_sources(config, store)}
+            fresh = {s.id: s for s in load_sources(config, store, self._modules)}
             order = [s.id for s in self.config.servers] + [t.id for t in self.config.tools]
             statuses = [fresh.get(i) or kept[i] for i in order if i in fresh or i in kept]
         else:
-            statuses = load_sources(self.config, store)
+            statuses = load_sources(self.config, store, self._modules)
         if previous is not None:
             statuses = [_keep_last_good(s, previous.catalog) for s in statuses]
         servers = {server.id: server for server in self.config.servers}
@@ -352,8 +354,8 @@ def _user(principal: Principal, valves: str | None = None) -> dict[str, Any]:
 
 def _keep_last_good(status: SourceStatus, catalog: Catalog) -> SourceStatus:
     """A source that fails on reload keeps the version it had, and says why it did not update."""
-    if status.ok:
-        return status
+    if status.ok or status.conversion is not None:
+        return status  # up, or down in part but still serving what it has
     old = next((s for s in catalog.sources if s.id == status.id), None)
     if old is None or old.conversion is None:
         return status

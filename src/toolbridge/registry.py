@@ -24,7 +24,7 @@ from .config import Selection as SelectionConfig
 from .credentials import Credentials
 from .documents import DocumentStore, http_fetcher, location_to_uri, uri_to_display
 from .errors import ConfigError, DocumentError, SourceError, ToolbridgeError
-from .functions import LocalConversion, load_tools
+from .functions import LocalConversion, ModuleCache, load_tools
 from .http_client import make_upstream
 from .openapi import Conversion, Selection, convert
 from .tools import Note, Tool
@@ -138,25 +138,30 @@ def build_catalog(sources: Iterable[SourceStatus]) -> Catalog:
     return Catalog(tools=tools, sources=statuses, notes=tuple(notes))
 
 
-def load_local(entry: LocalTools, base_dir: Path) -> SourceStatus:
+def load_local(entry: LocalTools, base_dir: Path, cache: ModuleCache | None = None) -> SourceStatus:
     started = time.time()
     location = entry.path or entry.module or ""
     try:
-        conversion = load_tools(entry, base_dir)
+        conversion = load_tools(entry, base_dir, cache)
     except SourceError as exc:
         return SourceStatus(
             id=entry.id, kind="python", location=location, loaded_at=started, error=str(exc)
         )
+    kept = [note.message for note in conversion.notes if note.kind == "module-kept"]
     return SourceStatus(
         id=entry.id,
         kind="python",
         location=conversion.location,
         loaded_at=started,
         conversion=conversion,
+        # A module that broke on reload still serves its last good version, but is reported.
+        error="; ".join(kept) or None,
     )
 
 
-def load_sources(config: Config, store: DocumentStore) -> list[SourceStatus]:
+def load_sources(
+    config: Config, store: DocumentStore, modules: ModuleCache | None = None
+) -> list[SourceStatus]:
     """Every source of the config, loaded or with the error that keeps it down."""
     statuses = []
     for server in config.servers:
@@ -171,7 +176,7 @@ def load_sources(config: Config, store: DocumentStore) -> list[SourceStatus]:
             fetch = http_fetcher(auth=auth, auth_origin=_origin_of(server.base_url or ""))
             own = DocumentStore(fetch=fetch, cache_dir=store.cache_dir)
         statuses.append(load_server(server, own, config.base_dir))
-    statuses.extend(load_local(entry, config.base_dir) for entry in config.tools)
+    statuses.extend(load_local(entry, config.base_dir, modules) for entry in config.tools)
     return statuses
 
 

@@ -70,3 +70,27 @@ def test_an_edit_reloads_the_tool_and_a_broken_edit_keeps_the_last_good(tmp_path
 
         wait_for(reported)
         assert greeting() == "bonjour"  # the last good version still serves
+
+
+def test_in_a_folder_an_edit_reloads_that_module_only(tmp_path: Path) -> None:
+    folder = tmp_path / "tools"
+    folder.mkdir()
+    write(folder / "greeter.py", VERSION.format(text="hello"), 0)
+    write(folder / "other.py", VERSION.format(text="x").replace("greet", "other"), 0)
+    entry = LocalTools(id="team", path=str(folder), access=Grant(users=("*",)))
+    gateway = Gateway(Config(tools=(entry,), base_dir=tmp_path), upstream=make_upstream())
+    gateway.load()
+    before = {t.name: t.target for t in gateway.catalog}
+    write(folder / "greeter.py", VERSION.format(text="bonjour"), 5)
+    import anyio
+
+    anyio.run(gateway.reload)
+    after = {t.name: t.target for t in gateway.catalog}
+    assert after["other"] is before["other"]  # the unchanged module was not imported again
+    assert after["greet"] is not before["greet"]
+    write(folder / "greeter.py", "def broken(:\n", 10)
+    anyio.run(gateway.reload)
+    final = {t.name: t.target for t in gateway.catalog}
+    assert final["greet"] is after["greet"]  # the last good version of that module stays
+    (status,) = gateway.sources()
+    assert [n.kind for n in status.conversion.notes if n.kind == "module-kept"] == ["module-kept"]  # type: ignore[union-attr]
