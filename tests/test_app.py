@@ -6,6 +6,7 @@ opened; the end-to-end tests in tests/e2e cover the same API over real HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -34,6 +35,24 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@contextlib.asynccontextmanager
+async def served(config: Config) -> AsyncIterator[httpx2.AsyncClient]:
+    """A client of the gateway for `config`, in-process; remote sources reach the demo notes
+    service through httpx2's ASGI transport, so no socket is opened."""
+    upstream = HttpxUpstream()
+    upstream._client = httpx2.AsyncClient(transport=httpx2.ASGITransport(create_demo_app()))
+    gateway = Gateway(config, upstream=upstream)
+    gateway.load()
+    app = create_app(gateway, Authenticator(config.auth))
+    async with (
+        gateway,
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app), base_url="http://gateway.test"
+        ) as http,
+    ):
+        yield http
+
+
 @pytest.fixture
 async def client() -> AsyncIterator[httpx2.AsyncClient]:
     auth = Auth(
@@ -49,17 +68,7 @@ async def client() -> AsyncIterator[httpx2.AsyncClient]:
         access=(Grant(users=("alice",)), Grant(users=("bob",), methods=("GET",))),
     )
     config = Config(auth=auth, servers=(server,), base_dir=Path.cwd())
-    upstream = HttpxUpstream()
-    upstream._client = httpx2.AsyncClient(transport=httpx2.ASGITransport(create_demo_app()))
-    gateway = Gateway(config, upstream=upstream)
-    gateway.load()
-    app = create_app(gateway, Authenticator(config.auth))
-    async with (
-        gateway,
-        httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app), base_url="http://gateway.test"
-        ) as http,
-    ):
+    async with served(config) as http:
         yield http
 
 
@@ -171,17 +180,7 @@ async def test_over_the_rate_limit_is_429_with_retry_after() -> None:
         id="notes", spec=str(DEMO_SPEC), base_url="http://notes.test", access=Grant(users=("*",))
     )
     config = Config(auth=auth, servers=(server,), base_dir=Path.cwd())
-    upstream = HttpxUpstream()
-    upstream._client = httpx2.AsyncClient(transport=httpx2.ASGITransport(create_demo_app()))
-    gateway = Gateway(config, upstream=upstream)
-    gateway.load()
-    app = create_app(gateway, Authenticator(config.auth))
-    async with (
-        gateway,
-        httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app), base_url="http://gateway.test"
-        ) as http,
-    ):
+    async with served(config) as http:
         first = await http.post("/v1/tools/getStatus/call", json={}, headers=ALICE)
         second = await http.post("/v1/tools/getStatus/call", json={}, headers=ALICE)
     assert first.status_code == 200
@@ -194,15 +193,7 @@ async def test_a_local_tool_is_described_with_its_frontmatter() -> None:
         Path(__file__).resolve().parents[1] / "src" / "toolbridge" / "demo" / "tools" / "clock.py"
     )
     config = Config(tools=(LocalTools(id="clock", path=str(clock)),), base_dir=Path.cwd())
-    gateway = Gateway(config, upstream=HttpxUpstream())
-    gateway.load()
-    app = create_app(gateway, Authenticator(None))
-    async with (
-        gateway,
-        httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app), base_url="http://gateway.test"
-        ) as http,
-    ):
+    async with served(config) as http:
         source = (await http.get("/v1/tools/now")).json()["source"]
     assert (source["kind"], source["tool"], source["function"]) == (
         "python",
@@ -218,15 +209,7 @@ async def test_a_local_tool_is_described_with_its_frontmatter() -> None:
 async def test_user_valves_travel_in_a_header_and_are_validated() -> None:
     weather = Path(__file__).parent / "fixtures" / "tools" / "weather.py"
     config = Config(tools=(LocalTools(id="weather", path=str(weather)),), base_dir=Path.cwd())
-    gateway = Gateway(config, upstream=HttpxUpstream())
-    gateway.load()
-    app = create_app(gateway, Authenticator(None))
-    async with (
-        gateway,
-        httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app), base_url="http://gateway.test"
-        ) as http,
-    ):
+    async with served(config) as http:
         home = {"X-Toolbridge-User-Valves": '{"home": "Oslo"}'}
         oslo = await http.post("/v1/tools/get_weather/call", json={}, headers=home)
         bad = {"X-Toolbridge-User-Valves": '{"max_days": 0}'}
@@ -241,15 +224,7 @@ async def test_without_streaming_the_events_come_with_the_result() -> None:
     config = Config(
         tools=(LocalTools(id="faults", path=str(fixtures / "faults.py")),), base_dir=Path.cwd()
     )
-    gateway = Gateway(config, upstream=HttpxUpstream())
-    gateway.load()
-    app = create_app(gateway, Authenticator(None))
-    async with (
-        gateway,
-        httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app), base_url="http://gateway.test"
-        ) as http,
-    ):
+    async with served(config) as http:
         body = (await http.post("/v1/tools/report/call", json={})).json()
     assert body["ok"] is True
     assert body["events"][0] == {"type": "message", "data": {"content": "half way"}}
