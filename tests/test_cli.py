@@ -830,3 +830,16 @@ def test_check_reports_local_tools_with_their_frontmatter(
         "\n"
         "summary: 1 source, 3 operations, 3 tools, 0 changes, 0 spec validation findings; usable\n"
     )
+
+
+def test_check_says_when_a_source_is_for_admins_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    config = tmp_path / "toolbridge.yaml"
+    config.write_text(ACCESS_CONFIG % (ROOT, ROOT))
+    assert main(["check", "-c", str(config), "--no-validate"]) == 0
+    out = capsys.readouterr().out
+    shop = out[out.index("shop  ") :]
+    assert "  admins-only: no `access`: only admins see and call these tools\n" in shop
+    assert "admins-only" not in out[: out.index("shop  ")]  # notes has access

@@ -314,8 +314,14 @@ def _check(args: argparse.Namespace) -> int:
     store = _store()
     progress = sys.stderr if not args.json else None
     catalog = _load(config, store, progress)
+    unguarded = [s.id for s in config.servers if s.access is None]
+    unguarded += [t.id for t in config.tools if t.access is None]
     report: dict[str, Any] = check_report(
-        catalog, store, validate=not args.no_validate, progress=progress
+        catalog,
+        store,
+        validate=not args.no_validate,
+        progress=progress,
+        admins_only=frozenset(unguarded) if config.auth is not None else frozenset(),
     )
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")

@@ -84,11 +84,27 @@ def source_report(
 
 
 def check_report(
-    catalog: Catalog, store: DocumentStore, *, validate: bool, progress: TextIO | None = None
+    catalog: Catalog,
+    store: DocumentStore,
+    *,
+    validate: bool,
+    progress: TextIO | None = None,
+    admins_only: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
+    """The report of `toolbridge check`; `admins_only` names the sources without `access`
+    in a config that has callers (`auth`), which only admins can see."""
     sources = [
         source_report(s, store, validate=validate, progress=progress) for s in catalog.sources
     ]
+    for source in sources:
+        if source["id"] in admins_only:
+            source.setdefault("notes", []).append(
+                {
+                    "kind": "admins-only",
+                    "message": "no `access`: only admins see and call these tools",
+                    "where": "",
+                }
+            )
     by_kind: Counter[str] = Counter()
     for source in sources:
         by_kind.update(source.get("changes_by_kind", {}))

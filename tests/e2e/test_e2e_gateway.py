@@ -82,6 +82,12 @@ def gateway_url(upstream_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
                 base_url: {upstream_url}
               - id: broken
                 spec: {folder}/missing.yaml
+            tools:
+              - id: clock
+                path: {ROOT}/src/toolbridge/demo/tools/clock.py
+                access: {{users: [alice], methods: [GET]}}
+              - id: weather
+                path: {ROOT}/tests/fixtures/tools/weather.py
             """
         )
     )
@@ -148,9 +154,13 @@ def test_a_caller_lists_only_the_tools_granted_to_them(client: httpx2.Client) ->
         "down_deleteNote",
         "down_updateNote",
         "down_getStatus",
+        "now",
+        "days_between",
+        "convert_time",
     ]
     admin = client.get("/v1/tools?format=anthropic", headers=OPS).json()["tools"]
-    assert len(admin) == len(names) + 6  # the `hidden` source is for admins only
+    # The `hidden` server and the `weather` local tools have no access: admins only.
+    assert len(admin) == len(names) + 6 + 2
 
 
 def test_a_tool_the_caller_may_not_use_does_not_exist_for_them(client: httpx2.Client) -> None:
@@ -184,6 +194,8 @@ def test_servers_report_each_source_and_the_one_that_is_down(client: httpx2.Clie
         ("down", "ok", 6),
         ("hidden", "ok", 6),
         ("broken", "error", 0),
+        ("clock", "ok", 3),
+        ("weather", "ok", 2),
     ]
     assert servers["broken"]["error"].endswith("missing.yaml: no such file")
     assert TOKEN not in str(servers)
@@ -356,7 +368,15 @@ def test_redirects_are_followed_only_within_the_origin(client: httpx2.Client) ->
 def test_reload_is_for_admins(client: httpx2.Client) -> None:
     assert client.post("/v1/admin/reload", headers=ALICE).status_code == 403
     response = client.post("/v1/admin/reload", headers=OPS)
-    assert (response.status_code, response.json()["tools"]) == (200, 21)
+    assert (response.status_code, response.json()["tools"]) == (200, 26)
+
+
+def test_local_tools_sit_under_the_same_access_control(client: httpx2.Client) -> None:
+    ok = call(client, "days_between", {"start": "2024-01-01", "end": "2024-01-11"})
+    assert (ok.status_code, ok.json()["result"]) == (200, 10)
+    assert call(client, "get_weather", {"city": "Rome"}).status_code == 404  # admins only
+    admin = call(client, "get_weather", {"city": "Rome"}, headers=OPS).json()
+    assert admin["result"].startswith("Rome: sunny")
 
 
 def test_metrics_count_calls(client: httpx2.Client) -> None:
