@@ -67,7 +67,11 @@ def test_missing_or_unknown_credentials(header: str | None, message: str) -> Non
 # -- JWTs -------------------------------------------------------------------------------------
 
 SECRET = "a-shared-secret-of-enough-length-0123456789"
-NOW = int(time.time())  # PyJWT reads the real clock
+
+
+def now() -> int:
+    """PyJWT reads the real clock, so tokens are made from it when a test runs."""
+    return int(time.time())
 
 
 def claims(**extra: object) -> dict[str, object]:
@@ -82,30 +86,30 @@ JWT_AUTH = Auth(jwt=Jwt(secret=SECRET, issuer="idp", audience="toolbridge", admi
 
 
 def test_a_valid_hs256_token_is_its_subject_with_groups() -> None:
-    token = hs256(claims(exp=NOW + 60, email="carol@example.com"))
+    token = hs256(claims(exp=now() + 60, email="carol@example.com"))
     assert Authenticator(JWT_AUTH).authenticate(f"Bearer {token}") == Principal(
         id="carol", name="carol", email="carol@example.com", groups=frozenset({"support"})
     )
-    admin = hs256(claims(exp=NOW + 60, groups=["ops"]))
+    admin = hs256(claims(exp=now() + 60, groups=["ops"]))
     assert Authenticator(JWT_AUTH).authenticate(f"Bearer {admin}").admin is True
 
 
 @pytest.mark.parametrize(
     ("token", "message"),
     [
-        (lambda: hs256(claims(exp=NOW - 120)), "JWT refused: Signature has expired"),
+        (lambda: hs256(claims(exp=now() - 120)), "JWT refused: Signature has expired"),
         (lambda: hs256(claims()), 'JWT refused: Token is missing the "exp" claim'),
-        (lambda: hs256(claims(exp=NOW + 60, aud="other")), "JWT refused: Audience doesn't match"),
-        (lambda: hs256(claims(exp=NOW + 60, iss="evil")), "JWT refused: Invalid issuer"),
+        (lambda: hs256(claims(exp=now() + 60, aud="other")), "JWT refused: Audience doesn't match"),
+        (lambda: hs256(claims(exp=now() + 60, iss="evil")), "JWT refused: Invalid issuer"),
         (
-            lambda: hs256(claims(exp=NOW + 60), secret="another-secret-of-enough-length-000000"),
+            lambda: hs256(claims(exp=now() + 60), secret="another-secret-of-enough-length-000000"),
             "JWT refused: Signature verification failed",
         ),
         (
-            lambda: jwt.encode(claims(exp=NOW + 60), "", algorithm="none"),
+            lambda: jwt.encode(claims(exp=now() + 60), "", algorithm="none"),
             "JWT algorithm 'none' is not accepted (HS256)",
         ),
-        (lambda: hs256(claims(exp=NOW + 60, sub="")), "JWT has no 'sub' claim naming the user"),
+        (lambda: hs256(claims(exp=now() + 60, sub="")), "JWT has no 'sub' claim naming the user"),
     ],
 )
 def test_bad_tokens_are_refused(token: Any, message: str) -> None:
@@ -120,13 +124,13 @@ def test_rs256_keys_from_a_jwks_file_and_no_algorithm_confusion(tmp_path: Path) 
     (tmp_path / "keys.json").write_text(json.dumps({"keys": [{**public_jwk, "kid": "k1"}]}))
     auth = Auth(jwt=Jwt(jwks="keys.json", audience="toolbridge"))
     authenticator = Authenticator(auth, base_dir=tmp_path)
-    good = jwt.encode(claims(exp=NOW + 60), private, algorithm="RS256", headers={"kid": "k1"})
+    good = jwt.encode(claims(exp=now() + 60), private, algorithm="RS256", headers={"kid": "k1"})
     assert authenticator.authenticate(f"Bearer {good}").id == "carol"
     # HS256 signed with the public key as the secret: the classic confusion attack.
     public_pem = private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    forged = hmac_jwt(claims(exp=NOW + 60), public_pem)
+    forged = hmac_jwt(claims(exp=now() + 60), public_pem)
     with pytest.raises(Unauthenticated) as caught:
         authenticator.authenticate(f"Bearer {forged}")
     assert str(caught.value) == "JWT algorithm 'HS256' is not accepted (RS256, ES256)"
