@@ -12,24 +12,30 @@ class builds requests: they send the bytes `UpstreamRequest` holds. aiohttp is t
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import socket
 import ssl
 from collections.abc import Iterable
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Literal
-from urllib.parse import urlsplit
 
 import aiohttp
 import httpx2
 from yarl import URL
 
 from . import __version__
-from .errors import UpstreamUnavailable
-from .upstream import Headers, Timeouts, Upstream, UpstreamRequest, UpstreamResponse
+from .http11 import Http11Upstream
+from .upstream import (
+    Headers,
+    Timeouts,
+    Upstream,
+    UpstreamRequest,
+    UpstreamResponse,
+    bad_answer,
+    reason_of,
+    timed_out,
+    unreachable,
+)
 
-UpstreamKind = Literal["aiohttp", "httpx"]
+UpstreamKind = Literal["http11", "aiohttp", "httpx"]
 
 MAX_CONNECTIONS_PER_HOST = 100
 """Open connections to one origin at most; further requests wait for one (within `total`)."""
@@ -39,8 +45,6 @@ KEEPALIVE_EXPIRY = 4.0
 """Seconds an idle connection stays in the pool: under uvicorn's and Node's default of 5 s,
 so we close an idle connection before the server does and rarely reuse a dying one."""
 USER_AGENT = f"toolbridge/{__version__}"
-DEFAULT_PORTS = {"http": 80, "https": 443}
-_REASON_MAX = 200
 
 
 class AiohttpUpstream:
@@ -113,16 +117,16 @@ class AiohttpUpstream:
                     truncated=truncated,
                 )
         except aiohttp.ConnectionTimeoutError:
-            raise _timed_out(request, min(timeouts.connect, timeouts.total), True) from None
+            raise timed_out(request, min(timeouts.connect, timeouts.total), True) from None
         except TimeoutError:
-            raise _timed_out(request, timeouts.total, False) from None
+            raise timed_out(request, timeouts.total, False) from None
         except aiohttp.ClientConnectorError as exc:
-            raise _unreachable(request, exc) from None
+            raise unreachable(request, exc) from None
         except aiohttp.ClientResponseError as exc:
             # Its str() carries the full URL; the message alone says what was wrong.
-            raise _bad_answer(request, exc.message or type(exc).__name__) from None
+            raise bad_answer(request, exc.message or type(exc).__name__) from None
         except aiohttp.ClientError as exc:
-            raise _bad_answer(request, _reason(exc)) from None
+            raise bad_answer(request, reason_of(exc)) from None
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
@@ -224,13 +228,13 @@ class HttpxUpstream:
                     truncated=truncated,
                 )
         except httpx2.ConnectTimeout:
-            raise _timed_out(request, min(timeouts.connect, timeouts.total), True) from None
+            raise timed_out(request, min(timeouts.connect, timeouts.total), True) from None
         except (httpx2.TimeoutException, TimeoutError):
-            raise _timed_out(request, timeouts.total, False) from None
+            raise timed_out(request, timeouts.total, False) from None
         except httpx2.ConnectError as exc:
-            raise _unreachable(request, exc) from None
+            raise unreachable(request, exc) from None
         except httpx2.RequestError as exc:
-            raise _bad_answer(request, _reason(exc)) from None
+            raise bad_answer(request, reason_of(exc)) from None
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
@@ -255,7 +259,7 @@ async def _read_httpx(response: httpx2.Response, max_bytes: int) -> tuple[bytes,
 
 
 def make_upstream(
-    kind: UpstreamKind = "aiohttp",
+    kind: UpstreamKind = "http11",
     *,
     max_connections_per_host: int = MAX_CONNECTIONS_PER_HOST,
     keepalive_expiry: float = KEEPALIVE_EXPIRY,
@@ -263,6 +267,12 @@ def make_upstream(
 ) -> Upstream:
     """The upstream the gateway sends tool calls through; `kind` picks the HTTP client."""
     match kind:
+        case "http11":
+            return Http11Upstream(
+                max_connections_per_host=max_connections_per_host,
+                keepalive_expiry=keepalive_expiry,
+                user_agent=USER_AGENT,
+            )
         case "aiohttp":
             return AiohttpUpstream(
                 max_connections_per_host=max_connections_per_host,
@@ -288,61 +298,3 @@ def _headers(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
         return tuple((k.decode("ascii"), v.decode("utf-8")) for k, v in pairs)
     except UnicodeDecodeError:
         return tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in pairs)
-
-
-def origin(url: str) -> str:
-    """`scheme://host:port` of a URL: what messages may show of it (paths and queries may hold
-    secrets, and so may userinfo)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
-    except ValueError:
-        port = None
-    return f"{parts.scheme}://{host}:{port}" if port else f"{parts.scheme}://{host}"
-
-
-def _timed_out(request: UpstreamRequest, seconds: float, connecting: bool) -> UpstreamUnavailable:
-    what = "no connection to" if connecting else "no answer from"
-    message = f"{what} {origin(request.url)} within {seconds:g} s"
-    return UpstreamUnavailable(request.server, message, timeout=True)
-
-
-def _unreachable(request: UpstreamRequest, exc: BaseException) -> UpstreamUnavailable:
-    message = f"cannot connect to {origin(request.url)}: {_reason(exc, request.url)}"
-    return UpstreamUnavailable(request.server, message)
-
-
-def _bad_answer(request: UpstreamRequest, reason: str) -> UpstreamUnavailable:
-    """The connection broke, or what came back was not HTTP."""
-    message = f"no valid answer from {origin(request.url)}: {_scrub(reason, request.url)}"
-    return UpstreamUnavailable(request.server, message)
-
-
-def _reason(exc: BaseException, url: str = "") -> str:
-    """What the operating system said (`Connection refused`), else the exception's own words."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, socket.gaierror):
-            return f"cannot resolve the host name ({seen.strerror or seen})"
-        if isinstance(seen, OSError) and isinstance(seen.errno, int) and seen.errno > 0:
-            return os.strerror(seen.errno)
-        seen = seen.__cause__ or seen.__context__
-    return _scrub(str(exc) or type(exc).__name__, url)
-
-
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*")
-
-
-def _scrub(reason: str, url: str) -> str:
-    """`reason` on one line, without any URL but its origin, without the request's path and
-    query, and short."""
-    reason = " ".join(_URL.sub(lambda m: origin(m.group(0)), reason).split()).removesuffix(" ^")
-    target = url.partition("://")[2].partition("/")[2]
-    if target:
-        reason = reason.replace("/" + target, "/...")
-    if len(reason) > _REASON_MAX:
-        reason = reason[:_REASON_MAX] + "..."
-    return reason

@@ -8,9 +8,15 @@ into an upstream. The real implementation lives in `http_client.py`.
 from __future__ import annotations
 
 import inspect
+import os
+import re
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlsplit
+
+from .errors import UpstreamUnavailable
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -102,3 +108,67 @@ class MockUpstream:
 
     async def aclose(self) -> None:
         return None
+
+
+# -- failures, said without the URL's path, query or userinfo (they may hold secrets) --------
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+_REASON_MAX = 200
+
+
+def origin(url: str) -> str:
+    """`scheme://host:port` of a URL: what messages may show of it (paths and queries may hold
+    secrets, and so may userinfo)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        port = None
+    return f"{parts.scheme}://{host}:{port}" if port else f"{parts.scheme}://{host}"
+
+
+def timed_out(request: UpstreamRequest, seconds: float, connecting: bool) -> UpstreamUnavailable:
+    what = "no connection to" if connecting else "no answer from"
+    message = f"{what} {origin(request.url)} within {seconds:g} s"
+    return UpstreamUnavailable(request.server, message, timeout=True)
+
+
+def unreachable(request: UpstreamRequest, exc: BaseException) -> UpstreamUnavailable:
+    message = f"cannot connect to {origin(request.url)}: {reason_of(exc, request.url)}"
+    return UpstreamUnavailable(request.server, message)
+
+
+def bad_answer(request: UpstreamRequest, reason: str) -> UpstreamUnavailable:
+    """The connection broke, or what came back was not HTTP."""
+    message = f"no valid answer from {origin(request.url)}: {_scrub(reason, request.url)}"
+    return UpstreamUnavailable(request.server, message)
+
+
+def reason_of(exc: BaseException, url: str = "") -> str:
+    """What the operating system said (`Connection refused`), else the exception's own words."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return f"cannot resolve the host name ({seen.strerror or seen})"
+        if isinstance(seen, OSError) and isinstance(seen.errno, int) and seen.errno > 0:
+            return os.strerror(seen.errno)
+        seen = seen.__cause__ or seen.__context__
+    return _scrub(str(exc) or type(exc).__name__, url)
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*")
+
+
+def _scrub(reason: str, url: str) -> str:
+    """`reason` on one line, without any URL but its origin, without the request's path and
+    query, and short."""
+    reason = " ".join(_URL.sub(lambda m: origin(m.group(0)), reason).split()).removesuffix(" ^")
+    target = url.partition("://")[2].partition("/")[2]
+    if target:
+        reason = reason.replace("/" + target, "/...")
+    if len(reason) > _REASON_MAX:
+        reason = reason[:_REASON_MAX] + "..."
+    return reason

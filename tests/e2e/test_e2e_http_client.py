@@ -19,8 +19,15 @@ from starlette.routing import Route
 
 from tests.e2e.conftest import live_server
 from toolbridge.errors import UpstreamUnavailable
-from toolbridge.http_client import USER_AGENT, UpstreamKind, make_upstream, origin
-from toolbridge.upstream import Headers, Timeouts, Upstream, UpstreamRequest, UpstreamResponse
+from toolbridge.http_client import USER_AGENT, UpstreamKind, make_upstream
+from toolbridge.upstream import (
+    Headers,
+    Timeouts,
+    Upstream,
+    UpstreamRequest,
+    UpstreamResponse,
+    origin,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -121,7 +128,7 @@ def base_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["aiohttp", "httpx"])
+@pytest.fixture(params=["http11", "aiohttp", "httpx"])
 async def upstream(request: pytest.FixtureRequest) -> AsyncIterator[Upstream]:
     kind: UpstreamKind = request.param
     client = make_upstream(kind)
