@@ -394,7 +394,7 @@ async def compare_upstreams(
     best: dict[tuple[UpstreamKind, int], float] = {}
     for _ in range(rounds):  # interleaved, best of `rounds`
         for concurrency in (1, 16):
-            kinds: tuple[UpstreamKind, ...] = ("aiohttp", "httpx")
+            kinds: tuple[UpstreamKind, ...] = ("http11", "aiohttp", "httpx")
             for kind in kinds:
                 rate = await time_upstream(kind, url, count, concurrency)
                 key = (kind, concurrency)
@@ -433,10 +433,11 @@ def report(
 
     print("Our Upstream implementations in-process, to the same upstream (req/s, best of 3):")
     for concurrency in (1, 16):
+        o = clients["http11", concurrency]
         a, h = clients["aiohttp", concurrency], clients["httpx", concurrency]
         print(
-            f"  c={concurrency:<3} AiohttpUpstream {a:7.0f}   HttpxUpstream {h:7.0f}   "
-            f"aiohttp/httpx {a / h:.2f}x"
+            f"  c={concurrency:<3} Http11Upstream {o:7.0f}   AiohttpUpstream {a:7.0f}   "
+            f"HttpxUpstream {h:7.0f}   ours/aiohttp {o / a:.2f}x"
         )
     print()
 
