@@ -12,6 +12,7 @@ EDGES = {
     "starlette": {"app", "mcp", "loopback", "demo.service"},
     "uvicorn": {"cli", "loopback", "demo.service"},
     "aiohttp": {"http_client"},
+    "httptools": {"http11"},
     "yarl": {"http_client"},
     "httpx2": {"documents", "http_client"},
     "openapi_spec_validator": {"validation"},

@@ -1,12 +1,13 @@
-"""The real `Upstream`s: the network seam over aiohttp's client, and over httpx2.
+"""The real `Upstream`s by name: our own HTTP/1.1 client (http11.py, the default), and the
+network seam over aiohttp's client and over httpx2, kept to measure ours against.
 
-Both pool keep-alive connections per origin, never follow redirects, keep no cookies, ignore
+All pool keep-alive connections per origin, never follow redirects, keep no cookies, ignore
 proxy variables unless asked, decode gzip and deflate, read at most `max_bytes` of a body, and
 turn every failure to reach the upstream into `UpstreamUnavailable`, whose message names only
 `scheme://host:port` (query strings may carry secrets). That error is raised `from None`: the
-client's own exceptions carry the whole URL, and aiohttp's the request headers too. Neither
-class builds requests: they send the bytes `UpstreamRequest` holds. aiohttp is the default:
-`bench/proxy.py` measured it at 3 to 6 times httpx2's requests per second (bench/README.md).
+client's own exceptions carry the whole URL, and aiohttp's the request headers too. None
+builds requests: they send the bytes `UpstreamRequest` holds. `bench/proxy.py` measured ours
+at 1.3 times aiohttp's requests per second and aiohttp at 3 to 6 times httpx2's.
 """
 
 from __future__ import annotations
