@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Iterable
+from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Literal
 
@@ -48,40 +49,43 @@ so we close an idle connection before the server does and rarely reuse a dying o
 USER_AGENT = f"toolbridge/{__version__}"
 
 
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """How an upstream client pools connections, and what it trusts."""
+
+    max_connections_per_host: int = MAX_CONNECTIONS_PER_HOST
+    max_connections: int = MAX_CONNECTIONS
+    keepalive_expiry: float = KEEPALIVE_EXPIRY
+    trust_env: bool = False
+    """Read proxy settings from the environment (off: loopback must never go via a proxy)."""
+    verify: ssl.SSLContext | bool = True
+
+
+DEFAULT_POOL = Pool()
+
+
 class AiohttpUpstream:
     """Sends with one `aiohttp.ClientSession`, opened on the first request inside the loop.
 
     Use it from one event loop; `aclose()` closes the pool (a later send opens a new one).
     """
 
-    def __init__(
-        self,
-        *,
-        max_connections_per_host: int = MAX_CONNECTIONS_PER_HOST,
-        max_connections: int = MAX_CONNECTIONS,
-        keepalive_expiry: float = KEEPALIVE_EXPIRY,
-        trust_env: bool = False,
-        verify: ssl.SSLContext | bool = True,
-    ) -> None:
-        self.max_connections_per_host = max_connections_per_host
-        self.max_connections = max_connections
-        self.keepalive_expiry = keepalive_expiry
-        self.trust_env = trust_env
-        self.verify = verify
+    def __init__(self, pool: Pool = DEFAULT_POOL) -> None:
+        self.pool = pool
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
-            limit=self.max_connections,
-            limit_per_host=self.max_connections_per_host,
-            keepalive_timeout=self.keepalive_expiry,
-            ssl=self.verify,
+            limit=self.pool.max_connections,
+            limit_per_host=self.pool.max_connections_per_host,
+            keepalive_timeout=self.pool.keepalive_expiry,
+            ssl=self.pool.verify,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=self.trust_env,
+            trust_env=self.pool.trust_env,
             auto_decompress=True,
             headers={"User-Agent": USER_AGENT},
             # A body goes out with the Content-Type the request says, or none: never a guess.
@@ -164,20 +168,8 @@ class HttpxUpstream:
     around the exchange, since httpx2's own timeouts are per operation.
     """
 
-    def __init__(
-        self,
-        *,
-        max_connections_per_host: int = MAX_CONNECTIONS_PER_HOST,
-        max_connections: int = MAX_CONNECTIONS,
-        keepalive_expiry: float = KEEPALIVE_EXPIRY,
-        trust_env: bool = False,
-        verify: ssl.SSLContext | bool = True,
-    ) -> None:
-        self.max_connections_per_host = max_connections_per_host
-        self.max_connections = max_connections
-        self.keepalive_expiry = keepalive_expiry
-        self.trust_env = trust_env
-        self.verify = verify
+    def __init__(self, pool: Pool = DEFAULT_POOL) -> None:
+        self.pool = pool
         self._client: httpx2.AsyncClient | None = None
         self._timeouts: dict[Timeouts, httpx2.Timeout] = {}
 
@@ -186,12 +178,12 @@ class HttpxUpstream:
             http1=True,
             http2=False,
             follow_redirects=False,
-            trust_env=self.trust_env,
-            verify=self.verify,
+            trust_env=self.pool.trust_env,
+            verify=self.pool.verify,
             limits=httpx2.Limits(
-                max_connections=self.max_connections,
-                max_keepalive_connections=self.max_connections_per_host,
-                keepalive_expiry=self.keepalive_expiry,
+                max_connections=self.pool.max_connections,
+                max_keepalive_connections=self.pool.max_connections_per_host,
+                keepalive_expiry=self.pool.keepalive_expiry,
             ),
             # A jar whose policy accepts no domain: no cookie is ever stored or sent back.
             cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
@@ -267,6 +259,11 @@ def make_upstream(
     trust_env: bool = False,
 ) -> Upstream:
     """The upstream the gateway sends tool calls through; `kind` picks the HTTP client."""
+    pool = Pool(
+        max_connections_per_host=max_connections_per_host,
+        keepalive_expiry=keepalive_expiry,
+        trust_env=trust_env,
+    )
     match kind:
         case "http11":
             return Http11Upstream(
@@ -275,17 +272,9 @@ def make_upstream(
                 user_agent=USER_AGENT,
             )
         case "aiohttp":
-            return AiohttpUpstream(
-                max_connections_per_host=max_connections_per_host,
-                keepalive_expiry=keepalive_expiry,
-                trust_env=trust_env,
-            )
+            return AiohttpUpstream(pool)
         case "httpx":
-            return HttpxUpstream(
-                max_connections_per_host=max_connections_per_host,
-                keepalive_expiry=keepalive_expiry,
-                trust_env=trust_env,
-            )
+            return HttpxUpstream(pool)
 
 
 def _headers(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
