@@ -144,7 +144,12 @@ class CallEndpoint:
                 return
             events: list[Any] = []
             result = await self.gateway.call(
-                principal, name, arguments, caller_headers=headers, on_event=events.append
+                principal,
+                name,
+                arguments,
+                caller_headers=headers,
+                on_event=events.append,
+                argument_bytes=len(raw),
             )
         except ToolbridgeError as exc:
             status, body, extra = error_parts(exc)

@@ -214,9 +214,11 @@ class Gateway:
         *,
         caller_headers: Mapping[str, str] | None = None,
         on_event: Callable[[Any], None] | None = None,
+        argument_bytes: int | None = None,
     ) -> ToolResult:
         """Call a tool for a principal. `on_event` receives what a local tool emits while it
-        runs (it may be called from a worker thread)."""
+        runs (it may be called from a worker thread); `argument_bytes`, the size of the
+        arguments as received, saves serializing them again for the call log."""
         state = self._current()  # calls in flight finish on the catalog they started with
         started = time.perf_counter()
         outcome, status = "error", None
@@ -260,7 +262,7 @@ class Gateway:
                 "outcome": outcome,
                 "status": status,
                 "duration_ms": round(elapsed * 1000, 2),
-                "argument_bytes": _size(arguments),
+                "argument_bytes": _size(arguments) if argument_bytes is None else argument_bytes,
             }
             if self.call_log is not None:
                 self.call_log.record(line)
