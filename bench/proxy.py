@@ -5,8 +5,10 @@ In one run, on 127.0.0.1 only: a tiny upstream (uvicorn with uvloop and httptool
 forwarding to it, one with httpx2 and one with aiohttp's client; and the gateway, started as a
 user would (`toolbridge serve -c <generated toolbridge.yaml> --port P`) and called with `POST
 /v1/tools/get_item/call`. Each runs in its own process. At concurrency 1, 16 and 64 it prints
-req/s, p50, p99 and the ratio to direct; then it times our two `Upstream`s in-process. Exits 1
-when a target fails or cannot be measured.  Run: `.venv/bin/python bench/proxy.py [--duration S]`.
+req/s, p50, p99 and the ratio to direct, measured with a wrk-like load generator of its own
+(requests encoded once, one keep-alive connection per worker); then it times our `Upstream`s
+in-process. Exits 1 when a target fails or cannot be measured.
+Run: `.venv/bin/python bench/proxy.py [--duration S]`.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import aiohttp
+import httptools
 import httpx2
 import uvicorn
 import uvloop
@@ -279,9 +282,17 @@ class Target:
     method: str
     url: str
     body: bytes | None = None
-    headers: dict[str, str] = field(default_factory=dict)
     tool_call: bool = False
     """The answer is a tool-call result: a 200 counts only with `"ok": true` (upstream 2xx)."""
+
+    def request_bytes(self) -> bytes:
+        """The whole request, encoded once: the load generator only writes it (as wrk does)."""
+        url = URL(self.url)
+        lines = [f"{self.method} {url.raw_path_qs} HTTP/1.1", f"Host: {url.raw_authority}"]
+        lines.append("Accept: */*")
+        if self.body is not None:
+            lines += ["Content-Type: application/json", f"Content-Length: {len(self.body)}"]
+        return "\r\n".join(lines).encode("ascii") + b"\r\n\r\n" + (self.body or b"")
 
 
 @dataclass
@@ -301,11 +312,56 @@ class Cell:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def load(
-    session: aiohttp.ClientSession, target: Target, concurrency: int, seconds: float
-) -> Cell:
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection of the load generator: writes a request, reads one answer."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.waiter: asyncio.Future[int] | None = None
+        self.body: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(exc or ConnectionError("the server closed the connection"))
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(exc)
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(self.parser.get_status_code())
+
+    async def exchange(self, request: bytes) -> tuple[int, bytes]:
+        assert self.transport is not None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.body = []
+        self.transport.write(request)
+        status = await self.waiter
+        return status, b"".join(self.body)
+
+
+async def load(target: Target, concurrency: int, seconds: float) -> Cell:
+    """`concurrency` connections, each sending the target's request again as soon as the answer
+    is in, for `seconds`. The answers are checked after the clock has stopped."""
+    loop = asyncio.get_running_loop()
     url = URL(target.url)
+    host, port = url.host or "127.0.0.1", url.port or 80
+    request = target.request_bytes()
     latencies: list[float] = []
+    answers: list[tuple[int, bytes]] = []
     errors = 0
     per_worker = MAX_REQUESTS_PER_CELL // concurrency
 
@@ -313,24 +369,36 @@ async def load(
         nonlocal errors
         clock = time.perf_counter
         deadline = clock() + seconds
-        for _ in range(per_worker):
-            began = clock()
-            if began >= deadline:
-                return
-            try:
-                async with session.request(
-                    target.method, url, data=target.body, headers=target.headers
-                ) as answer:
-                    content = await answer.read()
-                    if answer.status != 200 or (target.tool_call and not succeeded(content)):
-                        errors += 1
-            except aiohttp.ClientError:
-                errors += 1
-            latencies.append(clock() - began)
+        connection: _Connection | None = None
+        try:
+            for _ in range(per_worker):
+                began = clock()
+                if began >= deadline:
+                    return
+                try:
+                    if connection is None:
+                        _, connection = await loop.create_connection(_Connection, host, port)
+                    answer = await connection.exchange(request)
+                except (OSError, httptools.HttpParserError):
+                    errors += 1
+                    if connection is not None and connection.transport is not None:
+                        connection.transport.close()
+                    connection = None
+                    continue
+                latencies.append(clock() - began)
+                answers.append(answer)
+        finally:
+            if connection is not None and connection.transport is not None:
+                connection.transport.close()
 
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return Cell(len(latencies), time.perf_counter() - began, latencies, errors)
+    seconds_taken = time.perf_counter() - began
+    errors += sum(
+        status != 200 or (target.tool_call and not succeeded(content))
+        for status, content in answers
+    )
+    return Cell(len(latencies), seconds_taken, latencies, errors)
 
 
 def succeeded(content: bytes) -> bool:
@@ -346,20 +414,18 @@ async def measure(
     results: dict[tuple[str, int], Cell] = {}
     for _ in range(rounds):
         for concurrency in LEVELS:
-            connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
-            async with aiohttp.ClientSession(connector=connector) as session:
-                for target in targets:
-                    await load(session, target, concurrency, warmup)
-                    cell = await load(session, target, concurrency, duration)
-                    key = (target.name, concurrency)
-                    if key not in results or cell.rate > results[key].rate:
-                        results[key] = cell
-                    print(
-                        f"  c={concurrency:<3} {target.name:<16} {cell.rate:8.0f} req/s"
-                        + (f"  ({cell.errors} errors)" if cell.errors else ""),
-                        file=sys.stderr,
-                        flush=True,
-                    )
+            for target in targets:
+                await load(target, concurrency, warmup)
+                cell = await load(target, concurrency, duration)
+                key = (target.name, concurrency)
+                if key not in results or cell.rate > results[key].rate:
+                    results[key] = cell
+                print(
+                    f"  c={concurrency:<3} {target.name:<16} {cell.rate:8.0f} req/s"
+                    + (f"  ({cell.errors} errors)" if cell.errors else ""),
+                    file=sys.stderr,
+                    flush=True,
+                )
     return results
 
 
@@ -527,8 +593,7 @@ async def main(args: argparse.Namespace) -> int:
                 lambda status, content: status == 200 and succeeded(content),
                 body,
             )
-            json_type = {"Content-Type": "application/json"}
-            targets.append(Target("gateway", "POST", call_url, body, json_type, tool_call=True))
+            targets.append(Target("gateway", "POST", call_url, body, tool_call=True))
             if why:
                 unavailable["gateway"] = f"`{' '.join(argv)}` {why}"
 
