@@ -17,8 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from proxy import (
@@ -104,16 +102,14 @@ async def main(args: argparse.Namespace) -> int:
             "POST",
             f"http://127.0.0.1:{bare_port}/add",
             BODY,
-            {"Content-Type": "application/json"},
-            True,
+            tool_call=True,
         ),
         Target(
             "gateway",
             "POST",
             f"http://127.0.0.1:{gateway_port}/v1/tools/add/call",
             BODY,
-            {"Content-Type": "application/json"},
-            True,
+            tool_call=True,
         ),
     ]
     try:
@@ -125,16 +121,15 @@ async def main(args: argparse.Namespace) -> int:
         function_us = bare_function_us()
         print(f"bare function in-process: {function_us:.3f} us a call")
         cells = {}
-        async with aiohttp.ClientSession() as session:
-            for concurrency in (1, 16):
-                for target in targets:
-                    await load(session, target, concurrency, 0.5)  # warm-up
-                    cell = await load(session, target, concurrency, args.duration)
-                    cells[target.name, concurrency] = cell
-                    print(
-                        f"c={concurrency:<3} {target.name:<14} {cell.rate:8.0f} req/s  "
-                        f"p50 {cell.quantile(0.5):.3f} ms  errors {cell.errors}"
-                    )
+        for concurrency in (1, 16):
+            for target in targets:
+                await load(target, concurrency, 0.5)  # warm-up
+                cell = await load(target, concurrency, args.duration)
+                cells[target.name, concurrency] = cell
+                print(
+                    f"c={concurrency:<3} {target.name:<14} {cell.rate:8.0f} req/s  "
+                    f"p50 {cell.quantile(0.5):.3f} ms  errors {cell.errors}"
+                )
         print()
         for concurrency in (1, 16):
             gateway, bare = cells["gateway", concurrency], cells["bare endpoint", concurrency]

@@ -13,7 +13,7 @@ import math
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar, overload
 from urllib.parse import unquote
 
 import orjson
@@ -75,6 +75,9 @@ def error_response(exc: ToolbridgeError) -> Response:
     return json_response(body, status, headers)
 
 
+T = TypeVar("T")
+
+
 class ScopeHeaders(Mapping[str, str]):
     """The request headers of an ASGI scope, looked up case-insensitively, decoded on demand."""
 
@@ -82,11 +85,24 @@ class ScopeHeaders(Mapping[str, str]):
         self._raw = raw
 
     def __getitem__(self, name: str) -> str:
+        found = self.get(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+
+    @overload
+    def get(self, name: str, /, default: str | T) -> str | T: ...
+
+    def get(self, name: str, /, default: object = None) -> object:
+        # Without raising and catching KeyError, as Mapping.get would: most lookups miss.
         key = name.lower().encode("latin-1")
         for header, value in self._raw:
             if header == key:
                 return value.decode("latin-1")
-        raise KeyError(name)
+        return default
 
     def __iter__(self) -> Iterator[str]:
         return (header.decode("latin-1") for header, _ in self._raw)

@@ -8,10 +8,12 @@ in one assignment, so a reload never disturbs calls in flight.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -38,7 +40,7 @@ from .metrics import Metrics
 from .policy import Policy, Principal
 from .registry import Catalog, SourceStatus, build_catalog, load_sources
 from .tools import HttpOperation, PythonFunction, Tool, ToolResult
-from .upstream import AuthParts, Timeouts, Upstream
+from .upstream import Timeouts, Upstream
 
 logger = logging.getLogger(__name__)
 call_log = logging.getLogger("toolbridge.calls")
@@ -170,7 +172,7 @@ class Gateway:
                     getattr(conversion, "security_schemes", {}),
                     upstream=self.upstream,
                     operations=[tool.http for tool in conversion.tools],
-                    timeouts=_timeouts(server),
+                    timeouts=_timeouts(server.timeout),
                 )
             except ToolbridgeError as exc:
                 # Credentials that cannot work keep only this source down.
@@ -253,21 +255,37 @@ class Gateway:
             raise
         finally:
             elapsed = time.perf_counter() - started
-            self.metrics.observe(name if tool else "-", outcome, elapsed)
-            line = {
-                "event": "tool_call",
-                "tool": name if tool else None,
-                "source": tool.source if tool else None,
-                "caller": principal.id,
-                "outcome": outcome,
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 2),
-                "argument_bytes": _size(arguments) if argument_bytes is None else argument_bytes,
-            }
-            if self.call_log is not None:
-                self.call_log.record(line)
-            elif call_log.isEnabledFor(logging.INFO):
-                call_log.info(orjson.dumps(line).decode())
+            size = _size(arguments) if argument_bytes is None else argument_bytes
+            # Counted and logged on the loop's next turn: after the answer has gone out.
+            asyncio.get_running_loop().call_soon(
+                self._account, tool, principal.id, outcome, status, elapsed, size
+            )
+
+    def _account(
+        self,
+        tool: Tool | None,
+        caller: str,
+        outcome: str,
+        status: int | None,
+        elapsed: float,
+        argument_bytes: int | None,
+    ) -> None:
+        """The call's metrics and its log line (never argument values)."""
+        self.metrics.observe(tool.name if tool else "-", outcome, elapsed)
+        line = {
+            "event": "tool_call",
+            "tool": tool.name if tool else None,
+            "source": tool.source if tool else None,
+            "caller": caller,
+            "outcome": outcome,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 2),
+            "argument_bytes": argument_bytes,
+        }
+        if self.call_log is not None:
+            self.call_log.record(line)
+        elif call_log.isEnabledFor(logging.INFO):
+            call_log.info(orjson.dumps(line).decode())
 
     async def _call_remote(
         self,
@@ -281,34 +299,27 @@ class Gateway:
         if server is None:
             raise ToolbridgeError(f"no server {op.server!r} in the config")
         credentials = state.credentials[op.server]
-        auth = await credentials.parts(op, caller_headers)
-        result = await self._invoke(op, arguments, server, auth, tool_name)
-        if result.status == 401 and isinstance(server.auth, OAuth2ClientCredentials):
+        timeouts = _timeouts(server.timeout)
+        for attempt in (1, 2):
+            auth = await credentials.parts(op, caller_headers)
+            result = await remote.invoke(
+                op,
+                arguments,
+                upstream=self.upstream,
+                base_url=op.base_url,
+                auth=auth,
+                timeouts=timeouts,
+                max_bytes=self.max_response_bytes,
+                tool=tool_name,
+            )
+            if attempt == 2 or not (
+                result.status == 401 and isinstance(server.auth, OAuth2ClientCredentials)
+            ):
+                break
             # The token may have been revoked before it expired: fetch a new one, once.
             for secret in auth.secrets:
                 credentials.discard(secret)
-            auth = await credentials.parts(op, caller_headers)
-            result = await self._invoke(op, arguments, server, auth, tool_name)
         return result
-
-    async def _invoke(
-        self,
-        op: HttpOperation,
-        arguments: dict[str, Any],
-        server: Server,
-        auth: AuthParts,
-        tool_name: str,
-    ) -> ToolResult:
-        return await remote.invoke(
-            op,
-            arguments,
-            upstream=self.upstream,
-            base_url=op.base_url,
-            auth=auth,
-            timeouts=_timeouts(server),
-            max_bytes=self.max_response_bytes,
-            tool=tool_name,
-        )
 
     def frontmatter(self, tool: Tool) -> Mapping[str, str] | None:
         """The frontmatter (title, author, version, ...) of a local tool's file."""
@@ -331,8 +342,10 @@ def _size(arguments: Any) -> int | None:
         return None
 
 
-def _timeouts(server: Server) -> Timeouts:
-    return Timeouts(connect=min(10.0, server.timeout), total=server.timeout)
+@lru_cache(maxsize=256)
+def _timeouts(total: float) -> Timeouts:
+    """A server's limits: its `timeout` in all, at most 10 s of it to connect."""
+    return Timeouts(connect=min(10.0, total), total=total)
 
 
 def _user(principal: Principal, valves: str | None = None) -> dict[str, Any]:

@@ -42,8 +42,6 @@ _UNRESERVED = "-._~"  # with ASCII letters and digits, which `quote` never encod
 _QUERY_RESERVED_OK = ":/?[]@!$'()*,;"  # reserved characters `allowReserved` lets through
 # `&`, `=`, `#` and `+` stay encoded even then: literally they would split or end the query.
 _COOKIE_SAFE = "!#$&'()*+-./:<=>?@[]^_`{|}~"  # RFC 6265 cookie-octets, less `%`
-_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")
-"""Text made only of unreserved characters: it encodes to itself."""
 _TEMPLATE_SAFE = "/:@!$&'()*+,;=-._~%"  # literal path text of the template: pchar and `/`
 _DELIMITERS = {"spaceDelimited": "%20", "pipeDelimited": "|", "tabDelimited": "%09"}
 _FORBIDDEN_IN_HEADERS = re.compile(r"[\r\n\x00]")
@@ -162,20 +160,23 @@ def _path(op: HttpOperation, arguments: Mapping[str, Any], problems: list[tuple[
     pieces = _template(op.path)
     if len(pieces) == 1:
         return pieces[0][0]
-    bindings = {b.name: b for b in op.params if b.location == "path"}
     out: list[str] = []
     for literal, variable in pieces:
         out.append(literal)
         if variable is None:
             continue
-        binding = bindings.get(variable)
+        binding = next((b for b in op.params if b.name == variable and b.location == "path"), None)
         value = arguments.get(binding.argument) if binding else None
         if binding is None or value is None:
             what = "has no value" if binding else "is not described by the document"
             where = f"$.{binding.argument}" if binding else "$"
             problems.append((where, f"path parameter {variable!r} {what}"))
             continue
-        text = _attempt(binding.argument, problems, _path_value, binding, value)
+        simple = binding.style == "simple" and binding.content_type is None
+        if simple and type(value) in (str, int):
+            text: str | None = _path_enc(str(value))  # one plain value: the same in JSON
+        else:
+            text = _attempt(binding.argument, problems, _path_value, binding, value)
         if text is None:
             continue
         if unquote(text) in (".", ".."):
@@ -223,17 +224,21 @@ def _query(
     auth: AuthParts,
     problems: list[tuple[str, str]],
 ) -> Pairs:
-    credential_names = {name for name, _ in auth.query}
+    credential_names = {name for name, _ in auth.query} if auth.query else ()
     out: Pairs = []
     for b in op.params:
+        if b.location != "query":
+            continue
         value = arguments.get(b.argument)
-        if b.location != "query" or value is None or b.name in credential_names:
+        if value is None or b.name in credential_names:
             continue  # absent optional arguments are not sent; credentials win over arguments
-        enc = _query_enc(b.allow_reserved)
+        enc = _reserved_enc if b.allow_reserved else _path_enc
+        if isinstance(value, str) and b.content_type is None:
+            out.append((enc(b.name), enc(value)))  # one string reads the same in every style
+            continue
         args = (b.name, value, b.style, b.explode, b.content_type, enc)
         out.extend(_attempt(b.argument, problems, _styled_pairs, *args) or ())
-    enc = _query_enc(False)
-    out.extend((enc(name), enc(value)) for name, value in auth.query)
+    out.extend((_path_enc(name), _path_enc(value)) for name, value in auth.query)
     return out
 
 
@@ -281,8 +286,10 @@ def _param_headers(
     """Header parameters (simple style) and one Cookie header with the credentials' cookies."""
     out: list[tuple[str, str]] = []
     cookies: list[tuple[str, str]] = []
-    credential_cookies = {name for name, _ in auth.cookies}
+    credential_cookies = {name for name, _ in auth.cookies} if auth.cookies else ()
     for b in op.params:
+        if b.location in ("path", "query"):
+            continue
         value = arguments.get(b.argument)
         if value is None:
             continue
@@ -329,6 +336,8 @@ def _merge_headers(
     """
     accept: Headers = (("Accept", op.accept),) if op.accept else ()
     framing: Headers = (("Content-Type", content_type),) if content_type else ()
+    if not (auth.headers or extra or from_arguments):
+        return accept + framing
     by_rank = (framing, auth.headers, extra, accept, from_arguments)
     owner: dict[str, int] = {}
     for rank, layer in enumerate(by_rank):
@@ -560,20 +569,24 @@ def _kind(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _path_enc(text: str) -> str:
-    # Most values are plain words and numbers: skip quote()'s table walk for them.
-    return text if _PLAIN.fullmatch(text) else quote(text, safe=_UNRESERVED)
+def _escaped(run: re.Match[str]) -> str:
+    return "".join([f"%{byte:02X}" for byte in run.group().encode("utf-8")])
+
+
+def _percent_encoder(safe: str) -> Encode:
+    """`quote(text, safe=safe)` (UTF-8, upper-case hex), but one regular-expression pass that
+    calls back only for the runs of characters to escape: most values have none or few."""
+    unsafe = re.compile("[^A-Za-z0-9" + re.escape(safe) + "]+")
+    return lambda text: unsafe.sub(_escaped, text)
+
+
+_path_enc = _percent_encoder(_UNRESERVED)
+_reserved_enc = _percent_encoder(_UNRESERVED + _QUERY_RESERVED_OK)
+_cookie_enc = _percent_encoder(_COOKIE_SAFE)
 
 
 def _query_enc(allow_reserved: bool) -> Encode:
-    if not allow_reserved:
-        return _path_enc
-    safe = _UNRESERVED + _QUERY_RESERVED_OK
-    return lambda text: text if _PLAIN.fullmatch(text) else quote(text, safe=safe)
-
-
-def _cookie_enc(text: str) -> str:
-    return quote(text, safe=_COOKIE_SAFE)
+    return _reserved_enc if allow_reserved else _path_enc
 
 
 # -- the answer ---------------------------------------------------------------------------
@@ -604,12 +617,13 @@ def shape_result(response: UpstreamResponse) -> ToolResult:
 
 def _shaped_body(body: bytes, content_type: str | None, truncated: bool) -> Any:
     mime = (content_type or "").split(";")[0].strip().lower()
-    if _is_json_type(mime) or not mime:  # without a content type, JSON is sniffed
+    json_type = _is_json_type(mime)
+    if json_type or not mime:  # without a content type, JSON is sniffed
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
             pass  # not JSON after all (or cut short): read it as text below
-    textual = mime.startswith("text/") or mime.endswith(_TEXT_SUFFIXES) or _is_json_type(mime)
+    textual = json_type or mime.startswith("text/") or mime.endswith(_TEXT_SUFFIXES)
     if textual or (not mime and _utf8(body)):
         return _decoded(body, content_type, truncated)
     return {
@@ -684,8 +698,10 @@ def _redirect(
     request: UpstreamRequest, response: UpstreamResponse, base: _Base
 ) -> UpstreamRequest | None:
     """The request a redirect asks for, when it stays on the base URL; else None."""
+    if response.status not in REDIRECTS:
+        return None
     location = response.header("location")
-    if response.status not in REDIRECTS or not location:
+    if not location:
         return None
     target = urljoin(request.url, location.strip())
     if not _inside(target, base):
