@@ -291,7 +291,6 @@ class Http11Upstream:
     ) -> None:
         self.max_connections_per_host = max_connections_per_host
         self.keepalive_expiry = keepalive_expiry
-        self.user_agent = user_agent.encode("latin-1")
         self._agent = f"User-Agent: {user_agent}"
         self._ssl: ssl.SSLContext | None = None
         if verify is False:

@@ -172,11 +172,7 @@ def _path(op: HttpOperation, arguments: Mapping[str, Any], problems: list[tuple[
             where = f"$.{binding.argument}" if binding else "$"
             problems.append((where, f"path parameter {variable!r} {what}"))
             continue
-        simple = binding.style == "simple" and binding.content_type is None
-        if simple and type(value) in (str, int):
-            text: str | None = _path_enc(str(value))  # one plain value: the same in JSON
-        else:
-            text = _attempt(binding.argument, problems, _path_value, binding, value)
+        text = _attempt(binding.argument, problems, _path_value, binding, value)
         if text is None:
             continue
         if unquote(text) in (".", ".."):
@@ -188,6 +184,8 @@ def _path(op: HttpOperation, arguments: Mapping[str, Any], problems: list[tuple[
 
 def _path_value(b: ParamBinding, value: Any) -> str:
     """Path styles simple, label and matrix (OpenAPI's style tables), every value encoded."""
+    if b.style == "simple" and b.content_type is None and type(value) in (str, int):
+        return _path_enc(str(value))  # the common case: one plain value, spelled as in JSON
     if b.content_type is not None:
         return _path_enc(_content_text(b.content_type, value))
     e = _path_enc
@@ -232,11 +230,7 @@ def _query(
         value = arguments.get(b.argument)
         if value is None or b.name in credential_names:
             continue  # absent optional arguments are not sent; credentials win over arguments
-        enc = _reserved_enc if b.allow_reserved else _path_enc
-        if isinstance(value, str) and b.content_type is None:
-            out.append((enc(b.name), enc(value)))  # one string reads the same in every style
-            continue
-        args = (b.name, value, b.style, b.explode, b.content_type, enc)
+        args = (b.name, value, b.style, b.explode, b.content_type, _query_enc(b.allow_reserved))
         out.extend(_attempt(b.argument, problems, _styled_pairs, *args) or ())
     out.extend((_path_enc(name), _path_enc(value)) for name, value in auth.query)
     return out
@@ -247,6 +241,8 @@ def _styled_pairs(
 ) -> Pairs:
     """Query and form-field styles: form, space/pipe/tab-delimited, deepObject."""
     key = e(name)
+    if isinstance(value, str) and content_type is None:
+        return [(key, e(value))]  # one string reads the same in every style
     if content_type is not None:
         return [(key, e(_content_text(content_type, value)))]
     if style == "deepObject" and isinstance(value, dict | list | tuple):
