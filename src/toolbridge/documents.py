@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import unquote, urldefrag, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx2
@@ -316,15 +316,26 @@ def _check_yaml_depth(raw: bytes, display: str) -> None:
     depth = 0
     starts = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
     ends = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
-    for event in yaml.parse(raw, Loader=YamlLoader):
-        if isinstance(event, starts):
-            depth += 1
-            if depth > MAX_DEPTH:
-                mark = event.start_mark
-                where = f" (line {mark.line + 1})" if mark else ""
-                raise DocumentError(display, f"nested deeper than {MAX_DEPTH} levels{where}")
-        elif isinstance(event, ends):
-            depth -= 1
+    try:
+        for event in yaml.parse(raw, Loader=YamlLoader):
+            if isinstance(event, starts):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    _too_deep(display, event.start_mark)
+            elif isinstance(event, ends):
+                depth -= 1
+    except yaml.MarkedYAMLError as exc:
+        # PyYAML 6.0.4 and later refuse deep flow nesting in the scanner, with their own
+        # wording; the user sees ours, whichever PyYAML is installed.
+        if "nesting depth" in str(exc.problem):
+            _too_deep(display, exc.problem_mark)
+        raise
+
+
+def _too_deep(display: str, mark: Any) -> NoReturn:
+    """Raise our error for too deep nesting; `mark` is PyYAML's (Python or C) position or None."""
+    where = f" (line {mark.line + 1})" if mark else ""
+    raise DocumentError(display, f"nested deeper than {MAX_DEPTH} levels{where}")
 
 
 class _Normalizer:
