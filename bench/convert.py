@@ -28,9 +28,9 @@ from pathlib import Path
 
 import orjson
 
-from toolbridge.documents import DocumentStore, location_to_uri
-from toolbridge.openapi import Conversion, convert
-from toolbridge.render import FORMATS, render_tools
+from toolbridge.formats.render import FORMATS, render_tools
+from toolbridge.openapi.convert import Conversion, convert
+from toolbridge.openapi.documents import DocumentStore, location_to_uri
 
 BENCH = Path(__file__).resolve().parent
 CACHE = BENCH / ".cache"

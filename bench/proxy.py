@@ -43,8 +43,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from yarl import URL
 
-from toolbridge.http_client import UpstreamKind, make_upstream
-from toolbridge.upstream import Timeouts, UpstreamRequest
+from toolbridge.upstream.clients import UpstreamKind, make_upstream
+from toolbridge.upstream.seam import Timeouts, UpstreamRequest
 
 LEVELS = (1, 16, 64)
 TOOL = "get_item"

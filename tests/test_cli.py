@@ -23,8 +23,8 @@ import pytest
 from toolbridge import __version__
 from toolbridge.cli import main
 from toolbridge.demo.service import create_demo_app
-from toolbridge.loopback import LoopbackServer
-from toolbridge.render import FORMATS, Format
+from toolbridge.formats.render import FORMATS, Format
+from toolbridge.serve.loopback import LoopbackServer
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -41,12 +41,12 @@ from openapi_core.templating.paths.finders import APICallPathFinder
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from tests.corpus import CORPUS, ROWS
-from toolbridge.documents import DocumentStore, cache_dir_from, location_to_uri
 from toolbridge.errors import InvalidArguments
-from toolbridge.openapi import Conversion, convert
-from toolbridge.remote import build_request
+from toolbridge.openapi.convert import Conversion, convert
+from toolbridge.openapi.documents import DocumentStore, cache_dir_from, location_to_uri
 from toolbridge.tools import HttpOperation, JsonSchema, Tool
-from toolbridge.upstream import AuthParts, UpstreamRequest
+from toolbridge.upstream.remote import build_request
+from toolbridge.upstream.seam import AuthParts, UpstreamRequest
 
 pytestmark = pytest.mark.corpus
 

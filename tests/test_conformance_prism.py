@@ -55,11 +55,11 @@ from tests.test_conformance import (
     load_oracle,
     sample,
 )
-from toolbridge.documents import DocumentStore, cache_dir_from, location_to_uri
 from toolbridge.errors import InvalidArguments
-from toolbridge.openapi import Conversion, convert
-from toolbridge.remote import build_request
+from toolbridge.openapi.convert import Conversion, convert
+from toolbridge.openapi.documents import DocumentStore, cache_dir_from, location_to_uri
 from toolbridge.tools import Tool
+from toolbridge.upstream.remote import build_request
 
 pytestmark = [
     pytest.mark.corpus,

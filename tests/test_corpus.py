@@ -18,9 +18,9 @@ import pytest
 from tests import providers
 from tests.corpus import CORPUS, ROWS
 from toolbridge import cli
-from toolbridge.documents import DocumentStore, cache_dir_from, location_to_uri
-from toolbridge.openapi import convert
-from toolbridge.render import FORMATS
+from toolbridge.formats.render import FORMATS
+from toolbridge.openapi.convert import convert
+from toolbridge.openapi.documents import DocumentStore, cache_dir_from, location_to_uri
 
 pytestmark = pytest.mark.corpus
 

@@ -7,18 +7,46 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "toolbridge"
 
+# The rooms of the package, lowest first: a module may import only from its own room and the
+# rooms before it. Top-level modules are rooms of their own, named by module.
+LAYERS: list[set[str]] = [
+    {"errors", "tools", "yaml_loader"},  # plain values and the one YAML loader
+    {"schemas", "names", "config"},  # pure helpers over those values; the config file
+    {"formats"},  # client formats: pure rendering of tools
+    {"upstream"},  # the network seam, our clients, credentials, request building
+    {"openapi", "local"},  # conversion of documents; local Python tools
+    {"arguments", "policy", "limits", "metrics", "calllog"},  # per-call pieces
+    {"identity"},  # credentials -> principals
+    {"registry"},  # all sources -> one Catalog
+    {"report", "gateway"},  # the check report; the service
+    {"serve"},  # the edges: HTTP, MCP, one-turn calls, the gateway's own document
+    {"demo"},  # the bundled demo service
+    {"cli"},  # the command line; nothing imports it
+    {"__main__"},  # `python -m toolbridge`
+]
+"""The allowed order between rooms; a room absent from this table fails the test."""
+
 # Which modules may import each edge library (STYLE.md 4.2): everything else stays free of them.
 EDGES = {
-    "starlette": {"app", "mcp", "loopback", "demo.service"},
-    "uvicorn": {"cli", "loopback", "demo.service"},
-    "aiohttp": {"http_client"},
-    "httptools": {"http11"},
-    "yarl": {"http_client"},
-    "httpx2": {"documents", "http_client"},
-    "openapi_spec_validator": {"validation"},
-    "mcp": {"mcp"},
+    "starlette": {"serve.app", "serve.mcp", "serve.loopback", "demo.service"},
+    "uvicorn": {"cli", "serve.loopback", "demo.service"},
+    "aiohttp": {"upstream.clients"},
+    "httptools": {"upstream.http11"},
+    "yarl": {"upstream.clients"},
+    "httpx2": {"openapi.documents", "upstream.clients"},
+    "openapi_spec_validator": {"openapi.validation"},
+    "mcp": {"serve.mcp"},
 }
-PURE = {"schemas", "names", "dialects", "render", "policy", "tools", "errors", "arguments"}
+PURE = {
+    "schemas",
+    "names",
+    "formats.dialects",
+    "formats.render",
+    "policy",
+    "tools",
+    "errors",
+    "arguments",
+}
 """Modules that do no I/O: they import no network, file-format or server library at all."""
 IO_LIBRARIES = {"starlette", "uvicorn", "aiohttp", "httpx2", "yaml", "openapi_spec_validator"}
 
@@ -104,3 +132,37 @@ def test_the_pure_core_does_no_io() -> None:
         if any(i == library or i.startswith(library + ".") for i in imports)
     ]
     assert found == []
+
+
+def room(module: str) -> str:
+    return module.split(".", 1)[0] if module else ""
+
+
+def rank(module: str) -> int:
+    for i, rooms in enumerate(LAYERS):
+        if room(module) in rooms:
+            return i
+    raise AssertionError(f"{module!r} is in no room of LAYERS; add its room to the table")
+
+
+def test_rooms_import_only_their_own_and_lower_rooms() -> None:
+    """Conversion never imports serving, nothing imports the CLI, and so on down the table."""
+    found = [
+        f"{name} imports {target}"
+        for name, imports in internal(modules()).items()
+        if name
+        for target in imports
+        if target and room(target) != room(name) and rank(target) >= rank(name)
+    ]
+    assert found == []
+
+
+def test_every_room_says_what_it_holds_and_may_import() -> None:
+    missing = [
+        path.parent.name
+        for path in PACKAGE.glob("*/__init__.py")
+        if "import" not in (ast.get_docstring(ast.parse(path.read_text())) or "")
+        and path.parent.name != "demo"
+    ]
+    assert missing == []
+

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from toolbridge.config import Config, Selection, Server
-from toolbridge.documents import DocumentStore
-from toolbridge.functions import LocalConversion
-from toolbridge.openapi import Conversion
+from toolbridge.local.functions import LocalConversion
+from toolbridge.openapi.convert import Conversion
+from toolbridge.openapi.documents import DocumentStore
 from toolbridge.registry import (
     Catalog,
     SourceStatus,

@@ -13,8 +13,8 @@ from typing import Any
 import jsonschema_rs
 import orjson
 
-from .errors import InvalidArguments
-from .tools import Tool
+from toolbridge.errors import InvalidArguments
+from toolbridge.tools import Tool
 
 MAX_PROBLEMS = 20
 

@@ -19,21 +19,18 @@ import anyio
 import orjson
 import uvicorn
 
-from . import __version__
-from .app import App, create_app, result_body
-from .calllog import CallLog
-from .config import Config, load_config
-from .demo import demo_config
-from .demo.service import create_demo_app
-from .documents import DocumentStore, cache_dir_from
-from .dryrun import dry_run, principal_for
-from .errors import ToolbridgeError
-from .gateway import Gateway
-from .http_client import make_upstream
-from .identity import Authenticator
-from .loopback import LoopbackServer
-from .policy import Policy
-from .registry import (
+from toolbridge import __version__
+from toolbridge.calllog import CallLog
+from toolbridge.config import Config, load_config
+from toolbridge.demo import demo_config
+from toolbridge.demo.service import create_demo_app
+from toolbridge.errors import ToolbridgeError
+from toolbridge.formats.render import FORMATS, Format, render_tools
+from toolbridge.gateway import Gateway
+from toolbridge.identity import Authenticator
+from toolbridge.openapi.documents import DocumentStore, cache_dir_from
+from toolbridge.policy import Policy
+from toolbridge.registry import (
     Catalog,
     SourceStatus,
     build_catalog,
@@ -41,9 +38,12 @@ from .registry import (
     load_server,
     servers_from_specs,
 )
-from .render import FORMATS, Format, render_tools
-from .report import check_report, print_check
-from .tools import Tool
+from toolbridge.report import check_report, print_check
+from toolbridge.serve.app import App, create_app, result_body
+from toolbridge.serve.dryrun import dry_run, principal_for
+from toolbridge.serve.loopback import LoopbackServer
+from toolbridge.tools import Tool
+from toolbridge.upstream.clients import make_upstream
 
 DEFAULT_CONFIG = "toolbridge.yaml"
 CONFIG_ENV = "TOOLBRIDGE_CONFIG_PATH"

@@ -24,8 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from .documents import YamlLoader
-from .errors import ConfigError
+from toolbridge.errors import ConfigError
+from toolbridge.yaml_loader import YamlLoader
 
 
 class _ConfigLoader(yaml.SafeLoader):

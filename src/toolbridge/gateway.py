@@ -21,26 +21,26 @@ from typing import Any, Self
 import anyio
 import orjson
 
-from . import remote
-from .arguments import ArgumentValidator
-from .calllog import CallLog
-from .config import Config, OAuth2ClientCredentials, Server
-from .credentials import Credentials
-from .documents import DocumentStore
-from .errors import (
+from toolbridge.arguments import ArgumentValidator
+from toolbridge.calllog import CallLog
+from toolbridge.config import Config, OAuth2ClientCredentials, Server
+from toolbridge.errors import (
     InvalidArguments,
     RateLimited,
     ToolbridgeError,
     ToolNotFound,
     UpstreamUnavailable,
 )
-from .functions import LocalConversion, ModuleCache, call_function
-from .limits import RateLimiter
-from .metrics import Metrics
-from .policy import Policy, Principal
-from .registry import Catalog, SourceStatus, build_catalog, load_sources
-from .tools import HttpOperation, PythonFunction, Tool, ToolResult
-from .upstream import Timeouts, Upstream
+from toolbridge.limits import RateLimiter
+from toolbridge.local.functions import LocalConversion, ModuleCache, call_function
+from toolbridge.metrics import Metrics
+from toolbridge.openapi.documents import DocumentStore
+from toolbridge.policy import Policy, Principal
+from toolbridge.registry import Catalog, SourceStatus, build_catalog, load_sources
+from toolbridge.tools import HttpOperation, PythonFunction, Tool, ToolResult
+from toolbridge.upstream import remote
+from toolbridge.upstream.credentials import Credentials
+from toolbridge.upstream.seam import Timeouts, Upstream
 
 logger = logging.getLogger(__name__)
 call_log = logging.getLogger("toolbridge.calls")

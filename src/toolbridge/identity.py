@@ -17,9 +17,9 @@ from typing import Any
 
 import jwt
 
-from .config import Auth, Jwt
-from .errors import ConfigError, Unauthenticated
-from .policy import ANONYMOUS_ADMIN, Principal
+from toolbridge.config import Auth, Jwt
+from toolbridge.errors import ConfigError, Unauthenticated
+from toolbridge.policy import ANONYMOUS_ADMIN, Principal
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import RateLimited
+from toolbridge.errors import RateLimited
 
 
 @dataclass(slots=True)

@@ -11,8 +11,8 @@ import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .config import Config, Grant
-from .tools import HttpOperation, Tool
+from toolbridge.config import Config, Grant
+from toolbridge.tools import HttpOperation, Tool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,17 +18,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import names
-from .config import Config, LocalTools, Server
-from .config import Selection as SelectionConfig
-from .credentials import Credentials
-from .documents import DocumentStore, http_fetcher, location_to_uri, uri_to_display
-from .errors import ConfigError, DocumentError, SourceError, ToolbridgeError
-from .functions import LocalConversion, ModuleCache, load_tools
-from .http_client import make_upstream
-from .openapi import Conversion, Selection, convert
-from .tools import Note, Tool
-from .upstream import AuthParts
+from toolbridge import names
+from toolbridge.config import Config, LocalTools, Server
+from toolbridge.config import Selection as SelectionConfig
+from toolbridge.errors import ConfigError, DocumentError, SourceError, ToolbridgeError
+from toolbridge.local.functions import LocalConversion, ModuleCache, load_tools
+from toolbridge.openapi.convert import Conversion, Selection, convert
+from toolbridge.openapi.documents import (
+    DocumentStore,
+    http_fetcher,
+    location_to_uri,
+    uri_to_display,
+)
+from toolbridge.tools import Note, Tool
+from toolbridge.upstream.clients import make_upstream
+from toolbridge.upstream.credentials import Credentials
+from toolbridge.upstream.seam import AuthParts
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,11 +10,11 @@ import time
 from collections import Counter
 from typing import Any, TextIO
 
-from .documents import DocumentStore
-from .functions import LocalConversion
-from .registry import Catalog, SourceStatus
-from .tools import Note
-from .validation import validate_document
+from toolbridge.local.functions import LocalConversion
+from toolbridge.openapi.documents import DocumentStore
+from toolbridge.openapi.validation import validate_document
+from toolbridge.registry import Catalog, SourceStatus
+from toolbridge.tools import Note
 
 SHOWN_PER_SOURCE = 20
 

@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any
 
-from .tools import JsonSchema
+from toolbridge.tools import JsonSchema
 
 MAX_DESCRIPTION = 1024
 """Descriptions longer than this are cut: OpenAI refuses tool descriptions over 1024 characters."""

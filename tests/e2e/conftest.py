@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from starlette.types import ASGIApp
 
-from toolbridge.loopback import LoopbackServer
+from toolbridge.serve.loopback import LoopbackServer
 
 
 @contextmanager

@@ -16,9 +16,9 @@ from starlette.routing import Route
 from tests.e2e.conftest import live_server
 from toolbridge import cli
 from toolbridge.config import Config, Server
-from toolbridge.documents import DocumentStore, http_fetcher
 from toolbridge.errors import DocumentError
-from toolbridge.openapi import convert
+from toolbridge.openapi.convert import convert
+from toolbridge.openapi.documents import DocumentStore, http_fetcher
 from toolbridge.registry import load_sources
 
 pytestmark = pytest.mark.e2e

@@ -1,6 +1,6 @@
 """The gateway served by real uvicorn, calling real upstreams on 127.0.0.1, used over HTTP.
 
-One upstream echoes what it receives (tests/upstream.py), so each test sees the exact request
+One upstream echoes what it receives (tests/fake_upstream.py), so each test sees the exact request
 the gateway built; its /fault routes are slow, fail or answer garbage. A port nobody listens
 on stands for a service that is down.
 """
@@ -17,13 +17,13 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.upstream import create_upstream
-from toolbridge.app import create_app
+from tests.fake_upstream import create_upstream
 from toolbridge.config import load_config
 from toolbridge.gateway import Gateway
-from toolbridge.http_client import make_upstream
 from toolbridge.identity import Authenticator
-from toolbridge.loopback import LoopbackServer
+from toolbridge.serve.app import create_app
+from toolbridge.serve.loopback import LoopbackServer
+from toolbridge.upstream.clients import make_upstream
 
 pytestmark = pytest.mark.e2e
 

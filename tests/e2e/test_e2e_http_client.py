@@ -19,8 +19,8 @@ from starlette.routing import Route
 
 from tests.e2e.conftest import live_server
 from toolbridge.errors import UpstreamUnavailable
-from toolbridge.http_client import USER_AGENT, UpstreamKind, make_upstream
-from toolbridge.upstream import (
+from toolbridge.upstream.clients import USER_AGENT, UpstreamKind, make_upstream
+from toolbridge.upstream.seam import (
     Headers,
     Timeouts,
     Upstream,

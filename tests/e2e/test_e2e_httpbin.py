@@ -17,12 +17,12 @@ import pytest
 from httpbin import app as httpbin_app  # type: ignore[import-untyped]
 from werkzeug.serving import make_server
 
-from toolbridge.app import create_app
 from toolbridge.config import load_config
 from toolbridge.gateway import Gateway
-from toolbridge.http_client import make_upstream
 from toolbridge.identity import Authenticator
-from toolbridge.loopback import LoopbackServer
+from toolbridge.serve.app import create_app
+from toolbridge.serve.loopback import LoopbackServer
+from toolbridge.upstream.clients import make_upstream
 
 pytestmark = pytest.mark.e2e
 

@@ -39,10 +39,10 @@ from starlette.routing import Route
 from toolbridge.config import Config, load_config
 from toolbridge.demo.service import create_demo_app
 from toolbridge.gateway import Gateway
-from toolbridge.http_client import make_upstream
 from toolbridge.identity import Authenticator
-from toolbridge.loopback import LoopbackServer
-from toolbridge.mcp import PATH, create_mcp_app
+from toolbridge.serve.loopback import LoopbackServer
+from toolbridge.serve.mcp import PATH, create_mcp_app
+from toolbridge.upstream.clients import make_upstream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

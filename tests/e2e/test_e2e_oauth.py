@@ -20,11 +20,11 @@ from starlette.routing import Route
 
 from tests.e2e.conftest import live_server
 from toolbridge.config import Server
-from toolbridge.credentials import Credentials
 from toolbridge.errors import UpstreamUnavailable
-from toolbridge.http_client import UpstreamKind, make_upstream
 from toolbridge.tools import HttpOperation
-from toolbridge.upstream import Timeouts, Upstream, UpstreamRequest
+from toolbridge.upstream.clients import UpstreamKind, make_upstream
+from toolbridge.upstream.credentials import Credentials
+from toolbridge.upstream.seam import Timeouts, Upstream, UpstreamRequest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

@@ -12,14 +12,14 @@ from typing import Any
 import httpx2
 import pytest
 
-from toolbridge.app import create_app
 from toolbridge.config import load_config
 from toolbridge.demo import demo_config
 from toolbridge.demo.service import create_demo_app
 from toolbridge.gateway import Gateway
-from toolbridge.http_client import make_upstream
 from toolbridge.identity import Authenticator
-from toolbridge.loopback import LoopbackServer
+from toolbridge.serve.app import create_app
+from toolbridge.serve.loopback import LoopbackServer
+from toolbridge.upstream.clients import make_upstream
 
 pytestmark = pytest.mark.e2e
 

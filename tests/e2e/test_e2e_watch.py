@@ -10,12 +10,12 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from toolbridge.app import create_app
 from toolbridge.config import Config, Grant, LocalTools
 from toolbridge.gateway import Gateway
-from toolbridge.http_client import make_upstream
 from toolbridge.identity import Authenticator
-from toolbridge.loopback import LoopbackServer
+from toolbridge.serve.app import create_app
+from toolbridge.serve.loopback import LoopbackServer
+from toolbridge.upstream.clients import make_upstream
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import Config, LocalTools, Server
+from toolbridge.config import Config, LocalTools, Server
 
 DEMO_DIR = Path(__file__).resolve().parent
 DEMO_SPEC = DEMO_DIR / "openapi.yaml"

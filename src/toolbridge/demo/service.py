@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import DEMO_SPEC
+from toolbridge.demo import DEMO_SPEC
 
 __all__ = ["DEMO_SPEC", "VERSION", "create_demo_app"]
 

@@ -1,0 +1,127 @@
+"""Render a canonical `Tool` as the tool spec each client format expects.
+
+One small function per format; the schema surgery a provider needs lives in `dialects`. Nothing
+here does I/O. Rendered dicts may share parts with the tool (its schemas are shared, read-only
+values), so treat them as read-only too.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, assert_never
+
+from toolbridge.formats import dialects
+from toolbridge.tools import JsonObject, JsonSchema, Tool
+
+Format = Literal["openai", "openai-responses", "anthropic", "gemini", "mcp"]
+FORMATS: tuple[Format, ...] = ("openai", "openai-responses", "anthropic", "gemini", "mcp")
+
+MAX_DESCRIPTION = 1024
+"""The longest tool description OpenAI accepts; Anthropic and Gemini get the same cut."""
+
+
+def render(tool: Tool, fmt: Format, *, strict: bool = False) -> JsonObject:
+    """The tool as one entry of a `tools` list in `fmt`.
+
+    `strict` asks for OpenAI's strict mode (openai and openai-responses only); a tool whose
+    schema has no strict form is rendered with `strict: false`.
+    """
+    match fmt:
+        case "openai":
+            return _openai(tool, strict)
+        case "openai-responses":
+            return _openai_responses(tool, strict)
+        case "anthropic":
+            return _anthropic(tool)
+        case "gemini":
+            return _gemini(tool)
+        case "mcp":
+            return _mcp(tool)
+        case _:
+            assert_never(fmt)
+
+
+def render_tools(tools: list[Tool], fmt: Format, *, strict: bool = False) -> list[JsonObject]:
+    return [render(tool, fmt, strict=strict) for tool in tools]
+
+
+def _openai(tool: Tool, strict: bool) -> JsonObject:
+    function = _function(tool, strict)
+    if not strict:
+        del function["strict"]  # Chat Completions defaults to non-strict
+    return {"type": "function", "function": function}
+
+
+def _openai_responses(tool: Tool, strict: bool) -> JsonObject:
+    # The Responses API defaults `strict` to true, so it is always spelled out.
+    return {"type": "function", **_function(tool, strict)}
+
+
+def _function(tool: Tool, strict: bool) -> JsonObject:
+    parameters = dialects.for_openai_strict(tool.input_schema) if strict else None
+    return {
+        "name": tool.name,
+        "description": _short(tool.description),
+        "parameters": dialects.for_openai(tool.input_schema) if parameters is None else parameters,
+        "strict": parameters is not None,
+    }
+
+
+def _anthropic(tool: Tool) -> JsonObject:
+    return {
+        "name": tool.name,
+        "description": _short(tool.description),
+        "input_schema": dialects.for_anthropic(tool.input_schema),
+    }
+
+
+def _gemini(tool: Tool) -> JsonObject:
+    declaration: JsonObject = {"name": tool.name, "description": _short(tool.description)}
+    parameters = dialects.for_gemini(tool.input_schema)
+    if parameters is not None:  # Gemini rejects an OBJECT without properties
+        declaration["parameters"] = parameters
+    return declaration
+
+
+def _mcp(tool: Tool) -> JsonObject:
+    notes = tool.annotations
+    title = notes.title or tool.name
+    out: JsonObject = {
+        "name": tool.name,
+        "title": title,
+        "description": tool.description,
+        "inputSchema": tool.input_schema,
+    }
+    # MCP's structuredContent is an object, so only an object schema can describe it.
+    output = _object_root(tool.output_schema)
+    if output is not None:
+        out["outputSchema"] = output
+    out["annotations"] = {
+        "title": title,
+        "readOnlyHint": notes.read_only,
+        "destructiveHint": notes.destructive,
+        "idempotentHint": notes.idempotent,
+        "openWorldHint": notes.open_world,
+    }
+    return out
+
+
+def _object_root(schema: JsonSchema | None) -> JsonSchema | None:
+    """The schema with an object at its root: a root `$ref` to an object definition is inlined."""
+    if schema is None:
+        return None
+    if schema.get("type") == "object":
+        return schema
+    ref = schema.get("$ref")
+    defs = schema.get("$defs")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and isinstance(defs, dict):
+        target = defs.get(ref.removeprefix("#/$defs/"))
+        if isinstance(target, dict) and target.get("type") == "object":
+            siblings = {k: v for k, v in schema.items() if k not in ("$ref", "$defs")}
+            return {**target, **siblings, "$defs": defs}
+    return None
+
+
+def _short(description: str) -> str:
+    if len(description) <= MAX_DESCRIPTION:
+        return description
+    return description[: MAX_DESCRIPTION - 1] + "\u2026"

@@ -1,0 +1,422 @@
+"""Reading OpenAPI documents: files or http(s) URLs, JSON or YAML, and the files their `$ref`s name.
+
+YAML is read as real documents contain it: the YAML 1.2 core scalars (so `2020-01-01` stays a
+string and `on:` stays a key), integer response codes as string keys, anchors with a budget
+against alias bombs, and deep nesting as a clear error. Parsed YAML is cached on disk, keyed by
+the hash of its bytes, because parsing YAML costs about 90 times as much as parsing JSON.
+Nothing here knows what OpenAPI means; `convert.py` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import unquote, urldefrag, urlencode, urljoin, urlsplit, urlunsplit
+
+import httpx2
+import orjson
+import yaml
+
+from toolbridge.errors import DocumentError
+from toolbridge.upstream.seam import AuthParts
+from toolbridge.yaml_loader import YamlLoader
+
+logger = logging.getLogger(__name__)
+
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
+MAX_DEPTH = 256
+"""Deeper nesting is refused: no real document comes close, and it keeps recursion safe."""
+MAX_EXPANDED_NODES = 20_000_000
+"""Values reachable through YAML aliases, counted with repeats: the budget against alias bombs."""
+FETCH_TIMEOUT = 30.0
+CACHE_VERSION = b"toolbridge-yaml-1"
+
+Fetcher = Callable[[str], bytes]
+"""Reads the bytes at an http(s) URL; raises DocumentError when it cannot."""
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A parsed document and the URI it was read from (`file:///...` or `http(s)://...`)."""
+
+    uri: str
+    data: Any
+
+
+def location_to_uri(location: str, base: Path | None = None) -> str:
+    """Turn a config or command-line location (path or URL) into an absolute URI."""
+    if re.match(r"^https?://", location, re.IGNORECASE):
+        return location
+    if location.startswith("file://"):
+        return location
+    path = Path(location)
+    if not path.is_absolute():
+        path = (base or Path.cwd()) / path
+    return Path(os.path.abspath(path)).as_uri()  # not resolve(): keep the name the user gave
+
+
+def uri_to_display(uri: str) -> str:
+    """A URI as a person would write it: file URIs become paths relative to the working dir."""
+    if uri.startswith("file://"):
+        path = Path(unquote(urlsplit(uri).path))
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+    return uri
+
+
+def http_fetcher(
+    *,
+    timeout: float = FETCH_TIMEOUT,
+    max_bytes: int = MAX_DOCUMENT_BYTES,
+    auth: AuthParts | None = None,
+    auth_origin: str | None = None,
+) -> Fetcher:
+    """A fetcher for document URLs: bounded in time and size, redirects only within the origin.
+
+    With `auth`, requests to `auth_origin` (`scheme://host:port` of the API itself: many
+    services serve their description behind the same credentials) carry those credentials;
+    requests anywhere else never do.
+    """
+
+    def fetch(url: str) -> bytes:
+        origin = urlsplit(url)[:2]
+        current = url
+        with httpx2.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+            for _ in range(5):
+                headers, target_url = _with_auth(current, auth, auth_origin)
+                try:
+                    with client.stream("GET", target_url, headers=headers) as response:
+                        if response.is_redirect:
+                            target = urljoin(current, response.headers.get("location", ""))
+                            if urlsplit(target)[:2] != origin:
+                                raise DocumentError(
+                                    url, f"redirected off its origin to {target}; not followed"
+                                )
+                            current = target
+                            continue
+                        if response.status_code != 200:
+                            raise DocumentError(
+                                url, f"fetch answered HTTP {response.status_code}, expected 200"
+                            )
+                        chunks: list[bytes] = []
+                        size = 0
+                        for chunk in response.iter_bytes():
+                            size += len(chunk)
+                            if size > max_bytes:
+                                raise DocumentError(
+                                    url, f"larger than the {max_bytes} byte limit for documents"
+                                )
+                            chunks.append(chunk)
+                        return b"".join(chunks)
+                except httpx2.TimeoutException as exc:
+                    raise DocumentError(url, f"no answer within {timeout:g} s") from exc
+                except httpx2.HTTPError as exc:
+                    raise DocumentError(url, f"could not be fetched: {exc}") from exc
+        raise DocumentError(url, "too many redirects")
+
+    return fetch
+
+
+def _with_auth(
+    url: str, auth: AuthParts | None, auth_origin: str | None
+) -> tuple[list[tuple[str, str]], str]:
+    if auth is None or auth_origin is None or _origin(url) != auth_origin.rstrip("/"):
+        return [], url
+    headers = list(auth.headers)
+    if auth.cookies:
+        headers.append(("Cookie", "; ".join(f"{k}={v}" for k, v in auth.cookies)))
+    if auth.query:
+        parts = urlsplit(url)
+        query = "&".join(filter(None, [parts.query, urlencode(list(auth.query))]))
+        url = urlunsplit(parts._replace(query=query))
+    return headers, url
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{parts.hostname}:{port}"
+
+
+def cache_dir_from(environ: dict[str, str] | os._Environ[str]) -> Path | None:
+    """Where parsed YAML is cached: TOOLBRIDGE_CACHE_DIR, else the user's cache folder."""
+    explicit = environ.get("TOOLBRIDGE_CACHE_DIR")
+    if explicit is not None:
+        return Path(explicit) if explicit else None
+    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "toolbridge"
+
+
+class DocumentStore:
+    """Reads documents by URI, once each: the root document and every file its `$ref`s name."""
+
+    def __init__(
+        self,
+        *,
+        fetch: Fetcher | None = None,
+        cache_dir: Path | None = None,
+        max_bytes: int = MAX_DOCUMENT_BYTES,
+    ) -> None:
+        self._fetch = fetch or http_fetcher(max_bytes=max_bytes)
+        self.cache_dir = cache_dir
+        self._max_bytes = max_bytes
+        self._documents: dict[str, Document] = {}
+        self._failures: dict[str, DocumentError] = {}
+
+    def get(self, uri: str) -> Document:
+        """The document at `uri` (without fragment); raises DocumentError if it cannot be read."""
+        uri = urldefrag(uri)[0]
+        if uri in self._documents:
+            return self._documents[uri]
+        if uri in self._failures:
+            raise self._failures[uri]
+        try:
+            document = Document(uri, parse(self._read(uri), uri, self.cache_dir))
+        except DocumentError as exc:
+            self._failures[uri] = exc
+            raise
+        self._documents[uri] = document
+        return document
+
+    @property
+    def loaded(self) -> list[str]:
+        return list(self._documents)
+
+    def _read(self, uri: str) -> bytes:
+        scheme = urlsplit(uri).scheme.lower()
+        if scheme in ("http", "https"):
+            return self._fetch(uri)
+        if scheme != "file":
+            raise DocumentError(uri, f"unsupported URI scheme {scheme!r}; expected a file or URL")
+        path = Path(unquote(urlsplit(uri).path))
+        display = uri_to_display(uri)
+        try:
+            size = path.stat().st_size
+            if size > self._max_bytes:
+                raise DocumentError(
+                    display, f"{size} bytes is over the {self._max_bytes} byte limit"
+                )
+            return path.read_bytes()
+        except FileNotFoundError as exc:
+            raise DocumentError(display, "no such file") from exc
+        except IsADirectoryError as exc:
+            raise DocumentError(display, "is a directory, expected an OpenAPI document") from exc
+        except OSError as exc:
+            raise DocumentError(display, f"could not be read: {exc.strerror}") from exc
+
+
+def parse(raw: bytes, uri: str, cache_dir: Path | None = None) -> Any:
+    """Parse JSON or YAML bytes into plain JSON values (string keys, no dates, no aliases)."""
+    display = uri_to_display(uri)
+    text_start = raw.lstrip()[:1]
+    if text_start in (b"{", b"["):
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            if "recursion" in str(exc):
+                raise DocumentError(display, "nested too deeply (over 1024 levels)") from exc
+            # orjson refuses integers past 64 bits; and `{a: 1}` is YAML, not JSON.
+            return _parse_json_slowly(raw, display, cache_dir)
+        return data
+    return _parse_yaml(raw, display, cache_dir)
+
+
+def _parse_json_slowly(raw: bytes, display: str, cache_dir: Path | None) -> Any:
+    try:
+        data = json.loads(raw)
+    except RecursionError as exc:
+        raise DocumentError(display, "nested too deeply") from exc
+    except ValueError as exc:
+        try:
+            return _parse_yaml(raw, display, cache_dir)
+        except DocumentError:
+            raise DocumentError(display, f"is not valid JSON: {exc}") from exc
+    return _Normalizer(display).run(data)
+
+
+def _parse_yaml(raw: bytes, display: str, cache_dir: Path | None) -> Any:
+    key = hashlib.sha256(CACHE_VERSION + raw).hexdigest()
+    cached = _cache_read(cache_dir, key)
+    if cached is not None:
+        return cached
+    try:
+        _check_yaml_depth(raw, display)
+        loaded = yaml.load(raw, Loader=YamlLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise DocumentError(display, f"is not valid YAML{where}: {exc.problem}") from exc
+    except yaml.YAMLError as exc:
+        raise DocumentError(display, f"is not valid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise DocumentError(display, f"nested deeper than {MAX_DEPTH} levels") from exc
+    normalizer = _Normalizer(display)
+    data = normalizer.run(loaded)
+    if normalizer.json_safe:
+        _cache_write(cache_dir, key, data)
+    return data
+
+
+def _check_yaml_depth(raw: bytes, display: str) -> None:
+    """Refuse deep nesting before composing: the C composer recurses and can crash the process.
+
+    Reading the event stream is iterative and costs a fraction of a full load; it runs only
+    when a document is not in the parse cache.
+    """
+    depth = 0
+    starts = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+    ends = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+    try:
+        for event in yaml.parse(raw, Loader=YamlLoader):
+            if isinstance(event, starts):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    _too_deep(display, event.start_mark)
+            elif isinstance(event, ends):
+                depth -= 1
+    except yaml.MarkedYAMLError as exc:
+        # PyYAML 6.0.4 and later refuse deep flow nesting in the scanner, with their own
+        # wording; the user sees ours, whichever PyYAML is installed.
+        if "nesting depth" in str(exc.problem):
+            _too_deep(display, exc.problem_mark)
+        raise
+
+
+def _too_deep(display: str, mark: Any) -> NoReturn:
+    """Raise our error for too deep nesting; `mark` is PyYAML's (Python or C) position or None."""
+    where = f" (line {mark.line + 1})" if mark else ""
+    raise DocumentError(display, f"nested deeper than {MAX_DEPTH} levels{where}")
+
+
+class _Normalizer:
+    """Turn what PyYAML built into plain JSON values, refusing bombs, cycles and deep nesting."""
+
+    def __init__(self, display: str) -> None:
+        self.display = display
+        self.done: dict[int, tuple[Any, int]] = {}
+        self.active: set[int] = set()
+        self.expanded = 0
+        self.json_safe = True
+        """False when a value JSON cannot hold exactly (NaN, infinities): then no caching."""
+
+    def run(self, value: Any) -> Any:
+        return self._walk(value, 0, "")[0]
+
+    def _walk(self, value: Any, depth: int, where: str) -> tuple[Any, int]:
+        if isinstance(value, dict | list):
+            ident = id(value)
+            if ident in self.done:
+                result, size = self.done[ident]
+                self._count(size)
+                return result, size
+            if ident in self.active:
+                raise DocumentError(self.display, f"an alias refers to itself at {where or '/'}")
+            if depth > MAX_DEPTH:
+                raise DocumentError(
+                    self.display, f"nested deeper than {MAX_DEPTH} levels at {where[:200]}"
+                )
+            self.active.add(ident)
+            size = 1
+            out: Any
+            if isinstance(value, dict):
+                out = {}
+                for k, v in value.items():
+                    key = _key_text(k)
+                    out[key], n = self._walk(v, depth + 1, f"{where}/{key}")
+                    size += n
+            else:
+                out = []
+                for i, v in enumerate(value):
+                    item, n = self._walk(v, depth + 1, f"{where}/{i}")
+                    out.append(item)
+                    size += n
+            self.active.discard(ident)
+            self.done[ident] = (out, size)
+            self._count(1)
+            return out, size
+        self._count(1)
+        if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+            return float(value), 1
+        if isinstance(value, float) and not math.isfinite(value):
+            self.json_safe = False
+        if isinstance(value, bytes):  # !!binary
+            return value.decode("latin-1"), 1
+        return value, 1
+
+    def _count(self, n: int) -> None:
+        self.expanded += n
+        if self.expanded > MAX_EXPANDED_NODES:
+            raise DocumentError(
+                self.display,
+                f"expands to more than {MAX_EXPANDED_NODES} values through YAML aliases "
+                "(an alias bomb?)",
+            )
+
+
+def _key_text(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if key is None:
+        return "null"
+    return str(key)
+
+
+def _cache_read(cache_dir: Path | None, key: str) -> Any:
+    if cache_dir is None:
+        return None
+    try:
+        return orjson.loads((cache_dir / f"{key}.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+
+
+def _cache_write(cache_dir: Path | None, key: str, data: Any) -> None:
+    if cache_dir is None:
+        return
+    try:
+        payload = orjson.dumps(data)
+    except TypeError:
+        return  # a value JSON cannot hold (NaN is fine, but e.g. huge floats): skip the cache
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        os.replace(tmp, cache_dir / f"{key}.json")
+    except OSError as exc:
+        logger.debug("cannot write the document cache in %s: %s", cache_dir, exc)
+
+
+def resolve_pointer(data: Any, pointer: str) -> Any:
+    """Follow a JSON pointer (`/components/schemas/Pet`); raises KeyError when it leads nowhere."""
+    if pointer in ("", "/"):
+        return data
+    if not pointer.startswith("/"):
+        raise KeyError(pointer)
+    current = data
+    for raw_token in pointer[1:].split("/"):
+        token = unquote(raw_token).replace("~1", "/").replace("~0", "~")
+        if isinstance(current, dict):
+            if token not in current:
+                raise KeyError(pointer)
+            current = current[token]
+        elif isinstance(current, list):
+            if not token.isdigit() or int(token) >= len(current):
+                raise KeyError(pointer)
+            current = current[int(token)]
+        else:
+            raise KeyError(pointer)
+    return current

@@ -1,0 +1,95 @@
+"""The output side of an operation: the schema of its main success response, and `Accept`.
+
+Output schemas are bounded: one that refers to more than MAX_OUTPUT_DEFS definitions is cut
+to its top level (with a note), so a single response cannot flood a client's tool list.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from toolbridge.openapi.bodies import Draft, body_kind
+from toolbridge.openapi.definitions import Definitions, Found, References, RefError
+from toolbridge.schemas import collect_refs
+from toolbridge.tools import JsonSchema, Note
+
+MAX_OUTPUT_DEFS = 48
+"""Output schemas referring to more definitions than this are shortened to their top level."""
+SUCCESS_CODES = ("200", "201", "202", "203", "206", "2XX", "2xx")
+
+
+def output_schema(
+    responses: Any, uri: str, refs: References, defs: Definitions, b: Draft
+) -> tuple[JsonSchema | None, str | None]:
+    """The output schema of the main success response, and the Accept header to send."""
+    if not isinstance(responses, dict):
+        return None, None
+    keys = {str(k): v for k, v in responses.items()}
+    code = next((c for c in SUCCESS_CODES if c in keys), None)
+    if code is None:
+        code = next((c for c in sorted(keys) if c.startswith("2")), None)
+    if code is None:
+        return None, None
+    response = keys[code]
+    response_uri = uri
+    if isinstance(response, dict) and "$ref" in response:
+        try:
+            response, response_uri, _ = refs.follow(response["$ref"], uri)
+        except RefError as exc:
+            b.notes.append(
+                Note(
+                    kind="unresolved-ref",
+                    message=f"the {code} response cannot be read ({exc}); no output schema",
+                )
+            )
+            return None, None
+    content = response.get("content") if isinstance(response, dict) else None
+    if not isinstance(content, dict) or not content:
+        return None, None
+    media_types = [mt for mt in content if isinstance(mt, str)]
+    json_types = [mt for mt in media_types if body_kind(mt) == "json" and mt != "*/*"]
+    accept = json_types[0] if json_types else (media_types[0] if media_types else None)
+    if not json_types:
+        return None, accept
+    media = content[json_types[0]]
+    if not isinstance(media, dict) or "schema" not in media:
+        return None, accept
+    found = defs.translate(media["schema"], response_uri)
+    b.notes.extend(found.notes)
+    return _bounded(found, defs, b), accept
+
+
+def _bounded(found: Found, defs: Definitions, b: Draft) -> JsonSchema | None:
+    schema = found.schema
+    if not isinstance(schema, dict):
+        return None
+    refs = collect_refs(schema)
+    if not refs:
+        return schema
+    closure = defs.closure(refs)
+    b.notes.extend(defs.notes_for(closure))
+    if len(closure) <= MAX_OUTPUT_DEFS:
+        return {**schema, "$defs": closure}
+    top = defs.content(schema["$ref"]) if "$ref" in schema else schema
+    if not isinstance(top, dict):
+        return None
+    b.notes.append(
+        Note(
+            kind="output-schema-shortened",
+            message=f"the output schema refers to {len(closure)} schemas "
+            f"(more than {MAX_OUTPUT_DEFS}); only its top level is described",
+        )
+    )
+    return cast(JsonSchema, _strip_refs(top))
+
+
+def _strip_refs(schema: Any) -> Any:
+    """A copy with every `$ref` replaced by a schema that only names what it stood for."""
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            name = str(schema["$ref"]).rsplit("/", 1)[-1]
+            return {"description": schema.get("description") or f"A {name} (not described here)."}
+        return {k: _strip_refs(v) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_strip_refs(v) for v in schema]
+    return schema

@@ -1,0 +1,448 @@
+"""The HTTP API: a thin Starlette adapter over `Gateway`, with one error -> status table.
+
+Authentication happens here (the `Authorization` header becomes a `Principal`); everything
+else is the gateway's. Every error body is `{"error": {"type": ..., "message": ...}}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
+from typing import Any, TypeVar, overload
+from urllib.parse import unquote
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from toolbridge.errors import (
+    BadRequest,
+    Forbidden,
+    InvalidArguments,
+    RateLimited,
+    ToolbridgeError,
+    Unauthenticated,
+    error_body,
+    error_status,
+)
+from toolbridge.formats.render import FORMATS, render_tools
+from toolbridge.gateway import Gateway
+from toolbridge.identity import Authenticator
+from toolbridge.local.watch import watch_tools
+from toolbridge.policy import Principal
+from toolbridge.registry import Catalog, SourceStatus
+from toolbridge.serve.openapi_document import DocumentCache
+from toolbridge.serve.turns import run_turn
+from toolbridge.tools import HttpOperation, Tool, ToolResult
+
+logger = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+App = ASGIApp
+"""What `create_app` returns, for modules that must not import Starlette themselves."""
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def error_parts(exc: ToolbridgeError) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Status, body and headers for an error (errors.py holds the one table)."""
+    status, _ = error_status(exc)
+    headers: dict[str, str] = {}
+    if isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="toolbridge"'
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return status, error_body(exc), headers
+
+
+def error_response(exc: ToolbridgeError) -> Response:
+    status, body, headers = error_parts(exc)
+    return json_response(body, status, headers)
+
+
+T = TypeVar("T")
+
+
+class ScopeHeaders(Mapping[str, str]):
+    """The request headers of an ASGI scope, looked up case-insensitively, decoded on demand."""
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+
+    def __getitem__(self, name: str) -> str:
+        found = self.get(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+
+    @overload
+    def get(self, name: str, /, default: str | T) -> str | T: ...
+
+    def get(self, name: str, /, default: object = None) -> object:
+        # Without raising and catching KeyError, as Mapping.get would: most lookups miss.
+        key = name.lower().encode("latin-1")
+        for header, value in self._raw:
+            if header == key:
+                return value.decode("latin-1")
+        return default
+
+    def __iter__(self) -> Iterator[str]:
+        return (header.decode("latin-1") for header, _ in self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
+class CallEndpoint:
+    """`POST /v1/tools/{name}/call` as a raw ASGI handler in front of the Starlette routes.
+
+    It is the hot path of the gateway: skipping the router, the middleware stack and the
+    Request object halves what the HTTP layer costs per call (bench/proxy.py).
+    """
+
+    PREFIX = "/v1/tools/"
+    SUFFIX = "/call"
+
+    def __init__(self, app: ASGIApp, gateway: Gateway, authenticator: Authenticator) -> None:
+        self.app = app
+        self.gateway = gateway
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or not path.startswith(self.PREFIX)
+            or not path.endswith(self.SUFFIX)
+            or "/" in path[len(self.PREFIX) : -len(self.SUFFIX)]
+        ):
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] != "POST":
+            await _send_json(
+                send,
+                405,
+                {"error": {"type": "method_not_allowed", "message": "use POST"}},
+                {"Allow": "POST"},
+            )
+            return
+        name = unquote(path[len(self.PREFIX) : -len(self.SUFFIX)])
+        headers = ScopeHeaders(scope["headers"])
+        try:
+            principal = self.authenticator.authenticate(headers.get("authorization"))
+            self.gateway.tool(principal, name)  # 404 before reading the body
+            raw = await _read_body(receive)
+            try:
+                arguments = orjson.loads(raw) if raw.strip() else {}
+            except orjson.JSONDecodeError as exc:
+                problem = f"the body is not valid JSON: {exc}"
+                raise InvalidArguments(name, [("$", problem)]) from None
+            if "text/event-stream" in headers.get("accept", ""):
+                await self._stream(send, principal, name, arguments, headers)
+                return
+            events: list[Any] = []
+            result = await self.gateway.call(
+                principal,
+                name,
+                arguments,
+                caller_headers=headers,
+                on_event=events.append,
+                argument_bytes=len(raw),
+            )
+        except ToolbridgeError as exc:
+            status, body, extra = error_parts(exc)
+            await _send_json(send, status, body, extra)
+            return
+        answer = result_body(result)
+        if events:
+            answer["events"] = events  # what a local tool emitted while it ran, in order
+        await _send_json(send, 200, answer, {})
+
+    async def _stream(
+        self,
+        send: Send,
+        principal: Principal,
+        name: str,
+        arguments: Any,
+        headers: Mapping[str, str],
+    ) -> None:
+        """The call as server-sent events: each event the tool emits (`event: event`), then
+        `event: result` with the usual answer, or `event: error` with the error body."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+        def on_event(event: Any) -> None:
+            # Sync tools run in a worker thread: hand the event to the loop's thread.
+            loop.call_soon_threadsafe(queue.put_nowait, ("event", event))
+
+        async def run() -> None:
+            try:
+                result = await self.gateway.call(
+                    principal, name, arguments, caller_headers=headers, on_event=on_event
+                )
+                loop.call_soon(queue.put_nowait, ("result", result_body(result)))
+            except ToolbridgeError as exc:
+                loop.call_soon(queue.put_nowait, ("error", error_parts(exc)[1]))
+
+        task = asyncio.create_task(run())
+        start_headers = [
+            (b"content-type", b"text/event-stream"),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),  # proxies must not hold events back
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": start_headers})
+        try:
+            while True:
+                kind, data = await queue.get()
+                message = b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+                await send({"type": "http.response.body", "body": message, "more_body": True})
+                if kind != "event":
+                    break
+        finally:
+            await task
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BadRequest("the client went away before sending its body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            raise BadRequest(f"the request body is over {MAX_REQUEST_BYTES} bytes", status=413)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _json_body(request: Request) -> Any:
+    """The request's body as JSON; BadRequest when it is too large or not JSON."""
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            raise BadRequest(f"the request body is over {MAX_REQUEST_BYTES} bytes", status=413)
+        chunks.append(chunk)
+    try:
+        return orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+
+
+async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str]) -> None:
+    payload = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+    raw_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def create_app(gateway: Gateway, authenticator: Authenticator) -> ASGIApp:
+    """The ASGI app serving `gateway`; it must already be loaded (or entered)."""
+    # Imported here: the mcp SDK takes 0.6 s to import, which `tools` and `check` need not pay.
+    from toolbridge.serve.mcp import PATH as MCP_PATH
+    from toolbridge.serve.mcp import create_mcp_app
+
+    mcp = create_mcp_app(gateway, authenticator)
+
+    async def reload_catalog(only: frozenset[str] | None = None) -> Catalog:
+        catalog = await gateway.reload(only)
+        await mcp.tools_changed()  # MCP clients that listen for changes are told
+        return catalog
+
+    Handler = Callable[[Request, Principal], Awaitable[Response]]
+
+    def endpoint(
+        handler: Handler, *, public: bool = False
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            try:
+                principal = (
+                    authenticator.authenticate(request.headers.get("authorization"))
+                    if not public
+                    else Principal(id="-")
+                )
+                return await handler(request, principal)
+            except ToolbridgeError as exc:
+                return error_response(exc)
+
+        return run
+
+    async def list_tools(request: Request, principal: Principal) -> Response:
+        fmt = request.query_params.get("format", "openai")
+        if fmt not in FORMATS:
+            raise BadRequest(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        strict = request.query_params.get("strict", "").lower() in ("1", "true", "yes")
+        tools = gateway.list_tools(principal)
+        return json_response({"tools": render_tools(tools, fmt, strict=strict)})
+
+    async def get_tool(request: Request, principal: Principal) -> Response:
+        tool = gateway.tool(principal, request.path_params["name"])
+        return json_response(describe(tool, gateway.frontmatter(tool)))
+
+    documents = DocumentCache()
+
+    async def openapi(request: Request, principal: Principal) -> Response:
+        tools = gateway.list_tools(principal)
+        return json_response(documents.get(tools, server_url=str(request.base_url)))
+
+    async def tool_calls(request: Request, principal: Principal) -> Response:
+        payload = await _json_body(request)
+        answer = await run_turn(gateway, principal, payload, caller_headers=request.headers)
+        return json_response(answer)
+
+    async def servers(request: Request, principal: Principal) -> Response:
+        return json_response({"servers": [describe_source(s) for s in gateway.sources()]})
+
+    async def reload(request: Request, principal: Principal) -> Response:
+        if not principal.admin:
+            raise Forbidden("reloading is for admins")
+        catalog = await reload_catalog()
+        return json_response(
+            {"tools": len(catalog), "servers": [describe_source(s) for s in catalog.sources]}
+        )
+
+    async def healthz(request: Request, principal: Principal) -> Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(request: Request, principal: Principal) -> Response:
+        sources = gateway.sources()
+        return json_response(
+            {"status": "ready", "tools": len(gateway.catalog), "sources": len(sources)}
+        )
+
+    async def metrics(request: Request, principal: Principal) -> Response:
+        from toolbridge.metrics import CONTENT_TYPE
+
+        return Response(gateway.metrics.exposition(), media_type=CONTENT_TYPE)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with gateway, mcp.lifespan():
+            _install_sighup(reload_catalog)
+            watcher = asyncio.create_task(watch_tools(gateway.config, reload_catalog))
+            try:
+                yield
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+
+    routes = Starlette(
+        routes=[
+            Route("/v1/tools", endpoint(list_tools), methods=["GET"]),
+            Route("/v1/tools/{name}", endpoint(get_tool), methods=["GET"]),
+            Route("/v1/tool_calls", endpoint(tool_calls), methods=["POST"]),
+            Route("/openapi.json", endpoint(openapi), methods=["GET"]),
+            Route("/v1/servers", endpoint(servers), methods=["GET"]),
+            Route("/v1/admin/reload", endpoint(reload), methods=["POST"]),
+            Route("/healthz", endpoint(healthz, public=True), methods=["GET"]),
+            Route("/readyz", endpoint(readyz, public=True), methods=["GET"]),
+            Route("/metrics", endpoint(metrics, public=True), methods=["GET"]),
+            Route(MCP_PATH, mcp),  # every method: the SDK answers POST, GET and DELETE
+        ],
+        lifespan=lifespan,
+    )
+    return CallEndpoint(routes, gateway, authenticator)
+
+
+def _install_sighup(reload: Callable[[], Coroutine[Any, Any, Catalog]]) -> None:
+    """SIGHUP (sent by an operator or a process manager) reloads the catalog."""
+
+    loop = asyncio.get_running_loop()
+    running: set[asyncio.Task[Any]] = set()  # the loop keeps only weak references to tasks
+
+    def on_sighup() -> None:
+        task = loop.create_task(reload())
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+
+
+def result_body(result: ToolResult) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "ok": result.ok,
+        "status": result.status,
+        "content_type": result.content_type,
+        "result": result.result,
+    }
+    if result.truncated:
+        body["truncated"] = True
+    return body
+
+
+def describe(tool: Tool, frontmatter: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A tool in canonical form, as `GET /v1/tools/{name}` answers."""
+    target = tool.target
+    if isinstance(target, HttpOperation):
+        source: dict[str, Any] = {
+            "kind": "openapi",
+            "server": target.server,
+            "method": target.method,
+            "path": target.path,
+            "operation_id": target.operation_id,
+        }
+    else:
+        source = {"kind": "python", "tool": target.tool_id, "function": target.function}
+        if frontmatter:
+            source["frontmatter"] = dict(frontmatter)
+    annotations = tool.annotations
+    return {
+        "name": tool.name,
+        "description": tool.description,
+        "input_schema": tool.input_schema,
+        "output_schema": tool.output_schema,
+        "annotations": {
+            "title": annotations.title,
+            "readOnlyHint": annotations.read_only,
+            "destructiveHint": annotations.destructive,
+            "idempotentHint": annotations.idempotent,
+            "openWorldHint": annotations.open_world,
+        },
+        "source": source,
+        "original_name": tool.original_name,
+        "deprecated": tool.deprecated,
+        "notes": [{"kind": n.kind, "message": n.message} for n in tool.notes],
+    }
+
+
+def describe_source(status: SourceStatus) -> dict[str, Any]:
+    conversion = status.conversion
+    return {
+        "id": status.id,
+        "kind": status.kind,
+        "location": status.location,
+        "status": "ok" if status.ok else "error",
+        "error": status.error,
+        "tools": len(conversion.tools) if conversion is not None else 0,
+        "spec_version": getattr(conversion, "spec_version", None),
+        "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(status.loaded_at)),
+    }

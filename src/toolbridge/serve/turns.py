@@ -1,0 +1,285 @@
+"""One model turn's tool calls, run concurrently, answered in the shape the model's API reads back.
+
+Three families of payload are recognised, each answered with what the client appends next:
+
+- OpenAI Chat Completions: a `tool_calls` array, the assistant message holding it, or a whole
+  completion (`choices`, one choice). Answer: `{"messages": [{"role": "tool", "tool_call_id",
+  "content"}, ...]}`, to append to `messages`.
+- OpenAI Responses: `function_call` items, alone or in a list, or `{"output": [...]}` /
+  `{"input": [...]}` holding them. Answer: `{"items": [{"type": "function_call_output",
+  "call_id", "output"}, ...]}`, to append to `input`.
+- Anthropic Messages: `tool_use` blocks, alone or in a list, or the assistant message holding
+  them. Answer: `{"messages": [{"role": "user", "content": [{"type": "tool_result",
+  "tool_use_id", "content", "is_error"}, ...]}]}`, to append to `messages`: Anthropic takes tool
+  results in a user message (before any text of that message), so the answer is that message.
+
+Only the calls are run: other items and blocks (text, reasoning) are ignored, and in a Responses
+list a `function_call` that already has its `function_call_output` there is not run again, so a
+client may send the whole `input` it is about to send to the model.
+
+What the model reads (`content`, `output`): for a call that succeeded, the result alone, as text
+when it is text, else as JSON (`{"ok": true, "status": 204}` when there is no body); for a call
+whose upstream answered 4xx/5xx or whose function failed, `{"ok": false, "status", "result"}`;
+for a call that could not run (unknown tool, arguments that are not JSON or do not fit, upstream
+unreachable), `{"ok": false, "error": {"type", "message", ...}}`, as the HTTP API would answer.
+A failed call never fails the turn; a payload of none of these shapes does (BadRequest).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, assert_never
+
+import anyio
+import orjson
+
+from toolbridge.errors import BadRequest, InvalidArguments, ToolbridgeError, error_body
+from toolbridge.gateway import Gateway
+from toolbridge.policy import Principal
+from toolbridge.tools import JsonObject, ToolResult
+
+MAX_CALLS = 64
+"""Calls in one turn; models that emit more are looping."""
+
+Family = Literal["chat", "responses", "anthropic"]
+
+SHAPES = (
+    "an OpenAI `tool_calls` array or the assistant message holding it; OpenAI Responses "
+    '`function_call` items, or {"output": [...]} / {"input": [...]} holding them; Anthropic '
+    "`tool_use` blocks, or the assistant message holding them"
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Call:
+    id: str
+    name: str
+    arguments: Any
+    """The parsed arguments, or the InvalidArguments that parsing them raised."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Outcome:
+    text: str
+    failed: bool
+
+
+async def run_turn(
+    gateway: Gateway,
+    principal: Principal,
+    payload: Any,
+    *,
+    caller_headers: Mapping[str, str] | None = None,
+) -> JsonObject:
+    """Run every tool call in `payload` for `principal`, concurrently; answers in call order.
+
+    Raises BadRequest for a payload of no known shape, or with more than MAX_CALLS calls.
+    """
+    family, calls = _read(payload)
+    if len(calls) > MAX_CALLS:
+        raise BadRequest(f"{len(calls)} tool calls in one turn; at most {MAX_CALLS} are run")
+    outcomes: list[_Outcome | None] = [None] * len(calls)
+
+    async def run(index: int, call: _Call) -> None:
+        outcomes[index] = await _run(gateway, principal, call, caller_headers)
+
+    async with anyio.create_task_group() as group:
+        for index, call in enumerate(calls):
+            group.start_soon(run, index, call)
+    done = [outcome for outcome in outcomes if outcome is not None]
+    return _answer(family, calls, done)
+
+
+async def _run(
+    gateway: Gateway,
+    principal: Principal,
+    call: _Call,
+    caller_headers: Mapping[str, str] | None,
+) -> _Outcome:
+    try:
+        if isinstance(call.arguments, InvalidArguments):
+            gateway.tool(principal, call.name)  # an unknown tool says so first, as over HTTP
+            raise call.arguments
+        result = await gateway.call(
+            principal, call.name, call.arguments, caller_headers=caller_headers
+        )
+    except ToolbridgeError as exc:
+        return _Outcome(text=_json({"ok": False, **error_body(exc)}), failed=True)
+    return _Outcome(text=_content(result), failed=not result.ok)
+
+
+def _content(result: ToolResult) -> str:
+    if not result.ok:
+        return _json({"ok": False, "status": result.status, "result": result.result})
+    if result.result is None:
+        return _json({"ok": True, "status": result.status})
+    if isinstance(result.result, str):
+        return result.result
+    return _json(result.result)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _answer(family: Family, calls: list[_Call], outcomes: list[_Outcome]) -> JsonObject:
+    pairs = list(zip(calls, outcomes, strict=True))
+    match family:
+        case "chat":
+            return {
+                "messages": [
+                    {"role": "tool", "tool_call_id": c.id, "content": o.text} for c, o in pairs
+                ]
+            }
+        case "responses":
+            return {
+                "items": [
+                    {"type": "function_call_output", "call_id": c.id, "output": o.text}
+                    for c, o in pairs
+                ]
+            }
+        case "anthropic":
+            blocks = [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": c.id,
+                    "content": o.text,
+                    "is_error": o.failed,
+                }
+                for c, o in pairs
+            ]
+            return {"messages": [{"role": "user", "content": blocks}] if blocks else []}
+        case _:
+            assert_never(family)
+
+
+# -- reading the payload ----------------------------------------------------------------------
+
+
+def _read(payload: Any) -> tuple[Family, list[_Call]]:
+    """The family of the payload and its calls, in order."""
+    if isinstance(payload, dict):
+        if isinstance(payload.get("choices"), list):
+            return _read(_only_choice(payload["choices"]))
+        if "tool_calls" in payload:  # null in an assistant message that calls no tool
+            return "chat", _items(payload["tool_calls"] or [], "tool_calls", "chat")
+        for key in ("output", "input"):
+            if isinstance(payload.get(key), list):
+                return "responses", _items(payload[key], key, "responses")
+        if payload.get("role") == "assistant" and isinstance(payload.get("content"), list):
+            return "anthropic", _items(payload["content"], "content", "anthropic")
+        family = _family_of(payload)
+        if family is not None:
+            return family, [_READERS[family](payload, "$")]
+    if isinstance(payload, list):
+        families = {f for f in map(_family_of, payload) if f is not None}
+        if len(families) == 1:
+            family = families.pop()
+            return family, _items(payload, "$", family)
+        if len(families) > 1:
+            raise BadRequest(f"the list mixes tool calls of several APIs; expected {SHAPES}")
+    raise BadRequest(f"no tool calls found; expected {SHAPES}")
+
+
+def _only_choice(choices: list[Any]) -> Any:
+    if len(choices) != 1 or not isinstance(choices[0], dict):
+        raise BadRequest(f"expected a completion with one choice, found {len(choices)} choices")
+    return choices[0].get("message")
+
+
+def _family_of(item: Any) -> Family | None:
+    if not isinstance(item, dict):
+        return None
+    kind = item.get("type")
+    if kind == "function_call":
+        return "responses"
+    if kind == "tool_use":
+        return "anthropic"
+    if isinstance(item.get("function"), dict):
+        return "chat"
+    return None
+
+
+def _items(items: Any, where: str, family: Family) -> list[_Call]:
+    if not isinstance(items, list):
+        raise BadRequest(f"{where}: expected a list, found {_kind(items)}")
+    read = _READERS[family]
+    answered = (
+        {i.get("call_id") for i in items if _is(i, "function_call_output")}
+        if family == "responses"
+        else set()
+    )
+    calls = []
+    for index, item in enumerate(items):
+        if _family_of(item) != family:
+            if family == "chat":  # every entry of `tool_calls` is a call
+                raise BadRequest(f"{where}[{index}]: expected a tool call, found {_kind(item)}")
+            continue  # text, reasoning and the like, beside the calls
+        call = read(item, f"{where}[{index}]")
+        if call.id not in answered:
+            calls.append(call)
+    return calls
+
+
+def _is(item: Any, kind: str) -> bool:
+    return isinstance(item, dict) and item.get("type") == kind
+
+
+def _chat_call(item: JsonObject, where: str) -> _Call:
+    function = item["function"]
+    name = _text(function.get("name"), f"{where}.function.name")
+    return _Call(
+        id=_text(item.get("id"), f"{where}.id"),
+        name=name,
+        arguments=_arguments(function.get("arguments"), name),
+    )
+
+
+def _responses_call(item: JsonObject, where: str) -> _Call:
+    name = _text(item.get("name"), f"{where}.name")
+    return _Call(
+        id=_text(item.get("call_id"), f"{where}.call_id"),
+        name=name,
+        arguments=_arguments(item.get("arguments"), name),
+    )
+
+
+def _anthropic_call(item: JsonObject, where: str) -> _Call:
+    name = _text(item.get("name"), f"{where}.name")
+    return _Call(
+        id=_text(item.get("id"), f"{where}.id"),
+        name=name,
+        arguments=_arguments(item.get("input"), name),
+    )
+
+
+_READERS: dict[Family, Callable[[JsonObject, str], _Call]] = {
+    "chat": _chat_call,
+    "responses": _responses_call,
+    "anthropic": _anthropic_call,
+}
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        found = "an empty string" if value == "" else _kind(value)
+        raise BadRequest(f"{where}: expected a non-empty string, found {found}")
+    return value
+
+
+def _arguments(value: Any, name: str) -> Any:
+    """Arguments as sent: a JSON string (OpenAI), an object (Anthropic), or nothing at all."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return {}
+    if not isinstance(value, str):
+        return value
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return InvalidArguments(name, [("$", f"the arguments are not valid JSON: {exc}")])
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    return "nothing" if value is None else names.get(type(value), type(value).__name__)

@@ -1,0 +1,438 @@
+"""Http11Upstream against scripted servers on 127.0.0.1: framing, pooling, retries, TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import gzip
+import ipaddress
+import ssl
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from toolbridge.errors import UpstreamUnavailable
+from toolbridge.upstream.http11 import Http11Upstream, _split
+from toolbridge.upstream.seam import Headers, Timeouts, UpstreamRequest, UpstreamResponse
+
+pytestmark = pytest.mark.anyio
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]:
+    return "asyncio", {"use_uvloop": request.param == "uvloop"}
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Http11Upstream]:
+    client = Http11Upstream(user_agent="test-agent")
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    handler: Handler, context: ssl.SSLContext | None = None
+) -> AsyncIterator[tuple[str, list[int]]]:
+    """The server's base URL, and the number of each connection it has accepted so far."""
+    accepted: list[int] = []
+    handlers: dict[asyncio.StreamWriter, asyncio.Task[None]] = {}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(len(accepted))
+        task = asyncio.current_task()
+        assert task is not None
+        handlers[writer] = task
+        try:
+            await handler(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"{'https' if context else 'http'}://127.0.0.1:{port}", accepted
+    finally:
+        server.close()
+        for writer in handlers:  # a handler still reading sees the end of its connection
+            writer.transport.abort()
+        await asyncio.wait_for(asyncio.gather(*handlers.values()), 5)
+        await server.wait_closed()
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            return head + await reader.readexactly(int(value))
+    return head
+
+
+def answering(*answers: bytes) -> Handler:
+    """Answers the requests on each connection with `answers` in turn, then hangs up."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for answer in answers:
+            await read_request(reader)
+            writer.write(answer)
+            await writer.drain()
+
+    return handler
+
+
+async def send(
+    upstream: Http11Upstream,
+    url: str,
+    method: str = "GET",
+    *,
+    headers: Headers = (),
+    body: bytes | None = None,
+    timeouts: Timeouts = Timeouts(connect=2, total=3),  # noqa: B008
+    max_bytes: int = 1000,
+) -> UpstreamResponse:
+    request = UpstreamRequest(server="test", method=method, url=url, headers=headers, body=body)
+    return await upstream.send(request, timeouts=timeouts, max_bytes=max_bytes)
+
+
+def old_split(url: str) -> tuple[tuple[str, str, int], str, str]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    key = (scheme, parts.hostname or "", parts.port or (443 if scheme == "https" else 80))
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return key, target, "Host: " + parts.netloc.rpartition("@")[2]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/items/7?q=blue%20widget",
+        "HTTPS://API.Example.com/v1/a%2Fb?x=1&y=%3F",
+        "https://user:pw@api.example.com/v1?key=1",
+        "http://[::1]/x",
+        "http://[::1]:8080?q=1",
+        "http://example.com",
+        "http://example.com?",
+        "http://example.com/?",
+        "http://example.com/a?#frag",
+        "http://example.com/a??b?",
+        "http://example.com/a?b#c?d",
+        "http://example.com#top",
+        "http://example.com:8080/a/../b",
+        "http://exa\tmple.com/a\r\n/b",
+        "  http://example.com/a",
+        "1http://example.com/a",
+        "http:example.com/a",
+    ],
+)
+def test_split_says_what_urlsplit_says(url: str) -> None:
+    origin, target = _split(url)
+    assert (origin.key, target, origin.host) == old_split(url)
+
+
+async def test_request_head_as_sent(upstream: Http11Upstream) -> None:
+    heads: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            heads.append(await read_request(reader))
+            writer.write(OK)
+
+    async with serving(handler) as (url, _):
+        authority = url.removeprefix("http://")
+        await send(upstream, f"http://user:pw@{authority}/a?b=1#c", headers=(("X-A", "1"),))
+        await send(
+            upstream,
+            f"{url}?q",
+            "post",
+            headers=(("host", "x"), ("Connection", "close"), ("user-agent", "mine")),
+            body=b"",
+        )
+        await send(upstream, url, "GET", headers=(("Accept-Encoding", "identity"),), body=b"")
+        await send(upstream, url, "PUT", body=b"\x00\xff")
+    assert heads == [
+        f"GET /a?b=1 HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: test-agent\r\n"
+        "Accept-Encoding: gzip, deflate\r\nX-A: 1\r\n\r\n".encode(),
+        f"post /?q HTTP/1.1\r\nHost: {authority}\r\nAccept-Encoding: gzip, deflate\r\n"
+        "user-agent: mine\r\nContent-Length: 0\r\n\r\n".encode(),
+        f"GET / HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: test-agent\r\n"
+        "Accept-Encoding: identity\r\n\r\n".encode(),
+        f"PUT / HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: test-agent\r\n"
+        "Accept-Encoding: gzip, deflate\r\nContent-Length: 2\r\n\r\n\x00\xff".encode("latin-1"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("answer", "body"),
+    [
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end", b"until the end"),
+        (b"HTTP/1.0 200 OK\r\n\r\nuntil the end", b"until the end"),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n" + gzip.compress(b"z" * 5000),
+            b"z" * 5000,
+        ),
+    ],
+    ids=["connection-close", "http-1.0", "gzip"],
+)
+async def test_body_delimited_by_the_connection_end(
+    upstream: Http11Upstream, answer: bytes, body: bytes
+) -> None:
+    async with serving(answering(answer)) as (url, accepted):
+        first = await send(upstream, url, max_bytes=10_000)
+        second = await send(upstream, url, max_bytes=10_000)
+    assert (first.status, first.body, first.truncated) == (200, body, False)
+    assert second.body == body
+    assert accepted == [0, 1]
+
+
+async def test_body_cut_at_max_bytes_closes_the_connection(upstream: Http11Upstream) -> None:
+    long = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000
+    async with serving(answering(long, long)) as (url, accepted):
+        first = await send(upstream, url, max_bytes=100)
+        second = await send(upstream, url, max_bytes=5000)
+    assert (first.body, first.truncated) == (b"x" * 100, True)
+    assert (second.body, second.truncated) == (b"x" * 5000, False)
+    assert accepted == [0, 1]
+
+
+async def test_deflate_is_decoded(upstream: Http11Upstream) -> None:
+    data = zlib.compress(b"d" * 3000)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: %d\r\n\r\n" % len(
+        data
+    )
+    async with serving(answering(answer + data)) as (url, _):
+        response = await send(upstream, url, max_bytes=10_000)
+    assert (response.body, response.truncated) == (b"d" * 3000, False)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+async def test_body_that_does_not_decode_is_a_bad_answer(
+    upstream: Http11Upstream, coding: str
+) -> None:
+    body = f"not {coding}".encode()
+    head = f"HTTP/1.1 200 OK\r\nContent-Encoding: {coding}\r\nContent-Length: {len(body)}\r\n\r\n"
+    async with serving(answering(head.encode() + body)) as (url, _):
+        with pytest.raises(UpstreamUnavailable) as caught:
+            await send(upstream, url)
+    assert str(caught.value).startswith(
+        f"upstream 'test': no valid answer from {url}: the body is not valid {coding}: Error -3"
+    )
+
+
+async def test_head_ends_with_the_headers(upstream: Http11Upstream) -> None:
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nX-A: 1\r\n\r\n"
+    async with serving(answering(answer, answer)) as (url, accepted):
+        first = await send(upstream, url, "HEAD")
+        second = await send(upstream, url, "HEAD")
+    assert (first.status, first.body, first.header("x-a")) == (200, b"", "1")
+    assert second.body == b""
+    assert accepted == [0, 1]  # a body may still follow: the connection is not reused
+
+
+async def test_idle_connection_the_server_closed_is_not_reused(upstream: Http11Upstream) -> None:
+    async with serving(answering(OK)) as (url, accepted):
+        await send(upstream, url)
+        await asyncio.sleep(0.1)
+        await send(upstream, url, "POST", body=b"once")
+    assert accepted == [0, 1]
+
+
+async def test_idle_connection_that_receives_data_is_not_reused(upstream: Http11Upstream) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(OK)
+            await asyncio.sleep(0.02)
+            if writer.is_closing():
+                return
+            writer.write(b"HTTP/1.1 500 Unasked\r\nContent-Length: 0\r\n\r\n")
+
+    async with serving(handler) as (url, accepted):
+        await send(upstream, url)
+        await asyncio.sleep(0.1)
+        response = await send(upstream, url)
+    assert (response.status, accepted) == (200, [0, 1])
+
+
+def hanging_up_on_a_second_request() -> Handler:
+    """Answers one request on the first connection, then hangs up; answers on the others."""
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        first = connections == 1
+        while True:
+            await read_request(reader)
+            writer.write(OK)
+            await writer.drain()
+            if first:
+                await read_request(reader)
+                return
+
+    return handler
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+async def test_stale_connection_is_retried_once_when_idempotent(
+    upstream: Http11Upstream, method: str
+) -> None:
+    async with serving(hanging_up_on_a_second_request()) as (url, accepted):
+        await send(upstream, url, method)
+        response = await send(upstream, url, method)
+    assert (response.status, response.body, accepted) == (200, b"ok", [0, 1])
+
+
+async def test_stale_connection_is_not_retried_for_post(upstream: Http11Upstream) -> None:
+    async with serving(hanging_up_on_a_second_request()) as (url, accepted):
+        await send(upstream, url, "POST", body=b"1")
+        with pytest.raises(UpstreamUnavailable) as caught:
+            await send(upstream, url, "POST", body=b"2")
+    assert str(caught.value) == (
+        f"upstream 'test': no valid answer from {url}: the connection closed before an answer"
+    )
+    assert accepted == [0]
+
+
+async def test_fresh_connection_that_closes_is_not_retried(upstream: Http11Upstream) -> None:
+    async with serving(answering()) as (url, accepted):
+        with pytest.raises(UpstreamUnavailable) as caught:
+            await send(upstream, url)
+    assert str(caught.value).startswith(f"upstream 'test': no valid answer from {url}: ")
+    assert accepted == [0]
+
+
+async def test_cancelled_request_closes_its_connection(upstream: Http11Upstream) -> None:
+    ended = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        if not ended.is_set():
+            with contextlib.suppress(ConnectionError):
+                await reader.read()
+            ended.set()
+            return
+        writer.write(OK)
+        await writer.drain()
+
+    async with serving(handler) as (url, accepted):
+        task = asyncio.create_task(send(upstream, url))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.wait_for(ended.wait(), 2)
+        response = await send(upstream, url)
+    assert (response.status, accepted) == (200, [0, 1])
+
+
+async def test_requests_wait_for_a_free_connection() -> None:
+    upstream = Http11Upstream(max_connections_per_host=1)
+    release = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            await release.wait()
+            writer.write(OK)
+            await writer.drain()
+
+    try:
+        async with serving(handler) as (url, accepted):
+            slow = asyncio.create_task(send(upstream, url))
+            await asyncio.sleep(0.05)
+            with pytest.raises(UpstreamUnavailable) as caught:
+                await send(upstream, url, timeouts=Timeouts(connect=5, total=0.2))
+            waiting = asyncio.create_task(send(upstream, url))
+            await asyncio.sleep(0.05)
+            release.set()
+            assert [(await slow).status, (await waiting).status] == [200, 200]
+    finally:
+        await upstream.aclose()
+    assert caught.value.timeout
+    assert str(caught.value) == f"upstream 'test': no connection to {url} within 0.2 s"
+    assert accepted == [0]
+
+
+async def test_answer_timeout_covers_the_whole_request(upstream: Http11Upstream) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nslow")
+        await writer.drain()
+        await reader.read()
+
+    async with serving(handler) as (url, _):
+        with pytest.raises(UpstreamUnavailable) as caught:
+            await send(upstream, url, timeouts=Timeouts(connect=0.1, total=0.3))
+    assert caught.value.timeout
+    assert str(caught.value) == f"upstream 'test': no answer from {url} within 0.3 s"
+
+
+def certificate(folder: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a self-signed certificate for 127.0.0.1, and a client context
+    that trusts it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "toolbridge test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(str(folder / "cert.pem"), str(folder / "key.pem"))
+    client = ssl.create_default_context(cafile=str(folder / "cert.pem"))
+    return server, client
+
+
+async def test_tls(tmp_path: Path) -> None:
+    server, client = certificate(tmp_path)
+    trusting = Http11Upstream(verify=client)
+    unverified = Http11Upstream(verify=False)
+    verified = Http11Upstream()
+    try:
+        async with serving(answering(OK, OK), server) as (url, accepted):
+            assert (await send(trusting, url)).body == b"ok"
+            assert (await send(trusting, url)).body == b"ok"
+            assert (await send(unverified, url)).body == b"ok"
+            with pytest.raises(UpstreamUnavailable) as caught:
+                await send(verified, url)
+    finally:
+        for upstream in (trusting, unverified, verified):
+            await upstream.aclose()
+    assert accepted == [0, 1]  # the failed handshake never reached the handler
+    assert not caught.value.timeout
+    assert str(caught.value).startswith(f"upstream 'test': cannot connect to {url}: ")
