@@ -165,4 +165,3 @@ def test_every_room_says_what_it_holds_and_may_import() -> None:
         and path.parent.name != "demo"
     ]
     assert missing == []
-
