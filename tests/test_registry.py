@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from toolbridge.config import Config, Selection, Server
-from toolbridge.local.functions import LocalConversion
+from toolbridge.local.loader import LocalConversion
 from toolbridge.openapi.convert import Conversion
 from toolbridge.openapi.documents import DocumentStore
 from toolbridge.registry import (

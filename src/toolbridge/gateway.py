@@ -32,7 +32,8 @@ from toolbridge.errors import (
     UpstreamUnavailable,
 )
 from toolbridge.limits import RateLimiter
-from toolbridge.local.functions import LocalConversion, ModuleCache, call_function
+from toolbridge.local.calls import call_function
+from toolbridge.local.loader import LocalConversion, ModuleCache
 from toolbridge.metrics import Metrics
 from toolbridge.openapi.documents import DocumentStore
 from toolbridge.policy import Policy, Principal

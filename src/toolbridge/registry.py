@@ -22,7 +22,7 @@ from toolbridge import names
 from toolbridge.config import Config, LocalTools, Server
 from toolbridge.config import Selection as SelectionConfig
 from toolbridge.errors import ConfigError, DocumentError, SourceError, ToolbridgeError
-from toolbridge.local.functions import LocalConversion, ModuleCache, load_tools
+from toolbridge.local.loader import LocalConversion, ModuleCache, load_tools
 from toolbridge.openapi.convert import Conversion, Selection, convert
 from toolbridge.openapi.documents import (
     DocumentStore,

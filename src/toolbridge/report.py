@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from typing import Any, TextIO
 
-from toolbridge.local.functions import LocalConversion
+from toolbridge.local.loader import LocalConversion
 from toolbridge.openapi.documents import DocumentStore
 from toolbridge.openapi.validation import validate_document
 from toolbridge.registry import Catalog, SourceStatus

@@ -26,14 +26,11 @@ from toolbridge.config import LocalTools
 from toolbridge.demo import DEMO_SPEC, demo_config
 from toolbridge.demo.service import create_demo_app
 from toolbridge.errors import InvalidArguments, SourceError
+from toolbridge.local.calls import call_function
 from toolbridge.local.docstrings import frontmatter, parse_docstring
-from toolbridge.local.functions import (
-    LocalConversion,
-    LocalModule,
-    call_function,
-    install_requirements,
-    load_tools,
-)
+from toolbridge.local.loader import LocalConversion, load_tools
+from toolbridge.local.requirements import install_requirements
+from toolbridge.local.sources import LocalModule
 from toolbridge.openapi.documents import DocumentStore
 from toolbridge.registry import load_server
 from toolbridge.tools import Annotations, Note, PythonFunction, Tool, ToolResult
@@ -846,7 +843,7 @@ async def test_raising_tool_is_a_result(
     """The caller sees `Type: message`; the traceback goes to the log only."""
     path, _, tool = name.partition(":")
     fn = get(load(path), tool)
-    with caplog.at_level(logging.ERROR, logger="toolbridge.local.functions"):
+    with caplog.at_level(logging.ERROR, logger="toolbridge.local.calls"):
         result = await call_function(fn, arguments)
     assert result == ToolResult(ok=False, content_type="text/plain", result=expected)
     assert [(r.getMessage(), r.exc_info is not None) for r in caplog.records] == [

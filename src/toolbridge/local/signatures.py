@@ -2,7 +2,7 @@
 canonical JSON schema, through pydantic's public API only (`create_model`, `model_json_schema`).
 
 This follows openai-agents' `function_schema`. Nothing is imported or called here; the loader
-(`functions.py`) hands over callables and calls them.
+(`loader.py`) hands over callables and `calls.py` calls them.
 """
 
 from __future__ import annotations

@@ -1,0 +1,289 @@
+"""Loading local Python tools: Open WebUI-style tool files and plain functions, as `Tool`s.
+
+A source is a `.py` file, a folder of them, or an importable module (`pkg.mod` or
+`pkg.mod:function`). A module with a `class Tools` offers that class's public methods (the
+class is instantiated once, with its `Valves` filled from the config); a module without one
+offers its public functions defined in that file. `signatures.py` turns each callable into a
+`Tool` (schema from signature and docstring); this module imports and instantiates, and
+`calls.py` calls.
+
+Conventions, all decorator-free so that a file runs unchanged in Open WebUI:
+
+- **Read-only.** A tool is read-only (MCP `readOnlyHint`) only when its function has an
+  attribute `readonly = True` (`now.readonly = True` after the method). Names are not guessed
+  from: `get_or_create_...` would pass for read-only, and clients skip confirmations for those.
+- **Frontmatter.** The `key: value` lines of the module docstring, as Open WebUI reads them
+  (title, author, version, description, requirements, ...); keys in lower case. Missing
+  `requirements` are noted (presence only, no versions); nothing is installed unless the entry
+  asks (`requirements.py`).
+- **Names.** A tool is named after its function, with the entry's `prefix`; a function is
+  `<module>:<qualname>` (`clock:Tools.now`, `pkg.mod:lookup`), unique within an entry.
+- **Injected parameters.** `__user__`, `__metadata__`, `__id__`, `__event_emitter__`,
+  `__event_call__`, `__messages__`, `__files__`, `__request__` and `__model__` are filled by the
+  host and never appear in the schema; see `calls.call_function` for their values.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib
+import importlib.util
+import inspect
+import re
+import sys
+import types
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from toolbridge import names
+from toolbridge.config import LocalTools
+from toolbridge.errors import SourceError
+from toolbridge.local.docstrings import frontmatter
+from toolbridge.local.requirements import (
+    install_requirements,
+    installed,
+    requirement_notes,
+    requirements,
+)
+from toolbridge.local.signatures import build_tool, cause
+from toolbridge.local.sources import LocalModule, display, entry_sources
+from toolbridge.tools import Note, PythonFunction, Tool
+
+_MODULE_NAME = re.compile(r"[^A-Za-z0-9_]")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalConversion:
+    """What one `tools` entry of the config turned into."""
+
+    source: str
+    location: str
+    tools: tuple[Tool, ...]
+    notes: tuple[Note, ...] = ()
+    """Notes about the entry as a whole (a file of a folder that failed, unused valves, ...)."""
+    modules: tuple[LocalModule, ...] = ()
+
+    def frontmatter(self, function: PythonFunction) -> Mapping[str, str]:
+        """The frontmatter of the module a tool of this entry came from."""
+        module = function.function.partition(":")[0]
+        return next((m.frontmatter for m in self.modules if m.name == module), {})
+
+
+ModuleCache = dict[tuple[str, str, int, int], tuple["LocalModule", list[Tool], set[str]]]
+"""Loaded files by (entry id, path, mtime in ns, size): a reload imports only what changed."""
+
+
+def load_tools(
+    entry: LocalTools, base_dir: Path, cache: ModuleCache | None = None
+) -> LocalConversion:
+    """Import an entry's file, folder or module and turn its callables into tools.
+
+    Raises SourceError when nothing can be loaded. In a folder, a file that fails is a note and
+    the other files still load. With `cache`, a file that has not changed since it was loaded
+    keeps the tools it gave then: an edit reloads that module only.
+    """
+    location, sources, folder = entry_sources(entry, base_dir)
+    tools: list[Tool] = []
+    modules: list[LocalModule] = []
+    notes: list[Note] = []
+    used_valves: set[str] = set()
+    for source in sources:
+        if entry.install_requirements and isinstance(source, Path):
+            notes.extend(install_requirements(source))
+        try:
+            info, found, used, kept = _cached_module(entry, source, cache)
+            notes.extend(kept)
+        except SourceError as exc:
+            if not folder:
+                raise
+            where = display(source) if isinstance(source, Path) else source
+            notes.append(Note(kind="module-failed", message=str(exc), where=where))
+            continue
+        modules.append(info)
+        tools.extend(found)
+        used_valves |= used
+        notes.extend(requirement_notes(info))
+    if sources and not modules:
+        raise SourceError("\n".join(note.message for note in notes))
+    unused = sorted(set(entry.valves) - used_valves)
+    if unused:
+        listed = ", ".join(map(repr, unused))
+        message = f"valves {listed} are not fields of any Valves model; they are ignored"
+        notes.append(Note(kind="valves-unused", message=message, where=location))
+    if not tools:
+        notes.append(Note(kind="no-tools", message="no public function to offer", where=location))
+    return LocalConversion(
+        source=entry.id,
+        location=location,
+        tools=_named(entry, tools),
+        notes=tuple(notes),
+        modules=tuple(modules),
+    )
+
+
+def _cached_module(
+    entry: LocalTools, source: Path | str, cache: ModuleCache | None
+) -> tuple[LocalModule, list[Tool], set[str], list[Note]]:
+    """A file's tools: as loaded before when it has not changed; its last good version, with a
+    note, when a change breaks it."""
+    if cache is None or not isinstance(source, Path):
+        return (*_load_module(entry, source), [])
+    try:
+        stat = source.stat()
+    except OSError:
+        return (*_load_module(entry, source), [])  # reports the missing file
+    key = (entry.id, str(source), stat.st_mtime_ns, stat.st_size)
+    if key in cache:
+        return (*cache[key], [])
+    earlier = [k for k in cache if k[:2] == key[:2]]
+    try:
+        loaded = _load_module(entry, source)
+    except SourceError as exc:
+        if not earlier:
+            raise
+        note = Note(
+            kind="module-kept",
+            message=f"{exc}; its last good version is still served",
+            where=display(source),
+        )
+        return (*cache[earlier[-1]], [note])
+    for old in earlier:
+        del cache[old]
+    cache[key] = loaded
+    return (*loaded, [])
+
+
+def _load_module(entry: LocalTools, source: Path | str) -> tuple[LocalModule, list[Tool], set[str]]:
+    """One file's or module's tools, and the valve keys its Valves model takes."""
+    only: str | None = None
+    if isinstance(source, Path):
+        module, info = _import_file(entry, source)
+    else:
+        name, _, attribute = source.partition(":")
+        module = _import_module(entry, name)
+        info = LocalModule(name=name, location=name, frontmatter=frontmatter(module.__doc__))
+        only = attribute or None
+    where = f"tools {entry.id!r}: {info.location}"
+    tools: list[Tool] = []
+    used: set[str] = set()
+    for qualname, func, valves in _callables(entry, module, info, only):
+        function = f"{info.name}:{qualname}"
+        tools.append(build_tool(func, source=entry.id, function=function, where=where))
+        used |= valves
+    return info, tools, used
+
+
+def _import_module(entry: LocalTools, name: str) -> types.ModuleType:
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:
+        raise SourceError(
+            f"tools {entry.id!r}: module {name!r} cannot be imported: {cause(exc)}"
+        ) from exc
+
+
+def _import_file(entry: LocalTools, path: Path) -> tuple[types.ModuleType, LocalModule]:
+    """Execute a file as a module of its own, under a private name no other entry shares."""
+    where = f"tools {entry.id!r}: {display(path)}"
+    try:
+        source = path.read_text(encoding="utf-8")
+        tree = ast.parse(source, filename=str(path))
+    except SyntaxError as exc:
+        raise SourceError(f"{where}:{exc.lineno}: invalid Python: {exc.msg}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{where}: cannot be read: {exc}") from exc
+    info = LocalModule(
+        name=path.stem, location=display(path), frontmatter=frontmatter(ast.get_docstring(tree))
+    )
+    name = "_toolbridge_tools_" + _MODULE_NAME.sub("_", f"{entry.id}__{path.stem}")
+    spec = importlib.util.spec_from_file_location(name, path)
+    # A `.py` path always gets a spec with a source loader.
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # Registered under its private name while it runs and after: dataclasses, pydantic and
+    # typing look classes' modules up in sys.modules to resolve string annotations.
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:
+        sys.modules.pop(name, None)
+        missing = [r for r in requirements(info) if not installed(r)]
+        hint = f" (requirements not installed: {', '.join(missing)})" if missing else ""
+        raise SourceError(f"{where}: cannot be imported: {cause(exc)}{hint}") from exc
+    return module, info
+
+
+def _callables(
+    entry: LocalTools, module: types.ModuleType, info: LocalModule, attribute: str | None
+) -> Iterator[tuple[str, Callable[..., Any], set[str]]]:
+    """(qualified name, callable, valve keys used) for every tool the module offers."""
+    where = f"tools {entry.id!r}: {info.location}"
+    if attribute is not None:
+        func = getattr(module, attribute, None)
+        if not callable(func):
+            raise SourceError(f"{where}: has no function {attribute!r}")
+        yield attribute, func, set()
+        return
+    tools_class = getattr(module, "Tools", None)
+    if not isinstance(tools_class, type):
+        for name, value in vars(module).items():
+            own = inspect.isfunction(value) and value.__module__ == module.__name__
+            if own and not name.startswith("_"):
+                yield name, value, set()
+        return
+    try:
+        instance = tools_class()
+    except Exception as exc:
+        raise SourceError(f"{where}: Tools() failed: {cause(exc)}") from exc
+    valves_model = getattr(tools_class, "Valves", None)
+    used: set[str] = set()
+    if isinstance(valves_model, type) and issubclass(valves_model, BaseModel):
+        try:
+            instance.valves = valves_model.model_validate(dict(entry.valves))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"valves.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
+            raise SourceError(f"{where}: {problems}") from None
+        used = {f.alias or n for n, f in valves_model.model_fields.items()}
+    for name, value in vars(tools_class).items():
+        if name.startswith("_") or isinstance(value, type):
+            continue
+        if isinstance(value, staticmethod | classmethod) or inspect.isfunction(value):
+            yield f"Tools.{name}", getattr(instance, name), used
+
+
+def _named(entry: LocalTools, tools: list[Tool]) -> tuple[Tool, ...]:
+    """Prefix the names, make them valid and unique within the entry, and say what changed."""
+    prefix = entry.prefix or ""
+    final, notes = names.assign(
+        (names.safe_name(t.original_name, prefix=prefix), _prefix(prefix, t.original_name), t.where)
+        for t in tools
+    )
+    by_where = {note.where: note for note in notes}
+    return tuple(
+        dataclasses.replace(
+            tool,
+            name=name,
+            notes=(*tool.notes, by_where[tool.where]) if tool.where in by_where else tool.notes,
+            target=_with_timeout(tool.target, entry.timeout),
+        )
+        for tool, name in zip(tools, final, strict=True)
+    )
+
+
+def _with_timeout(target: Any, timeout: float | None) -> Any:
+    """The entry's `timeout`, when it gives one, on each of its functions."""
+    if timeout is None or not isinstance(target, PythonFunction):
+        return target
+    return dataclasses.replace(target, timeout=timeout)
+
+
+def _prefix(prefix: str, name: str) -> str:
+    return f"{prefix}_{name}" if prefix else name
