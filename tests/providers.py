@@ -2,7 +2,7 @@
 
 `check(fmt, tool)` lists every problem a provider would reject a rendered tool for (an empty
 list: accepted). It is the oracle for `toolbridge.formats.render` and deliberately shares no
-code with `toolbridge.formats.dialects`. The rules come from: OpenAI's function calling and
+code with the `toolbridge.formats` dialects. The rules come from: OpenAI's function calling and
 structured outputs guides (and the errors its API returns, such as "array schema missing
 items"); Anthropic's tool use docs (`input_schema` is JSON Schema 2020-12, an object without a
 root combinator, property keys `^[a-zA-Z0-9_.-]{1,64}$`); Gemini's `Schema` reference, an

@@ -40,7 +40,11 @@ EDGES = {
 PURE = {
     "schemas",
     "names",
-    "formats.dialects",
+    "formats.keywords",
+    "formats.combinators",
+    "formats.openai_dialect",
+    "formats.anthropic_dialect",
+    "formats.gemini_dialect",
     "formats.render",
     "policy",
     "tools",

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from toolbridge.formats import dialects
-from toolbridge.formats.dialects import for_anthropic, for_gemini, for_openai, for_openai_strict
+from toolbridge.formats.anthropic_dialect import for_anthropic
+from toolbridge.formats.gemini_dialect import GEMINI_MAX_NODES, JSON_STRING_NOTE, for_gemini
+from toolbridge.formats.openai_dialect import for_openai, for_openai_strict
 from toolbridge.tools import JsonSchema
 
 NODE = {
@@ -425,7 +426,7 @@ def test_gemini_keeps_the_biggest_member_of_a_contradicting_all_of() -> None:
 
 
 def test_gemini_sends_free_form_values_as_json_strings() -> None:
-    note = dialects.JSON_STRING_NOTE
+    note = JSON_STRING_NOTE
     assert for_gemini(FREE) == {
         "type": "OBJECT",
         "properties": {
@@ -499,7 +500,7 @@ def test_gemini_output_stays_bounded_when_refs_fan_out() -> None:
     }
     out = for_gemini(schema)
     assert out is not None
-    assert _count(out) <= dialects.GEMINI_MAX_NODES
+    assert _count(out) <= GEMINI_MAX_NODES
     assert out["properties"]["plain"] == {"type": "STRING"}
     assert out["properties"]["deep"]["type"] == "OBJECT"
 

@@ -1,15 +1,18 @@
 """Render a canonical `Tool` as the tool spec each client format expects.
 
-One small function per format; the schema surgery a provider needs lives in `dialects`. Nothing
-here does I/O. Rendered dicts may share parts with the tool (its schemas are shared, read-only
-values), so treat them as read-only too.
+One small function per format; the schema surgery a provider needs lives in its dialect module
+(`openai_dialect`, `anthropic_dialect`, `gemini_dialect`). Nothing here does I/O. Rendered dicts
+may share parts with the tool (its schemas are shared, read-only values), so treat them as
+read-only too.
 """
 
 from __future__ import annotations
 
 from typing import Literal, assert_never
 
-from toolbridge.formats import dialects
+from toolbridge.formats.anthropic_dialect import for_anthropic
+from toolbridge.formats.gemini_dialect import for_gemini
+from toolbridge.formats.openai_dialect import for_openai, for_openai_strict
 from toolbridge.tools import JsonObject, JsonSchema, Tool
 
 Format = Literal["openai", "openai-responses", "anthropic", "gemini", "mcp"]
@@ -57,11 +60,11 @@ def _openai_responses(tool: Tool, strict: bool) -> JsonObject:
 
 
 def _function(tool: Tool, strict: bool) -> JsonObject:
-    parameters = dialects.for_openai_strict(tool.input_schema) if strict else None
+    parameters = for_openai_strict(tool.input_schema) if strict else None
     return {
         "name": tool.name,
         "description": _short(tool.description),
-        "parameters": dialects.for_openai(tool.input_schema) if parameters is None else parameters,
+        "parameters": for_openai(tool.input_schema) if parameters is None else parameters,
         "strict": parameters is not None,
     }
 
@@ -70,13 +73,13 @@ def _anthropic(tool: Tool) -> JsonObject:
     return {
         "name": tool.name,
         "description": _short(tool.description),
-        "input_schema": dialects.for_anthropic(tool.input_schema),
+        "input_schema": for_anthropic(tool.input_schema),
     }
 
 
 def _gemini(tool: Tool) -> JsonObject:
     declaration: JsonObject = {"name": tool.name, "description": _short(tool.description)}
-    parameters = dialects.for_gemini(tool.input_schema)
+    parameters = for_gemini(tool.input_schema)
     if parameters is not None:  # Gemini rejects an OBJECT without properties
         declaration["parameters"] = parameters
     return declaration
