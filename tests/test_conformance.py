@@ -1,7 +1,7 @@
 """Conformance over the corpus: the requests we build validate against the document itself.
 
 For a deterministic sample of operations of every document in MANIFEST.tsv, arguments are
-generated from the tool's input schema, `remote.build_request` builds the request (with dummy
+generated from the tool's input schema, `request.build_request` builds the request (with dummy
 credentials for the operation's first security alternative), and openapi-core, reading the
 original document, validates it: route, parameters, body and security. Swagger 2.0 documents,
 which openapi-core cannot read, are reported as not checked. Failures that the document itself,
@@ -45,7 +45,7 @@ from toolbridge.errors import InvalidArguments
 from toolbridge.openapi.convert import Conversion, convert
 from toolbridge.openapi.documents import DocumentStore, cache_dir_from, location_to_uri
 from toolbridge.tools import HttpOperation, JsonSchema, Tool
-from toolbridge.upstream.remote import build_request
+from toolbridge.upstream.request import build_request
 from toolbridge.upstream.seam import AuthParts, UpstreamRequest
 
 pytestmark = pytest.mark.corpus

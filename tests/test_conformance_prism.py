@@ -5,7 +5,7 @@ only. For every document of MANIFEST.tsv that openapi-core cannot load (the Swag
 and any 3.x document it fails on), this module starts Prism's mock of the document (`prism mock
 <document>`, once per document), builds the same deterministic sample of requests the same way
 (arguments from tests.test_conformance's generator, dummy credentials for the operation's first
-security alternative, `remote.build_request`), sends them with httpx2, and reads Prism's
+security alternative, `request.build_request`), sends them with httpx2, and reads Prism's
 verdict: an error-severity request violation, or any error of Prism's own about the request
 (no route, no method, content type, security), is a non-conformance. tests/prism.py says how
 Prism answers. Each request is built on Prism's URL plus the document's base path, and sent
@@ -59,7 +59,7 @@ from toolbridge.errors import InvalidArguments
 from toolbridge.openapi.convert import Conversion, convert
 from toolbridge.openapi.documents import DocumentStore, cache_dir_from, location_to_uri
 from toolbridge.tools import Tool
-from toolbridge.upstream.remote import build_request
+from toolbridge.upstream.request import build_request
 
 pytestmark = [
     pytest.mark.corpus,

@@ -15,7 +15,7 @@ import pytest
 from toolbridge.config import Server
 from toolbridge.errors import ConfigError, UpstreamUnavailable
 from toolbridge.tools import HttpOperation, SecurityScheme
-from toolbridge.upstream.credentials import Credentials, redact
+from toolbridge.upstream.credentials import Credentials
 from toolbridge.upstream.seam import (
     AuthParts,
     Handler,
@@ -24,6 +24,7 @@ from toolbridge.upstream.seam import (
     UpstreamRequest,
     UpstreamResponse,
 )
+from toolbridge.upstream.static_credentials import redact
 
 pytestmark = pytest.mark.anyio
 

@@ -15,8 +15,11 @@ import pytest
 
 from toolbridge.errors import InvalidArguments, UpstreamUnavailable
 from toolbridge.tools import BodyPlan, FieldEncoding, HttpOperation, ParamBinding, ToolResult
-from toolbridge.upstream import remote
-from toolbridge.upstream.remote import build_request, curl_line, invoke, shape_result
+from toolbridge.upstream import styles
+from toolbridge.upstream.answers import shape_result
+from toolbridge.upstream.curl import curl_line
+from toolbridge.upstream.remote import invoke
+from toolbridge.upstream.request import build_request
 from toolbridge.upstream.seam import AuthParts, MockUpstream, UpstreamRequest, UpstreamResponse
 
 BASE = "https://api.example.com/v1"
@@ -928,6 +931,6 @@ ENCODING_SAMPLES = [
 
 @pytest.mark.parametrize("text", ENCODING_SAMPLES)
 def test_encoders_match_quote(text: str) -> None:
-    assert remote._path_enc(text) == quote(text, safe="-._~")
-    assert remote._reserved_enc(text) == quote(text, safe="-._~:/?[]@!$'()*,;")
-    assert remote._cookie_enc(text) == quote(text, safe="!#$&'()*+-./:<=>?@[]^_`{|}~")
+    assert styles.path_enc(text) == quote(text, safe="-._~")
+    assert styles._reserved_enc(text) == quote(text, safe="-._~:/?[]@!$'()*,;")
+    assert styles.cookie_enc(text) == quote(text, safe="!#$&'()*+-./:<=>?@[]^_`{|}~")

@@ -21,8 +21,9 @@ from toolbridge.errors import InvalidArguments, ToolbridgeError, UpstreamUnavail
 from toolbridge.gateway import Gateway
 from toolbridge.policy import ANONYMOUS_ADMIN, Principal
 from toolbridge.tools import HttpOperation, PythonFunction, SecurityScheme, Tool
-from toolbridge.upstream import remote
 from toolbridge.upstream.credentials import Credentials
+from toolbridge.upstream.curl import curl_line
+from toolbridge.upstream.request import build_request
 from toolbridge.upstream.seam import Timeouts, UpstreamRequest, UpstreamResponse
 
 
@@ -78,7 +79,7 @@ async def _http(gateway: Gateway, tool: Tool, op: HttpOperation, arguments: Any)
     # Built anew, over an upstream that sends nothing: the gateway's own would fetch tokens.
     credentials = Credentials(server, schemes, upstream=_Unsent(), operations=operations)
     parts = await credentials.parts(op)
-    request = remote.build_request(op, checked, base_url=op.base_url, auth=parts, tool=tool.name)
+    request = build_request(op, checked, base_url=op.base_url, auth=parts, tool=tool.name)
     lines = []
     match server.auth:
         case OAuth2ClientCredentials():
@@ -89,7 +90,7 @@ async def _http(gateway: Gateway, tool: Tool, op: HttpOperation, arguments: Any)
             lines.append(f"# a call forwards the caller's {server.auth.header} header (none here)")
         case _:
             pass
-    lines.append(remote.curl_line(request, (*credentials.secrets, *parts.secrets)))
+    lines.append(curl_line(request, (*credentials.secrets, *parts.secrets)))
     return "\n".join(lines)
 
 

@@ -245,7 +245,7 @@ def _caller(ctx: Context) -> tuple[Principal, Headers]:
 def _content(result: ToolResult) -> types.TextContent | types.ImageContent | types.AudioContent:
     value, mime = result.result, _mime(result.content_type)
     if isinstance(value, dict) and isinstance(value.get("base64"), str):
-        # A binary answer (remote.py's shape): images and sound as MCP content of their own.
+        # A binary answer (answers.py's shape): images and sound as MCP content of their own.
         if mime.startswith("image/"):
             return types.ImageContent(data=value["base64"], mime_type=mime)
         if mime.startswith("audio/"):

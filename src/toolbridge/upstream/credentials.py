@@ -1,24 +1,18 @@
 """Upstream credentials: what a server's `auth` and `headers` add to each request it receives.
 
 A `Credentials` is built once per server at load time, where every config mistake becomes a
-`ConfigError`; per call it hands back precomputed `AuthParts`, except for OAuth2 tokens (fetched
-through the `Upstream` seam, cached, refreshed) and forwarded caller headers. It builds no
-request and never forwards the caller's `Authorization` unless `type: forward` says so.
+`ConfigError`; per call it hands back precomputed `AuthParts` (bearer, basic, an API key placed
+as the document says), except for OAuth2 tokens (a `TokenSource`, `oauth2`) and forwarded caller
+headers. It builds no request and never forwards the caller's `Authorization` unless
+`type: forward` says so.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import math
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any
-from urllib.parse import quote, quote_plus, urlencode, urlsplit
-
-import orjson
 
 from toolbridge.config import (
     ApiKeyAuth,
@@ -28,28 +22,22 @@ from toolbridge.config import (
     OAuth2ClientCredentials,
     Server,
 )
-from toolbridge.errors import ConfigError, UpstreamUnavailable
+from toolbridge.errors import ConfigError
 from toolbridge.tools import HttpOperation, SecurityScheme
-from toolbridge.upstream.seam import AuthParts, Headers, Timeouts, Upstream, UpstreamRequest
-
-DEFAULT_EXPIRES_IN = 3600.0
-"""Token lifetime assumed when the token endpoint does not say (RFC 6749 5.1 makes it optional)."""
-EXPIRY_MARGIN = 60.0
-"""A token is refreshed this long before it expires, so no request leaves with a stale one."""
-MAX_TOKEN_RESPONSE_BYTES = 64 * 1024
-MIN_SECRET_LENGTH = 4
-"""Shorter values are not masked: hiding every `a` or `42` in a log would hide the log."""
+from toolbridge.upstream.oauth2 import Clock, TokenSource
+from toolbridge.upstream.seam import AuthParts, Timeouts, Upstream
+from toolbridge.upstream.static_credentials import (
+    FRAMING,
+    HEADER_NAME,
+    UNSENDABLE,
+    basic_credentials,
+    checked_header,
+    credential_of,
+    header_secrets,
+    static_headers,
+)
 
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-"""A valid HTTP header name (RFC 9110 5.6.2)."""
-_UNSENDABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-"""Control characters (tab aside): in a header value they would split or corrupt the request."""
-_SECRET_NAME = re.compile(r"auth|token|secret|key|passw|cookie|session|credential|signature", re.I)
-_FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection"})
-"""Headers the HTTP client owns: a configured value would break the request's framing."""
-
-Clock = Callable[[], float]
 
 
 class Credentials:
@@ -57,12 +45,8 @@ class Credentials:
 
     __slots__ = (
         "_by_scheme",
-        "_expires_at",
-        "_failure",
-        "_fetches",
-        "_lock",
         "_static",
-        "_token_parts",
+        "_tokens",
         "auth",
         "clock",
         "server",
@@ -92,16 +76,12 @@ class Credentials:
         self.upstream = upstream
         self.timeouts = timeouts
         self.clock = clock
-        static = _static_headers(server)
-        self._static = AuthParts(headers=static, secrets=_header_secrets(static))
+        static = static_headers(server)
+        self._static = AuthParts(headers=static, secrets=header_secrets(static))
         # Set only for an api_key whose place depends on the operation: by scheme name.
         self._by_scheme: dict[str, AuthParts] = {}
-        self._token_parts: AuthParts | None = None
-        self._expires_at = 0.0
-        self._failure: UpstreamUnavailable | None = None
-        self._fetches = 0
-        # Created unbound: asyncio binds a lock to the running loop on first contention.
-        self._lock = asyncio.Lock()
+        # Set only for OAuth2: the tokens, fetched, cached and shared across calls.
+        self._tokens: TokenSource | None = None
         auth = server.auth
         taken = {name.lower() for name, _ in static}
         match auth:
@@ -110,7 +90,9 @@ class Credentials:
             case BearerAuth():
                 _require(server.id, "token", auth.token)
                 self._static = self._with(
-                    _header(server.id, "Authorization", f"Bearer {auth.token}", "auth.token"),
+                    checked_header(
+                        server.id, "Authorization", f"Bearer {auth.token}", "auth.token"
+                    ),
                     (auth.token,),
                     taken,
                 )
@@ -119,9 +101,9 @@ class Credentials:
                 if ":" in auth.username:
                     # RFC 7617 2: the user-id is everything before the first colon.
                     raise ConfigError(f"server {server.id!r}: auth.username must not contain ':'")
-                blob = _basic(auth.username, auth.password)
+                blob = basic_credentials(auth.username, auth.password)
                 self._static = self._with(
-                    _header(server.id, "Authorization", f"Basic {blob}", "auth.password"),
+                    checked_header(server.id, "Authorization", f"Basic {blob}", "auth.password"),
                     (blob, auth.password),
                     taken,
                 )
@@ -130,10 +112,17 @@ class Credentials:
                 self._check_api_key(server.id, auth, schemes, list(operations), taken)
             case OAuth2ClientCredentials():
                 _require(server.id, "client_id", auth.client_id)
-                _check_token_url(server.id, auth.token_url)
+                self._tokens = TokenSource(
+                    server.id,
+                    auth,
+                    static=self._static,
+                    upstream=upstream,
+                    timeouts=timeouts,
+                    clock=clock,
+                )
                 _conflict(server.id, "Authorization", taken)
             case ForwardAuth():
-                if not _TOKEN.match(auth.header) or auth.header.lower() in _FRAMING:
+                if not HEADER_NAME.match(auth.header) or auth.header.lower() in FRAMING:
                     raise ConfigError(
                         f"server {server.id!r}: auth.header: {auth.header!r} cannot be forwarded "
                         "(expected a header name other than Host, Content-Length, "
@@ -149,9 +138,9 @@ class Credentials:
         """What to add to the request for `op` (None: a request that is no operation's, such as
         fetching the document). Raises UpstreamUnavailable when an OAuth2 token cannot be had.
         """
+        if self._tokens is not None:
+            return await self._tokens.parts()
         match self.auth:
-            case OAuth2ClientCredentials():
-                return await self._oauth2_parts(self.auth)
             case ForwardAuth():
                 return self._forward_parts(self.auth.header, caller_headers)
             case ApiKeyAuth() if self._by_scheme:
@@ -164,8 +153,8 @@ class Credentials:
 
         Only that token: a newer one another call already fetched stays.
         """
-        if self._token_parts is not None and access_token in self._token_parts.secrets:
-            self._token_parts = None
+        if self._tokens is not None:
+            self._tokens.discard(access_token)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -174,13 +163,8 @@ class Credentials:
         match self.auth:
             case ApiKeyAuth():
                 out.append(self.auth.value)
-            case OAuth2ClientCredentials():
-                out += [
-                    self.auth.client_secret,
-                    _client_basic(self.auth.client_id, self.auth.client_secret),
-                ]
-                if self._token_parts is not None:
-                    out += self._token_parts.secrets
+            case OAuth2ClientCredentials() if self._tokens is not None:
+                out += self._tokens.secrets
             case _:
                 pass
         return tuple(dict.fromkeys(s for s in out if s))
@@ -248,14 +232,16 @@ class Credentials:
         server = self.server
         secrets = (value, *self._static.secrets)
         if slot.location != "query" and (
-            not _TOKEN.match(slot.name) or slot.name.lower() in _FRAMING
+            not HEADER_NAME.match(slot.name) or slot.name.lower() in FRAMING
         ):
             raise ConfigError(
                 f"server {server!r}: auth.name: {slot.name!r} cannot name a {slot.location}"
             )
         if slot.location == "header":
-            return self._with(_header(server, slot.name, value, "auth.value"), (value,), taken)
-        if _UNSENDABLE.search(value) or (slot.location == "cookie" and re.search(r"[;,\s]", value)):
+            return self._with(
+                checked_header(server, slot.name, value, "auth.value"), (value,), taken
+            )
+        if UNSENDABLE.search(value) or (slot.location == "cookie" and re.search(r"[;,\s]", value)):
             raise ConfigError(
                 f"server {server!r}: auth.value contains characters a {slot.location} cannot carry"
             )
@@ -263,83 +249,6 @@ class Credentials:
         if slot.location == "query":
             return AuthParts(headers=self._static.headers, query=pair, secrets=secrets)
         return AuthParts(headers=self._static.headers, cookies=pair, secrets=secrets)
-
-    # -- oauth2 --------------------------------------------------------------------------------
-
-    async def _oauth2_parts(self, auth: OAuth2ClientCredentials) -> AuthParts:
-        parts = self._token_parts
-        if parts is not None and self.clock() < self._expires_at:
-            return parts
-        seen = self._fetches
-        async with self._lock:
-            parts = self._token_parts
-            if parts is not None and self.clock() < self._expires_at:
-                return parts  # fetched by the call we were waiting on
-            if self._fetches != seen and self._failure is not None:
-                # The fetch we queued behind just failed: share its answer instead of making
-                # every waiting call try again, one after the other, against a failing endpoint.
-                raise UpstreamUnavailable(
-                    self.server, _plain(self._failure, self.server), timeout=self._failure.timeout
-                )
-            self._failure = None
-            try:
-                token, lifetime = await self._fetch_token(auth)
-            except UpstreamUnavailable as exc:
-                self._failure = exc
-                raise
-            finally:
-                self._fetches += 1
-            parts = self._with(("Authorization", f"Bearer {token}"), (token,), set())
-            self._token_parts = parts
-            self._expires_at = self.clock() + lifetime - min(EXPIRY_MARGIN, lifetime / 2)
-            return parts
-
-    async def _fetch_token(self, auth: OAuth2ClientCredentials) -> tuple[str, float]:
-        """POST the client credentials grant (RFC 6749 4.4); the token and its lifetime."""
-        where = f"token endpoint {_display_url(auth.token_url)}"
-        form = {"grant_type": "client_credentials"}
-        if auth.scopes:
-            form["scope"] = " ".join(auth.scopes)
-        request = UpstreamRequest(
-            server=self.server,
-            method="POST",
-            url=auth.token_url,
-            headers=(
-                ("Authorization", f"Basic {_client_basic(auth.client_id, auth.client_secret)}"),
-                ("Content-Type", "application/x-www-form-urlencoded"),
-                ("Accept", "application/json"),
-            ),
-            body=urlencode(form).encode(),
-        )
-        try:
-            response = await self.upstream.send(
-                request, timeouts=self.timeouts, max_bytes=MAX_TOKEN_RESPONSE_BYTES
-            )
-        except UpstreamUnavailable as exc:
-            message = f"{where}: {_plain(exc, self.server)}"
-            raise self._token_error(message, timeout=exc.timeout) from exc
-        body = _json_object(response.body) if not response.truncated else None
-        if not 200 <= response.status < 300:
-            raise self._token_error(f"{where} answered HTTP {response.status}{_oauth_error(body)}")
-        if body is None:
-            kind = response.header("content-type") or "no content type"
-            raise self._token_error(
-                f"{where} answered HTTP {response.status} with a body that is not a JSON object "
-                f"({kind}{', cut at the size limit' if response.truncated else ''})"
-            )
-        token = body.get("access_token")
-        if not isinstance(token, str) or not token:
-            raise self._token_error(f"{where} answered HTTP {response.status} without access_token")
-        if _UNSENDABLE.search(token):
-            raise self._token_error(f"{where} answered with an access_token no header can carry")
-        # token_type is not checked: providers spell it freely ("Bearer", "bearer", "JWT"), and
-        # a client credentials token is used as a bearer token in practice.
-        return token, _lifetime(body.get("expires_in"))
-
-    def _token_error(self, message: str, *, timeout: bool = False) -> UpstreamUnavailable:
-        # The endpoint's own words (error_description, a transport error's URL) are quoted, and
-        # nothing guarantees they do not echo what we sent.
-        return UpstreamUnavailable(self.server, redact(message, self.secrets), timeout=timeout)
 
     # -- forward and helpers -------------------------------------------------------------------
 
@@ -350,9 +259,9 @@ class Credentials:
             value = next((v for k, v in caller_headers.items() if k.lower() == lowered), None)
         # A value that cannot be sent (control characters) is dropped, not forwarded mangled:
         # the upstream then answers 401, which the model reads as any other refusal.
-        if not value or _UNSENDABLE.search(value):
+        if not value or UNSENDABLE.search(value):
             return self._static
-        return self._with((header, value), _credential_of(value), set())
+        return self._with((header, value), credential_of(value), set())
 
     def _with(self, header: tuple[str, str], secrets: Iterable[str], taken: set[str]) -> AuthParts:
         """The static parts with one more header in front, checked against the static ones."""
@@ -390,68 +299,7 @@ class _Slot:
         return f"{self.location} {self.name!r}"
 
 
-def redact(text: str, secrets: Sequence[str]) -> str:
-    """`text` with every secret (and its URL-encoded forms) replaced by `***`.
-
-    Values shorter than MIN_SECRET_LENGTH are left alone. Longer secrets are matched first, so
-    a secret that contains another is masked whole.
-    """
-    forms: set[str] = set()
-    for secret in secrets:
-        if len(secret) >= MIN_SECRET_LENGTH:
-            # A query API key or a forwarded token shows up percent-encoded in URLs and curl lines.
-            forms.update((secret, quote(secret, safe=""), quote_plus(secret, safe="")))
-    if not forms:
-        return text
-    pattern = "|".join(re.escape(s) for s in sorted(forms, key=len, reverse=True))
-    return re.sub(pattern, "***", text)
-
-
 # -- small pure helpers ----------------------------------------------------------------------
-
-
-def _static_headers(server: Server) -> Headers:
-    out: list[tuple[str, str]] = []
-    for name, value in server.headers.items():
-        if not _TOKEN.match(name):
-            raise ConfigError(f"server {server.id!r}: headers: {name!r} is no header name")
-        if name.lower() in _FRAMING:
-            raise ConfigError(
-                f"server {server.id!r}: headers.{name}: set by the HTTP client, not by config"
-            )
-        out.append(_header(server.id, name, value, f"headers.{name}"))
-    seen: set[str] = set()
-    for name, _ in out:
-        if name.lower() in seen:
-            raise ConfigError(f"server {server.id!r}: headers: {name!r} is given twice")
-        seen.add(name.lower())
-    return tuple(out)
-
-
-def _header(server: str, name: str, value: str, key: str) -> tuple[str, str]:
-    if _UNSENDABLE.search(value):
-        # The value is a secret: say which key holds it, never what it is.
-        raise ConfigError(
-            f"server {server!r}: {key} contains a line break or control character, which no "
-            "HTTP header can carry"
-        )
-    return (name, value)
-
-
-def _header_secrets(headers: Headers) -> tuple[str, ...]:
-    out: list[str] = []
-    for name, value in headers:
-        if _SECRET_NAME.search(name):
-            out += _credential_of(value)
-    return tuple(dict.fromkeys(out))
-
-
-def _credential_of(value: str) -> tuple[str, ...]:
-    """The value, and the credential alone when it follows a scheme word (`Bearer abc`)."""
-    scheme, _, rest = value.partition(" ")
-    if rest.strip() and re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", scheme):
-        return (value, rest.strip())
-    return (value,)
 
 
 def _conflict(server: str, name: str, taken: set[str]) -> None:
@@ -467,40 +315,6 @@ def _require(server: str, key: str, value: str) -> None:
         raise ConfigError(
             f"server {server!r}: auth.{key} is empty (is its environment variable set?)"
         )
-
-
-def _check_token_url(server: str, url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"server {server!r}: auth.token_url: expected an absolute http(s) URL, "
-            f"found {_display_url(url)!r}"
-        )
-    if parts.username is not None or parts.password is not None:
-        raise ConfigError(
-            f"server {server!r}: auth.token_url must not carry credentials; "
-            "use client_id and client_secret"
-        )
-
-
-def _display_url(url: str) -> str:
-    """The URL without user info or query, either of which could hold a secret."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port is not None else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else parts.path
-
-
-def _basic(user: str, password: str) -> str:
-    return base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-
-
-def _client_basic(client_id: str, client_secret: str) -> str:
-    # RFC 6749 2.3.1: id and secret are form-urlencoded before Basic encoding, so a ':' in
-    # either survives.
-    return _basic(quote_plus(client_id, safe=""), quote_plus(client_secret, safe=""))
 
 
 def _api_key_missing(server: str, auth: ApiKeyAuth, declared: dict[str, _Slot]) -> str:
@@ -523,42 +337,3 @@ def _named(security: tuple[tuple[str, ...], ...], schemes: Mapping[str, object])
             if name in schemes:
                 return name
     return None
-
-
-def _json_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _oauth_error(body: dict[str, Any] | None) -> str:
-    """RFC 6749 5.2's error code and description, when the endpoint gave them."""
-    if body is None or not isinstance(body.get("error"), str):
-        return ""
-    description = body.get("error_description")
-    text = body["error"] + (f": {description}" if isinstance(description, str) else "")
-    text = _UNSENDABLE.sub(" ", text)
-    return f" ({text[:200]})"
-
-
-def _lifetime(expires_in: Any) -> float:
-    # Some providers send the number as a string; anything unusable means "not given".
-    if isinstance(expires_in, str):
-        try:
-            expires_in = float(expires_in)
-        except ValueError:
-            return DEFAULT_EXPIRES_IN
-    if (
-        isinstance(expires_in, bool)
-        or not isinstance(expires_in, int | float)
-        or not math.isfinite(expires_in)
-    ):
-        return DEFAULT_EXPIRES_IN
-    return max(float(expires_in), 0.0)
-
-
-def _plain(exc: UpstreamUnavailable, server: str) -> str:
-    """The message without the `upstream 'id': ` prefix the exception adds."""
-    return str(exc).removeprefix(f"upstream {server!r}: ")
