@@ -6,50 +6,37 @@ Whatever had to change on the way (a name, a skipped media type, an unresolved `
 `Note` on the tool or on the conversion. We parse and resolve references ourselves, because it
 is an order of magnitude faster on large documents than going through openapi-core; spec
 validation (openapi-spec-validator) is what `toolbridge check` reports, not a gate on loading,
-and openapi-core is the oracle in tests that the requests we build conform.
+and openapi-core is the oracle in tests that the requests we build conform. Here operations are
+selected, named and assembled into tools; their parameters, servers, security, bodies, responses
+and schemas are the modules of those names'.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
-from urllib.parse import urljoin, urlsplit
 
 from toolbridge import names
 from toolbridge import schemas as js
 from toolbridge.errors import DocumentError
-from toolbridge.openapi import swagger2
+from toolbridge.openapi import parameters, security, swagger2
 from toolbridge.openapi.bodies import Draft, add_body
-from toolbridge.openapi.definitions import Definitions, References, RefError, Version
+from toolbridge.openapi.definitions import Definitions, Version
 from toolbridge.openapi.documents import DocumentStore, uri_to_display
+from toolbridge.openapi.operations import Operation, find_operations, unexposed
+from toolbridge.openapi.references import References, RefError
 from toolbridge.openapi.responses import output_schema
+from toolbridge.openapi.servers import server_url
 from toolbridge.tools import (
-    RESERVED_HEADERS,
     Annotations,
     HttpOperation,
     JsonSchema,
-    Method,
     Note,
-    ParamBinding,
     SecurityScheme,
     Tool,
 )
-
-METHODS: tuple[Method, ...] = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE")
-LOCATIONS = ("path", "query", "header", "cookie")
-_RESERVED_WHY = {
-    "authorization": "credentials come from the server's config",
-    "proxy-authorization": "credentials come from the server's config",
-    "cookie": "credentials come from the server's config",
-    "content-type": "the gateway sets it from the request body",
-    "accept": "the gateway sets it from the documented responses",
-}
-MAX_OUTPUT_DEFS = 48
-"""Output schemas referring to more definitions than this are shortened to their top level."""
-SUCCESS_CODES = ("200", "201", "202", "203", "206", "2XX", "2xx")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,19 +80,20 @@ class Conversion:
     """The schemes the document declares, by name (what credential goes where)."""
 
 
-@dataclass(slots=True)
-class _Operation:
-    method: Method
-    path: str
-    where: str
-    operation: dict[str, Any]
-    path_item: dict[str, Any]
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Document:
+    """What every operation of one document shares while it is converted."""
+
     uri: str
-    """The document the operation object lives in (for relative `$ref`s)."""
-    item_uri: str
-    """The document the path item lives in."""
-    name: str = ""
-    original: str = ""
+    data: dict[str, Any]
+    version: Version
+    source: str
+    base_url: str | None
+    refs: References
+    request: Definitions
+    response: Definitions
+    schemes: dict[str, dict[str, Any]]
+    """The declared security schemes, by name, `$ref`s followed."""
 
 
 def convert(
@@ -140,11 +128,22 @@ def _convert(
     if not isinstance(document, dict):
         raise DocumentError(display, "expected an OpenAPI document (a mapping) at the top level")
     version, notes = _version(document, display)
-    converter = _Converter(store, uri, document, version, source, base_url)
-    operations, path_notes = converter.operations()
+    refs = References(store, uri)
+    doc = _Document(
+        uri=uri,
+        data=document,
+        version=version,
+        source=source,
+        base_url=base_url,
+        refs=refs,
+        request=Definitions(refs, version, "request"),
+        response=Definitions(refs, version, "response"),
+        schemes=security.declared(document, version, refs, uri),
+    )
+    operations, path_notes = find_operations(document, uri, refs)
     notes.extend(path_notes)
-    notes.extend(_unexposed(document, operations))
-    selected: list[_Operation] = []
+    notes.extend(unexposed(document, operations))
+    selected: list[Operation] = []
     derived: set[str] = set()
     for op in operations:
         op_id = op.operation.get("operationId")
@@ -193,7 +192,7 @@ def _convert(
                     where=op.where,
                 ),
             )
-        tools.append(converter.tool(op, op_notes))
+        tools.append(_tool(doc, op, op_notes))
     info = document.get("info") if isinstance(document.get("info"), dict) else {}
     title = js.clean_text(cast(dict[str, Any], info).get("title") or display, 200)[0]
     return Conversion(
@@ -205,62 +204,8 @@ def _convert(
         tools=tuple(tools),
         notes=tuple(notes),
         filtered=len(operations) - len(selected),
-        security_schemes=converter.security_schemes(),
+        security_schemes=security.security_schemes(doc.schemes),
     )
-
-
-_TEMPLATE = re.compile(r"\{([^{}]+)\}")
-
-
-def _match_template(path: str, b: Draft) -> None:
-    """Make the path parameters and the path template agree, saying where they did not."""
-    template = path.split("#", 1)[0]  # a fragment is never sent
-    variables = list(dict.fromkeys(_TEMPLATE.findall(template)))
-    declared = {p.name for p in b.params if p.location == "path"}
-    for binding in [p for p in b.params if p.location == "path" and p.name not in variables]:
-        b.params.remove(binding)
-        b.properties.pop(binding.argument, None)
-        b.required[:] = [r for r in b.required if r != binding.argument]
-        b.notes.append(
-            Note(
-                kind="invalid-parameter",
-                message=f"path parameter {binding.name!r} has no {{{binding.name}}} in the path "
-                "template; not an argument",
-            )
-        )
-    for variable in variables:
-        if variable in declared:
-            continue
-        argument = variable if names.is_valid_property(variable) else f"path_{len(b.params)}"
-        while argument in b.properties:
-            argument = f"path_{argument}"
-        b.properties[argument] = {
-            "type": "string",
-            "description": f"The {{{variable}}} of the path.",
-        }
-        b.required.append(argument)
-        b.params.append(
-            ParamBinding(argument=argument, name=variable, location="path", required=True)
-        )
-        b.notes.append(
-            Note(
-                kind="undeclared-path-parameter",
-                message=f"the path template has {{{variable}}} but no parameter describes it; "
-                f"it is the string argument {argument!r}",
-            )
-        )
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _slot_name(location: str, name: str) -> str:
-    return name.lower() if location == "header" else name
-
-
-def _prefixed(prefix: str, name: str) -> str:
-    return f"{prefix}_{name}" if prefix else name
 
 
 def _version(document: dict[str, Any], display: str) -> tuple[Version, list[Note]]:
@@ -283,434 +228,129 @@ def _version(document: dict[str, Any], display: str) -> tuple[Version, list[Note
     raise DocumentError(display, f"openapi {raw!r}; expected 2.0, 3.0.x or 3.1.x")
 
 
-def _unexposed(document: dict[str, Any], operations: list[_Operation]) -> list[Note]:
-    """Webhooks and callbacks describe calls the API makes to others: they are not tools."""
-    notes = []
-    webhooks = document.get("webhooks")
-    if isinstance(webhooks, dict) and webhooks:
-        notes.append(
-            Note(
-                kind="webhooks-not-tools",
-                message=f"{len(webhooks)} webhook(s) describe calls the API makes, not tools; "
-                "not exposed",
-            )
-        )
-    callbacks = [op.where for op in operations if op.operation.get("callbacks")]
-    if callbacks:
-        notes.append(
-            Note(
-                kind="callbacks-not-tools",
-                message=f"{len(callbacks)} operation(s) declare callbacks (calls the API makes, "
-                "not tools); not exposed: "
-                + ", ".join(callbacks[:5])
-                + ("" if len(callbacks) <= 5 else ", ..."),
-            )
-        )
-    return notes
-
-
-class _Converter:
-    def __init__(
-        self,
-        store: DocumentStore,
-        uri: str,
-        document: dict[str, Any],
-        version: Version,
-        source: str,
-        base_url: str | None,
-    ) -> None:
-        self.store = store
-        self.uri = uri
-        self.document = document
-        self.version = version
-        self.source = source
-        self.base_url = base_url
-        self.refs = References(store, uri)
-        self.request = Definitions(self.refs, version, "request")
-        self.response = Definitions(self.refs, version, "response")
-        self._schemes: dict[str, dict[str, Any]] = {}
-
-    # -- finding operations --------------------------------------------------------------
-
-    def operations(self) -> tuple[list[_Operation], list[Note]]:
-        paths = self.document.get("paths")
-        notes: list[Note] = []
-        found: list[_Operation] = []
-        if paths is None:
-            return found, notes
-        if not isinstance(paths, dict):
-            notes.append(Note(kind="invalid-document", message="'paths' is not a mapping"))
-            return found, notes
-        for path, item in paths.items():
-            if not isinstance(path, str) or path.startswith("x-"):
-                continue
-            item_uri = self.uri
-            if isinstance(item, dict) and "$ref" in item:
-                try:
-                    item, item_uri, _ = self.refs.follow(item["$ref"], self.uri)
-                except RefError as exc:
-                    notes.append(
-                        Note(
-                            kind="unresolved-ref",
-                            message=f"the path item cannot be read ({exc}); "
-                            "its operations are unknown",
-                            where=path,
-                        )
-                    )
-                    continue
-            if not isinstance(item, dict):
-                continue
-            for method in METHODS:
-                op = item.get(method.lower())
-                if op is None:
-                    continue
-                op_uri = item_uri
-                where = f"{method} {path}"
-                if isinstance(op, dict) and "$ref" in op:
-                    try:
-                        op, op_uri, _ = self.refs.follow(op["$ref"], item_uri)
-                    except RefError as exc:
-                        notes.append(
-                            Note(
-                                kind="unresolved-ref",
-                                message=f"the operation cannot be read ({exc}); "
-                                "it is a tool without parameters",
-                                where=where,
-                            )
-                        )
-                        op = {}
-                if not isinstance(op, dict):
-                    op = {}
-                found.append(_Operation(method, path, where, op, item, op_uri, item_uri))
-        return found, notes
-
-    # -- one operation to one tool -------------------------------------------------------
-
-    def tool(self, op: _Operation, name_notes: list[Note]) -> Tool:
-        b = Draft(notes=list(name_notes))
-        operation = op.operation
-        params, body = self._parameters_and_body(op, b)
-        self._add_parameters(params, op.operation, b)
-        _match_template(op.path, b)
-        if body is not None:
-            add_body(*body, b, self.request)
-        input_schema: JsonSchema = {"type": "object", "properties": b.properties}
-        if b.required:
-            input_schema["required"] = b.required
-        input_schema["additionalProperties"] = False
-        refs = js.collect_refs(b.properties)
-        if refs:
-            input_schema["$defs"] = self.request.closure(refs)
-            b.notes.extend(self.request.notes_for(input_schema["$defs"]))
-            cyclic = self.request.recursive(input_schema["$defs"])
-            if cyclic:
-                b.notes.append(
-                    Note(
-                        kind="cycle",
-                        message="recursive schema(s) kept as references in $defs: "
-                        + ", ".join(cyclic[:5])
-                        + ("" if len(cyclic) <= 5 else f" and {len(cyclic) - 5} more"),
-                    )
-                )
-        responses = op.operation.get("responses")
-        if self.version == "2.0":
-            produces = op.operation.get("produces") or self.document.get("produces") or []
-            produces = [p for p in produces if isinstance(p, str)]
-            responses = swagger2.responses(responses, produces)
-        output, accept = output_schema(responses, op.uri, self.refs, self.response, b)
-        description, summary = self._description(operation, op, b)
-        deprecated = operation.get("deprecated") is True
-        method = op.method
-        annotations = Annotations(
-            title=summary or None,
-            read_only=method in ("GET", "HEAD", "OPTIONS"),
-            destructive=method == "DELETE",
-            idempotent=method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE"),
-            open_world=True,
-        )
-        op_id = operation.get("operationId")
-        target = HttpOperation(
-            server=self.source,
-            method=method,
-            path=op.path,
-            base_url=self.base_url or self._server_url(op),
-            operation_id=op_id if isinstance(op_id, str) else None,
-            params=tuple(b.params),
-            body=b.body,
-            accept=accept,
-            security=self._security(operation),
-        )
-        return Tool(
-            name=op.name,
-            original_name=op.original,
-            description=description,
-            input_schema=input_schema,
-            output_schema=output,
-            annotations=annotations,
-            tags=tuple(t for t in operation.get("tags") or () if isinstance(t, str)),
-            source=self.source,
-            target=target,
-            deprecated=deprecated,
-            notes=tuple(_unique_notes(b.notes, op.where)),
-        )
-
-    def _parameters_and_body(
-        self, op: _Operation, b: Draft
-    ) -> tuple[list[tuple[dict[str, Any], str]], tuple[dict[str, Any], str] | None]:
-        """Path-level and operation-level parameters merged (the operation wins), and the body."""
-        merged: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
-        for raw_list, uri in (
-            (op.path_item.get("parameters"), op.item_uri),
-            (op.operation.get("parameters"), op.uri),
-        ):
-            if not isinstance(raw_list, list):
-                continue
-            for raw in raw_list:
-                param, param_uri = raw, uri
-                if isinstance(raw, dict) and "$ref" in raw:
-                    try:
-                        param, param_uri, _ = self.refs.follow(raw["$ref"], uri)
-                    except RefError as exc:
-                        b.notes.append(
-                            Note(
-                                kind="unresolved-ref",
-                                message=f"a parameter cannot be read ({exc}); left out",
-                            )
-                        )
-                        continue
-                if not isinstance(param, dict) or not isinstance(param.get("name"), str):
-                    continue
-                merged[(param["name"], str(param.get("in")))] = (param, param_uri)
-        params = list(merged.values())
-        if self.version == "2.0":
-            return self._swagger2(params, op, b)
-        body = op.operation.get("requestBody")
-        body_uri = op.uri
-        if isinstance(body, dict) and "$ref" in body:
-            try:
-                body, body_uri, _ = self.refs.follow(body["$ref"], op.uri)
-            except RefError as exc:
-                b.notes.append(
-                    Note(
-                        kind="unresolved-ref",
-                        message=f"the request body cannot be read ({exc}); the tool sends none",
-                    )
-                )
-                body = None
-        return params, (body, body_uri) if isinstance(body, dict) else None
-
-    def _swagger2(
-        self, params: list[tuple[dict[str, Any], str]], op: _Operation, b: Draft
-    ) -> tuple[list[tuple[dict[str, Any], str]], tuple[dict[str, Any], str] | None]:
-        consumes = op.operation.get("consumes") or self.document.get("consumes") or []
-        consumes = [c for c in consumes if isinstance(c, str)]
-        body_param = next(((p, u) for p, u in params if p.get("in") == "body"), None)
-        form = [p for p, _ in params if p.get("in") == "formData"]
-        out = []
-        for param, uri in params:
-            if param.get("in") in ("path", "query", "header"):
-                converted, notes = swagger2.parameter(param)
-                out.append((converted, uri))
-                b.notes.extend(notes)
-        body = swagger2.request_body(body_param[0] if body_param else None, form, consumes)
-        body_uri = body_param[1] if body_param else op.uri
-        return out, (body, body_uri) if body is not None else None
-
-    def _add_parameters(
-        self, params: list[tuple[dict[str, Any], str]], operation: dict[str, Any], b: Draft
-    ) -> None:
-        kept: list[tuple[dict[str, Any], str]] = []
-        credentials = self._api_key_slots(operation)
-        for param, uri in params:
-            location = param.get("in")
-            if location not in LOCATIONS:
-                b.notes.append(
-                    Note(
-                        kind="invalid-parameter",
-                        message=f"parameter {param['name']!r} is 'in: {location}'; "
-                        f"expected one of {', '.join(LOCATIONS)}; left out",
-                    )
-                )
-                continue
-            if location == "header" and param["name"].lower() in RESERVED_HEADERS:
-                b.notes.append(
-                    Note(
-                        kind="header-reserved",
-                        message=f"header {param['name']!r} is not an argument: "
-                        + _RESERVED_WHY.get(param["name"].lower(), "the gateway sets it"),
-                    )
-                )
-                continue
-            if (location, _slot_name(location, param["name"])) in credentials:
-                b.notes.append(
-                    Note(
-                        kind="credential-parameter",
-                        message=f"{location} parameter {param['name']!r} carries the API key of "
-                        "a security scheme: not an argument (credentials come from the "
-                        "server's config)",
-                    )
-                )
-                continue
-            kept.append((param, uri))
-        kept.sort(key=lambda item: LOCATIONS.index(item[0]["in"]))
-        arguments, notes = names.argument_names((p["name"], p["in"]) for p, _ in kept)
-        b.notes.extend(notes)
-        for (param, uri), argument in zip(kept, arguments, strict=True):
-            location = param["in"]
-            schema, content_type = self._parameter_schema(param, uri, b)
-            required = location == "path" or param.get("required") is True
-            default_style = "form" if location in ("query", "cookie") else "simple"
-            style = param.get("style")
-            style = style if isinstance(style, str) else default_style
-            explode = param.get("explode")
-            b.properties[argument] = schema
-            if required:
-                b.required.append(argument)
-            b.params.append(
-                ParamBinding(
-                    argument=argument,
-                    name=param["name"],
-                    location=location,
-                    required=required,
-                    style=style,
-                    explode=explode if isinstance(explode, bool) else style == "form",
-                    allow_reserved=param.get("allowReserved") is True,
-                    content_type=content_type,
-                )
-            )
-
-    def _parameter_schema(
-        self, param: dict[str, Any], uri: str, b: Draft
-    ) -> tuple[Any, str | None]:
-        content_type = None
-        raw = param.get("schema")
-        content = param.get("content")
-        if raw is None and isinstance(content, dict) and content:
-            content_type, media = next(iter(content.items()))
-            raw = media.get("schema") if isinstance(media, dict) else None
-        found = self.request.translate(raw if raw is not None else {}, uri)
-        b.notes.extend(found.notes)
-        schema = found.schema
-        extra: dict[str, Any] = {}
-        text = js.clean_text(param.get("description"))[0]
-        if text:
-            extra["description"] = text
-        if param.get("deprecated") is True:
-            extra["deprecated"] = True
-        example = param.get("example")
-        if isinstance(example, str | int | float | bool) and not isinstance(schema, bool):
-            extra["examples"] = [example]
-        if extra:
-            schema = {**schema, **extra} if isinstance(schema, dict) else extra
-        return schema, content_type if isinstance(content_type, str) else None
-
-    def _description(self, operation: dict[str, Any], op: _Operation, b: Draft) -> tuple[str, str]:
-        summary = js.clean_text(operation.get("summary"), 200)[0]
-        description = js.clean_text(operation.get("description"), 100_000)[0]
-        parts = [summary] if summary else []
-        if description and description != summary:
-            parts.append(description)
-        text = "\n\n".join(parts) or f"{op.method} {op.path}"
-        if operation.get("deprecated") is True:
-            text = f"(Deprecated) {text}"
-        final, cut = js.clean_text(text)
-        if cut:
+def _tool(doc: _Document, op: Operation, name_notes: list[Note]) -> Tool:
+    b = Draft(notes=list(name_notes))
+    operation = op.operation
+    params, body = _inputs(doc, op, b)
+    requirements = security.requirements(operation, doc.data)
+    credentials = security.api_key_slots(requirements, doc.schemes)
+    parameters.add_parameters(params, credentials, b, doc.request)
+    parameters.match_template(op.path, b)
+    if body is not None:
+        add_body(*body, b, doc.request)
+    input_schema: JsonSchema = {"type": "object", "properties": b.properties}
+    if b.required:
+        input_schema["required"] = b.required
+    input_schema["additionalProperties"] = False
+    refs = js.collect_refs(b.properties)
+    if refs:
+        input_schema["$defs"] = doc.request.closure(refs)
+        b.notes.extend(doc.request.notes_for(input_schema["$defs"]))
+        cyclic = doc.request.recursive(input_schema["$defs"])
+        if cyclic:
             b.notes.append(
                 Note(
-                    kind="description-shortened",
-                    message=f"description cut from {len(text)} to {js.MAX_DESCRIPTION} characters",
+                    kind="cycle",
+                    message="recursive schema(s) kept as references in $defs: "
+                    + ", ".join(cyclic[:5])
+                    + ("" if len(cyclic) <= 5 else f" and {len(cyclic) - 5} more"),
                 )
             )
-        return final, summary
+    responses = op.operation.get("responses")
+    if doc.version == "2.0":
+        produces = op.operation.get("produces") or doc.data.get("produces") or []
+        produces = [p for p in produces if isinstance(p, str)]
+        responses = swagger2.responses(responses, produces)
+    output, accept = output_schema(responses, op.uri, doc.refs, doc.response, b)
+    description, summary = _description(operation, op, b)
+    deprecated = operation.get("deprecated") is True
+    method = op.method
+    annotations = Annotations(
+        title=summary or None,
+        read_only=method in ("GET", "HEAD", "OPTIONS"),
+        destructive=method == "DELETE",
+        idempotent=method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE"),
+        open_world=True,
+    )
+    op_id = operation.get("operationId")
+    target = HttpOperation(
+        server=doc.source,
+        method=method,
+        path=op.path,
+        base_url=doc.base_url
+        or server_url(op.operation, op.path_item, doc.data, doc.version, doc.uri),
+        operation_id=op_id if isinstance(op_id, str) else None,
+        params=tuple(b.params),
+        body=b.body,
+        accept=accept,
+        security=requirements,
+    )
+    return Tool(
+        name=op.name,
+        original_name=op.original,
+        description=description,
+        input_schema=input_schema,
+        output_schema=output,
+        annotations=annotations,
+        tags=tuple(t for t in operation.get("tags") or () if isinstance(t, str)),
+        source=doc.source,
+        target=target,
+        deprecated=deprecated,
+        notes=tuple(_unique_notes(b.notes, op.where)),
+    )
 
-    def _server_url(self, op: _Operation) -> str | None:
-        if self.version == "2.0":
-            url = swagger2.server_url(self.document)
-        else:
-            url = None
-            for holder in (op.operation, op.path_item, self.document):
-                servers = holder.get("servers")
-                if isinstance(servers, list) and servers and isinstance(servers[0], dict):
-                    url = _expand_server(servers[0])
-                    break
-        if url is None:
-            return None
-        if urlsplit(self.uri).scheme in ("http", "https"):
-            return urljoin(self.uri, url)
-        return url
 
-    def _api_key_slots(self, operation: dict[str, Any]) -> set[tuple[str, str]]:
-        """Where the operation's apiKey security schemes put their keys: (location, name)."""
-        slots: set[tuple[str, str]] = set()
-        for alternative in self._security(operation):
-            for scheme_name in alternative:
-                scheme = self._schemes.get(scheme_name) or self._scheme(scheme_name)
-                if scheme.get("type") == "apiKey" and isinstance(scheme.get("name"), str):
-                    location = str(scheme.get("in"))
-                    slots.add((location, _slot_name(location, scheme["name"])))
-        return slots
-
-    def _scheme(self, name: str) -> dict[str, Any]:
-        if self.version == "2.0":
-            schemes = self.document.get("securityDefinitions")
-        else:
-            components = self.document.get("components")
-            schemes = components.get("securitySchemes") if isinstance(components, dict) else None
-        scheme = schemes.get(name) if isinstance(schemes, dict) else None
-        if isinstance(scheme, dict) and "$ref" in scheme:
-            try:
-                scheme = self.refs.follow(scheme["$ref"], self.uri)[0]
-            except RefError:
-                scheme = None
-        self._schemes[name] = scheme if isinstance(scheme, dict) else {}
-        return self._schemes[name]
-
-    def security_schemes(self) -> dict[str, SecurityScheme]:
-        if self.version == "2.0":
-            declared = self.document.get("securityDefinitions")
-        else:
-            components = self.document.get("components")
-            declared = components.get("securitySchemes") if isinstance(components, dict) else None
-        out = {}
-        for name in declared if isinstance(declared, dict) else ():
-            raw = self._scheme(str(name))
-            kind = raw.get("type")
-            if not isinstance(kind, str):
-                continue
-            if kind == "basic":  # Swagger 2.0
-                kind, raw = "http", {"scheme": "basic"}
-            out[str(name)] = SecurityScheme(
-                type=kind,
-                location=_text(raw.get("in")),
-                name=_text(raw.get("name")),
-                scheme=(_text(raw.get("scheme")) or "").lower() or None,
+def _inputs(
+    doc: _Document, op: Operation, b: Draft
+) -> tuple[list[parameters.Located], parameters.Located | None]:
+    """Path-level and operation-level parameters merged (the operation wins), and the body."""
+    params = parameters.merge(
+        ((op.path_item.get("parameters"), op.item_uri), (op.operation.get("parameters"), op.uri)),
+        doc.refs,
+        b,
+    )
+    if doc.version == "2.0":
+        consumes = op.operation.get("consumes") or doc.data.get("consumes") or []
+        consumes = [c for c in consumes if isinstance(c, str)]
+        return parameters.from_swagger2(params, consumes, op.uri, b)
+    body = op.operation.get("requestBody")
+    body_uri = op.uri
+    if isinstance(body, dict) and "$ref" in body:
+        try:
+            body, body_uri, _ = doc.refs.follow(body["$ref"], op.uri)
+        except RefError as exc:
+            b.notes.append(
+                Note(
+                    kind="unresolved-ref",
+                    message=f"the request body cannot be read ({exc}); the tool sends none",
+                )
             )
-        return out
+            body = None
+    return params, (body, body_uri) if isinstance(body, dict) else None
 
-    def _security(self, operation: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
-        raw = operation.get("security", self.document.get("security"))
-        if not isinstance(raw, list):
-            return ()
-        return tuple(
-            tuple(str(k) for k in requirement)
-            for requirement in raw
-            if isinstance(requirement, dict)
+
+def _description(operation: dict[str, Any], op: Operation, b: Draft) -> tuple[str, str]:
+    summary = js.clean_text(operation.get("summary"), 200)[0]
+    description = js.clean_text(operation.get("description"), 100_000)[0]
+    parts = [summary] if summary else []
+    if description and description != summary:
+        parts.append(description)
+    text = "\n\n".join(parts) or f"{op.method} {op.path}"
+    if operation.get("deprecated") is True:
+        text = f"(Deprecated) {text}"
+    final, cut = js.clean_text(text)
+    if cut:
+        b.notes.append(
+            Note(
+                kind="description-shortened",
+                message=f"description cut from {len(text)} to {js.MAX_DESCRIPTION} characters",
+            )
         )
+    return final, summary
 
 
-# -- small pure helpers -------------------------------------------------------------------
-
-
-def _expand_server(server: dict[str, Any]) -> str | None:
-    url = server.get("url")
-    if not isinstance(url, str):
-        return None
-    variables = server.get("variables")
-    if isinstance(variables, dict):
-        for name, variable in variables.items():
-            if isinstance(variable, dict) and "default" in variable:
-                url = url.replace("{" + str(name) + "}", str(variable["default"]))
-    return url
+def _prefixed(prefix: str, name: str) -> str:
+    return f"{prefix}_{name}" if prefix else name
 
 
 def _unique_notes(notes: list[Note], where: str) -> list[Note]:

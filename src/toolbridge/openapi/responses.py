@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any, cast
 
 from toolbridge.openapi.bodies import Draft, body_kind
-from toolbridge.openapi.definitions import Definitions, Found, References, RefError
+from toolbridge.openapi.definitions import Definitions
+from toolbridge.openapi.keywords import Found
+from toolbridge.openapi.references import References, RefError
 from toolbridge.schemas import collect_refs
 from toolbridge.tools import JsonSchema, Note
 

@@ -3,7 +3,8 @@
 `formData` parameters become a form or multipart request body, a `body` parameter becomes
 `requestBody`, `collectionFormat` becomes `style`/`explode`, response `schema`s get the
 `produces` media types, and `host` + `basePath` + `schemes` become the server URL. Schemas are
-left as they are: `definitions.py` reads 2.0 schemas (`x-nullable`, `type: file`) itself.
+left as they are: `definitions` and `keywords` read 2.0 schemas (`x-nullable`, `type: file`)
+themselves.
 """
 
 from __future__ import annotations

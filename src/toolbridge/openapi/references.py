@@ -1,0 +1,70 @@
+"""`$ref`s followed across the documents of one source: where a reference points, and what is there.
+
+Knows JSON pointers and which documents a source may reach (files, and URLs for URL sources); it
+does not know what a schema is (`definitions` and `keywords` translate what it finds).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+
+from toolbridge.errors import DocumentError
+from toolbridge.openapi.documents import DocumentStore, resolve_pointer, uri_to_display
+
+MAX_REF_CHAIN = 32
+
+
+class RefError(Exception):
+    """A `$ref` that cannot be followed; the message says why."""
+
+
+class References:
+    """Follows `$ref`s across the documents of one source (files and, for URL sources, URLs)."""
+
+    def __init__(self, store: DocumentStore, root_uri: str) -> None:
+        self.store = store
+        self.root_uri = root_uri
+        self.remote_allowed = urlsplit(root_uri).scheme in ("http", "https")
+        self._located: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def locate(self, ref: Any, base_uri: str) -> tuple[str, str]:
+        """The (document URI, JSON pointer) a `$ref` names, relative to `base_uri`."""
+        if not isinstance(ref, str):
+            raise RefError(f"a $ref must be a string, found {type(ref).__name__}")
+        key = (ref, base_uri)
+        located = self._located.get(key)
+        if located is None:
+            located = self._locate(ref, base_uri)
+            self._located[key] = located
+        return located
+
+    def _locate(self, ref: str, base_uri: str) -> tuple[str, str]:
+        if ref.startswith("#"):
+            return urldefrag(base_uri)[0], unquote(ref[1:])
+        target = urljoin(base_uri, ref)
+        uri, fragment = urldefrag(target)
+        scheme = urlsplit(uri).scheme
+        if scheme in ("http", "https") and not self.remote_allowed:
+            raise RefError("remote reference not followed for a document read from a file")
+        if scheme == "file" and urlsplit(base_uri).scheme != "file":
+            raise RefError("a document read from a URL may not refer to local files")
+        return uri, unquote(fragment)
+
+    def follow(self, ref: Any, base_uri: str) -> tuple[Any, str, str]:
+        """Follow a `$ref` (and any chain of pure `$ref`s) to (value, document URI, pointer)."""
+        uri, pointer = self.locate(ref, base_uri)
+        for _ in range(MAX_REF_CHAIN):
+            try:
+                document = self.store.get(uri)
+            except DocumentError as exc:
+                raise RefError(str(exc)) from exc
+            try:
+                value = resolve_pointer(document.data, pointer)
+            except KeyError:
+                raise RefError(f"nothing at #{pointer} in {uri_to_display(uri)}") from None
+            if isinstance(value, dict) and "$ref" in value and len(value) == 1:
+                uri, pointer = self.locate(value["$ref"], uri)
+                continue
+            return value, uri, pointer
+        raise RefError(f"a chain of more than {MAX_REF_CHAIN} references")
