@@ -69,6 +69,20 @@ getStatus   GET /status                               Service status
 6 tools
 """
 
+DEMO_SERVED_TABLE = """\
+listNotes     GET /notes                                List notes
+createNote    POST /notes                               Create a note
+getNote       GET /notes/{noteId}                       Get one note
+deleteNote    DELETE /notes/{noteId}                    Delete a note
+updateNote    PATCH /notes/{noteId}                     Update a note
+getStatus     GET /status                               Service status
+now           python clock:Tools.now                    Tell the current date and time.
+days_between  python clock:Tools.days_between           Count the days from one date to another.
+convert_time  python clock:Tools.convert_time           Convert a date and time from one timezone to another.
+9 tools
+"""  # noqa: E501 -- the table as printed
+"""The demo `serve` runs without a config: the notes API and the clock tool."""
+
 DEMO_NAMES = ["listNotes", "createNote", "getNote", "deleteNote", "updateNote", "getStatus"]
 
 UNRESOLVED_BODY = "Unresolved reference #/components/schemas/NewPet"
@@ -571,20 +585,38 @@ def test_toolbridge_yaml_in_the_working_directory_is_the_default(
     assert (code, printed) == (0, out)
 
 
-@pytest.mark.parametrize("command", ["tools", "check"])
-def test_without_a_config_or_spec_the_hint_says_what_to_pass(
+@pytest.mark.parametrize(
+    ("args", "out"),
+    [
+        pytest.param(["tools"], DEMO_SERVED_TABLE, id="tools"),
+        pytest.param(["call", "getStatus"], None, id="call"),
+        pytest.param(["check", "--no-validate"], None, id="check"),
+    ],
+)
+def test_without_a_config_or_spec_every_command_uses_the_demo_and_says_so(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-    command: str,
+    args: list[str],
+    out: str | None,
 ) -> None:
+    """As `serve` does: the bundled demo, its notes API on a loopback port while it runs."""
     monkeypatch.chdir(tmp_path)
 
-    assert run(capsys, command) == (
-        2,
-        "",
-        "toolbridge: no toolbridge.yaml in this folder; pass -c FILE or --spec PATH_OR_URL\n",
+    code, printed, err = run(capsys, *args)
+
+    said = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", err.splitlines()[0])
+    assert (code, said) == (
+        0,
+        "toolbridge: no toolbridge.yaml here and no -c or --spec: using the bundled demo "
+        "(its notes API runs on http://127.0.0.1:PORT)",
     )
+    if out is not None:
+        assert printed == out
+    elif args[0] == "call":
+        assert orjson.loads(printed)["ok"] is True
+    else:
+        assert "summary: 2 sources" in printed
 
 
 @pytest.mark.parametrize("command", ["tools", "check"])

@@ -15,9 +15,10 @@ LAYERS: list[set[str]] = [
     {"formats"},  # client formats: pure rendering of tools
     {"upstream"},  # the network seam, our clients, credentials, request building
     {"openapi", "local"},  # conversion of documents; local Python tools
-    {"arguments", "policy", "limits", "metrics", "calllog"},  # per-call pieces
+    {"arguments", "policy", "limits", "metrics", "calllog", "changes"},  # per-call pieces
     {"identity"},  # credentials -> principals
     {"registry"},  # all sources -> one Catalog
+    {"generation"},  # one config's catalog and all derived from it
     {"report", "gateway"},  # the check report; the service
     {"serve"},  # the edges: HTTP, MCP, one-turn calls, the gateway's own document
     {"demo"},  # the bundled demo service
@@ -29,11 +30,11 @@ LAYERS: list[set[str]] = [
 # Which modules may import each edge library (STYLE.md 4.2): everything else stays free of them.
 EDGES = {
     "starlette": {"serve.app", "serve.mcp", "serve.loopback", "demo.service"},
-    "uvicorn": {"cli", "serve.loopback", "demo.service"},
+    "uvicorn": {"cli", "serve.loopback", "serve.workers", "demo.service"},
     "aiohttp": {"upstream.clients"},
     "httptools": {"upstream.http11"},
     "yarl": {"upstream.clients"},
-    "httpx2": {"openapi.documents", "upstream.clients"},
+    "httpx2": {"openapi.documents", "upstream.clients", "cli"},
     "openapi_spec_validator": {"openapi.validation"},
     "mcp": {"serve.mcp"},
 }

@@ -4,6 +4,7 @@ from the config, and names that clash across sources.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from dataclasses import replace
@@ -130,8 +131,14 @@ def test_load_server_converts_a_good_spec(specs: Path) -> None:
 
     assert before <= loaded.loaded_at <= after
     assert loaded.ok
+    uri = (specs / "filters.yaml").as_uri()
+    document = hashlib.sha256((specs / "filters.yaml").read_bytes()).hexdigest()
     assert replace(loaded, loaded_at=0.0, conversion=None) == SourceStatus(
-        id="pets", kind="openapi", location="specs/filters.yaml", loaded_at=0.0
+        id="pets",
+        kind="openapi",
+        location="specs/filters.yaml",
+        loaded_at=0.0,
+        digest=hashlib.sha256(f"{uri}\n{document}\n".encode()).hexdigest(),
     )
     assert loaded.conversion is not None
     assert replace(loaded.conversion, tools=()) == Conversion(

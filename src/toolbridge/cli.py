@@ -7,15 +7,18 @@ exit with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
+import httpx2
 import orjson
 import uvicorn
 
@@ -27,7 +30,6 @@ from toolbridge.demo.service import create_demo_app
 from toolbridge.errors import ToolbridgeError
 from toolbridge.formats.render import FORMATS, Format, render_tools
 from toolbridge.gateway import Gateway
-from toolbridge.identity import Authenticator
 from toolbridge.openapi.documents import DocumentStore, cache_dir_from
 from toolbridge.policy import Policy
 from toolbridge.registry import (
@@ -38,17 +40,23 @@ from toolbridge.registry import (
     load_server,
     servers_from_specs,
 )
-from toolbridge.report import check_report, print_check
+from toolbridge.report import check_report, print_changes, print_check
 from toolbridge.serve.app import App, create_app, result_body
 from toolbridge.serve.dryrun import dry_run, principal_for
 from toolbridge.serve.loopback import LoopbackServer
+from toolbridge.serve.siblings import RUNTIME_ENV, Siblings
+from toolbridge.serve.workers import run_workers
 from toolbridge.tools import Tool
 from toolbridge.upstream.clients import make_upstream
 
 DEFAULT_CONFIG = "toolbridge.yaml"
+DEFAULT_URL = "http://127.0.0.1:8080"
+KEY_ENV = "TOOLBRIDGE_API_KEY"
+"""The admin key `toolbridge reload` sends (not needed in open mode)."""
 CONFIG_ENV = "TOOLBRIDGE_CONFIG_PATH"
 DEMO_ENV = "TOOLBRIDGE_DEMO_URL"
 LOG_LEVEL_ENV = "TOOLBRIDGE_LOG_LEVEL"
+WORKERS_ENV = "TOOLBRIDGE_WORKERS"
 logger = logging.getLogger("toolbridge")
 
 
@@ -123,6 +131,18 @@ def _parser() -> argparse.ArgumentParser:
         help="print the HTTP request as a curl line (secrets masked) instead of sending it",
     )
     call.set_defaults(run=_call)
+
+    reload = sub.add_parser(
+        "reload", help="make a running gateway re-read its config and sources; print what changed"
+    )
+    reload.add_argument(
+        "--url", default=DEFAULT_URL, help=f"the running gateway (default {DEFAULT_URL})"
+    )
+    reload.add_argument(
+        "--dry-run", action="store_true", help="say what would change, and change nothing"
+    )
+    reload.add_argument("--json", action="store_true", help="print the gateway's answer as JSON")
+    reload.set_defaults(run=_reload)
     return parser
 
 
@@ -137,14 +157,20 @@ def _add_sources(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _config(args: argparse.Namespace) -> Config:
+def _config(args: argparse.Namespace, stack: contextlib.ExitStack) -> Config:
+    """The config the command names; without one here, the bundled demo (its notes API
+    started on a loopback port for as long as `stack` lasts), said on stderr."""
     if args.spec:
         return Config(servers=servers_from_specs(args.spec), base_dir=Path.cwd())
     path = args.config or Path(DEFAULT_CONFIG)
     if args.config is None and not path.exists():
-        raise ToolbridgeError(
-            f"no {DEFAULT_CONFIG} in this folder; pass -c FILE or --spec PATH_OR_URL"
+        demo = stack.enter_context(LoopbackServer(create_demo_app()))
+        print(
+            f"toolbridge: no {DEFAULT_CONFIG} here and no -c or --spec: using the bundled demo "
+            f"(its notes API runs on {demo.url})",
+            file=sys.stderr,
         )
+        return demo_config(demo.url)
     return load_config(path, os.environ)
 
 
@@ -175,6 +201,7 @@ def _serve(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     demo: LoopbackServer | None = None
+    path: Path | None = None
     if args.config is None and not Path(DEFAULT_CONFIG).exists():
         demo = LoopbackServer(create_demo_app()).start()
         config = demo_config(demo.url)
@@ -184,7 +211,7 @@ def _serve(args: argparse.Namespace) -> int:
             demo.url,
         )
     else:
-        path = args.config or Path(DEFAULT_CONFIG)
+        path = args.config or Path(DEFAULT_CONFIG)  # as given: errors name it the same way
         config = load_config(path, os.environ)
         os.environ[CONFIG_ENV] = str(path.resolve())
     if config.auth is None:
@@ -192,9 +219,6 @@ def _serve(args: argparse.Namespace) -> int:
             "no `auth` section: OPEN MODE, every caller is an anonymous admin; "
             "keep the gateway on a loopback address"
         )
-    gateway = Gateway(config, upstream=make_upstream(), call_log=_call_log(config, args.log_level))
-    catalog = gateway.load()  # everything is loaded and checked before the port is bound
-    logger.info("%d tools from %d sources", len(catalog), len(catalog.sources))
     server_options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
@@ -206,47 +230,63 @@ def _serve(args: argparse.Namespace) -> int:
     }
     try:
         if args.workers > 1:
+            # Each worker loads the config itself; this checks it first, so a bad one stops
+            # here, before any port is bound.
+            _gateway(config, path, args.log_level, workers=args.workers).load()
             if demo is not None:
                 os.environ[DEMO_ENV] = demo.url
             os.environ[LOG_LEVEL_ENV] = args.log_level
-            uvicorn.run(
-                "toolbridge.cli:worker_app", factory=True, workers=args.workers, **server_options
-            )
+            os.environ[WORKERS_ENV] = str(args.workers)
+            with tempfile.TemporaryDirectory(prefix="toolbridge-") as runtime:
+                os.environ[RUNTIME_ENV] = runtime
+                run_workers(
+                    uvicorn.Config(
+                        "toolbridge.cli:worker_app",
+                        factory=True,
+                        workers=args.workers,
+                        **server_options,
+                    )
+                )
         else:
-            uvicorn.run(
-                create_app(gateway, Authenticator(config.auth, base_dir=config.base_dir)),
-                **server_options,
-            )
+            gateway = _gateway(config, path, args.log_level)
+            catalog = gateway.load()  # everything is loaded and checked before the port is bound
+            logger.info("%d tools from %d sources", len(catalog), len(catalog.sources))
+            uvicorn.run(create_app(gateway, config_file=path), **server_options)
     finally:
         if demo is not None:
             demo.stop()
     return 0
 
 
+def _gateway(config: Config, path: Path | None, level: str, *, workers: int = 1) -> Gateway:
+    """The gateway `serve` runs: the parse cache on, the config re-read from `path` at reloads."""
+    return Gateway(
+        config,
+        upstream=make_upstream(),
+        reread=(lambda: load_config(path, os.environ)) if path is not None else None,
+        cache_dir=cache_dir_from(os.environ),
+        call_log=_call_log(config, level),
+        workers=workers,
+    )
+
+
 def worker_app() -> App:
-    """The app of one worker process (`--workers N`): it loads the config on its own."""
+    """The app of one worker process (`--workers N`): it loads the config on its own, and
+    follows what its siblings apply (reloads, approvals)."""
     demo_url = os.environ.get(DEMO_ENV)
-    if demo_url:
-        config = demo_config(demo_url)
-    else:
-        config = load_config(Path(os.environ[CONFIG_ENV]), os.environ)
+    path = None if demo_url else Path(os.environ[CONFIG_ENV])
+    config = (
+        demo_config(demo_url) if demo_url else load_config(Path(os.environ[CONFIG_ENV]), os.environ)
+    )
     level = os.environ.get(LOG_LEVEL_ENV, "info")
-    gateway = Gateway(config, upstream=make_upstream(), call_log=_call_log(config, level))
+    gateway = _gateway(config, path, level, workers=int(os.environ.get(WORKERS_ENV, "1")))
     gateway.load()
-    return create_app(gateway, Authenticator(config.auth, base_dir=config.base_dir))
+    return create_app(gateway, config_file=path, siblings=Siblings.from_environ(os.environ))
 
 
 def _call_log(config: Config, level: str) -> CallLog | None:
-    """The config's `audit` file (or `-`, standard output) gets one JSON line per call;
-    without it they go to stderr at the info level and below, and nowhere above it."""
-    if config.audit is not None:
-        if config.audit.file == "-":
-            return CallLog(sys.stdout.buffer)
-        path = config.base_dir / config.audit.file
-        try:
-            return CallLog(path.open("ab"))
-        except OSError as exc:
-            raise ToolbridgeError(f"audit.file: cannot open {path}: {exc.strerror}") from exc
+    """Without an `audit` in the config (which the gateway opens itself), call lines go to
+    stderr at the info level and below, and nowhere above it."""
     if level not in ("debug", "info"):
         return None
     return CallLog(sys.stderr.buffer)
@@ -254,9 +294,10 @@ def _call_log(config: Config, level: str) -> CallLog | None:
 
 def _check_access(args: argparse.Namespace) -> int:
     """`check --as USER [TOOL]`: the tools USER sees, or why TOOL is allowed or denied."""
-    config = _config(args)
-    principal = principal_for(config, args.user)
-    catalog = _load(config, _store(), None)
+    with contextlib.ExitStack() as stack:
+        config = _config(args, stack)
+        principal = principal_for(config, args.user)
+        catalog = _load(config, _store(), None)
     policy = Policy.from_config(config)
     if args.tool is not None:
         tool = catalog.get(args.tool)
@@ -275,8 +316,8 @@ def _check_access(args: argparse.Namespace) -> int:
 
 
 def _tools(args: argparse.Namespace) -> int:
-    config = _config(args)
-    catalog = _load(config, _store(), None)
+    with contextlib.ExitStack() as stack:
+        catalog = _load(_config(args, stack), _store(), None)
     for status in catalog.sources:
         if not status.ok:
             print(f"toolbridge: source {status.id!r} is down: {status.error}", file=sys.stderr)
@@ -310,10 +351,11 @@ def _check(args: argparse.Namespace) -> int:
         return _check_access(args)
     if args.tool is not None:
         raise ToolbridgeError("a TOOL to check goes with --as USER")
-    config = _config(args)
     store = _store()
     progress = sys.stderr if not args.json else None
-    catalog = _load(config, store, progress)
+    with contextlib.ExitStack() as stack:
+        config = _config(args, stack)
+        catalog = _load(config, store, progress)
     unguarded = [s.id for s in config.servers if s.access is None]
     unguarded += [t.id for t in config.tools if t.access is None]
     report: dict[str, Any] = check_report(
@@ -337,24 +379,55 @@ def _call(args: argparse.Namespace) -> int:
         arguments = orjson.loads(args.args)
     except orjson.JSONDecodeError as exc:
         raise ToolbridgeError(f"--args: not valid JSON: {exc}") from None
-    config = _config(args)
-    principal = principal_for(config, args.user)
-    gateway = Gateway(config, upstream=make_upstream(), cache_dir=cache_dir_from(os.environ))
-    for status in gateway.load().sources:
-        if not status.ok:
-            print(f"toolbridge: source {status.id!r} is down: {status.error}", file=sys.stderr)
+    with contextlib.ExitStack() as stack:
+        config = _config(args, stack)
+        principal = principal_for(config, args.user)
+        gateway = Gateway(config, upstream=make_upstream(), cache_dir=cache_dir_from(os.environ))
+        for status in gateway.load().sources:
+            if not status.ok:
+                print(f"toolbridge: source {status.id!r} is down: {status.error}", file=sys.stderr)
 
-    async def run() -> int:
-        async with gateway:
-            if args.dry_run:
-                print(await dry_run(gateway, principal, args.name, arguments))
-                return 0
-            result = await gateway.call(principal, args.name, arguments)
-        body = orjson.dumps(result_body(result), option=orjson.OPT_INDENT_2)
-        sys.stdout.buffer.write(body + b"\n")
-        return 0 if result.ok else 1
+        async def run() -> int:
+            async with gateway:
+                if args.dry_run:
+                    print(await dry_run(gateway, principal, args.name, arguments))
+                    return 0
+                result = await gateway.call(principal, args.name, arguments)
+            body = orjson.dumps(result_body(result), option=orjson.OPT_INDENT_2)
+            sys.stdout.buffer.write(body + b"\n")
+            return 0 if result.ok else 1
 
-    return anyio.run(run)
+        return anyio.run(run)
+
+
+def _reload(args: argparse.Namespace) -> int:
+    """Exit 0 when the running gateway applied the config (or, dry, would), 1 when it refused
+    it (the answer says where the config is wrong), 2 when it could not be asked."""
+    headers = {}
+    key = os.environ.get(KEY_ENV)
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    url = args.url.rstrip("/") + "/v1/admin/reload" + ("?dry_run=true" if args.dry_run else "")
+    try:
+        response = httpx2.post(url, headers=headers, timeout=300)
+    except httpx2.HTTPError as exc:
+        raise ToolbridgeError(f"cannot reach the gateway at {args.url}: {exc}") from None
+    try:
+        answer = response.json()
+    except ValueError:
+        raise ToolbridgeError(
+            f"{url} answered {response.status_code} without JSON; is it a toolbridge gateway?"
+        ) from None
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2) + b"\n")
+    elif response.status_code == 200:
+        print_changes(answer, sys.stdout)
+    if response.status_code == 200:
+        return 0
+    message = answer.get("error", {}).get("message") if isinstance(answer, dict) else None
+    hint = f" (set {KEY_ENV} to an admin's key)" if response.status_code in (401, 403) else ""
+    print(f"toolbridge: reload refused ({response.status_code}): {message}{hint}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

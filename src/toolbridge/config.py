@@ -131,6 +131,8 @@ class Server(_Model):
     exclude: Selection | None = None
     timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
     access: Grants | None = None
+    on_change: Literal["apply", "hold"] = "apply"
+    """`hold`: a changed document is not served until `POST /v1/admin/sources/{id}/approve`."""
 
 
 class LocalTools(_Model):
@@ -208,6 +210,8 @@ class Config(_Model):
     audit: Audit | None = None
     servers: tuple[Server, ...] = ()
     tools: tuple[LocalTools, ...] = ()
+    watch: bool = True
+    """Reload when the config file (or a local tool file) changes on disk."""
     base_dir: Path = Path(".")
     """The folder relative paths in the file are resolved against (the file's own folder)."""
 

@@ -2,6 +2,7 @@
 
     ToolbridgeError
     ├── ConfigError          the YAML config is unreadable or invalid (names file, line, key path)
+    │                        -> HTTP 422 when a reload refuses it
     ├── SourceError          a document or module cannot be read or parsed at all
     │   ├── DocumentError    an OpenAPI document is unreadable, unparsable or not OpenAPI
     │   └── ToolNameClash    two sources produce the same tool name (suggests a prefix)
@@ -99,6 +100,7 @@ _TABLE: tuple[tuple[type[ToolbridgeError], int, str], ...] = (
     (Forbidden, 403, "forbidden"),
     (ToolNotFound, 404, "not_found"),
     (InvalidArguments, 422, "invalid_arguments"),
+    (ConfigError, 422, "invalid_config"),
     (RateLimited, 429, "rate_limited"),
     (UpstreamUnavailable, 502, "upstream_unavailable"),
     (ToolbridgeError, 500, "internal"),

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
@@ -21,9 +20,9 @@ from typing import Any, Self
 import anyio
 import orjson
 
-from toolbridge.arguments import ArgumentValidator
 from toolbridge.calllog import CallLog
-from toolbridge.config import Config, OAuth2ClientCredentials, Server
+from toolbridge.changes import Changes
+from toolbridge.config import Config, OAuth2ClientCredentials
 from toolbridge.errors import (
     InvalidArguments,
     RateLimited,
@@ -31,16 +30,15 @@ from toolbridge.errors import (
     ToolNotFound,
     UpstreamUnavailable,
 )
-from toolbridge.limits import RateLimiter
+from toolbridge.generation import Environment, Generation, Held, approve, assemble, changes
 from toolbridge.local.calls import call_function
 from toolbridge.local.loader import LocalConversion, ModuleCache
 from toolbridge.metrics import Metrics
 from toolbridge.openapi.documents import DocumentStore
-from toolbridge.policy import Policy, Principal
-from toolbridge.registry import Catalog, SourceStatus, build_catalog, load_sources
+from toolbridge.policy import Principal
+from toolbridge.registry import Catalog, SourceStatus, load_sources
 from toolbridge.tools import HttpOperation, PythonFunction, Tool, ToolResult
 from toolbridge.upstream import remote
-from toolbridge.upstream.credentials import Credentials
 from toolbridge.upstream.seam import Timeouts, Upstream
 
 logger = logging.getLogger(__name__)
@@ -52,52 +50,39 @@ MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 """Upstream answers longer than this are cut, with an explicit marker: models have small windows."""
 
 
-@dataclass(slots=True)
-class _State:
-    """One catalog and everything derived from it; replaced whole on reload."""
-
-    catalog: Catalog
-    policy: Policy
-    servers: dict[str, Server]
-    credentials: dict[str, Credentials]
-    loaded_at: float
-    validators: dict[str, ArgumentValidator] = field(default_factory=dict)
-
-    def validator(self, tool: Tool) -> ArgumentValidator:
-        # Compiled on first use and kept: the per-call cost is then one dictionary lookup.
-        found = self.validators.get(tool.name)
-        if found is None:
-            found = self.validators[tool.name] = ArgumentValidator(tool)
-        return found
-
-
 class Gateway:
-    """Lists and calls the tools of a config, for a principal."""
+    """Lists and calls the tools of a config, for a principal; reloads it all while serving."""
 
     def __init__(
         self,
         config: Config,
         *,
         upstream: Upstream,
+        reread: Callable[[], Config] | None = None,
         store: DocumentStore | None = None,
         cache_dir: Path | None = None,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         call_log: CallLog | None = None,
+        workers: int = 1,
     ) -> None:
-        """`call_log` receives one line per call; without it they go to the
-        `toolbridge.calls` logger at INFO."""
+        """
+        Args:
+            reread: reads the config again (from its file) at each reload; without it a reload
+                reads the sources again under the same config.
+            call_log: receives one line per call when the config has no `audit`; without it
+                they go to the `toolbridge.calls` logger at INFO.
+            workers: processes serving this config (`serve --workers N`), so that each takes
+                its share of a rate limit when no shared store counts them.
+        """
         self.cache_dir = cache_dir
-        self.call_log = call_log
-        limit = config.auth.rate_limit if config.auth is not None else None
-        self.limiter = (
-            RateLimiter(limit.per_minute, limit.burst, per_tool=limit.per_tool) if limit else None
-        )
-        self.config = config
         self.upstream = upstream
         self.store = store
         self.max_response_bytes = max_response_bytes
         self.metrics = Metrics()
-        self._state: _State | None = None
+        self.env = Environment(upstream=upstream, workers=workers, default_log=call_log)
+        self._initial = config
+        self._reread = reread
+        self._state: Generation | None = None
         self._reload_lock = anyio.Lock()
         self._modules: ModuleCache = {}
         """Local tool files as loaded: a reload re-imports only the files that changed."""
@@ -106,26 +91,57 @@ class Gateway:
 
     def load(self) -> Catalog:
         """Load every source (blocking); sources that fail are reported, the rest serve."""
-        self._state = self._build(None)
+        self._state = self._build(self._initial, None, None)
         for status in self._state.catalog.sources:
             if not status.ok:
                 logger.error("source %s is down: %s", status.id, status.error)
         return self._state.catalog
 
-    async def reload(self, only: frozenset[str] | None = None) -> Catalog:
-        """Build a new catalog beside the current one and swap it in.
+    async def reload(self, only: frozenset[str] | None = None, *, dry_run: bool = False) -> Changes:
+        """Read the config and its sources again, build a new generation beside the current one
+        and swap it in; answer what changed. An invalid config raises ConfigError and changes
+        nothing.
 
-        With `only`, just those sources are read again; the others keep what they had.
+        With `only`, just those sources are read again, under the current config (a local tool
+        file that changed). With `dry_run`, nothing is swapped in: the answer says what would
+        change.
         """
         async with self._reload_lock:
-            previous = self._state
-            state = await anyio.to_thread.run_sync(self._build, previous, only)
-            self._state = state
-        for status in state.catalog.sources:
-            if not status.ok:
-                logger.error("reload: source %s is down: %s", status.id, status.error)
-        logger.info("reloaded: %d tools", len(state.catalog))
-        return state.catalog
+            previous = self._current()
+            config = previous.config
+            if only is None and self._reread is not None:
+                config = await anyio.to_thread.run_sync(self._reread)
+            state = await anyio.to_thread.run_sync(self._build, config, previous, only)
+            found = changes(previous, state)
+            if not dry_run:
+                self._swap(previous, state)
+        verb = "reload (dry run)" if dry_run else "reloaded"
+        for outcome in found.sources:
+            if outcome.change == "failed":
+                logger.error("%s: source %s is down: %s", verb, outcome.id, outcome.error)
+        logger.info("%s: %s", verb, found.summary())
+        return found
+
+    async def approve(self, source: str) -> Changes:
+        """Serve the held new version of an `on_change: hold` source."""
+        async with self._reload_lock:
+            previous = self._current()
+            if source not in previous.held:
+                raise ToolNotFound(f"source {source!r} has no held change to approve")
+            state = approve(previous, source, self.env)
+            found = changes(previous, state)
+            self._swap(previous, state)
+        logger.info("approved %s: %s", source, found.summary())
+        return found
+
+    def held(self) -> Mapping[str, Held]:
+        """The new versions of `on_change: hold` sources that wait for approval, by source."""
+        return self._current().held
+
+    def _swap(self, previous: Generation, state: Generation) -> None:
+        self._state = state
+        if previous.call_log is not None and previous.call_log is not state.call_log:
+            previous.call_log.flush()  # an `audit` that moved: what is buffered goes out first
 
     async def __aenter__(self) -> Self:
         if self._state is None:
@@ -138,60 +154,45 @@ class Gateway:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self.call_log is not None:
-            self.call_log.flush()
+        state = self._state
+        if state is not None and state.call_log is not None:
+            state.call_log.flush()
         await self.upstream.aclose()
 
-    def _build(self, previous: _State | None, only: frozenset[str] | None = None) -> _State:
+    def _build(
+        self, config: Config, previous: Generation | None, only: frozenset[str] | None
+    ) -> Generation:
         # A fresh store each time, so a reload reads every document again.
         store = self.store or DocumentStore(cache_dir=self.cache_dir)
         if previous is not None and only is not None:
             kept = {s.id: s for s in previous.catalog.sources if s.id not in only}
-            config = self.config.model_copy(
+            partial = config.model_copy(
                 update={
-                    "servers": tuple(s for s in self.config.servers if s.id in only),
-                    "tools": tuple(t for t in self.config.tools if t.id in only),
+                    "servers": tuple(s for s in config.servers if s.id in only),
+                    "tools": tuple(t for t in config.tools if t.id in only),
                 }
             )
-            fresh = {s.id: s for s in load_sources(config, store, self._modules)}
-            order = [s.id for s in self.config.servers] + [t.id for t in self.config.tools]
+            fresh = {s.id: s for s in load_sources(partial, store, self._modules)}
+            order = [s.id for s in config.servers] + [t.id for t in config.tools]
             statuses = [fresh.get(i) or kept[i] for i in order if i in fresh or i in kept]
         else:
-            statuses = load_sources(self.config, store, self._modules)
-        if previous is not None:
-            statuses = [_keep_last_good(s, previous.catalog) for s in statuses]
-        servers = {server.id: server for server in self.config.servers}
-        credentials: dict[str, Credentials] = {}
-        for index, status in enumerate(statuses):
-            server = servers.get(status.id)
-            if server is None or status.conversion is None:
-                continue
-            conversion = status.conversion
-            try:
-                credentials[server.id] = Credentials(
-                    server,
-                    getattr(conversion, "security_schemes", {}),
-                    upstream=self.upstream,
-                    operations=[tool.http for tool in conversion.tools],
-                    timeouts=_timeouts(server.timeout),
-                )
-            except ToolbridgeError as exc:
-                # Credentials that cannot work keep only this source down.
-                statuses[index] = replace(status, conversion=None, error=str(exc))
-        catalog = build_catalog(statuses)
-        return _State(
-            catalog=catalog,
-            policy=Policy.from_config(self.config),
-            servers=servers,
-            credentials=credentials,
-            loaded_at=time.time(),
-        )
+            statuses = load_sources(config, store, self._modules)
+        return assemble(config, statuses, previous=previous, env=self.env)
+
+    @property
+    def config(self) -> Config:
+        """The config being served (the one given, until the first load)."""
+        return self._state.config if self._state is not None else self._initial
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The caller an `Authorization` header names, by the keys of the current config."""
+        return self._current().authenticator.authenticate(authorization)
 
     @property
     def catalog(self) -> Catalog:
         return self._current().catalog
 
-    def _current(self) -> _State:
+    def _current(self) -> Generation:
         if self._state is None:
             raise RuntimeError("the gateway is not loaded: call load() or enter it first")
         return self._state
@@ -227,9 +228,11 @@ class Gateway:
         outcome, status = "error", None
         tool: Tool | None = None
         try:
-            tool = self.tool(principal, name)
-            if self.limiter is not None and not principal.admin:
-                self.limiter.take(principal.id, tool.name)
+            tool = state.catalog.get(name)
+            if tool is None or not state.policy.allows(principal, tool):
+                raise ToolNotFound(f"no tool named {name!r}")
+            if state.limiter is not None and not principal.admin:
+                state.limiter.take(principal.id, tool.name)
             match tool.target:
                 case HttpOperation() as op:
                     checked = state.validator(tool).check(arguments)
@@ -259,11 +262,12 @@ class Gateway:
             size = _size(arguments) if argument_bytes is None else argument_bytes
             # Counted and logged on the loop's next turn: after the answer has gone out.
             asyncio.get_running_loop().call_soon(
-                self._account, tool, principal.id, outcome, status, elapsed, size
+                self._account, state.call_log, tool, principal.id, outcome, status, elapsed, size
             )
 
     def _account(
         self,
+        log: CallLog | None,
         tool: Tool | None,
         caller: str,
         outcome: str,
@@ -283,14 +287,14 @@ class Gateway:
             "duration_ms": round(elapsed * 1000, 2),
             "argument_bytes": argument_bytes,
         }
-        if self.call_log is not None:
-            self.call_log.record(line)
+        if log is not None:
+            log.record(line)
         elif call_log.isEnabledFor(logging.INFO):
             call_log.info(orjson.dumps(line).decode())
 
     async def _call_remote(
         self,
-        state: _State,
+        state: Generation,
         op: HttpOperation,
         arguments: dict[str, Any],
         caller_headers: Mapping[str, str],
@@ -366,13 +370,3 @@ def _user(principal: Principal, valves: str | None = None) -> dict[str, Any]:
             problem = f"the {USER_VALVES_HEADER} header is not JSON: {exc}"
             raise InvalidArguments("__user__", [("$.__user__.valves", problem)]) from None
     return user
-
-
-def _keep_last_good(status: SourceStatus, catalog: Catalog) -> SourceStatus:
-    """A source that fails on reload keeps the version it had, and says why it did not update."""
-    if status.ok or status.conversion is not None:
-        return status  # up, or down in part but still serving what it has
-    old = next((s for s in catalog.sources if s.id == status.id), None)
-    if old is None or old.conversion is None:
-        return status
-    return replace(status, conversion=old.conversion)

@@ -47,6 +47,8 @@ class SourceStatus:
     conversion: Conversion | LocalConversion | None = None
     """What the source turned into: its last good version, also while `error` says it is down."""
     error: str | None = None
+    digest: str | None = None
+    """The sha256 of the source's documents as read (OpenAPI sources); None when unread."""
 
     @property
     def ok(self) -> bool:
@@ -89,18 +91,32 @@ def servers_from_specs(locations: Iterable[str]) -> tuple[Server, ...]:
 
 
 def load_server(server: Server, store: DocumentStore, base_dir: Path) -> SourceStatus:
+    """One OpenAPI server's tools, or the error that keeps it down.
+
+    A document served by the API itself (on the server's own origin: `base_url`'s, or without
+    it the document URL's) is fetched with the server's credentials, in a store of its own so
+    an authenticated fetch is never shared with another server.
+    """
+    auth = _document_auth(server)
+    if isinstance(auth, SourceStatus):
+        return auth
+    if auth is not None:
+        origin = _origin_of(server.base_url or server.spec)
+        fetch = http_fetcher(auth=auth, auth_origin=origin)
+        store = DocumentStore(fetch=fetch, cache_dir=store.cache_dir)
     uri = location_to_uri(server.spec, base_dir)
     started = time.time()
     try:
-        conversion = convert(
-            store,
-            uri,
-            source=server.id,
-            base_url=server.base_url,
-            prefix=server.prefix or "",
-            include=_selection(server.include),
-            exclude=_selection(server.exclude),
-        )
+        with store.tracking() as touched:
+            conversion = convert(
+                store,
+                uri,
+                source=server.id,
+                base_url=server.base_url,
+                prefix=server.prefix or "",
+                include=_selection(server.include),
+                exclude=_selection(server.exclude),
+            )
     except DocumentError as exc:
         return SourceStatus(
             id=server.id,
@@ -115,6 +131,7 @@ def load_server(server: Server, store: DocumentStore, base_dir: Path) -> SourceS
         location=uri_to_display(uri),
         loaded_at=started,
         conversion=conversion,
+        digest=store.digest(touched),
     )
 
 
@@ -168,30 +185,19 @@ def load_sources(
     config: Config, store: DocumentStore, modules: ModuleCache | None = None
 ) -> list[SourceStatus]:
     """Every source of the config, loaded or with the error that keeps it down."""
-    statuses = []
-    for server in config.servers:
-        auth = _document_auth(server)
-        if isinstance(auth, SourceStatus):
-            statuses.append(auth)
-            continue
-        own = store
-        if auth is not None:
-            # The description lives behind the API's own credentials: a store of its own, so
-            # authenticated fetches are never shared with another server.
-            fetch = http_fetcher(auth=auth, auth_origin=_origin_of(server.base_url or ""))
-            own = DocumentStore(fetch=fetch, cache_dir=store.cache_dir)
-        statuses.append(load_server(server, own, config.base_dir))
+    statuses = [load_server(server, store, config.base_dir) for server in config.servers]
     statuses.extend(load_local(entry, config.base_dir, modules) for entry in config.tools)
     return statuses
 
 
 def _document_auth(server: Server) -> AuthParts | SourceStatus | None:
-    """The credentials to fetch a server's document with, when it lives on the API's origin."""
+    """The credentials to fetch a server's document with, when it lives on the API's origin
+    (`base_url`'s; without one, calls go to the document's own origin)."""
     if server.auth is None and not server.headers:
         return None
-    if not server.base_url or not server.spec.lower().startswith(("http://", "https://")):
+    if not server.spec.lower().startswith(("http://", "https://")):
         return None
-    if _origin_of(server.spec) != _origin_of(server.base_url):
+    if server.base_url and _origin_of(server.spec) != _origin_of(server.base_url):
         return None
     try:
         return _run(_fetch_auth(server))

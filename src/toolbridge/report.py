@@ -201,3 +201,27 @@ def _version_label(version: str) -> str:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def print_changes(answer: dict[str, Any], out: TextIO) -> None:
+    """A reload answer (`POST /v1/admin/reload`) for people: what changed, source by source."""
+    verb = "applied" if answer.get("applied") else "would change (dry run)"
+    for source in answer.get("sources", []):
+        if source["change"] == "unchanged":
+            continue
+        line = f"{source['id']}: {source['change']} ({_count(source['tools'], 'tool')})"
+        if source.get("error"):
+            line += f": {source['error']}"
+        print(line, file=out)
+    tools = answer.get("tools", {})
+    for kind in ("added", "removed"):
+        if tools.get(kind):
+            print(f"tools {kind}: {', '.join(tools[kind])}", file=out)
+    for change in tools.get("changed", []):
+        print(f"tool changed: {change['name']} ({', '.join(change['fields'])})", file=out)
+    if answer.get("settings"):
+        print(f"settings changed: {', '.join(answer['settings'])}", file=out)
+    workers = answer.get("workers")
+    if workers:
+        print(f"workers: {workers['applied']} of {workers['total']} applied it", file=out)
+    print(f"{verb}: {_count(tools.get('count', 0), 'tool')} in all", file=out)

@@ -20,7 +20,6 @@ import pytest
 from tests.fake_upstream import create_upstream
 from toolbridge.config import load_config
 from toolbridge.gateway import Gateway
-from toolbridge.identity import Authenticator
 from toolbridge.serve.app import create_app
 from toolbridge.serve.loopback import LoopbackServer
 from toolbridge.upstream.clients import make_upstream
@@ -99,7 +98,7 @@ def gateway_url(upstream_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     config = load_config(config_file, environ)
     gateway = Gateway(config, upstream=make_upstream(), max_response_bytes=50_000)
     gateway.load()
-    app = create_app(gateway, Authenticator(config.auth))
+    app = create_app(gateway)
     with LoopbackServer(app, lifespan="on") as server:  # the lifespan closes the gateway
         yield server.url
 
@@ -368,7 +367,27 @@ def test_redirects_are_followed_only_within_the_origin(client: httpx2.Client) ->
 def test_reload_is_for_admins(client: httpx2.Client) -> None:
     assert client.post("/v1/admin/reload", headers=ALICE).status_code == 403
     response = client.post("/v1/admin/reload", headers=OPS)
-    assert (response.status_code, response.json()["tools"]) == (200, 26)
+    answer = response.json()
+    broken = answer["sources"][5].pop("error")
+    assert (response.status_code, answer) == (
+        200,
+        {
+            "applied": True,
+            "sources": [
+                {"id": "styles", "change": "unchanged", "tools": 3, "error": None},
+                {"id": "bodies", "change": "unchanged", "tools": 5, "error": None},
+                {"id": "faults", "change": "unchanged", "tools": 1, "error": None},
+                {"id": "down", "change": "unchanged", "tools": 6, "error": None},
+                {"id": "hidden", "change": "unchanged", "tools": 6, "error": None},
+                {"id": "broken", "change": "failed", "tools": 0},
+                {"id": "clock", "change": "unchanged", "tools": 3, "error": None},
+                {"id": "weather", "change": "unchanged", "tools": 2, "error": None},
+            ],
+            "tools": {"count": 26, "added": [], "removed": [], "changed": []},
+            "settings": [],
+        },
+    )
+    assert broken.endswith("missing.yaml: no such file")
 
 
 def test_local_tools_sit_under_the_same_access_control(client: httpx2.Client) -> None:

@@ -19,7 +19,6 @@ from werkzeug.serving import make_server
 
 from toolbridge.config import load_config
 from toolbridge.gateway import Gateway
-from toolbridge.identity import Authenticator
 from toolbridge.serve.app import create_app
 from toolbridge.serve.loopback import LoopbackServer
 from toolbridge.upstream.clients import make_upstream
@@ -66,7 +65,7 @@ def gateway(httpbin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     config = load_config(path, {"ANN_PASSWORD": "s3cret", "BEARER": "tok-123"})
     gateway = Gateway(config, upstream=make_upstream())
     gateway.load()
-    with LoopbackServer(create_app(gateway, Authenticator(None)), lifespan="on") as server:
+    with LoopbackServer(create_app(gateway), lifespan="on") as server:
         yield server.url
 
 

@@ -39,7 +39,6 @@ from starlette.routing import Route
 from toolbridge.config import Config, load_config
 from toolbridge.demo.service import create_demo_app
 from toolbridge.gateway import Gateway
-from toolbridge.identity import Authenticator
 from toolbridge.serve.loopback import LoopbackServer
 from toolbridge.serve.mcp import PATH, create_mcp_app
 from toolbridge.upstream.clients import make_upstream
@@ -85,11 +84,10 @@ def gateway_app(config: Config, *, stateful: bool = False) -> Starlette:
     """The gateway's app, reduced to what `/mcp` needs, wired as `create_app` wires it."""
     gateway = Gateway(config, upstream=make_upstream())
     gateway.load()
-    authenticator = Authenticator(config.auth)
-    mcp = create_mcp_app(gateway, authenticator, stateful=stateful)
+    mcp = create_mcp_app(gateway, stateful=stateful)
 
     async def reload(request: Request) -> Response:
-        if not authenticator.authenticate(request.headers.get("authorization")).admin:
+        if not gateway.authenticate(request.headers.get("authorization")).admin:
             return Response(status_code=403)
         await gateway.reload()
         await mcp.tools_changed()

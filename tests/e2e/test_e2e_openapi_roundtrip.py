@@ -16,7 +16,6 @@ from toolbridge.config import load_config
 from toolbridge.demo import demo_config
 from toolbridge.demo.service import create_demo_app
 from toolbridge.gateway import Gateway
-from toolbridge.identity import Authenticator
 from toolbridge.serve.app import create_app
 from toolbridge.serve.loopback import LoopbackServer
 from toolbridge.upstream.clients import make_upstream
@@ -46,7 +45,7 @@ def second_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         first_config = first_config.model_validate({**first_config.model_dump(), **auth})
         first = Gateway(first_config, upstream=make_upstream())
         first.load()
-        first_app = create_app(first, Authenticator(first_config.auth))
+        first_app = create_app(first)
         with LoopbackServer(first_app, lifespan="on") as first_server:
             folder: Path = tmp_path_factory.mktemp("second")
             (folder / "toolbridge.yaml").write_text(
@@ -63,7 +62,7 @@ def second_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             config = load_config(folder / "toolbridge.yaml", {"FIRST_KEY": KEY})
             second = Gateway(config, upstream=make_upstream())
             second.load()
-            with LoopbackServer(create_app(second, Authenticator(None)), lifespan="on") as server:
+            with LoopbackServer(create_app(second), lifespan="on") as server:
                 yield server.url
 
 

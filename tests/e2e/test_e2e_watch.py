@@ -12,7 +12,6 @@ import pytest
 
 from toolbridge.config import Config, Grant, LocalTools
 from toolbridge.gateway import Gateway
-from toolbridge.identity import Authenticator
 from toolbridge.serve.app import create_app
 from toolbridge.serve.loopback import LoopbackServer
 from toolbridge.upstream.clients import make_upstream
@@ -53,7 +52,7 @@ def test_an_edit_reloads_the_tool_and_a_broken_edit_keeps_the_last_good(tmp_path
     config = Config(tools=(entry,), base_dir=tmp_path)
     gateway = Gateway(config, upstream=make_upstream())
     gateway.load()
-    with LoopbackServer(create_app(gateway, Authenticator(None)), lifespan="on") as server:
+    with LoopbackServer(create_app(gateway), lifespan="on") as server:
 
         def greeting() -> object:
             answer = httpx2.post(f"{server.url}/v1/tools/greet/call", json={}, timeout=10)

@@ -20,7 +20,6 @@ from toolbridge.config import ApiKey, Auth, Config, Grant, LocalTools, RateLimit
 from toolbridge.demo import DEMO_SPEC
 from toolbridge.demo.service import create_demo_app
 from toolbridge.gateway import Gateway
-from toolbridge.identity import Authenticator
 from toolbridge.serve.app import create_app
 from toolbridge.upstream.clients import HttpxUpstream
 
@@ -43,7 +42,7 @@ async def served(config: Config) -> AsyncIterator[httpx2.AsyncClient]:
     upstream._client = httpx2.AsyncClient(transport=httpx2.ASGITransport(create_demo_app()))
     gateway = Gateway(config, upstream=upstream)
     gateway.load()
-    app = create_app(gateway, Authenticator(config.auth))
+    app = create_app(gateway)
     async with (
         gateway,
         httpx2.AsyncClient(
@@ -146,7 +145,7 @@ async def test_a_call_streams_a_local_tools_events_then_its_result() -> None:
     config = Config(tools=(entry,), base_dir=Path.cwd())
     gateway = Gateway(config, upstream=HttpxUpstream())
     gateway.load()
-    app = create_app(gateway, Authenticator(None))
+    app = create_app(gateway)
     stream = {"Accept": "text/event-stream"}
     async with (
         gateway,

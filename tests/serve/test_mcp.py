@@ -30,7 +30,6 @@ from toolbridge.config import Config
 from toolbridge.errors import UpstreamUnavailable
 from toolbridge.formats.render import render
 from toolbridge.gateway import Gateway
-from toolbridge.identity import Authenticator
 from toolbridge.policy import Principal
 from toolbridge.serve.mcp import PATH, McpApp, create_mcp_app
 from toolbridge.tools import Tool, ToolResult
@@ -134,7 +133,7 @@ async def served(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Served]:
     upstream = MockUpstream(api)
     gateway = Gateway(CONFIG, upstream=upstream)
     gateway.load()
-    mcp = create_mcp_app(gateway, Authenticator(CONFIG.auth))
+    mcp = create_mcp_app(gateway)
     async with mcp.lifespan():
         yield Served(Starlette(routes=[Route(PATH, mcp)]), mcp, api, upstream, gateway)
 
@@ -499,7 +498,7 @@ async def test_failed_calls_say_how_they_failed(
 
 @pytest.fixture
 async def stateful(served: Served) -> AsyncIterator[Callable[[str], httpx2.AsyncClient]]:
-    mcp = create_mcp_app(served.gateway, Authenticator(CONFIG.auth), stateful=True)
+    mcp = create_mcp_app(served.gateway, stateful=True)
     app = Starlette(routes=[Route(PATH, mcp)])
     clients: list[httpx2.AsyncClient] = []
 

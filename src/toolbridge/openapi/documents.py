@@ -16,7 +16,8 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -50,6 +51,8 @@ class Document:
 
     uri: str
     data: Any
+    sha256: str = ""
+    """Of the bytes as read: what `on_change: hold` compares."""
 
 
 def location_to_uri(location: str, base: Path | None = None) -> str:
@@ -173,16 +176,22 @@ class DocumentStore:
         self._max_bytes = max_bytes
         self._documents: dict[str, Document] = {}
         self._failures: dict[str, DocumentError] = {}
+        self._touched: set[str] | None = None
 
     def get(self, uri: str) -> Document:
         """The document at `uri` (without fragment); raises DocumentError if it cannot be read."""
         uri = urldefrag(uri)[0]
+        if self._touched is not None:
+            self._touched.add(uri)
         if uri in self._documents:
             return self._documents[uri]
         if uri in self._failures:
             raise self._failures[uri]
         try:
-            document = Document(uri, parse(self._read(uri), uri, self.cache_dir))
+            raw = self._read(uri)
+            document = Document(
+                uri, parse(raw, uri, self.cache_dir), hashlib.sha256(raw).hexdigest()
+            )
         except DocumentError as exc:
             self._failures[uri] = exc
             raise
@@ -192,6 +201,25 @@ class DocumentStore:
     @property
     def loaded(self) -> list[str]:
         return list(self._documents)
+
+    @contextmanager
+    def tracking(self) -> Iterator[set[str]]:
+        """Collect the URIs read (or asked for again) inside the block: one source's documents."""
+        touched: set[str] = set()
+        outer, self._touched = self._touched, touched
+        try:
+            yield touched
+        finally:
+            self._touched = outer if outer is None else outer | touched
+
+    def digest(self, uris: Iterable[str]) -> str:
+        """One sha256 over the bytes of these documents (those that were read), by URI."""
+        h = hashlib.sha256()
+        for uri in sorted(uris):
+            document = self._documents.get(uri)
+            if document is not None:
+                h.update(f"{uri}\n{document.sha256}\n".encode())
+        return h.hexdigest()
 
     def _read(self, uri: str) -> bytes:
         scheme = urlsplit(uri).scheme.lower()

@@ -10,9 +10,9 @@ import asyncio
 import contextlib
 import logging
 import math
-import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TypeVar, overload
 from urllib.parse import unquote
 
@@ -35,11 +35,12 @@ from toolbridge.errors import (
 )
 from toolbridge.formats.render import FORMATS, render_tools
 from toolbridge.gateway import Gateway
-from toolbridge.identity import Authenticator
-from toolbridge.local.watch import watch_tools
+from toolbridge.generation import Held
 from toolbridge.policy import Principal
-from toolbridge.registry import Catalog, SourceStatus
+from toolbridge.registry import SourceStatus
+from toolbridge.serve.live import Live
 from toolbridge.serve.openapi_document import DocumentCache
+from toolbridge.serve.siblings import Siblings
 from toolbridge.serve.turns import run_turn
 from toolbridge.tools import HttpOperation, Tool, ToolResult
 
@@ -121,10 +122,9 @@ class CallEndpoint:
     PREFIX = "/v1/tools/"
     SUFFIX = "/call"
 
-    def __init__(self, app: ASGIApp, gateway: Gateway, authenticator: Authenticator) -> None:
+    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
         self.app = app
         self.gateway = gateway
-        self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -147,7 +147,7 @@ class CallEndpoint:
         name = unquote(path[len(self.PREFIX) : -len(self.SUFFIX)])
         headers = ScopeHeaders(scope["headers"])
         try:
-            principal = self.authenticator.authenticate(headers.get("authorization"))
+            principal = self.gateway.authenticate(headers.get("authorization"))
             self.gateway.tool(principal, name)  # 404 before reading the body
             raw = await _read_body(receive)
             try:
@@ -263,18 +263,26 @@ async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str]
     await send({"type": "http.response.body", "body": payload})
 
 
-def create_app(gateway: Gateway, authenticator: Authenticator) -> ASGIApp:
-    """The ASGI app serving `gateway`; it must already be loaded (or entered)."""
+def create_app(
+    gateway: Gateway, *, config_file: Path | None = None, siblings: Siblings | None = None
+) -> ASGIApp:
+    """The ASGI app serving `gateway`; it must already be loaded (or entered).
+
+    Args:
+        config_file: the file the gateway's config came from, watched (unless the config says
+            `watch: false`) so that an edit reloads it.
+        siblings: the other worker processes of `serve --workers N`, which apply every reload
+            and approval this one takes.
+    """
     # Imported here: the mcp SDK takes 0.6 s to import, which `tools` and `check` need not pay.
     from toolbridge.serve.mcp import PATH as MCP_PATH
     from toolbridge.serve.mcp import create_mcp_app
 
-    mcp = create_mcp_app(gateway, authenticator)
+    mcp = create_mcp_app(gateway)
 
-    async def reload_catalog(only: frozenset[str] | None = None) -> Catalog:
-        catalog = await gateway.reload(only)
-        await mcp.tools_changed()  # MCP clients that listen for changes are told
-        return catalog
+    live = Live(
+        gateway, tools_changed=mcp.tools_changed, config_file=config_file, siblings=siblings
+    )
 
     Handler = Callable[[Request, Principal], Awaitable[Response]]
 
@@ -284,7 +292,7 @@ def create_app(gateway: Gateway, authenticator: Authenticator) -> ASGIApp:
         async def run(request: Request) -> Response:
             try:
                 principal = (
-                    authenticator.authenticate(request.headers.get("authorization"))
+                    gateway.authenticate(request.headers.get("authorization"))
                     if not public
                     else Principal(id="-")
                 )
@@ -298,7 +306,7 @@ def create_app(gateway: Gateway, authenticator: Authenticator) -> ASGIApp:
         fmt = request.query_params.get("format", "openai")
         if fmt not in FORMATS:
             raise BadRequest(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-        strict = request.query_params.get("strict", "").lower() in ("1", "true", "yes")
+        strict = _flag(request.query_params.get("strict"))
         tools = gateway.list_tools(principal)
         return json_response({"tools": render_tools(tools, fmt, strict=strict)})
 
@@ -318,15 +326,21 @@ def create_app(gateway: Gateway, authenticator: Authenticator) -> ASGIApp:
         return json_response(answer)
 
     async def servers(request: Request, principal: Principal) -> Response:
-        return json_response({"servers": [describe_source(s) for s in gateway.sources()]})
+        held = gateway.held()
+        return json_response(
+            {"servers": [describe_source(s, held.get(s.id)) for s in gateway.sources()]}
+        )
 
     async def reload(request: Request, principal: Principal) -> Response:
         if not principal.admin:
             raise Forbidden("reloading is for admins")
-        catalog = await reload_catalog()
-        return json_response(
-            {"tools": len(catalog), "servers": [describe_source(s) for s in catalog.sources]}
-        )
+        dry_run = _flag(request.query_params.get("dry_run"))
+        return json_response(await live.reload(dry_run=dry_run))
+
+    async def approve(request: Request, principal: Principal) -> Response:
+        if not principal.admin:
+            raise Forbidden("approving a held change is for admins")
+        return json_response(await live.approve(request.path_params["id"]))
 
     async def healthz(request: Request, principal: Principal) -> Response:
         return json_response({"status": "ok"})
@@ -344,15 +358,8 @@ def create_app(gateway: Gateway, authenticator: Authenticator) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with gateway, mcp.lifespan():
-            _install_sighup(reload_catalog)
-            watcher = asyncio.create_task(watch_tools(gateway.config, reload_catalog))
-            try:
-                yield
-            finally:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+        async with gateway, mcp.lifespan(), live.running():
+            yield
 
     routes = Starlette(
         routes=[
@@ -362,6 +369,7 @@ def create_app(gateway: Gateway, authenticator: Authenticator) -> ASGIApp:
             Route("/openapi.json", endpoint(openapi), methods=["GET"]),
             Route("/v1/servers", endpoint(servers), methods=["GET"]),
             Route("/v1/admin/reload", endpoint(reload), methods=["POST"]),
+            Route("/v1/admin/sources/{id}/approve", endpoint(approve), methods=["POST"]),
             Route("/healthz", endpoint(healthz, public=True), methods=["GET"]),
             Route("/readyz", endpoint(readyz, public=True), methods=["GET"]),
             Route("/metrics", endpoint(metrics, public=True), methods=["GET"]),
@@ -369,22 +377,11 @@ def create_app(gateway: Gateway, authenticator: Authenticator) -> ASGIApp:
         ],
         lifespan=lifespan,
     )
-    return CallEndpoint(routes, gateway, authenticator)
+    return CallEndpoint(routes, gateway)
 
 
-def _install_sighup(reload: Callable[[], Coroutine[Any, Any, Catalog]]) -> None:
-    """SIGHUP (sent by an operator or a process manager) reloads the catalog."""
-
-    loop = asyncio.get_running_loop()
-    running: set[asyncio.Task[Any]] = set()  # the loop keeps only weak references to tasks
-
-    def on_sighup() -> None:
-        task = loop.create_task(reload())
-        running.add(task)
-        task.add_done_callback(running.discard)
-
-    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes")
 
 
 def result_body(result: ToolResult) -> dict[str, Any]:
@@ -434,9 +431,9 @@ def describe(tool: Tool, frontmatter: Mapping[str, str] | None = None) -> dict[s
     }
 
 
-def describe_source(status: SourceStatus) -> dict[str, Any]:
+def describe_source(status: SourceStatus, held: Held | None = None) -> dict[str, Any]:
     conversion = status.conversion
-    return {
+    described: dict[str, Any] = {
         "id": status.id,
         "kind": status.kind,
         "location": status.location,
@@ -445,4 +442,12 @@ def describe_source(status: SourceStatus) -> dict[str, Any]:
         "tools": len(conversion.tools) if conversion is not None else 0,
         "spec_version": getattr(conversion, "spec_version", None),
         "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(status.loaded_at)),
+        "sha256": status.digest,
     }
+    if held is not None:
+        described["held"] = {
+            "sha256": held.digest,
+            "approved_sha256": held.approved_digest,
+            "tools": held.changes.as_json(),
+        }
+    return described

@@ -58,7 +58,6 @@ from toolbridge import __version__
 from toolbridge.errors import ToolbridgeError, ToolNotFound, Unauthenticated
 from toolbridge.formats.render import render
 from toolbridge.gateway import Gateway
-from toolbridge.identity import Authenticator
 from toolbridge.openapi.bodies import body_kind
 from toolbridge.policy import Principal
 from toolbridge.tools import JsonSchema, Tool, ToolResult
@@ -85,11 +84,8 @@ class McpApp:
     requests in a task group that lives there.
     """
 
-    def __init__(
-        self, gateway: Gateway, authenticator: Authenticator, *, stateful: bool = False
-    ) -> None:
+    def __init__(self, gateway: Gateway, *, stateful: bool = False) -> None:
         self.gateway = gateway
-        self.authenticator = authenticator
         self.stateful = stateful
         self._bus = InMemorySubscriptionBus()
         self._listen = ListenHandler(self._bus)
@@ -117,7 +113,7 @@ class McpApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
         try:
-            principal = self.authenticator.authenticate(headers.get("authorization"))
+            principal = self.gateway.authenticate(headers.get("authorization"))
         except Unauthenticated as exc:
             await _unauthenticated(exc)(scope, receive, send)
             return
@@ -190,11 +186,10 @@ class McpApp:
         return types.CallToolResult(content=[_content(result)], structured_content=structured)
 
 
-def create_mcp_app(
-    gateway: Gateway, authenticator: Authenticator, *, stateful: bool = False
-) -> McpApp:
-    """The `/mcp` endpoint for a loaded gateway (see `McpApp` for mounting it)."""
-    return McpApp(gateway, authenticator, stateful=stateful)
+def create_mcp_app(gateway: Gateway, *, stateful: bool = False) -> McpApp:
+    """The `/mcp` endpoint for a loaded gateway (see `McpApp` for mounting it); callers are
+    authenticated by the gateway's current keys, so a reload revokes a key at once."""
+    return McpApp(gateway, stateful=stateful)
 
 
 # -- errors --------------------------------------------------------------------------------

@@ -1,0 +1,148 @@
+"""Live configuration while serving: every way a reload starts, and what follows one.
+
+A reload starts from the admin API, SIGHUP, an edit of the config file or of a local tool file
+(both watched, unless the config says `watch: false`), or a sibling worker of `serve --workers
+N`. Whatever started it, MCP clients that listen are told the tool list changed, and a reload
+or approval this worker took is handed to its siblings, whose answer it waits for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from toolbridge.errors import ToolbridgeError
+from toolbridge.gateway import Gateway
+from toolbridge.local.watch import watched_files
+from toolbridge.serve.siblings import Siblings
+from toolbridge.serve.watch import watch
+
+logger = logging.getLogger(__name__)
+
+SIBLING_WAIT = 120.0
+"""Seconds a reload answer waits for the other workers to apply it (a big catalog takes a while)."""
+
+
+class Live:
+    """Reloads and approvals for one served gateway, and the background work that starts them."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        *,
+        tools_changed: Callable[[], Awaitable[None]],
+        config_file: Path | None = None,
+        siblings: Siblings | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.tools_changed = tools_changed
+        self.config_file = config_file
+        self.siblings = siblings
+
+    async def reload(
+        self, only: frozenset[str] | None = None, *, dry_run: bool = False, tell: bool = True
+    ) -> dict[str, Any]:
+        """Reload (or, dry, say what a reload would change): the admin API's answer. With
+        `tell`, the sibling workers apply it too, and the answer waits for them."""
+        found = await self.gateway.reload(only, dry_run=dry_run)
+        answer = {"applied": not dry_run, **found.as_json()}
+        if not dry_run:
+            await self.tools_changed()
+            if tell and self.siblings is not None:
+                answer["workers"] = await self._tell({"action": "reload"})
+        return answer
+
+    async def approve(self, source: str) -> dict[str, Any]:
+        """Serve the held new version of `source`, here and on every sibling."""
+        held = self.gateway.held().get(source)
+        found = await self.gateway.approve(source)
+        await self.tools_changed()
+        answer: dict[str, Any] = {"applied": True, **found.as_json()}
+        if self.siblings is not None and held is not None:
+            event = {"action": "approve", "source": source, "digest": held.digest}
+            answer["workers"] = await self._tell(event)
+        return answer
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """While the app serves: SIGHUP handled, files watched, siblings followed."""
+        _install_sighup(self._signalled)
+        background = [
+            watch(self._config_files, self._config_changed, what="the config"),
+            watch(self._tool_files, self._tool_files_changed, what="local tool files"),
+        ]
+        if self.siblings is not None:
+            background.append(self.siblings.follow(self._from_sibling))
+        tasks = [asyncio.create_task(job) for job in background]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _tell(self, event: dict[str, Any]) -> dict[str, int]:
+        """Append an event for the other workers and wait until they have applied it."""
+        assert self.siblings is not None
+        done, others = await self.siblings.wait(self.siblings.publish(event), timeout=SIBLING_WAIT)
+        return {"total": others + 1, "applied": done + 1}
+
+    async def _from_sibling(self, event: dict[str, Any]) -> None:
+        """What another worker did, done here too."""
+        if event.get("action") == "reload":
+            await self.reload(tell=False)
+        elif event.get("action") == "approve":
+            source, digest = str(event.get("source")), event.get("digest")
+            held = self.gateway.held().get(source)
+            if held is None or held.digest != digest:
+                await self.gateway.reload()  # this worker may not have read the new version yet
+                held = self.gateway.held().get(source)
+            if held is not None and held.digest == digest:
+                await self.gateway.approve(source)
+                await self.tools_changed()
+
+    async def _signalled(self) -> None:
+        try:
+            await self.reload()
+        except ToolbridgeError as exc:
+            logger.error("SIGHUP: the config was not applied; still serving the last one: %s", exc)
+
+    async def _config_changed(self, _: frozenset[str]) -> None:
+        try:
+            await self.reload(tell=False)  # every worker watches the file itself
+        except ToolbridgeError as exc:
+            logger.error(
+                "the config changed but was not applied; still serving the last one: %s", exc
+            )
+
+    async def _tool_files_changed(self, entries: frozenset[str]) -> None:
+        await self.reload(entries, tell=False)
+
+    def _config_files(self) -> dict[str, list[Path]]:
+        if self.config_file is None or not self.gateway.config.watch:
+            return {}
+        return {str(self.config_file): [self.config_file]}
+
+    def _tool_files(self) -> dict[str, list[Path]]:
+        return watched_files(self.gateway.config) if self.gateway.config.watch else {}
+
+
+def _install_sighup(reload: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """SIGHUP (sent by an operator, a process manager, or our worker supervisor) reloads."""
+    loop = asyncio.get_running_loop()
+    running: set[asyncio.Task[Any]] = set()  # the loop keeps only weak references to tasks
+
+    def on_sighup() -> None:
+        task = loop.create_task(reload())
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
