@@ -379,6 +379,7 @@ def test_check_json_is_the_whole_report(
                 "changes_by_kind": {"unresolved-ref": 1},
                 "validation_findings": 0,
                 "usable": True,
+                "no_calls": [],
             },
         },
     )
@@ -436,6 +437,7 @@ def test_check_json_with_a_down_source_exits_1(
                 "changes_by_kind": {},
                 "validation_findings": 0,
                 "usable": False,
+                "no_calls": [],
             },
         },
     )

@@ -24,6 +24,7 @@ from toolbridge.calllog import CallLog
 from toolbridge.changes import Changes
 from toolbridge.config import Config, OAuth2ClientCredentials
 from toolbridge.errors import (
+    ConfigError,
     InvalidArguments,
     RateLimited,
     ToolbridgeError,
@@ -110,7 +111,11 @@ class Gateway:
             previous = self._current()
             config = previous.config
             if only is None and self._reread is not None:
-                config = await anyio.to_thread.run_sync(self._reread)
+                try:
+                    config = await anyio.to_thread.run_sync(self._reread)
+                except ConfigError as exc:
+                    logger.error("reload refused, still serving the last config: %s", exc)
+                    raise
             state = await anyio.to_thread.run_sync(self._build, config, previous, only)
             found = changes(previous, state)
             if not dry_run:

@@ -110,6 +110,9 @@ def check_report(
         by_kind.update(source.get("changes_by_kind", {}))
     by_kind.update(n.kind for n in catalog.notes)
     down = [s["id"] for s in sources if not s["ok"]]
+    no_calls = [
+        s["id"] for s in sources if any(n["kind"] == "no-base-url" for n in s.get("notes", ()))
+    ]
     return {
         "sources": sources,
         "catalog_notes": [_note(n) for n in catalog.notes],
@@ -124,6 +127,8 @@ def check_report(
                 len(s.get("validation", {}).get("findings", ())) for s in sources
             ),
             "usable": not down,
+            # Listed, but not callable until the config gives them a `base_url`.
+            "no_calls": no_calls,
         },
     }
 
@@ -137,6 +142,8 @@ def print_check(report: dict[str, Any], out: TextIO, *, verbose: bool = False) -
     summary = report["summary"]
     kinds = ", ".join(f"{k} {n}" for k, n in summary["changes_by_kind"].items())
     state = "usable" if summary["usable"] else f"NOT usable: down: {', '.join(summary['down'])}"
+    if summary["no_calls"]:
+        state += f"; cannot make calls until `base_url` is set: {', '.join(summary['no_calls'])}"
     print(
         f"summary: {_count(summary['sources'], 'source')}, "
         f"{_count(summary['operations'], 'operation')}, {_count(summary['tools'], 'tool')}, "

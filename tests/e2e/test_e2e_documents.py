@@ -51,6 +51,20 @@ async def redirect_away(request: Request) -> Response:
     return RedirectResponse("http://localhost:9/evil.yaml")
 
 
+async def login_page(request: Request) -> Response:
+    return Response("<!DOCTYPE html><html><form>Password</form></html>", media_type="text/html")
+
+
+async def to_login(request: Request) -> Response:
+    return RedirectResponse("/login?next=/api/spec.yaml")
+
+
+async def no_servers(request: Request) -> Response:
+    text = (SPECS / "demo.yaml").read_text()
+    start, end = text.index("servers:"), text.index("paths:")
+    return PlainTextResponse(text[:start] + text[end:])
+
+
 async def server_relative(request: Request) -> Response:
     text = (SPECS / "demo.yaml").read_text().replace("http://127.0.0.1:8901", "/api/v1")
     return PlainTextResponse(text)
@@ -64,6 +78,9 @@ APP = Starlette(
         Route("/moved.yaml", redirect_here),
         Route("/away.yaml", redirect_away),
         Route("/relative.yaml", server_relative),
+        Route("/login", login_page),
+        Route("/api/spec.yaml", to_login),
+        Route("/no-servers/openapi.yaml", no_servers),
     ]
 )
 
@@ -109,6 +126,13 @@ def test_relative_server_url_resolves_against_the_document_url(base_url: str) ->
         ("/away.yaml", "redirected off its origin to http://localhost:9/evil.yaml; not followed"),
         ("/huge.yaml", "larger than the 100000 byte limit for documents"),
         ("/slow.yaml", "no answer within 0.5 s"),
+        (
+            "/api/spec.yaml",
+            "answered with an HTML page (redirected to {url}/login?next=/api/spec.yaml), not an "
+            "OpenAPI document; a login page? A document served behind the API's credentials is "
+            "fetched with the server's `auth` and `headers` when it lies on the server's own "
+            "origin",
+        ),
     ],
 )
 def test_fetch_failures_name_the_url_and_what_happened(
@@ -117,7 +141,13 @@ def test_fetch_failures_name_the_url_and_what_happened(
     store = DocumentStore(fetch=http_fetcher(timeout=0.5, max_bytes=100_000))
     with pytest.raises(DocumentError) as caught:
         store.get(base_url + path)
-    assert str(caught.value) == f"{base_url}{path}: {message}"
+    assert str(caught.value) == f"{base_url}{path}: {message.format(url=base_url)}"
+
+
+def test_without_servers_calls_go_to_the_documents_own_origin(base_url: str) -> None:
+    """OpenAPI 3: no `servers` means `/`, relative to where the document came from."""
+    conversion = convert(DocumentStore(), f"{base_url}/no-servers/openapi.yaml")
+    assert ({t.http.base_url for t in conversion.tools}, conversion.notes) == ({f"{base_url}/"}, ())
 
 
 def test_redirect_within_the_origin_is_followed(base_url: str) -> None:
@@ -146,6 +176,8 @@ GUARDED = Starlette(routes=[Route("/openapi.yaml", guarded_spec)])
     ("auth", "same_origin", "expected"),
     [
         ({"type": "bearer", "token": "doc-token-1"}, True, "ok"),
+        # no base_url: the calls go to the document's own origin, so its credentials go too
+        ({"type": "bearer", "token": "doc-token-1"}, None, "ok"),
         (None, True, "fetch answered HTTP 401, expected 200"),
         # credentials never travel to another origin, even when the document lives there
         (
@@ -156,15 +188,12 @@ GUARDED = Starlette(routes=[Route("/openapi.yaml", guarded_spec)])
     ],
 )
 def test_a_document_behind_the_apis_own_credentials(
-    auth: dict[str, str] | None, same_origin: bool, expected: str
+    auth: dict[str, str] | None, same_origin: bool | None, expected: str
 ) -> None:
     with live_server(GUARDED) as url:
-        base_url = url if same_origin else "http://127.0.0.2:9"
-        fields: dict[str, object] = {
-            "id": "notes",
-            "spec": f"{url}/openapi.yaml",
-            "base_url": base_url,
-        }
+        fields: dict[str, object] = {"id": "notes", "spec": f"{url}/openapi.yaml"}
+        if same_origin is not None:
+            fields["base_url"] = url if same_origin else "http://127.0.0.2:9"
         if auth:
             fields["auth"] = auth
         config = Config(servers=(Server.model_validate(fields),), base_dir=Path.cwd())

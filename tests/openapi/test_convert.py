@@ -15,6 +15,7 @@ import pytest
 
 from toolbridge.openapi.convert import Conversion, Selection, convert
 from toolbridge.openapi.documents import DocumentStore, location_to_uri
+from toolbridge.openapi.servers import NO_BASE_URL
 from toolbridge.tools import (
     Annotations,
     BodyPlan,
@@ -352,7 +353,7 @@ DOUBLE_UNDERSCORE = (
             "Server variables and overrides",
             "3.0.3",
             ("listBooks", "getCover", "deleteCover", "searchBooks"),
-            (),
+            (Note(kind="no-base-url", message=NO_BASE_URL),),
         ),
         (
             "responses.yaml",
@@ -2733,14 +2734,14 @@ def test_tags_are_kept_on_tools(specs: Path) -> None:
         ("listBooks", "https://eu.books.example.com:443/v2"),
         ("getCover", "https://covers.books.example.com"),
         ("deleteCover", "https://prod-admin.books.example.com/covers-admin"),
-        ("searchBooks", "../search-service"),
+        ("searchBooks", None),
     ],
 )
 def test_server_variables_and_path_and_operation_servers(
-    specs: Path, name: str, base_url: str
+    specs: Path, name: str, base_url: str | None
 ) -> None:
     """Variables take their defaults; the operation's servers beat the path's, which beat the
-    document's. A relative URL stays relative when the document was read from a file."""
+    document's. A relative URL in a document read from a file names no host: no base URL."""
     tools = tools_by_name(convert_spec(specs, "servers-variables.yaml"))
     assert tools[name].http.base_url == base_url
 

@@ -74,8 +74,9 @@ class LocalConversion:
         return next((m.frontmatter for m in self.modules if m.name == module), {})
 
 
-ModuleCache = dict[tuple[str, str, int, int], tuple["LocalModule", list[Tool], set[str]]]
-"""Loaded files by (entry id, path, mtime in ns, size): a reload imports only what changed."""
+ModuleCache = dict[tuple[str, str, int, int, str], tuple["LocalModule", list[Tool], set[str]]]
+"""Loaded files by (entry id, path, mtime in ns, size, the entry's config as JSON): a reload
+imports only what changed, in the file or in its entry (valves, timeout, ...)."""
 
 
 def load_tools(
@@ -137,11 +138,15 @@ def _cached_module(
         stat = source.stat()
     except OSError:
         return (*_load_module(entry, source), [])  # reports the missing file
-    key = (entry.id, str(source), stat.st_mtime_ns, stat.st_size)
+    key = (entry.id, str(source), stat.st_mtime_ns, stat.st_size, entry.model_dump_json())
     if key in cache:
         return (*cache[key], [])
     earlier = [k for k in cache if k[:2] == key[:2]]
     try:
+        if stat.st_size == 0 and earlier:
+            # An editor truncates before it writes: an empty file that had tools is taken for
+            # one caught mid-write, never for a good version with no tools.
+            raise SourceError(f"{display(source)} is empty (being written?)")
         loaded = _load_module(entry, source)
     except SourceError as exc:
         if not earlier:

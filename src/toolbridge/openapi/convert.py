@@ -28,7 +28,7 @@ from toolbridge.openapi.documents import DocumentStore, uri_to_display
 from toolbridge.openapi.operations import Operation, find_operations, unexposed
 from toolbridge.openapi.references import References, RefError
 from toolbridge.openapi.responses import output_schema
-from toolbridge.openapi.servers import server_url
+from toolbridge.openapi.servers import NO_BASE_URL, server_url
 from toolbridge.tools import (
     Annotations,
     HttpOperation,
@@ -193,6 +193,8 @@ def _convert(
                 ),
             )
         tools.append(_tool(doc, op, op_notes))
+    if base_url is None and any(tool.http.base_url is None for tool in tools):
+        notes.append(Note(kind="no-base-url", message=NO_BASE_URL))
     info = document.get("info") if isinstance(document.get("info"), dict) else {}
     title = js.clean_text(cast(dict[str, Any], info).get("title") or display, 200)[0]
     return Conversion(

@@ -121,7 +121,9 @@ def http_fetcher(
                                     url, f"larger than the {max_bytes} byte limit for documents"
                                 )
                             chunks.append(chunk)
-                        return b"".join(chunks)
+                        body = b"".join(chunks)
+                        _refuse_html(url, current, response.headers.get("content-type"), body)
+                        return body
                 except httpx2.TimeoutException as exc:
                     raise DocumentError(url, f"no answer within {timeout:g} s") from exc
                 except httpx2.HTTPError as exc:
@@ -129,6 +131,24 @@ def http_fetcher(
         raise DocumentError(url, "too many redirects")
 
     return fetch
+
+
+def _refuse_html(url: str, final: str, content_type: str | None, body: bytes) -> None:
+    """An HTML page where a document was expected is named as what it is: most often a login
+    page that a document behind credentials redirects to."""
+    start = body[:512].lstrip().lower()
+    if not (
+        (content_type or "").lower().startswith("text/html")
+        or start.startswith((b"<!doctype html", b"<html"))
+    ):
+        return
+    where = f" (redirected to {final})" if final != url else ""
+    raise DocumentError(
+        url,
+        f"answered with an HTML page{where}, not an OpenAPI document; a login page? A document "
+        "served behind the API's credentials is fetched with the server's `auth` and `headers` "
+        "when it lies on the server's own origin",
+    )
 
 
 def _with_auth(

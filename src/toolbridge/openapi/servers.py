@@ -1,9 +1,12 @@
 """The base URL an operation is sent to, as its document states it.
 
 The first `servers` entry of the operation, else of its path item, else of the document (2.0:
-`schemes` + `host` + `basePath`), with variables at their defaults and a relative URL resolved
-against a document read from a URL. A `base_url` from the config overrides this; that choice is
-`convert`'s.
+`schemes` + `host` + `basePath`), with variables at their defaults. A document with no
+`servers` (2.0: no `host`) is served from `/`, as the specifications say, and a relative URL is
+resolved against where the document came from: for a document read from a URL that is its
+origin; a document read from a file names no host, so its operations have no base URL until the
+config gives `base_url` (`NO_BASE_URL` says so). A `base_url` from the config overrides this;
+that choice is `convert`'s.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ def server_url(
     version: Version,
     uri: str,
 ) -> str | None:
-    """The operation's base URL, or None when the document names none."""
+    """The operation's absolute base URL, or None when a file document names no host."""
     if version == "2.0":
         url = swagger2.server_url(document)
     else:
@@ -32,11 +35,16 @@ def server_url(
             if isinstance(servers, list) and servers and isinstance(servers[0], dict):
                 url = _expand_server(servers[0])
                 break
-    if url is None:
-        return None
+    url = url or "/"
     if urlsplit(uri).scheme in ("http", "https"):
         return urljoin(uri, url)
-    return url
+    return url if urlsplit(url).scheme in ("http", "https") else None
+
+
+NO_BASE_URL = (
+    "the document names no server host (no `servers`, or a relative one) and was read from a "
+    "file: its tools can be listed but not called until the config gives this server a `base_url`"
+)
 
 
 def _expand_server(server: dict[str, Any]) -> str | None:

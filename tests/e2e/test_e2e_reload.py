@@ -1,0 +1,603 @@
+"""Live configuration against a real `toolbridge serve`: every edit of toolbridge.yaml applies on
+reload (admin API, SIGHUP, the watched file), with every worker, and the answer says what changed.
+
+The gateway runs as a subprocess on a free loopback port; its upstreams are echo servers on
+loopback (tests/fake_upstream.py), so a test sees exactly what a reload changed on the wire.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from copy import deepcopy
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import jwt
+import pytest
+import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tests.e2e.conftest import live_server
+from tests.fake_upstream import create_upstream
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+KEYS = {"alice": "alice-0f1e2d3c", "bob": "bob-4b5a6978", "ops": "ops-8c9d0e1f"}
+JWT_SECRET = "jwt-secret-for-the-reload-tests-0123456789"
+
+
+def bearer(user: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEYS[user]}"}
+
+
+@pytest.fixture(scope="module")
+def upstreams() -> Iterator[tuple[str, str]]:
+    """Two echo upstreams: a call shows which one answered by the Host it was sent."""
+    with live_server(create_upstream()) as first, live_server(create_upstream()) as second:
+        yield first, second
+
+
+def base_config(upstream: str) -> dict[str, Any]:
+    return {
+        "watch": False,
+        "auth": {
+            "api_keys": [
+                {"user": "alice", "key": KEYS["alice"], "groups": ["support"]},
+                {"user": "bob", "key": KEYS["bob"], "groups": ["support"]},
+                {"user": "ops", "key": KEYS["ops"], "admin": True},
+            ]
+        },
+        "servers": [
+            {
+                "id": "notes",
+                "spec": "specs/demo.yaml",
+                "base_url": upstream,
+                "access": {"groups": ["support"]},
+            }
+        ],
+        "tools": [
+            {
+                "id": "weather",
+                "path": "tools/weather.py",
+                "valves": {"units": "metric"},
+                "access": {"groups": ["support"]},
+            }
+        ],
+    }
+
+
+def write(folder: Path, config: dict[str, Any]) -> None:
+    text = yaml.safe_dump(config, sort_keys=False)
+    temporary = folder / "toolbridge.yaml.tmp"
+    temporary.write_text(text)
+    temporary.replace(folder / "toolbridge.yaml")  # as editors that save atomically do
+
+
+def folder_for(tmp_path: Path, config: dict[str, Any]) -> Path:
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "tools").mkdir()
+    shutil.copy(ROOT / "specs" / "demo.yaml", tmp_path / "specs" / "demo.yaml")
+    shutil.copy(
+        ROOT / "tests" / "fixtures" / "tools" / "weather.py", tmp_path / "tools" / "weather.py"
+    )
+    write(tmp_path, config)
+    return tmp_path
+
+
+class Served:
+    """A running `toolbridge serve` and the file its log goes to."""
+
+    def __init__(self, folder: Path, *args: str) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = folder / "serve.log"
+        env = {**os.environ, "TOOLBRIDGE_CACHE_DIR": ""}
+        command = [sys.executable, "-m", "toolbridge", "serve", "--port", str(port), *args]
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                command, cwd=folder, env=env, stderr=log, stdout=subprocess.DEVNULL, text=True
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"serve exited: {self.log.read_text()}")
+            try:
+                if httpx2.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx2.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"serve did not start: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def reload(self, *, dry_run: bool = False) -> httpx2.Response:
+        query = "?dry_run=true" if dry_run else ""
+        return httpx2.post(f"{self.url}/v1/admin/reload{query}", headers=bearer("ops"), timeout=60)
+
+    def call(self, tool: str, user: str = "alice", **arguments: Any) -> httpx2.Response:
+        return httpx2.post(
+            f"{self.url}/v1/tools/{tool}/call", json=arguments, headers=bearer(user), timeout=10
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def served(tmp_path: Path, upstreams: tuple[str, str]) -> Iterator[Served]:
+    folder_for(tmp_path, base_config(upstreams[0]))
+    server = Served(tmp_path)
+    yield server
+    server.stop()
+
+
+def changed(answer: dict[str, Any]) -> dict[str, Any]:
+    """What a reload answer says changed: sources that did not stay the same, and the tools."""
+    return {
+        "applied": answer["applied"],
+        "sources": {s["id"]: s["change"] for s in answer["sources"] if s["change"] != "unchanged"},
+        "added": answer["tools"]["added"],
+        "removed": answer["tools"]["removed"],
+        "changed": [(c["name"], c["fields"]) for c in answer["tools"]["changed"]],
+        "settings": answer["settings"],
+    }
+
+
+# -- every key takes effect ---------------------------------------------------------------------
+
+Edit = Callable[[dict[str, Any], tuple[str, str]], None]
+Effect = Callable[[Served, tuple[str, str], Path], None]
+
+
+def add_server(config: dict[str, Any], upstreams: tuple[str, str]) -> None:
+    config["servers"].append(
+        {
+            "id": "more",
+            "spec": "specs/demo.yaml",
+            "base_url": upstreams[1],
+            "prefix": "more",
+            "include": {"operations": ["getStatus"]},
+            "access": {"groups": ["support"]},
+        }
+    )
+
+
+def added_server_answers(served: Served, upstreams: tuple[str, str], folder: Path) -> None:
+    echoed = served.call("more_getStatus").json()["result"]
+    assert echoed["headers"]["host"] == upstreams[1].removeprefix("http://")
+
+
+def remove_server(config: dict[str, Any], upstreams: tuple[str, str]) -> None:
+    config["servers"] = []
+
+
+def removed_server_is_gone(served: Served, upstreams: tuple[str, str], folder: Path) -> None:
+    assert served.call("getStatus").status_code == 404
+
+
+def revoke_bob(config: dict[str, Any], upstreams: tuple[str, str]) -> None:
+    config["auth"]["api_keys"] = [k for k in config["auth"]["api_keys"] if k["user"] != "bob"]
+
+
+def bob_is_refused(served: Served, upstreams: tuple[str, str], folder: Path) -> None:
+    assert served.call("getStatus", user="bob").status_code == 401
+    assert served.call("getStatus", user="alice").status_code == 200
+
+
+def narrow_grant(config: dict[str, Any], upstreams: tuple[str, str]) -> None:
+    config["servers"][0]["access"] = {"users": ["bob"]}
+
+
+def alice_no_longer_sees_it(served: Served, upstreams: tuple[str, str], folder: Path) -> None:
+    assert served.call("getStatus", user="alice").status_code == 404
+    assert served.call("getStatus", user="bob").status_code == 200
+
+
+def add_rate_limit(config: dict[str, Any], upstreams: tuple[str, str]) -> None:
+    config["auth"]["rate_limit"] = {"per_minute": 1, "burst": 1}
+
+
+def second_call_is_limited(served: Served, upstreams: tuple[str, str], folder: Path) -> None:
+    statuses = [served.call("getStatus").status_code for _ in range(2)]
+    assert statuses == [200, 429]
+
+
+def imperial_valves(config: dict[str, Any], upstreams: tuple[str, str]) -> None:
+    config["tools"][0]["valves"] = {"units": "imperial"}
+
+
+def weather_in_fahrenheit(served: Served, upstreams: tuple[str, str], folder: Path) -> None:
+    assert "70 °F" in served.call("get_weather", city="Rome").json()["result"]
+
+
+def add_header(config: dict[str, Any], upstreams: tuple[str, str]) -> None:
+    config["servers"][0]["headers"] = {"X-Team": "blue"}
+
+
+def header_is_sent(served: Served, upstreams: tuple[str, str], folder: Path) -> None:
+    assert served.call("getStatus").json()["result"]["headers"]["x-team"] == "blue"
+
+
+def move_base_url(config: dict[str, Any], upstreams: tuple[str, str]) -> None:
+    config["servers"][0]["base_url"] = upstreams[1]
+
+
+def calls_go_to_the_new_host(served: Served, upstreams: tuple[str, str], folder: Path) -> None:
+    host = served.call("getStatus").json()["result"]["headers"]["host"]
+    assert host == upstreams[1].removeprefix("http://")
+
+
+def change_credentials(config: dict[str, Any], upstreams: tuple[str, str]) -> None:
+    config["servers"][0]["auth"] = {"type": "bearer", "token": "token-after-reload"}
+
+
+def new_token_is_sent(served: Served, upstreams: tuple[str, str], folder: Path) -> None:
+    headers = served.call("getStatus").json()["result"]["headers"]
+    assert headers["authorization"] == "Bearer token-after-reload"
+
+
+def add_audit(config: dict[str, Any], upstreams: tuple[str, str]) -> None:
+    config["audit"] = {"file": "audit.jsonl"}
+
+
+def calls_are_audited(served: Served, upstreams: tuple[str, str], folder: Path) -> None:
+    served.call("getStatus")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not (folder / "audit.jsonl").exists():
+        time.sleep(0.1)
+    time.sleep(0.5)  # the call log writes in batches
+    lines = (folder / "audit.jsonl").read_text().splitlines()
+    assert [yaml.safe_load(line)["tool"] for line in lines] == ["getStatus"]
+
+
+def add_jwt(config: dict[str, Any], upstreams: tuple[str, str]) -> None:
+    config["auth"]["jwt"] = {"secret": JWT_SECRET, "issuer": "idp"}
+
+
+def jwt_callers_are_let_in(served: Served, upstreams: tuple[str, str], folder: Path) -> None:
+    claims = {"sub": "carol", "iss": "idp", "groups": ["support"], "exp": int(time.time()) + 60}
+    token = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+    answer = httpx2.post(
+        f"{served.url}/v1/tools/getStatus/call",
+        json={},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert answer.status_code == 200
+
+
+EDITS: list[tuple[str, Edit, dict[str, Any], Effect]] = [
+    (
+        "server-added",
+        add_server,
+        {"sources": {"more": "added"}, "added": ["more_getStatus"], "settings": []},
+        added_server_answers,
+    ),
+    (
+        "server-removed",
+        remove_server,
+        {
+            "sources": {"notes": "removed"},
+            "removed": [
+                "listNotes",
+                "createNote",
+                "getNote",
+                "deleteNote",
+                "updateNote",
+                "getStatus",
+            ],
+            "settings": [],
+        },
+        removed_server_is_gone,
+    ),
+    ("key-revoked", revoke_bob, {"settings": ["auth.api_keys"]}, bob_is_refused),
+    ("grant-removed", narrow_grant, {"sources": {"notes": "reloaded"}}, alice_no_longer_sees_it),
+    ("rate-limit", add_rate_limit, {"settings": ["auth.rate_limit"]}, second_call_is_limited),
+    ("valves", imperial_valves, {"sources": {"weather": "reloaded"}}, weather_in_fahrenheit),
+    ("headers", add_header, {"sources": {"notes": "reloaded"}}, header_is_sent),
+    ("base-url", move_base_url, {"sources": {"notes": "reloaded"}}, calls_go_to_the_new_host),
+    ("credentials", change_credentials, {"sources": {"notes": "reloaded"}}, new_token_is_sent),
+    ("audit", add_audit, {"settings": ["audit"]}, calls_are_audited),
+    ("jwt", add_jwt, {"settings": ["auth.jwt"]}, jwt_callers_are_let_in),
+]
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected", "effect"), [e[1:] for e in EDITS], ids=[e[0] for e in EDITS]
+)
+def test_each_edit_takes_effect_at_the_next_reload(
+    served: Served,
+    tmp_path: Path,
+    upstreams: tuple[str, str],
+    edit: Edit,
+    expected: dict[str, Any],
+    effect: Effect,
+) -> None:
+    config = base_config(upstreams[0])
+    edit(config, upstreams)
+    write(tmp_path, config)
+
+    answer = served.reload()
+
+    assert answer.status_code == 200
+    want = {"applied": True, "sources": {}, "added": [], "removed": [], "changed": []}
+    want["settings"] = []
+    want.update(expected)
+    assert changed(answer.json()) == want
+    effect(served, upstreams, tmp_path)
+
+
+# -- what a reload answers, and what it refuses ---------------------------------------------------
+
+
+def test_a_dry_run_answers_the_diff_and_changes_nothing(
+    served: Served, tmp_path: Path, upstreams: tuple[str, str]
+) -> None:
+    config = base_config(upstreams[0])
+    add_server(config, upstreams)
+    config["servers"][0]["include"] = {"operations": ["getStatus", "listNotes"]}
+    write(tmp_path, config)
+
+    dry = served.reload(dry_run=True)
+
+    assert (dry.status_code, changed(dry.json())) == (
+        200,
+        {
+            "applied": False,
+            "sources": {"notes": "reloaded", "more": "added"},
+            "added": ["more_getStatus"],
+            "removed": ["createNote", "getNote", "deleteNote", "updateNote"],
+            "changed": [],
+            "settings": [],
+        },
+    )
+    assert (served.call("more_getStatus").status_code, served.call("getNote").status_code) == (
+        404,
+        422,  # still there: it only lacks its argument
+    )
+
+
+def test_a_changed_description_is_a_changed_tool(
+    served: Served, tmp_path: Path, upstreams: tuple[str, str]
+) -> None:
+    spec = tmp_path / "specs" / "demo.yaml"
+    spec.write_text(spec.read_text().replace("summary: Service status", "summary: Is it up?"))
+
+    answer = served.reload().json()
+
+    [change] = answer["tools"]["changed"]
+    descriptions = change.pop("description")
+    assert change == {"name": "getStatus", "fields": ["description", "annotations"]}
+    assert (descriptions["before"].split("\n")[0], descriptions["after"].split("\n")[0]) == (
+        "Service status",
+        "Is it up?",
+    )
+
+
+def test_an_invalid_config_is_refused_whole_and_the_running_one_keeps_serving(
+    served: Served, tmp_path: Path, upstreams: tuple[str, str]
+) -> None:
+    config = base_config(upstreams[0])
+    revoke_bob(config, upstreams)
+    config["servers"][0]["spek"] = "typo"
+    write(tmp_path, config)
+
+    refused = served.reload()
+
+    lines = (tmp_path / "toolbridge.yaml").read_text().splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if "spek:" in text)
+    assert (refused.status_code, refused.json()["error"]) == (
+        422,
+        {
+            "type": "invalid_config",
+            "message": f"toolbridge.yaml:{line}: servers[0].spek: unknown key 'spek'",
+        },
+    )
+    assert served.call("getStatus", user="bob").status_code == 200  # nothing was applied
+    assert "servers[0].spek: unknown key 'spek'" in served.log.read_text()
+
+
+def test_the_config_file_is_watched(tmp_path: Path, upstreams: tuple[str, str]) -> None:
+    config = base_config(upstreams[0])
+    config["watch"] = True
+    folder_for(tmp_path, config)
+    served = Served(tmp_path)
+    try:
+        add_server(config, upstreams)
+        write(tmp_path, config)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and served.call("more_getStatus").status_code != 200:
+            time.sleep(0.2)
+        assert served.call("more_getStatus").status_code == 200
+        revoke_bob(config, upstreams)
+        write(tmp_path, config)
+        while time.monotonic() < deadline and served.call("getStatus", "bob").status_code != 401:
+            time.sleep(0.2)
+        assert served.call("getStatus", "bob").status_code == 401
+    finally:
+        served.stop()
+
+
+def test_sighup_reloads_the_config(
+    served: Served, tmp_path: Path, upstreams: tuple[str, str]
+) -> None:
+    config = base_config(upstreams[0])
+    revoke_bob(config, upstreams)
+    write(tmp_path, config)
+
+    served.process.send_signal(signal.SIGHUP)
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and served.call("getStatus", "bob").status_code != 401:
+        time.sleep(0.2)
+    assert served.call("getStatus", "bob").status_code == 401
+
+
+def test_toolbridge_reload_from_a_shell(
+    served: Served, tmp_path: Path, upstreams: tuple[str, str]
+) -> None:
+    config = base_config(upstreams[0])
+    add_server(config, upstreams)
+    write(tmp_path, config)
+    env = {**os.environ, "TOOLBRIDGE_API_KEY": KEYS["ops"]}
+    command = [sys.executable, "-m", "toolbridge", "reload", "--url", served.url]
+
+    dry = subprocess.run(
+        [*command, "--dry-run"], env=env, capture_output=True, text=True, check=False
+    )
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    refused = subprocess.run(
+        command,
+        env={**env, "TOOLBRIDGE_API_KEY": KEYS["alice"]},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert (dry.returncode, dry.stdout) == (
+        0,
+        "more: added (1 tool)\ntools added: more_getStatus\n"
+        "would change (dry run): 9 tools in all\n",
+    )
+    assert (done.returncode, done.stdout) == (
+        0,
+        "more: added (1 tool)\ntools added: more_getStatus\napplied: 9 tools in all\n",
+    )
+    assert (refused.returncode, refused.stderr) == (
+        1,
+        "toolbridge: reload refused (403): reloading is for admins "
+        "(set TOOLBRIDGE_API_KEY to an admin's key)\n",
+    )
+
+
+# -- holding a changed document ------------------------------------------------------------------
+
+
+def document_server(text: list[str]) -> Starlette:
+    """Serves `text[0]` as the document at /openapi.yaml, and echoes everything else."""
+    echo = create_upstream()
+
+    async def document(request: Request) -> Response:
+        return Response(text[0], media_type="application/yaml")
+
+    return Starlette(routes=[Route("/openapi.yaml", document), *echo.routes])
+
+
+def test_a_held_source_serves_its_approved_document_until_the_change_is_approved(
+    tmp_path: Path, upstreams: tuple[str, str]
+) -> None:
+    original = (ROOT / "specs" / "demo.yaml").read_text()
+    text = [original]
+    with live_server(document_server(text)) as docs:
+        config = base_config(upstreams[0])
+        config["servers"] = [
+            {
+                "id": "notes",
+                "spec": f"{docs}/openapi.yaml",
+                "base_url": docs,
+                "on_change": "hold",
+                "access": {"groups": ["support"]},
+            }
+        ]
+        folder_for(tmp_path, config)
+        served = Served(tmp_path)
+        try:
+            text[0] = original.replace("summary: Service status", "summary: Is it up?").replace(
+                "operationId: deleteNote", "operationId: removeNote"
+            )
+            answer = served.reload().json()
+            servers = httpx2.get(f"{served.url}/v1/servers", headers=bearer("ops")).json()
+            served_description = httpx2.get(
+                f"{served.url}/v1/tools/getStatus", headers=bearer("ops")
+            ).json()["description"]
+            approved = httpx2.post(
+                f"{served.url}/v1/admin/sources/notes/approve", headers=bearer("ops"), timeout=30
+            )
+            after = httpx2.get(f"{served.url}/v1/tools/getStatus", headers=bearer("ops")).json()
+            again = httpx2.post(
+                f"{served.url}/v1/admin/sources/notes/approve", headers=bearer("ops")
+            )
+        finally:
+            served.stop()
+    assert changed(answer) == {
+        "applied": True,
+        "sources": {"notes": "held"},
+        "added": [],
+        "removed": [],
+        "changed": [],
+        "settings": [],
+    }
+    held = servers["servers"][0]["held"]
+    assert (held["tools"]["added"], held["tools"]["removed"]) == (["removeNote"], ["deleteNote"])
+    assert [(c["name"], c["fields"]) for c in held["tools"]["changed"]] == [
+        ("getStatus", ["description", "annotations"])
+    ]
+    assert held["approved_sha256"] == servers["servers"][0]["sha256"] != held["sha256"]
+    assert served_description.startswith("Service status")
+    assert (approved.status_code, changed(approved.json())) == (
+        200,
+        {
+            "applied": True,
+            "sources": {"notes": "reloaded"},
+            "added": ["removeNote"],
+            "removed": ["deleteNote"],
+            "changed": [("getStatus", ["description", "annotations"])],
+            "settings": [],
+        },
+    )
+    assert after["description"].startswith("Is it up?")
+    assert (again.status_code, again.json()["error"]["message"]) == (
+        404,
+        "source 'notes' has no held change to approve",
+    )
+
+
+# -- several workers ----------------------------------------------------------------------------
+
+
+def test_every_worker_applies_a_reload_before_it_is_answered(
+    tmp_path: Path, upstreams: tuple[str, str]
+) -> None:
+    config = base_config(upstreams[0])
+    folder_for(tmp_path, config)
+    served = Served(tmp_path, "--workers", "2")
+    try:
+        edited = deepcopy(config)
+        add_server(edited, upstreams)
+        revoke_bob(edited, upstreams)
+        write(tmp_path, edited)
+        answer = served.reload()
+        # Fresh connections, so the kernel spreads them over both workers.
+        seen = [
+            (
+                served.call("more_getStatus").status_code,
+                served.call("getStatus", "bob").status_code,
+            )
+            for _ in range(20)
+        ]
+    finally:
+        served.stop()
+    assert (answer.status_code, answer.json()["workers"]) == (200, {"total": 2, "applied": 2})
+    assert set(seen) == {(200, 401)}

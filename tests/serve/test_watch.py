@@ -1,0 +1,60 @@
+"""Watched files reload once they have settled: never half-written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from toolbridge.serve.watch import watch
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_change_is_acted_on_once_the_file_has_settled(tmp_path: Path) -> None:
+    path = tmp_path / "toolbridge.yaml"
+    path.write_text("servers: []\n")
+    seen: list[tuple[frozenset[str], str]] = []
+
+    async def on_change(keys: frozenset[str]) -> None:
+        seen.append((keys, path.read_text()))
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(
+            lambda: watch(lambda: {"config": [path]}, on_change, interval=0.05, settle=0.3)
+        )
+        await anyio.sleep(0.1)
+        path.write_text("")  # an editor truncates ...
+        for part in ("servers:\n", "  - id: a\n", "    spec: a.yaml\n"):
+            await anyio.sleep(0.1)  # ... and writes in pieces, each sooner than `settle`
+            with path.open("a") as file:
+                file.write(part)
+        with anyio.fail_after(5):
+            while not seen:
+                await anyio.sleep(0.05)
+        await anyio.sleep(0.5)
+        tasks.cancel_scope.cancel()
+
+    assert seen == [(frozenset({"config"}), "servers:\n  - id: a\n    spec: a.yaml\n")]
+
+
+async def test_a_file_that_appears_or_goes_is_a_change(tmp_path: Path) -> None:
+    path = tmp_path / "tool.py"
+    seen: list[frozenset[str]] = []
+
+    async def on_change(keys: frozenset[str]) -> None:
+        seen.append(keys)
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(
+            lambda: watch(lambda: {"tools": [path]}, on_change, interval=0.05, settle=0.05)
+        )
+        await anyio.sleep(0.1)
+        path.write_text("x = 1\n")
+        await anyio.sleep(0.4)
+        path.unlink()
+        await anyio.sleep(0.4)
+        tasks.cancel_scope.cancel()
+
+    assert seen == [frozenset({"tools"}), frozenset({"tools"})]

@@ -1,0 +1,146 @@
+"""What a reload changed, as plain values: per tool, per setting, and the one log line."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from toolbridge.changes import (
+    Changes,
+    SourceOutcome,
+    ToolChange,
+    ToolChanges,
+    setting_changes,
+    source_change,
+    tool_changes,
+)
+from toolbridge.config import ApiKey, Audit, Auth, Config, RateLimit
+from toolbridge.tools import Annotations, HttpOperation, Tool
+
+
+def tool(name: str, **changes: object) -> Tool:
+    base = Tool(
+        name=name,
+        original_name=name,
+        description=f"{name} things",
+        input_schema={"type": "object", "properties": {}},
+        source="api",
+        target=HttpOperation(
+            server="api", method="GET", path=f"/{name}", base_url=None, operation_id=name
+        ),
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_tools_added_removed_and_changed_field_by_field() -> None:
+    before = [tool("a"), tool("b"), tool("c"), tool("d")]
+    after = [
+        tool("a"),
+        tool("b", description="b, better"),
+        tool("c", input_schema={"type": "object", "properties": {"x": {"type": "string"}}}),
+        tool("e"),
+        tool("d", annotations=Annotations(read_only=True), tags=("new",)),
+    ]
+
+    assert tool_changes(before, after) == ToolChanges(
+        added=("e",),
+        removed=(),
+        changed=(
+            ToolChange(name="b", fields=("description",), description=("b things", "b, better")),
+            ToolChange(name="c", fields=("input_schema",)),
+            ToolChange(name="d", fields=("annotations",)),
+        ),
+    )
+    assert tool_changes(after, before[:1]).as_json() == {
+        "added": [],
+        "removed": ["b", "c", "e", "d"],
+        "changed": [],
+    }
+
+
+def test_a_tool_that_leads_elsewhere_changed_its_target() -> None:
+    moved = tool("a", target=replace(tool("a").http, path="/elsewhere"))
+    assert tool_changes([tool("a")], [moved]).changed == (ToolChange(name="a", fields=("target",)),)
+
+
+def test_settings_are_named_never_shown() -> None:
+    before = Config(auth=Auth(api_keys=(ApiKey(user="a", key="secret-one"),)))
+    after = Config(
+        auth=Auth(
+            api_keys=(ApiKey(user="a", key="secret-two"),),
+            rate_limit=RateLimit(per_minute=5),
+        ),
+        audit=Audit(file="calls.jsonl"),
+    )
+    assert setting_changes(before, after) == ("auth.api_keys", "auth.rate_limit", "audit")
+    assert setting_changes(after, after) == ()
+
+
+def test_how_a_source_fared() -> None:
+    entry = {"id": "api", "spec": "a.yaml"}
+    cases = {
+        "removed": source_change(
+            "api", before=entry, after=None, tools_changed=False, failed=False, held=False
+        ),
+        "held": source_change(
+            "api", before=entry, after=entry, tools_changed=True, failed=False, held=True
+        ),
+        "failed": source_change(
+            "api", before=entry, after=entry, tools_changed=False, failed=True, held=False
+        ),
+        "added": source_change(
+            "api", before=None, after=entry, tools_changed=True, failed=False, held=False
+        ),
+        "edited": source_change(
+            "api",
+            before=entry,
+            after={**entry, "prefix": "p"},
+            tools_changed=False,
+            failed=False,
+            held=False,
+        ),
+        "new tools": source_change(
+            "api", before=entry, after=entry, tools_changed=True, failed=False, held=False
+        ),
+        "same": source_change(
+            "api", before=entry, after=entry, tools_changed=False, failed=False, held=False
+        ),
+    }
+    assert cases == {
+        "removed": "removed",
+        "held": "held",
+        "failed": "failed",
+        "added": "added",
+        "edited": "reloaded",
+        "new tools": "reloaded",
+        "same": "unchanged",
+    }
+
+
+def test_the_answer_and_the_log_line() -> None:
+    changes = Changes(
+        sources=(
+            SourceOutcome(id="api", change="reloaded", tools=2),
+            SourceOutcome(id="local", change="unchanged", tools=1),
+            SourceOutcome(id="gone", change="failed", tools=0, error="gone.yaml: no such file"),
+        ),
+        tools=ToolChanges(added=("x",), changed=(ToolChange(name="y", fields=("description",)),)),
+        settings=("auth.api_keys",),
+        count=3,
+    )
+    assert changes.as_json() == {
+        "sources": [
+            {"id": "api", "change": "reloaded", "tools": 2, "error": None},
+            {"id": "local", "change": "unchanged", "tools": 1, "error": None},
+            {"id": "gone", "change": "failed", "tools": 0, "error": "gone.yaml: no such file"},
+        ],
+        "tools": {
+            "count": 3,
+            "added": ["x"],
+            "removed": [],
+            "changed": [{"name": "y", "fields": ["description"]}],
+        },
+        "settings": ["auth.api_keys"],
+    }
+    assert changes.summary() == (
+        "reloaded api; failed gone; tools +1 -0 ~1 (3 in all); settings auth.api_keys"
+    )
