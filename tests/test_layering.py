@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "toolbridge"
 LAYERS: list[set[str]] = [
     {"errors", "tools", "yaml_loader"},  # plain values and the one YAML loader
     {"schemas", "names", "config"},  # pure helpers over those values; the config file
+    {"state"},  # the store: what the gateway learns at run time (SQLite or PostgreSQL)
     {"formats"},  # client formats: pure rendering of tools
     {"upstream"},  # the network seam, our clients, credentials, request building
     {"openapi", "local"},  # conversion of documents; local Python tools
@@ -36,6 +37,29 @@ EDGES = {
     "httpx2": {"openapi.documents", "upstream.clients"},
     "openapi_spec_validator": {"openapi.validation"},
     "mcp": {"serve.mcp"},
+    "sqlalchemy": {
+        "state.database",
+        "state.engine",
+        "state.follow",
+        "state.migrate",
+        "state.rows",
+        "state.servers",
+        "state.store",
+        "state.tables",
+        "state.tool_files",
+        "state.users",
+        "state.documents",
+        "state.urls",
+        "state.migrations.versions.v0001_initial",
+    },
+    "alembic": {
+        "state.migrate",
+        "state.migrations.env",
+        "state.migrations.versions.v0001_initial",
+    },
+    "asyncpg": {"state.follow"},
+    "aiosqlite": set(),  # only through SQLAlchemy's `sqlite+aiosqlite` driver
+    "cryptography": {"state.secrets"},
 }
 PURE = {
     "schemas",

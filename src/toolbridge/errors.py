@@ -104,6 +104,7 @@ class StoreUnavailable(ToolbridgeError):
     def __init__(self, action: str, where: str, reason: str) -> None:
         super().__init__(f"could not {action}: the state store {where} is unavailable ({reason})")
         self.action = action
+        self.reason = reason
 
 
 class SecretKeyError(ToolbridgeError):
