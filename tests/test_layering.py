@@ -17,6 +17,7 @@ LAYERS: list[set[str]] = [
     {"upstream"},  # the network seam, our clients, credentials, request building
     {"openapi", "local"},  # conversion of documents; local Python tools
     {"arguments", "policy", "limits", "metrics", "calllog"},  # per-call pieces
+    {"shared_limits"},  # rate limits counted once for all processes (Redis), local as fallback
     {"identity"},  # credentials -> principals
     {"registry"},  # all sources -> one Catalog
     {"report", "gateway"},  # the check report; the service
@@ -60,6 +61,7 @@ EDGES = {
     "asyncpg": {"state.follow"},
     "aiosqlite": set(),  # only through SQLAlchemy's `sqlite+aiosqlite` driver
     "cryptography": {"state.secrets"},
+    "redis": {"shared_limits"},
 }
 PURE = {
     "schemas",
