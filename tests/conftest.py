@@ -1,10 +1,13 @@
-"""Shared fixtures: the feature documents in `specs/`."""
+"""Shared fixtures: the feature documents in `specs/`; real PostgreSQL and Redis servers."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.servers import Postgres, Redis
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,3 +21,25 @@ def specs(monkeypatch: pytest.MonkeyPatch) -> Path:
     """
     monkeypatch.chdir(ROOT)
     return ROOT / "specs"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Postgres]:
+    """One real PostgreSQL for the session (tests make a fresh database each: `create_database`)."""
+    server = Postgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Redis]:
+    """One real redis-server for the session (tests flush it or use keys of their own)."""
+    server = Redis()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()

@@ -24,8 +24,10 @@ from toolbridge.config import (
     Jwt,
     LocalTools,
     OAuth2ClientCredentials,
+    RateLimit,
     Selection,
     Server,
+    State,
     load_config,
 )
 from toolbridge.errors import ConfigError
@@ -912,3 +914,77 @@ def test_a_key_given_twice_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path, "servers:\n  - id: pets\n    spec: a.yaml\n    spec: b.yaml\n")
 
     assert error_of(path) == f"{path}:4: servers[0].spec: key 'spec' is given twice"
+
+
+# -- state and shared rate limits ----------------------------------------------------------------
+
+
+def test_the_state_store_and_the_shared_rate_limit_are_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        state: {url: "postgresql://tb:${DB_PASSWORD}@db.internal:5432/toolbridge"}
+        auth:
+          rate_limit: {per_minute: 60, burst: 5, redis: "redis://cache.internal:6379/2"}
+        """,
+    )
+
+    assert load_config(path, {"DB_PASSWORD": "pw"}) == Config(
+        state=State(url="postgresql://tb:pw@db.internal:5432/toolbridge"),
+        auth=Auth(
+            rate_limit=RateLimit(per_minute=60, burst=5, redis="redis://cache.internal:6379/2")
+        ),
+        base_dir=tmp_path.resolve(),
+    )
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:///state.db", "sqlite:////var/lib/toolbridge/state.db", "postgres://h/db"]
+)
+def test_state_urls_that_are_accepted(tmp_path: Path, url: str) -> None:
+    assert load_config(write(tmp_path, f"state: {{url: {url!r}}}\n"), {}).state == State(url=url)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "state: {url: 'mysql://root:s3cr3t-pw@db/x'}",
+            "FILE:1: state.url: expected sqlite:///PATH or postgresql://..., "
+            "found a URL with scheme 'mysql'",
+            id="state-scheme",
+        ),
+        pytest.param(
+            "state: {url: 's3cr3t-pw.db'}",
+            "FILE:1: state.url: expected sqlite:///PATH or postgresql://..., "
+            "found a URL with no scheme",
+            id="state-no-scheme",
+        ),
+        pytest.param(
+            "state: {url: 'sqlite://s3cr3t-pw.db'}",
+            "FILE:1: state.url: expected sqlite:///PATH (three slashes, then the file's path)",
+            id="state-two-slashes",
+        ),
+        pytest.param(
+            "state: {path: x.db}",
+            "FILE:1: state: required key 'url' is missing\nFILE:1: state.path: unknown key 'path'",
+            id="state-unknown-key",
+        ),
+        pytest.param(
+            "auth:\n  rate_limit: {per_minute: 1, redis: 'http://:s3cr3t-pw@cache'}",
+            "FILE:2: auth.rate_limit.redis: expected redis://HOST:PORT/DB, "
+            "found a URL with scheme 'http'",
+            id="redis-scheme",
+        ),
+    ],
+)
+def test_bad_state_and_redis_urls_name_the_scheme_never_the_url(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    """A store or Redis URL may carry a password: errors name its scheme, never the URL."""
+    path = write(tmp_path, text + "\n")
+
+    message = error_of(path)
+
+    assert message == expected.replace("FILE", str(path))
+    assert "s3cr3t" not in message

@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 
 from toolbridge.errors import (
+    AlreadyExists,
     BadRequest,
     Forbidden,
     InvalidArguments,
     RateLimited,
+    SecretKeyError,
+    StoreUnavailable,
     ToolbridgeError,
     ToolNotFound,
     Unauthenticated,
@@ -61,6 +64,25 @@ from toolbridge.errors import (
             UpstreamUnavailable("s", "no answer within 1 s", timeout=True),
             504,
             {"type": "upstream_timeout", "message": "upstream 's': no answer within 1 s"},
+        ),
+        (
+            AlreadyExists("server 'p' is already registered"),
+            409,
+            {"type": "conflict", "message": "server 'p' is already registered"},
+        ),
+        (
+            StoreUnavailable("save server 'p'", "postgresql://db/x", "connection refused"),
+            503,
+            {
+                "type": "store_unavailable",
+                "message": "could not save server 'p': the state store postgresql://db/x is "
+                "unavailable (connection refused)",
+            },
+        ),
+        (
+            SecretKeyError("TOOLBRIDGE_SECRET_KEY is not set"),
+            503,
+            {"type": "secret_key", "message": "TOOLBRIDGE_SECRET_KEY is not set"},
         ),
         (ToolbridgeError("something else"), 500, {"type": "internal", "message": "something else"}),
     ],

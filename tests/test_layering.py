@@ -12,10 +12,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "toolbridge"
 LAYERS: list[set[str]] = [
     {"errors", "tools", "yaml_loader"},  # plain values and the one YAML loader
     {"schemas", "names", "config"},  # pure helpers over those values; the config file
+    {"state"},  # the store: what the gateway learns at run time (SQLite or PostgreSQL)
     {"formats"},  # client formats: pure rendering of tools
     {"upstream"},  # the network seam, our clients, credentials, request building
     {"openapi", "local"},  # conversion of documents; local Python tools
     {"arguments", "policy", "limits", "metrics", "calllog", "changes"},  # per-call pieces
+    {"shared_limits"},  # rate limits counted once for all processes (Redis), local as fallback
     {"identity"},  # credentials -> principals
     {"registry"},  # all sources -> one Catalog
     {"generation"},  # one config's catalog and all derived from it
@@ -37,6 +39,30 @@ EDGES = {
     "httpx2": {"openapi.documents", "upstream.clients", "cli"},
     "openapi_spec_validator": {"openapi.validation"},
     "mcp": {"serve.mcp"},
+    "sqlalchemy": {
+        "state.database",
+        "state.engine",
+        "state.follow",
+        "state.migrate",
+        "state.rows",
+        "state.servers",
+        "state.store",
+        "state.tables",
+        "state.tool_files",
+        "state.users",
+        "state.documents",
+        "state.urls",
+        "state.migrations.versions.v0001_initial",
+    },
+    "alembic": {
+        "state.migrate",
+        "state.migrations.env",
+        "state.migrations.versions.v0001_initial",
+    },
+    "asyncpg": {"state.follow"},
+    "aiosqlite": set(),  # only through SQLAlchemy's `sqlite+aiosqlite` driver
+    "cryptography": {"state.secrets"},
+    "redis": {"shared_limits"},
 }
 PURE = {
     "schemas",

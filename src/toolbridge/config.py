@@ -185,12 +185,31 @@ class Jwt(_Model):
         return self
 
 
+def _scheme(value: str, allowed: tuple[str, ...], shape: str) -> str:
+    """Check a URL's scheme; the error names the scheme only (the URL may hold a password)."""
+    scheme = value.partition("://")[0] if "://" in value else None
+    if scheme not in allowed:
+        found = f"scheme {scheme!r}" if scheme else "no scheme"
+        raise ValueError(f"expected {shape}, found a URL with {found}")
+    return value
+
+
 class RateLimit(_Model):
     """Calls per minute per caller (or per caller and tool), with a burst allowance."""
 
     per_minute: Annotated[float, Field(gt=0)]
     burst: Annotated[int, Field(ge=1)] = 10
     per_tool: bool = False
+    redis: str | None = None
+    """`redis://HOST:PORT/DB` (or `rediss://`, `unix://`): count the limits once, there, for
+    every gateway process; without it each process counts its own."""
+
+    @field_validator("redis")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return _scheme(value, ("redis", "rediss", "unix"), "redis://HOST:PORT/DB")
 
 
 class Auth(_Model):
@@ -205,9 +224,28 @@ class Audit(_Model):
     file: str
 
 
+class State(_Model):
+    """Where the gateway keeps what it learns at run time (see `toolbridge.state`)."""
+
+    url: str
+    """`sqlite:///PATH` (relative to this file; `sqlite:////abs/path` for an absolute one) or
+    `postgresql://USER:PASSWORD@HOST:PORT/DB` (several gateways sharing one store)."""
+
+    @field_validator("url")
+    @classmethod
+    def _state_url(cls, value: str) -> str:
+        _scheme(value, ("sqlite", "postgresql", "postgres"), "sqlite:///PATH or postgresql://...")
+        if value.startswith("sqlite:") and (
+            not value.startswith("sqlite:///") or value == "sqlite:///"
+        ):
+            raise ValueError("expected sqlite:///PATH (three slashes, then the file's path)")
+        return value
+
+
 class Config(_Model):
     auth: Auth | None = None
     audit: Audit | None = None
+    state: State | None = None
     servers: tuple[Server, ...] = ()
     tools: tuple[LocalTools, ...] = ()
     watch: bool = True

@@ -11,8 +11,11 @@
     ├── Forbidden            an admin operation asked by a non-admin     -> HTTP 403
     ├── ToolNotFound         no such tool for this caller                -> HTTP 404
     ├── InvalidArguments     arguments fail the tool's schema (details)  -> HTTP 422
+    ├── AlreadyExists        a create of something the state store already holds -> HTTP 409
     ├── RateLimited          the caller is over its rate limit           -> HTTP 429
-    └── UpstreamUnavailable  connect error or timeout reaching the API   -> HTTP 502 / 504
+    ├── UpstreamUnavailable  connect error or timeout reaching the API   -> HTTP 502 / 504
+    ├── StoreUnavailable     the state store cannot be reached (says what was attempted) -> 503
+    └── SecretKeyError       no key to seal a secret, or none that opens a stored one -> 503
 
 Problems that degrade a single operation (a dangling `$ref`, a media type we cannot send)
 are not exceptions: they become `Note`s in the conversion report, and the rest of the
@@ -83,6 +86,10 @@ class RateLimited(ToolbridgeError):
         self.retry_after = retry_after
 
 
+class AlreadyExists(ToolbridgeError):
+    """A create asked for an id the state store already holds."""
+
+
 class UpstreamUnavailable(ToolbridgeError):
     """The upstream could not be reached, or did not answer in time."""
 
@@ -92,6 +99,19 @@ class UpstreamUnavailable(ToolbridgeError):
         self.timeout = timeout
 
 
+class StoreUnavailable(ToolbridgeError):
+    """The state store (SQLite file or PostgreSQL) cannot be reached; `action` says what failed."""
+
+    def __init__(self, action: str, where: str, reason: str) -> None:
+        super().__init__(f"could not {action}: the state store {where} is unavailable ({reason})")
+        self.action = action
+        self.reason = reason
+
+
+class SecretKeyError(ToolbridgeError):
+    """No key to encrypt a secret with, or no configured key opens a stored secret."""
+
+
 # The one table from errors to what callers see: HTTP status and error type (first match wins).
 # app.py answers with it, turns.py and mcp.py report with it.
 _TABLE: tuple[tuple[type[ToolbridgeError], int, str], ...] = (
@@ -99,10 +119,13 @@ _TABLE: tuple[tuple[type[ToolbridgeError], int, str], ...] = (
     (Unauthenticated, 401, "unauthenticated"),
     (Forbidden, 403, "forbidden"),
     (ToolNotFound, 404, "not_found"),
+    (AlreadyExists, 409, "conflict"),
     (InvalidArguments, 422, "invalid_arguments"),
     (ConfigError, 422, "invalid_config"),
     (RateLimited, 429, "rate_limited"),
     (UpstreamUnavailable, 502, "upstream_unavailable"),
+    (StoreUnavailable, 503, "store_unavailable"),
+    (SecretKeyError, 503, "secret_key"),
     (ToolbridgeError, 500, "internal"),
 )
 

@@ -1,0 +1,1 @@
+"""One module per schema version, each naming the one before it (`down_revision`)."""

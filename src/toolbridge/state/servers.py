@@ -1,0 +1,150 @@
+"""Servers registered through the admin API: their entries and uploaded documents.
+
+A server's secrets (its `auth` credentials and every header value) are sealed; listings show
+`REDACTED` in their place, and only `in_clear` gives them back, for the catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from toolbridge.errors import AlreadyExists
+from toolbridge.state.database import (
+    MAX_DOCUMENT_BYTES,
+    MAX_ENTRY_BYTES,
+    Database,
+    digest,
+    id_of,
+    size_check,
+    too_large,
+)
+from toolbridge.state.rows import server_record
+from toolbridge.state.secrets import server_secret_paths
+from toolbridge.state.tables import credentials, documents, servers
+from toolbridge.state.values import ServerInClear, ServerRecord
+
+_LISTED = sa.select(*(c for c in servers.c if c.name not in ("document", "sealed")))
+
+
+class Servers:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(
+        self, entry: Mapping[str, Any], *, document: bytes | None = None, by: str
+    ) -> ServerRecord:
+        """Store a new server entry (and its uploaded document); `AlreadyExists` if the id is."""
+        server_id = id_of(entry, "server")
+        row = self._row(server_id, entry, document, None)
+        now = self._db.clock()
+        async with self._db.write(f"register server {server_id!r}") as connection:
+            try:
+                await connection.execute(
+                    servers.insert().values(
+                        id=server_id, created_at=now, updated_at=now, updated_by=by, **row
+                    )
+                )
+            except sa.exc.IntegrityError:
+                raise AlreadyExists(f"server {server_id!r} is already registered") from None
+            await self._db.changed(
+                connection, "server", "create", {"server": server_id}, by=by, detail=_detail(row)
+            )
+        return await self._stored(server_id)
+
+    async def update(
+        self, entry: Mapping[str, Any], *, document: bytes | None = None, by: str
+    ) -> ServerRecord | None:
+        """Replace a server's entry and document whole; None when no such server is stored."""
+        server_id = id_of(entry, "server")
+        async with self._db.write(f"update server {server_id!r}") as connection:
+            old = (
+                await connection.execute(
+                    sa.select(servers.c.sealed).where(servers.c.id == server_id)
+                )
+            ).first()
+            if old is None:
+                return None
+            row = self._row(server_id, entry, document, old.sealed)
+            await connection.execute(
+                servers.update()
+                .where(servers.c.id == server_id)
+                .values(updated_at=self._db.clock(), updated_by=by, **row)
+            )
+            await self._db.changed(
+                connection, "server", "update", {"server": server_id}, by=by, detail=_detail(row)
+            )
+        return await self._stored(server_id)
+
+    async def delete(self, server_id: str, *, by: str) -> bool:
+        """Remove a server, every user's credential for it and its approved documents."""
+        async with self._db.write(f"delete server {server_id!r}") as connection:
+            deleted = await connection.execute(servers.delete().where(servers.c.id == server_id))
+            if deleted.rowcount == 0:
+                return False
+            await connection.execute(
+                credentials.delete().where(credentials.c.server_id == server_id)
+            )
+            await connection.execute(documents.delete().where(documents.c.source_id == server_id))
+            await self._db.changed(connection, "server", "delete", {"server": server_id}, by=by)
+        return True
+
+    async def get(self, server_id: str) -> ServerRecord | None:
+        """One server, secrets redacted."""
+        async with self._db.read(f"read server {server_id!r}") as connection:
+            row = (await connection.execute(_LISTED.where(servers.c.id == server_id))).first()
+        return None if row is None else server_record(row)
+
+    async def list(self) -> tuple[ServerRecord, ...]:
+        """Every stored server, by id, secrets redacted (documents: their hash and size)."""
+        async with self._db.read("list servers") as connection:
+            rows = (await connection.execute(_LISTED.order_by(servers.c.id))).all()
+        return tuple(server_record(row) for row in rows)
+
+    async def in_clear(self) -> tuple[ServerInClear, ...]:
+        """Every stored server with its secrets and document: what the catalog is built from."""
+        async with self._db.read("read servers") as connection:
+            rows = (await connection.execute(sa.select(servers).order_by(servers.c.id))).all()
+        return tuple(
+            ServerInClear(
+                id=row.id,
+                entry=self._db.unsealed(row.entry, row.sealed, f"server {row.id!r}"),
+                document=row.document,
+            )
+            for row in rows
+        )
+
+    def _row(
+        self,
+        server_id: str,
+        entry: Mapping[str, Any],
+        document: bytes | None,
+        old_sealed: bytes | None,
+    ) -> dict[str, Any]:
+        what = f"server {server_id!r}"
+        size_check(dict(entry), MAX_ENTRY_BYTES, f"the entry of {what}")
+        if document is not None and len(document) > MAX_DOCUMENT_BYTES:
+            raise too_large(f"the document of {what}", len(document), MAX_DOCUMENT_BYTES)
+        public, sealed = self._db.sealed(entry, server_secret_paths(entry), what, old_sealed)
+        return {
+            "entry": public,
+            "sealed": sealed,
+            "document": document,
+            "document_sha256": None if document is None else digest(document),
+            "document_size": None if document is None else len(document),
+        }
+
+    async def _stored(self, server_id: str) -> ServerRecord:
+        found = await self.get(server_id)
+        assert found is not None
+        return found
+
+
+def _detail(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What the audit log says about a stored entry: its keys and document hash, no values."""
+    detail: dict[str, Any] = {"keys": sorted(row["entry"])}
+    if row["document_sha256"] is not None:
+        detail["document_sha256"] = row["document_sha256"]
+    return detail

@@ -1,0 +1,214 @@
+"""Local tool files registered through the admin API, and tools' Valves.
+
+A tool is stored as Open WebUI stores one: the file's text with its frontmatter, beside the
+entry keys (`prefix`, `timeout`, `access`, ...). Its Valves live apart, so they can change
+without the file; the values the caller names secret are sealed and listed as `REDACTED`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from toolbridge.errors import AlreadyExists, BadRequest
+from toolbridge.state.database import (
+    MAX_ENTRY_BYTES,
+    MAX_TOOL_BYTES,
+    Database,
+    digest,
+    size_check,
+    too_large,
+)
+from toolbridge.state.rows import tool_record, valves_of
+from toolbridge.state.tables import tool_valves, tools, user_valves
+from toolbridge.state.values import ToolInClear, ToolRecord, Valves
+
+
+class ToolFiles:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(
+        self,
+        tool_id: str,
+        content: str,
+        entry: Mapping[str, Any],
+        *,
+        valves: Mapping[str, Any] | None = None,
+        secret: Iterable[str] = (),
+        by: str,
+    ) -> ToolRecord:
+        """Store a new tool file, its entry keys and (optionally) its Valves, in one change."""
+        row = _row(tool_id, content, entry)
+        now = self._db.clock()
+        async with self._db.write(f"register tool {tool_id!r}") as connection:
+            try:
+                await connection.execute(
+                    tools.insert().values(
+                        id=tool_id, created_at=now, updated_at=now, updated_by=by, **row
+                    )
+                )
+            except sa.exc.IntegrityError:
+                raise AlreadyExists(f"tool {tool_id!r} is already registered") from None
+            if valves is not None:
+                await self._put_valves(connection, tool_id, valves, secret, by)
+            await self._db.changed(
+                connection, "tool", "create", {"tool": tool_id}, by=by, detail=_detail(row)
+            )
+        return await self._stored(tool_id)
+
+    async def update(
+        self,
+        tool_id: str,
+        content: str,
+        entry: Mapping[str, Any],
+        *,
+        valves: Mapping[str, Any] | None = None,
+        secret: Iterable[str] = (),
+        by: str,
+    ) -> ToolRecord | None:
+        """Replace a tool's file and entry (and Valves, when given); None when absent."""
+        row = _row(tool_id, content, entry)
+        async with self._db.write(f"update tool {tool_id!r}") as connection:
+            updated = await connection.execute(
+                tools.update()
+                .where(tools.c.id == tool_id)
+                .values(updated_at=self._db.clock(), updated_by=by, **row)
+            )
+            if updated.rowcount == 0:
+                return None
+            if valves is not None:
+                await self._put_valves(connection, tool_id, valves, secret, by)
+            await self._db.changed(
+                connection, "tool", "update", {"tool": tool_id}, by=by, detail=_detail(row)
+            )
+        return await self._stored(tool_id)
+
+    async def delete(self, tool_id: str, *, by: str) -> bool:
+        """Remove a tool, its Valves and every user's UserValves for it."""
+        async with self._db.write(f"delete tool {tool_id!r}") as connection:
+            deleted = await connection.execute(tools.delete().where(tools.c.id == tool_id))
+            if deleted.rowcount == 0:
+                return False
+            await connection.execute(tool_valves.delete().where(tool_valves.c.tool_id == tool_id))
+            await connection.execute(user_valves.delete().where(user_valves.c.tool_id == tool_id))
+            await self._db.changed(connection, "tool", "delete", {"tool": tool_id}, by=by)
+        return True
+
+    async def get(self, tool_id: str) -> ToolRecord | None:
+        async with self._db.read(f"read tool {tool_id!r}") as connection:
+            row = (await connection.execute(sa.select(tools).where(tools.c.id == tool_id))).first()
+        return None if row is None else tool_record(row)
+
+    async def list(self) -> tuple[ToolRecord, ...]:
+        """Every stored tool, by id (Valves apart: `get_valves`)."""
+        async with self._db.read("list tools") as connection:
+            rows = (await connection.execute(sa.select(tools).order_by(tools.c.id))).all()
+        return tuple(tool_record(row) for row in rows)
+
+    async def in_clear(self) -> tuple[ToolInClear, ...]:
+        """Every stored tool with its Valves, secrets included: what the catalog loads."""
+        query = sa.select(tools, tool_valves.c.valves, tool_valves.c.sealed).outerjoin(
+            tool_valves, tool_valves.c.tool_id == tools.c.id
+        )
+        async with self._db.read("read tools") as connection:
+            rows = (await connection.execute(query.order_by(tools.c.id))).all()
+        loaded = []
+        for row in rows:
+            entry = dict(row.entry)
+            if row.valves is not None:
+                what = f"the valves of tool {row.id!r}"
+                entry["valves"] = self._db.unsealed(row.valves, row.sealed, what)
+            loaded.append(ToolInClear(row.id, row.content, entry))
+        return tuple(loaded)
+
+    async def put_valves(
+        self, tool_id: str, values: Mapping[str, Any], *, secret: Iterable[str] = (), by: str
+    ) -> Valves:
+        """Replace a tool's Valves; the values named in `secret` are encrypted at rest."""
+        async with self._db.write(f"store the valves of tool {tool_id!r}") as connection:
+            await self._put_valves(connection, tool_id, values, secret, by)
+            await self._db.changed(
+                connection,
+                "tool_valves",
+                "update",
+                {"tool": tool_id},
+                by=by,
+                detail=valves_detail(values, secret),
+            )
+        found = await self.get_valves(tool_id)
+        assert found is not None
+        return found
+
+    async def get_valves(self, tool_id: str) -> Valves | None:
+        """A tool's stored Valves, secrets redacted."""
+        row = await self._valves_row(tool_id)
+        return None if row is None else valves_of(row)
+
+    async def valves_in_clear(self, tool_id: str) -> dict[str, Any] | None:
+        """A tool's stored Valves with their secrets: what the tool is loaded with."""
+        row = await self._valves_row(tool_id)
+        what = f"the valves of tool {tool_id!r}"
+        return None if row is None else self._db.unsealed(row.valves, row.sealed, what)
+
+    async def _valves_row(self, tool_id: str) -> sa.Row[Any] | None:
+        query = sa.select(tool_valves).where(tool_valves.c.tool_id == tool_id)
+        async with self._db.read(f"read the valves of tool {tool_id!r}") as connection:
+            return (await connection.execute(query)).first()
+
+    async def _put_valves(
+        self,
+        connection: AsyncConnection,
+        tool_id: str,
+        values: Mapping[str, Any],
+        secret: Iterable[str],
+        by: str,
+    ) -> None:
+        what = f"the valves of tool {tool_id!r}"
+        values, names = dict(values), set(secret) & set(values)
+        size_check(values, MAX_ENTRY_BYTES, what)
+        key = tool_valves.c.tool_id == tool_id
+        old = (await connection.execute(sa.select(tool_valves.c.sealed).where(key))).first()
+        paths = [(name,) for name in sorted(names)]
+        public, sealed = self._db.sealed(values, paths, what, old.sealed if old else None)
+        row = {
+            "valves": public,
+            "secret": sorted(names),
+            "sealed": sealed,
+            "updated_at": self._db.clock(),
+            "updated_by": by,
+        }
+        if old is None:
+            await connection.execute(tool_valves.insert().values(tool_id=tool_id, **row))
+        else:
+            await connection.execute(tool_valves.update().where(key).values(**row))
+
+    async def _stored(self, tool_id: str) -> ToolRecord:
+        found = await self.get(tool_id)
+        assert found is not None
+        return found
+
+
+def _row(tool_id: str, content: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    if "valves" in entry:
+        raise BadRequest(
+            f"tool {tool_id!r}: give its valves apart from the entry (`valves=`), so the ones "
+            "that are secret can be sealed"
+        )
+    encoded = content.encode("utf-8")
+    if len(encoded) > MAX_TOOL_BYTES:
+        raise too_large(f"the content of tool {tool_id!r}", len(encoded), MAX_TOOL_BYTES)
+    size_check(dict(entry), MAX_ENTRY_BYTES, f"the entry of tool {tool_id!r}")
+    return {"content": content, "content_sha256": digest(encoded), "entry": dict(entry)}
+
+
+def _detail(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"keys": sorted(row["entry"]), "sha256": row["content_sha256"]}
+
+
+def valves_detail(values: Mapping[str, Any], secret: Iterable[str]) -> dict[str, Any]:
+    """What the audit log says about stored Valves: their names, never their values."""
+    return {"keys": sorted(values), "secret": sorted(set(secret) & set(values))}

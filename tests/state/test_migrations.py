@@ -1,0 +1,120 @@
+"""Opening a store: the schema migrated to the newest version (once, however many processes
+start at once), equal to what the code queries; the URL a config names, and its default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from tests.servers import free_port
+from toolbridge.config import State
+from toolbridge.errors import StoreUnavailable
+from toolbridge.state import Store, migrate, resolve_url
+from toolbridge.state.engine import make_engine
+from toolbridge.state.tables import metadata
+from toolbridge.state.urls import driver_url, shown
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_the_migrated_schema_is_the_one_the_code_queries(store_url: str) -> None:
+    async with await Store.open(store_url):
+        pass
+    engine = make_engine(store_url)
+    try:
+        async with engine.connect() as connection:
+            version = await connection.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+            differences = await connection.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
+            )
+    finally:
+        await engine.dispose()
+
+    assert (version, differences) == (migrate.head(), [])
+
+
+async def test_opening_again_changes_nothing(store_url: str) -> None:
+    async with await Store.open(store_url) as store:
+        await store.servers.create({"id": "pets", "spec": "p.yaml"}, by="ops")
+    async with await Store.open(store_url) as store:
+        assert [s.id for s in await store.servers.list()] == ["pets"]
+        assert await store.last_change_id() == 1
+
+
+async def test_many_processes_opening_a_new_store_at_once_migrate_it_once(store_url: str) -> None:
+    opened: list[Store] = []
+
+    async def open_one() -> None:
+        opened.append(await Store.open(store_url))
+
+    try:
+        async with anyio.create_task_group() as group:
+            for _ in range(4):
+                group.start_soon(open_one)
+    finally:
+        for store in opened:
+            await store.close()
+
+    engine = make_engine(store_url)
+    try:
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+            ).all()
+    finally:
+        await engine.dispose()
+    assert (len(opened), [tuple(row) for row in rows]) == (4, [(migrate.head(),)])
+
+
+async def test_a_sqlite_file_in_a_missing_folder_is_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnavailable) as caught:
+        await Store.open(f"sqlite:///{tmp_path}/missing/state.db")
+    assert str(caught.value) == (
+        "could not open the state store and bring its schema up to date: the state store "
+        f"sqlite:///{tmp_path}/missing/state.db is unavailable "
+        f"(folder {tmp_path}/missing does not exist)"
+    )
+
+
+async def test_a_postgresql_nobody_listens_on_is_unavailable_and_the_password_stays_out() -> None:
+    port = free_port()
+    with pytest.raises(StoreUnavailable) as caught:
+        await Store.open(f"postgresql://tb:s3cr3t-pw@127.0.0.1:{port}/toolbridge")
+    message = str(caught.value)
+    assert message.startswith(
+        "could not open the state store and bring its schema up to date: the state store "
+        f"postgresql://tb:***@127.0.0.1:{port}/toolbridge is unavailable (ConnectionRefusedError: "
+    )
+    assert "s3cr3t" not in message
+
+
+# -- the URL a config names ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (None, "sqlite:///BASE/toolbridge-state.db"),
+        (State(url="sqlite:///state/tb.db"), "sqlite:///BASE/state/tb.db"),
+        (State(url="sqlite:////var/lib/tb.db"), "sqlite:////var/lib/tb.db"),
+        (State(url="postgresql://tb:pw@db:5432/tb"), "postgresql://tb:pw@db:5432/tb"),
+    ],
+)
+def test_the_store_url_of_a_config(tmp_path: Path, state: State | None, expected: str) -> None:
+    """The default and relative SQLite paths are resolved against the config file's folder."""
+    assert resolve_url(state, tmp_path) == expected.replace("BASE", str(tmp_path.resolve()))
+
+
+def test_the_drivers_and_the_url_shown() -> None:
+    assert str(driver_url("sqlite:////x/s.db")) == "sqlite+aiosqlite:////x/s.db"
+    assert driver_url("postgres://u:p@h/d").render_as_string(False) == (
+        "postgresql+asyncpg://u:p@h/d"
+    )
+    assert shown("postgresql://u:s3cr3t@h:5432/d") == "postgresql://u:***@h:5432/d"

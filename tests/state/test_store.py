@@ -1,0 +1,360 @@
+"""What the store keeps and gives back, on SQLite and on PostgreSQL alike: servers, tools and
+their Valves, each user's UserValves and credentials, approved documents, and the limits."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from tests.state.conftest import NOW
+from toolbridge.errors import AlreadyExists, BadRequest
+from toolbridge.state import (
+    REDACTED,
+    CredentialInfo,
+    DocumentVersion,
+    ServerInClear,
+    ServerRecord,
+    Store,
+    ToolInClear,
+    ToolRecord,
+    Valves,
+)
+from toolbridge.state import database as limits
+from toolbridge.state import documents as documents_module
+
+pytestmark = pytest.mark.anyio
+
+PETS = {
+    "id": "pets",
+    "spec": "https://pets.example/openapi.json",
+    "prefix": "pets",
+    "auth": {"type": "api_key", "value": "pets-key", "name": "X-Key", "in": "header"},
+    "headers": {"X-Team": "support"},
+    "access": [{"groups": ["support"]}],
+}
+PETS_LISTED = {
+    **PETS,
+    "auth": {"type": "api_key", "value": REDACTED, "name": "X-Key", "in": "header"},
+    "headers": {"X-Team": REDACTED},
+}
+DOCUMENT = b'{"openapi": "3.1.0", "info": {"title": "pets", "version": "1"}, "paths": {}}'
+CLOCK_TOOL = (
+    '"""\ntitle: Clock\nversion: 0.1\n"""\n\n'
+    'class Tools:\n    def now(self) -> str:\n        return "now"\n'
+)
+
+
+def sha256(data: bytes | str) -> str:
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+# -- servers --------------------------------------------------------------------------------------
+
+
+async def test_a_server_is_stored_with_its_document_and_listed_without_secrets(
+    store: Store,
+) -> None:
+    created = await store.servers.create(PETS, document=DOCUMENT, by="ops")
+
+    listed = ServerRecord(
+        id="pets",
+        entry=PETS_LISTED,
+        document_sha256=sha256(DOCUMENT),
+        document_size=len(DOCUMENT),
+        created_at=NOW,
+        updated_at=NOW,
+        updated_by="ops",
+    )
+    assert created == listed
+    assert await store.servers.get("pets") == listed
+    assert await store.servers.list() == (listed,)
+    assert await store.servers.in_clear() == (ServerInClear("pets", PETS, DOCUMENT),)
+
+
+async def test_a_server_without_secrets_or_document(store: Store) -> None:
+    entry = {"id": "open", "spec": "specs/demo.yaml", "auth": {"type": "forward"}}
+
+    created = await store.servers.create(entry, by="ops")
+
+    assert (created.entry, created.document_sha256, created.document_size) == (entry, None, None)
+    assert await store.servers.in_clear() == (ServerInClear("open", entry, None),)
+
+
+async def test_creating_a_server_twice_is_a_conflict(store: Store) -> None:
+    await store.servers.create(PETS, by="ops")
+
+    with pytest.raises(AlreadyExists) as caught:
+        await store.servers.create(PETS, by="other")
+
+    assert str(caught.value) == "server 'pets' is already registered"
+    assert (await store.servers.list())[0].updated_by == "ops"
+
+
+async def test_an_update_replaces_the_entry_whole(store: Store) -> None:
+    await store.servers.create(PETS, document=DOCUMENT, by="ops")
+    entry = {"id": "pets", "spec": "https://pets.example/v2.json", "auth": {"type": "forward"}}
+
+    updated = await store.servers.update(entry, by="alice")
+
+    assert updated is not None
+    assert (updated.entry, updated.document_sha256, updated.updated_by) == (entry, None, "alice")
+    assert await store.servers.in_clear() == (ServerInClear("pets", entry, None),)
+
+
+async def test_an_update_that_sends_redacted_back_keeps_the_stored_secret(store: Store) -> None:
+    """A listing, edited and sent back, must not overwrite a secret with the placeholder."""
+    await store.servers.create(PETS, by="ops")
+    edited = {**PETS_LISTED, "prefix": "animals", "headers": {"X-Team": "sales"}}
+
+    await store.servers.update(edited, by="ops")
+
+    whole = {**PETS, "prefix": "animals", "headers": {"X-Team": "sales"}}
+    assert await store.servers.in_clear() == (ServerInClear("pets", whole, None),)
+
+
+async def test_redacted_where_no_secret_is_stored_is_refused(store: Store) -> None:
+    await store.servers.create({"id": "pets", "spec": "a.yaml"}, by="ops")
+
+    with pytest.raises(BadRequest) as caught:
+        await store.servers.update(PETS_LISTED, by="ops")
+
+    assert str(caught.value) == (
+        "server 'pets': auth.value is '********', the placeholder listings show for a secret, "
+        "but no secret is stored there to keep"
+    )
+
+
+async def test_updating_or_deleting_an_unknown_server_says_so(store: Store) -> None:
+    assert await store.servers.update(PETS, by="ops") is None
+    assert await store.servers.delete("pets", by="ops") is False
+    assert await store.servers.get("pets") is None
+    assert await store.changes_since(0) == ()
+
+
+async def test_deleting_a_server_takes_its_credentials_and_documents_along(store: Store) -> None:
+    """A server registered again under the same id must not inherit its predecessor's state."""
+    await store.servers.create(PETS, by="ops")
+    await store.servers.create({"id": "crm", "spec": "crm.yaml"}, by="ops")
+    await store.users.put_credential("alice", "pets", {"token": "t1"})
+    await store.users.put_credential("alice", "crm", {"token": "t2"})
+    await store.documents.approve("pets", DOCUMENT, by="ops")
+
+    assert await store.servers.delete("pets", by="ops") is True
+
+    assert [s.id for s in await store.servers.list()] == ["crm"]
+    assert await store.users.credential_in_clear("alice", "pets") is None
+    assert await store.users.credential_in_clear("alice", "crm") == {"token": "t2"}
+    assert await store.documents.approved("pets") is None
+
+
+async def test_an_entry_without_an_id_is_refused(store: Store) -> None:
+    with pytest.raises(BadRequest) as caught:
+        await store.servers.create({"spec": "a.yaml"}, by="ops")
+    assert str(caught.value) == "a server entry needs an `id` (a string)"
+
+
+# -- local tools and Valves -----------------------------------------------------------------------
+
+
+async def test_a_tool_is_stored_with_its_file_and_its_valves(store: Store) -> None:
+    entry = {"id": "clock", "prefix": "clk", "access": {"users": ["*"]}}
+
+    created = await store.tools.create(
+        "clock", CLOCK_TOOL, entry, valves={"tz": "UTC", "api_key": "k-1"}, secret=["api_key"],
+        by="ops",
+    )  # fmt: skip
+
+    record = ToolRecord("clock", CLOCK_TOOL, sha256(CLOCK_TOOL), entry, NOW, NOW, "ops")
+    assert created == record
+    assert await store.tools.list() == (record,)
+    assert await store.tools.get_valves("clock") == Valves(
+        {"tz": "UTC", "api_key": REDACTED}, frozenset({"api_key"}), NOW, "ops"
+    )
+    assert await store.tools.valves_in_clear("clock") == {"tz": "UTC", "api_key": "k-1"}
+    assert await store.tools.in_clear() == (
+        ToolInClear("clock", CLOCK_TOOL, {**entry, "valves": {"tz": "UTC", "api_key": "k-1"}}),
+    )
+
+
+async def test_a_tool_without_valves_loads_without_them(store: Store) -> None:
+    await store.tools.create("clock", CLOCK_TOOL, {"id": "clock"}, by="ops")
+
+    assert await store.tools.get_valves("clock") is None
+    assert await store.tools.in_clear() == (ToolInClear("clock", CLOCK_TOOL, {"id": "clock"}),)
+
+
+async def test_valves_in_the_entry_are_refused(store: Store) -> None:
+    """Valves go apart, so the secret ones can be sealed; in the entry they would not be."""
+    with pytest.raises(BadRequest) as caught:
+        await store.tools.create("clock", CLOCK_TOOL, {"valves": {"key": "k"}}, by="ops")
+    assert "give its valves apart from the entry" in str(caught.value)
+
+
+async def test_tool_valves_are_replaced_and_redacted_values_kept(store: Store) -> None:
+    await store.tools.create(
+        "clock", CLOCK_TOOL, {}, valves={"tz": "UTC", "api_key": "k-1"}, secret=["api_key"],
+        by="ops",
+    )  # fmt: skip
+
+    valves = await store.tools.put_valves(
+        "clock", {"tz": "CET", "api_key": REDACTED, "extra": 1}, secret=["api_key"], by="bob"
+    )
+
+    assert valves == Valves(
+        {"tz": "CET", "api_key": REDACTED, "extra": 1}, frozenset({"api_key"}), NOW, "bob"
+    )
+    assert await store.tools.valves_in_clear("clock") == {"tz": "CET", "api_key": "k-1", "extra": 1}
+
+
+async def test_a_tool_update_and_delete(store: Store) -> None:
+    await store.tools.create("clock", CLOCK_TOOL, {}, valves={"tz": "UTC"}, by="ops")
+    await store.users.put_valves("alice", "clock", {"units": "metric"})
+    await store.users.put_valves("alice", "other", {"units": "metric"})
+
+    updated = await store.tools.update("clock", "class Tools: pass\n", {"timeout": 5}, by="bob")
+    assert updated == ToolRecord(
+        "clock", "class Tools: pass\n", sha256("class Tools: pass\n"), {"timeout": 5}, NOW, NOW,
+        "bob",
+    )  # fmt: skip
+    assert await store.tools.valves_in_clear("clock") == {"tz": "UTC"}  # kept: none given
+
+    assert await store.tools.delete("clock", by="ops") is True
+    assert await store.tools.list() == ()
+    assert await store.tools.get_valves("clock") is None
+    assert await store.users.get_valves("alice", "clock") is None
+    assert await store.users.valves_in_clear("alice", "other") == {"units": "metric"}
+    assert await store.tools.update("clock", "x", {}, by="ops") is None
+    assert await store.tools.delete("clock", by="ops") is False
+
+
+async def test_creating_a_tool_twice_is_a_conflict(store: Store) -> None:
+    await store.tools.create("clock", CLOCK_TOOL, {}, by="ops")
+    with pytest.raises(AlreadyExists) as caught:
+        await store.tools.create("clock", CLOCK_TOOL, {}, valves={"tz": "UTC"}, by="ops")
+    assert str(caught.value) == "tool 'clock' is already registered"
+    assert await store.tools.get_valves("clock") is None  # the failed create left nothing
+
+
+# -- per user -------------------------------------------------------------------------------------
+
+
+async def test_user_valves_per_user_and_tool(store: Store) -> None:
+    stored = await store.users.put_valves(
+        "alice", "clock", {"units": "metric", "token": "u-1"}, secret=["token"]
+    )
+    await store.users.put_valves("bob", "clock", {"units": "imperial"})
+
+    assert stored == Valves(
+        {"units": "metric", "token": REDACTED}, frozenset({"token"}), NOW, "alice"
+    )
+    assert await store.users.valves_in_clear("alice", "clock") == {
+        "units": "metric",
+        "token": "u-1",
+    }
+    assert await store.users.valves_in_clear("bob", "clock") == {"units": "imperial"}
+    assert await store.users.valves_in_clear("carol", "clock") is None
+    assert await store.users.delete_valves("alice", "clock") is True
+    assert await store.users.get_valves("alice", "clock") is None
+    assert await store.users.delete_valves("alice", "clock") is False
+
+
+async def test_credentials_are_listed_by_field_name_only(store: Store) -> None:
+    info = await store.users.put_credential("alice", "crm", {"token": "alice-token"})
+    await store.users.put_credential("bob", "crm", {"username": "bob", "password": "pw"})
+    await store.users.put_credential("alice", "crm", {"token": "alice-token-2"})  # replaces
+
+    assert info == CredentialInfo("alice", "crm", ("token",), NOW)
+    assert await store.users.credentials() == (
+        CredentialInfo("alice", "crm", ("token",), NOW),
+        CredentialInfo("bob", "crm", ("password", "username"), NOW),
+    )
+    assert await store.users.credentials("bob") == (
+        CredentialInfo("bob", "crm", ("password", "username"), NOW),
+    )
+    assert await store.users.credential_in_clear("alice", "crm") == {"token": "alice-token-2"}
+    assert await store.users.credential_in_clear("carol", "crm") is None
+    assert await store.users.delete_credential("alice", "crm") is True
+    assert await store.users.credential_in_clear("alice", "crm") is None
+    assert await store.users.delete_credential("alice", "crm") is False
+
+
+async def test_a_credential_value_must_be_a_string(store: Store) -> None:
+    with pytest.raises(BadRequest) as caught:
+        await store.users.put_credential("alice", "crm", {"token": 12345})  # type: ignore[dict-item]
+    assert (
+        str(caught.value)
+        == "the credential of 'alice' for server 'crm': 'token' must be a string, found int"
+    )
+
+
+# -- approved documents ---------------------------------------------------------------------------
+
+
+async def test_approved_versions_newest_first(store: Store) -> None:
+    first = await store.documents.approve("pets", b"v1", by="ops")
+    second = await store.documents.approve("pets", b"v2", by="alice")
+    await store.documents.approve("crm", b"other", by="ops")
+
+    assert (first, second) == (
+        DocumentVersion("pets", first.version, sha256(b"v1"), 2, NOW, "ops"),
+        DocumentVersion("pets", second.version, sha256(b"v2"), 2, NOW, "alice"),
+    )
+    assert second.version > first.version
+    approved = await store.documents.approved("pets")
+    assert approved is not None
+    assert (approved.version, approved.content) == (second, b"v2")
+    assert await store.documents.versions("pets") == (second, first)
+    assert await store.documents.approved("none") is None
+
+
+async def test_only_the_newest_versions_are_kept(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(documents_module, "KEEP_VERSIONS", 3)
+    for n in range(5):
+        await store.documents.approve("pets", f"v{n}".encode(), by="ops")
+    await store.documents.approve("crm", b"c", by="ops")
+
+    assert [v.sha256 for v in await store.documents.versions("pets")] == [
+        sha256(b"v4"), sha256(b"v3"), sha256(b"v2"),
+    ]  # fmt: skip
+    assert len(await store.documents.versions("crm")) == 1
+
+
+# -- limits ---------------------------------------------------------------------------------------
+
+
+async def test_each_size_limit_is_enforced_with_413(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every limit in one table: what is over it, and the message that says by how much."""
+    monkeypatch.setattr("toolbridge.state.servers.MAX_DOCUMENT_BYTES", 10)
+    monkeypatch.setattr("toolbridge.state.documents.MAX_DOCUMENT_BYTES", 10)
+    monkeypatch.setattr("toolbridge.state.tool_files.MAX_TOOL_BYTES", 10)
+    big = "x" * (limits.MAX_ENTRY_BYTES + 1)
+    cases = [
+        (store.servers.create({"id": "p"}, document=b"x" * 11, by="o"),
+         "the document of server 'p' is 11 bytes; the store holds at most 10"),
+        (store.servers.create({"id": "p", "description": big}, by="o"),
+         f"the entry of server 'p' is {limits.MAX_ENTRY_BYTES + 31:,} bytes as JSON; "
+         f"the store holds at most {limits.MAX_ENTRY_BYTES:,}"),
+        (store.documents.approve("p", b"x" * 11, by="o"),
+         "the document of 'p' is 11 bytes; the store holds at most 10"),
+        (store.tools.create("t", "é" * 6, {}, by="o"),
+         "the content of tool 't' is 12 bytes; the store holds at most 10"),
+        (store.tools.put_valves("t", {"v": big}, by="o"),
+         f"the valves of tool 't' is {limits.MAX_ENTRY_BYTES + 10:,} bytes as JSON; "
+         f"the store holds at most {limits.MAX_ENTRY_BYTES:,}"),
+        (store.users.put_credential("u", "p", {"token": big}),
+         f"the credential of 'u' for server 'p' is {limits.MAX_ENTRY_BYTES + 14:,} bytes as "
+         f"JSON; the store holds at most {limits.MAX_ENTRY_BYTES:,}"),
+    ]  # fmt: skip
+    found = []
+    for call, _ in cases:
+        with pytest.raises(BadRequest) as caught:
+            await call
+        found.append((caught.value.status, str(caught.value)))
+
+    assert found == [(413, message) for _, message in cases]
+    assert await store.changes_since(0) == ()
