@@ -15,7 +15,7 @@ LAYERS: list[set[str]] = [
     {"formats"},  # client formats: pure rendering of tools
     {"upstream"},  # the network seam, our clients, credentials, request building
     {"openapi", "local"},  # conversion of documents; local Python tools
-    {"arguments", "policy", "limits", "metrics", "calllog"},  # per-call pieces
+    {"arguments", "policy", "limits", "metrics", "calllog", "filters"},  # per-call pieces
     {"identity"},  # credentials -> principals
     {"registry"},  # all sources -> one Catalog
     {"report", "gateway"},  # the check report; the service
@@ -35,7 +35,7 @@ EDGES = {
     "yarl": {"upstream.clients"},
     "httpx2": {"openapi.documents", "upstream.clients"},
     "openapi_spec_validator": {"openapi.validation"},
-    "mcp": {"serve.mcp"},
+    "mcp": {"serve.mcp", "serve.mcp_interaction"},
 }
 PURE = {
     "schemas",

@@ -1,4 +1,4 @@
-"""Watching local tool files: an edit reloads that tools entry only, beside the others.
+"""Watching local tool and filter files: an edit reloads that entry only, beside the others.
 
 Polling modification times once a second is enough for files people edit by hand, and needs
 no native watcher. The reload builds a new catalog and swaps it in (the last good version of
@@ -19,14 +19,15 @@ logger = logging.getLogger(__name__)
 
 
 def watched_files(config: Config) -> dict[str, list[Path]]:
-    """The .py files of each local tools entry given by `path`, by entry id."""
+    """The .py files of each local tools entry and filter given by `path`, by entry id."""
     files: dict[str, list[Path]] = {}
-    for entry in config.tools:
-        if entry.path is None:
+    entries = [(e.id, e.path) for e in config.tools] + [(f.id, f.path) for f in config.filters]
+    for ident, given in entries:
+        if given is None:
             continue
-        path = Path(entry.path)
+        path = Path(given)
         path = path if path.is_absolute() else config.base_dir / path
-        files[entry.id] = sorted(path.glob("*.py")) if path.is_dir() else [path]
+        files[ident] = sorted(path.glob("*.py")) if path.is_dir() else [path]
     return files
 
 
