@@ -205,6 +205,8 @@ def context_from_headers(
     Raises BadRequest when a JSON header is not valid JSON of the right shape.
     """
     fields: dict[str, Any] = {}
+    if not isinstance(headers, Headers) and any(not k.islower() for k in headers):
+        headers = {k.lower(): v for k, v in headers.items()}  # a plain dict, as written
     for name, names in HEADERS.items():
         raw = next((value for header in names if (value := headers.get(header))), None)
         if raw is None:

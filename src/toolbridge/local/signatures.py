@@ -308,11 +308,16 @@ def _untitle(schema: JsonSchema) -> None:
         node = nodes.pop()
         if isinstance(node, dict):
             for name, sub in (node.get("properties") or {}).items():
-                if isinstance(sub, dict) and sub.get("title") == name.title().replace("_", " "):
+                if isinstance(sub, dict) and sub.get("title") == _derived_title(name):
                     del sub["title"]
             nodes.extend(v for k, v in node.items() if k != "$defs" and isinstance(v, dict | list))
         elif isinstance(node, list):
             nodes.extend(node)
+
+
+def _derived_title(name: str) -> str:
+    """The title pydantic makes of a name: `zip_code` and `_zip_code` are `Zip Code`."""
+    return name.replace("_", " ").strip().title()
 
 
 def _nested_properties(schema: JsonSchema) -> list[str]:
