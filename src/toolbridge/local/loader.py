@@ -1,9 +1,10 @@
 """Loading local Python tools: Open WebUI-style tool files and plain functions, as `Tool`s.
 
 A source is a `.py` file, a folder of them, or an importable module (`pkg.mod` or
-`pkg.mod:function`). A module with a `class Tools` offers that class's public methods (the
-class is instantiated once, with its `Valves` filled from the config); a module without one
-offers its public functions defined in that file. `signatures.py` turns each callable into a
+`pkg.mod:function`). A module with a `class Tools` offers that class's public methods, its own
+and inherited ones, as Open WebUI does (the class is instantiated once, with its `Valves`
+filled from the config); a module without one offers its public functions defined in that
+file. `signatures.py` turns each callable into a
 `Tool` (schema from signature and docstring); this module imports and instantiates, and
 `calls.py` calls.
 
@@ -18,9 +19,11 @@ Conventions, all decorator-free so that a file runs unchanged in Open WebUI:
   asks (`requirements.py`).
 - **Names.** A tool is named after its function, with the entry's `prefix`; a function is
   `<module>:<qualname>` (`clock:Tools.now`, `pkg.mod:lookup`), unique within an entry.
-- **Injected parameters.** `__user__`, `__metadata__`, `__id__`, `__event_emitter__`,
-  `__event_call__`, `__messages__`, `__files__`, `__request__` and `__model__` are filled by the
-  host and never appear in the schema; see `calls.call_function` for their values.
+- **Injected parameters.** Open WebUI's names (`__user__`, `__metadata__`, `__chat_id__`,
+  `__event_call__`, ...) and any other `__name__` parameter are filled by the host and never
+  appear in the schema; see `calls.injected` for their values.
+- **Not tools.** A module with Open WebUI's `class Pipe`, `Filter` or `Action` and no `Tools`
+  is an Open WebUI Function: refused, not read as plain functions.
 """
 
 from __future__ import annotations
