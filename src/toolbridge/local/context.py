@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -39,6 +40,8 @@ HEADERS: dict[str, tuple[str, ...]] = {
 }
 """The request headers each context field is read from; Open WebUI's own names for the chat
 and message ids are accepted too (it sends them to tool servers when told to forward them)."""
+_FIELD_OF = {header: name for name, headers in HEADERS.items() for header in headers}
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 _JSON_FIELDS = frozenset({"metadata", "files", "messages"})
 _TEXT_FIELDS = frozenset({"chat_id", "message_id", "session_id"})
@@ -54,7 +57,7 @@ class CallContext:
 
     messages: tuple[Any, ...] = ()
     """The conversation so far (`__messages__`)."""
-    metadata: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=lambda: _NOTHING)
     chat_id: str | None = None
     message_id: str | None = None
     session_id: str | None = None
@@ -161,18 +164,28 @@ class URL(str):
         return urlsplit(self).query
 
 
-@dataclass(frozen=True, slots=True)
 class RequestView:
     """`__request__`: the HTTP request that carried the call, as far as a tool may see it.
 
     A stand-in for Open WebUI's FastAPI `Request`: `headers` (without `Authorization`, cookies
     or anything named like a credential), `url`, `base_url`, `method` and `query_params`.
     `cookies` is always empty, and there is no `app`: the Open WebUI application is not here.
+    The headers are filtered when first read.
     """
 
-    method: str
-    url: URL
-    headers: Headers
+    __slots__ = ("_given", "_headers", "method", "url")
+
+    def __init__(self, method: str, url: str, headers: Mapping[str, str]) -> None:
+        self.method = method
+        self.url = URL(url)
+        self._given = headers
+        self._headers: Headers | None = None
+
+    @property
+    def headers(self) -> Headers:
+        if self._headers is None:
+            self._headers = Headers(self._given)
+        return self._headers
 
     @property
     def base_url(self) -> URL:
@@ -191,6 +204,9 @@ class RequestView:
     def client(self) -> None:
         return None
 
+    def __repr__(self) -> str:
+        return f"RequestView({self.method} {self.url})"
+
 
 def context_from_headers(
     headers: Mapping[str, str],
@@ -205,21 +221,25 @@ def context_from_headers(
     Raises BadRequest when a JSON header is not valid JSON of the right shape.
     """
     fields: dict[str, Any] = {}
-    if not isinstance(headers, Headers) and any(not k.islower() for k in headers):
-        headers = {k.lower(): v for k, v in headers.items()}  # a plain dict, as written
-    for name, names in HEADERS.items():
-        raw = next((value for header in names if (value := headers.get(header))), None)
-        if raw is None:
+    for header in headers:  # one pass over the names: most requests carry none of these
+        name = _FIELD_OF.get(header.lower())
+        if name is None or name in fields:
             continue
-        where = f"the {names[0]} header"
+        raw = headers[header]
+        if not raw:
+            continue
+        where = f"the {HEADERS[name][0]} header"
         if name == "model" and not raw.lstrip().startswith("{"):
             fields[name] = _field(name, raw, where)
         elif name in _JSON_FIELDS or name == "model":
             fields[name] = _field(name, _json(raw, where), where)
         else:
             fields[name] = _field(name, raw, where)
-    request = RequestView(method, URL(url), Headers(headers)) if url is not None else None
-    return CallContext(**fields, request=request, oauth_token=oauth_token)
+    if url is not None:
+        fields["request"] = RequestView(method, url, headers)
+    if oauth_token is not None:
+        fields["oauth_token"] = oauth_token
+    return CallContext(**fields)
 
 
 def oauth_token(authorization: str | None, expires_at: int | None) -> dict[str, Any] | None:

@@ -154,8 +154,8 @@ class CallEndpoint:
             tool = self.gateway.tool(principal, name)  # 404 before reading the body
             context = (
                 request_context(principal, headers, url=scope_url(scope, headers))
-                if isinstance(tool.target, PythonFunction)
-                else None  # remote calls: the gateway reads what filters need from the headers
+                if isinstance(tool.target, PythonFunction) and tool.target.injected
+                else None  # else the gateway reads what filters need from the headers
             )
             raw = await _read_body(receive)
             try:
