@@ -86,9 +86,14 @@ JWT_AUTH = Auth(jwt=Jwt(secret=SECRET, issuer="idp", audience="toolbridge", admi
 
 
 def test_a_valid_hs256_token_is_its_subject_with_groups() -> None:
-    token = hs256(claims(exp=now() + 60, email="carol@example.com"))
+    expires = now() + 60
+    token = hs256(claims(exp=expires, email="carol@example.com"))
     assert Authenticator(JWT_AUTH).authenticate(f"Bearer {token}") == Principal(
-        id="carol", name="carol", email="carol@example.com", groups=frozenset({"support"})
+        id="carol",
+        name="carol",
+        email="carol@example.com",
+        groups=frozenset({"support"}),
+        token_expires_at=expires,
     )
     admin = hs256(claims(exp=now() + 60, groups=["ops"]))
     assert Authenticator(JWT_AUTH).authenticate(f"Bearer {admin}").admin is True

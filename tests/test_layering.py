@@ -16,7 +16,7 @@ LAYERS: list[set[str]] = [
     {"formats"},  # client formats: pure rendering of tools
     {"upstream"},  # the network seam, our clients, credentials, request building
     {"openapi", "local"},  # conversion of documents; local Python tools
-    {"arguments", "policy", "limits", "metrics", "calllog", "changes"},  # per-call pieces
+    {"arguments", "policy", "limits", "metrics", "calllog", "changes", "filters"},  # per call
     {"shared_limits"},  # rate limits counted once for all processes (Redis), local as fallback
     {"identity"},  # credentials -> principals
     {"registry"},  # all sources -> one Catalog
@@ -38,7 +38,7 @@ EDGES = {
     "yarl": {"upstream.clients"},
     "httpx2": {"openapi.documents", "upstream.clients", "cli"},
     "openapi_spec_validator": {"openapi.validation"},
-    "mcp": {"serve.mcp"},
+    "mcp": {"serve.mcp", "serve.mcp_interaction"},
     "sqlalchemy": {
         "state.database",
         "state.engine",

@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -150,6 +151,28 @@ class LocalTools(_Model):
     access: Grants | None = None
 
 
+class FilterEntry(_Model):
+    """A file with an Open WebUI-style `class Filter` whose `inlet` and `outlet` run around
+    every tool call in its scope (remote and local)."""
+
+    id: Annotated[str, Field(pattern=_ID)]
+    path: str | None = None
+    module: str | None = None
+    sources: tuple[str, ...] = ()
+    """Ids of the servers and tools entries whose calls it filters; empty: every source."""
+    tools: tuple[str, ...] = ()
+    """Tool-name globs it filters; empty: every tool of its sources."""
+    valves: Mapping[str, Any] = {}
+    priority: int | None = None
+    """Lower runs first (inlets; outlets too, as in Open WebUI); default: the file's
+    `Valves.priority`, else 0. Ties run in id order."""
+    required: bool = False
+    """When its outlet fails (or it cannot be loaded), the result is withheld instead of
+    passed on unfiltered."""
+    timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+    """Seconds one inlet or outlet may take; longer counts as raising."""
+
+
 class ApiKey(_Model):
     user: str
     key: str | None = None
@@ -248,6 +271,7 @@ class Config(_Model):
     state: State | None = None
     servers: tuple[Server, ...] = ()
     tools: tuple[LocalTools, ...] = ()
+    filters: tuple[FilterEntry, ...] = ()
     watch: bool = True
     """Reload when the config file (or a local tool file) changes on disk."""
     base_dir: Path = Path(".")
@@ -261,6 +285,22 @@ class Config(_Model):
             if server.id in seen:
                 raise ValueError(f"server id {server.id!r} is used twice")
             seen.add(server.id)
+        return value
+
+    @field_validator("filters")
+    @classmethod
+    def _filter_scopes(
+        cls, value: tuple[FilterEntry, ...], info: ValidationInfo
+    ) -> tuple[FilterEntry, ...]:
+        sources = {s.id for s in info.data.get("servers", ())}
+        sources |= {t.id for t in info.data.get("tools", ())}
+        for index, entry in enumerate(value):
+            unknown = [s for s in entry.sources if s not in sources]
+            if unknown:
+                raise ValueError(
+                    f"[{index}].sources of filter {entry.id!r}: "
+                    f"{', '.join(map(repr, unknown))} is no server or tools id"
+                )
         return value
 
 
@@ -323,7 +363,7 @@ def _check_nodes(root: Any, path: Path) -> None:
 def _check_unique_ids(data: dict[str, Any], path: Path, node: Any) -> None:
     """Every source (server or local tools entry) needs an id of its own."""
     seen: set[str] = set()
-    for section in ("servers", "tools"):
+    for section in ("servers", "tools", "filters"):
         entries = data.get(section)
         if not isinstance(entries, list):
             continue
@@ -333,7 +373,7 @@ def _check_unique_ids(data: dict[str, Any], path: Path, node: Any) -> None:
                 continue
             if ident in seen:
                 where = (section, index, "id")
-                kind = "server" if section == "servers" else "tools"
+                kind = {"servers": "server", "tools": "tools", "filters": "filter"}[section]
                 raise ConfigError(
                     f"{path}:{_locate(node, where)[0]}: {_dotted(where)}: "
                     f"{kind} id {ident!r} is used twice"

@@ -17,6 +17,10 @@
     ├── StoreUnavailable     the state store cannot be reached (says what was attempted) -> 503
     └── SecretKeyError       no key to seal a secret, or none that opens a stored one -> 503
 
+    AnswerNeeded             not an error: a local tool asked the caller a question
+                             (`__event_call__`) that must be answered first; a BaseException,
+                             so that a tool's own `except Exception` cannot swallow it
+
 Problems that degrade a single operation (a dangling `$ref`, a media type we cannot send)
 are not exceptions: they become `Note`s in the conversion report, and the rest of the
 document still converts. An upstream 4xx/5xx is a result, not an exception.
@@ -145,3 +149,19 @@ def error_body(exc: ToolbridgeError) -> dict[str, object]:
     if isinstance(exc, InvalidArguments):
         body["problems"] = [{"path": path, "message": message} for path, message in exc.problems]
     return {"error": body}
+
+
+class AnswerNeeded(BaseException):
+    """A local tool asked a question (`__event_call__`) the caller has not answered yet.
+
+    Raised inside the tool by an asker that answers over several requests (MCP's input-required
+    rounds): the call ends without a result, and the edge that asked returns `request` to the
+    caller, who calls again with the answer. `state` is what the next round needs to replay the
+    answers given so far.
+    """
+
+    def __init__(self, key: str, request: dict[str, object], state: str) -> None:
+        super().__init__(key)
+        self.key = key
+        self.request = request
+        self.state = state

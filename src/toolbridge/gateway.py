@@ -24,6 +24,7 @@ from toolbridge.calllog import CallLog
 from toolbridge.changes import Changes
 from toolbridge.config import Config, OAuth2ClientCredentials
 from toolbridge.errors import (
+    AnswerNeeded,
     ConfigError,
     InvalidArguments,
     RateLimited,
@@ -31,8 +32,11 @@ from toolbridge.errors import (
     ToolNotFound,
     UpstreamUnavailable,
 )
+from toolbridge.filters.chain import Chain, run_inlets, run_outlets
+from toolbridge.filters.loader import FilterCache, FilterStatus, load_filters
 from toolbridge.generation import Environment, Generation, Held, approve, assemble, changes
 from toolbridge.local.calls import call_function
+from toolbridge.local.context import CallContext, context_from_headers, oauth_token
 from toolbridge.local.loader import LocalConversion, ModuleCache
 from toolbridge.metrics import Metrics
 from toolbridge.openapi.documents import DocumentStore
@@ -47,6 +51,8 @@ call_log = logging.getLogger("toolbridge.calls")
 
 USER_VALVES_HEADER = "x-toolbridge-user-valves"
 """The header a caller sends its UserValves for local tools in: a JSON object."""
+FILTER_VALVES_HEADER = "x-toolbridge-filter-valves"
+"""The header a caller sends its UserValves for filters in: a JSON object by filter id."""
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 """Upstream answers longer than this are cut, with an explicit marker: models have small windows."""
 
@@ -87,6 +93,7 @@ class Gateway:
         self._reload_lock = anyio.Lock()
         self._modules: ModuleCache = {}
         """Local tool files as loaded: a reload re-imports only the files that changed."""
+        self._filter_files: FilterCache = {}
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -182,7 +189,10 @@ class Gateway:
             statuses = [fresh.get(i) or kept[i] for i in order if i in fresh or i in kept]
         else:
             statuses = load_sources(config, store, self._modules)
-        return assemble(config, statuses, previous=previous, env=self.env)
+        filters = load_filters(
+            config, self._filter_files, previous.filters if previous else (), only
+        )
+        return assemble(config, statuses, previous=previous, env=self.env, filters=filters)
 
     @property
     def config(self) -> Config:
@@ -224,10 +234,12 @@ class Gateway:
         caller_headers: Mapping[str, str] | None = None,
         on_event: Callable[[Any], None] | None = None,
         argument_bytes: int | None = None,
+        context: CallContext | None = None,
     ) -> ToolResult:
         """Call a tool for a principal. `on_event` receives what a local tool emits while it
         runs (it may be called from a worker thread); `argument_bytes`, the size of the
-        arguments as received, saves serializing them again for the call log."""
+        arguments as received, saves serializing them again for the call log; `context`, what
+        the caller said about the call (else read from `caller_headers` where needed)."""
         state = self._current()  # calls in flight finish on the catalog they started with
         started = time.perf_counter()
         outcome, status = "error", None
@@ -238,15 +250,15 @@ class Gateway:
                 raise ToolNotFound(f"no tool named {name!r}")
             if state.limiter is not None and not principal.admin:
                 state.limiter.take(principal.id, tool.name)
-            match tool.target:
-                case HttpOperation() as op:
-                    checked = state.validator(tool).check(arguments)
-                    result = await self._call_remote(
-                        state, op, checked, caller_headers or {}, tool.name
-                    )
-                case PythonFunction() as fn:
-                    user = _user(principal, (caller_headers or {}).get(USER_VALVES_HEADER))
-                    result = await call_function(fn, arguments, user=user, on_event=on_event)
+            chain = state.chain(tool)
+            if chain:
+                result = await self._filtered(
+                    state, chain, principal, tool, arguments, caller_headers, on_event, context
+                )
+            else:
+                result = await self._invoke(
+                    state, principal, tool, arguments, caller_headers, on_event, context
+                )
             outcome = "ok" if result.ok else "tool_error"
             status = result.status
             return result
@@ -262,6 +274,9 @@ class Gateway:
         except UpstreamUnavailable as exc:
             outcome = "timeout" if exc.timeout else "unreachable"
             raise
+        except AnswerNeeded:
+            outcome = "answer_needed"
+            raise
         finally:
             elapsed = time.perf_counter() - started
             size = _size(arguments) if argument_bytes is None else argument_bytes
@@ -269,6 +284,66 @@ class Gateway:
             asyncio.get_running_loop().call_soon(
                 self._account, state.call_log, tool, principal.id, outcome, status, elapsed, size
             )
+
+    async def _invoke(
+        self,
+        state: Generation,
+        principal: Principal,
+        tool: Tool,
+        arguments: Any,
+        caller_headers: Mapping[str, str] | None,
+        on_event: Callable[[Any], None] | None,
+        context: CallContext | None,
+    ) -> ToolResult:
+        match tool.target:
+            case HttpOperation() as op:
+                checked = state.validator(tool).check(arguments)
+                return await self._call_remote(state, op, checked, caller_headers or {}, tool.name)
+            case PythonFunction() as fn:
+                headers = caller_headers or {}
+                user = _user(principal, headers.get(USER_VALVES_HEADER))
+                if context is None and fn.injected:
+                    context = _context(principal, headers)
+                return await call_function(
+                    fn, arguments, user=user, context=context, on_event=on_event
+                )
+
+    async def _filtered(
+        self,
+        state: Generation,
+        chain: Chain,
+        principal: Principal,
+        tool: Tool,
+        arguments: Any,
+        caller_headers: Mapping[str, str] | None,
+        on_event: Callable[[Any], None] | None,
+        context: CallContext | None,
+    ) -> ToolResult:
+        """The call with its filters' inlets before it and outlets after it (filters/chain)."""
+        headers = caller_headers or {}
+        user = _user(principal)
+        valves = _filter_valves(headers.get(FILTER_VALVES_HEADER))
+        if context is None:
+            context = _context(principal, headers)
+        passed = await run_inlets(
+            chain, tool, arguments, user=user, valves=valves, context=context, on_event=on_event
+        )
+        if isinstance(passed, ToolResult):
+            return passed  # refused
+        arguments, context = passed
+        result = await self._invoke(
+            state, principal, tool, arguments, caller_headers, on_event, context
+        )
+        return await run_outlets(
+            chain,
+            tool,
+            arguments,
+            result,
+            user=user,
+            valves=valves,
+            context=context,
+            on_event=on_event,
+        )
 
     def _account(
         self,
@@ -343,6 +418,9 @@ class Gateway:
     def sources(self) -> tuple[SourceStatus, ...]:
         return self._current().catalog.sources
 
+    def filters(self) -> tuple[FilterStatus, ...]:
+        return self._current().filters
+
 
 def _size(arguments: Any) -> int | None:
     """How big the arguments were, for the log: their size, never their values."""
@@ -375,3 +453,24 @@ def _user(principal: Principal, valves: str | None = None) -> dict[str, Any]:
             problem = f"the {USER_VALVES_HEADER} header is not JSON: {exc}"
             raise InvalidArguments("__user__", [("$.__user__.valves", problem)]) from None
     return user
+
+
+def _context(principal: Principal, headers: Mapping[str, str]) -> CallContext:
+    """The context a call's headers carry, for a caller that gave none itself."""
+    token = oauth_token(headers.get("authorization"), principal.token_expires_at)
+    return context_from_headers(headers, oauth_token=token)
+
+
+def _filter_valves(raw: str | None) -> dict[str, Any]:
+    """The caller's UserValves for filters, by filter id, as sent in FILTER_VALVES_HEADER."""
+    if not raw:
+        return {}
+    try:
+        valves = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        problem = f"the {FILTER_VALVES_HEADER} header is not JSON: {exc}"
+        raise InvalidArguments("__user__", [("$.__user__.valves", problem)]) from None
+    if not isinstance(valves, dict):
+        problem = f"the {FILTER_VALVES_HEADER} header is not a JSON object by filter id"
+        raise InvalidArguments("__user__", [("$.__user__.valves", problem)])
+    return valves

@@ -28,6 +28,8 @@ from toolbridge.changes import (
 )
 from toolbridge.config import Config, RateLimit, Server
 from toolbridge.errors import ToolbridgeError
+from toolbridge.filters.chain import Chain, select
+from toolbridge.filters.loader import FilterStatus
 from toolbridge.identity import Authenticator
 from toolbridge.limits import RateLimiter
 from toolbridge.policy import Policy
@@ -67,8 +69,20 @@ class Generation:
     approved: dict[str, str]
     """For `on_change: hold` servers: the digest of the document being served."""
     held: dict[str, Held]
+    filters: tuple[FilterStatus, ...] = ()
+    """The config's filters as loaded (each with its error when it is down)."""
     loaded_at: float = field(default_factory=time.time)
     validators: dict[str, ArgumentValidator] = field(default_factory=dict)
+    chains: dict[str, Chain] = field(default_factory=dict)
+
+    def chain(self, tool: Tool) -> Chain:
+        """The filters around this tool's calls; () at the cost of one test when there are none."""
+        if not self.filters:
+            return ()
+        found = self.chains.get(tool.name)
+        if found is None:
+            found = self.chains[tool.name] = select(self.filters, tool)
+        return found
 
     def validator(self, tool: Tool) -> ArgumentValidator:
         # Compiled on first use and kept: the per-call cost is then one dictionary lookup.
@@ -97,8 +111,10 @@ def assemble(
     *,
     previous: Generation | None,
     env: Environment,
+    filters: tuple[FilterStatus, ...] = (),
 ) -> Generation:
-    """A generation from loaded sources; the previous one lends what did not change."""
+    """A generation from loaded sources (and filters); the previous one lends what did not
+    change."""
     if previous is not None:
         statuses = [keep_last_good(s, previous.catalog) for s in statuses]
     servers = {server.id: server for server in config.servers}
@@ -125,6 +141,7 @@ def assemble(
         call_log=_call_log(config, previous, env),
         approved=approved,
         held=held,
+        filters=filters,
     )
 
 
@@ -133,7 +150,9 @@ def approve(previous: Generation, source: str, env: Environment) -> Generation:
     held = previous.held[source]
     statuses = [held.status if s.id == source else s for s in previous.catalog.sources]
     base = replace(previous, approved={**previous.approved, source: held.digest})
-    generation = assemble(previous.config, statuses, previous=base, env=env)
+    generation = assemble(
+        previous.config, statuses, previous=base, env=env, filters=previous.filters
+    )
     generation.held = {k: v for k, v in previous.held.items() if k != source}
     return generation
 

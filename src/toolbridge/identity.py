@@ -125,6 +125,7 @@ class JwtVerifier:
             email=claims.get("email") if isinstance(claims.get("email"), str) else None,
             groups=groups,
             admin=self.config.admin_group is not None and self.config.admin_group in groups,
+            token_expires_at=claims["exp"] if isinstance(claims.get("exp"), int) else None,
         )
 
     def _key(self, token: str, header: dict[str, Any]) -> Any:

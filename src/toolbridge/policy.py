@@ -24,6 +24,9 @@ class Principal:
     email: str | None = None
     groups: frozenset[str] = frozenset()
     admin: bool = False
+    token_expires_at: int | None = None
+    """When the caller signed in with a bearer token that expires (a JWT): its `exp`. Local
+    tools then get that token as `__oauth_token__`."""
 
 
 ANONYMOUS_ADMIN = Principal(id="anonymous", name="anonymous", admin=True)

@@ -195,6 +195,15 @@ class SecurityScheme:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Embed:
+    """Something a tool made for the person to see rather than for the model to read: an HTML
+    view (an Open WebUI `HTMLResponse` with `Content-Disposition: inline`)."""
+
+    content_type: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ToolResult:
     """What a call returned: also an upstream 4xx/5xx, which the model should see."""
 
@@ -206,3 +215,5 @@ class ToolResult:
     """JSON as parsed, text as text, binary as {"base64", "size", "content_type"}."""
     truncated: bool = False
     """The upstream answer was longer than the size cap and was cut."""
+    embeds: tuple[Embed, ...] = ()
+    """Views for the person (HTML); `result` is then what the model reads about them."""

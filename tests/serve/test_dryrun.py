@@ -150,7 +150,7 @@ async def test_a_local_tool_shows_the_function_and_its_arguments() -> None:
         ("getNote", [], [("$", "expected an object of arguments, found a list")]),
         (
             "days_between",
-            {"start": 1},
+            {"start": [1]},
             [("$.end", "Field required"), ("$.start", "Input should be a valid string")],
         ),
         ("days_between", "x", [("$", "expected an object, found str")]),

@@ -1,14 +1,15 @@
-"""Calling a local tool's function: arguments validated, injected parameters filled, a sync
-function run in a thread and an async one awaited, under the entry's timeout, and what it
-returned (or raised) made a `ToolResult`.
+"""Calling a local tool's function: arguments checked leniently (as Open WebUI does), the host's
+parameters filled under Open WebUI's names, a sync function run in a thread and an async one
+awaited, under the entry's timeout, and what it returned (or raised) made a `ToolResult`.
 
 Loading the function is `loader`'s; its arguments model and injected names come from
-`signatures`.
+`signatures`; the caller's context from `context`; rich results are `results`'. `injected`
+fills the same names for filters.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import inspect
 import logging
 from collections.abc import Callable, Generator, Mapping
@@ -16,11 +17,14 @@ from functools import partial
 from typing import Any, cast
 
 import anyio
+import anyio.from_thread
 import anyio.to_thread
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
 from toolbridge.errors import InvalidArguments
+from toolbridge.local.context import CallContext, EventCall
+from toolbridge.local.results import function_result
 from toolbridge.local.signatures import Arguments, cause
 from toolbridge.tools import PythonFunction, ToolResult
 
@@ -29,9 +33,7 @@ logger = logging.getLogger(__name__)
 EventSink = Callable[[Any], None]
 """Receives each event a tool emits, made JSON-able (`list.append` will do)."""
 
-
-class EventCallNotSupported(RuntimeError):
-    """Raised into a tool that calls `__event_call__`: there is no chat window to ask in."""
+NO_CONTEXT = CallContext()
 
 
 class _Done:
@@ -46,39 +48,50 @@ async def call_function(
     arguments: Mapping[str, Any],
     *,
     user: Mapping[str, Any] | None = None,
-    metadata: Mapping[str, Any] | None = None,
+    context: CallContext | None = None,
     on_event: EventSink | None = None,
 ) -> ToolResult:
-    """Validate the arguments, call the function, and turn what happened into a `ToolResult`.
+    """Check the arguments, call the function, and turn what happened into a `ToolResult`.
 
-    Raises InvalidArguments (JSON paths like `$.address.city`); everything else is a result: a
-    raised exception is `ok` false with `"<Type>: message"` (the traceback goes to the log), and
-    so is a call that outlives `fn.timeout`. Injected values:
-
-    - `__user__`: a copy of `user`, with `valves` validated into the Tools class's `UserValves`
-      (from `user["valves"]`, else its defaults) when it defines one;
-    - `__metadata__`: `metadata` or `{}`; `__id__`: the tools entry id;
-    - `__event_emitter__`: each event (made JSON-able) goes to `on_event`, called right away, in
-      the tool's thread for a sync tool. Events are a side channel and never change `result`:
-      the caller collects them (`on_event=events.append`) or streams them;
-    - `__event_call__`: raises EventCallNotSupported, so a confirmation is never assumed;
-    - `__messages__` and `__files__`: `[]`; `__request__` and `__model__`: None.
+    Arguments are converted as leniently as Open WebUI passes them (a number where text is
+    expected becomes text) and unknown ones are dropped with a log line. Raises
+    InvalidArguments (JSON paths like `$.address.city`) for the rest; everything else is a
+    result: a raised exception is `ok` false with `"<Type>: message"` (the traceback goes to
+    the log), and so is a call that outlives `fn.timeout`. AnswerNeeded (a question the
+    caller must answer first) passes through. Injected values: see `injected`.
     """
     if not isinstance(cast(object, arguments), Mapping):  # JSON bodies are not always objects
         found = type(arguments).__name__
         raise InvalidArguments(fn.function, [("$", f"expected an object, found {found}")])
+    model = cast(type[Arguments], fn.arguments_model)
+    given = dict(arguments)
+    if not given.keys() <= model.accepted:
+        unknown = sorted(given.keys() - model.accepted)
+        logger.info("local tool %s: unknown arguments dropped: %s", fn.function, ", ".join(unknown))
+        given = {k: v for k, v in given.items() if k in model.accepted}
     try:
-        parsed = fn.arguments_model.model_validate(dict(arguments))
+        parsed = model.model_validate(given)
     except ValidationError as exc:
         raise InvalidArguments(fn.function, _problems(exc, "$")) from None
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
-    for name, param, positional in cast(type[Arguments], type(parsed)).call_plan:
+    for name, param, positional in model.call_plan:
         if positional:
             args.append(getattr(parsed, name))
         else:
             kwargs[param] = getattr(parsed, name)
-    kwargs.update(_injected(fn, user, metadata, on_event))
+    if fn.injected:
+        kwargs.update(
+            injected(
+                fn.injected,
+                tool_id=fn.tool_id,
+                user=user,
+                context=context,
+                on_event=on_event,
+                instance=getattr(fn.func, "__self__", None),
+                where=fn.function,
+            )
+        )
     try:
         with anyio.move_on_after(fn.timeout) as scope:
             if fn.is_async:
@@ -96,54 +109,103 @@ async def call_function(
             logger.warning("local tool %s timed out; its thread runs on", fn.function)
         message = f"timed out after {fn.timeout:g} s"
         return ToolResult(ok=False, content_type="text/plain", result=message)
-    return _result(value)
+    return function_result(value)
 
 
-def _injected(
-    fn: PythonFunction,
+def injected(
+    names: tuple[str, ...],
+    *,
+    tool_id: str,
     user: Mapping[str, Any] | None,
-    metadata: Mapping[str, Any] | None,
+    context: CallContext | None,
     on_event: EventSink | None,
+    instance: object = None,
+    where: str = "",
 ) -> dict[str, Any]:
+    """The values of the host-filled parameters `names`, as Open WebUI fills them:
+
+    - `__user__`: a copy of `user`, with `valves` validated into the `UserValves` of
+      `instance` (a Tools or Filter object; from `user["valves"]`, else its defaults);
+    - `__metadata__`: the caller's metadata with `user_id` (always the caller's), `chat_id`,
+      `message_id`, `session_id`, `files` and `model` resolved; `__id__`: the entry id;
+    - `__chat_id__`, `__message_id__`, `__session_id__`: given, or from the metadata, else None;
+    - `__messages__` and `__files__`: lists, `[]` when not given; `__model__`: an object or None;
+    - `__oauth_token__`: the caller's own bearer token (`access_token`, ...) or None;
+    - `__request__`: a view of the HTTP request (`context.RequestView`) or None;
+    - `__event_emitter__`: each event (made JSON-able) goes to `on_event` right away, in the
+      tool's thread for a sync tool. Events are a side channel and never change the result;
+    - `__event_call__`: None when nobody can answer (a tool's `if not __event_call__:`
+      fallback runs); else it asks the caller: awaitable in an async tool, a plain call that
+      waits for the answer in a sync one;
+    - any other `__name__`: None.
+    """
+    ctx = context or NO_CONTEXT
+    given_user = dict(user or {})
+
     def emit(event: Any) -> _Done:
         if on_event is not None:
             on_event(to_jsonable_python(event, fallback=str))
         return _Done()
 
-    def event_call(event: Any) -> Any:
-        raise EventCallNotSupported(
-            "__event_call__ is not supported here: it asks the user in a chat window, and "
-            "toolbridge serves tools to programs"
-        )
-
     values: dict[str, Any] = {}
-    for name in fn.injected:
+    for name in names:
         if name == "__user__":
-            values[name] = _user(fn, user)
+            values[name] = _user(given_user, instance, where)
         elif name == "__metadata__":
-            values[name] = dict(metadata or {})
+            values[name] = ctx.metadata_for(given_user.get("id"))
         elif name == "__id__":
-            values[name] = fn.tool_id
+            values[name] = tool_id
         elif name == "__event_emitter__":
             values[name] = emit
         elif name == "__event_call__":
-            values[name] = event_call
-        elif name in ("__messages__", "__files__"):
-            values[name] = []
+            values[name] = _event_call(ctx.ask) if ctx.ask is not None else None
+        elif name == "__messages__":
+            values[name] = list(ctx.messages)
+        elif name == "__files__":
+            values[name] = ctx.file_list()
+        elif name == "__chat_id__":
+            values[name] = ctx.chat()
+        elif name == "__message_id__":
+            values[name] = ctx.message()
+        elif name == "__session_id__":
+            values[name] = ctx.session()
+        elif name == "__model__":
+            values[name] = ctx.model if ctx.model is not None else ctx.metadata.get("model")
+        elif name == "__oauth_token__":
+            values[name] = dict(ctx.oauth_token) if ctx.oauth_token is not None else None
+        elif name == "__request__":
+            values[name] = ctx.request
         else:
             values[name] = None
     return values
 
 
-def _user(fn: PythonFunction, user: Mapping[str, Any] | None) -> dict[str, Any]:
-    given = dict(user or {})
-    model = getattr(getattr(fn.func, "__self__", None), "UserValves", None)
+def _event_call(ask: EventCall) -> Callable[[Any], Any]:
+    """`ask` for a tool: a coroutine on the event loop's thread (async tools await it); from
+    a worker thread (sync tools), the answer itself, waited for."""
+
+    async def answer(event: Any) -> Any:
+        return await ask(event)
+
+    def event_call(event: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return anyio.from_thread.run(answer, event)
+        return ask(event)
+
+    return event_call
+
+
+def _user(given: dict[str, Any], instance: object, where: str) -> dict[str, Any]:
+    user = dict(given)
+    model = getattr(instance, "UserValves", None)
     if isinstance(model, type) and issubclass(model, BaseModel):
         try:
-            given["valves"] = model.model_validate(given.get("valves") or {})
+            user["valves"] = model.model_validate(given.get("valves") or {})
         except ValidationError as exc:
-            raise InvalidArguments(fn.function, _problems(exc, "$.__user__.valves")) from None
-    return given
+            raise InvalidArguments(where, _problems(exc, "$.__user__.valves")) from None
+    return user
 
 
 def _problems(exc: ValidationError, root: str) -> list[tuple[str, str]]:
@@ -154,16 +216,3 @@ def _problems(exc: ValidationError, root: str) -> list[tuple[str, str]]:
             path += f"[{part}]" if isinstance(part, int) else f".{part}"
         problems.append((path, error["msg"]))
     return problems
-
-
-def _result(value: Any) -> ToolResult:
-    if isinstance(value, str):
-        return ToolResult(ok=True, content_type="text/plain", result=value)
-    if isinstance(value, BaseModel):
-        value = value.model_dump(mode="json")
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = to_jsonable_python(value, fallback=str)
-    elif not isinstance(value, dict | list | tuple | int | float | bool | None):
-        return ToolResult(ok=True, content_type="text/plain", result=str(value))
-    json = to_jsonable_python(value, fallback=str)
-    return ToolResult(ok=True, content_type="application/json", result=json)

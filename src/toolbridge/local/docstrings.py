@@ -1,8 +1,8 @@
 """Reading the docstrings of local tools: descriptions, per-parameter text, and frontmatter.
 
-Pure functions over strings. Parameter text comes from reST fields (`:param city: ...`) and
-Google sections (`Args:` with `city (str): ...` entries); the description is the prose before
-the first section or field, each paragraph on one line.
+Pure functions over strings. Parameter text comes from reST fields (`:param city: ...`, also
+inside an `Args:` block) and Google sections (`Args:` with `city (str): ...` entries); the
+description is the prose before the first section or field, each paragraph on one line.
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ def _google_section(lines: list[str], start: int, params: dict[str, str] | None)
             continue
         if _indent(line) <= header:
             break
-        match = _GOOGLE_ENTRY.match(line.strip())
+        # `:param x:` lines inside an `Args:` block, as Open WebUI tool files often write them
+        match = _REST_PARAM.match(line.strip()) or _GOOGLE_ENTRY.match(line.strip())
         i, text = _continued(lines, i + 1, _indent(line), match.group(2) if match else "")
         if params is not None and match:
             params[match.group(1)] = text

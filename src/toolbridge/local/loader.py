@@ -1,9 +1,10 @@
 """Loading local Python tools: Open WebUI-style tool files and plain functions, as `Tool`s.
 
 A source is a `.py` file, a folder of them, or an importable module (`pkg.mod` or
-`pkg.mod:function`). A module with a `class Tools` offers that class's public methods (the
-class is instantiated once, with its `Valves` filled from the config); a module without one
-offers its public functions defined in that file. `signatures.py` turns each callable into a
+`pkg.mod:function`). A module with a `class Tools` offers that class's public methods, its own
+and inherited ones, as Open WebUI does (the class is instantiated once, with its `Valves`
+filled from the config); a module without one offers its public functions defined in that
+file. `signatures.py` turns each callable into a
 `Tool` (schema from signature and docstring); this module imports and instantiates, and
 `calls.py` calls.
 
@@ -18,20 +19,17 @@ Conventions, all decorator-free so that a file runs unchanged in Open WebUI:
   asks (`requirements.py`).
 - **Names.** A tool is named after its function, with the entry's `prefix`; a function is
   `<module>:<qualname>` (`clock:Tools.now`, `pkg.mod:lookup`), unique within an entry.
-- **Injected parameters.** `__user__`, `__metadata__`, `__id__`, `__event_emitter__`,
-  `__event_call__`, `__messages__`, `__files__`, `__request__` and `__model__` are filled by the
-  host and never appear in the schema; see `calls.call_function` for their values.
+- **Injected parameters.** Open WebUI's names (`__user__`, `__metadata__`, `__chat_id__`,
+  `__event_call__`, ...) and any other `__name__` parameter are filled by the host and never
+  appear in the schema; see `calls.injected` for their values.
+- **Not tools.** A module with Open WebUI's `class Pipe`, `Filter` or `Action` and no `Tools`
+  is an Open WebUI Function: refused, not read as plain functions.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import importlib
-import importlib.util
 import inspect
-import re
-import sys
 import types
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -44,17 +42,14 @@ from toolbridge import names
 from toolbridge.config import LocalTools
 from toolbridge.errors import SourceError
 from toolbridge.local.docstrings import frontmatter
-from toolbridge.local.requirements import (
-    install_requirements,
-    installed,
-    requirement_notes,
-    requirements,
-)
+from toolbridge.local.imports import import_file, import_module
+from toolbridge.local.requirements import install_requirements, requirement_notes
 from toolbridge.local.signatures import build_tool, cause
 from toolbridge.local.sources import LocalModule, display, entry_sources
 from toolbridge.tools import Note, PythonFunction, Tool
 
-_MODULE_NAME = re.compile(r"[^A-Za-z0-9_]")
+FUNCTION_CLASSES = ("Pipe", "Filter", "Action")
+"""Classes of Open WebUI Functions (models, filters, buttons): a file with one is no tool file."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,11 +161,12 @@ def _cached_module(
 def _load_module(entry: LocalTools, source: Path | str) -> tuple[LocalModule, list[Tool], set[str]]:
     """One file's or module's tools, and the valve keys its Valves model takes."""
     only: str | None = None
+    label = f"tools {entry.id!r}"
     if isinstance(source, Path):
-        module, info = _import_file(entry, source)
+        module, info = import_file(label, f"_toolbridge_tools_{entry.id}", source)
     else:
         name, _, attribute = source.partition(":")
-        module = _import_module(entry, name)
+        module = import_module(label, name)
         info = LocalModule(name=name, location=name, frontmatter=frontmatter(module.__doc__))
         only = attribute or None
     where = f"tools {entry.id!r}: {info.location}"
@@ -181,47 +177,6 @@ def _load_module(entry: LocalTools, source: Path | str) -> tuple[LocalModule, li
         tools.append(build_tool(func, source=entry.id, function=function, where=where))
         used |= valves
     return info, tools, used
-
-
-def _import_module(entry: LocalTools, name: str) -> types.ModuleType:
-    try:
-        return importlib.import_module(name)
-    except Exception as exc:
-        raise SourceError(
-            f"tools {entry.id!r}: module {name!r} cannot be imported: {cause(exc)}"
-        ) from exc
-
-
-def _import_file(entry: LocalTools, path: Path) -> tuple[types.ModuleType, LocalModule]:
-    """Execute a file as a module of its own, under a private name no other entry shares."""
-    where = f"tools {entry.id!r}: {display(path)}"
-    try:
-        source = path.read_text(encoding="utf-8")
-        tree = ast.parse(source, filename=str(path))
-    except SyntaxError as exc:
-        raise SourceError(f"{where}:{exc.lineno}: invalid Python: {exc.msg}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{where}: cannot be read: {exc}") from exc
-    info = LocalModule(
-        name=path.stem, location=display(path), frontmatter=frontmatter(ast.get_docstring(tree))
-    )
-    name = "_toolbridge_tools_" + _MODULE_NAME.sub("_", f"{entry.id}__{path.stem}")
-    spec = importlib.util.spec_from_file_location(name, path)
-    # A `.py` path always gets a spec with a source loader.
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # Registered under its private name while it runs and after: dataclasses, pydantic and
-    # typing look classes' modules up in sys.modules to resolve string annotations.
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except (Exception, SystemExit) as exc:
-        sys.modules.pop(name, None)
-        missing = [r for r in requirements(info) if not installed(r)]
-        hint = f" (requirements not installed: {', '.join(missing)})" if missing else ""
-        raise SourceError(f"{where}: cannot be imported: {cause(exc)}{hint}") from exc
-    return module, info
 
 
 def _callables(
@@ -237,6 +192,15 @@ def _callables(
         return
     tools_class = getattr(module, "Tools", None)
     if not isinstance(tools_class, type):
+        kind = next(
+            (k for k in FUNCTION_CLASSES if isinstance(getattr(module, k, None), type)), None
+        )
+        if kind is not None:
+            hint = " (load it as a `filters` entry)" if kind == "Filter" else ""
+            raise SourceError(
+                f"{where}: defines `class {kind}`, an Open WebUI Function, not a `class Tools`: "
+                f"it has no tools to offer{hint}"
+            )
         for name, value in vars(module).items():
             own = inspect.isfunction(value) and value.__module__ == module.__name__
             if own and not name.startswith("_"):
@@ -257,11 +221,23 @@ def _callables(
             )
             raise SourceError(f"{where}: {problems}") from None
         used = {f.alias or n for n, f in valves_model.model_fields.items()}
-    for name, value in vars(tools_class).items():
-        if name.startswith("_") or isinstance(value, type):
+    for name in _methods(tools_class):
+        yield f"Tools.{name}", getattr(instance, name), used
+
+
+def _methods(tools_class: type) -> list[str]:
+    """The public methods of a Tools class, its own first, then those it inherits (as Open
+    WebUI lists them), each once, in the order the classes define them."""
+    found: list[str] = []
+    for klass in tools_class.__mro__:
+        if klass is object:
             continue
-        if isinstance(value, staticmethod | classmethod) or inspect.isfunction(value):
-            yield f"Tools.{name}", getattr(instance, name), used
+        for name, value in vars(klass).items():
+            if name.startswith("_") or name in found or isinstance(value, type):
+                continue
+            if isinstance(value, staticmethod | classmethod) or inspect.isfunction(value):
+                found.append(name)
+    return found
 
 
 def _named(entry: LocalTools, tools: list[Tool]) -> tuple[Tool, ...]:

@@ -35,8 +35,14 @@ INJECTED = (
     "__id__",
     "__request__",
     "__model__",
+    "__chat_id__",
+    "__message_id__",
+    "__session_id__",
+    "__oauth_token__",
 )
-"""Parameters the host fills (Open WebUI's names); the model never sees them."""
+"""Parameters the host fills (Open WebUI's names); the model never sees them. Any other
+`__name__` parameter is hidden too and receives None, as Open WebUI hides it from the model
+(`__task__`, `__tools__`, ... are for Open WebUI's pipes)."""
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds a local tool may run before its call answers `timed out`."""
@@ -45,11 +51,14 @@ _NOT_IDENTIFIER = re.compile(r"[^A-Za-z0-9_]")
 
 
 class Arguments(BaseModel):
-    """Base of every arguments model: unknown arguments are errors, any field name is fine."""
+    """Base of every arguments model: lenient as Open WebUI is (a number where text is expected
+    becomes text; unknown arguments are dropped by `calls`), any field name is fine."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="ignore", protected_namespaces=(), coerce_numbers_to_str=True)
     call_plan: ClassVar[tuple[tuple[str, str, bool], ...]] = ()
     """(field, parameter, positional-only) per model-visible parameter, in signature order."""
+    accepted: ClassVar[frozenset[str]] = frozenset()
+    """The argument names the model may send (aliases where a name had to change)."""
 
 
 def build_tool(func: Callable[..., Any], *, source: str, function: str, where: str) -> Tool:
@@ -102,12 +111,17 @@ def build_tool(func: Callable[..., Any], *, source: str, function: str, where: s
             function=function,
             func=func,
             arguments_model=model,
-            injected=tuple(p for p in signature.parameters if p in INJECTED),
+            injected=tuple(p for p in signature.parameters if is_injected(p)),
             is_async=inspect.iscoroutinefunction(func),
             timeout=DEFAULT_TIMEOUT,
         ),
         notes=tuple(notes),
     )
+
+
+def is_injected(name: str) -> bool:
+    """Whether the host fills a parameter: Open WebUI's names, and any other `__name__`."""
+    return name in INJECTED or (len(name) > 4 and name.startswith("__") and name.endswith("__"))
 
 
 def cause(exc: BaseException) -> str:
@@ -124,7 +138,7 @@ def _culprit(func: Callable[..., Any]) -> str | None:
     except Exception as exc:
         return f"cannot read its signature: {cause(exc).splitlines()[0]}"
     for name in parameters:
-        if name in hints and name != "self" and name not in INJECTED:
+        if name in hints and name != "self" and not is_injected(name):
             try:
                 TypeAdapter(hints[name]).json_schema()
             except Exception:
@@ -149,7 +163,7 @@ def _arguments_model(
     visible = [
         p
         for p in signature.parameters.values()
-        if p.name != "self" and p.name not in INJECTED and _offered(p, notes, where)
+        if p.name != "self" and not is_injected(p.name) and _offered(p, notes, where)
     ]
     aliases, renamed = names.argument_names((p.name, "python") for p in visible)
     notes.extend(dataclasses.replace(note, where=where) for note in renamed)
@@ -159,13 +173,21 @@ def _arguments_model(
         annotation = hints.get(param.name, Any)
         default = param.default
         extras: list[Any] = []
+        documented = param.name in docs
         if isinstance(default, FieldInfo):
             extras, default = [default], inspect.Parameter.empty
-        elif default is None and not _admits_none(annotation):
+            if documented and default_of(extras[0]) is inspect.Parameter.empty:
+                # Open WebUI wraps a documented `Field()` default in another Field, which makes
+                # the parameter optional; left out, the function gets None here (there, the
+                # FieldInfo object itself).
+                default = None
+            if documented:
+                extras[0] = _undescribed(extras[0])  # the docstring's text wins, as there
+        if default is None and not _admits_none(annotation):
             annotation = _optional(annotation)  # `city: str = None`, common in tool files
         name = param.name if _field_name_ok(param.name) else _free_name(param.name, fields)
         options: dict[str, Any] = {"alias": alias} if alias != name else {}
-        if param.name in docs and not _has_description(annotation, extras):
+        if documented and not _has_description(annotation, extras):
             options["description"] = docs[param.name]
         if default is not inspect.Parameter.empty:
             options["default"] = default
@@ -175,20 +197,29 @@ def _arguments_model(
         plan.append((name, param.name, param.kind is inspect.Parameter.POSITIONAL_ONLY))
     model: type[Arguments] = create_model(model_name, __base__=Arguments, **fields)
     model.call_plan = tuple(plan)
+    model.accepted = frozenset(f.alias or n for n, f in model.model_fields.items())
     return model
 
 
+def default_of(info: FieldInfo) -> Any:
+    """A Field's default (calling its factory), or `inspect.Parameter.empty` when it has none."""
+    if info.default_factory is not None:
+        return info.get_default(call_default_factory=True, validated_data={})
+    return inspect.Parameter.empty if info.is_required() else info.default
+
+
+def _undescribed(info: FieldInfo) -> FieldInfo:
+    return FieldInfo.merge_field_infos(info, description=None)
+
+
 def _offered(param: inspect.Parameter, notes: list[Note], where: str) -> bool:
-    """Whether a parameter becomes an argument; *args, **kwargs and `_private` ones do not."""
+    """Whether a parameter becomes an argument; *args, **kwargs and `_private` ones with a
+    default do not (Open WebUI offers every name that does not start with `__`: a `_private`
+    parameter without a default is offered here too)."""
     if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
         stars = "*" if param.kind is inspect.Parameter.VAR_POSITIONAL else "**"
         message = f"{stars}{param.name} is not offered: the model passes named arguments only"
-    elif param.name.startswith("_"):
-        if param.default is inspect.Parameter.empty:
-            raise SourceError(
-                f"parameter {param.name!r} is private (leading `_`) and has no default; "
-                f"the host fills only {', '.join(INJECTED)}"
-            )
+    elif param.name.startswith("_") and param.default is not inspect.Parameter.empty:
         message = f"{param.name!r} is private (leading `_`): it keeps its default"
     else:
         return True
@@ -197,12 +228,12 @@ def _offered(param: inspect.Parameter, notes: list[Note], where: str) -> bool:
 
 
 def _field_name_ok(name: str) -> bool:
-    return name.isidentifier() and not hasattr(BaseModel, name)
+    return name.isidentifier() and not name.startswith("_") and not hasattr(BaseModel, name)
 
 
 def _free_name(name: str, taken: Mapping[str, Any]) -> str:
     """A field name for a parameter pydantic cannot take as one (`json`, `schema`, ...)."""
-    candidate = f"{_NOT_IDENTIFIER.sub('_', name)}_"
+    candidate = f"{_NOT_IDENTIFIER.sub('_', name).lstrip('_') or 'argument'}_"
     while candidate in taken or not _field_name_ok(candidate):
         candidate += "_"
     return candidate
@@ -277,11 +308,16 @@ def _untitle(schema: JsonSchema) -> None:
         node = nodes.pop()
         if isinstance(node, dict):
             for name, sub in (node.get("properties") or {}).items():
-                if isinstance(sub, dict) and sub.get("title") == name.title().replace("_", " "):
+                if isinstance(sub, dict) and sub.get("title") == _derived_title(name):
                     del sub["title"]
             nodes.extend(v for k, v in node.items() if k != "$defs" and isinstance(v, dict | list))
         elif isinstance(node, list):
             nodes.extend(node)
+
+
+def _derived_title(name: str) -> str:
+    """The title pydantic makes of a name: `zip_code` and `_zip_code` are `Zip Code`."""
+    return name.replace("_", " ").strip().title()
 
 
 def _nested_properties(schema: JsonSchema) -> list[str]:

@@ -1,4 +1,4 @@
-"""Which files make up each local tools entry: what the watcher looks at for an entry.
+"""Which files make up each local tools and filter entry: what the watcher looks at for an entry.
 
 The watching itself (polling, waiting for a file to settle, reloading) is the server's
 (`serve/watch.py`); this module only knows how a config names local tool files.
@@ -12,12 +12,13 @@ from toolbridge.config import Config
 
 
 def watched_files(config: Config) -> dict[str, list[Path]]:
-    """The .py files of each local tools entry given by `path`, by entry id."""
+    """The .py files of each local tools entry and filter given by `path`, by entry id."""
     files: dict[str, list[Path]] = {}
-    for entry in config.tools:
-        if entry.path is None:
+    entries = [(e.id, e.path) for e in config.tools] + [(f.id, f.path) for f in config.filters]
+    for ident, given in entries:
+        if given is None:
             continue
-        path = Path(entry.path)
+        path = Path(given)
         path = path if path.is_absolute() else config.base_dir / path
-        files[entry.id] = sorted(path.glob("*.py")) if path.is_dir() else [path]
+        files[ident] = sorted(path.glob("*.py")) if path.is_dir() else [path]
     return files

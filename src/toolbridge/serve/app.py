@@ -33,16 +33,19 @@ from toolbridge.errors import (
     error_body,
     error_status,
 )
+from toolbridge.filters.loader import FilterStatus
 from toolbridge.formats.render import FORMATS, render_tools
 from toolbridge.gateway import Gateway
 from toolbridge.generation import Held
+from toolbridge.local.context import CallContext
 from toolbridge.policy import Principal
 from toolbridge.registry import SourceStatus
 from toolbridge.serve.live import Live
 from toolbridge.serve.openapi_document import DocumentCache
+from toolbridge.serve.request_context import request_context, scope_url
 from toolbridge.serve.siblings import Siblings
 from toolbridge.serve.turns import run_turn
-from toolbridge.tools import HttpOperation, Tool, ToolResult
+from toolbridge.tools import HttpOperation, PythonFunction, Tool, ToolResult
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +151,12 @@ class CallEndpoint:
         headers = ScopeHeaders(scope["headers"])
         try:
             principal = self.gateway.authenticate(headers.get("authorization"))
-            self.gateway.tool(principal, name)  # 404 before reading the body
+            tool = self.gateway.tool(principal, name)  # 404 before reading the body
+            context = (
+                request_context(principal, headers, url=scope_url(scope, headers))
+                if isinstance(tool.target, PythonFunction) and tool.target.injected
+                else None  # else the gateway reads what filters need from the headers
+            )
             raw = await _read_body(receive)
             try:
                 arguments = orjson.loads(raw) if raw.strip() else {}
@@ -156,7 +164,7 @@ class CallEndpoint:
                 problem = f"the body is not valid JSON: {exc}"
                 raise InvalidArguments(name, [("$", problem)]) from None
             if "text/event-stream" in headers.get("accept", ""):
-                await self._stream(send, principal, name, arguments, headers)
+                await self._stream(send, principal, name, arguments, headers, context)
                 return
             events: list[Any] = []
             result = await self.gateway.call(
@@ -166,6 +174,7 @@ class CallEndpoint:
                 caller_headers=headers,
                 on_event=events.append,
                 argument_bytes=len(raw),
+                context=context,
             )
         except ToolbridgeError as exc:
             status, body, extra = error_parts(exc)
@@ -183,6 +192,7 @@ class CallEndpoint:
         name: str,
         arguments: Any,
         headers: Mapping[str, str],
+        context: CallContext | None,
     ) -> None:
         """The call as server-sent events: each event the tool emits (`event: event`), then
         `event: result` with the usual answer, or `event: error` with the error body."""
@@ -196,7 +206,12 @@ class CallEndpoint:
         async def run() -> None:
             try:
                 result = await self.gateway.call(
-                    principal, name, arguments, caller_headers=headers, on_event=on_event
+                    principal,
+                    name,
+                    arguments,
+                    caller_headers=headers,
+                    on_event=on_event,
+                    context=context,
                 )
                 loop.call_soon(queue.put_nowait, ("result", result_body(result)))
             except ToolbridgeError as exc:
@@ -322,14 +337,20 @@ def create_app(
 
     async def tool_calls(request: Request, principal: Principal) -> Response:
         payload = await _json_body(request)
-        answer = await run_turn(gateway, principal, payload, caller_headers=request.headers)
+        context = request_context(principal, request.headers, url=str(request.url))
+        answer = await run_turn(
+            gateway, principal, payload, caller_headers=request.headers, context=context
+        )
         return json_response(answer)
 
     async def servers(request: Request, principal: Principal) -> Response:
         held = gateway.held()
-        return json_response(
-            {"servers": [describe_source(s, held.get(s.id)) for s in gateway.sources()]}
-        )
+        body: dict[str, Any] = {
+            "servers": [describe_source(s, held.get(s.id)) for s in gateway.sources()]
+        }
+        if gateway.config.filters:
+            body["filters"] = [describe_filter(f) for f in gateway.filters()]
+        return json_response(body)
 
     async def reload(request: Request, principal: Principal) -> Response:
         if not principal.admin:
@@ -393,6 +414,11 @@ def result_body(result: ToolResult) -> dict[str, Any]:
     }
     if result.truncated:
         body["truncated"] = True
+    if result.embeds:
+        # Views for the person (rich UI), beside what the model reads in `result`.
+        body["embeds"] = [
+            {"content_type": e.content_type, "content": e.content} for e in result.embeds
+        ]
     return body
 
 
@@ -451,3 +477,20 @@ def describe_source(status: SourceStatus, held: Held | None = None) -> dict[str,
             "tools": held.changes.as_json(),
         }
     return described
+
+
+def describe_filter(status: FilterStatus) -> dict[str, Any]:
+    """A filter entry as `GET /v1/servers` lists it under `filters`."""
+    loaded = status.filter
+    entry = status.entry
+    return {
+        "id": entry.id,
+        "location": status.location,
+        "status": "ok" if status.error is None else "error",
+        "error": status.error,
+        "priority": loaded.priority if loaded is not None else entry.priority,
+        "required": entry.required,
+        "sources": list(entry.sources),
+        "tools": list(entry.tools),
+        "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(status.loaded_at)),
+    }

@@ -22,6 +22,10 @@ request's principal: MCP callers get exactly the access decisions of the HTTP AP
   API's documents, and APIs do not always answer as documented, so each such result is
   checked first; one that does not conform is returned with `isError` and a note saying so,
   its body still in the text, rather than passed on to fail in the client.
+- **Rich results**: an HTML view a local tool made for the person (`ToolResult.embeds`) is an
+  embedded `text/html` resource (`ui://toolbridge/<tool>/<n>`) after the text the model reads.
+- **Interaction**: the call's `_meta` context, a tool's events as progress and log
+  notifications, and `__event_call__` as elicitation: see `mcp_interaction`.
 - **Errors**: `call_error` is the one place errors become MCP.
 """
 
@@ -31,7 +35,7 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -55,11 +59,19 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from toolbridge import __version__
-from toolbridge.errors import ToolbridgeError, ToolNotFound, Unauthenticated
+from toolbridge.errors import AnswerNeeded, ToolbridgeError, ToolNotFound, Unauthenticated
 from toolbridge.formats.render import render
 from toolbridge.gateway import Gateway
 from toolbridge.openapi.bodies import body_kind
 from toolbridge.policy import Principal
+from toolbridge.serve.mcp_interaction import (
+    asker,
+    binding,
+    input_required,
+    meta_context,
+    relayed_events,
+)
+from toolbridge.serve.request_context import request_context
 from toolbridge.tools import JsonSchema, Tool, ToolResult
 
 logger = logging.getLogger(__name__)
@@ -160,13 +172,26 @@ class McpApp:
 
     async def _call_tool(
         self, ctx: Context, params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | types.InputRequiredResult:
         principal, headers = _caller(ctx)
+        arguments = params.arguments or {}
         try:
             tool = self.gateway.tool(principal, params.name)
-            result = await self.gateway.call(
-                principal, tool.name, params.arguments or {}, caller_headers=headers
-            )
+            url = str(ctx.request.url) if isinstance(ctx.request, Request) else None
+            context = meta_context(request_context(principal, headers, url=url), params.meta)
+            bind = binding(tool.name, arguments, principal.id)
+            context = replace(context, ask=asker(ctx, params, bind=bind))
+            async with relayed_events(ctx, tool.name) as on_event:
+                result = await self.gateway.call(
+                    principal,
+                    tool.name,
+                    arguments,
+                    caller_headers=headers,
+                    on_event=on_event,
+                    context=context,
+                )
+        except AnswerNeeded as pending:
+            return input_required(pending)
         except ToolbridgeError as exc:
             return call_error(exc)
         return self.tool_result(tool, result)
@@ -183,7 +208,18 @@ class McpApp:
                 f"the answer was:\n{_text(result)}"
             )
         structured = result.result if _is_json_object(result) else None
-        return types.CallToolResult(content=[_content(result)], structured_content=structured)
+        content: list[types.ContentBlock] = [_content(result)]
+        content += [
+            types.EmbeddedResource(
+                resource=types.TextResourceContents(
+                    uri=f"ui://toolbridge/{tool.name}/{index}",
+                    mime_type=embed.content_type,
+                    text=embed.content,
+                )
+            )
+            for index, embed in enumerate(result.embeds, start=1)
+        ]
+        return types.CallToolResult(content=content, structured_content=structured)
 
 
 def create_mcp_app(gateway: Gateway, *, stateful: bool = False) -> McpApp:

@@ -15,7 +15,17 @@ Three families of payload are recognised, each answered with what the client app
 
 Only the calls are run: other items and blocks (text, reasoning) are ignored, and in a Responses
 list a `function_call` that already has its `function_call_output` there is not run again, so a
-client may send the whole `input` it is about to send to the model.
+client may send the whole `input` it is about to send to the model. Likewise a conversation,
+`{"messages": [...]}` (Chat or Anthropic): the calls of its last assistant message that no later
+message answers are run, and local tools get the conversation as `__messages__` (a Responses
+`input` list is one too).
+
+Besides the calls, an object payload may carry `context`: `chat_id`, `message_id`,
+`session_id`, `metadata`, `files`, `model` and `messages` for local tools and filters (over the
+`X-Toolbridge-*` headers, which say the same). The answer adds, when there are any,
+`events`: `[{"call_id", "tool", "event"}]`, what local tools emitted while they ran, and
+`embeds`: `[{"call_id", "tool", "content_type", "content"}]`, views (HTML) made for the person,
+which the model reads about in the call's content instead.
 
 What the model reads (`content`, `output`): for a call that succeeded, the result alone, as text
 when it is text, else as JSON (`{"ok": true, "status": 204}` when there is no body); for a call
@@ -36,6 +46,7 @@ import orjson
 
 from toolbridge.errors import BadRequest, InvalidArguments, ToolbridgeError, error_body
 from toolbridge.gateway import Gateway
+from toolbridge.local.context import CallContext
 from toolbridge.policy import Principal
 from toolbridge.tools import JsonObject, ToolResult
 
@@ -63,6 +74,8 @@ class _Call:
 class _Outcome:
     text: str
     failed: bool
+    events: list[Any]
+    result: ToolResult | None = None
 
 
 async def run_turn(
@@ -71,24 +84,51 @@ async def run_turn(
     payload: Any,
     *,
     caller_headers: Mapping[str, str] | None = None,
+    context: CallContext | None = None,
 ) -> JsonObject:
     """Run every tool call in `payload` for `principal`, concurrently; answers in call order.
 
-    Raises BadRequest for a payload of no known shape, or with more than MAX_CALLS calls.
+    `context` is what the request's headers said about the call; the payload's conversation
+    and `context` object refine it. Raises BadRequest for a payload of no known shape, or with
+    more than MAX_CALLS calls, or a `context` of the wrong shape.
     """
-    family, calls = _read(payload)
+    family, calls, conversation = _read_turn(payload)
     if len(calls) > MAX_CALLS:
         raise BadRequest(f"{len(calls)} tool calls in one turn; at most {MAX_CALLS} are run")
+    context = context or CallContext()
+    if conversation is not None:
+        context = context.updated({"messages": conversation}, "$")
+    given = payload.get("context") if isinstance(payload, dict) else None
+    if given is not None:
+        if not isinstance(given, dict):
+            raise BadRequest(f"context: expected an object, found {_kind(given)}")
+        context = context.updated(given, "context")
     outcomes: list[_Outcome | None] = [None] * len(calls)
 
     async def run(index: int, call: _Call) -> None:
-        outcomes[index] = await _run(gateway, principal, call, caller_headers)
+        outcomes[index] = await _run(gateway, principal, call, caller_headers, context)
 
     async with anyio.create_task_group() as group:
         for index, call in enumerate(calls):
             group.start_soon(run, index, call)
     done = [outcome for outcome in outcomes if outcome is not None]
-    return _answer(family, calls, done)
+    answer = _answer(family, calls, done)
+    events = [
+        {"call_id": c.id, "tool": c.name, "event": event}
+        for c, o in zip(calls, done, strict=True)
+        for event in o.events
+    ]
+    if events:
+        answer["events"] = events
+    embeds = [
+        {"call_id": c.id, "tool": c.name, "content_type": e.content_type, "content": e.content}
+        for c, o in zip(calls, done, strict=True)
+        if o.result is not None
+        for e in o.result.embeds
+    ]
+    if embeds:
+        answer["embeds"] = embeds
+    return answer
 
 
 async def _run(
@@ -96,17 +136,25 @@ async def _run(
     principal: Principal,
     call: _Call,
     caller_headers: Mapping[str, str] | None,
+    context: CallContext,
 ) -> _Outcome:
+    events: list[Any] = []
     try:
         if isinstance(call.arguments, InvalidArguments):
             gateway.tool(principal, call.name)  # an unknown tool says so first, as over HTTP
             raise call.arguments
         result = await gateway.call(
-            principal, call.name, call.arguments, caller_headers=caller_headers
+            principal,
+            call.name,
+            call.arguments,
+            caller_headers=caller_headers,
+            on_event=events.append,
+            context=context,
         )
     except ToolbridgeError as exc:
-        return _Outcome(text=_json({"ok": False, **error_body(exc)}), failed=True)
-    return _Outcome(text=_content(result), failed=not result.ok)
+        text = _json({"ok": False, **error_body(exc)})
+        return _Outcome(text=text, failed=True, events=events)
+    return _Outcome(text=_content(result), failed=not result.ok, events=events, result=result)
 
 
 def _content(result: ToolResult) -> str:
@@ -155,6 +203,41 @@ def _answer(family: Family, calls: list[_Call], outcomes: list[_Outcome]) -> Jso
 
 
 # -- reading the payload ----------------------------------------------------------------------
+
+
+def _read_turn(payload: Any) -> tuple[Family, list[_Call], list[Any] | None]:
+    """The family, the calls to run, and the conversation when the payload holds one."""
+    if isinstance(payload, dict) and isinstance(payload.get("messages"), list):
+        return _read_conversation(payload["messages"])
+    family, calls = _read(payload)
+    given = payload.get("input") if isinstance(payload, dict) else None
+    return family, calls, given if family == "responses" and isinstance(given, list) else None
+
+
+def _read_conversation(messages: list[Any]) -> tuple[Family, list[_Call], list[Any]]:
+    """The calls of the last assistant message that no later message answers."""
+    last = next(
+        (
+            i
+            for i in range(len(messages) - 1, -1, -1)
+            if isinstance(messages[i], dict) and messages[i].get("role") == "assistant"
+        ),
+        None,
+    )
+    if last is None:
+        raise BadRequest(f"messages: no assistant message with tool calls; expected {SHAPES}")
+    family, calls = _read(messages[last])
+    answered: set[Any] = set()
+    for message in messages[last + 1 :]:
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "tool":
+            answered.add(message.get("tool_call_id"))
+        if isinstance(message.get("content"), list):
+            answered.update(
+                b.get("tool_use_id") for b in message["content"] if _is(b, "tool_result")
+            )
+    return family, [c for c in calls if c.id not in answered], messages
 
 
 def _read(payload: Any) -> tuple[Family, list[_Call]]:

@@ -1,0 +1,229 @@
+"""Running the filters in scope around one call, in priority order (then id order), the same
+order for inlets and outlets, as Open WebUI runs them.
+
+- `inlet(call, __user__)` gets `{"tool", "source", "arguments"}` and returns it (changed or
+  not; None means unchanged). The call goes on with the `arguments` it returns. A filter that
+  raises (or takes longer than its `timeout`) refuses the call: the caller gets a failed result
+  whose text is the filter's message, and the tool is not called.
+- `outlet(result, __user__)` gets `{"tool", "source", "arguments", "ok", "status",
+  "content_type", "result", "embeds"}` and returns it, changed or not. A filter that raises
+  passes the result on as it was before it, with the error logged; a `required` one withholds
+  the result instead.
+- A filter that could not be loaded is skipped (its error is reported at load), unless it is
+  `required`: then the calls in its scope are refused while it is down.
+
+Handlers get Open WebUI's host parameters as tools do (`local.calls.injected`), with
+`__user__["valves"]` the filter's `UserValves` filled from what the caller sent for it.
+Each filter sees its own copy of the call or result, so one that fails leaves no trace.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+from functools import partial
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from toolbridge.errors import InvalidArguments
+from toolbridge.filters.loader import Filter, FilterStatus, Handler
+from toolbridge.local.calls import EventSink, injected
+from toolbridge.local.context import CallContext
+from toolbridge.local.signatures import cause
+from toolbridge.tools import Embed, Tool, ToolResult
+
+logger = logging.getLogger(__name__)
+
+Chain = tuple[FilterStatus, ...]
+"""The filters that apply to one tool, in the order they run."""
+
+
+def select(statuses: tuple[FilterStatus, ...], tool: Tool) -> Chain:
+    """The filters whose scope holds `tool`, loaded or required, in running order."""
+    chosen = []
+    for status in statuses:
+        entry = status.entry
+        if entry.sources and tool.source not in entry.sources:
+            continue
+        if entry.tools and not any(fnmatch.fnmatchcase(tool.name, g) for g in entry.tools):
+            continue
+        if status.filter is None and not entry.required:
+            continue
+        chosen.append(status)
+    return tuple(sorted(chosen, key=lambda s: (_priority(s), s.entry.id)))
+
+
+def _priority(status: FilterStatus) -> int:
+    if status.filter is not None:
+        return status.filter.priority
+    return status.entry.priority or 0
+
+
+async def run_inlets(
+    chain: Chain,
+    tool: Tool,
+    arguments: Any,
+    *,
+    user: Mapping[str, Any],
+    valves: Mapping[str, Any],
+    context: CallContext,
+    on_event: EventSink | None,
+) -> tuple[Any, CallContext] | ToolResult:
+    """The arguments (and context) the call goes on with, or the refusal that ends it."""
+    for status in chain:
+        loaded = status.filter
+        if loaded is None:
+            message = f"refused: filter {status.entry.id!r} is not loaded ({status.error})"
+            return ToolResult(ok=False, content_type="text/plain", result=message)
+        if loaded.inlet is None:
+            continue
+        payload = {"tool": tool.name, "source": tool.source, "arguments": copy.deepcopy(arguments)}
+        try:
+            answer = await _run(loaded, loaded.inlet, payload, user, valves, context, on_event)
+        except InvalidArguments:
+            raise
+        except (Exception, SystemExit) as exc:
+            reason = _reason(exc, loaded)
+            logger.warning("filter %s refused a call of %s: %s", loaded.id, tool.name, reason)
+            message = f"refused by filter {loaded.id!r}: {reason}"
+            return ToolResult(ok=False, content_type="text/plain", result=message)
+        if answer is not None:
+            changed = answer.get("arguments") if isinstance(answer, dict) else None
+            if not isinstance(changed, dict):
+                found = type(answer).__name__ if not isinstance(answer, dict) else "no arguments"
+                message = (
+                    f"refused by filter {loaded.id!r}: its inlet returned {found}, expected the "
+                    "call with its `arguments` object"
+                )
+                return ToolResult(ok=False, content_type="text/plain", result=message)
+            arguments = changed
+        if loaded.file_handler:
+            metadata = {k: v for k, v in context.metadata.items() if k != "files"}
+            context = replace(context, files=(), metadata=metadata)
+    return arguments, context
+
+
+async def run_outlets(
+    chain: Chain,
+    tool: Tool,
+    arguments: Any,
+    result: ToolResult,
+    *,
+    user: Mapping[str, Any],
+    valves: Mapping[str, Any],
+    context: CallContext,
+    on_event: EventSink | None,
+) -> ToolResult:
+    """The result as the outlets leave it."""
+    for status in chain:
+        loaded = status.filter
+        if loaded is None or loaded.outlet is None:
+            continue
+        payload = {
+            "tool": tool.name,
+            "source": tool.source,
+            "arguments": copy.deepcopy(arguments),
+            "ok": result.ok,
+            "status": result.status,
+            "content_type": result.content_type,
+            "result": copy.deepcopy(result.result),
+            "embeds": [
+                {"content_type": e.content_type, "content": e.content} for e in result.embeds
+            ],
+        }
+        try:
+            answer = await _run(loaded, loaded.outlet, payload, user, valves, context, on_event)
+            if answer is not None:
+                result = _changed(result, answer, payload)
+        except InvalidArguments:
+            raise
+        except (Exception, SystemExit) as exc:
+            if loaded.required:
+                logger.error(
+                    "filter %s failed on %s; the result is withheld",
+                    loaded.id,
+                    tool.name,
+                    exc_info=exc,
+                )
+                message = (
+                    f"the result was withheld: filter {loaded.id!r} could not check it "
+                    f"({_reason(exc, loaded, brief=True)})"
+                )
+                return ToolResult(
+                    ok=False, status=result.status, content_type="text/plain", result=message
+                )
+            logger.error(
+                "filter %s failed on %s; the result goes on unfiltered",
+                loaded.id,
+                tool.name,
+                exc_info=exc,
+            )
+    return result
+
+
+async def _run(
+    loaded: Filter,
+    handler: Handler,
+    payload: dict[str, Any],
+    user: Mapping[str, Any],
+    valves: Mapping[str, Any],
+    context: CallContext,
+    on_event: EventSink | None,
+) -> Any:
+    given_user = {**user, "valves": valves.get(loaded.id)}
+    kwargs = injected(
+        handler.injected,
+        tool_id=loaded.id,
+        user=given_user,
+        context=context,
+        on_event=on_event,
+        instance=loaded.instance,
+        where=f"filter {loaded.id}",
+    )
+    if handler.payload is not None:
+        kwargs[handler.payload] = payload
+    with anyio.fail_after(loaded.timeout):
+        if handler.is_async:
+            return await handler.func(**kwargs)
+        return await anyio.to_thread.run_sync(
+            partial(handler.func, **kwargs), abandon_on_cancel=True
+        )
+
+
+def _changed(result: ToolResult, answer: Any, before: dict[str, Any]) -> ToolResult:
+    if not isinstance(answer, dict):
+        raise TypeError(f"the outlet returned {type(answer).__name__}, expected the result object")
+    value = answer.get("result", before["result"])
+    content_type = answer.get("content_type", before["content_type"])
+    if content_type == before["content_type"] and isinstance(value, str) != isinstance(
+        before["result"], str
+    ):
+        content_type = "text/plain" if isinstance(value, str) else "application/json"
+    ok = answer.get("ok", before["ok"])
+    embeds = answer.get("embeds", before["embeds"])
+    if not isinstance(ok, bool) or not isinstance(content_type, str | None):
+        raise TypeError("the outlet returned `ok` or `content_type` of the wrong type")
+    if not isinstance(embeds, list):
+        raise TypeError("the outlet returned `embeds` that is not a list")
+    return replace(
+        result,
+        ok=ok,
+        content_type=content_type,
+        result=value,
+        embeds=tuple(
+            Embed(content_type=str(e["content_type"]), content=str(e["content"])) for e in embeds
+        ),
+    )
+
+
+def _reason(exc: BaseException, loaded: Filter, *, brief: bool = False) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"it did not answer within {loaded.timeout:g} s"
+    if brief:
+        return type(exc).__name__
+    return str(exc) or cause(exc)

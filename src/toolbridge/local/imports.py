@@ -1,0 +1,116 @@
+"""Executing a tool or filter file as a module of its own, or importing a named module, with
+errors that say which import failed and why.
+
+A file that imports `open_webui` (or one of the short names Open WebUI rewrites to it:
+`utils`, `apps`, `main`, `config`) needs the Open WebUI application, which is not here: the
+error says so and names the import. A missing third-party package names the file's
+`requirements` that are not installed, and the `toolbridge[openwebui]` extra when Open WebUI
+would have provided the package.
+
+Trust: the files are the operator's (config entries); running them is the point.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import re
+import sys
+import types
+from pathlib import Path
+
+from toolbridge.errors import SourceError
+from toolbridge.local.docstrings import frontmatter
+from toolbridge.local.requirements import installed, requirements
+from toolbridge.local.signatures import cause
+from toolbridge.local.sources import LocalModule, display
+
+_MODULE_NAME = re.compile(r"[^A-Za-z0-9_]")
+OPEN_WEBUI_NAMES = frozenset({"open_webui", "utils", "apps", "main", "config"})
+"""`open_webui`, and the old top-level names Open WebUI rewrites to `open_webui.*`."""
+OPENWEBUI_EXTRA = {
+    "fastapi": "fastapi",
+    "requests": "requests",
+    "httpx": "httpx",
+    "bs4": "beautifulsoup4",
+    "aiofiles": "aiofiles",
+    "pytz": "pytz",
+    "dateutil": "python-dateutil",
+    "markdown": "markdown",
+}
+"""Modules Open WebUI's runtime gives tool files, by import name: `toolbridge[openwebui]`."""
+
+
+def import_file(label: str, namespace: str, path: Path) -> tuple[types.ModuleType, LocalModule]:
+    """Execute `path` as a module under a private name, `namespace` (unique to the entry) and
+    the file's stem, that nothing else shares. `label` starts every error (`tools 'x'`)."""
+    where = f"{label}: {display(path)}"
+    try:
+        source = path.read_text(encoding="utf-8")
+        tree = ast.parse(source, filename=str(path))
+    except SyntaxError as exc:
+        raise SourceError(f"{where}:{exc.lineno}: invalid Python: {exc.msg}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{where}: cannot be read: {exc}") from exc
+    info = LocalModule(
+        name=path.stem, location=display(path), frontmatter=frontmatter(ast.get_docstring(tree))
+    )
+    name = _MODULE_NAME.sub("_", f"{namespace}__{path.stem}")
+    spec = importlib.util.spec_from_file_location(name, path)
+    # A `.py` path always gets a spec with a source loader.
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # Registered under its private name while it runs and after: dataclasses, pydantic and
+    # typing look classes' modules up in sys.modules to resolve string annotations.
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:
+        sys.modules.pop(name, None)
+        raise SourceError(f"{where}: {_why(exc, tree, info)}") from exc
+    return module, info
+
+
+def import_module(label: str, name: str) -> types.ModuleType:
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:
+        raise SourceError(f"{label}: module {name!r} cannot be imported: {cause(exc)}") from exc
+
+
+def _why(exc: BaseException, tree: ast.Module, info: LocalModule) -> str:
+    """Why a file could not be imported, naming the import when one failed."""
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    top = (missing or "").split(".")[0]
+    statement = _import_of(tree, top) if top else None
+    if top in OPEN_WEBUI_NAMES and not installed(top.replace("_", "-")):
+        line, text = statement or (0, f"import {missing}")
+        at = f" (line {line})" if line else ""
+        return (
+            f"needs the Open WebUI application: `{text}`{at} imports Open WebUI's own code, "
+            "which exists only inside Open WebUI; toolbridge runs tool files without it"
+        )
+    hints = []
+    pending = [r for r in requirements(info) if not installed(r)]
+    if pending:
+        hints.append(f"requirements not installed: {', '.join(pending)}")
+    if top in OPENWEBUI_EXTRA and not installed(OPENWEBUI_EXTRA[top]):
+        hints.append("Open WebUI provides it: pip install 'toolbridge[openwebui]'")
+    hint = f" ({'; '.join(hints)})" if hints else ""
+    return f"cannot be imported: {cause(exc)}{hint}"
+
+
+def _import_of(tree: ast.Module, top: str) -> tuple[int, str] | None:
+    """The first statement that imports module `top` (or something under it), as written."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        if any(name.split(".")[0] == top for name in names):
+            return node.lineno, ast.unparse(node)
+    return None

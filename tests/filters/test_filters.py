@@ -1,0 +1,303 @@
+"""Filters around tool calls, through `Gateway.call` in process: inlets that tidy or refuse,
+outlets that redact or fail, scope, priority, Valves and UserValves, required filters, files,
+loading errors and reloads.
+
+The gateway serves the demo's notes document (its upstream a `MockUpstream`) and local tools
+(`tests/fixtures/tools/faults.py`, `tests/fixtures/openwebui/notebook.py`); the filter files
+are in `tests/fixtures/filters/`, written as community Open WebUI filters are.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from toolbridge.config import Config
+from toolbridge.errors import InvalidArguments
+from toolbridge.gateway import Gateway
+from toolbridge.policy import ANONYMOUS_ADMIN, Principal
+from toolbridge.tools import ToolResult
+from toolbridge.upstream.seam import MockUpstream, UpstreamRequest, UpstreamResponse
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).resolve().parents[2]
+FILTERS = "tests/fixtures/filters"
+NOTE = {"id": 1, "title": "Call ada@example.com", "body": "or bob@example.org"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _at_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Locations are shown relative to the working directory: fix it at the repository root."""
+    monkeypatch.chdir(ROOT)
+
+
+def answer(request: UpstreamRequest) -> UpstreamResponse:
+    return UpstreamResponse(
+        status=200, headers=(("content-type", "application/json"),), body=json.dumps(NOTE).encode()
+    )
+
+
+def gateway(*filters: dict[str, Any], base_dir: Path = ROOT) -> tuple[Gateway, MockUpstream]:
+    config = Config.model_validate(
+        {
+            "servers": [
+                {
+                    "id": "notes",
+                    "spec": str(ROOT / "specs/demo.yaml"),
+                    "base_url": "http://notes.test",
+                    "access": {"users": ["*"]},
+                }
+            ],
+            "tools": [
+                {
+                    "id": "faults",
+                    "path": str(ROOT / "tests/fixtures/tools/faults.py"),
+                    "access": {"users": ["*"]},
+                },
+                {"id": "nb", "path": str(ROOT / "tests/fixtures/openwebui/notebook.py")},
+            ],
+            "filters": list(filters),
+            "base_dir": base_dir,
+        }
+    )
+    upstream = MockUpstream(answer)
+    found = Gateway(config, upstream=upstream)
+    found.load()
+    return found, upstream
+
+
+GUARD = {"id": "guard", "path": f"{FILTERS}/guard.py"}
+REDACT = {"id": "redact", "path": f"{FILTERS}/redact_emails.py"}
+
+
+async def test_inlet_tidies_and_outlet_redacts_remote_and_local_calls() -> None:
+    gw, upstream = gateway(GUARD, REDACT)
+    remote = await gw.call(ANONYMOUS_ADMIN, "getNote", {"noteId": 1})
+    assert remote == ToolResult(
+        ok=True,
+        status=200,
+        content_type="application/json",
+        result={"id": 1, "title": "Call [email]", "body": "or [email]"},
+    )
+    local = await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "  write to eve@example.net  "})
+    assert local == ToolResult(ok=True, content_type="text/plain", result="write to [email]")
+    assert len(upstream.requests) == 1
+
+
+async def test_an_inlet_that_raises_refuses_the_call() -> None:
+    """The caller reads the filter's message; neither the upstream nor the tool is called."""
+    gw, upstream = gateway(GUARD)
+    events: list[Any] = []
+    refused = await gw.call(
+        ANONYMOUS_ADMIN, "listNotes", {"tag": "x; DROP TABLE notes"}, on_event=events.append
+    )
+    assert refused == ToolResult(
+        ok=False,
+        content_type="text/plain",
+        result="refused by filter 'guard': 'tag' mentions 'drop table', which is not allowed",
+    )
+    assert upstream.requests == []
+    assert events == []  # refused before its emitter ran
+
+
+async def test_scope_by_source_and_tool_glob() -> None:
+    only_notes = {**REDACT, "sources": ["notes"]}
+    gw, _ = gateway(only_notes)
+    local = await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "eve@example.net"})
+    assert local.result == "eve@example.net"
+    assert (await gw.call(ANONYMOUS_ADMIN, "getNote", {"noteId": 1})).result["body"] == (
+        "or [email]"
+    )
+    by_glob = {**REDACT, "tools": ["list*", "ech?"]}
+    gw, _ = gateway(by_glob)
+    assert (await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "eve@example.net"})).result == (
+        "[email]"
+    )
+    assert (await gw.call(ANONYMOUS_ADMIN, "getNote", {"noteId": 1})).result == NOTE
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        (1, 2, "[one]"),  # lower priority runs first and leaves the other nothing to redact
+        (2, 1, "[two]"),
+        (None, None, "[two]"),  # the Valves' priority (5 each), then the ids: `a` before `b`
+    ],
+)
+async def test_priority_orders_the_filters(
+    first: int | None, second: int | None, expected: str
+) -> None:
+    one = {
+        "id": "b",
+        "path": f"{FILTERS}/redact_emails.py",
+        "valves": {"replacement": "[one]"},
+        "priority": first,
+    }
+    two = {**one, "id": "a", "valves": {"replacement": "[two]"}, "priority": second}
+    gw, _ = gateway(one, two)
+    assert (await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "eve@example.net"})).result == expected
+    assert [f.filter.priority for f in gw.filters() if f.filter] == [
+        5 if first is None else first,
+        5 if second is None else second,
+    ]
+
+
+async def test_user_valves_come_from_the_caller() -> None:
+    gw, _ = gateway(REDACT)
+    headers = {"x-toolbridge-filter-valves": '{"redact": {"keep_domain": true}}'}
+    result = await gw.call(
+        ANONYMOUS_ADMIN, "echo", {"text": "eve@example.net"}, caller_headers=headers
+    )
+    assert result.result == "[email]@example.net"
+    with pytest.raises(InvalidArguments) as caught:
+        await gw.call(
+            ANONYMOUS_ADMIN,
+            "echo",
+            {"text": "x"},
+            caller_headers={"x-toolbridge-filter-valves": '{"redact": {"keep_domain": "maybe"}}'},
+        )
+    assert caught.value.problems == [
+        (
+            "$.__user__.valves.keep_domain",
+            "Input should be a valid boolean, unable to interpret input",
+        )
+    ]
+
+
+async def test_filters_get_the_call_context() -> None:
+    gw, _ = gateway(GUARD)
+    alice = Principal(id="alice")
+    headers = {"x-toolbridge-chat-id": "chat-9"}
+    await gw.call(alice, "echo", {"text": "hi"}, caller_headers=headers)
+    status = gw.filters()[0]
+    assert status.filter is not None
+    assert status.filter.instance.seen == [
+        {"tool": "echo", "user": "alice", "chat": "chat-9", "metadata_chat": "chat-9"}
+    ]
+
+
+async def test_a_failing_outlet_passes_the_result_on_unfiltered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Its changes before it raised are not kept: it worked on a copy."""
+    gw, _ = gateway({"id": "shaky", "path": f"{FILTERS}/shaky.py"})
+    fine = await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "calm"})
+    assert fine.result == {"wrapped": "calm"}
+    with caplog.at_level(logging.ERROR, logger="toolbridge.filters.chain"):
+        failed = await gw.call(
+            ANONYMOUS_ADMIN, "whoami", {}, caller_headers={"x-toolbridge-chat-id": "boom"}
+        )
+    assert failed.ok
+    assert failed.result["chat_id"] == "boom"
+    assert "touched" not in failed.result
+    assert [r.getMessage() for r in caplog.records] == [
+        "filter shaky failed on whoami; the result goes on unfiltered"
+    ]
+
+
+async def test_a_required_outlet_that_fails_withholds_the_result() -> None:
+    gw, _ = gateway({"id": "shaky", "path": f"{FILTERS}/shaky.py", "required": True})
+    withheld = await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "boom@example.com"})
+    assert withheld == ToolResult(
+        ok=False,
+        content_type="text/plain",
+        result="the result was withheld: filter 'shaky' could not check it (RuntimeError)",
+    )
+
+
+async def test_a_filter_that_cannot_load() -> None:
+    """Skipped when optional (the others still run); calls refused while a required one is
+    down."""
+    missing = {"id": "gone", "path": f"{FILTERS}/no_such_filter.py"}
+    gw, _ = gateway(missing, REDACT)
+    assert [(s.entry.id, s.error) for s in gw.filters()] == [
+        ("gone", f"filters 'gone': {FILTERS}/no_such_filter.py: no such file"),
+        ("redact", None),
+    ]
+    assert (await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "a@b.co"})).result == "[email]"
+    gw, upstream = gateway({**missing, "required": True})
+    refused = await gw.call(ANONYMOUS_ADMIN, "getNote", {"noteId": 1})
+    assert refused == ToolResult(
+        ok=False,
+        content_type="text/plain",
+        result=f"refused: filter 'gone' is not loaded (filters 'gone': {FILTERS}/"
+        "no_such_filter.py: no such file)",
+    )
+    assert upstream.requests == []
+
+
+async def test_a_file_handler_takes_the_files() -> None:
+    gw, _ = gateway({"id": "keeper", "path": f"{FILTERS}/file_keeper.py"})
+    headers = {"x-toolbridge-files": '[{"id": "f1", "name": "a.pdf"}]'}
+    seen = await gw.call(ANONYMOUS_ADMIN, "whoami", {}, caller_headers=headers)
+    assert (seen.result["files"], seen.result["metadata"]["files"]) == ([], [])
+    status = gw.filters()[0]
+    assert status.filter is not None
+    assert status.filter.instance.files == [{"id": "f1", "name": "a.pdf"}]
+
+
+@pytest.mark.parametrize(
+    ("source", "valves", "message"),
+    [
+        ("class Nothing: ...\n", {}, "has no `class Filter` (an Open WebUI filter function)"),
+        ("class Filter:\n    pass\n", {}, "the Filter has neither `inlet` nor `outlet`"),
+        (
+            "class Filter:\n    def inlet(self, body, extra): return body\n",
+            {},
+            "inlet: parameter 'extra' has no default, and the host fills only the call ('body') "
+            "and Open WebUI's `__name__` parameters",
+        ),
+        (
+            "class Filter:\n    def outlet(self, body): return body\n",
+            {"x": 1},
+            "valves are given, but the Filter has no Valves model",
+        ),
+        (
+            "from pydantic import BaseModel\n"
+            "class Filter:\n"
+            "    class Valves(BaseModel):\n        priority: str = 'high'\n"
+            "    def __init__(self): self.valves = self.Valves()\n"
+            "    def outlet(self, body): return body\n",
+            {},
+            "priority must be a number, found str",
+        ),
+        (
+            "from open_webui.models.users import Users\n",
+            {},
+            "needs the Open WebUI application: `from open_webui.models.users import Users` "
+            "(line 1) imports Open WebUI's own code, which exists only inside Open WebUI; "
+            "toolbridge runs tool files without it",
+        ),
+    ],
+)
+def test_loading_errors(tmp_path: Path, source: str, valves: dict[str, Any], message: str) -> None:
+    (tmp_path / "f.py").write_text(source)
+    gw, _ = gateway({"id": "f", "path": "f.py", "valves": valves}, base_dir=tmp_path)
+    assert [s.error for s in gw.filters()] == [f"filters 'f': {tmp_path}/f.py: {message}"]
+
+
+async def test_reload_takes_an_edit_and_keeps_the_last_good_version(tmp_path: Path) -> None:
+    shutil.copy(ROOT / FILTERS / "redact_emails.py", tmp_path / "redact.py")
+    gw, _ = gateway({"id": "redact", "path": "redact.py"}, base_dir=tmp_path)
+    text = (tmp_path / "redact.py").read_text()
+    (tmp_path / "redact.py").write_text(text.replace('default="[email]"', 'default="[hidden]"'))
+    await gw.reload(frozenset({"redact"}))
+    assert (await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "a@b.co"})).result == "[hidden]"
+    (tmp_path / "redact.py").write_text(text + "\ndef broken(:\n")
+    await gw.reload(frozenset({"redact"}))
+    (status,) = gw.filters()
+    assert status.error == (
+        f"filters 'redact': {tmp_path}/redact.py:44: invalid Python: invalid syntax"
+    )
+    assert (await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "a@b.co"})).result == "[hidden]"
