@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "toolbridge"
 # rooms before it. Top-level modules are rooms of their own, named by module.
 LAYERS: list[set[str]] = [
     {"errors", "tools", "yaml_loader"},  # plain values and the one YAML loader
+    {"yaml_paths"},  # where a value is in a YAML file, for errors that say so
     {"schemas", "names", "config"},  # pure helpers over those values; the config file
     {"state"},  # the store: what the gateway learns at run time (SQLite or PostgreSQL)
     {"formats"},  # client formats: pure rendering of tools

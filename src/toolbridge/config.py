@@ -7,7 +7,6 @@ was found.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,6 +26,7 @@ from pydantic import (
 
 from toolbridge.errors import ConfigError
 from toolbridge.yaml_loader import YamlLoader
+from toolbridge.yaml_paths import check_nodes, dotted, explain, kind_of, locate, substitute
 
 
 class _ConfigLoader(yaml.SafeLoader):
@@ -38,11 +38,9 @@ _ConfigLoader.add_constructor(
     "tag:yaml.org,2002:int", YamlLoader.yaml_constructors["tag:yaml.org,2002:int"]
 )
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _ID = r"^[A-Za-z][A-Za-z0-9_-]{0,39}$"
 _METHODS = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE")
 _AUTH_TYPES = ("bearer", "api_key", "basic", "oauth2_client_credentials", "forward")
-_AUTH_TYPES_TEXT = ", ".join(repr(t) for t in _AUTH_TYPES)
 
 
 def _method(value: str) -> str:
@@ -317,7 +315,7 @@ def load_config(path: Path, environ: Mapping[str, str]) -> Config:
         raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
     try:
         node = yaml.compose(text, Loader=_ConfigLoader)
-        _check_nodes(node, path)
+        check_nodes(node, path)
         data = yaml.load(text, Loader=YamlLoader)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 0
@@ -325,39 +323,13 @@ def load_config(path: Path, environ: Mapping[str, str]) -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}:1: expected a mapping at the top level, found {_kind(data)}")
-    data = _substitute(data, environ, path, node, ())
+        raise ConfigError(f"{path}:1: expected a mapping at the top level, found {kind_of(data)}")
+    data = substitute(data, environ, path, node, ())
     _check_unique_ids(data, path, node)
     try:
         return Config.model_validate({**data, "base_dir": path.resolve().parent})
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, path, node)) from None
-
-
-def _check_nodes(root: Any, path: Path) -> None:
-    """Refuse keys given twice in one mapping, and aliases that contain themselves."""
-    if root is None:
-        return
-    stack: list[tuple[Any, tuple[Any, ...], frozenset[int]]] = [(root, (), frozenset())]
-    while stack:
-        node, where, above = stack.pop()
-        if id(node) in above:
-            line = node.start_mark.line + 1
-            raise ConfigError(f"{path}:{line}: {_dotted(where)}: an alias contains itself")
-        inside = above | {id(node)}
-        if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for key, value in node.value:
-                name = str(key.value)
-                if name in seen:
-                    line = key.start_mark.line + 1
-                    raise ConfigError(
-                        f"{path}:{line}: {_dotted((*where, name))}: key {name!r} is given twice"
-                    )
-                seen.add(name)
-                stack.append((value, (*where, name), inside))
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend((item, (*where, i), inside) for i, item in enumerate(node.value))
+        raise ConfigError(explain(exc, path, node, union_tags=_AUTH_TYPES)) from None
 
 
 def _check_unique_ids(data: dict[str, Any], path: Path, node: Any) -> None:
@@ -375,127 +347,7 @@ def _check_unique_ids(data: dict[str, Any], path: Path, node: Any) -> None:
                 where = (section, index, "id")
                 kind = {"servers": "server", "tools": "tools", "filters": "filter"}[section]
                 raise ConfigError(
-                    f"{path}:{_locate(node, where)[0]}: {_dotted(where)}: "
+                    f"{path}:{locate(node, where)[0]}: {dotted(where)}: "
                     f"{kind} id {ident!r} is used twice"
                 )
             seen.add(ident)
-
-
-def _substitute(
-    value: Any, environ: Mapping[str, str], path: Path, node: Any, where: tuple[Any, ...]
-) -> Any:
-    if isinstance(value, dict):
-        return {k: _substitute(v, environ, path, node, (*where, k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, environ, path, node, (*where, i)) for i, v in enumerate(value)]
-    if not isinstance(value, str) or "${" not in value:
-        return value
-
-    def replace(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if environ.get(name):
-            return environ[name]
-        if default is not None:
-            return default  # as in the shell, `:-` also replaces a set but empty variable
-        if name in environ:
-            return ""
-        raise ConfigError(
-            f"{path}:{_locate(node, where)[0]}: {_dotted(where)}: environment variable {name} "
-            "is not set (write ${" + name + ":-default} to give a default)"
-        )
-
-    return _VAR.sub(replace, value)
-
-
-_MESSAGES = {
-    "list_type": "Input should be a list",
-    "tuple_type": "Input should be a list",
-    "dict_type": "Input should be a mapping",
-    "model_type": "Input should be a mapping",
-    "model_attributes_type": "Input should be a mapping",
-}
-
-
-def _explain(exc: ValidationError, path: Path, node: Any) -> str:
-    lines = []
-    for error in exc.errors():
-        loc = _plain_loc(error["loc"])
-        line, loc = _locate(node, loc)
-        kind = error["type"]
-        if kind == "extra_forbidden":
-            message = f"unknown key {loc[-1]!r}"
-        elif kind == "missing":
-            message = f"required key {loc[-1]!r} is missing"
-            loc = loc[:-1]
-            line = _locate(node, loc)[0]
-        elif kind == "union_tag_not_found":
-            message = f"required key 'type' is missing (one of {_AUTH_TYPES_TEXT})"
-        elif kind == "union_tag_invalid":
-            found = error.get("input")
-            found = found.get("type") if isinstance(found, dict) else found
-            message = f"unknown type {found!r} (expected one of {_AUTH_TYPES_TEXT})"
-        elif kind == "value_error":
-            message = str(error["msg"]).removeprefix("Value error, ")
-        else:
-            # Only the kind of what was found: the value itself may be a secret.
-            text = _MESSAGES.get(kind, error["msg"])
-            message = f"{text} (found {_kind(error.get('input'))})"
-        lines.append(f"{path}:{line}: {_dotted(loc) or '(top level)'}: {message}")
-    return "\n".join(dict.fromkeys(lines))
-
-
-def _plain_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """pydantic's location without the tags it adds for tagged unions (`auth.bearer.token`)."""
-    out: list[Any] = []
-    for part in loc:
-        if out and out[-1] == "auth" and part in _AUTH_TYPES:
-            continue
-        out.append(part)
-    return tuple(out)
-
-
-def _locate(node: Any, where: tuple[Any, ...]) -> tuple[int, tuple[Any, ...]]:
-    """The line of the YAML node at a key path (or of its nearest existing parent), and the key
-    path as the file writes it: a single value given where a list is allowed has no index."""
-    line = node.start_mark.line + 1 if node is not None else 1
-    shown: list[Any] = []
-    for index, part in enumerate(where):
-        if node is None:
-            shown.extend(where[index:])
-            break
-        if isinstance(node, yaml.MappingNode) and isinstance(part, int):
-            continue
-        child = None
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == str(part):
-                    child = value
-                    line = key.start_mark.line + 1
-                    break
-        elif (
-            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
-        ):
-            child = node.value[part]
-            line = child.start_mark.line + 1
-        shown.append(part)
-        node = child
-    return line, tuple(shown)
-
-
-def _dotted(where: tuple[Any, ...]) -> str:
-    out = ""
-    for part in where:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(
-        type(value), type(value).__name__
-    )
