@@ -21,7 +21,9 @@ LAYERS: list[set[str]] = [
     {"shared_limits"},  # rate limits counted once for all processes (Redis), local as fallback
     {"identity"},  # credentials -> principals
     {"registry"},  # all sources -> one Catalog
+    {"users"},  # each caller's stored data, cached
     {"generation"},  # one config's catalog and all derived from it
+    {"dispatch"},  # where a checked call goes
     {"report", "gateway"},  # the check report; the service
     {"serve"},  # the edges: HTTP, MCP, one-turn calls, the gateway's own document
     {"demo"},  # the bundled demo service

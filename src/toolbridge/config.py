@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -40,7 +40,7 @@ _ConfigLoader.add_constructor(
 
 _ID = r"^[A-Za-z][A-Za-z0-9_-]{0,39}$"
 _METHODS = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE")
-_AUTH_TYPES = ("bearer", "api_key", "basic", "oauth2_client_credentials", "forward")
+_AUTH_TYPES = ("bearer", "api_key", "basic", "oauth2_client_credentials", "forward", "per_user")
 
 
 def _method(value: str) -> str:
@@ -50,6 +50,9 @@ def _method(value: str) -> str:
 
 
 HttpMethod = Annotated[str, AfterValidator(_method)]
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Model(BaseModel):
@@ -111,8 +114,44 @@ class ForwardAuth(_Model):
     header: str = "Authorization"
 
 
+class PerUserAuth(_Model):
+    """Each caller's own credential, stored with `PUT /v1/me/credentials/{server_id}`."""
+
+    type: Literal["per_user"]
+    scheme: Literal["bearer", "api_key", "basic"] = "bearer"
+    name: str | None = None
+    """For `api_key`: the header, query parameter or cookie (else the document's scheme says)."""
+    location: Literal["header", "query", "cookie"] | None = Field(default=None, alias="in")
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """What a caller's stored credential holds, by scheme."""
+        return {"bearer": ("token",), "api_key": ("value",), "basic": ("username", "password")}[
+            self.scheme
+        ]
+
+    def with_secret(self, secret: Mapping[str, str]) -> BearerAuth | ApiKeyAuth | BasicAuth:
+        """The auth a call by one caller uses: this scheme with the caller's stored values."""
+        missing = [f for f in self.fields if not isinstance(secret.get(f), str)]
+        if missing or set(secret) - set(self.fields):
+            raise ValueError(
+                f"expected the fields {', '.join(self.fields)} (strings), "
+                f"found {', '.join(sorted(secret)) or 'none'}"
+            )
+        match self.scheme:
+            case "bearer":
+                return BearerAuth(type="bearer", token=secret["token"])
+            case "api_key":
+                fields = {"type": "api_key", "value": secret["value"], "name": self.name}
+                return ApiKeyAuth.model_validate({**fields, "in": self.location})
+            case "basic":
+                return BasicAuth(
+                    type="basic", username=secret["username"], password=secret["password"]
+                )
+
+
 UpstreamAuth = Annotated[
-    BearerAuth | ApiKeyAuth | BasicAuth | OAuth2ClientCredentials | ForwardAuth,
+    BearerAuth | ApiKeyAuth | BasicAuth | OAuth2ClientCredentials | ForwardAuth | PerUserAuth,
     Field(discriminator="type"),
 ]
 
@@ -351,3 +390,23 @@ def _check_unique_ids(data: dict[str, Any], path: Path, node: Any) -> None:
                     f"{kind} id {ident!r} is used twice"
                 )
             seen.add(ident)
+
+
+def validate_entry(model: type[M], entry: Any, where: str) -> M:
+    """One entry (a server, a tools entry) given through the admin API, checked as a
+    `toolbridge.yaml` entry is: `where` (`servers[pets]`) stands for the file and line."""
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: expected a mapping, found {kind_of(entry)}")
+    try:
+        return model.model_validate(entry)
+    except ValidationError as exc:
+        lines = explain(exc, Path("-"), None, union_tags=_AUTH_TYPES).splitlines()
+        placed = (_placed(where, line.removeprefix("-:1: ")) for line in lines)
+        raise ConfigError("\n".join(placed)) from None
+
+
+def _placed(where: str, line: str) -> str:
+    """`servers[x]` and `auth: ...` as `servers[x].auth: ...`."""
+    if line.startswith("(top level)"):
+        return where + line.removeprefix("(top level)")
+    return f"{where}.{line}" if not line.startswith("[") else where + line

@@ -9,6 +9,7 @@
     ├── BadRequest           a malformed request (unknown format, body too large) -> 400 / 413
     ├── Unauthenticated      no or unknown credential                    -> HTTP 401
     ├── Forbidden            an admin operation asked by a non-admin     -> HTTP 403
+    │   └── CredentialRequired  a `per_user` server, and the caller stored no credential
     ├── ToolNotFound         no such tool for this caller                -> HTTP 404
     ├── InvalidArguments     arguments fail the tool's schema (details)  -> HTTP 422
     ├── AlreadyExists        a create of something the state store already holds -> HTTP 409
@@ -90,7 +91,17 @@ class RateLimited(ToolbridgeError):
         self.retry_after = retry_after
 
 
-class AlreadyExists(ToolbridgeError):
+class CredentialRequired(Forbidden):
+    """A server takes each caller's own credential (`auth: {type: per_user}`), and this caller
+    has stored none; the message says how to store one."""
+
+
+class Conflict(ToolbridgeError):
+    """A change the current state does not allow (editing through the API what the config file
+    defines, ...); the message says what to do instead."""
+
+
+class AlreadyExists(Conflict):
     """A create asked for an id the state store already holds."""
 
 
@@ -121,9 +132,10 @@ class SecretKeyError(ToolbridgeError):
 _TABLE: tuple[tuple[type[ToolbridgeError], int, str], ...] = (
     (BadRequest, 400, "bad_request"),
     (Unauthenticated, 401, "unauthenticated"),
+    (CredentialRequired, 403, "credential_required"),
     (Forbidden, 403, "forbidden"),
     (ToolNotFound, 404, "not_found"),
-    (AlreadyExists, 409, "conflict"),
+    (Conflict, 409, "conflict"),
     (InvalidArguments, 422, "invalid_arguments"),
     (ConfigError, 422, "invalid_config"),
     (RateLimited, 429, "rate_limited"),

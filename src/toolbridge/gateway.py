@@ -12,7 +12,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -22,39 +21,30 @@ import orjson
 
 from toolbridge.calllog import CallLog
 from toolbridge.changes import Changes
-from toolbridge.config import Config, OAuth2ClientCredentials
+from toolbridge.config import Config
+from toolbridge.dispatch import MAX_RESPONSE_BYTES, Dispatch
 from toolbridge.errors import (
     AnswerNeeded,
     ConfigError,
     InvalidArguments,
     RateLimited,
-    ToolbridgeError,
     ToolNotFound,
     UpstreamUnavailable,
 )
-from toolbridge.filters.chain import Chain, run_inlets, run_outlets
 from toolbridge.filters.loader import FilterCache, FilterStatus, load_filters
 from toolbridge.generation import Environment, Generation, Held, approve, assemble, changes
-from toolbridge.local.calls import call_function
-from toolbridge.local.context import CallContext, context_from_headers, oauth_token
+from toolbridge.local.context import CallContext
 from toolbridge.local.loader import LocalConversion, ModuleCache
 from toolbridge.metrics import Metrics
 from toolbridge.openapi.documents import DocumentStore
 from toolbridge.policy import Principal
 from toolbridge.registry import Catalog, SourceStatus, load_sources
-from toolbridge.tools import HttpOperation, PythonFunction, Tool, ToolResult
-from toolbridge.upstream import remote
-from toolbridge.upstream.seam import Timeouts, Upstream
+from toolbridge.shared_limits import SharedRateLimiter
+from toolbridge.tools import PythonFunction, Tool, ToolResult
+from toolbridge.upstream.seam import Upstream
 
 logger = logging.getLogger(__name__)
 call_log = logging.getLogger("toolbridge.calls")
-
-USER_VALVES_HEADER = "x-toolbridge-user-valves"
-"""The header a caller sends its UserValves for local tools in: a JSON object."""
-FILTER_VALVES_HEADER = "x-toolbridge-filter-valves"
-"""The header a caller sends its UserValves for filters in: a JSON object by filter id."""
-MAX_RESPONSE_BYTES = 4 * 1024 * 1024
-"""Upstream answers longer than this are cut, with an explicit marker: models have small windows."""
 
 
 class Gateway:
@@ -87,10 +77,13 @@ class Gateway:
         self.max_response_bytes = max_response_bytes
         self.metrics = Metrics()
         self.env = Environment(upstream=upstream, workers=workers, default_log=call_log)
+        self.dispatch = Dispatch(env=self.env, max_response_bytes=max_response_bytes)
+        """Carries out calls; its `users` is set when a state store is open."""
         self._initial = config
         self._reread = reread
         self._state: Generation | None = None
         self._reload_lock = anyio.Lock()
+        self._closing: set[asyncio.Task[None]] = set()
         self._modules: ModuleCache = {}
         """Local tool files as loaded: a reload re-imports only the files that changed."""
         self._filter_files: FilterCache = {}
@@ -154,6 +147,11 @@ class Gateway:
         self._state = state
         if previous.call_log is not None and previous.call_log is not state.call_log:
             previous.call_log.flush()  # an `audit` that moved: what is buffered goes out first
+        old = previous.limiter
+        if isinstance(old, SharedRateLimiter) and old is not state.limiter:
+            task = asyncio.get_running_loop().create_task(old.close())  # its Redis connections
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def __aenter__(self) -> Self:
         if self._state is None:
@@ -169,6 +167,8 @@ class Gateway:
         state = self._state
         if state is not None and state.call_log is not None:
             state.call_log.flush()
+        if state is not None and isinstance(state.limiter, SharedRateLimiter):
+            await state.limiter.close()
         await self.upstream.aclose()
 
     def _build(
@@ -248,15 +248,19 @@ class Gateway:
             tool = state.catalog.get(name)
             if tool is None or not state.policy.allows(principal, tool):
                 raise ToolNotFound(f"no tool named {name!r}")
-            if state.limiter is not None and not principal.admin:
-                state.limiter.take(principal.id, tool.name)
+            limiter = state.limiter
+            if limiter is not None and not principal.admin:
+                if isinstance(limiter, SharedRateLimiter):
+                    await limiter.take(principal.id, tool.name)
+                else:
+                    limiter.take(principal.id, tool.name)
             chain = state.chain(tool)
             if chain:
-                result = await self._filtered(
+                result = await self.dispatch.filtered(
                     state, chain, principal, tool, arguments, caller_headers, on_event, context
                 )
             else:
-                result = await self._invoke(
+                result = await self.dispatch.invoke(
                     state, principal, tool, arguments, caller_headers, on_event, context
                 )
             outcome = "ok" if result.ok else "tool_error"
@@ -285,66 +289,6 @@ class Gateway:
                 self._account, state.call_log, tool, principal.id, outcome, status, elapsed, size
             )
 
-    async def _invoke(
-        self,
-        state: Generation,
-        principal: Principal,
-        tool: Tool,
-        arguments: Any,
-        caller_headers: Mapping[str, str] | None,
-        on_event: Callable[[Any], None] | None,
-        context: CallContext | None,
-    ) -> ToolResult:
-        match tool.target:
-            case HttpOperation() as op:
-                checked = state.validator(tool).check(arguments)
-                return await self._call_remote(state, op, checked, caller_headers or {}, tool.name)
-            case PythonFunction() as fn:
-                headers = caller_headers or {}
-                user = _user(principal, headers.get(USER_VALVES_HEADER))
-                if context is None and fn.injected:
-                    context = _context(principal, headers)
-                return await call_function(
-                    fn, arguments, user=user, context=context, on_event=on_event
-                )
-
-    async def _filtered(
-        self,
-        state: Generation,
-        chain: Chain,
-        principal: Principal,
-        tool: Tool,
-        arguments: Any,
-        caller_headers: Mapping[str, str] | None,
-        on_event: Callable[[Any], None] | None,
-        context: CallContext | None,
-    ) -> ToolResult:
-        """The call with its filters' inlets before it and outlets after it (filters/chain)."""
-        headers = caller_headers or {}
-        user = _user(principal)
-        valves = _filter_valves(headers.get(FILTER_VALVES_HEADER))
-        if context is None:
-            context = _context(principal, headers)
-        passed = await run_inlets(
-            chain, tool, arguments, user=user, valves=valves, context=context, on_event=on_event
-        )
-        if isinstance(passed, ToolResult):
-            return passed  # refused
-        arguments, context = passed
-        result = await self._invoke(
-            state, principal, tool, arguments, caller_headers, on_event, context
-        )
-        return await run_outlets(
-            chain,
-            tool,
-            arguments,
-            result,
-            user=user,
-            valves=valves,
-            context=context,
-            on_event=on_event,
-        )
-
     def _account(
         self,
         log: CallLog | None,
@@ -372,40 +316,6 @@ class Gateway:
         elif call_log.isEnabledFor(logging.INFO):
             call_log.info(orjson.dumps(line).decode())
 
-    async def _call_remote(
-        self,
-        state: Generation,
-        op: HttpOperation,
-        arguments: dict[str, Any],
-        caller_headers: Mapping[str, str],
-        tool_name: str,
-    ) -> ToolResult:
-        server = state.servers.get(op.server)
-        if server is None:
-            raise ToolbridgeError(f"no server {op.server!r} in the config")
-        credentials = state.credentials[op.server]
-        timeouts = _timeouts(server.timeout)
-        for attempt in (1, 2):
-            auth = await credentials.parts(op, caller_headers)
-            result = await remote.invoke(
-                op,
-                arguments,
-                upstream=self.upstream,
-                base_url=op.base_url,
-                auth=auth,
-                timeouts=timeouts,
-                max_bytes=self.max_response_bytes,
-                tool=tool_name,
-            )
-            if attempt == 2 or not (
-                result.status == 401 and isinstance(server.auth, OAuth2ClientCredentials)
-            ):
-                break
-            # The token may have been revoked before it expired: fetch a new one, once.
-            for secret in auth.secrets:
-                credentials.discard(secret)
-        return result
-
     def frontmatter(self, tool: Tool) -> Mapping[str, str] | None:
         """The frontmatter (title, author, version, ...) of a local tool's file."""
         if not isinstance(tool.target, PythonFunction):
@@ -428,49 +338,3 @@ def _size(arguments: Any) -> int | None:
         return len(orjson.dumps(arguments))
     except TypeError:
         return None
-
-
-@lru_cache(maxsize=256)
-def _timeouts(total: float) -> Timeouts:
-    """A server's limits: its `timeout` in all, at most 10 s of it to connect."""
-    return Timeouts(connect=min(10.0, total), total=total)
-
-
-def _user(principal: Principal, valves: str | None = None) -> dict[str, Any]:
-    """The `__user__` a local tool receives (Open WebUI's shape), with the caller's UserValves
-    as sent in the USER_VALVES_HEADER (a JSON object; the tool's UserValves model checks it)."""
-    user: dict[str, Any] = {
-        "id": principal.id,
-        "name": principal.name or principal.id,
-        "email": principal.email,
-        "role": "admin" if principal.admin else "user",
-        "groups": sorted(principal.groups),
-    }
-    if valves:
-        try:
-            user["valves"] = orjson.loads(valves)
-        except orjson.JSONDecodeError as exc:
-            problem = f"the {USER_VALVES_HEADER} header is not JSON: {exc}"
-            raise InvalidArguments("__user__", [("$.__user__.valves", problem)]) from None
-    return user
-
-
-def _context(principal: Principal, headers: Mapping[str, str]) -> CallContext:
-    """The context a call's headers carry, for a caller that gave none itself."""
-    token = oauth_token(headers.get("authorization"), principal.token_expires_at)
-    return context_from_headers(headers, oauth_token=token)
-
-
-def _filter_valves(raw: str | None) -> dict[str, Any]:
-    """The caller's UserValves for filters, by filter id, as sent in FILTER_VALVES_HEADER."""
-    if not raw:
-        return {}
-    try:
-        valves = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        problem = f"the {FILTER_VALVES_HEADER} header is not JSON: {exc}"
-        raise InvalidArguments("__user__", [("$.__user__.valves", problem)]) from None
-    if not isinstance(valves, dict):
-        problem = f"the {FILTER_VALVES_HEADER} header is not a JSON object by filter id"
-        raise InvalidArguments("__user__", [("$.__user__.valves", problem)])
-    return valves

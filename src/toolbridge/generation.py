@@ -10,11 +10,15 @@ No I/O of its own: the sources are loaded by the caller (`registry.load_sources`
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import orjson
 
 from toolbridge.arguments import ArgumentValidator
 from toolbridge.calllog import CallLog
@@ -26,17 +30,21 @@ from toolbridge.changes import (
     source_change,
     tool_changes,
 )
-from toolbridge.config import Config, RateLimit, Server
-from toolbridge.errors import ToolbridgeError
+from toolbridge.config import Config, PerUserAuth, RateLimit, Server
+from toolbridge.errors import CredentialRequired, ToolbridgeError
 from toolbridge.filters.chain import Chain, select
 from toolbridge.filters.loader import FilterStatus
 from toolbridge.identity import Authenticator
 from toolbridge.limits import RateLimiter
 from toolbridge.policy import Policy
 from toolbridge.registry import Catalog, SourceStatus, build_catalog
+from toolbridge.shared_limits import SharedRateLimiter
 from toolbridge.tools import Tool
 from toolbridge.upstream.credentials import Credentials
 from toolbridge.upstream.seam import Timeouts, Upstream
+
+MAX_OWN_CREDENTIALS = 4096
+"""Callers' own credentials kept built per generation; the least recently built go first."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,7 +70,7 @@ class Generation:
     catalog: Catalog
     policy: Policy
     authenticator: Authenticator
-    limiter: RateLimiter | None
+    limiter: RateLimiter | SharedRateLimiter | None
     servers: dict[str, Server]
     credentials: dict[str, Credentials]
     call_log: CallLog | None
@@ -74,6 +82,43 @@ class Generation:
     loaded_at: float = field(default_factory=time.time)
     validators: dict[str, ArgumentValidator] = field(default_factory=dict)
     chains: dict[str, Chain] = field(default_factory=dict)
+    own: OrderedDict[tuple[str, str, str], Credentials] = field(default_factory=OrderedDict)
+    """Callers' own credentials for `per_user` servers, by (server, user, digest of the secret)."""
+
+    def own_credentials(
+        self,
+        server: Server,
+        auth: PerUserAuth,
+        user: str,
+        secret: Mapping[str, str],
+        env: Environment,
+    ) -> Credentials:
+        """A `per_user` server's credentials for one caller: built once per stored secret."""
+        digest = hashlib.sha256(orjson.dumps(dict(secret), option=orjson.OPT_SORT_KEYS)).hexdigest()
+        key = (server.id, user, digest)
+        found = self.own.get(key)
+        if found is None:
+            try:
+                concrete = auth.with_secret(secret)
+            except ValueError as exc:
+                raise CredentialRequired(
+                    f"the credential {user!r} stored for server {server.id!r} does not fit its "
+                    f"{auth.scheme!r} scheme ({exc}): store it again with "
+                    f"PUT /v1/me/credentials/{server.id}"
+                ) from None
+            status = next((s for s in self.catalog.sources if s.id == server.id), None)
+            conversion = status.conversion if status is not None else None
+            found = Credentials(
+                server.model_copy(update={"auth": concrete}),
+                dict(getattr(conversion, "security_schemes", {})),
+                upstream=env.upstream,
+                operations=[t.http for t in conversion.tools] if conversion else [],
+                timeouts=timeouts(server.timeout),
+            )
+            self.own[key] = found
+            if len(self.own) > MAX_OWN_CREDENTIALS:
+                self.own.popitem(last=False)
+        return found
 
     def chain(self, tool: Tool) -> Chain:
         """The filters around this tool's calls; () at the cost of one test when there are none."""
@@ -303,13 +348,20 @@ def _authenticator(config: Config, previous: Generation | None) -> Authenticator
     return Authenticator(config.auth, base_dir=config.base_dir)
 
 
-def _limiter(config: Config, previous: Generation | None, workers: int) -> RateLimiter | None:
+def _limiter(
+    config: Config, previous: Generation | None, workers: int
+) -> RateLimiter | SharedRateLimiter | None:
     limit: RateLimit | None = config.auth.rate_limit if config.auth is not None else None
     if limit is None:
         return None
     old = previous.config.auth.rate_limit if previous and previous.config.auth else None
     if previous is not None and old == limit:
         return previous.limiter  # the same limit keeps its buckets
+    if limit.redis is not None:
+        # Counted once in Redis for every process of every replica.
+        return SharedRateLimiter(
+            limit.redis, limit.per_minute, limit.burst, per_tool=limit.per_tool
+        )
     # Without a shared store, each of N worker processes allows its share: never more than
     # the configured limit in all (a caller may meet it early when load spreads unevenly).
     share = max(1, workers)

@@ -16,7 +16,7 @@ import orjson
 from pydantic import ValidationError
 
 from toolbridge.arguments import ArgumentValidator
-from toolbridge.config import Config, ForwardAuth, OAuth2ClientCredentials
+from toolbridge.config import Config, ForwardAuth, OAuth2ClientCredentials, PerUserAuth
 from toolbridge.errors import InvalidArguments, ToolbridgeError, UpstreamUnavailable
 from toolbridge.gateway import Gateway
 from toolbridge.policy import ANONYMOUS_ADMIN, Principal
@@ -88,6 +88,10 @@ async def _http(gateway: Gateway, tool: Tool, op: HttpOperation, arguments: Any)
             )
         case ForwardAuth():
             lines.append(f"# a call forwards the caller's {server.auth.header} header (none here)")
+        case PerUserAuth():
+            lines.append(
+                f"# a call sends the caller's own credential (PUT /v1/me/credentials/{server.id})"
+            )
         case _:
             pass
     lines.append(curl_line(request, (*credentials.secrets, *parts.secrets)))

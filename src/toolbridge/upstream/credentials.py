@@ -20,6 +20,7 @@ from toolbridge.config import (
     BearerAuth,
     ForwardAuth,
     OAuth2ClientCredentials,
+    PerUserAuth,
     Server,
 )
 from toolbridge.errors import ConfigError
@@ -121,6 +122,8 @@ class Credentials:
                     clock=clock,
                 )
                 _conflict(server.id, "Authorization", taken)
+            case PerUserAuth():
+                pass  # each caller's own credential, settled per call (gateway.py)
             case ForwardAuth():
                 if not HEADER_NAME.match(auth.header) or auth.header.lower() in FRAMING:
                     raise ConfigError(

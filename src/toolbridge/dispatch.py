@@ -1,0 +1,213 @@
+"""Where a checked call goes: the remote operation (with the server's credentials, or the
+caller's own for a `per_user` server) or the local function, with the filters around it.
+
+`Gateway.call` finds the tool, checks the caller and counts the call; this module carries it
+out. The caller's stored UserValves and credentials come from `users` (the state store's,
+cached); what the caller sends in headers wins over what is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from toolbridge.config import OAuth2ClientCredentials, PerUserAuth, Server
+from toolbridge.errors import CredentialRequired, InvalidArguments, ToolbridgeError
+from toolbridge.filters.chain import Chain, run_inlets, run_outlets
+from toolbridge.generation import Environment, Generation
+from toolbridge.local.calls import call_function
+from toolbridge.local.context import CallContext, context_from_headers, oauth_token
+from toolbridge.policy import Principal
+from toolbridge.tools import HttpOperation, PythonFunction, Tool, ToolResult
+from toolbridge.upstream import remote
+from toolbridge.upstream.credentials import Credentials
+from toolbridge.upstream.seam import Timeouts
+from toolbridge.users import UserData
+
+USER_VALVES_HEADER = "x-toolbridge-user-valves"
+"""The header a caller sends its UserValves for local tools in: a JSON object."""
+FILTER_VALVES_HEADER = "x-toolbridge-filter-valves"
+"""The header a caller sends its UserValves for filters in: a JSON object by filter id."""
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+"""Upstream answers longer than this are cut, with an explicit marker: models have small windows."""
+
+
+@dataclass(slots=True, kw_only=True)
+class Dispatch:
+    """Carries out calls for one gateway: its upstream, its answer cap, its callers' data."""
+
+    env: Environment
+    max_response_bytes: int = MAX_RESPONSE_BYTES
+    users: UserData | None = None
+    """Each caller's stored UserValves and credentials (when a state store is open)."""
+
+    async def invoke(
+        self,
+        state: Generation,
+        principal: Principal,
+        tool: Tool,
+        arguments: Any,
+        caller_headers: Mapping[str, str] | None,
+        on_event: Callable[[Any], None] | None,
+        context: CallContext | None,
+    ) -> ToolResult:
+        match tool.target:
+            case HttpOperation() as op:
+                checked = state.validator(tool).check(arguments)
+                return await self._call_remote(
+                    state, op, checked, caller_headers or {}, tool.name, principal
+                )
+            case PythonFunction() as fn:
+                headers = caller_headers or {}
+                user = _user(principal, headers.get(USER_VALVES_HEADER))
+                if "valves" not in user and self.users is not None and "__user__" in fn.injected:
+                    stored = await self.users.valves(principal.id, fn.tool_id)
+                    if stored is not None:
+                        user["valves"] = stored  # the caller's own, from the store
+                if context is None and fn.injected:
+                    context = _context(principal, headers)
+                return await call_function(
+                    fn, arguments, user=user, context=context, on_event=on_event
+                )
+
+    async def filtered(
+        self,
+        state: Generation,
+        chain: Chain,
+        principal: Principal,
+        tool: Tool,
+        arguments: Any,
+        caller_headers: Mapping[str, str] | None,
+        on_event: Callable[[Any], None] | None,
+        context: CallContext | None,
+    ) -> ToolResult:
+        """The call with its filters' inlets before it and outlets after it (filters/chain)."""
+        headers = caller_headers or {}
+        user = _user(principal)
+        valves = _filter_valves(headers.get(FILTER_VALVES_HEADER))
+        if context is None:
+            context = _context(principal, headers)
+        passed = await run_inlets(
+            chain, tool, arguments, user=user, valves=valves, context=context, on_event=on_event
+        )
+        if isinstance(passed, ToolResult):
+            return passed  # refused
+        arguments, context = passed
+        result = await self.invoke(
+            state, principal, tool, arguments, caller_headers, on_event, context
+        )
+        return await run_outlets(
+            chain,
+            tool,
+            arguments,
+            result,
+            user=user,
+            valves=valves,
+            context=context,
+            on_event=on_event,
+        )
+
+    async def _call_remote(
+        self,
+        state: Generation,
+        op: HttpOperation,
+        arguments: dict[str, Any],
+        caller_headers: Mapping[str, str],
+        tool_name: str,
+        principal: Principal,
+    ) -> ToolResult:
+        server = state.servers.get(op.server)
+        if server is None:
+            raise ToolbridgeError(f"no server {op.server!r} in the config")
+        credentials = state.credentials[op.server]
+        if isinstance(server.auth, PerUserAuth):
+            credentials = await self._own_credentials(state, server, server.auth, principal)
+        timeouts = _timeouts(server.timeout)
+        for attempt in (1, 2):
+            auth = await credentials.parts(op, caller_headers)
+            result = await remote.invoke(
+                op,
+                arguments,
+                upstream=self.env.upstream,
+                base_url=op.base_url,
+                auth=auth,
+                timeouts=timeouts,
+                max_bytes=self.max_response_bytes,
+                tool=tool_name,
+            )
+            if attempt == 2 or not (
+                result.status == 401 and isinstance(server.auth, OAuth2ClientCredentials)
+            ):
+                break
+            # The token may have been revoked before it expired: fetch a new one, once.
+            for secret in auth.secrets:
+                credentials.discard(secret)
+        return result
+
+    async def _own_credentials(
+        self, state: Generation, server: Server, auth: PerUserAuth, principal: Principal
+    ) -> Credentials:
+        """The caller's own credential for a `per_user` server, as stored in `/v1/me`."""
+        stored = await self.users.credential(principal.id, server.id) if self.users else None
+        if stored is None:
+            example = ", ".join(f'"{field}": "..."' for field in auth.fields)
+            where = (
+                f"PUT /v1/me/credentials/{server.id} with {{{example}}}"
+                if self.users is not None
+                else "and this gateway keeps no per-user state (give it a `state` store)"
+            )
+            raise CredentialRequired(
+                f"server {server.id!r} takes each caller's own credential, and "
+                f"{principal.id!r} has stored none: {where}"
+            )
+        return state.own_credentials(server, auth, principal.id, stored, self.env)
+
+
+@lru_cache(maxsize=256)
+def _timeouts(total: float) -> Timeouts:
+    """A server's limits: its `timeout` in all, at most 10 s of it to connect."""
+    return Timeouts(connect=min(10.0, total), total=total)
+
+
+def _user(principal: Principal, valves: str | None = None) -> dict[str, Any]:
+    """The `__user__` a local tool receives (Open WebUI's shape), with the caller's UserValves
+    as sent in the USER_VALVES_HEADER (a JSON object; the tool's UserValves model checks it)."""
+    user: dict[str, Any] = {
+        "id": principal.id,
+        "name": principal.name or principal.id,
+        "email": principal.email,
+        "role": "admin" if principal.admin else "user",
+        "groups": sorted(principal.groups),
+    }
+    if valves:
+        try:
+            user["valves"] = orjson.loads(valves)
+        except orjson.JSONDecodeError as exc:
+            problem = f"the {USER_VALVES_HEADER} header is not JSON: {exc}"
+            raise InvalidArguments("__user__", [("$.__user__.valves", problem)]) from None
+    return user
+
+
+def _context(principal: Principal, headers: Mapping[str, str]) -> CallContext:
+    """The context a call's headers carry, for a caller that gave none itself."""
+    token = oauth_token(headers.get("authorization"), principal.token_expires_at)
+    return context_from_headers(headers, oauth_token=token)
+
+
+def _filter_valves(raw: str | None) -> dict[str, Any]:
+    """The caller's UserValves for filters, by filter id, as sent in FILTER_VALVES_HEADER."""
+    if not raw:
+        return {}
+    try:
+        valves = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        problem = f"the {FILTER_VALVES_HEADER} header is not JSON: {exc}"
+        raise InvalidArguments("__user__", [("$.__user__.valves", problem)]) from None
+    if not isinstance(valves, dict):
+        problem = f"the {FILTER_VALVES_HEADER} header is not a JSON object by filter id"
+        raise InvalidArguments("__user__", [("$.__user__.valves", problem)])
+    return valves
