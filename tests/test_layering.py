@@ -25,8 +25,8 @@ LAYERS: list[set[str]] = [
     {"generation"},  # one config's catalog and all derived from it
     {"dispatch"},  # where a checked call goes
     {"report", "gateway"},  # the check report; the service
-    {"serve"},  # the edges: HTTP, MCP, one-turn calls, the gateway's own document
     {"demo"},  # the bundled demo service
+    {"serve"},  # the edges: HTTP, MCP, one-turn calls, the gateway's own document
     {"cli"},  # the command line; nothing imports it
     {"__main__"},  # `python -m toolbridge`
 ]
@@ -34,8 +34,8 @@ LAYERS: list[set[str]] = [
 
 # Which modules may import each edge library (STYLE.md 4.2): everything else stays free of them.
 EDGES = {
-    "starlette": {"serve.app", "serve.mcp", "serve.loopback", "demo.service"},
-    "uvicorn": {"cli", "serve.loopback", "serve.workers", "demo.service"},
+    "starlette": {"serve.app", "serve.admin", "serve.mcp", "serve.loopback", "demo.service"},
+    "uvicorn": {"cli", "serve.loopback", "serve.workers", "serve.process", "demo.service"},
     "aiohttp": {"upstream.clients"},
     "httptools": {"upstream.http11"},
     "yarl": {"upstream.clients"},

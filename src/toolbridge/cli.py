@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,10 +18,8 @@ from typing import Any, TextIO
 import anyio
 import httpx2
 import orjson
-import uvicorn
 
 from toolbridge import __version__
-from toolbridge.calllog import CallLog
 from toolbridge.config import Config, load_config
 from toolbridge.demo import demo_config
 from toolbridge.demo.service import create_demo_app
@@ -41,11 +37,10 @@ from toolbridge.registry import (
     servers_from_specs,
 )
 from toolbridge.report import check_report, print_changes, print_check
-from toolbridge.serve.app import App, create_app, result_body
+from toolbridge.serve import process
+from toolbridge.serve.app import result_body
 from toolbridge.serve.dryrun import dry_run, principal_for
 from toolbridge.serve.loopback import LoopbackServer
-from toolbridge.serve.siblings import RUNTIME_ENV, Siblings
-from toolbridge.serve.workers import run_workers
 from toolbridge.tools import Tool
 from toolbridge.upstream.clients import make_upstream
 
@@ -53,11 +48,6 @@ DEFAULT_CONFIG = "toolbridge.yaml"
 DEFAULT_URL = "http://127.0.0.1:8080"
 KEY_ENV = "TOOLBRIDGE_API_KEY"
 """The admin key `toolbridge reload` sends (not needed in open mode)."""
-CONFIG_ENV = "TOOLBRIDGE_CONFIG_PATH"
-DEMO_ENV = "TOOLBRIDGE_DEMO_URL"
-LOG_LEVEL_ENV = "TOOLBRIDGE_LOG_LEVEL"
-WORKERS_ENV = "TOOLBRIDGE_WORKERS"
-logger = logging.getLogger("toolbridge")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -197,99 +187,12 @@ def _load(config: Config, store: DocumentStore, progress: TextIO | None) -> Cata
 
 
 def _serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    path: Path | None = args.config
+    if path is None and Path(DEFAULT_CONFIG).exists():
+        path = Path(DEFAULT_CONFIG)
+    return process.serve(
+        path, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level
     )
-    demo: LoopbackServer | None = None
-    path: Path | None = None
-    if args.config is None and not Path(DEFAULT_CONFIG).exists():
-        demo = LoopbackServer(create_demo_app()).start()
-        config = demo_config(demo.url)
-        logger.warning(
-            "no -c and no %s here: serving the bundled demo (its API runs on %s)",
-            DEFAULT_CONFIG,
-            demo.url,
-        )
-    else:
-        path = args.config or Path(DEFAULT_CONFIG)  # as given: errors name it the same way
-        config = load_config(path, os.environ)
-        os.environ[CONFIG_ENV] = str(path.resolve())
-    if config.auth is None:
-        logger.warning(
-            "no `auth` section: OPEN MODE, every caller is an anonymous admin; "
-            "keep the gateway on a loopback address"
-        )
-    server_options: dict[str, Any] = {
-        "host": args.host,
-        "port": args.port,
-        "loop": "uvloop",
-        "http": "httptools",
-        "log_level": args.log_level,
-        "access_log": False,  # one structured line per call is ours (calllog.py)
-        "timeout_graceful_shutdown": 5,  # open MCP listen streams must not hold shutdown
-    }
-    try:
-        if args.workers > 1:
-            # Each worker loads the config itself; this checks it first, so a bad one stops
-            # here, before any port is bound.
-            _gateway(config, path, args.log_level, workers=args.workers).load()
-            if demo is not None:
-                os.environ[DEMO_ENV] = demo.url
-            os.environ[LOG_LEVEL_ENV] = args.log_level
-            os.environ[WORKERS_ENV] = str(args.workers)
-            with tempfile.TemporaryDirectory(prefix="toolbridge-") as runtime:
-                os.environ[RUNTIME_ENV] = runtime
-                run_workers(
-                    uvicorn.Config(
-                        "toolbridge.cli:worker_app",
-                        factory=True,
-                        workers=args.workers,
-                        **server_options,
-                    )
-                )
-        else:
-            gateway = _gateway(config, path, args.log_level)
-            catalog = gateway.load()  # everything is loaded and checked before the port is bound
-            logger.info("%d tools from %d sources", len(catalog), len(catalog.sources))
-            uvicorn.run(create_app(gateway, config_file=path), **server_options)
-    finally:
-        if demo is not None:
-            demo.stop()
-    return 0
-
-
-def _gateway(config: Config, path: Path | None, level: str, *, workers: int = 1) -> Gateway:
-    """The gateway `serve` runs: the parse cache on, the config re-read from `path` at reloads."""
-    return Gateway(
-        config,
-        upstream=make_upstream(),
-        reread=(lambda: load_config(path, os.environ)) if path is not None else None,
-        cache_dir=cache_dir_from(os.environ),
-        call_log=_call_log(config, level),
-        workers=workers,
-    )
-
-
-def worker_app() -> App:
-    """The app of one worker process (`--workers N`): it loads the config on its own, and
-    follows what its siblings apply (reloads, approvals)."""
-    demo_url = os.environ.get(DEMO_ENV)
-    path = None if demo_url else Path(os.environ[CONFIG_ENV])
-    config = (
-        demo_config(demo_url) if demo_url else load_config(Path(os.environ[CONFIG_ENV]), os.environ)
-    )
-    level = os.environ.get(LOG_LEVEL_ENV, "info")
-    gateway = _gateway(config, path, level, workers=int(os.environ.get(WORKERS_ENV, "1")))
-    gateway.load()
-    return create_app(gateway, config_file=path, siblings=Siblings.from_environ(os.environ))
-
-
-def _call_log(config: Config, level: str) -> CallLog | None:
-    """Without an `audit` in the config (which the gateway opens itself), call lines go to
-    stderr at the info level and below, and nowhere above it."""
-    if level not in ("debug", "info"):
-        return None
-    return CallLog(sys.stderr.buffer)
 
 
 def _check_access(args: argparse.Namespace) -> int:

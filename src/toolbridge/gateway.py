@@ -98,19 +98,26 @@ class Gateway:
                 logger.error("source %s is down: %s", status.id, status.error)
         return self._state.catalog
 
-    async def reload(self, only: frozenset[str] | None = None, *, dry_run: bool = False) -> Changes:
+    async def reload(
+        self,
+        only: frozenset[str] | None = None,
+        *,
+        dry_run: bool = False,
+        reread: bool | None = None,
+    ) -> Changes:
         """Read the config and its sources again, build a new generation beside the current one
         and swap it in; answer what changed. An invalid config raises ConfigError and changes
         nothing.
 
-        With `only`, just those sources are read again, under the current config (a local tool
-        file that changed). With `dry_run`, nothing is swapped in: the answer says what would
-        change.
+        With `only`, just those sources are read again (a local tool file that changed, a
+        source registered through the admin API); the config is read again only when `reread`
+        says so (by default: without `only`). With `dry_run`, nothing is swapped in: the answer
+        says what would change.
         """
         async with self._reload_lock:
             previous = self._current()
             config = previous.config
-            if only is None and self._reread is not None:
+            if (only is None if reread is None else reread) and self._reread is not None:
                 try:
                     config = await anyio.to_thread.run_sync(self._reread)
                 except ConfigError as exc:

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -33,19 +32,21 @@ from toolbridge.errors import (
     error_body,
     error_status,
 )
-from toolbridge.filters.loader import FilterStatus
 from toolbridge.formats.render import FORMATS, render_tools
 from toolbridge.gateway import Gateway
-from toolbridge.generation import Held
 from toolbridge.local.context import CallContext
 from toolbridge.policy import Principal
-from toolbridge.registry import SourceStatus
+from toolbridge.serve.admin import Admin
+from toolbridge.serve.admin import routes as admin_routes
+from toolbridge.serve.describe import describe, describe_filter, describe_source
 from toolbridge.serve.live import Live
+from toolbridge.serve.me import Me
 from toolbridge.serve.openapi_document import DocumentCache
 from toolbridge.serve.request_context import request_context, scope_url
+from toolbridge.serve.shared import Shared
 from toolbridge.serve.siblings import Siblings
 from toolbridge.serve.turns import run_turn
-from toolbridge.tools import HttpOperation, PythonFunction, Tool, ToolResult
+from toolbridge.tools import PythonFunction, ToolResult
 
 logger = logging.getLogger(__name__)
 
@@ -279,7 +280,11 @@ async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str]
 
 
 def create_app(
-    gateway: Gateway, *, config_file: Path | None = None, siblings: Siblings | None = None
+    gateway: Gateway,
+    *,
+    config_file: Path | None = None,
+    siblings: Siblings | None = None,
+    shared: Shared | None = None,
 ) -> ASGIApp:
     """The ASGI app serving `gateway`; it must already be loaded (or entered).
 
@@ -288,6 +293,8 @@ def create_app(
             `watch: false`) so that an edit reloads it.
         siblings: the other worker processes of `serve --workers N`, which apply every reload
             and approval this one takes.
+        shared: the state store (registered sources, callers' data, other replicas); without
+            it the admin API's writes and `/v1/me` answer that there is no state.
     """
     # Imported here: the mcp SDK takes 0.6 s to import, which `tools` and `check` need not pay.
     from toolbridge.serve.mcp import PATH as MCP_PATH
@@ -296,7 +303,11 @@ def create_app(
     mcp = create_mcp_app(gateway)
 
     live = Live(
-        gateway, tools_changed=mcp.tools_changed, config_file=config_file, siblings=siblings
+        gateway,
+        tools_changed=mcp.tools_changed,
+        config_file=config_file,
+        siblings=siblings,
+        shared=shared,
     )
 
     Handler = Callable[[Request, Principal], Awaitable[Response]]
@@ -356,12 +367,12 @@ def create_app(
         if not principal.admin:
             raise Forbidden("reloading is for admins")
         dry_run = _flag(request.query_params.get("dry_run"))
-        return json_response(await live.reload(dry_run=dry_run))
+        return json_response(await live.reload(dry_run=dry_run, by=principal.id))
 
     async def approve(request: Request, principal: Principal) -> Response:
         if not principal.admin:
             raise Forbidden("approving a held change is for admins")
-        return json_response(await live.approve(request.path_params["id"]))
+        return json_response(await live.approve(request.path_params["id"], by=principal.id))
 
     async def healthz(request: Request, principal: Principal) -> Response:
         return json_response({"status": "ok"})
@@ -394,11 +405,22 @@ def create_app(
             Route("/healthz", endpoint(healthz, public=True), methods=["GET"]),
             Route("/readyz", endpoint(readyz, public=True), methods=["GET"]),
             Route("/metrics", endpoint(metrics, public=True), methods=["GET"]),
+            *admin_routes(
+                Admin(gateway, live, shared),
+                Me(gateway, shared),
+                endpoint,
+                _json_body,
+                json_response,
+            ),
             Route(MCP_PATH, mcp),  # every method: the SDK answers POST, GET and DELETE
         ],
         lifespan=lifespan,
     )
     return CallEndpoint(routes, gateway)
+
+
+def reply(body: Any, status: int) -> Response:
+    return json_response(body, status)
 
 
 def _flag(value: str | None) -> bool:
@@ -420,77 +442,3 @@ def result_body(result: ToolResult) -> dict[str, Any]:
             {"content_type": e.content_type, "content": e.content} for e in result.embeds
         ]
     return body
-
-
-def describe(tool: Tool, frontmatter: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """A tool in canonical form, as `GET /v1/tools/{name}` answers."""
-    target = tool.target
-    if isinstance(target, HttpOperation):
-        source: dict[str, Any] = {
-            "kind": "openapi",
-            "server": target.server,
-            "method": target.method,
-            "path": target.path,
-            "operation_id": target.operation_id,
-        }
-    else:
-        source = {"kind": "python", "tool": target.tool_id, "function": target.function}
-        if frontmatter:
-            source["frontmatter"] = dict(frontmatter)
-    annotations = tool.annotations
-    return {
-        "name": tool.name,
-        "description": tool.description,
-        "input_schema": tool.input_schema,
-        "output_schema": tool.output_schema,
-        "annotations": {
-            "title": annotations.title,
-            "readOnlyHint": annotations.read_only,
-            "destructiveHint": annotations.destructive,
-            "idempotentHint": annotations.idempotent,
-            "openWorldHint": annotations.open_world,
-        },
-        "source": source,
-        "original_name": tool.original_name,
-        "deprecated": tool.deprecated,
-        "notes": [{"kind": n.kind, "message": n.message} for n in tool.notes],
-    }
-
-
-def describe_source(status: SourceStatus, held: Held | None = None) -> dict[str, Any]:
-    conversion = status.conversion
-    described: dict[str, Any] = {
-        "id": status.id,
-        "kind": status.kind,
-        "location": status.location,
-        "status": "ok" if status.ok else "error",
-        "error": status.error,
-        "tools": len(conversion.tools) if conversion is not None else 0,
-        "spec_version": getattr(conversion, "spec_version", None),
-        "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(status.loaded_at)),
-        "sha256": status.digest,
-    }
-    if held is not None:
-        described["held"] = {
-            "sha256": held.digest,
-            "approved_sha256": held.approved_digest,
-            "tools": held.changes.as_json(),
-        }
-    return described
-
-
-def describe_filter(status: FilterStatus) -> dict[str, Any]:
-    """A filter entry as `GET /v1/servers` lists it under `filters`."""
-    loaded = status.filter
-    entry = status.entry
-    return {
-        "id": entry.id,
-        "location": status.location,
-        "status": "ok" if status.error is None else "error",
-        "error": status.error,
-        "priority": loaded.priority if loaded is not None else entry.priority,
-        "required": entry.required,
-        "sources": list(entry.sources),
-        "tools": list(entry.tools),
-        "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(status.loaded_at)),
-    }

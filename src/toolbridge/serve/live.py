@@ -19,6 +19,7 @@ from typing import Any
 from toolbridge.errors import ToolbridgeError
 from toolbridge.gateway import Gateway
 from toolbridge.local.watch import watched_files
+from toolbridge.serve.shared import Shared
 from toolbridge.serve.siblings import Siblings
 from toolbridge.serve.watch import watch
 
@@ -38,27 +39,44 @@ class Live:
         tools_changed: Callable[[], Awaitable[None]],
         config_file: Path | None = None,
         siblings: Siblings | None = None,
+        shared: Shared | None = None,
     ) -> None:
         self.gateway = gateway
         self.tools_changed = tools_changed
         self.config_file = config_file
         self.siblings = siblings
+        self.shared = shared
 
     async def reload(
-        self, only: frozenset[str] | None = None, *, dry_run: bool = False, tell: bool = True
+        self,
+        only: frozenset[str] | None = None,
+        *,
+        dry_run: bool = False,
+        tell: bool = True,
+        reread: bool | None = None,
+        by: str | None = None,
     ) -> dict[str, Any]:
         """Reload (or, dry, say what a reload would change): the admin API's answer. With
-        `tell`, the sibling workers apply it too, and the answer waits for them."""
-        found = await self.gateway.reload(only, dry_run=dry_run)
+        `tell`, the sibling workers apply it too, and the answer waits for them; with `by` (who
+        asked), the other replicas sharing the state store are told as well."""
+        found = await self.gateway.reload(only, dry_run=dry_run, reread=reread)
         answer = {"applied": not dry_run, **found.as_json()}
         if not dry_run:
             await self.tools_changed()
             if tell and self.siblings is not None:
-                answer["workers"] = await self._tell({"action": "reload"})
+                event = {"action": "refresh" if only is not None else "reload"}
+                answer["workers"] = await self._tell(event)
+            if by is not None and only is None and self.shared is not None:
+                await self._announce(self.shared.announce_reload(by))
         return answer
 
-    async def approve(self, source: str) -> dict[str, Any]:
-        """Serve the held new version of `source`, here and on every sibling."""
+    async def sources_registered(self, changed: frozenset[str]) -> dict[str, Any]:
+        """Sources the admin API (or another replica) registered, changed or removed: read
+        them again, here and on every sibling."""
+        return await self.reload(changed, reread=True)
+
+    async def approve(self, source: str, *, by: str | None = None) -> dict[str, Any]:
+        """Serve the held new version of `source`, here, on every sibling and every replica."""
         held = self.gateway.held().get(source)
         found = await self.gateway.approve(source)
         await self.tools_changed()
@@ -66,7 +84,16 @@ class Live:
         if self.siblings is not None and held is not None:
             event = {"action": "approve", "source": source, "digest": held.digest}
             answer["workers"] = await self._tell(event)
+        if self.shared is not None and held is not None and by is not None:
+            await self._announce(self.shared.announce_approval(source, held.digest, by))
         return answer
+
+    async def _announce(self, announcement: Awaitable[None]) -> None:
+        try:
+            await announcement
+        except ToolbridgeError as exc:
+            # Applied here; the other replicas learn of it at their next reload.
+            logger.warning("could not tell the other replicas: %s", exc)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -80,7 +107,17 @@ class Live:
             background.append(self.siblings.follow(self._from_sibling))
         tasks = [asyncio.create_task(job) for job in background]
         try:
-            yield
+            async with contextlib.AsyncExitStack() as stack:
+                if self.shared is not None:
+                    await stack.enter_async_context(
+                        self.shared.running(
+                            self.gateway,
+                            sources_changed=self._registered_elsewhere,
+                            reloaded_elsewhere=self._reloaded_elsewhere,
+                            approved_elsewhere=self._approved_elsewhere,
+                        )
+                    )
+                yield
         finally:
             for task in tasks:
                 task.cancel()
@@ -98,15 +135,30 @@ class Live:
         """What another worker did, done here too."""
         if event.get("action") == "reload":
             await self.reload(tell=False)
+        elif event.get("action") == "refresh" and self.shared is not None:
+            changed = await self.shared.refresh()
+            if changed:
+                await self.reload(changed, tell=False, reread=True)
         elif event.get("action") == "approve":
-            source, digest = str(event.get("source")), event.get("digest")
+            await self._approved_elsewhere(str(event.get("source")), str(event.get("digest")))
+
+    async def _registered_elsewhere(self, changed: frozenset[str]) -> None:
+        await self.reload(changed, tell=False, reread=True)
+
+    async def _reloaded_elsewhere(self) -> None:
+        try:
+            await self.reload(tell=False)
+        except ToolbridgeError as exc:
+            logger.error("another replica reloaded; this one refused the config: %s", exc)
+
+    async def _approved_elsewhere(self, source: str, digest: str) -> None:
+        held = self.gateway.held().get(source)
+        if held is None or held.digest != digest:
+            await self.gateway.reload()  # this worker may not have read the new version yet
             held = self.gateway.held().get(source)
-            if held is None or held.digest != digest:
-                await self.gateway.reload()  # this worker may not have read the new version yet
-                held = self.gateway.held().get(source)
-            if held is not None and held.digest == digest:
-                await self.gateway.approve(source)
-                await self.tools_changed()
+        if held is not None and held.digest == digest:
+            await self.gateway.approve(source)
+            await self.tools_changed()
 
     async def _signalled(self) -> None:
         try:

@@ -1,0 +1,156 @@
+"""`toolbridge serve` as processes: the config file or the bundled demo, one process or N
+workers, each linked to the state store, then uvicorn.
+
+Everything is loaded and checked before a port is bound, so a bad config stops `serve` with its
+file, line and key path. Workers of `--workers N` load the config themselves (the serving
+process passes its path, the demo's URL, the log level and a runtime folder in the
+environment) and stay in step through that folder (`siblings.py`); every process of every
+replica stays in step with the others through the state store (`shared.py`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from toolbridge.calllog import CallLog
+from toolbridge.config import Config, load_config
+from toolbridge.demo import demo_config
+from toolbridge.demo.service import create_demo_app
+from toolbridge.gateway import Gateway
+from toolbridge.openapi.documents import cache_dir_from
+from toolbridge.serve.app import App, create_app
+from toolbridge.serve.loopback import LoopbackServer
+from toolbridge.serve.shared import Shared
+from toolbridge.serve.siblings import RUNTIME_ENV, Siblings
+from toolbridge.serve.workers import run_workers
+from toolbridge.state.urls import resolve_url
+from toolbridge.upstream.clients import make_upstream
+
+logger = logging.getLogger("toolbridge")
+
+CONFIG_ENV = "TOOLBRIDGE_CONFIG_PATH"
+DEMO_ENV = "TOOLBRIDGE_DEMO_URL"
+LOG_LEVEL_ENV = "TOOLBRIDGE_LOG_LEVEL"
+WORKERS_ENV = "TOOLBRIDGE_WORKERS"
+REPLICA_ENV = "TOOLBRIDGE_REPLICA_ID"
+"""Which serving process group a worker belongs to: changes it announced itself through the
+state store are not taken again when the feed brings them back."""
+
+
+def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: str) -> int:
+    """Serve the config at `path` (None: the bundled demo) until stopped."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    demo: LoopbackServer | None = None
+    if path is None:
+        demo = LoopbackServer(create_demo_app()).start()
+        config = demo_config(demo.url)
+        logger.warning(
+            "no -c and no toolbridge.yaml here: serving the bundled demo (its API runs on %s)",
+            demo.url,
+        )
+    else:
+        config = load_config(path, os.environ)  # as given: errors name it the same way
+        os.environ[CONFIG_ENV] = str(path.resolve())
+    if config.auth is None:
+        logger.warning(
+            "no `auth` section: OPEN MODE, every caller is an anonymous admin; "
+            "keep the gateway on a loopback address"
+        )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": log_level,
+        "access_log": False,  # one structured line per call is ours (calllog.py)
+        "timeout_graceful_shutdown": 5,  # open MCP listen streams must not hold shutdown
+    }
+    os.environ[REPLICA_ENV] = uuid.uuid4().hex
+    try:
+        if workers > 1:
+            # Each worker loads the config itself; this checks it first, so a bad one stops
+            # here, before any port is bound.
+            _gateway(config, path, log_level, _shared(config), workers=workers).load()
+            if demo is not None:
+                os.environ[DEMO_ENV] = demo.url
+            os.environ[LOG_LEVEL_ENV] = log_level
+            os.environ[WORKERS_ENV] = str(workers)
+            with tempfile.TemporaryDirectory(prefix="toolbridge-") as runtime:
+                os.environ[RUNTIME_ENV] = runtime
+                target = "toolbridge.serve.process:worker_app"
+                run_workers(uvicorn.Config(target, factory=True, workers=workers, **options))
+        else:
+            shared = _shared(config)
+            gateway = _gateway(config, path, log_level, shared)
+            catalog = gateway.load()  # everything is loaded and checked before the port is bound
+            logger.info("%d tools from %d sources", len(catalog), len(catalog.sources))
+            app = create_app(gateway, config_file=path, shared=shared)
+            uvicorn.run(app, **options)
+    finally:
+        if demo is not None:
+            demo.stop()
+    return 0
+
+
+def worker_app() -> App:
+    """The app of one worker process (`--workers N`): it loads the config on its own, and
+    follows what its siblings apply (reloads, approvals)."""
+    demo_url = os.environ.get(DEMO_ENV)
+    path = None if demo_url else Path(os.environ[CONFIG_ENV])
+    config = demo_config(demo_url) if demo_url else load_config(path or Path(), os.environ)
+    level = os.environ.get(LOG_LEVEL_ENV, "info")
+    shared = _shared(config)
+    workers = int(os.environ.get(WORKERS_ENV, "1"))
+    gateway = _gateway(config, path, level, shared, workers=workers)
+    gateway.load()
+    siblings = Siblings.from_environ(os.environ)
+    return create_app(gateway, config_file=path, siblings=siblings, shared=shared)
+
+
+def _gateway(
+    config: Config, path: Path | None, level: str, shared: Shared, *, workers: int = 1
+) -> Gateway:
+    """The gateway `serve` runs: the parse cache on; at a reload the config is read again from
+    `path` (the demo's stays), with the sources registered through the admin API added."""
+
+    def reread() -> Config:
+        return shared.merged(load_config(path, os.environ) if path is not None else config)
+
+    return Gateway(
+        config,
+        upstream=make_upstream(),
+        reread=reread,
+        cache_dir=cache_dir_from(os.environ),
+        call_log=_call_log(level),
+        workers=workers,
+    )
+
+
+def _shared(config: Config) -> Shared:
+    """This process's link to the state store: `state.url`, else SQLite beside the config (the
+    working directory for the demo); registered files go to a folder of this process's own."""
+    url = resolve_url(config.state, config.base_dir)
+    folder = Path(tempfile.mkdtemp(prefix="toolbridge-registered-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    replica = os.environ.get(REPLICA_ENV) or uuid.uuid4().hex
+    return Shared(url, folder=folder, replica=replica)
+
+
+def _call_log(level: str) -> CallLog | None:
+    """Without an `audit` in the config (which the gateway opens itself), call lines go to
+    stderr at the info level and below, and nowhere above it."""
+    if level not in ("debug", "info"):
+        return None
+    return CallLog(sys.stderr.buffer)

@@ -1,0 +1,183 @@
+"""The state store as a serving gateway uses it: registered sources, callers' data, replicas.
+
+`Shared` opens the store in the app's lifespan, reads the sources registered through the admin
+API into the config a reload builds (`merged`), gives the gateway each caller's stored UserValves
+and credentials, and follows the store's change feed: what any replica changes reaches this
+one within a second (PostgreSQL notifies; SQLite is polled), and a reload another replica took
+is taken here too. When the store cannot be reached, calls go on from the catalog in memory,
+writes answer 503, and the follower catches up when it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from toolbridge.config import Config
+from toolbridge.errors import StoreUnavailable
+from toolbridge.gateway import Gateway
+from toolbridge.state.registered import Registered, materialize
+from toolbridge.state.secrets import SecretBox
+from toolbridge.state.store import Store
+from toolbridge.state.urls import shown
+from toolbridge.state.values import Change
+from toolbridge.users import UserData
+
+logger = logging.getLogger(__name__)
+
+RETRY = 2.0
+"""Seconds between attempts to open a store that could not be reached at start."""
+
+
+class Shared:
+    """One process's link to the state store (see the module docstring)."""
+
+    def __init__(self, url: str, *, folder: Path, replica: str) -> None:
+        """
+        Args:
+            folder: where registered documents and tool files are written for the loaders.
+            replica: this serving process group's id; reload announcements it made itself
+                are not taken again when the feed brings them back.
+        """
+        self.url = url
+        self.folder = folder
+        self.replica = replica
+        self.store: Store | None = None
+        self.registered = Registered()
+        self.users = UserData(self._stored_valves, self._stored_credential)
+
+    def merged(self, config: Config) -> Config:
+        """`config` with the registered sources (as last read from the store)."""
+        return self.registered.merged(config)
+
+    def require(self) -> Store:
+        """The open store; StoreUnavailable while it is not."""
+        if self.store is None:
+            raise StoreUnavailable("use the state store", shown(self.url), "not connected yet")
+        return self.store
+
+    async def refresh(self) -> frozenset[str]:
+        """Read the registered sources again; the ids of those that changed."""
+        store = self.require()
+        servers = await store.servers.in_clear()
+        tools = await store.tools.in_clear()
+        fresh = await asyncio.to_thread(materialize, servers, tools, self.folder)
+        before: dict[str, object] = {s.id: s for s in self.registered.servers}
+        before.update({t.id: t for t in self.registered.tools})
+        after: dict[str, object] = {s.id: s for s in fresh.servers}
+        after.update({t.id: t for t in fresh.tools})
+        changed = {i for i in before.keys() | after.keys() if before.get(i) != after.get(i)}
+        self.registered = fresh
+        return frozenset(changed)
+
+    async def announce_reload(self, by: str) -> None:
+        """Tell the other replicas that this one reloaded its config."""
+        store = self.require()
+        await store.record_change("reload", "reload", {"replica": self.replica}, by=by)
+
+    async def announce_approval(self, source: str, digest: str, by: str) -> None:
+        store = self.require()
+        subject = {"replica": self.replica, "source": source, "sha256": digest}
+        await store.record_change("document", "approve", subject, by=by)
+
+    @contextlib.asynccontextmanager
+    async def running(
+        self,
+        gateway: Gateway,
+        *,
+        sources_changed: Callable[[frozenset[str]], Awaitable[object]],
+        reloaded_elsewhere: Callable[[], Awaitable[object]],
+        approved_elsewhere: Callable[[str, str], Awaitable[object]],
+    ) -> AsyncIterator[None]:
+        """While the app serves: the store open (or being retried), and its feed followed."""
+        gateway.dispatch.users = self.users
+        handlers = (sources_changed, reloaded_elsewhere, approved_elsewhere)
+        opened = await self._open()
+        if opened:
+            await self._catch_up(sources_changed)
+        task = asyncio.create_task(self._follow(opened, handlers))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if self.store is not None:
+                await self.store.close()
+                self.store = None
+
+    async def _open(self) -> bool:
+        try:
+            self.store = await Store.open(self.url, secrets=SecretBox.from_environ(os.environ))
+        except StoreUnavailable as exc:
+            logger.error("%s; serving the config file's sources until it can be reached", exc)
+            return False
+        return True
+
+    async def _catch_up(
+        self, sources_changed: Callable[[frozenset[str]], Awaitable[object]]
+    ) -> None:
+        changed = await self.refresh()
+        if changed:
+            await sources_changed(changed)
+
+    async def _follow(
+        self,
+        opened: bool,
+        handlers: tuple[
+            Callable[[frozenset[str]], Awaitable[object]],
+            Callable[[], Awaitable[object]],
+            Callable[[str, str], Awaitable[object]],
+        ],
+    ) -> None:
+        sources_changed, _, _ = handlers
+        while not opened:
+            await asyncio.sleep(RETRY)
+            opened = await self._open()
+            if opened:
+                logger.warning("the state store at %s is reachable again", shown(self.url))
+                await self._catch_up(sources_changed)
+        store = self.require()
+        start = await store.last_change_id()
+        async for change in store.follow(start):
+            try:
+                await self._apply(change, handlers)
+            except Exception:
+                logger.exception("applying change %d from the state store failed", change.id)
+
+    async def _apply(
+        self,
+        change: Change,
+        handlers: tuple[
+            Callable[[frozenset[str]], Awaitable[object]],
+            Callable[[], Awaitable[object]],
+            Callable[[str, str], Awaitable[object]],
+        ],
+    ) -> None:
+        sources_changed, reloaded_elsewhere, approved_elsewhere = handlers
+        subject: dict[str, Any] = dict(change.subject)
+        match change.kind:
+            case "server" | "tool" | "tool_valves":
+                changed = await self.refresh()
+                if changed:  # nothing when this process made the change (it applied it)
+                    await sources_changed(changed)
+            case "user_valves" | "credential":
+                self.users.forget(subject.get("user"))
+            case "reload" if subject.get("replica") != self.replica:
+                await reloaded_elsewhere()
+            case "document" if change.op == "approve" and subject.get("replica") != self.replica:
+                await approved_elsewhere(str(subject.get("source")), str(subject.get("sha256")))
+            case _:
+                pass
+
+    async def _stored_valves(self, user: str, tool_id: str) -> dict[str, Any] | None:
+        return await self.require().users.valves_in_clear(user, tool_id)
+
+    async def _stored_credential(self, user: str, server_id: str) -> dict[str, Any] | None:
+        found = await self.require().users.credential_in_clear(user, server_id)
+        return dict(found) if found is not None else None
