@@ -41,6 +41,10 @@ from toolbridge.serve import process
 from toolbridge.serve.app import result_body
 from toolbridge.serve.dryrun import dry_run, principal_for
 from toolbridge.serve.loopback import LoopbackServer
+from toolbridge.state.export import Exported, export
+from toolbridge.state.secrets import SecretBox
+from toolbridge.state.store import Store
+from toolbridge.state.urls import resolve_url
 from toolbridge.tools import Tool
 from toolbridge.upstream.clients import make_upstream
 
@@ -133,6 +137,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     reload.add_argument("--json", action="store_true", help="print the gateway's answer as JSON")
     reload.set_defaults(run=_reload)
+
+    export = sub.add_parser(
+        "export", help="write the sources registered through the admin API as YAML entries"
+    )
+    export.add_argument(
+        "-c", "--config", type=Path, help=f"config file (default: {DEFAULT_CONFIG})"
+    )
+    export.add_argument(
+        "--out", type=Path, default=Path("exported"), help="folder to write (default: exported)"
+    )
+    export.set_defaults(run=_export)
     return parser
 
 
@@ -331,6 +346,26 @@ def _reload(args: argparse.Namespace) -> int:
     hint = f" (set {KEY_ENV} to an admin's key)" if response.status_code in (401, 403) else ""
     print(f"toolbridge: reload refused ({response.status_code}): {message}{hint}", file=sys.stderr)
     return 1
+
+
+def _export(args: argparse.Namespace) -> int:
+    """Exit 0 when written; 2 when the store cannot be read (main prints why)."""
+    path = args.config or Path(DEFAULT_CONFIG)
+    config = load_config(path, os.environ) if path.exists() else Config(base_dir=Path.cwd())
+    url = resolve_url(config.state, config.base_dir)
+
+    async def run() -> Exported:
+        store = await Store.open(url, secrets=SecretBox.from_environ(os.environ))
+        async with store:
+            return await export(store, args.out)
+
+    done = anyio.run(run)
+    print(f"wrote {done.file}: {done.servers} servers, {done.tools} tools")
+    if done.variables:
+        print("set these environment variables to the secrets (not exported):")
+        for name in done.variables:
+            print(f"  {name}")
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

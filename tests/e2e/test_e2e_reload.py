@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,17 +28,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.e2e.conftest import live_server
+from tests.e2e.serving import KEYS, Served, bearer
 from tests.fake_upstream import create_upstream
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-KEYS = {"alice": "alice-0f1e2d3c", "bob": "bob-4b5a6978", "ops": "ops-8c9d0e1f"}
 JWT_SECRET = "jwt-secret-for-the-reload-tests-0123456789"
-
-
-def bearer(user: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {KEYS[user]}"}
 
 
 @pytest.fixture(scope="module")
@@ -94,55 +89,6 @@ def folder_for(tmp_path: Path, config: dict[str, Any]) -> Path:
     )
     write(tmp_path, config)
     return tmp_path
-
-
-class Served:
-    """A running `toolbridge serve` and the file its log goes to."""
-
-    def __init__(self, folder: Path, *args: str) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = folder / "serve.log"
-        env = {**os.environ, "TOOLBRIDGE_CACHE_DIR": ""}
-        command = [sys.executable, "-m", "toolbridge", "serve", "--port", str(port), *args]
-        with self.log.open("w") as log:
-            self.process = subprocess.Popen(
-                command, cwd=folder, env=env, stderr=log, stdout=subprocess.DEVNULL, text=True
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"serve exited: {self.log.read_text()}")
-            try:
-                if httpx2.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx2.TransportError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"serve did not start: {self.log.read_text()}")
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def reload(self, *, dry_run: bool = False) -> httpx2.Response:
-        query = "?dry_run=true" if dry_run else ""
-        return httpx2.post(f"{self.url}/v1/admin/reload{query}", headers=bearer("ops"), timeout=60)
-
-    def call(self, tool: str, user: str = "alice", **arguments: Any) -> httpx2.Response:
-        return httpx2.post(
-            f"{self.url}/v1/tools/{tool}/call", json=arguments, headers=bearer(user), timeout=10
-        )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

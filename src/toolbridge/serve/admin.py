@@ -177,6 +177,23 @@ class Admin:
         await store.tools.put_valves(ident, values, secret=secret, by=principal.id)
         return 200, {"tool": ident, "valves": _redacted(values, secret), **await self._applied()}
 
+    async def audit(self, principal: Principal) -> Answer:
+        """The newest entries of the admin audit log: who changed what, when (no values)."""
+        store = self._store(principal)
+        return 200, {
+            "audit": [
+                {
+                    "id": e.id,
+                    "at": _time(e.at),
+                    "actor": e.actor,
+                    "action": e.action,
+                    "target": e.target,
+                    "detail": dict(e.detail),
+                }
+                for e in await store.audit_log(limit=200)
+            ]
+        }
+
     # -- the parts -------------------------------------------------------------------------
 
     def _store(self, principal: Principal) -> Store:
@@ -384,6 +401,7 @@ def routes(
         json_route("/v1/admin/tools/{id}", admin.update_tool, "PUT"),
         json_route("/v1/admin/tools/{id}", admin.delete_tool, "DELETE"),
         json_route("/v1/admin/tools/{id}/valves", admin.put_tool_valves, "PUT"),
+        json_route("/v1/admin/audit", admin.audit, "GET"),
         json_route("/v1/me/valves/{tool}", me.valves, "GET"),
         json_route("/v1/me/valves/{tool}", me.put_valves, "PUT"),
         json_route("/v1/me/credentials", me.credentials, "GET"),

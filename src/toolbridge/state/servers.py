@@ -97,6 +97,13 @@ class Servers:
             row = (await connection.execute(_LISTED.where(servers.c.id == server_id))).first()
         return None if row is None else server_record(row)
 
+    async def document(self, server_id: str) -> bytes:
+        """A server's uploaded document (not a secret); empty when it was given by `spec`."""
+        query = sa.select(servers.c.document).where(servers.c.id == server_id)
+        async with self._db.read(f"read the document of server {server_id!r}") as connection:
+            found = (await connection.execute(query)).scalar()
+        return bytes(found or b"")
+
     async def list(self) -> tuple[ServerRecord, ...]:
         """Every stored server, by id, secrets redacted (documents: their hash and size)."""
         async with self._db.read("list servers") as connection:

@@ -1,0 +1,357 @@
+"""The state store through a real `toolbridge serve` (embedded SQLite beside the config): the
+admin API registering servers and tools, `/v1/me` valves and credentials, restarts, export.
+
+Canary secrets go in through the API; they must come back out nowhere: not in listings, errors,
+logs, the export, nor in clear in the database file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+import yaml
+from cryptography.fernet import Fernet
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from tests.e2e.conftest import live_server
+from tests.e2e.serving import KEYS, Served, bearer
+from tests.fake_upstream import create_upstream
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+CANARY_TOKEN = "canary-token-7f3a9c1e5b"
+CANARY_VALVE = "canary-valve-2d8e4f6a0c"
+CANARY_OWN = "canary-own-9b1c3e5d7f"
+
+CONFIG: dict[str, Any] = {
+    "watch": False,
+    "auth": {
+        "api_keys": [
+            {"user": "alice", "key": KEYS["alice"], "groups": ["support"]},
+            {"user": "bob", "key": KEYS["bob"], "groups": ["support"]},
+            {"user": "ops", "key": KEYS["ops"], "admin": True},
+        ]
+    },
+    "servers": [
+        {"id": "notes", "spec": "specs/demo.yaml", "access": {"groups": ["support"]}},
+    ],
+    "tools": [
+        {"id": "weather", "path": "tools/weather.py", "access": {"groups": ["support"]}},
+    ],
+}
+
+SHOUT = '''"""
+title: Shout
+version: 1.0.0
+"""
+
+from pydantic import BaseModel
+
+
+class Tools:
+    class Valves(BaseModel):
+        api_key: str = ""
+        suffix: str = "!"
+
+    def __init__(self) -> None:
+        self.valves = self.Valves()
+
+    def shout(self, text: str) -> str:
+        """Say it loudly."""
+        return text.upper() + self.valves.suffix + (" (keyed)" if self.valves.api_key else "")
+'''
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[str]:
+    with live_server(create_upstream()) as url:
+        yield url
+
+
+@pytest.fixture
+def env() -> dict[str, str]:
+    return {"TOOLBRIDGE_SECRET_KEY": Fernet.generate_key().decode()}
+
+
+@pytest.fixture
+def folder(tmp_path: Path, upstream: str) -> Path:
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "tools").mkdir()
+    shutil.copy(ROOT / "specs" / "demo.yaml", tmp_path / "specs" / "demo.yaml")
+    shutil.copy(
+        ROOT / "tests" / "fixtures" / "tools" / "weather.py", tmp_path / "tools" / "weather.py"
+    )
+    config = {**CONFIG, "servers": [{**CONFIG["servers"][0], "base_url": upstream}]}
+    (tmp_path / "toolbridge.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return tmp_path
+
+
+@pytest.fixture
+def served(folder: Path, env: dict[str, str]) -> Iterator[Served]:
+    server = Served(folder, env=env)
+    yield server
+    server.stop()
+
+
+def post(served: Served, path: str, body: Any, user: str = "ops") -> httpx2.Response:
+    return httpx2.post(served.url + path, json=body, headers=bearer(user), timeout=60)
+
+
+def put(served: Served, path: str, body: Any, user: str = "ops") -> httpx2.Response:
+    return httpx2.put(served.url + path, json=body, headers=bearer(user), timeout=60)
+
+
+def get(served: Served, path: str, user: str = "ops") -> httpx2.Response:
+    return httpx2.get(served.url + path, headers=bearer(user), timeout=60)
+
+
+def uploaded_server(upstream: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": "more",
+        "document": (ROOT / "specs" / "demo.yaml").read_text(),
+        "base_url": upstream,
+        "prefix": "more",
+        "include": {"operations": ["getStatus"]},
+        "auth": {"type": "bearer", "token": CANARY_TOKEN},
+        "access": {"groups": ["support"]},
+        **extra,
+    }
+
+
+def test_a_server_registered_through_the_api_is_served_at_once(
+    served: Served, upstream: str
+) -> None:
+    created = post(served, "/v1/admin/servers", uploaded_server(upstream))
+    called = served.call("more_getStatus").json()
+    listed = get(served, "/v1/admin/servers").json()
+
+    assert created.status_code == 201, created.text
+    answer = created.json()
+    assert (answer["server"]["id"], answer["changes"]["tools"]["added"]) == (
+        "more",
+        ["more_getStatus"],
+    )
+    assert called["result"]["headers"]["authorization"] == f"Bearer {CANARY_TOKEN}"
+    assert [(s["id"], s["origin"]) for s in listed["servers"]] == [
+        ("notes", "config"),
+        ("more", "api"),
+    ]
+    assert listed["servers"][1]["entry"]["auth"] == {"type": "bearer", "token": "********"}
+    assert CANARY_TOKEN not in created.text + str(listed)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        pytest.param(
+            {"id": "x", "spec": "specs/demo.yaml", "prefx": "p"},
+            422,
+            {"type": "invalid_config", "message": "servers[x].prefx: unknown key 'prefx'"},
+            id="unknown-key",
+        ),
+        pytest.param(
+            {"id": "x", "spec": "specs/demo.yaml", "auth": {"type": "bearer"}},
+            422,
+            {
+                "type": "invalid_config",
+                "message": "servers[x].auth: required key 'token' is missing",
+            },
+            id="missing-key",
+        ),
+        pytest.param(
+            {"id": "x", "spec": "specs/nothing.yaml"},
+            422,
+            {
+                "type": "invalid_config",
+                "message": "servers[x]: the source cannot be loaded: "
+                "specs/nothing.yaml: no such file",
+            },
+            id="no-document",
+        ),
+        pytest.param(
+            {"id": "notes", "spec": "specs/demo.yaml"},
+            409,
+            {
+                "type": "conflict",
+                "message": "'notes' is already a source (defined in toolbridge.yaml); "
+                "pick another id",
+            },
+            id="id-of-the-file",
+        ),
+    ],
+)
+def test_a_bad_entry_is_refused_as_the_file_would_be(
+    served: Served, body: dict[str, Any], status: int, error: dict[str, str]
+) -> None:
+    answer = post(served, "/v1/admin/servers", body)
+    assert (answer.status_code, answer.json()) == (status, {"error": error})
+    assert get(served, "/v1/admin/servers").json()["servers"][1:] == []
+
+
+def test_the_files_sources_are_read_only_and_admins_only_may_write(served: Served) -> None:
+    edited = put(served, "/v1/admin/servers/notes", {"spec": "specs/demo.yaml"})
+    deleted = httpx2.delete(served.url + "/v1/admin/servers/notes", headers=bearer("ops"))
+    by_alice = post(served, "/v1/admin/servers", {"id": "x", "spec": "s.yaml"}, user="alice")
+    assert [r.status_code for r in (edited, deleted, by_alice)] == [409, 409, 403]
+    assert edited.json()["error"]["message"] == (
+        "server 'notes' is defined in toolbridge.yaml: edit the file (the API changes only "
+        "the sources it registered)"
+    )
+
+
+def test_a_registered_tool_with_secret_valves_and_an_import_pinned_by_its_hash(
+    served: Served,
+) -> None:
+    created = post(
+        served,
+        "/v1/admin/tools",
+        {
+            "id": "shout",
+            "content": SHOUT,
+            "valves": {"api_key": CANARY_VALVE, "suffix": "!!"},
+            "access": {"groups": ["support"]},
+        },
+    )
+    first = served.call("shout", text="hi").json()["result"]
+    changed = put(served, "/v1/admin/tools/shout/valves", {"suffix": "?", "api_key": "********"})
+    second = served.call("shout", text="hi").json()["result"]
+    listed = get(served, "/v1/admin/tools").json()
+
+    def tool_file(request: Request) -> Response:
+        return PlainTextResponse(SHOUT)
+
+    with live_server(Starlette(routes=[Route("/shout.py", tool_file)])) as files:
+        digest = hashlib.sha256(SHOUT.encode()).hexdigest()
+        wrong = post(
+            served,
+            "/v1/admin/tools/import",
+            {"id": "again", "url": f"{files}/shout.py", "sha256": "0" * 64},
+        )
+        right = post(
+            served,
+            "/v1/admin/tools/import",
+            {"id": "again", "url": f"{files}/shout.py", "sha256": digest},
+        )
+    assert created.status_code == 201, created.text
+    assert (first, changed.status_code, second) == ("HI!! (keyed)", 200, "HI? (keyed)")
+    shown = {t["id"]: t.get("valves") for t in listed["tools"]}
+    assert shown == {"weather": None, "shout": {"api_key": "********", "suffix": "?"}}
+    assert (wrong.status_code, wrong.json()["error"]["message"]) == (
+        422,
+        f"{files}/shout.py: the file's sha256 is {digest}, not the {'0' * 64} given; "
+        "nothing was stored",
+    )
+    assert right.status_code == 201
+    assert CANARY_VALVE not in created.text + changed.text + str(listed)
+
+
+def test_registered_sources_outlive_a_restart_and_are_exported(
+    folder: Path, env: dict[str, str], upstream: str
+) -> None:
+    served = Served(folder, env=env)
+    try:
+        assert post(served, "/v1/admin/servers", uploaded_server(upstream)).status_code == 201
+        tool = {"id": "shout", "content": SHOUT, "valves": {"api_key": CANARY_VALVE}}
+        assert post(served, "/v1/admin/tools", tool).status_code == 201
+    finally:
+        served.stop()
+    again = Served(folder, env=env, log="again.log")
+    try:
+        after_restart = again.call("more_getStatus").json()["result"]["headers"]["authorization"]
+        audit = [
+            (e["actor"], e["action"], e["target"])
+            for e in get(again, "/v1/admin/audit").json()["audit"]
+        ]
+    finally:
+        again.stop()
+    exported = subprocess.run(
+        [sys.executable, "-m", "toolbridge", "export", "--out", "out"],
+        cwd=folder,
+        env={**env, "PATH": ""},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert after_restart == f"Bearer {CANARY_TOKEN}"
+    assert audit[:2] == [("ops", "tool.create", "shout"), ("ops", "server.create", "more")]
+    assert (exported.returncode, exported.stdout) == (
+        0,
+        "wrote out/toolbridge.registered.yaml: 1 servers, 1 tools\n"
+        "set these environment variables to the secrets (not exported):\n"
+        "  TOOLBRIDGE_MORE_AUTH_TOKEN\n  TOOLBRIDGE_SHOUT_VALVES_API_KEY\n",
+    )
+    written = yaml.safe_load((folder / "out" / "toolbridge.registered.yaml").read_text())
+    assert written["servers"][0]["auth"] == {
+        "type": "bearer",
+        "token": "${TOOLBRIDGE_MORE_AUTH_TOKEN}",
+    }
+    assert (written["servers"][0]["spec"], written["tools"][0]["path"]) == (
+        "specs/more.yaml",
+        "tools/shout.py",
+    )
+    everything = b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
+    assert (CANARY_TOKEN.encode() in everything, CANARY_VALVE.encode() in everything) == (
+        False,
+        False,
+    )
+
+
+def test_each_caller_keeps_their_own_valves_and_credentials(
+    folder: Path, env: dict[str, str], upstream: str
+) -> None:
+    config = yaml.safe_load((folder / "toolbridge.yaml").read_text())
+    config["servers"].append(
+        {
+            "id": "mine",
+            "spec": "specs/demo.yaml",
+            "base_url": upstream,
+            "prefix": "mine",
+            "include": {"operations": ["getStatus"]},
+            "auth": {"type": "per_user"},
+            "access": {"groups": ["support"]},
+        }
+    )
+    (folder / "toolbridge.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    served = Served(folder, env=env)
+    try:
+        before = served.call("mine_getStatus")
+        stored = put(served, "/v1/me/credentials/mine", {"token": CANARY_OWN}, user="alice")
+        wrong = put(served, "/v1/me/credentials/mine", {"password": "x"}, user="alice")
+        alice = served.call("mine_getStatus").json()["result"]["headers"]["authorization"]
+        bob = served.call("mine_getStatus", user="bob")
+        valves = put(served, "/v1/me/valves/weather", {"home": "Lisbon"}, user="alice")
+        bad_valves = put(served, "/v1/me/valves/weather", {"max_days": 0}, user="alice")
+        home = served.call("get_weather").json()["result"]
+        bobs_home = served.call("get_weather", user="bob").json()["result"]
+        mine = get(served, "/v1/me/credentials", user="alice").json()
+    finally:
+        served.stop()
+
+    assert (before.status_code, before.json()["error"]) == (
+        403,
+        {
+            "type": "credential_required",
+            "message": "server 'mine' takes each caller's own credential, and 'alice' has stored "
+            'none: PUT /v1/me/credentials/mine with {"token": "..."}',
+        },
+    )
+    assert (stored.status_code, stored.json()) == (200, {"server": "mine", "fields": ["token"]})
+    assert (wrong.status_code, wrong.json()["error"]["type"]) == (422, "invalid_arguments")
+    assert (alice, bob.status_code) == (f"Bearer {CANARY_OWN}", 403)
+    assert (valves.status_code, bad_valves.status_code) == (200, 422)
+    assert (home.split(":")[0], bobs_home.split(":")[0]) == ("Lisbon", "Paris")
+    assert mine == {"credentials": [{"server": "mine", "fields": ["token"]}]}
+    assert CANARY_OWN not in (served.log.read_text() + str(mine) + stored.text)
