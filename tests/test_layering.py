@@ -15,10 +15,13 @@ LAYERS: list[set[str]] = [
     {"formats"},  # client formats: pure rendering of tools
     {"upstream"},  # the network seam, our clients, credentials, request building
     {"openapi", "local"},  # conversion of documents; local Python tools
-    {"arguments", "policy", "limits", "metrics", "calllog", "changes"},  # per-call pieces
+    # per-call pieces; result budgets; the search index
+    {"arguments", "policy", "limits", "metrics", "calllog", "changes", "budgets", "search"},
     {"identity"},  # credentials -> principals
     {"registry"},  # all sources -> one Catalog
+    {"toolsets"},  # named parts of a catalog
     {"generation"},  # one config's catalog and all derived from it
+    {"discovery"},  # what a request sees (toolset, search mode) and the three search tools
     {"report", "gateway"},  # the check report; the service
     {"serve"},  # the edges: HTTP, MCP, one-turn calls, the gateway's own document
     {"demo"},  # the bundled demo service
@@ -37,6 +40,10 @@ EDGES = {
     "httpx2": {"openapi.documents", "upstream.clients", "cli"},
     "openapi_spec_validator": {"openapi.validation"},
     "mcp": {"serve.mcp"},
+    "bm25s": {"search"},
+    "numpy": {"search"},
+    "Stemmer": {"search"},
+    "jmespath": {"config", "budgets"},
 }
 PURE = {
     "schemas",
@@ -51,6 +58,9 @@ PURE = {
     "tools",
     "errors",
     "arguments",
+    "budgets",
+    "toolsets",
+    "formats.tokens",
 }
 """Modules that do no I/O: they import no network, file-format or server library at all."""
 MAX_MODULE_LINES = 520

@@ -20,9 +20,11 @@ from typing import Any, Self
 import anyio
 import orjson
 
+from toolbridge.budgets import apply as apply_budget
 from toolbridge.calllog import CallLog
 from toolbridge.changes import Changes
 from toolbridge.config import Config, OAuth2ClientCredentials
+from toolbridge.discovery import CALL_TOOL, View, call_meta, find, is_meta, listed
 from toolbridge.errors import (
     InvalidArguments,
     RateLimited,
@@ -38,6 +40,7 @@ from toolbridge.openapi.documents import DocumentStore
 from toolbridge.policy import Principal
 from toolbridge.registry import Catalog, SourceStatus, load_sources
 from toolbridge.tools import HttpOperation, PythonFunction, Tool, ToolResult
+from toolbridge.toolsets import Toolset
 from toolbridge.upstream import remote
 from toolbridge.upstream.seam import Timeouts, Upstream
 
@@ -199,16 +202,25 @@ class Gateway:
 
     # -- the two operations --------------------------------------------------------------
 
-    def list_tools(self, principal: Principal) -> list[Tool]:
+    def list_tools(self, principal: Principal, view: View | None = None) -> list[Tool]:
+        """The tools a principal is offered: the catalog's they may use, or what `view` shows
+        (a toolset's; search mode's three tools)."""
         state = self._current()
+        if view is not None:
+            return listed(state, principal, view)
         return [tool for tool in state.catalog if state.policy.allows(principal, tool)]
 
-    def tool(self, principal: Principal, name: str) -> Tool:
+    def tool(self, principal: Principal, name: str, view: View | None = None) -> Tool:
         state = self._current()
-        tool = state.catalog.get(name)
+        tool = state.catalog.get(name) if view is None else None
         if tool is None or not state.policy.allows(principal, tool):
-            raise ToolNotFound(f"no tool named {name!r}")
+            return find(state, principal, name, view or View())  # raises ToolNotFound
         return tool
+
+    @property
+    def toolsets(self) -> Mapping[str, Toolset]:
+        """The toolsets of the current catalog, by id."""
+        return self._current().toolsets
 
     async def call(
         self,
@@ -219,26 +231,37 @@ class Gateway:
         caller_headers: Mapping[str, str] | None = None,
         on_event: Callable[[Any], None] | None = None,
         argument_bytes: int | None = None,
+        view: View | None = None,
     ) -> ToolResult:
         """Call a tool for a principal. `on_event` receives what a local tool emits while it
         runs (it may be called from a worker thread); `argument_bytes`, the size of the
-        arguments as received, saves serializing them again for the call log."""
+        arguments as received, saves serializing them again for the call log; `view`, the
+        toolset (and mode) the call is made in: only its tools are found."""
         state = self._current()  # calls in flight finish on the catalog they started with
         started = time.perf_counter()
         outcome, status = "error", None
         tool: Tool | None = None
         try:
-            tool = state.catalog.get(name)
+            tool = state.catalog.get(name) if view is None else None
             if tool is None or not state.policy.allows(principal, tool):
-                raise ToolNotFound(f"no tool named {name!r}")
-            if state.limiter is not None and not principal.admin:
-                state.limiter.take(principal.id, tool.name)
+                tool = find(state, principal, name, view or View())  # raises ToolNotFound
+            if state.limiter is not None and not principal.admin and tool.name != CALL_TOOL:
+                state.limiter.take(principal.id, tool.name)  # (call_tool's call counts itself)
+            if is_meta(tool):
+                result = await call_meta(
+                    state, principal, tool, arguments, view or View(), self.call
+                )
+                outcome = "ok" if result.ok else "tool_error"
+                return result
             match tool.target:
                 case HttpOperation() as op:
                     checked = state.validator(tool).check(arguments)
                     result = await self._call_remote(
                         state, op, checked, caller_headers or {}, tool.name
                     )
+                    budget = state.budgets.for_tool(tool) if state.budgets else None
+                    if budget is not None:
+                        result = apply_budget(budget, result)
                 case PythonFunction() as fn:
                     user = _user(principal, (caller_headers or {}).get(USER_VALVES_HEADER))
                     result = await call_function(fn, arguments, user=user, on_event=on_event)
