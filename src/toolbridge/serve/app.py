@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar, overload
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 import orjson
 from starlette.applications import Starlette
@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from toolbridge.discovery import View, parse_view
 from toolbridge.errors import (
     BadRequest,
     Forbidden,
@@ -33,7 +34,7 @@ from toolbridge.errors import (
     error_body,
     error_status,
 )
-from toolbridge.formats.render import FORMATS, render_tools
+from toolbridge.formats.render import render_tools
 from toolbridge.gateway import Gateway
 from toolbridge.generation import Held
 from toolbridge.policy import Principal
@@ -41,8 +42,9 @@ from toolbridge.registry import SourceStatus
 from toolbridge.serve.live import Live
 from toolbridge.serve.openapi_document import DocumentCache
 from toolbridge.serve.siblings import Siblings
+from toolbridge.serve.toolset_paths import ToolsetPaths
 from toolbridge.serve.turns import run_turn
-from toolbridge.tools import HttpOperation, Tool, ToolResult
+from toolbridge.tools import HttpOperation, Shaped, Tool, ToolResult
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +150,9 @@ class CallEndpoint:
         headers = ScopeHeaders(scope["headers"])
         try:
             principal = self.gateway.authenticate(headers.get("authorization"))
-            self.gateway.tool(principal, name)  # 404 before reading the body
+            query = scope.get("query_string")
+            view = parse_view(dict(parse_qsl(query.decode("latin-1")))) if query else None
+            self.gateway.tool(principal, name, view)  # 404 before reading the body
             raw = await _read_body(receive)
             try:
                 arguments = orjson.loads(raw) if raw.strip() else {}
@@ -156,7 +160,7 @@ class CallEndpoint:
                 problem = f"the body is not valid JSON: {exc}"
                 raise InvalidArguments(name, [("$", problem)]) from None
             if "text/event-stream" in headers.get("accept", ""):
-                await self._stream(send, principal, name, arguments, headers)
+                await self._stream(send, principal, name, arguments, headers, view)
                 return
             events: list[Any] = []
             result = await self.gateway.call(
@@ -166,6 +170,7 @@ class CallEndpoint:
                 caller_headers=headers,
                 on_event=events.append,
                 argument_bytes=len(raw),
+                view=view,
             )
         except ToolbridgeError as exc:
             status, body, extra = error_parts(exc)
@@ -183,6 +188,7 @@ class CallEndpoint:
         name: str,
         arguments: Any,
         headers: Mapping[str, str],
+        view: View | None,
     ) -> None:
         """The call as server-sent events: each event the tool emits (`event: event`), then
         `event: result` with the usual answer, or `event: error` with the error body."""
@@ -196,7 +202,12 @@ class CallEndpoint:
         async def run() -> None:
             try:
                 result = await self.gateway.call(
-                    principal, name, arguments, caller_headers=headers, on_event=on_event
+                    principal,
+                    name,
+                    arguments,
+                    caller_headers=headers,
+                    on_event=on_event,
+                    view=view,
                 )
                 loop.call_soon(queue.put_nowait, ("result", result_body(result)))
             except ToolbridgeError as exc:
@@ -303,26 +314,31 @@ def create_app(
         return run
 
     async def list_tools(request: Request, principal: Principal) -> Response:
-        fmt = request.query_params.get("format", "openai")
-        if fmt not in FORMATS:
-            raise BadRequest(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-        strict = _flag(request.query_params.get("strict"))
-        tools = gateway.list_tools(principal)
-        return json_response({"tools": render_tools(tools, fmt, strict=strict)})
+        view = parse_view(request.query_params)
+        tools = gateway.list_tools(principal, view)
+        return json_response(
+            {"tools": render_tools(tools, view.format or "openai", strict=view.strict)}
+        )
 
     async def get_tool(request: Request, principal: Principal) -> Response:
-        tool = gateway.tool(principal, request.path_params["name"])
+        view = parse_view(request.query_params)
+        tool = gateway.tool(principal, request.path_params["name"], view)
         return json_response(describe(tool, gateway.frontmatter(tool)))
 
     documents = DocumentCache()
 
     async def openapi(request: Request, principal: Principal) -> Response:
-        tools = gateway.list_tools(principal)
-        return json_response(documents.get(tools, server_url=str(request.base_url)))
+        view = parse_view(request.query_params)
+        tools = gateway.list_tools(principal, view)
+        title = f"toolbridge: {view.toolset}" if view.toolset else "toolbridge"
+        return json_response(documents.get(tools, title=title, server_url=str(request.base_url)))
 
     async def tool_calls(request: Request, principal: Principal) -> Response:
         payload = await _json_body(request)
-        answer = await run_turn(gateway, principal, payload, caller_headers=request.headers)
+        view = parse_view(request.query_params)
+        answer = await run_turn(
+            gateway, principal, payload, caller_headers=request.headers, view=view
+        )
         return json_response(answer)
 
     async def servers(request: Request, principal: Principal) -> Response:
@@ -377,7 +393,7 @@ def create_app(
         ],
         lifespan=lifespan,
     )
-    return CallEndpoint(routes, gateway)
+    return ToolsetPaths(CallEndpoint(routes, gateway))
 
 
 def _flag(value: str | None) -> bool:
@@ -393,6 +409,21 @@ def result_body(result: ToolResult) -> dict[str, Any]:
     }
     if result.truncated:
         body["truncated"] = True
+    if result.shaped is not None:
+        body["budget"] = budget_body(result.shaped)
+    return body
+
+
+def budget_body(shaped: Shaped) -> dict[str, Any]:
+    """What a result budget did, as the envelope's `budget` says it."""
+    body: dict[str, Any] = {"selected": shaped.selected, "bytes": shaped.size}
+    if shaped.max_bytes is not None:
+        body["max_bytes"] = shaped.max_bytes
+    body["cut"] = shaped.cut
+    if shaped.cuts:
+        body["left_out"] = [
+            {"path": c.path, "kept": c.kept, "left_out": c.left_out} for c in shaped.cuts
+        ]
     return body
 
 

@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Final
+from urllib.parse import parse_qs
 
 import anyio
 import jsonschema_rs
@@ -55,7 +56,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from toolbridge import __version__
-from toolbridge.errors import ToolbridgeError, ToolNotFound, Unauthenticated
+from toolbridge.discovery import View, parse_view
+from toolbridge.errors import BadRequest, ToolbridgeError, ToolNotFound, Unauthenticated
 from toolbridge.formats.render import render
 from toolbridge.gateway import Gateway
 from toolbridge.openapi.bodies import body_kind
@@ -117,6 +119,13 @@ class McpApp:
         except Unauthenticated as exc:
             await _unauthenticated(exc)(scope, receive, send)
             return
+        toolset = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("toolset")
+        if toolset and toolset[-1] not in self.gateway.toolsets:
+            body = {"error": {"type": "not_found", "message": f"no toolset named {toolset[-1]!r}"}}
+            await Response(orjson.dumps(body), 404, media_type="application/json")(
+                scope, receive, send
+            )
+            return
         scope = {**scope, _PRINCIPAL: principal}
         if self._sessions is not None:
             # The SDK binds each session to the principal that opened it, through the
@@ -151,7 +160,7 @@ class McpApp:
         self, ctx: Context, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         principal, _ = _caller(ctx)
-        tools = self.gateway.list_tools(principal)
+        tools = self.gateway.list_tools(principal, _view(ctx))
         # The result's cache defaults (ttlMs 0, cacheScope private) are right: the list is
         # per caller, and a reload may change it at any time.
         return types.ListToolsResult(
@@ -162,10 +171,11 @@ class McpApp:
         self, ctx: Context, params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         principal, headers = _caller(ctx)
+        view = _view(ctx)
         try:
-            tool = self.gateway.tool(principal, params.name)
+            tool = self.gateway.tool(principal, params.name, view)
             result = await self.gateway.call(
-                principal, tool.name, params.arguments or {}, caller_headers=headers
+                principal, tool.name, params.arguments or {}, caller_headers=headers, view=view
             )
         except ToolbridgeError as exc:
             return call_error(exc)
@@ -232,6 +242,17 @@ def _caller(ctx: Context) -> tuple[Principal, Headers]:
         # Only reachable by serving `McpApp.server` without `McpApp` in front of it.
         raise MCPError(types.INVALID_REQUEST, "unauthenticated: serve this through McpApp")
     return principal, request.headers
+
+
+def _view(ctx: Context) -> View:
+    """What the request sees (`?toolset=`, `?mode=`; `/toolsets/{id}/mcp` arrives as the
+    former), in MCP's format."""
+    request = ctx.request
+    query = request.query_params if isinstance(request, Request) else {}
+    try:
+        return parse_view(query, format="mcp")
+    except BadRequest as exc:
+        raise MCPError(types.INVALID_PARAMS, str(exc)) from None
 
 
 # -- results -------------------------------------------------------------------------------

@@ -28,13 +28,15 @@ A failed call never fails the turn; a payload of none of these shapes does (BadR
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, assert_never
 
 import anyio
 import orjson
 
+from toolbridge.discovery import View
 from toolbridge.errors import BadRequest, InvalidArguments, ToolbridgeError, error_body
+from toolbridge.formats.render import Format
 from toolbridge.gateway import Gateway
 from toolbridge.policy import Principal
 from toolbridge.tools import JsonObject, ToolResult
@@ -43,6 +45,12 @@ MAX_CALLS = 64
 """Calls in one turn; models that emit more are looping."""
 
 Family = Literal["chat", "responses", "anthropic"]
+FORMAT_OF: dict[Family, Format] = {
+    "chat": "openai",
+    "responses": "openai-responses",
+    "anthropic": "anthropic",
+}
+"""The tool format of each payload family (what `describe_tools` answers in)."""
 
 SHAPES = (
     "an OpenAI `tool_calls` array or the assistant message holding it; OpenAI Responses "
@@ -71,18 +79,23 @@ async def run_turn(
     payload: Any,
     *,
     caller_headers: Mapping[str, str] | None = None,
+    view: View | None = None,
 ) -> JsonObject:
     """Run every tool call in `payload` for `principal`, concurrently; answers in call order.
+    With `view`, the calls are made in it (a toolset's tools only; search mode's tools), and
+    `describe_tools` answers in the payload's own format unless the view names one.
 
     Raises BadRequest for a payload of no known shape, or with more than MAX_CALLS calls.
     """
     family, calls = _read(payload)
+    if view is not None and view.format is None:
+        view = replace(view, format=FORMAT_OF[family])
     if len(calls) > MAX_CALLS:
         raise BadRequest(f"{len(calls)} tool calls in one turn; at most {MAX_CALLS} are run")
     outcomes: list[_Outcome | None] = [None] * len(calls)
 
     async def run(index: int, call: _Call) -> None:
-        outcomes[index] = await _run(gateway, principal, call, caller_headers)
+        outcomes[index] = await _run(gateway, principal, call, caller_headers, view)
 
     async with anyio.create_task_group() as group:
         for index, call in enumerate(calls):
@@ -96,13 +109,14 @@ async def _run(
     principal: Principal,
     call: _Call,
     caller_headers: Mapping[str, str] | None,
+    view: View | None,
 ) -> _Outcome:
     try:
         if isinstance(call.arguments, InvalidArguments):
-            gateway.tool(principal, call.name)  # an unknown tool says so first, as over HTTP
+            gateway.tool(principal, call.name, view)  # an unknown tool says so first
             raise call.arguments
         result = await gateway.call(
-            principal, call.name, call.arguments, caller_headers=caller_headers
+            principal, call.name, call.arguments, caller_headers=caller_headers, view=view
         )
     except ToolbridgeError as exc:
         return _Outcome(text=_json({"ok": False, **error_body(exc)}), failed=True)
