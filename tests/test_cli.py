@@ -909,3 +909,46 @@ def test_check_says_when_a_source_is_for_admins_only(
     shop = out[out.index("shop  ") :]
     assert "  admins-only: no `access`: only admins see and call these tools\n" in shop
     assert "admins-only" not in out[: out.index("shop  ")]  # notes has access
+
+
+def test_check_reports_toolsets_what_selects_nothing_by_line_and_a_token_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr("toolbridge.report.WARN_TOKENS", 500)
+    config = tmp_path / "toolbridge.yaml"
+    config.write_text(
+        textwrap.dedent(
+            f"""\
+            servers:
+              - id: notes
+                spec: {ROOT}/specs/demo.yaml
+            toolsets:
+              - id: reading
+                include: {{methods: [GET]}}
+              - id: finder
+                include: {{sources: [notez]}}
+                discovery: search
+            """
+        )
+    )
+    code, out, _ = run(capsys, "check", "-c", str(config), "--no-validate")
+    tail = out.split("nothing changed or lost\n\n", 1)[1]
+    assert (code, tail) == (
+        0,
+        tokens(581, 583, 542, 460, 1361, source=False)
+        + "toolset reading (3 tools, list): openai 209 · openai-responses 210 · anthropic 190 · "
+        "gemini 150 · mcp 524\n"
+        "toolset finder (0 tools, search): openai 301 · openai-responses 302 · anthropic 282 · "
+        "gemini 264 · mcp 386\n"
+        + SEARCH_TOKENS
+        + f"finding: {config}:8: toolsets[1].include.sources[0]: no source 'notez' in the config "
+        "(sources: notes)\n"
+        f"finding: {config}:7: toolsets[1]: toolset 'finder' holds no tools\n"
+        "warning: the tool definitions take about 1,361 tokens in the mcp format, more than 500: "
+        "give models a few tools at a time, with toolsets (`toolsets:` in the config, served at "
+        "/toolsets/{id}/mcp and /toolsets/{id}/openapi.json) or search mode (`?mode=search`, or "
+        "`discovery: search` on a toolset: three tools, about 386 tokens)\n"
+        "summary: 1 source, 6 operations, 6 tools, 0 changes, 0 spec validation findings; "
+        "usable\n",
+    )

@@ -163,3 +163,31 @@ def test_indexes_are_built_once_per_key_and_visible_sets_kept_per_caller() -> No
     assert indexes.visible(("github", "alice"), positions) == (0, 2)
     assert indexes.visible(("github", "alice"), positions) == (0, 2)
     assert computed == [1]
+
+
+@pytest.mark.corpus
+def test_recall_over_five_large_documents_keeps_its_measured_floor() -> None:
+    """bench/search.py's measurement, as a regression floor: 0.822 over the whole catalog and
+    0.901 within each task's document when this was written (the target of 0.9 over the whole
+    catalog is not met: bench/README.md says so)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from tests.corpus import CORPUS
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "search.py"
+    spec = importlib.util.spec_from_file_location("bench_search", path)
+    assert spec is not None
+    assert spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses look their module up there
+    spec.loader.exec_module(bench)
+    index = SearchIndex(bench.load_tools(CORPUS))
+    tasks = [task for file in bench.TASKS.values() for task in bench.load_tasks(file)]
+    recall = bench.measure(index, tasks)
+    assert (recall.tasks, recall.catalog_recall >= 0.82, recall.document_recall >= 0.9) == (
+        191,
+        True,
+        True,
+    )
