@@ -124,6 +124,14 @@ def test_a_deprecated_tool_ranks_below_the_current_one(index: SearchIndex) -> No
     assert names(index, "list teams", 2) == ["teams_list", "teams_list-legacy"]
 
 
+def test_a_tool_whose_summary_says_it_is_deprecated_ranks_below_too() -> None:
+    tools = [
+        tool("watchPodList", "GET", "/watch/pods", "watch a list of Pod. deprecated: use list"),
+        tool("listPod", "GET", "/pods", "list objects of kind Pod"),
+    ]
+    assert names(SearchIndex(tools), "list the pods", 2) == ["listPod", "watchPodList"]
+
+
 def test_only_the_positions_a_caller_may_see_are_ranked_and_none_is_lost(
     index: SearchIndex,
 ) -> None:
@@ -168,7 +176,7 @@ def test_indexes_are_built_once_per_key_and_visible_sets_kept_per_caller() -> No
 @pytest.mark.corpus
 def test_recall_over_five_large_documents_keeps_its_measured_floor() -> None:
     """bench/search.py's measurement, as a regression floor: 0.822 over the whole catalog and
-    0.901 within each task's document when this was written (the target of 0.9 over the whole
+    0.906 within each task's document when this was written (the target of 0.9 over the whole
     catalog is not met: bench/README.md says so)."""
     import importlib.util
     import sys

@@ -18,10 +18,10 @@ few re-ranking signals that tell API operations apart where plain BM25 cannot:
   whose action (read, create, update, delete: from its name's verb, else its method) differs
   from the task's (its first verb or question word) counts `INTENT_MISMATCH`; two adjacent
   task words found together in a name or summary count more (`PHRASE`); tools of the source
-  the whole task is most about count more (`SOURCE_PRIOR`); deprecated tools count
-  `DEPRECATED_WEIGHT`; earlier task words count more than later ones, which tend to be details
-  (`POSITION_DECAY`); rare words count less than BM25 alone would have it (`IDF_POWER`), so
-  one unusual word of a task does not outweigh the rest.
+  the whole task is most about count more (`SOURCE_PRIOR`); deprecated tools (marked so, or
+  saying so in their summary) count `DEPRECATED_WEIGHT`; earlier task words count more than
+  later ones, which tend to be details (`POSITION_DECAY`); rare words count less than BM25
+  alone would have it (`IDF_POWER`), so one unusual word of a task does not outweigh the rest.
 
 bench/search.py measures it: tasks people would ask, each with the operation that does it.
 
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import logging
 import math
 import re
 import threading
@@ -143,6 +144,7 @@ _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'|`[^`]*`|“[^”]*”")
 _ISSUE_KEY = re.compile(r"\b[A-Z][A-Z0-9]{1,9}-[0-9]+\b")
 _VALUE_MARKS = frozenset("/@#_=$%.")
 _MIN_PREFIX = 5
+_DEPRECATED = re.compile(r"\bdeprecated\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +196,13 @@ def document(tool: Tool) -> list[str]:
     return out
 
 
+def deprecated(tool: Tool) -> bool:
+    """Whether a tool is deprecated: marked so, or saying so in its summary (as Kubernetes's
+    watch operations and GitHub's legacy ones do)."""
+    summary = tool.description.strip().partition("\n")[0]
+    return tool.deprecated or _DEPRECATED.search(summary) is not None
+
+
 def task_intent(query: str) -> str | None:
     """The action a task asks for (read, create, update, delete), by its first cue word."""
     for word in re.findall(r"[a-z]+", query.lower()):
@@ -229,6 +238,9 @@ class SearchIndex:
         import numpy as np
         import Stemmer
 
+        # bm25s sets its logger to DEBUG when imported: the application's logging decides.
+        logging.getLogger("bm25s").setLevel(logging.NOTSET)
+
         self.tools = tuple(tools)
         self._lock = threading.Lock()
         self._stem: Callable[[list[str]], list[str]] = Stemmer.Stemmer("english").stemWords
@@ -259,7 +271,7 @@ class SearchIndex:
                 pairs.setdefault(pair, []).append(position)
         self._in_names = {w: np.array(p, dtype=np.int64) for w, p in names.items()}
         self._in_pairs = {w: np.array(p, dtype=np.int64) for w, p in pairs.items()}
-        factor = [DEPRECATED_WEIGHT if tool.deprecated else 1.0 for tool in self.tools]
+        factor = [DEPRECATED_WEIGHT if deprecated(tool) else 1.0 for tool in self.tools]
         self._weight = np.array(factor, dtype=np.float64)
         self._intents = np.array([tool_intent(tool) for tool in self.tools])
         sources = sorted({tool.source for tool in self.tools})
