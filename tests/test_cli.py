@@ -275,14 +275,32 @@ def test_tools_with_no_sources_says_so(tmp_path: Path, capsys: pytest.CaptureFix
 
 # -- check -------------------------------------------------------------------------------------
 
+SEARCH_TOKENS = (
+    "search mode (3 tools): openai 301 · openai-responses 302 · anthropic 282 · gemini 264 · "
+    "mcp 386\n"
+)
+
+
+SEARCH_MODE_TOKENS = dict(zip(FORMATS, (301, 302, 282, 264, 386), strict=True))
+DANGLING_TOKENS = dict(zip(FORMATS, (138, 139, 119, 98, 285), strict=True))
+DEMO_TOKENS = dict(zip(FORMATS, (581, 583, 542, 460, 1361), strict=True))
+
+
+def tokens(*numbers: int, source: bool = True) -> str:
+    """The estimated-tokens line `check` prints for a source, or (source=False) the catalog."""
+    counts = " · ".join(f"{fmt} {n:,}" for fmt, n in zip(FORMATS, numbers, strict=True))
+    if source:
+        return f"  estimated tokens: {counts}\n"
+    return f"tool definitions, estimated tokens (o200k_base, about 4.55 bytes a token): {counts}\n"
+
 
 DANGLING_REPORT = f"""\
 messy-refs-dangling  specs/messy-refs-dangling.yaml  'Dangling reference (messy)' (OpenAPI 3.0.3)
   3 operations -> 3 tools
-{{validation}}  1 change: unresolved-ref 1
+{tokens(138, 139, 119, 98, 285)}{{validation}}  1 change: unresolved-ref 1
     POST /pets  [createPet]  unresolved-ref: {UNRESOLVED_REF}
 
-summary: 1 source, 3 operations, 3 tools, 1 change (unresolved-ref 1), 0 spec validation findings; usable
+{tokens(138, 139, 119, 98, 285, source=False)}{SEARCH_TOKENS}summary: 1 source, 3 operations, 3 tools, 1 change (unresolved-ref 1), 0 spec validation findings; usable
 """  # noqa: E501
 
 
@@ -306,15 +324,15 @@ summary: 1 source, 3 operations, 3 tools, 1 change (unresolved-ref 1), 0 spec va
         ),
         pytest.param(
             ["specs/messy-names.yaml"],
-            """\
+            f"""\
 messy-names  specs/messy-names.yaml  'Duplicate operationId (messy)' (OpenAPI 3.0.3)
   3 operations -> 3 tools
-  spec validation: 1 finding(s)
-    - Operation ID 'getPet' for 'get' in '/pets/by-name/{name}' is not unique
+{tokens(134, 135, 115, 82, 239)}  spec validation: 1 finding(s)
+    - Operation ID 'getPet' for 'get' in '/pets/by-name/{{name}}' is not unique
   1 change: name-deduplicated 1
-    GET /pets/by-name/{name}  [getPet_2]  name-deduplicated: 'getPet' is also the name of an earlier operation; this one is 'getPet_2'
+    GET /pets/by-name/{{name}}  [getPet_2]  name-deduplicated: 'getPet' is also the name of an earlier operation; this one is 'getPet_2'
 
-summary: 1 source, 3 operations, 3 tools, 1 change (name-deduplicated 1), 1 spec validation finding; usable
+{tokens(134, 135, 115, 82, 239, source=False)}{SEARCH_TOKENS}summary: 1 source, 3 operations, 3 tools, 1 change (name-deduplicated 1), 1 spec validation finding; usable
 """,  # noqa: E501
             "loading messy-names from specs/messy-names.yaml ...\n"
             "loaded messy-names: 3 tools in 0.00 s\n"
@@ -367,9 +385,15 @@ def test_check_json_is_the_whole_report(
                     ],
                     "changes_by_kind": {"unresolved-ref": 1},
                     "validation": {"ran": True, "valid": True, "findings": []},
+                    "tokens": DANGLING_TOKENS,
                 }
             ],
             "catalog_notes": [],
+            "toolsets": [],
+            "findings": [],
+            "tokens": DANGLING_TOKENS,
+            "search_tokens": SEARCH_MODE_TOKENS,
+            "warnings": [],
             "summary": {
                 "sources": 1,
                 "down": [],
@@ -425,9 +449,15 @@ def test_check_json_with_a_down_source_exits_1(
                     "changes": [],
                     "changes_by_kind": {},
                     "validation": {"ran": False, "valid": None, "findings": []},
+                    "tokens": DEMO_TOKENS,
                 },
             ],
             "catalog_notes": [],
+            "toolsets": [],
+            "findings": [],
+            "tokens": DEMO_TOKENS,
+            "search_tokens": SEARCH_MODE_TOKENS,
+            "warnings": [],
             "summary": {
                 "sources": 2,
                 "down": ["nope"],
@@ -450,14 +480,14 @@ def test_check_with_a_down_source_reports_it_and_exits_1(
         capsys, "check", "--spec", "specs/nope.yaml", "--spec", "specs/demo.yaml", "--no-validate"
     ) == (
         1,
-        """\
+        f"""\
 nope  specs/nope.yaml  DOWN: specs/nope.yaml: no such file
 
 demo  specs/demo.yaml  'Notes (toolbridge demo service)' (OpenAPI 3.1.0)
   6 operations -> 6 tools
-  nothing changed or lost
+{tokens(581, 583, 542, 460, 1361)}  nothing changed or lost
 
-summary: 2 sources, 6 operations, 6 tools, 0 changes, 0 spec validation findings; NOT usable: down: nope
+{tokens(581, 583, 542, 460, 1361, source=False)}{SEARCH_TOKENS}summary: 2 sources, 6 operations, 6 tools, 0 changes, 0 spec validation findings; NOT usable: down: nope
 """,  # noqa: E501
         "loading nope from specs/nope.yaml ...\n"
         "loaded nope: FAILED in 0.00 s\n"
@@ -484,16 +514,16 @@ def test_check_with_two_specs_lists_the_name_clashes(
         f"""\
 filters  specs/filters.yaml  'Tags, methods and paths for filters' (OpenAPI 3.0.3)
   6 operations -> 6 tools
-  nothing changed or lost
+{tokens(252, 255, 214, 139, 445)}  nothing changed or lost
 
 messy-refs-dangling  specs/messy-refs-dangling.yaml  'Dangling reference (messy)' (OpenAPI 3.0.3)
   3 operations -> 3 tools
-  1 change: unresolved-ref 1
+{tokens(147, 148, 128, 106, 294)}  1 change: unresolved-ref 1
     POST /pets  [createPet]  unresolved-ref: {UNRESOLVED_REF}
 
 catalog: name-clash: 'listPets' is already a tool of source 'filters'; the one of source 'messy-refs-dangling' is 'messy_refs_dangling_listPets' (give server 'messy-refs-dangling' a `prefix` to choose its names)
 catalog: name-clash: 'createPet' is already a tool of source 'filters'; the one of source 'messy-refs-dangling' is 'messy_refs_dangling_createPet' (give server 'messy-refs-dangling' a `prefix` to choose its names)
-summary: 2 sources, 9 operations, 9 tools, 3 changes (name-clash 2, unresolved-ref 1), 0 spec validation findings; usable
+{tokens(398, 402, 341, 245, 738, source=False)}{SEARCH_TOKENS}summary: 2 sources, 9 operations, 9 tools, 3 changes (name-clash 2, unresolved-ref 1), 0 spec validation findings; usable
 """,  # noqa: E501
     )
 
@@ -533,17 +563,17 @@ def test_a_config_file_applies_prefix_include_and_exclude(
     assert run(capsys, "tools", "-c", str(path)) == (0, FILTERED_TABLE, "")
     assert run(capsys, "check", "--config", str(path), "--no-validate") == (
         0,
-        """\
+        f"""\
 pets  conf/specs/filters.yaml  'Tags, methods and paths for filters' (OpenAPI 3.0.3)
   6 operations -> 2 tools (4 filtered out)
-  nothing changed or lost
+{tokens(73, 74, 60, 26, 131)}  nothing changed or lost
 
 admin  conf/specs/filters.yaml  'Tags, methods and paths for filters' (OpenAPI 3.0.3)
   6 operations -> 2 tools (4 filtered out)
-  nothing changed or lost
+{tokens(88, 89, 75, 50, 159)}  nothing changed or lost
 
-summary: 2 sources, 12 operations, 4 tools, 0 changes, 0 spec validation findings; usable
-""",
+{tokens(161, 163, 135, 76, 290, source=False)}{SEARCH_TOKENS}summary: 2 sources, 12 operations, 4 tools, 0 changes, 0 spec validation findings; usable
+""",  # noqa: E501
         "loading pets from specs/filters.yaml ...\n"
         "loaded pets: 2 tools in 0.00 s\n"
         "loading admin from specs/filters.yaml ...\n"
@@ -557,17 +587,17 @@ summary: 2 sources, 12 operations, 4 tools, 0 changes, 0 spec validation finding
         pytest.param(["tools"], FILTERED_TABLE, id="tools"),
         pytest.param(
             ["check", "--no-validate"],
-            """\
+            f"""\
 pets  specs/filters.yaml  'Tags, methods and paths for filters' (OpenAPI 3.0.3)
   6 operations -> 2 tools (4 filtered out)
-  nothing changed or lost
+{tokens(73, 74, 60, 26, 131)}  nothing changed or lost
 
 admin  specs/filters.yaml  'Tags, methods and paths for filters' (OpenAPI 3.0.3)
   6 operations -> 2 tools (4 filtered out)
-  nothing changed or lost
+{tokens(88, 89, 75, 50, 159)}  nothing changed or lost
 
-summary: 2 sources, 12 operations, 4 tools, 0 changes, 0 spec validation findings; usable
-""",
+{tokens(161, 163, 135, 76, 290, source=False)}{SEARCH_TOKENS}summary: 2 sources, 12 operations, 4 tools, 0 changes, 0 spec validation findings; usable
+""",  # noqa: E501
             id="check",
         ),
     ],
@@ -859,10 +889,14 @@ def test_check_reports_local_tools_with_their_frontmatter(
     assert capsys.readouterr().out == (
         "clock  src/toolbridge/demo/tools/clock.py  'Clock' (Python tools)\n"
         "  3 operations -> 3 tools\n"
-        "  src/toolbridge/demo/tools/clock.py: 'Clock' (version 1.0.0, author toolbridge)\n"
+        + tokens(283, 284, 264, 228, 364)
+        + "  src/toolbridge/demo/tools/clock.py: 'Clock' (version 1.0.0, author toolbridge)\n"
         "  nothing changed or lost\n"
         "\n"
-        "summary: 1 source, 3 operations, 3 tools, 0 changes, 0 spec validation findings; usable\n"
+        + tokens(283, 284, 264, 228, 364, source=False)
+        + SEARCH_TOKENS
+        + "summary: 1 source, 3 operations, 3 tools, 0 changes, 0 spec validation findings; "
+        "usable\n"
     )
 
 
@@ -877,3 +911,46 @@ def test_check_says_when_a_source_is_for_admins_only(
     shop = out[out.index("shop  ") :]
     assert "  admins-only: no `access`: only admins see and call these tools\n" in shop
     assert "admins-only" not in out[: out.index("shop  ")]  # notes has access
+
+
+def test_check_reports_toolsets_what_selects_nothing_by_line_and_a_token_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr("toolbridge.report.WARN_TOKENS", 500)
+    config = tmp_path / "toolbridge.yaml"
+    config.write_text(
+        textwrap.dedent(
+            f"""\
+            servers:
+              - id: notes
+                spec: {ROOT}/specs/demo.yaml
+            toolsets:
+              - id: reading
+                include: {{methods: [GET]}}
+              - id: finder
+                include: {{sources: [notez]}}
+                discovery: search
+            """
+        )
+    )
+    code, out, _ = run(capsys, "check", "-c", str(config), "--no-validate")
+    tail = out.split("nothing changed or lost\n\n", 1)[1]
+    assert (code, tail) == (
+        0,
+        tokens(581, 583, 542, 460, 1361, source=False)
+        + "toolset reading (3 tools, list): openai 209 · openai-responses 210 · anthropic 190 · "
+        "gemini 150 · mcp 524\n"
+        "toolset finder (0 tools, search): openai 301 · openai-responses 302 · anthropic 282 · "
+        "gemini 264 · mcp 386\n"
+        + SEARCH_TOKENS
+        + f"finding: {config}:8: toolsets[1].include.sources[0]: no source 'notez' in the config "
+        "(sources: notes)\n"
+        f"finding: {config}:7: toolsets[1]: toolset 'finder' holds no tools\n"
+        "warning: the tool definitions take about 1,361 tokens in the mcp format, more than 500: "
+        "give models a few tools at a time, with toolsets (`toolsets:` in the config, served at "
+        "/toolsets/{id}/mcp and /toolsets/{id}/openapi.json) or search mode (`?mode=search`, or "
+        "`discovery: search` on a toolset: three tools, about 386 tokens)\n"
+        "summary: 1 source, 6 operations, 6 tools, 0 changes, 0 spec validation findings; "
+        "usable\n",
+    )

@@ -524,7 +524,7 @@ def test_missing_required_keys_are_named_at_their_parent(
         pytest.param(
             "servers:\n  - id: pets\n    spec: a.yaml\n    auth: {type: digest, token: t}\n",
             "FILE:4: servers[0].auth: unknown type 'digest' (expected one of 'bearer', "
-            "'api_key', 'basic', 'oauth2_client_credentials', 'forward')",
+            "'api_key', 'basic', 'oauth2_client_credentials', 'forward', 'per_user')",
             id="unknown-auth-type",
         ),
     ],
@@ -774,7 +774,7 @@ def test_an_auth_block_without_type_says_the_type_is_missing(tmp_path: Path) -> 
 
     assert error_of(path) == (
         f"{path}:4: servers[0].auth: required key 'type' is missing (one of 'bearer', "
-        "'api_key', 'basic', 'oauth2_client_credentials', 'forward')"
+        "'api_key', 'basic', 'oauth2_client_credentials', 'forward', 'per_user')"
     )
 
 

@@ -17,13 +17,16 @@ LAYERS: list[set[str]] = [
     {"formats"},  # client formats: pure rendering of tools
     {"upstream"},  # the network seam, our clients, credentials, request building
     {"openapi", "local"},  # conversion of documents; local Python tools
-    {"arguments", "policy", "limits", "metrics", "calllog", "changes", "filters"},  # per call
+    # per-call pieces; result budgets; the search index
+    {"arguments", "policy", "limits", "metrics", "calllog", "changes", "filters", "budgets"},
+    {"search"},  # the search index over a catalog
     {"shared_limits"},  # rate limits counted once for all processes (Redis), local as fallback
     {"identity"},  # credentials -> principals
     {"registry"},  # all sources -> one Catalog
+    {"toolsets"},  # named parts of a catalog
     {"users"},  # each caller's stored data, cached
     {"generation"},  # one config's catalog and all derived from it
-    {"dispatch"},  # where a checked call goes
+    {"dispatch", "discovery"},  # where a checked call goes; what a request sees
     {"report", "gateway"},  # the check report; the service
     {"demo"},  # the bundled demo service
     {"serve"},  # the edges: HTTP, MCP, one-turn calls, the gateway's own document
@@ -66,6 +69,10 @@ EDGES = {
     "aiosqlite": set(),  # only through SQLAlchemy's `sqlite+aiosqlite` driver
     "cryptography": {"state.secrets"},
     "redis": {"shared_limits"},
+    "bm25s": {"search"},
+    "numpy": {"search"},
+    "Stemmer": {"search"},
+    "jmespath": {"config", "budgets"},
 }
 PURE = {
     "schemas",
@@ -80,6 +87,9 @@ PURE = {
     "tools",
     "errors",
     "arguments",
+    "budgets",
+    "toolsets",
+    "formats.tokens",
 }
 """Modules that do no I/O: they import no network, file-format or server library at all."""
 MAX_MODULE_LINES = 520

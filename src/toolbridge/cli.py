@@ -20,7 +20,7 @@ import httpx2
 import orjson
 
 from toolbridge import __version__
-from toolbridge.config import Config, load_config
+from toolbridge.config import Config, line_of, load_config
 from toolbridge.demo import demo_config
 from toolbridge.demo.service import create_demo_app
 from toolbridge.errors import ToolbridgeError
@@ -282,7 +282,13 @@ def _check(args: argparse.Namespace) -> int:
         validate=not args.no_validate,
         progress=progress,
         admins_only=frozenset(unguarded) if config.auth is not None else frozenset(),
+        config=config,
     )
+    if args.config is not None or (not args.spec and Path(DEFAULT_CONFIG).exists()):
+        where = args.config or Path(DEFAULT_CONFIG)
+        for finding in report["findings"]:  # point into the file, as config errors do
+            finding["line"] = line_of(where, tuple(finding["key"]))
+            finding["where"] = f"{where}:{finding['line']}: {finding['where']}"
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
     else:

@@ -156,6 +156,39 @@ UpstreamAuth = Annotated[
 ]
 
 
+MAX_RESULT_BYTES = 4 * 1024 * 1024
+"""The largest `result.max_bytes`: answers are cut at this size anyway."""
+
+
+def _jmespath(value: str) -> str:
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+
+    try:
+        jmespath.compile(value)
+    except JMESPathError as exc:
+        where = getattr(exc, "lex_position", None)
+        at = f" at character {where}" if isinstance(where, int) else ""
+        reason = getattr(exc, "msg", None) or str(exc)
+        raise ValueError(f"not a JMESPath expression: {reason}{at}") from None
+    return value
+
+
+class ResultBudget(_Model):
+    """What of a tool's answer reaches the model: a JMESPath selection, then a size cap."""
+
+    select: Annotated[str, AfterValidator(_jmespath)] | None = None
+    """A JMESPath expression applied to a successful JSON answer (`items[].{id: id}`)."""
+    max_bytes: Annotated[int, Field(ge=256, le=MAX_RESULT_BYTES)] | None = None
+    """The answer's size as compact JSON, at most; arrays are cut to fit, and say so."""
+
+
+class ToolSettings(_Model):
+    """Settings for one tool of a server, by the tool's name or operationId."""
+
+    result: ResultBudget | None = None
+
+
 class Server(_Model):
     """A remote OpenAPI service."""
 
@@ -171,6 +204,10 @@ class Server(_Model):
     access: Grants | None = None
     on_change: Literal["apply", "hold"] = "apply"
     """`hold`: a changed document is not served until `POST /v1/admin/sources/{id}/approve`."""
+    result: ResultBudget | None = None
+    """The result budget of every tool of this server (a tool's own `tools` entry wins)."""
+    tools: Mapping[str, ToolSettings] = {}
+    """Per tool (its name or operationId): settings that differ from the server's."""
 
 
 class LocalTools(_Model):
@@ -302,6 +339,30 @@ class State(_Model):
         return value
 
 
+class ToolsetInclude(_Model):
+    """Which tools a toolset holds: every criterion given must match (any of its values)."""
+
+    sources: tuple[str, ...] = ()
+    """Source ids (servers and local tools entries)."""
+    tags: tuple[str, ...] = ()
+    methods: tuple[HttpMethod, ...] = ()
+    """Local tools count as POST, or GET when marked read-only (as in `access`)."""
+    tools: tuple[str, ...] = ()
+    """Tool-name globs (`issues_*`)."""
+
+
+class Toolset(_Model):
+    """A named part of the catalog, served as its own MCP endpoint and OpenAPI document."""
+
+    id: Annotated[str, Field(pattern=_ID)]
+    description: str = ""
+    include: ToolsetInclude = ToolsetInclude()
+    descriptions: Mapping[str, str] = {}
+    """Per tool name: the description the toolset's clients see instead of the tool's own."""
+    discovery: Literal["list", "search"] = "list"
+    """`search`: clients see three tools (search, describe, call) instead of the toolset's."""
+
+
 class Config(_Model):
     auth: Auth | None = None
     audit: Audit | None = None
@@ -309,6 +370,7 @@ class Config(_Model):
     servers: tuple[Server, ...] = ()
     tools: tuple[LocalTools, ...] = ()
     filters: tuple[FilterEntry, ...] = ()
+    toolsets: tuple[Toolset, ...] = ()
     watch: bool = True
     """Reload when the config file (or a local tool file) changes on disk."""
     base_dir: Path = Path(".")
@@ -338,6 +400,16 @@ class Config(_Model):
                     f"[{index}].sources of filter {entry.id!r}: "
                     f"{', '.join(map(repr, unknown))} is no server or tools id"
                 )
+        return value
+
+    @field_validator("toolsets")
+    @classmethod
+    def _unique_toolsets(cls, value: tuple[Toolset, ...]) -> tuple[Toolset, ...]:
+        seen: set[str] = set()
+        for toolset in value:
+            if toolset.id in seen:
+                raise ValueError(f"toolset id {toolset.id!r} is used twice")
+            seen.add(toolset.id)
         return value
 
 
@@ -372,9 +444,11 @@ def load_config(path: Path, environ: Mapping[str, str]) -> Config:
 
 
 def _check_unique_ids(data: dict[str, Any], path: Path, node: Any) -> None:
-    """Every source (server or local tools entry) needs an id of its own."""
-    seen: set[str] = set()
-    for section in ("servers", "tools", "filters"):
+    """Every source (server, local tools or filter entry) needs an id of its own; so does a
+    toolset."""
+    sources: set[str] = set()
+    for section in ("servers", "tools", "filters", "toolsets"):
+        seen = sources if section != "toolsets" else set()
         entries = data.get(section)
         if not isinstance(entries, list):
             continue
@@ -384,7 +458,12 @@ def _check_unique_ids(data: dict[str, Any], path: Path, node: Any) -> None:
                 continue
             if ident in seen:
                 where = (section, index, "id")
-                kind = {"servers": "server", "tools": "tools", "filters": "filter"}[section]
+                kind = {
+                    "servers": "server",
+                    "tools": "tools",
+                    "filters": "filter",
+                    "toolsets": "toolset",
+                }[section]
                 raise ConfigError(
                     f"{path}:{locate(node, where)[0]}: {dotted(where)}: "
                     f"{kind} id {ident!r} is used twice"
@@ -403,6 +482,15 @@ def validate_entry(model: type[M], entry: Any, where: str) -> M:
         lines = explain(exc, Path("-"), None, union_tags=_AUTH_TYPES).splitlines()
         placed = (_placed(where, line.removeprefix("-:1: ")) for line in lines)
         raise ConfigError("\n".join(placed)) from None
+
+
+def line_of(path: Path, where: tuple[Any, ...]) -> int:
+    """The line of a key path in a config file (or of its nearest parent), for reports that
+    point into the file after it was loaded; 0 when the file cannot be read again."""
+    try:
+        return locate(yaml.compose(path.read_text("utf-8"), Loader=_ConfigLoader), where)[0]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return 0
 
 
 def _placed(where: str, line: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from toolbridge.budgets import apply as apply_budget
 from toolbridge.config import OAuth2ClientCredentials, PerUserAuth, Server
 from toolbridge.errors import CredentialRequired, InvalidArguments, ToolbridgeError
 from toolbridge.filters.chain import Chain, run_inlets, run_outlets
@@ -58,9 +59,11 @@ class Dispatch:
         match tool.target:
             case HttpOperation() as op:
                 checked = state.validator(tool).check(arguments)
-                return await self._call_remote(
+                result = await self._call_remote(
                     state, op, checked, caller_headers or {}, tool.name, principal
                 )
+                budget = state.budgets.for_tool(tool) if state.budgets else None
+                return apply_budget(budget, result) if budget is not None else result
             case PythonFunction() as fn:
                 headers = caller_headers or {}
                 user = _user(principal, headers.get(USER_VALVES_HEADER))

@@ -22,6 +22,7 @@ import orjson
 from toolbridge.calllog import CallLog
 from toolbridge.changes import Changes
 from toolbridge.config import Config
+from toolbridge.discovery import CALL_TOOL, View, call_meta, find, is_meta, listed
 from toolbridge.dispatch import MAX_RESPONSE_BYTES, Dispatch
 from toolbridge.errors import (
     AnswerNeeded,
@@ -41,6 +42,7 @@ from toolbridge.policy import Principal
 from toolbridge.registry import Catalog, SourceStatus, load_sources
 from toolbridge.shared_limits import SharedRateLimiter
 from toolbridge.tools import PythonFunction, Tool, ToolResult
+from toolbridge.toolsets import Toolset
 from toolbridge.upstream.seam import Upstream
 
 logger = logging.getLogger(__name__)
@@ -221,16 +223,25 @@ class Gateway:
 
     # -- the two operations --------------------------------------------------------------
 
-    def list_tools(self, principal: Principal) -> list[Tool]:
+    def list_tools(self, principal: Principal, view: View | None = None) -> list[Tool]:
+        """The tools a principal is offered: the catalog's they may use, or what `view` shows
+        (a toolset's; search mode's three tools)."""
         state = self._current()
+        if view is not None:
+            return listed(state, principal, view)
         return [tool for tool in state.catalog if state.policy.allows(principal, tool)]
 
-    def tool(self, principal: Principal, name: str) -> Tool:
+    def tool(self, principal: Principal, name: str, view: View | None = None) -> Tool:
         state = self._current()
-        tool = state.catalog.get(name)
+        tool = state.catalog.get(name) if view is None else None
         if tool is None or not state.policy.allows(principal, tool):
-            raise ToolNotFound(f"no tool named {name!r}")
+            return find(state, principal, name, view or View())  # raises ToolNotFound
         return tool
+
+    @property
+    def toolsets(self) -> Mapping[str, Toolset]:
+        """The toolsets of the current catalog, by id."""
+        return self._current().toolsets
 
     async def call(
         self,
@@ -242,25 +253,34 @@ class Gateway:
         on_event: Callable[[Any], None] | None = None,
         argument_bytes: int | None = None,
         context: CallContext | None = None,
+        view: View | None = None,
     ) -> ToolResult:
         """Call a tool for a principal. `on_event` receives what a local tool emits while it
         runs (it may be called from a worker thread); `argument_bytes`, the size of the
         arguments as received, saves serializing them again for the call log; `context`, what
-        the caller said about the call (else read from `caller_headers` where needed)."""
+        the caller said about the call (else read from `caller_headers` where needed); `view`,
+        the toolset (and mode) the call is made in: only its tools are found."""
         state = self._current()  # calls in flight finish on the catalog they started with
         started = time.perf_counter()
         outcome, status = "error", None
         tool: Tool | None = None
         try:
-            tool = state.catalog.get(name)
+            tool = state.catalog.get(name) if view is None else None
             if tool is None or not state.policy.allows(principal, tool):
-                raise ToolNotFound(f"no tool named {name!r}")
+                tool = find(state, principal, name, view or View())  # raises ToolNotFound
             limiter = state.limiter
-            if limiter is not None and not principal.admin:
+            if limiter is not None and not principal.admin and tool.name != CALL_TOOL:
+                # (call_tool's call counts itself)
                 if isinstance(limiter, SharedRateLimiter):
                     await limiter.take(principal.id, tool.name)
                 else:
                     limiter.take(principal.id, tool.name)
+            if is_meta(tool):
+                result = await call_meta(
+                    state, principal, tool, arguments, view or View(), self.call
+                )
+                outcome = "ok" if result.ok else "tool_error"
+                return result
             chain = state.chain(tool)
             if chain:
                 result = await self.dispatch.filtered(

@@ -21,6 +21,7 @@ from pathlib import Path
 import orjson
 
 from toolbridge.arguments import ArgumentValidator
+from toolbridge.budgets import Budgets
 from toolbridge.calllog import CallLog
 from toolbridge.changes import (
     Changes,
@@ -38,8 +39,10 @@ from toolbridge.identity import Authenticator
 from toolbridge.limits import RateLimiter
 from toolbridge.policy import Policy
 from toolbridge.registry import Catalog, SourceStatus, build_catalog
+from toolbridge.search import SearchIndexes
 from toolbridge.shared_limits import SharedRateLimiter
 from toolbridge.tools import Tool
+from toolbridge.toolsets import Toolset, build_toolsets
 from toolbridge.upstream.credentials import Credentials
 from toolbridge.upstream.seam import Timeouts, Upstream
 
@@ -129,6 +132,13 @@ class Generation:
             found = self.chains[tool.name] = select(self.filters, tool)
         return found
 
+    toolsets: dict[str, Toolset] = field(default_factory=dict)
+    """The config's toolsets over this catalog, by id."""
+    budgets: Budgets = field(default_factory=lambda: Budgets(()))
+    """The servers' result budgets."""
+    search: SearchIndexes = field(default_factory=SearchIndexes)
+    """Search indexes over this catalog and its toolsets, built on first use."""
+
     def validator(self, tool: Tool) -> ArgumentValidator:
         # Compiled on first use and kept: the per-call cost is then one dictionary lookup.
         found = self.validators.get(tool.name)
@@ -175,9 +185,16 @@ def assemble(
         if isinstance(problem, str):
             # Credentials that cannot work keep only this source down.
             statuses[index] = replace(status, conversion=None, error=problem)
+    budgets = Budgets(config.servers)
+    catalog = build_catalog(statuses)
+    if budgets:  # a tool whose answers are reshaped promises no output schema
+        tools = {tool.name: tool for tool in budgets.reshape(catalog)}
+        catalog = replace(catalog, tools=tools)
     return Generation(
         config=config,
-        catalog=build_catalog(statuses),
+        catalog=catalog,
+        toolsets=build_toolsets(config, catalog),
+        budgets=budgets,
         policy=Policy.from_config(config),
         authenticator=_authenticator(config, previous),
         limiter=_limiter(config, previous, env.workers),

@@ -10,11 +10,16 @@ import time
 from collections import Counter
 from typing import Any, TextIO
 
+from toolbridge.config import Config
+from toolbridge.discovery import META_TOOLS
+from toolbridge.formats.render import FORMATS, Format
+from toolbridge.formats.tokens import BYTES_PER_TOKEN, WARN_TOKENS, estimate
 from toolbridge.local.loader import LocalConversion
 from toolbridge.openapi.documents import DocumentStore
 from toolbridge.openapi.validation import validate_document
 from toolbridge.registry import Catalog, SourceStatus
 from toolbridge.tools import Note
+from toolbridge.toolsets import build_toolsets, findings
 
 SHOWN_PER_SOURCE = 20
 
@@ -90,12 +95,17 @@ def check_report(
     validate: bool,
     progress: TextIO | None = None,
     admins_only: frozenset[str] = frozenset(),
+    config: Config | None = None,
 ) -> dict[str, Any]:
     """The report of `toolbridge check`; `admins_only` names the sources without `access`
-    in a config that has callers (`auth`), which only admins can see."""
+    in a config that has callers (`auth`), which only admins can see. With the `config`, the
+    report also has its toolsets (and what in them selects nothing)."""
     sources = [
         source_report(s, store, validate=validate, progress=progress) for s in catalog.sources
     ]
+    for source in sources:
+        if source.get("tools"):
+            source["tokens"] = estimate(t for t in catalog if t.source == source["id"])
     for source in sources:
         if source["id"] in admins_only:
             source.setdefault("notes", []).append(
@@ -113,9 +123,27 @@ def check_report(
     no_calls = [
         s["id"] for s in sources if any(n["kind"] == "no-base-url" for n in s.get("notes", ()))
     ]
+    tokens = estimate(catalog)
+    toolsets = build_toolsets(config, catalog) if config is not None else {}
     return {
         "sources": sources,
         "catalog_notes": [_note(n) for n in catalog.notes],
+        "toolsets": [
+            {
+                "id": t.id,
+                "discovery": t.discovery,
+                "tools": len(t.tools),
+                "tokens": estimate(META_TOOLS if t.discovery == "search" else t.tools.values()),
+            }
+            for t in toolsets.values()
+        ],
+        "findings": [
+            {"where": f.path, "key": list(f.where), "message": f.message}
+            for f in (findings(config, catalog) if config is not None else [])
+        ],
+        "tokens": tokens,
+        "search_tokens": estimate(META_TOOLS),
+        "warnings": _token_warnings(tokens),
         "summary": {
             "sources": len(sources),
             "down": down,
@@ -133,12 +161,47 @@ def check_report(
     }
 
 
+def _token_warnings(tokens: dict[Format, int]) -> list[str]:
+    worst = max(tokens, key=lambda fmt: tokens[fmt])
+    if tokens[worst] <= WARN_TOKENS:
+        return []
+    search = estimate(META_TOOLS)
+    return [
+        f"the tool definitions take about {tokens[worst]:,} tokens in the {worst} format, more "
+        f"than {WARN_TOKENS:,}: give models a few tools at a time, with toolsets "
+        "(`toolsets:` in the config, served at /toolsets/{id}/mcp and /toolsets/{id}/openapi.json) "
+        "or search mode (`?mode=search`, or `discovery: search` on a toolset: three tools, about "
+        f"{search[worst]:,} tokens)"
+    ]
+
+
+def _tokens(tokens: dict[str, int]) -> str:
+    return " · ".join(f"{fmt} {tokens[fmt]:,}" for fmt in FORMATS if fmt in tokens)
+
+
 def print_check(report: dict[str, Any], out: TextIO, *, verbose: bool = False) -> None:
     for source in report["sources"]:
         _print_source(source, out, verbose)
         print(file=out)
     for note in report["catalog_notes"]:
         print(f"catalog: {note['kind']}: {note['message']}", file=out)
+    ratio = BYTES_PER_TOKEN["openai"]
+    print(
+        f"tool definitions, estimated tokens (o200k_base, about {ratio} bytes a token): "
+        + _tokens(report["tokens"]),
+        file=out,
+    )
+    for toolset in report.get("toolsets", ()):
+        print(
+            f"toolset {toolset['id']} ({_count(toolset['tools'], 'tool')}, "
+            f"{toolset['discovery']}): {_tokens(toolset['tokens'])}",
+            file=out,
+        )
+    print(f"search mode (3 tools): {_tokens(report['search_tokens'])}", file=out)
+    for finding in report.get("findings", ()):
+        print(f"finding: {finding['where']}: {finding['message']}", file=out)
+    for warning in report["warnings"]:
+        print(f"warning: {warning}", file=out)
     summary = report["summary"]
     kinds = ", ".join(f"{k} {n}" for k, n in summary["changes_by_kind"].items())
     state = "usable" if summary["usable"] else f"NOT usable: down: {', '.join(summary['down'])}"
@@ -166,6 +229,8 @@ def _print_source(source: dict[str, Any], out: TextIO, verbose: bool) -> None:
     filtered = f" ({source['filtered']} filtered out)" if source["filtered"] else ""
     operations = _count(source["operations"], "operation")
     print(f"  {operations} -> {_count(source['tools'], 'tool')}{filtered}", file=out)
+    if source.get("tokens"):
+        print(f"  estimated tokens: {_tokens(source['tokens'])}", file=out)
     validation = source["validation"]
     if validation["ran"]:
         if validation["valid"]:

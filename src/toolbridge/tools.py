@@ -204,6 +204,35 @@ class Embed:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Cut:
+    """An array a result budget shortened: where, how many items it kept and left out."""
+
+    path: str
+    """A JSON path into the result: `$`, `$.data`, `$.items[0].lines`."""
+    kept: int
+    left_out: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shaped:
+    """What a result budget (`result: {select, max_bytes}`) did to an answer."""
+
+    selected: str | None = None
+    """The JMESPath expression the answer was reduced to, when one applied."""
+    size: int
+    """The answer's size in bytes (compact JSON, or text) after selection, before any cut."""
+    max_bytes: int | None = None
+    cuts: tuple[Cut, ...] = ()
+    """The arrays shortened to fit, largest first."""
+    text_cut: bool = False
+    """Strings were shortened too (or, as a last resort, the answer became its cut JSON text)."""
+
+    @property
+    def cut(self) -> bool:
+        return bool(self.cuts) or self.text_cut
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ToolResult:
     """What a call returned: also an upstream 4xx/5xx, which the model should see."""
 
@@ -217,3 +246,5 @@ class ToolResult:
     """The upstream answer was longer than the size cap and was cut."""
     embeds: tuple[Embed, ...] = ()
     """Views for the person (HTML); `result` is then what the model reads about them."""
+    shaped: Shaped | None = None
+    """What a result budget did to the answer; None when none applies."""

@@ -99,6 +99,12 @@ RESULT = {
             "type": "boolean",
             "description": "Present and true when the answer was cut at the size limit.",
         },
+        "budget": {
+            "type": "object",
+            "description": "Present when the tool's result budget selected part of the "
+            "answer or cut it to size: `selected` (the JMESPath expression), `bytes`, "
+            "`max_bytes`, `cut`, and `left_out` for the arrays cut.",
+        },
     },
 }
 ERROR = {

@@ -22,6 +22,7 @@ from mcp import types
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from tests.lifespan import lifespan
 from toolbridge.config import Config
 from toolbridge.gateway import Gateway
 from toolbridge.local.results import VIEW_NOTE
@@ -77,13 +78,12 @@ async def served(cfg: Config) -> AsyncIterator[tuple[httpx2.AsyncClient, Gateway
     gateway.load()
     app = create_app(gateway)
     transport = httpx2.ASGITransport(app)
-    async with httpx2.AsyncClient(
+    client = httpx2.AsyncClient(
         transport=transport, base_url="http://gateway.test", headers=ALICE, timeout=20
-    ) as http:
-        # ASGITransport runs no lifespan: enter the app's own (the MCP session manager lives there).
-        starlette = app.app  # type: ignore[attr-defined]  # create_app's CallEndpoint
-        async with starlette.router.lifespan_context(starlette):
-            yield http, gateway
+    )
+    # ASGITransport runs no lifespan: run the app's own (the MCP session manager lives there).
+    async with client as http, lifespan(app):
+        yield http, gateway
 
 
 # -- HTTP ---------------------------------------------------------------------------------

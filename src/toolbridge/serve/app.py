@@ -13,7 +13,7 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar, overload
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 import orjson
 from starlette.applications import Starlette
@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from toolbridge.discovery import View, parse_view
 from toolbridge.errors import (
     BadRequest,
     Forbidden,
@@ -32,7 +33,7 @@ from toolbridge.errors import (
     error_body,
     error_status,
 )
-from toolbridge.formats.render import FORMATS, render_tools
+from toolbridge.formats.render import render_tools
 from toolbridge.gateway import Gateway
 from toolbridge.local.context import CallContext
 from toolbridge.policy import Principal
@@ -45,8 +46,9 @@ from toolbridge.serve.openapi_document import DocumentCache
 from toolbridge.serve.request_context import request_context, scope_url
 from toolbridge.serve.shared import Shared
 from toolbridge.serve.siblings import Siblings
+from toolbridge.serve.toolset_paths import ToolsetPaths
 from toolbridge.serve.turns import run_turn
-from toolbridge.tools import PythonFunction, ToolResult
+from toolbridge.tools import PythonFunction, Shaped, ToolResult
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +154,9 @@ class CallEndpoint:
         headers = ScopeHeaders(scope["headers"])
         try:
             principal = self.gateway.authenticate(headers.get("authorization"))
-            tool = self.gateway.tool(principal, name)  # 404 before reading the body
+            query = scope.get("query_string")
+            view = parse_view(dict(parse_qsl(query.decode("latin-1")))) if query else None
+            tool = self.gateway.tool(principal, name, view)  # 404 before reading the body
             context = (
                 request_context(principal, headers, url=scope_url(scope, headers))
                 if isinstance(tool.target, PythonFunction) and tool.target.injected
@@ -165,7 +169,7 @@ class CallEndpoint:
                 problem = f"the body is not valid JSON: {exc}"
                 raise InvalidArguments(name, [("$", problem)]) from None
             if "text/event-stream" in headers.get("accept", ""):
-                await self._stream(send, principal, name, arguments, headers, context)
+                await self._stream(send, principal, name, arguments, headers, context, view)
                 return
             events: list[Any] = []
             result = await self.gateway.call(
@@ -176,6 +180,7 @@ class CallEndpoint:
                 on_event=events.append,
                 argument_bytes=len(raw),
                 context=context,
+                view=view,
             )
         except ToolbridgeError as exc:
             status, body, extra = error_parts(exc)
@@ -194,6 +199,7 @@ class CallEndpoint:
         arguments: Any,
         headers: Mapping[str, str],
         context: CallContext | None,
+        view: View | None,
     ) -> None:
         """The call as server-sent events: each event the tool emits (`event: event`), then
         `event: result` with the usual answer, or `event: error` with the error body."""
@@ -213,6 +219,7 @@ class CallEndpoint:
                     caller_headers=headers,
                     on_event=on_event,
                     context=context,
+                    view=view,
                 )
                 loop.call_soon(queue.put_nowait, ("result", result_body(result)))
             except ToolbridgeError as exc:
@@ -329,28 +336,36 @@ def create_app(
         return run
 
     async def list_tools(request: Request, principal: Principal) -> Response:
-        fmt = request.query_params.get("format", "openai")
-        if fmt not in FORMATS:
-            raise BadRequest(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-        strict = _flag(request.query_params.get("strict"))
-        tools = gateway.list_tools(principal)
-        return json_response({"tools": render_tools(tools, fmt, strict=strict)})
+        view = parse_view(request.query_params)
+        tools = gateway.list_tools(principal, view)
+        return json_response(
+            {"tools": render_tools(tools, view.format or "openai", strict=view.strict)}
+        )
 
     async def get_tool(request: Request, principal: Principal) -> Response:
-        tool = gateway.tool(principal, request.path_params["name"])
+        view = parse_view(request.query_params)
+        tool = gateway.tool(principal, request.path_params["name"], view)
         return json_response(describe(tool, gateway.frontmatter(tool)))
 
     documents = DocumentCache()
 
     async def openapi(request: Request, principal: Principal) -> Response:
-        tools = gateway.list_tools(principal)
-        return json_response(documents.get(tools, server_url=str(request.base_url)))
+        view = parse_view(request.query_params)
+        tools = gateway.list_tools(principal, view)
+        title = f"toolbridge: {view.toolset}" if view.toolset else "toolbridge"
+        return json_response(documents.get(tools, title=title, server_url=str(request.base_url)))
 
     async def tool_calls(request: Request, principal: Principal) -> Response:
         payload = await _json_body(request)
         context = request_context(principal, request.headers, url=str(request.url))
+        view = parse_view(request.query_params)
         answer = await run_turn(
-            gateway, principal, payload, caller_headers=request.headers, context=context
+            gateway,
+            principal,
+            payload,
+            caller_headers=request.headers,
+            context=context,
+            view=view,
         )
         return json_response(answer)
 
@@ -416,7 +431,7 @@ def create_app(
         ],
         lifespan=lifespan,
     )
-    return CallEndpoint(routes, gateway)
+    return ToolsetPaths(CallEndpoint(routes, gateway))
 
 
 def reply(body: Any, status: int) -> Response:
@@ -440,5 +455,20 @@ def result_body(result: ToolResult) -> dict[str, Any]:
         # Views for the person (rich UI), beside what the model reads in `result`.
         body["embeds"] = [
             {"content_type": e.content_type, "content": e.content} for e in result.embeds
+        ]
+    if result.shaped is not None:
+        body["budget"] = budget_body(result.shaped)
+    return body
+
+
+def budget_body(shaped: Shaped) -> dict[str, Any]:
+    """What a result budget did, as the envelope's `budget` says it."""
+    body: dict[str, Any] = {"selected": shaped.selected, "bytes": shaped.size}
+    if shaped.max_bytes is not None:
+        body["max_bytes"] = shaped.max_bytes
+    body["cut"] = shaped.cut
+    if shaped.cuts:
+        body["left_out"] = [
+            {"path": c.path, "kept": c.kept, "left_out": c.left_out} for c in shaped.cuts
         ]
     return body

@@ -38,6 +38,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any, Final
+from urllib.parse import parse_qs
 
 import anyio
 import jsonschema_rs
@@ -59,7 +60,14 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from toolbridge import __version__
-from toolbridge.errors import AnswerNeeded, ToolbridgeError, ToolNotFound, Unauthenticated
+from toolbridge.discovery import View, parse_view
+from toolbridge.errors import (
+    AnswerNeeded,
+    BadRequest,
+    ToolbridgeError,
+    ToolNotFound,
+    Unauthenticated,
+)
 from toolbridge.formats.render import render
 from toolbridge.gateway import Gateway
 from toolbridge.openapi.bodies import body_kind
@@ -129,6 +137,13 @@ class McpApp:
         except Unauthenticated as exc:
             await _unauthenticated(exc)(scope, receive, send)
             return
+        toolset = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("toolset")
+        if toolset and toolset[-1] not in self.gateway.toolsets:
+            body = {"error": {"type": "not_found", "message": f"no toolset named {toolset[-1]!r}"}}
+            await Response(orjson.dumps(body), 404, media_type="application/json")(
+                scope, receive, send
+            )
+            return
         scope = {**scope, _PRINCIPAL: principal}
         if self._sessions is not None:
             # The SDK binds each session to the principal that opened it, through the
@@ -163,7 +178,7 @@ class McpApp:
         self, ctx: Context, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         principal, _ = _caller(ctx)
-        tools = self.gateway.list_tools(principal)
+        tools = self.gateway.list_tools(principal, _view(ctx))
         # The result's cache defaults (ttlMs 0, cacheScope private) are right: the list is
         # per caller, and a reload may change it at any time.
         return types.ListToolsResult(
@@ -175,8 +190,9 @@ class McpApp:
     ) -> types.CallToolResult | types.InputRequiredResult:
         principal, headers = _caller(ctx)
         arguments = params.arguments or {}
+        view = _view(ctx)
         try:
-            tool = self.gateway.tool(principal, params.name)
+            tool = self.gateway.tool(principal, params.name, view)
             url = str(ctx.request.url) if isinstance(ctx.request, Request) else None
             context = meta_context(request_context(principal, headers, url=url), params.meta)
             bind = binding(tool.name, arguments, principal.id)
@@ -189,6 +205,7 @@ class McpApp:
                     caller_headers=headers,
                     on_event=on_event,
                     context=context,
+                    view=view,
                 )
         except AnswerNeeded as pending:
             return input_required(pending)
@@ -268,6 +285,17 @@ def _caller(ctx: Context) -> tuple[Principal, Headers]:
         # Only reachable by serving `McpApp.server` without `McpApp` in front of it.
         raise MCPError(types.INVALID_REQUEST, "unauthenticated: serve this through McpApp")
     return principal, request.headers
+
+
+def _view(ctx: Context) -> View:
+    """What the request sees (`?toolset=`, `?mode=`; `/toolsets/{id}/mcp` arrives as the
+    former), in MCP's format."""
+    request = ctx.request
+    query = request.query_params if isinstance(request, Request) else {}
+    try:
+        return parse_view(query, format="mcp")
+    except BadRequest as exc:
+        raise MCPError(types.INVALID_PARAMS, str(exc)) from None
 
 
 # -- results -------------------------------------------------------------------------------

@@ -38,13 +38,15 @@ A failed call never fails the turn; a payload of none of these shapes does (BadR
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, assert_never
 
 import anyio
 import orjson
 
+from toolbridge.discovery import View
 from toolbridge.errors import BadRequest, InvalidArguments, ToolbridgeError, error_body
+from toolbridge.formats.render import Format
 from toolbridge.gateway import Gateway
 from toolbridge.local.context import CallContext
 from toolbridge.policy import Principal
@@ -54,6 +56,12 @@ MAX_CALLS = 64
 """Calls in one turn; models that emit more are looping."""
 
 Family = Literal["chat", "responses", "anthropic"]
+FORMAT_OF: dict[Family, Format] = {
+    "chat": "openai",
+    "responses": "openai-responses",
+    "anthropic": "anthropic",
+}
+"""The tool format of each payload family (what `describe_tools` answers in)."""
 
 SHAPES = (
     "an OpenAI `tool_calls` array or the assistant message holding it; OpenAI Responses "
@@ -85,14 +93,19 @@ async def run_turn(
     *,
     caller_headers: Mapping[str, str] | None = None,
     context: CallContext | None = None,
+    view: View | None = None,
 ) -> JsonObject:
     """Run every tool call in `payload` for `principal`, concurrently; answers in call order.
+    With `view`, the calls are made in it (a toolset's tools only; search mode's tools), and
+    `describe_tools` answers in the payload's own format unless the view names one.
 
     `context` is what the request's headers said about the call; the payload's conversation
     and `context` object refine it. Raises BadRequest for a payload of no known shape, or with
     more than MAX_CALLS calls, or a `context` of the wrong shape.
     """
     family, calls, conversation = _read_turn(payload)
+    if view is not None and view.format is None:
+        view = replace(view, format=FORMAT_OF[family])
     if len(calls) > MAX_CALLS:
         raise BadRequest(f"{len(calls)} tool calls in one turn; at most {MAX_CALLS} are run")
     context = context or CallContext()
@@ -106,7 +119,7 @@ async def run_turn(
     outcomes: list[_Outcome | None] = [None] * len(calls)
 
     async def run(index: int, call: _Call) -> None:
-        outcomes[index] = await _run(gateway, principal, call, caller_headers, context)
+        outcomes[index] = await _run(gateway, principal, call, caller_headers, context, view)
 
     async with anyio.create_task_group() as group:
         for index, call in enumerate(calls):
@@ -137,11 +150,12 @@ async def _run(
     call: _Call,
     caller_headers: Mapping[str, str] | None,
     context: CallContext,
+    view: View | None,
 ) -> _Outcome:
     events: list[Any] = []
     try:
         if isinstance(call.arguments, InvalidArguments):
-            gateway.tool(principal, call.name)  # an unknown tool says so first, as over HTTP
+            gateway.tool(principal, call.name, view)  # an unknown tool says so first
             raise call.arguments
         result = await gateway.call(
             principal,
@@ -150,6 +164,7 @@ async def _run(
             caller_headers=caller_headers,
             on_event=events.append,
             context=context,
+            view=view,
         )
     except ToolbridgeError as exc:
         text = _json({"ok": False, **error_body(exc)})

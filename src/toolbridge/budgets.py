@@ -1,0 +1,236 @@
+"""Result budgets: what of a large answer reaches the model (`result: {select, max_bytes}`).
+
+A server's `result` applies to all its tools; `tools: {NAME: {result: ...}}` (NAME: the tool's
+name or operationId) changes it for one tool, key by key (`select: "@"` keeps the whole answer).
+
+- `select`, a JMESPath expression, reduces a successful JSON answer to what the model needs
+  (`items[].{id: id, title: title}`). Error answers (`ok` false) are passed on whole: their
+  shape is not the one the expression was written for.
+- `max_bytes` caps the answer's size as compact JSON (text answers: as UTF-8). Arrays are cut
+  first, the largest first, keeping their leading items, and end with a string saying how many
+  items were left out (`"(90 more items left out)"`); when that is not enough, long strings are
+  cut (`"… (1234 more characters left out)"`); as a last resort the answer becomes its JSON
+  text, cut. Binary answers (`{"base64", ...}`) are left alone: a cut one is no use.
+
+What was done is `ToolResult.shaped`, which the call envelope reports as `budget`. A tool with
+a budget promises no output schema (its answers are reshaped): `reshape` drops it, with a note.
+Pure: values in, values out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import jmespath
+import orjson
+
+from toolbridge.config import ResultBudget, Server
+from toolbridge.tools import Cut, HttpOperation, Note, Shaped, Tool, ToolResult
+
+MIN_STRING = 64
+"""Strings shorter than this are never cut: they are names and ids, not bulk."""
+Part = tuple[str, int, tuple[Any, Any], Any]
+"""A part of a JSON value that can be cut: path, size, (parent, key), the array or string."""
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """One tool's result budget, its expression compiled."""
+
+    select: str | None
+    max_bytes: int | None
+    expression: Any = None
+
+
+class Budgets:
+    """The result budgets of a config's servers, found per tool."""
+
+    def __init__(self, servers: Iterable[Server]) -> None:
+        self._servers: dict[str, tuple[ResultBudget | None, dict[str, ResultBudget]]] = {}
+        self._found: dict[tuple[str, str], Budget | None] = {}
+        for server in servers:
+            own = {name: s.result for name, s in server.tools.items() if s.result is not None}
+            if server.result is not None or own:
+                self._servers[server.id] = (server.result, own)
+
+    def __bool__(self) -> bool:
+        return bool(self._servers)
+
+    def for_tool(self, tool: Tool) -> Budget | None:
+        """The budget of a tool: its own entry's keys over its server's; None without one.
+        Found (and compiled) once per tool."""
+        target = tool.target
+        if not isinstance(target, HttpOperation) or target.server not in self._servers:
+            return None
+        key = (target.server, tool.name)
+        if key not in self._found:
+            self._found[key] = self._budget(tool, target)
+        return self._found[key]
+
+    def _budget(self, tool: Tool, target: HttpOperation) -> Budget | None:
+        shared, own = self._servers[target.server]
+        mine = own.get(tool.name) or own.get(tool.original_name)
+        if mine is None and target.operation_id is not None:
+            mine = own.get(target.operation_id)
+        select = _pick(mine, shared, "select")
+        max_bytes = _pick(mine, shared, "max_bytes")
+        if select is None and max_bytes is None:
+            return None
+        expression = jmespath.compile(select) if select is not None else None
+        return Budget(select=select, max_bytes=max_bytes, expression=expression)
+
+    def reshape(self, tools: Iterable[Tool]) -> Iterator[Tool]:
+        """The tools, those with a budget without their output schema (and noted)."""
+        for tool in tools:
+            if tool.output_schema is None or self.for_tool(tool) is None:
+                yield tool
+                continue
+            note = Note(
+                kind="output-schema-dropped",
+                message="a result budget reshapes its answers, so no output schema is promised",
+                where=tool.where,
+            )
+            yield replace(tool, output_schema=None, notes=(*tool.notes, note))
+
+
+def _pick(mine: ResultBudget | None, shared: ResultBudget | None, key: str) -> Any:
+    for budget in (mine, shared):
+        value = getattr(budget, key) if budget is not None else None
+        if value is not None:
+            return value
+    return None
+
+
+def apply(budget: Budget, result: ToolResult) -> ToolResult:
+    """The result as its budget lets it through; unchanged (and without `shaped`) when the
+    budget neither selects nor has to cut."""
+    value = result.result
+    if _is_binary(value):
+        return result
+    selected = None
+    if budget.expression is not None and result.ok and isinstance(value, dict | list):
+        value = budget.expression.search(value)
+        selected = budget.select
+    size = _size(value)
+    cuts: list[Cut] = []
+    text_cut = False
+    if budget.max_bytes is not None and size > budget.max_bytes:
+        value, cuts, text_cut = fit(value, budget.max_bytes)
+    if selected is None and not cuts and not text_cut:
+        return result
+    shaped = Shaped(
+        selected=selected,
+        size=size,
+        max_bytes=budget.max_bytes,
+        cuts=tuple(cuts),
+        text_cut=text_cut,
+    )
+    return replace(result, result=value, shaped=shaped)
+
+
+def fit(value: Any, limit: int) -> tuple[Any, list[Cut], bool]:
+    """`value` cut to at most `limit` bytes of compact JSON (text: of UTF-8): the value, the
+    arrays cut, and whether text was cut."""
+    if isinstance(value, str):
+        return _cut_text(value, limit, _text_size), [], True
+    value = orjson.loads(_dumps(value))  # a copy of our own to cut in place
+    cuts: list[Cut] = []
+    text_cut = False
+    done: set[int] = set()
+    while (size := _json_size(value)) > limit:
+        # The bulkiest part first: an array (cut to its leading items) or a long string.
+        found = max(_bulk(value, done), key=lambda part: part[1], default=None)
+        if found is None:
+            break
+        path, part_size, (parent, key), part = found
+        room = limit - (size - part_size)
+        done.add(id(part))
+        if isinstance(part, list):
+            kept = _keep(part, room)
+            cuts.append(Cut(path=path, kept=kept, left_out=len(part) - kept))
+            part[kept:] = [_items_marker(len(part) - kept)]
+        else:
+            parent[key] = _cut_text(part, max(0, room), _json_size)
+            text_cut = True
+    if _json_size(value) > limit:  # deep or wide objects: the JSON text, cut
+        return _cut_text(_dumps(value).decode(), limit, _text_size), cuts, True
+    return value, cuts, text_cut
+
+
+def _keep(array: list[Any], room: int) -> int:
+    """How many leading items fit in `room` bytes with the marker for the rest (at least 0)."""
+    kept, used = 0, 2  # the brackets
+    for index, item in enumerate(array):
+        with_item = used + _json_size(item) + 1  # and a comma before the marker
+        if with_item + _json_size(_items_marker(len(array) - index - 1)) > room:
+            break
+        used, kept = with_item, kept + 1
+    return kept
+
+
+def _items_marker(count: int) -> str:
+    return f"({count} more items left out)" if count != 1 else "(1 more item left out)"
+
+
+def _cut_text(text: str, limit: int, measure: Callable[[str], int]) -> str:
+    """The longest head of `text`, with a marker saying how much was left out, that `measure`
+    finds at most `limit` long (just the marker when none fits)."""
+
+    def cut(keep: int) -> str:
+        return f"{text[:keep]}… ({len(text) - keep} more characters left out)"
+
+    low, high = 0, len(text)
+    while low < high:  # the largest `keep` whose cut fits
+        middle = (low + high + 1) // 2
+        if measure(cut(middle)) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return cut(low)
+
+
+def _bulk(value: Any, done: set[int]) -> Iterator[Part]:
+    """The parts of a JSON value that can be cut: non-empty arrays (the root too) and strings
+    of at least MIN_STRING characters below the root, but for those in `done`."""
+    stack: list[tuple[str, Any, tuple[Any, Any]]] = [("$", value, (None, None))]
+    while stack:
+        path, node, place = stack.pop()
+        if isinstance(node, str):
+            if len(node) >= MIN_STRING and place[0] is not None:
+                yield path, _json_size(node), place, node
+            continue
+        if isinstance(node, list):
+            if node and id(node) not in done:
+                yield path, _json_size(node), place, node
+            stack.extend((f"{path}[{i}]", item, (node, i)) for i, item in enumerate(node))
+        elif isinstance(node, dict):
+            stack.extend((_child(path, k), v, (node, k)) for k, v in node.items())
+
+
+def _child(path: str, key: str) -> str:
+    return f"{path}.{key}" if _PLAIN_KEY.match(key) else f"{path}[{_dumps(key).decode()}]"
+
+
+def _is_binary(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("base64"), str) and "size" in value
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _json_size(value: Any) -> int:
+    return len(_dumps(value))
+
+
+def _text_size(text: str) -> int:
+    return len(text.encode())
+
+
+def _size(value: Any) -> int:
+    """An answer's size: text as UTF-8, anything else as compact JSON."""
+    return _text_size(value) if isinstance(value, str) else _json_size(value)

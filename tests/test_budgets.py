@@ -1,0 +1,219 @@
+"""Result budgets: selecting what a model needs of an answer, and cutting it to size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from toolbridge.budgets import Budget, Budgets, apply, fit
+from toolbridge.config import Config, Server, load_config
+from toolbridge.errors import ConfigError
+from toolbridge.gateway import Gateway
+from toolbridge.policy import Principal
+from toolbridge.serve.app import result_body
+from toolbridge.tools import Cut, HttpOperation, Shaped, Tool, ToolResult
+from toolbridge.upstream.seam import MockUpstream, UpstreamRequest, UpstreamResponse
+
+ROOT = Path(__file__).resolve().parents[1]
+ITEMS = {"data": [{"id": i, "name": f"item {i}", "notes": "n" * 20} for i in range(50)]}
+
+
+def size(value: Any) -> int:
+    return len(orjson.dumps(value))
+
+
+def test_arrays_are_cut_to_fit_and_say_how_many_items_were_left_out() -> None:
+    value, cuts, text_cut = fit(ITEMS, 400)
+    assert (size(value) <= 400, cuts, text_cut) == (
+        True,
+        [Cut(path="$.data", kept=6, left_out=44)],
+        False,
+    )
+    assert value["data"][5:] == [
+        {"id": 5, "name": "item 5", "notes": "n" * 20},
+        "(44 more items left out)",
+    ]
+    assert ITEMS["data"][6] == {"id": 6, "name": "item 6", "notes": "n" * 20}  # not changed
+
+
+def test_the_bulkiest_part_is_cut_first_and_short_strings_never() -> None:
+    value, cuts, text_cut = fit({"id": "x" * 10, "body": "y" * 3000, "tags": [1, 2]}, 300)
+    assert (size(value) <= 300, cuts, text_cut, value["id"], value["tags"]) == (
+        True,
+        [],
+        True,
+        "x" * 10,
+        [1, 2],
+    )
+    assert value["body"].endswith("more characters left out)")
+
+
+def test_text_answers_are_cut_as_text() -> None:
+    value, cuts, text_cut = fit("é" * 1000, 300)
+    assert (len(value.encode()) <= 300, cuts, text_cut) == (True, [], True)
+    assert value.endswith("more characters left out)")
+
+
+def test_when_nothing_else_fits_the_answer_becomes_its_json_text_cut() -> None:
+    wide = {f"key{i}": i for i in range(200)}
+    value, _, text_cut = fit(wide, 300)
+    assert (isinstance(value, str), len(value.encode()) <= 300, text_cut) == (True, True, True)
+    assert value.startswith('{"key0":0,"key1":1,')
+
+
+def budget(select: str | None, max_bytes: int | None) -> Budget:
+    import jmespath
+
+    return Budget(select, max_bytes, jmespath.compile(select) if select else None)
+
+
+def test_a_budget_selects_then_cuts_and_the_envelope_says_so() -> None:
+    result = ToolResult(ok=True, status=200, content_type="application/json", result=ITEMS)
+    shaped = apply(budget("data[].{id: id, name: name}", 300), result)
+    assert shaped.shaped == Shaped(
+        selected="data[].{id: id, name: name}",
+        size=size([{"id": i, "name": f"item {i}"} for i in range(50)]),
+        max_bytes=300,
+        cuts=(Cut(path="$", kept=10, left_out=40),),
+    )
+    assert result_body(shaped)["budget"] == {
+        "selected": "data[].{id: id, name: name}",
+        "bytes": shaped.shaped.size,
+        "max_bytes": 300,
+        "cut": True,
+        "left_out": [{"path": "$", "kept": 10, "left_out": 40}],
+    }
+    assert (shaped.result[0], shaped.result[-1], size(shaped.result) <= 300) == (
+        {"id": 0, "name": "item 0"},
+        "(40 more items left out)",
+        True,
+    )
+
+
+def test_errors_and_binary_answers_are_not_selected_and_small_ones_not_marked() -> None:
+    error = ToolResult(ok=False, status=404, content_type="application/json", result={"e": 1})
+    binary = ToolResult(ok=True, result={"base64": "AAAA" * 400, "size": 1200, "content_type": "x"})
+    small = ToolResult(ok=True, result={"a": 1})
+    assert apply(budget("data", 1000), error) == error
+    assert apply(budget(None, 256), binary) == binary
+    assert apply(budget(None, 1000), small) == small
+
+
+def tool(name: str, operation_id: str, output: dict[str, Any] | None = None) -> Tool:
+    return Tool(
+        name=name,
+        original_name=operation_id,
+        description="",
+        input_schema={"type": "object"},
+        output_schema=output,
+        source="api",
+        target=HttpOperation(
+            server="api", method="GET", path="/x", base_url=None, operation_id=operation_id
+        ),
+    )
+
+
+def test_a_tools_own_budget_overrides_its_servers_key_by_key() -> None:
+    server = Server.model_validate(
+        {
+            "id": "api",
+            "spec": "x.yaml",
+            "result": {"select": "items", "max_bytes": 5000},
+            "tools": {
+                "listThings": {"result": {"max_bytes": 1000}},
+                "api_getThing": {"result": {"select": "@"}},
+            },
+        }
+    )
+    budgets = Budgets([server])
+    found = {
+        name: (b.select, b.max_bytes) if (b := budgets.for_tool(tool(name, op))) else None
+        for name, op in [
+            ("api_listThings", "listThings"),
+            ("api_getThing", "getThing"),
+            ("api_other", "other"),
+        ]
+    }
+    assert found == {
+        "api_listThings": ("items", 1000),
+        "api_getThing": ("@", 5000),
+        "api_other": ("items", 5000),
+    }
+    reshaped = list(budgets.reshape([tool("api_other", "other", {"type": "object"})]))
+    assert (reshaped[0].output_schema, [n.kind for n in reshaped[0].notes]) == (
+        None,
+        ["output-schema-dropped"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            "result: {select: 'items[?', max_bytes: 1000}",
+            "servers[0].result.select: not a JMESPath expression: Invalid jmespath expression "
+            "at character 7",
+        ),
+        (
+            "result: {max_bytes: 10}",
+            "servers[0].result.max_bytes: Input should be greater than or equal to 256",
+        ),
+        (
+            "tools: {getNote: {result: {cut: 1}}}",
+            "servers[0].tools.getNote.result.cut: unknown key 'cut'",
+        ),
+    ],
+)
+def test_a_budget_that_cannot_work_is_a_config_error_naming_its_line(
+    tmp_path: Path, entry: str, message: str
+) -> None:
+    path = tmp_path / "toolbridge.yaml"
+    path.write_text(f"servers:\n  - id: notes\n    spec: demo.yaml\n    {entry}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, {})
+    assert str(raised.value).startswith(f"{path}:4: {message}")
+
+
+async def test_a_call_through_the_gateway_is_shaped_by_its_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(ROOT)
+    notes = [{"id": i, "title": f"note {i}", "body": "b" * 50} for i in range(40)]
+
+    def upstream(request: UpstreamRequest) -> UpstreamResponse:
+        headers = (("content-type", "application/json"),)
+        return UpstreamResponse(status=200, headers=headers, body=json.dumps(notes).encode())
+
+    config = Config.model_validate(
+        {
+            "servers": [
+                {
+                    "id": "notes",
+                    "spec": "specs/demo.yaml",
+                    "base_url": "http://notes.test",
+                    "tools": {"listNotes": {"result": {"select": "[].title", "max_bytes": 256}}},
+                }
+            ],
+            "base_dir": ROOT,
+        }
+    )
+    async with Gateway(config, upstream=MockUpstream(upstream)) as gateway:
+        result = await gateway.call(Principal(id="ops", admin=True), "listNotes", {})
+        listed = gateway.catalog.tools["listNotes"]
+    assert size(result.result) <= 256
+    assert result.result[-1] == f"({40 - len(result.result) + 1} more items left out)"
+    assert result.shaped is not None
+    assert result.shaped.selected == "[].title"
+    assert (listed.output_schema, listed.notes[-1].kind) == (None, "output-schema-dropped")
+
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

@@ -1,0 +1,201 @@
+"""The search index: words, tasks, ranking, and what a caller may see.
+
+The catalog here is small and written out, so every ranking below is a whole list; the
+retrieval benchmark over real documents is bench/search.py (and its floor, in the corpus test
+at the end).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from toolbridge.search import SearchIndex, SearchIndexes, task_intent, task_words, words
+from toolbridge.tools import Annotations, HttpOperation, Method, Tool
+
+
+def tool(
+    name: str,
+    method: Method,
+    path: str,
+    description: str,
+    *,
+    source: str = "api",
+    deprecated: bool = False,
+) -> Tool:
+    return Tool(
+        name=name,
+        original_name=name,
+        description=description,
+        input_schema={"type": "object"},
+        annotations=Annotations(read_only=method == "GET"),
+        source=source,
+        target=HttpOperation(
+            server=source, method=method, path=path, base_url=None, operation_id=name
+        ),
+        deprecated=deprecated,
+    )
+
+
+CATALOG = [
+    tool("issues_create", "POST", "/repos/{owner}/{repo}/issues", "Create an issue"),
+    tool("issues_list-for-repo", "GET", "/repos/{owner}/{repo}/issues", "List repository issues"),
+    tool("issues_update", "PATCH", "/repos/{owner}/{repo}/issues/{n}", "Update an issue"),
+    tool("issues_create-comment", "POST", "/repos/{o}/{r}/issues/{n}/comments", "Create a comment"),
+    tool("repos_delete", "DELETE", "/repos/{owner}/{repo}", "Delete a repository"),
+    tool("repos_get", "GET", "/repos/{owner}/{repo}", "Get a repository"),
+    tool("listCoreV1NamespacedPod", "GET", "/api/v1/namespaces/{ns}/pods",
+         "list objects of kind Pod", source="k8s"),
+    tool("deleteCoreV1NamespacedPod", "DELETE", "/api/v1/namespaces/{ns}/pods/{name}",
+         "delete a Pod", source="k8s"),
+    tool("readCoreV1NamespacedPodLog", "GET", "/api/v1/namespaces/{ns}/pods/{name}/log",
+         "read log of the specified Pod", source="k8s"),
+    tool("PostCustomers", "POST", "/v1/customers", "<p>Creates a new customer object.</p>",
+         source="stripe"),
+    tool("GetCustomersCustomer", "GET", "/v1/customers/{customer}",
+         "<p>Retrieves a Customer object.</p>", source="stripe"),
+    tool("teams_list-legacy", "GET", "/teams", "List teams (Legacy)", deprecated=True),
+    tool("teams_list", "GET", "/orgs/{org}/teams", "List teams"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def index() -> SearchIndex:
+    return SearchIndex(CATALOG)
+
+
+def names(
+    index: SearchIndex, query: str, limit: int = 3, visible: list[int] | None = None
+) -> list[str]:
+    return [index.tools[hit.position].name for hit in index.search(query, limit, visible)]
+
+
+def test_words_split_identifiers_and_text_and_drop_markup_and_stop_words() -> None:
+    assert words("readAppsV1NamespacedDeploymentStatus") == [
+        "read", "apps", "namespaced", "deployment", "status",
+    ]  # fmt: skip
+    assert words("CSIDriver get-readme") == ["csi", "driver", "get", "readme"]
+    assert words("<p>Creates a <code>Customer</code> &amp; more.</p>") == [
+        "creates", "customer", "more",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("task", "expected"),
+    [
+        ("close issue #17 in octocat/hello-world", ["close", "issue"]),
+        ('post "deploy finished" to the releases channel', ["post", "releases", "channel"]),
+        ("cordon node-3 now", ["cordon", "node", "now"]),
+        ("move PROJ-12 to Done", ["move", "issue", "done"]),
+        ("set up a webhook for jane@example.com", ["create", "webhook"]),
+        ("look up customer cus_123, v2.0.0, 10Gi", ["look", "up", "customer"]),
+    ],
+)
+def test_the_values_a_task_names_are_not_words_of_the_task(task: str, expected: list[str]) -> None:
+    assert task_words(task) == expected
+
+
+@pytest.mark.parametrize(
+    ("task", "intent"),
+    [
+        ("which nodes are in the cluster", "read"),
+        ("open a bug report", "create"),
+        ("rename the channel", "update"),
+        ("tear down the deployment", "delete"),
+        ("the pods, please", None),
+    ],
+)
+def test_a_tasks_action_is_its_first_cue_word(task: str, intent: str | None) -> None:
+    assert task_intent(task) == intent
+
+
+def test_the_best_matches_come_first_by_action_resource_and_source(index: SearchIndex) -> None:
+    assert names(index, "open a new issue in my repository") == [
+        "issues_create", "issues_create-comment", "issues_list-for-repo",
+    ]  # fmt: skip
+    assert names(index, "show me the pods in the staging namespace", 2) == [
+        "listCoreV1NamespacedPod", "readCoreV1NamespacedPodLog",
+    ]  # fmt: skip
+    assert names(index, "remove the crashed pod worker-1", 1) == ["deleteCoreV1NamespacedPod"]
+    assert names(index, "add a customer with the email jane@example.com", 1) == ["PostCustomers"]
+    assert names(index, "get the logs of pod api-7f9", 1) == ["readCoreV1NamespacedPodLog"]
+
+
+def test_a_deprecated_tool_ranks_below_the_current_one(index: SearchIndex) -> None:
+    assert names(index, "list teams", 2) == ["teams_list", "teams_list-legacy"]
+
+
+def test_a_tool_whose_summary_says_it_is_deprecated_ranks_below_too() -> None:
+    tools = [
+        tool("watchPodList", "GET", "/watch/pods", "watch a list of Pod. deprecated: use list"),
+        tool("listPod", "GET", "/pods", "list objects of kind Pod"),
+    ]
+    assert names(SearchIndex(tools), "list the pods", 2) == ["listPod", "watchPodList"]
+
+
+def test_only_the_positions_a_caller_may_see_are_ranked_and_none_is_lost(
+    index: SearchIndex,
+) -> None:
+    hidden = CATALOG.index(next(t for t in CATALOG if t.name == "issues_create"))
+    visible = [i for i in range(len(CATALOG)) if i != hidden]
+    found = names(index, "open a new issue in my repository", 3, visible)
+    assert found == ["issues_create-comment", "issues_list-for-repo", "PostCustomers"]
+
+
+def test_tools_that_share_no_word_with_the_task_are_not_returned(index: SearchIndex) -> None:
+    assert names(index, "xylophone zebra", 5) == []
+    assert names(index, "", 5) == []
+    assert names(index, "issue", 0) == []
+
+
+def test_an_empty_catalog_finds_nothing() -> None:
+    assert SearchIndex([]).search("anything", 5) == []
+
+
+def test_indexes_are_built_once_per_key_and_visible_sets_kept_per_caller() -> None:
+    indexes = SearchIndexes()
+    built: list[str] = []
+
+    def tools() -> list[Tool]:
+        built.append("built")
+        return CATALOG[:3]
+
+    first = indexes.index("github", tools)
+    assert indexes.index("github", tools) is first
+    assert built == ["built"]
+    computed: list[int] = []
+
+    def positions() -> list[int]:
+        computed.append(1)
+        return [0, 2]
+
+    assert indexes.visible(("github", "alice"), positions) == (0, 2)
+    assert indexes.visible(("github", "alice"), positions) == (0, 2)
+    assert computed == [1]
+
+
+@pytest.mark.corpus
+def test_recall_over_five_large_documents_keeps_its_measured_floor() -> None:
+    """bench/search.py's measurement, as a regression floor: 0.822 over the whole catalog and
+    0.906 within each task's document when this was written (the target of 0.9 over the whole
+    catalog is not met: bench/README.md says so)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from tests.corpus import CORPUS
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "search.py"
+    spec = importlib.util.spec_from_file_location("bench_search", path)
+    assert spec is not None
+    assert spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses look their module up there
+    spec.loader.exec_module(bench)
+    index = SearchIndex(bench.load_tools(CORPUS))
+    tasks = [task for file in bench.TASKS.values() for task in bench.load_tasks(file)]
+    recall = bench.measure(index, tasks)
+    assert (recall.tasks, recall.catalog_recall >= 0.82, recall.document_recall >= 0.9) == (
+        191,
+        True,
+        True,
+    )
