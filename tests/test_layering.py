@@ -15,7 +15,7 @@ LAYERS: list[set[str]] = [
     {"formats"},  # client formats: pure rendering of tools
     {"upstream"},  # the network seam, our clients, credentials, request building
     {"openapi", "local"},  # conversion of documents; local Python tools
-    {"arguments", "policy", "limits", "metrics", "calllog", "changes"},  # per-call pieces
+    {"arguments", "outputs", "policy", "limits", "metrics", "calllog", "changes"},  # per call
     {"identity"},  # credentials -> principals
     {"registry"},  # all sources -> one Catalog
     {"generation"},  # one config's catalog and all derived from it
@@ -51,6 +51,7 @@ PURE = {
     "tools",
     "errors",
     "arguments",
+    "outputs",
 }
 """Modules that do no I/O: they import no network, file-format or server library at all."""
 MAX_MODULE_LINES = 520

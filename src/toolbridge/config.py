@@ -133,6 +133,9 @@ class Server(_Model):
     access: Grants | None = None
     on_change: Literal["apply", "hold"] = "apply"
     """`hold`: a changed document is not served until `POST /v1/admin/sources/{id}/approve`."""
+    output_schema: Literal["withhold", "publish"] = "withhold"
+    """`publish`: promise MCP clients that answers fit the document's response schemas
+    (`outputSchema`); by default they are only checked, and mismatches counted."""
 
 
 class LocalTools(_Model):

@@ -30,6 +30,7 @@ from toolbridge.config import Config, RateLimit, Server
 from toolbridge.errors import ToolbridgeError
 from toolbridge.identity import Authenticator
 from toolbridge.limits import RateLimiter
+from toolbridge.outputs import OutputCheck
 from toolbridge.policy import Policy
 from toolbridge.registry import Catalog, SourceStatus, build_catalog
 from toolbridge.tools import Tool
@@ -75,6 +76,14 @@ class Generation:
         found = self.validators.get(tool.name)
         if found is None:
             found = self.validators[tool.name] = ArgumentValidator(tool)
+        return found
+
+    outputs: dict[str, OutputCheck] = field(default_factory=dict)
+
+    def output_check(self, tool: Tool) -> OutputCheck:
+        found = self.outputs.get(tool.name)
+        if found is None:
+            found = self.outputs[tool.name] = OutputCheck(tool)
         return found
 
 

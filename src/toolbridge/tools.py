@@ -156,6 +156,10 @@ class Tool:
     input_schema: JsonSchema
     """A JSON Schema 2020-12 object schema; references point into its own `$defs`."""
     output_schema: JsonSchema | None = None
+    output_promised: bool = False
+    """Whether clients may be promised that successful answers fit `output_schema` (MCP's
+    `outputSchema`): local tools' declared return models, and an OpenAPI server's tools only
+    with `output_schema: publish` (APIs do not always answer as their documents say)."""
     annotations: Annotations = field(default_factory=Annotations)
     tags: tuple[str, ...] = ()
     source: str = ""
