@@ -19,10 +19,10 @@ request that crashes Prism (it has such bugs) is that operation's failure, with 
 exception, and the document's remaining operations are reported as not checked.
 The last test prints the table of rates per document.
 
-Prism: `$TOOLBRIDGE_PRISM` (the path of a `prism` executable), else `.ci/node_modules/.bin/prism`
-as `.ci/run` installs it (`npm install --no-audit --no-fund --prefix .ci
-@stoplight/prism-cli@5.14.2`). Without either, these tests FAIL, saying how to install it. For a
-fast inner loop only, `TOOLBRIDGE_SKIP_PRISM=1` skips the whole module.
+Prism: `$TOOLBRIDGE_PRISM` (the path of a `prism` executable), else `.ci/node_modules/.bin/prism`,
+which the first test run installs there with npm (tests/externals.py). When it can be neither
+found nor installed, these tests FAIL, saying why. For a fast inner loop only,
+`TOOLBRIDGE_SKIP_PRISM=1` skips the whole module.
 """
 
 from __future__ import annotations
@@ -39,10 +39,8 @@ import pytest
 
 from tests.corpus import CORPUS, ROWS
 from tests.prism import (
-    PrismMissing,
     PrismMock,
     PrismNotReady,
-    find_prism,
     header_violations,
     verdict,
 )
@@ -99,13 +97,8 @@ USED: set[Known] = set()
 
 
 @pytest.fixture(scope="module")
-def prism() -> Path:
-    """The Prism executable; the tests fail (not skip) without one."""
-    try:
-        return find_prism()
-    except PrismMissing as exc:
-        missing = str(exc)
-    pytest.fail(missing, pytrace=False)
+def prism(prism_binary: Path) -> Path:
+    return prism_binary
 
 
 @pytest.fixture(scope="module")
