@@ -27,6 +27,7 @@ found nor installed, these tests FAIL, saying why. For a fast inner loop only,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -38,6 +39,7 @@ import jsonschema_rs
 import pytest
 
 from tests.corpus import CORPUS, ROWS
+from tests.openapi.test_convert import RESERVED_REQUIRED
 from tests.prism import (
     PrismMock,
     PrismNotReady,
@@ -57,7 +59,9 @@ from toolbridge.errors import InvalidArguments
 from toolbridge.openapi.convert import Conversion, convert
 from toolbridge.openapi.documents import DocumentStore, cache_dir_from, location_to_uri
 from toolbridge.tools import Tool
+from toolbridge.upstream.clients import make_upstream
 from toolbridge.upstream.request import build_request
+from toolbridge.upstream.seam import Timeouts
 
 pytestmark = [
     pytest.mark.corpus,
@@ -259,3 +263,33 @@ def test_report(capsys: pytest.CaptureFixture[str]) -> None:
         print("\n\nconformance of built requests (Prism)\n" + "\n".join(lines))
     stale = [k for k in KNOWN if k.file in TABLE and k not in USED]
     assert [f"{k.file} {k.tools}: {k.reason}" for k in stale] == []
+
+
+def test_reserved_headers_a_document_requires_reach_prism(prism: Path, tmp_path: Path) -> None:
+    """A bodiless DELETE whose document requires Content-Length, and a GET that requires an
+    Accept its responses do not name, sent by the gateway's own client: Prism finds nothing."""
+    document = tmp_path / "reserved.yaml"
+    document.write_text(RESERVED_REQUIRED)
+    tools = {t.name: t for t in convert(DocumentStore(cache_dir=None), document.as_uri()).tools}
+    calls = [("deleteThing", {"id": "a"}), ("getThing", {"id": "a"}), ("touchThing", {"id": "a"})]
+
+    async def send_all(url: str) -> list[list[str]]:
+        upstream = make_upstream("http11")
+        verdicts = []
+        try:
+            for name, arguments in calls:
+                request = build_request(tools[name].http, arguments, base_url=url)
+                answer = await upstream.send(
+                    request, timeouts=Timeouts(total=REQUEST_TIMEOUT), max_bytes=1 << 20
+                )
+                response = httpx2.Response(
+                    answer.status, headers=list(answer.headers), content=answer.body
+                )
+                verdicts.append(verdict(response))
+        finally:
+            await upstream.aclose()
+        return verdicts
+
+    with PrismMock(prism, document, log=tmp_path / "prism.log") as mock:
+        url = mock.wait(LOAD_TIMEOUT)
+        assert asyncio.run(send_all(url)) == [[], [], []]

@@ -111,6 +111,9 @@ class HttpOperation:
     body: BodyPlan | None = None
     accept: str | None = None
     """The `Accept` header derived from the documented responses."""
+    required_headers: tuple[tuple[str, str], ...] = ()
+    """Reserved headers the document requires (`content-length`, `content-type`, lowercased),
+    with the value to send when the request has none of its own: the gateway sends them."""
     security: tuple[tuple[str, ...], ...] = ()
     """Alternatives (OR) of security scheme names that must all apply (AND)."""
 

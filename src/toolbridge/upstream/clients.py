@@ -207,7 +207,7 @@ class HttpxUpstream:
                 client.stream(
                     request.method,
                     request.url,
-                    headers=list(request.headers),
+                    headers=_httpx_headers(request),
                     content=request.body,
                     timeout=self._timeout(timeouts),
                 ) as response,
@@ -234,6 +234,15 @@ class HttpxUpstream:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+
+
+def _httpx_headers(request: UpstreamRequest) -> list[tuple[str, str]]:
+    """The request's headers; and `Content-Length: 0` for an empty body (not None), which
+    httpx2 leaves out but our client and aiohttp send (except on GET and HEAD)."""
+    headers = list(request.headers)
+    if request.body == b"" and request.method.upper() not in ("GET", "HEAD"):
+        headers.append(("Content-Length", "0"))
+    return headers
 
 
 async def _read_httpx(response: httpx2.Response, max_bytes: int) -> tuple[bytes, bool]:
