@@ -3081,3 +3081,43 @@ def test_reserved_headers_the_document_requires_are_sent_by_the_gateway(tmp_path
         ("PUT", (("Content-Type", "application/json"),), b""),
         ("PUT", (("Content-Type", "application/json"),), b'{"note":"n"}'),
     ]
+
+
+def test_multipart_file_fields_by_reference_or_nullable_take_files(tmp_path: Path) -> None:
+    """mistral's `file: {$ref: File}` (File a binary string), and `anyOf: [File, null]`."""
+    conversion = convert_text(
+        tmp_path,
+        """\
+        openapi: 3.1.0
+        info: {title: Upload, version: "1"}
+        paths:
+          /documents:
+            post:
+              operationId: upload
+              requestBody:
+                required: true
+                content:
+                  multipart/form-data:
+                    schema:
+                      type: object
+                      required: [file]
+                      properties:
+                        file: {$ref: "#/components/schemas/File"}
+                        cover:
+                          anyOf: [{$ref: "#/components/schemas/File"}, {type: "null"}]
+              responses: {"201": {description: created}}
+        components:
+          schemas:
+            File: {type: string, format: binary, description: The document.}
+        """,
+    )
+    (tool,) = conversion.tools
+    assert tool.input_schema["properties"] == {
+        "file": {**FILE_ARGUMENT, "description": "The document."},
+        "cover": {**FILE_ARGUMENT, "description": "A file: its bytes as base64, and its name."},
+    }
+    assert tool.http.body is not None
+    assert tool.http.body.encoding == (
+        ("file", FieldEncoding(is_file=True)),
+        ("cover", FieldEncoding(is_file=True)),
+    )

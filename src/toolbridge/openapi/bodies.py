@@ -292,6 +292,19 @@ def _is_file(schema: Any) -> bool:
     )
 
 
+def _optional_file(schema: Any, defs: Definitions) -> bool:
+    """`anyOf`/`oneOf` of a file and null (`file: anyOf [{$ref: File}, {type: null}]`)."""
+    if not isinstance(schema, dict):
+        return False
+    for key in ("anyOf", "oneOf"):
+        branches = schema.get(key)
+        if isinstance(branches, list):
+            kept = [_resolved(b, defs) for b in branches]
+            kept = [b for b in kept if not (isinstance(b, dict) and b.get("type") == "null")]
+            return bool(kept) and all(_is_file(b) for b in kept)
+    return False
+
+
 def _with_files(schema: Any, defs: Definitions, depth: int = 0) -> tuple[Any, frozenset[str]]:
     """A multipart schema whose binary fields take FILE_SCHEMA, and the names of those fields.
 
@@ -311,16 +324,21 @@ def _with_files(schema: Any, defs: Definitions, depth: int = 0) -> tuple[Any, fr
     if isinstance(schema.get("properties"), dict):
         properties = {}
         for name, sub in schema["properties"].items():
-            if _is_file(sub):
-                description = sub.get("description") or FILE_SCHEMA["description"]
+            target = _resolved(sub, defs)  # `file: {$ref: .../File}`, File a binary string
+            if _is_file(target) or _optional_file(target, defs):
+                description = (
+                    (isinstance(sub, dict) and sub.get("description"))
+                    or target.get("description")
+                    or FILE_SCHEMA["description"]
+                )
                 sub = {**FILE_SCHEMA, "description": description}
                 files.add(name)
             elif (
-                isinstance(sub, dict)
-                and js.type_set(sub) == {"array"}
-                and _is_file(sub.get("items"))
+                isinstance(target, dict)
+                and js.type_set(target) == {"array"}
+                and _is_file(_resolved(target.get("items"), defs))
             ):
-                sub = {**sub, "items": FILE_SCHEMA}
+                sub = {**target, "items": FILE_SCHEMA}
                 files.add(name)
             properties[name] = sub
         out["properties"] = properties
