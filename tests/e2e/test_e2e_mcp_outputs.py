@@ -12,9 +12,11 @@ publish` for the one operation whose answers fit once `oneOf` is read as `anyOf`
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import subprocess
 import textwrap
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tests.e2e.conftest import live_server
+from toolbridge.calllog import CallLog
 from toolbridge.config import load_config
 from toolbridge.gateway import Gateway
 from toolbridge.serve.app import create_app
@@ -99,9 +102,13 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+CALLS = io.BytesIO()
+"""The gateway's call log."""
+
+
 @pytest.fixture(scope="module")
 def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder: Path = tmp_path_factory.mktemp("outputs")
+    folder = tmp_path_factory.mktemp("outputs")
     (folder / "records.yaml").write_text(DOCUMENT)
     with live_server(UPSTREAM) as upstream:
         (folder / "toolbridge.yaml").write_text(
@@ -120,7 +127,11 @@ def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 """
             )
         )
-        gateway = Gateway(load_config(folder / "toolbridge.yaml", {}), upstream=make_upstream())
+        gateway = Gateway(
+            load_config(folder / "toolbridge.yaml", {}),
+            upstream=make_upstream(),
+            call_log=CallLog(CALLS, max_delay=0),
+        )
         gateway.load()
         with LoopbackServer(create_app(gateway), lifespan="on") as server:
             yield server.url
@@ -227,3 +238,23 @@ def test_the_1x_client_gets_every_successful_answer(
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == EXPECTED
+
+
+def test_mismatches_are_in_the_call_log_without_the_values(gateway_url: str) -> None:
+    """Where the answer differs and which keyword, never what it held."""
+    start = len(CALLS.getvalue())
+    for name in NAMES:
+        answer = httpx2.post(f"{gateway_url}/v1/tools/{name}/call", json={}, timeout=10)
+        assert answer.json()["ok"] is True
+    for _ in range(100):  # written on the server's loop, just after each answer
+        lines = CALLS.getvalue()[start:].decode().splitlines()
+        if len(lines) == 3:
+            break
+        time.sleep(0.02)
+    entries = [json.loads(line) for line in lines]
+    assert [(e["tool"], e["outcome"], e.get("output_mismatch")) for e in entries] == [
+        ("getRecords", "ok", None),
+        ("countRecords", "ok", "$.count: type"),
+        ("vouched_getRecords", "ok", None),
+    ]
+    assert '"2"' not in lines[1]
