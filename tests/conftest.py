@@ -1,4 +1,6 @@
-"""Shared fixtures: the feature documents in `specs/`; real PostgreSQL and Redis servers."""
+"""Shared fixtures: the feature documents in `specs/`; real PostgreSQL and Redis servers; and
+the outside programs some tests use (Prism, an MCP 1.x client), found or installed once per
+session by tests/externals.py."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import externals
 from tests.servers import Postgres, Redis
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,3 +46,23 @@ def redis_server() -> Iterator[Redis]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def prism_binary() -> Path:
+    """Prism's `prism` executable; the tests that use it fail (never skip) without one."""
+    try:
+        return externals.prism()
+    except externals.Unavailable as exc:
+        missing = str(exc)
+    pytest.fail(missing, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def mcp1_python() -> Path:
+    """A Python with the 1.x `mcp` SDK, for the interoperability tests (fail, never skip)."""
+    try:
+        return externals.mcp1_python()
+    except externals.Unavailable as exc:
+        missing = str(exc)
+    pytest.fail(missing, pytrace=False)

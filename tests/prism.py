@@ -1,4 +1,6 @@
-"""Prism (Stoplight's mock server) as a conformance oracle: find it, run it, read its verdict.
+"""Prism (Stoplight's mock server) as a conformance oracle: run it, read its verdict.
+
+tests/externals.py finds or installs it (the `prism_binary` fixture).
 
 `prism mock <document>` serves every operation of an OpenAPI 3.x or Swagger 2.0 document and
 validates each request it receives against the operation it routes to, before it mocks an
@@ -33,18 +35,12 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx2
 
-ROOT = Path(__file__).resolve().parents[1]
-VERSION = "5.14.2"
-"""The Prism release the tests are written against (the newest that runs on Node 20)."""
-INSTALL = f"npm install --no-audit --no-fund --prefix .ci @stoplight/prism-cli@{VERSION}"
-DEFAULT_BINARY = ROOT / ".ci" / "node_modules" / ".bin" / "prism"
 PRISM_ERRORS = "https://stoplight.io/prism/errors#"
 MOCK_ONLY = frozenset({"NO_RESPONSE_RESPONSE_DEFINED", "SCHEMA_TOO_COMPLEX"})
 """Prism's errors about mocking the answer: it validated the request before them, and passed it."""
@@ -54,26 +50,8 @@ _THROWN = re.compile(r"\w*Error: ")
 """The line of a JavaScript exception (`TypeError: ...`, `MissingPointerError: ...`)."""
 
 
-class PrismMissing(Exception):
-    """No Prism executable where the tests look for one."""
-
-
 class PrismNotReady(Exception):
     """Prism exited, or did not listen in time: it cannot check this document."""
-
-
-def find_prism(environ: Mapping[str, str] = os.environ) -> Path:
-    """TOOLBRIDGE_PRISM (a path to the `prism` executable), else `.ci/node_modules/.bin/prism`."""
-    configured = environ.get("TOOLBRIDGE_PRISM")
-    candidate = Path(configured) if configured else DEFAULT_BINARY
-    if candidate.is_file() and os.access(candidate, os.X_OK):
-        return candidate
-    where = f"TOOLBRIDGE_PRISM={configured}" if configured else str(DEFAULT_BINARY)
-    raise PrismMissing(
-        f"Prism not found ({where} is not an executable). Install it from the repository root "
-        f"with `{INSTALL}` (Node 20 and npm; .ci/run does this), or point TOOLBRIDGE_PRISM at a "
-        "`prism` executable. TOOLBRIDGE_SKIP_PRISM=1 skips these tests for a fast inner loop."
-    )
 
 
 class PrismMock:

@@ -7,7 +7,8 @@ structured outputs guides (and the errors its API returns, such as "array schema
 items"); Anthropic's tool use docs (`input_schema` is JSON Schema 2020-12, an object without a
 root combinator, property keys `^[a-zA-Z0-9_.-]{1,64}$`); Gemini's `Schema` reference, an
 OpenAPI 3.0 subset, and its errors ("should be non-empty for OBJECT type", "items: missing
-field", "enum only allowed for STRING type"); and the MCP `Tool` definition.
+field", "enum only allowed for STRING type"); and the MCP `Tool` definition, with OpenAI's
+`items` rule for its `inputSchema`: MCP clients hand their tools to whatever model they use.
 """
 
 from __future__ import annotations
@@ -251,8 +252,15 @@ def _mcp(tool: JsonObject) -> list[str]:
         schema = tool.get(key)
         if not isinstance(schema, dict) or schema.get("type") != "object":
             problems.append(f'{key}: expected a JSON Schema with "type": "object"')
-        else:
-            problems += schema_problems(schema, key)
+            continue
+        problems += schema_problems(schema, key)
+        if key == "outputSchema":
+            continue
+        # MCP clients (VS Code, Copilot) pass tools on to OpenAI's models, which reject an
+        # array schema without `items`.
+        for path, node in _subschemas(schema):
+            if isinstance(node, dict) and "array" in _types(node) and "items" not in node:
+                problems.append(f"{key}{path[1:]}: array schema missing items")
     annotations = tool.get("annotations", {})
     if not isinstance(annotations, dict):
         return [*problems, "annotations: expected an object"]

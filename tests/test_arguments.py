@@ -85,3 +85,61 @@ def test_invalid_arguments_list_each_problem_and_where(
     arguments: Any, expected: list[tuple[str, str]]
 ) -> None:
     assert problems(arguments) == expected
+
+
+METADATA = Tool(
+    name="add",
+    original_name="add",
+    description="",
+    input_schema={
+        "type": "object",
+        "properties": {
+            # chromadb's metadata values: an integer matches `integer` and `number`
+            "metadata": {
+                "type": "object",
+                "additionalProperties": {
+                    "oneOf": [
+                        {"type": "integer"},
+                        {"type": "number"},
+                        {"type": "string"},
+                        {"type": "boolean"},
+                    ]
+                },
+            },
+            "where": {"$ref": "#/$defs/Where"},
+            "both": {
+                "anyOf": [{"type": "integer"}, {"type": "string"}],
+                "oneOf": [{"type": "integer"}, {"minimum": 0}],
+            },
+        },
+        "$defs": {"Where": {"oneOf": [{"type": "number"}, {"type": "integer", "minimum": 0}]}},
+    },
+    target=HttpOperation(server="s", method="POST", path="/a", base_url=None, operation_id=None),
+)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"metadata": {"k": 1, "f": 1.5, "s": "x", "b": True}},
+        {"where": 3},  # in a definition too
+        {"both": 5},  # matches both oneOf branches, and the anyOf
+    ],
+)
+def test_one_of_is_read_as_any_of(arguments: dict[str, Any]) -> None:
+    """A value that fits several `oneOf` branches is accepted, as the APIs themselves do."""
+    assert ArgumentValidator(METADATA).check(arguments) == arguments
+
+
+def test_one_of_still_refuses_what_fits_no_branch() -> None:
+    with pytest.raises(InvalidArguments) as caught:
+        ArgumentValidator(METADATA).check({"metadata": {"k": [1]}, "both": 1.5})
+    assert caught.value.problems == [
+        ("$.both", "1.5 is not valid under any of the schemas listed in the 'anyOf' keyword"),
+        (
+            "$.metadata.k",
+            "[1] is not valid under any of the schemas listed in the 'anyOf' keyword",
+        ),
+    ]
+    # what clients see keeps the document's oneOf
+    assert "oneOf" in METADATA.input_schema["properties"]["metadata"]["additionalProperties"]

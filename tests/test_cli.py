@@ -282,8 +282,8 @@ SEARCH_TOKENS = (
 
 
 SEARCH_MODE_TOKENS = dict(zip(FORMATS, (301, 302, 282, 264, 386), strict=True))
-DANGLING_TOKENS = dict(zip(FORMATS, (138, 139, 119, 98, 285), strict=True))
-DEMO_TOKENS = dict(zip(FORMATS, (581, 583, 542, 460, 1361), strict=True))
+DANGLING_TOKENS = dict(zip(FORMATS, (138, 139, 119, 98, 230), strict=True))
+DEMO_TOKENS = dict(zip(FORMATS, (581, 583, 542, 460, 751), strict=True))
 
 
 def tokens(*numbers: int, source: bool = True) -> str:
@@ -297,10 +297,10 @@ def tokens(*numbers: int, source: bool = True) -> str:
 DANGLING_REPORT = f"""\
 messy-refs-dangling  specs/messy-refs-dangling.yaml  'Dangling reference (messy)' (OpenAPI 3.0.3)
   3 operations -> 3 tools
-{tokens(138, 139, 119, 98, 285)}{{validation}}  1 change: unresolved-ref 1
+{tokens(138, 139, 119, 98, 230)}{{validation}}  1 change: unresolved-ref 1
     POST /pets  [createPet]  unresolved-ref: {UNRESOLVED_REF}
 
-{tokens(138, 139, 119, 98, 285, source=False)}{SEARCH_TOKENS}summary: 1 source, 3 operations, 3 tools, 1 change (unresolved-ref 1), 0 spec validation findings; usable
+{tokens(138, 139, 119, 98, 230, source=False)}{SEARCH_TOKENS}summary: 1 source, 3 operations, 3 tools, 1 change (unresolved-ref 1), 0 spec validation findings; usable
 """  # noqa: E501
 
 
@@ -485,9 +485,9 @@ nope  specs/nope.yaml  DOWN: specs/nope.yaml: no such file
 
 demo  specs/demo.yaml  'Notes (toolbridge demo service)' (OpenAPI 3.1.0)
   6 operations -> 6 tools
-{tokens(581, 583, 542, 460, 1361)}  nothing changed or lost
+{tokens(581, 583, 542, 460, 751)}  nothing changed or lost
 
-{tokens(581, 583, 542, 460, 1361, source=False)}{SEARCH_TOKENS}summary: 2 sources, 6 operations, 6 tools, 0 changes, 0 spec validation findings; NOT usable: down: nope
+{tokens(581, 583, 542, 460, 751, source=False)}{SEARCH_TOKENS}summary: 2 sources, 6 operations, 6 tools, 0 changes, 0 spec validation findings; NOT usable: down: nope
 """,  # noqa: E501
         "loading nope from specs/nope.yaml ...\n"
         "loaded nope: FAILED in 0.00 s\n"
@@ -518,12 +518,12 @@ filters  specs/filters.yaml  'Tags, methods and paths for filters' (OpenAPI 3.0.
 
 messy-refs-dangling  specs/messy-refs-dangling.yaml  'Dangling reference (messy)' (OpenAPI 3.0.3)
   3 operations -> 3 tools
-{tokens(147, 148, 128, 106, 294)}  1 change: unresolved-ref 1
+{tokens(147, 148, 128, 106, 239)}  1 change: unresolved-ref 1
     POST /pets  [createPet]  unresolved-ref: {UNRESOLVED_REF}
 
 catalog: name-clash: 'listPets' is already a tool of source 'filters'; the one of source 'messy-refs-dangling' is 'messy_refs_dangling_listPets' (give server 'messy-refs-dangling' a `prefix` to choose its names)
 catalog: name-clash: 'createPet' is already a tool of source 'filters'; the one of source 'messy-refs-dangling' is 'messy_refs_dangling_createPet' (give server 'messy-refs-dangling' a `prefix` to choose its names)
-{tokens(398, 402, 341, 245, 738, source=False)}{SEARCH_TOKENS}summary: 2 sources, 9 operations, 9 tools, 3 changes (name-clash 2, unresolved-ref 1), 0 spec validation findings; usable
+{tokens(398, 402, 341, 245, 684, source=False)}{SEARCH_TOKENS}summary: 2 sources, 9 operations, 9 tools, 3 changes (name-clash 2, unresolved-ref 1), 0 spec validation findings; usable
 """,  # noqa: E501
     )
 
@@ -938,16 +938,16 @@ def test_check_reports_toolsets_what_selects_nothing_by_line_and_a_token_warning
     tail = out.split("nothing changed or lost\n\n", 1)[1]
     assert (code, tail) == (
         0,
-        tokens(581, 583, 542, 460, 1361, source=False)
+        tokens(581, 583, 542, 460, 751, source=False)
         + "toolset reading (3 tools, list): openai 209 · openai-responses 210 · anthropic 190 · "
-        "gemini 150 · mcp 524\n"
+        "gemini 150 · mcp 292\n"
         "toolset finder (0 tools, search): openai 301 · openai-responses 302 · anthropic 282 · "
         "gemini 264 · mcp 386\n"
         + SEARCH_TOKENS
         + f"finding: {config}:8: toolsets[1].include.sources[0]: no source 'notez' in the config "
         "(sources: notes)\n"
         f"finding: {config}:7: toolsets[1]: toolset 'finder' holds no tools\n"
-        "warning: the tool definitions take about 1,361 tokens in the mcp format, more than 500: "
+        "warning: the tool definitions take about 751 tokens in the mcp format, more than 500: "
         "give models a few tools at a time, with toolsets (`toolsets:` in the config, served at "
         "/toolsets/{id}/mcp and /toolsets/{id}/openapi.json) or search mode (`?mode=search`, or "
         "`discovery: search` on a toolset: three tools, about 386 tokens)\n"

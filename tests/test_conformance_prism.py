@@ -19,14 +19,15 @@ request that crashes Prism (it has such bugs) is that operation's failure, with 
 exception, and the document's remaining operations are reported as not checked.
 The last test prints the table of rates per document.
 
-Prism: `$TOOLBRIDGE_PRISM` (the path of a `prism` executable), else `.ci/node_modules/.bin/prism`
-as `.ci/run` installs it (`npm install --no-audit --no-fund --prefix .ci
-@stoplight/prism-cli@5.14.2`). Without either, these tests FAIL, saying how to install it. For a
-fast inner loop only, `TOOLBRIDGE_SKIP_PRISM=1` skips the whole module.
+Prism: `$TOOLBRIDGE_PRISM` (the path of a `prism` executable), else `.ci/node_modules/.bin/prism`,
+which the first test run installs there with npm (tests/externals.py). When it can be neither
+found nor installed, these tests FAIL, saying why. For a fast inner loop only,
+`TOOLBRIDGE_SKIP_PRISM=1` skips the whole module.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -34,24 +35,22 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import httpx2
-import jsonschema_rs
 import pytest
 
 from tests.corpus import CORPUS, ROWS
+from tests.openapi.test_convert import RESERVED_REQUIRED
 from tests.prism import (
-    PrismMissing,
     PrismMock,
     PrismNotReady,
-    find_prism,
     header_violations,
     verdict,
 )
 from tests.test_conformance import (
-    Generator,
     Known,
     Row,
     base_url_for,
     dummy_auth,
+    generated,
     load_oracle,
     sample,
 )
@@ -59,7 +58,9 @@ from toolbridge.errors import InvalidArguments
 from toolbridge.openapi.convert import Conversion, convert
 from toolbridge.openapi.documents import DocumentStore, cache_dir_from, location_to_uri
 from toolbridge.tools import Tool
+from toolbridge.upstream.clients import make_upstream
 from toolbridge.upstream.request import build_request
+from toolbridge.upstream.seam import Timeouts
 
 pytestmark = [
     pytest.mark.corpus,
@@ -99,13 +100,8 @@ USED: set[Known] = set()
 
 
 @pytest.fixture(scope="module")
-def prism() -> Path:
-    """The Prism executable; the tests fail (not skip) without one."""
-    try:
-        return find_prism()
-    except PrismMissing as exc:
-        missing = str(exc)
-    pytest.fail(missing, pytrace=False)
+def prism(prism_binary: Path) -> Path:
+    return prism_binary
 
 
 @pytest.fixture(scope="module")
@@ -118,12 +114,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> DocumentStore:
 def send(client: httpx2.Client, prism_url: str, tool: Tool, conversion: Conversion) -> list[str]:
     """Prism's complaints about the built request for generated arguments (empty: accepted)."""
     op = tool.http
-    arguments = Generator(tool.input_schema, tool.name).value(tool.input_schema)
-    invalid = [
-        e.message for e in jsonschema_rs.validator_for(tool.input_schema).iter_errors(arguments)
-    ]
-    if invalid:
-        return [f"generator: arguments fail the input schema: {invalid[:2]}"]
+    arguments = generated(tool)
+    if isinstance(arguments, str):
+        return [arguments]
     base_path = urlsplit(base_url_for(op)).path.rstrip("/")
     try:
         request = build_request(
@@ -266,3 +259,33 @@ def test_report(capsys: pytest.CaptureFixture[str]) -> None:
         print("\n\nconformance of built requests (Prism)\n" + "\n".join(lines))
     stale = [k for k in KNOWN if k.file in TABLE and k not in USED]
     assert [f"{k.file} {k.tools}: {k.reason}" for k in stale] == []
+
+
+def test_reserved_headers_a_document_requires_reach_prism(prism: Path, tmp_path: Path) -> None:
+    """A bodiless DELETE whose document requires Content-Length, and a GET that requires an
+    Accept its responses do not name, sent by the gateway's own client: Prism finds nothing."""
+    document = tmp_path / "reserved.yaml"
+    document.write_text(RESERVED_REQUIRED)
+    tools = {t.name: t for t in convert(DocumentStore(cache_dir=None), document.as_uri()).tools}
+    calls = [("deleteThing", {"id": "a"}), ("getThing", {"id": "a"}), ("touchThing", {"id": "a"})]
+
+    async def send_all(url: str) -> list[list[str]]:
+        upstream = make_upstream("http11")
+        verdicts = []
+        try:
+            for name, arguments in calls:
+                request = build_request(tools[name].http, arguments, base_url=url)
+                answer = await upstream.send(
+                    request, timeouts=Timeouts(total=REQUEST_TIMEOUT), max_bytes=1 << 20
+                )
+                response = httpx2.Response(
+                    answer.status, headers=list(answer.headers), content=answer.body
+                )
+                verdicts.append(verdict(response))
+        finally:
+            await upstream.aclose()
+        return verdicts
+
+    with PrismMock(prism, document, log=tmp_path / "prism.log") as mock:
+        url = mock.wait(LOAD_TIMEOUT)
+        assert asyncio.run(send_all(url)) == [[], [], []]

@@ -18,7 +18,17 @@ LAYERS: list[set[str]] = [
     {"upstream"},  # the network seam, our clients, credentials, request building
     {"openapi", "local"},  # conversion of documents; local Python tools
     # per-call pieces; result budgets; the search index
-    {"arguments", "policy", "limits", "metrics", "calllog", "changes", "filters", "budgets"},
+    {
+        "arguments",
+        "policy",
+        "limits",
+        "metrics",
+        "calllog",
+        "changes",
+        "filters",
+        "budgets",
+        "outputs",
+    },
     {"search"},  # the search index over a catalog
     {"shared_limits"},  # rate limits counted once for all processes (Redis), local as fallback
     {"identity"},  # credentials -> principals
@@ -90,6 +100,7 @@ PURE = {
     "budgets",
     "toolsets",
     "formats.tokens",
+    "outputs",
 }
 """Modules that do no I/O: they import no network, file-format or server library at all."""
 MAX_MODULE_LINES = 520

@@ -1,5 +1,10 @@
 """Checking a call's arguments against the tool's input schema, with a validator compiled once.
 
+`oneOf` is read as `anyOf` (`schemas.one_of_as_any_of`): documents write `oneOf: [integer,
+number, string]` for "any of these kinds", an integer matches two branches, and the API itself
+accepts it, so refusing it would refuse calls the upstream takes. The schemas clients see keep
+their `oneOf`; only the check is this lenient.
+
 Before validating, two things models are known to send are mended, and only where the value
 would otherwise be invalid: `null` for an optional argument (OpenAI's strict mode makes every
 optional property nullable) means "absent", and a JSON-encoded string where the schema wants an
@@ -13,6 +18,7 @@ from typing import Any
 import jsonschema_rs
 import orjson
 
+from toolbridge import schemas as js
 from toolbridge.errors import InvalidArguments
 from toolbridge.tools import Tool
 
@@ -26,7 +32,7 @@ class ArgumentValidator:
         self.tool = tool.name
         self.schema = tool.input_schema
         self.defs: dict[str, Any] = tool.input_schema.get("$defs") or {}
-        self._validator = jsonschema_rs.validator_for(tool.input_schema)
+        self._validator = jsonschema_rs.validator_for(js.one_of_as_any_of(tool.input_schema))
 
     def check(self, arguments: Any) -> dict[str, Any]:
         """The arguments, mended as above; raises InvalidArguments listing every problem."""

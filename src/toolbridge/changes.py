@@ -15,7 +15,14 @@ from toolbridge.config import Config
 from toolbridge.tools import Tool
 
 SourceChange = Literal["added", "removed", "reloaded", "unchanged", "failed", "held"]
-TOOL_FIELDS = ("description", "input_schema", "output_schema", "annotations", "target")
+TOOL_FIELDS = (
+    "description",
+    "input_schema",
+    "output_schema",
+    "output_promised",
+    "annotations",
+    "target",
+)
 """What makes a tool `changed` (its notes and tags do not: a model does not see them)."""
 SETTINGS = (
     ("auth", "api_keys"),

@@ -208,6 +208,9 @@ class Server(_Model):
     """The result budget of every tool of this server (a tool's own `tools` entry wins)."""
     tools: Mapping[str, ToolSettings] = {}
     """Per tool (its name or operationId): settings that differ from the server's."""
+    output_schema: Literal["withhold", "publish"] = "withhold"
+    """`publish`: promise MCP clients that answers fit the document's response schemas
+    (`outputSchema`); by default they are only checked, and mismatches counted."""
 
 
 class LocalTools(_Model):

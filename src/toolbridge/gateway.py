@@ -262,8 +262,9 @@ class Gateway:
         the toolset (and mode) the call is made in: only its tools are found."""
         state = self._current()  # calls in flight finish on the catalog they started with
         started = time.perf_counter()
-        outcome, status = "error", None
+        outcome = "error"
         tool: Tool | None = None
+        result: ToolResult | None = None
         try:
             tool = state.catalog.get(name) if view is None else None
             if tool is None or not state.policy.allows(principal, tool):
@@ -291,7 +292,6 @@ class Gateway:
                     state, principal, tool, arguments, caller_headers, on_event, context
                 )
             outcome = "ok" if result.ok else "tool_error"
-            status = result.status
             return result
         except ToolNotFound:
             outcome = "not_found"
@@ -313,31 +313,50 @@ class Gateway:
             size = _size(arguments) if argument_bytes is None else argument_bytes
             # Counted and logged on the loop's next turn: after the answer has gone out.
             asyncio.get_running_loop().call_soon(
-                self._account, state.call_log, tool, principal.id, outcome, status, elapsed, size
+                self._account, state, tool, principal.id, outcome, result, elapsed, size
             )
 
     def _account(
         self,
-        log: CallLog | None,
+        state: Generation,
         tool: Tool | None,
         caller: str,
         outcome: str,
-        status: int | None,
+        result: ToolResult | None,
         elapsed: float,
         argument_bytes: int | None,
     ) -> None:
-        """The call's metrics and its log line (never argument values)."""
+        """The call's metrics and its log line (never argument values, nor answer values).
+
+        A successful answer that does not fit the tool's output schema is passed on as it is
+        (outputs.py), and counted here: after the answer has gone out.
+        """
         self.metrics.observe(tool.name if tool else "-", outcome, elapsed)
-        line = {
+        line: dict[str, Any] = {
             "event": "tool_call",
             "tool": tool.name if tool else None,
             "source": tool.source if tool else None,
             "caller": caller,
             "outcome": outcome,
-            "status": status,
+            "status": result.status if result else None,
             "duration_ms": round(elapsed * 1000, 2),
             "argument_bytes": argument_bytes,
         }
+        if tool is not None and result is not None and tool.output_schema is not None:
+            check = state.output_check(tool)
+            mismatch = check.mismatch(result)
+            if mismatch is not None:
+                line["output_mismatch"] = mismatch
+                self.metrics.output_mismatch(tool.name)
+                if not check.reported:  # once per tool and catalog: the document needs fixing
+                    check.reported = True
+                    logger.warning(
+                        "%s answered other than its output schema says (%s); passed on as it "
+                        "is, and counted in toolbridge_output_mismatches_total",
+                        tool.name,
+                        mismatch,
+                    )
+        log = state.call_log
         if log is not None:
             log.record(line)
         elif call_log.isEnabledFor(logging.INFO):

@@ -37,6 +37,7 @@ from toolbridge.filters.chain import Chain, select
 from toolbridge.filters.loader import FilterStatus
 from toolbridge.identity import Authenticator
 from toolbridge.limits import RateLimiter
+from toolbridge.outputs import OutputCheck
 from toolbridge.policy import Policy
 from toolbridge.registry import Catalog, SourceStatus, build_catalog
 from toolbridge.search import SearchIndexes
@@ -144,6 +145,14 @@ class Generation:
         found = self.validators.get(tool.name)
         if found is None:
             found = self.validators[tool.name] = ArgumentValidator(tool)
+        return found
+
+    outputs: dict[str, OutputCheck] = field(default_factory=dict)
+
+    def output_check(self, tool: Tool) -> OutputCheck:
+        found = self.outputs.get(tool.name)
+        if found is None:
+            found = self.outputs[tool.name] = OutputCheck(tool)
         return found
 
 

@@ -26,6 +26,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.output_mismatches = Counter(
+            "toolbridge_output_mismatches",
+            "Successful answers that did not fit the tool's output schema (passed on as they "
+            "were), by tool.",
+            ["tool"],
+            registry=self.registry,
+        )
         # Finding a labelled child costs more than using it: keep them (tools x outcomes).
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
@@ -39,6 +46,9 @@ class Metrics:
             self._children[(tool, outcome)] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def output_mismatch(self, tool: str) -> None:
+        self.output_mismatches.labels(tool=tool).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -125,6 +125,9 @@ def load_server(server: Server, store: DocumentStore, base_dir: Path) -> SourceS
             loaded_at=started,
             error=str(exc),
         )
+    if server.output_schema == "publish":
+        promised = tuple(replace(tool, output_promised=True) for tool in conversion.tools)
+        conversion = replace(conversion, tools=promised)
     return SourceStatus(
         id=server.id,
         kind="openapi",

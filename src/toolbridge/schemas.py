@@ -200,3 +200,33 @@ def collect_refs(schema: Any) -> set[str]:
         elif isinstance(node, list):
             stack.extend(v for v in node if isinstance(v, dict | list))
     return found
+
+
+def one_of_as_any_of(schema: Any, depth: int = 0) -> Any:
+    """A copy of `schema` with every `oneOf` read as `anyOf`: a value may match several branches.
+
+    Real documents write `oneOf` where they mean "one of these kinds" (`[integer, number]`
+    admits 1 twice), and the APIs accept what any branch accepts. A node that has both keeps
+    its `anyOf` and gains `allOf: [{anyOf: <the oneOf branches>}]`. Values that are not
+    schemas (`enum`, `const`, `default`, `examples`) are left alone; `$defs` are rewritten too.
+    """
+    if depth > 256 or not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in SUBSCHEMA_KEYWORDS:
+            out[key] = one_of_as_any_of(value, depth + 1)
+        elif key in (*SUBSCHEMA_MAPS, "$defs") and isinstance(value, dict):
+            out[key] = {name: one_of_as_any_of(v, depth + 1) for name, v in value.items()}
+        elif key in SUBSCHEMA_LISTS and isinstance(value, list):
+            out[key] = [one_of_as_any_of(v, depth + 1) for v in value]
+        else:
+            out[key] = value
+    branches = out.pop("oneOf", None)
+    if branches is None:
+        return out
+    if "anyOf" not in out:
+        out["anyOf"] = branches
+    else:
+        out["allOf"] = [*out.get("allOf", []), {"anyOf": branches}]
+    return out

@@ -111,6 +111,9 @@ class HttpOperation:
     body: BodyPlan | None = None
     accept: str | None = None
     """The `Accept` header derived from the documented responses."""
+    required_headers: tuple[tuple[str, str], ...] = ()
+    """Reserved headers the document requires (`content-length`, `content-type`, lowercased),
+    with the value to send when the request has none of its own: the gateway sends them."""
     security: tuple[tuple[str, ...], ...] = ()
     """Alternatives (OR) of security scheme names that must all apply (AND)."""
 
@@ -156,6 +159,10 @@ class Tool:
     input_schema: JsonSchema
     """A JSON Schema 2020-12 object schema; references point into its own `$defs`."""
     output_schema: JsonSchema | None = None
+    output_promised: bool = False
+    """Whether clients may be promised that successful answers fit `output_schema` (MCP's
+    `outputSchema`): local tools' declared return models, and an OpenAPI server's tools only
+    with `output_schema: publish` (APIs do not always answer as their documents say)."""
     annotations: Annotations = field(default_factory=Annotations)
     tags: tuple[str, ...] = ()
     source: str = ""

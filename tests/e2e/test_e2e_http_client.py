@@ -11,7 +11,9 @@ import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
+import brotli
 import pytest
+import zstandard
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -87,6 +89,21 @@ async def gzipped(request: Request) -> Response:
     return Response(compressed, headers=headers)
 
 
+ENCODERS = {
+    "gzip": gzip.compress,
+    "br": brotli.compress,
+    "zstd": zstandard.ZstdCompressor().compress,
+    "compress": lambda data: b"\x1f\x9d\x90" + data,  # no client of ours decodes it
+}
+
+
+async def encoded(request: Request) -> Response:
+    """GZIPPED in the coding the path names, whatever the request asked for."""
+    coding = request.path_params["coding"]
+    headers = {"Content-Encoding": coding, "Content-Type": "application/json"}
+    return Response(ENCODERS[coding](GZIPPED), headers=headers)
+
+
 async def connection(request: Request) -> Response:
     client = request.scope["client"]
     return JSONResponse({"port": client[1]})
@@ -111,6 +128,7 @@ APP = Starlette(
         Route("/exactly", exactly),
         Route("/slow", slow),
         Route("/gzip", gzipped),
+        Route("/encoded/{coding}", encoded),
         Route("/connection", connection),
         Route("/cookie", cookie),
     ]
@@ -247,6 +265,27 @@ async def test_gzip_cap_counts_decoded_bytes(upstream: Upstream, base_url: str) 
     """The cap bounds what we hold, not what crossed the wire: a small gzip cannot blow it up."""
     response = await send(upstream, f"{base_url}/gzip", max_bytes=1000)
     assert (response.body, response.truncated) == (GZIPPED[:1000], True)
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd"])
+async def test_br_and_zstd_are_asked_for_and_decoded(
+    upstream: Upstream, base_url: str, coding: str
+) -> None:
+    asked = echoed(await send(upstream, f"{base_url}/echo/x"))["headers"]
+    whole = await send(upstream, f"{base_url}/encoded/{coding}")
+    cut = await send(upstream, f"{base_url}/encoded/{coding}", max_bytes=1000)
+    assert ["accept-encoding", "gzip, deflate, br, zstd"] in asked  # type: ignore[operator]
+    assert (whole.status, whole.body, whole.truncated) == (200, GZIPPED, False)
+    assert (cut.body, cut.truncated) == (GZIPPED[:1000], True)
+
+
+async def test_a_coding_we_cannot_decode_is_an_error(upstream: Upstream, base_url: str) -> None:
+    with pytest.raises(UpstreamUnavailable) as caught:
+        await send(upstream, f"{base_url}/encoded/compress")
+    assert str(caught.value) == (
+        f"upstream 'test': no valid answer from {base_url}: the body is encoded as 'compress', "
+        "which the gateway cannot decode (it asks for gzip, deflate, br, zstd)"
+    )
 
 
 async def test_connections_are_reused(upstream: Upstream, base_url: str) -> None:

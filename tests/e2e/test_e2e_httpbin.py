@@ -129,3 +129,12 @@ def test_binary_text_and_compressed_answers(gateway: str) -> None:
     assert (xml["content_type"], xml["result"].startswith("<?xml")) == ("application/xml", True)
     gzip = call(gateway, "get_gzip")["result"]
     assert gzip["gzipped"] is True
+    assert gzip["headers"]["Accept-Encoding"] == "gzip, deflate, br, zstd"
+
+
+def test_a_brotli_answer_is_decoded(gateway: str) -> None:
+    """httpbin's /brotli answers `Content-Encoding: br`: the model reads the JSON, not bytes."""
+    body = call(gateway, "get_brotli")
+    result = body["result"]
+    assert (body["ok"], body["content_type"], result["brotli"]) == (True, "application/json", True)
+    assert result["headers"]["Accept-Encoding"] == "gzip, deflate, br, zstd"

@@ -6,9 +6,9 @@ the gateway's, and an admin reload that ends by announcing the change.
 
 The client runs in both eras: `mode="auto"` (2.x: `server/discover`, then protocol
 2026-07-28) and `mode="legacy"` (the `initialize` handshake that 1.x clients send). The 1.x
-SDK itself cannot be installed beside the 2.x one: given a Python that has it
-(`TOOLBRIDGE_MCP1_PYTHON`, e.g. a venv with `pip install 'mcp<2'`), one more test runs a 1.x
-client against the gateway in a subprocess.
+SDK itself cannot be installed beside the 2.x one: one more test runs a 1.x client against the
+gateway in a subprocess, on the Python the `mcp1_python` fixture finds or builds
+(tests/externals.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import os
 import subprocess
 import textwrap
 from collections.abc import AsyncIterator, Iterator
@@ -49,7 +48,6 @@ ROOT = Path(__file__).resolve().parents[2]
 KEYS = {"alice": "alice-secret-key-1", "ops": "ops-secret-key-1"}
 MODES = [("auto", "2026-07-28"), ("legacy", "2025-11-25")]
 READ_TOOLS = ["listNotes", "getNote", "getStatus"]
-MCP1_PYTHON = os.environ.get("TOOLBRIDGE_MCP1_PYTHON", "")
 
 
 @pytest.fixture
@@ -339,15 +337,16 @@ anyio.run(main)
 """
 
 
-@pytest.mark.skipif(not MCP1_PYTHON, reason="TOOLBRIDGE_MCP1_PYTHON (a Python with mcp<2) not set")
 @pytest.mark.parametrize("state", ["stateless", "stateful"])
-def test_a_client_of_the_1x_sdk(config: Config, tmp_path: Path, state: str) -> None:
+def test_a_client_of_the_1x_sdk(
+    config: Config, tmp_path: Path, state: str, mcp1_python: Path
+) -> None:
     script = tmp_path / "mcp1_client.py"
     script.write_text(MCP1_CLIENT)
     with LoopbackServer(gateway_app(config, stateful=state == "stateful"), lifespan="on") as gw:
         arguments = [gw.url, KEYS["alice"], KEYS["ops"], state]
         done = subprocess.run(
-            [MCP1_PYTHON, str(script), *arguments], capture_output=True, text=True, timeout=120
+            [mcp1_python, str(script), *arguments], capture_output=True, text=True, timeout=120
         )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)

@@ -26,6 +26,7 @@ PETS = Tool(
     description="List the pets in the store.",
     input_schema=INPUT,
     output_schema=OUTPUT,
+    output_promised=True,
     annotations=Annotations(title="List pets", read_only=True, idempotent=True),
     target=TARGET,
 )
@@ -178,6 +179,50 @@ def test_mcp_without_title_or_object_output() -> None:
             "openWorldHint": True,
         },
     }
+
+
+def test_mcp_promises_an_output_schema_only_where_answers_keep_it() -> None:
+    """Withheld by default; promised as answers are checked: `oneOf` read as `anyOf`."""
+    loose = {
+        "type": "object",
+        "properties": {"value": {"oneOf": [{"type": "integer"}, {"type": "number"}]}},
+    }
+    withheld = dataclasses.replace(PETS, output_schema=loose, output_promised=False)
+    promised = dataclasses.replace(PETS, output_schema=loose)
+    assert "outputSchema" not in render(withheld, "mcp")
+    assert render(promised, "mcp")["outputSchema"] == {
+        "type": "object",
+        "properties": {"value": {"anyOf": [{"type": "integer"}, {"type": "number"}]}},
+    }
+
+
+def test_mcp_arrays_carry_items() -> None:
+    """OpenAI's models reject an array without `items`, and MCP clients pass tools to them."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "ids": {"type": "array"},
+            "any": {"type": ["array", "null"], "items": True},
+            "nested": {"$ref": "#/$defs/N"},
+        },
+        "$defs": {"N": {"type": "object", "properties": {"tags": {"type": "array"}}}},
+    }
+    tool = dataclasses.replace(PETS, input_schema=schema)
+    assert render(tool, "mcp")["inputSchema"] == {
+        "type": "object",
+        "properties": {
+            "ids": {"type": "array", "items": {}},
+            "any": {"type": ["array", "null"], "items": {}},
+            "nested": {"$ref": "#/$defs/N"},
+        },
+        "$defs": {"N": {"type": "object", "properties": {"tags": {"type": "array", "items": {}}}}},
+    }
+    assert check("mcp", render(tool, "mcp")) == []
+    assert check("mcp", {**render(tool, "mcp"), "inputSchema": schema}) == [
+        "inputSchema/properties/ids: array schema missing items",
+        "inputSchema/$defs/N/properties/tags: array schema missing items",
+    ]
+    assert render(PETS, "mcp")["inputSchema"] is PETS.input_schema  # nothing to add: no copy
 
 
 def test_render_tools() -> None:

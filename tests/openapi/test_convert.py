@@ -27,6 +27,7 @@ from toolbridge.tools import (
     SecurityScheme,
     Tool,
 )
+from toolbridge.upstream.request import build_request
 
 
 def convert_spec(specs: Path, name: str, **options: Any) -> Conversion:
@@ -2871,3 +2872,253 @@ def test_quirky_yaml_reaches_the_tools_as_yaml_1_2_reads_it(specs: Path) -> None
             }
         },
     }
+
+
+# -- multipart bodies that are one file, or a oneOf ------------------------------------------
+
+FILE_ARGUMENT = {
+    "type": "object",
+    "description": "The attachment.",
+    "properties": {
+        "content": {"type": "string", "contentEncoding": "base64"},
+        "filename": {"type": "string"},
+        "content_type": {"type": "string"},
+    },
+    "required": ["content"],
+    "additionalProperties": False,
+}
+
+
+def test_a_multipart_body_that_is_a_binary_string_is_one_file(tmp_path: Path) -> None:
+    """Jira's addAttachment (and codat's upload): the tool takes a file, sent as part `file`."""
+    conversion = convert_text(
+        tmp_path,
+        """\
+        openapi: 3.0.3
+        info: {title: Attachments, version: "1"}
+        paths:
+          /issues/{key}/attachments:
+            post:
+              operationId: addAttachment
+              parameters:
+                - {name: key, in: path, required: true, schema: {type: string}}
+              requestBody:
+                required: true
+                content:
+                  multipart/form-data:
+                    schema: {type: string, format: binary, description: The attachment.}
+              responses: {"200": {description: ok}}
+        """,
+    )
+    (tool,) = conversion.tools
+    assert tool.input_schema == {
+        "type": "object",
+        "properties": {"key": {"type": "string"}, "file": FILE_ARGUMENT},
+        "required": ["key", "file"],
+        "additionalProperties": False,
+    }
+    assert tool.http.body == BodyPlan(
+        media_type="multipart/form-data",
+        kind="multipart",
+        required=True,
+        fields=(("file", "file"),),
+        encoding=(("file", FieldEncoding(is_file=True)),),
+    )
+    assert [n for n in tool.notes if n.kind == "multipart-file"] == [
+        Note(
+            kind="multipart-file",
+            message="the multipart/form-data body is one binary string: the `file` argument "
+            "({content (base64), filename, content_type}) is sent as the file part 'file'",
+            where="POST /issues/{key}/attachments",
+        )
+    ]
+
+
+def test_multipart_file_fields_under_one_of_take_files(tmp_path: Path) -> None:
+    """redocly's createMenuItem: each branch's `photo` is a file; the definitions stay as they
+    are for their other uses (here, the response)."""
+    conversion = convert_text(
+        tmp_path,
+        """\
+        openapi: 3.1.0
+        info: {title: Menu, version: "1"}
+        paths:
+          /menu:
+            post:
+              operationId: createMenuItem
+              requestBody:
+                required: true
+                content:
+                  multipart/form-data:
+                    schema:
+                      oneOf:
+                        - $ref: "#/components/schemas/Drink"
+                        - $ref: "#/components/schemas/Cake"
+              responses:
+                "201":
+                  description: created
+                  content:
+                    application/json: {schema: {$ref: "#/components/schemas/Drink"}}
+        components:
+          schemas:
+            Drink:
+              type: object
+              required: [name]
+              properties:
+                name: {type: string}
+                photo: {type: [string, "null"], format: binary}
+            Cake:
+              type: object
+              properties:
+                calories: {type: number}
+                photo: {type: string, format: binary}
+        """,
+    )
+    (tool,) = conversion.tools
+    photo = {**FILE_ARGUMENT, "description": "A file: its bytes as base64, and its name."}
+    assert tool.input_schema == {
+        "type": "object",
+        "properties": {
+            "body": {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": {"name": {"type": "string"}, "photo": photo},
+                    },
+                    {
+                        "type": "object",
+                        "properties": {"calories": {"type": "number"}, "photo": photo},
+                    },
+                ]
+            }
+        },
+        "required": ["body"],
+        "additionalProperties": False,
+    }
+    assert tool.output_schema is not None
+    assert tool.output_schema["$defs"]["Drink"]["properties"]["photo"] == {
+        "type": ["string", "null"],
+        "format": "binary",
+    }
+    assert tool.http.body == BodyPlan(
+        media_type="multipart/form-data",
+        kind="multipart",
+        required=True,
+        argument="body",
+        encoding=(("photo", FieldEncoding(is_file=True)),),
+    )
+    assert [n.message for n in tool.notes if n.kind == "multipart-file"] == [
+        "the multipart/form-data body's file fields (photo) take {content (base64), filename, "
+        "content_type} in every branch of its oneOf"
+    ]
+
+
+# -- reserved headers the document requires -------------------------------------------------
+
+RESERVED_REQUIRED = """\
+openapi: 3.0.3
+info: {title: Reserved, version: "1"}
+paths:
+  /things/{id}:
+    delete:
+      operationId: deleteThing
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string}}
+        - {name: Content-Length, in: header, required: true, schema: {type: integer}}
+      responses: {"204": {description: gone}}
+    get:
+      operationId: getThing
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string}}
+        - name: Accept
+          in: header
+          required: true
+          schema: {type: string, enum: [application/vnd.thing+json]}
+      responses: {"200": {description: the thing}}
+    put:
+      operationId: touchThing
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string}}
+        - name: Content-Type
+          in: header
+          required: true
+          schema: {type: string, enum: [application/json]}
+        - {name: Accept, in: header, required: false, schema: {type: string}}
+      requestBody:
+        content:
+          application/json: {schema: {type: object, properties: {note: {type: string}}}}
+      responses: {"204": {description: touched}}
+"""
+
+
+def test_reserved_headers_the_document_requires_are_sent_by_the_gateway(tmp_path: Path) -> None:
+    """Content-Length, Content-Type and Accept are never arguments; when the document requires
+    one, every request carries a correct value (Prism refuses a bodiless DELETE without the
+    Content-Length its document requires)."""
+    tools = tools_by_name(convert_text(tmp_path, RESERVED_REQUIRED))
+    delete, get, put = tools["deleteThing"], tools["getThing"], tools["touchThing"]
+    assert (delete.http.required_headers, delete.http.accept) == ((("content-length", "0"),), None)
+    assert (get.http.required_headers, get.http.accept) == ((), "application/vnd.thing+json")
+    assert (put.http.required_headers, put.http.accept) == (
+        (("content-type", "application/json"),),
+        None,
+    )
+    assert [n.message for n in put.notes if n.kind == "header-reserved"] == [
+        "header 'Content-Type' is not an argument: the gateway sets it from the request body; "
+        "the document requires it, so the gateway always sends it",
+        "header 'Accept' is not an argument: the gateway sets it from the documented responses",
+    ]
+    base = "http://api.test"
+    sent = [
+        build_request(delete.http, {"id": "a"}, base_url=base),
+        build_request(get.http, {"id": "a"}, base_url=base),
+        build_request(put.http, {"id": "a"}, base_url=base),
+        build_request(put.http, {"id": "a", "note": "n"}, base_url=base),
+    ]
+    assert [(r.method, r.headers, r.body) for r in sent] == [
+        ("DELETE", (), b""),
+        ("GET", (("Accept", "application/vnd.thing+json"),), None),
+        ("PUT", (("Content-Type", "application/json"),), b""),
+        ("PUT", (("Content-Type", "application/json"),), b'{"note":"n"}'),
+    ]
+
+
+def test_multipart_file_fields_by_reference_or_nullable_take_files(tmp_path: Path) -> None:
+    """mistral's `file: {$ref: File}` (File a binary string), and `anyOf: [File, null]`."""
+    conversion = convert_text(
+        tmp_path,
+        """\
+        openapi: 3.1.0
+        info: {title: Upload, version: "1"}
+        paths:
+          /documents:
+            post:
+              operationId: upload
+              requestBody:
+                required: true
+                content:
+                  multipart/form-data:
+                    schema:
+                      type: object
+                      required: [file]
+                      properties:
+                        file: {$ref: "#/components/schemas/File"}
+                        cover:
+                          anyOf: [{$ref: "#/components/schemas/File"}, {type: "null"}]
+              responses: {"201": {description: created}}
+        components:
+          schemas:
+            File: {type: string, format: binary, description: The document.}
+        """,
+    )
+    (tool,) = conversion.tools
+    assert tool.input_schema["properties"] == {
+        "file": {**FILE_ARGUMENT, "description": "The document."},
+        "cover": {**FILE_ARGUMENT, "description": "A file: its bytes as base64, and its name."},
+    }
+    assert tool.http.body is not None
+    assert tool.http.body.encoding == (
+        ("file", FieldEncoding(is_file=True)),
+        ("cover", FieldEncoding(is_file=True)),
+    )

@@ -289,6 +289,19 @@ def test_a_request_body_is_required_only_when_an_argument_is() -> None:
     ]
 
 
+def test_arrays_in_input_schemas_carry_items() -> None:
+    """Open WebUI hands the schemas to its model; OpenAI's reject an array without `items`."""
+    tool = remote(
+        "tags", input_schema={"type": "object", "properties": {"tags": {"type": "array"}}}
+    )
+    document = gateway_document([tool])
+    body = document["paths"]["/v1/tools/tags/call"]["post"]["requestBody"]
+    assert body["content"]["application/json"]["schema"] == {
+        "type": "object",
+        "properties": {"tags": {"type": "array", "items": {}}},
+    }
+
+
 # -- definitions -------------------------------------------------------------------------------
 
 

@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import brotli
 import pytest
+import zstandard
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -167,13 +169,15 @@ async def test_request_head_as_sent(upstream: Http11Upstream) -> None:
         await send(upstream, url, "PUT", body=b"\x00\xff")
     assert heads == [
         f"GET /a?b=1 HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: test-agent\r\n"
-        "Accept-Encoding: gzip, deflate\r\nX-A: 1\r\n\r\n".encode(),
-        f"post /?q HTTP/1.1\r\nHost: {authority}\r\nAccept-Encoding: gzip, deflate\r\n"
+        "Accept-Encoding: gzip, deflate, br, zstd\r\nX-A: 1\r\n\r\n".encode(),
+        f"post /?q HTTP/1.1\r\nHost: {authority}\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n"
         "user-agent: mine\r\nContent-Length: 0\r\n\r\n".encode(),
         f"GET / HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: test-agent\r\n"
         "Accept-Encoding: identity\r\n\r\n".encode(),
         f"PUT / HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: test-agent\r\n"
-        "Accept-Encoding: gzip, deflate\r\nContent-Length: 2\r\n\r\n\x00\xff".encode("latin-1"),
+        "Accept-Encoding: gzip, deflate, br, zstd\r\nContent-Length: 2\r\n\r\n\x00\xff".encode(
+            "latin-1"
+        ),
     ]
 
 
@@ -232,6 +236,49 @@ async def test_body_that_does_not_decode_is_a_bad_answer(
     assert str(caught.value).startswith(
         f"upstream 'test': no valid answer from {url}: the body is not valid {coding}: Error -3"
     )
+
+
+@pytest.mark.parametrize(
+    ("coding", "encoded"),
+    [
+        ("br", brotli.compress(b"b" * 30_000)),
+        ("zstd", zstandard.ZstdCompressor().compress(b"b" * 30_000)),
+        ("gzip, br", brotli.compress(gzip.compress(b"b" * 30_000))),
+    ],
+    ids=["br", "zstd", "gzip-then-br"],
+)
+async def test_br_and_zstd_are_decoded_and_cut_at_the_cap(
+    upstream: Http11Upstream, coding: str, encoded: bytes
+) -> None:
+    head = (
+        f"HTTP/1.1 200 OK\r\nContent-Encoding: {coding}\r\nContent-Length: {len(encoded)}\r\n\r\n"
+    )
+    answer = head.encode() + encoded
+    async with serving(answering(answer, answer)) as (url, _):
+        whole = await send(upstream, url, max_bytes=30_000)
+        cut = await send(upstream, url, max_bytes=1000)
+    assert (whole.body, whole.truncated) == (b"b" * 30_000, False)
+    assert (cut.body, cut.truncated) == (b"b" * 1000, True)
+
+
+async def test_an_unknown_coding_is_a_bad_answer_not_text(upstream: Http11Upstream) -> None:
+    """Bytes in a coding we cannot undo never reach the model as if they were the answer; an
+    answer without a body is fine whatever its header says."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: compress\r\nContent-Type: application/json\r\n"
+    answers = (
+        head + b"Content-Length: 4\r\n\r\n\x1f\x9d\x90{",
+        head + b"Content-Length: 0\r\n\r\n",
+    )
+    async with serving(answering(*answers)) as (url, _):
+        with pytest.raises(UpstreamUnavailable) as caught:
+            await send(upstream, url)
+    async with serving(answering(answers[1])) as (url2, _):
+        empty = await send(upstream, url2)
+    assert str(caught.value) == (
+        f"upstream 'test': no valid answer from {url}: the body is encoded as 'compress', which "
+        "the gateway cannot decode (it asks for gzip, deflate, br, zstd)"
+    )
+    assert (empty.status, empty.body) == (200, b"")
 
 
 async def test_head_ends_with_the_headers(upstream: Http11Upstream) -> None:

@@ -2,7 +2,8 @@
 input is never mutated, and the output may share JSON leaves with it (see `toolbridge.formats`).
 
 - `for_openai`: every array gets `items` (`{}` when it had none or `true`: OpenAI rejects an
-  array schema without it). Nothing else changes.
+  array schema without it). Nothing else changes. `with_array_items` does only that, for the
+  other formats that may reach an OpenAI model (MCP).
 - `for_openai_strict`: OpenAI's structured-outputs subset. Every object is closed
   (`additionalProperties: false`) and lists all its properties in `required`; a property that
   was optional becomes nullable instead, so **the call path must read a `null` for a property
@@ -50,6 +51,29 @@ def _openai_node(node: Any) -> Any:
     if "array" in keywords.types(out) and out.get("items", True) is True:
         out["items"] = {}
     return out
+
+
+def with_array_items(schema: JsonSchema) -> JsonSchema:
+    """`schema` with `items` on every array (`{}` when it had none or `true`), else unchanged:
+    what any format that may reach an OpenAI model needs (MCP clients pass tools on to
+    whichever model they use, OpenAI's included). The same schema back when nothing lacks it."""
+    if not _lacks_items(schema):
+        return schema
+    out: JsonSchema = _openai_node(schema)
+    return out
+
+
+def _lacks_items(node: Any) -> bool:
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "array" in keywords.types(node) and node.get("items", True) is True:
+                return True
+            stack.extend(v for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, dict | list))
+    return False
 
 
 # --- strict mode ------------------------------------------------------------------------------

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Literal, assert_never
 
+from toolbridge import schemas as js
 from toolbridge.formats.anthropic_dialect import for_anthropic
 from toolbridge.formats.gemini_dialect import for_gemini
-from toolbridge.formats.openai_dialect import for_openai, for_openai_strict
+from toolbridge.formats.openai_dialect import for_openai, for_openai_strict, with_array_items
 from toolbridge.tools import JsonObject, JsonSchema, Tool
 
 Format = Literal["openai", "openai-responses", "anthropic", "gemini", "mcp"]
@@ -92,10 +93,14 @@ def _mcp(tool: Tool) -> JsonObject:
         "name": tool.name,
         "title": title,
         "description": tool.description,
-        "inputSchema": tool.input_schema,
+        # MCP clients hand tools to any model, OpenAI's included: arrays carry `items`.
+        "inputSchema": with_array_items(tool.input_schema),
     }
-    # MCP's structuredContent is an object, so only an object schema can describe it.
-    output = _object_root(tool.output_schema)
+    # MCP's structuredContent is an object, so only an object schema can describe it; and it is
+    # a promise clients hold the answers to, so only where answers are known to keep it.
+    # Promised as the gateway checks answers (outputs.py): `oneOf` read as `anyOf`.
+    promised = js.one_of_as_any_of(tool.output_schema) if tool.output_promised else None
+    output = _object_root(promised)
     if output is not None:
         out["outputSchema"] = output
     out["annotations"] = {

@@ -102,6 +102,7 @@ def build_tool(func: Callable[..., Any], *, source: str, function: str, where: s
         description=text,
         input_schema=input_schema,
         output_schema=output_schema,
+        output_promised=output_schema is not None,  # pydantic serializes the declared type
         annotations=Annotations(
             read_only=getattr(func, "readonly", False) is True, open_world=False
         ),

@@ -2,7 +2,9 @@
 
 JSON, form and multipart object bodies are flattened beside the parameters when no name
 collides; otherwise, and for other bodies, the body is one argument. Multipart file fields take
-base64 content and a filename. Which alternatives were passed over is noted.
+base64 content and a filename, also inside `oneOf`/`anyOf`/`allOf` branches; a multipart body
+whose schema is itself a binary string is one file, taken by a `file` argument and sent as the
+part `file`. Which alternatives were passed over is noted, and so is each file reshaped.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ FILE_SCHEMA: JsonSchema = {
 }
 
 
+FILE_PART = "file"
+"""The part name a multipart body that is one binary string is sent under."""
+_MAX_FILE_DEPTH = 8
+"""Combinator and reference levels searched for multipart file fields."""
+
+
 @dataclass(slots=True)
 class Draft:
     """The schema and plan of one tool while it is being built."""
@@ -37,6 +45,8 @@ class Draft:
     params: list[ParamBinding] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     body: BodyPlan | None = None
+    reserved: dict[str, str] = field(default_factory=dict)
+    """Reserved headers the document requires, lowercased, with a value of the document's."""
 
 
 def add_body(body: dict[str, Any], uri: str, b: Draft, defs: Definitions) -> None:
@@ -73,11 +83,24 @@ def add_body(body: dict[str, Any], uri: str, b: Draft, defs: Definitions) -> Non
             )
         )
         return
+    if kind == "multipart" and _is_file(_resolved(schema, defs)):
+        _add_file_body(schema, media_type, media, required, b)
+        return
     if kind in ("json", "form", "multipart"):
         if _flatten(schema, media_type, kind, media, required, b, defs):
             return
         if kind == "multipart":
             schema, files = _with_files(schema, defs)
+            if files and not (isinstance(schema, dict) and "properties" in schema):
+                combinators = sorted({"oneOf", "anyOf", "allOf"} & set(schema))
+                b.notes.append(
+                    Note(
+                        kind="multipart-file",
+                        message=f"the {media_type} body's file fields ({', '.join(sorted(files))}) "
+                        "take {content (base64), filename, content_type} in every branch of "
+                        f"its {'/'.join(combinators) or 'schema'}",
+                    )
+                )
     elif kind == "ndjson" and not (isinstance(schema, dict) and _is_array(schema, defs)):
         kind = "text"
         schema = schema if _is_string(schema) else {"type": "string"}
@@ -105,6 +128,47 @@ def add_body(body: dict[str, Any], uri: str, b: Draft, defs: Definitions) -> Non
         argument=argument,
         encoding=_encoding(media, schema, defs, files) if kind != "json" else (),
     )
+
+
+def _add_file_body(
+    schema: Any, media_type: str, media: dict[str, Any], required: bool, b: Draft
+) -> None:
+    """A multipart body that is one binary string: one file part, named `file`."""
+    argument = _free_argument("file", b.properties)
+    description = (schema.get("description") if isinstance(schema, dict) else None) or (
+        f"The file the {media_type} body carries."
+    )
+    b.properties[argument] = {**FILE_SCHEMA, "description": description}
+    if required:
+        b.required.append(argument)
+    rules = media.get("encoding")
+    rule = rules.get("file") if isinstance(rules, dict) else None
+    content_type = rule.get("contentType") if isinstance(rule, dict) else None
+    encoding = FieldEncoding(
+        content_type=content_type if isinstance(content_type, str) else None, is_file=True
+    )
+    b.body = BodyPlan(
+        media_type=media_type,
+        kind="multipart",
+        required=required,
+        argument=None,
+        fields=((argument, FILE_PART),),
+        encoding=((FILE_PART, encoding),),
+    )
+    b.notes.append(
+        Note(
+            kind="multipart-file",
+            message=f"the {media_type} body is one binary string: the `{argument}` argument "
+            "({content (base64), filename, content_type}) is sent as the file part "
+            f"'{FILE_PART}'",
+        )
+    )
+
+
+def _resolved(schema: Any, defs: Definitions) -> Any:
+    if isinstance(schema, dict) and isinstance(schema.get("$ref"), str):
+        return defs.content(schema["$ref"])
+    return schema
 
 
 def _holds_nothing(schema: Any, defs: Definitions) -> bool:
@@ -228,24 +292,66 @@ def _is_file(schema: Any) -> bool:
     )
 
 
-def _with_files(schema: Any, defs: Definitions) -> tuple[Any, frozenset[str]]:
-    """A multipart schema whose binary fields take FILE_SCHEMA, and the names of those fields."""
-    if isinstance(schema, dict) and "$ref" in schema:
-        schema = defs.content(schema["$ref"])
-    if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+def _optional_file(schema: Any, defs: Definitions) -> bool:
+    """`anyOf`/`oneOf` of a file and null (`file: anyOf [{$ref: File}, {type: null}]`)."""
+    if not isinstance(schema, dict):
+        return False
+    for key in ("anyOf", "oneOf"):
+        branches = schema.get(key)
+        if isinstance(branches, list):
+            kept = [_resolved(b, defs) for b in branches]
+            kept = [b for b in kept if not (isinstance(b, dict) and b.get("type") == "null")]
+            return bool(kept) and all(_is_file(b) for b in kept)
+    return False
+
+
+def _with_files(schema: Any, defs: Definitions, depth: int = 0) -> tuple[Any, frozenset[str]]:
+    """A multipart schema whose binary fields take FILE_SCHEMA, and the names of those fields.
+
+    Fields inside `oneOf`/`anyOf`/`allOf` branches count too; a referenced definition that
+    holds a file field is inlined with its files reshaped (the definition itself stays as it
+    is for its other uses).
+    """
+    if isinstance(schema, dict) and isinstance(schema.get("$ref"), str):
+        rewritten, found = _with_files(defs.content(schema["$ref"]), defs, depth + 1)
+        if not found or not isinstance(rewritten, dict):
+            return schema, frozenset()
+        return {**rewritten, **{k: v for k, v in schema.items() if k != "$ref"}}, found
+    if not isinstance(schema, dict) or depth > _MAX_FILE_DEPTH:
         return schema, frozenset()
-    properties = {}
-    files = set()
-    for name, sub in schema["properties"].items():
-        if _is_file(sub):
-            description = sub.get("description") or FILE_SCHEMA["description"]
-            sub = {**FILE_SCHEMA, "description": description}
-            files.add(name)
-        elif isinstance(sub, dict) and js.type_set(sub) == {"array"} and _is_file(sub.get("items")):
-            sub = {**sub, "items": FILE_SCHEMA}
-            files.add(name)
-        properties[name] = sub
-    return {**schema, "properties": properties}, frozenset(files)
+    out = dict(schema)
+    files: set[str] = set()
+    if isinstance(schema.get("properties"), dict):
+        properties = {}
+        for name, sub in schema["properties"].items():
+            target = _resolved(sub, defs)  # `file: {$ref: .../File}`, File a binary string
+            if _is_file(target) or _optional_file(target, defs):
+                description = (
+                    (isinstance(sub, dict) and sub.get("description"))
+                    or target.get("description")
+                    or FILE_SCHEMA["description"]
+                )
+                sub = {**FILE_SCHEMA, "description": description}
+                files.add(name)
+            elif (
+                isinstance(target, dict)
+                and js.type_set(target) == {"array"}
+                and _is_file(_resolved(target.get("items"), defs))
+            ):
+                sub = {**target, "items": FILE_SCHEMA}
+                files.add(name)
+            properties[name] = sub
+        out["properties"] = properties
+    for key in ("oneOf", "anyOf", "allOf"):
+        branches = schema.get(key)
+        if isinstance(branches, list):
+            rewritten_branches = []
+            for branch in branches:
+                rewritten, found = _with_files(branch, defs, depth + 1)
+                rewritten_branches.append(rewritten)
+                files |= found
+            out[key] = rewritten_branches
+    return out, frozenset(files)
 
 
 def _encoding(
@@ -256,8 +362,10 @@ def _encoding(
     if isinstance(schema, dict) and "$ref" in schema:
         schema = defs.content(schema["$ref"])
     props = schema.get("properties") if isinstance(schema, dict) else None
+    fields = list(props) if isinstance(props, dict) else []
+    fields += sorted(files - set(fields))  # file fields of `oneOf`/`anyOf`/`allOf` branches
     out = []
-    for name in props if isinstance(props, dict) else ():
+    for name in fields:
         rule = rules.get(name) if isinstance(rules, dict) else None
         rule = rule if isinstance(rule, dict) else {}
         style = rule.get("style")

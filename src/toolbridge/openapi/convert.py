@@ -284,8 +284,9 @@ def _tool(doc: _Document, op: Operation, name_notes: list[Note]) -> Tool:
         operation_id=op_id if isinstance(op_id, str) else None,
         params=tuple(b.params),
         body=b.body,
-        accept=accept,
+        accept=accept or _required_accept(b.reserved),
         security=requirements,
+        required_headers=_required_headers(b),
     )
     return Tool(
         name=op.name,
@@ -365,3 +366,21 @@ def _unique_notes(notes: list[Note], where: str) -> list[Note]:
         seen.add(key)
         out.append(note if note.where else Note(kind=note.kind, message=note.message, where=where))
     return out
+
+
+def _required_accept(reserved: dict[str, str]) -> str | None:
+    """The Accept a document requires but whose responses name no media type: its own value,
+    else `*/*`."""
+    return (reserved["accept"] or "*/*") if "accept" in reserved else None
+
+
+def _required_headers(b: Draft) -> tuple[tuple[str, str], ...]:
+    """Content-Length and Content-Type the document requires, with what to send when the
+    request has no body (`0`; the documented type, else the body's media type)."""
+    out = []
+    if "content-length" in b.reserved:
+        out.append(("content-length", "0"))
+    if "content-type" in b.reserved:
+        fallback = b.body.media_type if b.body and "*" not in b.body.media_type else ""
+        out.append(("content-type", b.reserved["content-type"] or fallback or "application/json"))
+    return tuple(out)

@@ -32,6 +32,28 @@ _RESERVED_WHY = {
     "accept": "the gateway sets it from the documented responses",
 }
 _TEMPLATE = re.compile(r"\{([^{}]+)\}")
+_SENT_WHEN_REQUIRED = frozenset({"content-length", "content-type", "accept"})
+"""Reserved headers a document may require that the gateway can always send a correct value of
+(`Content-Length: 0` for no body; the documented `Content-Type` and `Accept`)."""
+
+
+def _documented_value(param: dict[str, Any]) -> str | None:
+    """The one value a header parameter's schema names (`const`, first `enum`, `default`, an
+    `example`), when it is a plain string without CR or LF."""
+    schema = param.get("schema")
+    schema = schema if isinstance(schema, dict) else {}
+    enum = schema.get("enum")
+    candidates = [
+        schema.get("const"),
+        enum[0] if isinstance(enum, list) and enum else None,
+        schema.get("default"),
+        param.get("example"),
+        schema.get("example"),
+    ]
+    for value in candidates:
+        if isinstance(value, str) and value and not any(c in value for c in "\r\n\0"):
+            return value
+    return None
 
 
 def merge(levels: tuple[tuple[Any, str], ...], refs: References, b: Draft) -> list[Located]:
@@ -93,11 +115,15 @@ def add_parameters(
             )
             continue
         if location == "header" and param["name"].lower() in RESERVED_HEADERS:
+            lowered = param["name"].lower()
+            why = _RESERVED_WHY.get(lowered, "the gateway sets it")
+            if param.get("required") is True and lowered in _SENT_WHEN_REQUIRED:
+                b.reserved[lowered] = _documented_value(param) or ""
+                why += "; the document requires it, so the gateway always sends it"
             b.notes.append(
                 Note(
                     kind="header-reserved",
-                    message=f"header {param['name']!r} is not an argument: "
-                    + _RESERVED_WHY.get(param["name"].lower(), "the gateway sets it"),
+                    message=f"header {param['name']!r} is not an argument: {why}",
                 )
             )
             continue

@@ -16,12 +16,11 @@ request's principal: MCP callers get exactly the access decisions of the HTTP AP
   `notifications/tools/list_changed`; a stateful gateway needs sticky sessions behind a load
   balancer.
 - **Results**: text content (JSON text for JSON), plus `structuredContent` for a JSON object
-  from a successful call. A tool that declares an `outputSchema` (the `mcp` renderer's, so
-  exactly what `tools/list` said) binds the server: clients reject a successful result
-  without conforming `structuredContent`. The gateway's output schemas are read from the
-  API's documents, and APIs do not always answer as documented, so each such result is
-  checked first; one that does not conform is returned with `isError` and a note saying so,
-  its body still in the text, rather than passed on to fail in the client.
+  from a successful call. A successful call is never made an error here: an answer that does
+  not fit the tool's output schema is passed on as the upstream gave it (the gateway counts
+  it: outputs.py). That is why `tools/list` declares an `outputSchema` (which clients hold
+  results to) only where answers are promised to fit (`Tool.output_promised`: local tools'
+  return models, and servers with `output_schema: publish`).
 - **Rich results**: an HTML view a local tool made for the person (`ToolResult.embeds`) is an
   embedded `text/html` resource (`ui://toolbridge/<tool>/<n>`) after the text the model reads.
 - **Interaction**: the call's `_meta` context, a tool's events as progress and log
@@ -35,13 +34,12 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from http import HTTPStatus
 from typing import Any, Final
 from urllib.parse import parse_qs
 
 import anyio
-import jsonschema_rs
 import orjson
 from mcp import types
 from mcp.server import NotificationOptions, Server, ServerRequestContext
@@ -80,7 +78,7 @@ from toolbridge.serve.mcp_interaction import (
     relayed_events,
 )
 from toolbridge.serve.request_context import request_context
-from toolbridge.tools import JsonSchema, Tool, ToolResult
+from toolbridge.tools import Tool, ToolResult
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +123,6 @@ class McpApp:
         self.server.announce_tools_changed = stateful
         if self._sessions is not None:
             self.server.middleware.append(self._sessions.track)
-        self._outputs = _OutputSchemas()
         self._manager = StreamableHTTPSessionManager(
             self.server, stateless=not stateful, max_request_body_size=MAX_REQUEST_BYTES
         )
@@ -214,16 +211,10 @@ class McpApp:
         return self.tool_result(tool, result)
 
     def tool_result(self, tool: Tool, result: ToolResult) -> types.CallToolResult:
-        """A gateway result as MCP's: text (or an image), structured content, `isError`."""
+        """A gateway result as MCP's: text (or an image), structured content, `isError`
+        exactly when the call failed."""
         if not result.ok:
             return _failed(_failure_text(result))
-        schema = render(tool, "mcp").get("outputSchema")
-        problem = self._outputs.problem(tool.name, schema, result) if schema else None
-        if problem is not None:
-            return _failed(
-                f"{tool.name} answered, but not as its output schema says ({problem}); "
-                f"the answer was:\n{_text(result)}"
-            )
         structured = result.result if _is_json_object(result) else None
         content: list[types.ContentBlock] = [_content(result)]
         content += [
@@ -339,17 +330,6 @@ def _mime(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
 
-def _kind(result: ToolResult) -> str:
-    value = result.result
-    if value is None:
-        return "no content"
-    if isinstance(value, str):
-        return "text"
-    if not _is_json(result):
-        return f"{result.content_type} content"
-    return {list: "an array", bool: "a boolean", dict: "an object"}.get(type(value), "a number")
-
-
 def _is_json(result: ToolResult) -> bool:
     mime = _mime(result.content_type)
     return not mime or body_kind(mime) == "json"
@@ -357,42 +337,6 @@ def _is_json(result: ToolResult) -> bool:
 
 def _is_json_object(result: ToolResult) -> bool:
     return isinstance(result.result, dict) and _is_json(result)
-
-
-@dataclass(slots=True)
-class _OutputSchema:
-    schema: JsonSchema
-    validator: Any
-    reported: bool = False
-
-
-class _OutputSchemas:
-    """Output schemas compiled on first use, kept until the tool's schema changes (a reload)."""
-
-    def __init__(self) -> None:
-        self._compiled: dict[str, _OutputSchema] = {}
-
-    def problem(self, tool: str, schema: JsonSchema, result: ToolResult) -> str | None:
-        """Why the result is no structured content `schema` allows, or None when it is."""
-        found = self._compiled.get(tool)
-        if found is None or found.schema is not schema:
-            found = self._compiled[tool] = _OutputSchema(
-                schema, jsonschema_rs.validator_for(schema)
-            )
-        if not _is_json_object(result):
-            problem: str | None = f"expected a JSON object, found {_kind(result)}"
-        elif error := next(iter(found.validator.iter_errors(result.result)), None):
-            where = "".join(
-                f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.instance_path
-            )
-            problem = f"${where}: {error.message}"
-        else:
-            problem = None
-        if problem is not None and not found.reported:
-            # Once per tool and catalog: it is the API's document that needs fixing.
-            found.reported = True
-            logger.warning("%s answers other than its output schema says: %s", tool, problem)
-        return problem
 
 
 # -- stateful sessions ----------------------------------------------------------------------

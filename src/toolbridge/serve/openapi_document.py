@@ -15,7 +15,9 @@ tool that has it, and refers only to definitions that are too, is shared under i
 One more rewrite, with no change in meaning: a reference that closes a cycle made only of
 references, `properties` and `items` is written `{"allOf": [{"$ref": ...}]}`. Some clients
 inline references along exactly those keywords with no cycle check (Open WebUI does, and a
-recursion error there drops the whole tool server); `allOf` is where they stop.
+recursion error there drops the whole tool server); `allOf` is where they stop. And every
+array of an input schema carries `items` (`{}` when the document gave none): Open WebUI passes
+the schemas on to whatever model it uses, and OpenAI's reject an array without it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import orjson
 from openapi_schema_validator import OAS31Validator, oas31_format_checker
 
 from toolbridge import schemas as js
+from toolbridge.formats.openai_dialect import with_array_items
 from toolbridge.tools import JsonObject, JsonSchema, Tool
 
 SUMMARY_LENGTH = 120
@@ -359,7 +362,8 @@ def _inlined_refs(schema: Any) -> list[JsonSchema]:
 
 
 def _parts(tool: Tool) -> list[tuple[str, JsonSchema]]:
-    parts = [("input", tool.input_schema)]
+    # Open WebUI hands these to whatever model it uses, OpenAI's included: arrays carry `items`.
+    parts = [("input", with_array_items(tool.input_schema))]
     if tool.output_schema is not None:
         parts.append(("result", tool.output_schema))
     return parts

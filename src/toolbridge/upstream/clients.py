@@ -2,7 +2,9 @@
 network seam over aiohttp's client and over httpx2, kept to measure ours against.
 
 All pool keep-alive connections per origin, never follow redirects, keep no cookies, ignore
-proxy variables unless asked, decode gzip and deflate, read at most `max_bytes` of a body, and
+proxy variables unless asked, ask for and decode the content codings `encodings` knows (gzip,
+deflate, br, zstd: the same code in all three, so none depends on which optional decoders the
+HTTP library finds installed), read at most `max_bytes` of a decoded body, and
 turn every failure to reach the upstream into `UpstreamUnavailable`, whose message names only
 `scheme://host:port` (query strings may carry secrets). That error is raised `from None`: the
 client's own exceptions carry the whole URL, and aiohttp's the request headers too. None
@@ -25,6 +27,7 @@ import httpx2
 from yarl import URL
 
 from toolbridge import __version__
+from toolbridge.upstream.encodings import ACCEPT_ENCODING, CappedBody, EncodingError
 from toolbridge.upstream.http11 import Http11Upstream
 from toolbridge.upstream.seam import (
     Headers,
@@ -87,8 +90,8 @@ class AiohttpUpstream:
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
             trust_env=self.pool.trust_env,
-            auto_decompress=True,
-            headers={"User-Agent": USER_AGENT},
+            auto_decompress=False,  # decoded by `encodings`, as the other clients do
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING},
             # A body goes out with the Content-Type the request says, or none: never a guess.
             skip_auto_headers=("Content-Type",),
         )
@@ -122,6 +125,8 @@ class AiohttpUpstream:
                     body=body,
                     truncated=truncated,
                 )
+        except EncodingError as exc:
+            raise bad_answer(request, str(exc)) from None
         except aiohttp.ConnectionTimeoutError:
             raise timed_out(request, min(timeouts.connect, timeouts.total), True) from None
         except TimeoutError:
@@ -145,20 +150,13 @@ async def _read_aiohttp(response: aiohttp.ClientResponse, max_bytes: int) -> tup
 
     A body read to its end leaves the connection to the pool; a cut one closes it.
     """
-    limit = max_bytes + 1
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = await response.content.read(limit - size)
-        if not chunk:
+    codings = ", ".join(response.headers.getall("Content-Encoding", ()))
+    body = CappedBody(codings, max_bytes)
+    while chunk := await response.content.readany():
+        if not body.add(chunk):
+            response.close()
             break
-        chunks.append(chunk)
-        size += len(chunk)
-    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    if size > max_bytes:
-        response.close()
-        return body[:max_bytes], True
-    return body, False
+    return body.end()
 
 
 class HttpxUpstream:
@@ -188,7 +186,7 @@ class HttpxUpstream:
             ),
             # A jar whose policy accepts no domain: no cookie is ever stored or sent back.
             cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
-            headers={"User-Agent": USER_AGENT},
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING},
         )
         return self._client
 
@@ -209,7 +207,7 @@ class HttpxUpstream:
                 client.stream(
                     request.method,
                     request.url,
-                    headers=list(request.headers),
+                    headers=_httpx_headers(request),
                     content=request.body,
                     timeout=self._timeout(timeouts),
                 ) as response,
@@ -221,6 +219,8 @@ class HttpxUpstream:
                     body=body,
                     truncated=truncated,
                 )
+        except EncodingError as exc:
+            raise bad_answer(request, str(exc)) from None
         except httpx2.ConnectTimeout:
             raise timed_out(request, min(timeouts.connect, timeouts.total), True) from None
         except (httpx2.TimeoutException, TimeoutError):
@@ -236,20 +236,26 @@ class HttpxUpstream:
             await client.aclose()
 
 
+def _httpx_headers(request: UpstreamRequest) -> list[tuple[str, str]]:
+    """The request's headers; and `Content-Length: 0` for an empty body (not None), which
+    httpx2 leaves out but our client and aiohttp send (except on GET and HEAD)."""
+    headers = list(request.headers)
+    if request.body == b"" and request.method.upper() not in ("GET", "HEAD"):
+        headers.append(("Content-Length", "0"))
+    return headers
+
+
 async def _read_httpx(response: httpx2.Response, max_bytes: int) -> tuple[bytes, bool]:
     """Up to `max_bytes` of the decoded body, and whether there was more.
 
     Leaving `client.stream()` returns a connection read to its end to the pool and closes one
     that was cut.
     """
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > max_bytes:
-            return b"".join(chunks)[:max_bytes], True
-    return b"".join(chunks), False
+    body = CappedBody(response.headers.get("Content-Encoding"), max_bytes)
+    async for chunk in response.aiter_raw():  # decoded by `encodings`, as the other clients do
+        if not body.add(chunk):
+            break
+    return body.end()
 
 
 def make_upstream(

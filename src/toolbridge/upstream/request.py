@@ -59,6 +59,8 @@ def build_request(
     query = _query(op, arguments, auth, problems)
     header_list = _param_headers(op, arguments, auth, problems)
     body, content_type = build_body(op, arguments, problems)
+    if body is None and op.required_headers:
+        body, content_type = _required_framing(op, content_type)
     if problems:
         raise InvalidArguments(name, problems)
     url = base.origin + base.path + path
@@ -241,3 +243,12 @@ def _merge_headers(
         for name, value in by_rank[rank]
         if owner[name.lower()] == rank
     )
+
+
+def _required_framing(op: HttpOperation, content_type: str | None) -> tuple[bytes, str | None]:
+    """A bodiless request whose document requires Content-Length or Content-Type: an empty body
+    (so every client sends `Content-Length: 0`) and the documented Content-Type."""
+    for name, value in op.required_headers:
+        if name == "content-type":
+            content_type = value
+    return b"", content_type
