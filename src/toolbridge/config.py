@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from toolbridge.errors import ConfigError
+from toolbridge.hosts import HostError, host_port
 from toolbridge.yaml_loader import YamlLoader
 
 
@@ -51,6 +52,29 @@ def _method(value: str) -> str:
 
 
 HttpMethod = Annotated[str, AfterValidator(_method)]
+
+
+def _allowed_host(value: str) -> str:
+    try:
+        host_port(value)
+    except HostError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _proxy_url(value: str) -> str:
+    scheme, _, rest = value.partition("://")
+    host = rest.rpartition("@")[2].split("/")[0]
+    if scheme.lower() not in ("http", "https") or not host:
+        raise ValueError(
+            "expected an http:// or https:// proxy URL with a host (socks proxies are not "
+            "supported)"
+        )
+    return value
+
+
+AllowedHost = Annotated[str, AfterValidator(_allowed_host)]
+ProxyUrl = Annotated[str, AfterValidator(_proxy_url)]
 
 
 class _Model(BaseModel):
@@ -133,6 +157,19 @@ class Server(_Model):
     access: Grants | None = None
     on_change: Literal["apply", "hold"] = "apply"
     """`hold`: a changed document is not served until `POST /v1/admin/sources/{id}/approve`."""
+    # Hosts (`host[:port]`; no port: 80 and 443) a document may name besides the configured origin.
+    allowed_hosts: tuple[AllowedHost, ...] = ()
+    ca_file: str | None = None  # PEM certificates trusted instead of the system's
+    client_cert: str | None = None  # PEM client certificate (mTLS); with client_key unless in it
+    client_key: str | None = None
+    proxy: ProxyUrl | None = None  # else HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, minus NO_PROXY
+    max_concurrency: Annotated[int, Field(ge=1, le=100_000)] | None = None  # more: 503 busy
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> Server:
+        if self.client_key is not None and self.client_cert is None:
+            raise ValueError("client_key is given without client_cert")
+        return self
 
 
 class LocalTools(_Model):
@@ -214,6 +251,8 @@ class Config(_Model):
     """Reload when the config file (or a local tool file) changes on disk."""
     base_dir: Path = Path(".")
     """The folder relative paths in the file are resolved against (the file's own folder)."""
+    proxy_environment: Mapping[str, str] = {}
+    """The proxy variables of the environment the file was read in (`proxy_environment()`)."""
 
     @field_validator("servers")
     @classmethod
@@ -251,9 +290,30 @@ def load_config(path: Path, environ: Mapping[str, str]) -> Config:
     data = _substitute(data, environ, path, node, ())
     _check_unique_ids(data, path, node)
     try:
-        return Config.model_validate({**data, "base_dir": path.resolve().parent})
+        return Config.model_validate(
+            {
+                **data,
+                "base_dir": path.resolve().parent,
+                "proxy_environment": proxy_environment(environ),
+            }
+        )
     except ValidationError as exc:
         raise ConfigError(_explain(exc, path, node)) from None
+
+
+PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy", "no_proxy")
+"""Proxy settings read from the environment, in lower case or upper case (lower case wins)."""
+
+
+def proxy_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The proxy variables of an environment, by lower-case name (`https_proxy` wins over
+    `HTTPS_PROXY`, as in curl); empty ones left out."""
+    out: dict[str, str] = {}
+    for name in PROXY_VARIABLES:
+        value = environ.get(name) or environ.get(name.upper())
+        if value:
+            out[name] = value.strip()
+    return out
 
 
 def _check_nodes(root: Any, path: Path) -> None:

@@ -13,6 +13,8 @@
     ├── InvalidArguments     arguments fail the tool's schema (details)  -> HTTP 422
     ├── RateLimited          the caller is over its rate limit           -> HTTP 429
     └── UpstreamUnavailable  connect error or timeout reaching the API   -> HTTP 502 / 504
+        ├── DestinationRefused   a host the server's destination policy refuses -> HTTP 502
+        └── UpstreamBusy         the server's `max_concurrency` calls are in flight -> HTTP 503
 
 Problems that degrade a single operation (a dangling `$ref`, a media type we cannot send)
 are not exceptions: they become `Note`s in the conversion report, and the rest of the
@@ -86,10 +88,28 @@ class RateLimited(ToolbridgeError):
 class UpstreamUnavailable(ToolbridgeError):
     """The upstream could not be reached, or did not answer in time."""
 
-    def __init__(self, server: str, message: str, *, timeout: bool = False) -> None:
+    def __init__(
+        self, server: str, message: str, *, timeout: bool = False, sent: bool = False
+    ) -> None:
         super().__init__(f"upstream {server!r}: {message}")
         self.server = server
+        self.reason = message
         self.timeout = timeout
+        self.sent = sent
+        """The request may have reached the upstream (it failed after it was sent)."""
+
+
+class DestinationRefused(UpstreamUnavailable):
+    """A request would go to a host the server may not reach: not its configured origin nor in
+    its `allowed_hosts`, or an address that is never reached (link-local, cloud metadata)."""
+
+
+class UpstreamBusy(UpstreamUnavailable):
+    """The server already has its `max_concurrency` calls in flight; `retry_after` in seconds."""
+
+    def __init__(self, server: str, message: str, *, retry_after: float) -> None:
+        super().__init__(server, message)
+        self.retry_after = retry_after
 
 
 # The one table from errors to what callers see: HTTP status and error type (first match wins).
@@ -102,6 +122,8 @@ _TABLE: tuple[tuple[type[ToolbridgeError], int, str], ...] = (
     (InvalidArguments, 422, "invalid_arguments"),
     (ConfigError, 422, "invalid_config"),
     (RateLimited, 429, "rate_limited"),
+    (DestinationRefused, 502, "destination_refused"),
+    (UpstreamBusy, 503, "upstream_busy"),
     (UpstreamUnavailable, 502, "upstream_unavailable"),
     (ToolbridgeError, 500, "internal"),
 )

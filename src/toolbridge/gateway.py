@@ -24,10 +24,12 @@ from toolbridge.calllog import CallLog
 from toolbridge.changes import Changes
 from toolbridge.config import Config, OAuth2ClientCredentials
 from toolbridge.errors import (
+    DestinationRefused,
     InvalidArguments,
     RateLimited,
     ToolbridgeError,
     ToolNotFound,
+    UpstreamBusy,
     UpstreamUnavailable,
 )
 from toolbridge.generation import Environment, Generation, Held, approve, assemble, changes
@@ -40,12 +42,18 @@ from toolbridge.registry import Catalog, SourceStatus, load_sources
 from toolbridge.tools import HttpOperation, PythonFunction, Tool, ToolResult
 from toolbridge.upstream import remote
 from toolbridge.upstream.seam import Timeouts, Upstream
+from toolbridge.upstream.transport import Clients
 
 logger = logging.getLogger(__name__)
 call_log = logging.getLogger("toolbridge.calls")
 
 USER_VALVES_HEADER = "x-toolbridge-user-valves"
 """The header a caller sends its UserValves for local tools in: a JSON object."""
+_UNAVAILABLE: dict[type[UpstreamUnavailable], str] = {
+    UpstreamBusy: "busy",
+    DestinationRefused: "refused",
+}
+"""The call log's outcome for an upstream that could not be used, by why."""
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 """Upstream answers longer than this are cut, with an explicit marker: models have small windows."""
 
@@ -79,7 +87,9 @@ class Gateway:
         self.store = store
         self.max_response_bytes = max_response_bytes
         self.metrics = Metrics()
-        self.env = Environment(upstream=upstream, workers=workers, default_log=call_log)
+        self.env = Environment(
+            upstream=upstream, clients=Clients(upstream), workers=workers, default_log=call_log
+        )
         self._initial = config
         self._reread = reread
         self._state: Generation | None = None
@@ -158,6 +168,8 @@ class Gateway:
         if state is not None and state.call_log is not None:
             state.call_log.flush()
         await self.upstream.aclose()
+        if self.env.clients is not None:
+            await self.env.clients.aclose()
 
     def _build(
         self, config: Config, previous: Generation | None, only: frozenset[str] | None
@@ -255,7 +267,7 @@ class Gateway:
             outcome = "rate_limited"
             raise
         except UpstreamUnavailable as exc:
-            outcome = "timeout" if exc.timeout else "unreachable"
+            outcome = "timeout" if exc.timeout else _UNAVAILABLE.get(type(exc), "unreachable")
             raise
         finally:
             elapsed = time.perf_counter() - started
@@ -304,13 +316,14 @@ class Gateway:
         if server is None:
             raise ToolbridgeError(f"no server {op.server!r} in the config")
         credentials = state.credentials[op.server]
+        way = state.routes[op.server]  # the server's client, destinations and concurrency cap
         timeouts = _timeouts(server.timeout)
         for attempt in (1, 2):
             auth = await credentials.parts(op, caller_headers)
             result = await remote.invoke(
                 op,
                 arguments,
-                upstream=self.upstream,
+                upstream=way.upstream,
                 base_url=op.base_url,
                 auth=auth,
                 timeouts=timeouts,

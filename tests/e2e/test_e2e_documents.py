@@ -18,7 +18,8 @@ from toolbridge import cli
 from toolbridge.config import Config, Server
 from toolbridge.errors import DocumentError
 from toolbridge.openapi.convert import convert
-from toolbridge.openapi.documents import DocumentStore, http_fetcher
+from toolbridge.openapi.documents import DocumentStore
+from toolbridge.openapi.fetching import http_fetcher
 from toolbridge.registry import load_sources
 
 pytestmark = pytest.mark.e2e
@@ -106,9 +107,14 @@ def test_relative_server_url_resolves_against_the_document_url(base_url: str) ->
     ("path", "message"),
     [
         ("/specs/nothing.yaml", "fetch answered HTTP 404, expected 200"),
-        ("/away.yaml", "redirected off its origin to http://localhost:9/evil.yaml; not followed"),
+        (
+            "/away.yaml",
+            "redirected, and not followed: http://localhost:9 is not among this server's "
+            "destinations (BASE; no allowed_hosts; add the host to the server's allowed_hosts "
+            "to reach it)",
+        ),
         ("/huge.yaml", "larger than the 100000 byte limit for documents"),
-        ("/slow.yaml", "no answer within 0.5 s"),
+        ("/slow.yaml", "no complete answer within 0.5 s (the deadline for one document)"),
     ],
 )
 def test_fetch_failures_name_the_url_and_what_happened(
@@ -117,7 +123,7 @@ def test_fetch_failures_name_the_url_and_what_happened(
     store = DocumentStore(fetch=http_fetcher(timeout=0.5, max_bytes=100_000))
     with pytest.raises(DocumentError) as caught:
         store.get(base_url + path)
-    assert str(caught.value) == f"{base_url}{path}: {message}"
+    assert str(caught.value) == f"{base_url}{path}: {message.replace('BASE', base_url)}"
 
 
 def test_redirect_within_the_origin_is_followed(base_url: str) -> None:

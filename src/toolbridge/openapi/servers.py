@@ -1,9 +1,9 @@
 """The base URL an operation is sent to, as its document states it.
 
 The first `servers` entry of the operation, else of its path item, else of the document (2.0:
-`schemes` + `host` + `basePath`), with variables at their defaults and a relative URL resolved
-against a document read from a URL. A `base_url` from the config overrides this; that choice is
-`convert`'s.
+`schemes` + `host` + `basePath`), with variables at their defaults and a relative URL (or,
+naming none, `/`) resolved against a document read from a URL. A `base_url` from the config
+overrides this; that choice is `convert`'s.
 """
 
 from __future__ import annotations
@@ -32,10 +32,9 @@ def server_url(
             if isinstance(servers, list) and servers and isinstance(servers[0], dict):
                 url = _expand_server(servers[0])
                 break
-    if url is None:
-        return None
     if urlsplit(uri).scheme in ("http", "https"):
-        return urljoin(uri, url)
+        # OpenAPI: without `servers`, the server is `/`, relative to the document's URL.
+        return urljoin(uri, "/" if url is None else url)
     return url
 
 
