@@ -114,8 +114,15 @@ def load_server(
             destinations=destinations,
             transport=transport,
             server=server.id,
+            timeout=store.fetch_timeout,
+            max_bytes=store.max_bytes,
         )
-        store = DocumentStore(fetch=fetch, cache_dir=store.cache_dir)
+        store = DocumentStore(
+            fetch=fetch,
+            cache_dir=store.cache_dir,
+            max_bytes=store.max_bytes,
+            fetch_timeout=store.fetch_timeout,
+        )
     uri = location_to_uri(server.spec, base_dir)
     started = time.time()
     try:

@@ -29,7 +29,12 @@ import orjson
 import yaml
 
 from toolbridge.errors import DocumentError
-from toolbridge.openapi.fetching import MAX_DOCUMENT_BYTES, Fetcher, http_fetcher
+from toolbridge.openapi.fetching import (
+    FETCH_TIMEOUT,
+    MAX_DOCUMENT_BYTES,
+    Fetcher,
+    http_fetcher,
+)
 from toolbridge.openapi.yaml_limits import MAX_DEPTH, check_yaml_shape
 from toolbridge.yaml_loader import YamlLoader
 
@@ -92,10 +97,14 @@ class DocumentStore:
         fetch: Fetcher | None = None,
         cache_dir: Path | None = None,
         max_bytes: int = MAX_DOCUMENT_BYTES,
+        fetch_timeout: float = FETCH_TIMEOUT,
     ) -> None:
-        self._fetch = fetch or http_fetcher(max_bytes=max_bytes)
+        """`max_bytes` and `fetch_timeout` bound each document (also those a server's own
+        fetcher reads, which the registry builds with these limits)."""
+        self._fetch = fetch or http_fetcher(max_bytes=max_bytes, timeout=fetch_timeout)
         self.cache_dir = cache_dir
-        self._max_bytes = max_bytes
+        self.max_bytes = self._max_bytes = max_bytes
+        self.fetch_timeout = fetch_timeout
         self._documents: dict[str, Document] = {}
         self._failures: dict[str, DocumentError] = {}
         self._touched: set[str] | None = None

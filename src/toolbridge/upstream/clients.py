@@ -159,7 +159,10 @@ class AiohttpUpstream:
         try:
             # Through a proxy the target is resolved there: its name and any address it spells
             # are checked here (directly, GuardedResolver checks what the name resolves to).
-            checked_host(url.raw_host or "")
+            # An address in another spelling (`127.1`) is sent in its own, which aiohttp reads.
+            host = checked_host(url.raw_host or "")
+            if host != url.raw_host and address_of(host) is not None:
+                url = url.with_host(host)
             async with session.request(
                 request.method,
                 url,

@@ -101,6 +101,9 @@ class _Connection(asyncio.Protocol):
     received: bool
     headers: list[tuple[bytes, bytes]]
     head_bytes: int
+    """Bytes received before the headers were complete (a head still arriving)."""
+    head_size: int
+    """Bytes of the header fields parsed so far."""
     chunks: list[bytes]
     size: int
     headers_done: bool
@@ -133,7 +136,7 @@ class _Connection(asyncio.Protocol):
         self.received = self.headers_done = self.complete = False
         self.truncated = self.keep_alive = False
         self.headers = []
-        self.head_bytes = 0
+        self.head_bytes = self.head_size = 0
         self.chunks = []
         self.size = 0
         self.decoder = None
@@ -189,6 +192,10 @@ class _Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(self.headers) >= MAX_RESPONSE_HEADERS:
             raise _BadAnswer(f"the answer has more than {MAX_RESPONSE_HEADERS} header fields")
+        self.head_size += len(name) + len(value) + 4
+        if self.head_size > MAX_RESPONSE_HEAD_BYTES:
+            limit = MAX_RESPONSE_HEAD_BYTES
+            raise _BadAnswer(f"the answer's headers are longer than {limit} bytes")
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
