@@ -168,8 +168,8 @@ def _refused_servers(server: Server, conversion: Conversion) -> list[Note]:
             notes.append(
                 Note(
                     kind="destination-refused",
-                    message=f"the document sends {count} tools' calls to {url}; they are "
-                    f"refused: {reason}",
+                    message=f"the document sends the calls of {count} "
+                    f"tool{'' if count == 1 else 's'} to {url}; they are refused: {reason}",
                 )
             )
     return notes

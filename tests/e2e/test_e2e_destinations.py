@@ -244,7 +244,7 @@ def test_calls_go_only_to_the_configured_origin_and_allowed_hosts(
             "type": "destination_refused",
             "message": f"upstream 'api': refused: {reason}",
         },
-        [f"the document sends 1 tools' calls to {named[0]}; they are refused: {reason}"],
+        [f"the document sends the calls of 1 tool to {named[0]}; they are refused: {reason}"],
         0,
         False,
     )
@@ -289,7 +289,7 @@ def test_metadata_services_are_never_reached_even_when_configured(
             "type": "destination_refused",
             "message": f"upstream 'api': refused: {message}",
         },
-        [f"the document sends 1 tools' calls to {base_url}; they are refused: {message}"],
+        [f"the document sends the calls of 1 tool to {base_url}; they are refused: {message}"],
     )
 
 

@@ -65,8 +65,24 @@ async def echo(request: Request) -> Response:
     return JSONResponse({"path": request.url.path, "host": request.headers.get("host")})
 
 
+async def own_document(request: Request) -> Response:
+    """The service's own description: no servers (so `/` of this origin), one operation."""
+    document = {
+        "openapi": "3.0.3",
+        "info": {"title": "service", "version": "1"},
+        "paths": {"/echo": operation("get", "/echo", "echo")},
+    }
+    return JSONResponse(document)
+
+
+async def token(request: Request) -> Response:
+    return JSONResponse({"access_token": "service-token-1", "expires_in": 3600})
+
+
 SERVICE = Starlette(
     routes=[
+        Route("/openapi.json", own_document),
+        Route("/oauth/token", token, methods=["POST"]),
         Route("/flaky/{key}", flaky, methods=["GET", "POST"]),
         Route("/slow", slow, methods=["GET", "POST"]),
         Route("/nul", nul),
@@ -496,3 +512,41 @@ async def test_https_through_a_proxy_with_credentials(
     assert proxy.seen == [f"CONNECT {target}", f"407 CONNECT {target}"]
     assert refused[0] == 502
     assert "wrong-secret-11" not in json.dumps(refused)
+
+
+async def test_documents_and_tokens_go_through_the_servers_proxy_too(service: str) -> None:
+    """Everything sent for a server uses its transport: the document fetch, the OAuth2 token
+    request and the call."""
+    proxy = Proxy()
+    with RawServer(proxy) as proxied:
+        server = Server.model_validate(
+            {
+                "id": "up",
+                "spec": f"{service}/openapi.json",
+                "proxy": proxied.url,
+                "auth": {
+                    "type": "oauth2_client_credentials",
+                    "token_url": f"{service}/oauth/token",
+                    "client_id": "gateway",
+                    "client_secret": "client-secret-1",
+                },
+            }
+        )
+        gateway = Gateway(Config(servers=(server,), base_dir=Path.cwd()), upstream=make_upstream())
+        (status,) = gateway.load().sources
+        assert status.error is None, status.error
+        async with (
+            gateway,
+            httpx2.AsyncClient(
+                transport=httpx2.ASGITransport(create_app(gateway)), base_url="http://gw.test"
+            ) as http,
+        ):
+            found = await call(http, "echo")
+    host = service.removeprefix("http://")
+    assert found == (200, (200, {"path": "/echo", "host": host}))
+    assert proxy.seen == [
+        f"POST {service}/oauth/token",  # the token for fetching the document
+        f"GET {service}/openapi.json",
+        f"POST {service}/oauth/token",  # the calls' own token source
+        f"GET {service}/echo",
+    ]
