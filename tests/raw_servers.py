@@ -112,11 +112,12 @@ def answering(answer: bytes) -> Handler:
 class Proxy:
     """An HTTP proxy: forwards absolute-form requests (one per connection) and tunnels CONNECT;
     `seen` holds each request line it served. With `credentials` (`user:password`), a request
-    without them gets 407."""
+    without them gets 407. `names` are host names it resolves itself (to an address)."""
 
-    def __init__(self, credentials: str | None = None) -> None:
+    def __init__(self, credentials: str | None = None, names: dict[str, str] | None = None) -> None:
         self.seen: list[str] = []
         self.credentials = credentials
+        self.names = names or {}
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head, body = await read_request(reader)
@@ -140,7 +141,8 @@ class Proxy:
         self.seen.append(f"{method} {target}")
         if method == "CONNECT":
             host, _, port = target.rpartition(":")
-            far_reader, far_writer = await asyncio.open_connection(host.strip("[]"), int(port))
+            host = self.names.get(host, host.strip("[]"))
+            far_reader, far_writer = await asyncio.open_connection(host, int(port))
             try:
                 writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
                 await writer.drain()
@@ -151,7 +153,10 @@ class Proxy:
                 far_writer.close()
             return
         parts = urlsplit(target)
-        far_reader, far_writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
+        name = parts.hostname or ""
+        far_reader, far_writer = await asyncio.open_connection(
+            self.names.get(name, name), parts.port or 80
+        )
         try:
             kept = [
                 line

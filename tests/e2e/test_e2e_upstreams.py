@@ -457,33 +457,28 @@ def test_bad_certificate_files_keep_only_that_server_down(
 @pytest.mark.parametrize(
     ("how", "through"),
     [
-        ("server", True),
+        ("server", True),  # a server's own proxy carries everything, loopback too
         ("environment", True),
-        ("environment-no-proxy", False),
-        ("environment-no-proxy-cidr", False),
-        ("environment-other-scheme", False),
+        ("environment-loopback", False),  # never through the environment's proxy
     ],
 )
 async def test_requests_go_through_the_configured_proxy(
     tmp_path: Path, service: str, how: str, through: bool
 ) -> None:
-    proxy = Proxy()
+    """The upstream by name (`service.test`, which only the proxy knows) or by its loopback
+    address; which proxy applies to which URL is `test_transport.py`'s table."""
+    port = service.rsplit(":", 1)[1]
+    named = f"http://service.test:{port}"
+    proxy = Proxy(names={"service.test": "127.0.0.3"})
     with RawServer(proxy) as proxied:
-        fields: dict[str, Any] = {}
-        environment = {
-            "server": {},
-            "environment": {"http_proxy": proxied.url},
-            "environment-no-proxy": {"http_proxy": proxied.url, "no_proxy": "localhost,127.0.0.3"},
-            "environment-no-proxy-cidr": {"all_proxy": proxied.url, "no_proxy": "127.0.0.0/8"},
-            "environment-other-scheme": {"https_proxy": proxied.url},
-        }[how]
-        if how == "server":
-            fields["proxy"] = proxied.url
-        async with gateway_for(tmp_path, service, proxy_environment=environment, **fields) as http:
+        fields: dict[str, Any] = {"proxy": proxied.url} if how == "server" else {}
+        environment = {} if how == "server" else {"http_proxy": proxied.url}
+        url = named if how == "environment" else service
+        async with gateway_for(tmp_path, url, proxy_environment=environment, **fields) as http:
             found = await call(http, "echo")
-    host = service.removeprefix("http://")
+    host = url.removeprefix("http://")
     assert found == (200, (200, {"path": "/echo", "host": host}))
-    assert proxy.seen == ([f"GET {service}/echo"] if through else [])
+    assert proxy.seen == ([f"GET {url}/echo"] if through else [])
 
 
 async def test_https_through_a_proxy_with_credentials(

@@ -70,7 +70,10 @@ def server_transport(server: Server, base_dir: Path, environment: Mapping[str, s
         client_cert=path(server.client_cert),
         client_key=path(server.client_key),
         proxy=server.proxy,
-        environment=() if server.proxy is not None else tuple(sorted(environment.items())),
+        # Without a proxy to go through, `no_proxy` alone changes nothing: the plain client.
+        environment=()
+        if server.proxy is not None or not any(environment.get(k) for k in PROXY_VARIABLES[:3])
+        else tuple(sorted(environment.items())),
     )
 
 
@@ -128,7 +131,8 @@ def fingerprint(transport: Transport) -> str:
 
 def proxy_for(url: str, transport: Transport) -> str | None:
     """The proxy a request to `url` goes through: the server's `proxy`, else the environment's
-    for the URL's scheme unless `no_proxy` names its host; None for a direct connection."""
+    for the URL's scheme unless `no_proxy` names its host or the host is loopback (as Go's
+    clients do); None for a direct connection."""
     if transport.proxy is not None:
         return transport.proxy
     env = dict(transport.environment)
@@ -142,7 +146,16 @@ def proxy_for(url: str, transport: Transport) -> str | None:
         host = canonical_host(parts.hostname or "")
     except (ValueError, HostError):
         return chosen
-    return None if bypassed(host, port, env.get("no_proxy", "")) else chosen
+    if _loopback(host) or bypassed(host, port, env.get("no_proxy", "")):
+        return None
+    return chosen
+
+
+def _loopback(host: str) -> bool:
+    address = address_of(host)
+    if address is not None:
+        return address.is_loopback
+    return host == "localhost" or host.endswith(".localhost")
 
 
 def bypassed(host: str, port: int, no_proxy: str) -> bool:
