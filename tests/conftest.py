@@ -26,6 +26,16 @@ def specs(monkeypatch: pytest.MonkeyPatch) -> Path:
     return ROOT / "specs"
 
 
+@pytest.fixture(autouse=True)
+def no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands read proxy variables from the environment (and honour them): a developer's own
+    must not route the tests' loopback servers through their proxy. Tests of proxies give
+    their variables explicitly."""
+    for name in ("https_proxy", "http_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[Postgres]:
     """One real PostgreSQL for the session (tests make a fresh database each: `create_database`)."""

@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from toolbridge.budgets import Budget, Budgets, apply, fit
-from toolbridge.config import Config, Server, load_config
+from toolbridge.config import Config, Server
+from toolbridge.config_file import load_config
 from toolbridge.errors import ConfigError
 from toolbridge.gateway import Gateway
 from toolbridge.policy import Principal

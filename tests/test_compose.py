@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from toolbridge.cli import _parser
-from toolbridge.config import load_config
+from toolbridge.config_file import load_config
 from toolbridge.demo.service import main as demo_main
 
 ROOT = Path(__file__).resolve().parents[1]

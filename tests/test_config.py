@@ -28,8 +28,8 @@ from toolbridge.config import (
     Selection,
     Server,
     State,
-    load_config,
 )
+from toolbridge.config_file import load_config
 from toolbridge.errors import ConfigError
 
 

@@ -10,9 +10,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "toolbridge"
 # The rooms of the package, lowest first: a module may import only from its own room and the
 # rooms before it. Top-level modules are rooms of their own, named by module.
 LAYERS: list[set[str]] = [
-    {"errors", "tools", "yaml_loader"},  # plain values and the one YAML loader
+    {"errors", "tools", "yaml_loader", "hosts"},  # plain values, the YAML loader, host names
     {"yaml_paths"},  # where a value is in a YAML file, for errors that say so
-    {"schemas", "names", "config"},  # pure helpers over those values; the config file
+    {"schemas", "names", "config"},  # pure helpers over those values; what a valid config is
+    {"config_file"},  # toolbridge.yaml read into a Config (and admin API entries checked)
     {"state"},  # the store: what the gateway learns at run time (SQLite or PostgreSQL)
     {"formats"},  # client formats: pure rendering of tools
     {"upstream"},  # the network seam, our clients, credentials, request building
@@ -85,6 +86,8 @@ EDGES = {
     "jmespath": {"config", "budgets"},
 }
 PURE = {
+    "hosts",
+    "upstream.destinations",
     "schemas",
     "names",
     "formats.keywords",

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from toolbridge.config import Config, load_config
+from toolbridge.config import Config
+from toolbridge.config_file import load_config
 from toolbridge.errors import ConfigError
 from toolbridge.openapi.documents import DocumentStore
 from toolbridge.registry import build_catalog, load_sources

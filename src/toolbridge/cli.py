@@ -20,7 +20,8 @@ import httpx2
 import orjson
 
 from toolbridge import __version__
-from toolbridge.config import Config, line_of, load_config
+from toolbridge.config import Config
+from toolbridge.config_file import line_of, load_config
 from toolbridge.demo import demo_config
 from toolbridge.demo.service import create_demo_app
 from toolbridge.errors import ToolbridgeError

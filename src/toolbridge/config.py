@@ -1,8 +1,7 @@
-"""`toolbridge.yaml` read into a validated, frozen `Config`; the only reader of the environment.
+"""What a valid `toolbridge.yaml` is: the frozen pydantic models of every key.
 
-`${VAR}` and `${VAR:-default}` are substituted from the `environ` passed in. Unknown keys are
-errors, and every error names the file, the line and the key path, what was expected and what
-was found.
+Unknown keys are errors. Reading the file (the environment's `${VAR}`s, line numbers, the
+error messages) is `config_file.py`'s.
 """
 
 from __future__ import annotations
@@ -11,36 +10,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from toolbridge.errors import ConfigError
-from toolbridge.yaml_loader import YamlLoader
-from toolbridge.yaml_paths import check_nodes, dotted, explain, kind_of, locate, substitute
-
-
-class _ConfigLoader(yaml.SafeLoader):
-    """YAML 1.2 scalars like documents, with the pure-Python parser's clearer error messages."""
-
-
-_ConfigLoader.yaml_implicit_resolvers = YamlLoader.yaml_implicit_resolvers
-_ConfigLoader.add_constructor(
-    "tag:yaml.org,2002:int", YamlLoader.yaml_constructors["tag:yaml.org,2002:int"]
-)
+from toolbridge.hosts import HostError, host_port
 
 _ID = r"^[A-Za-z][A-Za-z0-9_-]{0,39}$"
 _METHODS = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE")
-_AUTH_TYPES = ("bearer", "api_key", "basic", "oauth2_client_credentials", "forward", "per_user")
+AUTH_TYPES = ("bearer", "api_key", "basic", "oauth2_client_credentials", "forward", "per_user")
 
 
 def _method(value: str) -> str:
@@ -53,6 +38,29 @@ HttpMethod = Annotated[str, AfterValidator(_method)]
 
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def _allowed_host(value: str) -> str:
+    try:
+        host_port(value)
+    except HostError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _proxy_url(value: str) -> str:
+    scheme, _, rest = value.partition("://")
+    host = rest.rpartition("@")[2].split("/")[0]
+    if scheme.lower() not in ("http", "https") or not host:
+        raise ValueError(
+            "expected an http:// or https:// proxy URL with a host (socks proxies are not "
+            "supported)"
+        )
+    return value
+
+
+AllowedHost = Annotated[str, AfterValidator(_allowed_host)]
+ProxyUrl = Annotated[str, AfterValidator(_proxy_url)]
 
 
 class _Model(BaseModel):
@@ -211,6 +219,19 @@ class Server(_Model):
     output_schema: Literal["withhold", "publish"] = "withhold"
     """`publish`: promise MCP clients that answers fit the document's response schemas
     (`outputSchema`); by default they are only checked, and mismatches counted."""
+    # Hosts (`host[:port]`; no port: 80 and 443) a document may name besides the configured origin.
+    allowed_hosts: tuple[AllowedHost, ...] = ()
+    ca_file: str | None = None  # PEM certificates trusted instead of the system's
+    client_cert: str | None = None  # PEM client certificate (mTLS); with client_key unless in it
+    client_key: str | None = None
+    proxy: ProxyUrl | None = None  # else HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, minus NO_PROXY
+    max_concurrency: Annotated[int, Field(ge=1, le=100_000)] | None = None  # more: 503 busy
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> Server:
+        if self.client_key is not None and self.client_cert is None:
+            raise ValueError("client_key is given without client_cert")
+        return self
 
 
 class LocalTools(_Model):
@@ -378,6 +399,8 @@ class Config(_Model):
     """Reload when the config file (or a local tool file) changes on disk."""
     base_dir: Path = Path(".")
     """The folder relative paths in the file are resolved against (the file's own folder)."""
+    proxy_environment: Mapping[str, str] = {}
+    """The proxy variables of the environment the file was read in (`proxy_environment()`)."""
 
     @field_validator("servers")
     @classmethod
@@ -414,90 +437,3 @@ class Config(_Model):
                 raise ValueError(f"toolset id {toolset.id!r} is used twice")
             seen.add(toolset.id)
         return value
-
-
-def load_config(path: Path, environ: Mapping[str, str]) -> Config:
-    """Read and validate a config file; raises ConfigError naming file, line and key path."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{path}: cannot be read: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
-            f"at offset {exc.start})"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
-    try:
-        node = yaml.compose(text, Loader=_ConfigLoader)
-        check_nodes(node, path)
-        data = yaml.load(text, Loader=YamlLoader)
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else 0
-        raise ConfigError(f"{path}:{line}: not valid YAML: {exc.problem}") from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}:1: expected a mapping at the top level, found {kind_of(data)}")
-    data = substitute(data, environ, path, node, ())
-    _check_unique_ids(data, path, node)
-    try:
-        return Config.model_validate({**data, "base_dir": path.resolve().parent})
-    except ValidationError as exc:
-        raise ConfigError(explain(exc, path, node, union_tags=_AUTH_TYPES)) from None
-
-
-def _check_unique_ids(data: dict[str, Any], path: Path, node: Any) -> None:
-    """Every source (server, local tools or filter entry) needs an id of its own; so does a
-    toolset."""
-    sources: set[str] = set()
-    for section in ("servers", "tools", "filters", "toolsets"):
-        seen = sources if section != "toolsets" else set()
-        entries = data.get(section)
-        if not isinstance(entries, list):
-            continue
-        for index, entry in enumerate(entries):
-            ident = entry.get("id") if isinstance(entry, dict) else None
-            if not isinstance(ident, str):
-                continue
-            if ident in seen:
-                where = (section, index, "id")
-                kind = {
-                    "servers": "server",
-                    "tools": "tools",
-                    "filters": "filter",
-                    "toolsets": "toolset",
-                }[section]
-                raise ConfigError(
-                    f"{path}:{locate(node, where)[0]}: {dotted(where)}: "
-                    f"{kind} id {ident!r} is used twice"
-                )
-            seen.add(ident)
-
-
-def validate_entry(model: type[M], entry: Any, where: str) -> M:
-    """One entry (a server, a tools entry) given through the admin API, checked as a
-    `toolbridge.yaml` entry is: `where` (`servers[pets]`) stands for the file and line."""
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{where}: expected a mapping, found {kind_of(entry)}")
-    try:
-        return model.model_validate(entry)
-    except ValidationError as exc:
-        lines = explain(exc, Path("-"), None, union_tags=_AUTH_TYPES).splitlines()
-        placed = (_placed(where, line.removeprefix("-:1: ")) for line in lines)
-        raise ConfigError("\n".join(placed)) from None
-
-
-def line_of(path: Path, where: tuple[Any, ...]) -> int:
-    """The line of a key path in a config file (or of its nearest parent), for reports that
-    point into the file after it was loaded; 0 when the file cannot be read again."""
-    try:
-        return locate(yaml.compose(path.read_text("utf-8"), Loader=_ConfigLoader), where)[0]
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return 0
-
-
-def _placed(where: str, line: str) -> str:
-    """`servers[x]` and `auth: ...` as `servers[x].auth: ...`."""
-    if line.startswith("(top level)"):
-        return where + line.removeprefix("(top level)")
-    return f"{where}.{line}" if not line.startswith("[") else where + line

@@ -129,13 +129,14 @@ class Dispatch:
         credentials = state.credentials[op.server]
         if isinstance(server.auth, PerUserAuth):
             credentials = await self._own_credentials(state, server, server.auth, principal)
+        way = state.routes[op.server]  # the server's client, destinations and concurrency cap
         timeouts = _timeouts(server.timeout)
         for attempt in (1, 2):
             auth = await credentials.parts(op, caller_headers)
             result = await remote.invoke(
                 op,
                 arguments,
-                upstream=self.env.upstream,
+                upstream=way.upstream,
                 base_url=op.base_url,
                 auth=auth,
                 timeouts=timeouts,

@@ -15,6 +15,8 @@
     ├── AlreadyExists        a create of something the state store already holds -> HTTP 409
     ├── RateLimited          the caller is over its rate limit           -> HTTP 429
     ├── UpstreamUnavailable  connect error or timeout reaching the API   -> HTTP 502 / 504
+    │   ├── DestinationRefused   a host the server's destination policy refuses -> HTTP 502
+    │   └── UpstreamBusy         the server's `max_concurrency` calls are in flight -> HTTP 503
     ├── StoreUnavailable     the state store cannot be reached (says what was attempted) -> 503
     └── SecretKeyError       no key to seal a secret, or none that opens a stored one -> 503
 
@@ -108,10 +110,28 @@ class AlreadyExists(Conflict):
 class UpstreamUnavailable(ToolbridgeError):
     """The upstream could not be reached, or did not answer in time."""
 
-    def __init__(self, server: str, message: str, *, timeout: bool = False) -> None:
+    def __init__(
+        self, server: str, message: str, *, timeout: bool = False, sent: bool = False
+    ) -> None:
         super().__init__(f"upstream {server!r}: {message}")
         self.server = server
+        self.reason = message
         self.timeout = timeout
+        self.sent = sent
+        """The request may have reached the upstream (it failed after it was sent)."""
+
+
+class DestinationRefused(UpstreamUnavailable):
+    """A request would go to a host the server may not reach: not its configured origin nor in
+    its `allowed_hosts`, or an address that is never reached (link-local, cloud metadata)."""
+
+
+class UpstreamBusy(UpstreamUnavailable):
+    """The server already has its `max_concurrency` calls in flight; `retry_after` in seconds."""
+
+    def __init__(self, server: str, message: str, *, retry_after: float) -> None:
+        super().__init__(server, message)
+        self.retry_after = retry_after
 
 
 class StoreUnavailable(ToolbridgeError):
@@ -139,6 +159,8 @@ _TABLE: tuple[tuple[type[ToolbridgeError], int, str], ...] = (
     (InvalidArguments, 422, "invalid_arguments"),
     (ConfigError, 422, "invalid_config"),
     (RateLimited, 429, "rate_limited"),
+    (DestinationRefused, 502, "destination_refused"),
+    (UpstreamBusy, 503, "upstream_busy"),
     (UpstreamUnavailable, 502, "upstream_unavailable"),
     (StoreUnavailable, 503, "store_unavailable"),
     (SecretKeyError, 503, "secret_key"),

@@ -27,9 +27,11 @@ from toolbridge.dispatch import MAX_RESPONSE_BYTES, Dispatch
 from toolbridge.errors import (
     AnswerNeeded,
     ConfigError,
+    DestinationRefused,
     InvalidArguments,
     RateLimited,
     ToolNotFound,
+    UpstreamBusy,
     UpstreamUnavailable,
 )
 from toolbridge.filters.loader import FilterCache, FilterStatus, load_filters
@@ -44,9 +46,16 @@ from toolbridge.shared_limits import SharedRateLimiter
 from toolbridge.tools import PythonFunction, Tool, ToolResult
 from toolbridge.toolsets import Toolset
 from toolbridge.upstream.seam import Upstream
+from toolbridge.upstream.transport import Clients
 
 logger = logging.getLogger(__name__)
 call_log = logging.getLogger("toolbridge.calls")
+
+_UNAVAILABLE: dict[type[UpstreamUnavailable], str] = {
+    UpstreamBusy: "busy",
+    DestinationRefused: "refused",
+}
+"""The call log's outcome for an upstream that could not be used, by why."""
 
 
 class Gateway:
@@ -78,7 +87,9 @@ class Gateway:
         self.store = store
         self.max_response_bytes = max_response_bytes
         self.metrics = Metrics()
-        self.env = Environment(upstream=upstream, workers=workers, default_log=call_log)
+        self.env = Environment(
+            upstream=upstream, clients=Clients(upstream), workers=workers, default_log=call_log
+        )
         self.dispatch = Dispatch(env=self.env, max_response_bytes=max_response_bytes)
         """Carries out calls; its `users` is set when a state store is open."""
         self._initial = config
@@ -179,6 +190,8 @@ class Gateway:
         if state is not None and isinstance(state.limiter, SharedRateLimiter):
             await state.limiter.close()
         await self.upstream.aclose()
+        if self.env.clients is not None:
+            await self.env.clients.aclose()
 
     def _build(
         self, config: Config, previous: Generation | None, only: frozenset[str] | None
@@ -303,7 +316,7 @@ class Gateway:
             outcome = "rate_limited"
             raise
         except UpstreamUnavailable as exc:
-            outcome = "timeout" if exc.timeout else "unreachable"
+            outcome = "timeout" if exc.timeout else _UNAVAILABLE.get(type(exc), "unreachable")
             raise
         except AnswerNeeded:
             outcome = "answer_needed"

@@ -3,7 +3,8 @@
 A reload builds a new `Generation` beside the current one and the gateway swaps it in with one
 assignment, so calls in flight finish on the generation they started with. What did not change
 is carried over (API-key tables, rate-limit buckets, upstream credentials with their cached
-tokens), so a reload costs what changed. Servers with `on_change: hold` keep serving their
+tokens, each server's route: its client, destinations and requests in flight), so a reload
+costs what changed. Servers with `on_change: hold` keep serving their
 approved document until a new one is approved: the new version waits here, as `Held`.
 No I/O of its own: the sources are loaded by the caller (`registry.load_sources`).
 """
@@ -45,7 +46,9 @@ from toolbridge.shared_limits import SharedRateLimiter
 from toolbridge.tools import Tool
 from toolbridge.toolsets import Toolset, build_toolsets
 from toolbridge.upstream.credentials import Credentials
+from toolbridge.upstream.routes import Route, route
 from toolbridge.upstream.seam import Timeouts, Upstream
+from toolbridge.upstream.transport import Clients, server_transport
 
 MAX_OWN_CREDENTIALS = 4096
 """Callers' own credentials kept built per generation; the least recently built go first."""
@@ -77,6 +80,8 @@ class Generation:
     limiter: RateLimiter | SharedRateLimiter | None
     servers: dict[str, Server]
     credentials: dict[str, Credentials]
+    routes: dict[str, Route]
+    """Each loaded server's way out: its client, destination policy and concurrency cap."""
     call_log: CallLog | None
     approved: dict[str, str]
     """For `on_change: hold` servers: the digest of the document being served."""
@@ -112,10 +117,11 @@ class Generation:
                 ) from None
             status = next((s for s in self.catalog.sources if s.id == server.id), None)
             conversion = status.conversion if status is not None else None
+            way = self.routes.get(server.id)
             found = Credentials(
                 server.model_copy(update={"auth": concrete}),
                 dict(getattr(conversion, "security_schemes", {})),
-                upstream=env.upstream,
+                upstream=way.client if way is not None else env.upstream,
                 operations=[t.http for t in conversion.tools] if conversion else [],
                 timeouts=timeouts(server.timeout),
             )
@@ -161,6 +167,9 @@ class Environment:
     """What a generation is built with that does not come from the config."""
 
     upstream: Upstream
+    clients: Clients | None = None
+    """The clients servers with their own transport (CA, client certificate, proxy) send
+    through; without it, each generation opens its own."""
     workers: int = 1
     """Processes serving this config: without a shared store, each takes its share of a limit."""
     default_log: CallLog | None = None
@@ -188,11 +197,13 @@ def assemble(
         server = servers.get(status.id)
         if server is not None and server.on_change == "hold":
             statuses[index] = _hold(server, status, previous, approved, held)
-    credentials = _credentials(servers, statuses, previous, env)
+    routes = _routes(config, statuses, previous, env)
+    credentials = _credentials(servers, statuses, previous, routes)
     for index, status in enumerate(statuses):
-        problem = credentials.get(status.id) if status.id in servers else None
-        if isinstance(problem, str):
-            # Credentials that cannot work keep only this source down.
+        way, made = routes.get(status.id), credentials.get(status.id)
+        problem = way if isinstance(way, str) else made if isinstance(made, str) else None
+        if status.id in servers and problem is not None:
+            # Credentials or a transport that cannot work keep only this source down.
             statuses[index] = replace(status, conversion=None, error=problem)
     budgets = Budgets(config.servers)
     catalog = build_catalog(statuses)
@@ -209,6 +220,7 @@ def assemble(
         limiter=_limiter(config, previous, env.workers),
         servers=servers,
         credentials={k: v for k, v in credentials.items() if isinstance(v, Credentials)},
+        routes={k: v for k, v in routes.items() if isinstance(v, Route)},
         call_log=_call_log(config, previous, env),
         approved=approved,
         held=held,
@@ -321,30 +333,58 @@ def _source(generation: Generation | None, ident: str) -> SourceStatus | None:
     return next((s for s in generation.catalog.sources if s.id == ident), None)
 
 
+def _routes(
+    config: Config, statuses: list[SourceStatus], previous: Generation | None, env: Environment
+) -> dict[str, Route | str]:
+    """Each loaded server's route, or the error (an unreadable CA file, ...) that keeps it down."""
+    clients = env.clients or Clients(env.upstream)
+    servers = {server.id: server for server in config.servers}
+    out: dict[str, Route | str] = {}
+    for status in statuses:
+        server = servers.get(status.id)
+        if server is None or status.conversion is None:
+            continue
+        transport = server_transport(server, config.base_dir, config.proxy_environment)
+        try:
+            client = clients.client(transport, server.id)
+        except ToolbridgeError as exc:
+            out[server.id] = str(exc)
+            continue
+        named = {t.http.base_url for t in status.conversion.tools if t.http.base_url}
+        kept = previous.routes.get(server.id) if previous is not None else None
+        out[server.id] = route(server, client, sorted(named), kept)
+    return out
+
+
 def _credentials(
     servers: dict[str, Server],
     statuses: list[SourceStatus],
     previous: Generation | None,
-    env: Environment,
+    routes: dict[str, Route | str],
 ) -> dict[str, Credentials | str]:
     """Each loaded server's credentials, or the error that keeps that server down."""
     out: dict[str, Credentials | str] = {}
     for status in statuses:
         server = servers.get(status.id)
-        if server is None or status.conversion is None:
+        way = routes.get(status.id)
+        if server is None or status.conversion is None or not isinstance(way, Route):
             continue
         schemes = dict(getattr(status.conversion, "security_schemes", {}))
         kept = previous.credentials.get(server.id) if previous is not None else None
         if kept is not None and previous is not None and previous.servers.get(server.id) == server:
             old = _source(previous, server.id)
-            if old is not None and _security(old) == _security(status):
+            if (
+                old is not None
+                and _security(old) == _security(status)
+                and kept.upstream is way.client
+            ):
                 out[server.id] = kept  # same entry, same schemes: keep its cached tokens
                 continue
         try:
             out[server.id] = Credentials(
                 server,
                 schemes,
-                upstream=env.upstream,
+                upstream=way.client,
                 operations=[tool.http for tool in status.conversion.tools],
                 timeouts=timeouts(server.timeout),
             )

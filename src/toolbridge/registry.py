@@ -24,16 +24,14 @@ from toolbridge.config import Selection as SelectionConfig
 from toolbridge.errors import ConfigError, DocumentError, SourceError, ToolbridgeError
 from toolbridge.local.loader import LocalConversion, ModuleCache, load_tools
 from toolbridge.openapi.convert import Conversion, Selection, convert
-from toolbridge.openapi.documents import (
-    DocumentStore,
-    http_fetcher,
-    location_to_uri,
-    uri_to_display,
-)
+from toolbridge.openapi.documents import DocumentStore, location_to_uri, uri_to_display
+from toolbridge.openapi.fetching import http_fetcher
 from toolbridge.tools import Note, Tool
 from toolbridge.upstream.clients import make_upstream
 from toolbridge.upstream.credentials import Credentials
+from toolbridge.upstream.routes import destinations_of, is_url
 from toolbridge.upstream.seam import AuthParts
+from toolbridge.upstream.transport import Transport, open_client, server_transport
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,20 +88,41 @@ def servers_from_specs(locations: Iterable[str]) -> tuple[Server, ...]:
     return tuple(servers)
 
 
-def load_server(server: Server, store: DocumentStore, base_dir: Path) -> SourceStatus:
+def load_server(
+    server: Server,
+    store: DocumentStore,
+    base_dir: Path,
+    proxy_environment: Mapping[str, str] | None = None,
+) -> SourceStatus:
     """One OpenAPI server's tools, or the error that keeps it down.
 
-    A document served by the API itself (on the server's own origin: `base_url`'s, or without
-    it the document URL's) is fetched with the server's credentials, in a store of its own so
-    an authenticated fetch is never shared with another server.
+    A document read by URL is fetched in a store of its own (so no fetch is shared with a
+    server whose policy differs), through the server's transport (`proxy_environment`: the
+    proxy variables the config was read with), only from the server's destinations: a remote
+    `$ref` elsewhere stays unresolved, with a note. Served by the API itself (on `base_url`'s
+    origin, or without it the document URL's), it is fetched with the server's credentials.
     """
-    auth = _document_auth(server)
-    if isinstance(auth, SourceStatus):
-        return auth
-    if auth is not None:
-        origin = _origin_of(server.base_url or server.spec)
-        fetch = http_fetcher(auth=auth, auth_origin=origin)
-        store = DocumentStore(fetch=fetch, cache_dir=store.cache_dir)
+    destinations = destinations_of(server)
+    if is_url(server.spec):
+        transport = server_transport(server, base_dir, proxy_environment or {})
+        auth = _document_auth(server, transport)
+        if isinstance(auth, SourceStatus):
+            return auth
+        fetch = http_fetcher(
+            auth=auth,
+            auth_origin=_origin_of(server.base_url or server.spec) if auth else None,
+            destinations=destinations,
+            transport=transport,
+            server=server.id,
+            timeout=store.fetch_timeout,
+            max_bytes=store.max_bytes,
+        )
+        store = DocumentStore(
+            fetch=fetch,
+            cache_dir=store.cache_dir,
+            max_bytes=store.max_bytes,
+            fetch_timeout=store.fetch_timeout,
+        )
     uri = location_to_uri(server.spec, base_dir)
     started = time.time()
     try:
@@ -116,6 +135,7 @@ def load_server(server: Server, store: DocumentStore, base_dir: Path) -> SourceS
                 prefix=server.prefix or "",
                 include=_selection(server.include),
                 exclude=_selection(server.exclude),
+                destinations=destinations,
             )
     except DocumentError as exc:
         return SourceStatus(
@@ -128,14 +148,34 @@ def load_server(server: Server, store: DocumentStore, base_dir: Path) -> SourceS
     if server.output_schema == "publish":
         promised = tuple(replace(tool, output_promised=True) for tool in conversion.tools)
         conversion = replace(conversion, tools=promised)
+    refused = _refused_servers(server, conversion)
     return SourceStatus(
         id=server.id,
         kind="openapi",
         location=uri_to_display(uri),
         loaded_at=started,
-        conversion=conversion,
+        conversion=replace(conversion, notes=(*conversion.notes, *refused)),
         digest=store.digest(touched),
     )
+
+
+def _refused_servers(server: Server, conversion: Conversion) -> list[Note]:
+    """A note for each server URL the document names that its calls may not go to."""
+    named = sorted({t.http.base_url for t in conversion.tools if t.http.base_url})
+    policy = destinations_of(server, named)
+    notes = []
+    for url in named:
+        reason = policy.refusal(url)
+        if reason is not None:
+            count = sum(1 for t in conversion.tools if t.http.base_url == url)
+            notes.append(
+                Note(
+                    kind="destination-refused",
+                    message=f"the document sends the calls of {count} "
+                    f"tool{'' if count == 1 else 's'} to {url}; they are refused: {reason}",
+                )
+            )
+    return notes
 
 
 def build_catalog(sources: Iterable[SourceStatus]) -> Catalog:
@@ -188,22 +228,23 @@ def load_sources(
     config: Config, store: DocumentStore, modules: ModuleCache | None = None
 ) -> list[SourceStatus]:
     """Every source of the config, loaded or with the error that keeps it down."""
-    statuses = [load_server(server, store, config.base_dir) for server in config.servers]
+    proxies = config.proxy_environment
+    statuses = [load_server(s, store, config.base_dir, proxies) for s in config.servers]
     statuses.extend(load_local(entry, config.base_dir, modules) for entry in config.tools)
     return statuses
 
 
-def _document_auth(server: Server) -> AuthParts | SourceStatus | None:
+def _document_auth(server: Server, transport: Transport) -> AuthParts | SourceStatus | None:
     """The credentials to fetch a server's document with, when it lives on the API's origin
     (`base_url`'s; without one, calls go to the document's own origin)."""
     if server.auth is None and not server.headers:
         return None
-    if not server.spec.lower().startswith(("http://", "https://")):
+    if not is_url(server.spec):
         return None
     if server.base_url and _origin_of(server.spec) != _origin_of(server.base_url):
         return None
     try:
-        return _run(_fetch_auth(server))
+        return _run(_fetch_auth(server, transport))
     except ConfigError:
         return None  # e.g. an API key whose place only the document itself can tell
     except ToolbridgeError as exc:
@@ -216,8 +257,9 @@ def _document_auth(server: Server) -> AuthParts | SourceStatus | None:
         )
 
 
-async def _fetch_auth(server: Server) -> AuthParts:
-    upstream = make_upstream("httpx")  # a client of this loop's own, closed right after
+async def _fetch_auth(server: Server, transport: Transport) -> AuthParts:
+    # A client of this loop's own, closed right after.
+    upstream = make_upstream() if transport.plain else open_client(transport, server.id)
     try:
         return await Credentials(server, {}, upstream=upstream).parts(None, {})
     finally:

@@ -4,24 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    FileResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
 from tests.e2e.conftest import live_server
+from tests.raw_servers import RawServer
 from toolbridge import cli
 from toolbridge.config import Config, Server
 from toolbridge.errors import DocumentError
+from toolbridge.gateway import Gateway
 from toolbridge.openapi.convert import convert
-from toolbridge.openapi.documents import DocumentStore, http_fetcher
+from toolbridge.openapi.documents import DocumentStore
+from toolbridge.openapi.fetching import http_fetcher
 from toolbridge.registry import load_sources
+from toolbridge.upstream.clients import make_upstream
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 
@@ -41,6 +58,17 @@ async def slow(request: Request) -> Response:
 
 async def huge(request: Request) -> Response:
     return PlainTextResponse("x" * 200_000)
+
+
+async def drip(request: Request) -> Response:
+    """A whole document, one byte every 0.1 s: each read is quick, the whole takes minutes."""
+
+    async def one_byte_at_a_time() -> AsyncIterator[bytes]:
+        for byte in (SPECS / "demo.yaml").read_bytes():
+            yield bytes([byte])
+            await asyncio.sleep(0.1)
+
+    return StreamingResponse(one_byte_at_a_time(), media_type="application/yaml")
 
 
 async def redirect_here(request: Request) -> Response:
@@ -74,6 +102,7 @@ APP = Starlette(
     routes=[
         Route("/specs/{path:path}", spec_file),
         Route("/slow.yaml", slow),
+        Route("/drip.yaml", drip),
         Route("/huge.yaml", huge),
         Route("/moved.yaml", redirect_here),
         Route("/away.yaml", redirect_away),
@@ -123,12 +152,17 @@ def test_relative_server_url_resolves_against_the_document_url(base_url: str) ->
     ("path", "message"),
     [
         ("/specs/nothing.yaml", "fetch answered HTTP 404, expected 200"),
-        ("/away.yaml", "redirected off its origin to http://localhost:9/evil.yaml; not followed"),
+        (
+            "/away.yaml",
+            "redirected, and not followed: http://localhost:9 is not among this server's "
+            "destinations (BASE; no allowed_hosts; add the host to the server's allowed_hosts "
+            "to reach it)",
+        ),
         ("/huge.yaml", "larger than the 100000 byte limit for documents"),
-        ("/slow.yaml", "no answer within 0.5 s"),
+        ("/slow.yaml", "no complete answer within 0.5 s (the deadline for one document)"),
         (
             "/api/spec.yaml",
-            "answered with an HTML page (redirected to {url}/login?next=/api/spec.yaml), not an "
+            "answered with an HTML page (redirected to BASE/login?next=/api/spec.yaml), not an "
             "OpenAPI document; a login page? A document served behind the API's credentials is "
             "fetched with the server's `auth` and `headers` when it lies on the server's own "
             "origin",
@@ -141,7 +175,68 @@ def test_fetch_failures_name_the_url_and_what_happened(
     store = DocumentStore(fetch=http_fetcher(timeout=0.5, max_bytes=100_000))
     with pytest.raises(DocumentError) as caught:
         store.get(base_url + path)
-    assert str(caught.value) == f"{base_url}{path}: {message.format(url=base_url)}"
+    assert str(caught.value) == f"{base_url}{path}: {message.replace('BASE', base_url)}"
+
+
+async def dripping_headers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A status line, then a header one byte every 0.1 s: the head never ends."""
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+    while True:
+        writer.write(b"a")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("how", ["body", "headers"])
+def test_one_deadline_bounds_a_whole_fetch(base_url: str, how: str) -> None:
+    """A server that keeps sending, a byte at a time, is cut at the deadline all the same."""
+    fetch = http_fetcher(timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(DocumentError) as caught, RawServer(dripping_headers) as headers:
+        fetch(f"{base_url}/drip.yaml" if how == "body" else f"{headers.url}/drip.yaml")
+    elapsed = time.monotonic() - started
+    assert str(caught.value).endswith(
+        ": no complete answer within 1 s (the deadline for one document)"
+    )
+    assert elapsed < 2.0
+
+
+def test_a_sources_fetches_share_a_budget(base_url: str) -> None:
+    fetch = http_fetcher(timeout=5.0, budget=1.0)
+    started = time.monotonic()
+    with pytest.raises(DocumentError) as first:
+        fetch(f"{base_url}/slow.yaml")
+    with pytest.raises(DocumentError) as second:
+        fetch(f"{base_url}/specs/demo.yaml")
+    assert time.monotonic() - started < 2.0
+    assert str(first.value).startswith(f"{base_url}/slow.yaml: no complete answer within 0.9")
+    assert str(second.value) == (
+        f"{base_url}/specs/demo.yaml: not fetched: this source's documents took over 1 s in all"
+    )
+
+
+@pytest.mark.anyio
+async def test_a_slow_document_holds_neither_startup_nor_a_reload(base_url: str) -> None:
+    """The dripping document's source is down after its deadline; the others serve."""
+    servers = (
+        Server(id="dripping", spec=f"{base_url}/drip.yaml"),
+        Server(id="demo", spec=f"{base_url}/specs/demo.yaml", base_url="http://127.0.0.1:9"),
+    )
+    gateway = Gateway(
+        Config(servers=servers, base_dir=Path.cwd()),
+        upstream=make_upstream(),
+        store=DocumentStore(fetch_timeout=1.0),
+    )
+    started = time.monotonic()
+    dripping, demo = gateway.load().sources
+    loaded = time.monotonic() - started
+    async with gateway:
+        changes = await gateway.reload()
+    reloaded = time.monotonic() - started - loaded
+    message = f"{base_url}/drip.yaml: no complete answer within 1 s (the deadline for one document)"
+    assert (dripping.error, demo.error, changes.count) == (message, None, 6)
+    assert (loaded < 2.5, reloaded < 2.5) == (True, True)
 
 
 def test_without_servers_calls_go_to_the_documents_own_origin(base_url: str) -> None:

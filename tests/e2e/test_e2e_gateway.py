@@ -18,7 +18,7 @@ import httpx2
 import pytest
 
 from tests.fake_upstream import create_upstream
-from toolbridge.config import load_config
+from toolbridge.config_file import load_config
 from toolbridge.gateway import Gateway
 from toolbridge.serve.app import create_app
 from toolbridge.serve.loopback import LoopbackServer

@@ -17,7 +17,7 @@ import pytest
 from httpbin import app as httpbin_app  # type: ignore[import-untyped]
 from werkzeug.serving import make_server
 
-from toolbridge.config import load_config
+from toolbridge.config_file import load_config
 from toolbridge.gateway import Gateway
 from toolbridge.serve.app import create_app
 from toolbridge.serve.loopback import LoopbackServer

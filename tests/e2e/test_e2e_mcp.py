@@ -35,7 +35,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from toolbridge.config import Config, load_config
+from toolbridge.config import Config
+from toolbridge.config_file import load_config
 from toolbridge.demo.service import create_demo_app
 from toolbridge.gateway import Gateway
 from toolbridge.serve.loopback import LoopbackServer

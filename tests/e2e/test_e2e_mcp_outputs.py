@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from tests.e2e.conftest import live_server
 from toolbridge.calllog import CallLog
-from toolbridge.config import load_config
+from toolbridge.config_file import load_config
 from toolbridge.gateway import Gateway
 from toolbridge.serve.app import create_app
 from toolbridge.serve.loopback import LoopbackServer

@@ -12,7 +12,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from toolbridge.config import load_config
+from toolbridge.config_file import load_config
 from toolbridge.demo import demo_config
 from toolbridge.demo.service import create_demo_app
 from toolbridge.gateway import Gateway

@@ -12,7 +12,7 @@ import pytest
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from toolbridge.config import load_config
+from toolbridge.config_file import load_config
 from toolbridge.demo.service import create_demo_app
 from toolbridge.gateway import Gateway
 from toolbridge.serve.app import create_app

@@ -19,7 +19,6 @@ from toolbridge.errors import DocumentError
 from toolbridge.openapi.convert import convert
 from toolbridge.openapi.documents import (
     CACHE_VERSION,
-    MAX_DEPTH,
     DocumentStore,
     cache_dir_from,
     location_to_uri,
@@ -27,6 +26,7 @@ from toolbridge.openapi.documents import (
     resolve_pointer,
     uri_to_display,
 )
+from toolbridge.openapi.yaml_limits import MAX_DEPTH
 from toolbridge.tools import Note
 
 YAML_URI = "https://example.com/openapi.yaml"
@@ -213,8 +213,10 @@ def test_alias_bomb_is_refused() -> None:
         lines.append(f"a{level}: &a{level} [{', '.join([f'*a{level - 1}'] * 9)}]")
     raw = "\n".join(lines).encode()
     assert error_of(raw) == (
-        "https://example.com/openapi.yaml: expands to more than 20000000 values "
-        "through YAML aliases (an alias bomb?)"
+        "https://example.com/openapi.yaml: YAML aliases expand too far (line 5): they add "
+        "15670 values and 41796 bytes of text by there; at most 10000 values and 1048576 "
+        "bytes may be added (what the document writes out itself, at least 10000 values and "
+        "1048576 bytes): an alias bomb?"
     )
 
 

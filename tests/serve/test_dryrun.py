@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 
 from toolbridge.config import Config
-from toolbridge.errors import InvalidArguments, ToolbridgeError, ToolNotFound, UpstreamUnavailable
+from toolbridge.errors import (
+    DestinationRefused,
+    InvalidArguments,
+    ToolbridgeError,
+    ToolNotFound,
+    UpstreamUnavailable,
+)
 from toolbridge.gateway import Gateway
 from toolbridge.policy import ANONYMOUS_ADMIN, Principal
 from toolbridge.serve.dryrun import dry_run, principal_for
@@ -187,6 +193,16 @@ async def test_a_server_without_a_base_url_says_so(tmp_path: Path) -> None:
     assert str(caught.value) == (
         "upstream 'bare': no base URL: set base_url in the config for this server "
         "(the document names no server)"
+    )
+
+
+async def test_a_destination_the_call_would_refuse_is_refused() -> None:
+    gateway = gateway_for({**NOTES, "base_url": "http://0xa9fea9fe/latest"})
+    with pytest.raises(DestinationRefused) as caught:
+        await dry_run(gateway, ANONYMOUS_ADMIN, "listNotes", {})
+    assert str(caught.value) == (
+        "upstream 'notes': refused: http://169.254.169.254:80 is a link-local address (cloud "
+        "metadata services live there); requests never go there"
     )
 
 

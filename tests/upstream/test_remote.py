@@ -738,6 +738,69 @@ def response(
                 truncated=True,
             ),
         ),
+        # bytes that are no text come back as base64 whatever the content type says
+        (
+            response(200, b"\x00" * 6, "text/plain"),
+            ToolResult(
+                ok=True,
+                status=200,
+                content_type="text/plain",
+                result={"base64": "AAAAAAAA", "size": 6, "content_type": "text/plain"},
+            ),
+        ),
+        (
+            response(200, b"\x00\x00\x00\x00"),
+            ToolResult(
+                ok=True,
+                status=200,
+                result={
+                    "base64": "AAAAAA==",
+                    "size": 4,
+                    "content_type": "application/octet-stream",
+                },
+            ),
+        ),
+        (
+            response(200, b'{"a": "\x00"}', "application/json"),
+            ToolResult(
+                ok=True,
+                status=200,
+                content_type="application/json",
+                result={
+                    "base64": "eyJhIjogIgAifQ==",
+                    "size": 10,
+                    "content_type": "application/json",
+                },
+            ),
+        ),
+        (
+            response(200, bytes(range(1, 9)) * 4 + b"text", "text/plain"),
+            ToolResult(
+                ok=True,
+                status=200,
+                content_type="text/plain",
+                result={
+                    "base64": "AQIDBAUGBwgBAgMEBQYHCAECAwQFBgcIAQIDBAUGBwh0ZXh0",
+                    "size": 36,
+                    "content_type": "text/plain",
+                },
+            ),
+        ),
+        (
+            response(200, "h\u00e9".encode("utf-16-le"), "text/plain; charset=utf-16-le"),
+            ToolResult(
+                ok=True, status=200, content_type="text/plain; charset=utf-16-le", result="h\u00e9"
+            ),
+        ),
+        (
+            response(200, b"line\tone\r\n\x1b[1mbold\x1b[0m\n", "text/plain"),
+            ToolResult(
+                ok=True,
+                status=200,
+                content_type="text/plain",
+                result="line\tone\r\n\x1b[1mbold\x1b[0m\n",
+            ),
+        ),
     ],
 )
 def test_shape_result(answer: UpstreamResponse, result: ToolResult) -> None:

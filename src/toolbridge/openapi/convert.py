@@ -37,6 +37,7 @@ from toolbridge.tools import (
     SecurityScheme,
     Tool,
 )
+from toolbridge.upstream.destinations import Destinations
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,10 +106,15 @@ def convert(
     prefix: str = "",
     include: Selection | None = None,
     exclude: Selection | None = None,
+    destinations: Destinations | None = None,
 ) -> Conversion:
-    """Load the document at `uri` and turn each (selected) operation into a tool."""
+    """Load the document at `uri` and turn each (selected) operation into a tool.
+
+    `destinations`: the hosts remote `$ref`s may be fetched from (a server's policy); without
+    it, the document's own origin only.
+    """
     try:
-        return _convert(store, uri, source, base_url, prefix, include, exclude)
+        return _convert(store, uri, source, base_url, prefix, include, exclude, destinations)
     except RecursionError as exc:
         # JSON may nest up to orjson's 1024 levels; schemas that deep cannot be walked.
         raise DocumentError(uri_to_display(uri), "schemas nested too deeply to convert") from exc
@@ -122,13 +128,14 @@ def _convert(
     prefix: str,
     include: Selection | None,
     exclude: Selection | None,
+    destinations: Destinations | None,
 ) -> Conversion:
     document = store.get(uri).data
     display = uri_to_display(uri)
     if not isinstance(document, dict):
         raise DocumentError(display, "expected an OpenAPI document (a mapping) at the top level")
     version, notes = _version(document, display)
-    refs = References(store, uri)
+    refs = References(store, uri, destinations)
     doc = _Document(
         uri=uri,
         data=document,

@@ -1,9 +1,11 @@
 """Reading OpenAPI documents: files or http(s) URLs, JSON or YAML, and the files their `$ref`s name.
 
 YAML is read as real documents contain it: the YAML 1.2 core scalars (so `2020-01-01` stays a
-string and `on:` stays a key), integer response codes as string keys, anchors with a budget
-against alias bombs, and deep nesting as a clear error. Parsed YAML is cached on disk, keyed by
-the hash of its bytes, because parsing YAML costs about 90 times as much as parsing JSON.
+string and `on:` stays a key), integer response codes as string keys, anchors within limits
+against alias bombs, and deep nesting as a clear error (`yaml_limits`). URLs are read by a
+`Fetcher` (`fetching`: deadlines, destinations, the server's transport). Parsed YAML is cached
+on disk, keyed by the hash of its bytes, because parsing YAML costs about 90 times as much as
+parsing JSON.
 Nothing here knows what OpenAPI means; `convert.py` does.
 """
 
@@ -16,33 +18,32 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
-from urllib.parse import unquote, urldefrag, urlencode, urljoin, urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import unquote, urldefrag, urlsplit
 
-import httpx2
 import orjson
 import yaml
 
 from toolbridge.errors import DocumentError
-from toolbridge.upstream.seam import AuthParts
+from toolbridge.openapi.fetching import (
+    FETCH_TIMEOUT,
+    MAX_DOCUMENT_BYTES,
+    Fetcher,
+    http_fetcher,
+)
+from toolbridge.openapi.yaml_limits import MAX_DEPTH, check_yaml_shape
 from toolbridge.yaml_loader import YamlLoader
 
 logger = logging.getLogger(__name__)
 
-MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
-MAX_DEPTH = 256
-"""Deeper nesting is refused: no real document comes close, and it keeps recursion safe."""
 MAX_EXPANDED_NODES = 20_000_000
 """Values reachable through YAML aliases, counted with repeats: the budget against alias bombs."""
-FETCH_TIMEOUT = 30.0
-CACHE_VERSION = b"toolbridge-yaml-1"
-
-Fetcher = Callable[[str], bytes]
-"""Reads the bytes at an http(s) URL; raises DocumentError when it cannot."""
+CACHE_VERSION = b"toolbridge-yaml-2"
+"""Part of every cache key: a new version when what a parse refuses changes (alias limits)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,100 +79,6 @@ def uri_to_display(uri: str) -> str:
     return uri
 
 
-def http_fetcher(
-    *,
-    timeout: float = FETCH_TIMEOUT,
-    max_bytes: int = MAX_DOCUMENT_BYTES,
-    auth: AuthParts | None = None,
-    auth_origin: str | None = None,
-) -> Fetcher:
-    """A fetcher for document URLs: bounded in time and size, redirects only within the origin.
-
-    With `auth`, requests to `auth_origin` (`scheme://host:port` of the API itself: many
-    services serve their description behind the same credentials) carry those credentials;
-    requests anywhere else never do.
-    """
-
-    def fetch(url: str) -> bytes:
-        origin = urlsplit(url)[:2]
-        current = url
-        with httpx2.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
-            for _ in range(5):
-                headers, target_url = _with_auth(current, auth, auth_origin)
-                try:
-                    with client.stream("GET", target_url, headers=headers) as response:
-                        if response.is_redirect:
-                            target = urljoin(current, response.headers.get("location", ""))
-                            if urlsplit(target)[:2] != origin:
-                                raise DocumentError(
-                                    url, f"redirected off its origin to {target}; not followed"
-                                )
-                            current = target
-                            continue
-                        if response.status_code != 200:
-                            raise DocumentError(
-                                url, f"fetch answered HTTP {response.status_code}, expected 200"
-                            )
-                        chunks: list[bytes] = []
-                        size = 0
-                        for chunk in response.iter_bytes():
-                            size += len(chunk)
-                            if size > max_bytes:
-                                raise DocumentError(
-                                    url, f"larger than the {max_bytes} byte limit for documents"
-                                )
-                            chunks.append(chunk)
-                        body = b"".join(chunks)
-                        _refuse_html(url, current, response.headers.get("content-type"), body)
-                        return body
-                except httpx2.TimeoutException as exc:
-                    raise DocumentError(url, f"no answer within {timeout:g} s") from exc
-                except httpx2.HTTPError as exc:
-                    raise DocumentError(url, f"could not be fetched: {exc}") from exc
-        raise DocumentError(url, "too many redirects")
-
-    return fetch
-
-
-def _refuse_html(url: str, final: str, content_type: str | None, body: bytes) -> None:
-    """An HTML page where a document was expected is named as what it is: most often a login
-    page that a document behind credentials redirects to."""
-    start = body[:512].lstrip().lower()
-    if not (
-        (content_type or "").lower().startswith("text/html")
-        or start.startswith((b"<!doctype html", b"<html"))
-    ):
-        return
-    where = f" (redirected to {final})" if final != url else ""
-    raise DocumentError(
-        url,
-        f"answered with an HTML page{where}, not an OpenAPI document; a login page? A document "
-        "served behind the API's credentials is fetched with the server's `auth` and `headers` "
-        "when it lies on the server's own origin",
-    )
-
-
-def _with_auth(
-    url: str, auth: AuthParts | None, auth_origin: str | None
-) -> tuple[list[tuple[str, str]], str]:
-    if auth is None or auth_origin is None or _origin(url) != auth_origin.rstrip("/"):
-        return [], url
-    headers = list(auth.headers)
-    if auth.cookies:
-        headers.append(("Cookie", "; ".join(f"{k}={v}" for k, v in auth.cookies)))
-    if auth.query:
-        parts = urlsplit(url)
-        query = "&".join(filter(None, [parts.query, urlencode(list(auth.query))]))
-        url = urlunsplit(parts._replace(query=query))
-    return headers, url
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{parts.scheme}://{parts.hostname}:{port}"
-
-
 def cache_dir_from(environ: dict[str, str] | os._Environ[str]) -> Path | None:
     """Where parsed YAML is cached: TOOLBRIDGE_CACHE_DIR, else the user's cache folder."""
     explicit = environ.get("TOOLBRIDGE_CACHE_DIR")
@@ -190,10 +97,14 @@ class DocumentStore:
         fetch: Fetcher | None = None,
         cache_dir: Path | None = None,
         max_bytes: int = MAX_DOCUMENT_BYTES,
+        fetch_timeout: float = FETCH_TIMEOUT,
     ) -> None:
-        self._fetch = fetch or http_fetcher(max_bytes=max_bytes)
+        """`max_bytes` and `fetch_timeout` bound each document (also those a server's own
+        fetcher reads, which the registry builds with these limits)."""
+        self._fetch = fetch or http_fetcher(max_bytes=max_bytes, timeout=fetch_timeout)
         self.cache_dir = cache_dir
-        self._max_bytes = max_bytes
+        self.max_bytes = self._max_bytes = max_bytes
+        self.fetch_timeout = fetch_timeout
         self._documents: dict[str, Document] = {}
         self._failures: dict[str, DocumentError] = {}
         self._touched: set[str] | None = None
@@ -299,7 +210,7 @@ def _parse_yaml(raw: bytes, display: str, cache_dir: Path | None) -> Any:
     if cached is not None:
         return cached
     try:
-        _check_yaml_depth(raw, display)
+        check_yaml_shape(raw, display)
         loaded = yaml.load(raw, Loader=YamlLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
@@ -314,37 +225,6 @@ def _parse_yaml(raw: bytes, display: str, cache_dir: Path | None) -> Any:
     if normalizer.json_safe:
         _cache_write(cache_dir, key, data)
     return data
-
-
-def _check_yaml_depth(raw: bytes, display: str) -> None:
-    """Refuse deep nesting before composing: the C composer recurses and can crash the process.
-
-    Reading the event stream is iterative and costs a fraction of a full load; it runs only
-    when a document is not in the parse cache.
-    """
-    depth = 0
-    starts = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
-    ends = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
-    try:
-        for event in yaml.parse(raw, Loader=YamlLoader):
-            if isinstance(event, starts):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    _too_deep(display, event.start_mark)
-            elif isinstance(event, ends):
-                depth -= 1
-    except yaml.MarkedYAMLError as exc:
-        # PyYAML 6.0.4 and later refuse deep flow nesting in the scanner, with their own
-        # wording; the user sees ours, whichever PyYAML is installed.
-        if "nesting depth" in str(exc.problem):
-            _too_deep(display, exc.problem_mark)
-        raise
-
-
-def _too_deep(display: str, mark: Any) -> NoReturn:
-    """Raise our error for too deep nesting; `mark` is PyYAML's (Python or C) position or None."""
-    where = f" (line {mark.line + 1})" if mark else ""
-    raise DocumentError(display, f"nested deeper than {MAX_DEPTH} levels{where}")
 
 
 class _Normalizer:

@@ -1,7 +1,8 @@
 """`$ref`s followed across the documents of one source: where a reference points, and what is there.
 
-Knows JSON pointers and which documents a source may reach (files, and URLs for URL sources); it
-does not know what a schema is (`definitions` and `keywords` translate what it finds).
+Knows JSON pointers and which documents a source may reach (files, and for URL sources the URLs
+on its destinations: the document's origin and the server's `allowed_hosts`); it does not know
+what a schema is (`definitions` and `keywords` translate what it finds).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 from toolbridge.errors import DocumentError
 from toolbridge.openapi.documents import DocumentStore, resolve_pointer, uri_to_display
+from toolbridge.upstream.destinations import Destinations
 
 MAX_REF_CHAIN = 32
 
@@ -22,10 +24,15 @@ class RefError(Exception):
 class References:
     """Follows `$ref`s across the documents of one source (files and, for URL sources, URLs)."""
 
-    def __init__(self, store: DocumentStore, root_uri: str) -> None:
+    def __init__(
+        self, store: DocumentStore, root_uri: str, destinations: Destinations | None = None
+    ) -> None:
+        """`destinations`: where remote documents may be fetched from (without it, the root
+        document's origin only)."""
         self.store = store
         self.root_uri = root_uri
         self.remote_allowed = urlsplit(root_uri).scheme in ("http", "https")
+        self.destinations = destinations or Destinations.of("document", [root_uri])
         self._located: dict[tuple[str, str], tuple[str, str]] = {}
 
     def locate(self, ref: Any, base_uri: str) -> tuple[str, str]:
@@ -47,6 +54,10 @@ class References:
         scheme = urlsplit(uri).scheme
         if scheme in ("http", "https") and not self.remote_allowed:
             raise RefError("remote reference not followed for a document read from a file")
+        if scheme in ("http", "https"):
+            refusal = self.destinations.refusal(uri)
+            if refusal is not None:
+                raise RefError(f"remote reference not followed: {refusal}")
         if scheme == "file" and urlsplit(base_uri).scheme != "file":
             raise RefError("a document read from a URL may not refer to local files")
         return uri, unquote(fragment)

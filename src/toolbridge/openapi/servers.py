@@ -35,9 +35,10 @@ def server_url(
             if isinstance(servers, list) and servers and isinstance(servers[0], dict):
                 url = _expand_server(servers[0])
                 break
-    url = url or "/"
     if urlsplit(uri).scheme in ("http", "https"):
-        return urljoin(uri, url)
+        # OpenAPI: without `servers`, the server is `/`, relative to the document's URL.
+        return urljoin(uri, "/" if url is None else url)
+    url = url or "/"
     return url if urlsplit(url).scheme in ("http", "https") else None
 
 

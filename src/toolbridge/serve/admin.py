@@ -26,7 +26,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from toolbridge.config import LocalTools, Server, validate_entry
+from toolbridge.config import LocalTools, Server
+from toolbridge.config_file import validate_entry
 from toolbridge.errors import (
     BadRequest,
     ConfigError,
@@ -37,7 +38,8 @@ from toolbridge.errors import (
 )
 from toolbridge.gateway import Gateway
 from toolbridge.local.loader import load_tools
-from toolbridge.openapi.documents import DocumentStore, http_fetcher
+from toolbridge.openapi.documents import DocumentStore
+from toolbridge.openapi.fetching import http_fetcher
 from toolbridge.policy import Principal
 from toolbridge.registry import load_server
 from toolbridge.serve.live import Live
@@ -77,7 +79,7 @@ class Admin:
         self._not_taken(server.id)
         await self._trial_server(entry, document)
         record = await store.servers.create(entry, document=document, by=principal.id)
-        return 201, {"server": _server_json(record), **await self._applied()}
+        return 201, {"server": _server_json(record), **await self._applied(server.id)}
 
     async def update_server(self, principal: Principal, ident: str, body: Any) -> Answer:
         store = self._store(principal)
@@ -88,14 +90,14 @@ class Admin:
         record = await store.servers.update(entry, document=document, by=principal.id)
         if record is None:
             raise ToolNotFound(f"no server {ident!r} was registered through the API")
-        return 200, {"server": _server_json(record), **await self._applied()}
+        return 200, {"server": _server_json(record), **await self._applied(ident)}
 
     async def delete_server(self, principal: Principal, ident: str) -> Answer:
         store = self._store(principal)
         self._writable(ident, "server")
         if not await store.servers.delete(ident, by=principal.id):
             raise ToolNotFound(f"no server {ident!r} was registered through the API")
-        return 200, {"deleted": ident, **await self._applied()}
+        return 200, {"deleted": ident, **await self._applied(ident)}
 
     # -- local tools -----------------------------------------------------------------------
 
@@ -115,7 +117,7 @@ class Admin:
         record = await store.tools.create(
             tool_id, content, entry, valves=valves, secret=secret, by=principal.id
         )
-        return 201, {"tool": _tool_json(record, valves), **await self._applied()}
+        return 201, {"tool": _tool_json(record, valves), **await self._applied(tool_id)}
 
     async def update_tool(self, principal: Principal, ident: str, body: Any) -> Answer:
         store = self._store(principal)
@@ -127,14 +129,14 @@ class Admin:
         )
         if record is None:
             raise ToolNotFound(f"no tools entry {ident!r} was registered through the API")
-        return 200, {"tool": _tool_json(record, valves), **await self._applied()}
+        return 200, {"tool": _tool_json(record, valves), **await self._applied(tool_id)}
 
     async def delete_tool(self, principal: Principal, ident: str) -> Answer:
         store = self._store(principal)
         self._writable(ident, "tools")
         if not await store.tools.delete(ident, by=principal.id):
             raise ToolNotFound(f"no tools entry {ident!r} was registered through the API")
-        return 200, {"deleted": ident, **await self._applied()}
+        return 200, {"deleted": ident, **await self._applied(ident)}
 
     async def import_tool(self, principal: Principal, body: Any) -> Answer:
         """`{id, url, sha256, ...entry}`: the file at `url`, taken only if its sha256 is that."""
@@ -175,7 +177,8 @@ class Admin:
         entry = {k: v for k, v in stored.entry.items() if k != "valves"}
         await self._trial_tool(ident, stored.content, entry, values)
         await store.tools.put_valves(ident, values, secret=secret, by=principal.id)
-        return 200, {"tool": ident, "valves": _redacted(values, secret), **await self._applied()}
+        shown = _redacted(values, secret)
+        return 200, {"tool": ident, "valves": shown, **await self._applied(ident)}
 
     async def audit(self, principal: Principal) -> Answer:
         """The newest entries of the admin audit log: who changed what, when (no values)."""
@@ -257,11 +260,12 @@ class Admin:
         except SourceError as exc:
             raise ConfigError(f"tools[{ident}]: the file cannot be loaded: {exc}") from None
 
-    async def _applied(self) -> dict[str, Any]:
-        """Read the registered sources again and apply what changed, here and on siblings."""
+    async def _applied(self, ident: str) -> dict[str, Any]:
+        """Read the registered sources again and apply the one just written (and whatever else
+        changed meanwhile), here and on the sibling workers."""
         assert self.shared is not None
-        changed = await self.shared.refresh()
-        return {"changes": await self.live.sources_registered(changed)} if changed else {}
+        changed = await self.shared.refresh() | {ident}
+        return {"changes": await self.live.sources_registered(frozenset(changed))}
 
     def _from_file(self, entry: Server | LocalTools) -> dict[str, Any]:
         dumped = entry.model_dump(mode="json", by_alias=True, exclude_defaults=True)

@@ -30,6 +30,7 @@ from toolbridge.errors import (
     RateLimited,
     ToolbridgeError,
     Unauthenticated,
+    UpstreamBusy,
     error_body,
     error_status,
 )
@@ -72,7 +73,7 @@ def error_parts(exc: ToolbridgeError) -> tuple[int, dict[str, Any], dict[str, st
     headers: dict[str, str] = {}
     if isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="toolbridge"'
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | UpstreamBusy):
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return status, error_body(exc), headers
 

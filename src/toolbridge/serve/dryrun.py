@@ -24,6 +24,7 @@ from toolbridge.tools import HttpOperation, PythonFunction, SecurityScheme, Tool
 from toolbridge.upstream.credentials import Credentials
 from toolbridge.upstream.curl import curl_line
 from toolbridge.upstream.request import build_request
+from toolbridge.upstream.routes import destinations_of
 from toolbridge.upstream.seam import Timeouts, UpstreamRequest, UpstreamResponse
 
 
@@ -31,7 +32,8 @@ async def dry_run(gateway: Gateway, principal: Principal, name: str, arguments: 
     """What calling `name` with `arguments` would do, for a person to read (or paste in a shell).
 
     Raises what the call would raise before sending anything: ToolNotFound, InvalidArguments,
-    UpstreamUnavailable for a server without a usable base URL.
+    UpstreamUnavailable for a server without a usable base URL, DestinationRefused for a
+    destination the server may not reach.
     """
     tool = gateway.tool(principal, name)
     match tool.target:
@@ -80,6 +82,8 @@ async def _http(gateway: Gateway, tool: Tool, op: HttpOperation, arguments: Any)
     credentials = Credentials(server, schemes, upstream=_Unsent(), operations=operations)
     parts = await credentials.parts(op)
     request = build_request(op, checked, base_url=op.base_url, auth=parts, tool=tool.name)
+    # A request the call would refuse to send is refused here too (DestinationRefused).
+    destinations_of(server, [o.base_url for o in operations if o.base_url]).check(request.url)
     lines = []
     match server.auth:
         case OAuth2ClientCredentials():

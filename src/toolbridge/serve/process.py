@@ -23,7 +23,8 @@ from typing import Any
 import uvicorn
 
 from toolbridge.calllog import CallLog
-from toolbridge.config import Config, load_config
+from toolbridge.config import Config
+from toolbridge.config_file import load_config
 from toolbridge.demo import demo_config
 from toolbridge.demo.service import create_demo_app
 from toolbridge.gateway import Gateway

@@ -50,6 +50,7 @@ class Shared:
         self.store: Store | None = None
         self.registered = Registered()
         self.users = UserData(self._stored_valves, self._stored_credential)
+        self._refreshing = asyncio.Lock()  # the admin API and the feed may both ask at once
 
     def merged(self, config: Config) -> Config:
         """`config` with the registered sources (as last read from the store)."""
@@ -64,15 +65,16 @@ class Shared:
     async def refresh(self) -> frozenset[str]:
         """Read the registered sources again; the ids of those that changed."""
         store = self.require()
-        servers = await store.servers.in_clear()
-        tools = await store.tools.in_clear()
-        fresh = await asyncio.to_thread(materialize, servers, tools, self.folder)
-        before: dict[str, object] = {s.id: s for s in self.registered.servers}
-        before.update({t.id: t for t in self.registered.tools})
-        after: dict[str, object] = {s.id: s for s in fresh.servers}
-        after.update({t.id: t for t in fresh.tools})
-        changed = {i for i in before.keys() | after.keys() if before.get(i) != after.get(i)}
-        self.registered = fresh
+        async with self._refreshing:
+            servers = await store.servers.in_clear()
+            tools = await store.tools.in_clear()
+            fresh = await asyncio.to_thread(materialize, servers, tools, self.folder)
+            before: dict[str, object] = {s.id: s for s in self.registered.servers}
+            before.update({t.id: t for t in self.registered.tools})
+            after: dict[str, object] = {s.id: s for s in fresh.servers}
+            after.update({t.id: t for t in fresh.tools})
+            changed = {i for i in before.keys() | after.keys() if before.get(i) != after.get(i)}
+            self.registered = fresh
         return frozenset(changed)
 
     async def announce_reload(self, by: str) -> None:

@@ -12,12 +12,15 @@ error (never the others).
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolbridge.config import Config, LocalTools, Server, validate_entry
+from toolbridge.config import Config, LocalTools, Server
+from toolbridge.config_file import validate_entry
 from toolbridge.errors import ConfigError
 from toolbridge.state.values import ServerInClear, ToolInClear
 
@@ -94,7 +97,8 @@ def _write(folder: Path, ident: str, suffix: str, content: bytes) -> Path:
             return path
     except OSError:
         pass
-    temporary = folder / f".{ident}{suffix}.tmp"
-    temporary.write_bytes(content)
-    temporary.replace(path)  # a loader never reads it half-written
+    handle, name = tempfile.mkstemp(prefix=f".{ident}", suffix=suffix, dir=folder)
+    with os.fdopen(handle, "wb") as temporary:
+        temporary.write(content)
+    os.replace(name, path)  # a loader never reads it half-written
     return path

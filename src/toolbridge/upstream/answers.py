@@ -1,6 +1,8 @@
 """Answer shaping: the upstream's answer turned into the `ToolResult` the model reads, by its
 content type (JSON parsed, text decoded in its charset, other bytes as base64), marked when it was
-cut at the size cap. A pure function of the response: sending and redirects are `remote`'s.
+cut at the size cap. Bytes that are not text whatever the content type claims (a NUL, or mostly
+control characters) come back as base64 too, never as escaped text. A pure function of the
+response: sending and redirects are `remote`'s.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from toolbridge.upstream.media_types import CHARSET, is_json_type
 from toolbridge.upstream.seam import UpstreamResponse
 
 _TEXT_SUFFIXES = ("+xml", "+yaml", "/xml", "/yaml", "/x-yaml", "/javascript", "/x-ndjson", "/csv")
+_CONTROLS = bytes([*range(9), 11, *range(14, 27), *range(28, 32), 127])
+"""C0 controls (and DEL) that text does not hold: not TAB, LF, FF, CR or ESC."""
+_SNIFFED = 8192
+"""How much of a body is looked at to tell text from binary."""
 
 
 def shape_result(response: UpstreamResponse) -> ToolResult:
@@ -48,7 +54,7 @@ def _shaped_body(body: bytes, content_type: str | None, truncated: bool) -> Any:
         except orjson.JSONDecodeError:
             pass  # not JSON after all (or cut short): read it as text below
     textual = json_type or mime.startswith("text/") or mime.endswith(_TEXT_SUFFIXES)
-    if textual or (not mime and _utf8(body)):
+    if (textual or (not mime and _utf8(body))) and not _binary(body, content_type):
         return _decoded(body, content_type, truncated)
     return {
         "base64": base64.b64encode(body).decode("ascii"),
@@ -66,6 +72,18 @@ def _decoded(body: bytes, content_type: str | None, truncated: bool) -> str:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     # A cut answer may end inside a multi-byte character: leave that half out.
     return str(decoder.decode(body, final=not truncated))
+
+
+def _binary(body: bytes, content_type: str | None) -> bool:
+    """Whether bytes are no text: a NUL anywhere (outside UTF-16 and UTF-32, which hold them),
+    or more than one control character in ten at the start."""
+    match = CHARSET.search(content_type or "")
+    if match and match.group(1).lower().replace("-", "").startswith(("utf16", "utf32")):
+        return False
+    if b"\x00" in body:
+        return True
+    head = body[:_SNIFFED]
+    return len(head.translate(None, _CONTROLS)) * 10 < len(head) * 9
 
 
 def _utf8(body: bytes) -> bool:

@@ -1,5 +1,6 @@
-"""The real `Upstream`s by name: our own HTTP/1.1 client (http11.py, the default), and the
-network seam over aiohttp's client and over httpx2, kept to measure ours against.
+"""The real `Upstream`s by name: our own HTTP/1.1 client (http11.py, the default), the network
+seam over aiohttp's client (what a server whose requests go through a proxy uses, see
+`transport`), and over httpx2, kept only to measure ours against.
 
 All pool keep-alive connections per origin, never follow redirects, keep no cookies, ignore
 proxy variables unless asked, ask for and decode the content codings `encodings` knows (gzip,
@@ -11,25 +12,41 @@ client's own exceptions carry the whole URL, and aiohttp's the request headers t
 builds requests: they send the bytes `UpstreamRequest` holds. `bench/proxy.py` measured ours
 at 1.24 to 1.35 times aiohttp's requests per second (half its CPU time a call) and aiohttp at
 3 to 7 times httpx2's.
+proxy variables (a proxy is given explicitly, per request), decode gzip and deflate, read at
+most `max_bytes` of a body, cap the answer's headers, and turn every failure to reach the
+upstream into `UpstreamUnavailable`, whose message names only `scheme://host:port` (query
+strings may carry secrets). That error is raised `from None`: the client's own exceptions carry
+the whole URL, and aiohttp's the request headers too. Ours and aiohttp's connect only to
+addresses `resolver` checked (aiohttp through `GuardedResolver`); httpx2's does not, which is
+one reason it carries no traffic. None builds requests: they send the bytes `UpstreamRequest`
+holds. `bench/proxy.py` measured ours at 1.24 to 1.35 times aiohttp's requests per second (half
+its CPU time a call) and aiohttp at 3 to 7 times httpx2's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Literal
 
 import aiohttp
+import aiohttp.abc
+import aiohttp.resolver
 import httpx2
 from yarl import URL
 
 from toolbridge import __version__
+from toolbridge.hosts import address_of
 from toolbridge.upstream.encodings import ACCEPT_ENCODING, CappedBody, EncodingError
 from toolbridge.upstream.http11 import Http11Upstream
+from toolbridge.upstream.resolver import RefusedAddress, checked, checked_host
 from toolbridge.upstream.seam import (
+    MAX_RESPONSE_HEAD_BYTES,
+    MAX_RESPONSE_HEADERS,
     Headers,
     Timeouts,
     Upstream,
@@ -67,15 +84,52 @@ class Pool:
 
 DEFAULT_POOL = Pool()
 
+ProxyChoice = Callable[[str], str | None]
+"""The proxy URL a request to this URL goes through, or None to connect directly."""
+
+
+class GuardedResolver(aiohttp.abc.AbstractResolver):
+    """aiohttp's resolver, but each address it hands the connector has passed `checked`, and a
+    host that is an address in any spelling (`2130706433`) is read as that address."""
+
+    def __init__(self) -> None:
+        self._inner = aiohttp.resolver.DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        canonical = checked_host(host)  # raises RefusedAddress, an OSError aiohttp reports
+        ip = address_of(canonical)
+        if ip is not None:
+            numeric = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+            return [
+                aiohttp.abc.ResolveResult(
+                    hostname=canonical,
+                    host=canonical,
+                    port=port,
+                    family=numeric,
+                    proto=0,
+                    flags=socket.AI_NUMERICHOST,
+                )
+            ]
+        found = await self._inner.resolve(canonical, port, family)
+        allowed = set(checked(canonical, [(r["family"], r["host"]) for r in found]))
+        return [r for r in found if (r["family"], r["host"]) in allowed]
+
+    async def close(self) -> None:
+        await self._inner.close()
+
 
 class AiohttpUpstream:
     """Sends with one `aiohttp.ClientSession`, opened on the first request inside the loop.
 
-    Use it from one event loop; `aclose()` closes the pool (a later send opens a new one).
+    `proxy` picks, per request URL, the proxy it goes through (None: directly). Use it from one
+    event loop; `aclose()` closes the pool (a later send opens a new one).
     """
 
-    def __init__(self, pool: Pool = DEFAULT_POOL) -> None:
+    def __init__(self, pool: Pool = DEFAULT_POOL, *, proxy: ProxyChoice | None = None) -> None:
         self.pool = pool
+        self.proxy = proxy
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
 
@@ -85,6 +139,7 @@ class AiohttpUpstream:
             limit_per_host=self.pool.max_connections_per_host,
             keepalive_timeout=self.pool.keepalive_expiry,
             ssl=self.pool.verify,
+            resolver=GuardedResolver(),
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -94,6 +149,7 @@ class AiohttpUpstream:
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING},
             # A body goes out with the Content-Type the request says, or none: never a guess.
             skip_auto_headers=("Content-Type",),
+            max_headers=MAX_RESPONSE_HEADERS,
         )
         return self._session
 
@@ -108,16 +164,29 @@ class AiohttpUpstream:
         self, request: UpstreamRequest, *, timeouts: Timeouts, max_bytes: int
     ) -> UpstreamResponse:
         session = self._session or self._open()
+        # encoded=True: the bytes go out as built; yarl must not requote or drop `..`.
+        url = URL(request.url, encoded=True)
         try:
+            # Through a proxy the target is resolved there: its name and any address it spells
+            # are checked here (directly, GuardedResolver checks what the name resolves to).
+            # An address in another spelling (`127.1`) is sent in its own, which aiohttp reads.
+            host = checked_host(url.raw_host or "")
+            if host != url.raw_host and address_of(host) is not None:
+                url = url.with_host(host)
             async with session.request(
                 request.method,
-                # encoded=True: the bytes go out as built; yarl must not requote or drop `..`.
-                URL(request.url, encoded=True),
+                url,
                 headers=request.headers,
                 data=request.body,
                 allow_redirects=False,
                 timeout=self._timeout(timeouts),
+                proxy=self.proxy(request.url) if self.proxy is not None else None,
             ) as response:
+                head = sum(len(k) + len(v) + 4 for k, v in response.raw_headers)
+                if head > MAX_RESPONSE_HEAD_BYTES:
+                    response.close()
+                    limit = MAX_RESPONSE_HEAD_BYTES
+                    raise bad_answer(request, f"the answer's headers are longer than {limit} bytes")
                 body, truncated = await _read_aiohttp(response, max_bytes)
                 return UpstreamResponse(
                     status=response.status,
@@ -131,7 +200,7 @@ class AiohttpUpstream:
             raise timed_out(request, min(timeouts.connect, timeouts.total), True) from None
         except TimeoutError:
             raise timed_out(request, timeouts.total, False) from None
-        except aiohttp.ClientConnectorError as exc:
+        except (aiohttp.ClientConnectorError, RefusedAddress) as exc:
             raise unreachable(request, exc) from None
         except aiohttp.ClientResponseError as exc:
             # Its str() carries the full URL; the message alone says what was wrong.

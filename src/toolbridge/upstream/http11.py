@@ -8,13 +8,16 @@ separates the gateway from a bare proxy. It keeps a pool of idle keep-alive conn
 origin, decodes every content coding `encodings` knows (gzip, deflate, br, zstd) and refuses
 any other, cuts bodies at the size cap (closing that connection), and
 maps every failure to UpstreamUnavailable without the URL's path or query.
+origin, decodes gzip and deflate, cuts bodies at the size cap (closing that connection), refuses
+answers whose headers pass their caps, and maps every failure to UpstreamUnavailable without
+the URL's path or query. It resolves each host once per connection and connects to the address
+it checked (`resolver`), so a name that resolves to a link-local or metadata address is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import re
 import ssl
 import time
@@ -25,17 +28,21 @@ from urllib.parse import SplitResult, urlsplit
 import httptools
 
 from toolbridge.upstream.encodings import ACCEPT_ENCODING, Decoder, EncodingError
+from toolbridge.upstream.resolver import addresses, checked_host
 from toolbridge.upstream.seam import (
+    IDEMPOTENT,
+    MAX_RESPONSE_HEAD_BYTES,
+    MAX_RESPONSE_HEADERS,
     Headers,
     Timeouts,
     UpstreamRequest,
     UpstreamResponse,
     bad_answer,
+    reason_of,
     timed_out,
     unreachable,
 )
 
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _NOT_FORWARDED = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 _ORIGIN = re.compile(r"[^:]*://[^/?#]*")
 _CLOSED_BEFORE = "the connection closed before an answer"
@@ -97,6 +104,10 @@ class _Connection(asyncio.Protocol):
     max_bytes: int
     received: bool
     headers: list[tuple[bytes, bytes]]
+    head_bytes: int
+    """Bytes received before the headers were complete (a head still arriving)."""
+    head_size: int
+    """Bytes of the header fields parsed so far."""
     chunks: list[bytes]
     size: int
     headers_done: bool
@@ -128,6 +139,7 @@ class _Connection(asyncio.Protocol):
         self.received = self.headers_done = self.complete = False
         self.truncated = self.keep_alive = False
         self.headers = []
+        self.head_bytes = self.head_size = 0
         self.chunks = []
         self.size = 0
         self.decoder = None
@@ -154,6 +166,8 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         self.received = True
+        if not self.headers_done:
+            self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -166,6 +180,9 @@ class _Connection(asyncio.Protocol):
         else:
             if self.complete or self.truncated or (self.head_only and self.headers_done):
                 self._succeed()
+            elif not self.headers_done and self.head_bytes > MAX_RESPONSE_HEAD_BYTES:
+                limit = MAX_RESPONSE_HEAD_BYTES
+                self._fail(_BadAnswer(f"the answer's headers are longer than {limit} bytes"))
 
     def eof_received(self) -> None:
         self._ended(None)
@@ -176,6 +193,12 @@ class _Connection(asyncio.Protocol):
     # -- httptools calls these ------------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if len(self.headers) >= MAX_RESPONSE_HEADERS:
+            raise _BadAnswer(f"the answer has more than {MAX_RESPONSE_HEADERS} header fields")
+        self.head_size += len(name) + len(value) + 4
+        if self.head_size > MAX_RESPONSE_HEAD_BYTES:
+            limit = MAX_RESPONSE_HEAD_BYTES
+            raise _BadAnswer(f"the answer's headers are longer than {limit} bytes")
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -339,7 +362,7 @@ class Http11Upstream:
                         connection.close()
                         # An idle connection the server has just closed: try a fresh one, once,
                         # when sending again cannot do anything twice.
-                        retry = method in _IDEMPOTENT and _stale(exc)
+                        retry = method in IDEMPOTENT and _stale(exc)
                         if attempt == 1 and connection.reused and retry:
                             continue
                         raise
@@ -359,7 +382,7 @@ class Http11Upstream:
         except (OSError, ssl.SSLError) as exc:
             if connecting:
                 raise unreachable(request, exc) from None
-            raise bad_answer(request, _os_reason(exc)) from None
+            raise bad_answer(request, reason_of(exc)) from None
 
     def _head(self, request: UpstreamRequest, method: str, target: str, origin: _Origin) -> bytes:
         lines = [f"{request.method} {target} HTTP/1.1", origin.host]
@@ -398,14 +421,27 @@ class Http11Upstream:
         return None
 
     async def _open(self, loop: asyncio.AbstractEventLoop, key: _Key) -> _Connection:
+        """A connection to the first of the host's checked addresses that answers; the name is
+        resolved here once, and the certificate checked against it (never against the address)."""
         scheme, host, port = key
         context = None
         if scheme == "https":
             context = self._ssl or ssl.create_default_context()
-        _, connection = await loop.create_connection(
-            lambda: _Connection(loop), host, port, ssl=context
-        )
-        return connection
+        failure: OSError | None = None
+        for _, address in await addresses(host, port):
+            try:
+                _, connection = await loop.create_connection(
+                    lambda: _Connection(loop),
+                    address,
+                    port,
+                    ssl=context,
+                    server_hostname=checked_host(host) if context is not None else None,
+                )
+            except OSError as exc:
+                failure = exc
+                continue
+            return connection
+        raise failure or OSError(f"{host} has no address")
 
     async def aclose(self) -> None:
         for pool in self._pools.values():
@@ -425,12 +461,6 @@ def _stale(exc: BaseException) -> bool:
     if isinstance(exc, ConnectionError):
         return True
     return isinstance(exc, _BadAnswer) and str(exc) == _CLOSED_BEFORE
-
-
-def _os_reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and isinstance(exc.errno, int) and exc.errno > 0:
-        return os.strerror(exc.errno)
-    return type(exc).__name__
 
 
 def _decoded(raw: list[tuple[bytes, bytes]]) -> Headers:

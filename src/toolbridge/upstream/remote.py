@@ -1,12 +1,18 @@
 """One remote call: `invoke` builds the request (`request`), sends it, follows redirects that stay
-on the base URL's origin and under its base path, and shapes the answer (`answers`).
+on the base URL's origin and under its base path, sends an idempotent request once more when
+the upstream asks to be retried (503 or 429 with `Retry-After`) within the call's deadline, and
+shapes the answer (`answers`).
 
-The only I/O is `Upstream.send`. Nothing here validates arguments against the input schema (the
-gateway did that) or decides credentials (`AuthParts` arrive ready-made).
+The only I/O is `Upstream.send` (and the wait before a retry). Nothing here validates arguments
+against the input schema (the gateway did that) or decides credentials (`AuthParts` arrive
+ready-made); where requests may go is the `Upstream`'s to check (`routes`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
+import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -16,17 +22,22 @@ from toolbridge.tools import HttpOperation, ToolResult
 from toolbridge.upstream.answers import shape_result
 from toolbridge.upstream.request import Base, build_request, inside, split_base
 from toolbridge.upstream.seam import (
+    IDEMPOTENT,
     AuthParts,
     Headers,
     Timeouts,
     Upstream,
     UpstreamRequest,
     UpstreamResponse,
+    timed_out,
 )
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 """The default cap on an upstream answer's body; more is cut and marked truncated."""
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+RETRIED = frozenset({429, 503})
+"""Statuses after which an idempotent request is sent once more, when `Retry-After` says when
+and that moment falls within the call's deadline."""
 
 
 async def invoke(
@@ -42,7 +53,8 @@ async def invoke(
     max_redirects: int = 5,
     tool: str | None = None,
 ) -> ToolResult:
-    """Build the request, send it, follow redirects that stay on the base URL, shape the answer.
+    """Build the request, send it, follow redirects that stay on the base URL, retry once when
+    asked to, shape the answer. Everything happens within `timeouts.total` of the start.
 
     Raises UpstreamUnavailable (no usable base URL, or the upstream cannot be reached) and
     InvalidArguments; an upstream 4xx/5xx, or a redirect off the base URL, is a result.
@@ -58,14 +70,68 @@ async def invoke(
         )
     request = build_request(op, arguments, base_url=base_url, auth=auth, headers=headers, tool=tool)
     base = split_base(op, base_url)
+    try:
+        return await _exchange(request, base, upstream, timeouts, max_bytes, max_redirects)
+    except UpstreamUnavailable as exc:
+        if not exc.sent or op.method.upper() in IDEMPOTENT:
+            raise
+        # A request that may have arrived got no answer: the model must not assume either way.
+        method = op.method.upper()
+        unknown = f"; the outcome is unknown: the {method} may or may not have taken effect"
+        raise UpstreamUnavailable(
+            op.server, exc.reason + unknown, timeout=exc.timeout, sent=True
+        ) from None
+
+
+async def _exchange(
+    request: UpstreamRequest,
+    base: Base,
+    upstream: Upstream,
+    timeouts: Timeouts,
+    max_bytes: int,
+    max_redirects: int,
+) -> ToolResult:
+    """Send, follow redirects, retry once when asked, all within `timeouts.total`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeouts.total
     response = await upstream.send(request, timeouts=timeouts, max_bytes=max_bytes)
-    for _ in range(max_redirects):
-        following = _redirect(request, response, base)
-        if following is None:
+    redirects, retried = 0, False
+    while True:
+        following = _redirect(request, response, base) if redirects < max_redirects else None
+        if following is not None:
+            redirects += 1
+        elif not retried and (delay := retry_delay(request, response)) is not None:
+            if delay >= deadline - loop.time():
+                break  # the upstream's wait does not fit in this call: its answer stands
+            retried = True
+            await asyncio.sleep(delay)
+            following = request
+        else:
             break
         request = following
-        response = await upstream.send(request, timeouts=timeouts, max_bytes=max_bytes)
+        left = deadline - loop.time()
+        if left <= 0:
+            raise timed_out(request, timeouts.total, False)
+        rest = Timeouts(connect=min(timeouts.connect, left), total=left)
+        response = await upstream.send(request, timeouts=rest, max_bytes=max_bytes)
     return shape_result(response)
+
+
+def retry_delay(request: UpstreamRequest, response: UpstreamResponse) -> float | None:
+    """Seconds to wait before sending `request` again, when its answer asks for a retry (503
+    or 429 with `Retry-After`: seconds or an HTTP date) and sending it twice is harmless."""
+    if response.status not in RETRIED or request.method.upper() not in IDEMPOTENT:
+        return None
+    value = (response.header("retry-after") or "").strip()
+    if value.isascii() and value.isdigit():
+        return float(int(value))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None  # RFC 9110 5.6.7: an HTTP date is in GMT; without a zone it is no date
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _redirect(

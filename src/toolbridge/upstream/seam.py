@@ -11,14 +11,23 @@ import inspect
 import os
 import re
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from toolbridge.errors import UpstreamUnavailable
+from toolbridge.errors import DestinationRefused, UpstreamUnavailable
+from toolbridge.upstream.resolver import RefusedAddress
 
 Headers = tuple[tuple[str, str], ...]
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+"""Methods whose request may be sent again without doing anything twice (RFC 9110 9.2.2)."""
+MAX_RESPONSE_HEADERS = 128
+"""Header fields an answer may carry; one with more is refused (no valid answer)."""
+MAX_RESPONSE_HEAD_BYTES = 64 * 1024
+"""Bytes the status line and headers of an answer may take together; more is refused."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -133,30 +142,83 @@ def origin(url: str) -> str:
 def timed_out(request: UpstreamRequest, seconds: float, connecting: bool) -> UpstreamUnavailable:
     what = "no connection to" if connecting else "no answer from"
     message = f"{what} {origin(request.url)} within {seconds:g} s"
-    return UpstreamUnavailable(request.server, message, timeout=True)
+    return UpstreamUnavailable(request.server, message, timeout=True, sent=not connecting)
 
 
 def unreachable(request: UpstreamRequest, exc: BaseException) -> UpstreamUnavailable:
+    refused = _refused(exc)
+    if refused is not None:
+        return DestinationRefused(request.server, f"refused: {refused}")
     message = f"cannot connect to {origin(request.url)}: {reason_of(exc, request.url)}"
     return UpstreamUnavailable(request.server, message)
 
 
 def bad_answer(request: UpstreamRequest, reason: str) -> UpstreamUnavailable:
-    """The connection broke, or what came back was not HTTP."""
+    """The connection broke, or what came back was not HTTP (the request may have been sent)."""
     message = f"no valid answer from {origin(request.url)}: {_scrub(reason, request.url)}"
-    return UpstreamUnavailable(request.server, message)
+    return UpstreamUnavailable(request.server, message, sent=True)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps (causes, contexts, aiohttp's `os_error`), in order."""
+    found: list[BaseException] = []
+    seen: BaseException | None = exc
+    for _ in range(16):
+        if seen is None or seen in found:
+            break
+        wrapped = getattr(seen, "certificate_error", None) or getattr(seen, "os_error", None)
+        if isinstance(wrapped, BaseException) and wrapped is not seen:
+            seen = wrapped  # a wrapper (aiohttp's) whose own errno is its content's
+            continue
+        found.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    return found or [exc]
+
+
+def _refused(exc: BaseException) -> str | None:
+    return next((str(e) for e in _causes(exc) if isinstance(e, RefusedAddress)), None)
 
 
 def reason_of(exc: BaseException, url: str = "") -> str:
-    """What the operating system said (`Connection refused`), else the exception's own words."""
-    seen: BaseException | None = exc
-    while seen is not None:
+    """What went wrong, in words: the TLS failure by its cause, what the operating system said
+    (`Connection refused`), else the exception's own words."""
+    for seen in _causes(exc):
+        if isinstance(seen, RefusedAddress):
+            return str(seen)
+        if isinstance(seen, ssl.SSLError | ssl.CertificateError):
+            return tls_reason(seen)
         if isinstance(seen, socket.gaierror):
             return f"cannot resolve the host name ({seen.strerror or seen})"
         if isinstance(seen, OSError) and isinstance(seen.errno, int) and seen.errno > 0:
             return os.strerror(seen.errno)
-        seen = seen.__cause__ or seen.__context__
     return _scrub(str(exc) or type(exc).__name__, url)
+
+
+_TLS_REASONS = {
+    "WRONG_VERSION_NUMBER": "the server did not answer in TLS (is it plain HTTP?)",
+    "RECORD_LAYER_FAILURE": "the server did not answer in TLS (is it plain HTTP?)",
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the server requires a client certificate "
+    "(set client_cert and client_key)",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the server refused the client certificate",
+    "TLSV1_ALERT_UNKNOWN_CA": "the server does not trust the client certificate's issuer",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": "the server refused the handshake (no common protocol or "
+    "cipher, or a client certificate is required)",
+    "TLSV1_ALERT_PROTOCOL_VERSION": "no TLS version both sides accept",
+    "UNSAFE_LEGACY_RENEGOTIATION_DISABLED": "the server needs unsafe legacy renegotiation",
+}
+
+
+def tls_reason(exc: BaseException) -> str:
+    """A TLS failure by its cause: `certificate verify failed: Hostname mismatch, ...`."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = exc.verify_message or exc.reason or "the certificate is not trusted"
+        return f"TLS: certificate verify failed: {detail}"
+    if isinstance(exc, ssl.CertificateError):
+        return f"TLS: certificate verify failed: {exc}"
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, str) and reason:
+        return "TLS: " + _TLS_REASONS.get(reason, reason.replace("_", " ").lower())
+    return f"TLS: {type(exc).__name__}"
 
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*")

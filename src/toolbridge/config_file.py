@@ -1,0 +1,140 @@
+"""`toolbridge.yaml` read into a validated, frozen `Config`; the only reader of the environment.
+
+`${VAR}` and `${VAR:-default}` are substituted from the `environ` passed in (so are the proxy
+variables). Every error names the file, the line and the key path, what was expected and what
+was found; an entry given through the admin API is checked the same way (`validate_entry`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from toolbridge.config import AUTH_TYPES, Config
+from toolbridge.errors import ConfigError
+from toolbridge.yaml_loader import YamlLoader
+from toolbridge.yaml_paths import check_nodes, dotted, explain, kind_of, locate, substitute
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML 1.2 scalars like documents, with the pure-Python parser's clearer error messages."""
+
+
+_ConfigLoader.yaml_implicit_resolvers = YamlLoader.yaml_implicit_resolvers
+_ConfigLoader.add_constructor(
+    "tag:yaml.org,2002:int", YamlLoader.yaml_constructors["tag:yaml.org,2002:int"]
+)
+
+
+def load_config(path: Path, environ: Mapping[str, str]) -> Config:
+    """Read and validate a config file; raises ConfigError naming file, line and key path."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: cannot be read: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+            f"at offset {exc.start})"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+    try:
+        node = yaml.compose(text, Loader=_ConfigLoader)
+        check_nodes(node, path)
+        data = yaml.load(text, Loader=YamlLoader)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 0
+        raise ConfigError(f"{path}:{line}: not valid YAML: {exc.problem}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: expected a mapping at the top level, found {kind_of(data)}")
+    data = substitute(data, environ, path, node, ())
+    _check_unique_ids(data, path, node)
+    try:
+        return Config.model_validate(
+            {
+                **data,
+                "base_dir": path.resolve().parent,
+                "proxy_environment": proxy_environment(environ),
+            }
+        )
+    except ValidationError as exc:
+        raise ConfigError(explain(exc, path, node, union_tags=AUTH_TYPES)) from None
+
+
+PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy", "no_proxy")
+"""Proxy settings read from the environment, in lower case or upper case (lower case wins)."""
+
+
+def proxy_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The proxy variables of an environment, by lower-case name (`https_proxy` wins over
+    `HTTPS_PROXY`, as in curl); empty ones left out."""
+    out: dict[str, str] = {}
+    for name in PROXY_VARIABLES:
+        value = environ.get(name) or environ.get(name.upper())
+        if value:
+            out[name] = value.strip()
+    return out
+
+
+def _check_unique_ids(data: dict[str, Any], path: Path, node: Any) -> None:
+    """Every source (server, local tools or filter entry) needs an id of its own; so does a
+    toolset."""
+    sources: set[str] = set()
+    for section in ("servers", "tools", "filters", "toolsets"):
+        seen = sources if section != "toolsets" else set()
+        entries = data.get(section)
+        if not isinstance(entries, list):
+            continue
+        for index, entry in enumerate(entries):
+            ident = entry.get("id") if isinstance(entry, dict) else None
+            if not isinstance(ident, str):
+                continue
+            if ident in seen:
+                where = (section, index, "id")
+                kind = {
+                    "servers": "server",
+                    "tools": "tools",
+                    "filters": "filter",
+                    "toolsets": "toolset",
+                }[section]
+                raise ConfigError(
+                    f"{path}:{locate(node, where)[0]}: {dotted(where)}: "
+                    f"{kind} id {ident!r} is used twice"
+                )
+            seen.add(ident)
+
+
+def validate_entry(model: type[M], entry: Any, where: str) -> M:
+    """One entry (a server, a tools entry) given through the admin API, checked as a
+    `toolbridge.yaml` entry is: `where` (`servers[pets]`) stands for the file and line."""
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: expected a mapping, found {kind_of(entry)}")
+    try:
+        return model.model_validate(entry)
+    except ValidationError as exc:
+        lines = explain(exc, Path("-"), None, union_tags=AUTH_TYPES).splitlines()
+        placed = (_placed(where, line.removeprefix("-:1: ")) for line in lines)
+        raise ConfigError("\n".join(placed)) from None
+
+
+def line_of(path: Path, where: tuple[Any, ...]) -> int:
+    """The line of a key path in a config file (or of its nearest parent), for reports that
+    point into the file after it was loaded; 0 when the file cannot be read again."""
+    try:
+        return locate(yaml.compose(path.read_text("utf-8"), Loader=_ConfigLoader), where)[0]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return 0
+
+
+def _placed(where: str, line: str) -> str:
+    """`servers[x]` and `auth: ...` as `servers[x].auth: ...`."""
+    if line.startswith("(top level)"):
+        return where + line.removeprefix("(top level)")
+    return f"{where}.{line}" if not line.startswith("[") else where + line

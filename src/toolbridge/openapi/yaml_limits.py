@@ -1,0 +1,109 @@
+"""The limits a YAML document must keep before it is composed: how deep it nests and how much
+its aliases expand.
+
+Both are read off PyYAML's event stream, which is iterative and costs a fraction of a full
+load, so a document that breaks them is refused before anything large is built. An alias
+repeats the whole value its anchor names; a few hundred bytes of nested aliases (an "alias
+bomb") would become millions of values, and every one of them would reach the tools' JSON.
+So the values and the bytes of text that aliases add, counted with every repeat, may not
+exceed what the document writes out itself (or a floor for small documents). No real
+document comes near: none in the corpus uses an alias at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import yaml
+
+from toolbridge.errors import DocumentError
+from toolbridge.yaml_loader import YamlLoader
+
+MAX_DEPTH = 256
+"""Deeper nesting is refused: no real document comes close, and it keeps recursion safe."""
+ALIAS_VALUES_FLOOR = 10_000
+"""Values aliases may add to any document; a larger document may add as many as it writes."""
+ALIAS_BYTES_FLOOR = 1024 * 1024
+"""Bytes of text aliases may add to any document; a larger one may add as many as it has."""
+
+
+class _Subtree:
+    """The values and text bytes under one collection being read, and its anchor."""
+
+    __slots__ = ("anchor", "bytes", "values")
+
+    def __init__(self, anchor: str | None) -> None:
+        self.anchor = anchor
+        self.values = 1
+        self.bytes = 0
+
+
+def check_yaml_shape(raw: bytes, display: str) -> None:
+    """Refuse deep nesting and alias bombs before composing; raises DocumentError.
+
+    The C composer recurses and can crash the process on deep nesting, and a bomb would build
+    millions of values: both are caught here, from the events alone.
+    """
+    written_values = 0
+    added_values = 0
+    added_bytes = 0
+    max_values = ALIAS_VALUES_FLOOR
+    max_bytes = max(ALIAS_BYTES_FLOOR, len(raw))
+    anchors: dict[str, tuple[int, int]] = {}
+    open_: list[_Subtree] = [_Subtree(None)]
+    try:
+        for event in yaml.parse(raw, Loader=YamlLoader):
+            if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                if len(open_) > MAX_DEPTH:
+                    _too_deep(display, event.start_mark)
+                open_.append(_Subtree(event.anchor))
+                written_values += 1
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                done = open_.pop()
+                if done.anchor is not None:
+                    anchors[done.anchor] = (done.values, done.bytes)
+                open_[-1].values += done.values
+                open_[-1].bytes += done.bytes
+            elif isinstance(event, yaml.ScalarEvent):
+                size = len(event.value.encode("utf-8", "replace"))
+                if event.anchor is not None:
+                    anchors[event.anchor] = (1, size)
+                open_[-1].values += 1
+                open_[-1].bytes += size
+                written_values += 1
+            elif isinstance(event, yaml.AliasEvent):
+                values, size = anchors.get(event.anchor or "", (1, 0))
+                open_[-1].values += values
+                open_[-1].bytes += size
+                added_values += values
+                added_bytes += size
+                max_values = max(ALIAS_VALUES_FLOOR, written_values)
+                if added_values > max_values or added_bytes > max_bytes:
+                    _bomb(
+                        display, event.start_mark, added_values, added_bytes, max_values, max_bytes
+                    )
+    except yaml.MarkedYAMLError as exc:
+        # PyYAML 6.0.4 and later refuse deep flow nesting in the scanner, with their own
+        # wording; the user sees ours, whichever PyYAML is installed.
+        if "nesting depth" in str(exc.problem):
+            _too_deep(display, exc.problem_mark)
+        raise
+
+
+def _bomb(
+    display: str, mark: Any, values: int, size: int, max_values: int, max_bytes: int
+) -> NoReturn:
+    where = f" (line {mark.line + 1})" if mark else ""
+    raise DocumentError(
+        display,
+        f"YAML aliases expand too far{where}: they add {values} values and {size} bytes of "
+        f"text by there; at most {max_values} values and {max_bytes} bytes may be added (what "
+        f"the document writes out itself, at least {ALIAS_VALUES_FLOOR} values and "
+        f"{ALIAS_BYTES_FLOOR} bytes): an alias bomb?",
+    )
+
+
+def _too_deep(display: str, mark: Any) -> NoReturn:
+    """Raise our error for too deep nesting; `mark` is PyYAML's (Python or C) position or None."""
+    where = f" (line {mark.line + 1})" if mark else ""
+    raise DocumentError(display, f"nested deeper than {MAX_DEPTH} levels{where}")
