@@ -15,7 +15,7 @@ LAYERS: list[set[str]] = [
     {"formats"},  # client formats: pure rendering of tools
     {"upstream"},  # the network seam, our clients, credentials, request building
     {"openapi", "local"},  # conversion of documents; local Python tools
-    {"arguments", "policy", "limits", "metrics", "calllog", "changes"},  # per-call pieces
+    {"arguments", "policy", "limits", "metrics", "calllog", "changes", "redaction"},  # per call
     {"identity"},  # credentials -> principals
     {"registry"},  # all sources -> one Catalog
     {"generation"},  # one config's catalog and all derived from it

@@ -32,6 +32,7 @@ from toolbridge.formats.render import FORMATS, Format, render_tools
 from toolbridge.gateway import Gateway
 from toolbridge.openapi.documents import DocumentStore, cache_dir_from
 from toolbridge.policy import Policy
+from toolbridge.redaction import RedactingStream, install_log_redaction, secrets_of
 from toolbridge.registry import (
     Catalog,
     SourceStatus,
@@ -63,6 +64,9 @@ logger = logging.getLogger("toolbridge")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    # What is printed and logged is redacted once a config names its secrets (redaction.py).
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(out), RedactingStream(err)
     try:
         code: int = args.run(args)
     except ToolbridgeError as exc:
@@ -70,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    finally:
+        sys.stdout, sys.stderr = out, err
     return code
 
 
@@ -171,7 +177,10 @@ def _config(args: argparse.Namespace, stack: contextlib.ExitStack) -> Config:
             file=sys.stderr,
         )
         return demo_config(demo.url)
-    return load_config(path, os.environ)
+    config = load_config(path, os.environ)
+    secrets = secrets_of(config)
+    install_log_redaction(lambda: secrets)
+    return config
 
 
 def _store() -> DocumentStore:
@@ -214,6 +223,8 @@ def _serve(args: argparse.Namespace) -> int:
         path = args.config or Path(DEFAULT_CONFIG)  # as given: errors name it the same way
         config = load_config(path, os.environ)
         os.environ[CONFIG_ENV] = str(path.resolve())
+    early = secrets_of(config)
+    install_log_redaction(lambda: early)
     if config.auth is None:
         logger.warning(
             "no `auth` section: OPEN MODE, every caller is an anonymous admin; "
@@ -249,6 +260,7 @@ def _serve(args: argparse.Namespace) -> int:
                 )
         else:
             gateway = _gateway(config, path, args.log_level)
+            install_log_redaction(lambda: gateway.secrets)  # each reload brings its own
             catalog = gateway.load()  # everything is loaded and checked before the port is bound
             logger.info("%d tools from %d sources", len(catalog), len(catalog.sources))
             uvicorn.run(create_app(gateway, config_file=path), **server_options)
@@ -280,6 +292,7 @@ def worker_app() -> App:
     )
     level = os.environ.get(LOG_LEVEL_ENV, "info")
     gateway = _gateway(config, path, level, workers=int(os.environ.get(WORKERS_ENV, "1")))
+    install_log_redaction(lambda: gateway.secrets)
     gateway.load()
     return create_app(gateway, config_file=path, siblings=Siblings.from_environ(os.environ))
 
@@ -383,6 +396,7 @@ def _call(args: argparse.Namespace) -> int:
         config = _config(args, stack)
         principal = principal_for(config, args.user)
         gateway = Gateway(config, upstream=make_upstream(), cache_dir=cache_dir_from(os.environ))
+        install_log_redaction(lambda: gateway.secrets)
         for status in gateway.load().sources:
             if not status.ok:
                 print(f"toolbridge: source {status.id!r} is down: {status.error}", file=sys.stderr)

@@ -36,6 +36,7 @@ from toolbridge.local.loader import LocalConversion, ModuleCache
 from toolbridge.metrics import Metrics
 from toolbridge.openapi.documents import DocumentStore
 from toolbridge.policy import Principal
+from toolbridge.redaction import Secrets, secrets_of
 from toolbridge.registry import Catalog, SourceStatus, load_sources
 from toolbridge.tools import HttpOperation, PythonFunction, Tool, ToolResult
 from toolbridge.upstream import remote
@@ -189,6 +190,18 @@ class Gateway:
         return self._current().authenticator.authenticate(authorization)
 
     @property
+    def secrets(self) -> Secrets:
+        """The secrets to redact now: the current generation's (the config's, before loading)."""
+        if self._state is None:
+            return secrets_of(self._initial)
+        return self._state.secrets
+
+    @property
+    def open(self) -> bool:
+        """Open mode: the config has no `auth`, and every caller is an anonymous admin."""
+        return self._current().authenticator.open
+
+    @property
     def catalog(self) -> Catalog:
         return self._current().catalog
 
@@ -307,6 +320,8 @@ class Gateway:
         timeouts = _timeouts(server.timeout)
         for attempt in (1, 2):
             auth = await credentials.parts(op, caller_headers)
+            if auth.secrets and not state.secrets.holds(auth.secrets):
+                state.secrets = state.secrets.adding(auth.secrets)  # a token fetched just now
             result = await remote.invoke(
                 op,
                 arguments,

@@ -31,6 +31,7 @@ from toolbridge.errors import ToolbridgeError
 from toolbridge.identity import Authenticator
 from toolbridge.limits import RateLimiter
 from toolbridge.policy import Policy
+from toolbridge.redaction import Secrets, secrets_of
 from toolbridge.registry import Catalog, SourceStatus, build_catalog
 from toolbridge.tools import Tool
 from toolbridge.upstream.credentials import Credentials
@@ -67,6 +68,9 @@ class Generation:
     approved: dict[str, str]
     """For `on_change: hold` servers: the digest of the document being served."""
     held: dict[str, Held]
+    secrets: Secrets = field(default_factory=Secrets)
+    """Every secret of the config and its local tools, to redact wherever they would leave
+    (grows by the tokens fetched for upstreams, as they arrive)."""
     loaded_at: float = field(default_factory=time.time)
     validators: dict[str, ArgumentValidator] = field(default_factory=dict)
 
@@ -114,9 +118,11 @@ def assemble(
         if isinstance(problem, str):
             # Credentials that cannot work keep only this source down.
             statuses[index] = replace(status, conversion=None, error=problem)
+    catalog = build_catalog(statuses)
     return Generation(
         config=config,
-        catalog=build_catalog(statuses),
+        catalog=catalog,
+        secrets=secrets_of(config, catalog),
         policy=Policy.from_config(config),
         authenticator=_authenticator(config, previous),
         limiter=_limiter(config, previous, env.workers),

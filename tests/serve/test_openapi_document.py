@@ -698,3 +698,19 @@ def open_webui_tools(document: JsonObject) -> list[JsonObject]:
                     tool["parameters"] = resolved
             payload.append(tool)
     return payload
+
+
+def test_in_open_mode_the_document_asks_for_no_credentials() -> None:
+    """Without `auth` the gateway takes every caller: its document says so (no scheme, no 401)."""
+    closed = gateway_document([GET_NOTE])
+    opened = gateway_document([GET_NOTE], authenticated=False)
+
+    assert (closed["security"], list(closed["components"]["securitySchemes"])) == (
+        [{"bearer": []}],
+        ["bearer"],
+    )
+    assert "security" not in opened
+    assert "securitySchemes" not in opened["components"]
+    assert "toolbridge.Unauthenticated" not in opened["components"]["responses"]
+    responses = opened["paths"]["/v1/tools/getNote/call"]["post"]["responses"]
+    assert list(responses) == ["200", "404", "422", "502", "504"]

@@ -40,8 +40,9 @@ from toolbridge.policy import Principal
 from toolbridge.registry import SourceStatus
 from toolbridge.serve.live import Live
 from toolbridge.serve.openapi_document import DocumentCache
+from toolbridge.serve.redacting import Redacting
 from toolbridge.serve.siblings import Siblings
-from toolbridge.serve.turns import run_turn
+from toolbridge.serve.turns import INTERNAL, run_turn
 from toolbridge.tools import HttpOperation, Tool, ToolResult
 
 logger = logging.getLogger(__name__)
@@ -170,6 +171,10 @@ class CallEndpoint:
         except ToolbridgeError as exc:
             status, body, extra = error_parts(exc)
             await _send_json(send, status, body, extra)
+            return
+        except Exception:  # a bug of ours: a JSON 500 in our words, the traceback in the log
+            logger.exception("call of %s failed", name)
+            await _send_json(send, 500, {"error": {"type": "internal", "message": INTERNAL}}, {})
             return
         answer = result_body(result)
         if events:
@@ -318,7 +323,10 @@ def create_app(
 
     async def openapi(request: Request, principal: Principal) -> Response:
         tools = gateway.list_tools(principal)
-        return json_response(documents.get(tools, server_url=str(request.base_url)))
+        document = documents.get(
+            tools, server_url=str(request.base_url), authenticated=not gateway.open
+        )
+        return json_response(document)
 
     async def tool_calls(request: Request, principal: Principal) -> Response:
         payload = await _json_body(request)
@@ -377,7 +385,8 @@ def create_app(
         ],
         lifespan=lifespan,
     )
-    return CallEndpoint(routes, gateway)
+    # Secrets never leave in an answer, whichever route made it (redacting.py).
+    return Redacting(CallEndpoint(routes, gateway), lambda: gateway.secrets)
 
 
 def _flag(value: str | None) -> bool:

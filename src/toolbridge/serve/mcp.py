@@ -60,6 +60,7 @@ from toolbridge.formats.render import render
 from toolbridge.gateway import Gateway
 from toolbridge.openapi.bodies import body_kind
 from toolbridge.policy import Principal
+from toolbridge.serve.turns import INTERNAL
 from toolbridge.tools import JsonSchema, Tool, ToolResult
 
 logger = logging.getLogger(__name__)
@@ -169,6 +170,9 @@ class McpApp:
             )
         except ToolbridgeError as exc:
             return call_error(exc)
+        except Exception:  # a bug of ours: said in our words, never an exception's (or codec's)
+            logger.exception("MCP call of %s failed", params.name)
+            return _failed(INTERNAL)
         return self.tool_result(tool, result)
 
     def tool_result(self, tool: Tool, result: ToolResult) -> types.CallToolResult:

@@ -52,19 +52,26 @@ _RESPONSES = {
 
 
 def gateway_document(
-    tools: list[Tool], *, title: str = "toolbridge", server_url: str | None = None
+    tools: list[Tool],
+    *,
+    title: str = "toolbridge",
+    server_url: str | None = None,
+    authenticated: bool = True,
 ) -> JsonObject:
     """The OpenAPI 3.1 document of `tools`, each as `POST /v1/tools/{name}/call`.
 
     The request body is the tool's input schema (left out for a tool that takes no arguments,
     since some clients refuse to send an empty body); the 200 answer is the result envelope,
     whose `result` follows the tool's output schema when `ok` is true and the answer was not
-    truncated. `server_url` is the gateway's base URL, as its callers reach it.
+    truncated. `server_url` is the gateway's base URL, as its callers reach it. Without
+    `authenticated` (a gateway in open mode) the document declares no security scheme and no
+    401 answer: it says what the gateway accepts, no more and no less.
     """
     components = _Components(tools)
     paths: JsonObject = {}
     for tool in tools:
-        paths[f"/v1/tools/{tool.name}/call"] = {"post": _operation(tool, components)}
+        operation = _operation(tool, components, authenticated)
+        paths[f"/v1/tools/{tool.name}/call"] = {"post": operation}
     document: JsonObject = {
         "openapi": "3.1.0",
         "info": {
@@ -84,17 +91,19 @@ def gateway_document(
                 "description": text,
                 "content": {"application/json": {"schema": {"$ref": _pointer(_ERROR)}}},
             }
-            for name, text in _RESPONSES.values()
+            for status, (name, text) in _RESPONSES.items()
+            if authenticated or status != "401"
         },
-        "securitySchemes": {
+    }
+    if authenticated:
+        document["components"]["securitySchemes"] = {
             "bearer": {
                 "type": "http",
                 "scheme": "bearer",
                 "description": "The caller's API key or token.",
             }
-        },
-    }
-    document["security"] = [{"bearer": []}]
+        }
+        document["security"] = [{"bearer": []}]
     return document
 
 
@@ -110,21 +119,29 @@ class DocumentCache:
         self._entries: dict[tuple[Any, ...], tuple[list[Tool], JsonObject]] = {}
 
     def get(
-        self, tools: list[Tool], *, title: str = "toolbridge", server_url: str | None = None
+        self,
+        tools: list[Tool],
+        *,
+        title: str = "toolbridge",
+        server_url: str | None = None,
+        authenticated: bool = True,
     ) -> JsonObject:
-        """`gateway_document(tools, ...)`, built once per tool set, title and URL: shared, so
-        treat it as read-only."""
-        key = (tuple(map(id, tools)), title, server_url)
+        """`gateway_document(tools, ...)`, built once per tool set, title, URL and mode:
+        shared, so treat it as read-only."""
+        key = (tuple(map(id, tools)), title, server_url, authenticated)
         found = self._entries.pop(key, None)
         if found is None:
-            found = (list(tools), gateway_document(tools, title=title, server_url=server_url))
+            document = gateway_document(
+                tools, title=title, server_url=server_url, authenticated=authenticated
+            )
+            found = (list(tools), document)
             if len(self._entries) >= self.size:
                 del self._entries[next(iter(self._entries))]
         self._entries[key] = found  # most recently used last
         return found[1]
 
 
-def _operation(tool: Tool, components: _Components) -> JsonObject:
+def _operation(tool: Tool, components: _Components, authenticated: bool) -> JsonObject:
     operation: JsonObject = {"operationId": tool.name}
     summary = _summary(tool.description)
     description = js.clean_text(tool.description)[0]
@@ -151,7 +168,8 @@ def _operation(tool: Tool, components: _Components) -> JsonObject:
         }
     }
     for status, (name, _) in _RESPONSES.items():
-        responses[status] = {"$ref": f"#/components/responses/{name}"}
+        if authenticated or status != "401":
+            responses[status] = {"$ref": f"#/components/responses/{name}"}
     operation["responses"] = responses
     return operation
 

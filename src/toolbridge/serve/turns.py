@@ -27,6 +27,7 @@ A failed call never fails the turn; a payload of none of these shapes does (BadR
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, assert_never
@@ -39,6 +40,10 @@ from toolbridge.gateway import Gateway
 from toolbridge.policy import Principal
 from toolbridge.tools import JsonObject, ToolResult
 
+logger = logging.getLogger(__name__)
+
+INTERNAL = "the gateway failed to run this call; its log says why"
+"""What a caller reads of an error of ours: never the exception's own words."""
 MAX_CALLS = 64
 """Calls in one turn; models that emit more are looping."""
 
@@ -106,6 +111,10 @@ async def _run(
         )
     except ToolbridgeError as exc:
         return _Outcome(text=_json({"ok": False, **error_body(exc)}), failed=True)
+    except Exception:  # a bug of ours fails this call only: the turn's other calls answer
+        logger.exception("tool call %s (%s) failed", call.id, call.name)
+        error = {"type": "internal", "message": INTERNAL}
+        return _Outcome(text=_json({"ok": False, "error": error}), failed=True)
     return _Outcome(text=_content(result), failed=not result.ok)
 
 
