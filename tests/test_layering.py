@@ -30,7 +30,7 @@ LAYERS: list[set[str]] = [
 # Which modules may import each edge library (STYLE.md 4.2): everything else stays free of them.
 EDGES = {
     "starlette": {"serve.app", "serve.mcp", "serve.loopback", "demo.service"},
-    "uvicorn": {"cli", "serve.loopback", "serve.workers", "demo.service"},
+    "uvicorn": {"cli", "serve.loopback", "serve.workers", "serve.connection", "demo.service"},
     "aiohttp": {"upstream.clients"},
     "httptools": {"upstream.http11"},
     "yarl": {"upstream.clients"},

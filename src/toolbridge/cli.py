@@ -43,6 +43,7 @@ from toolbridge.registry import (
 )
 from toolbridge.report import check_report, print_changes, print_check
 from toolbridge.serve.app import App, create_app, result_body
+from toolbridge.serve.connection import PROTOCOL, set_limits
 from toolbridge.serve.dryrun import dry_run, principal_for
 from toolbridge.serve.loopback import LoopbackServer
 from toolbridge.serve.siblings import RUNTIME_ENV, Siblings
@@ -225,6 +226,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ[CONFIG_ENV] = str(path.resolve())
     early = secrets_of(config)
     install_log_redaction(lambda: early)
+    set_limits(config.http)
     if config.auth is None:
         logger.warning(
             "no `auth` section: OPEN MODE, every caller is an anonymous admin; "
@@ -234,7 +236,8 @@ def _serve(args: argparse.Namespace) -> int:
         "host": args.host,
         "port": args.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": PROTOCOL,  # httptools, with head and body timeouts and head size limits
+        "timeout_keep_alive": config.http.keep_alive_timeout,
         "log_level": args.log_level,
         "access_log": False,  # one structured line per call is ours (calllog.py)
         "timeout_graceful_shutdown": 5,  # open MCP listen streams must not hold shutdown
@@ -293,6 +296,7 @@ def worker_app() -> App:
     level = os.environ.get(LOG_LEVEL_ENV, "info")
     gateway = _gateway(config, path, level, workers=int(os.environ.get(WORKERS_ENV, "1")))
     install_log_redaction(lambda: gateway.secrets)
+    set_limits(config.http)
     gateway.load()
     return create_app(gateway, config_file=path, siblings=Siblings.from_environ(os.environ))
 

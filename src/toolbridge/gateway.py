@@ -255,6 +255,7 @@ class Gateway:
                 case PythonFunction() as fn:
                     user = _user(principal, (caller_headers or {}).get(USER_VALVES_HEADER))
                     result = await call_function(fn, arguments, user=user, on_event=on_event)
+                    result = capped(result, self.max_response_bytes)
             outcome = "ok" if result.ok else "tool_error"
             status = result.status
             return result
@@ -350,8 +351,35 @@ class Gateway:
                 return status.conversion.frontmatter(tool.target)
         return None
 
-    def sources(self) -> tuple[SourceStatus, ...]:
-        return self._current().catalog.sources
+    def sources(self, principal: Principal | None = None) -> tuple[SourceStatus, ...]:
+        """Every source, or with `principal` those that principal may see."""
+        state = self._current()
+        if principal is None:
+            return state.catalog.sources
+        return tuple(s for s in state.catalog.sources if state.policy.sees_source(principal, s.id))
+
+
+def capped(result: ToolResult, max_bytes: int) -> ToolResult:
+    """A local tool's result cut at `max_bytes` as remote answers are: the text (a JSON value's
+    JSON text) up to the cap, then a marker, and `truncated` set."""
+    value = result.result
+    if isinstance(value, str):
+        if len(value) <= max_bytes // 4:  # at most 4 bytes a character: surely under the cap
+            return result
+        text = value.encode("utf-8")
+    else:
+        text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    if len(text) <= max_bytes:
+        return result
+    kept = text[:max_bytes].decode("utf-8", errors="ignore")  # no half character at the cut
+    marker = f"\n[truncated: the tool's answer was longer than {max_bytes} bytes]"
+    return ToolResult(
+        ok=result.ok,
+        status=result.status,
+        content_type="text/plain",
+        result=kept + marker,
+        truncated=True,
+    )
 
 
 def _size(arguments: Any) -> int | None:

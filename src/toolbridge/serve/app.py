@@ -38,6 +38,7 @@ from toolbridge.gateway import Gateway
 from toolbridge.generation import Held
 from toolbridge.policy import Principal
 from toolbridge.registry import SourceStatus
+from toolbridge.serve.edge import Edge
 from toolbridge.serve.live import Live
 from toolbridge.serve.openapi_document import DocumentCache
 from toolbridge.serve.redacting import Redacting
@@ -336,7 +337,7 @@ def create_app(
     async def servers(request: Request, principal: Principal) -> Response:
         held = gateway.held()
         return json_response(
-            {"servers": [describe_source(s, held.get(s.id)) for s in gateway.sources()]}
+            {"servers": [describe_source(s, held.get(s.id)) for s in gateway.sources(principal)]}
         )
 
     async def reload(request: Request, principal: Principal) -> Response:
@@ -385,8 +386,10 @@ def create_app(
         ],
         lifespan=lifespan,
     )
-    # Secrets never leave in an answer, whichever route made it (redacting.py).
-    return Redacting(CallEndpoint(routes, gateway), lambda: gateway.secrets)
+    # Requests the edge refuses reach no route (edge.py); secrets never leave in an answer,
+    # whichever route made it (redacting.py).
+    redacted = Redacting(CallEndpoint(routes, gateway), lambda: gateway.secrets)
+    return Edge(redacted, lambda: (gateway.config.http, gateway.open))
 
 
 def _flag(value: str | None) -> bool:
