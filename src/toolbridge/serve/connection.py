@@ -63,14 +63,22 @@ class LimitedHttp(HttpToolsProtocol):
         if self._timer is None:  # a kept-alive connection's next request
             self._arm(self.limits.header_timeout)
 
+    def on_url(self, url: bytes) -> None:
+        self._parsed += len(url)
+        super().on_url(url)
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self._fields += 1
+        self._parsed += len(name) + len(value) + 4
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._head_done = True
         if self._fields > self.limits.max_headers:
             self._refuse(431, f"more than {self.limits.max_headers} header fields")
+            return
+        if self._parsed > self.limits.max_header_bytes:  # a whole head that came at once
+            self._refuse(431, f"the request head is over {self.limits.max_header_bytes} bytes")
             return
         self._arm(self.limits.body_timeout)
         super().on_headers_complete()
@@ -83,7 +91,8 @@ class LimitedHttp(HttpToolsProtocol):
 
     def _reset_head(self) -> None:
         self._head_done = False
-        self._head_bytes = 0
+        self._head_bytes = 0  # raw bytes received while the head is incomplete
+        self._parsed = 0  # the request target and header fields, as parsed
         self._fields = 0
 
     def _arm(self, seconds: float) -> None:
