@@ -171,3 +171,32 @@ def test_streams_redact_text_and_bytes() -> None:
     raw.buffer.seek(0)
 
     assert raw.buffer.read() == f"a {MARKER} b\nc {MARKER} d\n".encode()
+
+
+def test_a_reload_brings_the_new_configs_secrets() -> None:
+    """The secrets belong to a generation: a reload that changes a token redacts the new one."""
+    import anyio
+
+    from toolbridge.config import Server
+    from toolbridge.gateway import Gateway
+    from toolbridge.upstream.seam import MockUpstream, UpstreamResponse
+
+    def server(token: str) -> Config:
+        auth = {"type": "bearer", "token": token}
+        spec = str(Path(__file__).resolve().parents[1] / "specs" / "demo.yaml")
+        return Config(servers=(Server.model_validate({"id": "notes", "spec": spec, "auth": auth}),))
+
+    configs = iter([server("second-token-0002")])
+    gateway = Gateway(
+        server("first-token-0001"),
+        upstream=MockUpstream(lambda request: UpstreamResponse(status=204)),
+        reread=lambda: next(configs),
+    )
+
+    async def run() -> tuple[frozenset[str], frozenset[str]]:
+        async with gateway:
+            before = gateway.secrets.values
+            await gateway.reload()
+            return before, gateway.secrets.values
+
+    assert anyio.run(run) == (frozenset({"first-token-0001"}), frozenset({"second-token-0002"}))

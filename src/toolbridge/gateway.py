@@ -254,7 +254,8 @@ class Gateway:
                     )
                 case PythonFunction() as fn:
                     user = _user(principal, (caller_headers or {}).get(USER_VALVES_HEADER))
-                    result = await call_function(fn, arguments, user=user, on_event=on_event)
+                    mended = state.validator(tool).mended(arguments)
+                    result = await call_function(fn, mended, user=user, on_event=on_event)
                     result = capped(result, self.max_response_bytes)
             outcome = "ok" if result.ok else "tool_error"
             status = result.status

@@ -470,3 +470,31 @@ def test_a_huge_local_result_is_capped(guarded: Served) -> None:
     ).json()
     assert (answer["truncated"], len(answer["result"]) < 4_200_000) == (True, True)
     assert answer["result"].endswith("bytes]")
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["call", "echo", "--args", '{"item": "cli"}'],
+        ["call", "keyed_echo", "--args", '{"item": "cli"}', "--dry-run"],
+        ["call", "leak"],
+        ["check", "--no-validate", "-v"],
+    ],
+    ids=["call", "dry-run", "local-error", "check"],
+)
+def test_the_cli_prints_no_secret(guarded: Served, command: list[str]) -> None:
+    """The same config, run in-process by the CLI: what it prints is redacted too."""
+    done = subprocess.run(
+        [sys.executable, "-m", "toolbridge", *command],
+        cwd=guarded.log.parent,
+        env={**os.environ, **CANARIES, "TOOLBRIDGE_CACHE_DIR": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert_no_canary(done.stdout + done.stderr, f"toolbridge {' '.join(command)}")
+    assert "[redacted]" in done.stdout + done.stderr

@@ -287,8 +287,9 @@ def test_a_request_body_is_required_only_when_an_argument_is() -> None:
 
 
 def test_definitions_move_to_the_components_shared_when_they_mean_the_same() -> None:
-    """`Tag` is the same everywhere: shared. `Note` differs between input and output, so every
-    copy is named after its tool; `Page` refers to that `Note`, so it is not shared either."""
+    """`Tag` is the same everywhere: shared. `Note` differs between input and output (and its
+    optional `tags` may be null in the input), so every copy is named after its tool; `Page`
+    refers to that `Note`, so it is not shared either."""
     tag = {"type": "string", "maxLength": 20}
     tags_in = {"tags": {"type": "array", "items": {"$ref": "#/$defs/Tag"}}}
     note_in = {"type": "object", "properties": tags_in}
@@ -299,6 +300,7 @@ def test_definitions_move_to_the_components_shared_when_they_mean_the_same() -> 
         input_schema={
             "type": "object",
             "properties": {"note": {"$ref": "#/$defs/Note"}, "tag": {"$ref": "#/$defs/Tag"}},
+            "required": ["note", "tag"],
             "$defs": {"Note": note_in, "Tag": tag},
         },
         output_schema={"$ref": "#/$defs/Note", "$defs": {"Note": note_out, "Tag": tag}},
@@ -315,7 +317,10 @@ def test_definitions_move_to_the_components_shared_when_they_mean_the_same() -> 
     assert document["components"]["schemas"] == {
         "toolbridge.Result": RESULT,
         "toolbridge.Error": ERROR,
-        "createNote.Note": {"type": "object", "properties": {"tags": tags}},
+        "createNote.Note": {
+            "type": "object",
+            "properties": {"tags": {"type": ["array", "null"], "items": ref("Tag")}},
+        },
         "Tag": tag,
         "createNote.result.Note": {
             "type": "object",
@@ -332,7 +337,11 @@ def test_definitions_move_to_the_components_shared_when_they_mean_the_same() -> 
         result(document, "createNote"),
         result(document, "listNotes"),
     ) == (
-        {"type": "object", "properties": {"note": ref("createNote.Note"), "tag": ref("Tag")}},
+        {
+            "type": "object",
+            "properties": {"note": ref("createNote.Note"), "tag": ref("Tag")},
+            "required": ["note", "tag"],
+        },
         whole_result(ref("createNote.result.Note")),
         whole_result(ref("listNotes.result.Page")),
     )
@@ -349,6 +358,7 @@ def test_component_names_are_unique_and_legal() -> None:
                 "a": {"$ref": "#/$defs/toolbridge.Error"},
                 "b": {"$ref": "#/$defs/a%20b~1c"},
             },
+            "required": ["a", "b"],  # so that no optional argument takes null here
             "$defs": {"toolbridge.Error": {"type": "string"}, "a b/c": {"type": "integer"}},
         },
     )
@@ -356,6 +366,7 @@ def test_component_names_are_unique_and_legal() -> None:
     assert body(document, "one") == {
         "type": "object",
         "properties": {"a": ref("toolbridge.Error_2"), "b": ref("a_b_c")},
+        "required": ["a", "b"],
     }
     assert list(document["components"]["schemas"]) == [
         "toolbridge.Result",
@@ -375,6 +386,7 @@ def test_a_reference_to_the_schema_itself_gets_the_schema_a_name() -> None:
                 "name": {"type": "string"},
                 "children": {"type": "array", "items": {"$ref": "#"}},
             },
+            "required": ["name", "children"],  # so that no optional argument takes null here
         },
     )
     document = gateway_document([tree])
@@ -386,6 +398,7 @@ def test_a_reference_to_the_schema_itself_gets_the_schema_a_name() -> None:
                 "name": {"type": "string"},
                 "children": {"type": "array", "items": {"allOf": [ref("tree.input")]}},
             },
+            "required": ["name", "children"],
         },
     )
     assert findings(document) == []
@@ -400,16 +413,19 @@ def test_a_cycle_through_properties_and_items_is_closed_with_all_of() -> None:
             "employer": {"$ref": "#/$defs/Company"},
             "nickname": {"anyOf": [{"$ref": "#/$defs/Person"}, {"type": "null"}]},
         },
+        "required": ["friends", "employer", "nickname"],  # no optional argument takes null
     }
     company = {
         "type": "object",
         "properties": {"owner": {"$ref": "#/$defs/Person", "description": "Boss."}},
+        "required": ["owner"],
     }
     tool = remote(
         "people",
         input_schema={
             "type": "object",
             "properties": {"person": {"$ref": "#/$defs/Person"}},
+            "required": ["person"],
             "$defs": {"Person": person, "Company": company},
         },
     )
@@ -423,10 +439,12 @@ def test_a_cycle_through_properties_and_items_is_closed_with_all_of() -> None:
                 "employer": ref("Company"),
                 "nickname": {"anyOf": [ref("Person"), {"type": "null"}]},
             },
+            "required": ["friends", "employer", "nickname"],
         },
         {
             "type": "object",
             "properties": {"owner": {"allOf": [ref("Person")], "description": "Boss."}},
+            "required": ["owner"],
         },
     )
     assert open_webui_tools(document) == [
@@ -445,16 +463,21 @@ def test_a_cycle_through_properties_and_items_is_closed_with_all_of() -> None:
                                 "properties": {
                                     "owner": {"allOf": [ref("Person")], "description": "Boss."}
                                 },
+                                "required": ["owner"],
                             },
                             "nickname": {"anyOf": [ref("Person"), {"type": "null"}]},
                         },
+                        "required": ["friends", "employer", "nickname"],
                     }
                 },
-                "required": [],
+                "required": ["person"],
             },
         }
     ]
     assert findings(document) == []
+
+
+REQUIRED = ["flag", "when", "size", "big", "id", "kept"]
 
 
 def test_defaults_the_schema_refuses_and_foreign_regexes_are_left_out() -> None:
@@ -471,6 +494,7 @@ def test_defaults_the_schema_refuses_and_foreign_regexes_are_left_out() -> None:
                 "id": {"type": "string", "pattern": "(?i)^[0-9a-f]+$", "default": "ab"},
                 "kept": {"type": "string", "pattern": "^[a-z]+$", "default": "ok"},
             },
+            "required": REQUIRED,  # so that no optional argument takes null here
             "$defs": {"Size": {"type": "integer", "maximum": 10, "default": "ten"}},
         },
     )
@@ -486,6 +510,7 @@ def test_defaults_the_schema_refuses_and_foreign_regexes_are_left_out() -> None:
                 "id": {"type": "string", "default": "ab"},
                 "kept": {"type": "string", "pattern": "^[a-z]+$", "default": "ok"},
             },
+            "required": REQUIRED,
         },
         {"type": "integer", "maximum": 10},
     )
@@ -527,35 +552,48 @@ def test_open_webui_reads_every_tool(spec: Path) -> None:
     assert [t["name"] for t in open_webui_tools(gateway_document(tools))] == [t.name for t in tools]
 
 
+def or_null(schema: JsonSchema) -> JsonSchema:
+    """An optional argument of a plain type as the document says it: null is taken too."""
+    return {**schema, "type": [schema["type"], "null"]}
+
+
 def test_what_open_webui_makes_of_the_demo() -> None:
+    """Every optional argument also takes null (the gateway reads it as "not given")."""
     document = gateway_document(tools_of(ROOT / "specs" / "demo.yaml"))
     payload = {t["name"]: t["parameters"] for t in open_webui_tools(document)}
+    title = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 100,
+        "description": "A short title.",
+        "examples": ["Groceries"],
+    }
     note_input = {
-        "title": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": 100,
-            "description": "A short title.",
-            "examples": ["Groceries"],
-        },
-        "body": {
-            "type": "string",
-            "maxLength": 10000,
-            "default": "",
-            "description": "The text of the note.",
-            "examples": ["Milk", "eggs", "coffee."],
-        },
-        "tags": {
-            "type": "array",
-            "items": {"type": "string"},
-            "default": [],
-            "description": "Labels to find the note by.",
-        },
-        "pinned": {
-            "type": "boolean",
-            "default": False,
-            "description": "Pinned notes are listed first.",
-        },
+        "title": title,
+        "body": or_null(
+            {
+                "type": "string",
+                "maxLength": 10000,
+                "default": "",
+                "description": "The text of the note.",
+                "examples": ["Milk", "eggs", "coffee."],
+            }
+        ),
+        "tags": or_null(
+            {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": [],
+                "description": "Labels to find the note by.",
+            }
+        ),
+        "pinned": or_null(
+            {
+                "type": "boolean",
+                "default": False,
+                "description": "Pinned notes are listed first.",
+            }
+        ),
     }
     note_id = {
         "type": "integer",
@@ -567,11 +605,13 @@ def test_what_open_webui_makes_of_the_demo() -> None:
         "listNotes": {
             "type": "object",
             "properties": {
-                "tag": {
-                    "type": "string",
-                    "examples": ["shopping"],
-                    "description": "Only notes that carry this tag.",
-                }
+                "tag": or_null(
+                    {
+                        "type": "string",
+                        "examples": ["shopping"],
+                        "description": "Only notes that carry this tag.",
+                    }
+                )
             },
             "required": [],
         },
@@ -582,19 +622,25 @@ def test_what_open_webui_makes_of_the_demo() -> None:
             "type": "object",
             "properties": {
                 "noteId": note_id,
-                "title": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 100,
-                    "description": "New title.",
-                },
-                "body": {"type": "string", "maxLength": 10000, "description": "New text."},
-                "tags": {
-                    "type": "array",
-                    "description": "New tags; replaces the old list.",
-                    "items": {"type": "string"},
-                },
-                "pinned": {"type": "boolean", "description": "Pinned notes are listed first."},
+                "title": or_null(
+                    {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 100,
+                        "description": "New title.",
+                    }
+                ),
+                "body": or_null({"type": "string", "maxLength": 10000, "description": "New text."}),
+                "tags": or_null(
+                    {
+                        "type": "array",
+                        "description": "New tags; replaces the old list.",
+                        "items": {"type": "string"},
+                    }
+                ),
+                "pinned": or_null(
+                    {"type": "boolean", "description": "Pinned notes are listed first."}
+                ),
             },
             "required": ["noteId"],
         },

@@ -29,6 +29,7 @@ import orjson
 from openapi_schema_validator import OAS31Validator, oas31_format_checker
 
 from toolbridge import schemas as js
+from toolbridge.arguments import accepted_schema
 from toolbridge.tools import JsonObject, JsonSchema, Tool
 
 SUMMARY_LENGTH = 120
@@ -371,7 +372,7 @@ def _inlined_refs(schema: Any) -> list[JsonSchema]:
 
 
 def _parts(tool: Tool) -> list[tuple[str, JsonSchema]]:
-    parts = [("input", tool.input_schema)]
+    parts = [("input", accepted_schema(tool))]
     if tool.output_schema is not None:
         parts.append(("result", tool.output_schema))
     return parts
