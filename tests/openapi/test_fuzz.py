@@ -187,3 +187,70 @@ def _dumps(value: Any) -> bytes:
         import json
 
         return json.dumps(value).encode()
+
+
+# -- the mistakes the issue names, one by one ------------------------------------------------
+
+HOSTILE_PARTS = {
+    "tags-5": (
+        {"tags": 5},
+        [("invalid-operation", "tags: expected a list, found an integer")],
+    ),
+    "type-with-a-mapping": (
+        {"parameters": [{"name": "q", "in": "query", "schema": {"type": ["string", {}]}}]},
+        [("invalid-schema", "unknown type {} dropped")],
+    ),
+    "items-empty-list": (
+        {"parameters": [{"name": "q", "in": "query", "schema": {"type": "array", "items": []}}]},
+        [
+            (
+                "invalid-schema",
+                "input schema: properties/q/prefixItems: [] has less than 1 item; that keyword "
+                "is left out",
+            )
+        ],
+    ),
+    "pattern-not-a-regex": (
+        {
+            "parameters": [
+                {"name": "q", "in": "query", "schema": {"type": "string", "pattern": "["}}
+            ]
+        },
+        [("invalid-schema", "pattern '[' is not a valid regular expression; dropped")],
+    ),
+    "summary-a-list": (
+        {"summary": ["a"], "operationId": 7},
+        [
+            ("invalid-operation", "summary: expected a string, found a list"),
+            ("invalid-operation", "operationId: expected a string, found an integer"),
+        ],
+    ),
+    "count-past-64-bits": (
+        {"parameters": [{"name": "q", "in": "query", "schema": {"maxLength": 1e30}}]},
+        [("invalid-schema", "maxLength 1e+30 is not a count; dropped")],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("operation", "expected"), list(HOSTILE_PARTS.values()), ids=list(HOSTILE_PARTS)
+)
+def test_a_bad_part_is_a_note_on_its_operation_and_the_rest_converts(
+    operation: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    document = {
+        "openapi": "3.0.3",
+        "info": {"title": "t", "version": "1"},
+        "paths": {
+            "/bad": {"get": {"operationId": "bad", **operation, "responses": {}}},
+            "/good": {"get": {"operationId": "good", "responses": {}}},
+        },
+    }
+    store = DocumentStore(fetch={URL: orjson.dumps(document)}.__getitem__, cache_dir=None)
+    config = Config(servers=(Server(id="api", spec=URL, base_url=BASE_URL),))
+    catalog = Gateway(config, upstream=MockUpstream(answer), store=store).load()
+
+    names = [tool.name for tool in catalog]
+    bad = next(tool for tool in catalog if tool.where == "GET /bad")
+    assert (len(names), "good" in names) == (2, True)
+    assert [(n.kind, n.message) for n in bad.notes if n.kind.startswith("invalid")] == expected
