@@ -243,8 +243,10 @@ def write_gateway_config(folder: Path, upstream: str) -> Path:
     }
     (folder / "openapi.json").write_text(json.dumps(spec, indent=2))
     config = folder / "toolbridge.yaml"
+    # A bearer token, as real servers have: every answer is scanned for it (redaction.py).
     config.write_text(
         f"servers:\n  - id: bench\n    spec: openapi.json\n    base_url: {upstream}\n"
+        "    auth: {type: bearer, token: bench-upstream-token-0123456789}\n"
     )
     return config
 

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema_rs
 import pytest
 
-from toolbridge.arguments import ArgumentValidator
+from toolbridge.arguments import (
+    BASE64_PATTERN,
+    HEADER_VALUE_PATTERN,
+    PATH_SEGMENT_PATTERN,
+    ArgumentValidator,
+    accepted_schema,
+)
 from toolbridge.errors import InvalidArguments
-from toolbridge.tools import HttpOperation, Tool
+from toolbridge.tools import BodyPlan, HttpOperation, ParamBinding, Tool
+from toolbridge.upstream.request import build_request
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -143,3 +151,122 @@ def test_one_of_still_refuses_what_fits_no_branch() -> None:
     ]
     # what clients see keeps the document's oneOf
     assert "oneOf" in METADATA.input_schema["properties"]["metadata"]["additionalProperties"]
+
+
+# -- what the gateway's own document says it accepts -------------------------------------------
+
+ACCEPTING = Tool(
+    name="echo",
+    original_name="echo",
+    description="",
+    input_schema={
+        "type": "object",
+        "properties": {
+            "item": {"type": "string"},
+            "X-Note": {"type": "string"},
+            "X-Tags": {"type": "array", "items": {"type": "string"}},
+            "kind": {"type": "string", "enum": ["a", "b"]},
+            "owner": {"$ref": "#/$defs/Owner"},
+            "file": {"type": "string", "contentEncoding": "base64"},
+            "note": {"type": ["string", "null"]},
+        },
+        "required": ["item"],
+        "additionalProperties": False,
+        "$defs": {
+            "Owner": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+                "required": ["name"],
+            }
+        },
+    },
+    target=HttpOperation(
+        server="s",
+        method="POST",
+        path="/echo/{item}",
+        base_url=None,
+        operation_id="echo",
+        params=(
+            ParamBinding(argument="item", name="item", location="path", required=True),
+            ParamBinding(argument="X-Note", name="X-Note", location="header"),
+            ParamBinding(argument="X-Tags", name="X-Tags", location="header"),
+        ),
+        body=BodyPlan(media_type="application/octet-stream", kind="binary", argument="file"),
+    ),
+)
+
+
+def test_the_accepted_schema_says_what_calls_take() -> None:
+    """Optional arguments also take null; header text, path segments and base64 are narrowed
+    to what the request builder sends."""
+    assert accepted_schema(ACCEPTING) == {
+        "type": "object",
+        "properties": {
+            "item": {"type": "string", "pattern": PATH_SEGMENT_PATTERN},
+            "X-Note": {"type": ["string", "null"], "pattern": HEADER_VALUE_PATTERN},
+            "X-Tags": {
+                "type": ["array", "null"],
+                "items": {"type": "string", "pattern": HEADER_VALUE_PATTERN},
+            },
+            "kind": {"type": ["string", "null"], "enum": ["a", "b", None]},
+            "owner": {"$ref": "#/$defs/Owner.or_null"},
+            "file": {
+                "type": ["string", "null"],
+                "contentEncoding": "base64",
+                "pattern": BASE64_PATTERN,
+            },
+            "note": {"type": ["string", "null"]},
+        },
+        "required": ["item"],
+        "additionalProperties": False,
+        "$defs": {
+            "Owner": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "age": {"type": ["integer", "null"]}},
+                "required": ["name"],
+            },
+            "Owner.or_null": {
+                "type": ["object", "null"],
+                "properties": {"name": {"type": "string"}, "age": {"type": ["integer", "null"]}},
+                "required": ["name"],
+            },
+        },
+    }
+    assert ACCEPTING.input_schema["properties"]["X-Note"] == {"type": "string"}  # not changed
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"item": "a"},
+        {"item": "a", "X-Note": None, "kind": None, "owner": None, "file": None},
+        {"item": "a", "owner": {"name": "Ann", "age": None}},
+        {"item": "a", "owner": {"name": None}},
+        {"item": None},
+        {"item": "."},
+        {"item": ".."},
+        {"item": ".\n"},
+        {"item": "..."},
+        {"item": "a", "X-Note": "café\tok"},
+        {"item": "a", "X-Note": "日本"},
+        {"item": "a", "X-Note": "line\n"},
+        {"item": "a", "X-Note": "\x1b"},
+        {"item": "a", "X-Note": "\x7f"},
+        {"item": "a", "X-Tags": ["ok", "b\r"]},
+        {"item": "a", "kind": "c"},
+        {"item": "a", "file": "QUJD\nRA=="},
+        {"item": "a", "file": "Q"},
+        {"item": "a", "file": "a-_b"},
+    ],
+)
+def test_the_accepted_schema_and_a_call_agree(arguments: dict[str, Any]) -> None:
+    """A value the document allows is sent; one it refuses is a 422: never one without the
+    other (what schemathesis checks against a running gateway)."""
+    validator = jsonschema_rs.validator_for(accepted_schema(ACCEPTING))
+    try:
+        checked = ArgumentValidator(ACCEPTING).check(arguments)
+        build_request(ACCEPTING.http, checked, base_url="http://upstream.test")
+        taken = True
+    except InvalidArguments:
+        taken = False
+    assert validator.is_valid(arguments) is taken

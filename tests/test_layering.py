@@ -29,6 +29,7 @@ LAYERS: list[set[str]] = [
         "filters",
         "budgets",
         "outputs",
+        "redaction",
     },
     {"search"},  # the search index over a catalog
     {"shared_limits"},  # rate limits counted once for all processes (Redis), local as fallback
@@ -49,7 +50,14 @@ LAYERS: list[set[str]] = [
 # Which modules may import each edge library (STYLE.md 4.2): everything else stays free of them.
 EDGES = {
     "starlette": {"serve.app", "serve.admin", "serve.mcp", "serve.loopback", "demo.service"},
-    "uvicorn": {"cli", "serve.loopback", "serve.workers", "serve.process", "demo.service"},
+    "uvicorn": {
+        "cli",
+        "serve.loopback",
+        "serve.workers",
+        "serve.process",
+        "serve.connection",
+        "demo.service",
+    },
     "aiohttp": {"upstream.clients"},
     "httptools": {"upstream.http11"},
     "yarl": {"upstream.clients"},

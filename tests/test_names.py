@@ -229,3 +229,17 @@ def test_argument_names() -> None:
 def test_argument_names_numbers_what_a_location_prefix_cannot_separate() -> None:
     arguments, _ = argument_names([("名前", "query"), ("名前", "query"), ("名前", "query")])
     assert arguments == ["arg", "query_arg", "query_arg_2"]
+
+
+def test_names_within_one_source_are_unique_without_regard_to_case() -> None:
+    names, notes = assign([("search", "search", "GET /a"), ("SEARCH", "SEARCH", "GET /b")])
+
+    assert names == ["search", "SEARCH_2"]
+    assert notes == [
+        Note(
+            kind="name-deduplicated",
+            message="'SEARCH' is also the name of an earlier operation ('search'; names ignore "
+            "case); this one is 'SEARCH_2'",
+            where="GET /b",
+        )
+    ]

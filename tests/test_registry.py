@@ -549,3 +549,72 @@ def test_a_clash_note_names_both_sources_and_suggests_a_prefix() -> None:
             where="GET /x",
         ),
     )
+
+
+def fetched(source: str, *tools: Tool) -> SourceStatus:
+    """A source whose document was fetched from a URL."""
+    return replace(status(source, *tools), location=f"https://{source}.example/openapi.json")
+
+
+def local(source: str, *tools: Tool) -> SourceStatus:
+    return replace(status(source, *tools), kind="python", location=f"tools/{source}.py")
+
+
+@pytest.mark.parametrize(
+    ("sources", "names", "messages"),
+    [
+        pytest.param(
+            [fetched("remote", tool("whoami", "remote")), local("mine", tool("whoami", "mine"))],
+            ["remote_whoami", "whoami"],
+            [
+                "'whoami' is already a tool of source 'mine'; the one of source 'remote' is "
+                f"'remote_whoami'{HINT.format('remote')}"
+            ],
+            id="a-url-document-never-takes-a-local-tools-name",
+        ),
+        pytest.param(
+            [fetched("remote", tool("search", "remote")), status("file", tool("search", "file"))],
+            ["remote_search", "search"],
+            [
+                "'search' is already a tool of source 'file'; the one of source 'remote' is "
+                f"'remote_search'{HINT.format('remote')}"
+            ],
+            id="a-url-document-never-takes-a-file-documents-name",
+        ),
+        pytest.param(
+            [status("a", tool("search", "a")), status("b", tool("SEARCH", "b"))],
+            ["search", "b_SEARCH"],
+            [
+                "'SEARCH' is already a tool of source 'a' ('search': names ignore case); the one "
+                f"of source 'b' is 'b_SEARCH'{HINT.format('b')}"
+            ],
+            id="names-ignore-case",
+        ),
+        pytest.param(
+            [fetched("u1", tool("x", "u1")), fetched("u2", tool("X", "u2"))],
+            ["x", "u2_X"],
+            [
+                "'X' is already a tool of source 'u1' ('x': names ignore case); the one of "
+                f"source 'u2' is 'u2_X'{HINT.format('u2')}"
+            ],
+            id="between-url-documents-config-order-decides",
+        ),
+    ],
+)
+def test_trusted_sources_keep_their_names(
+    sources: list[SourceStatus], names: list[str], messages: list[str]
+) -> None:
+    """Local tools and file documents claim names before documents fetched from URLs; the
+    catalog still lists tools in config order."""
+    catalog = build_catalog(sources)
+
+    assert names_of(catalog) == names
+    assert [(n.kind, n.message) for n in catalog.notes] == [("name-clash", m) for m in messages]
+
+
+def test_a_renamed_tool_takes_no_name_held_in_another_case() -> None:
+    catalog = build_catalog(
+        [status("a", tool("x", "a"), tool("B_X", "a", path="/y")), status("b", tool("x", "b"))]
+    )
+
+    assert names_of(catalog) == ["x", "B_X", "b_x_2"]

@@ -13,6 +13,7 @@ object or array (how the Gemini format carries free-form values) is decoded.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import jsonschema_rs
@@ -20,7 +21,7 @@ import orjson
 
 from toolbridge import schemas as js
 from toolbridge.errors import InvalidArguments
-from toolbridge.tools import Tool
+from toolbridge.tools import HttpOperation, JsonSchema, Tool
 
 MAX_PROBLEMS = 20
 
@@ -53,6 +54,13 @@ class ArgumentValidator:
             # The validator's order varies between runs; callers and tests want a stable one.
             raise InvalidArguments(self.tool, sorted(problems))
         return mended  # type: ignore[no-any-return]
+
+    def mended(self, arguments: Any) -> Any:
+        """The arguments with the two mends made, unchecked (a local tool's own model checks
+        them, and says what is wrong in its own words)."""
+        if not isinstance(arguments, dict) or self._validator.is_valid(arguments):
+            return arguments
+        return _mend(arguments, self.schema, self.defs, 0)
 
 
 def _json_path(parts: Any) -> str:
@@ -122,3 +130,141 @@ def _mend(value: Any, schema: Any, defs: dict[str, Any], depth: int) -> Any:
     if isinstance(value, list) and isinstance(schema.get("items"), dict | bool):
         return [_mend(item, schema["items"], defs, depth + 1) for item in value]
     return value
+
+
+# -- what the gateway accepts, said as a schema (for its own OpenAPI document) ----------------
+
+HEADER_VALUE_PATTERN = "^[\\t\\u0020-\\u007e\\u00a0-\\u00ff]*$(?![\\s\\S])"
+"""A header argument's text: tabs, visible ASCII, spaces and Latin-1 letters (RFC 9110's field
+value without control characters); anything else is refused when the request is built.
+(`(?![\\s\\S])` is "the very end", where Python's `$` would also let a final newline pass.)"""
+PATH_SEGMENT_PATTERN = "^(?!\\.\\.?(?![\\s\\S]))"
+"""A path argument is not `.` or `..`: a dot segment would climb the route."""
+_B64 = "[A-Za-z0-9+/_-]\\s*"
+BASE64_PATTERN = (
+    f"^\\s*(?:(?:{_B64}){{4}})*(?:(?:{_B64}){{2}}(?:=\\s*){{0,2}}|(?:{_B64}){{3}}(?:=\\s*)?)?$"
+)
+"""Base64 as the request builder reads it: standard or URL-safe, padded or not, line breaks
+anywhere."""
+_COMBINATORS = ("$ref", "allOf", "anyOf", "oneOf", "not", "const", "if")
+
+
+def accepted_schema(tool: Tool) -> JsonSchema:
+    """The tool's input schema narrowed and widened to exactly what a call accepts.
+
+    Narrowed by what the request builder refuses: a header argument holds only what a header
+    value can carry, a path argument is not `.` or `..`, base64 content is base64 (each a
+    `pattern`). Widened by the mend: an optional property that does not admit null may be null
+    (it means "not given"), wherever `ArgumentValidator` walks (properties and items, through
+    `$ref`s): `null` joins its `type` (and `enum`), or it becomes `anyOf: [it, null]`. (A JSON
+    string where an object or array is wanted, the other mend, has no schema that says exactly
+    which strings: it is left unsaid.)
+    """
+    schema = copy.deepcopy(tool.input_schema)
+    defs = schema.get("$defs")
+    defs = defs if isinstance(defs, dict) else {}
+    _base64_patterns(schema)
+    properties = schema.get("properties")
+    if isinstance(tool.target, HttpOperation) and isinstance(properties, dict):
+        for binding in tool.target.params:
+            sub = properties.get(binding.argument)
+            if sub is None or binding.content_type is not None:
+                continue
+            if binding.location == "header":
+                properties[binding.argument] = _header_text(sub)
+            elif binding.location == "path" and _may_be_text(sub):
+                properties[binding.argument] = _with_pattern(sub, PATH_SEGMENT_PATTERN)
+    _nullable(schema, defs, set(), 0)
+    return schema
+
+
+def _may_be_text(schema: Any) -> bool:
+    return not isinstance(schema, dict) or "type" not in schema or "string" in _types(schema)
+
+
+def _header_text(schema: Any) -> Any:
+    if (
+        isinstance(schema, dict)
+        and _types(schema) == {"array"}
+        and isinstance(schema.get("items"), dict)
+    ):
+        return {**schema, "items": _with_pattern(schema["items"], HEADER_VALUE_PATTERN)}
+    return _with_pattern(schema, HEADER_VALUE_PATTERN) if _may_be_text(schema) else schema
+
+
+def _with_pattern(schema: Any, pattern: str) -> Any:
+    plain = isinstance(schema, dict) and not any(k in schema for k in (*_COMBINATORS, "pattern"))
+    if plain:
+        return {**schema, "pattern": pattern}
+    return {"allOf": [schema, {"pattern": pattern}]}
+
+
+def _or_null(schema: Any, defs: dict[str, Any]) -> Any:
+    """`schema`, also taking null: `null` joins its type, or that of a copy of the definition
+    it refers to (clients that inline references along properties, Open WebUI's among them,
+    then still see the object), or else `anyOf: [schema, null]`."""
+    if _plain(schema):
+        return _typed_or_null(schema)
+    ref = schema.get("$ref") if isinstance(schema, dict) else None
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and "/" not in ref[8:]:
+        name = ref[8:]
+        target = defs.get(name)
+        if isinstance(target, dict) and _plain(target):
+            copy_name = f"{name}.or_null"
+            # A shallow copy: it shares `properties` with the original, so what `_nullable`
+            # does to those (now or later, in a cycle) holds for both.
+            defs.setdefault(copy_name, _typed_or_null(target))
+            return {**schema, "$ref": f"#/$defs/{copy_name}"}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _plain(schema: Any) -> bool:
+    """A schema with a `type` and no combinator: null can join its type."""
+    return (
+        isinstance(schema, dict) and "type" in schema and not any(k in schema for k in _COMBINATORS)
+    )
+
+
+def _typed_or_null(schema: JsonSchema) -> JsonSchema:
+    kinds = schema["type"]
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+    out = {**schema, "type": [*kinds, "null"]}
+    if isinstance(out.get("enum"), list):
+        out["enum"] = [*out["enum"], None]
+    return out
+
+
+def _nullable(schema: Any, defs: dict[str, Any], seen: set[str], depth: int) -> None:
+    """In place: every optional property that does not admit null, along `_mend`'s walk."""
+    if depth > 32 or not isinstance(schema, dict):
+        return
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        name = ref.rsplit("/", 1)[-1]
+        if name in seen:
+            return
+        seen.add(name)
+        _nullable(defs.get(name), defs, seen, depth + 1)
+        return
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        required = schema.get("required")
+        required = required if isinstance(required, list) else []
+        for key, sub in list(properties.items()):
+            _nullable(sub, defs, seen, depth + 1)
+            if key not in required and not _admits_null(sub, defs):
+                properties[key] = _or_null(sub, defs)
+    if isinstance(schema.get("items"), dict):
+        _nullable(schema["items"], defs, seen, depth + 1)
+
+
+def _base64_patterns(node: Any) -> None:
+    """In place: each base64 string schema says which strings decode."""
+    if isinstance(node, dict):
+        if node.get("contentEncoding") == "base64" and "pattern" not in node:
+            node["pattern"] = BASE64_PATTERN
+        for value in node.values():
+            _base64_patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            _base64_patterns(value)

@@ -29,6 +29,7 @@ from toolbridge.formats.render import FORMATS, Format, render_tools
 from toolbridge.gateway import Gateway
 from toolbridge.openapi.documents import DocumentStore, cache_dir_from
 from toolbridge.policy import Policy
+from toolbridge.redaction import RedactingStream, install_log_redaction, secrets_of
 from toolbridge.registry import (
     Catalog,
     SourceStatus,
@@ -58,6 +59,9 @@ KEY_ENV = "TOOLBRIDGE_API_KEY"
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    # What is printed and logged is redacted once a config names its secrets (redaction.py).
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(out), RedactingStream(err)
     try:
         code: int = args.run(args)
     except ToolbridgeError as exc:
@@ -65,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    finally:
+        sys.stdout, sys.stderr = out, err
     return code
 
 
@@ -177,7 +183,10 @@ def _config(args: argparse.Namespace, stack: contextlib.ExitStack) -> Config:
             file=sys.stderr,
         )
         return demo_config(demo.url)
-    return load_config(path, os.environ)
+    config = load_config(path, os.environ)
+    secrets = secrets_of(config)
+    install_log_redaction(lambda: secrets)
+    return config
 
 
 def _store() -> DocumentStore:
@@ -308,6 +317,7 @@ def _call(args: argparse.Namespace) -> int:
         config = _config(args, stack)
         principal = principal_for(config, args.user)
         gateway = Gateway(config, upstream=make_upstream(), cache_dir=cache_dir_from(os.environ))
+        install_log_redaction(lambda: gateway.secrets)
         for status in gateway.load().sources:
             if not status.ok:
                 print(f"toolbridge: source {status.id!r} is down: {status.error}", file=sys.stderr)

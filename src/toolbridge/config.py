@@ -387,10 +387,33 @@ class Toolset(_Model):
     """`search`: clients see three tools (search, describe, call) instead of the toolset's."""
 
 
+class Http(_Model):
+    """The HTTP edge: which Host and Origin headers are taken, and the connection limits."""
+
+    allowed_hosts: tuple[str, ...] | None = None
+    """Host header values taken (`name`, `name:port`, `*.domain`, `*`). Default: any host with
+    `auth`, loopback names only (localhost, 127.0.0.1, [::1]) in open mode."""
+    allowed_origins: tuple[str, ...] | None = None
+    """Origin header values taken besides the gateway's own (`https://app.example`, `*`).
+    Default: none with `auth`; loopback origins in open mode."""
+    header_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    """Seconds a client has, from connecting (or from the first byte of a request on a kept-
+    alive connection), to send a request's whole head."""
+    body_timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    """Seconds a client has, from the end of the head, to send the whole body."""
+    keep_alive_timeout: Annotated[float, Field(gt=0, le=300)] = 5.0
+    """Seconds an idle kept-alive connection stays open."""
+    max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 32 * 1024
+    """Bytes of request line and headers; more is answered 431."""
+    max_headers: Annotated[int, Field(ge=8, le=1000)] = 100
+    """Header fields in one request; more is answered 431."""
+
+
 class Config(_Model):
     auth: Auth | None = None
     audit: Audit | None = None
     state: State | None = None
+    http: Http = Http()
     servers: tuple[Server, ...] = ()
     tools: tuple[LocalTools, ...] = ()
     filters: tuple[FilterEntry, ...] = ()

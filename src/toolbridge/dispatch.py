@@ -73,9 +73,11 @@ class Dispatch:
                         user["valves"] = stored  # the caller's own, from the store
                 if context is None and fn.injected:
                     context = _context(principal, headers)
-                return await call_function(
-                    fn, arguments, user=user, context=context, on_event=on_event
+                mended = state.validator(tool).mended(arguments)
+                result = await call_function(
+                    fn, mended, user=user, context=context, on_event=on_event
                 )
+                return capped(result, self.max_response_bytes)
 
     async def filtered(
         self,
@@ -133,6 +135,8 @@ class Dispatch:
         timeouts = _timeouts(server.timeout)
         for attempt in (1, 2):
             auth = await credentials.parts(op, caller_headers)
+            if auth.secrets and not state.secrets.holds(auth.secrets):
+                state.secrets = state.secrets.adding(auth.secrets)  # a token fetched just now
             result = await remote.invoke(
                 op,
                 arguments,
@@ -215,3 +219,26 @@ def _filter_valves(raw: str | None) -> dict[str, Any]:
         problem = f"the {FILTER_VALVES_HEADER} header is not a JSON object by filter id"
         raise InvalidArguments("__user__", [("$.__user__.valves", problem)])
     return valves
+
+
+def capped(result: ToolResult, max_bytes: int) -> ToolResult:
+    """A local tool's result cut at `max_bytes` as remote answers are: the text (a JSON value's
+    JSON text) up to the cap, then a marker, and `truncated` set."""
+    value = result.result
+    if isinstance(value, str):
+        if len(value) <= max_bytes // 4:  # at most 4 bytes a character: surely under the cap
+            return result
+        text = value.encode("utf-8")
+    else:
+        text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    if len(text) <= max_bytes:
+        return result
+    kept = text[:max_bytes].decode("utf-8", errors="ignore")  # no half character at the cut
+    marker = f"\n[truncated: the tool's answer was longer than {max_bytes} bytes]"
+    return ToolResult(
+        ok=result.ok,
+        status=result.status,
+        content_type="text/plain",
+        result=kept + marker,
+        truncated=True,
+    )

@@ -41,6 +41,7 @@ from toolbridge.local.loader import LocalConversion, ModuleCache
 from toolbridge.metrics import Metrics
 from toolbridge.openapi.documents import DocumentStore
 from toolbridge.policy import Principal
+from toolbridge.redaction import Secrets, secrets_of
 from toolbridge.registry import Catalog, SourceStatus, load_sources
 from toolbridge.shared_limits import SharedRateLimiter
 from toolbridge.tools import PythonFunction, Tool, ToolResult
@@ -226,6 +227,18 @@ class Gateway:
         return self._current().authenticator.authenticate(authorization)
 
     @property
+    def secrets(self) -> Secrets:
+        """The secrets to redact now: the current generation's (the config's, before loading)."""
+        if self._state is None:
+            return secrets_of(self._initial)
+        return self._state.secrets
+
+    @property
+    def open(self) -> bool:
+        """Open mode: the config has no `auth`, and every caller is an anonymous admin."""
+        return self._current().authenticator.open
+
+    @property
     def catalog(self) -> Catalog:
         return self._current().catalog
 
@@ -384,8 +397,12 @@ class Gateway:
                 return status.conversion.frontmatter(tool.target)
         return None
 
-    def sources(self) -> tuple[SourceStatus, ...]:
-        return self._current().catalog.sources
+    def sources(self, principal: Principal | None = None) -> tuple[SourceStatus, ...]:
+        """Every source, or with `principal` those that principal may see."""
+        state = self._current()
+        if principal is None:
+            return state.catalog.sources
+        return tuple(s for s in state.catalog.sources if state.policy.sees_source(principal, s.id))
 
     def filters(self) -> tuple[FilterStatus, ...]:
         return self._current().filters

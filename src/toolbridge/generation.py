@@ -40,6 +40,7 @@ from toolbridge.identity import Authenticator
 from toolbridge.limits import RateLimiter
 from toolbridge.outputs import OutputCheck
 from toolbridge.policy import Policy
+from toolbridge.redaction import Secrets, secrets_of
 from toolbridge.registry import Catalog, SourceStatus, build_catalog
 from toolbridge.search import SearchIndexes
 from toolbridge.shared_limits import SharedRateLimiter
@@ -88,6 +89,9 @@ class Generation:
     held: dict[str, Held]
     filters: tuple[FilterStatus, ...] = ()
     """The config's filters as loaded (each with its error when it is down)."""
+    secrets: Secrets = field(default_factory=Secrets)
+    """Every secret of the config and its local tools, to redact wherever they would leave
+    (grows by the tokens fetched for upstreams, as they arrive)."""
     loaded_at: float = field(default_factory=time.time)
     validators: dict[str, ArgumentValidator] = field(default_factory=dict)
     chains: dict[str, Chain] = field(default_factory=dict)
@@ -215,6 +219,7 @@ def assemble(
         catalog=catalog,
         toolsets=build_toolsets(config, catalog),
         budgets=budgets,
+        secrets=secrets_of(config, catalog),
         policy=Policy.from_config(config),
         authenticator=_authenticator(config, previous),
         limiter=_limiter(config, previous, env.workers),

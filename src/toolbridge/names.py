@@ -72,28 +72,32 @@ def safe_name(original: str, *, method_path: bool = False, prefix: str = "") -> 
 def assign(candidates: Iterable[tuple[str, str, str]]) -> tuple[list[str], list[Note]]:
     """Make names unique in order. Each candidate is (name, original, where).
 
-    The first holder of a name keeps it; later ones get `_2`, `_3`, ... (shortened if needed),
-    always in the same document order, so the result is deterministic.
+    Names are unique without regard to case (`search` and `SEARCH` would be one name to a
+    person, and to some clients). The first holder of a name keeps it; later ones get `_2`,
+    `_3`, ... (shortened if needed), always in the same document order, so the result is
+    deterministic.
     """
     items = list(candidates)
-    taken = {name for name, _, _ in items}
-    seen: set[str] = set()
+    taken = {name.lower() for name, _, _ in items}
+    seen: dict[str, str] = {}  # lower-cased -> as held
     names: list[str] = []
     notes: list[Note] = []
     for name, original, where in items:
         final = name
-        if final in seen:
+        held = seen.get(final.lower())
+        if held is not None:
             n = 2
             while True:
                 suffix = f"_{n}"
                 final = name[: MAX_NAME - len(suffix)] + suffix
-                if final not in seen and final not in taken:
+                if final.lower() not in seen and final.lower() not in taken:
                     break
                 n += 1
+            case = "" if held == name else f" ({held!r}; names ignore case)"
             notes.append(
                 Note(
                     kind="name-deduplicated",
-                    message=f"{name!r} is also the name of an earlier operation; "
+                    message=f"{name!r} is also the name of an earlier operation{case}; "
                     f"this one is {final!r}",
                     where=where,
                 )
@@ -107,7 +111,7 @@ def assign(candidates: Iterable[tuple[str, str, str]]) -> tuple[list[str], list[
                     where=where,
                 )
             )
-        seen.add(final)
+        seen[final.lower()] = final
         names.append(final)
     return names, notes
 

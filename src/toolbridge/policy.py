@@ -39,12 +39,16 @@ class Decision:
     reason: str
 
 
-def grant_matches(principal: Principal, tool: Tool, grant: Grant) -> bool:
-    """Whether one grant lets this principal use this tool."""
-    who = ("*" in grant.users or principal.id in grant.users) or (
+def grant_names(principal: Principal, grant: Grant) -> bool:
+    """Whether a grant is for this principal (by user or group), whatever tools it allows."""
+    return ("*" in grant.users or principal.id in grant.users) or (
         "*" in grant.groups or bool(principal.groups & set(grant.groups))
     )
-    if not who:
+
+
+def grant_matches(principal: Principal, tool: Tool, grant: Grant) -> bool:
+    """Whether one grant lets this principal use this tool."""
+    if not grant_names(principal, grant):
         return False
     if grant.tools and not any(fnmatch.fnmatchcase(tool.name, glob) for glob in grant.tools):
         return False
@@ -84,3 +88,10 @@ class Policy:
 
     def allows(self, principal: Principal, tool: Tool) -> bool:
         return self.decide(principal, tool).allowed
+
+    def sees_source(self, principal: Principal, source: str) -> bool:
+        """Whether a source exists for this principal (`/v1/servers`): admins see every one,
+        others those with a grant naming them (even while it is down or has no tool)."""
+        if principal.admin:
+            return True
+        return any(grant_names(principal, grant) for grant in self.grants.get(source) or ())

@@ -9,6 +9,7 @@ never silent.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Coroutine, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
@@ -32,6 +33,8 @@ from toolbridge.upstream.credentials import Credentials
 from toolbridge.upstream.routes import destinations_of, is_url
 from toolbridge.upstream.seam import AuthParts
 from toolbridge.upstream.transport import Transport, open_client, server_transport
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,7 +106,7 @@ def load_server(
     origin, or without it the document URL's), it is fetched with the server's credentials.
     """
     destinations = destinations_of(server)
-    if is_url(server.spec):
+    if is_url(server.spec) and not store.fetches_itself:
         transport = server_transport(server, base_dir, proxy_environment or {})
         auth = _document_auth(server, transport)
         if isinstance(auth, SourceStatus):
@@ -145,6 +148,15 @@ def load_server(
             loaded_at=started,
             error=str(exc),
         )
+    except Exception as exc:  # a bug of ours meets a document: this source is down, not serve
+        logger.error("source %s: loading %s failed", server.id, uri_to_display(uri), exc_info=exc)
+        return SourceStatus(
+            id=server.id,
+            kind="openapi",
+            location=uri_to_display(uri),
+            loaded_at=started,
+            error=f"the document could not be converted ({type(exc).__name__}: {str(exc)[:200]})",
+        )
     if server.output_schema == "publish":
         promised = tuple(replace(tool, output_promised=True) for tool in conversion.tools)
         conversion = replace(conversion, tools=promised)
@@ -179,28 +191,50 @@ def _refused_servers(server: Server, conversion: Conversion) -> list[Note]:
 
 
 def build_catalog(sources: Iterable[SourceStatus]) -> Catalog:
-    """One name -> Tool map over all sources; clashing names are prefixed with the source id."""
+    """One name -> Tool map over all sources; names are unique without regard to case.
+
+    Names are claimed in order of trust: local tools and documents read from files first, then
+    documents fetched from URLs (whose authors the operator does not control), each group in
+    config order. A tool whose name (in any case) is already held gets its source id in front,
+    with a `name-clash` note. The catalog lists tools in config order all the same.
+    """
     statuses = tuple(sources)
-    converted = [s.conversion for s in statuses if s.conversion is not None]
+    claiming = sorted(
+        (s for s in statuses if s.conversion is not None), key=lambda s: not _trusted(s)
+    )
     # A renamed tool must not take a name that any source gives one of its own tools.
-    reserved = {tool.name for conversion in converted for tool in conversion.tools}
-    tools: dict[str, Tool] = {}
+    reserved = {tool.name.lower() for s in claiming if s.conversion for tool in s.conversion.tools}
+    holders: dict[str, Tool] = {}  # by lower-cased name
+    named: dict[str, dict[str, Tool]] = {}  # per source, in its own order
     notes: list[Note] = []
-    for conversion in converted:
-        for tool in conversion.tools:
-            if tool.name in tools:
-                renamed = _unclash(tool, reserved | tools.keys())
+    for status in claiming:
+        assert status.conversion is not None
+        mine = named.setdefault(status.id, {})
+        for tool in status.conversion.tools:
+            held = holders.get(tool.name.lower())
+            if held is not None:
+                renamed = _unclash(tool, reserved | holders.keys())
+                same = "" if held.name == tool.name else f" ({held.name!r}: names ignore case)"
                 note = Note(
                     kind="name-clash",
-                    message=f"{tool.name!r} is already a tool of source "
-                    f"{tools[tool.name].source!r}; the one of source {tool.source!r} is "
-                    f"{renamed!r} (give server {tool.source!r} a `prefix` to choose its names)",
+                    message=f"{tool.name!r} is already a tool of source {held.source!r}{same}; "
+                    f"the one of source {tool.source!r} is {renamed!r} (give server "
+                    f"{tool.source!r} a `prefix` to choose its names)",
                     where=tool.where,
                 )
                 notes.append(note)
                 tool = replace(tool, name=renamed, notes=(*tool.notes, note))
-            tools[tool.name] = tool
+            holders[tool.name.lower()] = tool
+            mine[tool.name] = tool
+    tools = {name: tool for s in statuses for name, tool in named.get(s.id, {}).items()}
     return Catalog(tools=tools, sources=statuses, notes=tuple(notes))
+
+
+def _trusted(status: SourceStatus) -> bool:
+    """Local tools and file documents: written by the operator, so they keep their names."""
+    return status.kind != "openapi" or not status.location.lower().startswith(
+        ("http://", "https://")
+    )
 
 
 def load_local(entry: LocalTools, base_dir: Path, cache: ModuleCache | None = None) -> SourceStatus:
@@ -287,10 +321,11 @@ def load_catalog(config: Config, store: DocumentStore) -> Catalog:
 
 
 def _unclash(tool: Tool, taken: AbstractSet[str]) -> str:
+    """A name for a clashing tool, with its source id in front; `taken` is lower-cased."""
     candidate = names.safe_name(tool.name, prefix=tool.source.replace("-", "_"))
     n = 2
     base = candidate
-    while candidate in taken:
+    while candidate.lower() in taken:
         suffix = f"_{n}"
         candidate = base[: names.MAX_NAME - len(suffix)] + suffix
         n += 1

@@ -69,6 +69,23 @@ def clean_text(text: Any, limit: int = MAX_DESCRIPTION) -> tuple[str, bool]:
     return (cut[:space] if space > 0 else cut).rstrip() + "\u2026", True
 
 
+def kind_of(value: Any) -> str:
+    """What kind of JSON value this is, for messages ("an integer", "a mapping", ...)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return "a string" if isinstance(value, str) else type(value).__name__
+
+
 def type_set(schema: JsonSchema) -> set[str]:
     kind = schema.get("type")
     if isinstance(kind, str):

@@ -158,7 +158,7 @@ async def gateway_for(
         gateway,
         httpx2.AsyncClient(
             transport=httpx2.ASGITransport(create_app(gateway)),
-            base_url="http://gateway.test",
+            base_url="http://localhost",
             timeout=30,
         ) as http,
     ):
@@ -533,7 +533,7 @@ async def test_documents_and_tokens_go_through_the_servers_proxy_too(service: st
         async with (
             gateway,
             httpx2.AsyncClient(
-                transport=httpx2.ASGITransport(create_app(gateway)), base_url="http://gw.test"
+                transport=httpx2.ASGITransport(create_app(gateway)), base_url="http://localhost"
             ) as http,
         ):
             found = await call(http, "echo")

@@ -46,7 +46,7 @@ async def served(config: Config) -> AsyncIterator[httpx2.AsyncClient]:
     async with (
         gateway,
         httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app), base_url="http://gateway.test"
+            transport=httpx2.ASGITransport(app), base_url="http://localhost"
         ) as http,
     ):
         yield http
@@ -87,7 +87,7 @@ async def test_openapi_json_describes_the_callers_tools_and_validates(
         "/v1/tools/listNotes/call",
     ]
     assert alice["paths"]["/v1/tools/getNote/call"]["post"]["operationId"] == "getNote"
-    assert alice["servers"] == [{"url": "http://gateway.test"}]
+    assert alice["servers"] == [{"url": "http://localhost"}]
     assert (await client.get("/openapi.json")).status_code == 401
 
 
@@ -150,7 +150,7 @@ async def test_a_call_streams_a_local_tools_events_then_its_result() -> None:
     async with (
         gateway,
         httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app), base_url="http://gateway.test"
+            transport=httpx2.ASGITransport(app), base_url="http://localhost"
         ) as http,
     ):
         response = await http.post("/v1/tools/report/call", json={}, headers=stream)

@@ -290,7 +290,8 @@ def test_a_request_body_is_required_only_when_an_argument_is() -> None:
 
 
 def test_arrays_in_input_schemas_carry_items() -> None:
-    """Open WebUI hands the schemas to its model; OpenAI's reject an array without `items`."""
+    """Open WebUI hands the schemas to its model; OpenAI's reject an array without `items`.
+    (Optional, so it also takes null: what a call accepts.)"""
     tool = remote(
         "tags", input_schema={"type": "object", "properties": {"tags": {"type": "array"}}}
     )
@@ -298,7 +299,7 @@ def test_arrays_in_input_schemas_carry_items() -> None:
     body = document["paths"]["/v1/tools/tags/call"]["post"]["requestBody"]
     assert body["content"]["application/json"]["schema"] == {
         "type": "object",
-        "properties": {"tags": {"type": "array", "items": {}}},
+        "properties": {"tags": {"type": ["array", "null"], "items": {}}},
     }
 
 
@@ -306,8 +307,9 @@ def test_arrays_in_input_schemas_carry_items() -> None:
 
 
 def test_definitions_move_to_the_components_shared_when_they_mean_the_same() -> None:
-    """`Tag` is the same everywhere: shared. `Note` differs between input and output, so every
-    copy is named after its tool; `Page` refers to that `Note`, so it is not shared either."""
+    """`Tag` is the same everywhere: shared. `Note` differs between input and output (and its
+    optional `tags` may be null in the input), so every copy is named after its tool; `Page`
+    refers to that `Note`, so it is not shared either."""
     tag = {"type": "string", "maxLength": 20}
     tags_in = {"tags": {"type": "array", "items": {"$ref": "#/$defs/Tag"}}}
     note_in = {"type": "object", "properties": tags_in}
@@ -318,6 +320,7 @@ def test_definitions_move_to_the_components_shared_when_they_mean_the_same() -> 
         input_schema={
             "type": "object",
             "properties": {"note": {"$ref": "#/$defs/Note"}, "tag": {"$ref": "#/$defs/Tag"}},
+            "required": ["note", "tag"],
             "$defs": {"Note": note_in, "Tag": tag},
         },
         output_schema={"$ref": "#/$defs/Note", "$defs": {"Note": note_out, "Tag": tag}},
@@ -334,7 +337,10 @@ def test_definitions_move_to_the_components_shared_when_they_mean_the_same() -> 
     assert document["components"]["schemas"] == {
         "toolbridge.Result": RESULT,
         "toolbridge.Error": ERROR,
-        "createNote.Note": {"type": "object", "properties": {"tags": tags}},
+        "createNote.Note": {
+            "type": "object",
+            "properties": {"tags": {"type": ["array", "null"], "items": ref("Tag")}},
+        },
         "Tag": tag,
         "createNote.result.Note": {
             "type": "object",
@@ -351,7 +357,11 @@ def test_definitions_move_to_the_components_shared_when_they_mean_the_same() -> 
         result(document, "createNote"),
         result(document, "listNotes"),
     ) == (
-        {"type": "object", "properties": {"note": ref("createNote.Note"), "tag": ref("Tag")}},
+        {
+            "type": "object",
+            "properties": {"note": ref("createNote.Note"), "tag": ref("Tag")},
+            "required": ["note", "tag"],
+        },
         whole_result(ref("createNote.result.Note")),
         whole_result(ref("listNotes.result.Page")),
     )
@@ -368,6 +378,7 @@ def test_component_names_are_unique_and_legal() -> None:
                 "a": {"$ref": "#/$defs/toolbridge.Error"},
                 "b": {"$ref": "#/$defs/a%20b~1c"},
             },
+            "required": ["a", "b"],  # so that no optional argument takes null here
             "$defs": {"toolbridge.Error": {"type": "string"}, "a b/c": {"type": "integer"}},
         },
     )
@@ -375,6 +386,7 @@ def test_component_names_are_unique_and_legal() -> None:
     assert body(document, "one") == {
         "type": "object",
         "properties": {"a": ref("toolbridge.Error_2"), "b": ref("a_b_c")},
+        "required": ["a", "b"],
     }
     assert list(document["components"]["schemas"]) == [
         "toolbridge.Result",
@@ -394,6 +406,7 @@ def test_a_reference_to_the_schema_itself_gets_the_schema_a_name() -> None:
                 "name": {"type": "string"},
                 "children": {"type": "array", "items": {"$ref": "#"}},
             },
+            "required": ["name", "children"],  # so that no optional argument takes null here
         },
     )
     document = gateway_document([tree])
@@ -405,6 +418,7 @@ def test_a_reference_to_the_schema_itself_gets_the_schema_a_name() -> None:
                 "name": {"type": "string"},
                 "children": {"type": "array", "items": {"allOf": [ref("tree.input")]}},
             },
+            "required": ["name", "children"],
         },
     )
     assert findings(document) == []
@@ -419,16 +433,19 @@ def test_a_cycle_through_properties_and_items_is_closed_with_all_of() -> None:
             "employer": {"$ref": "#/$defs/Company"},
             "nickname": {"anyOf": [{"$ref": "#/$defs/Person"}, {"type": "null"}]},
         },
+        "required": ["friends", "employer", "nickname"],  # no optional argument takes null
     }
     company = {
         "type": "object",
         "properties": {"owner": {"$ref": "#/$defs/Person", "description": "Boss."}},
+        "required": ["owner"],
     }
     tool = remote(
         "people",
         input_schema={
             "type": "object",
             "properties": {"person": {"$ref": "#/$defs/Person"}},
+            "required": ["person"],
             "$defs": {"Person": person, "Company": company},
         },
     )
@@ -442,10 +459,12 @@ def test_a_cycle_through_properties_and_items_is_closed_with_all_of() -> None:
                 "employer": ref("Company"),
                 "nickname": {"anyOf": [ref("Person"), {"type": "null"}]},
             },
+            "required": ["friends", "employer", "nickname"],
         },
         {
             "type": "object",
             "properties": {"owner": {"allOf": [ref("Person")], "description": "Boss."}},
+            "required": ["owner"],
         },
     )
     assert open_webui_tools(document) == [
@@ -464,16 +483,21 @@ def test_a_cycle_through_properties_and_items_is_closed_with_all_of() -> None:
                                 "properties": {
                                     "owner": {"allOf": [ref("Person")], "description": "Boss."}
                                 },
+                                "required": ["owner"],
                             },
                             "nickname": {"anyOf": [ref("Person"), {"type": "null"}]},
                         },
+                        "required": ["friends", "employer", "nickname"],
                     }
                 },
-                "required": [],
+                "required": ["person"],
             },
         }
     ]
     assert findings(document) == []
+
+
+REQUIRED = ["flag", "when", "size", "big", "id", "kept"]
 
 
 def test_defaults_the_schema_refuses_and_foreign_regexes_are_left_out() -> None:
@@ -490,6 +514,7 @@ def test_defaults_the_schema_refuses_and_foreign_regexes_are_left_out() -> None:
                 "id": {"type": "string", "pattern": "(?i)^[0-9a-f]+$", "default": "ab"},
                 "kept": {"type": "string", "pattern": "^[a-z]+$", "default": "ok"},
             },
+            "required": REQUIRED,  # so that no optional argument takes null here
             "$defs": {"Size": {"type": "integer", "maximum": 10, "default": "ten"}},
         },
     )
@@ -505,6 +530,7 @@ def test_defaults_the_schema_refuses_and_foreign_regexes_are_left_out() -> None:
                 "id": {"type": "string", "default": "ab"},
                 "kept": {"type": "string", "pattern": "^[a-z]+$", "default": "ok"},
             },
+            "required": REQUIRED,
         },
         {"type": "integer", "maximum": 10},
     )
@@ -546,35 +572,48 @@ def test_open_webui_reads_every_tool(spec: Path) -> None:
     assert [t["name"] for t in open_webui_tools(gateway_document(tools))] == [t.name for t in tools]
 
 
+def or_null(schema: JsonSchema) -> JsonSchema:
+    """An optional argument of a plain type as the document says it: null is taken too."""
+    return {**schema, "type": [schema["type"], "null"]}
+
+
 def test_what_open_webui_makes_of_the_demo() -> None:
+    """Every optional argument also takes null (the gateway reads it as "not given")."""
     document = gateway_document(tools_of(ROOT / "specs" / "demo.yaml"))
     payload = {t["name"]: t["parameters"] for t in open_webui_tools(document)}
+    title = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 100,
+        "description": "A short title.",
+        "examples": ["Groceries"],
+    }
     note_input = {
-        "title": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": 100,
-            "description": "A short title.",
-            "examples": ["Groceries"],
-        },
-        "body": {
-            "type": "string",
-            "maxLength": 10000,
-            "default": "",
-            "description": "The text of the note.",
-            "examples": ["Milk", "eggs", "coffee."],
-        },
-        "tags": {
-            "type": "array",
-            "items": {"type": "string"},
-            "default": [],
-            "description": "Labels to find the note by.",
-        },
-        "pinned": {
-            "type": "boolean",
-            "default": False,
-            "description": "Pinned notes are listed first.",
-        },
+        "title": title,
+        "body": or_null(
+            {
+                "type": "string",
+                "maxLength": 10000,
+                "default": "",
+                "description": "The text of the note.",
+                "examples": ["Milk", "eggs", "coffee."],
+            }
+        ),
+        "tags": or_null(
+            {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": [],
+                "description": "Labels to find the note by.",
+            }
+        ),
+        "pinned": or_null(
+            {
+                "type": "boolean",
+                "default": False,
+                "description": "Pinned notes are listed first.",
+            }
+        ),
     }
     note_id = {
         "type": "integer",
@@ -586,11 +625,13 @@ def test_what_open_webui_makes_of_the_demo() -> None:
         "listNotes": {
             "type": "object",
             "properties": {
-                "tag": {
-                    "type": "string",
-                    "examples": ["shopping"],
-                    "description": "Only notes that carry this tag.",
-                }
+                "tag": or_null(
+                    {
+                        "type": "string",
+                        "examples": ["shopping"],
+                        "description": "Only notes that carry this tag.",
+                    }
+                )
             },
             "required": [],
         },
@@ -601,19 +642,25 @@ def test_what_open_webui_makes_of_the_demo() -> None:
             "type": "object",
             "properties": {
                 "noteId": note_id,
-                "title": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 100,
-                    "description": "New title.",
-                },
-                "body": {"type": "string", "maxLength": 10000, "description": "New text."},
-                "tags": {
-                    "type": "array",
-                    "description": "New tags; replaces the old list.",
-                    "items": {"type": "string"},
-                },
-                "pinned": {"type": "boolean", "description": "Pinned notes are listed first."},
+                "title": or_null(
+                    {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 100,
+                        "description": "New title.",
+                    }
+                ),
+                "body": or_null({"type": "string", "maxLength": 10000, "description": "New text."}),
+                "tags": or_null(
+                    {
+                        "type": "array",
+                        "description": "New tags; replaces the old list.",
+                        "items": {"type": "string"},
+                    }
+                ),
+                "pinned": or_null(
+                    {"type": "boolean", "description": "Pinned notes are listed first."}
+                ),
             },
             "required": ["noteId"],
         },
@@ -717,3 +764,19 @@ def open_webui_tools(document: JsonObject) -> list[JsonObject]:
                     tool["parameters"] = resolved
             payload.append(tool)
     return payload
+
+
+def test_in_open_mode_the_document_asks_for_no_credentials() -> None:
+    """Without `auth` the gateway takes every caller: its document says so (no scheme, no 401)."""
+    closed = gateway_document([GET_NOTE])
+    opened = gateway_document([GET_NOTE], authenticated=False)
+
+    assert (closed["security"], list(closed["components"]["securitySchemes"])) == (
+        [{"bearer": []}],
+        ["bearer"],
+    )
+    assert "security" not in opened
+    assert "securitySchemes" not in opened["components"]
+    assert "toolbridge.Unauthenticated" not in opened["components"]["responses"]
+    responses = opened["paths"]["/v1/tools/getNote/call"]["post"]["responses"]
+    assert list(responses) == ["200", "404", "422", "502", "504"]

@@ -35,6 +35,8 @@ pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "alice-key-0123456789"
 ALICE = {"Authorization": f"Bearer {KEY}"}
+OPS_KEY = "ops-key-9876543210"
+OPS = {"Authorization": f"Bearer {OPS_KEY}"}
 CHART = (
     '<html><body><div style="width:10px;background:teal">1</div>'
     '<div style="width:30px;background:teal">3</div></body></html>'
@@ -56,7 +58,12 @@ def config(*filters: dict[str, Any]) -> Config:
     grant = {"users": ["alice"]}
     return Config.model_validate(
         {
-            "auth": {"api_keys": [{"user": "alice", "key": KEY}]},
+            "auth": {
+                "api_keys": [
+                    {"user": "alice", "key": KEY},
+                    {"user": "ops", "key": OPS_KEY, "admin": True},
+                ]
+            },
             "tools": [
                 {"id": "nb", "path": "tests/fixtures/openwebui/notebook.py", "access": grant},
                 {"id": "charts", "path": "tests/fixtures/openwebui/charts.py", "access": grant},
@@ -139,11 +146,13 @@ async def test_bad_context_header_is_a_400() -> None:
     )
 
 
-async def test_servers_lists_the_filters() -> None:
+async def test_servers_lists_the_filters_to_admins() -> None:
     redact = {"id": "redact", "path": "tests/fixtures/filters/redact_emails.py", "tools": ["who*"]}
     gone = {"id": "gone", "path": "tests/fixtures/filters/gone.py", "required": True}
     async with served(config(redact, gone)) as (http, _):
-        filters = (await http.get("/v1/servers")).json()["filters"]
+        filters = (await http.get("/v1/servers", headers=OPS)).json()["filters"]
+        by_alice = (await http.get("/v1/servers")).json()
+    assert "filters" not in by_alice  # the operator's machinery, not a caller's business
     for listed in filters:
         del listed["loaded_at"]
     assert filters == [

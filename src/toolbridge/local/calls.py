@@ -1,6 +1,7 @@
 """Calling a local tool's function: arguments checked leniently (as Open WebUI does), the host's
 parameters filled under Open WebUI's names, a sync function run in a thread and an async one
-awaited, under the entry's timeout, and what it returned (or raised) made a `ToolResult`.
+awaited on the tools' own loop (`runner`), under the entry's timeout, and what it returned (or
+raised) made a `ToolResult`.
 
 Loading the function is `loader`'s; its arguments model and injected names come from
 `signatures`; the caller's context from `context`; rich results are `results`'. `injected`
@@ -25,6 +26,7 @@ from pydantic_core import to_jsonable_python
 from toolbridge.errors import InvalidArguments
 from toolbridge.local.context import CallContext, EventCall
 from toolbridge.local.results import function_result
+from toolbridge.local.runner import TOOL_LOOP
 from toolbridge.local.signatures import Arguments, cause
 from toolbridge.tools import PythonFunction, ToolResult
 
@@ -94,8 +96,8 @@ async def call_function(
         )
     try:
         with anyio.move_on_after(fn.timeout) as scope:
-            if fn.is_async:
-                value = await fn.func(*args, **kwargs)
+            if fn.is_async:  # on a loop of its own: a tool that blocks cannot stop ours
+                value = await TOOL_LOOP.run(fn.function, fn.func(*args, **kwargs))
             else:
                 call = partial(fn.func, *args, **kwargs)
                 value = await anyio.to_thread.run_sync(call, abandon_on_cancel=True)

@@ -14,6 +14,7 @@ and schemas are the modules of those names'.
 from __future__ import annotations
 
 import fnmatch
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -29,6 +30,7 @@ from toolbridge.openapi.operations import Operation, find_operations, unexposed
 from toolbridge.openapi.references import References, RefError
 from toolbridge.openapi.responses import output_schema
 from toolbridge.openapi.servers import NO_BASE_URL, server_url
+from toolbridge.openapi.soundness import sound_input_schema, sound_schema
 from toolbridge.tools import (
     Annotations,
     HttpOperation,
@@ -38,6 +40,8 @@ from toolbridge.tools import (
     Tool,
 )
 from toolbridge.upstream.destinations import Destinations
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,7 +162,7 @@ def _convert(
         op.original = names.base_name(op_id, op.method, op.path)
         op.name = names.safe_name(op.original, method_path=op_id is None, prefix=prefix)
         plain = names.safe_name(op.original, method_path=op_id is None)
-        tags = [t for t in op.operation.get("tags") or [] if isinstance(t, str)]
+        tags = _tags(op.operation)
         keys = (op.original, plain, op.name)
         if include is not None and not include.matches(
             tags=tags, names=keys, method=op.method, path=op.path
@@ -199,7 +203,10 @@ def _convert(
                     where=op.where,
                 ),
             )
-        tools.append(_tool(doc, op, op_notes))
+        try:
+            tools.append(_tool(doc, op, op_notes))
+        except Exception as exc:  # a bug of ours meets a document: one operation is lost
+            notes.append(_failed(op, exc))
     if base_url is None and any(tool.http.base_url is None for tool in tools):
         notes.append(Note(kind="no-base-url", message=NO_BASE_URL))
     info = document.get("info") if isinstance(document.get("info"), dict) else {}
@@ -267,10 +274,15 @@ def _tool(doc: _Document, op: Operation, name_notes: list[Note]) -> Tool:
             )
     responses = op.operation.get("responses")
     if doc.version == "2.0":
-        produces = op.operation.get("produces") or doc.data.get("produces") or []
-        produces = [p for p in produces if isinstance(p, str)]
+        produces = _strings(op.operation.get("produces")) or _strings(doc.data.get("produces"))
         responses = swagger2.responses(responses, produces)
     output, accept = output_schema(responses, op.uri, doc.refs, doc.response, b)
+    input_schema, problems = sound_input_schema(input_schema)
+    b.notes.extend(problems)
+    if output is not None:
+        output, problems = sound_schema(output, "output schema")
+        b.notes.extend(problems)
+    b.notes.extend(_malformed(operation))
     description, summary = _description(operation, op, b)
     deprecated = operation.get("deprecated") is True
     method = op.method
@@ -302,7 +314,7 @@ def _tool(doc: _Document, op: Operation, name_notes: list[Note]) -> Tool:
         input_schema=input_schema,
         output_schema=output,
         annotations=annotations,
-        tags=tuple(t for t in operation.get("tags") or () if isinstance(t, str)),
+        tags=tuple(_tags(operation)),
         source=doc.source,
         target=target,
         deprecated=deprecated,
@@ -320,8 +332,7 @@ def _inputs(
         b,
     )
     if doc.version == "2.0":
-        consumes = op.operation.get("consumes") or doc.data.get("consumes") or []
-        consumes = [c for c in consumes if isinstance(c, str)]
+        consumes = _strings(op.operation.get("consumes")) or _strings(doc.data.get("consumes"))
         return parameters.from_swagger2(params, consumes, op.uri, b)
     body = op.operation.get("requestBody")
     body_uri = op.uri
@@ -357,6 +368,51 @@ def _description(operation: dict[str, Any], op: Operation, b: Draft) -> tuple[st
             )
         )
     return final, summary
+
+
+def _failed(op: Operation, exc: Exception) -> Note:
+    """The note for an operation whose conversion raised: it is left out, the rest converts."""
+    logger.warning("%s: converting %s failed", op.uri, op.where, exc_info=exc)
+    return Note(
+        kind="conversion-failed",
+        message=f"this operation could not be converted ({type(exc).__name__}: "
+        f"{str(exc)[:200]}); it is not a tool",
+        where=op.where,
+    )
+
+
+_LISTS = ("tags", "produces", "consumes", "parameters", "security", "servers")
+_TEXTS = ("summary", "description", "operationId")
+
+
+def _malformed(operation: dict[str, Any]) -> list[Note]:
+    """A note for each field of the operation that is not of its kind (and so was ignored)."""
+    notes = []
+    for key in _LISTS:
+        value = operation.get(key)
+        if value is not None and not isinstance(value, list):
+            found = js.kind_of(value)
+            notes.append(
+                Note(kind="invalid-operation", message=f"{key}: expected a list, found {found}")
+            )
+    for key in _TEXTS:
+        value = operation.get(key)
+        if value is not None and not isinstance(value, str):
+            found = js.kind_of(value)
+            notes.append(
+                Note(kind="invalid-operation", message=f"{key}: expected a string, found {found}")
+            )
+    return notes
+
+
+def _strings(value: Any) -> list[str]:
+    """The strings of a list of them (`tags`, `produces`, `consumes`); nothing from a value of
+    another kind (the operation's notes say so: `_malformed`)."""
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _tags(operation: dict[str, Any]) -> list[str]:
+    return _strings(operation.get("tags"))
 
 
 def _prefixed(prefix: str, name: str) -> str:

@@ -102,6 +102,9 @@ class DocumentStore:
         """`max_bytes` and `fetch_timeout` bound each document (also those a server's own
         fetcher reads, which the registry builds with these limits)."""
         self._fetch = fetch or http_fetcher(max_bytes=max_bytes, timeout=fetch_timeout)
+        self.fetches_itself = fetch is not None
+        """A fetcher was given (a test's, or a server's own): the registry keeps it rather than
+        build one with the server's transport and destinations."""
         self.cache_dir = cache_dir
         self.max_bytes = self._max_bytes = max_bytes
         self.fetch_timeout = fetch_timeout

@@ -80,9 +80,10 @@ def _type(
     kinds = [value] if isinstance(value, str) else value if isinstance(value, list) else []
     valid: list[str] = []
     for kind in kinds:
-        if kind in js.JSON_TYPES and kind not in valid:
-            valid.append(kind)
-        elif kind not in js.JSON_TYPES:
+        if isinstance(kind, str) and kind in js.JSON_TYPES:
+            if kind not in valid:
+                valid.append(kind)
+        else:
             found.notes.append(
                 Note(kind="invalid-schema", message=f"unknown type {kind!r} dropped")
             )
@@ -124,8 +125,12 @@ def _number(
 def _count(
     d: Translator, out: dict[str, Any], key: str, value: Any, node: Any, uri: str, found: Found
 ) -> None:
-    if _is_number(value) and value >= 0 and float(value).is_integer():
-        out[key] = int(value)
+    if _is_number(value) and 0 <= value < 2**63 and float(value).is_integer():
+        out[key] = int(value)  # counts past 2**63 fit no JSON parser's integers, and no string
+    elif value is not None:
+        found.notes.append(
+            Note(kind="invalid-schema", message=f"{key} {value!r} is not a count; dropped")
+        )
 
 
 def _plain(

@@ -63,6 +63,7 @@ def parameter(param: dict[str, Any]) -> tuple[dict[str, Any], list[Note]]:
     out["schema"] = parameter_schema(param)
     if param.get("type") == "array":
         fmt = param.get("collectionFormat", "csv")
+        fmt = fmt if isinstance(fmt, str) else str(fmt)
         style, explode = _COLLECTION_STYLES.get(fmt, ("form", False))
         if fmt not in _COLLECTION_STYLES:
             notes.append(
@@ -122,6 +123,7 @@ def request_body(
             required.append(name)
         if param.get("type") == "array":
             fmt = param.get("collectionFormat", "csv")
+            fmt = fmt if isinstance(fmt, str) else str(fmt)
             style, explode = _COLLECTION_STYLES.get(fmt, ("form", False))
             encoding[name] = {"style": style, "explode": explode}
     schema: dict[str, Any] = {"type": "object", "properties": properties}

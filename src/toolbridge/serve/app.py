@@ -41,14 +41,16 @@ from toolbridge.policy import Principal
 from toolbridge.serve.admin import Admin
 from toolbridge.serve.admin import routes as admin_routes
 from toolbridge.serve.describe import describe, describe_filter, describe_source
+from toolbridge.serve.edge import Edge
 from toolbridge.serve.live import Live
 from toolbridge.serve.me import Me
 from toolbridge.serve.openapi_document import DocumentCache
+from toolbridge.serve.redacting import Redacting
 from toolbridge.serve.request_context import request_context, scope_url
 from toolbridge.serve.shared import Shared
 from toolbridge.serve.siblings import Siblings
 from toolbridge.serve.toolset_paths import ToolsetPaths
-from toolbridge.serve.turns import run_turn
+from toolbridge.serve.turns import INTERNAL, run_turn
 from toolbridge.tools import PythonFunction, Shaped, ToolResult
 
 logger = logging.getLogger(__name__)
@@ -186,6 +188,10 @@ class CallEndpoint:
         except ToolbridgeError as exc:
             status, body, extra = error_parts(exc)
             await _send_json(send, status, body, extra)
+            return
+        except Exception:  # a bug of ours: a JSON 500 in our words, the traceback in the log
+            logger.exception("call of %s failed", name)
+            await _send_json(send, 500, {"error": {"type": "internal", "message": INTERNAL}}, {})
             return
         answer = result_body(result)
         if events:
@@ -354,7 +360,10 @@ def create_app(
         view = parse_view(request.query_params)
         tools = gateway.list_tools(principal, view)
         title = f"toolbridge: {view.toolset}" if view.toolset else "toolbridge"
-        return json_response(documents.get(tools, title=title, server_url=str(request.base_url)))
+        document = documents.get(
+            tools, title=title, server_url=str(request.base_url), authenticated=not gateway.open
+        )
+        return json_response(document)
 
     async def tool_calls(request: Request, principal: Principal) -> Response:
         payload = await _json_body(request)
@@ -373,9 +382,9 @@ def create_app(
     async def servers(request: Request, principal: Principal) -> Response:
         held = gateway.held()
         body: dict[str, Any] = {
-            "servers": [describe_source(s, held.get(s.id)) for s in gateway.sources()]
+            "servers": [describe_source(s, held.get(s.id)) for s in gateway.sources(principal)]
         }
-        if gateway.config.filters:
+        if gateway.config.filters and principal.admin:
             body["filters"] = [describe_filter(f) for f in gateway.filters()]
         return json_response(body)
 
@@ -432,7 +441,11 @@ def create_app(
         ],
         lifespan=lifespan,
     )
-    return ToolsetPaths(CallEndpoint(routes, gateway))
+    # Requests the edge refuses reach no route (edge.py); secrets never leave in an answer,
+    # whichever route made it (redacting.py).
+    paths = ToolsetPaths(CallEndpoint(routes, gateway))
+    redacted = Redacting(paths, lambda: gateway.secrets)
+    return Edge(redacted, lambda: (gateway.config.http, gateway.open))
 
 
 def reply(body: Any, status: int) -> Response:

@@ -78,6 +78,7 @@ from toolbridge.serve.mcp_interaction import (
     relayed_events,
 )
 from toolbridge.serve.request_context import request_context
+from toolbridge.serve.turns import INTERNAL
 from toolbridge.tools import Tool, ToolResult
 
 logger = logging.getLogger(__name__)
@@ -208,6 +209,9 @@ class McpApp:
             return input_required(pending)
         except ToolbridgeError as exc:
             return call_error(exc)
+        except Exception:  # a bug of ours: said in our words, never an exception's (or codec's)
+            logger.exception("MCP call of %s failed", params.name)
+            return _failed(INTERNAL)
         return self.tool_result(tool, result)
 
     def tool_result(self, tool: Tool, result: ToolResult) -> types.CallToolResult:

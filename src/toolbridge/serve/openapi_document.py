@@ -22,20 +22,13 @@ the schemas on to whatever model it uses, and OpenAI's reject an array without i
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote, unquote
-
-import orjson
-from openapi_schema_validator import OAS31Validator, oas31_format_checker
 
 from toolbridge import schemas as js
-from toolbridge.formats.openai_dialect import with_array_items
+from toolbridge.serve.document_components import Components, pointer
 from toolbridge.tools import JsonObject, JsonSchema, Tool
 
 SUMMARY_LENGTH = 120
-_COMPONENT_JUNK = re.compile(r"[^A-Za-z0-9._-]+")
 """Characters OpenAPI does not allow in a component name."""
 _ERROR = "toolbridge.Error"
 _RESULT = "toolbridge.Result"
@@ -55,19 +48,26 @@ _RESPONSES = {
 
 
 def gateway_document(
-    tools: list[Tool], *, title: str = "toolbridge", server_url: str | None = None
+    tools: list[Tool],
+    *,
+    title: str = "toolbridge",
+    server_url: str | None = None,
+    authenticated: bool = True,
 ) -> JsonObject:
     """The OpenAPI 3.1 document of `tools`, each as `POST /v1/tools/{name}/call`.
 
     The request body is the tool's input schema (left out for a tool that takes no arguments,
     since some clients refuse to send an empty body); the 200 answer is the result envelope,
     whose `result` follows the tool's output schema when `ok` is true and the answer was not
-    truncated. `server_url` is the gateway's base URL, as its callers reach it.
+    truncated. `server_url` is the gateway's base URL, as its callers reach it. Without
+    `authenticated` (a gateway in open mode) the document declares no security scheme and no
+    401 answer: it says what the gateway accepts, no more and no less.
     """
-    components = _Components(tools)
+    components = Components(tools)
     paths: JsonObject = {}
     for tool in tools:
-        paths[f"/v1/tools/{tool.name}/call"] = {"post": _operation(tool, components)}
+        operation = _operation(tool, components, authenticated)
+        paths[f"/v1/tools/{tool.name}/call"] = {"post": operation}
     document: JsonObject = {
         "openapi": "3.1.0",
         "info": {
@@ -85,19 +85,21 @@ def gateway_document(
         "responses": {
             name: {
                 "description": text,
-                "content": {"application/json": {"schema": {"$ref": _pointer(_ERROR)}}},
+                "content": {"application/json": {"schema": {"$ref": pointer(_ERROR)}}},
             }
-            for name, text in _RESPONSES.values()
+            for status, (name, text) in _RESPONSES.items()
+            if authenticated or status != "401"
         },
-        "securitySchemes": {
+    }
+    if authenticated:
+        document["components"]["securitySchemes"] = {
             "bearer": {
                 "type": "http",
                 "scheme": "bearer",
                 "description": "The caller's API key or token.",
             }
-        },
-    }
-    document["security"] = [{"bearer": []}]
+        }
+        document["security"] = [{"bearer": []}]
     return document
 
 
@@ -113,21 +115,29 @@ class DocumentCache:
         self._entries: dict[tuple[Any, ...], tuple[list[Tool], JsonObject]] = {}
 
     def get(
-        self, tools: list[Tool], *, title: str = "toolbridge", server_url: str | None = None
+        self,
+        tools: list[Tool],
+        *,
+        title: str = "toolbridge",
+        server_url: str | None = None,
+        authenticated: bool = True,
     ) -> JsonObject:
-        """`gateway_document(tools, ...)`, built once per tool set, title and URL: shared, so
-        treat it as read-only."""
-        key = (tuple(map(id, tools)), title, server_url)
+        """`gateway_document(tools, ...)`, built once per tool set, title, URL and mode:
+        shared, so treat it as read-only."""
+        key = (tuple(map(id, tools)), title, server_url, authenticated)
         found = self._entries.pop(key, None)
         if found is None:
-            found = (list(tools), gateway_document(tools, title=title, server_url=server_url))
+            document = gateway_document(
+                tools, title=title, server_url=server_url, authenticated=authenticated
+            )
+            found = (list(tools), document)
             if len(self._entries) >= self.size:
                 del self._entries[next(iter(self._entries))]
         self._entries[key] = found  # most recently used last
         return found[1]
 
 
-def _operation(tool: Tool, components: _Components) -> JsonObject:
+def _operation(tool: Tool, components: Components, authenticated: bool) -> JsonObject:
     operation: JsonObject = {"operationId": tool.name}
     summary = _summary(tool.description)
     description = js.clean_text(tool.description)[0]
@@ -154,7 +164,8 @@ def _operation(tool: Tool, components: _Components) -> JsonObject:
         }
     }
     for status, (name, _) in _RESPONSES.items():
-        responses[status] = {"$ref": f"#/components/responses/{name}"}
+        if authenticated or status != "401":
+            responses[status] = {"$ref": f"#/components/responses/{name}"}
     operation["responses"] = responses
     return operation
 
@@ -172,7 +183,7 @@ _PLAIN_OBJECT = frozenset({"type", "properties", "additionalProperties", "descri
 
 def _envelope(output: JsonSchema | None) -> JsonSchema:
     if output is None:
-        return {"$ref": _pointer(_RESULT)}
+        return {"$ref": pointer(_RESULT)}
     # Only a successful, whole answer follows the output schema: an error body does not.
     when_whole = {
         "required": ["ok"],
@@ -181,7 +192,7 @@ def _envelope(output: JsonSchema | None) -> JsonSchema:
     }
     return {
         "allOf": [
-            {"$ref": _pointer(_RESULT)},
+            {"$ref": pointer(_RESULT)},
             {"if": when_whole, "then": {"properties": {"result": output}}},
         ]
     }
@@ -261,242 +272,3 @@ def _version() -> str:
 
 
 # -- schemas into components ----------------------------------------------------------------
-
-
-class _Components:
-    """The `components/schemas` of the document, and each tool's schemas rewritten to use them."""
-
-    def __init__(self, tools: Iterable[Tool]) -> None:
-        self.schemas: dict[str, JsonSchema] = {}
-        self._taken: set[str] = {_RESULT, _ERROR}
-        self._shared: dict[str, str] = {}
-        parts = [(tool, part, schema) for tool in tools for part, schema in _parts(tool)]
-        shareable = _shareable(defs for _, _, schema in parts if (defs := _defs_of(schema)))
-        self._rewritten: dict[tuple[str, str], JsonSchema] = {}
-        for tool, part, schema in parts:
-            prefix = tool.name if part == "input" else f"{tool.name}.{part}"
-            names: dict[str, str] = {}
-            for key in _defs_of(schema):
-                if key in shareable:
-                    if key not in self._shared:
-                        self._shared[key] = self._take(key)
-                    names[key] = self._shared[key]
-                else:
-                    names[key] = self._take(f"{prefix}.{key}")
-            own: str | None = None
-            if _refers_to_root(schema):
-                # A reference to the schema itself (`#`, `#/properties/...`) needs the schema at
-                # a name of its own, which the operation then refers to.
-                own = self._take(f"{tool.name}.input" if part == "input" else prefix)
-            rewrite = _Rewrite(names, own, _defs_of(schema))
-            for key, definition in _defs_of(schema).items():
-                if names[key] not in self.schemas:
-                    self.schemas[names[key]] = rewrite(definition)
-            rewritten = rewrite({k: v for k, v in schema.items() if k != "$defs"})
-            if own is not None:
-                self.schemas[own] = rewritten
-                rewritten = {"$ref": _pointer(own)}
-            self._rewritten[(tool.name, part)] = rewritten
-        _break_cycles(self.schemas)
-
-    def schema(self, tool: Tool, part: str) -> JsonSchema | None:
-        return self._rewritten.get((tool.name, part))
-
-    def _take(self, wanted: str) -> str:
-        base = _COMPONENT_JUNK.sub("_", wanted) or "schema"
-        name, n = base, 2
-        while name in self._taken:
-            name = f"{base}_{n}"
-            n += 1
-        self._taken.add(name)
-        return name
-
-
-def _is_regex(pattern: Any) -> bool:
-    return bool(oas31_format_checker.conforms(pattern, "regex"))
-
-
-def _break_cycles(schemas: dict[str, JsonSchema]) -> None:
-    """Wrap, in place, each reference that closes a cycle of references, properties and items."""
-    prefix = "#/components/schemas/"
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    for start in schemas:
-        if start in state:
-            continue
-        state[start] = 1
-        stack = [(start, iter(_inlined_refs(schemas[start])))]
-        while stack:
-            name, refs = stack[-1]
-            node = next(refs, None)
-            if node is None:
-                state[name] = 2
-                stack.pop()
-                continue
-            ref = node["$ref"]
-            target = unquote(ref[len(prefix) :]) if ref.startswith(prefix) else None
-            if target is None or target not in schemas:
-                continue
-            if state.get(target) == 1:
-                node["allOf"] = [{"$ref": node.pop("$ref")}, *node.get("allOf", ())]
-            elif target not in state:
-                state[target] = 1
-                stack.append((target, iter(_inlined_refs(schemas[target]))))
-
-
-def _inlined_refs(schema: Any) -> list[JsonSchema]:
-    """The nodes holding a `$ref` that a client reaches going down `properties` and `items`."""
-    found = []
-    stack = [schema]
-    while stack:
-        node = stack.pop()
-        if not isinstance(node, dict):
-            continue
-        if isinstance(node.get("$ref"), str):
-            found.append(node)
-            continue  # such clients read nothing beside a reference
-        properties = node.get("properties")
-        if isinstance(properties, dict):
-            stack.extend(properties.values())
-        stack.append(node.get("items"))
-    return found
-
-
-def _parts(tool: Tool) -> list[tuple[str, JsonSchema]]:
-    # Open WebUI hands these to whatever model it uses, OpenAI's included: arrays carry `items`.
-    parts = [("input", with_array_items(tool.input_schema))]
-    if tool.output_schema is not None:
-        parts.append(("result", tool.output_schema))
-    return parts
-
-
-def _defs_of(schema: JsonSchema) -> dict[str, Any]:
-    defs = schema.get("$defs")
-    return defs if isinstance(defs, dict) else {}
-
-
-def _shareable(all_defs: Iterable[dict[str, Any]]) -> set[str]:
-    """Definition names that mean the same wherever they appear, down to what they refer to."""
-    contents: dict[str, set[bytes]] = {}
-    refers: dict[str, set[str | None]] = {}
-    for defs in all_defs:
-        for key, definition in defs.items():
-            contents.setdefault(key, set()).add(
-                orjson.dumps(definition, option=orjson.OPT_SORT_KEYS)
-            )
-            refers.setdefault(key, set()).update(_local_refs(definition))
-    shared = {key for key, seen in contents.items() if len(seen) == 1}
-    changed = True
-    while changed:  # drop whatever refers to a definition that is not shared, until none does
-        changed = False
-        for key in list(shared):
-            if not refers[key] <= shared:  # None (a reference to the root) is never shared
-                shared.discard(key)
-                changed = True
-    return shared
-
-
-def _local_refs(schema: Any) -> set[str | None]:
-    """The `$defs` names a schema refers to; None for a reference to the root schema."""
-    found: set[str | None] = set()
-    for ref in _refs(schema):
-        name = _def_name(ref)
-        if name is not None:
-            found.add(name[0])
-        elif ref.startswith("#"):
-            found.add(None)
-    return found
-
-
-def _refers_to_root(schema: JsonSchema) -> bool:
-    return any(ref.startswith("#") and _def_name(ref) is None for ref in _refs(schema))
-
-
-def _refs(schema: Any) -> Iterable[str]:
-    stack = [schema]
-    while stack:
-        node = stack.pop()
-        if not isinstance(node, dict):
-            continue
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            yield ref
-        stack.extend(_subschemas(node))
-
-
-def _subschemas(node: JsonSchema) -> Iterable[Any]:
-    """The schemas directly inside a schema (never values such as `default` or `enum`)."""
-    for key, value in node.items():
-        if key in js.SUBSCHEMA_KEYWORDS:
-            yield from value if isinstance(value, list) else (value,)
-        elif key in js.SUBSCHEMA_MAPS or key == "$defs":
-            if isinstance(value, dict):
-                yield from value.values()
-        elif key in js.SUBSCHEMA_LISTS and isinstance(value, list):
-            yield from value
-
-
-def _def_name(ref: str) -> tuple[str, str] | None:
-    """(definition name, the rest of the pointer) for `#/$defs/<name>...`, else None."""
-    if not ref.startswith("#/$defs/"):
-        return None
-    token, slash, rest = ref[len("#/$defs/") :].partition("/")
-    return unquote(token).replace("~1", "/").replace("~0", "~"), slash + rest
-
-
-def _pointer(name: str) -> str:
-    return "#/components/schemas/" + quote(name, safe="._-")
-
-
-class _Rewrite:
-    """Copies the schemas of one tool part for the document.
-
-    References point into the document's components, and two things the OpenAPI validator
-    refuses are left out: a `default` its own schema rejects, and a `pattern` that is no regular
-    expression in the dialect's sense (ECMA-262). Both come from real documents; the gateway
-    still checks arguments against the tool's own schema.
-    """
-
-    def __init__(self, names: dict[str, str], root: str | None, defs: dict[str, Any]) -> None:
-        self.names = names
-        self.root = root
-        self.defs = defs
-
-    def __call__(self, node: Any) -> Any:
-        if isinstance(node, list):
-            return [self(item) for item in node]
-        if not isinstance(node, dict):
-            return node
-        out: JsonSchema = {}
-        for key, value in node.items():
-            if key == "$ref" and isinstance(value, str):
-                out[key] = self._target(value)
-            elif key in js.SUBSCHEMA_KEYWORDS or key in js.SUBSCHEMA_LISTS:
-                out[key] = self(value)
-            elif key in js.SUBSCHEMA_MAPS and isinstance(value, dict):
-                out[key] = {name: self(sub) for name, sub in value.items()}
-            elif self._keeps(key, value, node):
-                out[key] = value
-        return out
-
-    def _target(self, ref: str) -> str:
-        found = _def_name(ref)
-        if found is not None and found[0] in self.names:
-            return _pointer(self.names[found[0]]) + found[1]
-        if ref.startswith("#") and self.root is not None:
-            return _pointer(self.root) + ref[1:]
-        return ref
-
-    def _keeps(self, key: str, value: Any, node: JsonSchema) -> bool:
-        if key == "pattern":
-            return _is_regex(value)
-        return key != "default" or self._fits(value, node)
-
-    def _fits(self, value: Any, node: JsonSchema) -> bool:
-        """Whether `value` fits the node as the document has it (less a pattern left out)."""
-        schema = {k: v for k, v in node.items() if k != "pattern" or _is_regex(v)}
-        if self.defs:
-            schema["$defs"] = self.defs
-        try:
-            return bool(OAS31Validator(schema, format_checker=oas31_format_checker).is_valid(value))
-        except Exception:  # a schema the validator cannot use makes no promise about a default
-            return False

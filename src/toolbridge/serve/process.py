@@ -29,7 +29,9 @@ from toolbridge.demo import demo_config
 from toolbridge.demo.service import create_demo_app
 from toolbridge.gateway import Gateway
 from toolbridge.openapi.documents import cache_dir_from
+from toolbridge.redaction import install_log_redaction, secrets_of
 from toolbridge.serve.app import App, create_app
+from toolbridge.serve.connection import PROTOCOL, set_limits
 from toolbridge.serve.loopback import LoopbackServer
 from toolbridge.serve.shared import Shared
 from toolbridge.serve.siblings import RUNTIME_ENV, Siblings
@@ -64,6 +66,9 @@ def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: s
     else:
         config = load_config(path, os.environ)  # as given: errors name it the same way
         os.environ[CONFIG_ENV] = str(path.resolve())
+    early = secrets_of(config)
+    install_log_redaction(lambda: early)
+    set_limits(config.http)
     if config.auth is None:
         logger.warning(
             "no `auth` section: OPEN MODE, every caller is an anonymous admin; "
@@ -73,7 +78,8 @@ def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: s
         "host": host,
         "port": port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": PROTOCOL,  # httptools, with head and body timeouts and head size limits
+        "timeout_keep_alive": config.http.keep_alive_timeout,
         "log_level": log_level,
         "access_log": False,  # one structured line per call is ours (calllog.py)
         "timeout_graceful_shutdown": 5,  # open MCP listen streams must not hold shutdown
@@ -95,6 +101,7 @@ def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: s
         else:
             shared = _shared(config)
             gateway = _gateway(config, path, log_level, shared)
+            install_log_redaction(lambda: gateway.secrets)  # each reload brings its own
             catalog = gateway.load()  # everything is loaded and checked before the port is bound
             logger.info("%d tools from %d sources", len(catalog), len(catalog.sources))
             app = create_app(gateway, config_file=path, shared=shared)
@@ -115,6 +122,8 @@ def worker_app() -> App:
     shared = _shared(config)
     workers = int(os.environ.get(WORKERS_ENV, "1"))
     gateway = _gateway(config, path, level, shared, workers=workers)
+    install_log_redaction(lambda: gateway.secrets)
+    set_limits(config.http)
     gateway.load()
     siblings = Siblings.from_environ(os.environ)
     return create_app(gateway, config_file=path, siblings=siblings, shared=shared)

@@ -37,6 +37,7 @@ A failed call never fails the turn; a payload of none of these shapes does (BadR
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal, assert_never
@@ -52,6 +53,10 @@ from toolbridge.local.context import CallContext
 from toolbridge.policy import Principal
 from toolbridge.tools import JsonObject, ToolResult
 
+logger = logging.getLogger(__name__)
+
+INTERNAL = "the gateway failed to run this call; its log says why"
+"""What a caller reads of an error of ours: never the exception's own words."""
 MAX_CALLS = 64
 """Calls in one turn; models that emit more are looping."""
 
@@ -169,6 +174,10 @@ async def _run(
     except ToolbridgeError as exc:
         text = _json({"ok": False, **error_body(exc)})
         return _Outcome(text=text, failed=True, events=events)
+    except Exception:  # a bug of ours fails this call only: the turn's other calls answer
+        logger.exception("tool call %s (%s) failed", call.id, call.name)
+        error = {"type": "internal", "message": INTERNAL}
+        return _Outcome(text=_json({"ok": False, "error": error}), failed=True, events=events)
     return _Outcome(text=_content(result), failed=not result.ok, events=events, result=result)
 
 

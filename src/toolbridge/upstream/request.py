@@ -21,10 +21,10 @@ from toolbridge.tools import RESERVED_HEADERS, HttpOperation
 from toolbridge.upstream.request_body import build_body
 from toolbridge.upstream.seam import AuthParts, Headers, UpstreamRequest
 from toolbridge.upstream.styles import (
-    FORBIDDEN_IN_HEADERS,
     Pairs,
     attempt,
     cookie_enc,
+    header_problem,
     header_value,
     path_enc,
     path_value,
@@ -202,8 +202,10 @@ def _param_headers(
             text = attempt(b.argument, problems, header_value, b, value)
             if text is None:
                 continue
-            if FORBIDDEN_IN_HEADERS.search(text):
-                problems.append((f"$.{b.argument}", "a header value cannot hold CR, LF or NUL"))
+            problem = header_problem(text)
+            if problem is not None:
+                problems.append((f"$.{b.argument}", problem))
+                continue
             out.append((b.name, text))
         elif b.location == "cookie" and b.name not in credential_cookies:
             args = (b.name, value, "form", b.explode, b.content_type, cookie_enc)

@@ -17,9 +17,9 @@ import orjson
 from toolbridge.tools import BodyPlan, FieldEncoding, HttpOperation
 from toolbridge.upstream.media_types import CHARSET, is_json_type
 from toolbridge.upstream.styles import (
-    FORBIDDEN_IN_HEADERS,
     Pairs,
     Unsendable,
+    header_problem,
     kind_of,
     query_enc,
     styled_pairs,
@@ -141,8 +141,9 @@ def _file_part(name: str, value: Any, where: str) -> bytes:
     content_type = value.get("content_type") or "application/octet-stream"
     if not isinstance(filename, str) or not isinstance(content_type, str):
         raise Unsendable(where, "filename and content_type must be strings")
-    if FORBIDDEN_IN_HEADERS.search(content_type):
-        raise Unsendable(f"{where}.content_type", "cannot hold CR, LF or NUL")
+    problem = header_problem(content_type)
+    if problem is not None:
+        raise Unsendable(f"{where}.content_type", problem)
     return _part(name, content, content_type, filename)
 
 

@@ -1,0 +1,281 @@
+"""Redaction by value: every configured secret replaced by `MARKER` wherever it would leave us.
+
+The secrets are the config's (callers' API keys, the JWT secret, upstream credentials, static
+headers and URL query values whose names say key, token, secret or password) and the local
+tools' (valves so named, or typed `SecretStr`, or marked `json_schema_extra={"secret": True}`
+or Open WebUI's `{"input": {"type": "password"}}`), plus the tokens fetched for upstreams as
+they arrive. Each is also looked for as the spellings it takes on the way out: percent-encoded
+(an echoed URL), JSON-escaped, and for basic credentials base64 (an echoed `Authorization`).
+
+A `Secrets` is built once per generation (`generation.assemble`), so a reload updates it, and
+costs a substring search per spelling per use (memmem, gigabytes a second); only a text that
+holds one is rewritten, in one pass of a compiled alternation, longest spelling first. The edges use
+it: the HTTP app's answers (`serve/redacting.py`), every log record (`install_log_redaction`,
+which `serve` and the CLI install), the CLI's output. Values shorter than `MIN_LENGTH` are not
+redacted (they would mask ordinary words); `Secrets.too_short` counts them for a warning.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TextIO
+from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
+
+import orjson
+from pydantic import BaseModel, SecretStr
+
+from toolbridge.config import (
+    ApiKeyAuth,
+    BasicAuth,
+    BearerAuth,
+    Config,
+    OAuth2ClientCredentials,
+    Server,
+)
+from toolbridge.tools import PythonFunction, Tool
+
+MARKER = "[redacted]"
+MIN_LENGTH = 6
+"""Shorter values are not redacted: masking `abc` everywhere would garble every answer."""
+SECRET_NAME = re.compile(r"key|token|secret|passw(?:or)?d|credential|authorization|cookie", re.I)
+"""Names (of valves, headers, URL query parameters) whose values are secrets."""
+
+
+class Secrets:
+    """A set of secret values and the pattern that finds any spelling of any of them."""
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        kept = {v for v in values if isinstance(v, str) and v}
+        self.values = frozenset(v for v in kept if len(v) >= MIN_LENGTH)
+        self.too_short = len(kept) - len(self.values)
+        spellings = sorted({s for v in self.values for s in _spellings(v)}, key=len, reverse=True)
+        encoded = [s.encode("utf-8") for s in spellings]
+        # Finding is a substring search per spelling (memmem: gigabytes a second); replacing,
+        # rare, is one pass of the alternation, longest spelling first.
+        self._spellings = tuple(spellings)
+        self._encoded = tuple(encoded)
+        self._text = re.compile("|".join(map(re.escape, spellings))) if spellings else None
+        self._bytes = re.compile(b"|".join(map(re.escape, encoded))) if encoded else None
+
+    def __bool__(self) -> bool:
+        return self._text is not None
+
+    def holds(self, values: Iterable[str]) -> bool:
+        """Whether every value given (of redactable length) is already among these."""
+        return all(v in self.values or len(v) < MIN_LENGTH for v in values)
+
+    def adding(self, values: Iterable[str]) -> Secrets:
+        """These secrets and some more (a token fetched for an upstream)."""
+        return Secrets([*self.values, *values])
+
+    def text(self, text: str) -> str:
+        """`text` with every secret replaced by MARKER (the same object when there is none)."""
+        if self._text is None or not any(s in text for s in self._spellings):
+            return text
+        return self._text.sub(MARKER, text)
+
+    def bytes(self, data: bytes) -> bytes:
+        """As `text`, for UTF-8 bytes."""
+        if self._bytes is None or not any(s in data for s in self._encoded):
+            return data
+        return self._bytes.sub(MARKER.encode(), data)
+
+    def value(self, value: Any) -> Any:
+        """A JSON-like value with every string (and key) redacted; the same object when clean."""
+        if self._text is None:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict | list | tuple):
+            try:
+                dumped = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+                if any(s in dumped for s in self._encoded):
+                    return _walk(value, self.text)
+                return value
+            except TypeError:
+                return _walk(value, self.text)
+        return value
+
+
+def _walk(value: Any, text: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, dict):
+        return {text(k) if isinstance(k, str) else k: _walk(v, text) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_walk(v, text) for v in value]
+    return value
+
+
+def _spellings(value: str) -> set[str]:
+    """How a secret may appear in an answer, an error or a log line."""
+    spellings = {value, quote(value, safe=""), quote_plus(value, safe="")}
+    spellings.add(orjson.dumps(value).decode()[1:-1])  # as a JSON string holds it
+    return {s for s in spellings if len(s) >= MIN_LENGTH}
+
+
+# -- which values are secrets --------------------------------------------------------------------
+
+
+def secrets_of(config: Config, tools: Iterable[Tool] = ()) -> Secrets:
+    """Every secret the config and the local tools of a catalog hold."""
+    return Secrets([*config_secrets(config), *_valve_secrets(tools)])
+
+
+def config_secrets(config: Config) -> Iterator[str]:
+    auth = config.auth
+    if auth is not None:
+        yield from (k.key for k in auth.api_keys if k.key)
+        if auth.jwt is not None:
+            if auth.jwt.secret:
+                yield auth.jwt.secret
+            if auth.jwt.jwks:
+                yield from _url_secrets(auth.jwt.jwks)
+    for server in config.servers:
+        yield from _server_secrets(server)
+    for entry in config.tools:
+        yield from _named_secrets(entry.valves)
+
+
+def _server_secrets(server: Server) -> Iterator[str]:
+    match server.auth:
+        case BearerAuth(token=token):
+            yield token
+        case ApiKeyAuth(value=value):
+            yield value
+        case BasicAuth(username=user, password=password):
+            yield password
+            yield base64.b64encode(f"{user}:{password}".encode()).decode()
+        case OAuth2ClientCredentials() as oauth:
+            yield oauth.client_secret
+            pair = f"{oauth.client_id}:{oauth.client_secret}"
+            yield base64.b64encode(pair.encode()).decode()
+            yield from _url_secrets(oauth.token_url)
+    yield from _named_secrets(server.headers)
+    yield from _url_secrets(server.spec)
+    if server.base_url:
+        yield from _url_secrets(server.base_url)
+
+
+def _named_secrets(values: Mapping[str, Any]) -> Iterator[str]:
+    for name, value in values.items():
+        if isinstance(value, str) and SECRET_NAME.search(name):
+            yield value.split(" ", 1)[1] if value.lower().startswith("bearer ") else value
+
+
+def _url_secrets(url: str) -> Iterator[str]:
+    """A URL's password and the values of its query parameters named like secrets."""
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            yield parts.password
+    except ValueError:
+        return
+    for name, value in parse_qsl(parts.query, keep_blank_values=False):
+        if SECRET_NAME.search(name):
+            yield value
+
+
+def _valve_secrets(tools: Iterable[Tool]) -> Iterator[str]:
+    seen: set[int] = set()
+    for tool in tools:
+        if not isinstance(tool.target, PythonFunction):
+            continue
+        valves = getattr(getattr(tool.target.func, "__self__", None), "valves", None)
+        if not isinstance(valves, BaseModel) or id(valves) in seen:
+            continue
+        seen.add(id(valves))
+        for name, field in type(valves).model_fields.items():
+            value = getattr(valves, name, None)
+            if isinstance(value, SecretStr):
+                yield value.get_secret_value()
+            elif isinstance(value, str) and (SECRET_NAME.search(name) or _marked(field)):
+                yield value
+
+
+def _marked(field: Any) -> bool:
+    extra = field.json_schema_extra
+    if not isinstance(extra, dict):
+        return False
+    shown = extra.get("input")
+    return extra.get("secret") is True or (
+        isinstance(shown, dict) and shown.get("type") == "password"
+    )
+
+
+# -- the edges: logs and output streams ----------------------------------------------------------
+
+_source: list[Callable[[], Secrets]] = []
+
+
+def install_log_redaction(source: Callable[[], Secrets]) -> None:
+    """Redact every log record of every logger, at every level, from now on: `source` answers
+    the secrets in force (a gateway's current generation's). Idempotent; the latest source wins.
+
+    It works at record creation (the record factory), so handlers configured later (uvicorn's)
+    get redacted records too. httpx2's per-request INFO lines (full URLs) are turned off.
+    """
+    first = not _source
+    _source[:] = [source]
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    if not first:
+        return
+    make = logging.getLogRecordFactory()
+    formatter = logging.Formatter()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        secrets = _source[0]() if _source else None
+        if not secrets:
+            return record
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: logging reports it itself later
+            return record
+        clean = secrets.text(message)
+        if clean is not message:
+            record.msg, record.args = clean, None
+        if record.exc_info:
+            record.exc_text = secrets.text(formatter.formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = secrets.text(record.stack_info)
+        return record
+
+    logging.setLogRecordFactory(factory)
+
+
+def current_secrets() -> Secrets:
+    """The secrets the installed log redaction uses (none before it is installed)."""
+    return _source[0]() if _source else Secrets()
+
+
+class RedactingStream:
+    """A text stream (stdout, stderr) that redacts what is written, and its `.buffer` too."""
+
+    def __init__(self, stream: TextIO, source: Callable[[], Secrets] = current_secrets) -> None:
+        self._stream = stream
+        self._source = source
+        self.buffer = _RedactingBuffer(getattr(stream, "buffer", None), source)
+
+    def write(self, text: str) -> int:
+        self._stream.write(self._source().text(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class _RedactingBuffer:
+    def __init__(self, buffer: Any, source: Callable[[], Secrets]) -> None:
+        self._buffer = buffer
+        self._source = source
+
+    def write(self, data: bytes) -> int:
+        self._buffer.write(self._source().bytes(bytes(data)))
+        return len(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._buffer, name)

@@ -1,0 +1,267 @@
+"""The `components/schemas` of the gateway's own OpenAPI document (`openapi_document.py`).
+
+Each tool's `$defs` move here and the references are rewritten to point here: a definition that
+is the same in every tool that has it (and refers only to definitions that are too) is shared
+under its own name, the others take the tool's name in front; a reference that closes a cycle
+of references, `properties` and `items` is wrapped in `allOf`; and every input array carries
+`items`. Pure: tools in, schemas out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote, unquote
+
+import orjson
+from openapi_schema_validator import OAS31Validator, oas31_format_checker
+
+from toolbridge import schemas as js
+from toolbridge.arguments import accepted_schema
+from toolbridge.formats.openai_dialect import with_array_items
+from toolbridge.tools import JsonSchema, Tool
+
+_COMPONENT_JUNK = re.compile(r"[^A-Za-z0-9._-]+")
+RESERVED = frozenset({"toolbridge.Result", "toolbridge.Error"})
+"""Names the document itself uses in `components/schemas`."""
+
+
+class Components:
+    """The `components/schemas` of the document, and each tool's schemas rewritten to use them."""
+
+    def __init__(self, tools: Iterable[Tool]) -> None:
+        self.schemas: dict[str, JsonSchema] = {}
+        self._taken: set[str] = set(RESERVED)
+        self._shared: dict[str, str] = {}
+        parts = [(tool, part, schema) for tool in tools for part, schema in _parts(tool)]
+        shareable = _shareable(defs for _, _, schema in parts if (defs := _defs_of(schema)))
+        self._rewritten: dict[tuple[str, str], JsonSchema] = {}
+        for tool, part, schema in parts:
+            prefix = tool.name if part == "input" else f"{tool.name}.{part}"
+            names: dict[str, str] = {}
+            for key in _defs_of(schema):
+                if key in shareable:
+                    if key not in self._shared:
+                        self._shared[key] = self._take(key)
+                    names[key] = self._shared[key]
+                else:
+                    names[key] = self._take(f"{prefix}.{key}")
+            own: str | None = None
+            if _refers_to_root(schema):
+                # A reference to the schema itself (`#`, `#/properties/...`) needs the schema at
+                # a name of its own, which the operation then refers to.
+                own = self._take(f"{tool.name}.input" if part == "input" else prefix)
+            rewrite = _Rewrite(names, own, _defs_of(schema))
+            for key, definition in _defs_of(schema).items():
+                if names[key] not in self.schemas:
+                    self.schemas[names[key]] = rewrite(definition)
+            rewritten = rewrite({k: v for k, v in schema.items() if k != "$defs"})
+            if own is not None:
+                self.schemas[own] = rewritten
+                rewritten = {"$ref": pointer(own)}
+            self._rewritten[(tool.name, part)] = rewritten
+        _break_cycles(self.schemas)
+
+    def schema(self, tool: Tool, part: str) -> JsonSchema | None:
+        return self._rewritten.get((tool.name, part))
+
+    def _take(self, wanted: str) -> str:
+        base = _COMPONENT_JUNK.sub("_", wanted) or "schema"
+        name, n = base, 2
+        while name in self._taken:
+            name = f"{base}_{n}"
+            n += 1
+        self._taken.add(name)
+        return name
+
+
+def _is_regex(pattern: Any) -> bool:
+    return bool(oas31_format_checker.conforms(pattern, "regex"))
+
+
+def _break_cycles(schemas: dict[str, JsonSchema]) -> None:
+    """Wrap, in place, each reference that closes a cycle of references, properties and items."""
+    prefix = "#/components/schemas/"
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in schemas:
+        if start in state:
+            continue
+        state[start] = 1
+        stack = [(start, iter(_inlined_refs(schemas[start])))]
+        while stack:
+            name, refs = stack[-1]
+            node = next(refs, None)
+            if node is None:
+                state[name] = 2
+                stack.pop()
+                continue
+            ref = node["$ref"]
+            target = unquote(ref[len(prefix) :]) if ref.startswith(prefix) else None
+            if target is None or target not in schemas:
+                continue
+            if state.get(target) == 1:
+                node["allOf"] = [{"$ref": node.pop("$ref")}, *node.get("allOf", ())]
+            elif target not in state:
+                state[target] = 1
+                stack.append((target, iter(_inlined_refs(schemas[target]))))
+
+
+def _inlined_refs(schema: Any) -> list[JsonSchema]:
+    """The nodes holding a `$ref` that a client reaches going down `properties` and `items`."""
+    found = []
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        if isinstance(node.get("$ref"), str):
+            found.append(node)
+            continue  # such clients read nothing beside a reference
+        properties = node.get("properties")
+        if isinstance(properties, dict):
+            stack.extend(properties.values())
+        stack.append(node.get("items"))
+    return found
+
+
+def _parts(tool: Tool) -> list[tuple[str, JsonSchema]]:
+    # Exactly what a call takes; and Open WebUI hands these to whatever model it uses,
+    # OpenAI's included: arrays carry `items`.
+    parts = [("input", with_array_items(accepted_schema(tool)))]
+    if tool.output_schema is not None:
+        parts.append(("result", tool.output_schema))
+    return parts
+
+
+def _defs_of(schema: JsonSchema) -> dict[str, Any]:
+    defs = schema.get("$defs")
+    return defs if isinstance(defs, dict) else {}
+
+
+def _shareable(all_defs: Iterable[dict[str, Any]]) -> set[str]:
+    """Definition names that mean the same wherever they appear, down to what they refer to."""
+    contents: dict[str, set[bytes]] = {}
+    refers: dict[str, set[str | None]] = {}
+    for defs in all_defs:
+        for key, definition in defs.items():
+            contents.setdefault(key, set()).add(
+                orjson.dumps(definition, option=orjson.OPT_SORT_KEYS)
+            )
+            refers.setdefault(key, set()).update(_local_refs(definition))
+    shared = {key for key, seen in contents.items() if len(seen) == 1}
+    changed = True
+    while changed:  # drop whatever refers to a definition that is not shared, until none does
+        changed = False
+        for key in list(shared):
+            if not refers[key] <= shared:  # None (a reference to the root) is never shared
+                shared.discard(key)
+                changed = True
+    return shared
+
+
+def _local_refs(schema: Any) -> set[str | None]:
+    """The `$defs` names a schema refers to; None for a reference to the root schema."""
+    found: set[str | None] = set()
+    for ref in _refs(schema):
+        name = _def_name(ref)
+        if name is not None:
+            found.add(name[0])
+        elif ref.startswith("#"):
+            found.add(None)
+    return found
+
+
+def _refers_to_root(schema: JsonSchema) -> bool:
+    return any(ref.startswith("#") and _def_name(ref) is None for ref in _refs(schema))
+
+
+def _refs(schema: Any) -> Iterable[str]:
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            yield ref
+        stack.extend(_subschemas(node))
+
+
+def _subschemas(node: JsonSchema) -> Iterable[Any]:
+    """The schemas directly inside a schema (never values such as `default` or `enum`)."""
+    for key, value in node.items():
+        if key in js.SUBSCHEMA_KEYWORDS:
+            yield from value if isinstance(value, list) else (value,)
+        elif key in js.SUBSCHEMA_MAPS or key == "$defs":
+            if isinstance(value, dict):
+                yield from value.values()
+        elif key in js.SUBSCHEMA_LISTS and isinstance(value, list):
+            yield from value
+
+
+def _def_name(ref: str) -> tuple[str, str] | None:
+    """(definition name, the rest of the pointer) for `#/$defs/<name>...`, else None."""
+    if not ref.startswith("#/$defs/"):
+        return None
+    token, slash, rest = ref[len("#/$defs/") :].partition("/")
+    return unquote(token).replace("~1", "/").replace("~0", "~"), slash + rest
+
+
+def pointer(name: str) -> str:
+    return "#/components/schemas/" + quote(name, safe="._-")
+
+
+class _Rewrite:
+    """Copies the schemas of one tool part for the document.
+
+    References point into the document's components, and two things the OpenAPI validator
+    refuses are left out: a `default` its own schema rejects, and a `pattern` that is no regular
+    expression in the dialect's sense (ECMA-262). Both come from real documents; the gateway
+    still checks arguments against the tool's own schema.
+    """
+
+    def __init__(self, names: dict[str, str], root: str | None, defs: dict[str, Any]) -> None:
+        self.names = names
+        self.root = root
+        self.defs = defs
+
+    def __call__(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [self(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out: JsonSchema = {}
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                out[key] = self._target(value)
+            elif key in js.SUBSCHEMA_KEYWORDS or key in js.SUBSCHEMA_LISTS:
+                out[key] = self(value)
+            elif key in js.SUBSCHEMA_MAPS and isinstance(value, dict):
+                out[key] = {name: self(sub) for name, sub in value.items()}
+            elif self._keeps(key, value, node):
+                out[key] = value
+        return out
+
+    def _target(self, ref: str) -> str:
+        found = _def_name(ref)
+        if found is not None and found[0] in self.names:
+            return pointer(self.names[found[0]]) + found[1]
+        if ref.startswith("#") and self.root is not None:
+            return pointer(self.root) + ref[1:]
+        return ref
+
+    def _keeps(self, key: str, value: Any, node: JsonSchema) -> bool:
+        if key == "pattern":
+            return _is_regex(value)
+        return key != "default" or self._fits(value, node)
+
+    def _fits(self, value: Any, node: JsonSchema) -> bool:
+        """Whether `value` fits the node as the document has it (less a pattern left out)."""
+        schema = {k: v for k, v in node.items() if k != "pattern" or _is_regex(v)}
+        if self.defs:
+            schema["$defs"] = self.defs
+        try:
+            return bool(OAS31Validator(schema, format_checker=oas31_format_checker).is_valid(value))
+        except Exception:  # a schema the validator cannot use makes no promise about a default
+            return False

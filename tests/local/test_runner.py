@@ -1,0 +1,106 @@
+"""Async local tools run on a loop of their own: one that blocks is named and its timeout holds;
+local results are capped like remote ones."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from toolbridge.config import Config, LocalTools
+from toolbridge.gateway import Gateway
+from toolbridge.local.calls import call_function
+from toolbridge.local.loader import load_tools
+from toolbridge.policy import ANONYMOUS_ADMIN
+from toolbridge.tools import PythonFunction, ToolResult
+from toolbridge.upstream.seam import MockUpstream, UpstreamResponse
+
+pytestmark = pytest.mark.anyio
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hostile"
+ENTRY = LocalTools(id="hostile", path=str(FIXTURES / "hostile.py"))
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def function(name: str) -> PythonFunction:
+    conversion = load_tools(ENTRY, FIXTURES)
+    tool = next(t for t in conversion.tools if t.name == name)
+    assert isinstance(tool.target, PythonFunction)
+    return tool.target
+
+
+async def test_an_async_tool_that_blocks_its_loop_is_named_and_its_timeout_holds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`time.sleep` in an async tool blocks only the tools' loop: the call answers at its
+    timeout, the gateway's loop keeps turning meanwhile, and the log names the tool."""
+    fn = dataclasses.replace(function("blocking"), timeout=1.0)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await anyio.sleep(0.05)
+            ticks += 1
+
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="toolbridge.local.runner"):
+        async with anyio.create_task_group() as group:
+            group.start_soon(ticker)
+            result = await call_function(fn, {"seconds": 2.5})
+            took = time.monotonic() - started
+            group.cancel_scope.cancel()
+        await anyio.sleep(2.0)  # the tool lets go of its loop; the watchdog has spoken
+
+    assert result == ToolResult(ok=False, content_type="text/plain", result="timed out after 1 s")
+    assert 1.0 <= took < 1.8
+    assert ticks >= 12  # about 20 in that second: the gateway's loop was never blocked
+    warnings = [r.getMessage() for r in caplog.records if r.name == "toolbridge.local.runner"]
+    assert len(warnings) == 1
+    assert "blocks its event loop" in warnings[0]
+    assert warnings[0].split("running there: ")[1].startswith("hostile:Tools.blocking.")
+
+
+async def test_an_async_tool_that_awaits_still_answers() -> None:
+    fn = function("blocking")
+
+    result = await call_function(fn, {"seconds": 0})
+
+    assert result == ToolResult(ok=True, content_type="text/plain", result="done")
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "head"),
+    [
+        ("huge", {"size": 5000}, "x" * 1000),
+        ("huge_json", {"items": 1000}, "[0,1,2,3,4,5"),
+    ],
+)
+async def test_local_results_are_capped_like_remote_ones(
+    name: str, arguments: dict[str, int], head: str
+) -> None:
+    config = Config(tools=(ENTRY,), base_dir=FIXTURES)
+    gateway = Gateway(
+        config,
+        upstream=MockUpstream(lambda request: UpstreamResponse(status=500)),
+        max_response_bytes=1000,
+    )
+    async with gateway:
+        result = await gateway.call(ANONYMOUS_ADMIN, name, arguments)
+        small = await gateway.call(ANONYMOUS_ADMIN, name, {"size": 10} if name == "huge" else {})
+
+    marker = "\n[truncated: the tool's answer was longer than 1000 bytes]"
+    assert (result.ok, result.truncated, result.content_type) == (True, True, "text/plain")
+    assert isinstance(result.result, str)
+    assert result.result.startswith(head)
+    assert result.result.endswith(marker)
+    assert len(result.result) == 1000 + len(marker)
+    assert small.truncated is False

@@ -1,0 +1,203 @@
+"""Redaction by value: which values are secrets, their spellings, and the log and stream gates."""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, Field, SecretStr
+
+from toolbridge.config import Config
+from toolbridge.config_file import load_config
+from toolbridge.redaction import (
+    MARKER,
+    RedactingStream,
+    Secrets,
+    install_log_redaction,
+    secrets_of,
+)
+from toolbridge.tools import PythonFunction, Tool
+
+CONFIG = """\
+auth:
+  api_keys:
+    - {user: alice, key: alice-key-0001}
+  jwt: {secret: jwt-shared-secret-0002}
+servers:
+  - id: bearer
+    spec: https://api.example/openapi.json?api_key=doc-query-key-0003&v=2
+    auth: {type: bearer, token: bearer-token-0004}
+    headers: {X-Api-Key: header-key-0005, X-Team: support-team}
+  - id: basic
+    spec: https://user:url-password-0006@api.example/openapi.json
+    auth: {type: basic, username: bob, password: basic-pass-0007}
+  - id: oauth
+    spec: api.yaml
+    auth:
+      type: oauth2_client_credentials
+      token_url: https://idp.example/token
+      client_id: gateway
+      client_secret: client-secret-0008
+  - id: key
+    spec: api.yaml
+    auth: {type: api_key, value: "api-key-0009", in: query, name: k}
+tools:
+  - id: local
+    path: tools.py
+    valves: {weather_api_key: valve-key-0010, city: Paris-the-city}
+"""
+
+
+def test_the_configs_secrets_are_every_credential_and_every_value_named_like_one(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "toolbridge.yaml"
+    path.write_text(CONFIG)
+    secrets = secrets_of(load_config(path, {}))
+
+    assert secrets.values == {
+        "alice-key-0001",
+        "jwt-shared-secret-0002",
+        "doc-query-key-0003",
+        "bearer-token-0004",
+        "header-key-0005",
+        "url-password-0006",
+        "basic-pass-0007",
+        base64.b64encode(b"bob:basic-pass-0007").decode(),
+        "client-secret-0008",
+        base64.b64encode(b"gateway:client-secret-0008").decode(),
+        "api-key-0009",
+        "valve-key-0010",
+    }
+
+
+class Valves(BaseModel):
+    api_token: str = "token-in-a-valve-1"
+    hidden: SecretStr = SecretStr("typed-secret-2")
+    marked: str = Field(default="marked-secret-3", json_schema_extra={"secret": True})
+    shown: str = Field(
+        default="password-input-4", json_schema_extra={"input": {"type": "password"}}
+    )
+    city: str = "Paris-the-city"
+
+
+class Tools:
+    def __init__(self) -> None:
+        self.valves = Valves()
+
+    def weather(self) -> str:
+        return "sunny"
+
+
+def test_a_local_tools_valves_are_secrets_by_name_type_or_mark() -> None:
+    target = PythonFunction(
+        tool_id="local", function="m:Tools.weather", func=Tools().weather, arguments_model=None
+    )
+    tool = Tool(
+        name="weather", original_name="weather", description="", input_schema={}, target=target
+    )
+
+    assert secrets_of(Config(), [tool]).values == {
+        "token-in-a-valve-1",
+        "typed-secret-2",
+        "marked-secret-3",
+        "password-input-4",
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Authorization: Bearer s3cret/key+1", f"Authorization: Bearer {MARKER}"),
+        ("https://x/?k=s3cret%2Fkey%2B1", f"https://x/?k={MARKER}"),  # percent-encoded
+        ("q=s3cret%2Fkey%2B1&x=1", f"q={MARKER}&x=1"),
+        ('{"token": "s3cret/key+1"}', f'{{"token": "{MARKER}"}}'),
+        ("nothing to see", "nothing to see"),
+        ("short ab12", "short ab12"),  # too short to be redacted by value
+    ],
+)
+def test_each_spelling_of_a_secret_is_redacted(text: str, expected: str) -> None:
+    secrets = Secrets(["s3cret/key+1", "ab12"])
+
+    assert secrets.text(text) == expected
+    assert secrets.bytes(text.encode()) == expected.encode()
+    assert secrets.too_short == 1
+
+
+def test_values_are_redacted_in_strings_and_keys_and_untouched_when_clean() -> None:
+    secrets = Secrets(["canary-value-1"])
+    clean = {"a": [1, "b"]}
+
+    assert secrets.value({"canary-value-1": ["x canary-value-1", 5]}) == {
+        MARKER: [f"x {MARKER}", 5]
+    }
+    assert secrets.value(clean) is clean
+    assert Secrets().value(clean) is clean
+    assert (bool(Secrets()), bool(Secrets(["canary-value-1"]))) == (False, True)
+
+
+def test_every_log_record_is_redacted_at_every_level_with_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    install_log_redaction(lambda: Secrets(["log-canary-0001"]))
+    logger = logging.getLogger("anything.at.all")
+    with caplog.at_level(logging.DEBUG):
+        logger.debug("debug %s", "log-canary-0001")
+        logger.warning("dict %r", {"k": "log-canary-0001"})
+        try:
+            raise ValueError("failed with log-canary-0001")
+        except ValueError:
+            logger.exception("boom")
+    text = caplog.text + "".join(r.exc_text or "" for r in caplog.records)
+
+    assert "log-canary-0001" not in text
+    assert [r.getMessage() for r in caplog.records] == [
+        f"debug {MARKER}",
+        f"dict {{'k': '{MARKER}'}}",
+        "boom",
+    ]
+    assert (caplog.records[2].exc_text or "").endswith(f"ValueError: failed with {MARKER}")
+    install_log_redaction(Secrets)
+
+
+def test_streams_redact_text_and_bytes() -> None:
+    raw = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    stream = RedactingStream(raw, lambda: Secrets(["stream-canary-1"]))
+    stream.write("a stream-canary-1 b\n")
+    stream.flush()
+    stream.buffer.write(b"c stream-canary-1 d\n")
+    raw.buffer.seek(0)
+
+    assert raw.buffer.read() == f"a {MARKER} b\nc {MARKER} d\n".encode()
+
+
+def test_a_reload_brings_the_new_configs_secrets() -> None:
+    """The secrets belong to a generation: a reload that changes a token redacts the new one."""
+    import anyio
+
+    from toolbridge.config import Server
+    from toolbridge.gateway import Gateway
+    from toolbridge.upstream.seam import MockUpstream, UpstreamResponse
+
+    def server(token: str) -> Config:
+        auth = {"type": "bearer", "token": token}
+        spec = str(Path(__file__).resolve().parents[1] / "specs" / "demo.yaml")
+        return Config(servers=(Server.model_validate({"id": "notes", "spec": spec, "auth": auth}),))
+
+    configs = iter([server("second-token-0002")])
+    gateway = Gateway(
+        server("first-token-0001"),
+        upstream=MockUpstream(lambda request: UpstreamResponse(status=204)),
+        reread=lambda: next(configs),
+    )
+
+    async def run() -> tuple[frozenset[str], frozenset[str]]:
+        async with gateway:
+            before = gateway.secrets.values
+            await gateway.reload()
+            return before, gateway.secrets.values
+
+    assert anyio.run(run) == (frozenset({"first-token-0001"}), frozenset({"second-token-0002"}))
