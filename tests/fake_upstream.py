@@ -2,18 +2,26 @@
 
 `/fault/...` paths misbehave: slow, 500, garbage JSON, a huge body, redirects. Everything else
 answers 200 with the method, path, raw query, headers and body it received, so a test can see
-exactly what the gateway sent over the wire.
+exactly what the gateway sent over the wire. Each header also comes back as its sha256
+(`header_sha256`, see `digest`): the gateway redacts configured secrets from what it answers,
+so a credential it sent is seen in the echo as the marker, and proven by its digest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+
+
+def digest(value: str) -> str:
+    """What `header_sha256` holds for a header value."""
+    return hashlib.sha256(value.encode("latin-1")).hexdigest()
 
 
 async def echo(request: Request) -> Response:
@@ -25,6 +33,7 @@ async def echo(request: Request) -> Response:
             "raw_path": request.scope["raw_path"].decode("latin-1"),
             "query": request.url.query,
             "headers": dict(request.headers.items()),
+            "header_sha256": {name: digest(value) for name, value in request.headers.items()},
             "body": body.decode("utf-8", "replace"),
             "body_base64": base64.b64encode(body).decode(),
         }

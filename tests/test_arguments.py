@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
@@ -14,8 +16,11 @@ from toolbridge.arguments import (
     ArgumentValidator,
     accepted_schema,
 )
+from toolbridge.config import LocalTools
 from toolbridge.errors import InvalidArguments
-from toolbridge.tools import BodyPlan, HttpOperation, ParamBinding, Tool
+from toolbridge.local.calls import call_function
+from toolbridge.local.loader import load_tools
+from toolbridge.tools import BodyPlan, HttpOperation, ParamBinding, PythonFunction, Tool
 from toolbridge.upstream.request import build_request
 
 SCHEMA: dict[str, Any] = {
@@ -267,6 +272,69 @@ def test_the_accepted_schema_and_a_call_agree(arguments: dict[str, Any]) -> None
         checked = ArgumentValidator(ACCEPTING).check(arguments)
         build_request(ACCEPTING.http, checked, base_url="http://upstream.test")
         taken = True
+    except InvalidArguments:
+        taken = False
+    assert validator.is_valid(arguments) is taken
+
+
+LENIENT_TOOL = '''
+def lookup(city: str, days: int = 1, unit: str = "metric") -> str:
+    """Look the weather up.
+
+    :param city: the city
+    :param days: how many days
+    :param unit: metric or imperial
+    """
+    return f"{city}:{days}:{unit}"
+'''
+
+
+def _local_tool(tmp_path: Path) -> Tool:
+    (tmp_path / "weather.py").write_text(LENIENT_TOOL)
+    [tool] = load_tools(LocalTools(id="w", path="weather.py"), tmp_path).tools
+    return tool
+
+
+def test_a_local_tools_accepted_schema_takes_what_open_webui_would(tmp_path: Path) -> None:
+    """Unknown arguments are dropped and a number is text where text is wanted (local.calls):
+    the schema a caller reads says so, the one a model reads stays strict."""
+    tool = _local_tool(tmp_path)
+    assert accepted_schema(tool)["properties"] == {
+        "city": {"type": ["string", "number"], "description": "the city"},
+        "days": {"type": ["integer", "null"], "description": "how many days", "default": 1},
+        "unit": {
+            "type": ["string", "number", "null"],
+            "description": "metric or imperial",
+            "default": "metric",
+        },
+    }
+    assert "additionalProperties" not in accepted_schema(tool)
+    assert tool.input_schema["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"city": "Paris"},
+        {"city": 75},
+        {"city": "Paris", "x-unknown": 42},
+        {"city": "Paris", "days": None},
+        {"city": "Paris", "days": "three"},
+        {"city": None},
+        {},
+        {"city": ["Paris"]},
+    ],
+)
+def test_a_local_tools_accepted_schema_and_a_call_agree(
+    tmp_path: Path, arguments: dict[str, Any]
+) -> None:
+    tool = _local_tool(tmp_path)
+    assert isinstance(tool.target, PythonFunction)
+    validator = jsonschema_rs.validator_for(accepted_schema(tool))
+    mended = ArgumentValidator(tool).mended(arguments)
+    try:
+        result = asyncio.run(call_function(tool.target, mended))
+        taken = result.ok
     except InvalidArguments:
         taken = False
     assert validator.is_valid(arguments) is taken

@@ -21,7 +21,7 @@ import orjson
 
 from toolbridge import schemas as js
 from toolbridge.errors import InvalidArguments
-from toolbridge.tools import HttpOperation, JsonSchema, Tool
+from toolbridge.tools import HttpOperation, JsonSchema, PythonFunction, Tool
 
 MAX_PROBLEMS = 20
 
@@ -158,9 +158,13 @@ def accepted_schema(tool: Tool) -> JsonSchema:
     (it means "not given"), wherever `ArgumentValidator` walks (properties and items, through
     `$ref`s): `null` joins its `type` (and `enum`), or it becomes `anyOf: [it, null]`. (A JSON
     string where an object or array is wanted, the other mend, has no schema that says exactly
-    which strings: it is left unsaid.)
+    which strings: it is left unsaid.) A local tool takes its arguments as Open WebUI passes
+    them (`local.calls`): unknown arguments are dropped, not refused, and a number is taken
+    where text is wanted, so its schema allows both.
     """
     schema = copy.deepcopy(tool.input_schema)
+    if isinstance(tool.target, PythonFunction):
+        _lenient(schema)
     defs = schema.get("$defs")
     defs = defs if isinstance(defs, dict) else {}
     _base64_patterns(schema)
@@ -176,6 +180,19 @@ def accepted_schema(tool: Tool) -> JsonSchema:
                 properties[binding.argument] = _with_pattern(sub, PATH_SEGMENT_PATTERN)
     _nullable(schema, defs, set(), 0)
     return schema
+
+
+def _lenient(schema: JsonSchema) -> None:
+    """What a local tool's arguments model takes besides its schema: any further property
+    (dropped), and a number for a text argument at the top (read as its text)."""
+    if schema.get("additionalProperties") is False:
+        del schema["additionalProperties"]
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return
+    for name, sub in properties.items():
+        if isinstance(sub, dict) and sub.get("type") == "string" and "enum" not in sub:
+            properties[name] = {**sub, "type": ["string", "number"]}
 
 
 def _may_be_text(schema: Any) -> bool:

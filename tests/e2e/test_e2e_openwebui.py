@@ -33,6 +33,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "alice-e2e-key-0123456789"
+OPS_KEY = "ops-e2e-key-0123456789"
 MCP1_PYTHON = os.environ.get("TOOLBRIDGE_MCP1_PYTHON", "")
 
 
@@ -44,7 +45,12 @@ def anyio_backend() -> str:
 def config(base_dir: Path = ROOT, **extra: Any) -> Config:
     return Config.model_validate(
         {
-            "auth": {"api_keys": [{"user": "alice", "key": KEY}]},
+            "auth": {
+                "api_keys": [
+                    {"user": "alice", "key": KEY},
+                    {"user": "ops", "key": OPS_KEY, "admin": True},
+                ]
+            },
             "tools": [
                 {
                     "id": "danger",
@@ -179,5 +185,7 @@ def test_an_edited_filter_file_is_reloaded_while_serving(tmp_path: Path) -> None
         while echo(client) != "mail [gone]" and time.monotonic() < deadline:
             time.sleep(0.2)
         assert echo(client) == "mail [gone]"
-        listed = client.get("/v1/servers").json()["filters"]
+        ops = {"Authorization": f"Bearer {OPS_KEY}"}
+        listed = client.get("/v1/servers", headers=ops).json()["filters"]
+        assert "filters" not in client.get("/v1/servers").json()  # to admins only
     assert [(f["id"], f["status"]) for f in listed] == [("redact", "ok")]

@@ -29,7 +29,8 @@ from starlette.routing import Route
 
 from tests.e2e.conftest import live_server
 from tests.e2e.serving import KEYS, Served, bearer
-from tests.fake_upstream import create_upstream
+from tests.fake_upstream import create_upstream, digest
+from toolbridge.redaction import MARKER
 
 pytestmark = pytest.mark.e2e
 
@@ -200,8 +201,9 @@ def change_credentials(config: dict[str, Any], upstreams: tuple[str, str]) -> No
 
 
 def new_token_is_sent(served: Served, upstreams: tuple[str, str], folder: Path) -> None:
-    headers = served.call("getStatus").json()["result"]["headers"]
-    assert headers["authorization"] == "Bearer token-after-reload"
+    echoed = served.call("getStatus").json()["result"]
+    assert echoed["header_sha256"]["authorization"] == digest("Bearer token-after-reload")
+    assert echoed["headers"]["authorization"] == f"Bearer {MARKER}"  # a secret never comes back
 
 
 def add_audit(config: dict[str, Any], upstreams: tuple[str, str]) -> None:

@@ -26,7 +26,8 @@ from starlette.routing import Route
 
 from tests.e2e.conftest import live_server
 from tests.e2e.serving import KEYS, Served, bearer
-from tests.fake_upstream import create_upstream
+from tests.fake_upstream import create_upstream, digest
+from toolbridge.redaction import MARKER
 
 pytestmark = pytest.mark.e2e
 
@@ -143,7 +144,8 @@ def test_a_server_registered_through_the_api_is_served_at_once(
         "more",
         ["more_getStatus"],
     )
-    assert called["result"]["headers"]["authorization"] == f"Bearer {CANARY_TOKEN}"
+    assert called["result"]["header_sha256"]["authorization"] == digest(f"Bearer {CANARY_TOKEN}")
+    assert called["result"]["headers"]["authorization"] == f"Bearer {MARKER}"  # never back out
     assert [(s["id"], s["origin"]) for s in listed["servers"]] == [
         ("notes", "config"),
         ("more", "api"),
@@ -269,7 +271,8 @@ def test_registered_sources_outlive_a_restart_and_are_exported(
         served.stop()
     again = Served(folder, env=env, log="again.log")
     try:
-        after_restart = again.call("more_getStatus").json()["result"]["headers"]["authorization"]
+        echoed = again.call("more_getStatus").json()["result"]
+        after_restart = echoed["header_sha256"]["authorization"]
         audit = [
             (e["actor"], e["action"], e["target"])
             for e in get(again, "/v1/admin/audit").json()["audit"]
@@ -285,7 +288,7 @@ def test_registered_sources_outlive_a_restart_and_are_exported(
         check=False,
     )
 
-    assert after_restart == f"Bearer {CANARY_TOKEN}"
+    assert after_restart == digest(f"Bearer {CANARY_TOKEN}")
     assert audit[:2] == [("ops", "tool.create", "shout"), ("ops", "server.create", "more")]
     assert (exported.returncode, exported.stdout) == (
         0,
