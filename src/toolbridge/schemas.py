@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from toolbridge.tools import JsonSchema
@@ -58,15 +59,37 @@ def clean_text(text: Any, limit: int = MAX_DESCRIPTION) -> tuple[str, bool]:
     """Strip invisible characters and bound the length; return (text, whether it was cut)."""
     if not isinstance(text, str):
         text = "" if text is None else str(text)
+    if len(text) > MAX_MEMO_TEXT:
+        return _clean(text, limit)
+    return _clean_memo(text, limit)
+
+
+MAX_MEMO_TEXT = 4096
+"""Texts up to this length are cleaned once each (documents repeat their descriptions a lot:
+Kubernetes has 8,000 parameters and 48 texts); longer ones every time."""
+
+
+def _clean(text: str, limit: int) -> tuple[str, bool]:
     if not text.isascii():
         text = unicodedata.normalize("NFC", text)
-    text = _INVISIBLE.sub("", text.replace("\r\n", "\n")).strip()
-    text = _BLANK_LINES.sub("\n\n", text)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    text = _INVISIBLE.sub("", text).strip()
+    if "\n\n\n" in text:
+        text = _BLANK_LINES.sub("\n\n", text)
     if len(text) <= limit:
         return text, False
     cut = text[: limit - 1]
     space = cut.rfind(" ", limit // 2)
     return (cut[:space] if space > 0 else cut).rstrip() + "\u2026", True
+
+
+_clean_memo = lru_cache(maxsize=16384)(_clean)
+
+
+def forget_texts() -> None:
+    """Drop the cleaned texts kept for repeats (after a conversion: the tools hold theirs)."""
+    _clean_memo.cache_clear()
 
 
 def type_set(schema: JsonSchema) -> set[str]:
@@ -190,13 +213,20 @@ def collect_refs(schema: Any) -> set[str]:
     """The `$defs` names a schema refers to, outside of any `$defs` it holds."""
     found: set[str] = set()
     stack = [schema]
+    push, pop = stack.append, stack.pop
     while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                found.add(ref[8:])
-            stack.extend(v for k, v in node.items() if k != "$defs" and isinstance(v, dict | list))
-        elif isinstance(node, list):
-            stack.extend(v for v in node if isinstance(v, dict | list))
+        node = pop()
+        # JSON values: exact types are enough, and much cheaper to test than isinstance.
+        if type(node) is dict:
+            for key, value in node.items():
+                kind = type(value)
+                if kind is dict or kind is list:
+                    if key != "$defs":
+                        push(value)
+                elif key == "$ref" and kind is str and value.startswith("#/$defs/"):
+                    found.add(value[8:])
+        elif type(node) is list:
+            for value in node:
+                if type(value) is dict or type(value) is list:
+                    push(value)
     return found

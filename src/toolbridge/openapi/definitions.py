@@ -11,8 +11,8 @@ is `references`', and what each keyword becomes is `keywords`'.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import Any, Literal
+from collections.abc import Callable, Iterable
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from toolbridge import schemas as js
@@ -25,6 +25,7 @@ Version = Literal["2.0", "3.0", "3.1"]
 Direction = Literal["request", "response"]
 
 _NAME_JUNK = re.compile(r"[^A-Za-z0-9_.-]+")
+T = TypeVar("T")
 
 
 class Definitions:
@@ -41,51 +42,113 @@ class Definitions:
         self._taken: set[str] = set()
         self._queue: list[tuple[str, Any, str, str]] = []
         self._busy: set[str] = set()
+        self._once: dict[tuple[str, int], tuple[object, Any]] = {}
+        self._reached: dict[str, frozenset[str]] = {}
+        self._by_ref: dict[tuple[str, str], Found] = {}
+        self._displays: dict[str, str] = {}
+        self._closures: dict[frozenset[str], dict[str, Any]] = {}
+        self._notes: dict[frozenset[str], tuple[Note, ...]] = {}
+        self._cyclic: dict[str, bool] = {}
 
     # -- the public surface -------------------------------------------------------------
 
     def translate(self, schema: Any, base_uri: str) -> Found:
-        """Translate one schema found at `base_uri`; referenced schemas land in `defs`."""
+        """Translate one schema found at `base_uri`; referenced schemas land in `defs`.
+
+        The same schema object (a shared parameter, a response by `$ref`) is translated once:
+        every tool that uses it shares the answer, so treat it as read-only.
+        """
+        if type(schema) is dict and len(schema) == 1 and type(schema.get("$ref")) is str:
+            # `{"$ref": ...}` written out at each use (Swagger 2.0 bodies and responses): by
+            # what it names, so every use shares one answer too.
+            key = (base_uri, schema["$ref"])
+            found = self._by_ref.get(key)
+            if found is None:
+                found = self._by_ref[key] = self._translate(schema, base_uri)
+            return found
+        return self.once(schema, base_uri, lambda: self._translate(schema, base_uri))
+
+    def once(self, value: object, tag: str, compute: Callable[[], T]) -> T:
+        """`compute()`'s answer for `value` (by identity) and `tag`, computed once per conversion.
+
+        The entry keeps `value` alive, so its identity cannot be reused while it is a key.
+        """
+        key = (tag, id(value))
+        found = self._once.get(key)
+        if found is not None and found[0] is value:
+            kept: T = found[1]
+            return kept
+        answer = compute()
+        self._once[key] = (value, answer)
+        return answer
+
+    def _translate(self, schema: Any, base_uri: str) -> Found:
         found = Found(None)
         found.schema = self.node(schema, base_uri, found)
         self._drain()
         return found
 
     def closure(self, names: Iterable[str]) -> dict[str, Any]:
-        """The `$defs` a schema using `names` needs: every definition reachable from them."""
-        seen: set[str] = set()
-        stack = list(names)
-        while stack:
-            name = stack.pop()
-            if name in seen:
-                continue
-            seen.add(name)
-            self._ensure(name)
-            stack.extend(self.deps.get(name, ()))
-        return {name: self.defs[name] for name in sorted(seen)}
+        """The `$defs` a schema using `names` needs: every definition reachable from them.
+
+        Tools that need the same definitions share one answer: treat it as read-only.
+        """
+        key = frozenset(names)
+        found = self._closures.get(key)
+        if found is None:
+            seen: set[str] = set()
+            for name in key:
+                seen.update(self._reach(name))
+            found = self._closures[key] = {name: self.defs[name] for name in sorted(seen)}
+        return found
 
     def notes_for(self, names: Iterable[str]) -> list[Note]:
-        notes: list[Note] = []
-        for name in sorted(names):
-            notes.extend(self.def_notes.get(name, ()))
-        return notes
+        """The notes of translating these definitions, in name order."""
+        key = frozenset(names)
+        found = self._notes.get(key)
+        if found is None:
+            found = self._notes[key] = tuple(
+                note for name in sorted(key) for note in self.def_notes.get(name, ())
+            )
+        return list(found)
+
+    def refs_in(self, schema: Any) -> frozenset[str]:
+        """The `$defs` names a translated schema refers to (once per schema object)."""
+        return self.once(schema, "refs", lambda: frozenset(js.collect_refs(schema)))
 
     def recursive(self, names: Iterable[str]) -> list[str]:
         """The definitions among `names` that can reach themselves."""
         out = []
         for name in names:
-            stack = list(self.deps.get(name, ()))
-            seen: set[str] = set()
-            while stack:
-                current = stack.pop()
-                if current == name:
-                    out.append(name)
-                    break
-                if current in seen:
-                    continue
-                seen.add(current)
-                stack.extend(self.deps.get(current, ()))
+            cyclic = self._cyclic.get(name)
+            if cyclic is None:
+                self._ensure(name)
+                deps = self.deps.get(name, ())
+                cyclic = self._cyclic[name] = any(name in self._reach(dep) for dep in deps)
+            if cyclic:
+                out.append(name)
         return out
+
+    def _reach(self, name: str) -> frozenset[str]:
+        """`name` and every definition reachable from it (built, so that the answer is final)."""
+        found = self._reached.get(name)
+        if found is not None:
+            return found
+        seen: set[str] = set()
+        stack = [name]
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            known = self._reached.get(current)
+            if known is not None:
+                seen.update(known)
+                continue
+            seen.add(current)
+            self._ensure(current)
+            stack.extend(self.deps.get(current, ()))
+        found = self._reached[name] = frozenset(seen)
+        return found
 
     def content(self, ref: str) -> Any:
         """The translated definition a local `#/$defs/<name>` reference points to."""
@@ -138,7 +201,10 @@ class Definitions:
         found.schema = self.node(value, uri, found)
         self.defs[name] = found.schema
         self.deps[name] = frozenset(js.collect_refs(found.schema))
-        where = f"{uri_to_display(uri)}#{pointer}"
+        display = self._displays.get(uri)
+        if display is None:
+            display = self._displays[uri] = uri_to_display(uri)
+        where = f"{display}#{pointer}"
         self.def_notes[name] = tuple(
             Note(kind=n.kind, message=n.message, where=n.where or where) for n in found.notes
         )

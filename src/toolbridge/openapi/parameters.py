@@ -9,6 +9,8 @@ request body's arguments are `bodies`' job; which parameters carry credentials i
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from toolbridge import names
@@ -60,15 +62,19 @@ def merge(levels: tuple[tuple[Any, str], ...], refs: References, b: Draft) -> li
 
 
 def from_swagger2(
-    params: list[Located], consumes: list[str], uri: str, b: Draft
+    params: list[Located], consumes: list[str], uri: str, b: Draft, defs: Definitions
 ) -> tuple[list[Located], Located | None]:
-    """2.0 parameters as 3.x ones, and the request body their `body` or `formData` ones make."""
+    """2.0 parameters as 3.x ones, and the request body their `body` or `formData` ones make.
+
+    Each parameter object is reshaped once per conversion (`defs.once`), so a parameter many
+    operations share stays one object, translated once.
+    """
     body_param = next(((p, u) for p, u in params if p.get("in") == "body"), None)
     form = [p for p, _ in params if p.get("in") == "formData"]
     out = []
     for param, param_uri in params:
         if param.get("in") in ("path", "query", "header"):
-            converted, notes = swagger2.parameter(param)
+            converted, notes = defs.once(param, "swagger2", partial(swagger2.parameter, param))
             out.append((converted, param_uri))
             b.notes.extend(notes)
     body = swagger2.request_body(body_param[0] if body_param else None, form, consumes)
@@ -116,28 +122,38 @@ def add_parameters(
     arguments, notes = names.argument_names((p["name"], p["in"]) for p, _ in kept)
     b.notes.extend(notes)
     for (param, uri), argument in zip(kept, arguments, strict=True):
-        location = param["in"]
-        schema, content_type = _parameter_schema(param, uri, b, defs)
-        required = location == "path" or param.get("required") is True
-        default_style = "form" if location in ("query", "cookie") else "simple"
-        style = param.get("style")
-        style = style if isinstance(style, str) else default_style
-        explode = param.get("explode")
+        # A parameter many operations share is one object: planned once, its binding shared.
+        schema, binding, schema_notes = defs.once(param, uri, partial(_plan, param, uri, defs))
+        b.notes.extend(schema_notes)
         b.properties[argument] = schema
-        if required:
+        if binding.required:
             b.required.append(argument)
         b.params.append(
-            ParamBinding(
-                argument=argument,
-                name=param["name"],
-                location=location,
-                required=required,
-                style=style,
-                explode=explode if isinstance(explode, bool) else style == "form",
-                allow_reserved=param.get("allowReserved") is True,
-                content_type=content_type,
-            )
+            binding if argument == binding.argument else replace(binding, argument=argument)
         )
+
+
+def _plan(
+    param: dict[str, Any], uri: str, defs: Definitions
+) -> tuple[Any, ParamBinding, list[Note]]:
+    """A parameter's schema and binding (its argument named as the parameter), and notes."""
+    location = param["in"]
+    schema, content_type, notes = _parameter_schema(param, uri, defs)
+    default_style = "form" if location in ("query", "cookie") else "simple"
+    style = param.get("style")
+    style = style if isinstance(style, str) else default_style
+    explode = param.get("explode")
+    binding = ParamBinding(
+        argument=param["name"],
+        name=param["name"],
+        location=location,
+        required=location == "path" or param.get("required") is True,
+        style=style,
+        explode=explode if isinstance(explode, bool) else style == "form",
+        allow_reserved=param.get("allowReserved") is True,
+        content_type=content_type,
+    )
+    return schema, binding, notes
 
 
 def match_template(path: str, b: Draft) -> None:
@@ -180,8 +196,8 @@ def match_template(path: str, b: Draft) -> None:
 
 
 def _parameter_schema(
-    param: dict[str, Any], uri: str, b: Draft, defs: Definitions
-) -> tuple[Any, str | None]:
+    param: dict[str, Any], uri: str, defs: Definitions
+) -> tuple[Any, str | None, list[Note]]:
     content_type = None
     raw = param.get("schema")
     content = param.get("content")
@@ -189,7 +205,6 @@ def _parameter_schema(
         content_type, media = next(iter(content.items()))
         raw = media.get("schema") if isinstance(media, dict) else None
     found = defs.translate(raw if raw is not None else {}, uri)
-    b.notes.extend(found.notes)
     schema = found.schema
     extra: dict[str, Any] = {}
     text = js.clean_text(param.get("description"))[0]
@@ -202,4 +217,4 @@ def _parameter_schema(
         extra["examples"] = [example]
     if extra:
         schema = {**schema, **extra} if isinstance(schema, dict) else extra
-    return schema, content_type if isinstance(content_type, str) else None
+    return schema, content_type if isinstance(content_type, str) else None, found.notes
