@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine, Iterable, Iterator, Mapping
-from collections.abc import Set as AbstractSet
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,11 +18,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from toolbridge import names
+from toolbridge.bulk import give_back
 from toolbridge.config import Config, LocalTools, Server
 from toolbridge.config import Selection as SelectionConfig
 from toolbridge.errors import ConfigError, DocumentError, SourceError, ToolbridgeError
 from toolbridge.local.loader import LocalConversion, ModuleCache, load_tools
-from toolbridge.openapi.convert import Conversion, Selection, convert
+from toolbridge.openapi.compiled import convert_cached
+from toolbridge.openapi.convert import Conversion, Selection
 from toolbridge.openapi.documents import (
     DocumentStore,
     http_fetcher,
@@ -108,7 +109,7 @@ def load_server(server: Server, store: DocumentStore, base_dir: Path) -> SourceS
     started = time.time()
     try:
         with store.tracking() as touched:
-            conversion = convert(
+            conversion = convert_cached(  # unchanged documents: from the compiled cache
                 store,
                 uri,
                 source=server.id,
@@ -146,7 +147,7 @@ def build_catalog(sources: Iterable[SourceStatus]) -> Catalog:
     for conversion in converted:
         for tool in conversion.tools:
             if tool.name in tools:
-                renamed = _unclash(tool, reserved | tools.keys())
+                renamed = _unclash(tool, lambda name: name in reserved or name in tools)
                 note = Note(
                     kind="name-clash",
                     message=f"{tool.name!r} is already a tool of source "
@@ -185,8 +186,12 @@ def load_sources(
     config: Config, store: DocumentStore, modules: ModuleCache | None = None
 ) -> list[SourceStatus]:
     """Every source of the config, loaded or with the error that keeps it down."""
-    statuses = [load_server(server, store, config.base_dir) for server in config.servers]
+    statuses = []
+    for server in config.servers:
+        statuses.append(load_server(server, store, config.base_dir))
+        store.release()  # its tools hold what they need; the next source starts light
     statuses.extend(load_local(entry, config.base_dir, modules) for entry in config.tools)
+    give_back()  # what the conversions freed (documents, drafts) goes back to the system
     return statuses
 
 
@@ -241,11 +246,11 @@ def load_catalog(config: Config, store: DocumentStore) -> Catalog:
     return build_catalog(load_sources(config, store))
 
 
-def _unclash(tool: Tool, taken: AbstractSet[str]) -> str:
+def _unclash(tool: Tool, taken: Callable[[str], bool]) -> str:
     candidate = names.safe_name(tool.name, prefix=tool.source.replace("-", "_"))
     n = 2
     base = candidate
-    while candidate in taken:
+    while taken(candidate):
         suffix = f"_{n}"
         candidate = base[: names.MAX_NAME - len(suffix)] + suffix
         n += 1

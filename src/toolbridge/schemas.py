@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
 from toolbridge.tools import JsonSchema
@@ -59,17 +58,6 @@ def clean_text(text: Any, limit: int = MAX_DESCRIPTION) -> tuple[str, bool]:
     """Strip invisible characters and bound the length; return (text, whether it was cut)."""
     if not isinstance(text, str):
         text = "" if text is None else str(text)
-    if len(text) > MAX_MEMO_TEXT:
-        return _clean(text, limit)
-    return _clean_memo(text, limit)
-
-
-MAX_MEMO_TEXT = 4096
-"""Texts up to this length are cleaned once each (documents repeat their descriptions a lot:
-Kubernetes has 8,000 parameters and 48 texts); longer ones every time."""
-
-
-def _clean(text: str, limit: int) -> tuple[str, bool]:
     if not text.isascii():
         text = unicodedata.normalize("NFC", text)
     if "\r" in text:
@@ -82,14 +70,6 @@ def _clean(text: str, limit: int) -> tuple[str, bool]:
     cut = text[: limit - 1]
     space = cut.rfind(" ", limit // 2)
     return (cut[:space] if space > 0 else cut).rstrip() + "\u2026", True
-
-
-_clean_memo = lru_cache(maxsize=16384)(_clean)
-
-
-def forget_texts() -> None:
-    """Drop the cleaned texts kept for repeats (after a conversion: the tools hold theirs)."""
-    _clean_memo.cache_clear()
 
 
 def type_set(schema: JsonSchema) -> set[str]:

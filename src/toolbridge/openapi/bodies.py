@@ -63,7 +63,7 @@ def add_body(body: dict[str, Any], uri: str, b: Draft, defs: Definitions) -> Non
     found = defs.translate(media.get("schema", {}), uri)
     b.notes.extend(found.notes)
     schema = found.schema
-    description = js.clean_text(body.get("description"))[0]
+    description = defs.text(body.get("description"))
     files: frozenset[str] = frozenset()
     if kind in ("json", "form", "multipart") and _holds_nothing(schema, defs):
         b.notes.append(

@@ -14,14 +14,13 @@ and schemas are the modules of those names'.
 from __future__ import annotations
 
 import fnmatch
-import gc
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from toolbridge import names
 from toolbridge import schemas as js
+from toolbridge.bulk import collector_paused
 from toolbridge.errors import DocumentError
 from toolbridge.openapi import parameters, security, swagger2
 from toolbridge.openapi.bodies import Draft, add_body
@@ -110,35 +109,11 @@ def convert(
 ) -> Conversion:
     """Load the document at `uri` and turn each (selected) operation into a tool."""
     try:
-        with _collector_paused():
+        with collector_paused():
             return _convert(store, uri, source, base_url, prefix, include, exclude)
     except RecursionError as exc:
         # JSON may nest up to orjson's 1024 levels; schemas that deep cannot be walked.
         raise DocumentError(uri_to_display(uri), "schemas nested too deeply to convert") from exc
-    finally:
-        js.forget_texts()
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a document is converted.
-
-    Everything a conversion builds lives on (the tools) or goes with the document when its
-    count drops to zero, so the collector, set off by the sheer number of new objects, would
-    walk them again and again and find nothing: a sixth of the time on large documents. At the
-    end the new objects join the oldest generation unwalked (`freeze` then `unfreeze` moves
-    every tracked object there), as if they had survived the collections they were spared.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        gc.enable()
-        gc.unfreeze()
 
 
 def _convert(

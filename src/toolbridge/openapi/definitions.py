@@ -26,6 +26,8 @@ Direction = Literal["request", "response"]
 
 _NAME_JUNK = re.compile(r"[^A-Za-z0-9_.-]+")
 T = TypeVar("T")
+MAX_KEPT_TEXT = 4096
+"""Longer texts are cleaned at each use rather than kept for the next."""
 
 
 class Definitions:
@@ -46,6 +48,7 @@ class Definitions:
         self._reached: dict[str, frozenset[str]] = {}
         self._by_ref: dict[tuple[str, str], Found] = {}
         self._displays: dict[str, str] = {}
+        self._texts: dict[str, str] = {}
         self._closures: dict[frozenset[str], dict[str, Any]] = {}
         self._notes: dict[frozenset[str], tuple[Note, ...]] = {}
         self._cyclic: dict[str, bool] = {}
@@ -111,6 +114,16 @@ class Definitions:
                 note for name in sorted(key) for note in self.def_notes.get(name, ())
             )
         return list(found)
+
+    def text(self, value: Any) -> str:
+        """`schemas.clean_text(value)[0]`, once per distinct text of this conversion (documents
+        repeat their descriptions: Kubernetes has 8,000 parameters and 48 texts)."""
+        if not isinstance(value, str) or len(value) > MAX_KEPT_TEXT:
+            return js.clean_text(value)[0]
+        found = self._texts.get(value)
+        if found is None:
+            found = self._texts[value] = js.clean_text(value)[0]
+        return found
 
     def refs_in(self, schema: Any) -> frozenset[str]:
         """The `$defs` names a translated schema refers to (once per schema object)."""
@@ -239,7 +252,7 @@ class Definitions:
         # Before 3.1 siblings of $ref are ignored, but a description or nullable is what the
         # author meant, and keeping them is harmless.
         if "description" in siblings:
-            out["description"] = js.clean_text(siblings["description"])[0]
+            out["description"] = self.text(siblings["description"])
         if siblings.get("nullable") is True or siblings.get("x-nullable") is True:
             return js.add_null(out)
         return out

@@ -38,6 +38,7 @@ class Translator(Protocol):
     @property
     def direction(self) -> str: ...
     def node(self, node: Any, uri: str, found: Found) -> Any: ...
+    def text(self, value: Any) -> str: ...
 
 
 @lru_cache(maxsize=4096)
@@ -141,7 +142,7 @@ def _plain(
 def _description(
     d: Translator, out: dict[str, Any], key: str, value: Any, node: Any, uri: str, found: Found
 ) -> None:
-    text = js.clean_text(value)[0]
+    text = d.text(value)
     if text:
         out["description"] = text
 

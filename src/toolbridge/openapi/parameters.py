@@ -14,7 +14,6 @@ from functools import partial
 from typing import Any
 
 from toolbridge import names
-from toolbridge import schemas as js
 from toolbridge.openapi import swagger2
 from toolbridge.openapi.bodies import Draft
 from toolbridge.openapi.definitions import Definitions
@@ -207,7 +206,7 @@ def _parameter_schema(
     found = defs.translate(raw if raw is not None else {}, uri)
     schema = found.schema
     extra: dict[str, Any] = {}
-    text = js.clean_text(param.get("description"))[0]
+    text = defs.text(param.get("description"))
     if text:
         extra["description"] = text
     if param.get("deprecated") is True:
