@@ -39,6 +39,8 @@ from toolbridge.generation import Held
 from toolbridge.policy import Principal
 from toolbridge.registry import SourceStatus
 from toolbridge.serve.live import Live
+from toolbridge.serve.mcp_start import PATH as MCP_PATH
+from toolbridge.serve.mcp_start import DeferredMcp
 from toolbridge.serve.openapi_document import DocumentCache
 from toolbridge.serve.siblings import Siblings
 from toolbridge.serve.turns import run_turn
@@ -274,11 +276,8 @@ def create_app(
         siblings: the other worker processes of `serve --workers N`, which apply every reload
             and approval this one takes.
     """
-    # Imported here: the mcp SDK takes 0.6 s to import, which `tools` and `check` need not pay.
-    from toolbridge.serve.mcp import PATH as MCP_PATH
-    from toolbridge.serve.mcp import create_mcp_app
-
-    mcp = create_mcp_app(gateway)
+    # The MCP SDK takes over half a second to import: it loads in the background (mcp_start).
+    mcp = DeferredMcp(gateway)
 
     live = Live(
         gateway, tools_changed=mcp.tools_changed, config_file=config_file, siblings=siblings
@@ -348,7 +347,12 @@ def create_app(
     async def readyz(request: Request, principal: Principal) -> Response:
         sources = gateway.sources()
         return json_response(
-            {"status": "ready", "tools": len(gateway.catalog), "sources": len(sources)}
+            {
+                "status": "ready",
+                "tools": len(gateway.catalog),
+                "sources": len(sources),
+                "mcp": mcp.state,
+            }
         )
 
     async def metrics(request: Request, principal: Principal) -> Response:

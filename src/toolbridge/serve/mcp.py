@@ -60,11 +60,11 @@ from toolbridge.formats.render import render
 from toolbridge.gateway import Gateway
 from toolbridge.openapi.bodies import body_kind
 from toolbridge.policy import Principal
+from toolbridge.serve.mcp_start import PATH as PATH
 from toolbridge.tools import JsonSchema, Tool, ToolResult
 
 logger = logging.getLogger(__name__)
 
-PATH: Final = "/mcp"
 MAX_REQUEST_BYTES: Final = 8 * 1024 * 1024
 """As the HTTP API's limit: arguments may carry base64 files."""
 NOTIFY_TIMEOUT: Final = 5.0

@@ -26,7 +26,6 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import orjson
-from openapi_schema_validator import OAS31Validator, oas31_format_checker
 
 from toolbridge import schemas as js
 from toolbridge.tools import JsonObject, JsonSchema, Tool
@@ -304,6 +303,9 @@ class _Components:
 
 
 def _is_regex(pattern: Any) -> bool:
+    # Imported when a document is built, not at start: the validator's libraries take a while.
+    from openapi_schema_validator import oas31_format_checker
+
     return bool(oas31_format_checker.conforms(pattern, "regex"))
 
 
@@ -483,6 +485,8 @@ class _Rewrite:
 
     def _fits(self, value: Any, node: JsonSchema) -> bool:
         """Whether `value` fits the node as the document has it (less a pattern left out)."""
+        from openapi_schema_validator import OAS31Validator, oas31_format_checker
+
         schema = {k: v for k, v in node.items() if k != "pattern" or _is_regex(v)}
         if self.defs:
             schema["$defs"] = self.defs
