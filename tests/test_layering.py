@@ -16,7 +16,7 @@ LAYERS: list[set[str]] = [
     {"upstream"},  # the network seam, our clients, credentials, request building
     {"openapi", "local"},  # conversion of documents; local Python tools
     {"arguments", "policy", "limits", "metrics", "calllog", "changes"},  # per-call pieces
-    {"identity"},  # credentials -> principals
+    {"identity", "listings"},  # credentials -> principals; list answers kept per generation
     {"registry"},  # all sources -> one Catalog
     {"generation"},  # one config's catalog and all derived from it
     {"report", "gateway"},  # the check report; the service

@@ -205,11 +205,19 @@ class Audit(_Model):
     file: str
 
 
+class Mcp(_Model):
+    """The `/mcp` endpoint."""
+
+    page_size: Annotated[int, Field(ge=0, le=100_000)] = 1000
+    """Tools per `tools/list` page (clients follow `nextCursor`); 0: all in one page."""
+
+
 class Config(_Model):
     auth: Auth | None = None
     audit: Audit | None = None
     servers: tuple[Server, ...] = ()
     tools: tuple[LocalTools, ...] = ()
+    mcp: Mcp = Mcp()
     watch: bool = True
     """Reload when the config file (or a local tool file) changes on disk."""
     base_dir: Path = Path(".")

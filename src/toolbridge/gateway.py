@@ -31,6 +31,7 @@ from toolbridge.errors import (
     UpstreamUnavailable,
 )
 from toolbridge.generation import Environment, Generation, Held, approve, assemble, changes
+from toolbridge.listings import Listing
 from toolbridge.local.calls import call_function
 from toolbridge.local.loader import LocalConversion, ModuleCache
 from toolbridge.metrics import Metrics
@@ -200,8 +201,16 @@ class Gateway:
     # -- the two operations --------------------------------------------------------------
 
     def list_tools(self, principal: Principal) -> list[Tool]:
+        return list(self.listing(principal).tools)
+
+    def listing(self, principal: Principal) -> Listing:
+        """The tools `principal` may see and the list answers kept for them, both of the
+        current generation (the decision is made once per principal and generation)."""
         state = self._current()
-        return [tool for tool in state.catalog if state.policy.allows(principal, tool)]
+        visible = state.listings.visible(
+            principal, lambda: (t for t in state.catalog if state.policy.allows(principal, t))
+        )
+        return Listing(visible, state.listings)
 
     def tool(self, principal: Principal, name: str) -> Tool:
         state = self._current()

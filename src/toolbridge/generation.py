@@ -30,6 +30,7 @@ from toolbridge.config import Config, RateLimit, Server
 from toolbridge.errors import ToolbridgeError
 from toolbridge.identity import Authenticator
 from toolbridge.limits import RateLimiter
+from toolbridge.listings import Listings
 from toolbridge.policy import Policy
 from toolbridge.registry import Catalog, SourceStatus, build_catalog
 from toolbridge.tools import Tool
@@ -54,7 +55,7 @@ class Held:
 @dataclass(slots=True, kw_only=True)
 class Generation:
     """Everything one catalog needs to serve calls; replaced whole, never changed in place
-    (but for the argument validators, compiled on first use)."""
+    (but for what it keeps as it serves: argument validators, list answers)."""
 
     config: Config
     catalog: Catalog
@@ -69,6 +70,8 @@ class Generation:
     held: dict[str, Held]
     loaded_at: float = field(default_factory=time.time)
     validators: dict[str, ArgumentValidator] = field(default_factory=dict)
+    listings: Listings = field(default_factory=Listings)
+    """Visible sets and list answers, kept for this generation only."""
 
     def validator(self, tool: Tool) -> ArgumentValidator:
         # Compiled on first use and kept: the per-call cost is then one dictionary lookup.

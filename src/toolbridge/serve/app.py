@@ -33,15 +33,15 @@ from toolbridge.errors import (
     error_body,
     error_status,
 )
-from toolbridge.formats.render import FORMATS, render_tools
+from toolbridge.formats.render import FORMATS
 from toolbridge.gateway import Gateway
 from toolbridge.generation import Held
 from toolbridge.policy import Principal
 from toolbridge.registry import SourceStatus
+from toolbridge.serve.lists import http_answer, openapi_json, tools_json
 from toolbridge.serve.live import Live
 from toolbridge.serve.mcp_start import PATH as MCP_PATH
 from toolbridge.serve.mcp_start import DeferredMcp
-from toolbridge.serve.openapi_document import DocumentCache
 from toolbridge.serve.siblings import Siblings
 from toolbridge.serve.turns import run_turn
 from toolbridge.tools import HttpOperation, Tool, ToolResult
@@ -306,18 +306,23 @@ def create_app(
         if fmt not in FORMATS:
             raise BadRequest(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
         strict = _flag(request.query_params.get("strict"))
-        tools = gateway.list_tools(principal)
-        return json_response({"tools": render_tools(tools, fmt, strict=strict)})
+        listing = gateway.listing(principal)  # built once per generation, then bytes
+        answer = await listing.answer(
+            ("tools", fmt, strict), lambda: tools_json(listing.tools, fmt, strict=strict)
+        )
+        return _listed(request, *await http_answer(answer, request.headers))
 
     async def get_tool(request: Request, principal: Principal) -> Response:
         tool = gateway.tool(principal, request.path_params["name"])
         return json_response(describe(tool, gateway.frontmatter(tool)))
 
-    documents = DocumentCache()
-
     async def openapi(request: Request, principal: Principal) -> Response:
-        tools = gateway.list_tools(principal)
-        return json_response(documents.get(tools, server_url=str(request.base_url)))
+        listing = gateway.listing(principal)
+        server_url = str(request.base_url)
+        answer = await listing.answer(
+            ("openapi", server_url), lambda: openapi_json(listing.tools, server_url)
+        )
+        return _listed(request, *await http_answer(answer, request.headers))
 
     async def tool_calls(request: Request, principal: Principal) -> Response:
         payload = await _json_body(request)
@@ -382,6 +387,10 @@ def create_app(
         lifespan=lifespan,
     )
     return CallEndpoint(routes, gateway)
+
+
+def _listed(request: Request, status: int, headers: dict[str, str], body: bytes) -> Response:
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
 def _flag(value: str | None) -> bool:
