@@ -141,3 +141,47 @@ def test_a_paused_collector_stays_paused(tmp_path: Path) -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+DIRECTIONS = """
+    openapi: 3.0.3
+    info: {title: directions, version: "1"}
+    paths:
+      /pets:
+        get:
+          operationId: listPets
+          responses:
+            "200":
+              description: ok
+              content: {application/json: {schema: {$ref: "#/components/schemas/Pet"}}}
+        post:
+          operationId: addPet
+          requestBody:
+            content: {application/json: {schema: {$ref: "#/components/schemas/Wrapper"}}}
+          responses: {"204": {description: done}}
+    components:
+      schemas:
+        Wrapper: {type: object, properties: {pet: {$ref: "#/components/schemas/Pet"}}}
+        Pet:
+          type: object
+          properties:
+            id: {type: integer, readOnly: true}
+            tag: {$ref: "#/components/schemas/Tag"}
+        Tag: {type: object, properties: {label: {type: string}}}
+"""
+
+
+def test_a_definition_that_reads_alike_both_ways_is_translated_once(tmp_path: Path) -> None:
+    """`Tag` is the same in requests and responses: one object serves both. `Pet` has a
+    readOnly property, so requests get their own translation of it, without `id`."""
+    tools = _convert(tmp_path, DIRECTIONS)
+    request = tools["addPet"].input_schema["$defs"]
+    response = tools["listPets"].output_schema
+    assert response is not None
+    assert request["Pet"] == {"type": "object", "properties": {"tag": {"$ref": "#/$defs/Tag"}}}
+    assert response["$defs"]["Pet"] == {
+        "type": "object",
+        "properties": {"id": {"type": "integer", "readOnly": True}, "tag": {"$ref": "#/$defs/Tag"}},
+    }
+    assert request["Tag"] == {"type": "object", "properties": {"label": {"type": "string"}}}
+    assert request["Tag"] is response["$defs"]["Tag"]

@@ -8,6 +8,7 @@ base64 content and a filename. Which alternatives were passed over is noted.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from toolbridge import names
@@ -181,6 +182,7 @@ def _flatten(
 # -- responses, descriptions, servers, security ------------------------------------
 
 
+@lru_cache(maxsize=1024)
 def body_kind(media_type: str) -> BodyKind:
     """How a request body of this media type is sent."""
     mt = media_type.split(";")[0].strip().lower()

@@ -24,7 +24,7 @@ from toolbridge.bulk import collector_paused
 from toolbridge.errors import DocumentError
 from toolbridge.openapi import parameters, security, swagger2
 from toolbridge.openapi.bodies import Draft, add_body
-from toolbridge.openapi.definitions import Definitions, Version
+from toolbridge.openapi.definitions import Definitions, Names, Version
 from toolbridge.openapi.documents import DocumentStore, uri_to_display
 from toolbridge.openapi.operations import Operation, find_operations, unexposed
 from toolbridge.openapi.references import References, RefError
@@ -131,6 +131,7 @@ def _convert(
         raise DocumentError(display, "expected an OpenAPI document (a mapping) at the top level")
     version, notes = _version(document, display)
     refs = References(store, uri)
+    shared = Names()  # one name per schema in both directions: what translates alike is shared
     doc = _Document(
         uri=uri,
         data=document,
@@ -138,8 +139,8 @@ def _convert(
         source=source,
         base_url=base_url,
         refs=refs,
-        request=Definitions(refs, version, "request"),
-        response=Definitions(refs, version, "response"),
+        request=Definitions(refs, version, "request", shared),
+        response=Definitions(refs, version, "response", shared),
         schemes=security.declared(document, version, refs, uri),
     )
     operations, path_notes = find_operations(document, uri, refs)

@@ -11,10 +11,11 @@ is `references`', and what each keyword becomes is `keywords`'.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+from toolbridge import names
 from toolbridge import schemas as js
 from toolbridge.openapi.documents import uri_to_display
 from toolbridge.openapi.keywords import HANDLERS, Found
@@ -26,29 +27,52 @@ Direction = Literal["request", "response"]
 
 _NAME_JUNK = re.compile(r"[^A-Za-z0-9_.-]+")
 T = TypeVar("T")
+_MISSING = object()
 MAX_KEPT_TEXT = 4096
 """Longer texts are cleaned at each use rather than kept for the next."""
+
+
+class Names:
+    """The `$defs` names of one document, shared by its request and response translations.
+
+    A referenced schema has one name in both directions, so a definition that translates the
+    same either way (no readOnly or writeOnly property, nothing that depended on the order of
+    translation) is translated once and its content serves both.
+    """
+
+    def __init__(self) -> None:
+        self.by_location: dict[tuple[str, str], str] = {}
+        self.taken: set[str] = set()
+        self.where: dict[str, tuple[Any, str, str]] = {}
+        """Each name's schema as found, and its document URI and pointer."""
+        self.either: dict[str, tuple[Any, frozenset[str], tuple[Note, ...]]] = {}
+        """Definitions translated the same in both directions: content, deps, notes."""
 
 
 class Definitions:
     """Translated schemas of one source and direction, named and shared between tools."""
 
-    def __init__(self, refs: References, version: Version, direction: Direction) -> None:
+    def __init__(
+        self, refs: References, version: Version, direction: Direction, shared: Names | None = None
+    ) -> None:
         self.refs = refs
         self.version = version
         self.direction = direction
+        self.shared = shared or Names()
         self.defs: dict[str, Any] = {}
         self.deps: dict[str, frozenset[str]] = {}
         self.def_notes: dict[str, tuple[Note, ...]] = {}
-        self._names: dict[tuple[str, str], str] = {}
-        self._taken: set[str] = set()
-        self._queue: list[tuple[str, Any, str, str]] = []
+        self._queue: list[str] = []
+        self._queued: set[str] = set()
         self._busy: set[str] = set()
+        self._directed: set[str] = set()
         self._once: dict[tuple[str, int], tuple[object, Any]] = {}
         self._reached: dict[str, frozenset[str]] = {}
         self._by_ref: dict[tuple[str, str], Found] = {}
         self._displays: dict[str, str] = {}
         self._texts: dict[str, str] = {}
+        self._kept: dict[Hashable, Any] = {}
+        self._arguments: dict[tuple[tuple[str, str], ...], tuple[list[str], list[Note]]] = {}
         self._closures: dict[frozenset[str], dict[str, Any]] = {}
         self._notes: dict[frozenset[str], tuple[Note, ...]] = {}
         self._cyclic: dict[str, bool] = {}
@@ -69,20 +93,28 @@ class Definitions:
             if found is None:
                 found = self._by_ref[key] = self._translate(schema, base_uri)
             return found
-        return self.once(schema, base_uri, lambda: self._translate(schema, base_uri))
+        return self.once(schema, base_uri, self._translate, schema, base_uri)
 
-    def once(self, value: object, tag: str, compute: Callable[[], T]) -> T:
-        """`compute()`'s answer for `value` (by identity) and `tag`, computed once per conversion.
-
-        The entry keeps `value` alive, so its identity cannot be reused while it is a key.
-        """
+    def once(self, value: object, tag: str, compute: Callable[..., T], *args: Any) -> T:
+        """`compute(*args)`'s answer for `value` (by identity) and `tag`, computed once per
+        conversion. The entry keeps `value` alive, so its identity cannot be reused while it is
+        a key."""
         key = (tag, id(value))
         found = self._once.get(key)
         if found is not None and found[0] is value:
             kept: T = found[1]
             return kept
-        answer = compute()
+        answer = compute(*args)
         self._once[key] = (value, answer)
+        return answer
+
+    def kept(self, key: Hashable, compute: Callable[..., T], *args: Any) -> T:
+        """`compute(*args)`'s answer for a key naming its inputs, computed once per conversion
+        (objects in a key by `id` must live as long as the conversion: the document's do)."""
+        found = self._kept.get(key, _MISSING)
+        if found is _MISSING:
+            found = self._kept[key] = compute(*args)
+        answer: T = found
         return answer
 
     def _translate(self, schema: Any, base_uri: str) -> Found:
@@ -118,6 +150,8 @@ class Definitions:
     def text(self, value: Any) -> str:
         """`schemas.clean_text(value)[0]`, once per distinct text of this conversion (documents
         repeat their descriptions: Kubernetes has 8,000 parameters and 48 texts)."""
+        if value is None:
+            return ""
         if not isinstance(value, str) or len(value) > MAX_KEPT_TEXT:
             return js.clean_text(value)[0]
         found = self._texts.get(value)
@@ -125,9 +159,16 @@ class Definitions:
             found = self._texts[value] = js.clean_text(value)[0]
         return found
 
+    def arguments(self, wanted: tuple[tuple[str, str], ...]) -> tuple[list[str], list[Note]]:
+        """`names.argument_names(wanted)`, once per distinct list of parameters."""
+        found = self._arguments.get(wanted)
+        if found is None:
+            found = self._arguments[wanted] = names.argument_names(wanted)
+        return found
+
     def refs_in(self, schema: Any) -> frozenset[str]:
         """The `$defs` names a translated schema refers to (once per schema object)."""
-        return self.once(schema, "refs", lambda: frozenset(js.collect_refs(schema)))
+        return self.once(schema, "refs", _refs_of, schema)
 
     def recursive(self, names: Iterable[str]) -> list[str]:
         """The definitions among `names` that can reach themselves."""
@@ -172,10 +213,18 @@ class Definitions:
     # -- naming and the work queue -------------------------------------------------------
 
     def _name_for(self, uri: str, pointer: str, value: Any) -> str:
-        key = (uri, pointer)
-        name = self._names.get(key)
-        if name is not None:
-            return name
+        shared = self.shared
+        name = shared.by_location.get((uri, pointer))
+        if name is None:
+            name = self._new_name(uri, pointer)
+            shared.by_location[(uri, pointer)] = name
+            shared.where[name] = (value, uri, pointer)
+        if name not in self._queued:
+            self._queued.add(name)
+            self._queue.append(name)
+        return name
+
+    def _new_name(self, uri: str, pointer: str) -> str:
         tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/") if t]
         if len(tokens) >= 3 and tokens[0] == "components" and tokens[1] == "schemas":
             base = "_".join(tokens[2:])
@@ -187,28 +236,30 @@ class Definitions:
             base = urlsplit(uri).path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
         base = _NAME_JUNK.sub("_", base).strip("_")[:60] or "schema"
         name, n = base, 2
-        while name in self._taken:
+        while name in self.shared.taken:
             name = f"{base}_{n}"
             n += 1
-        self._taken.add(name)
-        self._names[key] = name
-        self._queue.append((name, value, uri, pointer))
+        self.shared.taken.add(name)
         return name
 
     def _drain(self) -> None:
         while self._queue:
-            self._build(*self._queue.pop())
+            self._ensure(self._queue.pop())
 
     def _ensure(self, name: str) -> None:
-        if name in self.defs or name in self._busy:
-            return
-        for index, item in enumerate(self._queue):
-            if item[0] == name:
-                del self._queue[index]
-                self._build(*item)
-                return
+        if name not in self.defs and name not in self._busy and name in self.shared.where:
+            self._build(name)
 
-    def _build(self, name: str, value: Any, uri: str, pointer: str) -> None:
+    def _build(self, name: str) -> None:
+        either = self.shared.either.get(name)
+        if either is not None:  # translated the same in the other direction already
+            self.defs[name], self.deps[name], self.def_notes[name] = either
+            for dep in either[1]:
+                if dep not in self._queued:
+                    self._queued.add(dep)
+                    self._queue.append(dep)
+            return
+        value, uri, pointer = self.shared.where[name]
         self._busy.add(name)
         found = Found(None)
         found.schema = self.node(value, uri, found)
@@ -222,6 +273,10 @@ class Definitions:
             Note(kind=n.kind, message=n.message, where=n.where or where) for n in found.notes
         )
         self._busy.discard(name)
+        if found.directed:
+            self._directed.add(name)
+        else:
+            self.shared.either[name] = (self.defs[name], self.deps[name], self.def_notes[name])
 
     # -- translation of one schema node -----------------------------------------------------
 
@@ -296,10 +351,19 @@ class Definitions:
         """A definition's content for merging into an `allOf`, if it is ready and not recursive."""
         name = ref.rsplit("/", 1)[-1]
         self._ensure(name)
-        if name in self._busy or name not in self.defs:
+        if name in self._busy:
+            found.directed = True  # in the middle of its own translation: order decided
+            return None
+        if name not in self.defs:
             return None
         content = self.defs[name]
         if not isinstance(content, dict) or name in self.deps[name]:
             return None
+        if name in self._directed:
+            found.directed = True  # merging a direction's content makes this one directed
         found.notes.extend(self.def_notes[name])
         return content
+
+
+def _refs_of(schema: Any) -> frozenset[str]:
+    return frozenset(js.collect_refs(schema))

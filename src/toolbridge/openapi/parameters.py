@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from functools import partial
+from functools import lru_cache
 from typing import Any
 
 from toolbridge import names
@@ -73,7 +73,7 @@ def from_swagger2(
     out = []
     for param, param_uri in params:
         if param.get("in") in ("path", "query", "header"):
-            converted, notes = defs.once(param, "swagger2", partial(swagger2.parameter, param))
+            converted, notes = defs.once(param, "swagger2", swagger2.parameter, param)
             out.append((converted, param_uri))
             b.notes.extend(notes)
     body = swagger2.request_body(body_param[0] if body_param else None, form, consumes)
@@ -118,11 +118,11 @@ def add_parameters(
             continue
         kept.append((param, uri))
     kept.sort(key=lambda item: LOCATIONS.index(item[0]["in"]))
-    arguments, notes = names.argument_names((p["name"], p["in"]) for p, _ in kept)
+    arguments, notes = defs.arguments(tuple((p["name"], p["in"]) for p, _ in kept))
     b.notes.extend(notes)
     for (param, uri), argument in zip(kept, arguments, strict=True):
         # A parameter many operations share is one object: planned once, its binding shared.
-        schema, binding, schema_notes = defs.once(param, uri, partial(_plan, param, uri, defs))
+        schema, binding, schema_notes = defs.once(param, uri, _plan, param, uri, defs)
         b.notes.extend(schema_notes)
         b.properties[argument] = schema
         if binding.required:
@@ -157,8 +157,7 @@ def _plan(
 
 def match_template(path: str, b: Draft) -> None:
     """Make the path parameters and the path template agree, saying where they did not."""
-    template = path.split("#", 1)[0]  # a fragment is never sent
-    variables = list(dict.fromkeys(_TEMPLATE.findall(template)))
+    variables = _variables(path)
     declared = {p.name for p in b.params if p.location == "path"}
     for binding in [p for p in b.params if p.location == "path" and p.name not in variables]:
         b.params.remove(binding)
@@ -192,6 +191,12 @@ def match_template(path: str, b: Draft) -> None:
                 f"it is the string argument {argument!r}",
             )
         )
+
+
+@lru_cache(maxsize=4096)
+def _variables(path: str) -> tuple[str, ...]:
+    """The `{name}`s of a path template, in order, once each (a fragment is never sent)."""
+    return tuple(dict.fromkeys(_TEMPLATE.findall(path.split("#", 1)[0])))
 
 
 def _parameter_schema(

@@ -58,7 +58,7 @@ def output_schema(
     found = defs.translate(media["schema"], response_uri)
     b.notes.extend(found.notes)
     # Operations answering with the same schema share one output schema.
-    schema, notes = defs.once(found, "output", lambda: _bounded(found, defs))
+    schema, notes = defs.once(found, "output", _bounded, found, defs)
     b.notes.extend(notes)
     return schema, accept
 
