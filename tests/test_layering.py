@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "toolbridge"
 # The rooms of the package, lowest first: a module may import only from its own room and the
 # rooms before it. Top-level modules are rooms of their own, named by module.
 LAYERS: list[set[str]] = [
-    {"errors", "tools", "yaml_loader", "bulk"},  # plain values, the YAML loader, bulk builds
+    {"errors", "tools", "yaml_loader", "bulk", "forked"},  # values; YAML; bulk and forked work
     {"schemas", "names", "config"},  # pure helpers over those values; the config file
     {"formats"},  # client formats: pure rendering of tools
     {"upstream"},  # the network seam, our clients, credentials, request building

@@ -11,6 +11,10 @@ they had survived the collections they were spared.
 After a large build, `give_back()` returns the heap it freed to the system (glibc's
 `malloc_trim`; nothing elsewhere): the parsed documents of a cold start and the rendering of a
 big list are gone, and without it most of their pages would stay in the process for good.
+`keep_large_apart()` (once, when a server starts) makes blocks of `LARGE_BLOCK` bytes or more
+come from, and go back to, the system directly: glibc otherwise raises that bound to the size
+of each large block freed (list answers are megabytes), and later blocks below it then settle
+in the heap and fragment it.
 """
 
 from __future__ import annotations
@@ -36,6 +40,20 @@ def collector_paused() -> Iterator[None]:
         gc.freeze()
         gc.enable()
         gc.unfreeze()
+
+
+LARGE_BLOCK = 256 * 1024
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+
+
+def keep_large_apart() -> None:
+    """Serve blocks of `LARGE_BLOCK` bytes or more from the system directly (glibc only)."""
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError, TypeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, LARGE_BLOCK)
 
 
 def give_back() -> None:

@@ -25,9 +25,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+import orjson
 import zstandard
 
 from toolbridge.bulk import give_back
+from toolbridge.forked import in_child
 from toolbridge.policy import Principal
 from toolbridge.tools import Tool
 
@@ -36,12 +38,19 @@ Encoding = Literal["zstd", "gzip", "identity"]
 ZSTD_LEVEL = 3
 GZIP_LEVEL = 1
 """Level 1 keeps the build quick (a quarter second for 33 MB) at a fifth of the size."""
-KEEP_IDENTITY_BYTES = 8 * 1024 * 1024
+KEEP_IDENTITY_BYTES = 4 * 1024 * 1024
 """Answers up to this size are also kept uncompressed; larger ones are decompressed for each
 client that takes no compression (about 1 ms per MB)."""
+PIECE_BYTES = 1024 * 1024
+"""A large answer is decompressed for a client without compression in pieces of this size."""
 MAX_ANSWERS = 64
 """Answers kept per generation (by surface, format, options and visible set), least recently
 used first out."""
+FORK_FROM_TOOLS = 2000
+"""Lists of this many tools or more are built in a child process (`forked`): rendering them
+churns through far more memory than their answer keeps."""
+CHILD_TIMEOUT = 600.0
+"""Seconds a child may take to build a list before it is stopped and the list built here."""
 MAX_VISIBLE = 1024
 """Visible sets kept per generation (one per principal seen), least recently used first out."""
 
@@ -70,9 +79,49 @@ class Answer:
         """The uncompressed length."""
         self._identity = identity
 
+    def to_bytes(self) -> bytes:
+        """The answer as one string of bytes (from a child process to the server)."""
+        identity = self._identity
+        head = orjson.dumps(
+            {
+                "etag": self.etag,
+                "size": self.size,
+                "zstd": len(self.zstd),
+                "gzip": len(self.gzip),
+                "identity": None if identity is None else len(identity),
+            }
+        )
+        return b"%d\n%s%s%s%s" % (len(head), head, self.zstd, self.gzip, identity or b"")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Answer:
+        """`to_bytes` undone; ValueError (or KeyError, TypeError) when the bytes are not one."""
+        newline = data.index(b"\n", 0, 24)
+        start = newline + 1 + int(data[:newline])
+        head = orjson.loads(data[newline + 1 : start])
+        parts, at = [], start
+        for length in (head["zstd"], head["gzip"], head["identity"] or 0):
+            parts.append(data[at : at + length])
+            at += length
+        if at != len(data):
+            raise ValueError(f"{len(data) - at} bytes after the answer")
+        identity = parts[2] if head["identity"] is not None else None
+        return cls(
+            zstd=parts[0], gzip=parts[1], etag=head["etag"], size=head["size"], identity=identity
+        )
+
     def ready(self, encoding: Encoding) -> bool:
         """Whether `body(encoding)` is at hand, or has work to do (worth a worker thread)."""
         return encoding != "identity" or self._identity is not None
+
+    def pieces(self, encoding: Encoding) -> Iterator[bytes]:
+        """The answer in this content coding, in pieces of at most `PIECE_BYTES` when it has to
+        be decompressed: a large plain answer is never made whole, only sent."""
+        if self.ready(encoding):
+            yield self.body(encoding)
+            return
+        reader = zstandard.ZstdDecompressor().read_to_iter(self.zstd, write_size=PIECE_BYTES)
+        yield from reader
 
     def body(self, encoding: Encoding) -> bytes:
         """The answer in this content coding."""
@@ -138,7 +187,8 @@ class Listing:
 
     async def answer(self, key: tuple[object, ...], build: Callable[[], Iterable[bytes]]) -> Answer:
         """`Listings.answer` for this visible set: `key` names the surface, format, options."""
-        return await self.listings.answer((*key, self.visible.key), build)
+        large = len(self.visible.tools) >= FORK_FROM_TOOLS
+        return await self.listings.answer((*key, self.visible.key), build, large=large)
 
 
 class Listings:
@@ -166,9 +216,12 @@ class Listings:
             self._visible.move_to_end(principal)
         return found
 
-    async def answer(self, key: tuple[object, ...], build: Callable[[], Iterable[bytes]]) -> Answer:
+    async def answer(
+        self, key: tuple[object, ...], build: Callable[[], Iterable[bytes]], *, large: bool = False
+    ) -> Answer:
         """The answer kept under `key`, or `build()`'s parts made one (in a worker thread, so
-        the event loop keeps serving; requests for the same key meanwhile wait for it)."""
+        the event loop keeps serving; requests for the same key meanwhile wait for it). A
+        `large` one is built in a child process (`forked`), where that can be done."""
         found = self._answers.get(key)
         if found is not None:
             self._answers.move_to_end(key)
@@ -179,7 +232,7 @@ class Listings:
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._building[key] = future
         try:
-            answer = await asyncio.to_thread(_build, build)
+            answer = await asyncio.to_thread(_build, build, large)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: waiters, if any, get it from the future
@@ -193,7 +246,14 @@ class Listings:
         return answer
 
 
-def _build(parts: Callable[[], Iterable[bytes]]) -> Answer:
+def _build(parts: Callable[[], Iterable[bytes]], large: bool) -> Answer:
+    if large:
+        data = in_child(lambda: build_answer(parts()).to_bytes(), timeout=CHILD_TIMEOUT)
+        if data is not None:
+            try:
+                return Answer.from_bytes(data)
+            except (ValueError, KeyError, TypeError):
+                pass  # built here instead, as where there is no child to build it
     answer = build_answer(parts())
     give_back()  # rendering a large list frees far more than the answer keeps
     return answer

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import orjson
 import pytest
 import zstandard
 
+from toolbridge import listings
 from toolbridge.config import ApiKey, Auth, Config, Grant, Server
 from toolbridge.demo import DEMO_SPEC
 from toolbridge.formats.render import FORMATS, render, render_tools
@@ -24,7 +26,7 @@ from toolbridge.gateway import Gateway
 from toolbridge.policy import Principal
 from toolbridge.serve import lists
 from toolbridge.serve.app import create_app
-from toolbridge.serve.openapi_document import gateway_document
+from toolbridge.serve.openapi_document import gateway_document, gateway_document_json
 from toolbridge.upstream.seam import MockUpstream, UpstreamResponse
 
 pytestmark = pytest.mark.anyio
@@ -178,3 +180,30 @@ async def test_an_unknown_caller_gets_401_and_no_list(served: Served) -> None:
     response = await served.http.get("/v1/tools", headers={"Authorization": "Bearer nope"})
     assert response.status_code == 401
     assert "etag" not in response.headers
+
+
+@pytest.mark.parametrize("server_url", [None, "http://gateway.test/"])
+@pytest.mark.parametrize("count", [0, 1, 6])
+async def test_the_document_in_parts_is_the_document(
+    served: Served, server_url: str | None, count: int
+) -> None:
+    tools = served.gateway.list_tools(ALICE)[:count]
+    parts = list(gateway_document_json(tools, server_url=server_url))
+    assert len(parts) == count + 2
+    whole = gateway_document(tools, server_url=server_url)
+    assert b"".join(parts) == orjson.dumps(whole)
+
+
+@pytest.mark.parametrize("path", ["/v1/tools?format=mcp", "/openapi.json"])
+async def test_a_large_list_goes_to_a_plain_client_in_pieces(
+    served: Served, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Too large to keep plain, the answer is decompressed a piece at a time as it is sent,
+    with its whole length said up front."""
+    monkeypatch.setattr(listings, "KEEP_IDENTITY_BYTES", 100)
+    monkeypatch.setattr(listings, "PIECE_BYTES", 256)
+    plain = await served.get(path, accept_encoding="identity")
+    packed = await served.get(path, accept_encoding="zstd")
+    assert int(plain.headers["content-length"]) == len(plain.content) > 1000
+    assert "content-encoding" not in plain.headers
+    assert body(plain) == body(packed)

@@ -21,6 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from toolbridge import listings
 from toolbridge.config import Config
 from toolbridge.demo import DEMO_SPEC
 from toolbridge.formats.render import render
@@ -210,3 +211,16 @@ async def test_page_size_zero_is_one_page(gateway: Gateway) -> None:
         _, answer = await modern_list(client)
     assert answer["result"]["tools"] == expected(whole, "alice")
     assert "nextCursor" not in answer["result"]
+
+
+async def test_a_large_page_goes_to_a_plain_client_in_pieces(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(listings, "KEEP_IDENTITY_BYTES", 100)
+    monkeypatch.setattr(listings, "PIECE_BYTES", 256)
+    async with http(gateway, "alice") as client:
+        plain, plain_json = await modern_list(client, **{"Accept-Encoding": "identity"})
+        packed, packed_json = await modern_list(client, **{"Accept-Encoding": "zstd"})
+    assert plain_json == packed_json
+    assert plain_json["result"]["tools"] == expected(gateway, "alice")[:2]
+    assert int(plain.headers["content-length"]) > int(packed.headers["content-length"])

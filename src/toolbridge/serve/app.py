@@ -19,10 +19,11 @@ from urllib.parse import unquote
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from toolbridge.bulk import keep_large_apart
 from toolbridge.errors import (
     BadRequest,
     Forbidden,
@@ -276,6 +277,7 @@ def create_app(
         siblings: the other worker processes of `serve --workers N`, which apply every reload
             and approval this one takes.
     """
+    keep_large_apart()  # list answers are megabytes: they must not fragment the heap
     # The MCP SDK takes over half a second to import: it loads in the background (mcp_start).
     mcp = DeferredMcp(gateway)
 
@@ -310,7 +312,7 @@ def create_app(
         answer = await listing.answer(
             ("tools", fmt, strict), lambda: tools_json(listing.tools, fmt, strict=strict)
         )
-        return _listed(request, *await http_answer(answer, request.headers))
+        return _listed(*http_answer(answer, request.headers))
 
     async def get_tool(request: Request, principal: Principal) -> Response:
         tool = gateway.tool(principal, request.path_params["name"])
@@ -319,10 +321,9 @@ def create_app(
     async def openapi(request: Request, principal: Principal) -> Response:
         listing = gateway.listing(principal)
         server_url = str(request.base_url)
-        answer = await listing.answer(
-            ("openapi", server_url), lambda: openapi_json(listing.tools, server_url)
-        )
-        return _listed(request, *await http_answer(answer, request.headers))
+        parts = openapi_json(listing.tools, server_url)  # a generator: nothing built yet
+        answer = await listing.answer(("openapi", server_url), lambda: parts)
+        return _listed(*http_answer(answer, request.headers))
 
     async def tool_calls(request: Request, principal: Principal) -> Response:
         payload = await _json_body(request)
@@ -389,8 +390,15 @@ def create_app(
     return CallEndpoint(routes, gateway)
 
 
-def _listed(request: Request, status: int, headers: dict[str, str], body: bytes) -> Response:
-    return Response(body, status_code=status, headers=headers, media_type="application/json")
+def _listed(status: int, headers: dict[str, str], body: bytes | Iterator[bytes]) -> Response:
+    if isinstance(body, bytes):
+        return Response(body, status_code=status, headers=headers, media_type="application/json")
+    return StreamingResponse(_each(body), status, headers, media_type="application/json")
+
+
+async def _each(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
+    for piece in pieces:  # a megabyte decompressed at a time: quick enough for the loop
+        yield piece
 
 
 def _flag(value: str | None) -> bool:

@@ -9,35 +9,34 @@ answer's ETag, `Vary: Accept-Encoding, Authorization` (the list is the caller's)
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Iterator, Mapping
 
 import orjson
 
 from toolbridge.formats.render import Format, render
 from toolbridge.listings import Answer, choose, json_array, not_modified
-from toolbridge.serve.openapi_document import gateway_document
+from toolbridge.serve.openapi_document import gateway_document_json
 from toolbridge.tools import Tool
 
 VARY = "Accept-Encoding, Authorization"
 CACHE_CONTROL = "private, no-cache"
 
 
-async def http_answer(
+def http_answer(
     answer: Answer, headers: Mapping[str, str]
-) -> tuple[int, dict[str, str], bytes]:
-    """(status, headers, body) for a list request with these request headers."""
+) -> tuple[int, dict[str, str], bytes | Iterator[bytes]]:
+    """(status, headers, body) for a list request with these request headers; the body is
+    bytes, or pieces to send one by one (a large answer decompressed for a plain client)."""
     out = {"ETag": answer.etag, "Vary": VARY, "Cache-Control": CACHE_CONTROL}
     if not_modified(headers.get("if-none-match"), answer.etag):
         return 304, out, b""
     encoding = choose(headers.get("accept-encoding"))
-    if answer.ready(encoding):
-        body = answer.body(encoding)
-    else:  # a large answer decompressed for a client that takes no compression
-        body = await asyncio.to_thread(answer.body, encoding)
     if encoding != "identity":
         out["Content-Encoding"] = encoding
-    return 200, out, body
+    if answer.ready(encoding):
+        return 200, out, answer.body(encoding)
+    out["Content-Length"] = str(answer.size)
+    return 200, out, answer.pieces(encoding)
 
 
 def tools_json(tools: Iterable[Tool], fmt: Format, *, strict: bool = False) -> Iterator[bytes]:
@@ -51,5 +50,11 @@ def tools_json(tools: Iterable[Tool], fmt: Format, *, strict: bool = False) -> I
 
 
 def openapi_json(tools: Iterable[Tool], server_url: str) -> Iterator[bytes]:
-    """The gateway's own OpenAPI document of these tools (`openapi_document`), as JSON."""
-    yield orjson.dumps(gateway_document(list(tools), server_url=server_url))
+    """The gateway's own OpenAPI document of these tools (`openapi_document`), as JSON.
+
+    What building it imports is imported first, here: a large list is built in a child
+    process (`forked`), which must not import what another thread may be importing.
+    """
+    import openapi_schema_validator  # noqa: F401
+
+    return gateway_document_json(list(tools), server_url=server_url)

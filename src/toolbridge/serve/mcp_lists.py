@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from typing import Any, Final
 
 import orjson
@@ -116,17 +116,18 @@ def splicing(send: Send, splices: Splices, accept_encoding: str | None) -> Send:
             return
         start, held = held, None
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-        out = _plain(parts)
+        packed: list[bytes] | None = None
         json_answer = _header(headers, b"content-type").startswith(b"application/json")
         if json_answer and not more and not _header(headers, b"content-encoding"):
             headers.append((b"vary", b"Accept-Encoding"))
             if choose(accept_encoding, ("zstd",)) == "zstd":
-                out = _zstd(parts)
+                packed = _zstd(parts)
                 headers.append((b"content-encoding", b"zstd"))
         if not more:
-            headers.append((b"content-length", b"%d" % sum(len(p) for p in out)))
+            size = sum(map(len, packed)) if packed is not None else _plain_size(parts)
+            headers.append((b"content-length", b"%d" % size))
         await send({**start, "headers": headers})
-        await _send_parts(send, out, more)
+        await _send_parts(send, packed if packed is not None else _plain(parts), more)
 
     return wrapped
 
@@ -179,8 +180,17 @@ def _splice_json(text: str, splices: Splices) -> list[Part]:
     return out
 
 
-def _plain(parts: list[Part]) -> list[bytes]:
-    return [p if isinstance(p, bytes) else p.body("identity") for p in parts]
+def _plain(parts: list[Part]) -> Iterator[bytes]:
+    """The parts uncompressed, a large page a piece at a time (never made whole)."""
+    for part in parts:
+        if isinstance(part, bytes):
+            yield part
+        else:
+            yield from part.pieces("identity")
+
+
+def _plain_size(parts: list[Part]) -> int:
+    return sum(len(p) if isinstance(p, bytes) else p.size for p in parts)
 
 
 def _zstd(parts: list[Part]) -> list[bytes]:
@@ -190,10 +200,14 @@ def _zstd(parts: list[Part]) -> list[bytes]:
     return [compressor.compress(p) if isinstance(p, bytes) else p.zstd for p in parts]
 
 
-async def _send_parts(send: Send, parts: list[bytes], more: bool) -> None:
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        await send({"type": "http.response.body", "body": part, "more_body": more or not last})
+async def _send_parts(send: Send, parts: Iterable[bytes], more: bool) -> None:
+    """Each part as a body message, the last one closing the body unless `more` follows."""
+    pending: bytes | None = None
+    for part in parts:
+        if pending is not None:
+            await send({"type": "http.response.body", "body": pending, "more_body": True})
+        pending = part
+    await send({"type": "http.response.body", "body": pending or b"", "more_body": more})
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:

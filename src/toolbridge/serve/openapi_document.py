@@ -21,7 +21,7 @@ recursion error there drops the whole tool server); `allOf` is where they stop.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -61,9 +61,25 @@ def gateway_document(
     truncated. `server_url` is the gateway's base URL, as its callers reach it.
     """
     components = _Components(tools)
-    paths: JsonObject = {}
-    for tool in tools:
-        paths[f"/v1/tools/{tool.name}/call"] = {"post": _operation(tool, components)}
+    document = _head(title, server_url)
+    document["paths"] = {_path(t): {"post": _operation(t, components)} for t in tools}
+    document.update(_tail(components))
+    return document
+
+
+def gateway_document_json(
+    tools: list[Tool], *, title: str = "toolbridge", server_url: str | None = None
+) -> Iterator[bytes]:
+    """`orjson.dumps(gateway_document(...))` in parts, one per tool: never held whole."""
+    components = _Components(tools)
+    yield orjson.dumps(_head(title, server_url))[:-1] + b',"paths":{'
+    for index, tool in enumerate(tools):
+        item = orjson.dumps({_path(tool): {"post": _operation(tool, components)}})
+        yield item[1:-1] if index == 0 else b"," + item[1:-1]
+    yield b"}," + orjson.dumps(_tail(components))[1:]
+
+
+def _head(title: str, server_url: str | None) -> JsonObject:
     document: JsonObject = {
         "openapi": "3.1.0",
         "info": {
@@ -75,26 +91,34 @@ def gateway_document(
     }
     if server_url is not None:
         document["servers"] = [{"url": server_url.rstrip("/") or "/"}]
-    document["paths"] = paths
-    document["components"] = {
-        "schemas": {_RESULT: _result_schema(), _ERROR: _error_schema(), **components.schemas},
-        "responses": {
-            name: {
-                "description": text,
-                "content": {"application/json": {"schema": {"$ref": _pointer(_ERROR)}}},
-            }
-            for name, text in _RESPONSES.values()
-        },
-        "securitySchemes": {
-            "bearer": {
-                "type": "http",
-                "scheme": "bearer",
-                "description": "The caller's API key or token.",
-            }
-        },
-    }
-    document["security"] = [{"bearer": []}]
     return document
+
+
+def _path(tool: Tool) -> str:
+    return f"/v1/tools/{tool.name}/call"
+
+
+def _tail(components: _Components) -> JsonObject:
+    return {
+        "components": {
+            "schemas": {_RESULT: _result_schema(), _ERROR: _error_schema(), **components.schemas},
+            "responses": {
+                name: {
+                    "description": text,
+                    "content": {"application/json": {"schema": {"$ref": _pointer(_ERROR)}}},
+                }
+                for name, text in _RESPONSES.values()
+            },
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The caller's API key or token.",
+                }
+            },
+        },
+        "security": [{"bearer": []}],
+    }
 
 
 class DocumentCache:
