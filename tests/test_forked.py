@@ -72,3 +72,13 @@ def test_without_a_child_it_is_built_here(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(listings, "in_child", lambda work, timeout: None)
     answer = asyncio.run(Listings().answer(("k",), lambda: [b"[1]"], large=True))
     assert answer.body("identity") == b"[1]"
+
+
+def test_a_fork_that_fails_is_work_done_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_fork() -> int:
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    assert in_child(lambda: b"never", timeout=30) is None
+    answer = asyncio.run(Listings().answer(("k",), lambda: [b"[2]"], large=True))
+    assert answer.body("identity") == b"[2]"

@@ -28,10 +28,18 @@ def in_child(work: Callable[[], bytes], *, timeout: float) -> bytes | None:
     """`work()`'s bytes, computed in a forked child; None when that cannot be done."""
     if sys.platform != "linux":
         return None
-    read, write = os.pipe()
-    with warnings.catch_warnings():  # Python 3.12+ warns about forking with threads running
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
+    try:
+        read, write = os.pipe()
+    except OSError:  # no file descriptors left: do it here
+        return None
+    try:
+        with warnings.catch_warnings():  # Python 3.12+ warns about forking with threads running
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+    except OSError:  # no memory or processes left for a child: do it here
+        os.close(read)
+        os.close(write)
+        return None
     if pid == 0:  # the child: do the work, hand the bytes over, leave at once
         os.close(read)
         _child(work, write)

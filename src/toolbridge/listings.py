@@ -49,7 +49,7 @@ used first out."""
 FORK_FROM_TOOLS = 2000
 """Lists of this many tools or more are built in a child process (`forked`): rendering them
 churns through far more memory than their answer keeps."""
-CHILD_TIMEOUT = 600.0
+CHILD_TIMEOUT = 120.0
 """Seconds a child may take to build a list before it is stopped and the list built here."""
 MAX_VISIBLE = 1024
 """Visible sets kept per generation (one per principal seen), least recently used first out."""
