@@ -32,11 +32,11 @@ def gateway() -> Gateway:
 
 @pytest.fixture
 def slow_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The MCP SDK takes half a second more to load than it does."""
+    """The MCP SDK takes two seconds more to load than it does."""
     load = mcp_start.load_sdk
 
     def slowly() -> ModuleType:
-        time.sleep(0.5)
+        time.sleep(2.0)
         module: ModuleType = load()
         return module
 
