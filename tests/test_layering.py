@@ -10,7 +10,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "toolbridge"
 # The rooms of the package, lowest first: a module may import only from its own room and the
 # rooms before it. Top-level modules are rooms of their own, named by module.
 LAYERS: list[set[str]] = [
-    {"errors", "tools", "yaml_loader", "hosts"},  # plain values, the YAML loader, host names
+    # plain values, the YAML loader, host names; bulk and forked work
+    {"errors", "tools", "yaml_loader", "hosts", "bulk", "forked"},
     {"yaml_paths"},  # where a value is in a YAML file, for errors that say so
     {"schemas", "names", "config"},  # pure helpers over those values; what a valid config is
     {"config_file"},  # toolbridge.yaml read into a Config (and admin API entries checked)
@@ -33,7 +34,7 @@ LAYERS: list[set[str]] = [
     },
     {"search"},  # the search index over a catalog
     {"shared_limits"},  # rate limits counted once for all processes (Redis), local as fallback
-    {"identity"},  # credentials -> principals
+    {"identity", "listings"},  # credentials -> principals; list answers kept per generation
     {"registry"},  # all sources -> one Catalog
     {"toolsets"},  # named parts of a catalog
     {"users"},  # each caller's stored data, cached
@@ -58,7 +59,7 @@ EDGES = {
         "serve.connection",
         "demo.service",
     },
-    "aiohttp": {"upstream.clients"},
+    "aiohttp": {"upstream.clients", "upstream.guarded_resolver"},
     "httptools": {"upstream.http11"},
     "yarl": {"upstream.clients"},
     "httpx2": {"openapi.documents", "upstream.clients", "cli"},

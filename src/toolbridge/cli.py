@@ -23,7 +23,6 @@ from toolbridge import __version__
 from toolbridge.config import Config
 from toolbridge.config_file import line_of, load_config
 from toolbridge.demo import demo_config
-from toolbridge.demo.service import create_demo_app
 from toolbridge.errors import ToolbridgeError
 from toolbridge.formats.render import FORMATS, Format, render_tools
 from toolbridge.gateway import Gateway
@@ -38,7 +37,6 @@ from toolbridge.registry import (
     load_server,
     servers_from_specs,
 )
-from toolbridge.report import check_report, print_changes, print_check
 from toolbridge.serve import process
 from toolbridge.serve.app import result_body
 from toolbridge.serve.dryrun import dry_run, principal_for
@@ -176,6 +174,8 @@ def _config(args: argparse.Namespace, stack: contextlib.ExitStack) -> Config:
         return Config(servers=servers_from_specs(args.spec), base_dir=Path.cwd())
     path = args.config or Path(DEFAULT_CONFIG)
     if args.config is None and not path.exists():
+        from toolbridge.demo.service import create_demo_app  # starts nothing when unused
+
         demo = stack.enter_context(LoopbackServer(create_demo_app()))
         print(
             f"toolbridge: no {DEFAULT_CONFIG} here and no -c or --spec: using the bundled demo "
@@ -286,6 +286,9 @@ def _check(args: argparse.Namespace) -> int:
         catalog = _load(config, store, progress)
     unguarded = [s.id for s in config.servers if s.access is None]
     unguarded += [t.id for t in config.tools if t.access is None]
+    # Here, not at the top: spec validation's libraries cost `serve` a third of its start.
+    from toolbridge.report import check_report, print_check
+
     report: dict[str, Any] = check_report(
         catalog,
         store,
@@ -356,6 +359,8 @@ def _reload(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2) + b"\n")
     elif response.status_code == 200:
+        from toolbridge.report import print_changes
+
         print_changes(answer, sys.stdout)
     if response.status_code == 200:
         return 0

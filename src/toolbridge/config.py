@@ -409,6 +409,13 @@ class Http(_Model):
     """Header fields in one request; more is answered 431."""
 
 
+class Mcp(_Model):
+    """The `/mcp` endpoint."""
+
+    page_size: Annotated[int, Field(ge=0, le=100_000)] = 1000
+    """Tools per `tools/list` page (clients follow `nextCursor`); 0: all in one page."""
+
+
 class Config(_Model):
     auth: Auth | None = None
     audit: Audit | None = None
@@ -418,6 +425,7 @@ class Config(_Model):
     tools: tuple[LocalTools, ...] = ()
     filters: tuple[FilterEntry, ...] = ()
     toolsets: tuple[Toolset, ...] = ()
+    mcp: Mcp = Mcp()
     watch: bool = True
     """Reload when the config file (or a local tool file) changes on disk."""
     base_dir: Path = Path(".")

@@ -22,7 +22,7 @@ import orjson
 from toolbridge.calllog import CallLog
 from toolbridge.changes import Changes
 from toolbridge.config import Config
-from toolbridge.discovery import CALL_TOOL, View, call_meta, find, is_meta, listed
+from toolbridge.discovery import CALL_TOOL, View, call_meta, find, is_meta, listed, searching
 from toolbridge.dispatch import MAX_RESPONSE_BYTES, Dispatch
 from toolbridge.errors import (
     AnswerNeeded,
@@ -36,6 +36,7 @@ from toolbridge.errors import (
 )
 from toolbridge.filters.loader import FilterCache, FilterStatus, load_filters
 from toolbridge.generation import Environment, Generation, Held, approve, assemble, changes
+from toolbridge.listings import Listing
 from toolbridge.local.context import CallContext
 from toolbridge.local.loader import LocalConversion, ModuleCache
 from toolbridge.metrics import Metrics
@@ -252,10 +253,25 @@ class Gateway:
     def list_tools(self, principal: Principal, view: View | None = None) -> list[Tool]:
         """The tools a principal is offered: the catalog's they may use, or what `view` shows
         (a toolset's; search mode's three tools)."""
+        return list(self.listing(principal, view).tools)
+
+    def listing(self, principal: Principal, view: View | None = None) -> Listing:
+        """The tools `principal` is offered (in `view`, else the whole catalog) and the list
+        answers kept for them, both of the current generation (the decision is made once per
+        principal, view and generation)."""
         state = self._current()
-        if view is not None:
-            return listed(state, principal, view)
-        return [tool for tool in state.catalog if state.policy.allows(principal, tool)]
+        if view is None or (view.toolset is None and not searching(state, view)):
+            visible = state.listings.visible(
+                principal, lambda: (t for t in state.catalog if state.policy.allows(principal, t))
+            )
+        else:
+            shown = view
+            visible = state.listings.visible(
+                principal,
+                lambda: listed(state, principal, shown),
+                scope=(view.toolset, searching(state, view)),
+            )
+        return Listing(visible, state.listings, state.secrets)
 
     def tool(self, principal: Principal, name: str, view: View | None = None) -> Tool:
         state = self._current()

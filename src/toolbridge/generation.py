@@ -38,6 +38,7 @@ from toolbridge.filters.chain import Chain, select
 from toolbridge.filters.loader import FilterStatus
 from toolbridge.identity import Authenticator
 from toolbridge.limits import RateLimiter
+from toolbridge.listings import Listings
 from toolbridge.outputs import OutputCheck
 from toolbridge.policy import Policy
 from toolbridge.redaction import Secrets, secrets_of
@@ -72,7 +73,7 @@ class Held:
 @dataclass(slots=True, kw_only=True)
 class Generation:
     """Everything one catalog needs to serve calls; replaced whole, never changed in place
-    (but for the argument validators, compiled on first use)."""
+    (but for what it keeps as it serves: argument validators, list answers)."""
 
     config: Config
     catalog: Catalog
@@ -149,6 +150,8 @@ class Generation:
     """The servers' result budgets."""
     search: SearchIndexes = field(default_factory=SearchIndexes)
     """Search indexes over this catalog and its toolsets, built on first use."""
+    listings: Listings = field(default_factory=Listings)
+    """Visible sets and list answers, kept for this generation only."""
 
     def validator(self, tool: Tool) -> ArgumentValidator:
         # Compiled on first use and kept: the per-call cost is then one dictionary lookup.

@@ -10,6 +10,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
+from functools import lru_cache
 
 from toolbridge.tools import Note
 
@@ -24,6 +25,7 @@ def is_valid_name(name: str) -> bool:
     return bool(_VALID_NAME.match(name))
 
 
+@lru_cache(maxsize=4096)
 def is_valid_property(name: str) -> bool:
     return bool(_VALID_PROPERTY.match(name))
 

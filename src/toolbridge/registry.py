@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Iterable, Iterator, Mapping
-from collections.abc import Set as AbstractSet
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,11 +19,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from toolbridge import names
+from toolbridge.bulk import give_back
 from toolbridge.config import Config, LocalTools, Server
 from toolbridge.config import Selection as SelectionConfig
 from toolbridge.errors import ConfigError, DocumentError, SourceError, ToolbridgeError
 from toolbridge.local.loader import LocalConversion, ModuleCache, load_tools
-from toolbridge.openapi.convert import Conversion, Selection, convert
+from toolbridge.openapi.compiled import convert_cached
+from toolbridge.openapi.convert import Conversion, Selection
 from toolbridge.openapi.documents import DocumentStore, location_to_uri, uri_to_display
 from toolbridge.openapi.fetching import http_fetcher
 from toolbridge.tools import Note, Tool
@@ -130,7 +131,7 @@ def load_server(
     started = time.time()
     try:
         with store.tracking() as touched:
-            conversion = convert(
+            conversion = convert_cached(  # unchanged documents: from the compiled cache
                 store,
                 uri,
                 source=server.id,
@@ -213,7 +214,9 @@ def build_catalog(sources: Iterable[SourceStatus]) -> Catalog:
         for tool in status.conversion.tools:
             held = holders.get(tool.name.lower())
             if held is not None:
-                renamed = _unclash(tool, reserved | holders.keys())
+                renamed = _unclash(
+                    tool, lambda name: name.lower() in reserved or name.lower() in holders
+                )
                 same = "" if held.name == tool.name else f" ({held.name!r}: names ignore case)"
                 note = Note(
                     kind="name-clash",
@@ -263,8 +266,12 @@ def load_sources(
 ) -> list[SourceStatus]:
     """Every source of the config, loaded or with the error that keeps it down."""
     proxies = config.proxy_environment
-    statuses = [load_server(s, store, config.base_dir, proxies) for s in config.servers]
+    statuses = []
+    for server in config.servers:
+        statuses.append(load_server(server, store, config.base_dir, proxies))
+        store.release()  # its tools hold what they need; the next source starts light
     statuses.extend(load_local(entry, config.base_dir, modules) for entry in config.tools)
+    give_back()  # what the conversions freed (documents, drafts) goes back to the system
     return statuses
 
 
@@ -320,12 +327,13 @@ def load_catalog(config: Config, store: DocumentStore) -> Catalog:
     return build_catalog(load_sources(config, store))
 
 
-def _unclash(tool: Tool, taken: AbstractSet[str]) -> str:
-    """A name for a clashing tool, with its source id in front; `taken` is lower-cased."""
+def _unclash(tool: Tool, taken: Callable[[str], bool]) -> str:
+    """A name for a clashing tool, with its source id in front; `taken` says whether a name is
+    already used (names ignore case)."""
     candidate = names.safe_name(tool.name, prefix=tool.source.replace("-", "_"))
     n = 2
     base = candidate
-    while candidate.lower() in taken:
+    while taken(candidate):
         suffix = f"_{n}"
         candidate = base[: names.MAX_NAME - len(suffix)] + suffix
         n += 1

@@ -16,7 +16,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 from tests.corpus import CORPUS
 from toolbridge.openapi.convert import convert
 from toolbridge.openapi.documents import DocumentStore, location_to_uri
-from toolbridge.serve.openapi_document import DocumentCache, gateway_document
+from toolbridge.serve.openapi_document import gateway_document, gateway_document_json
 from toolbridge.tools import HttpOperation, JsonObject, JsonSchema, PythonFunction, Tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -538,15 +538,15 @@ def test_defaults_the_schema_refuses_and_foreign_regexes_are_left_out() -> None:
     assert findings(document) == []
 
 
-def test_the_cache_builds_a_document_once_per_tool_set() -> None:
-    cache = DocumentCache(size=2)
-    first = cache.get([GET_NOTE, NOW])
-    assert cache.get([GET_NOTE, NOW]) is first
-    assert cache.get([GET_NOTE, NOW], server_url="http://x") is not first
-    assert cache.get([GET_NOTE]) == gateway_document([GET_NOTE])
-    assert cache.get([GET_NOTE, NOW]) is not first  # the oldest entry made room
-    renamed = copy.copy(GET_NOTE)
-    assert cache.get([renamed]) is not cache.get([GET_NOTE])
+@pytest.mark.parametrize("authenticated", [True, False])
+def test_the_document_in_parts_is_the_document(authenticated: bool) -> None:
+    tools = [GET_NOTE, NOW]
+    parts = list(gateway_document_json(tools, server_url="http://x", authenticated=authenticated))
+    assert len(parts) == len(tools) + 2  # a head, one part per tool, a tail
+    assert orjson.loads(b"".join(parts)) == gateway_document(
+        tools, server_url="http://x", authenticated=authenticated
+    )
+    assert orjson.loads(b"".join(gateway_document_json([]))) == gateway_document([])
 
 
 # -- the feature documents, and the corpus ---------------------------------------------------------

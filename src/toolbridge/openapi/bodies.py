@@ -10,6 +10,7 @@ part `file`. Which alternatives were passed over is noted, and so is each file r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from toolbridge import names
@@ -73,7 +74,7 @@ def add_body(body: dict[str, Any], uri: str, b: Draft, defs: Definitions) -> Non
     found = defs.translate(media.get("schema", {}), uri)
     b.notes.extend(found.notes)
     schema = found.schema
-    description = js.clean_text(body.get("description"))[0]
+    description = defs.text(body.get("description"))
     files: frozenset[str] = frozenset()
     if kind in ("json", "form", "multipart") and _holds_nothing(schema, defs):
         b.notes.append(
@@ -245,6 +246,7 @@ def _flatten(
 # -- responses, descriptions, servers, security ------------------------------------
 
 
+@lru_cache(maxsize=1024)
 def body_kind(media_type: str) -> BodyKind:
     """How a request body of this media type is sent."""
     mt = media_type.split(";")[0].strip().lower()

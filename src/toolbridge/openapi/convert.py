@@ -21,10 +21,11 @@ from typing import Any, cast
 
 from toolbridge import names
 from toolbridge import schemas as js
+from toolbridge.bulk import collector_paused
 from toolbridge.errors import DocumentError
 from toolbridge.openapi import parameters, security, swagger2
 from toolbridge.openapi.bodies import Draft, add_body
-from toolbridge.openapi.definitions import Definitions, Version
+from toolbridge.openapi.definitions import Definitions, Names, Version
 from toolbridge.openapi.documents import DocumentStore, uri_to_display
 from toolbridge.openapi.operations import Operation, find_operations, unexposed
 from toolbridge.openapi.references import References, RefError
@@ -118,7 +119,8 @@ def convert(
     it, the document's own origin only.
     """
     try:
-        return _convert(store, uri, source, base_url, prefix, include, exclude, destinations)
+        with collector_paused():
+            return _convert(store, uri, source, base_url, prefix, include, exclude, destinations)
     except RecursionError as exc:
         # JSON may nest up to orjson's 1024 levels; schemas that deep cannot be walked.
         raise DocumentError(uri_to_display(uri), "schemas nested too deeply to convert") from exc
@@ -140,6 +142,7 @@ def _convert(
         raise DocumentError(display, "expected an OpenAPI document (a mapping) at the top level")
     version, notes = _version(document, display)
     refs = References(store, uri, destinations)
+    shared = Names()  # one name per schema in both directions: what translates alike is shared
     doc = _Document(
         uri=uri,
         data=document,
@@ -147,8 +150,8 @@ def _convert(
         source=source,
         base_url=base_url,
         refs=refs,
-        request=Definitions(refs, version, "request"),
-        response=Definitions(refs, version, "response"),
+        request=Definitions(refs, version, "request", shared),
+        response=Definitions(refs, version, "response", shared),
         schemes=security.declared(document, version, refs, uri),
     )
     operations, path_notes = find_operations(document, uri, refs)
@@ -258,7 +261,7 @@ def _tool(doc: _Document, op: Operation, name_notes: list[Note]) -> Tool:
     if b.required:
         input_schema["required"] = b.required
     input_schema["additionalProperties"] = False
-    refs = js.collect_refs(b.properties)
+    refs = frozenset[str]().union(*map(doc.request.refs_in, b.properties.values()))
     if refs:
         input_schema["$defs"] = doc.request.closure(refs)
         b.notes.extend(doc.request.notes_for(input_schema["$defs"]))
@@ -333,7 +336,7 @@ def _inputs(
     )
     if doc.version == "2.0":
         consumes = _strings(op.operation.get("consumes")) or _strings(doc.data.get("consumes"))
-        return parameters.from_swagger2(params, consumes, op.uri, b)
+        return parameters.from_swagger2(params, consumes, op.uri, b, doc.request)
     body = op.operation.get("requestBody")
     body_uri = op.uri
     if isinstance(body, dict) and "$ref" in body:

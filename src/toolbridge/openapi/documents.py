@@ -111,6 +111,10 @@ class DocumentStore:
         self._documents: dict[str, Document] = {}
         self._failures: dict[str, DocumentError] = {}
         self._touched: set[str] | None = None
+        self._sha256: dict[str, str] = {}
+        """Of every document read (parsed or only fingerprinted), by URI."""
+        self._fetched: dict[str, bytes] = {}
+        """Bytes fetched to fingerprint a URL, kept until it is parsed: fetched once."""
 
     def get(self, uri: str) -> Document:
         """The document at `uri` (without fragment); raises DocumentError if it cannot be read."""
@@ -122,7 +126,7 @@ class DocumentStore:
         if uri in self._failures:
             raise self._failures[uri]
         try:
-            raw = self._read(uri)
+            raw = self._fetched.pop(uri, None) or self._read(uri)
             document = Document(
                 uri, parse(raw, uri, self.cache_dir), hashlib.sha256(raw).hexdigest()
             )
@@ -130,11 +134,46 @@ class DocumentStore:
             self._failures[uri] = exc
             raise
         self._documents[uri] = document
+        self._sha256[uri] = document.sha256
         return document
+
+    def fingerprint(self, uri: str) -> str:
+        """The sha256 of the document at `uri` as it reads now, without parsing it.
+
+        Raises DocumentError if it cannot be read. A URL's bytes are kept for a `get` that
+        may follow, so it is fetched once.
+        """
+        uri = urldefrag(uri)[0]
+        if self._touched is not None:
+            self._touched.add(uri)
+        found = self._sha256.get(uri)
+        if found is not None:
+            return found
+        if uri in self._failures:
+            raise self._failures[uri]
+        try:
+            raw = self._read(uri)
+        except DocumentError as exc:
+            self._failures[uri] = exc
+            raise
+        if urlsplit(uri).scheme.lower() in ("http", "https"):
+            self._fetched[uri] = raw
+        found = self._sha256[uri] = hashlib.sha256(raw).hexdigest()
+        return found
+
+    def sha256(self, uri: str) -> str | None:
+        """The sha256 of the document at `uri` as it was read, if it was."""
+        return self._sha256.get(urldefrag(uri)[0])
 
     @property
     def loaded(self) -> list[str]:
         return list(self._documents)
+
+    def release(self) -> None:
+        """Let go of the parsed documents (what was read, and their digests, are kept): a
+        large config's documents need not all be held while its last source converts."""
+        self._documents.clear()
+        self._fetched.clear()
 
     @contextmanager
     def tracking(self) -> Iterator[set[str]]:
@@ -144,15 +183,17 @@ class DocumentStore:
         try:
             yield touched
         finally:
-            self._touched = outer if outer is None else outer | touched
+            if outer is not None:
+                outer |= touched  # in place: the enclosing block holds this very set
+            self._touched = outer
 
     def digest(self, uris: Iterable[str]) -> str:
         """One sha256 over the bytes of these documents (those that were read), by URI."""
         h = hashlib.sha256()
         for uri in sorted(uris):
-            document = self._documents.get(uri)
-            if document is not None:
-                h.update(f"{uri}\n{document.sha256}\n".encode())
+            sha256 = self._sha256.get(uri)
+            if sha256 is not None:
+                h.update(f"{uri}\n{sha256}\n".encode())
         return h.hexdigest()
 
     def _read(self, uri: str) -> bytes:
@@ -162,20 +203,23 @@ class DocumentStore:
         if scheme != "file":
             raise DocumentError(uri, f"unsupported URI scheme {scheme!r}; expected a file or URL")
         path = Path(unquote(urlsplit(uri).path))
-        display = uri_to_display(uri)
         try:
-            size = path.stat().st_size
-            if size > self._max_bytes:
-                raise DocumentError(
-                    display, f"{size} bytes is over the {self._max_bytes} byte limit"
-                )
-            return path.read_bytes()
+            with path.open("rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if size > self._max_bytes:
+                    raise DocumentError(
+                        uri_to_display(uri),
+                        f"{size} bytes is over the {self._max_bytes} byte limit",
+                    )
+                return handle.read()
         except FileNotFoundError as exc:
-            raise DocumentError(display, "no such file") from exc
+            raise DocumentError(uri_to_display(uri), "no such file") from exc
         except IsADirectoryError as exc:
-            raise DocumentError(display, "is a directory, expected an OpenAPI document") from exc
+            raise DocumentError(
+                uri_to_display(uri), "is a directory, expected an OpenAPI document"
+            ) from exc
         except OSError as exc:
-            raise DocumentError(display, f"could not be read: {exc.strerror}") from exc
+            raise DocumentError(uri_to_display(uri), f"could not be read: {exc.strerror}") from exc
 
 
 def parse(raw: bytes, uri: str, cache_dir: Path | None = None) -> Any:

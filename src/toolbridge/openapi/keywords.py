@@ -26,6 +26,9 @@ class Found:
 
     schema: Any
     notes: list[Note] = field(default_factory=list)
+    directed: bool = False
+    """The translation depends on its direction (a readOnly or writeOnly property), or on
+    what else was being translated at the time: it cannot serve the other direction."""
 
 
 class Translator(Protocol):
@@ -38,6 +41,7 @@ class Translator(Protocol):
     @property
     def direction(self) -> str: ...
     def node(self, node: Any, uri: str, found: Found) -> Any: ...
+    def text(self, value: Any) -> str: ...
 
 
 @lru_cache(maxsize=4096)
@@ -50,12 +54,11 @@ def _valid_regex(pattern: str) -> bool:
     return True
 
 
-def _drops(d: Translator, sub: Any, uri: str, depth: int = 0) -> bool:
-    """A property that does not belong in this direction (readOnly in requests, ...).
+def _drops(d: Translator, sub: Any, uri: str, flag: str, depth: int = 0) -> bool:
+    """A property flagged `flag` (readOnly: not in requests; writeOnly: not in responses).
 
     The flag may sit on the property, on what its `$ref` names, or on an `allOf` member.
     """
-    flag = "readOnly" if d.direction == "request" else "writeOnly"
     if not isinstance(sub, dict) or depth > 8:
         return False
     if sub.get(flag) is True:
@@ -65,9 +68,9 @@ def _drops(d: Translator, sub: Any, uri: str, depth: int = 0) -> bool:
             target, uri, _ = d.refs.follow(sub["$ref"], uri)
         except RefError:
             return False
-        return _drops(d, target, uri, depth + 1)
+        return _drops(d, target, uri, flag, depth + 1)
     members = sub.get("allOf")
-    return isinstance(members, list) and any(_drops(d, m, uri, depth + 1) for m in members)
+    return isinstance(members, list) and any(_drops(d, m, uri, flag, depth + 1) for m in members)
 
 
 def _type(
@@ -146,7 +149,7 @@ def _plain(
 def _description(
     d: Translator, out: dict[str, Any], key: str, value: Any, node: Any, uri: str, found: Found
 ) -> None:
-    text = js.clean_text(value)[0]
+    text = d.text(value)
     if text:
         out["description"] = text
 
@@ -219,10 +222,16 @@ def _properties(
             return
     props: dict[str, Any] = {}
     dropped = []
+    own, other = (
+        ("readOnly", "writeOnly") if d.direction == "request" else ("writeOnly", "readOnly")
+    )
     for name, sub in value.items():
-        if key == "properties" and _drops(d, sub, uri):
+        if key == "properties" and _drops(d, sub, uri, own):
+            found.directed = True
             dropped.append(name)
             continue
+        if key == "properties" and not found.directed and _drops(d, sub, uri, other):
+            found.directed = True  # the other direction leaves it out
         if key == "patternProperties" and not _valid_regex(name):
             continue
         props[name] = d.node(sub, uri, found)

@@ -9,10 +9,11 @@ request body's arguments are `bodies`' job; which parameters carry credentials i
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 from toolbridge import names
-from toolbridge import schemas as js
 from toolbridge.openapi import swagger2
 from toolbridge.openapi.bodies import Draft
 from toolbridge.openapi.definitions import Definitions
@@ -82,15 +83,19 @@ def merge(levels: tuple[tuple[Any, str], ...], refs: References, b: Draft) -> li
 
 
 def from_swagger2(
-    params: list[Located], consumes: list[str], uri: str, b: Draft
+    params: list[Located], consumes: list[str], uri: str, b: Draft, defs: Definitions
 ) -> tuple[list[Located], Located | None]:
-    """2.0 parameters as 3.x ones, and the request body their `body` or `formData` ones make."""
+    """2.0 parameters as 3.x ones, and the request body their `body` or `formData` ones make.
+
+    Each parameter object is reshaped once per conversion (`defs.once`), so a parameter many
+    operations share stays one object, translated once.
+    """
     body_param = next(((p, u) for p, u in params if p.get("in") == "body"), None)
     form = [p for p, _ in params if p.get("in") == "formData"]
     out = []
     for param, param_uri in params:
         if param.get("in") in ("path", "query", "header"):
-            converted, notes = swagger2.parameter(param)
+            converted, notes = defs.once(param, "swagger2", swagger2.parameter, param)
             out.append((converted, param_uri))
             b.notes.extend(notes)
     body = swagger2.request_body(body_param[0] if body_param else None, form, consumes)
@@ -139,37 +144,46 @@ def add_parameters(
             continue
         kept.append((param, uri))
     kept.sort(key=lambda item: LOCATIONS.index(item[0]["in"]))
-    arguments, notes = names.argument_names((p["name"], p["in"]) for p, _ in kept)
+    arguments, notes = defs.arguments(tuple((p["name"], p["in"]) for p, _ in kept))
     b.notes.extend(notes)
     for (param, uri), argument in zip(kept, arguments, strict=True):
-        location = param["in"]
-        schema, content_type = _parameter_schema(param, uri, b, defs)
-        required = location == "path" or param.get("required") is True
-        default_style = "form" if location in ("query", "cookie") else "simple"
-        style = param.get("style")
-        style = style if isinstance(style, str) else default_style
-        explode = param.get("explode")
+        # A parameter many operations share is one object: planned once, its binding shared.
+        schema, binding, schema_notes = defs.once(param, uri, _plan, param, uri, defs)
+        b.notes.extend(schema_notes)
         b.properties[argument] = schema
-        if required:
+        if binding.required:
             b.required.append(argument)
         b.params.append(
-            ParamBinding(
-                argument=argument,
-                name=param["name"],
-                location=location,
-                required=required,
-                style=style,
-                explode=explode if isinstance(explode, bool) else style == "form",
-                allow_reserved=param.get("allowReserved") is True,
-                content_type=content_type,
-            )
+            binding if argument == binding.argument else replace(binding, argument=argument)
         )
+
+
+def _plan(
+    param: dict[str, Any], uri: str, defs: Definitions
+) -> tuple[Any, ParamBinding, list[Note]]:
+    """A parameter's schema and binding (its argument named as the parameter), and notes."""
+    location = param["in"]
+    schema, content_type, notes = _parameter_schema(param, uri, defs)
+    default_style = "form" if location in ("query", "cookie") else "simple"
+    style = param.get("style")
+    style = style if isinstance(style, str) else default_style
+    explode = param.get("explode")
+    binding = ParamBinding(
+        argument=param["name"],
+        name=param["name"],
+        location=location,
+        required=location == "path" or param.get("required") is True,
+        style=style,
+        explode=explode if isinstance(explode, bool) else style == "form",
+        allow_reserved=param.get("allowReserved") is True,
+        content_type=content_type,
+    )
+    return schema, binding, notes
 
 
 def match_template(path: str, b: Draft) -> None:
     """Make the path parameters and the path template agree, saying where they did not."""
-    template = path.split("#", 1)[0]  # a fragment is never sent
-    variables = list(dict.fromkeys(_TEMPLATE.findall(template)))
+    variables = _variables(path)
     declared = {p.name for p in b.params if p.location == "path"}
     for binding in [p for p in b.params if p.location == "path" and p.name not in variables]:
         b.params.remove(binding)
@@ -205,9 +219,15 @@ def match_template(path: str, b: Draft) -> None:
         )
 
 
+@lru_cache(maxsize=4096)
+def _variables(path: str) -> tuple[str, ...]:
+    """The `{name}`s of a path template, in order, once each (a fragment is never sent)."""
+    return tuple(dict.fromkeys(_TEMPLATE.findall(path.split("#", 1)[0])))
+
+
 def _parameter_schema(
-    param: dict[str, Any], uri: str, b: Draft, defs: Definitions
-) -> tuple[Any, str | None]:
+    param: dict[str, Any], uri: str, defs: Definitions
+) -> tuple[Any, str | None, list[Note]]:
     content_type = None
     raw = param.get("schema")
     content = param.get("content")
@@ -215,10 +235,9 @@ def _parameter_schema(
         content_type, media = next(iter(content.items()))
         raw = media.get("schema") if isinstance(media, dict) else None
     found = defs.translate(raw if raw is not None else {}, uri)
-    b.notes.extend(found.notes)
     schema = found.schema
     extra: dict[str, Any] = {}
-    text = js.clean_text(param.get("description"))[0]
+    text = defs.text(param.get("description"))
     if text:
         extra["description"] = text
     if param.get("deprecated") is True:
@@ -228,4 +247,4 @@ def _parameter_schema(
         extra["examples"] = [example]
     if extra:
         schema = {**schema, **extra} if isinstance(schema, dict) else extra
-    return schema, content_type if isinstance(content_type, str) else None
+    return schema, content_type if isinstance(content_type, str) else None, found.notes

@@ -34,6 +34,7 @@ class References:
         self.remote_allowed = urlsplit(root_uri).scheme in ("http", "https")
         self.destinations = destinations or Destinations.of("document", [root_uri])
         self._located: dict[tuple[str, str], tuple[str, str]] = {}
+        self._followed: dict[tuple[str, str], tuple[Any, str, str]] = {}
 
     def locate(self, ref: Any, base_uri: str) -> tuple[str, str]:
         """The (document URI, JSON pointer) a `$ref` names, relative to `base_uri`."""
@@ -63,7 +64,20 @@ class References:
         return uri, unquote(fragment)
 
     def follow(self, ref: Any, base_uri: str) -> tuple[Any, str, str]:
-        """Follow a `$ref` (and any chain of pure `$ref`s) to (value, document URI, pointer)."""
+        """Follow a `$ref` (and any chain of pure `$ref`s) to (value, document URI, pointer).
+
+        Each reference is followed once; its answer is kept (documents do not change while a
+        source is converted), so a parameter that 1,000 operations name costs one lookup.
+        """
+        key = (ref, base_uri) if isinstance(ref, str) else None
+        found = self._followed.get(key) if key is not None else None
+        if found is None:
+            found = self._follow(ref, base_uri)
+            if key is not None:
+                self._followed[key] = found
+        return found
+
+    def _follow(self, ref: Any, base_uri: str) -> tuple[Any, str, str]:
         uri, pointer = self.locate(ref, base_uri)
         for _ in range(MAX_REF_CHAIN):
             try:

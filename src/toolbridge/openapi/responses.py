@@ -12,7 +12,6 @@ from toolbridge.openapi.bodies import Draft, body_kind
 from toolbridge.openapi.definitions import Definitions
 from toolbridge.openapi.keywords import Found
 from toolbridge.openapi.references import References, RefError
-from toolbridge.schemas import collect_refs
 from toolbridge.tools import JsonSchema, Note
 
 MAX_OUTPUT_DEFS = 48
@@ -58,31 +57,35 @@ def output_schema(
         return None, accept
     found = defs.translate(media["schema"], response_uri)
     b.notes.extend(found.notes)
-    return _bounded(found, defs, b), accept
+    # Operations answering with the same schema share one output schema.
+    schema, notes = defs.once(found, "output", _bounded, found, defs)
+    b.notes.extend(notes)
+    return schema, accept
 
 
-def _bounded(found: Found, defs: Definitions, b: Draft) -> JsonSchema | None:
+def _bounded(found: Found, defs: Definitions) -> tuple[JsonSchema | None, list[Note]]:
+    """The output schema, with its `$defs` or cut to its top level; and notes on that."""
     schema = found.schema
     if not isinstance(schema, dict):
-        return None
-    refs = collect_refs(schema)
+        return None, []
+    refs = defs.refs_in(schema)
     if not refs:
-        return schema
+        return schema, []
     closure = defs.closure(refs)
-    b.notes.extend(defs.notes_for(closure))
+    notes = defs.notes_for(closure)
     if len(closure) <= MAX_OUTPUT_DEFS:
-        return {**schema, "$defs": closure}
+        return {**schema, "$defs": closure}, notes
     top = defs.content(schema["$ref"]) if "$ref" in schema else schema
     if not isinstance(top, dict):
-        return None
-    b.notes.append(
+        return None, notes
+    notes.append(
         Note(
             kind="output-schema-shortened",
             message=f"the output schema refers to {len(closure)} schemas "
             f"(more than {MAX_OUTPUT_DEFS}); only its top level is described",
         )
     )
-    return cast(JsonSchema, _strip_refs(top))
+    return cast(JsonSchema, _strip_refs(top)), notes
 
 
 def _strip_refs(schema: Any) -> Any:

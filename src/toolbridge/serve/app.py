@@ -18,10 +18,11 @@ from urllib.parse import parse_qsl, unquote
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from toolbridge.bulk import keep_large_apart
 from toolbridge.discovery import View, parse_view
 from toolbridge.errors import (
     BadRequest,
@@ -34,7 +35,6 @@ from toolbridge.errors import (
     error_body,
     error_status,
 )
-from toolbridge.formats.render import render_tools
 from toolbridge.gateway import Gateway
 from toolbridge.local.context import CallContext
 from toolbridge.policy import Principal
@@ -42,10 +42,12 @@ from toolbridge.serve.admin import Admin
 from toolbridge.serve.admin import routes as admin_routes
 from toolbridge.serve.describe import describe, describe_filter, describe_source
 from toolbridge.serve.edge import Edge
+from toolbridge.serve.lists import http_answer, openapi_json, tools_json
 from toolbridge.serve.live import Live
+from toolbridge.serve.mcp_start import PATH as MCP_PATH
+from toolbridge.serve.mcp_start import DeferredMcp
 from toolbridge.serve.me import Me
-from toolbridge.serve.openapi_document import DocumentCache
-from toolbridge.serve.redacting import Redacting
+from toolbridge.serve.redacting import Redacting, already_redacted
 from toolbridge.serve.request_context import request_context, scope_url
 from toolbridge.serve.shared import Shared
 from toolbridge.serve.siblings import Siblings
@@ -310,11 +312,9 @@ def create_app(
         shared: the state store (registered sources, callers' data, other replicas); without
             it the admin API's writes and `/v1/me` answer that there is no state.
     """
-    # Imported here: the mcp SDK takes 0.6 s to import, which `tools` and `check` need not pay.
-    from toolbridge.serve.mcp import PATH as MCP_PATH
-    from toolbridge.serve.mcp import create_mcp_app
-
-    mcp = create_mcp_app(gateway)
+    keep_large_apart()  # list answers are megabytes: they must not fragment the heap
+    # The MCP SDK takes over half a second to import: it loads in the background (mcp_start).
+    mcp = DeferredMcp(gateway)
 
     live = Live(
         gateway,
@@ -344,26 +344,29 @@ def create_app(
 
     async def list_tools(request: Request, principal: Principal) -> Response:
         view = parse_view(request.query_params)
-        tools = gateway.list_tools(principal, view)
-        return json_response(
-            {"tools": render_tools(tools, view.format or "openai", strict=view.strict)}
+        fmt, strict = view.format or "openai", view.strict
+        listing = gateway.listing(principal, view)  # built once per generation, then bytes
+        answer = await listing.answer(
+            ("tools", fmt, strict), lambda: tools_json(listing.tools, fmt, strict=strict)
         )
+        already_redacted(request.scope)  # as it was built (`Listing.answer`)
+        return _listed(*http_answer(answer, request.headers))
 
     async def get_tool(request: Request, principal: Principal) -> Response:
         view = parse_view(request.query_params)
         tool = gateway.tool(principal, request.path_params["name"], view)
         return json_response(describe(tool, gateway.frontmatter(tool)))
 
-    documents = DocumentCache()
-
     async def openapi(request: Request, principal: Principal) -> Response:
         view = parse_view(request.query_params)
-        tools = gateway.list_tools(principal, view)
+        listing = gateway.listing(principal, view)
         title = f"toolbridge: {view.toolset}" if view.toolset else "toolbridge"
-        document = documents.get(
-            tools, title=title, server_url=str(request.base_url), authenticated=not gateway.open
-        )
-        return json_response(document)
+        server_url, authenticated = str(request.base_url), not gateway.open
+        # A generator: nothing is built until the answer is wanted.
+        parts = openapi_json(listing.tools, server_url, title=title, authenticated=authenticated)
+        answer = await listing.answer(("openapi", server_url, title, authenticated), lambda: parts)
+        already_redacted(request.scope)  # as it was built (`Listing.answer`)
+        return _listed(*http_answer(answer, request.headers))
 
     async def tool_calls(request: Request, principal: Principal) -> Response:
         payload = await _json_body(request)
@@ -405,7 +408,12 @@ def create_app(
     async def readyz(request: Request, principal: Principal) -> Response:
         sources = gateway.sources()
         return json_response(
-            {"status": "ready", "tools": len(gateway.catalog), "sources": len(sources)}
+            {
+                "status": "ready",
+                "tools": len(gateway.catalog),
+                "sources": len(sources),
+                "mcp": mcp.state,
+            }
         )
 
     async def metrics(request: Request, principal: Principal) -> Response:
@@ -450,6 +458,17 @@ def create_app(
 
 def reply(body: Any, status: int) -> Response:
     return json_response(body, status)
+
+
+def _listed(status: int, headers: dict[str, str], body: bytes | Iterator[bytes]) -> Response:
+    if isinstance(body, bytes):
+        return Response(body, status_code=status, headers=headers, media_type="application/json")
+    return StreamingResponse(_each(body), status, headers, media_type="application/json")
+
+
+async def _each(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
+    for piece in pieces:  # a megabyte decompressed at a time: quick enough for the loop
+        yield piece
 
 
 def _flag(value: str | None) -> bool:

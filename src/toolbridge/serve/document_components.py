@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import orjson
-from openapi_schema_validator import OAS31Validator, oas31_format_checker
 
 from toolbridge import schemas as js
 from toolbridge.arguments import accepted_schema
@@ -77,6 +76,9 @@ class Components:
 
 
 def _is_regex(pattern: Any) -> bool:
+    # Imported when a document is built, not at start: the validator's libraries take a while.
+    from openapi_schema_validator import oas31_format_checker
+
     return bool(oas31_format_checker.conforms(pattern, "regex"))
 
 
@@ -258,6 +260,8 @@ class _Rewrite:
 
     def _fits(self, value: Any, node: JsonSchema) -> bool:
         """Whether `value` fits the node as the document has it (less a pattern left out)."""
+        from openapi_schema_validator import OAS31Validator, oas31_format_checker
+
         schema = {k: v for k, v in node.items() if k != "pattern" or _is_regex(v)}
         if self.defs:
             schema["$defs"] = self.defs

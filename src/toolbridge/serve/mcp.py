@@ -66,7 +66,6 @@ from toolbridge.errors import (
     ToolNotFound,
     Unauthenticated,
 )
-from toolbridge.formats.render import render
 from toolbridge.gateway import Gateway
 from toolbridge.openapi.bodies import body_kind
 from toolbridge.policy import Principal
@@ -77,13 +76,14 @@ from toolbridge.serve.mcp_interaction import (
     meta_context,
     relayed_events,
 )
+from toolbridge.serve.mcp_lists import SCOPE_KEY, SPLICE_META, Splices, StaleCursor, page, splicing
+from toolbridge.serve.mcp_start import PATH as PATH
 from toolbridge.serve.request_context import request_context
 from toolbridge.serve.turns import INTERNAL
 from toolbridge.tools import Tool, ToolResult
 
 logger = logging.getLogger(__name__)
 
-PATH: Final = "/mcp"
 MAX_REQUEST_BYTES: Final = 8 * 1024 * 1024
 """As the HTTP API's limit: arguments may carry base64 files."""
 NOTIFY_TIMEOUT: Final = 5.0
@@ -142,7 +142,8 @@ class McpApp:
                 scope, receive, send
             )
             return
-        scope = {**scope, _PRINCIPAL: principal}
+        splices = Splices()
+        scope = {**scope, _PRINCIPAL: principal, SCOPE_KEY: splices}
         if self._sessions is not None:
             # The SDK binds each session to the principal that opened it, through the
             # Starlette user it knows, so that a leaked session id is no use to anyone else.
@@ -151,6 +152,7 @@ class McpApp:
             session_id = headers.get(MCP_SESSION_ID_HEADER)
             if scope["method"] == "DELETE" and session_id:
                 self._sessions.forget(session_id)
+        send = splicing(send, splices, headers.get("accept-encoding"))
         await self._manager.handle_request(scope, receive, send)
 
     @contextlib.asynccontextmanager
@@ -176,11 +178,20 @@ class McpApp:
         self, ctx: Context, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         principal, _ = _caller(ctx)
-        tools = self.gateway.list_tools(principal, _view(ctx))
-        # The result's cache defaults (ttlMs 0, cacheScope private) are right: the list is
-        # per caller, and a reload may change it at any time.
+        listing = self.gateway.listing(principal, _view(ctx))
+        cursor = params.cursor if params is not None else None
+        try:
+            answer, next_cursor = await page(listing, cursor, self.gateway.config.mcp.page_size)
+        except StaleCursor as exc:
+            raise MCPError(types.INVALID_PARAMS, str(exc)) from None
+        splices = ctx.request.scope[SCOPE_KEY] if isinstance(ctx.request, Request) else None
+        if not isinstance(splices, Splices):
+            raise MCPError(types.INVALID_REQUEST, "unauthenticated: serve this through McpApp")
+        # An empty page marked with a token; `splicing` puts the kept page in its place as the
+        # answer goes out. The result's cache defaults (ttlMs 0, cacheScope private) are
+        # right: the list is per caller, and a reload may change it at any time.
         return types.ListToolsResult(
-            tools=[types.Tool.model_validate(render(tool, "mcp")) for tool in tools]
+            tools=[], next_cursor=next_cursor, meta={SPLICE_META: splices.add(answer)}
         )
 
     async def _call_tool(

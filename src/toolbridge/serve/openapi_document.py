@@ -22,7 +22,9 @@ the schemas on to whatever model it uses, and OpenAI's reject an array without i
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+
+import orjson
 
 from toolbridge import schemas as js
 from toolbridge.serve.document_components import Components, pointer
@@ -64,10 +66,31 @@ def gateway_document(
     401 answer: it says what the gateway accepts, no more and no less.
     """
     components = Components(tools)
-    paths: JsonObject = {}
-    for tool in tools:
-        operation = _operation(tool, components, authenticated)
-        paths[f"/v1/tools/{tool.name}/call"] = {"post": operation}
+    document = _head(title, server_url)
+    document["paths"] = {
+        _path(tool): {"post": _operation(tool, components, authenticated)} for tool in tools
+    }
+    document.update(_tail(components, authenticated))
+    return document
+
+
+def gateway_document_json(
+    tools: list[Tool],
+    *,
+    title: str = "toolbridge",
+    server_url: str | None = None,
+    authenticated: bool = True,
+) -> Iterator[bytes]:
+    """`orjson.dumps(gateway_document(...))` in parts, one per tool: never held whole."""
+    components = Components(tools)
+    yield orjson.dumps(_head(title, server_url))[:-1] + b',"paths":{'
+    for index, tool in enumerate(tools):
+        item = orjson.dumps({_path(tool): {"post": _operation(tool, components, authenticated)}})
+        yield item[1:-1] if index == 0 else b"," + item[1:-1]
+    yield b"}," + orjson.dumps(_tail(components, authenticated))[1:]
+
+
+def _head(title: str, server_url: str | None) -> JsonObject:
     document: JsonObject = {
         "openapi": "3.1.0",
         "info": {
@@ -79,62 +102,37 @@ def gateway_document(
     }
     if server_url is not None:
         document["servers"] = [{"url": server_url.rstrip("/") or "/"}]
-    document["paths"] = paths
-    document["components"] = {
-        "schemas": {_RESULT: _result_schema(), _ERROR: _error_schema(), **components.schemas},
-        "responses": {
-            name: {
-                "description": text,
-                "content": {"application/json": {"schema": {"$ref": pointer(_ERROR)}}},
-            }
-            for status, (name, text) in _RESPONSES.items()
-            if authenticated or status != "401"
-        },
+    return document
+
+
+def _path(tool: Tool) -> str:
+    return f"/v1/tools/{tool.name}/call"
+
+
+def _tail(components: Components, authenticated: bool) -> JsonObject:
+    tail: JsonObject = {
+        "components": {
+            "schemas": {_RESULT: _result_schema(), _ERROR: _error_schema(), **components.schemas},
+            "responses": {
+                name: {
+                    "description": text,
+                    "content": {"application/json": {"schema": {"$ref": pointer(_ERROR)}}},
+                }
+                for status, (name, text) in _RESPONSES.items()
+                if authenticated or status != "401"
+            },
+        }
     }
     if authenticated:
-        document["components"]["securitySchemes"] = {
+        tail["components"]["securitySchemes"] = {
             "bearer": {
                 "type": "http",
                 "scheme": "bearer",
                 "description": "The caller's API key or token.",
             }
         }
-        document["security"] = [{"bearer": []}]
-    return document
-
-
-class DocumentCache:
-    """The last few documents built, by the tools they hold: a big catalog takes a while.
-
-    Keyed on the identity of the tools (a reload makes new ones); each entry keeps its tools
-    alive, so an identity is never reused while it is a key.
-    """
-
-    def __init__(self, size: int = 8) -> None:
-        self.size = size
-        self._entries: dict[tuple[Any, ...], tuple[list[Tool], JsonObject]] = {}
-
-    def get(
-        self,
-        tools: list[Tool],
-        *,
-        title: str = "toolbridge",
-        server_url: str | None = None,
-        authenticated: bool = True,
-    ) -> JsonObject:
-        """`gateway_document(tools, ...)`, built once per tool set, title, URL and mode:
-        shared, so treat it as read-only."""
-        key = (tuple(map(id, tools)), title, server_url, authenticated)
-        found = self._entries.pop(key, None)
-        if found is None:
-            document = gateway_document(
-                tools, title=title, server_url=server_url, authenticated=authenticated
-            )
-            found = (list(tools), document)
-            if len(self._entries) >= self.size:
-                del self._entries[next(iter(self._entries))]
-        self._entries[key] = found  # most recently used last
-        return found[1]
+        tail["security"] = [{"bearer": []}]
+    return tail
 
 
 def _operation(tool: Tool, components: Components, authenticated: bool) -> JsonObject:

@@ -26,7 +26,6 @@ from toolbridge.calllog import CallLog
 from toolbridge.config import Config
 from toolbridge.config_file import load_config
 from toolbridge.demo import demo_config
-from toolbridge.demo.service import create_demo_app
 from toolbridge.gateway import Gateway
 from toolbridge.openapi.documents import cache_dir_from
 from toolbridge.redaction import install_log_redaction, secrets_of
@@ -57,6 +56,8 @@ def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: s
     )
     demo: LoopbackServer | None = None
     if path is None:
+        from toolbridge.demo.service import create_demo_app  # starts nothing when unused
+
         demo = LoopbackServer(create_demo_app()).start()
         config = demo_config(demo.url)
         logger.warning(

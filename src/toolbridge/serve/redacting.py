@@ -8,6 +8,10 @@ changes length gets its `content-length` fixed; a body sent in several messages 
 `content-length` is gathered first. Each message of a streamed body (server-sent events) is
 one whole event here, so a secret is never split between two of them.
 
+An answer redacted where it was built (list answers, kept compressed: `listings`) is marked
+so with `already_redacted(scope)` and passes untouched: scanning zstd bytes finds nothing, and
+gathering a large plain list whole would undo what streaming it saves.
+
 Trusts nothing the app answers; adds no work at all while no secret is configured.
 """
 
@@ -26,6 +30,17 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 """ASGI's shapes, as Starlette spells them (this module needs no Starlette)."""
 
 
+REDACTED = "toolbridge.redacted"
+"""The scope key of a request's mark (a set: empty until the answer is marked)."""
+
+
+def already_redacted(scope: Scope) -> None:
+    """Mark this request's answer as redacted where it was built (no-op outside `Redacting`)."""
+    mark = scope.get(REDACTED)
+    if isinstance(mark, set):
+        mark.add(True)
+
+
 class Redacting:
     """ASGI middleware: every answer of `app`, with `secrets()` redacted from it."""
 
@@ -40,9 +55,13 @@ class Redacting:
             return
         start: Message | None = None
         gathered: list[bytes] | None = None
+        mark: set[bool] = set()  # copies of the scope share it
 
         async def redacting_send(message: Message) -> None:
             nonlocal start, gathered
+            if mark:
+                await send(message)
+                return
             kind = message["type"]
             if kind == "http.response.start":
                 start = message
@@ -52,20 +71,21 @@ class Redacting:
                 return
             body: bytes = message.get("body", b"")
             more = bool(message.get("more_body", False))
-            if start is not None and more and _length(start) is not None:
+            if start is not None and more and gathered is None and _length(start) is not None:
                 gathered = []  # a sized body in parts: redact it whole
             if gathered is not None:
                 gathered.append(body)
                 if more:
                     return
                 body, gathered = b"".join(gathered), None
+                message = {**message, "body": body}
             clean = secrets.bytes(body)
             if start is not None:
                 await send(_fixed(start, secrets, len(clean) if clean is not body else None))
                 start = None
             await send({**message, "body": clean} if clean is not body else message)
 
-        await self.app(scope, receive, redacting_send)
+        await self.app({**scope, REDACTED: mark}, receive, redacting_send)
 
 
 _PLAIN = frozenset({b"content-type", b"content-length", b"cache-control", b"x-accel-buffering"})

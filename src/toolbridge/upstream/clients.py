@@ -26,24 +26,19 @@ its CPU time a call) and aiohttp at 3 to 7 times httpx2's.
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import aiohttp
-import aiohttp.abc
-import aiohttp.resolver
 import httpx2
-from yarl import URL
 
 from toolbridge import __version__
 from toolbridge.hosts import address_of
 from toolbridge.upstream.encodings import ACCEPT_ENCODING, CappedBody, EncodingError
 from toolbridge.upstream.http11 import Http11Upstream
-from toolbridge.upstream.resolver import RefusedAddress, checked, checked_host
+from toolbridge.upstream.resolver import RefusedAddress, checked_host
 from toolbridge.upstream.seam import (
     MAX_RESPONSE_HEAD_BYTES,
     MAX_RESPONSE_HEADERS,
@@ -57,6 +52,9 @@ from toolbridge.upstream.seam import (
     timed_out,
     unreachable,
 )
+
+if TYPE_CHECKING:
+    import aiohttp
 
 UpstreamKind = Literal["http11", "aiohttp", "httpx"]
 
@@ -88,43 +86,13 @@ ProxyChoice = Callable[[str], str | None]
 """The proxy URL a request to this URL goes through, or None to connect directly."""
 
 
-class GuardedResolver(aiohttp.abc.AbstractResolver):
-    """aiohttp's resolver, but each address it hands the connector has passed `checked`, and a
-    host that is an address in any spelling (`2130706433`) is read as that address."""
-
-    def __init__(self) -> None:
-        self._inner = aiohttp.resolver.DefaultResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[aiohttp.abc.ResolveResult]:
-        canonical = checked_host(host)  # raises RefusedAddress, an OSError aiohttp reports
-        ip = address_of(canonical)
-        if ip is not None:
-            numeric = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-            return [
-                aiohttp.abc.ResolveResult(
-                    hostname=canonical,
-                    host=canonical,
-                    port=port,
-                    family=numeric,
-                    proto=0,
-                    flags=socket.AI_NUMERICHOST,
-                )
-            ]
-        found = await self._inner.resolve(canonical, port, family)
-        allowed = set(checked(canonical, [(r["family"], r["host"]) for r in found]))
-        return [r for r in found if (r["family"], r["host"]) in allowed]
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
 class AiohttpUpstream:
     """Sends with one `aiohttp.ClientSession`, opened on the first request inside the loop.
 
     `proxy` picks, per request URL, the proxy it goes through (None: directly). Use it from one
-    event loop; `aclose()` closes the pool (a later send opens a new one).
+    event loop; `aclose()` closes the pool (a later send opens a new one). aiohttp is imported
+    when one is opened: it costs a third of a second at start, and the gateway's own client
+    is the default.
     """
 
     def __init__(self, pool: Pool = DEFAULT_POOL, *, proxy: ProxyChoice | None = None) -> None:
@@ -134,6 +102,10 @@ class AiohttpUpstream:
         self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
+        import aiohttp
+
+        from toolbridge.upstream.guarded_resolver import GuardedResolver
+
         connector = aiohttp.TCPConnector(
             limit=self.pool.max_connections,
             limit_per_host=self.pool.max_connections_per_host,
@@ -156,6 +128,8 @@ class AiohttpUpstream:
     def _timeout(self, timeouts: Timeouts) -> aiohttp.ClientTimeout:
         timeout = self._timeouts.get(timeouts)
         if timeout is None:
+            import aiohttp
+
             timeout = aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect)
             self._timeouts[timeouts] = timeout
         return timeout
@@ -163,6 +137,9 @@ class AiohttpUpstream:
     async def send(
         self, request: UpstreamRequest, *, timeouts: Timeouts, max_bytes: int
     ) -> UpstreamResponse:
+        import aiohttp
+        from yarl import URL
+
         session = self._session or self._open()
         # encoded=True: the bytes go out as built; yarl must not requote or drop `..`.
         url = URL(request.url, encoded=True)

@@ -1,8 +1,8 @@
 """Resolving a host once per connection, and refusing the addresses no request may reach.
 
 The address checked is the address connected to: `Http11Upstream` connects to what
-`addresses` returns, and aiohttp's connector to what `GuardedResolver` (in `clients`) returns
-after `checked` has seen it; neither resolves the name again. This holds for every server
+`addresses` returns, and aiohttp's connector to what `guarded_resolver.GuardedResolver`
+returns after `checked` has seen it; neither resolves the name again. This holds for every server
 whatever its config: the per-server part of the destination policy (which hosts) is
 `destinations`, checked on the URL before anything is sent.
 """

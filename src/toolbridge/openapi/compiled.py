@@ -1,0 +1,235 @@
+"""Compiled conversions kept on disk, so that a start with unchanged documents converts nothing.
+
+An entry holds one server's `Conversion`, packed (`packing`), in `<cache dir>/compiled/`, the
+parse cache's folder. It is found by a key over what shapes the conversion: the converter's
+version (a digest of the source of the modules that convert, so any change to them misses),
+the document's URI and the server's `id`, `base_url`, `prefix`, `include`, `exclude` and
+destination policy (its origins and `allowed_hosts`). It
+lists every document the conversion read with its sha256, and is used only when each of them
+still reads the same; otherwise the document is converted and the entry written anew. So an
+entry is keyed by the documents' bytes, the converter and the config, as a conversion is.
+
+What a read trusts: a file in the cache folder that this user owns and nobody else may write
+(anyone who can write there could otherwise choose our tools). Such a file is still checked:
+its key, every document's sha256, and a sha256 of the packed conversion must match before it
+is unpacked, and unpacking builds only plain values and our own dataclasses (`packing`).
+Anything else (another user's file, a torn or foreign entry, one from another version) is
+ignored, and the document converted as if there were no cache. Writing is best effort: a
+cache folder that cannot be written only costs the next start its conversion.
+
+Whether cached or not, what is served is the unpacked conversion: equal parts shared, so a
+cold start and a warm one serve the same compact objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from toolbridge import __version__
+from toolbridge.errors import DocumentError
+from toolbridge.openapi.convert import Conversion, Selection, convert
+from toolbridge.openapi.documents import DocumentStore
+from toolbridge.openapi.packing import FORMAT, PackError, pack, unpack
+from toolbridge.upstream.destinations import Destinations
+
+logger = logging.getLogger(__name__)
+
+FOLDER = "compiled"
+"""The entries' folder, under the parse cache's (`TOOLBRIDGE_CACHE_DIR`)."""
+MAGIC = b"toolbridge-compiled\n"
+MAX_ENTRY_BYTES = 256 * 1024 * 1024
+"""Larger entries are neither written nor read (the whole corpus packs into about 10 MB)."""
+CONVERTER_SOURCES = (
+    "__init__.py",
+    "errors.py",
+    "hosts.py",
+    "names.py",
+    "schemas.py",
+    "tools.py",
+    "yaml_loader.py",
+    "upstream/destinations.py",
+    "openapi",
+)
+"""What a conversion depends on, relative to the package: the converter's version is their
+digest (with `packing.FORMAT`)."""
+
+
+def convert_cached(
+    store: DocumentStore,
+    uri: str,
+    *,
+    source: str = "api",
+    base_url: str | None = None,
+    prefix: str = "",
+    include: Selection | None = None,
+    exclude: Selection | None = None,
+    destinations: Destinations | None = None,
+) -> Conversion:
+    """`convert(store, uri, ...)`, from the compiled cache when its documents are unchanged.
+
+    The destination policy is part of the key: the documents an entry lists were each fetched
+    under it, so they are read again (to compare digests) only under the same policy.
+    """
+    shape = [
+        uri,
+        source,
+        base_url,
+        prefix,
+        _selection(include),
+        _selection(exclude),
+        _destinations(destinations),
+    ]
+    folder = store.cache_dir / FOLDER if store.cache_dir is not None else None
+    version = converter_version()
+    key = hashlib.sha256(orjson.dumps([FORMAT, version, *shape])).hexdigest() if version else ""
+    if folder is not None and key:
+        found = _read(folder / f"{key}.bin", key, store)
+        if found is not None:
+            return found
+    with store.tracking() as touched:
+        conversion = convert(
+            store,
+            uri,
+            source=source,
+            base_url=base_url,
+            prefix=prefix,
+            include=include,
+            exclude=exclude,
+            destinations=destinations,
+        )
+    try:
+        packed = pack(conversion)
+    except PackError as exc:
+        logger.debug("%s: not compiled (%s)", source, exc)
+        return conversion
+    if folder is not None and key:
+        read = {uri: sha256 for uri in touched if (sha256 := store.sha256(uri)) is not None}
+        missing = sorted(touched - read.keys())  # referred to, but could not be read
+        _write(folder, key, sorted(read.items()), missing, packed)
+    return unpack(packed)
+
+
+@lru_cache(maxsize=1)
+def converter_version() -> str:
+    """A digest of the converter's source; "" (no cache) when the source cannot be read."""
+    package = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256(f"{__version__}\n{FORMAT}\n".encode())
+    try:
+        for name in CONVERTER_SOURCES:
+            path = package / name
+            files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+            for file in files:
+                h.update(f"{file.relative_to(package).as_posix()}\n".encode())
+                h.update(hashlib.sha256(file.read_bytes()).digest())
+    except OSError as exc:
+        logger.warning("compiled cache off: cannot read the converter's source (%s)", exc)
+        return ""
+    return h.hexdigest()
+
+
+def _read(path: Path, key: str, store: DocumentStore) -> Conversion | None:
+    """The entry's conversion, if it is ours, whole, and built from the documents as they are."""
+    try:
+        with path.open("rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not _trusted(info) or info.st_size > MAX_ENTRY_BYTES:
+                logger.warning("compiled cache: ignoring %s (not ours alone, or too big)", path)
+                return None
+            data = handle.read()
+    except OSError:
+        return None  # no entry (the usual miss)
+    try:
+        if not data.startswith(MAGIC):
+            raise PackError("not a compiled entry")
+        newline = data.index(b"\n", len(MAGIC))
+        head = orjson.loads(memoryview(data)[len(MAGIC) : newline])
+        payload = data[newline + 1 :]
+        if head["key"] != key:
+            raise PackError("an entry of another key")
+        for uri, sha256 in head["documents"]:
+            if store.fingerprint(uri) != sha256:
+                return None  # a document changed: convert it again
+        for uri in head["missing"]:
+            if _readable(store, uri):
+                return None  # a document it refers to is there now
+        if hashlib.sha256(payload).hexdigest() != head["sha256"]:
+            raise PackError("the packed conversion does not match its sha256")
+        return unpack(payload)
+    except DocumentError:
+        return None  # the conversion will say what is wrong with the document
+    except (PackError, orjson.JSONDecodeError, LookupError, TypeError, ValueError) as exc:
+        logger.warning("compiled cache: ignoring %s (%s)", path, exc)
+        return None
+
+
+def _readable(store: DocumentStore, uri: str) -> bool:
+    try:
+        store.fingerprint(uri)
+    except DocumentError:
+        return False
+    return True
+
+
+def _write(
+    folder: Path, key: str, documents: list[tuple[str, str]], missing: list[str], packed: bytes
+) -> None:
+    if len(packed) > MAX_ENTRY_BYTES:
+        logger.info("compiled cache: %d bytes, over the limit of %d", len(packed), MAX_ENTRY_BYTES)
+        return
+    head = {
+        "key": key,
+        "documents": documents,
+        "missing": missing,
+        "sha256": hashlib.sha256(packed).hexdigest(),
+    }
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key[:16]}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:  # mkstemp: readable and writable by us only
+                handle.write(MAGIC + orjson.dumps(head) + b"\n")
+                handle.write(packed)
+            os.replace(tmp, folder / f"{key}.bin")
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as exc:
+        logger.debug("compiled cache: cannot write in %s: %s", folder, exc)
+
+
+def _trusted(info: os.stat_result) -> bool:
+    """A regular file of this user that no one else may write."""
+    if not stat.S_ISREG(info.st_mode):
+        return False
+    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        return False
+    return not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _destinations(destinations: Destinations | None) -> list[Any] | None:
+    if destinations is None:
+        return None
+    return [
+        sorted(list(origin) for origin in destinations.origins),
+        sorted([host, port or 0] for host, port in destinations.hosts),
+    ]
+
+
+def _selection(selection: Selection | None) -> list[list[str]] | None:
+    if selection is None:
+        return None
+    return [
+        list(selection.tags),
+        list(selection.operations),
+        list(selection.methods),
+        list(selection.paths),
+    ]
