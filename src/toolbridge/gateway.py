@@ -35,11 +35,20 @@ from toolbridge.errors import (
     UpstreamUnavailable,
 )
 from toolbridge.filters.loader import FilterCache, FilterStatus, load_filters
-from toolbridge.generation import Environment, Generation, Held, approve, assemble, changes
+from toolbridge.generation import (
+    Environment,
+    Generation,
+    Held,
+    approve,
+    assemble,
+    changes,
+    restore,
+)
 from toolbridge.listings import Listing
 from toolbridge.local.context import CallContext
 from toolbridge.local.loader import LocalConversion, ModuleCache
 from toolbridge.metrics import Metrics
+from toolbridge.openapi.convert import Conversion
 from toolbridge.openapi.documents import DocumentStore
 from toolbridge.policy import Principal
 from toolbridge.redaction import Secrets, secrets_of
@@ -160,6 +169,21 @@ class Gateway:
             self._swap(previous, state)
         logger.info("approved %s: %s", source, found.summary())
         return found
+
+    async def restore(self, source: str, conversion: Conversion, digest: str) -> Changes:
+        """Serve an earlier approved version of an `on_change: hold` source (kept in the state
+        store across a restart) and hold the version served now."""
+        async with self._reload_lock:
+            previous = self._current()
+            state = restore(previous, source, conversion, digest, self.env)
+            found = changes(previous, state)
+            self._swap(previous, state)
+        logger.info("restored the approved version of %s: %s", source, found.summary())
+        return found
+
+    def approved(self) -> Mapping[str, str]:
+        """The digest of the version served, per `on_change: hold` source."""
+        return self._current().approved
 
     def held(self) -> Mapping[str, Held]:
         """The new versions of `on_change: hold` sources that wait for approval, by source."""

@@ -33,12 +33,13 @@ from toolbridge.changes import (
     tool_changes,
 )
 from toolbridge.config import Config, PerUserAuth, RateLimit, Server
-from toolbridge.errors import CredentialRequired, ToolbridgeError
+from toolbridge.errors import CredentialRequired, ToolbridgeError, ToolNotFound
 from toolbridge.filters.chain import Chain, select
 from toolbridge.filters.loader import FilterStatus
 from toolbridge.identity import Authenticator
 from toolbridge.limits import RateLimiter
 from toolbridge.listings import Listings
+from toolbridge.openapi.convert import Conversion
 from toolbridge.outputs import OutputCheck
 from toolbridge.policy import Policy
 from toolbridge.redaction import Secrets, secrets_of
@@ -245,6 +246,32 @@ def approve(previous: Generation, source: str, env: Environment) -> Generation:
         previous.config, statuses, previous=base, env=env, filters=previous.filters
     )
     generation.held = {k: v for k, v in previous.held.items() if k != source}
+    return generation
+
+
+def restore(
+    previous: Generation, source: str, conversion: Conversion, digest: str, env: Environment
+) -> Generation:
+    """The generation with an earlier approved version of `source` served (`conversion`, from
+    documents whose digest is `digest`), and the version `previous` serves held."""
+    current = _source(previous, source)
+    if current is None or current.conversion is None or current.digest is None:
+        raise ToolNotFound(f"source {source!r} has no version to hold")
+    served = replace(current, conversion=conversion, digest=digest, error=None)
+    statuses = [served if s.id == source else s for s in previous.catalog.sources]
+    base = replace(previous, approved={**previous.approved, source: digest})
+    generation = assemble(
+        previous.config, statuses, previous=base, env=env, filters=previous.filters
+    )
+    generation.held = {
+        **previous.held,
+        source: Held(
+            status=current,
+            digest=current.digest,
+            approved_digest=digest,
+            changes=tool_changes(conversion.tools, current.conversion.tools),
+        ),
+    }
     return generation
 
 

@@ -522,6 +522,62 @@ def test_a_held_source_serves_its_approved_document_until_the_change_is_approved
     )
 
 
+def test_a_held_source_keeps_its_approved_version_across_restarts(
+    tmp_path: Path, upstreams: tuple[str, str]
+) -> None:
+    """The approved version is kept in the state store (SQLite beside the config): a document
+    that changed while the gateway was down is held at the next start, not served."""
+    original = (ROOT / "specs" / "demo.yaml").read_text()
+    text = [original]
+
+    def status_description(served: Served) -> str:
+        tool = httpx2.get(f"{served.url}/v1/tools/getStatus", headers=bearer("ops")).json()
+        return next(s for s in ("Service status", "Is it up?") if tool["description"].startswith(s))
+
+    def held(served: Served) -> Any:
+        servers = httpx2.get(f"{served.url}/v1/servers", headers=bearer("ops")).json()
+        return servers["servers"][0].get("held")
+
+    with live_server(document_server(text)) as docs:
+        config = base_config(upstreams[0])
+        config["servers"] = [
+            {
+                "id": "notes",
+                "spec": f"{docs}/openapi.yaml",
+                "on_change": "hold",
+                "access": {"groups": ["support"]},
+            }
+        ]
+        folder_for(tmp_path, config)
+        first = Served(tmp_path, log="first.log")
+        seen = [(status_description(first), held(first))]
+        first.stop()
+        text[0] = original.replace("summary: Service status", "summary: Is it up?")
+        second = Served(tmp_path, log="second.log")
+        try:
+            seen.append((status_description(second), held(second)))
+            approved = httpx2.post(
+                f"{second.url}/v1/admin/sources/notes/approve", headers=bearer("ops"), timeout=30
+            )
+            seen.append((status_description(second), held(second)))
+        finally:
+            second.stop()
+        third = Served(tmp_path, log="third.log")
+        seen.append((status_description(third), held(third)))
+        third.stop()
+
+    assert approved.status_code == 200
+    assert [(description, bool(waiting)) for description, waiting in seen] == [
+        ("Service status", False),
+        ("Service status", True),  # changed while down: held, the approved version served
+        ("Is it up?", False),
+        ("Is it up?", False),  # approved before the restart
+    ]
+    assert [c["name"] for c in seen[1][1]["tools"]["changed"]] == ["getStatus"]
+    log = (tmp_path / "second.log").read_text()
+    assert "source notes: its documents changed while the gateway was down" in log
+
+
 # -- several workers ----------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
@@ -30,8 +31,8 @@ async def _run(app: Any) -> list[dict[str, Any]]:
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
 
     scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
     await Redacting(app, lambda: Secrets([CANARY]))(scope, receive, send)

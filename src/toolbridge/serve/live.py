@@ -19,6 +19,7 @@ from typing import Any
 from toolbridge.errors import ToolbridgeError
 from toolbridge.gateway import Gateway
 from toolbridge.local.watch import watched_files
+from toolbridge.serve import approvals
 from toolbridge.serve.shared import Shared
 from toolbridge.serve.siblings import Siblings
 from toolbridge.serve.watch import watch
@@ -63,6 +64,8 @@ class Live:
         answer = {"applied": not dry_run, **found.as_json()}
         if not dry_run:
             await self.tools_changed()
+            if self.shared is not None:
+                await self.shared.keep_approvals(self.gateway)  # a new `hold` source's first
             if tell and self.siblings is not None:
                 event = {"action": "refresh" if only is not None else "reload"}
                 answer["workers"] = await self._tell(event)
@@ -80,6 +83,8 @@ class Live:
         held = self.gateway.held().get(source)
         found = await self.gateway.approve(source)
         await self.tools_changed()
+        if self.shared is not None:
+            await self.shared.keep_approvals(self.gateway, by=by or approvals.GATEWAY)
         answer: dict[str, Any] = {"applied": True, **found.as_json()}
         if self.siblings is not None and held is not None:
             event = {"action": "approve", "source": source, "digest": held.digest}
@@ -159,6 +164,8 @@ class Live:
         if held is not None and held.digest == digest:
             await self.gateway.approve(source)
             await self.tools_changed()
+            if self.shared is not None:
+                await self.shared.keep_approvals(self.gateway)
 
     async def _signalled(self) -> None:
         try:

@@ -21,6 +21,7 @@ from typing import Any
 from toolbridge.config import Config
 from toolbridge.errors import StoreUnavailable
 from toolbridge.gateway import Gateway
+from toolbridge.serve import approvals
 from toolbridge.state.registered import Registered, materialize
 from toolbridge.state.secrets import SecretBox
 from toolbridge.state.store import Store
@@ -102,6 +103,8 @@ class Shared:
         opened = await self._open()
         if opened:
             await self._catch_up(sources_changed)
+            await approvals.restore(gateway, self.require())  # before the first request
+            await self.keep_approvals(gateway)
         task = asyncio.create_task(self._follow(opened, handlers))
         try:
             yield
@@ -112,6 +115,11 @@ class Shared:
             if self.store is not None:
                 await self.store.close()
                 self.store = None
+
+    async def keep_approvals(self, gateway: Gateway, *, by: str = approvals.GATEWAY) -> None:
+        """Store the approved version of each `on_change: hold` source, where it is new."""
+        if self.store is not None:
+            await approvals.keep(gateway, self.store, by=by)
 
     async def _open(self) -> bool:
         try:
