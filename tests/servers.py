@@ -1,12 +1,12 @@
-"""Real PostgreSQL and Redis servers for the tests, started by the tests themselves.
+"""Real PostgreSQL, Redis and nginx servers for the tests, started by the tests themselves.
 
-Each runs on a free loopback port with its files in a temporary folder of its own, and can be
-stopped and started again on the same port (the fault tests do that). The binaries come from
-Debian's packages: `postgresql` (initdb, pg_ctl, postgres, psql in /usr/lib/postgresql/<ver>/bin)
-and `redis-server`. Under CI (`CI=true`) a missing binary fails the test with the package to
-install; elsewhere it skips with the same message. PostgreSQL refuses to run as root, so when
-the tests run as root its files belong to, and its processes run as, the unprivileged
-`postgres` user (created here if the package did not).
+Each runs on a free loopback port with its files in a temporary folder of its own; PostgreSQL
+and Redis can be stopped and started again on the same port (the fault tests do that). The
+binaries come from Debian's packages: `postgresql` (initdb, pg_ctl, postgres, psql in
+/usr/lib/postgresql/<ver>/bin), `redis-server` and `nginx`. Under CI (`CI=true`) a missing
+binary fails the test with the package to install; elsewhere it skips with the same message.
+PostgreSQL refuses to run as root, so when the tests run as root its files belong to, and its
+processes run as, the unprivileged `postgres` user (created here if the package did not).
 """
 
 from __future__ import annotations
@@ -179,6 +179,55 @@ class Redis:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(10)
+            self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Nginx:
+    """Debian's nginx running `config` as it is, in the foreground, until `stop`.
+
+    The config says where it listens (the caller picks a free port and writes it there) and
+    logs to standard error and standard output, which go to `log`. Started as root, nginx runs
+    its worker as `nobody` and keeps its temporary files in /var/lib/nginx (the package's).
+    """
+
+    def __init__(self, config: Path, port: int) -> None:
+        binary = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+        if binary is None:
+            unavailable("nginx", "nginx")
+        self.binary = binary
+        self.config = config
+        self.port = port
+        self.root = Path(tempfile.mkdtemp(prefix="toolbridge-nginx-"))
+        self.log = self.root / "nginx.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        argv = [
+            self.binary,
+            *("-c", str(self.config), "-p", str(self.root)),
+            *("-g", f"daemon off; pid {self.root / 'nginx.pid'};"),
+        ]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_for_port(self.port, self.process, "nginx")
+        except RuntimeError as exc:
+            self.stop()
+            raise RuntimeError(f"{exc}:\n{self.log.read_text()}") from None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.terminate()
+                self.process.wait(10)
             self.process = None
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import os
 import sys
 import time
@@ -153,6 +154,16 @@ def _parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("exported"), help="folder to write (default: exported)"
     )
     export.set_defaults(run=_export)
+
+    rotate = sub.add_parser(
+        "rotate-secrets",
+        help="re-encrypt every secret in the state store with the first key of "
+        "TOOLBRIDGE_SECRET_KEY",
+    )
+    rotate.add_argument(
+        "-c", "--config", type=Path, help=f"config file (default: {DEFAULT_CONFIG})"
+    )
+    rotate.set_defaults(run=_rotate_secrets)
     return parser
 
 
@@ -370,11 +381,16 @@ def _reload(args: argparse.Namespace) -> int:
     return 1
 
 
-def _export(args: argparse.Namespace) -> int:
-    """Exit 0 when written; 2 when the store cannot be read (main prints why)."""
+def _store_url(args: argparse.Namespace) -> str:
+    """The state store's URL, as `serve` would open it with this config (or none)."""
     path = args.config or Path(DEFAULT_CONFIG)
     config = load_config(path, os.environ) if path.exists() else Config(base_dir=Path.cwd())
-    url = resolve_url(config.state, config.base_dir)
+    return resolve_url(config.state, config.base_dir)
+
+
+def _export(args: argparse.Namespace) -> int:
+    """Exit 0 when written; 2 when the store cannot be read (main prints why)."""
+    url = _store_url(args)
 
     async def run() -> Exported:
         store = await Store.open(url, secrets=SecretBox.from_environ(os.environ))
@@ -387,6 +403,21 @@ def _export(args: argparse.Namespace) -> int:
         print("set these environment variables to the secrets (not exported):")
         for name in done.variables:
             print(f"  {name}")
+    return 0
+
+
+def _rotate_secrets(args: argparse.Namespace) -> int:
+    """Exit 0 when every secret was re-encrypted (in one transaction); 2 when the store or a
+    key cannot be used (main prints why, and nothing changed)."""
+    url = _store_url(args)
+
+    async def run() -> int:
+        store = await Store.open(url, secrets=SecretBox.from_environ(os.environ))
+        async with store:
+            return await store.rotate_secrets(by=f"cli:{getpass.getuser()}")
+
+    count = anyio.run(run)
+    print(f"re-encrypted {count} secrets with the first key of TOOLBRIDGE_SECRET_KEY")
     return 0
 
 

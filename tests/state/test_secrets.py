@@ -3,10 +3,15 @@ change feed, readable only `..._in_clear`; keys from the environment, rotated wi
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import sqlalchemy as sa
 
@@ -19,6 +24,8 @@ from toolbridge.state.tables import metadata
 pytestmark = pytest.mark.anyio
 
 CANARY = "c4n4ry"
+KEY_C = "Y8hSG0mr0Sx7q3kGOaN5T6vQk8m7bX2ZbqJc1vY3k2Q="
+"""A third key, which opens nothing written here."""
 """Every secret below contains this; it must never appear outside the sealed columns."""
 
 Write = Callable[[Store], Awaitable[Any]]
@@ -196,3 +203,46 @@ def test_a_bad_key_is_named_by_position_never_shown(value: str, expected: str) -
     with pytest.raises(SecretKeyError) as caught:
         SecretBox.from_environ({ENV_KEY: value})
     assert str(caught.value) == expected
+
+
+# -- the command -----------------------------------------------------------------------------
+
+
+def test_the_rotate_secrets_command_re_encrypts_the_store_of_a_config(tmp_path: Path) -> None:
+    """`toolbridge rotate-secrets` opens the store `serve` would (state.url of the config) and
+    re-encrypts it with the first key; with a key that opens nothing, it changes nothing."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    (tmp_path / "toolbridge.yaml").write_text(f"state: {{url: '{url}'}}\n")
+
+    async def write() -> None:
+        async with await Store.open(url, secrets=SecretBox([KEY_A])) as store:
+            await store.users.put_credential("alice", "a", {"token": f"{CANARY}-cli"})
+
+    async def read(key: str) -> Any:
+        async with await Store.open(url, secrets=SecretBox([key])) as store:
+            return await store.users.credential_in_clear("alice", "a")
+
+    def rotate(keys: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "toolbridge", "rotate-secrets"],
+            cwd=tmp_path,
+            env={**os.environ, ENV_KEY: keys},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    anyio.run(write)
+    refused = rotate(KEY_C)
+    done = rotate(f"{KEY_B},{KEY_A}")
+
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert "none of the 1 key(s) in TOOLBRIDGE_SECRET_KEY opens it" in refused.stderr
+    assert (done.returncode, done.stdout, done.stderr) == (
+        0,
+        "re-encrypted 1 secrets with the first key of TOOLBRIDGE_SECRET_KEY\n",
+        "",
+    )
+    assert anyio.run(read, KEY_B) == {"token": f"{CANARY}-cli"}
+    for output in (refused.stdout, refused.stderr, done.stdout, done.stderr):
+        assert CANARY not in output
