@@ -175,9 +175,9 @@ def test_indexes_are_built_once_per_key_and_visible_sets_kept_per_caller() -> No
 
 @pytest.mark.corpus
 def test_recall_over_five_large_documents_keeps_its_measured_floor() -> None:
-    """bench/search.py's measurement, as a regression floor: 0.822 over the whole catalog and
-    0.906 within each task's document when this was written (the target of 0.9 over the whole
-    catalog is not met: bench/README.md says so)."""
+    """bench/search.py's measurement over its three task files, as a regression floor: 0.810
+    over the whole catalog and 0.891 within each task's document when this was written (the
+    target of 0.9 over the whole catalog is not met: bench/README.md says so)."""
     import importlib.util
     import sys
     from pathlib import Path
@@ -194,8 +194,8 @@ def test_recall_over_five_large_documents_keeps_its_measured_floor() -> None:
     index = SearchIndex(bench.load_tools(CORPUS))
     tasks = [task for file in bench.TASKS.values() for task in bench.load_tasks(file)]
     recall = bench.measure(index, tasks)
-    assert (recall.tasks, recall.catalog_recall >= 0.82, recall.document_recall >= 0.9) == (
-        191,
+    assert (recall.tasks, recall.catalog_recall >= 0.80, recall.document_recall >= 0.89) == (
+        247,
         True,
         True,
     )
