@@ -32,6 +32,8 @@ LAYERS: list[set[str]] = [
         "outputs",
         "redaction",
     },
+    {"search_query"},  # a task in words, read for tool search
+    {"search_document"},  # a tool, read for tool search
     {"search"},  # the search index over a catalog
     {"shared_limits"},  # rate limits counted once for all processes (Redis), local as fallback
     {"identity", "listings"},  # credentials -> principals; list answers kept per generation

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from toolbridge.search import SearchIndex, SearchIndexes, task_intent, task_words, words
-from toolbridge.tools import Annotations, HttpOperation, Method, Tool
+from toolbridge.search import SearchIndex, SearchIndexes
+from toolbridge.search_document import document, tool_intent
+from toolbridge.search_query import TaskQuery, read_task, task_intent, task_words, words
+from toolbridge.tools import Annotations, HttpOperation, JsonSchema, Method, Tool
 
 
 def tool(
@@ -21,12 +23,13 @@ def tool(
     *,
     source: str = "api",
     deprecated: bool = False,
+    input_schema: JsonSchema | None = None,
 ) -> Tool:
     return Tool(
         name=name,
         original_name=name,
         description=description,
-        input_schema={"type": "object"},
+        input_schema=input_schema or {"type": "object"},
         annotations=Annotations(read_only=method == "GET"),
         source=source,
         target=HttpOperation(
@@ -95,6 +98,44 @@ def test_the_values_a_task_names_are_not_words_of_the_task(task: str, expected: 
 
 
 @pytest.mark.parametrize(
+    ("task", "expected"),
+    [
+        (
+            "close issue #17 in octocat/hello-world",
+            TaskQuery(("close", "issue"), ("repository",), "update", "close"),
+        ),
+        (
+            'post "deploy finished" to #releases',
+            TaskQuery(("post",), ("text", "channel"), "create", "post"),
+        ),
+        (
+            "leave a comment on issue 42 saying I'm working on it",
+            TaskQuery(("leave", "comment", "issue"), ("text",), "create", "leave"),
+        ),
+        (
+            "create a product called Premium Plan",
+            TaskQuery(("create", "product"), (), "create", "create"),
+        ),
+        ("commit docs/index.md for bob@example.com", TaskQuery(("commit",), ("file", "email"))),
+        ("have a message posted at 9am", TaskQuery(("message", "posted"), ("schedule",))),
+        ("ask @alice to review", TaskQuery(("ask", "review"), ("user",), "create", "ask")),
+        (
+            "turn off the protection of main",
+            TaskQuery(("disable", "protection", "main"), (), "update", "disable"),
+        ),
+        (
+            "take back my vote on PROJ-31",
+            TaskQuery(("remove", "vote", "issue"), (), "delete", "remove"),
+        ),
+    ],
+)  # fmt: skip
+def test_a_task_is_read_as_its_words_what_its_values_stand_for_and_its_action(
+    task: str, expected: TaskQuery
+) -> None:
+    assert read_task(task) == expected
+
+
+@pytest.mark.parametrize(
     ("task", "intent"),
     [
         ("which nodes are in the cluster", "read"),
@@ -102,10 +143,52 @@ def test_the_values_a_task_names_are_not_words_of_the_task(task: str, expected: 
         ("rename the channel", "update"),
         ("tear down the deployment", "delete"),
         ("the pods, please", None),
+        ("updated the docs", "update"),
+        ("attaching a file", "create"),
+        ("notified of changes", None),
     ],
 )
 def test_a_tasks_action_is_its_first_cue_word(task: str, intent: str | None) -> None:
     assert task_intent(task) == intent
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "description", "intent"),
+    [
+        ("POST", "/v1/coupons/{coupon}", "<p>Updates the metadata of a coupon.</p>", "update"),
+        ("POST", "/v1/coupons", "<p>Creates a coupon.</p>", "create"),
+        ("POST", "/v1/coupons/{coupon}", "<p>A coupon.</p>", "update"),
+        ("POST", "/admin.users.remove", "Remove a user from a workspace.", "delete"),
+        ("GET", "/things", "Things", "read"),
+        ("PUT", "/user/starred/{owner}/{repo}", "Star a repository", "update"),
+    ],
+)
+def test_a_tools_action_is_its_summarys_verb_else_its_names_else_its_methods(
+    method: Method, path: str, description: str, intent: str
+) -> None:
+    assert tool_intent(tool("thing", method, path, description)) == intent
+
+
+def test_a_tool_is_found_by_its_names_summary_description_body_path_tags_and_action() -> None:
+    job = {"type": "object", "description": "Job represents the configuration of a single job."}
+    schema: JsonSchema = {"properties": {"body": {"$ref": "#/$defs/Job"}}, "$defs": {"Job": job}}
+    found = tool(
+        "createJob",
+        "POST",
+        "/apis/batch/v1/namespaces/{namespace}/jobs",
+        "create a Job\n\nCreates it.",
+        source="kube",
+        input_schema=schema,
+    )
+    assert document(found) == [
+        "create", "job", "create", "job",  # the name, twice
+        "create", "job", "create", "job",  # the summary, twice
+        "creates",  # the rest of the description
+        "kube",  # the source (no tags)
+        "job", "represents", "configuration", "single", "job",  # the body's schema
+        "apis", "batch", "namespaces", "jobs", "jobs",  # the path, its last literal again
+        "create", "add", "new",  # the words of its action
+    ]  # fmt: skip
 
 
 def test_the_best_matches_come_first_by_action_resource_and_source(index: SearchIndex) -> None:
@@ -118,6 +201,56 @@ def test_the_best_matches_come_first_by_action_resource_and_source(index: Search
     assert names(index, "remove the crashed pod worker-1", 1) == ["deleteCoreV1NamespacedPod"]
     assert names(index, "add a customer with the email jane@example.com", 1) == ["PostCustomers"]
     assert names(index, "get the logs of pod api-7f9", 1) == ["readCoreV1NamespacedPodLog"]
+
+
+def test_a_task_that_names_many_things_prefers_the_list_and_one_thing_the_item() -> None:
+    index = SearchIndex([
+        tool("readNode", "GET", "/api/v1/nodes/{name}", "read the specified Node"),
+        tool("listNode", "GET", "/api/v1/nodes", "list objects of kind Node"),
+        tool("createNode", "POST", "/api/v1/nodes", "create a Node"),
+    ])  # fmt: skip
+    assert names(index, "which nodes are in the cluster", 2) == ["listNode", "readNode"]
+    assert names(index, "show me node worker-1", 2) == ["readNode", "listNode"]
+
+
+def test_the_action_is_read_from_the_summary_so_a_post_that_updates_is_no_create() -> None:
+    index = SearchIndex([
+        tool("PostCouponsCoupon", "POST", "/v1/coupons/{coupon}",
+             "Updates the metadata of a coupon."),
+        tool("PostCoupons", "POST", "/v1/coupons", "You can create coupons."),
+    ])  # fmt: skip
+    assert names(index, "make a coupon that takes 25% off", 2) == [
+        "PostCoupons", "PostCouponsCoupon",
+    ]  # fmt: skip
+    assert names(index, "change the metadata of coupon SUMMER", 2) == [
+        "PostCouponsCoupon", "PostCoupons",
+    ]  # fmt: skip
+
+
+def test_the_tasks_verb_counts_less_where_it_is_a_noun() -> None:
+    index = SearchIndex([
+        tool("uploadReportFile", "POST", "/reports/{id}/files",
+             "Upload a file to a report\n\nThe file is kept with the report."),
+        tool("fileReport", "POST", "/reports", "File a report"),
+        tool("getReport", "GET", "/reports/{id}", "Get a report"),
+    ])  # fmt: skip
+    assert names(index, "file a report about the outage") == [
+        "fileReport", "uploadReportFile", "getReport",
+    ]  # fmt: skip
+
+
+def test_two_words_near_each_other_find_their_compound_and_values_the_word_they_imply() -> None:
+    index = SearchIndex([
+        tool("getChangeLogs", "GET", "/issue/{key}/changelog", "Get changelogs"),
+        tool("addWorklog", "POST", "/issue/{key}/worklog", "Add worklog"),
+        tool("repos_get-readme", "GET", "/repos/{o}/{r}/readme", "Get a repository README"),
+        tool("repos_get-content", "GET", "/repos/{o}/{r}/contents/{path}",
+             "Get repository content\n\nGets the contents of a file or directory."),
+    ])  # fmt: skip
+    assert names(index, "log 2 hours of work on PROJ-5", 1) == ["addWorklog"]
+    assert names(index, "get docs/index.md from octocat/hello", 2) == [
+        "repos_get-content", "repos_get-readme",
+    ]  # fmt: skip
 
 
 def test_a_deprecated_tool_ranks_below_the_current_one(index: SearchIndex) -> None:
@@ -175,9 +308,9 @@ def test_indexes_are_built_once_per_key_and_visible_sets_kept_per_caller() -> No
 
 @pytest.mark.corpus
 def test_recall_over_five_large_documents_keeps_its_measured_floor() -> None:
-    """bench/search.py's measurement, as a regression floor: 0.822 over the whole catalog and
-    0.906 within each task's document when this was written (the target of 0.9 over the whole
-    catalog is not met: bench/README.md says so)."""
+    """bench/search.py's measurement over its three task files, as a regression floor: 0.858
+    over the whole catalog and 0.907 within each task's document when this was written (the
+    target of 0.9 over the whole catalog is not met: bench/README.md says so)."""
     import importlib.util
     import sys
     from pathlib import Path
@@ -194,8 +327,8 @@ def test_recall_over_five_large_documents_keeps_its_measured_floor() -> None:
     index = SearchIndex(bench.load_tools(CORPUS))
     tasks = [task for file in bench.TASKS.values() for task in bench.load_tasks(file)]
     recall = bench.measure(index, tasks)
-    assert (recall.tasks, recall.catalog_recall >= 0.82, recall.document_recall >= 0.9) == (
-        191,
+    assert (recall.tasks, recall.catalog_recall >= 0.85, recall.document_recall >= 0.9) == (
+        247,
         True,
         True,
     )

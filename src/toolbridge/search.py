@@ -3,25 +3,26 @@
 The ranking is BM25 (the `bm25s` library) over one document of words per tool, followed by a
 few re-ranking signals that tell API operations apart where plain BM25 cannot:
 
-- **The document**: the tool's name and original name split at case changes and punctuation
-  (`readAppsV1NamespacedDeployment` -> read apps namespaced deployment), its summary (the first
-  line of its description), the start of the rest, its path, tags and source, and the verbs its
-  HTTP method stands for (DELETE: delete, remove). Words are lower-cased, stop words dropped and
-  the rest stemmed (Snowball English, PyStemmer): "issues" finds "issue".
-- **The query**: the values a task names are not words of the task (`close issue #17 in
-  octocat/hello` ranks on close, issue); an issue key (`PROJ-12`) stands for "issue". Each
-  word also finds, at `RELATED_WEIGHT`, the words people use for it (`RELATED`: remove ->
-  delete, bug -> issue) and the vocabulary words it is a form of (subscribe -> subscription),
-  and two adjacent words find their compound (work log -> worklog).
-- **Re-ranking**: a tool whose name the task covers ranks above one with more in its name
-  (`NAME_COVERAGE`: "list projects" prefers getAllProjects to getAllProjectAvatars); a tool
-  whose action (read, create, update, delete: from its name's verb, else its method) differs
-  from the task's (its first verb or question word) counts `INTENT_MISMATCH`; two adjacent
-  task words found together in a name or summary count more (`PHRASE`); tools of the source
-  the whole task is most about count more (`SOURCE_PRIOR`); deprecated tools (marked so, or
-  saying so in their summary) count `DEPRECATED_WEIGHT`; earlier task words count more than
-  later ones, which tend to be details (`POSITION_DECAY`); rare words count less than BM25
-  alone would have it (`IDF_POWER`), so one unusual word of a task does not outweigh the rest.
+- **The document** (search_document.py): a tool's name, summary, description, body schema's
+  description, path, tags, source and the words of its action. Words are lower-cased, stop
+  words dropped and the rest stemmed (Snowball English, PyStemmer): "issues" finds "issue".
+- **The query** (search_query.py): the task's words without the values it names, and the
+  words some values stand for (`IMPLIED_WEIGHT`: `docs/index.md` -> file). Each word also
+  finds, at `RELATED_WEIGHT`, the words people use for it (`RELATED`: remove -> delete, bug ->
+  issue) and the vocabulary words it is a form of (subscribe -> subscription), and two words at
+  most `COMPOUND_SPAN` apart find their compound (log ... work -> worklog).
+- **Re-ranking**: a tool whose name the task covers (its words, their related words and the
+  verbs of its action) ranks above one with more in its name (`NAME_COVERAGE`: "list
+  projects" prefers getAllProjects to getAllProjectAvatars); a tool whose action (read, create,
+  update, delete) differs from the task's counts `INTENT_MISMATCH`; the task's verb found in a
+  tool that it does not say the action of counts `VERB_AS_NOUN` (`file a bug` and an
+  attachment's file); a tool that reads or deletes one thing where the task names many, or the
+  other way round, counts `NUMBER_MISMATCH` (`which nodes` -> `GET /nodes`, not
+  `GET /nodes/{name}`); two adjacent task words found together in a name or summary count more
+  (`PHRASE`); tools of the source the whole task is most about count more (`SOURCE_PRIOR`);
+  deprecated tools count `DEPRECATED_WEIGHT`; earlier task words count more than later ones,
+  which tend to be details (`POSITION_DECAY`); rare words count less than BM25 alone would
+  have it (`IDF_POWER`), so one unusual word of a task does not outweigh the rest.
 
 bench/search.py measures it: tasks people would ask, each with the operation that does it.
 
@@ -46,13 +47,9 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from toolbridge.search_document import ACTION_VERBS, action_words, deprecated, document, tool_intent
+from toolbridge.search_query import IMPLIED_WEIGHT, RELATED, TaskQuery, read_task, words
 from toolbridge.tools import HttpOperation, Tool
-
-MAX_QUERY_CHARS = 1000
-"""A query longer than this is cut: a task in words is a sentence or two."""
-DESCRIPTION_CHARS = 400
-"""How much of a description (after its summary) is indexed: its opening says what the tool
-does; the rest tends to describe parameters, which match every task naming a common word."""
 
 K1 = 1.2
 B = 0.75
@@ -65,86 +62,14 @@ INTENT_MISMATCH = 0.7
 PHRASE = 0.2
 SOURCE_PRIOR = 1.0
 DEPRECATED_WEIGHT = 0.6
-"""The weights of the signals above, chosen on bench/search_tasks.tsv (never on the held-out
-tasks of bench/search_tasks_heldout.tsv)."""
+COMPOUND_SPAN = 2
+VERB_AS_NOUN = 0.5
+NUMBER_MISMATCH = 0.8
+"""The weights of the signals above, chosen on bench/search_tasks.tsv (never on the tasks of
+bench/search_tasks_heldout.tsv or bench/search_tasks_fresh.tsv, kept to check them)."""
 
-RELATED = (
-    "create add new make open start register publish generate submit post",
-    "delete remove destroy drop erase purge",
-    "update edit change modify alter rename set",
-    "list show all every enumerate browse",
-    "get read show view see fetch retrieve look lookup details info describe inspect",
-    "search find query lookup",
-    "send post email deliver notify",
-    "cancel abort stop terminate",
-    "run execute trigger start launch dispatch rerun retry",
-    "close resolve finish complete done",
-    "issue bug ticket",
-    "repository repo",
-    "pr pull",
-    "channel conversation",
-    "user person people member account profile",
-    "message text",
-    "file document attachment upload",
-    "secret password credential token",
-    "payment charge pay",
-    "customer client buyer",
-    "money funds amount balance",
-    "price cost pricing",
-)
-"""Groups of words that tasks about APIs use for one another: each finds the others."""
-
-INTENT_CUES = {
-    "read": "what which who whom how show list get read see view find look fetch check display "
-    "tell retrieve browse",
-    "create": "create add new make open start file register publish generate post send submit "
-    "upload store share invite schedule run subscribe leave give ask approve trigger",
-    "update": "update change edit modify rename set move close scale cordon roll mark assign "
-    "replace patch protect lock attach tag",
-    "delete": "delete remove tear destroy drop erase purge unstar unfollow",
-}
-"""The words a task's action shows in; the first one found decides."""
-TOOL_VERBS = {
-    "read": "list get read watch search find check show fetch retrieve",
-    "create": "create add post send upload",
-    "update": "update patch replace set edit",
-    "delete": "delete remove",
-}
-"""A tool's action from the verb its name starts with..."""
-METHOD_INTENT = {
-    "GET": "read",
-    "HEAD": "read",
-    "POST": "create",
-    "PUT": "update",
-    "PATCH": "update",
-    "DELETE": "delete",
-}
-"""...else from its method."""
-
-_VERBS = {
-    "GET": "get read show view list",
-    "HEAD": "get check",
-    "POST": "create add new",
-    "PUT": "update replace set",
-    "PATCH": "update edit change modify",
-    "DELETE": "delete remove",
-}
-"""What each method stands for, in the words people use for it."""
-
-_TAG = re.compile(r"<[^>]*>")
-_ENTITY = re.compile(r"&[a-z]+;|&#\d+;")
-_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
-"""Words inside identifiers and text: `listCoreV1Pod` -> list, Core, V, 1, Pod; `CSIDriver` ->
-CSI, Driver; `get-readme` -> get, readme."""
-_STOP_WORDS = """a an and are as at be but by for from how i if in into is it its me my no not of
-on or our so such than that the their then there these they this to was we what when which who
-will with you your"""
-_STOP = frozenset(_STOP_WORDS.split())
-_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'|`[^`]*`|“[^”]*”")
-_ISSUE_KEY = re.compile(r"\b[A-Z][A-Z0-9]{1,9}-[0-9]+\b")
-_VALUE_MARKS = frozenset("/@#_=$%.")
 _MIN_PREFIX = 5
-_DEPRECATED = re.compile(r"\bdeprecated\b", re.IGNORECASE)
+_PARAMETER = re.compile(r"\{[^}]*\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,82 +80,10 @@ class Hit:
     score: float
 
 
-def words(text: str) -> list[str]:
-    """The lower-cased words of a text or identifier, without stop words, single letters and
-    numbers (not stemmed)."""
-    text = _ENTITY.sub(" ", _TAG.sub(" ", text))
-    found = (w.lower() for w in _WORD.findall(text))
-    return [w for w in found if len(w) > 1 and not w.isdigit() and w not in _STOP]
-
-
-def task_words(query: str) -> list[str]:
-    """The words of a task that say what to do, without the values it names: quoted text,
-    paths, addresses, ids and numbers (`close issue #17 in octocat/hello` -> close, issue);
-    an issue key (`PROJ-12`) stands for the word issue, and "set up" for create."""
-    text = _QUOTED.sub(" ", query[:MAX_QUERY_CHARS])
-    text = _ISSUE_KEY.sub(" issue ", text)
-    text = re.sub(r"\bset up\b", "create", text, flags=re.IGNORECASE)
-    kept = []
-    for token in text.split():
-        bare = token.strip(".,;:!?()[]{}")
-        if _VALUE_MARKS & set(bare.rstrip(".")):
-            continue
-        if any(c.isdigit() for c in bare):  # node-3 -> node; v2, 10Gi, cus_123 -> nothing
-            bare = " ".join(p for p in re.split(r"[^A-Za-z]+", bare) if p.islower() and len(p) > 2)
-        kept.append(bare)
-    return words(" ".join(kept))
-
-
-def document(tool: Tool) -> list[str]:
-    """The words a tool is found by, the ones that say most given twice."""
-    summary, _, rest = tool.description.strip().partition("\n")
-    name = words(tool.name)
-    name += [w for w in words(tool.original_name) if w not in name]
-    out = name * 2 + words(summary) * 2 + words(rest[:DESCRIPTION_CHARS])
-    out += words(tool.source) + [w for tag in tool.tags for w in words(tag)]
-    target = tool.target
-    if isinstance(target, HttpOperation):
-        segments = [s for s in target.path.split("/") if s and not s.startswith("{")]
-        out += words(" ".join(segments)) + words(" ".join(segments[-1:]))
-        out += _VERBS.get(target.method, "").split()
-    return out
-
-
-def deprecated(tool: Tool) -> bool:
-    """Whether a tool is deprecated: marked so, or saying so in its summary (as Kubernetes's
-    watch operations and GitHub's legacy ones do)."""
-    summary = tool.description.strip().partition("\n")[0]
-    return tool.deprecated or _DEPRECATED.search(summary) is not None
-
-
-def task_intent(query: str) -> str | None:
-    """The action a task asks for (read, create, update, delete), by its first cue word."""
-    for word in re.findall(r"[a-z]+", query.lower()):
-        for intent, cues in _CUES.items():
-            if word in cues:
-                return intent
-    return None
-
-
-def tool_intent(tool: Tool) -> str:
-    """A tool's action: from the verb at the start of its name, else from its method."""
-    for word in words(tool.name)[:2]:
-        for intent, verbs in _TOOL_VERBS.items():
-            if word in verbs:
-                return intent
-    if isinstance(tool.target, HttpOperation):
-        return METHOD_INTENT.get(tool.target.method, "create")
-    return "create"
-
-
-_CUES = {intent: frozenset(cues.split()) for intent, cues in INTENT_CUES.items()}
-_TOOL_VERBS = {intent: frozenset(verbs.split()) for intent, verbs in TOOL_VERBS.items()}
-
-
 class SearchIndex:
     """A BM25 index over a list of tools; `search` ranks them for a task in words.
 
-    Built in one go (about 1 s for 3,000 tools on this machine); searching is thread-safe.
+    Built in one go (under 1 s for 3,000 tools on this machine); searching is thread-safe.
     """
 
     def __init__(self, tools: Sequence[Tool]) -> None:
@@ -270,10 +123,17 @@ class SearchIndex:
             for pair in set(itertools.pairwise(name)) | set(itertools.pairwise(summary)):
                 pairs.setdefault(pair, []).append(position)
         self._in_names = {w: np.array(p, dtype=np.int64) for w, p in names.items()}
+        verbs: dict[str, list[int]] = {}
+        for position, tool in enumerate(self.tools):
+            for verb in self._stem(action_words(tool)):
+                verbs.setdefault(verb, []).append(position)
+        self._as_verb = {w: np.array(p, dtype=np.int64) for w, p in verbs.items()}
+        self._intent_verbs = {i: set(self._stem(v.split())) for i, v in ACTION_VERBS.items()}
         self._in_pairs = {w: np.array(p, dtype=np.int64) for w, p in pairs.items()}
         factor = [DEPRECATED_WEIGHT if deprecated(tool) else 1.0 for tool in self.tools]
         self._weight = np.array(factor, dtype=np.float64)
         self._intents = np.array([tool_intent(tool) for tool in self.tools])
+        self._things = self._thing_numbers()
         sources = sorted({tool.source for tool in self.tools})
         where = {source: i for i, source in enumerate(sources)}
         self._source_of = np.array([where[tool.source] for tool in self.tools], dtype=np.int64)
@@ -285,6 +145,44 @@ class SearchIndex:
             self._sources = bm25s.BM25(k1=K1, b=B)
             self._sources.index(per_source, show_progress=False)
 
+    def _thing_numbers(self) -> dict[str, dict[str, Any]]:
+        """The things the tools that read or delete act on, by the stem of their path's last
+        literal segment, and the positions of those acting on one of them (the path ends in a
+        parameter) and on many (the path ends in the literal, and one of them has a path)."""
+        import numpy as np
+
+        paths = {
+            (tool.source, _PARAMETER.sub("{}", tool.target.path.rstrip("/")))
+            for tool in self.tools
+            if isinstance(tool.target, HttpOperation)
+        }
+        found: dict[str, dict[str, list[int]]] = {}
+        for position, tool in enumerate(self.tools):
+            target = tool.target
+            if not isinstance(target, HttpOperation) or self._intents[position] not in (
+                "read",
+                "delete",
+            ):
+                continue
+            path = _PARAMETER.sub("{}", target.path.rstrip("/"))
+            segments = [s for s in path.split("/") if s]
+            literal = [s for s in segments if s != "{}"]
+            if not literal:
+                continue
+            if segments[-1] == "{}":
+                number = "one"
+            elif (tool.source, path + "/{}") in paths:
+                number = "many"
+            else:
+                continue
+            key = self._stem(["".join(c for c in literal[-1].lower() if c.isalpha())])[0]
+            if len(key) >= 3:
+                found.setdefault(key, {}).setdefault(number, []).append(position)
+        return {
+            key: {n: np.array(p, dtype=np.int64) for n, p in kinds.items()}
+            for key, kinds in found.items()
+        }
+
     def __len__(self) -> int:
         return len(self.tools)
 
@@ -293,32 +191,33 @@ class SearchIndex:
         (every tool when None). Tools that share no word with the query are not returned."""
         import numpy as np
 
-        plain = task_words(query)
-        given = list(dict.fromkeys(self._stem(plain)))
-        compounds = [a + b for a, b in itertools.pairwise(plain)]
-        compounds += [b + a for a, b in itertools.pairwise(plain)]
-        given += [c for c in self._stem(compounds) if c in self._vocabulary and c not in given]
-        groups = [(term, sorted(self._others(term))) for term in given]
-        groups = [(term, others) for term, others in groups if term in self._vocabulary or others]
+        task = read_task(query)
+        groups = self._terms(task)
         if not groups or limit <= 0 or not self.tools:
             return []
         with self._lock:  # bm25s keeps per-query state on the index object
             scores = np.zeros(len(self.tools), dtype=np.float64)
-            for place, (term, others) in enumerate(groups):
+            verb = self._stem([task.verb])[0] if task.verb else None
+            for place, (term, others, weight) in enumerate(groups):
                 own = self._scores([term]) if term in self._vocabulary else 0.0
                 related = RELATED_WEIGHT * self._scores(others) if others else 0.0
-                scores += np.maximum(own, related) * POSITION_DECAY**place
-            scores *= self._source_prior(given)
-        wanted = {term for term, _ in groups} | {o for _, others in groups for o in others}
+                found = np.maximum(own, related)
+                if term == verb:
+                    found = found * self._as_noun(term)
+                scores += weight * found * POSITION_DECAY**place
+            scores *= self._source_prior([term for term, _, _ in groups])
+        wanted = {term for term, _, _ in groups} | {o for _, others, _ in groups for o in others}
+        if task.intent is not None:
+            wanted |= self._intent_verbs[task.intent]
         scores *= (1 - NAME_COVERAGE) + NAME_COVERAGE * self._coverage(wanted)
-        intent = task_intent(query)
-        if intent is not None:
-            scores *= np.where(self._intents == intent, 1.0, INTENT_MISMATCH)
+        if task.intent is not None:
+            scores *= np.where(self._intents == task.intent, 1.0, INTENT_MISMATCH)
         together = np.zeros(len(self.tools), dtype=np.float64)
-        for pair in set(itertools.pairwise(given)):
+        for pair in set(itertools.pairwise(self._stem(list(task.words)))):
             if pair in self._in_pairs:
                 together[self._in_pairs[pair]] += 1
         scores *= 1 + PHRASE * np.minimum(together, 2)
+        scores *= self._number(task)
         scores *= self._weight
         if visible is not None:
             mask = np.zeros(len(self.tools), dtype=bool)
@@ -326,6 +225,52 @@ class SearchIndex:
             scores = np.where(mask, scores, 0.0)
         ranked = np.argsort(-scores, kind="stable")[:limit]
         return [Hit(int(i), float(scores[i])) for i in ranked if scores[i] > 0]
+
+    def _terms(self, task: TaskQuery) -> list[tuple[str, list[str], float]]:
+        """The task's terms in order (stemmed), each with the other words it finds and its
+        weight: its words, then the compounds two of them make (work ... log -> worklog), then
+        the words its values stand for. Terms nothing in the index has are left out."""
+        plain = list(task.words)
+        stems = self._stem(plain)
+        weights = dict.fromkeys(stems, 1.0)
+        for i, j in itertools.combinations(range(len(plain)), 2):
+            if j - i > COMPOUND_SPAN:
+                continue
+            for compound in self._stem([plain[i] + plain[j], plain[j] + plain[i]]):
+                if compound in self._vocabulary:
+                    weights.setdefault(compound, 1.0)
+        for stem in self._stem(list(task.implied)):
+            weights.setdefault(stem, IMPLIED_WEIGHT)
+        groups = [(term, sorted(self._others(term)), w) for term, w in weights.items()]
+        return [g for g in groups if g[0] in self._vocabulary or g[1]]
+
+    def _as_noun(self, verb: str) -> Any:
+        """Per tool, 1 where `verb` says what the tool does (`action_words`), else VERB_AS_NOUN:
+        the task's verb found as a noun (`file a bug`, and an attachment's file)."""
+        import numpy as np
+
+        out = np.full(len(self.tools), VERB_AS_NOUN)
+        if verb in self._as_verb:
+            out[self._as_verb[verb]] = 1.0
+        return out
+
+    def _number(self, task: TaskQuery) -> Any:
+        """Per tool, NUMBER_MISMATCH where the task names the tool's things in the other
+        number: `which nodes` asks for the list of nodes (`GET /nodes`), `the node` for one
+        (`GET /nodes/{name}`). Only tools that read or delete are told apart so."""
+        import numpy as np
+
+        out = np.ones(len(self.tools), dtype=np.float64)
+        stems = self._stem(list(task.words))
+        for key, kinds in self._things.items():
+            number = None
+            for word, stem in zip(task.words, stems, strict=True):
+                if len(stem) >= 3 and key.endswith(stem):
+                    number = "many" if _plural(word, stem) else "one"
+            other = kinds.get("one" if number == "many" else "many") if number else None
+            if other is not None:
+                out[other] = NUMBER_MISMATCH
+        return out
 
     def _others(self, term: str) -> set[str]:
         """The vocabulary words a query word also finds: its related words and its forms."""
@@ -419,6 +364,10 @@ class SearchIndexes:
             while len(self._visible) > self.VISIBLE_ENTRIES:
                 self._visible.popitem(last=False)
         return found
+
+
+def _plural(word: str, stem: str) -> bool:
+    return len(word) > 3 and word.endswith("s") and not word.endswith("ss") and stem != word
 
 
 def _forms(term: str, other: str) -> bool:
