@@ -11,6 +11,9 @@ When Redis cannot be reached, calls are counted by the local limiter of this pro
 tried again at most every `retry_interval` seconds, and when it answers the count is shared
 again (with a second warning saying so). Limits: a Redis round trip may take `TIMEOUT` seconds
 before the call falls back; a bucket's key expires once it would be full again.
+
+The Redis client is imported when a limiter is made: a gateway without `auth.rate_limit.redis`
+never loads it (20 MB).
 """
 
 from __future__ import annotations
@@ -20,11 +23,6 @@ import logging
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
-
-import redis.asyncio as redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from toolbridge.errors import RateLimited
 from toolbridge.limits import RateLimiter
@@ -85,6 +83,12 @@ class SharedRateLimiter:
         self.per_tool = per_tool
         self.local = RateLimiter(per_minute, burst, per_tool=per_tool, clock=clock)
         self.where = shown(url)
+        import redis.asyncio as redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import RedisError
+
+        self._failures: tuple[type[BaseException], ...] = (RedisError, OSError)
         self._redis = redis.Redis.from_url(
             url,
             socket_connect_timeout=TIMEOUT,
@@ -111,7 +115,7 @@ class SharedRateLimiter:
         key = self._prefix + json.dumps([caller, tool if self.per_tool else ""])
         try:
             taken, wait = await self._take(keys=[key], args=[repr(self.rate), self.burst])
-        except (RedisError, OSError) as exc:
+        except self._failures as exc:
             self._went_away(exc)
             self.local.take(caller, tool)
             return

@@ -3,6 +3,8 @@ start at once), equal to what the code queries; the URL a config names, and its 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import anyio
@@ -38,6 +40,29 @@ async def test_the_migrated_schema_is_the_one_the_code_queries(store_url: str) -
         await engine.dispose()
 
     assert (version, differences) == (migrate.head(), [])
+
+
+def test_the_version_a_start_checks_without_alembic_is_the_newest_migration() -> None:
+    assert migrate.head() == migrate.HEAD
+
+
+async def test_a_store_at_the_newest_version_opens_without_alembic(tmp_path: Path) -> None:
+    """What a start costs: Alembic is loaded only when there is a migration to run."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    async with await Store.open(url):
+        pass
+    code = (
+        "import sys, anyio\n"
+        "from toolbridge.state import Store\n"
+        "async def main():\n"
+        f"    async with await Store.open({url!r}):\n"
+        "        pass\n"
+        "anyio.run(main)\n"
+        "heavy = ('alembic', 'asyncpg', 'redis')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout == "[]\n"
 
 
 async def test_opening_again_changes_nothing(store_url: str) -> None:

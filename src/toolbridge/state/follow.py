@@ -22,7 +22,6 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
-import asyncpg
 import sqlalchemy as sa
 
 from toolbridge.errors import StoreUnavailable
@@ -105,6 +104,8 @@ async def notified(
     safety_interval: float = SAFETY_INTERVAL,
 ) -> AsyncGenerator[Change, None]:
     """Every change after `after`, read when PostgreSQL notifies that one committed."""
+    import asyncpg  # here: only a PostgreSQL store's follower needs it
+
     last = after
     outage = _Outage(shown(url))
     dsn = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
