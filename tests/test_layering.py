@@ -81,11 +81,13 @@ EDGES = {
         "state.documents",
         "state.urls",
         "state.migrations.versions.v0001_initial",
+        "state.migrations.versions.v0002_filters",
     },
     "alembic": {
         "state.migrate",
         "state.migrations.env",
         "state.migrations.versions.v0001_initial",
+        "state.migrations.versions.v0002_filters",
     },
     "asyncpg": {"state.follow"},
     "aiosqlite": set(),  # only through SQLAlchemy's `sqlite+aiosqlite` driver

@@ -145,7 +145,8 @@ def _parser() -> argparse.ArgumentParser:
     reload.set_defaults(run=_reload)
 
     export = sub.add_parser(
-        "export", help="write the sources registered through the admin API as YAML entries"
+        "export",
+        help="write the sources and filters registered through the admin API as YAML entries",
     )
     export.add_argument(
         "-c", "--config", type=Path, help=f"config file (default: {DEFAULT_CONFIG})"
@@ -398,7 +399,8 @@ def _export(args: argparse.Namespace) -> int:
             return await export(store, args.out)
 
     done = anyio.run(run)
-    print(f"wrote {done.file}: {done.servers} servers, {done.tools} tools")
+    filters = f", {done.filters} filters" if done.filters else ""
+    print(f"wrote {done.file}: {done.servers} servers, {done.tools} tools{filters}")
     if done.variables:
         print("set these environment variables to the secrets (not exported):")
         for name in done.variables:

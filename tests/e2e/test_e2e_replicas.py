@@ -127,6 +127,39 @@ def test_a_server_registered_through_one_is_called_through_the_other(
     soon(lambda: first.call("more_getStatus").status_code == 404)
 
 
+STAMP = """
+class Filter:
+    def outlet(self, body):
+        body["result"] = {"stamped": "v1"}
+        return body
+"""
+
+
+def test_a_filter_registered_and_changed_through_one_acts_on_the_other(
+    pair: tuple[Served, Served],
+) -> None:
+    """Its file's content alone changes (the same size, the same entry): still taken."""
+    first, second = pair
+
+    def stamped(served: Served) -> Any:
+        return served.call("getStatus").json()["result"]
+
+    def send(method: str, path: str, body: Any = None) -> httpx2.Response:
+        return httpx2.request(
+            method, first.url + path, json=body, headers=bearer("ops"), timeout=60
+        )
+
+    created = send("POST", "/v1/admin/filters", {"id": "stamp", "content": STAMP})
+    assert created.status_code == 201, created.text
+    soon(lambda: stamped(second) == {"stamped": "v1"})
+    edited = send("PUT", "/v1/admin/filters/stamp", {"content": STAMP.replace("v1", "v2")})
+    assert edited.status_code == 200, edited.text
+    soon(lambda: stamped(second) == {"stamped": "v2"})
+    assert send("DELETE", "/v1/admin/filters/stamp").status_code == 200
+    soon(lambda: "stamped" not in stamped(second))
+    assert "stamped" not in stamped(first)
+
+
 def test_a_key_revoked_through_one_is_refused_by_the_other_within_a_second(
     pair: tuple[Served, Served], tmp_path: Path
 ) -> None:

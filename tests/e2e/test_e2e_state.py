@@ -8,6 +8,7 @@ logs, the export, nor in clear in the database file.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -282,7 +283,7 @@ def test_registered_sources_outlive_a_restart_and_are_exported(
     exported = subprocess.run(
         [sys.executable, "-m", "toolbridge", "export", "--out", "out"],
         cwd=folder,
-        env={**env, "PATH": ""},
+        env={**env, "PATH": "", "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
         capture_output=True,
         text=True,
         check=False,

@@ -10,14 +10,16 @@ from pathlib import Path
 import anyio
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
 from tests.servers import free_port
 from toolbridge.config import State
 from toolbridge.errors import StoreUnavailable
 from toolbridge.state import Store, migrate, resolve_url
-from toolbridge.state.engine import make_engine
+from toolbridge.state.engine import make_engine, writing
 from toolbridge.state.tables import metadata
 from toolbridge.state.urls import driver_url, shown
 
@@ -96,6 +98,36 @@ async def test_many_processes_opening_a_new_store_at_once_migrate_it_once(store_
     finally:
         await engine.dispose()
     assert (len(opened), [tuple(row) for row in rows]) == (4, [(migrate.head(),)])
+
+
+async def test_tools_stored_before_filters_existed_are_tools_after(store_url: str) -> None:
+    """Version 0002 marks every file stored at 0001 as a tool."""
+
+    def to_0001(sync: sa.Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(migrate.MIGRATIONS))
+        config.attributes["connection"] = sync
+        command.upgrade(config, "0001")
+
+    engine = make_engine(store_url)
+    try:
+        async with writing(engine) as connection:
+            await connection.run_sync(to_0001)
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO tools (id, content, content_sha256, entry, created_at, "
+                    "updated_at, updated_by) VALUES ('old', 'class Tools: pass', 'x', '{}', "
+                    "'2026-01-01 00:00:00', '2026-01-01 00:00:00', 'ops')"
+                )
+            )
+    finally:
+        await engine.dispose()
+
+    async with await Store.open(store_url) as store:
+        assert ([t.id for t in await store.tools.list()], await store.filters.list()) == (
+            ["old"],
+            (),
+        )
 
 
 async def test_a_sqlite_file_in_a_missing_folder_is_unavailable(tmp_path: Path) -> None:

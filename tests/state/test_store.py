@@ -236,6 +236,68 @@ async def test_creating_a_tool_twice_is_a_conflict(store: Store) -> None:
     assert await store.tools.get_valves("clock") is None  # the failed create left nothing
 
 
+# -- filters: stored as tools are, kept apart from them --------------------------------------------
+
+REDACT_FILTER = "class Filter:\n    def outlet(self, body):\n        return body\n"
+
+
+async def test_a_filter_is_stored_beside_the_tools_and_neither_sees_the_other(store: Store) -> None:
+    await store.tools.create("clock", CLOCK_TOOL, {}, valves={"tz": "UTC"}, by="ops")
+    entry = {"sources": ["clock"], "priority": 1}
+
+    created = await store.filters.create(
+        "redact", REDACT_FILTER, entry, valves={"api_key": "f-1", "word": "x"}, secret=["api_key"],
+        by="ops",
+    )  # fmt: skip
+
+    record = ToolRecord("redact", REDACT_FILTER, sha256(REDACT_FILTER), entry, NOW, NOW, "ops")
+    assert created == record
+    assert (await store.filters.list(), [t.id for t in await store.tools.list()]) == (
+        (record,),
+        ["clock"],
+    )
+    assert await store.filters.in_clear() == (
+        ToolInClear("redact", REDACT_FILTER, {**entry, "valves": {"api_key": "f-1", "word": "x"}}),
+    )
+    assert await store.filters.get_valves("redact") == Valves(
+        {"api_key": REDACTED, "word": "x"}, frozenset({"api_key"}), NOW, "ops"
+    )
+    # One id space: a kind reads, changes and deletes only its own files and their Valves.
+    assert (await store.tools.get("redact"), await store.filters.get("clock")) == (None, None)
+    assert (await store.tools.get_valves("redact"), await store.filters.get_valves("clock")) == (
+        None,
+        None,
+    )
+    assert await store.tools.update("redact", "x", {}, by="ops") is None
+    assert await store.filters.delete("clock", by="ops") is False
+    with pytest.raises(AlreadyExists) as caught:
+        await store.filters.create("clock", REDACT_FILTER, {}, by="ops")
+    assert str(caught.value) == "filter 'clock' is already registered"
+
+
+async def test_filter_changes_are_their_own_kind_in_the_feed_and_the_log(store: Store) -> None:
+    await store.filters.create("redact", REDACT_FILTER, {}, by="ops")
+    await store.filters.put_valves("redact", {"word": "y"}, by="bob")
+    await store.filters.update("redact", REDACT_FILTER, {"priority": 2}, by="ops")
+    assert await store.filters.delete("redact", by="ops") is True
+
+    changes = [(c.kind, c.op, dict(c.subject)) for c in await store.changes_since(0)]
+    log = [(e.actor, e.action, e.target) for e in await store.audit_log()]
+    assert changes == [
+        ("filter", "create", {"filter": "redact"}),
+        ("filter_valves", "update", {"filter": "redact"}),
+        ("filter", "update", {"filter": "redact"}),
+        ("filter", "delete", {"filter": "redact"}),
+    ]
+    assert log == [
+        ("ops", "filter.delete", "redact"),
+        ("ops", "filter.update", "redact"),
+        ("bob", "filter_valves.update", "redact"),
+        ("ops", "filter.create", "redact"),
+    ]
+    assert (await store.filters.list(), await store.filters.get_valves("redact")) == ((), None)
+
+
 # -- per user -------------------------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ from toolbridge.config import PerUserAuth
 from toolbridge.errors import BadRequest, InvalidArguments, ToolNotFound
 from toolbridge.gateway import Gateway
 from toolbridge.policy import Principal
-from toolbridge.serve.admin import Answer, secret_names
+from toolbridge.serve.admin_files import Answer, secret_names
 from toolbridge.serve.shared import Shared
 from toolbridge.state.store import Store
 from toolbridge.state.values import REDACTED

@@ -1,11 +1,11 @@
 """The state store as a serving gateway uses it: registered sources, callers' data, replicas.
 
-`Shared` opens the store in the app's lifespan, reads the sources registered through the admin
-API into the config a reload builds (`merged`), gives the gateway each caller's stored UserValves
-and credentials, and follows the store's change feed: what any replica changes reaches this
-one within a second (PostgreSQL notifies; SQLite is polled), and a reload another replica took
-is taken here too. When the store cannot be reached, calls go on from the catalog in memory,
-writes answer 503, and the follower catches up when it is back.
+`Shared` opens the store in the app's lifespan, reads the sources and filters registered through
+the admin API into the config a reload builds (`merged`), gives the gateway each caller's stored
+UserValves and credentials, and follows the store's change feed: what any replica changes
+reaches this one within a second (PostgreSQL notifies; SQLite is polled), and a reload another
+replica took is taken here too. When the store cannot be reached, calls go on from the catalog
+in memory, writes answer 503, and the follower catches up when it is back.
 """
 
 from __future__ import annotations
@@ -64,16 +64,15 @@ class Shared:
         return self.store
 
     async def refresh(self) -> frozenset[str]:
-        """Read the registered sources again; the ids of those that changed."""
+        """Read the registered sources and filters again; the ids of those that changed (in
+        their entry or their content)."""
         store = self.require()
         async with self._refreshing:
             servers = await store.servers.in_clear()
             tools = await store.tools.in_clear()
-            fresh = await asyncio.to_thread(materialize, servers, tools, self.folder)
-            before: dict[str, object] = {s.id: s for s in self.registered.servers}
-            before.update({t.id: t for t in self.registered.tools})
-            after: dict[str, object] = {s.id: s for s in fresh.servers}
-            after.update({t.id: t for t in fresh.tools})
+            filters = await store.filters.in_clear()
+            fresh = await asyncio.to_thread(materialize, servers, tools, self.folder, filters)
+            before, after = self.registered.versions(), fresh.versions()
             changed = {i for i in before.keys() | after.keys() if before.get(i) != after.get(i)}
             self.registered = fresh
         return frozenset(changed)
@@ -172,7 +171,7 @@ class Shared:
         sources_changed, reloaded_elsewhere, approved_elsewhere = handlers
         subject: dict[str, Any] = dict(change.subject)
         match change.kind:
-            case "server" | "tool" | "tool_valves":
+            case "server" | "tool" | "tool_valves" | "filter" | "filter_valves":
                 changed = await self.refresh()
                 if changed:  # nothing when this process made the change (it applied it)
                     await sources_changed(changed)

@@ -1,5 +1,5 @@
-"""`toolbridge export`: the sources registered through the admin API, as `toolbridge.yaml`
-entries and the files they name, so they can move into the config file.
+"""`toolbridge export`: the sources and filters registered through the admin API, as
+`toolbridge.yaml` entries and the files they name, so they can move into the config file.
 
 Secrets are never exported: each is written as a `${VARIABLE}` the file reads from the
 environment, and the variables are listed for the operator to set. Nothing is read in clear.
@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from toolbridge.state.store import Store
+from toolbridge.state.tool_files import ToolFiles
 from toolbridge.state.values import REDACTED
 
 FILE = "toolbridge.registered.yaml"
@@ -27,10 +28,12 @@ class Exported:
     tools: int
     variables: tuple[str, ...]
     """Environment variables the exported entries read their secrets from."""
+    filters: int = 0
 
 
 async def export(store: Store, folder: Path) -> Exported:
-    """Write the registered sources under `folder` (its `FILE`, `specs/`, `tools/`)."""
+    """Write the registered sources and filters under `folder` (its `FILE`, `specs/`, `tools/`,
+    `filters/`)."""
     variables: list[str] = []
     servers = []
     for record in await store.servers.list():
@@ -43,25 +46,34 @@ async def export(store: Store, folder: Path) -> Exported:
             path.write_bytes(document)
             entry["spec"] = f"specs/{path.name}"
         servers.append(entry)
-    tools = []
-    for tool in await store.tools.list():
-        path = folder / "tools" / f"{tool.id}.py"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(tool.content, encoding="utf-8")
-        entry = {"id": tool.id, "path": f"tools/{tool.id}.py", **dict(tool.entry)}
-        valves = await store.tools.get_valves(tool.id)
-        if valves is not None:
-            entry["valves"] = dict(valves.values)
-        tools.append(_placeholders(entry, tool.id.upper(), variables))
+    tools = await _files(store.tools, folder / "tools", variables)
+    filters = await _files(store.filters, folder / "filters", variables)
     written = folder / FILE
     folder.mkdir(parents=True, exist_ok=True)
     header = (
         "# Sources registered through the admin API, as toolbridge.yaml entries.\n"
         "# Secrets are not exported: set the environment variables they name.\n"
     )
-    body = yaml.safe_dump({"servers": servers, "tools": tools}, sort_keys=False)
-    written.write_text(header + body, encoding="utf-8")
-    return Exported(written, len(servers), len(tools), tuple(variables))
+    entries: dict[str, Any] = {"servers": servers, "tools": tools}
+    if filters:
+        entries["filters"] = filters
+    written.write_text(header + yaml.safe_dump(entries, sort_keys=False), encoding="utf-8")
+    return Exported(written, len(servers), len(tools), tuple(variables), len(filters))
+
+
+async def _files(part: ToolFiles, folder: Path, variables: list[str]) -> list[dict[str, Any]]:
+    """The stored files of one kind written to `folder`, and their entries naming them."""
+    entries = []
+    for record in await part.list():
+        path = folder / f"{record.id}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(record.content, encoding="utf-8")
+        entry = {"id": record.id, "path": f"{folder.name}/{path.name}", **dict(record.entry)}
+        valves = await part.get_valves(record.id)
+        if valves is not None:
+            entry["valves"] = dict(valves.values)
+        entries.append(_placeholders(entry, record.id.upper(), variables))
+    return entries
 
 
 def _placeholders(value: Any, prefix: str, variables: list[str]) -> Any:

@@ -5,6 +5,7 @@ and returns a store whose parts take and give the plain values of `values.py`:
 
     store.servers     servers registered through the admin API       (servers.py)
     store.tools       local tool files registered through the API, and Valves   (tool_files.py)
+    store.filters     filter files registered through the API, and Valves      (tool_files.py)
     store.users       each user's UserValves and upstream credentials  (users.py)
     store.documents   approved document versions (`on_change: hold`)  (documents.py)
     store.audit_log, store.changes_since, store.follow, store.record_change, store.rotate_secrets
@@ -54,7 +55,8 @@ class Store:
         self._db = db
         self.url = db.url
         self.servers = Servers(db)
-        self.tools = ToolFiles(db)
+        self.tools = ToolFiles(db, "tool")
+        self.filters = ToolFiles(db, "filter")
         self.users = Users(db)
         self.documents = Documents(db)
 

@@ -39,6 +39,8 @@ tools = sa.Table(
     "tools",
     metadata,
     sa.Column("id", Id, primary_key=True),
+    # `tool` (a local tools file) or `filter` (a file with `class Filter`): one id space.
+    sa.Column("kind", sa.String(10), nullable=False, server_default="tool"),
     sa.Column("content", sa.Text, nullable=False),
     sa.Column("content_sha256", sa.String(64), nullable=False),
     sa.Column("entry", Json, nullable=False),

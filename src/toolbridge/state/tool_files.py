@@ -1,8 +1,11 @@
-"""Local tool files registered through the admin API, and tools' Valves.
+"""Local tool files and filter files registered through the admin API, and their Valves.
 
 A tool is stored as Open WebUI stores one: the file's text with its frontmatter, beside the
 entry keys (`prefix`, `timeout`, `access`, ...). Its Valves live apart, so they can change
-without the file; the values the caller names secret are sealed and listed as `REDACTED`.
+without the file; the values the caller names secret are sealed and listed as `REDACTED`. A
+filter (a file with `class Filter`, and the keys of a `filters` entry) is stored the same way,
+in the same tables, marked by its `kind`: `store.tools` and `store.filters` are this class for
+one kind each, and neither sees the other's files. Ids are unique across both kinds.
 """
 
 from __future__ import annotations
@@ -24,12 +27,16 @@ from toolbridge.state.database import (
 )
 from toolbridge.state.rows import tool_record, valves_of
 from toolbridge.state.tables import tool_valves, tools, user_valves
-from toolbridge.state.values import ToolInClear, ToolRecord, Valves
+from toolbridge.state.values import FileKind, ToolInClear, ToolRecord, Valves
 
 
 class ToolFiles:
-    def __init__(self, db: Database) -> None:
+    """The stored files of one kind (`tool` or `filter`) and their Valves."""
+
+    def __init__(self, db: Database, kind: FileKind = "tool") -> None:
         self._db = db
+        self.kind: FileKind = kind
+        self._mine = tools.c.kind == kind
 
     async def create(
         self,
@@ -41,22 +48,27 @@ class ToolFiles:
         secret: Iterable[str] = (),
         by: str,
     ) -> ToolRecord:
-        """Store a new tool file, its entry keys and (optionally) its Valves, in one change."""
-        row = _row(tool_id, content, entry)
+        """Store a new file, its entry keys and (optionally) its Valves, in one change."""
+        row = _row(self.kind, tool_id, content, entry)
         now = self._db.clock()
-        async with self._db.write(f"register tool {tool_id!r}") as connection:
+        async with self._db.write(f"register {self.kind} {tool_id!r}") as connection:
             try:
                 await connection.execute(
                     tools.insert().values(
-                        id=tool_id, created_at=now, updated_at=now, updated_by=by, **row
+                        id=tool_id,
+                        kind=self.kind,
+                        created_at=now,
+                        updated_at=now,
+                        updated_by=by,
+                        **row,
                     )
                 )
             except sa.exc.IntegrityError:
-                raise AlreadyExists(f"tool {tool_id!r} is already registered") from None
+                raise AlreadyExists(f"{self.kind} {tool_id!r} is already registered") from None
             if valves is not None:
                 await self._put_valves(connection, tool_id, valves, secret, by)
             await self._db.changed(
-                connection, "tool", "create", {"tool": tool_id}, by=by, detail=_detail(row)
+                connection, self.kind, "create", self._subject(tool_id), by=by, detail=_detail(row)
             )
         return await self._stored(tool_id)
 
@@ -70,12 +82,12 @@ class ToolFiles:
         secret: Iterable[str] = (),
         by: str,
     ) -> ToolRecord | None:
-        """Replace a tool's file and entry (and Valves, when given); None when absent."""
-        row = _row(tool_id, content, entry)
-        async with self._db.write(f"update tool {tool_id!r}") as connection:
+        """Replace a file and its entry (and Valves, when given); None when absent."""
+        row = _row(self.kind, tool_id, content, entry)
+        async with self._db.write(f"update {self.kind} {tool_id!r}") as connection:
             updated = await connection.execute(
                 tools.update()
-                .where(tools.c.id == tool_id)
+                .where((tools.c.id == tool_id) & self._mine)
                 .values(updated_at=self._db.clock(), updated_by=by, **row)
             )
             if updated.rowcount == 0:
@@ -83,44 +95,51 @@ class ToolFiles:
             if valves is not None:
                 await self._put_valves(connection, tool_id, valves, secret, by)
             await self._db.changed(
-                connection, "tool", "update", {"tool": tool_id}, by=by, detail=_detail(row)
+                connection, self.kind, "update", self._subject(tool_id), by=by, detail=_detail(row)
             )
         return await self._stored(tool_id)
 
     async def delete(self, tool_id: str, *, by: str) -> bool:
-        """Remove a tool, its Valves and every user's UserValves for it."""
-        async with self._db.write(f"delete tool {tool_id!r}") as connection:
-            deleted = await connection.execute(tools.delete().where(tools.c.id == tool_id))
+        """Remove a file, its Valves and every user's UserValves for it."""
+        async with self._db.write(f"delete {self.kind} {tool_id!r}") as connection:
+            deleted = await connection.execute(
+                tools.delete().where((tools.c.id == tool_id) & self._mine)
+            )
             if deleted.rowcount == 0:
                 return False
             await connection.execute(tool_valves.delete().where(tool_valves.c.tool_id == tool_id))
             await connection.execute(user_valves.delete().where(user_valves.c.tool_id == tool_id))
-            await self._db.changed(connection, "tool", "delete", {"tool": tool_id}, by=by)
+            await self._db.changed(connection, self.kind, "delete", self._subject(tool_id), by=by)
         return True
 
     async def get(self, tool_id: str) -> ToolRecord | None:
-        async with self._db.read(f"read tool {tool_id!r}") as connection:
-            row = (await connection.execute(sa.select(tools).where(tools.c.id == tool_id))).first()
+        query = sa.select(tools).where((tools.c.id == tool_id) & self._mine)
+        async with self._db.read(f"read {self.kind} {tool_id!r}") as connection:
+            row = (await connection.execute(query)).first()
         return None if row is None else tool_record(row)
 
     async def list(self) -> tuple[ToolRecord, ...]:
-        """Every stored tool, by id (Valves apart: `get_valves`)."""
-        async with self._db.read("list tools") as connection:
-            rows = (await connection.execute(sa.select(tools).order_by(tools.c.id))).all()
+        """Every stored file of this kind, by id (Valves apart: `get_valves`)."""
+        async with self._db.read(f"list {self.kind}s") as connection:
+            query = sa.select(tools).where(self._mine).order_by(tools.c.id)
+            rows = (await connection.execute(query)).all()
         return tuple(tool_record(row) for row in rows)
 
     async def in_clear(self) -> tuple[ToolInClear, ...]:
-        """Every stored tool with its Valves, secrets included: what the catalog loads."""
-        query = sa.select(tools, tool_valves.c.valves, tool_valves.c.sealed).outerjoin(
-            tool_valves, tool_valves.c.tool_id == tools.c.id
+        """Every stored file of this kind with its Valves, secrets included: what the gateway
+        loads."""
+        query = (
+            sa.select(tools, tool_valves.c.valves, tool_valves.c.sealed)
+            .outerjoin(tool_valves, tool_valves.c.tool_id == tools.c.id)
+            .where(self._mine)
         )
-        async with self._db.read("read tools") as connection:
+        async with self._db.read(f"read {self.kind}s") as connection:
             rows = (await connection.execute(query.order_by(tools.c.id))).all()
         loaded = []
         for row in rows:
             entry = dict(row.entry)
             if row.valves is not None:
-                what = f"the valves of tool {row.id!r}"
+                what = f"the valves of {self.kind} {row.id!r}"
                 entry["valves"] = self._db.unsealed(row.valves, row.sealed, what)
             loaded.append(ToolInClear(row.id, row.content, entry))
         return tuple(loaded)
@@ -128,14 +147,15 @@ class ToolFiles:
     async def put_valves(
         self, tool_id: str, values: Mapping[str, Any], *, secret: Iterable[str] = (), by: str
     ) -> Valves:
-        """Replace a tool's Valves; the values named in `secret` are encrypted at rest."""
-        async with self._db.write(f"store the valves of tool {tool_id!r}") as connection:
+        """Replace the Valves of a stored file; the values named in `secret` are encrypted at
+        rest."""
+        async with self._db.write(f"store the valves of {self.kind} {tool_id!r}") as connection:
             await self._put_valves(connection, tool_id, values, secret, by)
             await self._db.changed(
                 connection,
-                "tool_valves",
+                "tool_valves" if self.kind == "tool" else "filter_valves",
                 "update",
-                {"tool": tool_id},
+                self._subject(tool_id),
                 by=by,
                 detail=valves_detail(values, secret),
             )
@@ -144,19 +164,24 @@ class ToolFiles:
         return found
 
     async def get_valves(self, tool_id: str) -> Valves | None:
-        """A tool's stored Valves, secrets redacted."""
+        """The stored Valves of a file, secrets redacted."""
         row = await self._valves_row(tool_id)
         return None if row is None else valves_of(row)
 
     async def valves_in_clear(self, tool_id: str) -> dict[str, Any] | None:
-        """A tool's stored Valves with their secrets: what the tool is loaded with."""
+        """The stored Valves of a file with their secrets: what it is loaded with."""
         row = await self._valves_row(tool_id)
-        what = f"the valves of tool {tool_id!r}"
+        what = f"the valves of {self.kind} {tool_id!r}"
         return None if row is None else self._db.unsealed(row.valves, row.sealed, what)
 
     async def _valves_row(self, tool_id: str) -> sa.Row[Any] | None:
-        query = sa.select(tool_valves).where(tool_valves.c.tool_id == tool_id)
-        async with self._db.read(f"read the valves of tool {tool_id!r}") as connection:
+        # Valves of another kind's file are not this kind's (ids are shared by both kinds).
+        query = (
+            sa.select(tool_valves)
+            .outerjoin(tools, tools.c.id == tool_valves.c.tool_id)
+            .where((tool_valves.c.tool_id == tool_id) & (self._mine | tools.c.kind.is_(None)))
+        )
+        async with self._db.read(f"read the valves of {self.kind} {tool_id!r}") as connection:
             return (await connection.execute(query)).first()
 
     async def _put_valves(
@@ -167,7 +192,7 @@ class ToolFiles:
         secret: Iterable[str],
         by: str,
     ) -> None:
-        what = f"the valves of tool {tool_id!r}"
+        what = f"the valves of {self.kind} {tool_id!r}"
         values, names = dict(values), set(secret) & set(values)
         size_check(values, MAX_ENTRY_BYTES, what)
         key = tool_valves.c.tool_id == tool_id
@@ -191,17 +216,20 @@ class ToolFiles:
         assert found is not None
         return found
 
+    def _subject(self, tool_id: str) -> dict[str, str]:
+        return {self.kind: tool_id}
 
-def _row(tool_id: str, content: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+
+def _row(kind: FileKind, tool_id: str, content: str, entry: Mapping[str, Any]) -> dict[str, Any]:
     if "valves" in entry:
         raise BadRequest(
-            f"tool {tool_id!r}: give its valves apart from the entry (`valves=`), so the ones "
+            f"{kind} {tool_id!r}: give its valves apart from the entry (`valves=`), so the ones "
             "that are secret can be sealed"
         )
     encoded = content.encode("utf-8")
     if len(encoded) > MAX_TOOL_BYTES:
-        raise too_large(f"the content of tool {tool_id!r}", len(encoded), MAX_TOOL_BYTES)
-    size_check(dict(entry), MAX_ENTRY_BYTES, f"the entry of tool {tool_id!r}")
+        raise too_large(f"the content of {kind} {tool_id!r}", len(encoded), MAX_TOOL_BYTES)
+    size_check(dict(entry), MAX_ENTRY_BYTES, f"the entry of {kind} {tool_id!r}")
     return {"content": content, "content_sha256": digest(encoded), "entry": dict(entry)}
 
 

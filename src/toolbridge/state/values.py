@@ -1,9 +1,10 @@
 """The plain values the store takes and gives: frozen dataclasses, no database types.
 
-Entries are mappings "as the YAML would have it" (the keys of `servers[]` and `tools[]` in
-`toolbridge.yaml`); the store does not check them against the config model: the gateway does,
-exactly as it checks a reload, before it stores anything. Values a listing returns have their
-secrets replaced by `REDACTED`; only the `..._in_clear` methods of `Store` return them whole.
+Entries are mappings "as the YAML would have it" (the keys of `servers[]`, `tools[]` and
+`filters[]` in `toolbridge.yaml`); the store does not check them against the config model: the
+gateway does, exactly as it checks a reload, before it stores anything. Values a listing returns
+have their secrets replaced by `REDACTED`; only the `..._in_clear` methods of `Store` return them
+whole.
 """
 
 from __future__ import annotations
@@ -17,11 +18,22 @@ REDACTED = "********"
 """What a listing shows in place of a secret value."""
 
 ChangeKind = Literal[
-    "server", "tool", "tool_valves", "user_valves", "credential", "document", "reload"
+    "server",
+    "tool",
+    "tool_valves",
+    "filter",
+    "filter_valves",
+    "user_valves",
+    "credential",
+    "document",
+    "reload",
 ]
 """What a change in the feed is about; `reload` is announced by the gateway itself."""
 
 Op = Literal["create", "update", "delete", "approve", "reload"]
+
+FileKind = Literal["tool", "filter"]
+"""What a stored file is: a local tools file, or a filter (a file with `class Filter`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +62,8 @@ class ServerInClear:
 
 @dataclass(frozen=True, slots=True)
 class ToolRecord:
-    """A local tool file registered through the API, stored as Open WebUI stores tools."""
+    """A local tool file (or a filter file) registered through the API, stored as Open WebUI
+    stores tools."""
 
     id: str
     content: str
@@ -65,8 +78,8 @@ class ToolRecord:
 
 @dataclass(frozen=True, slots=True)
 class ToolInClear:
-    """What the gateway loads a stored tool from: its content, and its entry with `valves`
-    (secrets included) when the tool has stored Valves."""
+    """What the gateway loads a stored tool (or filter) from: its content, and its entry with
+    `valves` (secrets included) when it has stored Valves."""
 
     id: str
     content: str
