@@ -23,7 +23,8 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
 
 
 def free_port() -> int:
@@ -100,6 +101,9 @@ def test_open_mode_is_announced_and_sighup_reloads(tmp_path: Path) -> None:
         err = stop(process)
     assert "OPEN MODE" in err
     assert "reloaded: tools +0 -0 ~0 (9 in all)" in err
+    # The demo's state store is made where it was started, never in the installed package.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toolbridge-state.db"]
+    assert not list((ROOT / "src" / "toolbridge" / "demo").glob("toolbridge-state.db*"))
 
 
 def test_several_workers_serve_one_port(tmp_path: Path) -> None:

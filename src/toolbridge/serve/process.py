@@ -90,7 +90,7 @@ def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: s
         if workers > 1:
             # Each worker loads the config itself; this checks it first, so a bad one stops
             # here, before any port is bound.
-            _gateway(config, path, log_level, _shared(config), workers=workers).load()
+            _gateway(config, path, log_level, _shared(config, path), workers=workers).load()
             if demo is not None:
                 os.environ[DEMO_ENV] = demo.url
             os.environ[LOG_LEVEL_ENV] = log_level
@@ -100,7 +100,7 @@ def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: s
                 target = "toolbridge.serve.process:worker_app"
                 run_workers(uvicorn.Config(target, factory=True, workers=workers, **options))
         else:
-            shared = _shared(config)
+            shared = _shared(config, path)
             gateway = _gateway(config, path, log_level, shared)
             install_log_redaction(lambda: gateway.secrets)  # each reload brings its own
             catalog = gateway.load()  # everything is loaded and checked before the port is bound
@@ -120,7 +120,7 @@ def worker_app() -> App:
     path = None if demo_url else Path(os.environ[CONFIG_ENV])
     config = demo_config(demo_url) if demo_url else load_config(path or Path(), os.environ)
     level = os.environ.get(LOG_LEVEL_ENV, "info")
-    shared = _shared(config)
+    shared = _shared(config, path)
     workers = int(os.environ.get(WORKERS_ENV, "1"))
     gateway = _gateway(config, path, level, shared, workers=workers)
     install_log_redaction(lambda: gateway.secrets)
@@ -149,10 +149,11 @@ def _gateway(
     )
 
 
-def _shared(config: Config) -> Shared:
-    """This process's link to the state store: `state.url`, else SQLite beside the config (the
-    working directory for the demo); registered files go to a folder of this process's own."""
-    url = resolve_url(config.state, config.base_dir)
+def _shared(config: Config, path: Path | None) -> Shared:
+    """This process's link to the state store: `state.url`, else SQLite beside the config file
+    `path` (the working directory for the demo, which has none: never the package's folder);
+    registered files go to a folder of this process's own."""
+    url = resolve_url(config.state, config.base_dir if path is not None else Path.cwd())
     folder = Path(tempfile.mkdtemp(prefix="toolbridge-registered-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     replica = os.environ.get(REPLICA_ENV) or uuid.uuid4().hex
