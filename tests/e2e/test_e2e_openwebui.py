@@ -6,7 +6,6 @@ client of the 1.x SDK; and a filter file edited while the gateway serves.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -34,7 +33,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "alice-e2e-key-0123456789"
 OPS_KEY = "ops-e2e-key-0123456789"
-MCP1_PYTHON = os.environ.get("TOOLBRIDGE_MCP1_PYTHON", "")
 
 
 @pytest.fixture
@@ -147,13 +145,15 @@ anyio.run(main)
 """
 
 
-@pytest.mark.skipif(not MCP1_PYTHON, reason="TOOLBRIDGE_MCP1_PYTHON (a Python with mcp<2) not set")
-def test_a_client_of_the_1x_sdk_answers_elicitation(tmp_path: Path) -> None:
+def test_a_client_of_the_1x_sdk_answers_elicitation(tmp_path: Path, mcp1_python: Path) -> None:
     script = tmp_path / "mcp1_client.py"
     script.write_text(MCP1_CLIENT)
     with LoopbackServer(mcp_only(config(), stateful=True), lifespan="on") as server:
         done = subprocess.run(
-            [MCP1_PYTHON, str(script), server.url, KEY], capture_output=True, text=True, timeout=120
+            [str(mcp1_python), str(script), server.url, KEY],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "Deleted b.txt (from 1.x)."

@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 RETRY = 2.0
 """Seconds between attempts to open a store that could not be reached at start."""
+APPLY_ATTEMPTS = 8
+"""Tries at applying one change from the feed (about 10 s in all) before it is logged as
+failed and the next one is taken."""
 
 
 class Shared:
@@ -152,12 +155,36 @@ class Shared:
                 logger.warning("the state store at %s is reachable again", shown(self.url))
                 await self._catch_up(sources_changed)
         store = self.require()
-        start = await store.last_change_id()
-        async for change in store.follow(start):
+        last = await store.last_change_id()
+        while True:
+            try:
+                async for change in store.follow(last):
+                    await self._apply_soon(change, handlers)
+                    last = change.id
+            except Exception:  # the feed's own outages are its business; anything else: again
+                logger.exception("following the state store's changes failed; again from %d", last)
+                await asyncio.sleep(RETRY)
+
+    async def _apply_soon(
+        self,
+        change: Change,
+        handlers: tuple[
+            Callable[[frozenset[str]], Awaitable[object]],
+            Callable[[], Awaitable[object]],
+            Callable[[str, str], Awaitable[object]],
+        ],
+    ) -> None:
+        """`_apply`, tried again while it fails (a store that is just coming back), at most
+        `APPLY_ATTEMPTS` times: a change is never skipped for a passing fault."""
+        for attempt in range(1, APPLY_ATTEMPTS + 1):
             try:
                 await self._apply(change, handlers)
+                return
             except Exception:
-                logger.exception("applying change %d from the state store failed", change.id)
+                if attempt == APPLY_ATTEMPTS:
+                    logger.exception("applying change %d from the state store failed", change.id)
+                    return
+                await asyncio.sleep(min(RETRY, 0.1 * 2**attempt))
 
     async def _apply(
         self,

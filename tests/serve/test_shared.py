@@ -1,0 +1,65 @@
+"""How a serving process applies the state store's change feed: no change skipped for a
+passing fault."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from toolbridge.errors import StoreUnavailable
+from toolbridge.serve import shared as shared_module
+from toolbridge.serve.shared import Shared
+from toolbridge.state.values import Change
+
+pytestmark = pytest.mark.anyio
+
+RELOAD = Change(
+    id=7, kind="reload", op="reload", subject={"replica": "other"}, at=datetime.now(UTC)
+)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Shared:
+    monkeypatch.setattr(shared_module, "RETRY", 0.01)
+    return Shared("sqlite:///unused.db", folder=tmp_path, replica="this")
+
+
+async def nothing(*_: object) -> None:
+    return None
+
+
+async def test_a_change_whose_application_fails_for_a_while_is_applied_when_it_can_be(
+    shared: Shared,
+) -> None:
+    attempts: list[int] = []
+
+    async def reloaded_elsewhere() -> None:
+        attempts.append(len(attempts) + 1)
+        if len(attempts) < 3:
+            raise StoreUnavailable("read the config", "postgresql://db", "starting up")
+
+    await shared._apply_soon(RELOAD, (nothing, reloaded_elsewhere, nothing))
+    assert attempts == [1, 2, 3]
+
+
+async def test_a_change_that_never_applies_is_logged_after_its_attempts(
+    shared: Shared, caplog: pytest.LogCaptureFixture
+) -> None:
+    attempts: list[int] = []
+
+    async def reloaded_elsewhere() -> None:
+        attempts.append(1)
+        raise RuntimeError("a bug")
+
+    await shared._apply_soon(RELOAD, (nothing, reloaded_elsewhere, nothing))
+    assert len(attempts) == shared_module.APPLY_ATTEMPTS
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "applying change 7 from the state store failed"
+    ]
