@@ -31,7 +31,7 @@ from toolbridge.openapi.operations import Operation, find_operations, unexposed
 from toolbridge.openapi.references import References, RefError
 from toolbridge.openapi.responses import output_schema
 from toolbridge.openapi.servers import NO_BASE_URL, server_url
-from toolbridge.openapi.soundness import sound_input_schema, sound_schema
+from toolbridge.openapi.soundness import Soundness
 from toolbridge.tools import (
     Annotations,
     HttpOperation,
@@ -100,6 +100,7 @@ class _Document:
     response: Definitions
     schemes: dict[str, dict[str, Any]]
     """The declared security schemes, by name, `$ref`s followed."""
+    soundness: Soundness
 
 
 def convert(
@@ -153,6 +154,7 @@ def _convert(
         request=Definitions(refs, version, "request", shared),
         response=Definitions(refs, version, "response", shared),
         schemes=security.declared(document, version, refs, uri),
+        soundness=Soundness(),
     )
     operations, path_notes = find_operations(document, uri, refs)
     notes.extend(path_notes)
@@ -280,10 +282,10 @@ def _tool(doc: _Document, op: Operation, name_notes: list[Note]) -> Tool:
         produces = _strings(op.operation.get("produces")) or _strings(doc.data.get("produces"))
         responses = swagger2.responses(responses, produces)
     output, accept = output_schema(responses, op.uri, doc.refs, doc.response, b)
-    input_schema, problems = sound_input_schema(input_schema)
+    input_schema, problems = doc.soundness.input_schema(input_schema)
     b.notes.extend(problems)
     if output is not None:
-        output, problems = sound_schema(output, "output schema")
+        output, problems = doc.soundness.output_schema(output)
         b.notes.extend(problems)
     b.notes.extend(_malformed(operation))
     description, summary = _description(operation, op, b)

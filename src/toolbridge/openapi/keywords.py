@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Protocol
 
-import jsonschema_rs
-
 from toolbridge import schemas as js
+from toolbridge.openapi.compilable import valid_regex
 from toolbridge.openapi.references import References, RefError
 from toolbridge.tools import Note
 
@@ -42,16 +40,6 @@ class Translator(Protocol):
     def direction(self) -> str: ...
     def node(self, node: Any, uri: str, found: Found) -> Any: ...
     def text(self, value: Any) -> str: ...
-
-
-@lru_cache(maxsize=4096)
-def _valid_regex(pattern: str) -> bool:
-    """Whether the validator we compile argument schemas with accepts the pattern."""
-    try:
-        jsonschema_rs.validator_for({"pattern": pattern})
-    except (ValueError, jsonschema_rs.ValidationError):
-        return False
-    return True
 
 
 def _drops(d: Translator, sub: Any, uri: str, flag: str, depth: int = 0) -> bool:
@@ -157,7 +145,7 @@ def _description(
 def _pattern(
     d: Translator, out: dict[str, Any], key: str, value: Any, node: Any, uri: str, found: Found
 ) -> None:
-    if isinstance(value, str) and _valid_regex(value):
+    if isinstance(value, str) and valid_regex(value):
         out["pattern"] = value
     else:
         found.notes.append(
@@ -232,7 +220,7 @@ def _properties(
             continue
         if key == "properties" and not found.directed and _drops(d, sub, uri, other):
             found.directed = True  # the other direction leaves it out
-        if key == "patternProperties" and not _valid_regex(name):
+        if key == "patternProperties" and not valid_regex(name):
             continue
         props[name] = d.node(sub, uri, found)
     out[key] = props
