@@ -124,30 +124,32 @@ class Compilable:
         for key, value in schema.items():
             if key == "properties" and type(value) is dict:
                 depth = self._top_properties(value, refs)
-                if depth == _FAIL:
-                    return False
-                deepest = max(deepest, depth)
             elif key != "$defs":
                 depth = _keyword(key, value, refs, MAX_DEPTH - 1)
-                if depth == _FAIL:
-                    return False
-                deepest = max(deepest, depth)
+            else:
+                continue
+            if depth == _FAIL:
+                return False
+            if depth > deepest:
+                deepest = depth
         if deepest + 1 > MAX_DEPTH:
             return False
         return not refs or (type(defs) is dict and refs <= defs.keys())
 
     def _top_properties(self, properties: dict[str, Any], refs: set[str]) -> int:
+        if not _texts(properties):
+            return _FAIL
         deepest = 0
         pieces = self._pieces
-        for name, sub in properties.items():
-            known = pieces.get(id(sub))
-            if known is None or known[0] is not sub:
-                known = self._piece(sub)
-            depth = known[1]
-            if depth == _FAIL or not _text(name):
+        for sub in properties.values():
+            piece = pieces.get(id(sub))
+            if piece is None or piece[0] is not sub:
+                piece = self._piece(sub)
+            depth = piece[1]
+            if depth == _FAIL:
                 return _FAIL
-            if known[2]:
-                refs |= known[2]
+            if piece[2]:
+                refs |= piece[2]
             if depth > deepest:
                 deepest = depth
         return deepest + 1
@@ -159,16 +161,16 @@ class Compilable:
         if known is not None and known[0] is defs:
             return known[1]
         deepest = _FAIL
-        if type(defs) is dict:
+        if type(defs) is dict and _texts(defs):
             deepest = 0
             names = defs.keys()
             pieces = self._pieces
-            for name, sub in defs.items():
+            for sub in defs.values():
                 piece = pieces.get(id(sub))
                 if piece is None or piece[0] is not sub:
                     piece = self._piece(sub)
                 depth = piece[1]
-                if depth == _FAIL or not _text(name) or (piece[2] and not piece[2] <= names):
+                if depth == _FAIL or (piece[2] and not piece[2] <= names):
                     deepest = _FAIL
                     break
                 if depth > deepest:
@@ -192,12 +194,11 @@ def _schema(node: Any, refs: set[str], room: int) -> int:
     if room <= 0:
         return _FAIL
     deepest = 0
-    rules = _RULES
     for key, value in node.items():
-        rule = rules.get(key)
+        rule = _RULES.get(key)
         # The commonest keywords first, without a call: texts, a type named, a `$ref`.
         if rule == _TEXT:
-            if type(value) is str and (value.isascii() or _text(value)):
+            if type(value) is str and (value.isascii() or _utf8(value)):
                 continue
             return _FAIL
         if rule == _TYPE and type(value) is str:
@@ -212,7 +213,12 @@ def _schema(node: Any, refs: set[str], room: int) -> int:
                 return _FAIL
             refs.add(name)
             continue
-        depth = _keyword(key, value, refs, room - 1)
+        if rule == _SUB:
+            depth = _schema(value, refs, room - 1)
+        elif rule == _MAP:
+            depth = _map(key, value, refs, room - 1)
+        else:
+            depth = _keyword(key, value, refs, room - 1)
         if depth == _FAIL:
             return _FAIL
         if depth > deepest:
@@ -225,6 +231,22 @@ def _plain_name(name: str) -> bool:
     return _PLAIN_NAME.fullmatch(name) is not None
 
 
+def _map(key: str, value: Any, refs: set[str], room: int) -> int:
+    """`properties`, `patternProperties`, `dependentSchemas`: names to schemas."""
+    if type(value) is not dict or room <= 0 or not _texts(value):
+        return _FAIL
+    if key == "patternProperties" and not all(valid_regex(name) for name in value):
+        return _FAIL
+    deepest = 0
+    for sub in value.values():
+        depth = _schema(sub, refs, room - 1)
+        if depth == _FAIL:
+            return _FAIL
+        if depth > deepest:
+            deepest = depth
+    return deepest + 1
+
+
 def _keyword(key: str, value: Any, refs: set[str], room: int) -> int:
     """The nesting depth of one keyword's value if it surely compiles, else _FAIL."""
     rule = _RULES.get(key)
@@ -233,6 +255,8 @@ def _keyword(key: str, value: Any, refs: set[str], room: int) -> int:
         return 0 if _text(value) else _FAIL
     if rule == _SUB:
         return _schema(value, refs, room)
+    if rule == _MAP:
+        return _map(key, value, refs, room)
     if rule == _REF:
         if kind is not str or not value.startswith(_REF_PREFIX):
             return _FAIL
@@ -249,18 +273,6 @@ def _keyword(key: str, value: Any, refs: set[str], room: int) -> int:
         if not all(type(v) is str and v in _TYPES for v in value) or len(set(value)) != len(value):
             return _FAIL
         return 1
-    if rule == _MAP:
-        if kind is not dict or room <= 0:
-            return _FAIL
-        deepest = 0
-        for name, sub in value.items():
-            if not _text(name) or (key == "patternProperties" and not valid_regex(name)):
-                return _FAIL
-            depth = _schema(sub, refs, room - 1)
-            if depth == _FAIL:
-                return _FAIL
-            deepest = max(deepest, depth)
-        return deepest + 1
     if rule == _LIST:
         if kind is not list or not value or room <= 0:
             return _FAIL
@@ -287,7 +299,7 @@ def _keyword(key: str, value: Any, refs: set[str], room: int) -> int:
     if rule == _VALUE:
         return _value(value, room)
     if rule == _DEPENDENT:
-        if kind is not dict or not all(_text(k) and _names(v) for k, v in value.items()):
+        if kind is not dict or not _texts(value) or not all(map(_names, value.values())):
             return _FAIL
         return 2
     return _FAIL  # a keyword the grammar does not hold (`$defs` below the top, `$id`, ...)
@@ -295,7 +307,7 @@ def _keyword(key: str, value: Any, refs: set[str], room: int) -> int:
 
 def _names(value: Any) -> bool:
     """A list of distinct strings (`required`, a `dependentRequired` entry)."""
-    return type(value) is list and all(_text(v) for v in value) and len(set(value)) == len(value)
+    return type(value) is list and _texts(value) and len(set(value)) == len(value)
 
 
 def _value(value: Any, room: int) -> int:
@@ -316,7 +328,7 @@ def _value(value: Any, room: int) -> int:
     if kind is list:
         items = value
     elif kind is dict:
-        if not all(_text(k) for k in value):
+        if not _texts(value):
             return _FAIL
         items = value.values()
     else:
@@ -331,10 +343,19 @@ def _value(value: Any, room: int) -> int:
 
 def _text(value: Any) -> bool:
     """A string the validator can take: UTF-8 (no lone surrogates)."""
-    if type(value) is not str:
+    return type(value) is str and (value.isascii() or _utf8(value))
+
+
+def _texts(values: Any) -> bool:
+    """Each of these (a list's items, a mapping's keys) is a string the validator can take."""
+    try:
+        joined = "".join(values)  # refuses anything but strings; surrogates stay lone
+    except TypeError:
         return False
-    if value.isascii():
-        return True
+    return joined.isascii() or _utf8(joined)
+
+
+def _utf8(value: str) -> bool:
     try:
         value.encode()
     except UnicodeEncodeError:

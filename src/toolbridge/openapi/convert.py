@@ -100,6 +100,7 @@ class _Document:
     response: Definitions
     schemes: dict[str, dict[str, Any]]
     """The declared security schemes, by name, `$ref`s followed."""
+    params: parameters.Parameters
     soundness: Soundness
 
 
@@ -144,6 +145,7 @@ def _convert(
     version, notes = _version(document, display)
     refs = References(store, uri, destinations)
     shared = Names()  # one name per schema in both directions: what translates alike is shared
+    request = Definitions(refs, version, "request", shared)
     doc = _Document(
         uri=uri,
         data=document,
@@ -151,9 +153,10 @@ def _convert(
         source=source,
         base_url=base_url,
         refs=refs,
-        request=Definitions(refs, version, "request", shared),
+        request=request,
         response=Definitions(refs, version, "response", shared),
         schemes=security.declared(document, version, refs, uri),
+        params=parameters.Parameters(refs, request),
         soundness=Soundness(),
     )
     operations, path_notes = find_operations(document, uri, refs)
@@ -255,7 +258,7 @@ def _tool(doc: _Document, op: Operation, name_notes: list[Note]) -> Tool:
     params, body = _inputs(doc, op, b)
     requirements = security.requirements(operation, doc.data)
     credentials = security.api_key_slots(requirements, doc.schemes)
-    parameters.add_parameters(params, credentials, b, doc.request)
+    doc.params.add(params, credentials, b)
     parameters.match_template(op.path, b)
     if body is not None:
         add_body(*body, b, doc.request)
@@ -329,16 +332,15 @@ def _tool(doc: _Document, op: Operation, name_notes: list[Note]) -> Tool:
 
 def _inputs(
     doc: _Document, op: Operation, b: Draft
-) -> tuple[list[parameters.Located], parameters.Located | None]:
+) -> tuple[list[parameters.Param], parameters.Located | None]:
     """Path-level and operation-level parameters merged (the operation wins), and the body."""
-    params = parameters.merge(
+    params = doc.params.merge(
         ((op.path_item.get("parameters"), op.item_uri), (op.operation.get("parameters"), op.uri)),
-        doc.refs,
         b,
     )
     if doc.version == "2.0":
         consumes = _strings(op.operation.get("consumes")) or _strings(doc.data.get("consumes"))
-        return parameters.from_swagger2(params, consumes, op.uri, b, doc.request)
+        return doc.params.from_swagger2(params, consumes, op.uri, b)
     body = op.operation.get("requestBody")
     body_uri = op.uri
     if isinstance(body, dict) and "$ref" in body:
