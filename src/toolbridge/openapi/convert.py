@@ -17,6 +17,7 @@ import fnmatch
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, cast
 
 from toolbridge import names
@@ -102,6 +103,12 @@ class _Document:
     """The declared security schemes, by name, `$ref`s followed."""
     params: parameters.Parameters
     soundness: Soundness
+    produces: list[str]
+    consumes: list[str]
+    """The document's own `produces` and `consumes` (2.0), for operations without theirs."""
+    slots: dict[tuple[tuple[str, ...], ...], set[tuple[str, str]]]
+    """Where each security requirement's API keys go (`security.api_key_slots`), by value."""
+    annotations: dict[tuple[str, str], Annotations]
 
 
 def convert(
@@ -158,6 +165,10 @@ def _convert(
         schemes=security.declared(document, version, refs, uri),
         params=parameters.Parameters(refs, request),
         soundness=Soundness(),
+        produces=_strings(document.get("produces")),
+        consumes=_strings(document.get("consumes")),
+        slots={},
+        annotations={},
     )
     operations, path_notes = find_operations(document, uri, refs)
     notes.extend(path_notes)
@@ -257,7 +268,9 @@ def _tool(doc: _Document, op: Operation, name_notes: list[Note]) -> Tool:
     operation = op.operation
     params, body = _inputs(doc, op, b)
     requirements = security.requirements(operation, doc.data)
-    credentials = security.api_key_slots(requirements, doc.schemes)
+    credentials = doc.slots.get(requirements)
+    if credentials is None:
+        credentials = doc.slots[requirements] = security.api_key_slots(requirements, doc.schemes)
     doc.params.add(params, credentials, b)
     parameters.match_template(op.path, b)
     if body is not None:
@@ -266,7 +279,7 @@ def _tool(doc: _Document, op: Operation, name_notes: list[Note]) -> Tool:
     if b.required:
         input_schema["required"] = b.required
     input_schema["additionalProperties"] = False
-    refs = frozenset[str]().union(*map(doc.request.refs_in, b.properties.values()))
+    refs = doc.request.refs_in_all(b.properties.values())
     if refs:
         input_schema["$defs"] = doc.request.closure(refs)
         b.notes.extend(doc.request.notes_for(input_schema["$defs"]))
@@ -281,10 +294,11 @@ def _tool(doc: _Document, op: Operation, name_notes: list[Note]) -> Tool:
                 )
             )
     responses = op.operation.get("responses")
+    reshape = None
     if doc.version == "2.0":
-        produces = _strings(op.operation.get("produces")) or _strings(doc.data.get("produces"))
-        responses = swagger2.responses(responses, produces)
-    output, accept = output_schema(responses, op.uri, doc.refs, doc.response, b)
+        produces = _strings(op.operation.get("produces")) or doc.produces
+        reshape = partial(swagger2.response_as_3, produces=produces)
+    output, accept = output_schema(responses, op.uri, doc.refs, doc.response, b, reshape)
     input_schema, problems = doc.soundness.input_schema(input_schema)
     b.notes.extend(problems)
     if output is not None:
@@ -294,13 +308,15 @@ def _tool(doc: _Document, op: Operation, name_notes: list[Note]) -> Tool:
     description, summary = _description(operation, op, b)
     deprecated = operation.get("deprecated") is True
     method = op.method
-    annotations = Annotations(
-        title=summary or None,
-        read_only=method in ("GET", "HEAD", "OPTIONS"),
-        destructive=method == "DELETE",
-        idempotent=method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE"),
-        open_world=True,
-    )
+    annotations = doc.annotations.get((summary, method))
+    if annotations is None:  # the same for every operation of a method and summary: shared
+        annotations = doc.annotations[(summary, method)] = Annotations(
+            title=summary or None,
+            read_only=method in ("GET", "HEAD", "OPTIONS"),
+            destructive=method == "DELETE",
+            idempotent=method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE"),
+            open_world=True,
+        )
     op_id = operation.get("operationId")
     target = HttpOperation(
         server=doc.source,
@@ -339,7 +355,7 @@ def _inputs(
         b,
     )
     if doc.version == "2.0":
-        consumes = _strings(op.operation.get("consumes")) or _strings(doc.data.get("consumes"))
+        consumes = _strings(op.operation.get("consumes")) or doc.consumes
         return doc.params.from_swagger2(params, consumes, op.uri, b)
     body = op.operation.get("requestBody")
     body_uri = op.uri

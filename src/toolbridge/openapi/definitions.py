@@ -28,6 +28,7 @@ Direction = Literal["request", "response"]
 _NAME_JUNK = re.compile(r"[^A-Za-z0-9_.-]+")
 T = TypeVar("T")
 _MISSING = object()
+_NONE: frozenset[str] = frozenset()
 MAX_KEPT_TEXT = 4096
 """Longer texts are cleaned at each use rather than kept for the next."""
 
@@ -76,6 +77,8 @@ class Definitions:
         self._closures: dict[frozenset[str], dict[str, Any]] = {}
         self._notes: dict[frozenset[str], tuple[Note, ...]] = {}
         self._cyclic: dict[str, bool] = {}
+        self._refs: dict[int, tuple[Any, frozenset[str]]] = {}
+        """By identity of a translated schema (kept alive here): the names it refers to."""
 
     # -- the public surface -------------------------------------------------------------
 
@@ -168,7 +171,23 @@ class Definitions:
 
     def refs_in(self, schema: Any) -> frozenset[str]:
         """The `$defs` names a translated schema refers to (once per schema object)."""
-        return self.once(schema, "refs", _refs_of, schema)
+        known = self._refs.get(id(schema))
+        if known is not None and known[0] is schema:
+            return known[1]
+        found = frozenset(js.collect_refs(schema))
+        self._refs[id(schema)] = (schema, found)
+        return found
+
+    def refs_in_all(self, schemas: Iterable[Any]) -> frozenset[str]:
+        """The `$defs` names these translated schemas refer to, together."""
+        out: frozenset[str] = _NONE
+        known = self._refs
+        for schema in schemas:
+            found = known.get(id(schema))
+            names = found[1] if found is not None and found[0] is schema else self.refs_in(schema)
+            if names:
+                out = out | names if out else names
+        return out
 
     def recursive(self, names: Iterable[str]) -> list[str]:
         """The definitions among `names` that can reach themselves."""
@@ -363,7 +382,3 @@ class Definitions:
             found.directed = True  # merging a direction's content makes this one directed
         found.notes.extend(self.def_notes[name])
         return content
-
-
-def _refs_of(schema: Any) -> frozenset[str]:
-    return frozenset(js.collect_refs(schema))

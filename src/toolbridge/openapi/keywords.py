@@ -42,23 +42,35 @@ class Translator(Protocol):
     def text(self, value: Any) -> str: ...
 
 
-def _drops(d: Translator, sub: Any, uri: str, flag: str, depth: int = 0) -> bool:
-    """A property flagged `flag` (readOnly: not in requests; writeOnly: not in responses).
+def _flags(
+    d: Translator, sub: Any, uri: str, own: str, other: str, depth: int = 0
+) -> tuple[bool, bool]:
+    """Whether a property is flagged `own` (readOnly in requests, writeOnly in responses: it is
+    left out) and, if not, whether it is flagged `other` (the other direction leaves it out).
 
-    The flag may sit on the property, on what its `$ref` names, or on an `allOf` member.
+    A flag may sit on the property, on what its `$ref` names, or on an `allOf` member. The
+    search for `own` stops where it is found; `other` is read on the way.
     """
     if not isinstance(sub, dict) or depth > 8:
-        return False
-    if sub.get(flag) is True:
-        return True
+        return False, False
+    if sub.get(own) is True:
+        return True, False
+    marked = sub.get(other) is True
     if "$ref" in sub:
         try:
             target, uri, _ = d.refs.follow(sub["$ref"], uri)
         except RefError:
-            return False
-        return _drops(d, target, uri, flag, depth + 1)
+            return False, marked
+        hit, also = _flags(d, target, uri, own, other, depth + 1)
+        return hit, marked or also
     members = sub.get("allOf")
-    return isinstance(members, list) and any(_drops(d, m, uri, flag, depth + 1) for m in members)
+    if isinstance(members, list):
+        for member in members:
+            hit, also = _flags(d, member, uri, own, other, depth + 1)
+            if hit:
+                return True, False
+            marked = marked or also
+    return False, marked
 
 
 def _type(
@@ -214,12 +226,14 @@ def _properties(
         ("readOnly", "writeOnly") if d.direction == "request" else ("writeOnly", "readOnly")
     )
     for name, sub in value.items():
-        if key == "properties" and _drops(d, sub, uri, own):
-            found.directed = True
-            dropped.append(name)
-            continue
-        if key == "properties" and not found.directed and _drops(d, sub, uri, other):
-            found.directed = True  # the other direction leaves it out
+        if key == "properties":
+            left_out, marked = _flags(d, sub, uri, own, other)
+            if left_out:
+                found.directed = True
+                dropped.append(name)
+                continue
+            if marked:
+                found.directed = True  # the other direction leaves it out
         if key == "patternProperties" and not valid_regex(name):
             continue
         props[name] = d.node(sub, uri, found)

@@ -6,6 +6,7 @@ to its top level (with a note), so a single response cannot flood a client's too
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 from toolbridge.openapi.bodies import Draft, body_kind
@@ -20,9 +21,18 @@ SUCCESS_CODES = ("200", "201", "202", "203", "206", "2XX", "2xx")
 
 
 def output_schema(
-    responses: Any, uri: str, refs: References, defs: Definitions, b: Draft
+    responses: Any,
+    uri: str,
+    refs: References,
+    defs: Definitions,
+    b: Draft,
+    reshape: Callable[[Any], Any] | None = None,
 ) -> tuple[JsonSchema | None, str | None]:
-    """The output schema of the main success response, and the Accept header to send."""
+    """The output schema of the main success response, and the Accept header to send.
+
+    `reshape` turns the chosen response object, unless it is a `$ref`, into a 3.x one
+    (Swagger 2.0's: only the one response that is read is reshaped).
+    """
     if not isinstance(responses, dict):
         return None, None
     keys = {str(k): v for k, v in responses.items()}
@@ -32,6 +42,8 @@ def output_schema(
     if code is None:
         return None, None
     response = keys[code]
+    if reshape is not None:
+        response = reshape(response)
     response_uri = uri
     if isinstance(response, dict) and "$ref" in response:
         try:
