@@ -58,13 +58,16 @@ def clean_text(text: Any, limit: int = MAX_DESCRIPTION) -> tuple[str, bool]:
     """Strip invisible characters and bound the length; return (text, whether it was cut)."""
     if not isinstance(text, str):
         text = "" if text is None else str(text)
-    if not text.isascii():
-        text = unicodedata.normalize("NFC", text)
-    if "\r" in text:
-        text = text.replace("\r\n", "\n")
-    text = _INVISIBLE.sub("", text).strip()
-    if "\n\n\n" in text:
-        text = _BLANK_LINES.sub("\n\n", text)
+    if text.isascii() and text.isprintable():
+        text = text.strip()  # no control character, so nothing invisible and no line breaks
+    else:
+        if not text.isascii():
+            text = unicodedata.normalize("NFC", text)
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+        text = _INVISIBLE.sub("", text).strip()
+        if "\n\n\n" in text:
+            text = _BLANK_LINES.sub("\n\n", text)
     if len(text) <= limit:
         return text, False
     cut = text[: limit - 1]

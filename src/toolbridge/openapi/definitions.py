@@ -78,6 +78,8 @@ class Definitions:
         self._notes: dict[frozenset[str], tuple[Note, ...]] = {}
         self._cyclic: dict[str, bool] = {}
         self._refs: dict[int, tuple[Any, frozenset[str]]] = {}
+        self._targets: dict[tuple[str, str], str] = {}
+        """Each `$ref` (and where it was written) followed: the `#/$defs/<name>` it became."""
         """By identity of a translated schema (kept alive here): the names it refers to."""
 
     # -- the public surface -------------------------------------------------------------
@@ -300,24 +302,30 @@ class Definitions:
     # -- translation of one schema node -----------------------------------------------------
 
     def _ref(self, node: dict[str, Any], uri: str, found: Found) -> Any:
-        try:
-            value, target_uri, pointer = self.refs.follow(node["$ref"], uri)
-        except RefError as exc:
-            found.notes.append(
-                Note(
-                    kind="unresolved-ref",
-                    message=f"$ref {node['$ref']!r} cannot be followed ({exc}); "
-                    "that part accepts any value",
+        ref = node["$ref"]
+        key = (ref, uri) if type(ref) is str else None
+        target = self._targets.get(key) if key is not None else None
+        if target is None:
+            try:
+                value, target_uri, pointer = self.refs.follow(ref, uri)
+            except RefError as exc:
+                found.notes.append(
+                    Note(
+                        kind="unresolved-ref",
+                        message=f"$ref {ref!r} cannot be followed ({exc}); "
+                        "that part accepts any value",
+                    )
                 )
-            )
-            return {"description": f"Unresolved reference {str(node['$ref'])[:200]}"}
-        if isinstance(value, bool):
-            return value
-        name = self._name_for(target_uri, pointer, value)
-        out: dict[str, Any] = {"$ref": f"#/$defs/{name}"}
-        siblings = {k: v for k, v in node.items() if k != "$ref"}
-        if not siblings:
+                return {"description": f"Unresolved reference {str(ref)[:200]}"}
+            if isinstance(value, bool):
+                return value
+            target = f"#/$defs/{self._name_for(target_uri, pointer, value)}"
+            if key is not None:
+                self._targets[key] = target  # named (and queued) for good: a lookup from now
+        out: dict[str, Any] = {"$ref": target}
+        if len(node) == 1:
             return out
+        siblings = {k: v for k, v in node.items() if k != "$ref"}
         if self.version == "3.1":
             extra = self.node(siblings, uri, found)
             if isinstance(extra, dict):

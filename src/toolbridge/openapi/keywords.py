@@ -76,6 +76,9 @@ def _flags(
 def _type(
     d: Translator, out: dict[str, Any], key: str, value: Any, node: Any, uri: str, found: Found
 ) -> None:
+    if type(value) is str and value in js.JSON_TYPES:  # the common case, as below
+        out["type"] = value
+        return
     if value == "file" and d.version == "2.0":
         out["type"] = "string"
         out.setdefault("format", "binary")
