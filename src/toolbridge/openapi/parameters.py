@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from toolbridge import names
 from toolbridge.openapi import swagger2
 from toolbridge.openapi.bodies import Draft
@@ -26,6 +28,12 @@ Located = tuple[dict[str, Any], str]
 LOCATIONS = ("path", "query", "header", "cookie")
 _ORDER = {location: order for order, location in enumerate(LOCATIONS)}
 _ABSENT: Any = object()
+_PLAIN_JSON = (
+    orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+"""Values other than plain JSON ones fail to dump (and are told apart by identity alone)."""
 _RESERVED_WHY = {
     "authorization": "credentials come from the server's config",
     "proxy-authorization": "credentials come from the server's config",
@@ -98,6 +106,10 @@ class Parameters:
         self._by_ref: dict[tuple[str, str], Param | Note | None] = {}
         self._params: dict[tuple[int, str], tuple[object, Param | None]] = {}
         """By identity of a parameter object (kept alive here) and its document."""
+        self._contents: dict[tuple[str, bytes], Param | None] = {}
+        """By the JSON of a parameter object and its document: documents write the same
+        parameter out at many operations (Kubernetes: 1,172 objects, 126 different), and
+        what is worked out for one is the same for every copy."""
 
     def merge(self, levels: tuple[tuple[Any, str], ...], b: Draft) -> list[Param]:
         """The parameter lists of each level (path item, then operation) merged; later levels
@@ -133,7 +145,13 @@ class Parameters:
         known = self._params.get(key)
         if known is not None and known[0] is param:
             return known[1]
-        found = _param(param, uri)
+        text = _json(param)
+        if text is None:
+            found = _param(param, uri)
+        else:
+            found = self._contents.get((uri, text), _ABSENT)
+            if found is _ABSENT:
+                found = self._contents[(uri, text)] = _param(param, uri)
         self._params[key] = (param, found)
         return found
 
@@ -254,6 +272,17 @@ def _param(param: Any, uri: str) -> Param | None:
         order=_ORDER.get(text) if isinstance(location, str) else None,
         slot=name.lower() if location == "header" else name,
     )
+
+
+def _json(value: Any) -> bytes | None:
+    """The JSON of a value, if that tells it apart from every other value; else None (not
+    plain JSON: a number past 64 bits, a date; or a `null`, which orjson also writes for NaN
+    and the infinities)."""
+    try:
+        text = orjson.dumps(value, option=_PLAIN_JSON)
+    except TypeError:
+        return None
+    return None if b"null" in text else text
 
 
 def _by_order(entry: Param) -> int:
