@@ -13,9 +13,8 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
-import orjson
-
 from toolbridge import names
+from toolbridge import schemas as js
 from toolbridge.openapi import swagger2
 from toolbridge.openapi.bodies import Draft
 from toolbridge.openapi.definitions import Definitions
@@ -28,12 +27,6 @@ Located = tuple[dict[str, Any], str]
 LOCATIONS = ("path", "query", "header", "cookie")
 _ORDER = {location: order for order, location in enumerate(LOCATIONS)}
 _ABSENT: Any = object()
-_PLAIN_JSON = (
-    orjson.OPT_PASSTHROUGH_DATACLASS
-    | orjson.OPT_PASSTHROUGH_DATETIME
-    | orjson.OPT_PASSTHROUGH_SUBCLASS
-)
-"""Values other than plain JSON ones fail to dump (and are told apart by identity alone)."""
 _RESERVED_WHY = {
     "authorization": "credentials come from the server's config",
     "proxy-authorization": "credentials come from the server's config",
@@ -145,7 +138,7 @@ class Parameters:
         known = self._params.get(key)
         if known is not None and known[0] is param:
             return known[1]
-        text = _json(param)
+        text = js.plain_json(param)
         if text is None:
             found = _param(param, uri)
         else:
@@ -274,17 +267,6 @@ def _param(param: Any, uri: str) -> Param | None:
     )
 
 
-def _json(value: Any) -> bytes | None:
-    """The JSON of a value, if that tells it apart from every other value; else None (not
-    plain JSON: a number past 64 bits, a date; or a `null`, which orjson also writes for NaN
-    and the infinities)."""
-    try:
-        text = orjson.dumps(value, option=_PLAIN_JSON)
-    except TypeError:
-        return None
-    return None if b"null" in text else text
-
-
 def _by_order(entry: Param) -> int:
     return entry.order or 0
 
@@ -326,9 +308,9 @@ def _plan(
 
 def match_template(path: str, b: Draft) -> None:
     """Make the path parameters and the path template agree, saying where they did not."""
-    variables = _variables(path)
+    in_path = variables(path)
     declared = {p.name for p in b.params if p.location == "path"}
-    for binding in [p for p in b.params if p.location == "path" and p.name not in variables]:
+    for binding in [p for p in b.params if p.location == "path" and p.name not in in_path]:
         b.params.remove(binding)
         b.properties.pop(binding.argument, None)
         b.required[:] = [r for r in b.required if r != binding.argument]
@@ -339,7 +321,7 @@ def match_template(path: str, b: Draft) -> None:
                 "template; not an argument",
             )
         )
-    for variable in variables:
+    for variable in in_path:
         if variable in declared:
             continue
         argument = variable if names.is_valid_property(variable) else f"path_{len(b.params)}"
@@ -363,7 +345,7 @@ def match_template(path: str, b: Draft) -> None:
 
 
 @lru_cache(maxsize=4096)
-def _variables(path: str) -> tuple[str, ...]:
+def variables(path: str) -> tuple[str, ...]:
     """The `{name}`s of a path template, in order, once each (a fragment is never sent)."""
     return tuple(dict.fromkeys(_TEMPLATE.findall(path.split("#", 1)[0])))
 
