@@ -355,6 +355,15 @@ class Definitions:
             return self._ref(node, uri, found)
         out: dict[str, Any] = {}
         for key, value in node.items():
+            # The commonest keywords first, as their rules (`keywords`) would: no call.
+            if key == "description":
+                text = self.text(value)
+                if text:
+                    out["description"] = text
+                continue
+            if key == "type" and type(value) is str and value in js.JSON_TYPES:
+                out["type"] = value
+                continue
             handler = HANDLERS.get(key)
             if handler is not None:
                 handler(self, out, key, value, node, uri, found)

@@ -65,6 +65,8 @@ class InputSides:
         self.consumes = consumes
         """The document's own (2.0), for operations without theirs."""
         self._read: dict[tuple[Any, ...], tuple[tuple[Note, ...], Inputs]] = {}
+        self._item_texts: dict[int, bytes | None] = {}
+        """The JSON of each path item's parameter list, by identity."""
         self._built: dict[tuple[Any, ...], Inputs] = {}
         self._kept: list[object] = []
         """What the keys name by identity, alive: an identity cannot be reused while used."""
@@ -90,19 +92,22 @@ class InputSides:
 
     def _key(self, op: Operation, requirements: tuple[tuple[str, ...], ...]) -> Any:
         """What an operation's input side is read from, or None when that cannot be told."""
-        lists = []
-        for raw in (op.path_item.get("parameters"), op.operation.get("parameters")):
-            text = b"" if raw is None else js.plain_json(raw)
-            if text is None:
-                return None
-            lists.append(text)
+        shared = op.path_item.get("parameters")  # the same list for each of the item's methods
+        item = self._item_texts.get(id(shared))
+        if item is None:
+            item = self._item_texts[id(shared)] = b"" if shared is None else js.plain_json(shared)
+            self._kept.append(shared)
+        own = op.operation.get("parameters")
+        text = b"" if own is None else js.plain_json(own)
+        if item is None or text is None:
+            return None
         if self.version == "2.0":
             body: Any = tuple(strings(op.operation.get("consumes")) or self.consumes)
         else:
             body = op.operation.get("requestBody")
             self._kept.append(body)
             body = id(body)
-        return (op.item_uri, lists[0], op.uri, lists[1], body, requirements, variables(op.path))
+        return (op.item_uri, item, op.uri, text, body, requirements, variables(op.path))
 
     def _inputs(self, op: Operation, b: Draft) -> tuple[list[Param], Located | None]:
         """Path-level and operation-level parameters merged (the operation wins), and the

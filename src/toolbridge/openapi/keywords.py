@@ -228,8 +228,16 @@ def _properties(
     own, other = (
         ("readOnly", "writeOnly") if d.direction == "request" else ("writeOnly", "readOnly")
     )
+    flagged = key == "properties"
     for name, sub in value.items():
-        if key == "properties":
+        if flagged and not (
+            # Nothing to look for (the usual case), as `_flags` would find: no call.
+            type(sub) is dict
+            and own not in sub
+            and other not in sub
+            and "$ref" not in sub
+            and "allOf" not in sub
+        ):
             left_out, marked = _flags(d, sub, uri, own, other)
             if left_out:
                 found.directed = True
