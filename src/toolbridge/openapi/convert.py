@@ -110,6 +110,10 @@ class _Document:
     slots: dict[tuple[tuple[str, ...], ...], set[tuple[str, str]]]
     """Where each security requirement's API keys go (`security.api_key_slots`), by value."""
     annotations: dict[tuple[str, str], Annotations]
+    requirements: dict[int, tuple[tuple[str, ...], ...]]
+    """Each security list's requirements, by identity (the document's lists live as long)."""
+    server_urls: dict[tuple[int, int] | None, str | None]
+    """Each choice of `servers` (the operation's, the path item's, by identity): its URL."""
 
 
 def convert(
@@ -174,6 +178,8 @@ def _convert(
         produces=strings(document.get("produces")),
         slots={},
         annotations={},
+        requirements={},
+        server_urls={},
     )
     operations, path_notes = find_operations(document, uri, refs)
     notes.extend(path_notes)
@@ -272,7 +278,7 @@ def _version(document: dict[str, Any], display: str) -> tuple[Version, list[Note
 def _tool(doc: _Document, op: Operation, name_notes: list[Note]) -> Tool:
     b = Draft(notes=list(name_notes))
     operation = op.operation
-    requirements = security.requirements(operation, doc.data)
+    requirements = _requirements(doc, operation)
     credentials = doc.slots.get(requirements)
     if credentials is None:
         credentials = doc.slots[requirements] = security.api_key_slots(requirements, doc.schemes)
@@ -305,8 +311,7 @@ def _tool(doc: _Document, op: Operation, name_notes: list[Note]) -> Tool:
         server=doc.source,
         method=method,
         path=op.path,
-        base_url=doc.base_url
-        or server_url(op.operation, op.path_item, doc.data, doc.version, doc.uri),
+        base_url=doc.base_url or _server_url(doc, op),
         operation_id=op_id if isinstance(op_id, str) else None,
         params=inputs.params,
         body=inputs.body,
@@ -327,6 +332,31 @@ def _tool(doc: _Document, op: Operation, name_notes: list[Note]) -> Tool:
         deprecated=deprecated,
         notes=tuple(_unique_notes(b.notes, op.where)),
     )
+
+
+def _requirements(doc: _Document, operation: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
+    """`security.requirements`, once for each security list (most operations share the
+    document's)."""
+    raw = operation.get("security", doc.data.get("security"))
+    found = doc.requirements.get(id(raw))
+    if found is None:
+        found = doc.requirements[id(raw)] = security.requirements(operation, doc.data)
+    return found
+
+
+def _server_url(doc: _Document, op: Operation) -> str | None:
+    """`server_url`, once for each choice of `servers` it can make (2.0: one)."""
+    key = (
+        None
+        if doc.version == "2.0"
+        else (id(op.operation.get("servers")), id(op.path_item.get("servers")))
+    )
+    if key in doc.server_urls:
+        return doc.server_urls[key]
+    found = doc.server_urls[key] = server_url(
+        op.operation, op.path_item, doc.data, doc.version, doc.uri
+    )
+    return found
 
 
 def _description(operation: dict[str, Any], op: Operation, b: Draft) -> tuple[str, str]:
