@@ -1,4 +1,5 @@
-"""Pure helpers over JSON Schema dicts: cleaning text, keyword sets, merging `allOf`.
+"""Pure helpers over JSON Schema dicts: cleaning text, keyword sets, merging `allOf`; and
+`plain_json`, which tells JSON values apart by their text.
 
 No I/O and no `$ref` resolution happen here; callers pass a `lookup` for local `$defs`.
 """
@@ -9,6 +10,8 @@ import re
 import unicodedata
 from collections.abc import Callable
 from typing import Any
+
+import orjson
 
 from toolbridge.tools import JsonSchema
 
@@ -58,13 +61,16 @@ def clean_text(text: Any, limit: int = MAX_DESCRIPTION) -> tuple[str, bool]:
     """Strip invisible characters and bound the length; return (text, whether it was cut)."""
     if not isinstance(text, str):
         text = "" if text is None else str(text)
-    if not text.isascii():
-        text = unicodedata.normalize("NFC", text)
-    if "\r" in text:
-        text = text.replace("\r\n", "\n")
-    text = _INVISIBLE.sub("", text).strip()
-    if "\n\n\n" in text:
-        text = _BLANK_LINES.sub("\n\n", text)
+    if text.isascii() and text.isprintable():
+        text = text.strip()  # no control character, so nothing invisible and no line breaks
+    else:
+        if not text.isascii():
+            text = unicodedata.normalize("NFC", text)
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+        text = _INVISIBLE.sub("", text).strip()
+        if "\n\n\n" in text:
+            text = _BLANK_LINES.sub("\n\n", text)
     if len(text) <= limit:
         return text, False
     cut = text[: limit - 1]
@@ -257,3 +263,22 @@ def one_of_as_any_of(schema: Any, depth: int = 0) -> Any:
     else:
         out["allOf"] = [*out.get("allOf", []), {"anyOf": branches}]
     return out
+
+
+_PLAIN_JSON = (
+    orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+"""Values other than plain JSON ones fail to dump."""
+
+
+def plain_json(value: Any) -> bytes | None:
+    """The JSON of a value, if that tells it apart from every other value; else None (not
+    plain JSON: a number past 64 bits, a date; or a `null`, which orjson also writes for NaN
+    and the infinities)."""
+    try:
+        text = orjson.dumps(value, option=_PLAIN_JSON)
+    except TypeError:
+        return None
+    return None if b"null" in text else text

@@ -9,6 +9,7 @@ as if each had been translated on its own, which the golden tests hold.
 from __future__ import annotations
 
 import gc
+import math
 import re
 import textwrap
 from pathlib import Path
@@ -119,6 +120,96 @@ def test_swagger2_parameters_and_responses_written_out_are_shared(tmp_path: Path
     }
     assert a.input_schema["properties"]["pretty"] is b.input_schema["properties"]["pretty"]
     assert a.output_schema is b.output_schema
+
+
+WRITTEN_OUT = """
+    swagger: "2.0"
+    info: {title: written out, version: "1"}
+    paths:
+      /a:
+        get:
+          operationId: getA
+          parameters:
+            - {name: watch, in: query, type: boolean, description: "Watch for changes."}
+            - {name: limit, in: query, type: number, default: .nan}
+          responses: {"200": {description: ok}}
+      /b:
+        get:
+          operationId: getB
+          parameters:
+            - {name: watch, in: query, type: boolean, description: "Watch for changes."}
+            - {name: limit, in: query, type: number, default: null}
+          responses: {"200": {description: ok}}
+      /c:
+        get:
+          operationId: getC
+          parameters:
+            - {name: watch, in: query, type: boolean, description: "Watch, differently."}
+          responses: {"200": {description: ok}}
+"""
+
+
+def test_a_parameter_written_out_alike_at_each_operation_is_read_once(tmp_path: Path) -> None:
+    """Parameters that are the same JSON (Kubernetes writes its query parameters out at each
+    of its 1,123 operations) share one schema and binding; one that differs in anything, or
+    whose JSON cannot tell it apart (NaN is written as null), has its own."""
+    tools = _convert(tmp_path, WRITTEN_OUT)
+    a, b, c = (tools[name].input_schema["properties"] for name in ("getA", "getB", "getC"))
+    assert a["watch"] == {"type": "boolean", "description": "Watch for changes."}
+    assert a["watch"] is b["watch"]
+    assert tools["getA"].http.params[0] is tools["getB"].http.params[0]
+    assert c["watch"] == {"type": "boolean", "description": "Watch, differently."}
+    assert (math.isnan(a["limit"]["default"]), b["limit"]["default"]) == (True, None)
+
+
+ALIKE = """
+    swagger: "2.0"
+    info: {title: alike, version: "1"}
+    paths:
+      /pods/{name}:
+        parameters: [{name: name, in: path, required: true, type: string}]
+        get:
+          operationId: readPod
+          parameters: [{name: pretty, in: query, type: string}]
+          responses:
+            "200": {description: OK, schema: {type: object, properties: {phase: {type: string}}}}
+      /services/{name}:
+        parameters: [{name: name, in: path, required: true, type: string}]
+        get:
+          operationId: readService
+          parameters: [{name: pretty, in: query, type: string}]
+          responses:
+            "200": {description: OK, schema: {type: object, properties: {phase: {type: string}}}}
+        put:
+          operationId: replaceService
+          produces: [application/yaml]
+          parameters:
+            - {name: pretty, in: query, type: string}
+            - {name: dryRun, in: query, type: string}
+          responses:
+            "200": {description: OK, schema: {type: object, properties: {phase: {type: string}}}}
+"""
+
+
+def test_operations_written_out_alike_share_their_input_and_output_sides(tmp_path: Path) -> None:
+    """Kubernetes writes out the same parameters and responses at many operations (1,123
+    operations, 475 different input sides, 402 different responses): each different one is
+    read once, and the operations that read alike share what it became."""
+    tools = _convert(tmp_path, ALIKE)
+    pod, service, replace = tools["readPod"], tools["readService"], tools["replaceService"]
+    assert pod.input_schema == {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "pretty": {"type": "string"}},
+        "required": ["name"],
+        "additionalProperties": False,
+    }
+    assert pod.input_schema is service.input_schema
+    assert pod.http.params == service.http.params
+    assert replace.input_schema["properties"].keys() == {"name", "pretty", "dryRun"}
+    assert pod.output_schema == {"type": "object", "properties": {"phase": {"type": "string"}}}
+    assert pod.output_schema is service.output_schema
+    assert (pod.http.accept, replace.http.accept) == ("application/json", "application/yaml")
+    assert replace.output_schema is None  # produced as YAML only: no JSON output schema
 
 
 def test_the_collector_runs_again_after_a_conversion(tmp_path: Path) -> None:

@@ -264,6 +264,7 @@ def body_kind(media_type: str) -> BodyKind:
     return "binary"
 
 
+@lru_cache(maxsize=1024)
 def _media_rank(media_type: str) -> int:
     mt = media_type.split(";")[0].strip().lower()
     kind = body_kind(mt)

@@ -23,19 +23,20 @@ from toolbridge import names
 from toolbridge import schemas as js
 from toolbridge.bulk import collector_paused
 from toolbridge.errors import DocumentError
-from toolbridge.openapi import parameters, security, swagger2
-from toolbridge.openapi.bodies import Draft, add_body
+from toolbridge.openapi import parameters, security
+from toolbridge.openapi.bodies import Draft
 from toolbridge.openapi.definitions import Definitions, Names, Version
 from toolbridge.openapi.documents import DocumentStore, uri_to_display
-from toolbridge.openapi.operations import Operation, find_operations, unexposed
-from toolbridge.openapi.references import References, RefError
-from toolbridge.openapi.responses import output_schema
+from toolbridge.openapi.inputs import InputSides
+from toolbridge.openapi.operations import Operation, find_operations, strings, unexposed
+from toolbridge.openapi.references import References
+from toolbridge.openapi.responses import Outputs
 from toolbridge.openapi.servers import NO_BASE_URL, server_url
-from toolbridge.openapi.soundness import sound_input_schema, sound_schema
+from toolbridge.openapi.soundness import Soundness
 from toolbridge.tools import (
     Annotations,
+    BodyPlan,
     HttpOperation,
-    JsonSchema,
     Note,
     SecurityScheme,
     Tool,
@@ -100,6 +101,19 @@ class _Document:
     response: Definitions
     schemes: dict[str, dict[str, Any]]
     """The declared security schemes, by name, `$ref`s followed."""
+    params: parameters.Parameters
+    inputs: InputSides
+    outputs: Outputs
+    soundness: Soundness
+    produces: list[str]
+    """The document's own `produces` (2.0), for operations without theirs."""
+    slots: dict[tuple[tuple[str, ...], ...], set[tuple[str, str]]]
+    """Where each security requirement's API keys go (`security.api_key_slots`), by value."""
+    annotations: dict[tuple[str, str], Annotations]
+    requirements: dict[int, tuple[tuple[str, ...], ...]]
+    """Each security list's requirements, by identity (the document's lists live as long)."""
+    server_urls: dict[tuple[int, int] | None, str | None]
+    """Each choice of `servers` (the operation's, the path item's, by identity): its URL."""
 
 
 def convert(
@@ -143,6 +157,10 @@ def _convert(
     version, notes = _version(document, display)
     refs = References(store, uri, destinations)
     shared = Names()  # one name per schema in both directions: what translates alike is shared
+    request = Definitions(refs, version, "request", shared)
+    response = Definitions(refs, version, "response", shared)
+    params = parameters.Parameters(refs, request)
+    soundness = Soundness()
     doc = _Document(
         uri=uri,
         data=document,
@@ -150,9 +168,18 @@ def _convert(
         source=source,
         base_url=base_url,
         refs=refs,
-        request=Definitions(refs, version, "request", shared),
-        response=Definitions(refs, version, "response", shared),
+        request=request,
+        response=response,
         schemes=security.declared(document, version, refs, uri),
+        params=params,
+        inputs=InputSides(params, request, soundness, version, strings(document.get("consumes"))),
+        outputs=Outputs(refs, response),
+        soundness=soundness,
+        produces=strings(document.get("produces")),
+        slots={},
+        annotations={},
+        requirements={},
+        server_urls={},
     )
     operations, path_notes = find_operations(document, uri, refs)
     notes.extend(path_notes)
@@ -164,17 +191,18 @@ def _convert(
         op_id = op_id.strip() if isinstance(op_id, str) and op_id.strip() else None
         op.original = names.base_name(op_id, op.method, op.path)
         op.name = names.safe_name(op.original, method_path=op_id is None, prefix=prefix)
-        plain = names.safe_name(op.original, method_path=op_id is None)
-        tags = _tags(op.operation)
-        keys = (op.original, plain, op.name)
-        if include is not None and not include.matches(
-            tags=tags, names=keys, method=op.method, path=op.path
-        ):
-            continue
-        if exclude is not None and exclude.matches(
-            tags=tags, names=keys, method=op.method, path=op.path
-        ):
-            continue
+        if include is not None or exclude is not None:
+            plain = names.safe_name(op.original, method_path=op_id is None)
+            tags = _tags(op.operation)
+            keys = (op.original, plain, op.name)
+            if include is not None and not include.matches(
+                tags=tags, names=keys, method=op.method, path=op.path
+            ):
+                continue
+            if exclude is not None and exclude.matches(
+                tags=tags, names=keys, method=op.method, path=op.path
+            ):
+                continue
         if op_id is None:
             derived.add(op.where)
         selected.append(op)
@@ -250,71 +278,52 @@ def _version(document: dict[str, Any], display: str) -> tuple[Version, list[Note
 def _tool(doc: _Document, op: Operation, name_notes: list[Note]) -> Tool:
     b = Draft(notes=list(name_notes))
     operation = op.operation
-    params, body = _inputs(doc, op, b)
-    requirements = security.requirements(operation, doc.data)
-    credentials = security.api_key_slots(requirements, doc.schemes)
-    parameters.add_parameters(params, credentials, b, doc.request)
-    parameters.match_template(op.path, b)
-    if body is not None:
-        add_body(*body, b, doc.request)
-    input_schema: JsonSchema = {"type": "object", "properties": b.properties}
-    if b.required:
-        input_schema["required"] = b.required
-    input_schema["additionalProperties"] = False
-    refs = frozenset[str]().union(*map(doc.request.refs_in, b.properties.values()))
-    if refs:
-        input_schema["$defs"] = doc.request.closure(refs)
-        b.notes.extend(doc.request.notes_for(input_schema["$defs"]))
-        cyclic = doc.request.recursive(input_schema["$defs"])
-        if cyclic:
-            b.notes.append(
-                Note(
-                    kind="cycle",
-                    message="recursive schema(s) kept as references in $defs: "
-                    + ", ".join(cyclic[:5])
-                    + ("" if len(cyclic) <= 5 else f" and {len(cyclic) - 5} more"),
-                )
-            )
-    responses = op.operation.get("responses")
+    requirements = _requirements(doc, operation)
+    credentials = doc.slots.get(requirements)
+    if credentials is None:
+        credentials = doc.slots[requirements] = security.api_key_slots(requirements, doc.schemes)
+    read, inputs = doc.inputs.of(op, requirements, credentials)
+    b.notes.extend(read)
+    b.notes.extend(inputs.notes)
+    produces = None
     if doc.version == "2.0":
-        produces = _strings(op.operation.get("produces")) or _strings(doc.data.get("produces"))
-        responses = swagger2.responses(responses, produces)
-    output, accept = output_schema(responses, op.uri, doc.refs, doc.response, b)
-    input_schema, problems = sound_input_schema(input_schema)
-    b.notes.extend(problems)
+        produces = strings(op.operation.get("produces")) or doc.produces
+    output, accept = doc.outputs.output(operation.get("responses"), op.uri, b, produces)
+    b.notes.extend(inputs.problems)
     if output is not None:
-        output, problems = sound_schema(output, "output schema")
+        output, problems = doc.soundness.output_schema(output)
         b.notes.extend(problems)
     b.notes.extend(_malformed(operation))
     description, summary = _description(operation, op, b)
     deprecated = operation.get("deprecated") is True
     method = op.method
-    annotations = Annotations(
-        title=summary or None,
-        read_only=method in ("GET", "HEAD", "OPTIONS"),
-        destructive=method == "DELETE",
-        idempotent=method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE"),
-        open_world=True,
-    )
+    annotations = doc.annotations.get((summary, method))
+    if annotations is None:  # the same for every operation of a method and summary: shared
+        annotations = doc.annotations[(summary, method)] = Annotations(
+            title=summary or None,
+            read_only=method in ("GET", "HEAD", "OPTIONS"),
+            destructive=method == "DELETE",
+            idempotent=method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE"),
+            open_world=True,
+        )
     op_id = operation.get("operationId")
     target = HttpOperation(
         server=doc.source,
         method=method,
         path=op.path,
-        base_url=doc.base_url
-        or server_url(op.operation, op.path_item, doc.data, doc.version, doc.uri),
+        base_url=doc.base_url or _server_url(doc, op),
         operation_id=op_id if isinstance(op_id, str) else None,
-        params=tuple(b.params),
-        body=b.body,
-        accept=accept or _required_accept(b.reserved),
+        params=inputs.params,
+        body=inputs.body,
+        accept=accept or _required_accept(inputs.reserved),
         security=requirements,
-        required_headers=_required_headers(b),
+        required_headers=_required_headers(inputs.reserved, inputs.body),
     )
     return Tool(
         name=op.name,
         original_name=op.original,
         description=description,
-        input_schema=input_schema,
+        input_schema=inputs.schema,
         output_schema=output,
         annotations=annotations,
         tags=tuple(_tags(operation)),
@@ -325,32 +334,29 @@ def _tool(doc: _Document, op: Operation, name_notes: list[Note]) -> Tool:
     )
 
 
-def _inputs(
-    doc: _Document, op: Operation, b: Draft
-) -> tuple[list[parameters.Located], parameters.Located | None]:
-    """Path-level and operation-level parameters merged (the operation wins), and the body."""
-    params = parameters.merge(
-        ((op.path_item.get("parameters"), op.item_uri), (op.operation.get("parameters"), op.uri)),
-        doc.refs,
-        b,
+def _requirements(doc: _Document, operation: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
+    """`security.requirements`, once for each security list (most operations share the
+    document's)."""
+    raw = operation.get("security", doc.data.get("security"))
+    found = doc.requirements.get(id(raw))
+    if found is None:
+        found = doc.requirements[id(raw)] = security.requirements(operation, doc.data)
+    return found
+
+
+def _server_url(doc: _Document, op: Operation) -> str | None:
+    """`server_url`, once for each choice of `servers` it can make (2.0: one)."""
+    key = (
+        None
+        if doc.version == "2.0"
+        else (id(op.operation.get("servers")), id(op.path_item.get("servers")))
     )
-    if doc.version == "2.0":
-        consumes = _strings(op.operation.get("consumes")) or _strings(doc.data.get("consumes"))
-        return parameters.from_swagger2(params, consumes, op.uri, b, doc.request)
-    body = op.operation.get("requestBody")
-    body_uri = op.uri
-    if isinstance(body, dict) and "$ref" in body:
-        try:
-            body, body_uri, _ = doc.refs.follow(body["$ref"], op.uri)
-        except RefError as exc:
-            b.notes.append(
-                Note(
-                    kind="unresolved-ref",
-                    message=f"the request body cannot be read ({exc}); the tool sends none",
-                )
-            )
-            body = None
-    return params, (body, body_uri) if isinstance(body, dict) else None
+    if key in doc.server_urls:
+        return doc.server_urls[key]
+    found = doc.server_urls[key] = server_url(
+        op.operation, op.path_item, doc.data, doc.version, doc.uri
+    )
+    return found
 
 
 def _description(operation: dict[str, Any], op: Operation, b: Draft) -> tuple[str, str]:
@@ -408,14 +414,8 @@ def _malformed(operation: dict[str, Any]) -> list[Note]:
     return notes
 
 
-def _strings(value: Any) -> list[str]:
-    """The strings of a list of them (`tags`, `produces`, `consumes`); nothing from a value of
-    another kind (the operation's notes say so: `_malformed`)."""
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
-
-
 def _tags(operation: dict[str, Any]) -> list[str]:
-    return _strings(operation.get("tags"))
+    return strings(operation.get("tags"))
 
 
 def _prefixed(prefix: str, name: str) -> str:
@@ -440,13 +440,15 @@ def _required_accept(reserved: dict[str, str]) -> str | None:
     return (reserved["accept"] or "*/*") if "accept" in reserved else None
 
 
-def _required_headers(b: Draft) -> tuple[tuple[str, str], ...]:
+def _required_headers(
+    reserved: dict[str, str], body: BodyPlan | None
+) -> tuple[tuple[str, str], ...]:
     """Content-Length and Content-Type the document requires, with what to send when the
     request has no body (`0`; the documented type, else the body's media type)."""
     out = []
-    if "content-length" in b.reserved:
+    if "content-length" in reserved:
         out.append(("content-length", "0"))
-    if "content-type" in b.reserved:
-        fallback = b.body.media_type if b.body and "*" not in b.body.media_type else ""
-        out.append(("content-type", b.reserved["content-type"] or fallback or "application/json"))
+    if "content-type" in reserved:
+        fallback = body.media_type if body and "*" not in body.media_type else ""
+        out.append(("content-type", reserved["content-type"] or fallback or "application/json"))
     return tuple(out)

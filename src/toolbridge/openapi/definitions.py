@@ -28,6 +28,7 @@ Direction = Literal["request", "response"]
 _NAME_JUNK = re.compile(r"[^A-Za-z0-9_.-]+")
 T = TypeVar("T")
 _MISSING = object()
+_NONE: frozenset[str] = frozenset()
 MAX_KEPT_TEXT = 4096
 """Longer texts are cleaned at each use rather than kept for the next."""
 
@@ -76,6 +77,10 @@ class Definitions:
         self._closures: dict[frozenset[str], dict[str, Any]] = {}
         self._notes: dict[frozenset[str], tuple[Note, ...]] = {}
         self._cyclic: dict[str, bool] = {}
+        self._refs: dict[int, tuple[Any, frozenset[str]]] = {}
+        self._targets: dict[tuple[str, str], str] = {}
+        """Each `$ref` (and where it was written) followed: the `#/$defs/<name>` it became."""
+        """By identity of a translated schema (kept alive here): the names it refers to."""
 
     # -- the public surface -------------------------------------------------------------
 
@@ -168,7 +173,23 @@ class Definitions:
 
     def refs_in(self, schema: Any) -> frozenset[str]:
         """The `$defs` names a translated schema refers to (once per schema object)."""
-        return self.once(schema, "refs", _refs_of, schema)
+        known = self._refs.get(id(schema))
+        if known is not None and known[0] is schema:
+            return known[1]
+        found = frozenset(js.collect_refs(schema))
+        self._refs[id(schema)] = (schema, found)
+        return found
+
+    def refs_in_all(self, schemas: Iterable[Any]) -> frozenset[str]:
+        """The `$defs` names these translated schemas refer to, together."""
+        out: frozenset[str] = _NONE
+        known = self._refs
+        for schema in schemas:
+            found = known.get(id(schema))
+            names = found[1] if found is not None and found[0] is schema else self.refs_in(schema)
+            if names:
+                out = out | names if out else names
+        return out
 
     def recursive(self, names: Iterable[str]) -> list[str]:
         """The definitions among `names` that can reach themselves."""
@@ -281,24 +302,30 @@ class Definitions:
     # -- translation of one schema node -----------------------------------------------------
 
     def _ref(self, node: dict[str, Any], uri: str, found: Found) -> Any:
-        try:
-            value, target_uri, pointer = self.refs.follow(node["$ref"], uri)
-        except RefError as exc:
-            found.notes.append(
-                Note(
-                    kind="unresolved-ref",
-                    message=f"$ref {node['$ref']!r} cannot be followed ({exc}); "
-                    "that part accepts any value",
+        ref = node["$ref"]
+        key = (ref, uri) if type(ref) is str else None
+        target = self._targets.get(key) if key is not None else None
+        if target is None:
+            try:
+                value, target_uri, pointer = self.refs.follow(ref, uri)
+            except RefError as exc:
+                found.notes.append(
+                    Note(
+                        kind="unresolved-ref",
+                        message=f"$ref {ref!r} cannot be followed ({exc}); "
+                        "that part accepts any value",
+                    )
                 )
-            )
-            return {"description": f"Unresolved reference {str(node['$ref'])[:200]}"}
-        if isinstance(value, bool):
-            return value
-        name = self._name_for(target_uri, pointer, value)
-        out: dict[str, Any] = {"$ref": f"#/$defs/{name}"}
-        siblings = {k: v for k, v in node.items() if k != "$ref"}
-        if not siblings:
+                return {"description": f"Unresolved reference {str(ref)[:200]}"}
+            if isinstance(value, bool):
+                return value
+            target = f"#/$defs/{self._name_for(target_uri, pointer, value)}"
+            if key is not None:
+                self._targets[key] = target  # named (and queued) for good: a lookup from now
+        out: dict[str, Any] = {"$ref": target}
+        if len(node) == 1:
             return out
+        siblings = {k: v for k, v in node.items() if k != "$ref"}
         if self.version == "3.1":
             extra = self.node(siblings, uri, found)
             if isinstance(extra, dict):
@@ -328,6 +355,15 @@ class Definitions:
             return self._ref(node, uri, found)
         out: dict[str, Any] = {}
         for key, value in node.items():
+            # The commonest keywords first, as their rules (`keywords`) would: no call.
+            if key == "description":
+                text = self.text(value)
+                if text:
+                    out["description"] = text
+                continue
+            if key == "type" and type(value) is str and value in js.JSON_TYPES:
+                out["type"] = value
+                continue
             handler = HANDLERS.get(key)
             if handler is not None:
                 handler(self, out, key, value, node, uri, found)
@@ -363,7 +399,3 @@ class Definitions:
             found.directed = True  # merging a direction's content makes this one directed
         found.notes.extend(self.def_notes[name])
         return content
-
-
-def _refs_of(schema: Any) -> frozenset[str]:
-    return frozenset(js.collect_refs(schema))

@@ -118,7 +118,8 @@ class DocumentStore:
 
     def get(self, uri: str) -> Document:
         """The document at `uri` (without fragment); raises DocumentError if it cannot be read."""
-        uri = urldefrag(uri)[0]
+        if "#" in uri:
+            uri = urldefrag(uri)[0]
         if self._touched is not None:
             self._touched.add(uri)
         if uri in self._documents:

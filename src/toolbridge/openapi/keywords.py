@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Protocol
 
-import jsonschema_rs
-
 from toolbridge import schemas as js
+from toolbridge.openapi.compilable import valid_regex
 from toolbridge.openapi.references import References, RefError
 from toolbridge.tools import Note
 
@@ -44,38 +42,43 @@ class Translator(Protocol):
     def text(self, value: Any) -> str: ...
 
 
-@lru_cache(maxsize=4096)
-def _valid_regex(pattern: str) -> bool:
-    """Whether the validator we compile argument schemas with accepts the pattern."""
-    try:
-        jsonschema_rs.validator_for({"pattern": pattern})
-    except (ValueError, jsonschema_rs.ValidationError):
-        return False
-    return True
+def _flags(
+    d: Translator, sub: Any, uri: str, own: str, other: str, depth: int = 0
+) -> tuple[bool, bool]:
+    """Whether a property is flagged `own` (readOnly in requests, writeOnly in responses: it is
+    left out) and, if not, whether it is flagged `other` (the other direction leaves it out).
 
-
-def _drops(d: Translator, sub: Any, uri: str, flag: str, depth: int = 0) -> bool:
-    """A property flagged `flag` (readOnly: not in requests; writeOnly: not in responses).
-
-    The flag may sit on the property, on what its `$ref` names, or on an `allOf` member.
+    A flag may sit on the property, on what its `$ref` names, or on an `allOf` member. The
+    search for `own` stops where it is found; `other` is read on the way.
     """
     if not isinstance(sub, dict) or depth > 8:
-        return False
-    if sub.get(flag) is True:
-        return True
+        return False, False
+    if sub.get(own) is True:
+        return True, False
+    marked = sub.get(other) is True
     if "$ref" in sub:
         try:
             target, uri, _ = d.refs.follow(sub["$ref"], uri)
         except RefError:
-            return False
-        return _drops(d, target, uri, flag, depth + 1)
+            return False, marked
+        hit, also = _flags(d, target, uri, own, other, depth + 1)
+        return hit, marked or also
     members = sub.get("allOf")
-    return isinstance(members, list) and any(_drops(d, m, uri, flag, depth + 1) for m in members)
+    if isinstance(members, list):
+        for member in members:
+            hit, also = _flags(d, member, uri, own, other, depth + 1)
+            if hit:
+                return True, False
+            marked = marked or also
+    return False, marked
 
 
 def _type(
     d: Translator, out: dict[str, Any], key: str, value: Any, node: Any, uri: str, found: Found
 ) -> None:
+    if type(value) is str and value in js.JSON_TYPES:  # the common case, as below
+        out["type"] = value
+        return
     if value == "file" and d.version == "2.0":
         out["type"] = "string"
         out.setdefault("format", "binary")
@@ -157,7 +160,7 @@ def _description(
 def _pattern(
     d: Translator, out: dict[str, Any], key: str, value: Any, node: Any, uri: str, found: Found
 ) -> None:
-    if isinstance(value, str) and _valid_regex(value):
+    if isinstance(value, str) and valid_regex(value):
         out["pattern"] = value
     else:
         found.notes.append(
@@ -225,14 +228,24 @@ def _properties(
     own, other = (
         ("readOnly", "writeOnly") if d.direction == "request" else ("writeOnly", "readOnly")
     )
+    flagged = key == "properties"
     for name, sub in value.items():
-        if key == "properties" and _drops(d, sub, uri, own):
-            found.directed = True
-            dropped.append(name)
-            continue
-        if key == "properties" and not found.directed and _drops(d, sub, uri, other):
-            found.directed = True  # the other direction leaves it out
-        if key == "patternProperties" and not _valid_regex(name):
+        if flagged and not (
+            # Nothing to look for (the usual case), as `_flags` would find: no call.
+            type(sub) is dict
+            and own not in sub
+            and other not in sub
+            and "$ref" not in sub
+            and "allOf" not in sub
+        ):
+            left_out, marked = _flags(d, sub, uri, own, other)
+            if left_out:
+                found.directed = True
+                dropped.append(name)
+                continue
+            if marked:
+                found.directed = True  # the other direction leaves it out
+        if key == "patternProperties" and not valid_regex(name):
             continue
         props[name] = d.node(sub, uri, found)
     out[key] = props

@@ -14,6 +14,7 @@ from toolbridge.openapi.references import References, RefError
 from toolbridge.tools import Method, Note
 
 METHODS: tuple[Method, ...] = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE")
+_KEYS = tuple((method, method.lower()) for method in METHODS)
 
 
 @dataclass(slots=True)
@@ -63,8 +64,8 @@ def find_operations(
                 continue
         if not isinstance(item, dict):
             continue
-        for method in METHODS:
-            op = item.get(method.lower())
+        for method, key in _KEYS:
+            op = item.get(key)
             if op is None:
                 continue
             op_uri = item_uri
@@ -112,3 +113,9 @@ def unexposed(document: dict[str, Any], operations: list[Operation]) -> list[Not
             )
         )
     return notes
+
+
+def strings(value: Any) -> list[str]:
+    """The strings of a list of them (`tags`, `produces`, `consumes`); nothing from a value of
+    another kind (the operation's notes say so: `convert._malformed`)."""
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []

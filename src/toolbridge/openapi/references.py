@@ -17,6 +17,11 @@ from toolbridge.upstream.destinations import Destinations
 MAX_REF_CHAIN = 32
 
 
+def _defragged(uri: str) -> str:
+    """`urldefrag(uri)[0]`, without parsing a URI that has no fragment (the usual case)."""
+    return uri if "#" not in uri else urldefrag(uri)[0]
+
+
 class RefError(Exception):
     """A `$ref` that cannot be followed; the message says why."""
 
@@ -49,7 +54,7 @@ class References:
 
     def _locate(self, ref: str, base_uri: str) -> tuple[str, str]:
         if ref.startswith("#"):
-            return urldefrag(base_uri)[0], unquote(ref[1:])
+            return _defragged(base_uri), unquote(ref[1:])
         target = urljoin(base_uri, ref)
         uri, fragment = urldefrag(target)
         scheme = urlsplit(uri).scheme

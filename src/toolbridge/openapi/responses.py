@@ -6,12 +6,16 @@ to its top level (with a note), so a single response cannot flood a client's too
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any, cast
 
+from toolbridge import schemas as js
 from toolbridge.openapi.bodies import Draft, body_kind
 from toolbridge.openapi.definitions import Definitions
 from toolbridge.openapi.keywords import Found
 from toolbridge.openapi.references import References, RefError
+from toolbridge.openapi.swagger2 import response_as_3
 from toolbridge.tools import JsonSchema, Note
 
 MAX_OUTPUT_DEFS = 48
@@ -19,10 +23,56 @@ MAX_OUTPUT_DEFS = 48
 SUCCESS_CODES = ("200", "201", "202", "203", "206", "2XX", "2xx")
 
 
+class Outputs:
+    """The output side of each operation of one conversion (`output_schema`). Swagger 2.0
+    documents write their responses out at each operation (Kubernetes: 1,123 operations, 402
+    different responses), so 2.0 responses that are the same JSON, produced as the same media
+    types, are read once, and their operations share what they became."""
+
+    def __init__(self, refs: References, defs: Definitions) -> None:
+        self.refs = refs
+        self.defs = defs
+        self._read: dict[tuple[str, bytes, tuple[str, ...]], _Read] = {}
+
+    def output(
+        self, responses: Any, uri: str, b: Draft, produces: list[str] | None
+    ) -> tuple[JsonSchema | None, str | None]:
+        """`output_schema` of an operation's responses; `produces`: its 2.0 media types (each
+        response is reshaped as 3.x with them), None for 3.x."""
+        if produces is None:
+            return output_schema(responses, uri, self.refs, self.defs, b)
+        text = js.plain_json(responses)
+        key = (uri, text, tuple(produces)) if text is not None else None
+        known = self._read.get(key) if key is not None else None
+        if known is None:
+            mark = len(b.notes)
+            reshape = partial(response_as_3, produces=produces)
+            schema, accept = output_schema(responses, uri, self.refs, self.defs, b, reshape)
+            known = (schema, accept, tuple(b.notes[mark:]))
+            if key is not None:
+                self._read[key] = known
+            return schema, accept
+        b.notes.extend(known[2])
+        return known[0], known[1]
+
+
+_Read = tuple[JsonSchema | None, str | None, tuple[Note, ...]]
+"""What responses became: the output schema, the Accept to send, the notes made."""
+
+
 def output_schema(
-    responses: Any, uri: str, refs: References, defs: Definitions, b: Draft
+    responses: Any,
+    uri: str,
+    refs: References,
+    defs: Definitions,
+    b: Draft,
+    reshape: Callable[[Any], Any] | None = None,
 ) -> tuple[JsonSchema | None, str | None]:
-    """The output schema of the main success response, and the Accept header to send."""
+    """The output schema of the main success response, and the Accept header to send.
+
+    `reshape` turns the chosen response object, unless it is a `$ref`, into a 3.x one
+    (Swagger 2.0's: only the one response that is read is reshaped).
+    """
     if not isinstance(responses, dict):
         return None, None
     keys = {str(k): v for k, v in responses.items()}
@@ -32,6 +82,8 @@ def output_schema(
     if code is None:
         return None, None
     response = keys[code]
+    if reshape is not None:
+        response = reshape(response)
     response_uri = uri
     if isinstance(response, dict) and "$ref" in response:
         try:

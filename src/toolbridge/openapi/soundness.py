@@ -7,6 +7,10 @@ validator the gateway checks arguments with (`jsonschema_rs`, JSON Schema 2020-1
 it refuses is dropped from its schema object, with an `invalid-schema` note naming where, and
 the schema is compiled again, at most `MAX_REPAIRS` times. A schema that still does not compile
 (or fails where no keyword can be named) becomes unconstrained, with a note: the tool stays.
+
+A conversion checks its tools through one `Soundness`: a schema of the plain grammar that
+`compilable` reads (nearly all of them) is not compiled at all, and an output schema several
+tools share is checked once. The answers are the same as compiling each schema.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 import jsonschema_rs
 
+from toolbridge.openapi.compilable import Compilable
 from toolbridge.tools import JsonSchema, Note
 
 MAX_REPAIRS = 20
@@ -60,6 +65,35 @@ def sound_schema(
 
 def sound_input_schema(schema: JsonSchema) -> tuple[JsonSchema, list[Note]]:
     return sound_schema(schema, "input schema", fallback=_OPEN_INPUT)
+
+
+class Soundness:
+    """The soundness checks of one conversion (`sound_input_schema`, `sound_schema`), with
+    what its schemas share read once."""
+
+    def __init__(self) -> None:
+        self._grammar = Compilable()
+        self._outputs: dict[int, tuple[JsonSchema, JsonSchema, tuple[Note, ...]]] = {}
+        """By identity of an output schema: it, what it became, and the notes on that."""
+
+    def input_schema(self, schema: JsonSchema) -> tuple[JsonSchema, list[Note]]:
+        if self._grammar.surely(schema):
+            return schema, []
+        return sound_input_schema(schema)
+
+    def output_schema(self, schema: JsonSchema) -> tuple[JsonSchema, list[Note]]:
+        """`sound_schema(schema, "output schema")`, once per output schema object (operations
+        answering alike share one: treat the answer as read-only)."""
+        known = self._outputs.get(id(schema))
+        if known is not None and known[0] is schema:
+            return known[1], list(known[2])
+        notes: list[Note] = []
+        if self._grammar.surely(schema):
+            sound = schema
+        else:
+            sound, notes = sound_schema(schema, "output schema")
+        self._outputs[id(schema)] = (schema, sound, tuple(notes))
+        return sound, notes
 
 
 def _compile_problem(schema: JsonSchema) -> tuple[list[str | int], str] | None:

@@ -135,22 +135,16 @@ def request_body(
     return {"required": bool(required), "content": {media_type: media}}
 
 
-def responses(raw: Any, produces: list[str]) -> dict[str, Any]:
-    """2.0 responses with `schema` moved under `content` for each `produces` media type."""
-    if not isinstance(raw, dict):
-        return {}
-    out: dict[str, Any] = {}
-    for code, response in raw.items():
-        if not isinstance(response, dict) or "$ref" in response:
-            out[code] = response
-            continue
-        converted = {k: v for k, v in response.items() if k != "schema"}
-        if "schema" in response:
-            converted["content"] = {
-                mt: {"schema": response["schema"]} for mt in produces or ["application/json"]
-            }
-        out[code] = converted
-    return out
+def response_as_3(response: Any, produces: list[str]) -> Any:
+    """One 2.0 response with its `schema` under `content` (a `$ref` or a non-mapping as is)."""
+    if not isinstance(response, dict) or "$ref" in response:
+        return response
+    converted = {k: v for k, v in response.items() if k != "schema"}
+    if "schema" in response:
+        converted["content"] = {
+            mt: {"schema": response["schema"]} for mt in produces or ["application/json"]
+        }
+    return converted
 
 
 def server_url(document: dict[str, Any]) -> str | None:
