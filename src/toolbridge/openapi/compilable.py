@@ -24,6 +24,8 @@ from typing import Any
 
 import jsonschema_rs
 
+from toolbridge import schemas as js
+
 MAX_DEPTH = 200
 """Containers nested deeper than this are left to the validator (it refuses about 255)."""
 
@@ -36,19 +38,7 @@ _RULES: dict[str, int] = {
     **dict.fromkeys(("uniqueItems", "deprecated", "readOnly", "writeOnly"), _FLAG),
     **dict.fromkeys(("maximum", "minimum", "exclusiveMaximum", "exclusiveMinimum"), _NUMBER),
     "multipleOf": _NUMBER,
-    **dict.fromkeys(
-        (
-            "maxLength",
-            "minLength",
-            "maxItems",
-            "minItems",
-            "maxContains",
-            "minContains",
-            "maxProperties",
-            "minProperties",
-        ),
-        _COUNT,
-    ),
+    **dict.fromkeys(js.COUNT_KEYWORDS, _COUNT),
     "type": _TYPE,
     "required": _NAMES,
     "enum": _VALUES,

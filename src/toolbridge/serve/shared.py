@@ -31,6 +31,13 @@ from toolbridge.users import UserData
 
 logger = logging.getLogger(__name__)
 
+Handlers = tuple[
+    Callable[[frozenset[str]], Awaitable[object]],
+    Callable[[], Awaitable[object]],
+    Callable[[str, str], Awaitable[object]],
+]
+"""What the feed's changes are applied with: sources changed, reloaded and approved elsewhere."""
+
 RETRY = 2.0
 """Seconds between attempts to open a store that could not be reached at start."""
 APPLY_ATTEMPTS = 8
@@ -141,11 +148,7 @@ class Shared:
     async def _follow(
         self,
         opened: bool,
-        handlers: tuple[
-            Callable[[frozenset[str]], Awaitable[object]],
-            Callable[[], Awaitable[object]],
-            Callable[[str, str], Awaitable[object]],
-        ],
+        handlers: Handlers,
     ) -> None:
         sources_changed, _, _ = handlers
         while not opened:
@@ -168,11 +171,7 @@ class Shared:
     async def _apply_soon(
         self,
         change: Change,
-        handlers: tuple[
-            Callable[[frozenset[str]], Awaitable[object]],
-            Callable[[], Awaitable[object]],
-            Callable[[str, str], Awaitable[object]],
-        ],
+        handlers: Handlers,
     ) -> None:
         """`_apply`, tried again while it fails (a store that is just coming back), at most
         `APPLY_ATTEMPTS` times: a change is never skipped for a passing fault."""
@@ -189,11 +188,7 @@ class Shared:
     async def _apply(
         self,
         change: Change,
-        handlers: tuple[
-            Callable[[frozenset[str]], Awaitable[object]],
-            Callable[[], Awaitable[object]],
-            Callable[[str, str], Awaitable[object]],
-        ],
+        handlers: Handlers,
     ) -> None:
         sources_changed, reloaded_elsewhere, approved_elsewhere = handlers
         subject: dict[str, Any] = dict(change.subject)
