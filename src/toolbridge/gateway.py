@@ -284,17 +284,12 @@ class Gateway:
         answers kept for them, both of the current generation (the decision is made once per
         principal, view and generation)."""
         state = self._current()
-        if view is None or (view.toolset is None and not searching(state, view)):
-            visible = state.listings.visible(
-                principal, lambda: (t for t in state.catalog if state.policy.allows(principal, t))
-            )
-        else:
-            shown = view
-            visible = state.listings.visible(
-                principal,
-                lambda: listed(state, principal, shown),
-                scope=(view.toolset, searching(state, view)),
-            )
+        shown = view or View()
+        search = searching(state, shown)
+        scope = None if shown.toolset is None and not search else (shown.toolset, search)
+        visible = state.listings.visible(
+            principal, lambda: listed(state, principal, shown), scope=scope
+        )
         return Listing(visible, state.listings, state.secrets)
 
     def tool(self, principal: Principal, name: str, view: View | None = None) -> Tool:

@@ -39,17 +39,22 @@ def encode(digest: str, conversion: Conversion) -> bytes:
 
 def decode(data: bytes) -> tuple[str, Conversion]:
     """(digest, conversion) of what `encode` made; PackError when the bytes are not that."""
+    digest, rest = _head(data)
+    return digest, unpack(data[rest:])
+
+
+def _head(data: bytes) -> tuple[str, int]:
+    """An entry's digest, and where its packed conversion starts; PackError if it has none."""
     if not data.startswith(MAGIC):
         raise PackError("not an approved version of toolbridge's")
     newline = data.find(b"\n", len(MAGIC))
     try:
-        head = orjson.loads(data[len(MAGIC) : newline])
-        digest = head["digest"]
+        digest = orjson.loads(data[len(MAGIC) : newline])["digest"]
     except (orjson.JSONDecodeError, LookupError, TypeError) as exc:
         raise PackError(f"malformed head: {exc}") from None
     if not isinstance(digest, str):
         raise PackError("malformed head: the digest is not a string")
-    return digest, unpack(data[newline + 1 :])
+    return digest, newline + 1
 
 
 async def restore(gateway: Gateway, store: Store) -> list[str]:
@@ -88,30 +93,32 @@ async def restore(gateway: Gateway, store: Store) -> list[str]:
     return restored
 
 
-async def keep(gateway: Gateway, store: Store, *, by: str = GATEWAY) -> None:
-    """Write each held source's approved version to the store, where it is not there yet."""
+async def keep(gateway: Gateway, store: Store, kept: dict[str, str], *, by: str = GATEWAY) -> None:
+    """Write each held source's approved version to the store, where it is not there yet.
+
+    `kept`: the digest known to be stored, per source (this process's memory of what it read
+    and wrote), so that a reload reads the store only for sources it has not seen yet.
+    """
     sources = {s.id: s for s in gateway.catalog.sources}
     for ident, digest in gateway.approved().items():
         status = sources.get(ident)
-        if status is None or not isinstance(status.conversion, Conversion):
+        if kept.get(ident) == digest or status is None:
+            continue
+        if not isinstance(status.conversion, Conversion):
             continue
         try:
             stored = await store.documents.approved(ident)
-            if stored is not None and _digest_of(stored.content) == digest:
-                continue
-            await store.documents.approve(ident, encode(digest, status.conversion), by=by)
+            if stored is None or _stored_digest(stored.content) != digest:
+                await store.documents.approve(ident, encode(digest, status.conversion), by=by)
+            kept[ident] = digest
         except PackError as exc:
             logger.warning("source %s: its approved version cannot be stored (%s)", ident, exc)
         except ToolbridgeError as exc:
             logger.warning("source %s: its approved version was not stored: %s", ident, exc)
 
 
-def _digest_of(content: bytes) -> str | None:
-    if not content.startswith(MAGIC):
-        return None
-    newline = content.find(b"\n", len(MAGIC))
+def _stored_digest(content: bytes) -> str | None:
     try:
-        digest = orjson.loads(content[len(MAGIC) : newline]).get("digest")
-    except (orjson.JSONDecodeError, AttributeError):
+        return _head(content)[0]
+    except PackError:
         return None
-    return digest if isinstance(digest, str) else None

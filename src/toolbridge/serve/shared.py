@@ -61,6 +61,8 @@ class Shared:
         self.store: Store | None = None
         self.registered = Registered()
         self.users = UserData(self._stored_valves, self._stored_credential)
+        self._approvals: dict[str, str] = {}
+        """The approved version's digest known to be stored, per `on_change: hold` source."""
         self._refreshing = asyncio.Lock()  # the admin API and the feed may both ask at once
 
     def merged(self, config: Config) -> Config:
@@ -128,7 +130,7 @@ class Shared:
     async def keep_approvals(self, gateway: Gateway, *, by: str = approvals.GATEWAY) -> None:
         """Store the approved version of each `on_change: hold` source, where it is new."""
         if self.store is not None:
-            await approvals.keep(gateway, self.store, by=by)
+            await approvals.keep(gateway, self.store, self._approvals, by=by)
 
     async def _open(self) -> bool:
         try:
