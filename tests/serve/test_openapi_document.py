@@ -307,9 +307,10 @@ def test_arrays_in_input_schemas_carry_items() -> None:
 
 
 def test_definitions_move_to_the_components_shared_when_they_mean_the_same() -> None:
-    """`Tag` is the same everywhere: shared. `Note` differs between input and output (and its
-    optional `tags` may be null in the input), so every copy is named after its tool; `Page`
-    refers to that `Note`, so it is not shared either."""
+    """`Tag` is the same everywhere: shared under its name. `Note` differs between input and
+    output (its optional `tags` may be null in the input): each meaning is named after the first
+    tool part that has it, and the two outputs that mean the same share one. `Page` has one
+    meaning (its `Note` is the same wherever `Page` is): its own name."""
     tag = {"type": "string", "maxLength": 20}
     tags_in = {"tags": {"type": "array", "items": {"$ref": "#/$defs/Tag"}}}
     note_in = {"type": "object", "properties": tags_in}
@@ -346,11 +347,7 @@ def test_definitions_move_to_the_components_shared_when_they_mean_the_same() -> 
             "type": "object",
             "properties": {"tags": tags, "id": {"type": "integer"}},
         },
-        "listNotes.result.Page": {"type": "array", "items": ref("listNotes.result.Note")},
-        "listNotes.result.Note": {
-            "type": "object",
-            "properties": {"tags": tags, "id": {"type": "integer"}},
-        },
+        "Page": {"type": "array", "items": ref("createNote.result.Note")},
     }
     assert (
         body(document, "createNote"),
@@ -363,8 +360,55 @@ def test_definitions_move_to_the_components_shared_when_they_mean_the_same() -> 
             "required": ["note", "tag"],
         },
         whole_result(ref("createNote.result.Note")),
-        whole_result(ref("listNotes.result.Page")),
+        whole_result(ref("Page")),
     )
+    assert findings(document) == []
+
+
+def test_definitions_are_shared_by_everything_they_reach_cycles_included() -> None:
+    """`Tree` refers to itself through `Node`: the same cycle in two tools is one pair of
+    components. A third tool's `Tree` is the same JSON, but its `Node` differs: `Tree` there
+    means something else, and gets a name of its own too. A definition that refers to its
+    tool's root schema is that tool's alone, even where its JSON is the same."""
+    tree = {"type": "object", "properties": {"children": {"$ref": "#/$defs/Node"}}}
+    node = {"type": "array", "items": {"$ref": "#/$defs/Tree"}}
+    other_node = {"type": "array", "items": {"$ref": "#/$defs/Tree"}, "maxItems": 3}
+    rooted = {"type": "object", "properties": {"again": {"$ref": "#"}}}
+
+    def tool(name: str, defs: dict[str, Any]) -> Tool:
+        output = {
+            "type": "object",
+            "properties": {"tree": {"$ref": "#/$defs/Tree"}, "up": {"$ref": "#/$defs/Up"}},
+            "$defs": {**defs, "Up": rooted},
+        }
+        return remote(name, output_schema=output)
+
+    document = gateway_document(
+        [
+            tool("a", {"Tree": tree, "Node": node}),
+            tool("b", {"Node": node, "Tree": tree}),
+            tool("c", {"Tree": tree, "Node": other_node}),
+        ]
+    )
+    schemas = document["components"]["schemas"]
+    names = [name for name in schemas if not name.startswith("toolbridge.")]
+    assert names == [
+        "a.result.Tree",
+        "a.result.Node",
+        "a.result.Up",
+        "a.result",
+        "b.result.Up",
+        "b.result",
+        "c.result.Tree",
+        "c.result.Node",
+        "c.result.Up",
+        "c.result",
+    ]
+    assert (schemas["a.result.Node"], schemas["c.result.Node"]) == (
+        {"type": "array", "items": {"allOf": [ref("a.result.Tree")]}},  # closes the cycle
+        {"type": "array", "items": {"allOf": [ref("c.result.Tree")]}, "maxItems": 3},
+    )
+    assert schemas["b.result"]["properties"]["tree"] == ref("a.result.Tree")
     assert findings(document) == []
 
 
