@@ -10,6 +10,11 @@ It is a shortcut, never a requirement: where there is no fork (not Linux), or th
 or it takes longer than its timeout, the answer is None and the caller does the work itself.
 The child runs nothing but `work` and exits without cleanup (`os._exit`): it touches no socket,
 no event loop and no file of the server, and takes the default action on signals.
+
+A child may import modules the server has not (the OpenAPI validator a document's build
+needs): a module another thread of the server was importing at the moment of the fork would be
+locked in the child for good. `FORK_LOCK` is held while forking, and by whoever imports such a
+module in the server (`importing`), so no child starts with one of them half imported.
 """
 
 from __future__ import annotations
@@ -18,10 +23,22 @@ import os
 import select
 import signal
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import NoReturn
+
+FORK_LOCK = threading.Lock()
+"""Held while a child is forked, and while a module a child may also import is imported."""
+
+
+@contextmanager
+def importing() -> Iterator[None]:
+    """Hold this around an import that a forked child may make too (see the module docstring)."""
+    with FORK_LOCK:
+        yield
 
 
 def in_child(work: Callable[[], bytes], *, timeout: float) -> bytes | None:
@@ -35,7 +52,8 @@ def in_child(work: Callable[[], bytes], *, timeout: float) -> bytes | None:
     try:
         with warnings.catch_warnings():  # Python 3.12+ warns about forking with threads running
             warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
+            with FORK_LOCK:
+                pid = os.fork()
     except OSError:  # no memory or processes left for a child: do it here
         os.close(read)
         os.close(write)

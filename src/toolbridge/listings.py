@@ -13,17 +13,29 @@ uncompressed too when it is small (`KEEP_IDENTITY_BYTES`); a larger one is decom
 each client that takes no compression, so that a big catalog's lists cost little memory. Its
 ETag is a digest of the uncompressed bytes: the same list has the same ETag in every
 generation and every worker.
+
+A large answer's compressed bytes (`SPILL_BYTES` or more, as a big catalog's `/v1/tools` and
+`/openapi.json` are: 6 to 11 MB for the whole corpus) are kept in a file rather than in the
+process: an unnamed temporary file (`tempfile.TemporaryFile`, in `TMPDIR` or the system's
+temporary folder; gone when the answer is dropped or the process ends), read for each request
+(`os.pread`: a millisecond or two for megabytes the kernel's page cache holds). The kernel
+keeps such pages as long as it has room and gives them back when it needs it, as it does for
+any file; the server's own memory holds only the small answers. Where no temporary file can be
+made, the bytes stay in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import tempfile
+import weakref
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import IO, Literal
 
 import orjson
 import zstandard
@@ -44,6 +56,8 @@ KEEP_IDENTITY_BYTES = 4 * 1024 * 1024
 client that takes no compression (about 1 ms per MB)."""
 PIECE_BYTES = 1024 * 1024
 """A large answer is decompressed for a client without compression in pieces of this size."""
+SPILL_BYTES = 1024 * 1024
+"""An answer whose zstd and gzip bytes are this many or more together is kept in a file."""
 MAX_ANSWERS = 64
 """Answers kept per generation (by surface, format, options and visible set), least recently
 used first out."""
@@ -66,33 +80,56 @@ class Visible:
 
 
 class Answer:
-    """One list answer: its bytes as zstd and gzip (both made as it was built), and plain
-    (kept when small, else decompressed for each request that needs it)."""
+    """One list answer: its bytes as zstd and gzip (both made as it was built, kept in a file
+    when large), and plain (kept when small, else decompressed for each request that needs
+    it)."""
 
     def __init__(
         self, *, zstd: bytes, gzip: bytes, etag: str, size: int, identity: bytes | None
     ) -> None:
-        self.zstd = zstd
-        self.gzip = gzip
         self.etag = etag
         """A weak validator (`W/"..."`): the same for every content coding of the answer."""
         self.size = size
         """The uncompressed length."""
         self._identity = identity
+        self._zstd_length = len(zstd)
+        self._gzip_length = len(gzip)
+        self._file = _spilled(zstd, gzip) if len(zstd) + len(gzip) >= SPILL_BYTES else None
+        if self._file is not None:  # closed (and so gone) with the answer
+            weakref.finalize(self, self._file.close)
+        self._zstd = zstd if self._file is None else b""
+        self._gzip = gzip if self._file is None else b""
+
+    @property
+    def zstd(self) -> bytes:
+        if self._file is None:
+            return self._zstd
+        return _read(self._file, 0, self._zstd_length)
+
+    @property
+    def gzip(self) -> bytes:
+        if self._file is None:
+            return self._gzip
+        return _read(self._file, self._zstd_length, self._gzip_length)
+
+    @property
+    def in_file(self) -> bool:
+        """Whether the compressed bytes are kept in a file (not in the process)."""
+        return self._file is not None
 
     def to_bytes(self) -> bytes:
         """The answer as one string of bytes (from a child process to the server)."""
-        identity = self._identity
+        identity, zstd, gzip = self._identity, self.zstd, self.gzip
         head = orjson.dumps(
             {
                 "etag": self.etag,
                 "size": self.size,
-                "zstd": len(self.zstd),
-                "gzip": len(self.gzip),
+                "zstd": len(zstd),
+                "gzip": len(gzip),
                 "identity": None if identity is None else len(identity),
             }
         )
-        return b"%d\n%s%s%s%s" % (len(head), head, self.zstd, self.gzip, identity or b"")
+        return b"%d\n%s%s%s%s" % (len(head), head, zstd, gzip, identity or b"")
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Answer:
@@ -133,6 +170,29 @@ class Answer:
         if self._identity is not None:
             return self._identity
         return zstandard.ZstdDecompressor().decompress(self.zstd, max_output_size=self.size)
+
+
+def _spilled(zstd: bytes, gzip: bytes) -> IO[bytes] | None:
+    """An unnamed temporary file holding `zstd` then `gzip`; None where none can be written."""
+    try:
+        file = tempfile.TemporaryFile(prefix="toolbridge-list-")  # noqa: SIM115 (kept open)
+    except OSError:
+        return None
+    try:
+        file.write(zstd)
+        file.write(gzip)
+        file.flush()
+    except OSError:  # the disk is full: keep them in memory
+        file.close()
+        return None
+    return file
+
+
+def _read(file: IO[bytes], offset: int, length: int) -> bytes:
+    data = os.pread(file.fileno(), length, offset)
+    if len(data) != length:  # someone cut the file short: nothing else can answer
+        raise OSError(f"a kept list answer is {len(data)} bytes in its file, not {length}")
+    return data
 
 
 def build_answer(parts: Iterable[bytes]) -> Answer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,32 @@ async def test_every_coding_is_the_same_list_with_the_same_etag(served: Served, 
     assert body(answers["gzip"]) == body(answers["zstd"]) == body(answers["identity"])
     assert len({a.headers["etag"] for a in answers.values()}) == 1
     assert answers["identity"].headers["etag"].startswith('W/"')
+
+
+@pytest.mark.parametrize("path", ["/v1/tools", "/openapi.json"])
+async def test_a_large_answer_kept_in_a_file_is_the_same_list(
+    served: Served, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kept in the process, then (a reload later) in a file: the same bytes in every coding."""
+    in_memory = {c: await served.get(path, accept_encoding=c) for c in ("gzip", "zstd")}
+    spilled: list[int] = []
+    spill = listings._spilled
+
+    def counted(zstd: bytes, gzip: bytes) -> Any:
+        file = spill(zstd, gzip)
+        spilled.append(os.fstat(file.fileno()).st_size if file is not None else -1)
+        return file
+
+    monkeypatch.setattr(listings, "SPILL_BYTES", 1)
+    monkeypatch.setattr(listings, "_spilled", counted)
+    await served.gateway.reload()
+    in_file = {c: await served.get(path, accept_encoding=c) for c in ("gzip", "zstd")}
+    assert len(spilled) == 1
+    assert spilled[0] == sum(len(a.content) for a in in_file.values())
+    for coding in ("gzip", "zstd"):
+        assert in_file[coding].headers["etag"] == in_memory[coding].headers["etag"]
+        assert in_file[coding].headers["content-encoding"] == coding
+        assert body(in_file[coding]) == body(in_memory[coding])
 
 
 @pytest.mark.parametrize("path", ["/v1/tools", "/openapi.json"])

@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
+from functools import lru_cache
+from types import ModuleType
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -23,6 +25,7 @@ import orjson
 
 from toolbridge import schemas as js
 from toolbridge.arguments import accepted_schema
+from toolbridge.forked import importing
 from toolbridge.formats.openai_dialect import with_array_items
 from toolbridge.tools import JsonSchema, Tool
 
@@ -88,10 +91,17 @@ class Components:
 
 
 def _is_regex(pattern: Any) -> bool:
-    # Imported when a document is built, not at start: the validator's libraries take a while.
-    from openapi_schema_validator import oas31_format_checker
+    return bool(_validator().oas31_format_checker.conforms(pattern, "regex"))
 
-    return bool(oas31_format_checker.conforms(pattern, "regex"))
+
+@lru_cache(maxsize=1)
+def _validator() -> ModuleType:
+    """The OpenAPI schema validator, imported when a document is first built, not at start (its
+    libraries take 4 MB and a while); a large document is built in a forked child, which
+    imports it there (`forked.importing`)."""
+    with importing():
+        import openapi_schema_validator
+    return openapi_schema_validator
 
 
 def _break_cycles(schemas: dict[str, JsonSchema]) -> None:
@@ -339,12 +349,15 @@ class _Rewrite:
 
     def _fits(self, value: Any, node: JsonSchema) -> bool:
         """Whether `value` fits the node as the document has it (less a pattern left out)."""
-        from openapi_schema_validator import OAS31Validator, oas31_format_checker
-
+        validator = _validator()
         schema = {k: v for k, v in node.items() if k != "pattern" or _is_regex(v)}
         if self.defs:
             schema["$defs"] = self.defs
         try:
-            return bool(OAS31Validator(schema, format_checker=oas31_format_checker).is_valid(value))
+            return bool(
+                validator.OAS31Validator(
+                    schema, format_checker=validator.oas31_format_checker
+                ).is_valid(value)
+            )
         except Exception:  # a schema the validator cannot use makes no promise about a default
             return False

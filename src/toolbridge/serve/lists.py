@@ -54,11 +54,12 @@ def openapi_json(
 ) -> Iterator[bytes]:
     """The gateway's own OpenAPI document of these tools (`openapi_document`), as JSON.
 
-    What building it imports is imported first, here: a large list is built in a child
-    process (`forked`), which must not import what another thread may be importing.
+    Building it imports the OpenAPI schema validator (`document_components`), 4 MB of modules
+    the serving process has no other use for. A large list is built in a child process
+    (`forked`), which imports them itself and takes them with it when it exits; that is safe
+    because no thread of the server imports them meanwhile (only a list built here, when no
+    child could build it, does).
     """
-    import openapi_schema_validator  # noqa: F401
-
     return gateway_document_json(
         list(tools), title=title, server_url=server_url, authenticated=authenticated
     )
