@@ -423,7 +423,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with gateway, mcp.lifespan(), live.running():
+        # The MCP SDK loads after the rest has started: its import would slow a start down.
+        async with gateway, live.running(), mcp.lifespan():
             yield
 
     routes = Starlette(
