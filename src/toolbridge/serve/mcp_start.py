@@ -2,10 +2,10 @@
 
 Importing the `mcp` SDK builds several hundred pydantic models: more than half a second, as
 long as everything else a start does with a compiled catalog. So the HTTP API serves at once,
-and the SDK is imported in a worker thread while it does (its lifespan is entered last, once
-the rest of the app has started: the import would slow a start down, not just follow it); an MCP request that comes before it
-is ready waits for it (at most `START_TIMEOUT`, then 503), so no request is refused for being
-early. `/readyz` says which: `"mcp": "starting"` or `"ready"`.
+and the SDK is imported in a worker thread while it does. Its lifespan is entered last, once
+the rest of the app has started: an import beside the start would slow the start down. An MCP
+request that comes before it is ready waits for it (at most `START_TIMEOUT`, then 503), so no
+request is refused for being early. `/readyz` says which: `"mcp": "starting"` or `"ready"`.
 """
 
 from __future__ import annotations
