@@ -17,7 +17,9 @@ generation and every worker.
 A large answer's compressed bytes (`SPILL_BYTES` or more, as a big catalog's `/v1/tools` and
 `/openapi.json` are: 6 to 11 MB for the whole corpus) are kept in a file rather than in the
 process: an unnamed temporary file (`tempfile.TemporaryFile`, in `TMPDIR` or the system's
-temporary folder; gone when the answer is dropped or the process ends), read for each request
+temporary folder: made readable by this user only and unlinked at once, so no other process
+can open it by name; gone when the answer is dropped or the process ends; what it holds was
+redacted before it was compressed, like every answer), read for each request
 (`os.pread`: a millisecond or two for megabytes the kernel's page cache holds). The kernel
 keeps such pages as long as it has room and gives them back when it needs it, as it does for
 any file; the server's own memory holds only the small answers. Where no temporary file can be
