@@ -19,6 +19,7 @@ from toolbridge.budgets import apply as apply_budget
 from toolbridge.config import OAuth2ClientCredentials, PerUserAuth, Server
 from toolbridge.errors import CredentialRequired, InvalidArguments, ToolbridgeError
 from toolbridge.filters.chain import Chain, run_inlets, run_outlets
+from toolbridge.filters.loader import has_user_valves
 from toolbridge.generation import Environment, Generation
 from toolbridge.local.calls import call_function
 from toolbridge.local.context import CallContext, context_from_headers, oauth_token
@@ -94,6 +95,14 @@ class Dispatch:
         headers = caller_headers or {}
         user = _user(principal)
         valves = _filter_valves(headers.get(FILTER_VALVES_HEADER))
+        if self.users is not None:  # what the request does not say, the caller's stored ones
+            for status in chain:
+                loaded = status.filter
+                if loaded is None or loaded.id in valves or not has_user_valves(loaded):
+                    continue
+                stored = await self.users.valves(principal.id, loaded.id)
+                if stored is not None:
+                    valves[loaded.id] = stored
         if context is None:
             context = _context(principal, headers)
         passed = await run_inlets(

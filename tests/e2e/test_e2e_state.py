@@ -33,6 +33,7 @@ from toolbridge.redaction import MARKER
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
+FILTER_FILES = ROOT / "tests" / "fixtures" / "filters"
 CANARY_TOKEN = "canary-token-7f3a9c1e5b"
 CANARY_VALVE = "canary-valve-2d8e4f6a0c"
 CANARY_OWN = "canary-own-9b1c3e5d7f"
@@ -359,3 +360,71 @@ def test_each_caller_keeps_their_own_valves_and_credentials(
     assert (home.split(":")[0], bobs_home.split(":")[0]) == ("Lisbon", "Paris")
     assert mine == {"credentials": [{"server": "mine", "fields": ["token"]}]}
     assert CANARY_OWN not in (served.log.read_text() + str(mine) + stored.text)
+
+
+ECHO = '''"""
+title: Echo
+version: 1.0.0
+"""
+
+
+class Tools:
+    def echo(self, text: str) -> str:
+        """Say it back."""
+        return text
+'''
+
+
+def test_each_caller_keeps_their_own_filter_valves(folder: Path, env: dict[str, str]) -> None:
+    """A filter's UserValves are kept like a tool's, at /v1/me/valves/{filter id}, and used on
+    the caller's calls that the request's header does not say otherwise for."""
+    (folder / "tools" / "echo.py").write_text(ECHO)
+    (folder / "filters").mkdir()
+    shutil.copy(FILTER_FILES / "redact_emails.py", folder / "filters" / "redact_emails.py")
+    config = yaml.safe_load((folder / "toolbridge.yaml").read_text())
+    config["tools"].append(
+        {"id": "echoes", "path": "tools/echo.py", "access": {"groups": ["support"]}}
+    )
+    config["filters"] = [
+        {"id": "redact", "path": "filters/redact_emails.py", "sources": ["echoes"]},
+        {"id": "elsewhere", "path": "filters/redact_emails.py", "tools": ["nothing_*"]},
+    ]
+    (folder / "toolbridge.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    served = Served(folder, env=env)
+    address = {"text": "write to eve@example.net"}
+    try:
+        before = served.call("echo", **address).json()["result"]
+        stored = put(served, "/v1/me/valves/redact", {"keep_domain": True}, user="alice")
+        shown = get(served, "/v1/me/valves/redact", user="alice").json()
+        wrong = put(served, "/v1/me/valves/redact", {"keep_domain": "maybe"}, user="alice")
+        nothing_around = put(served, "/v1/me/valves/elsewhere", {"keep_domain": True}, "alice")
+        after = served.call("echo", **address).json()["result"]
+        bobs = served.call("echo", user="bob", **address).json()["result"]
+        said = httpx2.post(
+            f"{served.url}/v1/tools/echo/call",
+            json=address,
+            headers={
+                **bearer("alice"),
+                "x-toolbridge-filter-valves": '{"redact": {"keep_domain": false}}',
+            },
+            timeout=10,
+        ).json()["result"]
+    finally:
+        served.stop()
+
+    assert (before, after, bobs, said) == (
+        "write to [email]",
+        "write to [email]@example.net",
+        "write to [email]",
+        "write to [email]",
+    )
+    assert (stored.status_code, stored.json()) == (
+        200,
+        {"tool": "redact", "valves": {"keep_domain": True}},
+    )
+    assert shown == {"tool": "redact", "valves": {"keep_domain": True}}
+    assert (wrong.status_code, wrong.json()["error"]["type"]) == (422, "invalid_arguments")
+    assert (nothing_around.status_code, nothing_around.json()["error"]["message"]) == (
+        404,
+        "no tools entry or filter 'elsewhere' with UserValves that you may use",
+    )

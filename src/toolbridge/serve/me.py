@@ -1,5 +1,6 @@
-"""`/v1/me`: what a caller keeps for themselves: UserValves per local tool, a credential per
-`per_user` server. Stored encrypted (the secret ones), used when a call carries none.
+"""`/v1/me`: what a caller keeps for themselves: UserValves per local tool (and per filter
+around a tool they may use), a credential per `per_user` server. Stored encrypted (the secret
+ones), used when a call carries none.
 
 What it trusts: the caller is authenticated (by the app); they reach only tools and servers
 they may use (a source they may not use does not exist for them: 404, as everywhere), and
@@ -16,6 +17,8 @@ from pydantic import BaseModel, ValidationError
 
 from toolbridge.config import PerUserAuth
 from toolbridge.errors import BadRequest, InvalidArguments, ToolNotFound
+from toolbridge.filters.chain import select
+from toolbridge.filters.loader import user_valves
 from toolbridge.gateway import Gateway
 from toolbridge.policy import Principal
 from toolbridge.serve.admin_files import Answer, secret_names
@@ -89,14 +92,21 @@ class Me:
         return self.shared.require()
 
     def _user_valves(self, principal: Principal, tool_id: str) -> type[BaseModel]:
-        """The UserValves model of a tools entry this caller may use; 404 otherwise."""
-        for tool in self.gateway.list_tools(principal):
+        """The UserValves model of a tools entry this caller may use, or of a filter around a
+        tool they may use (ids are unique across both); 404 otherwise."""
+        tools = self.gateway.list_tools(principal)
+        for tool in tools:
             target = tool.target
             if tool.source == tool_id and isinstance(target, PythonFunction):
                 model = getattr(getattr(target.func, "__self__", None), "UserValves", None)
                 if isinstance(model, type) and issubclass(model, BaseModel):
                     return model
-        raise ToolNotFound(f"no tools entry {tool_id!r} with UserValves that you may use")
+        for status in self.gateway.filters():
+            loaded = status.filter
+            found = user_valves(loaded) if loaded is not None and loaded.id == tool_id else None
+            if found is not None and any(select((status,), tool) for tool in tools):
+                return found
+        raise ToolNotFound(f"no tools entry or filter {tool_id!r} with UserValves that you may use")
 
     def _per_user(self, principal: Principal, server_id: str) -> PerUserAuth:
         """The `per_user` scheme of a server this caller may use; 404 otherwise."""
