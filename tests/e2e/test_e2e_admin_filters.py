@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from tests.e2e.conftest import live_server
 from tests.e2e.serving import KEYS, Served, bearer
-from tests.e2e.test_e2e_state import get, post, put
+from tests.e2e.test_e2e_state import SHOUT, get, post, put
 
 pytestmark = pytest.mark.e2e
 
@@ -370,3 +370,28 @@ def test_registered_filters_outlive_a_restart_and_are_exported(
     assert (folder / "out" / "filters" / "mask.py").read_text() == MASK
     everything = b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
     assert CANARY.encode() not in everything
+
+
+def test_a_source_a_filter_is_scoped_to_is_not_deleted_from_under_it(served: Served) -> None:
+    """Deleting it would leave the filter scoped to nothing, silently: 409 until the filter no
+    longer names it."""
+    tool = {"id": "shout", "content": SHOUT, "access": {"groups": ["support"]}}
+    registered = post(served, "/v1/admin/tools", tool)
+    only_shout = {"tools": [], "sources": ["shout"], "valves": {"word": "SUNNY"}}
+    scoped = post(served, "/v1/admin/filters", mask(**only_shout))
+    refused = delete(served, "/v1/admin/tools/shout")
+    still = served.call("shout", text="sunny day")
+    unscoped = delete(served, "/v1/admin/filters/mask")
+    deleted = delete(served, "/v1/admin/tools/shout")
+
+    assert [r.status_code for r in (registered, scoped)] == [201, 201]
+    assert (refused.status_code, refused.json()["error"]) == (
+        409,
+        {
+            "type": "conflict",
+            "message": "tools entry 'shout' is in the sources of filter 'mask': take it out of "
+            "their `sources` (or delete them) first",
+        },
+    )
+    assert (still.status_code, still.json()["result"]) == (200, "[hidden] DAY!")
+    assert [r.status_code for r in (unscoped, deleted)] == [200, 200]

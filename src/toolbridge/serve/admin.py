@@ -88,6 +88,7 @@ class Admin:
     async def delete_server(self, principal: Principal, ident: str) -> Answer:
         store = self.store(principal)
         self.writable(ident, "server")
+        self.in_no_filter_scope(ident, "server")
         if not await store.servers.delete(ident, by=principal.id):
             raise ToolNotFound(f"no server {ident!r} was registered through the API")
         return 200, {"deleted": ident, **await self.applied(ident)}
@@ -137,6 +138,17 @@ class Admin:
             raise Conflict(
                 f"{kind} {ident!r} is defined in toolbridge.yaml: edit the file (the API "
                 "changes only the sources it registered)"
+            )
+
+    def in_no_filter_scope(self, ident: str, kind: str) -> None:
+        """Conflict when a filter names this source in its `sources`: deleting the source would
+        leave the filter scoped to nothing, silently."""
+        scoped = [f.id for f in self.gateway.config.filters if ident in f.sources]
+        if scoped:
+            names = ", ".join(map(repr, scoped))
+            raise Conflict(
+                f"{kind} {ident!r} is in the sources of filter {names}: take it out of their "
+                "`sources` (or delete them) first"
             )
 
     async def _trial_server(self, entry: dict[str, Any], document: bytes | None) -> None:

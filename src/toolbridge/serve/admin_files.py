@@ -59,6 +59,7 @@ class Parts(Protocol):
     def in_file(self, ident: str) -> bool: ...
     def not_taken(self, ident: str) -> None: ...
     def writable(self, ident: str, kind: str) -> None: ...
+    def in_no_filter_scope(self, ident: str, kind: str) -> None: ...
     async def applied(self, ident: str) -> dict[str, Any]: ...
     def from_file(self, entry: Server | LocalTools | FilterEntry) -> dict[str, Any]: ...
 
@@ -76,6 +77,8 @@ class Kind:
     entries: Callable[[Config], tuple[LocalTools, ...] | tuple[FilterEntry, ...]]
     load: Callable[[Registered, Config], None]
     """Load the one file `materialize` made, aside; SourceError or ConfigError when it fails."""
+    source: str | None
+    """What one is called as a source that filters may be scoped to (None: it is none)."""
 
 
 def _load_tool(made: Registered, config: Config) -> None:
@@ -102,6 +105,7 @@ TOOLS = Kind(
     content="the tool file's text (frontmatter included)",
     entries=lambda config: config.tools,
     load=_load_tool,
+    source="tools entry",
 )
 FILTERS = Kind(
     key="filters",
@@ -110,6 +114,7 @@ FILTERS = Kind(
     content="the filter file's text (a `class Filter`)",
     entries=lambda config: config.filters,
     load=_load_filter,
+    source=None,
 )
 
 
@@ -164,6 +169,8 @@ class Files:
     async def delete(self, principal: Principal, ident: str) -> Answer:
         part = self._part(self.parts.store(principal))
         self.parts.writable(ident, self.kind.key)
+        if self.kind.source is not None:
+            self.parts.in_no_filter_scope(ident, self.kind.source)
         if not await part.delete(ident, by=principal.id):
             raise self._absent(ident)
         return 200, {"deleted": ident, **await self.parts.applied(ident)}
