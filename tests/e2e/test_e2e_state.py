@@ -139,6 +139,7 @@ def test_a_server_registered_through_the_api_is_served_at_once(
     created = post(served, "/v1/admin/servers", uploaded_server(upstream))
     called = served.call("more_getStatus").json()
     listed = get(served, "/v1/admin/servers").json()
+    sources = get(served, "/v1/servers").json()["servers"]
 
     assert created.status_code == 201, created.text
     answer = created.json()
@@ -153,6 +154,12 @@ def test_a_server_registered_through_the_api_is_served_at_once(
         ("more", "api"),
     ]
     assert listed["servers"][1]["entry"]["auth"] == {"type": "bearer", "token": "********"}
+    # Where it came from, not where this process wrote it for its loaders.
+    assert [(s["id"], s["location"]) for s in sources] == [
+        ("notes", "specs/demo.yaml"),
+        ("more", "admin API: documents/more.yaml"),
+        ("weather", "tools/weather.py"),
+    ]
     assert CANARY_TOKEN not in created.text + str(listed)
 
 

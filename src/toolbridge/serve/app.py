@@ -389,6 +389,9 @@ def create_app(
         }
         if gateway.config.filters and principal.admin:
             body["filters"] = [describe_filter(f) for f in gateway.filters()]
+        if shared is not None:
+            for entry in (*body["servers"], *body.get("filters", ())):
+                entry["location"] = shared.shown(entry["location"])
         return json_response(body)
 
     async def reload(request: Request, principal: Principal) -> Response:

@@ -69,6 +69,16 @@ class Shared:
         """`config` with the registered sources (as last read from the store)."""
         return self.registered.merged(config)
 
+    def shown(self, location: str) -> str:
+        """A source's location as `/v1/servers` shows it: what was registered through the admin
+        API is named for what it is (`admin API: documents/more.yaml`), not by the folder this
+        process wrote it to for its loaders."""
+        try:
+            inside = Path(location).resolve().relative_to(self.folder.resolve())
+        except (ValueError, OSError):
+            return location
+        return f"admin API: {inside.as_posix()}"
+
     def require(self) -> Store:
         """The open store; StoreUnavailable while it is not."""
         if self.store is None:
