@@ -53,7 +53,7 @@ Encoding = Literal["zstd", "gzip", "identity"]
 ZSTD_LEVEL = 3
 GZIP_LEVEL = 1
 """Level 1 keeps the build quick (a quarter second for 33 MB) at a fifth of the size."""
-KEEP_IDENTITY_BYTES = 4 * 1024 * 1024
+KEEP_IDENTITY_BYTES = 1024 * 1024
 """Answers up to this size are also kept uncompressed; larger ones are decompressed for each
 client that takes no compression (about 1 ms per MB)."""
 PIECE_BYTES = 1024 * 1024
