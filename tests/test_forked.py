@@ -77,6 +77,13 @@ def test_a_large_answer_is_kept_in_an_unnamed_file(
     assert zlib.decompress(answer.body("gzip"), 16 + zlib.MAX_WBITS) == data
     back = Answer.from_bytes(answer.to_bytes())
     assert (back.zstd, back.gzip, back.etag) == (answer.zstd, answer.gzip, answer.etag)
+    monkeypatch.setattr(listings, "FILE_PIECE_BYTES", 1000)
+    for coding in ("zstd", "gzip"):
+        pieces = list(answer.pieces(coding))
+        assert b"".join(pieces) == answer.body(coding)
+        assert answer.length(coding) == len(answer.body(coding))
+        assert answer.ready(coding) is (not answer.in_file)
+        assert max(map(len, pieces)) == (1000 if answer.in_file else len(answer.body(coding)))
     if answer.in_file:
         link = os.readlink(f"/proc/self/fd/{answer._file.fileno()}")  # type: ignore[union-attr]
         assert "toolbridge-list-" not in link or link.endswith("(deleted)")

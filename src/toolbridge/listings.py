@@ -58,6 +58,9 @@ KEEP_IDENTITY_BYTES = 1024 * 1024
 client that takes no compression (about 1 ms per MB)."""
 PIECE_BYTES = 1024 * 1024
 """A large answer is decompressed for a client without compression in pieces of this size."""
+FILE_PIECE_BYTES = 192 * 1024
+"""An answer in a file is read and sent in pieces of this size: under `bulk.LARGE_BLOCK`, so
+each comes from (and goes back to) the heap, where the next piece reuses it."""
 SPILL_BYTES = 1024 * 1024
 """An answer whose zstd and gzip bytes are this many or more together is kept in a file."""
 MAX_ANSWERS = 64
@@ -151,17 +154,36 @@ class Answer:
         )
 
     def ready(self, encoding: Encoding) -> bool:
-        """Whether `body(encoding)` is at hand, or has work to do (worth a worker thread)."""
-        return encoding != "identity" or self._identity is not None
+        """Whether `body(encoding)` is at hand, or is better sent in `pieces` (decompressed,
+        or read from the answer's file, a piece at a time)."""
+        if encoding == "identity":
+            return self._identity is not None
+        return self._file is None
+
+    def length(self, encoding: Encoding) -> int:
+        """The answer's length in this content coding."""
+        if encoding == "zstd":
+            return self._zstd_length
+        if encoding == "gzip":
+            return self._gzip_length
+        return self.size
 
     def pieces(self, encoding: Encoding) -> Iterator[bytes]:
-        """The answer in this content coding, in pieces of at most `PIECE_BYTES` when it has to
-        be decompressed: a large plain answer is never made whole, only sent."""
+        """The answer in this content coding, in pieces when it has to be decompressed (at most
+        `PIECE_BYTES`: a large plain answer is never made whole, only sent) or read from its
+        file (`FILE_PIECE_BYTES`: reused memory, never a fresh block of megabytes)."""
         if self.ready(encoding):
             yield self.body(encoding)
             return
-        reader = zstandard.ZstdDecompressor().read_to_iter(self.zstd, write_size=PIECE_BYTES)
-        yield from reader
+        if encoding == "identity":
+            reader = zstandard.ZstdDecompressor().read_to_iter(self.zstd, write_size=PIECE_BYTES)
+            yield from reader
+            return
+        assert self._file is not None  # not ready, and compressed: it is in a file
+        start = 0 if encoding == "zstd" else self._zstd_length
+        length = self.length(encoding)
+        for at in range(0, length, FILE_PIECE_BYTES):
+            yield _read(self._file, start + at, min(FILE_PIECE_BYTES, length - at))
 
     def body(self, encoding: Encoding) -> bytes:
         """The answer in this content coding."""

@@ -471,7 +471,7 @@ def _listed(status: int, headers: dict[str, str], body: bytes | Iterator[bytes])
 
 
 async def _each(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
-    for piece in pieces:  # a megabyte decompressed at a time: quick enough for the loop
+    for piece in pieces:  # a megabyte decompressed, or a piece read, at a time: quick enough
         yield piece
 
 

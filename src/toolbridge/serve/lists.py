@@ -26,7 +26,8 @@ def http_answer(
     answer: Answer, headers: Mapping[str, str]
 ) -> tuple[int, dict[str, str], bytes | Iterator[bytes]]:
     """(status, headers, body) for a list request with these request headers; the body is
-    bytes, or pieces to send one by one (a large answer decompressed for a plain client)."""
+    bytes, or pieces to send one by one (a large answer decompressed for a plain client, or
+    read from the file it is kept in)."""
     out = {"ETag": answer.etag, "Vary": VARY, "Cache-Control": CACHE_CONTROL}
     if not_modified(headers.get("if-none-match"), answer.etag):
         return 304, out, b""
@@ -35,7 +36,7 @@ def http_answer(
         out["Content-Encoding"] = encoding
     if answer.ready(encoding):
         return 200, out, answer.body(encoding)
-    out["Content-Length"] = str(answer.size)
+    out["Content-Length"] = str(answer.length(encoding))
     return 200, out, answer.pieces(encoding)
 
 
