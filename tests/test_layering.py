@@ -37,6 +37,7 @@ LAYERS: list[set[str]] = [
     {"search"},  # the search index over a catalog
     {"shared_limits"},  # rate limits counted once for all processes (Redis), local as fallback
     {"identity", "listings"},  # credentials -> principals; list answers kept per generation
+    {"cold_start"},  # a cold start's large documents converted in a child
     {"registry"},  # all sources -> one Catalog
     {"toolsets"},  # named parts of a catalog
     {"users"},  # each caller's stored data, cached

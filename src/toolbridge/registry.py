@@ -16,15 +16,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from toolbridge import names
 from toolbridge.bulk import give_back
+from toolbridge.cold_start import convert_aside
 from toolbridge.config import Config, LocalTools, Server
 from toolbridge.config import Selection as SelectionConfig
 from toolbridge.errors import ConfigError, DocumentError, SourceError, ToolbridgeError
 from toolbridge.local.loader import LocalConversion, ModuleCache, load_tools
-from toolbridge.openapi.compiled import convert_cached
+from toolbridge.openapi.compiled import convert_cached, entry_path
 from toolbridge.openapi.convert import Conversion, Selection
 from toolbridge.openapi.documents import DocumentStore, location_to_uri, uri_to_display
 from toolbridge.openapi.fetching import http_fetcher
@@ -127,20 +128,12 @@ def load_server(
             max_bytes=store.max_bytes,
             fetch_timeout=store.fetch_timeout,
         )
-    uri = location_to_uri(server.spec, base_dir)
+    uri, shape = _conversion(server, base_dir)
     started = time.time()
     try:
         with store.tracking() as touched:
-            conversion = convert_cached(  # unchanged documents: from the compiled cache
-                store,
-                uri,
-                source=server.id,
-                base_url=server.base_url,
-                prefix=server.prefix or "",
-                include=_selection(server.include),
-                exclude=_selection(server.exclude),
-                destinations=destinations,
-            )
+            # unchanged documents: from the compiled cache
+            conversion = convert_cached(store, uri, **shape)
     except DocumentError as exc:
         return SourceStatus(
             id=server.id,
@@ -170,6 +163,33 @@ def load_server(
         conversion=replace(conversion, notes=(*conversion.notes, *refused)),
         digest=store.digest(touched),
     )
+
+
+def _conversion(server: Server, base_dir: Path) -> tuple[str, dict[str, Any]]:
+    """The document's URI and what else shapes a server's conversion (`convert_cached`'s
+    keyword arguments)."""
+    return location_to_uri(server.spec, base_dir), {
+        "source": server.id,
+        "base_url": server.base_url,
+        "prefix": server.prefix or "",
+        "include": _selection(server.include),
+        "exclude": _selection(server.exclude),
+        "destinations": destinations_of(server),
+    }
+
+
+def _uncompiled_bytes(server: Server, store: DocumentStore, base_dir: Path) -> int:
+    """The size of the server's document when it is a local file with no compiled entry yet
+    (what a load would have to convert); 0 otherwise (an entry, no cache, or a URL, whose size
+    is known only once it is fetched)."""
+    uri, shape = _conversion(server, base_dir)
+    entry = entry_path(store, uri, **shape)
+    if entry is None or entry.exists() or not uri.startswith("file://"):
+        return 0
+    try:
+        return Path(unquote(urlsplit(uri).path)).stat().st_size
+    except OSError:
+        return 0
 
 
 def _refused_servers(server: Server, conversion: Conversion) -> list[Note]:
@@ -266,6 +286,12 @@ def load_sources(
 ) -> list[SourceStatus]:
     """Every source of the config, loaded or with the error that keeps it down."""
     proxies = config.proxy_environment
+    sizes = [(s, _uncompiled_bytes(s, store, config.base_dir)) for s in config.servers]
+    uncompiled = [s for s, size in sizes if size]
+    convert_aside(  # a cold start of large documents: converted in a child, read back here
+        sum(size for _, size in sizes),
+        lambda: [load_server(s, store, config.base_dir, proxies) for s in uncompiled],
+    )
     statuses = []
     for server in config.servers:
         statuses.append(load_server(server, store, config.base_dir, proxies))

@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from toolbridge.config import Server
+from toolbridge import cold_start
+from toolbridge.config import Config, Server
 from toolbridge.openapi import compiled
 from toolbridge.openapi.compiled import convert_cached
 from toolbridge.openapi.convert import Conversion, convert
 from toolbridge.openapi.documents import DocumentStore
-from toolbridge.registry import load_server
+from toolbridge.registry import load_server, load_sources
 
 API = """
     openapi: 3.0.3
@@ -233,3 +235,47 @@ def test_a_document_at_a_url_is_fetched_once_per_load_hit_or_miss(tmp_path: Path
     changed = load_remote()
     assert cold == warm == changed
     assert sorted(fetched) == sorted(list(served) * 3)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="children are forked on Linux")
+@pytest.mark.parametrize("cold_bytes", [1, 10**9])
+def test_a_cold_start_of_large_documents_converts_them_in_a_child(
+    api: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cold_bytes: int
+) -> None:
+    """At `COLD_BYTES` of documents without entries, a forked child converts them (its count
+    is its own) and writes their entries; the server reads them back, the same tools. Below,
+    the server converts them itself."""
+    monkeypatch.setattr(cold_start, "COLD_BYTES", cold_bytes)
+    config = Config(servers=(Server(id="pets", spec=str(api)),), base_dir=tmp_path)
+    converted = Converted(monkeypatch)
+    store = DocumentStore(cache_dir=tmp_path / "cache")
+    (status,) = load_sources(config, store)
+    here = converted.count
+    plain = load_server(Server(id="pets", spec=str(api)), DocumentStore(), tmp_path)
+
+    assert here == (0 if cold_bytes == 1 else 1)
+    assert len(entries(tmp_path / "cache")) == 1
+    assert status.conversion is not None
+    assert plain.conversion is not None
+    assert status.conversion.tools == plain.conversion.tools
+    assert (status.error, status.digest) == (None, plain.digest)
+
+
+def test_a_child_that_cannot_convert_leaves_it_to_the_server(
+    api: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cold_start, "COLD_BYTES", 1)
+    monkeypatch.setattr(cold_start, "in_child", lambda work, timeout: None)
+    converted = Converted(monkeypatch)
+    config = Config(servers=(Server(id="pets", spec=str(api)),), base_dir=tmp_path)
+    (status,) = load_sources(config, DocumentStore(cache_dir=tmp_path / "cache"))
+
+    assert (converted.count, status.error) == (1, None)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="children are forked on Linux")
+def test_a_child_converts_from_cold_bytes_on() -> None:
+    ran: list[int] = []
+    below = cold_start.convert_aside(cold_start.COLD_BYTES - 1, lambda: ran.append(1))
+    at = cold_start.convert_aside(cold_start.COLD_BYTES, lambda: ran.append(2))
+    assert (below, at, ran) == (False, True, [])  # nothing ran here: the child's list is its own

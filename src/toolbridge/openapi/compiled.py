@@ -79,18 +79,8 @@ def convert_cached(
     The destination policy is part of the key: the documents an entry lists were each fetched
     under it, so they are read again (to compare digests) only under the same policy.
     """
-    shape = [
-        uri,
-        source,
-        base_url,
-        prefix,
-        _selection(include),
-        _selection(exclude),
-        _destinations(destinations),
-    ]
+    key = _key(uri, source, base_url, prefix, include, exclude, destinations)
     folder = store.cache_dir / FOLDER if store.cache_dir is not None else None
-    version = converter_version()
-    key = hashlib.sha256(orjson.dumps([FORMAT, version, *shape])).hexdigest() if version else ""
     if folder is not None and key:
         found = _read(folder / f"{key}.bin", key, store)
         if found is not None:
@@ -116,6 +106,50 @@ def convert_cached(
         missing = sorted(touched - read.keys())  # referred to, but could not be read
         _write(folder, key, sorted(read.items()), missing, packed)
     return unpack(packed)
+
+
+def entry_path(
+    store: DocumentStore,
+    uri: str,
+    *,
+    source: str = "api",
+    base_url: str | None = None,
+    prefix: str = "",
+    include: Selection | None = None,
+    exclude: Selection | None = None,
+    destinations: Destinations | None = None,
+) -> Path | None:
+    """Where `convert_cached` with these arguments keeps its entry (None: no cache). Whether
+    the entry is there says nothing of whether it is still good: reading it checks that."""
+    key = _key(uri, source, base_url, prefix, include, exclude, destinations)
+    if store.cache_dir is None or not key:
+        return None
+    return store.cache_dir / FOLDER / f"{key}.bin"
+
+
+def _key(
+    uri: str,
+    source: str,
+    base_url: str | None,
+    prefix: str,
+    include: Selection | None,
+    exclude: Selection | None,
+    destinations: Destinations | None,
+) -> str:
+    """The entry's key: over the converter's version and everything that shapes the result."""
+    version = converter_version()
+    if not version:
+        return ""
+    shape = [
+        uri,
+        source,
+        base_url,
+        prefix,
+        _selection(include),
+        _selection(exclude),
+        _destinations(destinations),
+    ]
+    return hashlib.sha256(orjson.dumps([FORMAT, version, *shape])).hexdigest()
 
 
 @lru_cache(maxsize=1)
