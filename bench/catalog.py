@@ -230,8 +230,10 @@ def starts(run: Run) -> Gateway:
     cold, answer = gateway.ready()
     if answer.get("tools") != run.tools:
         raise RuntimeError(f"the corpus served {answer.get('tools')} tools, not {run.tools}")
+    cold_rss = gateway.rss_mib()
     gateway.stop()
     run.rows.append(Row("cold start, ready (/readyz 200)", cold, "s", limit, note))
+    run.rows.append(Row("resident memory at ready, cold start", cold_rss, "MiB", MAX_RSS_MIB))
     best, best_mcp, rss, rss_mcp = float("inf"), float("inf"), float("nan"), float("nan")
     for attempt in range(run.repeat):
         gateway = Gateway(run.config, cold_dir)  # the caches the cold start filled
