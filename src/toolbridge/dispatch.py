@@ -19,9 +19,8 @@ from toolbridge.budgets import apply as apply_budget
 from toolbridge.config import OAuth2ClientCredentials, PerUserAuth, Server
 from toolbridge.errors import CredentialRequired, InvalidArguments, ToolbridgeError
 from toolbridge.filters.chain import Chain, run_inlets, run_outlets
-from toolbridge.filters.loader import has_user_valves
 from toolbridge.generation import Environment, Generation
-from toolbridge.local.calls import call_function
+from toolbridge.local.calls import call_function, user_valves
 from toolbridge.local.context import CallContext, context_from_headers, oauth_token
 from toolbridge.policy import Principal
 from toolbridge.tools import HttpOperation, PythonFunction, Tool, ToolResult
@@ -98,7 +97,7 @@ class Dispatch:
         if self.users is not None:  # what the request does not say, the caller's stored ones
             for status in chain:
                 loaded = status.filter
-                if loaded is None or loaded.id in valves or not has_user_valves(loaded):
+                if loaded is None or loaded.id in valves or user_valves(loaded.instance) is None:
                     continue
                 stored = await self.users.valves(principal.id, loaded.id)
                 if stored is not None:

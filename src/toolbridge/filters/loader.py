@@ -61,16 +61,6 @@ class Filter:
     tool gets none."""
 
 
-def user_valves(loaded: Filter) -> type[BaseModel] | None:
-    """The filter's `UserValves` model (what each caller may set for it), if it has one."""
-    model = getattr(loaded.instance, "UserValves", None)
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def has_user_valves(loaded: Filter) -> bool:
-    return user_valves(loaded) is not None
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FilterStatus:
     """A filter entry as loaded: its filter, or the error that keeps it down (with its last good

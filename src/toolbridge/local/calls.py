@@ -199,10 +199,17 @@ def _event_call(ask: EventCall) -> Callable[[Any], Any]:
     return event_call
 
 
+def user_valves(instance: object) -> type[BaseModel] | None:
+    """The `UserValves` model of a Tools or Filter object (what each caller may set for it),
+    if it has one."""
+    model = getattr(instance, "UserValves", None)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
 def _user(given: dict[str, Any], instance: object, where: str) -> dict[str, Any]:
     user = dict(given)
-    model = getattr(instance, "UserValves", None)
-    if isinstance(model, type) and issubclass(model, BaseModel):
+    model = user_valves(instance)
+    if model is not None:
         try:
             user["valves"] = model.model_validate(given.get("valves") or {})
         except ValidationError as exc:

@@ -18,8 +18,8 @@ from pydantic import BaseModel, ValidationError
 from toolbridge.config import PerUserAuth
 from toolbridge.errors import BadRequest, InvalidArguments, ToolNotFound
 from toolbridge.filters.chain import select
-from toolbridge.filters.loader import user_valves
 from toolbridge.gateway import Gateway
+from toolbridge.local.calls import user_valves
 from toolbridge.policy import Principal
 from toolbridge.serve.admin_files import Answer, secret_names
 from toolbridge.serve.shared import Shared
@@ -98,14 +98,16 @@ class Me:
         for tool in tools:
             target = tool.target
             if tool.source == tool_id and isinstance(target, PythonFunction):
-                model = getattr(getattr(target.func, "__self__", None), "UserValves", None)
-                if isinstance(model, type) and issubclass(model, BaseModel):
+                model = user_valves(getattr(target.func, "__self__", None))
+                if model is not None:
                     return model
         for status in self.gateway.filters():
             loaded = status.filter
-            found = user_valves(loaded) if loaded is not None and loaded.id == tool_id else None
-            if found is not None and any(select((status,), tool) for tool in tools):
-                return found
+            if loaded is None or loaded.id != tool_id:
+                continue
+            model = user_valves(loaded.instance)
+            if model is not None and any(select((status,), tool) for tool in tools):
+                return model
         raise ToolNotFound(f"no tools entry or filter {tool_id!r} with UserValves that you may use")
 
     def _per_user(self, principal: Principal, server_id: str) -> PerUserAuth:
