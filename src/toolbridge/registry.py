@@ -25,7 +25,7 @@ from toolbridge.config import Config, LocalTools, Server
 from toolbridge.config import Selection as SelectionConfig
 from toolbridge.errors import ConfigError, DocumentError, SourceError, ToolbridgeError
 from toolbridge.local.loader import LocalConversion, ModuleCache, load_tools
-from toolbridge.openapi.compiled import convert_cached, entry_path
+from toolbridge.openapi.compiled import Shape, convert_cached, entry_path
 from toolbridge.openapi.convert import Conversion, Selection
 from toolbridge.openapi.documents import DocumentStore, location_to_uri, uri_to_display
 from toolbridge.openapi.fetching import http_fetcher
@@ -107,7 +107,7 @@ def load_server(
     `$ref` elsewhere stays unresolved, with a note. Served by the API itself (on `base_url`'s
     origin, or without it the document URL's), it is fetched with the server's credentials.
     """
-    destinations = destinations_of(server)
+    uri, shape = _conversion(server, base_dir)
     if is_url(server.spec) and not store.fetches_itself:
         transport = server_transport(server, base_dir, proxy_environment or {})
         auth = _document_auth(server, transport)
@@ -116,7 +116,7 @@ def load_server(
         fetch = http_fetcher(
             auth=auth,
             auth_origin=_origin_of(server.base_url or server.spec) if auth else None,
-            destinations=destinations,
+            destinations=shape.destinations,
             transport=transport,
             server=server.id,
             timeout=store.fetch_timeout,
@@ -128,12 +128,11 @@ def load_server(
             max_bytes=store.max_bytes,
             fetch_timeout=store.fetch_timeout,
         )
-    uri, shape = _conversion(server, base_dir)
     started = time.time()
     try:
         with store.tracking() as touched:
             # unchanged documents: from the compiled cache
-            conversion = convert_cached(store, uri, **shape)
+            conversion = convert_cached(store, uri, shape)
     except DocumentError as exc:
         return SourceStatus(
             id=server.id,
@@ -165,17 +164,16 @@ def load_server(
     )
 
 
-def _conversion(server: Server, base_dir: Path) -> tuple[str, dict[str, Any]]:
-    """The document's URI and what else shapes a server's conversion (`convert_cached`'s
-    keyword arguments)."""
-    return location_to_uri(server.spec, base_dir), {
-        "source": server.id,
-        "base_url": server.base_url,
-        "prefix": server.prefix or "",
-        "include": _selection(server.include),
-        "exclude": _selection(server.exclude),
-        "destinations": destinations_of(server),
-    }
+def _conversion(server: Server, base_dir: Path) -> tuple[str, Shape]:
+    """The document's URI and what else shapes a server's conversion."""
+    return location_to_uri(server.spec, base_dir), Shape(
+        source=server.id,
+        base_url=server.base_url,
+        prefix=server.prefix or "",
+        include=_selection(server.include),
+        exclude=_selection(server.exclude),
+        destinations=destinations_of(server),
+    )
 
 
 def _uncompiled_bytes(server: Server, store: DocumentStore, base_dir: Path) -> int:
@@ -183,7 +181,7 @@ def _uncompiled_bytes(server: Server, store: DocumentStore, base_dir: Path) -> i
     (what a load would have to convert); 0 otherwise (an entry, no cache, or a URL, whose size
     is known only once it is fetched)."""
     uri, shape = _conversion(server, base_dir)
-    entry = entry_path(store, uri, **shape)
+    entry = entry_path(store, uri, shape)
     if entry is None or entry.exists() or not uri.startswith("file://"):
         return 0
     try:

@@ -16,7 +16,7 @@ import pytest
 from toolbridge import cold_start
 from toolbridge.config import Config, Server
 from toolbridge.openapi import compiled
-from toolbridge.openapi.compiled import convert_cached
+from toolbridge.openapi.compiled import Shape, convert_cached
 from toolbridge.openapi.convert import Conversion, convert
 from toolbridge.openapi.documents import DocumentStore
 from toolbridge.registry import load_server, load_sources
@@ -64,7 +64,7 @@ class Converted:
 
 
 def load(path: Path, cache: Path, **options: Any) -> Conversion:
-    return convert_cached(DocumentStore(cache_dir=cache), path.as_uri(), **options)
+    return convert_cached(DocumentStore(cache_dir=cache), path.as_uri(), Shape(**options))
 
 
 def entries(cache: Path) -> list[Path]:
@@ -147,7 +147,7 @@ def _foreign(entry: Path) -> None:
     uri = (entry.parents[2] / "api" / "openapi.yaml").as_uri()
     cache = entry.parents[1]
     before = set(cache.glob(f"{compiled.FOLDER}/*.bin"))
-    convert_cached(DocumentStore(cache_dir=cache), uri, prefix="other")
+    convert_cached(DocumentStore(cache_dir=cache), uri, Shape(prefix="other"))
     (other,) = set(cache.glob(f"{compiled.FOLDER}/*.bin")) - before
     other.replace(entry)
 

@@ -28,6 +28,7 @@ import logging
 import os
 import stat
 import tempfile
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -63,23 +64,27 @@ CONVERTER_SOURCES = (
 digest (with `packing.FORMAT`)."""
 
 
-def convert_cached(
-    store: DocumentStore,
-    uri: str,
-    *,
-    source: str = "api",
-    base_url: str | None = None,
-    prefix: str = "",
-    include: Selection | None = None,
-    exclude: Selection | None = None,
-    destinations: Destinations | None = None,
-) -> Conversion:
-    """`convert(store, uri, ...)`, from the compiled cache when its documents are unchanged.
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What, besides its documents, shapes a server's conversion (`convert`'s options), and so
+    its entry's key."""
+
+    source: str = "api"
+    base_url: str | None = None
+    prefix: str = ""
+    include: Selection | None = None
+    exclude: Selection | None = None
+    destinations: Destinations | None = None
+
+
+def convert_cached(store: DocumentStore, uri: str, shape: Shape = Shape()) -> Conversion:
+    """`convert(store, uri, ...)` with `shape`'s options, from the compiled cache when its
+    documents are unchanged.
 
     The destination policy is part of the key: the documents an entry lists were each fetched
     under it, so they are read again (to compare digests) only under the same policy.
     """
-    key = _key(uri, source, base_url, prefix, include, exclude, destinations)
+    key = _key(uri, shape)
     folder = store.cache_dir / FOLDER if store.cache_dir is not None else None
     if folder is not None and key:
         found = _read(folder / f"{key}.bin", key, store)
@@ -89,17 +94,17 @@ def convert_cached(
         conversion = convert(
             store,
             uri,
-            source=source,
-            base_url=base_url,
-            prefix=prefix,
-            include=include,
-            exclude=exclude,
-            destinations=destinations,
+            source=shape.source,
+            base_url=shape.base_url,
+            prefix=shape.prefix,
+            include=shape.include,
+            exclude=shape.exclude,
+            destinations=shape.destinations,
         )
     try:
         packed = pack(conversion)
     except PackError as exc:
-        logger.debug("%s: not compiled (%s)", source, exc)
+        logger.debug("%s: not compiled (%s)", shape.source, exc)
         return conversion
     if folder is not None and key:
         read = {uri: sha256 for uri in touched if (sha256 := store.sha256(uri)) is not None}
@@ -108,48 +113,30 @@ def convert_cached(
     return unpack(packed)
 
 
-def entry_path(
-    store: DocumentStore,
-    uri: str,
-    *,
-    source: str = "api",
-    base_url: str | None = None,
-    prefix: str = "",
-    include: Selection | None = None,
-    exclude: Selection | None = None,
-    destinations: Destinations | None = None,
-) -> Path | None:
-    """Where `convert_cached` with these arguments keeps its entry (None: no cache). Whether
-    the entry is there says nothing of whether it is still good: reading it checks that."""
-    key = _key(uri, source, base_url, prefix, include, exclude, destinations)
+def entry_path(store: DocumentStore, uri: str, shape: Shape) -> Path | None:
+    """Where `convert_cached(store, uri, shape)` keeps its entry (None: no cache). Whether the
+    entry is there says nothing of whether it is still good: reading it checks that."""
+    key = _key(uri, shape)
     if store.cache_dir is None or not key:
         return None
     return store.cache_dir / FOLDER / f"{key}.bin"
 
 
-def _key(
-    uri: str,
-    source: str,
-    base_url: str | None,
-    prefix: str,
-    include: Selection | None,
-    exclude: Selection | None,
-    destinations: Destinations | None,
-) -> str:
+def _key(uri: str, shape: Shape) -> str:
     """The entry's key: over the converter's version and everything that shapes the result."""
     version = converter_version()
     if not version:
         return ""
-    shape = [
+    parts = [
         uri,
-        source,
-        base_url,
-        prefix,
-        _selection(include),
-        _selection(exclude),
-        _destinations(destinations),
+        shape.source,
+        shape.base_url,
+        shape.prefix,
+        _selection(shape.include),
+        _selection(shape.exclude),
+        _destinations(shape.destinations),
     ]
-    return hashlib.sha256(orjson.dumps([FORMAT, version, *shape])).hexdigest()
+    return hashlib.sha256(orjson.dumps([FORMAT, version, *parts])).hexdigest()
 
 
 @lru_cache(maxsize=1)
