@@ -21,10 +21,9 @@ temporary folder: made readable by this user only and unlinked at once, so no ot
 can open it by name; gone when the answer is dropped or the process ends; what it holds was
 redacted before it was compressed, like every answer), read for each request in pieces as
 they are sent (`os.pread` of `FILE_PIECE_BYTES`: megabytes the kernel's page cache holds take
-a millisecond or two). The kernel
-keeps such pages as long as it has room and gives them back when it needs it, as it does for
-any file; the server's own memory holds only the small answers. Where no temporary file can be
-made, the bytes stay in memory.
+a millisecond or two). The kernel keeps such pages as long as it has room and gives them back
+when it needs it, as it does for any file; the server's own memory holds only the small
+answers. Where no temporary file can be made, the bytes stay in memory.
 """
 
 from __future__ import annotations
