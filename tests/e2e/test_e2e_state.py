@@ -268,6 +268,64 @@ def test_a_registered_tool_with_secret_valves_and_an_import_pinned_by_its_hash(
     assert CANARY_VALVE not in created.text + changed.text + str(listed)
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "message"),
+    [
+        pytest.param(
+            "PUT",
+            "/v1/admin/tools/wrapped/valves",
+            {"valves": {"api_key": CANARY_VALVE}},
+            "tools[wrapped]: the file cannot be loaded: valves 'valves' are not fields of any "
+            "Valves model",
+            id="valves-wrapped-as-the-answer-shows-them",
+        ),
+        pytest.param(
+            "POST",
+            "/v1/admin/tools",
+            {"id": "typo", "content": SHOUT, "valves": {"sufix": "!"}},
+            "tools[typo]: the file cannot be loaded: valves 'sufix' are not fields of any "
+            "Valves model",
+            id="a-valve-the-file-has-not",
+        ),
+        pytest.param(
+            "POST",
+            "/v1/admin/tools",
+            {"id": "empty", "content": "x = 1\n"},
+            "tools[empty]: the file cannot be loaded: no public function to offer: it defines "
+            "no `class Tools` nor public function",
+            id="no-tool-in-the-file",
+        ),
+    ],
+)
+def test_valves_a_tool_file_has_no_field_for_are_refused_and_nothing_is_stored(
+    served: Served, method: str, path: str, body: dict[str, Any], message: str
+) -> None:
+    """Valves the file cannot take would be stored unused (a secret among them in clear) and
+    shown back; a file with no tool offers nothing. Each is refused, and nothing changes."""
+    made = post(served, "/v1/admin/tools", {"id": "wrapped", "content": SHOUT})
+    assert made.status_code in (201, 409), made.text  # the table's cases share the server
+    before = get(served, "/v1/admin/tools").json()
+    answer = httpx2.request(method, served.url + path, json=body, headers=bearer("ops"))
+    assert (answer.status_code, answer.json()["error"]["message"]) == (422, message)
+    assert get(served, "/v1/admin/tools").json() == before
+    assert CANARY_VALVE not in answer.text + str(before)
+
+
+def test_a_caller_may_set_only_the_fields_of_a_tools_user_valves(served: Served) -> None:
+    answer = put(served, "/v1/me/valves/weather", {"home": "Oslo", "bogus": 1}, user="alice")
+    kept = get(served, "/v1/me/valves/weather", user="alice").json()
+    problem = "not a field of its UserValves (it has: home, max_days)"
+    assert (answer.status_code, answer.json()["error"]) == (
+        422,
+        {
+            "type": "invalid_arguments",
+            "message": f"invalid arguments for \"UserValves of 'weather'\": $.bogus: {problem}",
+            "problems": [{"path": "$.bogus", "message": problem}],
+        },
+    )
+    assert kept == {"tool": "weather", "valves": None}
+
+
 def test_registered_sources_outlive_a_restart_and_are_exported(
     folder: Path, env: dict[str, str], upstream: str
 ) -> None:

@@ -266,6 +266,14 @@ async def test_a_file_handler_takes_the_files() -> None:
         (
             "from pydantic import BaseModel\n"
             "class Filter:\n"
+            "    class Valves(BaseModel):\n        mask: str = '*'\n        level: int = 1\n"
+            "    def outlet(self, body): return body\n",
+            {"valves": {"mask": "#"}, "mask": "#"},
+            "valves 'valves' are not fields of the Filter's Valves (it has: level, mask)",
+        ),
+        (
+            "from pydantic import BaseModel\n"
+            "class Filter:\n"
             "    class Valves(BaseModel):\n        priority: str = 'high'\n"
             "    def __init__(self): self.valves = self.Valves()\n"
             "    def outlet(self, body): return body\n",

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from toolbridge.config import Config, FilterEntry
 from toolbridge.errors import SourceError
 from toolbridge.local.imports import import_file, import_module
-from toolbridge.local.signatures import cause, is_injected
+from toolbridge.local.signatures import cause, field_names, is_injected
 from toolbridge.local.sources import display
 
 logger = logging.getLogger(__name__)
@@ -158,6 +158,13 @@ def _filter(entry: FilterEntry, location: str, module: types.ModuleType) -> Filt
                 f"valves.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
             )
             raise SourceError(f"{where}: {problems}") from None
+        unknown = sorted(set(entry.valves) - field_names(valves_model))
+        if unknown:
+            known = ", ".join(sorted(field_names(valves_model))) or "none"
+            raise SourceError(
+                f"{where}: valves {', '.join(map(repr, unknown))} are not fields of the Filter's "
+                f"Valves (it has: {known})"
+            )
     elif entry.valves:
         raise SourceError(f"{where}: valves are given, but the Filter has no Valves model")
     inlet = _handler(where, getattr(instance, "inlet", None), "inlet")

@@ -44,7 +44,7 @@ from toolbridge.errors import SourceError
 from toolbridge.local.docstrings import frontmatter
 from toolbridge.local.imports import import_file, import_module
 from toolbridge.local.requirements import install_requirements, requirement_notes
-from toolbridge.local.signatures import build_tool, cause
+from toolbridge.local.signatures import build_tool, cause, field_names
 from toolbridge.local.sources import LocalModule, display, entry_sources
 from toolbridge.tools import Note, PythonFunction, Tool
 
@@ -220,7 +220,7 @@ def _callables(
                 f"valves.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
             )
             raise SourceError(f"{where}: {problems}") from None
-        used = {f.alias or n for n, f in valves_model.model_fields.items()}
+        used = set(field_names(valves_model))
     for name in _methods(tools_class):
         yield f"Tools.{name}", getattr(instance, name), used
 

@@ -198,7 +198,7 @@ def _arguments_model(
         plan.append((name, param.name, param.kind is inspect.Parameter.POSITIONAL_ONLY))
     model: type[Arguments] = create_model(model_name, __base__=Arguments, **fields)
     model.call_plan = tuple(plan)
-    model.accepted = frozenset(f.alias or n for n, f in model.model_fields.items())
+    model.accepted = field_names(model)
     return model
 
 
@@ -328,3 +328,9 @@ def _nested_properties(schema: JsonSchema) -> list[str]:
         for definition in (schema.get("$defs") or {}).values()
         for name in (definition.get("properties") or {})
     ]
+
+
+def field_names(model: type[BaseModel]) -> frozenset[str]:
+    """The names a model takes its values by (a field's alias, else its name): a tool's
+    arguments, or the values a Valves or UserValves model may be given."""
+    return frozenset(f.alias or n for n, f in model.model_fields.items())

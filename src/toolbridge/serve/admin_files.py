@@ -82,7 +82,14 @@ class Kind:
 
 
 def _load_tool(made: Registered, config: Config) -> None:
-    load_tools(made.tools[0], config.base_dir)
+    """Load it as a reload would, and refuse what a config file's entry is only warned of: valves
+    the file has no field for (they would be stored unused, and shown back), or no tool."""
+    loaded = load_tools(made.tools[0], config.base_dir)
+    for note in loaded.notes:
+        if note.kind == "valves-unused":
+            raise SourceError(note.message.removesuffix("; they are ignored"))
+        if note.kind == "no-tools":
+            raise SourceError(f"{note.message}: it defines no `class Tools` nor public function")
 
 
 def _load_filter(made: Registered, config: Config) -> None:

@@ -20,6 +20,7 @@ from toolbridge.errors import BadRequest, InvalidArguments, ToolNotFound
 from toolbridge.filters.chain import select
 from toolbridge.gateway import Gateway
 from toolbridge.local.calls import user_valves
+from toolbridge.local.signatures import field_names
 from toolbridge.policy import Principal
 from toolbridge.serve.admin_files import Answer, secret_names
 from toolbridge.serve.shared import Shared
@@ -52,6 +53,13 @@ class Me:
                 for error in exc.errors()
             ]
             raise InvalidArguments(f"UserValves of {tool_id!r}", problems) from None
+        known = field_names(model)
+        unknown = [
+            (f"$.{name}", f"not a field of its UserValves (it has: {', '.join(sorted(known))})")
+            for name in sorted(set(body) - known)
+        ]
+        if unknown:
+            raise InvalidArguments(f"UserValves of {tool_id!r}", unknown)
         secret = secret_names(body, None)
         await store.users.put_valves(principal.id, tool_id, body, secret=secret, by=principal.id)
         self._forget(principal, tool_id)
