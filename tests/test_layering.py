@@ -10,8 +10,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "toolbridge"
 # The rooms of the package, lowest first: a module may import only from its own room and the
 # rooms before it. Top-level modules are rooms of their own, named by module.
 LAYERS: list[set[str]] = [
-    # plain values, the YAML loader, host names; bulk and forked work
-    {"errors", "tools", "yaml_loader", "hosts", "bulk", "forked"},
+    # plain values, the YAML loader, host names, which names hold secrets; bulk and forked work
+    {"errors", "tools", "yaml_loader", "hosts", "bulk", "forked", "secret_names"},
     {"yaml_paths"},  # where a value is in a YAML file, for errors that say so
     {"schemas", "names", "config"},  # pure helpers over those values; what a valid config is
     {"config_file"},  # toolbridge.yaml read into a Config (and admin API entries checked)

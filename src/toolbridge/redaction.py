@@ -22,7 +22,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TextIO
-from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
+from urllib.parse import quote, quote_plus
 
 import orjson
 from pydantic import BaseModel, SecretStr
@@ -35,13 +35,12 @@ from toolbridge.config import (
     OAuth2ClientCredentials,
     Server,
 )
+from toolbridge.secret_names import SECRET_NAME, url_secrets
 from toolbridge.tools import PythonFunction, Tool
 
 MARKER = "[redacted]"
 MIN_LENGTH = 6
 """Shorter values are not redacted: masking `abc` everywhere would garble every answer."""
-SECRET_NAME = re.compile(r"key|token|secret|passw(?:or)?d|credential|authorization|cookie", re.I)
-"""Names (of valves, headers, URL query parameters) whose values are secrets."""
 
 
 class Secrets:
@@ -133,7 +132,7 @@ def config_secrets(config: Config) -> Iterator[str]:
             if auth.jwt.secret:
                 yield auth.jwt.secret
             if auth.jwt.jwks:
-                yield from _url_secrets(auth.jwt.jwks)
+                yield from url_secrets(auth.jwt.jwks)
     for server in config.servers:
         yield from _server_secrets(server)
     for entry in config.tools:
@@ -153,30 +152,17 @@ def _server_secrets(server: Server) -> Iterator[str]:
             yield oauth.client_secret
             pair = f"{oauth.client_id}:{oauth.client_secret}"
             yield base64.b64encode(pair.encode()).decode()
-            yield from _url_secrets(oauth.token_url)
+            yield from url_secrets(oauth.token_url)
     yield from _named_secrets(server.headers)
-    yield from _url_secrets(server.spec)
+    yield from url_secrets(server.spec)
     if server.base_url:
-        yield from _url_secrets(server.base_url)
+        yield from url_secrets(server.base_url)
 
 
 def _named_secrets(values: Mapping[str, Any]) -> Iterator[str]:
     for name, value in values.items():
         if isinstance(value, str) and SECRET_NAME.search(name):
             yield value.split(" ", 1)[1] if value.lower().startswith("bearer ") else value
-
-
-def _url_secrets(url: str) -> Iterator[str]:
-    """A URL's password and the values of its query parameters named like secrets."""
-    try:
-        parts = urlsplit(url)
-        if parts.password:
-            yield parts.password
-    except ValueError:
-        return
-    for name, value in parse_qsl(parts.query, keep_blank_values=False):
-        if SECRET_NAME.search(name):
-            yield value
 
 
 def _valve_secrets(tools: Iterable[Tool]) -> Iterator[str]:

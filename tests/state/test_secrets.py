@@ -52,6 +52,14 @@ WRITES: list[tuple[str, Write]] = [
     ("secret user valve", lambda s: s.users.put_valves(
         "alice", "t", {"key": f"{CANARY}-8"}, secret=["key"])),
     ("credential", lambda s: s.users.put_credential("alice", "a", {"token": f"{CANARY}-9"})),
+    ("key in a spec URL", lambda s: s.servers.create(
+        {"id": "f", "spec": f"https://h/a.yaml?v=2&api_key={CANARY}-s"}, by="ops")),
+    ("password in a base URL", lambda s: s.servers.create(
+        {"id": "g", "spec": "g.yaml", "base_url": f"https://svc:{CANARY}-b@h/"}, by="ops")),
+    ("token in a token URL", lambda s: s.servers.create(
+        {"id": "h", "spec": "h.yaml",
+         "auth": {"type": "oauth2_client_credentials", "client_id": "c", "client_secret": "x",
+                  "token_url": f"https://t/token?access_token={CANARY}-u"}}, by="ops")),
 ]  # fmt: skip
 
 
@@ -78,7 +86,7 @@ async def test_no_secret_is_stored_or_shown_in_clear(store: Store, store_url: st
 
     shown = [
         await store.servers.list(),
-        [await store.servers.get(s) for s in "abcde"],
+        [await store.servers.get(s) for s in "abcdefgh"],
         await store.tools.list(),
         await store.tools.get_valves("t"),
         await store.tools.get_valves("u"),
@@ -96,7 +104,7 @@ async def test_no_secret_is_stored_or_shown_in_clear(store: Store, store_url: st
         await store.users.valves_in_clear("alice", "t"),
         await store.users.credential_in_clear("alice", "a"),
     ]
-    assert sorted(set(re.findall(f"{CANARY}-(\\d)", repr(clear)))) == list("123456789")
+    assert sorted(set(re.findall(f"{CANARY}-(\\w)", repr(clear)))) == list("123456789bsu")
 
 
 @pytest.mark.parametrize(("what", "write"), WRITES, ids=[what for what, _ in WRITES])
@@ -117,10 +125,18 @@ async def test_what_holds_no_secret_needs_no_key(store_url: str) -> None:
         await store.servers.create(
             {"id": "a", "spec": "a.yaml", "auth": {"type": "forward"}}, by="o"
         )
+        per_user = {"type": "per_user", "scheme": "bearer"}
+        public_url = "https://h/openapi.yaml?version=2"
+        await store.servers.create({"id": "b", "spec": public_url, "auth": per_user}, by="o")
         await store.tools.create("t", "class Tools: pass\n", {}, valves={"n": 1}, by="o")
         await store.users.put_valves("alice", "t", {"n": 2})
 
-        assert [s.id for s in await store.servers.in_clear()] == ["a"]
+        assert [s.id for s in await store.servers.in_clear()] == ["a", "b"]
+        assert (await store.servers.list())[1].entry == {
+            "id": "b",
+            "spec": public_url,
+            "auth": per_user,
+        }
         assert await store.tools.valves_in_clear("t") == {"n": 1}
         assert await store.users.valves_in_clear("alice", "t") == {"n": 2}
 
@@ -148,9 +164,9 @@ async def test_rotation_moves_every_secret_to_the_new_key(store: Store, store_ur
 
     async with await Store.open(store_url, secrets=SecretBox([KEY_B, KEY_A])) as both:
         assert (
-            await both.rotate_secrets(by="ops") == 9
-        )  # 5 servers, 2 valves, 1 user's, 1 credential
-        assert (await both.audit_log(limit=1))[0].detail == {"count": 9}
+            await both.rotate_secrets(by="ops") == 12
+        )  # 8 servers, 2 valves, 1 user's, 1 credential
+        assert (await both.audit_log(limit=1))[0].detail == {"count": 12}
     async with await Store.open(store_url, secrets=SecretBox([KEY_B])) as new:
         after = (
             await new.servers.in_clear(),

@@ -35,14 +35,12 @@ from toolbridge.gateway import Gateway
 from toolbridge.local.loader import load_tools
 from toolbridge.openapi.fetching import http_fetcher
 from toolbridge.policy import Principal
+from toolbridge.secret_names import SECRET_NAME
 from toolbridge.state.registered import Registered, materialize
 from toolbridge.state.store import Store
 from toolbridge.state.tool_files import ToolFiles
 from toolbridge.state.values import REDACTED, ToolInClear, ToolRecord
 
-SECRET_NAME = re.compile(r"key|token|secret|password", re.IGNORECASE)
-"""Valves whose names say this are encrypted at rest (and never listed), as are those named in
-a request's `secret`."""
 MAX_FILE_BYTES = 1024 * 1024
 """A tool or filter file's content, in UTF-8 (the store's own limit too)."""
 IMPORT_TIMEOUT = 30.0
@@ -290,8 +288,8 @@ class Files:
 
 
 def secret_names(values: Mapping[str, Any], named: Any) -> frozenset[str]:
-    """The Valves to seal: those `named` in a request's `secret`, and those whose names say
-    so (`SECRET_NAME`)."""
+    """The Valves to seal (encrypted at rest, never listed): those `named` in a request's
+    `secret`, and those whose names say so (`SECRET_NAME`)."""
     if named is not None and (
         not isinstance(named, list) or not all(isinstance(n, str) for n in named)
     ):

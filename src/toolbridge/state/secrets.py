@@ -20,6 +20,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from toolbridge.errors import SecretKeyError
+from toolbridge.secret_names import url_secrets
 from toolbridge.state.values import REDACTED
 
 ENV_KEY = "TOOLBRIDGE_SECRET_KEY"
@@ -28,7 +29,7 @@ ENV_KEY = "TOOLBRIDGE_SECRET_KEY"
 KeyPath = tuple[str, ...]
 
 _PUBLIC_AUTH_KEYS = frozenset(
-    {"type", "in", "name", "header", "token_url", "client_id", "scopes", "username"}
+    {"type", "scheme", "in", "name", "header", "token_url", "client_id", "scopes", "username"}
 )
 """Keys of a server's `auth` that are not secret; every other one (token, value, password,
 client_secret, and any key a future auth type adds) is encrypted."""
@@ -94,15 +95,26 @@ def no_key(action: str) -> SecretKeyError:
 
 
 def server_secret_paths(entry: Mapping[str, Any]) -> list[KeyPath]:
-    """The secret values of a server entry: its auth's secrets and every header value."""
-    paths: list[KeyPath] = []
+    """The secret values of a server entry: its auth's secrets, every header value, and each
+    URL (`spec`, `base_url`, `auth.token_url`) that holds a password or a query parameter
+    named like a secret (`?api_key=...`): such a URL is sealed whole."""
+    paths: list[KeyPath] = [(key,) for key in ("spec", "base_url") if _holds_secret(entry, key)]
     auth = entry.get("auth")
     if isinstance(auth, Mapping):
-        paths += [("auth", key) for key in auth if key not in _PUBLIC_AUTH_KEYS]
+        paths += [
+            ("auth", key)
+            for key in auth
+            if key not in _PUBLIC_AUTH_KEYS or _holds_secret(auth, key)
+        ]
     headers = entry.get("headers")
     if isinstance(headers, Mapping):
         paths += [("headers", name) for name in headers]
     return paths
+
+
+def _holds_secret(entry: Mapping[str, Any], key: str) -> bool:
+    value = entry.get(key)
+    return isinstance(value, str) and any(url_secrets(value))
 
 
 def split(data: Mapping[str, Any], paths: Iterable[KeyPath]) -> tuple[dict[str, Any], list[Any]]:
