@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import pytest
@@ -15,6 +16,7 @@ from toolbridge.config_file import load_config
 from toolbridge.errors import ConfigError
 from toolbridge.gateway import Gateway
 from toolbridge.policy import Principal
+from toolbridge.redaction import CUT_PREFIX
 from toolbridge.serve.app import result_body
 from toolbridge.tools import Cut, HttpOperation, Shaped, Tool, ToolResult
 from toolbridge.upstream.seam import MockUpstream, UpstreamRequest, UpstreamResponse
@@ -210,6 +212,40 @@ async def test_a_call_through_the_gateway_is_shaped_by_its_budget(
     assert result.shaped is not None
     assert result.shaped.selected == "[].title"
     assert (listed.output_schema, listed.notes[-1].kind) == (None, "output-schema-dropped")
+
+
+async def test_an_answer_cut_inside_a_secret_shows_none_of_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An upstream echoes the query key amid text, a little further in at each call, so the
+    budget's cut falls before, inside and after it: the key is redacted before the cut."""
+    monkeypatch.chdir(ROOT)
+    key = "s3cret-canary-value"
+    calls: list[int] = []
+
+    def upstream(request: UpstreamRequest) -> UpstreamResponse:
+        echoed = parse_qs(urlsplit(request.url).query)["api_key"][0]
+        calls.append(len(calls))
+        text = "p" * (150 + len(calls)) + f" key={echoed} " + "e" * 300
+        body = json.dumps({"text": text}).encode()
+        return UpstreamResponse(
+            status=200, headers=(("content-type", "application/json"),), body=body
+        )
+
+    auth = {"type": "api_key", "value": key, "in": "query", "name": "api_key"}
+    server = {"id": "notes", "spec": "specs/demo.yaml", "base_url": "http://notes.test"}
+    budget = {"result": {"max_bytes": 256}}
+    config = Config.model_validate(
+        {"servers": [{**server, "auth": auth, **budget}], "base_dir": ROOT}
+    )
+    async with Gateway(config, upstream=MockUpstream(upstream)) as gateway:
+        texts = [
+            (await gateway.call(Principal(id="ops", admin=True), "listNotes", {})).result["text"]
+            for _ in range(80)
+        ]
+    assert [t for t in texts if key[:CUT_PREFIX] in t] == []
+    kept = {t.partition(" key=")[2][:4] for t in texts}  # the key's place: cut, or redacted
+    assert {"", "[red"} <= kept
 
 
 pytestmark = pytest.mark.anyio

@@ -127,6 +127,21 @@ def test_each_spelling_of_a_secret_is_redacted(text: str, expected: str) -> None
     assert secrets.too_short == 1
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("key=canary-value-1&x=1 key=canary-val", f"key={MARKER}&x=1 key={MARKER}"),
+        ("key=canary%2Dv", "key=canary%2Dv"),  # not a spelling the secret takes
+        ("key=can", f"key={MARKER}"),  # CUT_PREFIX characters of it
+        ("key=ca", "key=ca"),  # fewer: an ordinary word's end as likely
+        ("key=canary-value-1", f"key={MARKER}"),  # whole: redacted as anywhere
+        ("the end", "the end"),
+    ],
+)
+def test_a_cut_text_has_a_secrets_start_at_its_end_masked(text: str, expected: str) -> None:
+    assert Secrets(["canary-value-1"]).cut(text) == expected
+
+
 def test_values_are_redacted_in_strings_and_keys_and_untouched_when_clean() -> None:
     secrets = Secrets(["canary-value-1"])
     clean = {"a": [1, "b"]}

@@ -9,7 +9,7 @@ cached); what the caller sends in headers wins over what is stored.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -23,8 +23,10 @@ from toolbridge.generation import Environment, Generation
 from toolbridge.local.calls import call_function, user_valves
 from toolbridge.local.context import CallContext, context_from_headers, oauth_token
 from toolbridge.policy import Principal
+from toolbridge.redaction import Secrets
 from toolbridge.tools import HttpOperation, PythonFunction, Tool, ToolResult
 from toolbridge.upstream import remote
+from toolbridge.upstream.answers import TRUNCATED
 from toolbridge.upstream.credentials import Credentials
 from toolbridge.upstream.seam import Timeouts
 from toolbridge.users import UserData
@@ -62,8 +64,14 @@ class Dispatch:
                 result = await self._call_remote(
                     state, op, checked, caller_headers or {}, tool.name, principal
                 )
+                if result.truncated and isinstance(result.result, str):
+                    result = replace(result, result=_cut(state.secrets, result.result))
                 budget = state.budgets.for_tool(tool) if state.budgets else None
-                return apply_budget(budget, result) if budget is not None else result
+                if budget is None:
+                    return result
+                # Redacted before any cut: a secret cut in two is one no spelling matches.
+                redacted = replace(result, result=state.secrets.value(result.result))
+                return apply_budget(budget, redacted)
             case PythonFunction() as fn:
                 headers = caller_headers or {}
                 user = _user(principal, headers.get(USER_VALVES_HEADER))
@@ -77,7 +85,7 @@ class Dispatch:
                 result = await call_function(
                     fn, mended, user=user, context=context, on_event=on_event
                 )
-                return capped(result, self.max_response_bytes)
+                return capped(result, self.max_response_bytes, state.secrets)
 
     async def filtered(
         self,
@@ -229,9 +237,17 @@ def _filter_valves(raw: str | None) -> dict[str, Any]:
     return valves
 
 
-def capped(result: ToolResult, max_bytes: int) -> ToolResult:
+def _cut(secrets: Secrets, text: str) -> str:
+    """An answer cut at the size cap (`...\n[truncated: ...]`), redacted up to the cut: a
+    secret the cut went through leaves its start there."""
+    kept, marker, why = text.rpartition(TRUNCATED)
+    return secrets.cut(kept) + marker + why if marker else secrets.text(text)
+
+
+def capped(result: ToolResult, max_bytes: int, secrets: Secrets) -> ToolResult:
     """A local tool's result cut at `max_bytes` as remote answers are: the text (a JSON value's
-    JSON text) up to the cap, then a marker, and `truncated` set."""
+    JSON text) up to the cap, then a marker, and `truncated` set. What is kept is redacted
+    before the cut."""
     value = result.result
     if isinstance(value, str):
         if len(value) <= max_bytes // 4:  # at most 4 bytes a character: surely under the cap
@@ -242,7 +258,8 @@ def capped(result: ToolResult, max_bytes: int) -> ToolResult:
     if len(text) <= max_bytes:
         return result
     kept = text[:max_bytes].decode("utf-8", errors="ignore")  # no half character at the cut
-    marker = f"\n[truncated: the tool's answer was longer than {max_bytes} bytes]"
+    marker = f"{TRUNCATED}the tool's answer was longer than {max_bytes} bytes]"
+    kept = secrets.cut(kept)
     return ToolResult(
         ok=result.ok,
         status=result.status,

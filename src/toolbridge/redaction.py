@@ -41,6 +41,9 @@ from toolbridge.tools import PythonFunction, Tool
 MARKER = "[redacted]"
 MIN_LENGTH = 6
 """Shorter values are not redacted: masking `abc` everywhere would garble every answer."""
+CUT_PREFIX = 3
+"""A cut answer ending in this many or more of a secret's first characters has them masked
+(`Secrets.cut`); fewer are too likely an ordinary word's end to tell."""
 
 
 class Secrets:
@@ -81,6 +84,17 @@ class Secrets:
         if self._bytes is None or not any(s in data for s in self._encoded):
             return data
         return self._bytes.sub(MARKER.encode(), data)
+
+    def cut(self, text: str) -> str:
+        """`text`, whose end was cut at a size limit, redacted, and a secret's first
+        `CUT_PREFIX` or more characters at its very end masked too: a cut inside a secret
+        leaves its start, which no whole spelling matches."""
+        text = self.text(text)
+        for spelling in self._spellings:
+            for length in range(min(len(spelling) - 1, len(text)), CUT_PREFIX - 1, -1):
+                if text.endswith(spelling[:length]):
+                    return text[:-length] + MARKER
+        return text
 
     def value(self, value: Any) -> Any:
         """A JSON-like value with every string (and key) redacted; the same object when clean."""

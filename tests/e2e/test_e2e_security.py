@@ -28,6 +28,7 @@ import httpx2
 import pytest
 
 from tests.fake_upstream import create_upstream
+from toolbridge.redaction import CUT_PREFIX
 from toolbridge.serve.loopback import LoopbackServer
 
 pytestmark = pytest.mark.e2e
@@ -410,6 +411,22 @@ def test_an_upstream_that_echoes_the_bearer_token_is_redacted(guarded: Served) -
 def test_an_upstream_that_echoes_the_query_key_is_redacted(guarded: Served) -> None:
     answer = send(guarded, "POST", "/v1/tools/keyed_echo/call", json={"item": "k"}, headers=ALICE)
     assert answer.json()["result"]["query"] == "api_key=[redacted]"
+
+
+def test_an_answer_cut_at_the_cap_inside_a_secret_shows_none_of_it(guarded: Served) -> None:
+    """A local tool answers its valve's key just where the 4 MiB cap cuts (budgets are
+    tests/test_budgets.py's): none of the key's characters come back."""
+    cap = 4 * 1024 * 1024
+    answer = send(
+        guarded, "POST", "/v1/tools/padded/call", json={"before": cap - 10}, headers=ALICE
+    ).json()
+    kept, _, why = answer["result"].rpartition("\n[truncated: ")
+    assert (answer["truncated"], kept[-12:], why) == (
+        True,
+        "xx[redacted]",
+        f"the tool's answer was longer than {cap} bytes]",
+    )
+    assert CANARIES["VALVE_KEY"][:CUT_PREFIX] not in answer["result"]
 
 
 def test_a_local_tools_exception_holding_a_valve_is_redacted(guarded: Served) -> None:

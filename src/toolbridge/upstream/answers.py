@@ -20,6 +20,8 @@ from toolbridge.upstream.seam import UpstreamResponse
 _TEXT_SUFFIXES = ("+xml", "+yaml", "/xml", "/yaml", "/x-yaml", "/javascript", "/x-ndjson", "/csv")
 _CONTROLS = bytes([*range(9), 11, *range(14, 27), *range(28, 32), 127])
 """C0 controls (and DEL) that text does not hold: not TAB, LF, FF, CR or ESC."""
+TRUNCATED = "\n[truncated: "
+"""What a cut answer's text says where it was cut (then why)."""
 _SNIFFED = 8192
 """How much of a body is looked at to tell text from binary."""
 
@@ -35,7 +37,7 @@ def shape_result(response: UpstreamResponse) -> ToolResult:
         _shaped_body(response.body, content_type, response.truncated) if response.body else None
     )
     if response.truncated and isinstance(result, str):
-        result += f"\n[truncated: the upstream answer was longer than {len(response.body)} bytes]"
+        result += f"{TRUNCATED}the upstream answer was longer than {len(response.body)} bytes]"
     return ToolResult(
         ok=200 <= response.status < 300,
         status=response.status,
