@@ -196,6 +196,8 @@ async def test_call_tool_answers_what_the_tool_answers(gateway: Gateway) -> None
 async def test_the_search_tools_are_callable_outside_search_mode(gateway: Gateway) -> None:
     found = await search(gateway, OPS, "remove a note", View())
     assert found["tools"][0] == {"name": "deleteNote", "description": "Delete a note"}
+    whole = await gateway.call(OPS, "search_tools", {"query": "remove a note", "limit": 2.0})
+    assert (whole.ok, len(whole.result["tools"])) == (True, 2)  # JSON Schema's integer: 2.0
     assert names([gateway.tool(ALICE, "call_tool")]) == ["call_tool"]
 
 

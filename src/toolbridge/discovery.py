@@ -149,7 +149,9 @@ async def call_meta(
     """Run one of the three search tools for a principal, in a view."""
     checked = _validator(tool.name).check(arguments)
     if tool.name == SEARCH_TOOLS:
-        found = await search(state, principal, view, checked["query"], checked.get("limit"))
+        limit = checked.get("limit")  # JSON Schema's integer admits 5.0
+        limit = int(limit) if isinstance(limit, float) else limit
+        found = await search(state, principal, view, checked["query"], limit)
         return _answer({"tools": found})
     if tool.name == DESCRIBE_TOOLS:
         return _answer(describe(state, principal, view, checked["names"]))

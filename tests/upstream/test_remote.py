@@ -250,6 +250,36 @@ def test_absent_and_null_optional_arguments_are_not_sent() -> None:
     assert build_request(op, {"a": None, "c": 0}, base_url=BASE).url == f"{BASE}/items?c=0"
 
 
+def test_whole_numbers_are_sent_as_integers_wherever_they_go() -> None:
+    """`5.0` and `1e3` (how some clients write an integer) are the numbers 5 and 1000: sent as
+    an API that wants an integer reads them. Other floats, and ones too large to be exact, stay
+    as they are."""
+    op = make_op(
+        param("petId", "path"),
+        param("limit"),
+        param("ratio"),
+        param("huge"),
+        param("X-Page", "header"),
+        path="/pets/{petId}",
+        method="PUT",
+        body=BodyPlan(media_type="application/json", kind="json", argument="body"),
+    )
+    arguments = {
+        "petId": 7.0,
+        "limit": 1e3,
+        "ratio": 0.5,
+        "huge": 1e300,
+        "X-Page": 2.0,
+        "body": {"n": 3.0, "l": [1.0, 1.5, True], "s": "4.0"},
+    }
+    request = build_request(op, arguments, base_url=BASE)
+    assert (request.url, dict(request.headers)["X-Page"], request.body) == (
+        f"{BASE}/pets/7?limit=1000&ratio=0.5&huge=1e%2B300",
+        "2",
+        b'{"n":3,"l":[1,1.5,true],"s":"4.0"}',
+    )
+
+
 def test_credentials_in_the_query_come_last_and_win() -> None:
     """An argument never replaces a credential of the same name."""
     op = make_op(param("api_key"), param("q"))

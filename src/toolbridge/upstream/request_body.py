@@ -24,6 +24,7 @@ from toolbridge.upstream.styles import (
     query_enc,
     styled_pairs,
     text_of,
+    whole_numbers,
 )
 
 _URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
@@ -172,7 +173,7 @@ def _disposition_text(text: str) -> str:
 
 def _json(value: Any, where: str) -> bytes:
     try:
-        return orjson.dumps(value)
+        return orjson.dumps(whole_numbers(value))
     except TypeError as exc:
         raise Unsendable(where, f"cannot be sent as JSON: {exc}") from exc
 

@@ -165,16 +165,36 @@ def text_of(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, int | float):
-        return orjson.dumps(value).decode()
+        return orjson.dumps(whole_numbers(value)).decode()
     if isinstance(value, dict | list | tuple):
-        return orjson.dumps(value).decode()  # a nested structure the style cannot spell
+        # a nested structure the style cannot spell
+        return orjson.dumps(whole_numbers(value)).decode()
     raise Unsendable("", f"expected a JSON value, found {kind_of(value)}")
+
+
+MAX_EXACT = 2**53
+"""Floats up to this are integers exactly; larger ones are sent as they are."""
+
+
+def whole_numbers(value: Any) -> Any:
+    """`value` with each float that is a whole number (`5.0`, as JSON parsers read `5.0` or
+    `1e3`) as an integer: the same number, spelled as an API that wants an integer reads it
+    (`?limit=5`, not `5.0`). The same object when there is none."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) <= MAX_EXACT else value
+    if isinstance(value, dict):
+        mended = {k: whole_numbers(v) for k, v in value.items()}
+        return value if all(mended[k] is value[k] for k in value) else mended
+    if isinstance(value, list | tuple):
+        items = [whole_numbers(v) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value
 
 
 def _content_text(content_type: str, value: Any) -> str:
     """A parameter described by `content`: JSON-encoded when its media type is JSON."""
     if is_json_type(content_type):
-        return orjson.dumps(value).decode()
+        return orjson.dumps(whole_numbers(value)).decode()
     return text_of(value)
 
 
