@@ -19,7 +19,7 @@ LAYERS: list[set[str]] = [
     {"formats"},  # client formats: pure rendering of tools
     {"upstream"},  # the network seam, our clients, credentials, request building
     {"openapi", "local"},  # conversion of documents; local Python tools
-    # per-call pieces; result budgets; the search index
+    # per-call pieces; result budgets; answers made sendable; the search index
     {
         "arguments",
         "policy",
@@ -31,6 +31,7 @@ LAYERS: list[set[str]] = [
         "budgets",
         "outputs",
         "redaction",
+        "sendable",
     },
     {"search_query"},  # a task in words, read for tool search
     {"search_document"},  # a tool, read for tool search

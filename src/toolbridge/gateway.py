@@ -53,6 +53,7 @@ from toolbridge.openapi.documents import DocumentStore
 from toolbridge.policy import Principal
 from toolbridge.redaction import Secrets, secrets_of
 from toolbridge.registry import Catalog, SourceStatus, load_sources
+from toolbridge.sendable import sendable
 from toolbridge.shared_limits import SharedRateLimiter
 from toolbridge.tools import PythonFunction, Tool, ToolResult
 from toolbridge.toolsets import Toolset
@@ -352,6 +353,7 @@ class Gateway:
                 result = await self.dispatch.invoke(
                     state, principal, tool, arguments, caller_headers, on_event, context
                 )
+            result = sendable(result)
             outcome = "ok" if result.ok else "tool_error"
             return result
         except ToolNotFound:

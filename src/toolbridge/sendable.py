@@ -1,0 +1,53 @@
+"""A call's answer made sendable as JSON, whatever the tool, its upstream or a filter left in it.
+
+Every surface (the HTTP envelope, `/v1/tool_calls`, MCP) writes a result as JSON. Some values
+cannot be written so: JSON nested deeper than the encoder goes (`MAX_DEPTH`; an upstream may
+answer such, and it parses), or what a local tool or a filter's outlet put there that is no
+JSON at all (a set, an object referring to itself). Such an answer becomes, once, here:
+
+- too deep, but JSON: its JSON text, as a string (nothing of it is lost);
+- not JSON: an error result saying why (`ok` false), not a failed request.
+
+Trusts nothing of the value: it comes from upstreams, tool files and filters.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import orjson
+
+from toolbridge.tools import ToolResult
+
+MAX_DEPTH = 254
+"""How deep orjson writes JSON (it refuses deeper); stdlib `json` takes deeper text."""
+
+
+def sendable(result: ToolResult) -> ToolResult:
+    """`result`, or one that can be written as JSON (see the module)."""
+    value = result.result
+    if value is None or isinstance(value, str | int | float | bool):
+        return result
+    try:
+        orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+        return result
+    except orjson.JSONEncodeError as exc:
+        problem = str(exc)
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        reason = "it refers to itself" if "Circular" in str(exc) else _plain(problem, exc)
+        return ToolResult(
+            ok=False,
+            status=result.status,
+            content_type="text/plain",
+            result=f"the tool's answer cannot be sent as JSON: {reason}",
+        )
+    return replace(result, result=text)
+
+
+def _plain(problem: str, exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "it is nested too deep"
+    return problem if "not JSON serializable" in problem else str(exc)
