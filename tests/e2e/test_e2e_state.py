@@ -255,6 +255,11 @@ def test_a_registered_tool_with_secret_valves_and_an_import_pinned_by_its_hash(
             "/v1/admin/tools/import",
             {"id": "again", "url": f"{files}/shout.py", "sha256": digest},
         )
+        absent = post(
+            served,
+            "/v1/admin/tools/import",
+            {"id": "gone", "url": f"{files}/nothing.py", "sha256": digest},
+        )
     assert created.status_code == 201, created.text
     assert (first, changed.status_code, second) == ("HI!! (keyed)", 200, "HI? (keyed)")
     shown = {t["id"]: t.get("valves") for t in listed["tools"]}
@@ -265,6 +270,10 @@ def test_a_registered_tool_with_secret_valves_and_an_import_pinned_by_its_hash(
         "nothing was stored",
     )
     assert right.status_code == 201
+    assert (absent.status_code, absent.json()["error"]["message"]) == (
+        422,
+        f"{files}/nothing.py: fetch answered HTTP 404, expected 200; nothing was stored",
+    )
     assert CANARY_VALVE not in created.text + changed.text + str(listed)
 
 

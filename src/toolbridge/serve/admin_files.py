@@ -192,7 +192,10 @@ class Files:
         if not isinstance(expected, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", expected):
             raise BadRequest("`sha256`: expected the file's SHA-256, 64 hex digits")
         fetch = http_fetcher(timeout=IMPORT_TIMEOUT, max_bytes=MAX_FILE_BYTES)
-        content = await asyncio.to_thread(fetch, url)
+        try:
+            content = await asyncio.to_thread(fetch, url)
+        except SourceError as exc:  # refused, unreachable, not 200, too large, too slow
+            raise BadRequest(f"{exc}; nothing was stored", status=422) from None
         found = hashlib.sha256(content).hexdigest()
         if found != expected.lower():
             raise BadRequest(
