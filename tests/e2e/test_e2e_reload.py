@@ -309,6 +309,9 @@ def test_a_dry_run_answers_the_diff_and_changes_nothing(
     write(tmp_path, config)
 
     dry = served.reload(dry_run=True)
+    unsure = httpx2.post(
+        f"{served.url}/v1/admin/reload?dry_run=on", headers=bearer("ops"), timeout=60
+    )
 
     assert (dry.status_code, changed(dry.json())) == (
         200,
@@ -324,6 +327,10 @@ def test_a_dry_run_answers_the_diff_and_changes_nothing(
     assert (served.call("more_getStatus").status_code, served.call("getNote").status_code) == (
         404,
         422,  # still there: it only lacks its argument
+    )
+    assert (unsure.status_code, unsure.json()["error"]["message"]) == (
+        400,
+        "`dry_run`: expected true or false (also 1/0, yes/no), found 'on'",
     )
 
 

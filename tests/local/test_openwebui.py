@@ -220,11 +220,13 @@ async def test_arguments_are_lenient(caplog: pytest.LogCaptureFixture) -> None:
     conversion = load("notebook.py")
     with caplog.at_level(logging.INFO, logger="toolbridge.local.calls"):
         counted = await call_function(
-            get(conversion, "count_words"), {"text": 12345, "colour": "red", "mood": 1}
+            get(conversion, "count_words"),
+            {"text": 12345, "colour": "red", "mood\nERROR forged": 1},
         )
     assert counted == ToolResult(ok=True, content_type="application/json", result=1)
     assert [r.getMessage() for r in caplog.records] == [
-        "local tool notebook:Tools.count_words: unknown arguments dropped: colour, mood"
+        "local tool notebook:Tools.count_words: unknown arguments dropped: 'colour', "
+        "'mood\\nERROR forged'"
     ]
     nothing = await call_function(get(conversion, "add_note"), {})
     assert nothing == ToolResult(ok=True, content_type="text/plain", result="Nothing to note.")

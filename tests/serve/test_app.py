@@ -228,3 +228,42 @@ async def test_without_streaming_the_events_come_with_the_result() -> None:
     assert body["ok"] is True
     assert body["events"][0] == {"type": "message", "data": {"content": "half way"}}
     assert len(body["events"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "error", "allow"),
+    [
+        (
+            "GET",
+            "/nope",
+            404,
+            {
+                "type": "not_found",
+                "message": "GET /nope: not found (the README lists the endpoints)",
+            },
+            None,
+        ),
+        (
+            "DELETE",
+            "/v1/tools",
+            405,
+            {"type": "method_not_allowed", "message": "DELETE /v1/tools: method not allowed"},
+            "GET, HEAD",
+        ),
+    ],
+)
+async def test_no_route_and_a_wrong_method_are_json_errors(
+    client: httpx2.AsyncClient,
+    method: str,
+    path: str,
+    status: int,
+    error: dict[str, str],
+    allow: str | None,
+) -> None:
+    response = await client.request(method, path, headers=ALICE)
+    allowed = response.headers.get("allow")  # Starlette's order varies between runs
+    assert (response.status_code, response.json(), allowed and set(allowed.split(", "))) == (
+        status,
+        {"error": error},
+        allow and set(allow.split(", ")),
+    )

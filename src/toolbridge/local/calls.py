@@ -69,7 +69,9 @@ async def call_function(
     given = dict(arguments)
     if not given.keys() <= model.accepted:
         unknown = sorted(given.keys() - model.accepted)
-        logger.info("local tool %s: unknown arguments dropped: %s", fn.function, ", ".join(unknown))
+        # repr: the names are the caller's, and may hold a line break (a forged log line)
+        shown = ", ".join(repr(name[:64]) for name in unknown[:20])
+        logger.info("local tool %s: unknown arguments dropped: %s", fn.function, shown)
         given = {k: v for k, v in given.items() if k in model.accepted}
     try:
         parsed = model.model_validate(given)

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, unquote
 
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -397,7 +398,7 @@ def create_app(
     async def reload(request: Request, principal: Principal) -> Response:
         if not principal.admin:
             raise Forbidden("reloading is for admins")
-        dry_run = _flag(request.query_params.get("dry_run"))
+        dry_run = _flag("dry_run", request.query_params.get("dry_run"))
         return json_response(await live.reload(dry_run=dry_run, by=principal.id))
 
     async def approve(request: Request, principal: Principal) -> Response:
@@ -452,12 +453,28 @@ def create_app(
             Route(MCP_PATH, mcp),  # every method: the SDK answers POST, GET and DELETE
         ],
         lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},
     )
     # Requests the edge refuses reach no route (edge.py); secrets never leave in an answer,
     # whichever route made it (redacting.py).
     paths = ToolsetPaths(CallEndpoint(routes, gateway))
     redacted = Redacting(paths, lambda: gateway.secrets)
     return Edge(redacted, lambda: (gateway.config.http, gateway.open))
+
+
+_HTTP_ERRORS = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, a method a route does not take), in the shape
+    of every other error body, with their headers (`Allow`)."""
+    assert isinstance(exc, HTTPException)
+    kind = _HTTP_ERRORS.get(exc.status_code, "bad_request")
+    message = f"{request.method} {request.url.path}: {exc.detail.lower()}"
+    if exc.status_code == 404:
+        message += " (the README lists the endpoints)"
+    headers = dict(exc.headers or {})
+    return json_response({"error": {"type": kind, "message": message}}, exc.status_code, headers)
 
 
 def reply(body: Any, status: int) -> Response:
@@ -475,8 +492,16 @@ async def _each(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
         yield piece
 
 
-def _flag(value: str | None) -> bool:
-    return (value or "").lower() in ("1", "true", "yes")
+def _flag(name: str, value: str | None) -> bool:
+    """A yes/no query parameter: absent is no; a value neither yes nor no is refused (a
+    `?dry_run=on` taken as no would do what was only to be tried)."""
+    if value is None:
+        return False
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise BadRequest(f"`{name}`: expected true or false (also 1/0, yes/no), found {value!r}")
 
 
 def result_body(result: ToolResult) -> dict[str, Any]:
