@@ -8,6 +8,7 @@ loopback (tests/fake_upstream.py), so a test sees exactly what a reload changed 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -612,3 +613,7 @@ def test_every_worker_applies_a_reload_before_it_is_answered(
         served.stop()
     assert (answer.status_code, answer.json()["workers"]) == (200, {"total": 2, "applied": 2})
     assert set(seen) == {(200, 401)}
+    # Each worker logs as `serve` does (a worker's own process had no log setup).
+    applied = [line for line in served.log.read_text().splitlines() if "reloaded:" in line]
+    assert len(applied) == 2
+    assert all(re.match(r"\d{4}-\d\d-\d\d .* INFO toolbridge\.", line) for line in applied)

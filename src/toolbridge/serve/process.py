@@ -51,9 +51,7 @@ state store are not taken again when the feed brings them back."""
 
 def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: str) -> int:
     """Serve the config at `path` (None: the bundled demo) until stopped."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _log_to_stderr(log_level)
     demo: LoopbackServer | None = None
     if path is None:
         from toolbridge.demo.service import create_demo_app  # starts nothing when unused
@@ -120,6 +118,7 @@ def worker_app() -> App:
     path = None if demo_url else Path(os.environ[CONFIG_ENV])
     config = demo_config(demo_url) if demo_url else load_config(path or Path(), os.environ)
     level = os.environ.get(LOG_LEVEL_ENV, "info")
+    _log_to_stderr(level)  # a worker is a process of its own: the parent's setup is not here
     shared = _shared(config, path)
     workers = int(os.environ.get(WORKERS_ENV, "1"))
     gateway = _gateway(config, path, level, shared, workers=workers)
@@ -128,6 +127,14 @@ def worker_app() -> App:
     gateway.load()
     siblings = Siblings.from_environ(os.environ)
     return create_app(gateway, config_file=path, siblings=siblings, shared=shared)
+
+
+def _log_to_stderr(level: str) -> None:
+    """toolbridge's log lines at `level` and above, on stderr, with their time, level and logger
+    (in `serve`'s process and in each worker's)."""
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def _gateway(
