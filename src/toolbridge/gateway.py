@@ -145,6 +145,7 @@ class Gateway:
             if (only is None if reread is None else reread) and self._reread is not None:
                 try:
                     config = await anyio.to_thread.run_sync(self._reread)
+                    _keeps_auth(previous.config, config)
                 except ConfigError as exc:
                     logger.error("reload refused, still serving the last config: %s", exc)
                     raise
@@ -451,3 +452,14 @@ def _size(arguments: Any) -> int | None:
         return len(orjson.dumps(arguments))
     except TypeError:
         return None
+
+
+def _keeps_auth(before: Config, after: Config) -> None:
+    """A reload may change `auth`, not remove it: without it every caller, from wherever the
+    gateway listens, is an anonymous admin (who may register code through the admin API).
+    Going to open mode takes a restart, which warns where it starts."""
+    if before.auth is not None and after.auth is None:
+        raise ConfigError(
+            "the config has no `auth` section any more: a reload does not remove it (every "
+            "caller would be an anonymous admin); restart the gateway to serve without it"
+        )

@@ -375,6 +375,29 @@ def test_an_invalid_config_is_refused_whole_and_the_running_one_keeps_serving(
     assert "servers[0].spek: unknown key 'spek'" in served.log.read_text()
 
 
+def test_a_reload_does_not_remove_auth(
+    served: Served, tmp_path: Path, upstreams: tuple[str, str]
+) -> None:
+    """Without `auth` every caller would be an anonymous admin: that takes a restart."""
+    config = base_config(upstreams[0])
+    del config["auth"]
+    write(tmp_path, config)
+
+    refused = served.reload()
+
+    assert (refused.status_code, refused.json()["error"]) == (
+        422,
+        {
+            "type": "invalid_config",
+            "message": "the config has no `auth` section any more: a reload does not remove it "
+            "(every caller would be an anonymous admin); restart the gateway to serve without "
+            "it",
+        },
+    )
+    anonymous = httpx2.get(f"{served.url}/v1/tools", timeout=10)
+    assert (anonymous.status_code, served.call("getStatus").status_code) == (401, 200)
+
+
 def test_the_config_file_is_watched(tmp_path: Path, upstreams: tuple[str, str]) -> None:
     config = base_config(upstreams[0])
     config["watch"] = True
