@@ -342,6 +342,11 @@ def _hold(
         return status  # down: nothing new to hold
     before = previous.approved.get(status.id) if previous is not None else None
     old = _source(previous, status.id)
+    if previous is not None and status is old and status.id in previous.held:
+        # Not read again (a reload of other sources): what was held still waits for approval.
+        approved[status.id] = previous.approved[status.id]
+        held[status.id] = previous.held[status.id]
+        return status
     entry_changed = previous is not None and previous.servers.get(status.id) != server
     if (
         before is None

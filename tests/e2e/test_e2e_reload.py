@@ -507,6 +507,11 @@ def test_a_held_source_serves_its_approved_document_until_the_change_is_approved
                 "operationId: deleteNote", "operationId: removeNote"
             )
             answer = served.reload().json()
+            # Registering another source reloads that one only: the held change still waits.
+            extra = {"id": "extra", "spec": f"{docs}/openapi.yaml", "prefix": "extra"}
+            registered = httpx2.post(
+                f"{served.url}/v1/admin/servers", json=extra, headers=bearer("ops"), timeout=30
+            )
             servers = httpx2.get(f"{served.url}/v1/servers", headers=bearer("ops")).json()
             served_description = httpx2.get(
                 f"{served.url}/v1/tools/getStatus", headers=bearer("ops")
@@ -528,6 +533,7 @@ def test_a_held_source_serves_its_approved_document_until_the_change_is_approved
         "changed": [],
         "settings": [],
     }
+    assert registered.status_code == 201
     held = servers["servers"][0]["held"]
     assert (held["tools"]["added"], held["tools"]["removed"]) == (["removeNote"], ["deleteNote"])
     assert [(c["name"], c["fields"]) for c in held["tools"]["changed"]] == [
@@ -582,6 +588,12 @@ def test_a_held_source_keeps_its_approved_version_across_restarts(
         folder_for(tmp_path, config)
         first = Served(tmp_path, log="first.log")
         seen = [(status_description(first), held(first))]
+        # A source registered through the admin API is read again at each start: that must
+        # not make the held one's new documents approved on the way.
+        extra = {"id": "extra", "spec": f"{docs}/openapi.yaml", "prefix": "extra"}
+        registered = httpx2.post(
+            f"{first.url}/v1/admin/servers", json=extra, headers=bearer("ops"), timeout=30
+        )
         first.stop()
         text[0] = original.replace("summary: Service status", "summary: Is it up?")
         second = Served(tmp_path, log="second.log")
@@ -597,7 +609,7 @@ def test_a_held_source_keeps_its_approved_version_across_restarts(
         seen.append((status_description(third), held(third)))
         third.stop()
 
-    assert approved.status_code == 200
+    assert (registered.status_code, approved.status_code) == (201, 200)
     assert [(description, bool(waiting)) for description, waiting in seen] == [
         ("Service status", False),
         ("Service status", True),  # changed while down: held, the approved version served

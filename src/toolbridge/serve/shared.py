@@ -123,8 +123,10 @@ class Shared:
         handlers = (sources_changed, reloaded_elsewhere, approved_elsewhere)
         opened = await self._open()
         if opened:
-            await self._catch_up(sources_changed)
+            # Held sources first: catching up reloads what was registered, and a reload keeps
+            # what it serves as approved, which would approve a held source's new documents.
             await approvals.restore(gateway, self.require())  # before the first request
+            await self._catch_up(sources_changed)
             await self.keep_approvals(gateway)
         task = asyncio.create_task(self._follow(opened, handlers))
         try:
