@@ -33,10 +33,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(folder: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+def start(
+    folder: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
     command = [sys.executable, "-m", "toolbridge", "serve", "--port", str(port), *args]
-    env = {**os.environ, "TOOLBRIDGE_CACHE_DIR": ""}
+    env = {**os.environ, "TOOLBRIDGE_CACHE_DIR": "", **(env or {})}
     process = subprocess.Popen(
         command, cwd=folder, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
     )
@@ -106,13 +108,20 @@ def test_open_mode_is_announced_and_sighup_reloads(tmp_path: Path) -> None:
     assert not list((ROOT / "src" / "toolbridge" / "demo").glob("toolbridge-state.db*"))
 
 
-def test_several_workers_serve_one_port(tmp_path: Path) -> None:
-    process, url = start(tmp_path, "--workers", "2")
+def test_several_workers_serve_one_port_and_leave_no_temporary_folder(tmp_path: Path) -> None:
+    """Each worker's folder of registered files goes when `serve` stops (a worker process
+    ends without running its exit handlers)."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    process, url = start(tmp_path, "--workers", "2", env={"TMPDIR": str(temporary)})
     try:
         answers = [httpx2.post(f"{url}/v1/tools/listNotes/call", timeout=10) for _ in range(6)]
         assert {a.json()["ok"] for a in answers} == {True}
+        made = sorted(p.name.split("-")[1] for p in temporary.rglob("toolbridge-registered-*"))
     finally:
         stop(process)
+    assert made == ["registered"] * 3  # serve's own (it checks the config), and each worker's
+    assert list(temporary.iterdir()) == []
 
 
 def test_a_bad_config_stops_serve_before_it_binds(tmp_path: Path) -> None:

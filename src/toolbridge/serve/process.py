@@ -161,7 +161,11 @@ def _shared(config: Config, path: Path | None) -> Shared:
     `path` (the working directory for the demo, which has none: never the package's folder);
     registered files go to a folder of this process's own."""
     url = resolve_url(config.state, config.base_dir if path is not None else Path.cwd())
-    folder = Path(tempfile.mkdtemp(prefix="toolbridge-registered-"))
+    # A worker's goes in the runtime folder `serve` removes when it stops: a worker process
+    # ends without running `atexit`.
+    folder = Path(
+        tempfile.mkdtemp(prefix="toolbridge-registered-", dir=os.environ.get(RUNTIME_ENV))
+    )
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     replica = os.environ.get(REPLICA_ENV) or uuid.uuid4().hex
     return Shared(url, folder=folder, replica=replica)
