@@ -335,6 +335,35 @@ def test_a_caller_may_set_only_the_fields_of_a_tools_user_valves(served: Served)
     assert kept == {"tool": "weather", "valves": None}
 
 
+def test_a_source_registered_while_the_config_file_is_invalid_says_it_is_not_applied_yet(
+    folder: Path, env: dict[str, str], upstream: str
+) -> None:
+    """The entry is stored (it was checked, and is good); the config file, which every reload
+    reads, is not: the answer says so, and the next reload that succeeds applies it."""
+    config_file = folder / "toolbridge.yaml"
+    good = config_file.read_text()
+    served = Served(folder, env=env)
+    try:
+        config_file.write_text(good + "bogus: 1\n")
+        created = post(served, "/v1/admin/servers", uploaded_server(upstream))
+        before = served.call("more_getStatus").status_code
+        config_file.write_text(good)
+        reloaded = served.reload()
+        after = served.call("more_getStatus").status_code
+    finally:
+        served.stop()
+    line = len(good.splitlines()) + 1
+    assert (created.status_code, created.json()["changes"]) == (
+        201,
+        {
+            "applied": False,
+            "error": f"stored, not applied yet: toolbridge.yaml:{line}: bogus: unknown key "
+            "'bogus'; it applies with the next reload that succeeds",
+        },
+    )
+    assert (before, reloaded.status_code, after) == (404, 200, 200)
+
+
 def test_registered_sources_outlive_a_restart_and_are_exported(
     folder: Path, env: dict[str, str], upstream: str
 ) -> None:

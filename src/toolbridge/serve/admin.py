@@ -15,6 +15,7 @@ What it trusts: callers are admins (checked here, for every route); bodies are u
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,7 +27,14 @@ from starlette.routing import Route
 
 from toolbridge.config import FilterEntry, LocalTools, Server
 from toolbridge.config_file import validate_entry
-from toolbridge.errors import BadRequest, ConfigError, Conflict, Forbidden, ToolNotFound
+from toolbridge.errors import (
+    BadRequest,
+    ConfigError,
+    Conflict,
+    Forbidden,
+    ToolbridgeError,
+    ToolNotFound,
+)
 from toolbridge.gateway import Gateway
 from toolbridge.openapi.documents import DocumentStore
 from toolbridge.policy import Principal
@@ -45,6 +53,8 @@ from toolbridge.serve.shared import Shared
 from toolbridge.state.registered import materialize
 from toolbridge.state.store import Store
 from toolbridge.state.values import REDACTED, ServerInClear, ServerRecord
+
+logger = logging.getLogger(__name__)
 
 
 class Admin:
@@ -173,7 +183,12 @@ class Admin:
         changed meanwhile), here and on the sibling workers."""
         assert self.shared is not None
         changed = await self.shared.refresh() | {ident}
-        return {"changes": await self.live.sources_registered(frozenset(changed))}
+        try:
+            return {"changes": await self.live.sources_registered(frozenset(changed))}
+        except ToolbridgeError as exc:  # the config file, or a secret key, is wrong just now
+            logger.error("%s is stored, not applied yet: %s", ident, exc)
+            error = f"stored, not applied yet: {exc}; it applies with the next reload that succeeds"
+            return {"changes": {"applied": False, "error": error}}
 
     def from_file(self, entry: Server | LocalTools | FilterEntry) -> dict[str, Any]:
         dumped = entry.model_dump(mode="json", by_alias=True, exclude_defaults=True)
