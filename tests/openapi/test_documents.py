@@ -7,9 +7,11 @@ tests use an https URI and the messages read the same on every machine.
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -447,6 +449,23 @@ def test_too_large_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(DocumentError) as caught:
         DocumentStore(cache_dir=None, max_bytes=64).get((tmp_path / "big.yaml").as_uri())
     assert str(caught.value) == "big.yaml: 104 bytes is over the 64 byte limit"
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "fifo"])
+def test_a_file_that_is_no_regular_file_is_refused_not_read(tmp_path: Path, device: str) -> None:
+    """/dev/zero never ends, a FIFO may never answer: neither is read."""
+    path = Path(device)
+    if device == "fifo":
+        path = tmp_path / "spec.yaml"
+        os.mkfifo(path)
+        # Opening a FIFO for reading waits for a writer: one that writes nothing.
+        writer = threading.Thread(target=lambda: open(path, "wb").close())
+        writer.start()
+    with pytest.raises(DocumentError) as caught:
+        DocumentStore(cache_dir=None).get(path.as_uri())
+    if device == "fifo":
+        writer.join()
+    assert str(caught.value).endswith(": is not a regular file, expected an OpenAPI document")
 
 
 def test_each_document_is_read_once(tmp_path: Path) -> None:

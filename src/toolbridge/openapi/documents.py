@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -206,13 +207,20 @@ class DocumentStore:
         path = Path(unquote(urlsplit(uri).path))
         try:
             with path.open("rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
-                if size > self._max_bytes:
+                info = os.fstat(handle.fileno())
+                if not stat.S_ISREG(info.st_mode):  # /dev/zero, a FIFO: endless, or never ends
+                    raise DocumentError(
+                        uri_to_display(uri), "is not a regular file, expected an OpenAPI document"
+                    )
+                # Read to one past the limit: a file may grow after its size was looked at.
+                data = handle.read(self._max_bytes + 1)
+                if max(info.st_size, len(data)) > self._max_bytes:
+                    size = max(info.st_size, len(data))
                     raise DocumentError(
                         uri_to_display(uri),
                         f"{size} bytes is over the {self._max_bytes} byte limit",
                     )
-                return handle.read()
+                return data
         except FileNotFoundError as exc:
             raise DocumentError(uri_to_display(uri), "no such file") from exc
         except IsADirectoryError as exc:
