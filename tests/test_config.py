@@ -7,6 +7,7 @@ Expected messages write the config file's path as `FILE`.
 
 from __future__ import annotations
 
+import hashlib
 import textwrap
 from pathlib import Path
 
@@ -988,3 +989,37 @@ def test_bad_state_and_redis_urls_name_the_scheme_never_the_url(
 
     assert message == expected.replace("FILE", str(path))
     assert "s3cr3t" not in message
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        pytest.param(
+            "- {user: bob, key: shared-key-1234}\n"
+            "  - {user: root, key: shared-key-1234, admin: true}",
+            "auth: api_keys[0] (bob) and api_keys[1] (root) have the same key: each caller "
+            "needs a key of their own",
+            id="one-key-twice",
+        ),
+        pytest.param(
+            "- {user: bob, key: shared-key-1234}\n"
+            f"  - {{user: root, key_sha256: {hashlib.sha256(b'shared-key-1234').hexdigest()}}}",
+            "auth: api_keys[0] (bob) and api_keys[1] (root) have the same key: each caller "
+            "needs a key of their own",
+            id="once-as-its-hash",
+        ),
+        pytest.param(
+            "- {user: bob, key: short}",
+            "auth: api_keys[0].key: shorter than 6 characters (use a long random one, e.g. "
+            "`openssl rand -hex 24`)",
+            id="too-short",
+        ),
+    ],
+)
+def test_each_caller_has_a_key_of_their_own(tmp_path: Path, keys: str, expected: str) -> None:
+    path = write(tmp_path, f"auth:\n  api_keys:\n  {keys}\n")
+
+    message = error_of(path)
+
+    assert message.removeprefix(f"{path}:").split(": ", 1)[1] == expected
+    assert "shared-key-1234" not in message

@@ -6,6 +6,7 @@ error messages) is `config_file.py`'s.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -333,10 +334,35 @@ class RateLimit(_Model):
         return _scheme(value, ("redis", "rediss", "unix"), "redis://HOST:PORT/DB")
 
 
+MIN_KEY_LENGTH = 6
+"""An API key shorter than this is refused: it is guessed at once, and too short to be redacted
+(`redaction.MIN_LENGTH`) wherever it is echoed."""
+
+
 class Auth(_Model):
     api_keys: tuple[ApiKey, ...] = ()
     jwt: Jwt | None = None
     rate_limit: RateLimit | None = None
+
+    @model_validator(mode="after")
+    def _keys_of_their_own(self) -> Auth:
+        """Each key long enough, and each caller's own: a key given twice is the first entry's
+        only, so the second caller (an admin, say) would be somebody else."""
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(self.api_keys):
+            if entry.key is not None and len(entry.key) < MIN_KEY_LENGTH:
+                raise ValueError(
+                    f"api_keys[{index}].key: shorter than {MIN_KEY_LENGTH} characters (use a "
+                    "long random one, e.g. `openssl rand -hex 24`)"
+                )
+            digest = entry.key_sha256 or hashlib.sha256((entry.key or "").encode()).hexdigest()
+            first = seen.setdefault(digest.lower(), index)
+            if first != index:
+                raise ValueError(
+                    f"api_keys[{first}] ({self.api_keys[first].user}) and api_keys[{index}] "
+                    f"({entry.user}) have the same key: each caller needs a key of their own"
+                )
+        return self
 
 
 class Audit(_Model):
