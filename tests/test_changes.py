@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from toolbridge.changes import (
     Changes,
@@ -144,3 +145,34 @@ def test_the_answer_and_the_log_line() -> None:
     assert changes.summary() == (
         "reloaded api; failed gone; tools +1 -0 ~1 (3 in all); settings auth.api_keys"
     )
+
+
+def test_a_reload_says_what_changed_since_a_generation_it_is_given() -> None:
+    """A write's answer: what changed from the generation before the write, also when another
+    reload (the change feed's) applied it first and this one finds nothing new."""
+    import anyio
+
+    from toolbridge.config import Server
+    from toolbridge.gateway import Gateway
+    from toolbridge.upstream.seam import MockUpstream, UpstreamResponse
+
+    spec = str(Path(__file__).resolve().parents[1] / "specs" / "demo.yaml")
+    notes = Server.model_validate({"id": "notes", "spec": spec})
+    more = Server.model_validate({"id": "more", "spec": spec, "prefix": "more"})
+    gateway = Gateway(
+        Config(servers=(notes,)),
+        upstream=MockUpstream(lambda request: UpstreamResponse(status=204)),
+        reread=lambda: Config(servers=(notes, more)),
+    )
+
+    async def run() -> tuple[list[str], list[str], list[str]]:
+        async with gateway:
+            before = gateway.generation()
+            await gateway.reload()  # the feed's, say: `more` is served from here on
+            again = await gateway.reload(frozenset({"more"}), reread=True)
+            since = await gateway.reload(frozenset({"more"}), reread=True, since=before)
+            served = sorted(name for name in gateway.catalog.tools if name.startswith("more_"))
+            return list(again.tools.added), sorted(since.tools.added), served
+
+    again, since, served = anyio.run(run)
+    assert (again, since, len(served)) == ([], served, 6)

@@ -129,6 +129,7 @@ class Gateway:
         *,
         dry_run: bool = False,
         reread: bool | None = None,
+        since: Generation | None = None,
     ) -> Changes:
         """Read the config and its sources again, build a new generation beside the current one
         and swap it in; answer what changed. An invalid config raises ConfigError and changes
@@ -137,7 +138,9 @@ class Gateway:
         With `only`, just those sources are read again (a local tool file that changed, a
         source registered through the admin API); the config is read again only when `reread`
         says so (by default: without `only`). With `dry_run`, nothing is swapped in: the answer
-        says what would change.
+        says what would change. With `since` (a generation served earlier, see `generation`),
+        the answer says what changed from that one: a write's whole effect, also when another
+        reload (the change feed's) applied part of it first.
         """
         async with self._reload_lock:
             previous = self._current()
@@ -150,7 +153,7 @@ class Gateway:
                     logger.error("reload refused, still serving the last config: %s", exc)
                     raise
             state = await anyio.to_thread.run_sync(self._build, config, previous, only)
-            found = changes(previous, state)
+            found = changes(since or previous, state)
             if not dry_run:
                 self._swap(previous, state)
         verb = "reload (dry run)" if dry_run else "reloaded"
@@ -268,6 +271,10 @@ class Gateway:
     @property
     def catalog(self) -> Catalog:
         return self._current().catalog
+
+    def generation(self) -> Generation:
+        """The generation served now (to say later what changed since: `reload(since=...)`)."""
+        return self._current()
 
     def _current(self) -> Generation:
         if self._state is None:

@@ -36,6 +36,7 @@ from toolbridge.errors import (
     ToolNotFound,
 )
 from toolbridge.gateway import Gateway
+from toolbridge.generation import Generation
 from toolbridge.openapi.documents import DocumentStore
 from toolbridge.policy import Principal
 from toolbridge.registry import load_server
@@ -81,8 +82,9 @@ class Admin:
         server = validate_entry(Server, entry, f"servers[{entry.get('id')}]")
         self.not_taken(server.id)
         await self._trial_server(entry, document)
+        since = self.gateway.generation()
         record = await store.servers.create(entry, document=document, by=principal.id)
-        return 201, {"server": _server_json(record), **await self.applied(server.id)}
+        return 201, {"server": _server_json(record), **await self.applied(server.id, since)}
 
     async def update_server(self, principal: Principal, ident: str, body: Any) -> Answer:
         store = self.store(principal)
@@ -90,18 +92,20 @@ class Admin:
         entry, document = _server_body(body, ident)
         validate_entry(Server, entry, f"servers[{ident}]")
         await self._trial_server(entry, document)
+        since = self.gateway.generation()
         record = await store.servers.update(entry, document=document, by=principal.id)
         if record is None:
             raise ToolNotFound(f"no server {ident!r} was registered through the API")
-        return 200, {"server": _server_json(record), **await self.applied(ident)}
+        return 200, {"server": _server_json(record), **await self.applied(ident, since)}
 
     async def delete_server(self, principal: Principal, ident: str) -> Answer:
         store = self.store(principal)
         self.writable(ident, "server")
         self.in_no_filter_scope(ident, "server")
+        since = self.gateway.generation()
         if not await store.servers.delete(ident, by=principal.id):
             raise ToolNotFound(f"no server {ident!r} was registered through the API")
-        return 200, {"deleted": ident, **await self.applied(ident)}
+        return 200, {"deleted": ident, **await self.applied(ident, since)}
 
     async def audit(self, principal: Principal) -> Answer:
         """The newest entries of the admin audit log: who changed what, when (no values)."""
@@ -178,13 +182,14 @@ class Admin:
         if problem is not None:
             raise ConfigError(f"servers[{ident}]: the source cannot be loaded: {problem}")
 
-    async def applied(self, ident: str) -> dict[str, Any]:
+    async def applied(self, ident: str, since: Generation) -> dict[str, Any]:
         """Read the registered sources again and apply the one just written (and whatever else
-        changed meanwhile), here and on the sibling workers."""
+        changed meanwhile), here and on the sibling workers: what changed since `since`, the
+        generation served before the write (the change feed may have applied it first)."""
         assert self.shared is not None
         changed = await self.shared.refresh() | {ident}
         try:
-            return {"changes": await self.live.sources_registered(frozenset(changed))}
+            return {"changes": await self.live.sources_registered(frozenset(changed), since)}
         except ToolbridgeError as exc:  # the config file, or a secret key, is wrong just now
             logger.error("%s is stored, not applied yet: %s", ident, exc)
             error = f"stored, not applied yet: {exc}; it applies with the next reload that succeeds"

@@ -32,6 +32,7 @@ from toolbridge.config_file import validate_entry
 from toolbridge.errors import BadRequest, ConfigError, SourceError, ToolNotFound
 from toolbridge.filters.loader import load_filters
 from toolbridge.gateway import Gateway
+from toolbridge.generation import Generation
 from toolbridge.local.loader import load_tools
 from toolbridge.openapi.fetching import http_fetcher
 from toolbridge.policy import Principal
@@ -58,7 +59,7 @@ class Parts(Protocol):
     def not_taken(self, ident: str) -> None: ...
     def writable(self, ident: str, kind: str) -> None: ...
     def in_no_filter_scope(self, ident: str, kind: str) -> None: ...
-    async def applied(self, ident: str) -> dict[str, Any]: ...
+    async def applied(self, ident: str, since: Generation) -> dict[str, Any]: ...
     def from_file(self, entry: Server | LocalTools | FilterEntry) -> dict[str, Any]: ...
 
 
@@ -152,33 +153,36 @@ class Files:
         ident, content, entry, valves, secret = self._body(body, None)
         self.parts.not_taken(ident)
         await self._trial(ident, content, entry, valves)
+        since = self.parts.gateway.generation()
         record = await part.create(
             ident, content, entry, valves=valves, secret=secret, by=principal.id
         )
         shown = _file_json(record, valves, secret)
-        return 201, {self.kind.one: shown, **await self.parts.applied(ident)}
+        return 201, {self.kind.one: shown, **await self.parts.applied(ident, since)}
 
     async def update(self, principal: Principal, ident: str, body: Any) -> Answer:
         part = self._part(self.parts.store(principal))
         self.parts.writable(ident, self.kind.key)
         ident, content, entry, valves, secret = self._body(body, ident)
         await self._trial(ident, content, entry, valves)
+        since = self.parts.gateway.generation()
         record = await part.update(
             ident, content, entry, valves=valves, secret=secret, by=principal.id
         )
         if record is None:
             raise self._absent(ident)
         shown = _file_json(record, valves, secret)
-        return 200, {self.kind.one: shown, **await self.parts.applied(ident)}
+        return 200, {self.kind.one: shown, **await self.parts.applied(ident, since)}
 
     async def delete(self, principal: Principal, ident: str) -> Answer:
         part = self._part(self.parts.store(principal))
         self.parts.writable(ident, self.kind.key)
         if self.kind.source is not None:
             self.parts.in_no_filter_scope(ident, self.kind.source)
+        since = self.parts.gateway.generation()
         if not await part.delete(ident, by=principal.id):
             raise self._absent(ident)
-        return 200, {"deleted": ident, **await self.parts.applied(ident)}
+        return 200, {"deleted": ident, **await self.parts.applied(ident, since)}
 
     async def imported(self, principal: Principal, body: Any) -> Answer:
         """`{id, url, sha256, ...entry}`: the file at `url`, taken only if its sha256 is that."""
@@ -224,9 +228,11 @@ class Files:
         secret = secret_names(values, body.get("secret"))
         entry = {k: v for k, v in stored.entry.items() if k != "valves"}
         await self._trial(ident, stored.content, entry, values)
+        since = self.parts.gateway.generation()
         await part.put_valves(ident, values, secret=secret, by=principal.id)
         shown = redacted(values, secret)
-        return 200, {self.kind.one: ident, "valves": shown, **await self.parts.applied(ident)}
+        changes = await self.parts.applied(ident, since)
+        return 200, {self.kind.one: ident, "valves": shown, **changes}
 
     # -- the parts -------------------------------------------------------------------------
 

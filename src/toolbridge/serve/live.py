@@ -18,6 +18,7 @@ from typing import Any
 
 from toolbridge.errors import ToolbridgeError
 from toolbridge.gateway import Gateway
+from toolbridge.generation import Generation
 from toolbridge.local.watch import watched_files
 from toolbridge.serve import approvals
 from toolbridge.serve.shared import Shared
@@ -56,11 +57,12 @@ class Live:
         tell: bool = True,
         reread: bool | None = None,
         by: str | None = None,
+        since: Generation | None = None,
     ) -> dict[str, Any]:
         """Reload (or, dry, say what a reload would change): the admin API's answer. With
         `tell`, the sibling workers apply it too, and the answer waits for them; with `by` (who
         asked), the other replicas sharing the state store are told as well."""
-        found = await self.gateway.reload(only, dry_run=dry_run, reread=reread)
+        found = await self.gateway.reload(only, dry_run=dry_run, reread=reread, since=since)
         answer = {"applied": not dry_run, **found.as_json()}
         if not dry_run:
             await self.tools_changed()
@@ -73,10 +75,12 @@ class Live:
                 await self._announce(self.shared.announce_reload(by))
         return answer
 
-    async def sources_registered(self, changed: frozenset[str]) -> dict[str, Any]:
+    async def sources_registered(
+        self, changed: frozenset[str], since: Generation | None = None
+    ) -> dict[str, Any]:
         """Sources the admin API (or another replica) registered, changed or removed: read
-        them again, here and on every sibling."""
-        return await self.reload(changed, reread=True)
+        them again, here and on every sibling; what changed since `since` (before the write)."""
+        return await self.reload(changed, reread=True, since=since)
 
     async def approve(self, source: str, *, by: str | None = None) -> dict[str, Any]:
         """Serve the held new version of `source`, here, on every sibling and every replica."""
