@@ -81,7 +81,7 @@ def test_valid_and_mended_arguments(arguments: dict[str, Any], expected: dict[st
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
-        ([1, 2], [("$", "expected an object of arguments, found a list")]),
+        ([1, 2], [("$", "expected an object of arguments, found an array")]),
         ({}, [("$", '"petId" is a required property')]),
         ({"petId": "x"}, [("$.petId", '"x" is not of type "integer"')]),
         (

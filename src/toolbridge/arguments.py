@@ -38,7 +38,7 @@ class ArgumentValidator:
     def check(self, arguments: Any) -> dict[str, Any]:
         """The arguments, mended as above; raises InvalidArguments listing every problem."""
         if not isinstance(arguments, dict):
-            found = "a list" if isinstance(arguments, list) else type(arguments).__name__
+            found = js.json_kind(arguments)
             raise InvalidArguments(
                 self.tool, [("$", f"expected an object of arguments, found {found}")]
             )

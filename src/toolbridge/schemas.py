@@ -282,3 +282,21 @@ def plain_json(value: Any) -> bytes | None:
     except TypeError:
         return None
     return None if b"null" in text else text
+
+
+def json_kind(value: object) -> str:
+    """What a value is, in JSON's words (`an object`, `an array`, `a string`, `a number`,
+    `a boolean`, `null`), for an error that says what it found; other Python values by type."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return type(value).__name__

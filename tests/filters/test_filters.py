@@ -278,7 +278,7 @@ async def test_a_file_handler_takes_the_files() -> None:
             "    def __init__(self): self.valves = self.Valves()\n"
             "    def outlet(self, body): return body\n",
             {},
-            "priority must be a number, found str",
+            "priority must be a number, found a string",
         ),
         (
             "from open_webui.models.users import Users\n",

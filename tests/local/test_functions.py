@@ -763,7 +763,7 @@ async def test_invalid_arguments() -> None:
     ]  # `coupon`, unknown, is dropped (with a log line), as Open WebUI drops it
     with pytest.raises(InvalidArguments) as caught:
         await call_function(fn, ["pizza"])  # type: ignore[arg-type]
-    assert caught.value.problems == [("$", "expected an object, found list")]
+    assert caught.value.problems == [("$", "expected an object, found an array")]
 
 
 async def test_async_tool_with_user_valves_and_events() -> None:

@@ -7,6 +7,7 @@ opened; the end-to-end tests in tests/e2e cover the same API over real HTTP.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -266,4 +267,36 @@ async def test_no_route_and_a_wrong_method_are_json_errors(
         status,
         {"error": error},
         allow and set(allow.split(", ")),
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "message"),
+    [
+        (
+            b'{"a": "\xff"}',
+            {},
+            422,
+            "the body is not UTF-8 (byte 7: b'\\xff'); expected JSON in UTF-8",
+        ),
+        (
+            gzip.compress(b"{}"),
+            {"Content-Encoding": "gzip"},
+            422,
+            "the body is gzip-encoded (Content-Encoding); expected plain JSON (request bodies "
+            "are not decompressed)",
+        ),
+    ],
+    ids=["not-utf-8", "gzip"],
+)
+async def test_a_body_that_is_no_json_text_says_what_it_is(
+    client: httpx2.AsyncClient, body: bytes, headers: dict[str, str], status: int, message: str
+) -> None:
+    response = await client.post(
+        "/v1/tools/getStatus/call", content=body, headers={**ALICE, **headers}
+    )
+    error = response.json()["error"]
+    assert (response.status_code, error["problems"]) == (
+        status,
+        [{"path": "$", "message": message}],
     )

@@ -153,13 +153,13 @@ async def test_a_local_tool_shows_the_function_and_its_arguments() -> None:
     ("name", "arguments", "problems"),
     [
         ("getNote", {"noteId": 0}, [("$.noteId", "0 is less than the minimum of 1")]),
-        ("getNote", [], [("$", "expected an object of arguments, found a list")]),
+        ("getNote", [], [("$", "expected an object of arguments, found an array")]),
         (
             "days_between",
             {"start": [1]},
             [("$.end", "Field required"), ("$.start", "Input should be a valid string")],
         ),
-        ("days_between", "x", [("$", "expected an object, found str")]),
+        ("days_between", "x", [("$", "expected an object, found a string")]),
     ],
 )
 async def test_arguments_are_checked_as_a_call_checks_them(

@@ -346,7 +346,7 @@ async def test_a_credential_value_must_be_a_string(store: Store) -> None:
         await store.users.put_credential("alice", "crm", {"token": 12345})  # type: ignore[dict-item]
     assert (
         str(caught.value)
-        == "the credential of 'alice' for server 'crm': 'token' must be a string, found int"
+        == "the credential of 'alice' for server 'crm': 'token' must be a string, found a number"
     )
 
 

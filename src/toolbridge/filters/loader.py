@@ -24,6 +24,7 @@ from toolbridge.errors import SourceError
 from toolbridge.local.imports import import_file, import_module
 from toolbridge.local.signatures import cause, field_names, is_injected
 from toolbridge.local.sources import display
+from toolbridge.schemas import json_kind
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ def _priority(entry: FilterEntry, instance: Any, where: str) -> int:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise SourceError(f"{where}: priority must be a number, found {type(value).__name__}")
+            raise SourceError(f"{where}: priority must be a number, found {json_kind(value)}")
         return int(value)
     return 0
 

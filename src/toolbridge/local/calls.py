@@ -28,6 +28,7 @@ from toolbridge.local.context import CallContext, EventCall
 from toolbridge.local.results import function_result
 from toolbridge.local.runner import TOOL_LOOP
 from toolbridge.local.signatures import Arguments, cause
+from toolbridge.schemas import json_kind
 from toolbridge.tools import PythonFunction, ToolResult
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ async def call_function(
     caller must answer first) passes through. Injected values: see `injected`.
     """
     if not isinstance(cast(object, arguments), Mapping):  # JSON bodies are not always objects
-        found = type(arguments).__name__
+        found = json_kind(arguments)
         raise InvalidArguments(fn.function, [("$", f"expected an object, found {found}")])
     model = cast(type[Arguments], fn.arguments_model)
     given = dict(arguments)

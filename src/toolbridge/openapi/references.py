@@ -12,6 +12,7 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 from toolbridge.errors import DocumentError
 from toolbridge.openapi.documents import DocumentStore, resolve_pointer, uri_to_display
+from toolbridge.schemas import json_kind
 from toolbridge.upstream.destinations import Destinations
 
 MAX_REF_CHAIN = 32
@@ -44,7 +45,7 @@ class References:
     def locate(self, ref: Any, base_uri: str) -> tuple[str, str]:
         """The (document URI, JSON pointer) a `$ref` names, relative to `base_uri`."""
         if not isinstance(ref, str):
-            raise RefError(f"a $ref must be a string, found {type(ref).__name__}")
+            raise RefError(f"a $ref must be a string, found {json_kind(ref)}")
         key = (ref, base_uri)
         located = self._located.get(key)
         if located is None:

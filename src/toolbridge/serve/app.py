@@ -172,7 +172,7 @@ class CallEndpoint:
             try:
                 arguments = orjson.loads(raw) if raw.strip() else {}
             except orjson.JSONDecodeError as exc:
-                problem = f"the body is not valid JSON: {exc}"
+                problem = not_json(raw, headers.get("content-encoding"), exc)
                 raise InvalidArguments(name, [("$", problem)]) from None
             if "text/event-stream" in headers.get("accept", ""):
                 await self._stream(send, principal, name, arguments, headers, context, view)
@@ -279,10 +279,29 @@ async def _json_body(request: Request) -> Any:
         if size > MAX_REQUEST_BYTES:
             raise BadRequest(f"the request body is over {MAX_REQUEST_BYTES} bytes", status=413)
         chunks.append(chunk)
+    body = b"".join(chunks)
     try:
-        return orjson.loads(b"".join(chunks))
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+        encoding = request.headers.get("content-encoding")
+        raise BadRequest(not_json(body, encoding, exc)) from None
+
+
+def not_json(body: bytes, content_encoding: str | None, exc: Exception) -> str:
+    """Why a request body is no JSON, in the caller's terms: compressed (bodies are not
+    decompressed), not UTF-8 (where), or the parser's own words."""
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding != "identity":
+        return (
+            f"the body is {encoding}-encoded (Content-Encoding); expected plain JSON (request "
+            "bodies are not decompressed)"
+        )
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        byte = body[bad.start : bad.start + 1]
+        return f"the body is not UTF-8 (byte {bad.start}: {byte!r}); expected JSON in UTF-8"
+    return f"the body is not valid JSON: {exc}"
 
 
 async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str]) -> None:

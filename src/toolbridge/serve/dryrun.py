@@ -20,6 +20,7 @@ from toolbridge.config import Config, ForwardAuth, OAuth2ClientCredentials, PerU
 from toolbridge.errors import InvalidArguments, ToolbridgeError, UpstreamUnavailable
 from toolbridge.gateway import Gateway
 from toolbridge.policy import ANONYMOUS_ADMIN, Principal
+from toolbridge.schemas import json_kind
 from toolbridge.tools import HttpOperation, PythonFunction, SecurityScheme, Tool
 from toolbridge.upstream.credentials import Credentials
 from toolbridge.upstream.curl import curl_line
@@ -141,7 +142,7 @@ class _Unsent:
 
 def _local(fn: PythonFunction, arguments: Any) -> str:
     if not isinstance(arguments, dict):
-        found = "a list" if isinstance(arguments, list) else type(arguments).__name__
+        found = json_kind(arguments)
         raise InvalidArguments(fn.function, [("$", f"expected an object, found {found}")])
     try:
         parsed = fn.arguments_model.model_validate(arguments)

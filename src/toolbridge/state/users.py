@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from toolbridge.errors import BadRequest
+from toolbridge.schemas import json_kind
 from toolbridge.state.database import MAX_ENTRY_BYTES, Database, size_check
 from toolbridge.state.rows import aware, credential_info, valves_of
 from toolbridge.state.tables import credentials, user_valves
@@ -96,7 +97,7 @@ class Users:
         size_check(dict(secret), MAX_ENTRY_BYTES, what)
         for name, value in secret.items():
             if not isinstance(value, str):
-                raise BadRequest(f"{what}: {name!r} must be a string, found {type(value).__name__}")
+                raise BadRequest(f"{what}: {name!r} must be a string, found {json_kind(value)}")
         fields, now = sorted(secret), self._db.clock()
         row = {
             "fields": fields,
