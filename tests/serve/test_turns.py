@@ -432,7 +432,7 @@ MANY = [chat_call(str(i), "getStatus", "{}") for i in range(MAX_CALLS + 1)]
         ),
         (
             {"output": [{"type": "function_call", "call_id": "c", "name": 7}]},
-            "output[0].name: expected a non-empty string, found int",
+            "output[0].name: expected a non-empty string, found a number",
         ),
         ({"choices": []}, "expected a completion with one choice, found 0 choices"),
         (MANY, f"{MAX_CALLS + 1} tool calls in one turn; at most {MAX_CALLS} are run"),

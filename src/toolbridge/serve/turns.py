@@ -51,6 +51,7 @@ from toolbridge.formats.render import Format
 from toolbridge.gateway import Gateway
 from toolbridge.local.context import CallContext
 from toolbridge.policy import Principal
+from toolbridge.schemas import json_kind
 from toolbridge.tools import JsonObject, ToolResult
 
 logger = logging.getLogger(__name__)
@@ -388,5 +389,4 @@ def _arguments(value: Any, name: str) -> Any:
 
 
 def _kind(value: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
-    return "nothing" if value is None else names.get(type(value), type(value).__name__)
+    return "nothing" if value is None else json_kind(value)
