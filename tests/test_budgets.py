@@ -17,7 +17,7 @@ from toolbridge.errors import ConfigError
 from toolbridge.gateway import Gateway
 from toolbridge.policy import Principal
 from toolbridge.redaction import CUT_PREFIX
-from toolbridge.serve.app import result_body
+from toolbridge.serve.bodies import result_body
 from toolbridge.tools import Cut, HttpOperation, Shaped, Tool, ToolResult
 from toolbridge.upstream.seam import MockUpstream, UpstreamRequest, UpstreamResponse
 

@@ -24,7 +24,7 @@ import yaml
 from toolbridge.cli import _parser
 from toolbridge.config_file import load_config
 from toolbridge.demo.service import main as demo_main
-from toolbridge.serve.app import MAX_REQUEST_BYTES
+from toolbridge.serve.bodies import MAX_REQUEST_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ["gateway-a", "gateway-b", "nginx", "notes", "postgres", "redis"]

@@ -54,7 +54,14 @@ LAYERS: list[set[str]] = [
 
 # Which modules may import each edge library (STYLE.md 4.2): everything else stays free of them.
 EDGES = {
-    "starlette": {"serve.app", "serve.admin", "serve.mcp", "serve.loopback", "demo.service"},
+    "starlette": {
+        "serve.app",
+        "serve.bodies",
+        "serve.admin",
+        "serve.mcp",
+        "serve.loopback",
+        "demo.service",
+    },
     "uvicorn": {
         "cli",
         "serve.loopback",

@@ -39,7 +39,7 @@ from toolbridge.registry import (
     servers_from_specs,
 )
 from toolbridge.serve import process
-from toolbridge.serve.app import result_body
+from toolbridge.serve.bodies import result_body
 from toolbridge.serve.dryrun import dry_run, principal_for
 from toolbridge.serve.loopback import LoopbackServer
 from toolbridge.state.export import Exported, export

@@ -1,4 +1,4 @@
-"""The HTTP API: a thin Starlette adapter over `Gateway`, with one error -> status table.
+"""The HTTP API: a thin Starlette adapter over `Gateway`; its bodies and errors are bodies.py's.
 
 Authentication happens here (the `Authorization` header becomes a `Principal`); everything
 else is the gateway's. Every error body is `{"error": {"type": ..., "message": ...}}`.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -26,21 +25,27 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from toolbridge.bulk import keep_large_apart
 from toolbridge.discovery import View, parse_view
 from toolbridge.errors import (
-    BadRequest,
     Forbidden,
     InvalidArguments,
-    RateLimited,
     ToolbridgeError,
-    Unauthenticated,
-    UpstreamBusy,
-    error_body,
-    error_status,
 )
 from toolbridge.gateway import Gateway
 from toolbridge.local.context import CallContext
 from toolbridge.policy import Principal
 from toolbridge.serve.admin import Admin
 from toolbridge.serve.admin import routes as admin_routes
+from toolbridge.serve.bodies import (
+    error_parts,
+    error_response,
+    flag,
+    http_error,
+    json_body,
+    json_response,
+    not_json,
+    read_body,
+    result_body,
+    send_json,
+)
 from toolbridge.serve.describe import describe, describe_filter, describe_source
 from toolbridge.serve.edge import Edge
 from toolbridge.serve.lists import http_answer, openapi_json, tools_json
@@ -54,38 +59,12 @@ from toolbridge.serve.shared import Shared
 from toolbridge.serve.siblings import Siblings
 from toolbridge.serve.toolset_paths import ToolsetPaths
 from toolbridge.serve.turns import INTERNAL, run_turn
-from toolbridge.tools import PythonFunction, Shaped, ToolResult
+from toolbridge.tools import PythonFunction
 
 logger = logging.getLogger(__name__)
 
-MAX_REQUEST_BYTES = 8 * 1024 * 1024
 App = ASGIApp
 """What `create_app` returns, for modules that must not import Starlette themselves."""
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
-
-
-def error_parts(exc: ToolbridgeError) -> tuple[int, dict[str, Any], dict[str, str]]:
-    """Status, body and headers for an error (errors.py holds the one table)."""
-    status, _ = error_status(exc)
-    headers: dict[str, str] = {}
-    if isinstance(exc, Unauthenticated):
-        headers["WWW-Authenticate"] = 'Bearer realm="toolbridge"'
-    if isinstance(exc, RateLimited | UpstreamBusy):
-        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-    return status, error_body(exc), headers
-
-
-def error_response(exc: ToolbridgeError) -> Response:
-    status, body, headers = error_parts(exc)
-    return json_response(body, status, headers)
 
 
 T = TypeVar("T")
@@ -149,7 +128,7 @@ class CallEndpoint:
             await self.app(scope, receive, send)
             return
         if scope["method"] != "POST":
-            await _send_json(
+            await send_json(
                 send,
                 405,
                 {"error": {"type": "method_not_allowed", "message": "use POST"}},
@@ -168,7 +147,7 @@ class CallEndpoint:
                 if isinstance(tool.target, PythonFunction) and tool.target.injected
                 else None  # else the gateway reads what filters need from the headers
             )
-            raw = await _read_body(receive)
+            raw = await read_body(receive)
             try:
                 arguments = orjson.loads(raw) if raw.strip() else {}
             except orjson.JSONDecodeError as exc:
@@ -190,16 +169,16 @@ class CallEndpoint:
             )
         except ToolbridgeError as exc:
             status, body, extra = error_parts(exc)
-            await _send_json(send, status, body, extra)
+            await send_json(send, status, body, extra)
             return
         except Exception:  # a bug of ours: a JSON 500 in our words, the traceback in the log
             logger.exception("call of %s failed", name)
-            await _send_json(send, 500, {"error": {"type": "internal", "message": INTERNAL}}, {})
+            await send_json(send, 500, {"error": {"type": "internal", "message": INTERNAL}}, {})
             return
         answer = result_body(result)
         if events:
             answer["events"] = events  # what a local tool emitted while it ran, in order
-        await _send_json(send, 200, answer, {})
+        await send_json(send, 200, answer, {})
 
     async def _stream(
         self,
@@ -252,67 +231,6 @@ class CallEndpoint:
         finally:
             await task
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise BadRequest("the client went away before sending its body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_REQUEST_BYTES:
-            raise BadRequest(f"the request body is over {MAX_REQUEST_BYTES} bytes", status=413)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def _json_body(request: Request) -> Any:
-    """The request's body as JSON; BadRequest when it is too large or not JSON."""
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_REQUEST_BYTES:
-            raise BadRequest(f"the request body is over {MAX_REQUEST_BYTES} bytes", status=413)
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        encoding = request.headers.get("content-encoding")
-        raise BadRequest(not_json(body, encoding, exc)) from None
-
-
-def not_json(body: bytes, content_encoding: str | None, exc: Exception) -> str:
-    """Why a request body is no JSON, in the caller's terms: compressed (bodies are not
-    decompressed), not UTF-8 (where), or the parser's own words."""
-    encoding = (content_encoding or "identity").strip().lower()
-    if encoding != "identity":
-        return (
-            f"the body is {encoding}-encoded (Content-Encoding); expected plain JSON (request "
-            "bodies are not decompressed)"
-        )
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as bad:
-        byte = body[bad.start : bad.start + 1]
-        return f"the body is not UTF-8 (byte {bad.start}: {byte!r}); expected JSON in UTF-8"
-    return f"the body is not valid JSON: {exc}"
-
-
-async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str]) -> None:
-    payload = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
-    raw_headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(payload)).encode()),
-        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": payload})
 
 
 def create_app(
@@ -389,7 +307,7 @@ def create_app(
         return _listed(*http_answer(answer, request.headers))
 
     async def tool_calls(request: Request, principal: Principal) -> Response:
-        payload = await _json_body(request)
+        payload = await json_body(request)
         context = request_context(principal, request.headers, url=str(request.url))
         view = parse_view(request.query_params)
         answer = await run_turn(
@@ -417,7 +335,7 @@ def create_app(
     async def reload(request: Request, principal: Principal) -> Response:
         if not principal.admin:
             raise Forbidden("reloading is for admins")
-        dry_run = _flag("dry_run", request.query_params.get("dry_run"))
+        dry_run = flag("dry_run", request.query_params.get("dry_run"))
         return json_response(await live.reload(dry_run=dry_run, by=principal.id))
 
     async def approve(request: Request, principal: Principal) -> Response:
@@ -466,38 +384,19 @@ def create_app(
                 Admin(gateway, live, shared),
                 Me(gateway, shared),
                 endpoint,
-                _json_body,
+                json_body,
                 json_response,
             ),
             Route(MCP_PATH, mcp),  # every method: the SDK answers POST, GET and DELETE
         ],
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: http_error},
     )
     # Requests the edge refuses reach no route (edge.py); secrets never leave in an answer,
     # whichever route made it (redacting.py).
     paths = ToolsetPaths(CallEndpoint(routes, gateway))
     redacted = Redacting(paths, lambda: gateway.secrets)
     return Edge(redacted, lambda: (gateway.config.http, gateway.open))
-
-
-_HTTP_ERRORS = {404: "not_found", 405: "method_not_allowed"}
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own refusals (no such route, a method a route does not take), in the shape
-    of every other error body, with their headers (`Allow`)."""
-    assert isinstance(exc, HTTPException)
-    kind = _HTTP_ERRORS.get(exc.status_code, "bad_request")
-    message = f"{request.method} {request.url.path}: {exc.detail.lower()}"
-    if exc.status_code == 404:
-        message += " (the README lists the endpoints)"
-    headers = dict(exc.headers or {})
-    return json_response({"error": {"type": kind, "message": message}}, exc.status_code, headers)
-
-
-def reply(body: Any, status: int) -> Response:
-    return json_response(body, status)
 
 
 def _listed(status: int, headers: dict[str, str], body: bytes | Iterator[bytes]) -> Response:
@@ -509,47 +408,3 @@ def _listed(status: int, headers: dict[str, str], body: bytes | Iterator[bytes])
 async def _each(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
     for piece in pieces:  # a megabyte decompressed, or a piece read, at a time: quick enough
         yield piece
-
-
-def _flag(name: str, value: str | None) -> bool:
-    """A yes/no query parameter: absent is no; a value neither yes nor no is refused (a
-    `?dry_run=on` taken as no would do what was only to be tried)."""
-    if value is None:
-        return False
-    if value.lower() in ("1", "true", "yes"):
-        return True
-    if value.lower() in ("0", "false", "no"):
-        return False
-    raise BadRequest(f"`{name}`: expected true or false (also 1/0, yes/no), found {value!r}")
-
-
-def result_body(result: ToolResult) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "ok": result.ok,
-        "status": result.status,
-        "content_type": result.content_type,
-        "result": result.result,
-    }
-    if result.truncated:
-        body["truncated"] = True
-    if result.embeds:
-        # Views for the person (rich UI), beside what the model reads in `result`.
-        body["embeds"] = [
-            {"content_type": e.content_type, "content": e.content} for e in result.embeds
-        ]
-    if result.shaped is not None:
-        body["budget"] = budget_body(result.shaped)
-    return body
-
-
-def budget_body(shaped: Shaped) -> dict[str, Any]:
-    """What a result budget did, as the envelope's `budget` says it."""
-    body: dict[str, Any] = {"selected": shaped.selected, "bytes": shaped.size}
-    if shaped.max_bytes is not None:
-        body["max_bytes"] = shaped.max_bytes
-    body["cut"] = shaped.cut
-    if shaped.cuts:
-        body["left_out"] = [
-            {"path": c.path, "kept": c.kept, "left_out": c.left_out} for c in shaped.cuts
-        ]
-    return body
