@@ -3122,3 +3122,31 @@ def test_multipart_file_fields_by_reference_or_nullable_take_files(tmp_path: Pat
         ("file", FieldEncoding(is_file=True)),
         ("cover", FieldEncoding(is_file=True)),
     )
+
+
+def test_a_parameter_without_a_name_is_left_out_with_a_note(tmp_path: Path) -> None:
+    conversion = convert_text(
+        tmp_path,
+        """\
+        openapi: 3.0.3
+        info: {title: t, version: "1"}
+        paths:
+          /items:
+            get:
+              operationId: listItems
+              parameters:
+                - {in: query, schema: {type: string}}
+                - {name: 5, in: query}
+                - just text
+                - {name: limit, in: query, schema: {type: integer}}
+              responses: {"200": {description: ok}}
+        """,
+    )
+    (tool,) = conversion.tools
+    assert list(tool.input_schema["properties"]) == ["limit"]
+    assert [n.message for n in tool.notes if n.kind == "invalid-parameter"] == [
+        "a parameter (in: query) with no `name`; expected an object with a string `name`; left out",
+        "a parameter (in: query) with a `name` that is a number; expected an object with a "
+        "string `name`; left out",
+        "a parameter with a string; expected an object with a string `name`; left out",
+    ]

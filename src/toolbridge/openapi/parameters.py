@@ -19,6 +19,7 @@ from toolbridge.openapi import swagger2
 from toolbridge.openapi.bodies import Draft
 from toolbridge.openapi.definitions import Definitions
 from toolbridge.openapi.references import References, RefError
+from toolbridge.schemas import json_kind
 from toolbridge.tools import RESERVED_HEADERS, Note, ParamBinding
 
 Located = tuple[dict[str, Any], str]
@@ -129,6 +130,8 @@ class Parameters:
                     entry = self.param(raw, uri)
                 if entry is not None:
                     found[entry.key] = entry
+                else:
+                    b.notes.append(_nameless(raw))
         return list(found.values())
 
     def param(self, param: Any, uri: str) -> Param | None:
@@ -264,6 +267,22 @@ def _param(param: Any, uri: str) -> Param | None:
         key=(name, text),
         order=_ORDER.get(text) if isinstance(location, str) else None,
         slot=name.lower() if location == "header" else name,
+    )
+
+
+def _nameless(raw: Any) -> Note:
+    """The note for a parameter that is no object with a string `name`: it cannot be an
+    argument, and is left out, said so rather than silently."""
+    if isinstance(raw, dict):
+        name = raw.get("name")
+        found = "no `name`" if name is None else f"a `name` that is {json_kind(name)}"
+        where = f" (in: {raw['in']})" if isinstance(raw.get("in"), str) else ""
+    else:
+        found, where = json_kind(raw), ""
+    return Note(
+        kind="invalid-parameter",
+        message=f"a parameter{where} with {found}; expected an object with a string `name`; "
+        "left out",
     )
 
 
