@@ -338,3 +338,27 @@ def test_a_local_tools_accepted_schema_and_a_call_agree(
     except InvalidArguments:
         taken = False
     assert validator.is_valid(arguments) is taken
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"query": "a note"},
+        {"query": 5},
+        {"query": "a note", "limit": 2},
+        {"query": "a note", "extra": 1},
+        {"name": "x"},
+    ],
+)
+def test_the_search_tools_accepted_schema_is_what_they_check(arguments: dict[str, Any]) -> None:
+    """They are no local tool: nothing lenient is said of them that they would refuse."""
+    from toolbridge.discovery import META_TOOLS
+
+    search_tools = META_TOOLS[0]
+    validator = jsonschema_rs.validator_for(accepted_schema(search_tools))
+    try:
+        ArgumentValidator(search_tools).check(arguments)
+        taken = True
+    except InvalidArguments:
+        taken = False
+    assert validator.is_valid(arguments) is taken

@@ -163,8 +163,8 @@ def accepted_schema(tool: Tool) -> JsonSchema:
     where text is wanted, so its schema allows both.
     """
     schema = copy.deepcopy(tool.input_schema)
-    if isinstance(tool.target, PythonFunction):
-        _lenient(schema)
+    if isinstance(tool.target, PythonFunction) and tool.target.arguments_model is not None:
+        _lenient(schema)  # (the search tools have no such model: their schema is checked)
     defs = schema.get("$defs")
     defs = defs if isinstance(defs, dict) else {}
     _base64_patterns(schema)
