@@ -63,3 +63,29 @@ async def test_a_change_that_never_applies_is_logged_after_its_attempts(
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
         "applying change 7 from the state store failed"
     ]
+
+
+async def test_a_store_that_never_answers_holds_a_call_only_so_long(
+    shared: Shared, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call waits CALL_READ_TIMEOUT for a caller's stored valves, not the statement's 30 s."""
+    import asyncio
+    import time
+
+    class Frozen:
+        async def valves_in_clear(self, user: str, tool_id: str) -> None:
+            await asyncio.Event().wait()  # taken, and never answered (a stopped PostgreSQL)
+
+    class Store:
+        users = Frozen()
+
+    monkeypatch.setattr(shared_module, "CALL_READ_TIMEOUT", 0.2)
+    shared.store = Store()  # type: ignore[assignment]
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable) as caught:
+        await shared.users.valves("alice", "weather")
+    assert str(caught.value) == (
+        "could not read the user valves of 'alice' for 'weather': the state store "
+        "sqlite:///unused.db is unavailable (no answer within 0.2 s)"
+    )
+    assert time.monotonic() - started < 5

@@ -16,7 +16,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from toolbridge.config import Config
 from toolbridge.errors import StoreUnavailable
@@ -38,6 +38,9 @@ Handlers = tuple[
 ]
 """What the feed's changes are applied with: sources changed, reloaded and approved elsewhere."""
 
+CALL_READ_TIMEOUT = 5.0
+"""Seconds a call waits for the store to read a caller's valves or credential."""
+Found = TypeVar("Found")
 RETRY = 2.0
 """Seconds between attempts to open a store that could not be reached at start."""
 APPLY_ATTEMPTS = 8
@@ -221,8 +224,22 @@ class Shared:
                 pass
 
     async def _stored_valves(self, user: str, tool_id: str) -> dict[str, Any] | None:
-        return await self.require().users.valves_in_clear(user, tool_id)
+        what = f"read the user valves of {user!r} for {tool_id!r}"
+        return await self._on_a_call(what, self.require().users.valves_in_clear(user, tool_id))
 
     async def _stored_credential(self, user: str, server_id: str) -> dict[str, Any] | None:
-        found = await self.require().users.credential_in_clear(user, server_id)
+        what = f"read the credential of {user!r} for server {server_id!r}"
+        reading = self.require().users.credential_in_clear(user, server_id)
+        found = await self._on_a_call(what, reading)
         return dict(found) if found is not None else None
+
+    async def _on_a_call(self, what: str, reading: Awaitable[Found]) -> Found:
+        """A read a call waits for: within CALL_READ_TIMEOUT, else StoreUnavailable (a store
+        that takes connections and never answers must not hold the call for its full
+        statement timeout)."""
+        try:
+            async with asyncio.timeout(CALL_READ_TIMEOUT):
+                return await reading
+        except TimeoutError:
+            reason = f"no answer within {CALL_READ_TIMEOUT:g} s"
+            raise StoreUnavailable(what, shown(self.url), reason) from None
