@@ -201,6 +201,21 @@ def test_a_server_registered_through_the_api_is_served_at_once(
             },
             id="id-of-the-file",
         ),
+        pytest.param(
+            {
+                "id": "x",
+                "document": "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n"
+                "  /a:\n    get:\n      responses:\n        '200':\n"
+                "          $ref: '/etc/hostname'\n",
+            },
+            422,
+            {
+                "type": "invalid_config",
+                "message": "servers[x]: the source cannot be loaded: an uploaded document may "
+                "refer only to itself; found $ref '/etc/hostname' at /paths/~1a/get/responses/200",
+            },
+            id="upload-refers-to-a-file-of-the-host",
+        ),
     ],
 )
 def test_a_bad_entry_is_refused_as_the_file_would_be(

@@ -7,6 +7,7 @@ what a schema is (`definitions` and `keywords` translate what it finds).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
@@ -99,3 +100,25 @@ class References:
                 continue
             return value, uri, pointer
         raise RefError(f"a chain of more than {MAX_REF_CHAIN} references")
+
+
+def outside_refs(data: Any) -> Iterator[tuple[str, str]]:
+    """(JSON pointer, `$ref`) of each reference in a parsed document to something other than
+    itself (another file, or a URL), in document order."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        pointer, node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and not ref.startswith("#"):
+                yield pointer or "/", ref
+            items = [(f"{pointer}/{_escaped(str(k))}", v) for k, v in node.items()]
+        elif isinstance(node, list):
+            items = [(f"{pointer}/{i}", v) for i, v in enumerate(node)]
+        else:
+            continue
+        stack.extend(reversed(items))
+
+
+def _escaped(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")

@@ -31,6 +31,7 @@ from toolbridge.errors import (
     BadRequest,
     ConfigError,
     Conflict,
+    DocumentError,
     Forbidden,
     ToolbridgeError,
     ToolNotFound,
@@ -38,6 +39,7 @@ from toolbridge.errors import (
 from toolbridge.gateway import Gateway
 from toolbridge.generation import Generation
 from toolbridge.openapi.documents import DocumentStore
+from toolbridge.openapi.references import outside_refs
 from toolbridge.policy import Principal
 from toolbridge.registry import load_server
 from toolbridge.serve.admin_files import (
@@ -176,6 +178,18 @@ class Admin:
                 if made.problems:
                     return made.problems[0]
                 store = DocumentStore(cache_dir=self.gateway.cache_dir)
+                if document is not None:
+                    # An upload is one document: what it would read besides itself (a file of
+                    # this host, say) is no part of it.
+                    try:
+                        data = store.get(Path(made.servers[0].spec).as_uri()).data
+                    except DocumentError:
+                        data = None  # not a document: load_server says why, below
+                    for pointer, ref in outside_refs(data):
+                        return (
+                            f"an uploaded document may refer only to itself; found $ref "
+                            f"{ref!r} at {pointer}"
+                        )
                 return load_server(made.servers[0], store, config.base_dir).error
 
         problem = await asyncio.to_thread(trial)
