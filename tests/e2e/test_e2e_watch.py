@@ -93,3 +93,41 @@ def test_in_a_folder_an_edit_reloads_that_module_only(tmp_path: Path) -> None:
     assert final["greet"] is after["greet"]  # the last good version of that module stays
     (status,) = gateway.sources()
     assert [n.kind for n in status.conversion.notes if n.kind == "module-kept"] == ["module-kept"]  # type: ignore[union-attr]
+
+
+def test_a_server_down_at_start_is_tried_again_until_it_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its document's URL answers 503 at start; once it answers, the tools appear, with no
+    reload asked for."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from toolbridge.config import Server
+    from toolbridge.serve import live
+
+    monkeypatch.setattr(live, "DOWN_RETRY", 0.3)
+    document = (Path(__file__).resolve().parents[2] / "specs" / "demo.yaml").read_text()
+    up = [False]
+
+    async def served(request: Request) -> Response:
+        if not up[0]:
+            return Response("starting", status_code=503)
+        return Response(document, media_type="application/yaml")
+
+    with LoopbackServer(Starlette(routes=[Route("/openapi.yaml", served)])) as docs:
+        server = Server(id="notes", spec=f"{docs.url}/openapi.yaml", access=Grant(users=("*",)))
+        gateway = Gateway(Config(servers=(server,), base_dir=tmp_path), upstream=make_upstream())
+        gateway.load()
+        with LoopbackServer(create_app(gateway), lifespan="on") as gateway_server:
+
+            def status() -> int:
+                url = f"{gateway_server.url}/v1/tools/getStatus"
+                return httpx2.get(url, timeout=10).status_code
+
+            before = status()
+            up[0] = True
+            wait_for(lambda: status() == 200)
+    assert before == 404

@@ -27,6 +27,9 @@ from toolbridge.serve.watch import watch
 
 logger = logging.getLogger(__name__)
 
+DOWN_RETRY = 30.0
+"""Seconds between attempts at a server that has nothing to serve (its document could not be
+read at start: a URL down, a store not there yet), until it loads."""
 SIBLING_WAIT = 120.0
 """Seconds a reload answer waits for the other workers to apply it (a big catalog takes a while)."""
 
@@ -112,6 +115,7 @@ class Live:
             watch(self._config_files, self._config_changed, what="the config"),
             watch(self._tool_files, self._tool_files_changed, what="local tool files"),
         ]
+        background.append(self._retry_down())
         if self.siblings is not None:
             background.append(self.siblings.follow(self._from_sibling))
         tasks = [asyncio.create_task(job) for job in background]
@@ -133,6 +137,22 @@ class Live:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+    async def _retry_down(self) -> None:
+        """Every DOWN_RETRY seconds, read again each server that is down with nothing to serve
+        (each worker its own; one that kept its last good version serves that meanwhile)."""
+        while True:
+            await asyncio.sleep(DOWN_RETRY)
+            servers = {s.id for s in self.gateway.config.servers}
+            down = frozenset(
+                s.id for s in self.gateway.sources() if s.id in servers and s.conversion is None
+            )
+            if not down:
+                continue
+            try:
+                await self.reload(down, tell=False, reread=False)
+            except ToolbridgeError as exc:
+                logger.warning("retrying %s: %s", ", ".join(sorted(down)), exc)
 
     async def _tell(self, event: dict[str, Any]) -> dict[str, int]:
         """Append an event for the other workers and wait until they have applied it."""
