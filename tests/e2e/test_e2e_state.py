@@ -216,6 +216,16 @@ def test_a_server_registered_through_the_api_is_served_at_once(
             },
             id="upload-refers-to-a-file-of-the-host",
         ),
+        pytest.param(
+            {"id": "x", "document": "openapi: 3.0.3\npaths: [not, a, mapping\n"},
+            422,
+            {
+                "type": "invalid_config",
+                "message": "servers[x]: the source cannot be loaded: admin API: documents/x.yaml: "
+                "is not valid YAML at line 3, column 1: did not find expected ',' or ']'",
+            },
+            id="upload-that-is-no-yaml",
+        ),
     ],
 )
 def test_a_bad_entry_is_refused_as_the_file_would_be(

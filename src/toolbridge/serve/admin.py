@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -190,7 +191,13 @@ class Admin:
                             f"an uploaded document may refer only to itself; found $ref "
                             f"{ref!r} at {pointer}"
                         )
-                return load_server(made.servers[0], store, config.base_dir).error
+                error = load_server(made.servers[0], store, config.base_dir).error
+                if error is None:
+                    return None
+                # Named as the admin API's listings name it, not by this passing folder.
+                for prefix in {folder, str(Path(folder).resolve())}:
+                    error = error.replace(prefix + os.sep, "admin API: ")
+                return error
 
         problem = await asyncio.to_thread(trial)
         if problem is not None:
