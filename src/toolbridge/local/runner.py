@@ -42,13 +42,18 @@ class ToolLoop:
     async def run(self, name: str, coroutine: Coroutine[Any, Any, Any]) -> Any:
         """Await `coroutine` (a call of the tool `name`) on the tools' loop, from any loop.
 
-        Cancelling the await (a timeout) cancels the tool's task there."""
+        Cancelling the await (a timeout) cancels the tool's task there. The call counts as
+        running there until it ends there: a tool that blocks its loop outlives the timeout
+        of the call that awaited it, and is still the one to name."""
         loop = self._started()
         with self._lock:
             self._running[name] += 1
+        future = asyncio.run_coroutine_threadsafe(self._tracked(name, coroutine), loop)
+        return await asyncio.wrap_future(future)
+
+    async def _tracked(self, name: str, coroutine: Coroutine[Any, Any, Any]) -> Any:
         try:
-            future = asyncio.run_coroutine_threadsafe(coroutine, loop)
-            return await asyncio.wrap_future(future)
+            return await coroutine
         finally:
             with self._lock:
                 self._running[name] -= 1
