@@ -212,10 +212,15 @@ class DocumentStore:
                     raise DocumentError(
                         uri_to_display(uri), "is not a regular file, expected an OpenAPI document"
                     )
-                # Read to one past the limit: a file may grow after its size was looked at.
-                data = handle.read(self._max_bytes + 1)
-                if max(info.st_size, len(data)) > self._max_bytes:
-                    size = max(info.st_size, len(data))
+                size = info.st_size
+                if size <= self._max_bytes:
+                    # Its size and one byte more (one read, no larger buffer): if it grew
+                    # meanwhile, the rest up to one past the limit.
+                    data = handle.read(size + 1)
+                    if len(data) > size:
+                        data += handle.read(self._max_bytes + 1 - len(data))
+                    size = len(data)
+                if size > self._max_bytes:
                     raise DocumentError(
                         uri_to_display(uri),
                         f"{size} bytes is over the {self._max_bytes} byte limit",
