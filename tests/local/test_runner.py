@@ -104,3 +104,18 @@ async def test_local_results_are_capped_like_remote_ones(
     assert result.result.endswith(marker)
     assert len(result.result) == 1000 + len(marker)
     assert small.truncated is False
+
+
+async def test_a_stall_with_no_tool_call_on_the_loop_is_not_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Its thread may not get the interpreter for a while (a long conversion, the process
+    ending): with no call running there, there is no tool to name, and nothing is logged."""
+    from toolbridge.local.runner import ToolLoop
+
+    loop = ToolLoop()
+    tools_loop = loop._started()
+    with caplog.at_level(logging.WARNING, logger="toolbridge.local.runner"):
+        tools_loop.call_soon_threadsafe(time.sleep, 1.6)  # the loop stalls; no call runs
+        await anyio.sleep(2.2)
+    assert [r.getMessage() for r in caplog.records if r.name == "toolbridge.local.runner"] == []

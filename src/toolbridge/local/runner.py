@@ -79,15 +79,19 @@ class ToolLoop:
             loop.call_soon_threadsafe(self._beat)
             stalled = time.monotonic() - self._answered
             if stalled > BLOCKED_AFTER and not self._reported:
-                self._reported = True
                 with self._lock:
                     running = sorted(self._running)
+                if not running:
+                    # No tool call there: the loop's thread did not get the interpreter (a long
+                    # conversion held it, or the process is ending). Nothing to name, or to fix.
+                    continue
+                self._reported = True
                 logger.warning(
                     "an async local tool blocks its event loop (no answer for %.1f s); running "
                     "there: %s. Use `await` (asyncio.sleep, an async client) or a plain `def` "
                     "tool, which runs in a thread of its own",
                     stalled,
-                    ", ".join(running) or "(none)",
+                    ", ".join(running),
                 )
 
     def _beat(self) -> None:
