@@ -45,14 +45,15 @@ def test_arrays_are_cut_to_fit_and_say_how_many_items_were_left_out() -> None:
 
 def test_the_bulkiest_part_is_cut_first_and_short_strings_never() -> None:
     value, cuts, text_cut = fit({"id": "x" * 10, "body": "y" * 3000, "tags": [1, 2]}, 300)
+    kept = value["body"].count("y")
     assert (size(value) <= 300, cuts, text_cut, value["id"], value["tags"]) == (
         True,
-        [],
+        [Cut(path="$.body", kept=kept, left_out=3000 - kept, unit="characters")],
         True,
         "x" * 10,
         [1, 2],
     )
-    assert value["body"].endswith("more characters left out)")
+    assert value["body"] == "y" * kept + f"… ({3000 - kept} more characters left out)"
 
 
 def test_text_answers_are_cut_as_text() -> None:
@@ -88,7 +89,7 @@ def test_a_budget_selects_then_cuts_and_the_envelope_says_so() -> None:
         "bytes": shaped.shaped.size,
         "max_bytes": 300,
         "cut": True,
-        "left_out": [{"path": "$", "kept": 10, "left_out": 40}],
+        "left_out": [{"path": "$", "kept": 10, "left_out": 40, "unit": "items"}],
     }
     assert (shaped.result[0], shaped.result[-1], size(shaped.result) <= 300) == (
         {"id": 0, "name": "item 0"},

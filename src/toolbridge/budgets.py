@@ -155,6 +155,8 @@ def fit(value: Any, limit: int) -> tuple[Any, list[Cut], bool]:
             part[kept:] = [_items_marker(len(part) - kept)]
         else:
             parent[key] = _cut_text(part, max(0, room), _json_size)
+            kept = len(parent[key]) - len(_chars_marker(part, parent[key]))
+            cuts.append(Cut(path=path, kept=kept, left_out=len(part) - kept, unit="characters"))
             text_cut = True
     if _json_size(value) > limit:  # deep or wide objects: the JSON text, cut
         return _cut_text(_dumps(value).decode(), limit, _text_size), cuts, True
@@ -174,6 +176,11 @@ def _keep(array: list[Any], room: int) -> int:
 
 def _items_marker(count: int) -> str:
     return f"({count} more items left out)" if count != 1 else "(1 more item left out)"
+
+
+def _chars_marker(text: str, cut: str) -> str:
+    """The marker at the end of `cut`, a cut of `text` by `_cut_text`."""
+    return cut[cut.rindex("… (") :]
 
 
 def _cut_text(text: str, limit: int, measure: Callable[[str], int]) -> str:

@@ -212,12 +212,14 @@ class Embed:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Cut:
-    """An array a result budget shortened: where, how many items it kept and left out."""
+    """An array or a string a result budget shortened: where, and how many items (or
+    characters) it kept and left out."""
 
     path: str
     """A JSON path into the result: `$`, `$.data`, `$.items[0].lines`."""
     kept: int
     left_out: int
+    unit: Literal["items", "characters"] = "items"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -230,7 +232,7 @@ class Shaped:
     """The answer's size in bytes (compact JSON, or text) after selection, before any cut."""
     max_bytes: int | None = None
     cuts: tuple[Cut, ...] = ()
-    """The arrays shortened to fit, largest first."""
+    """The arrays and strings shortened to fit, largest first."""
     text_cut: bool = False
     """Strings were shortened too (or, as a last resort, the answer became its cut JSON text)."""
 

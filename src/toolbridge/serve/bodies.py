@@ -175,6 +175,7 @@ def budget_body(shaped: Shaped) -> dict[str, Any]:
     body["cut"] = shaped.cut
     if shaped.cuts:
         body["left_out"] = [
-            {"path": c.path, "kept": c.kept, "left_out": c.left_out} for c in shaped.cuts
+            {"path": c.path, "kept": c.kept, "left_out": c.left_out, "unit": c.unit}
+            for c in shaped.cuts
         ]
     return body
