@@ -94,12 +94,12 @@ def expected(gateway: Gateway, user: str) -> list[dict[str, Any]]:
 
 
 async def modern_list(
-    client: httpx2.AsyncClient, cursor: str | None = None, **headers: str
+    client: httpx2.AsyncClient, cursor: str | None = None, ident: Any = 9, **headers: str
 ) -> tuple[httpx2.Response, dict[str, Any]]:
     params: dict[str, Any] = {"_meta": META}
     if cursor is not None:
         params["cursor"] = cursor
-    message = {"jsonrpc": "2.0", "id": 9, "method": "tools/list", "params": params}
+    message = {"jsonrpc": "2.0", "id": ident, "method": "tools/list", "params": params}
     request = client.build_request("POST", URL, json=message, headers={**MODERN, **headers})
     response = await client.send(request, stream=True)
     raw = b"".join([chunk async for chunk in response.aiter_raw()])
@@ -224,3 +224,13 @@ async def test_a_large_page_goes_to_a_plain_client_in_pieces(
     assert plain_json == packed_json
     assert plain_json["result"]["tools"] == expected(gateway, "alice")[:2]
     assert int(plain.headers["content-length"]) > int(packed.headers["content-length"])
+
+
+@pytest.mark.parametrize("ident", [10**35, "req-1", -3])
+async def test_the_answer_carries_the_request_id_as_it_was_sent(
+    gateway: Gateway, ident: Any
+) -> None:
+    """The client matches answers by id: an integer past 64 bits must not come back a float."""
+    async with http(gateway, "alice") as client:
+        _, answer = await modern_list(client, ident=ident)
+    assert (answer["id"], type(answer["id"])) == (ident, type(ident))

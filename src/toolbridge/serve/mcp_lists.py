@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from typing import Any, Final
@@ -156,8 +157,12 @@ def _spliced(body: bytes, splices: Splices) -> list[Part] | None:
 
 
 def _splice_json(text: str, splices: Splices) -> list[Part]:
-    """A JSON-RPC message (or batch) with each marked result's tools replaced by its page."""
-    message = orjson.loads(text)
+    """A JSON-RPC message (or batch) with each marked result's tools replaced by its page.
+
+    The envelope is read and written with the standard `json`: a request id is the client's
+    to match, and an integer past 64 bits (which orjson reads as a float) must come back as
+    it was sent. It holds no tools (the page is spliced in as bytes), so it is small."""
+    message = json.loads(text)
     found: dict[bytes, Answer] = {}
     for item in message if isinstance(message, list) else [message]:
         result = item.get("result") if isinstance(item, dict) else None
@@ -171,7 +176,7 @@ def _splice_json(text: str, splices: Splices) -> list[Part]:
             del result["_meta"]
         result["tools"] = f"toolbridge-page-{token}"
         found[orjson.dumps(f"toolbridge-page-{token}")] = splices.pop(token)
-    out: list[Part] = [orjson.dumps(message)]
+    out: list[Part] = [json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()]
     for marker, answer in found.items():
         last = out.pop()
         assert isinstance(last, bytes)  # the tail after the previous page: envelope bytes
