@@ -370,6 +370,23 @@ async def test_approved_versions_newest_first(store: Store) -> None:
     assert await store.documents.approved("none") is None
 
 
+async def test_the_same_content_approved_again_is_kept_once(store: Store) -> None:
+    """Replicas that start together each keep the same first version: one is stored, with one
+    audit entry; the same content after another is a new version."""
+    first = await store.documents.approve("pets", b"v1", by="gateway")
+    again = await store.documents.approve("pets", b"v1", by="gateway")
+    await store.documents.approve("pets", b"v2", by="ops")
+    back = await store.documents.approve("pets", b"v1", by="ops")
+
+    assert again == first
+    assert [v.sha256 for v in await store.documents.versions("pets")] == [
+        sha256(b"v1"), sha256(b"v2"), sha256(b"v1"),
+    ]  # fmt: skip
+    assert back.version > first.version
+    approvals = [e for e in await store.audit_log() if e.action == "document.approve"]
+    assert len(approvals) == 3
+
+
 async def test_only_the_newest_versions_are_kept(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

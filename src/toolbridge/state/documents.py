@@ -28,32 +28,45 @@ class Documents:
         self._db = db
 
     async def approve(self, source_id: str, content: bytes, *, by: str) -> DocumentVersion:
-        """Record `content` as the approved version of a source's document."""
+        """Record `content` as the approved version of a source's document; when the newest
+        version is already that content, nothing is written (replicas that start together each
+        keep the same first version: it is kept once)."""
         what = f"the document of {source_id!r}"
         if len(content) > MAX_DOCUMENT_BYTES:
             raise too_large(what, len(content), MAX_DOCUMENT_BYTES)
         sha256 = digest(content)
         async with self._db.write(f"approve {what}") as connection:
-            inserted = await connection.execute(
-                documents.insert().values(
-                    source_id=source_id,
-                    sha256=sha256,
-                    size=len(content),
-                    content=content,
-                    approved_at=self._db.clock(),
-                    approved_by=by,
+            # Writes are serialised (the feed lock, or SQLite's writer lock): this reads what
+            # the last writer left.
+            newest = (
+                await connection.execute(
+                    sa.select(documents.c.sha256)
+                    .where(documents.c.source_id == source_id)
+                    .order_by(documents.c.version.desc())
+                    .limit(1)
                 )
-            )
-            version = new_id(inserted)
-            await _prune(connection, source_id)
-            await self._db.changed(
-                connection,
-                "document",
-                "approve",
-                {"source": source_id},
-                by=by,
-                detail={"sha256": sha256, "size": len(content), "version": version},
-            )
+            ).scalar()
+            if newest != sha256:
+                inserted = await connection.execute(
+                    documents.insert().values(
+                        source_id=source_id,
+                        sha256=sha256,
+                        size=len(content),
+                        content=content,
+                        approved_at=self._db.clock(),
+                        approved_by=by,
+                    )
+                )
+                version = new_id(inserted)
+                await _prune(connection, source_id)
+                await self._db.changed(
+                    connection,
+                    "document",
+                    "approve",
+                    {"source": source_id},
+                    by=by,
+                    detail={"sha256": sha256, "size": len(content), "version": version},
+                )
         found = await self.approved(source_id)
         assert found is not None
         return found.version
