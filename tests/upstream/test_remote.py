@@ -1050,3 +1050,21 @@ def test_encoders_match_quote(text: str) -> None:
     assert styles.path_enc(text) == quote(text, safe="-._~")
     assert styles._reserved_enc(text) == quote(text, safe="-._~:/?[]@!$'()*,;")
     assert styles.cookie_enc(text) == quote(text, safe="!#$&'()*+-./:<=>?@[]^_`{|}~")
+
+
+def test_whole_numbers_copy_nothing_when_there_is_none_and_stop_at_a_depth() -> None:
+    from toolbridge.upstream.styles import MAX_DEPTH, whole_numbers
+
+    plain = {"a": [1, "b", {"c": 2.5}]}
+    deep: list[Any] = [1.0]
+    for _ in range(5000):  # deeper than Python would recurse
+        deep = [deep]
+    assert whole_numbers(plain) is plain
+    assert whole_numbers(deep) is deep  # past MAX_DEPTH it is left as it is
+    shallow: Any = [2.0]
+    for _ in range(MAX_DEPTH - 1):
+        shallow = [shallow]
+    found = whole_numbers(shallow)
+    for _ in range(MAX_DEPTH - 1):
+        found = found[0]
+    assert (found, type(found[0])) == ([2], int)

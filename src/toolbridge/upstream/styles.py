@@ -174,21 +174,27 @@ def text_of(value: Any) -> str:
 
 MAX_EXACT = 2**53
 """Floats up to this are integers exactly; larger ones are sent as they are."""
+MAX_DEPTH = 256
+"""How deep `whole_numbers` looks (deeper JSON cannot be written anyway)."""
 
 
-def whole_numbers(value: Any) -> Any:
+def whole_numbers(value: Any, depth: int = 0) -> Any:
     """`value` with each float that is a whole number (`5.0`, as JSON parsers read `5.0` or
     `1e3`) as an integer: the same number, spelled as an API that wants an integer reads it
-    (`?limit=5`, not `5.0`). The same object when there is none."""
+    (`?limit=5`, not `5.0`). The same object, nothing copied, when there is none."""
     if isinstance(value, float):
         return int(value) if value.is_integer() and abs(value) <= MAX_EXACT else value
-    if isinstance(value, dict):
-        mended = {k: whole_numbers(v) for k, v in value.items()}
-        return value if all(mended[k] is value[k] for k in value) else mended
-    if isinstance(value, list | tuple):
-        items = [whole_numbers(v) for v in value]
-        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
-    return value
+    if depth >= MAX_DEPTH or not isinstance(value, dict | list | tuple):
+        return value
+    pairs = value.items() if isinstance(value, dict) else enumerate(value)
+    copied: Any = None
+    for key, item in pairs:
+        mended = whole_numbers(item, depth + 1)
+        if mended is not item:
+            if copied is None:
+                copied = dict(value) if isinstance(value, dict) else list(value)
+            copied[key] = mended
+    return value if copied is None else copied
 
 
 def _content_text(content_type: str, value: Any) -> str:
