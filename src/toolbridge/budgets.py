@@ -136,7 +136,7 @@ def fit(value: Any, limit: int) -> tuple[Any, list[Cut], bool]:
     """`value` cut to at most `limit` bytes of compact JSON (text: of UTF-8): the value, the
     arrays cut, and whether text was cut."""
     if isinstance(value, str):
-        return _cut_text(value, limit, _text_size), [], True
+        return _cut_text(value, _kept_chars(value, limit, _text_size)), [], True
     value = orjson.loads(_dumps(value))  # a copy of our own to cut in place
     cuts: list[Cut] = []
     text_cut = False
@@ -154,12 +154,13 @@ def fit(value: Any, limit: int) -> tuple[Any, list[Cut], bool]:
             cuts.append(Cut(path=path, kept=kept, left_out=len(part) - kept))
             part[kept:] = [_items_marker(len(part) - kept)]
         else:
-            parent[key] = _cut_text(part, max(0, room), _json_size)
-            kept = len(parent[key]) - len(_chars_marker(part, parent[key]))
+            kept = _kept_chars(part, max(0, room), _json_size)
+            parent[key] = _cut_text(part, kept)
             cuts.append(Cut(path=path, kept=kept, left_out=len(part) - kept, unit="characters"))
             text_cut = True
     if _json_size(value) > limit:  # deep or wide objects: the JSON text, cut
-        return _cut_text(_dumps(value).decode(), limit, _text_size), cuts, True
+        text = _dumps(value).decode()
+        return _cut_text(text, _kept_chars(text, limit, _text_size)), cuts, True
     return value, cuts, text_cut
 
 
@@ -178,26 +179,22 @@ def _items_marker(count: int) -> str:
     return f"({count} more items left out)" if count != 1 else "(1 more item left out)"
 
 
-def _chars_marker(text: str, cut: str) -> str:
-    """The marker at the end of `cut`, a cut of `text` by `_cut_text`."""
-    return cut[cut.rindex("… (") :]
+def _cut_text(text: str, keep: int) -> str:
+    """`text`'s first `keep` characters, with a marker saying how many were left out."""
+    return f"{text[:keep]}… ({len(text) - keep} more characters left out)"
 
 
-def _cut_text(text: str, limit: int, measure: Callable[[str], int]) -> str:
-    """The longest head of `text`, with a marker saying how much was left out, that `measure`
-    finds at most `limit` long (just the marker when none fits)."""
-
-    def cut(keep: int) -> str:
-        return f"{text[:keep]}… ({len(text) - keep} more characters left out)"
-
+def _kept_chars(text: str, limit: int, measure: Callable[[str], int]) -> int:
+    """How many leading characters of `text` its cut (`_cut_text`) may keep for `measure` to
+    find it at most `limit` long (0: just the marker, when none fits)."""
     low, high = 0, len(text)
     while low < high:  # the largest `keep` whose cut fits
         middle = (low + high + 1) // 2
-        if measure(cut(middle)) <= limit:
+        if measure(_cut_text(text, middle)) <= limit:
             low = middle
         else:
             high = middle - 1
-    return cut(low)
+    return low
 
 
 def _bulk(value: Any, done: set[int]) -> Iterator[Part]:
