@@ -159,9 +159,10 @@ def _filter(entry: FilterEntry, location: str, module: types.ModuleType) -> Filt
                 f"valves.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
             )
             raise SourceError(f"{where}: {problems}") from None
-        unknown = sorted(set(entry.valves) - field_names(valves_model))
+        fields = field_names(valves_model)
+        unknown = sorted(set(entry.valves) - fields)
         if unknown:
-            known = ", ".join(sorted(field_names(valves_model))) or "none"
+            known = ", ".join(sorted(fields)) or "none"
             raise SourceError(
                 f"{where}: valves {', '.join(map(repr, unknown))} are not fields of the Filter's "
                 f"Valves (it has: {known})"

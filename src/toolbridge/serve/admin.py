@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -49,6 +48,7 @@ from toolbridge.serve.admin_files import (
     Answer,
     Files,
     redacted,
+    renamed,
     secret_names,
     time_of,
 )
@@ -186,18 +186,16 @@ class Admin:
                         data = store.get(Path(made.servers[0].spec).as_uri()).data
                     except DocumentError:
                         data = None  # not a document: load_server says why, below
-                    for pointer, ref in outside_refs(data):
+                    outside = next(outside_refs(data), None)
+                    if outside is not None:
+                        pointer, ref = outside
                         return (
                             f"an uploaded document may refer only to itself; found $ref "
                             f"{ref!r} at {pointer}"
                         )
                 error = load_server(made.servers[0], store, config.base_dir).error
-                if error is None:
-                    return None
                 # Named as the admin API's listings name it, not by this passing folder.
-                for prefix in {folder, str(Path(folder).resolve())}:
-                    error = error.replace(prefix + os.sep, "admin API: ")
-                return error
+                return None if error is None else renamed(error, folder, "admin API: ")
 
         problem = await asyncio.to_thread(trial)
         if problem is not None:

@@ -289,10 +289,7 @@ class Files:
             except ConfigError as exc:  # the entry, not the file (a filter's unknown source)
                 return INVALID + str(exc).encode()
             except SourceError as exc:
-                shown = str(exc)
-                for prefix in {folder, str(Path(folder).resolve())}:
-                    shown = shown.replace(prefix + os.sep, "")
-                return REFUSED + shown.encode()
+                return REFUSED + renamed(str(exc), folder, "").encode()
             return LOADED
 
         def trial() -> None:
@@ -321,6 +318,14 @@ class Files:
             raise ConfigError(f"{kind.key}[{ident}]: the file cannot be loaded: {why}")
 
         await asyncio.to_thread(trial)
+
+
+def renamed(text: str, folder: str, name: str) -> str:
+    """A message about files a trial wrote to `folder`, with the folder named `name` instead
+    (`admin API: `, or nothing: as `toolbridge export` writes the files)."""
+    for prefix in {folder, str(Path(folder).resolve())}:
+        text = text.replace(prefix + os.sep, name)
+    return text
 
 
 def secret_names(values: Mapping[str, Any], named: Any) -> frozenset[str]:
