@@ -30,8 +30,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
-CAN_FORK = sys.platform == "linux"
-"""Whether `in_child` forks here (elsewhere it answers None at once)."""
 FORK_LOCK = threading.Lock()
 """Held while a child is forked, and while a module a child may also import is imported."""
 
@@ -45,7 +43,7 @@ def importing() -> Iterator[None]:
 
 def in_child(work: Callable[[], bytes], *, timeout: float) -> bytes | None:
     """`work()`'s bytes, computed in a forked child; None when that cannot be done."""
-    if not CAN_FORK:
+    if sys.platform != "linux":
         return None
     try:
         read, write = os.pipe()

@@ -31,7 +31,6 @@ from toolbridge.config import Config, FilterEntry, LocalTools, Server
 from toolbridge.config_file import validate_entry
 from toolbridge.errors import BadRequest, ConfigError, SourceError, ToolNotFound
 from toolbridge.filters.loader import load_filters
-from toolbridge.forked import CAN_FORK, in_child
 from toolbridge.gateway import Gateway
 from toolbridge.generation import Generation
 from toolbridge.local.loader import load_tools
@@ -43,10 +42,6 @@ from toolbridge.state.store import Store
 from toolbridge.state.tool_files import ToolFiles
 from toolbridge.state.values import REDACTED, ToolInClear, ToolRecord
 
-TRIAL_SECONDS = 60.0
-"""How long loading a file aside (before it is stored) may take."""
-LOADED, REFUSED, INVALID = b"loaded", b"refused:", b"invalid:"
-"""What the child that loads a file aside answers (anything else: it did not finish)."""
 MAX_FILE_BYTES = 1024 * 1024
 """A tool or filter file's content, in UTF-8 (the store's own limit too)."""
 IMPORT_TIMEOUT = 30.0
@@ -281,41 +276,20 @@ class Files:
         config = self.parts.gateway.config
         kind = self.kind
 
-        def load(made: Registered, folder: str) -> bytes:
-            """LOADED, or REFUSED and why the file does not load (named as `toolbridge export`
-            writes it, not by this passing folder), or INVALID and why the entry is not."""
-            try:
-                kind.load(made, config)
-            except ConfigError as exc:  # the entry, not the file (a filter's unknown source)
-                return INVALID + str(exc).encode()
-            except SourceError as exc:
-                return REFUSED + renamed(str(exc), folder, "").encode()
-            return LOADED
-
         def trial() -> None:
             with tempfile.TemporaryDirectory(prefix="toolbridge-trial-") as folder:
                 tools, filters = (stored, []) if kind.one == "tool" else ([], stored)
                 made = materialize([], tools, Path(folder), filters)
                 if made.problems:
                     raise ConfigError(made.problems[0])
-                # In a child where there is fork: a file that ends its process (`os._exit`,
-                # a crash) or never finishes loading ends only the child.
-                found = (
-                    in_child(lambda: load(made, folder), timeout=TRIAL_SECONDS)
-                    if CAN_FORK
-                    else load(made, folder)
-                )
-            if found == LOADED:
-                return
-            if found is not None and found.startswith(INVALID):
-                raise ConfigError(found.removeprefix(INVALID).decode())
-            why = (
-                found.removeprefix(REFUSED).decode()
-                if found is not None and found.startswith(REFUSED)
-                else "loading it ended the process that loaded it, or took over "
-                f"{TRIAL_SECONDS:g} s"
-            )
-            raise ConfigError(f"{kind.key}[{ident}]: the file cannot be loaded: {why}")
+                try:
+                    kind.load(made, config)
+                except SourceError as exc:
+                    # Named as `toolbridge export` writes it, not by this passing folder.
+                    shown = renamed(str(exc), folder, "")
+                    raise ConfigError(
+                        f"{kind.key}[{ident}]: the file cannot be loaded: {shown}"
+                    ) from None
 
         await asyncio.to_thread(trial)
 
