@@ -3,8 +3,10 @@ start at once), equal to what the code queries; the URL a config names, and its 
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import anyio
@@ -19,7 +21,7 @@ from tests.servers import free_port
 from toolbridge.config import State
 from toolbridge.errors import StoreUnavailable
 from toolbridge.state import Store, migrate, resolve_url
-from toolbridge.state.engine import make_engine, writing
+from toolbridge.state.engine import make_engine, wal_mode, writing
 from toolbridge.state.tables import metadata
 from toolbridge.state.urls import driver_url, shown
 
@@ -98,6 +100,43 @@ async def test_many_processes_opening_a_new_store_at_once_migrate_it_once(store_
     finally:
         await engine.dispose()
     assert (len(opened), [tuple(row) for row in rows]) == (4, [(migrate.head(),)])
+
+
+async def test_a_new_sqlite_file_locked_by_another_process_is_waited_for(tmp_path: Path) -> None:
+    """SQLite refuses the switch to WAL at once, not after its busy timeout, while another
+    connection holds a lock (another worker starting, say): the store tries again."""
+    file = tmp_path / "state.db"
+    other = sqlite3.connect(file, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE elsewhere (x INTEGER)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO elsewhere VALUES (1)")
+
+    async def release_soon() -> None:
+        await anyio.sleep(0.3)
+        other.execute("COMMIT")
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(release_soon)
+            async with await Store.open(f"sqlite:///{file}"):
+                pass
+    finally:
+        other.close()
+    with closing(sqlite3.connect(file)) as after:
+        assert after.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_sqlite_file_locked_for_longer_than_the_busy_timeout_is_an_error(tmp_path: Path) -> None:
+    file = tmp_path / "state.db"
+    other = sqlite3.connect(file, isolation_level=None)
+    other.execute("CREATE TABLE elsewhere (x INTEGER)")
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(sqlite3.OperationalError) as caught:
+            wal_mode(file, timeout=0.2)
+    finally:
+        other.close()
+    assert str(caught.value) == "database is locked"
 
 
 async def test_tools_stored_before_filters_existed_are_tools_after(store_url: str) -> None:

@@ -2,8 +2,10 @@
 
 SQLite runs in WAL mode with a busy timeout, so several worker processes on one machine can
 share the file; every write transaction starts with `BEGIN IMMEDIATE`, so two writers queue
-instead of deadlocking. PostgreSQL connections are checked before use (`pool_pre_ping`), so a
-server that went away and came back costs no failed call.
+instead of deadlocking. The file is put in WAL mode once, as a store opens (`wal_mode`): the
+mode is kept in the file, and the switch is the one step SQLite does not wait for.
+PostgreSQL connections are checked before use (`pool_pre_ping`), so a server that went away
+and came back costs no failed call.
 
 Limits: connecting to PostgreSQL may take `CONNECT_TIMEOUT` seconds and one statement
 `STATEMENT_TIMEOUT`; a SQLite writer waits `BUSY_TIMEOUT` seconds for the file's lock.
@@ -11,8 +13,11 @@ Limits: connecting to PostgreSQL may take `CONNECT_TIMEOUT` seconds and one stat
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, closing, contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,6 +34,7 @@ FEED_LOCK = 0x74_6F_6F_6C_62_72
 """PostgreSQL advisory lock taken by every write (and by migrations): writes commit in the
 order their change ids were given, so a follower that read up to id N never misses one below."""
 _WRITE = "toolbridge_write"
+_WAL_RETRY = 0.02
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -50,11 +56,29 @@ def make_engine(url: str) -> AsyncEngine:
     )
 
 
+def wal_mode(file: Path, *, timeout: float = BUSY_TIMEOUT) -> None:
+    """Put the SQLite file `file` (created when missing) in WAL mode; blocking, run it in a thread.
+
+    Switching a new file to WAL takes its exclusive lock, and SQLite answers "database is
+    locked" at once, without waiting its busy timeout, while another connection (another
+    worker starting) holds or takes a lock on it; so a locked file is tried again every 20 ms
+    for up to `timeout` seconds. A file in WAL mode already is left as it is."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with closing(sqlite3.connect(file, timeout=timeout, isolation_level=None)) as db:
+                db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(_WAL_RETRY)
+
+
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # The driver's own implicit BEGIN is switched off; `_sqlite_begin` says which BEGIN.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
@@ -84,7 +108,7 @@ def guard(action: str, url: str) -> Iterator[None]:
         if not _unavailable(exc):
             raise
         raise StoreUnavailable(action, shown(url), _reason(exc.orig)) from None
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, sqlite3.Error) as exc:
         raise StoreUnavailable(action, shown(url), _reason(exc)) from None
 
 

@@ -30,12 +30,13 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Self
 
+import anyio
 import sqlalchemy as sa
 
 from toolbridge.errors import StoreUnavailable
 from toolbridge.state.database import MAX_PAGE, Database
 from toolbridge.state.documents import Documents
-from toolbridge.state.engine import guard, make_engine
+from toolbridge.state.engine import guard, make_engine, wal_mode
 from toolbridge.state.follow import notified, polled
 from toolbridge.state.migrate import upgrade
 from toolbridge.state.rows import aware
@@ -80,6 +81,8 @@ class Store:
         engine = make_engine(url)
         try:
             with guard(action, url):
+                if file is not None:
+                    await anyio.to_thread.run_sync(wal_mode, file)
                 await upgrade(engine)
         except BaseException:
             await engine.dispose()
