@@ -270,6 +270,9 @@ class FilterEntry(_Model):
     passed on unfiltered."""
     timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
     """Seconds one inlet or outlet may take; longer counts as raising."""
+    switched_on: bool = False
+    """For a filter whose file sets `toggle = True` (a switch a person flips in Open WebUI's
+    chat, off until then): run it. Without this it stays off, there being no chat to flip it in."""
 
 
 class ApiKey(_Model):

@@ -20,6 +20,7 @@ import pytest
 from toolbridge.config import Config
 from toolbridge.errors import InvalidArguments
 from toolbridge.gateway import Gateway
+from toolbridge.local.context import CallContext
 from toolbridge.policy import ANONYMOUS_ADMIN, Principal
 from toolbridge.tools import ToolResult
 from toolbridge.upstream.seam import MockUpstream, UpstreamRequest, UpstreamResponse
@@ -253,12 +254,6 @@ async def test_a_file_handler_takes_the_files() -> None:
         ("class Nothing: ...\n", {}, "has no `class Filter` (an Open WebUI filter function)"),
         ("class Filter:\n    pass\n", {}, "the Filter has neither `inlet` nor `outlet`"),
         (
-            "class Filter:\n    def inlet(self, body, extra): return body\n",
-            {},
-            "inlet: parameter 'extra' has no default, and the host fills only the call ('body') "
-            "and Open WebUI's `__name__` parameters",
-        ),
-        (
             "class Filter:\n    def outlet(self, body): return body\n",
             {"x": 1},
             "valves are given, but the Filter has no Valves model",
@@ -293,6 +288,108 @@ def test_loading_errors(tmp_path: Path, source: str, valves: dict[str, Any], mes
     (tmp_path / "f.py").write_text(source)
     gw, _ = gateway({"id": "f", "path": "f.py", "valves": valves}, base_dir=tmp_path)
     assert [s.error for s in gw.filters()] == [f"filters 'f': {tmp_path}/f.py: {message}"]
+
+
+async def test_a_handler_with_a_parameter_the_host_cannot_fill_fails_when_it_runs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As in Open WebUI, the filter loads and its other handler works."""
+    (tmp_path / "f.py").write_text(
+        "class Filter:\n"
+        "    def inlet(self, body):\n"
+        "        body['arguments']['text'] = body['arguments']['text'].upper()\n"
+        "        return body\n"
+        "    def outlet(self, body, response): return body\n"
+    )
+    gw, _ = gateway({"id": "f", "path": "f.py", "tools": ["echo"]}, base_dir=tmp_path)
+    result = await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "hi"})
+    assert ([s.error for s in gw.filters()], result) == (
+        [None],
+        ToolResult(ok=True, content_type="text/plain", result="HI"),
+    )
+    assert (
+        f"filters 'f': {tmp_path}/f.py: outlet: parameter 'response' has no default, and the "
+        "host fills only the call ('body') and Open WebUI's `__name__` parameters: every run of "
+        "it will fail"
+    ) in caplog.messages
+
+
+TOGGLE = (
+    "class Filter:\n"
+    "    def __init__(self): self.toggle = True\n"
+    "    def inlet(self, body): raise Exception('the switch is on')\n"
+)
+
+
+@pytest.mark.parametrize(("switched_on", "refused"), [(False, False), (True, True)])
+async def test_a_toggle_filter_runs_only_when_its_entry_switches_it_on(
+    tmp_path: Path, switched_on: bool, refused: bool
+) -> None:
+    (tmp_path / "switch.py").write_text(TOGGLE)
+    entry = {"id": "switch", "path": "switch.py", "switched_on": switched_on}
+    gw, _ = gateway(entry, base_dir=tmp_path)
+    result = await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "hi"})
+    expected = (
+        ToolResult(
+            ok=False,
+            content_type="text/plain",
+            result="refused by filter 'switch': the switch is on",
+        )
+        if refused
+        else ToolResult(ok=True, content_type="text/plain", result="hi")
+    )
+    status = gw.filters()[0]
+    assert (result, status.error, status.filter is not None and status.filter.off) == (
+        expected,
+        None,
+        not switched_on,
+    )
+
+
+async def test_a_chat_filter_reads_the_chat_the_caller_sent(tmp_path: Path) -> None:
+    """Open WebUI filters are written for chat requests: `messages`, `model`, `metadata`."""
+    (tmp_path / "chat.py").write_text(
+        "class Filter:\n"
+        "    def inlet(self, body, __user__):\n"
+        "        self.seen = (body['model'], body['messages'], body['metadata']['chat_id'],\n"
+        "                     sorted(__user__))\n"
+        "        if len(body['messages']) > 1:\n"
+        "            raise Exception('this chat is long: start a new one')\n"
+        "        return body\n"
+    )
+    gw, _ = gateway({"id": "chat", "path": "chat.py"}, base_dir=tmp_path)
+    plain = await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "hi"})
+    loaded = gw.filters()[0].filter
+    assert loaded is not None
+    first_seen = loaded.instance.seen
+    messages = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    context = CallContext(
+        messages=tuple(messages), chat_id="c1", model={"id": "llama3", "name": "Llama 3"}
+    )
+    long = await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "hi"}, context=context)
+    assert (plain.result, first_seen, long, loaded.instance.seen) == (
+        "hi",
+        (None, [], None, ["email", "groups", "id", "name", "role"]),
+        ToolResult(
+            ok=False,
+            content_type="text/plain",
+            result="refused by filter 'chat': this chat is long: start a new one",
+        ),
+        ("llama3", messages, "c1", ["email", "groups", "id", "name", "role"]),
+    )
+
+
+async def test_a_filter_that_raises_says_what_it_raised(tmp_path: Path) -> None:
+    (tmp_path / "f.py").write_text(
+        "class Filter:\n    def inlet(self, body): return body['options']['think']\n"
+    )
+    gw, _ = gateway({"id": "f", "path": "f.py"}, base_dir=tmp_path)
+    assert await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "hi"}) == ToolResult(
+        ok=False,
+        content_type="text/plain",
+        result="refused by filter 'f': KeyError: 'options' (if the filter read it from the call: "
+        "the call has tool, source, arguments, model, messages, metadata)",
+    )
 
 
 async def test_reload_takes_an_edit_and_keeps_the_last_good_version(tmp_path: Path) -> None:

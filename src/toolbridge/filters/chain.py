@@ -1,16 +1,20 @@
 """Running the filters in scope around one call, in priority order (then id order), the same
 order for inlets and outlets, as Open WebUI runs them.
 
-- `inlet(call, __user__)` gets `{"tool", "source", "arguments"}` and returns it (changed or
-  not; None means unchanged). The call goes on with the `arguments` it returns. A filter that
-  raises (or takes longer than its `timeout`) refuses the call: the caller gets a failed result
-  whose text is the filter's message, and the tool is not called.
+- `inlet(call, __user__)` gets `{"tool", "source", "arguments", "model", "messages",
+  "metadata"}` and returns it (changed or not; None means unchanged). The call goes on with the
+  `arguments` it returns. A filter that raises (or takes longer than its `timeout`) refuses the
+  call: the caller gets a failed result whose text is the filter's message, and the tool is not
+  called.
 - `outlet(result, __user__)` gets `{"tool", "source", "arguments", "ok", "status",
-  "content_type", "result", "embeds"}` and returns it, changed or not. A filter that raises
-  passes the result on as it was before it, with the error logged; a `required` one withholds
-  the result instead.
+  "content_type", "result", "embeds", "model", "messages", "metadata"}` and returns it, changed
+  or not. A filter that raises passes the result on as it was before it, with the error logged;
+  a `required` one withholds the result instead.
+- `model`, `messages`, `metadata`: what a filter written for Open WebUI's chat requests reads
+  (`_chat`), as the caller sent them.
 - A filter that could not be loaded is skipped (its error is reported at load), unless it is
-  `required`: then the calls in its scope are refused while it is down.
+  `required`: then the calls in its scope are refused while it is down. A switch
+  (`toggle = True`) left off is skipped.
 
 Handlers get Open WebUI's host parameters as tools do (`local.calls.injected`), with
 `__user__["valves"]` the filter's `UserValves` filled from what the caller sent for it.
@@ -42,6 +46,17 @@ logger = logging.getLogger(__name__)
 Chain = tuple[FilterStatus, ...]
 """The filters that apply to one tool, in the order they run."""
 
+_MISTAKES = (LookupError, TypeError, AttributeError, NameError, ArithmeticError, AssertionError)
+"""Errors a filter raises by mistake rather than to refuse: said with their type."""
+_KEYS_SAID = "tool, source, arguments, model, messages, metadata"
+_PAYLOAD_KEYS = frozenset(_KEYS_SAID.split(", ")) | {
+    "ok",
+    "status",
+    "content_type",
+    "result",
+    "embeds",
+}
+
 
 def select(statuses: tuple[FilterStatus, ...], tool: Tool) -> Chain:
     """The filters whose scope holds `tool`, loaded or required, in running order."""
@@ -53,6 +68,8 @@ def select(statuses: tuple[FilterStatus, ...], tool: Tool) -> Chain:
         if entry.tools and not any(fnmatch.fnmatchcase(tool.name, g) for g in entry.tools):
             continue
         if status.filter is None and not entry.required:
+            continue
+        if status.filter is not None and status.filter.off:
             continue
         chosen.append(status)
     return tuple(sorted(chosen, key=lambda s: (_priority(s), s.entry.id)))
@@ -82,7 +99,12 @@ async def run_inlets(
             return ToolResult(ok=False, content_type="text/plain", result=message)
         if loaded.inlet is None:
             continue
-        payload = {"tool": tool.name, "source": tool.source, "arguments": copy.deepcopy(arguments)}
+        payload = {
+            "tool": tool.name,
+            "source": tool.source,
+            "arguments": copy.deepcopy(arguments),
+            **_chat(context, user),
+        }
         try:
             answer = await _run(loaded, loaded.inlet, payload, user, valves, context, on_event)
         except InvalidArguments:
@@ -135,6 +157,7 @@ async def run_outlets(
             "embeds": [
                 {"content_type": e.content_type, "content": e.content} for e in result.embeds
             ],
+            **_chat(context, user),
         }
         try:
             answer = await _run(loaded, loaded.outlet, payload, user, valves, context, on_event)
@@ -166,6 +189,20 @@ async def run_outlets(
     return result
 
 
+def _chat(context: CallContext, user: Mapping[str, Any]) -> dict[str, Any]:
+    """What an Open WebUI filter reads of the chat request it was written for: the chat's
+    `messages` and `model` id as the caller sent them (Open WebUI does; else `[]` and None),
+    and the call's `metadata` (`__metadata__`)."""
+    model = context.model if context.model is not None else context.metadata.get("model")
+    if isinstance(model, Mapping):
+        model = model.get("id")
+    return {
+        "model": model if isinstance(model, str) else None,
+        "messages": copy.deepcopy(list(context.messages)),
+        "metadata": copy.deepcopy(context.metadata_for(user.get("id"))),
+    }
+
+
 async def _run(
     loaded: Filter,
     handler: Handler,
@@ -175,7 +212,7 @@ async def _run(
     context: CallContext,
     on_event: EventSink | None,
 ) -> Any:
-    given_user = {**user, "valves": valves.get(loaded.id)}
+    given_user = {**user, "valves": valves.get(loaded.id, {})}
     kwargs = injected(
         handler.injected,
         tool_id=loaded.id,
@@ -226,4 +263,9 @@ def _reason(exc: BaseException, loaded: Filter, *, brief: bool = False) -> str:
         return f"it did not answer within {loaded.timeout:g} s"
     if brief:
         return type(exc).__name__
-    return str(exc) or cause(exc)
+    if not isinstance(exc, _MISTAKES) and str(exc):
+        return str(exc)  # a refusal in the filter's own words: `raise Exception("...")`
+    reason = cause(exc)  # `KeyError: 'options'` says more than `'options'`
+    if isinstance(exc, KeyError) and exc.args and exc.args[0] not in _PAYLOAD_KEYS:
+        reason += f" (if the filter read it from the call: the call has {_KEYS_SAID})"
+    return reason

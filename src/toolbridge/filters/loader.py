@@ -60,6 +60,14 @@ class Filter:
     file_handler: bool
     """Open WebUI's `file_handler = True`: the filter handles the call's files itself, so the
     tool gets none."""
+    toggle: bool = False
+    """Open WebUI's `toggle = True`: a switch, off unless the entry says `switched_on`."""
+    switched_on: bool = False
+
+    @property
+    def off(self) -> bool:
+        """A switch left off: loaded, and run on no call."""
+        return self.toggle and not self.switched_on
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,6 +114,12 @@ def load_filters(
                 )
             )
             continue
+        if loaded.off and (old is None or old.filter is not loaded):
+            logger.warning(
+                "filter %s is a switch (`toggle = True`) and stays off: set `switched_on: true` "
+                "in its entry to run it",
+                entry.id,
+            )
         statuses.append(
             FilterStatus(entry=entry, location=location, filter=loaded, loaded_at=time.time())
         )
@@ -185,6 +199,8 @@ def _filter(entry: FilterEntry, location: str, module: types.ModuleType) -> Filt
         required=entry.required,
         timeout=entry.timeout,
         file_handler=getattr(instance, "file_handler", False) is True,
+        toggle=getattr(instance, "toggle", False) is True,
+        switched_on=entry.switched_on,
     )
 
 
@@ -223,9 +239,15 @@ def _handler(where: str, func: Any, name: str) -> Handler | None:
         elif payload is None:
             payload = param.name
         elif param.default is inspect.Parameter.empty:
-            raise SourceError(
-                f"{where}: {name}: parameter {param.name!r} has no default, and the host fills "
-                f"only the call ({payload!r}) and Open WebUI's `__name__` parameters"
+            # Open WebUI loads such a filter too, and its other handler works: this one
+            # raises each time it runs (an inlet refuses, an outlet passes the result on).
+            logger.warning(
+                "%s: %s: parameter %r has no default, and the host fills only the call (%r) and "
+                "Open WebUI's `__name__` parameters: every run of it will fail",
+                where,
+                name,
+                param.name,
+                payload,
             )
     return Handler(
         func=func,

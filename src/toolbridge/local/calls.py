@@ -212,7 +212,9 @@ def user_valves(instance: object) -> type[BaseModel] | None:
 def _user(given: dict[str, Any], instance: object, where: str) -> dict[str, Any]:
     user = dict(given)
     model = user_valves(instance)
-    if model is not None:
+    if model is None:
+        user.pop("valves", None)  # as Open WebUI: no `valves` key without a UserValves model
+    else:
         try:
             user["valves"] = model.model_validate(given.get("valves") or {})
         except ValidationError as exc:

@@ -78,6 +78,7 @@ def describe_filter(status: FilterStatus) -> dict[str, Any]:
         "location": status.location,
         "status": "ok" if status.error is None else "error",
         "error": status.error,
+        "switched_off": loaded is not None and loaded.off,
         "priority": loaded.priority if loaded is not None else entry.priority,
         "required": entry.required,
         "sources": list(entry.sources),
