@@ -388,6 +388,7 @@ def test_check_json_is_the_whole_report(
                     "tokens": DANGLING_TOKENS,
                 }
             ],
+            "filters": [],
             "catalog_notes": [],
             "toolsets": [],
             "findings": [],
@@ -402,6 +403,7 @@ def test_check_json_is_the_whole_report(
                 "changes": 1,
                 "changes_by_kind": {"unresolved-ref": 1},
                 "validation_findings": 0,
+                "filters_down": [],
                 "usable": True,
                 "no_calls": [],
             },
@@ -452,6 +454,7 @@ def test_check_json_with_a_down_source_exits_1(
                     "tokens": DEMO_TOKENS,
                 },
             ],
+            "filters": [],
             "catalog_notes": [],
             "toolsets": [],
             "findings": [],
@@ -466,6 +469,7 @@ def test_check_json_with_a_down_source_exits_1(
                 "changes": 0,
                 "changes_by_kind": {},
                 "validation_findings": 0,
+                "filters_down": [],
                 "usable": False,
                 "no_calls": [],
             },
@@ -911,6 +915,45 @@ def test_check_says_when_a_source_is_for_admins_only(
     shop = out[out.index("shop  ") :]
     assert "  admins-only: no `access`: only admins see and call these tools\n" in shop
     assert "admins-only" not in out[: out.index("shop  ")]  # notes has access
+
+
+def test_check_reports_the_filters_and_one_that_cannot_load_makes_it_not_usable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    (tmp_path / "switch.py").write_text(
+        "class Filter:\n    toggle = True\n    def inlet(self, body): return body\n"
+    )
+    config = tmp_path / "toolbridge.yaml"
+    config.write_text(
+        textwrap.dedent(
+            f"""\
+            servers:
+              - id: notes
+                spec: {ROOT}/specs/demo.yaml
+            filters:
+              - id: redact
+                path: {ROOT}/tests/fixtures/filters/redact_emails.py
+              - id: switch
+                path: switch.py
+              - id: audit
+                path: audit.py
+                required: true
+            """
+        )
+    )
+    code, out, _ = run(capsys, "check", "-c", str(config), "--no-validate")
+    filters = out[out.index("filter redact") : out.index("tool definitions")]
+    assert (code, filters, out.splitlines()[-1]) == (
+        1,
+        "filter redact  tests/fixtures/filters/redact_emails.py  loaded\n"
+        f"filter switch  {tmp_path}/switch.py  switched off (`toggle = True`; `switched_on: true` "
+        "runs it)\n"
+        f"filter audit  {tmp_path}/audit.py  DOWN: filters 'audit': {tmp_path}/audit.py: no such "
+        "file\n\n",
+        "summary: 1 source, 6 operations, 6 tools, 0 changes, 0 spec validation findings; "
+        "NOT usable: down: filter audit",
+    )
 
 
 def test_check_reports_toolsets_what_selects_nothing_by_line_and_a_token_warning(

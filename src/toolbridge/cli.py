@@ -25,6 +25,7 @@ from toolbridge.config import Config
 from toolbridge.config_file import line_of, load_config
 from toolbridge.demo import demo_config
 from toolbridge.errors import ToolbridgeError
+from toolbridge.filters.loader import load_filters
 from toolbridge.formats.render import FORMATS, Format, render_tools
 from toolbridge.gateway import Gateway
 from toolbridge.openapi.documents import DocumentStore, cache_dir_from
@@ -296,6 +297,7 @@ def _check(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         config = _config(args, stack)
         catalog = _load(config, store, progress)
+        filters = load_filters(config, {})
     unguarded = [s.id for s in config.servers if s.access is None]
     unguarded += [t.id for t in config.tools if t.access is None]
     # Here, not at the top: spec validation's libraries cost `serve` a third of its start.
@@ -308,6 +310,7 @@ def _check(args: argparse.Namespace) -> int:
         progress=progress,
         admins_only=frozenset(unguarded) if config.auth is not None else frozenset(),
         config=config,
+        filters=filters,
     )
     if args.config is not None or (not args.spec and Path(DEFAULT_CONFIG).exists()):
         where = args.config or Path(DEFAULT_CONFIG)

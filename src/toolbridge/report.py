@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from toolbridge.config import Config
 from toolbridge.discovery import META_TOOLS
+from toolbridge.filters.loader import FilterStatus
 from toolbridge.formats.render import FORMATS, Format
 from toolbridge.formats.tokens import BYTES_PER_TOKEN, WARN_TOKENS, estimate
 from toolbridge.local.loader import LocalConversion
@@ -96,10 +97,13 @@ def check_report(
     progress: TextIO | None = None,
     admins_only: frozenset[str] = frozenset(),
     config: Config | None = None,
+    filters: tuple[FilterStatus, ...] = (),
 ) -> dict[str, Any]:
     """The report of `toolbridge check`; `admins_only` names the sources without `access`
     in a config that has callers (`auth`), which only admins can see. With the `config`, the
-    report also has its toolsets (and what in them selects nothing)."""
+    report also has its toolsets (and what in them selects nothing), and the `filters` as
+    loaded: one that cannot load makes the config not usable (its calls would go unfiltered,
+    or be refused when it is `required`)."""
     sources = [
         source_report(s, store, validate=validate, progress=progress) for s in catalog.sources
     ]
@@ -125,8 +129,20 @@ def check_report(
     ]
     tokens = estimate(catalog)
     toolsets = build_toolsets(config, catalog) if config is not None else {}
+    filters_down = [f.entry.id for f in filters if f.error is not None]
     return {
         "sources": sources,
+        "filters": [
+            {
+                "id": f.entry.id,
+                "location": f.location,
+                "ok": f.error is None,
+                "error": f.error,
+                "required": f.entry.required,
+                "switched_off": f.filter is not None and f.filter.off,
+            }
+            for f in filters
+        ],
         "catalog_notes": [_note(n) for n in catalog.notes],
         "toolsets": [
             {
@@ -154,7 +170,8 @@ def check_report(
             "validation_findings": sum(
                 len(s.get("validation", {}).get("findings", ())) for s in sources
             ),
-            "usable": not down,
+            "filters_down": filters_down,
+            "usable": not down and not filters_down,
             # Listed, but not callable until the config gives them a `base_url`.
             "no_calls": no_calls,
         },
@@ -183,6 +200,16 @@ def print_check(report: dict[str, Any], out: TextIO, *, verbose: bool = False) -
     for source in report["sources"]:
         _print_source(source, out, verbose)
         print(file=out)
+    for found in report.get("filters", ()):
+        if not found["ok"]:
+            state = f"DOWN: {found['error']}"
+        elif found["switched_off"]:
+            state = "switched off (`toggle = True`; `switched_on: true` runs it)"
+        else:
+            state = "loaded"
+        print(f"filter {found['id']}  {found['location']}  {state}", file=out)
+    if report.get("filters"):
+        print(file=out)
     for note in report["catalog_notes"]:
         print(f"catalog: {note['kind']}: {note['message']}", file=out)
     ratio = BYTES_PER_TOKEN["openai"]
@@ -204,7 +231,8 @@ def print_check(report: dict[str, Any], out: TextIO, *, verbose: bool = False) -
         print(f"warning: {warning}", file=out)
     summary = report["summary"]
     kinds = ", ".join(f"{k} {n}" for k, n in summary["changes_by_kind"].items())
-    state = "usable" if summary["usable"] else f"NOT usable: down: {', '.join(summary['down'])}"
+    down = [*summary["down"], *(f"filter {f}" for f in summary.get("filters_down", ()))]
+    state = "usable" if summary["usable"] else f"NOT usable: down: {', '.join(down)}"
     if summary["no_calls"]:
         state += f"; cannot make calls until `base_url` is set: {', '.join(summary['no_calls'])}"
     print(
