@@ -782,6 +782,40 @@ async def test_async_tool_with_user_valves_and_events() -> None:
     ]
 
 
+EMITTING = """
+import asyncio
+import inspect
+
+
+class Tools:
+    async def tell(self, text: str, __event_emitter__=None) -> list:
+        \"\"\"Tell it, as Open WebUI tools do: a task that emits beside the work.\"\"\"
+        await asyncio.create_task(__event_emitter__({"type": "status", "data": {"text": text}}))
+        return [asyncio.iscoroutinefunction(__event_emitter__),
+                inspect.iscoroutinefunction(__event_emitter__)]
+
+    def tell_now(self, text: str, __event_emitter__=None) -> bool:
+        \"\"\"Tell it from a sync tool: the event goes as it is called.\"\"\"
+        __event_emitter__({"type": "status", "data": {"text": text}})
+        return inspect.iscoroutinefunction(__event_emitter__)
+"""
+
+
+async def test_an_async_tool_gets_an_async_emitter_and_a_sync_one_a_plain_function(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "emitting.py").write_text(EMITTING)
+    conversion = load_tools(LocalTools(id="t", path="emitting.py"), tmp_path)
+    events: list[Any] = []
+    told = await call_function(get(conversion, "tell"), {"text": "a"}, on_event=events.append)
+    now = await call_function(get(conversion, "tell_now"), {"text": "b"}, on_event=events.append)
+    assert (told.result, now.result, events) == (
+        [True, True],
+        False,
+        [{"type": "status", "data": {"text": "a"}}, {"type": "status", "data": {"text": "b"}}],
+    )
+
+
 async def test_user_valves_defaults_and_errors() -> None:
     fn = get(load("weather.py"), "forecast")
     result = await call_function(fn, {"city": "Oslo", "days": 5})

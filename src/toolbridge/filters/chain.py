@@ -221,6 +221,7 @@ async def _run(
         on_event=on_event,
         instance=loaded.instance,
         where=f"filter {loaded.id}",
+        is_async=handler.is_async,
     )
     if handler.payload is not None:
         kwargs[handler.payload] = payload

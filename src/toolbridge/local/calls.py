@@ -95,6 +95,7 @@ async def call_function(
                 on_event=on_event,
                 instance=getattr(fn.func, "__self__", None),
                 where=fn.function,
+                is_async=fn.is_async,
             )
         )
     try:
@@ -126,6 +127,7 @@ def injected(
     on_event: EventSink | None,
     instance: object = None,
     where: str = "",
+    is_async: bool = False,
 ) -> dict[str, Any]:
     """The values of the host-filled parameters `names`, as Open WebUI fills them:
 
@@ -137,8 +139,11 @@ def injected(
     - `__messages__` and `__files__`: lists, `[]` when not given; `__model__`: an object or None;
     - `__oauth_token__`: the caller's own bearer token (`access_token`, ...) or None;
     - `__request__`: a view of the HTTP request (`context.RequestView`) or None;
-    - `__event_emitter__`: each event (made JSON-able) goes to `on_event` right away, in the
-      tool's thread for a sync tool. Events are a side channel and never change the result;
+    - `__event_emitter__`: each event (made JSON-able) goes to `on_event`. For an async
+      handler (`is_async`) it is an `async def`, as Open WebUI's is (so
+      `asyncio.create_task(__event_emitter__(...))` works), and an event goes when awaited; for
+      a sync one, a plain function that sends it right away, in the tool's thread (its return
+      value may be awaited or dropped). Events are a side channel and never change the result;
     - `__event_call__`: None when nobody can answer (a tool's `if not __event_call__:`
       fallback runs); else it asks the caller: awaitable in an async tool, a plain call that
       waits for the answer in a sync one;
@@ -152,6 +157,9 @@ def injected(
             on_event(to_jsonable_python(event, fallback=str))
         return _Done()
 
+    async def emit_async(event: Any) -> None:
+        emit(event)
+
     values: dict[str, Any] = {}
     for name in names:
         if name == "__user__":
@@ -161,7 +169,7 @@ def injected(
         elif name == "__id__":
             values[name] = tool_id
         elif name == "__event_emitter__":
-            values[name] = emit
+            values[name] = emit_async if is_async else emit
         elif name == "__event_call__":
             values[name] = _event_call(ctx.ask) if ctx.ask is not None else None
         elif name == "__messages__":
