@@ -820,6 +820,35 @@ def test_call_runs_the_tool_and_exits_by_outcome(
     assert invalid_err.startswith("toolbridge: invalid arguments for 'getNote'")
 
 
+def test_what_tool_files_print_goes_to_stderr_and_stdout_stays_the_answer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "chatty.py").write_text(
+        "print('loading chatty')\n"
+        "class Tools:\n"
+        "    def add(self, a: int, b: int) -> int:\n"
+        '        """Add."""\n'
+        "        print('adding', a, b)\n"
+        "        return a + b\n"
+    )
+    config = tmp_path / "toolbridge.yaml"
+    config.write_text("tools:\n  - id: chatty\n    path: chatty.py\n")
+    called = main(["call", "add", "--args", '{"a": 1, "b": 2}', "-c", str(config)])
+    call_out, call_err = capsys.readouterr()
+    listed = main(["tools", "--json", "-c", str(config)])
+    tools_out, tools_err = capsys.readouterr()
+    assert (called, json.loads(call_out)["result"], call_err) == (
+        0,
+        3,
+        "loading chatty\nadding 1 2\n",
+    )
+    assert (listed, [t["function"]["name"] for t in json.loads(tools_out)["tools"]], tools_err) == (
+        0,
+        ["add"],
+        "loading chatty\n",
+    )
+
+
 # -- check --as --------------------------------------------------------------------------------
 
 ACCESS_CONFIG = """\

@@ -219,9 +219,16 @@ def _load(config: Config, store: DocumentStore, progress: TextIO | None) -> Cata
             state = f"{count} tools" if status.ok else "FAILED"
             print(f"loaded {server.id}: {state} in {took:.2f} s", file=progress, flush=True)
         statuses.append(status)
-    for entry in config.tools:
-        statuses.append(load_local(entry, config.base_dir))
+    with _prints_to_stderr():
+        for entry in config.tools:
+            statuses.append(load_local(entry, config.base_dir))
     return build_catalog(statuses)
+
+
+def _prints_to_stderr() -> contextlib.AbstractContextManager[object]:
+    """What tool and filter files print (as they load, or in a call) goes to stderr: stdout
+    carries the command's answer, which `--json` readers parse."""
+    return contextlib.redirect_stdout(sys.stderr)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -297,7 +304,8 @@ def _check(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         config = _config(args, stack)
         catalog = _load(config, store, progress)
-        filters = load_filters(config, {})
+        with _prints_to_stderr():
+            filters = load_filters(config, {})
     unguarded = [s.id for s in config.servers if s.access is None]
     unguarded += [t.id for t in config.tools if t.access is None]
     # Here, not at the top: spec validation's libraries cost `serve` a third of its start.
@@ -331,11 +339,13 @@ def _call(args: argparse.Namespace) -> int:
         arguments = orjson.loads(args.args)
     except orjson.JSONDecodeError as exc:
         raise ToolbridgeError(f"--args: not valid JSON: {exc}") from None
+    out = sys.stdout
     with contextlib.ExitStack() as stack:
         config = _config(args, stack)
         principal = principal_for(config, args.user)
         gateway = Gateway(config, upstream=make_upstream(), cache_dir=cache_dir_from(os.environ))
         install_log_redaction(lambda: gateway.secrets)
+        stack.enter_context(_prints_to_stderr())
         for status in gateway.load().sources:
             if not status.ok:
                 print(f"toolbridge: source {status.id!r} is down: {status.error}", file=sys.stderr)
@@ -343,11 +353,11 @@ def _call(args: argparse.Namespace) -> int:
         async def run() -> int:
             async with gateway:
                 if args.dry_run:
-                    print(await dry_run(gateway, principal, args.name, arguments))
+                    print(await dry_run(gateway, principal, args.name, arguments), file=out)
                     return 0
                 result = await gateway.call(principal, args.name, arguments)
             body = orjson.dumps(result_body(result), option=orjson.OPT_INDENT_2)
-            sys.stdout.buffer.write(body + b"\n")
+            out.buffer.write(body + b"\n")
             return 0 if result.ok else 1
 
         return anyio.run(run)
