@@ -381,6 +381,22 @@ def test_folder() -> None:
     )
 
 
+def test_an_import_its_requirements_do_not_name_is_said_and_a_module_name_counts(
+    tmp_path: Path,
+) -> None:
+    """`bs4` is the module of beautifulsoup4 (installed): not reported as missing."""
+    (tmp_path / "needs.py").write_text(
+        '"""\nrequirements: bs4\n"""\nimport bs4\nimport toolbridge_not_there\n'
+    )
+    with pytest.raises(SourceError) as caught:
+        load_tools(LocalTools(id="t", path="needs.py"), tmp_path)
+    assert str(caught.value) == (
+        f"tools 't': {tmp_path}/needs.py: cannot be imported: ModuleNotFoundError: No module "
+        "named 'toolbridge_not_there' (its frontmatter `requirements` do not name "
+        "'toolbridge_not_there')"
+    )
+
+
 def test_prefix_and_valves() -> None:
     """`prefix` names the tools; valves fill `Valves`, and keys no model takes are noted."""
     conversion = load("weather.py", prefix="wx", valves={"units": "imperial", "typo": 1})

@@ -38,6 +38,7 @@ OPENWEBUI_EXTRA = {
     "pytz": "pytz",
     "dateutil": "python-dateutil",
     "markdown": "markdown",
+    "loguru": "loguru",
 }
 """Modules Open WebUI's runtime gives tool files, by import name: `toolbridge[openwebui]`."""
 
@@ -93,13 +94,22 @@ def _why(exc: BaseException, tree: ast.Module, info: LocalModule) -> str:
             "which exists only inside Open WebUI; toolbridge runs tool files without it"
         )
     hints = []
-    pending = [r for r in requirements(info) if not installed(r)]
+    named = requirements(info)
+    pending = [r for r in named if not installed(r)]
     if pending:
         hints.append(f"requirements not installed: {', '.join(pending)}")
+    if top and top not in OPENWEBUI_EXTRA and not any(_names(r, top) for r in named):
+        hints.append(f"its frontmatter `requirements` do not name {top!r}")
     if top in OPENWEBUI_EXTRA and not installed(OPENWEBUI_EXTRA[top]):
         hints.append("Open WebUI provides it: pip install 'toolbridge[openwebui]'")
     hint = f" ({'; '.join(hints)})" if hints else ""
     return f"cannot be imported: {cause(exc)}{hint}"
+
+
+def _names(requirement: str, module: str) -> bool:
+    """Whether `requirement` (`loguru>=0.7`) names the package of `module`, going by name."""
+    name = re.split(r"[\s\[<>=!~;]", requirement.strip(), maxsplit=1)[0]
+    return name.lower().replace("-", "_").replace(".", "_") == module.lower()
 
 
 def _import_of(tree: ast.Module, top: str) -> tuple[int, str] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.metadata
+import importlib.util
 import logging
 import re
 import subprocess
@@ -84,14 +85,24 @@ def requirements(info: LocalModule) -> list[str]:
 
 
 def installed(requirement: str) -> bool:
+    """Whether the package `requirement` names is installed, or a module of that name can be
+    imported (files name `bs4`, the module of the package beautifulsoup4)."""
     match = _REQUIREMENT.match(requirement)
     if match is None:
         return False
     try:
         importlib.metadata.distribution(match.group(1))
     except importlib.metadata.PackageNotFoundError:
+        pass
+    else:
+        return True
+    module = match.group(1).replace("-", "_")
+    if "." in module:  # finding `a.b` would import `a`
         return False
-    return True
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def requirement_notes(info: LocalModule) -> list[Note]:
