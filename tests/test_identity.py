@@ -26,6 +26,7 @@ AUTH = Auth(
         ApiKey(
             user="ops", key_sha256=hashlib.sha256(b"ops-key-0123456789").hexdigest(), admin=True
         ),
+        ApiKey(user="bob", key="bob-key-0123456789", name="Bob Stone", email="bob@example.org"),
     )
 )
 
@@ -42,6 +43,10 @@ def test_open_mode_is_an_anonymous_admin() -> None:
             Principal(id="alice", name="alice", groups=frozenset({"support"})),
         ),
         ("bearer ops-key-0123456789", Principal(id="ops", name="ops", admin=True)),
+        (
+            "Bearer bob-key-0123456789",
+            Principal(id="bob", name="Bob Stone", email="bob@example.org"),
+        ),
     ],
 )
 def test_known_keys(header: str, expected: Principal) -> None:

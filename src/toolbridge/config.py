@@ -281,6 +281,10 @@ class ApiKey(_Model):
     key_sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
     groups: tuple[str, ...] = ()
     admin: bool = False
+    name: str | None = None
+    """The caller's display name (`__user__["name"]`); default: `user`."""
+    email: str | None = None
+    """The caller's e-mail (`__user__["email"]`, which tools use as who to write to)."""
 
     @model_validator(mode="after")
     def _one_key(self) -> ApiKey:

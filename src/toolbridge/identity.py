@@ -40,7 +40,11 @@ class Authenticator:
             else:
                 continue
             principal = Principal(
-                id=entry.user, name=entry.user, groups=frozenset(entry.groups), admin=entry.admin
+                id=entry.user,
+                name=entry.name or entry.user,
+                email=entry.email,
+                groups=frozenset(entry.groups),
+                admin=entry.admin,
             )
             self._keys.append((digest, principal))
 
