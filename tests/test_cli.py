@@ -282,7 +282,7 @@ SEARCH_TOKENS = (
 
 
 SEARCH_MODE_TOKENS = dict(zip(FORMATS, (301, 302, 282, 264, 386), strict=True))
-DANGLING_TOKENS = dict(zip(FORMATS, (138, 139, 119, 98, 230), strict=True))
+DANGLING_TOKENS = dict(zip(FORMATS, (138, 139, 119, 99, 230), strict=True))
 DEMO_TOKENS = dict(zip(FORMATS, (581, 583, 542, 460, 751), strict=True))
 
 
@@ -297,10 +297,10 @@ def tokens(*numbers: int, source: bool = True) -> str:
 DANGLING_REPORT = f"""\
 messy-refs-dangling  specs/messy-refs-dangling.yaml  'Dangling reference (messy)' (OpenAPI 3.0.3)
   3 operations -> 3 tools
-{tokens(138, 139, 119, 98, 230)}{{validation}}  1 change: unresolved-ref 1
+{tokens(138, 139, 119, 99, 230)}{{validation}}  1 change: unresolved-ref 1
     POST /pets  [createPet]  unresolved-ref: {UNRESOLVED_REF}
 
-{tokens(138, 139, 119, 98, 230, source=False)}{SEARCH_TOKENS}summary: 1 source, 3 operations, 3 tools, 1 change (unresolved-ref 1), 0 spec validation findings; usable
+{tokens(138, 139, 119, 99, 230, source=False)}{SEARCH_TOKENS}summary: 1 source, 3 operations, 3 tools, 1 change (unresolved-ref 1), 0 spec validation findings; usable
 """  # noqa: E501
 
 
@@ -522,12 +522,12 @@ filters  specs/filters.yaml  'Tags, methods and paths for filters' (OpenAPI 3.0.
 
 messy-refs-dangling  specs/messy-refs-dangling.yaml  'Dangling reference (messy)' (OpenAPI 3.0.3)
   3 operations -> 3 tools
-{tokens(147, 148, 128, 106, 239)}  1 change: unresolved-ref 1
+{tokens(147, 148, 128, 107, 239)}  1 change: unresolved-ref 1
     POST /pets  [createPet]  unresolved-ref: {UNRESOLVED_REF}
 
 catalog: name-clash: 'listPets' is already a tool of source 'filters'; the one of source 'messy-refs-dangling' is 'messy_refs_dangling_listPets' (give server 'messy-refs-dangling' a `prefix` to choose its names)
 catalog: name-clash: 'createPet' is already a tool of source 'filters'; the one of source 'messy-refs-dangling' is 'messy_refs_dangling_createPet' (give server 'messy-refs-dangling' a `prefix` to choose its names)
-{tokens(398, 402, 341, 245, 684, source=False)}{SEARCH_TOKENS}summary: 2 sources, 9 operations, 9 tools, 3 changes (name-clash 2, unresolved-ref 1), 0 spec validation findings; usable
+{tokens(398, 402, 341, 246, 684, source=False)}{SEARCH_TOKENS}summary: 2 sources, 9 operations, 9 tools, 3 changes (name-clash 2, unresolved-ref 1), 0 spec validation findings; usable
 """,  # noqa: E501
     )
 

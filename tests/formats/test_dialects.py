@@ -431,11 +431,14 @@ def test_gemini_sends_free_form_values_as_json_strings() -> None:
         "type": "OBJECT",
         "properties": {
             "meta": {"type": "STRING", "description": f"Anything. ({note})"},
-            "any": {"type": "STRING", "description": "A JSON value, encoded as a string."},
+            "any": {"type": "STRING", "description": "Any value, passed on as the text given."},
             "labels": {"type": "STRING", "description": "A JSON value, encoded as a string."},
             "tags": {
                 "type": "ARRAY",
-                "items": {"type": "STRING", "description": "A JSON value, encoded as a string."},
+                "items": {
+                    "type": "STRING",
+                    "description": "Any value, passed on as the text given.",
+                },
             },
         },
     }

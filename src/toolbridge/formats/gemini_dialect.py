@@ -5,11 +5,12 @@ mutated, and the output may share JSON leaves with it (see `toolbridge.formats`)
 path, deeper recursion is cut. Emitted nesting is bounded by `GEMINI_MAX_DEPTH` and size by
 `GEMINI_MAX_NODES`: a schema over budget is emitted again with a shallower bound, so every
 top-level argument keeps its type and the output can never grow exponentially. Gemini has no way
-to say "any value" or "any object" (an OBJECT needs properties), so a free-form object, an
-untyped value, a cut recursion or a cut subtree becomes
-`{"type": "STRING", "description": "... (a JSON value, encoded as a string)"}`. The call path is
-expected to decode such strings (it knows the canonical schema); this module only marks the
-places, with `JSON_STRING_NOTE` in the description.
+to say "any value" or "any object" (an OBJECT needs properties), so a free-form object, a
+cut recursion or a cut subtree becomes
+`{"type": "STRING", "description": "... (a JSON value, encoded as a string)"}`; the call path
+decodes such a string where the canonical schema wants an object or array (`arguments._mend`);
+this module only marks the places, with `JSON_STRING_NOTE` in the description. An untyped value
+(`{}`) becomes a STRING said to be passed on as the text given (`ANY_TEXT_NOTE`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from toolbridge.tools import JsonSchema
 
 JSON_STRING_NOTE = "a JSON value, encoded as a string"
 """Ends the description of every Gemini stand-in for a value Gemini cannot describe."""
+ANY_TEXT_NOTE = "any value, passed on as the text given"
+"""Ends the description of an untyped value (`{}`): nothing decodes it, as nothing could tell
+an encoded value from text (Open WebUI, too, types an unannotated parameter as a string)."""
 
 GEMINI_REF_REPEATS = 2
 """How often one `$defs` entry may appear on a single path before the recursion is cut."""
@@ -58,6 +62,11 @@ def for_gemini(schema: JsonSchema) -> JsonSchema | None:
 def _json_string(description: str, why: str = "") -> JsonSchema:
     note = f"{why}; {JSON_STRING_NOTE}" if why else JSON_STRING_NOTE
     text = f"{description} ({note})" if description else note[0].upper() + note[1:] + "."
+    return {"type": "STRING", "description": text}
+
+
+def _text(description: str) -> JsonSchema:
+    text = f"{description} ({ANY_TEXT_NOTE})" if description else ANY_TEXT_NOTE.capitalize() + "."
     return {"type": "STRING", "description": text}
 
 
@@ -104,6 +113,8 @@ class _Gemini:
             return self.any_of(
                 {**keywords.annotations_of(s), "anyOf": branches + nulls}, depth, hops, path
             )
+        if not types:  # untyped: any value, which a model gives as text and the tool gets so
+            return _text(description)
         if not others or others[0] not in (*keywords.TYPE_KEYWORDS, "boolean"):
             return _json_string(description)
         out: JsonSchema = {"type": others[0].upper(), **keywords.annotations_of(s)}
