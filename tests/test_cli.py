@@ -922,11 +922,11 @@ def test_check_reports_local_tools_with_their_frontmatter(
     assert capsys.readouterr().out == (
         "clock  src/toolbridge/demo/tools/clock.py  'Clock' (Python tools)\n"
         "  3 operations -> 3 tools\n"
-        + tokens(283, 284, 264, 228, 364)
+        + tokens(283, 284, 264, 228, 363)
         + "  src/toolbridge/demo/tools/clock.py: 'Clock' (version 1.0.0, author toolbridge)\n"
         "  nothing changed or lost\n"
         "\n"
-        + tokens(283, 284, 264, 228, 364, source=False)
+        + tokens(283, 284, 264, 228, 363, source=False)
         + SEARCH_TOKENS
         + "summary: 1 source, 3 operations, 3 tools, 0 changes, 0 spec validation findings; "
         "usable\n"

@@ -83,8 +83,8 @@ def summary(tool: Tool) -> dict[str, Any]:
     }
 
 
-LOCAL = Annotations(open_world=False)
-READ_ONLY = Annotations(read_only=True, open_world=False)
+LOCAL = Annotations()
+READ_ONLY = Annotations(read_only=True)
 
 
 # -- loading: what each kind of file becomes ------------------------------------------------

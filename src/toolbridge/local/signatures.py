@@ -104,7 +104,10 @@ def build_tool(func: Callable[..., Any], *, source: str, function: str, where: s
         output_schema=output_schema,
         output_promised=output_schema is not None,  # pydantic serializes the declared type
         annotations=Annotations(
-            read_only=getattr(func, "readonly", False) is True, open_world=False
+            # What a function reaches is its own business: MCP's default, "the world", unless
+            # it says otherwise (`fn.open_world = False`), as `fn.readonly = True` says it reads.
+            read_only=getattr(func, "readonly", False) is True,
+            open_world=getattr(func, "open_world", True) is not False,
         ),
         source=source,
         target=PythonFunction(
