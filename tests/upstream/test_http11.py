@@ -316,6 +316,46 @@ async def test_idle_connection_that_receives_data_is_not_reused(upstream: Http11
     assert (response.status, accepted) == (200, [0, 1])
 
 
+@pytest.mark.parametrize("interim", [b"100 Continue", b"102 Processing", b"103 Early Hints"])
+async def test_an_interim_answer_is_skipped_and_the_final_one_read(
+    upstream: Http11Upstream, interim: bytes
+) -> None:
+    """Sent apart, as a server does: a 1xx taken for the answer left the real answer to the
+    next request on the pooled connection (another caller's)."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            request = await read_request(reader)
+            writer.write(b"HTTP/1.1 " + interim + b"\r\nLink: </style.css>\r\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            answer = b"alice" if b"/alice" in request else b"bob"
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer))
+            await writer.drain()
+
+    async with serving(handler) as (url, accepted):
+        first = await send(upstream, url + "/alice")
+        second = await send(upstream, url + "/bob")
+    assert (
+        (first.status, first.headers, first.body),
+        (second.status, second.body),
+        accepted,
+    ) == ((200, (("Content-Length", "5"),), b"alice"), (200, b"bob"), [0])
+
+
+async def test_more_after_the_answer_closes_the_connection(upstream: Http11Upstream) -> None:
+    """A second answer in the same packet is nobody's: the first stands, the connection goes."""
+    both = b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nother"
+    async with serving(answering(both, OK)) as (url, accepted):
+        first = await send(upstream, url)
+        second = await send(upstream, url)  # on a new connection: the first answer again
+    assert ((first.status, first.body), (second.status, second.body), accepted) == (
+        (204, b""),
+        (204, b""),
+        [0, 1],
+    )
+
+
 def hanging_up_on_a_second_request() -> Handler:
     """Answers one request on the first connection, then hangs up; answers on the others."""
     connections = 0

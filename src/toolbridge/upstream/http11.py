@@ -6,12 +6,14 @@ and leaving no reference cycles behind, costs about 31 us of CPU a call against 
 70 us (16 calls at a time, in-process, to bench/proxy.py's upstream), which is most of what
 separates the gateway from a bare proxy. It keeps a pool of idle keep-alive connections per
 origin, decodes every content coding `encodings` knows (gzip, deflate, br, zstd) and refuses
-any other, cuts bodies at the size cap (closing that connection), and
-maps every failure to UpstreamUnavailable without the URL's path or query.
-origin, decodes gzip and deflate, cuts bodies at the size cap (closing that connection), refuses
-answers whose headers pass their caps, and maps every failure to UpstreamUnavailable without
-the URL's path or query. It resolves each host once per connection and connects to the address
-it checked (`resolver`), so a name that resolves to a link-local or metadata address is refused.
+any other, cuts bodies at the size cap (closing that connection), refuses answers whose headers
+pass their caps, and maps every failure to UpstreamUnavailable without the URL's path or query.
+It resolves each host once per connection and connects to the address it checked (`resolver`),
+so a name that resolves to a link-local or metadata address is refused.
+
+What the server sends is trusted for nothing: interim answers (1xx) are skipped until the final
+one; a connection that sends more than the one answer asked for (in the same packet, or while
+idle) is closed, never reused, so no answer can reach another request.
 """
 
 from __future__ import annotations
@@ -114,6 +116,13 @@ class _Connection(asyncio.Protocol):
     complete: bool
     truncated: bool
     keep_alive: bool
+    status: int
+    """The final answer's status (the parser's is the last message's)."""
+    interim: bool
+    """The message being read is an interim answer (1xx): skipped, the final one follows."""
+    trailing: bool
+    """More came after the final answer: nothing the request asked for, so the connection
+    is closed after this answer, never reused."""
     decoder: Decoder | None
     """Undoes the body's content coding, when it has one."""
 
@@ -137,7 +146,8 @@ class _Connection(asyncio.Protocol):
         self.head_only = head_only
         self.max_bytes = max_bytes
         self.received = self.headers_done = self.complete = False
-        self.truncated = self.keep_alive = False
+        self.truncated = self.keep_alive = self.interim = self.trailing = False
+        self.status = 0
         self.headers = []
         self.head_bytes = self.head_size = 0
         self.chunks = []
@@ -192,7 +202,13 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools calls these ------------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.trailing = True
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.trailing:
+            return
         if len(self.headers) >= MAX_RESPONSE_HEADERS:
             raise _BadAnswer(f"the answer has more than {MAX_RESPONSE_HEADERS} header fields")
         self.head_size += len(name) + len(value) + 4
@@ -202,6 +218,13 @@ class _Connection(asyncio.Protocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self.trailing:
+            return
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:  # 100 Continue, 103 Early Hints, ...
+            self.interim = True  # (101 Switching Protocols stops the parser: refused)
+            return
+        self.status = status
         self.headers_done = True
         codings = [v for k, v in self.headers if k.lower() == b"content-encoding"]
         if codings:
@@ -209,7 +232,7 @@ class _Connection(asyncio.Protocol):
             self.decoder = None if decoder.identity else decoder
 
     def on_body(self, body: bytes) -> None:
-        if self.truncated:
+        if self.truncated or self.trailing:
             return
         data = body
         if self.decoder is not None:
@@ -224,6 +247,12 @@ class _Connection(asyncio.Protocol):
             self.truncated = True
 
     def on_message_complete(self) -> None:
+        if self.trailing:
+            return
+        if self.interim:  # its header fields still count toward the head's byte cap
+            self.interim = False
+            self.headers = []
+            return
         self._flush()
         # Read now: httptools forgets it once the message is done.
         self.keep_alive = self.parser.should_keep_alive()
@@ -267,12 +296,12 @@ class _Connection(asyncio.Protocol):
         self.waiter = None
         body = b"".join(self.chunks)
         response = UpstreamResponse(
-            status=self.parser.get_status_code(),
+            status=self.status,
             headers=_decoded(self.headers),
             body=body[: self.max_bytes] if self.truncated else body,
             truncated=self.truncated,
         )
-        if self.truncated or not self.keep_alive:
+        if self.truncated or not self.keep_alive or self.trailing:
             self.close()
         if waiter is not None and not waiter.done():
             waiter.set_result(response)
