@@ -7,6 +7,7 @@ says exactly where each argument goes when the tool is called.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,6 +19,10 @@ Method = Literal["GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TR
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
 """Tool names every client format accepts (the strictest of OpenAI, Anthropic, Gemini, MCP)."""
+
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""A header field name: an RFC 9110 token (`fullmatch` it). Anything else, a space, a colon, a
+line break, a letter past ASCII, could end the field or the head where it is written."""
 
 RESERVED_HEADERS = frozenset(
     {

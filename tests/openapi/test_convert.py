@@ -3052,6 +3052,50 @@ paths:
 """
 
 
+HOSTILE_HEADER_NAMES = """
+openapi: 3.0.3
+info: {title: Header names, version: "1"}
+paths:
+  /things:
+    get:
+      operationId: listThings
+      parameters:
+        - {name: "X-Trace: 1\\r\\nX-Injected: yes", in: header, schema: {type: string}}
+        - {name: "X-Request-Id\\r\\nHost: admin.internal", in: header, schema: {type: string}}
+        - {name: "Authorization ", in: header, schema: {type: string}}
+        - {name: "Transfer-Encoding:", in: header, schema: {type: string}}
+        - {name: "Content-Length\\t", in: header, schema: {type: string}}
+        - {name: " Cookie", in: header, schema: {type: string}}
+        - {name: "X-Lang\\u017f", in: header, schema: {type: string}}
+        - {name: "X-Fine_header.1", in: header, schema: {type: string}}
+      responses: {"200": {description: ok}}
+"""
+
+
+def test_a_header_parameter_whose_name_is_no_header_name_is_left_out(tmp_path: Path) -> None:
+    """A document names headers; a name that could end the field or the request head (a line
+    break, a colon, a space) would let it write headers of its choosing beside the
+    operator's credentials."""
+    tool = tools_by_name(convert_text(tmp_path, HOSTILE_HEADER_NAMES))["listThings"]
+    expected = [
+        f"header parameter {name!r} is not a header name (an RFC 9110 token: letters, digits "
+        "and !#$%&'*+-.^_`|~); left out"
+        for name in (
+            "X-Trace: 1\r\nX-Injected: yes",
+            "X-Request-Id\r\nHost: admin.internal",
+            "Authorization ",
+            "Transfer-Encoding:",
+            "Content-Length\t",
+            " Cookie",
+            "X-Lang\u017f",
+        )
+    ]
+    assert (
+        [n.message for n in tool.notes if n.kind == "invalid-parameter"],
+        list(tool.input_schema["properties"]),
+    ) == (expected, ["X-Fine_header.1"])
+
+
 def test_reserved_headers_the_document_requires_are_sent_by_the_gateway(tmp_path: Path) -> None:
     """Content-Length, Content-Type and Accept are never arguments; when the document requires
     one, every request carries a correct value (Prism refuses a bodiless DELETE without the

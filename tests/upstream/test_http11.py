@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from toolbridge.errors import UpstreamUnavailable
+from toolbridge.errors import DestinationRefused, UpstreamUnavailable
 from toolbridge.upstream.http11 import Http11Upstream, _split
 from toolbridge.upstream.seam import Headers, Timeouts, UpstreamRequest, UpstreamResponse
 
@@ -341,6 +341,20 @@ async def test_an_interim_answer_is_skipped_and_the_final_one_read(
         (second.status, second.body),
         accepted,
     ) == ((200, (("Content-Length", "5"),), b"alice"), (200, b"bob"), [0])
+
+
+@pytest.mark.parametrize("name", ["X-A\r\nHost: evil", "X-B:", " X-C", "X-D\u017f", ""])
+async def test_a_header_name_that_is_no_token_is_refused_and_nothing_sent(
+    upstream: Http11Upstream, name: str
+) -> None:
+    async with serving(answering(OK)) as (url, accepted):
+        with pytest.raises(DestinationRefused) as caught:
+            await send(upstream, url, headers=((name, "v"),))
+    assert (str(caught.value), accepted) == (
+        f"upstream 'test': refused: {name!r} is not a header name (an RFC 9110 "
+        "token)",
+        [],
+    )
 
 
 async def test_more_after_the_answer_closes_the_connection(upstream: Http11Upstream) -> None:

@@ -20,7 +20,7 @@ from toolbridge.openapi.bodies import Draft
 from toolbridge.openapi.definitions import Definitions
 from toolbridge.openapi.references import References, RefError
 from toolbridge.schemas import json_kind
-from toolbridge.tools import RESERVED_HEADERS, Note, ParamBinding
+from toolbridge.tools import HEADER_NAME, RESERVED_HEADERS, Note, ParamBinding
 
 Located = tuple[dict[str, Any], str]
 """A parameter or request body object, and the URI of the document it lives in."""
@@ -210,6 +210,15 @@ class Parameters:
                 )
                 continue
             location = entry.location
+            if location == "header" and not HEADER_NAME.fullmatch(entry.name):
+                b.notes.append(
+                    Note(
+                        kind="invalid-parameter",
+                        message=f"header parameter {entry.name!r} is not a header name (an "
+                        "RFC 9110 token: letters, digits and !#$%&'*+-.^_`|~); left out",
+                    )
+                )
+                continue
             if location == "header" and entry.slot in RESERVED_HEADERS:
                 _reserved(entry, b)
                 continue

@@ -29,6 +29,8 @@ from urllib.parse import SplitResult, urlsplit
 
 import httptools
 
+from toolbridge.errors import DestinationRefused
+from toolbridge.tools import HEADER_NAME
 from toolbridge.upstream.encodings import ACCEPT_ENCODING, Decoder, EncodingError
 from toolbridge.upstream.resolver import addresses, checked_host
 from toolbridge.upstream.seam import (
@@ -418,6 +420,11 @@ class Http11Upstream:
         forwarded = []
         agent = encoding = True
         for name, value in request.headers:
+            if not HEADER_NAME.fullmatch(name):  # the last line: conversion leaves such names out
+                raise DestinationRefused(
+                    request.server,
+                    f"refused: {name[:64]!r} is not a header name (an RFC 9110 token)",
+                )
             lowered = name.lower()
             if lowered in _NOT_FORWARDED:
                 continue
