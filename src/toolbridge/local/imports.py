@@ -98,7 +98,7 @@ def _why(exc: BaseException, tree: ast.Module, info: LocalModule) -> str:
     pending = [r for r in named if not installed(r)]
     if pending:
         hints.append(f"requirements not installed: {', '.join(pending)}")
-    if top and top not in OPENWEBUI_EXTRA and not any(_names(r, top) for r in named):
+    if named and top and top not in OPENWEBUI_EXTRA and not any(_names(r, top) for r in named):
         hints.append(f"its frontmatter `requirements` do not name {top!r}")
     if top in OPENWEBUI_EXTRA and not installed(OPENWEBUI_EXTRA[top]):
         hints.append("Open WebUI provides it: pip install 'toolbridge[openwebui]'")
