@@ -449,6 +449,22 @@ async def test_api_key_place_from_the_operations_security(
         ),
         pytest.param(
             None,
+            {"X-Tenant\n": "acme"},
+            None,
+            (),
+            "server 'petstore': headers: 'X-Tenant\\n' is no header name",
+            id="static-header-name-ending-in-a-line-break",
+        ),
+        pytest.param(
+            {"type": "api_key", "value": "key-123", "name": "X-Key\n", "in": "header"},
+            None,
+            None,
+            (),
+            "server 'petstore': auth.name: 'X-Key\\n' cannot name a header",
+            id="api-key-name-ending-in-a-line-break",
+        ),
+        pytest.param(
+            None,
             {"X-Tenant": "a", "x-tenant": "b"},
             None,
             (),

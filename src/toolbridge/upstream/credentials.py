@@ -24,12 +24,11 @@ from toolbridge.config import (
     Server,
 )
 from toolbridge.errors import ConfigError
-from toolbridge.tools import HttpOperation, SecurityScheme
+from toolbridge.tools import HEADER_NAME, HttpOperation, SecurityScheme
 from toolbridge.upstream.oauth2 import Clock, TokenSource
 from toolbridge.upstream.seam import AuthParts, Timeouts, Upstream
 from toolbridge.upstream.static_credentials import (
     FRAMING,
-    HEADER_NAME,
     UNSENDABLE,
     basic_credentials,
     checked_header,
@@ -125,7 +124,7 @@ class Credentials:
             case PerUserAuth():
                 pass  # each caller's own credential, settled per call (gateway.py)
             case ForwardAuth():
-                if not HEADER_NAME.match(auth.header) or auth.header.lower() in FRAMING:
+                if not HEADER_NAME.fullmatch(auth.header) or auth.header.lower() in FRAMING:
                     raise ConfigError(
                         f"server {server.id!r}: auth.header: {auth.header!r} cannot be forwarded "
                         "(expected a header name other than Host, Content-Length, "
@@ -235,7 +234,7 @@ class Credentials:
         server = self.server
         secrets = (value, *self._static.secrets)
         if slot.location != "query" and (
-            not HEADER_NAME.match(slot.name) or slot.name.lower() in FRAMING
+            not HEADER_NAME.fullmatch(slot.name) or slot.name.lower() in FRAMING
         ):
             raise ConfigError(
                 f"server {server!r}: auth.name: {slot.name!r} cannot name a {slot.location}"

@@ -13,13 +13,12 @@ from urllib.parse import quote, quote_plus
 
 from toolbridge.config import Server
 from toolbridge.errors import ConfigError
+from toolbridge.tools import HEADER_NAME
 from toolbridge.upstream.seam import Headers
 
 MIN_SECRET_LENGTH = 4
 """Shorter values are not masked: hiding every `a` or `42` in a log would hide the log."""
 
-HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-"""A valid HTTP header name (RFC 9110 5.6.2)."""
 UNSENDABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 """Control characters (tab aside): in a header value they would split or corrupt the request."""
 _SECRET_NAME = re.compile(r"auth|token|secret|key|passw|cookie|session|credential|signature", re.I)
@@ -30,7 +29,7 @@ FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection"
 def static_headers(server: Server) -> Headers:
     out: list[tuple[str, str]] = []
     for name, value in server.headers.items():
-        if not HEADER_NAME.match(name):
+        if not HEADER_NAME.fullmatch(name):  # `$` would let a final line break pass
             raise ConfigError(f"server {server.id!r}: headers: {name!r} is no header name")
         if name.lower() in FRAMING:
             raise ConfigError(
