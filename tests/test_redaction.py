@@ -14,6 +14,7 @@ from toolbridge.config import Config
 from toolbridge.config_file import load_config
 from toolbridge.redaction import (
     MARKER,
+    MAX_ADDED,
     RedactingStream,
     Secrets,
     install_log_redaction,
@@ -216,3 +217,16 @@ def test_a_reload_brings_the_new_configs_secrets() -> None:
             return before, gateway.secrets.values
 
     assert anyio.run(run) == (frozenset({"first-token-0001"}), frozenset({"second-token-0002"}))
+
+
+def test_secrets_learned_while_serving_are_kept_to_the_newest_few() -> None:
+    """Months of hourly tokens and callers' rotating credentials must not grow each scan."""
+    secrets = Secrets(["config-secret-0001"])
+    for n in range(MAX_ADDED + 10):
+        secrets = secrets.adding([f"token-{n:06d}", "config-secret-0001"])
+    newest = tuple(f"token-{n:06d}" for n in range(10, MAX_ADDED + 10))
+    assert (secrets.added, "config-secret-0001" in secrets.values) == (newest, True)
+    assert secrets.text("token-000009 token-000010 config-secret-0001") == (
+        f"token-000009 {MARKER} {MARKER}"
+    )
+    assert secrets.adding(["token-000010"]).added == (*newest[1:], "token-000010")

@@ -46,13 +46,25 @@ CUT_PREFIX = 3
 (`Secrets.cut`); fewer are too likely an ordinary word's end to tell."""
 
 
-class Secrets:
-    """A set of secret values and the pattern that finds any spelling of any of them."""
+MAX_ADDED = 256
+"""Secrets learned while serving (tokens fetched for upstreams, callers' own and forwarded
+credentials) kept besides the config's, the newest: without a bound, months of hourly tokens
+and callers' rotating JWTs would grow every scan and every rebuild of the pattern."""
 
-    def __init__(self, values: Iterable[str] = ()) -> None:
+
+class Secrets:
+    """A set of secret values and the pattern that finds any spelling of any of them: the
+    config's (`values`), and up to `MAX_ADDED` learned while serving (`added`, newest last)."""
+
+    def __init__(self, values: Iterable[str] = (), added: Iterable[str] = ()) -> None:
         kept = {v for v in values if isinstance(v, str) and v}
-        self.values = frozenset(v for v in kept if len(v) >= MIN_LENGTH)
-        self.too_short = len(kept) - len(self.values)
+        fixed = frozenset(v for v in kept if len(v) >= MIN_LENGTH)
+        self.too_short = len(kept) - len(fixed)
+        self.added = tuple(
+            v for v in dict.fromkeys(added) if isinstance(v, str) and len(v) >= MIN_LENGTH
+        )[-MAX_ADDED:]
+        self._fixed = fixed
+        self.values = fixed | frozenset(self.added)
         spellings = sorted({s for v in self.values for s in _spellings(v)}, key=len, reverse=True)
         encoded = [s.encode("utf-8") for s in spellings]
         # Finding is a substring search per spelling (memmem: gigabytes a second); replacing,
@@ -70,8 +82,12 @@ class Secrets:
         return all(v in self.values or len(v) < MIN_LENGTH for v in values)
 
     def adding(self, values: Iterable[str]) -> Secrets:
-        """These secrets and some more (a token fetched for an upstream)."""
-        return Secrets([*self.values, *values])
+        """These secrets and some more learned while serving (a token fetched for an upstream,
+        a caller's own credential), the oldest learned dropped past `MAX_ADDED`."""
+        fresh = [v for v in values if v not in self._fixed]
+        more = Secrets(self._fixed, [v for v in self.added if v not in fresh] + fresh)
+        more.too_short = self.too_short
+        return more
 
     def text(self, text: str) -> str:
         """`text` with every secret replaced by MARKER (the same object when there is none)."""

@@ -101,3 +101,40 @@ async def test_a_list_answer_is_redacted_before_it_is_compressed(encoding: str) 
     elif encoding == "gzip":
         body = gzip.decompress(body)
     assert body == f"an upstream wrote its token {MARKER} into its document".encode()
+
+
+@pytest.mark.parametrize("known_before", [(), ("config-secret-0001",)])
+async def test_a_secret_learned_during_the_call_is_redacted_from_its_own_answer(
+    known_before: tuple[str, ...],
+) -> None:
+    """An OAuth2 token fetched for the call, a caller's own credential: learned after the
+    request came, and echoed by the upstream in this very answer."""
+    secrets = Secrets(known_before)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        nonlocal secrets
+        secrets = secrets.adding([CANARY])  # what dispatch does with a token it fetched
+        body = f'{{"echo": "Bearer {CANARY}"}}'.encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode())]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    await Redacting(app, lambda: secrets)(scope, receive, send)
+    body = f'{{"echo": "Bearer {MARKER}"}}'.encode()
+    assert sent == [
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-length", str(len(body)).encode())],
+        },
+        {"type": "http.response.body", "body": body, "more_body": False},
+    ]

@@ -12,7 +12,9 @@ An answer redacted where it was built (list answers, kept compressed: `listings`
 so with `already_redacted(scope)` and passes untouched: scanning zstd bytes finds nothing, and
 gathering a large plain list whole would undo what streaming it saves.
 
-Trusts nothing the app answers; adds no work at all while no secret is configured.
+Trusts nothing the app answers; adds next to no work while no secret is known. The secrets are
+read as each body message goes (`secrets()`), so one learned during the call is found in its
+own answer.
 """
 
 from __future__ import annotations
@@ -49,8 +51,7 @@ class Redacting:
         self.secrets = secrets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        secrets = self.secrets()
-        if scope["type"] != "http" or not secrets:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start: Message | None = None
@@ -67,6 +68,15 @@ class Redacting:
                 start = message
                 return
             if kind != "http.response.body":
+                await send(message)
+                return
+            # Read as the answer goes, not as the request came: a call may learn a secret
+            # (an OAuth2 token fetched for it, the caller's own credential) on its way.
+            secrets = self.secrets()
+            if not secrets and gathered is None:
+                if start is not None:
+                    await send(start)
+                    start = None
                 await send(message)
                 return
             body: bytes = message.get("body", b"")
