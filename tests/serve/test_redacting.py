@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import zstandard
@@ -128,7 +128,7 @@ async def test_a_secret_learned_during_the_call_is_redacted_from_its_own_answer(
         sent.append(dict(message))
 
     scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
-    await Redacting(app, lambda: secrets)(scope, receive, send)
+    await Redacting(cast(Any, app), lambda: secrets)(scope, receive, send)
     body = f'{{"echo": "Bearer {MARKER}"}}'.encode()
     assert sent == [
         {
