@@ -860,6 +860,46 @@ def test_shape_result(answer: UpstreamResponse, result: ToolResult) -> None:
     assert shape_result(answer) == result
 
 
+@pytest.mark.parametrize(
+    ("charset", "body", "text"),
+    [
+        # Not character sets: read as UTF-8 (punycode decoded in quadratic time on the loop).
+        *((name, b"hello world", "hello world") for name in ("rot13", "hex", "base64", "uu")),
+        *((name, b"hello world", "hello world") for name in ("quopri", "idna", "undefined")),
+        ("punycode", b"a-" * 50, "a-" * 50),
+        ("no-such-charset", b"caf\xc3\xa9", "caf\u00e9"),
+        # UTF-16 and UTF-32 without a byte order mark are big-endian; with one, as it says.
+        ("utf-16", "h\u00e9".encode("utf-16-be"), "h\u00e9"),
+        ("utf-16", "h\u00e9".encode("utf-16"), "h\u00e9"),
+        ("utf-32", "h\u00e9".encode("utf-32-be"), "h\u00e9"),
+        ("latin-1", b"caf\xe9", "caf\u00e9"),
+    ],
+)
+def test_an_answer_is_read_in_its_charset_when_that_is_one(
+    charset: str, body: bytes, text: str
+) -> None:
+    content_type = f"text/plain; charset={charset}"
+    assert shape_result(response(200, body, content_type)) == ToolResult(
+        ok=True, status=200, content_type=content_type, result=text
+    )
+
+
+def test_json_with_integers_past_64_bits_is_passed_as_its_text() -> None:
+    """orjson reads them as floats: the model would read 1e+20 for 99999999999999999999."""
+    big = b'{"id": 99999999999999999999, "low": -9223372036854775809, "name": "a"}'
+    fits = (
+        b'{"id": 18446744073709551615, "low": -9223372036854775808, '
+        b'"phone": "123456789012345678901"}'
+    )
+    assert (
+        shape_result(response(200, big, "application/json")).result,
+        shape_result(response(200, fits, "application/json")).result,
+    ) == (
+        big.decode(),
+        {"id": 18446744073709551615, "low": -9223372036854775808, "phone": "123456789012345678901"},
+    )
+
+
 # -- invoke ------------------------------------------------------------------------------
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import codecs
+import json
+import re
 from typing import Any
 
 import orjson
@@ -52,9 +54,13 @@ def _shaped_body(body: bytes, content_type: str | None, truncated: bool) -> Any:
     json_type = is_json_type(mime)
     if json_type or not mime:  # without a content type, JSON is sniffed
         try:
-            return orjson.loads(body)
+            parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
             pass  # not JSON after all (or cut short): read it as text below
+        else:
+            if len(body) <= EXACT_INTS_BELOW and _beyond_64_bits(body):
+                return body.decode("utf-8")  # its JSON text: orjson would read them as floats
+            return parsed
     textual = json_type or mime.startswith("text/") or mime.endswith(_TEXT_SUFFIXES)
     if (textual or (not mime and _utf8(body))) and not _binary(body, content_type):
         return _decoded(body, content_type, truncated)
@@ -66,14 +72,70 @@ def _shaped_body(body: bytes, content_type: str | None, truncated: bool) -> Any:
 
 
 def _decoded(body: bytes, content_type: str | None, truncated: bool) -> str:
-    match = CHARSET.search(content_type or "")
-    charset = match.group(1) if match else "utf-8"
+    charset = _charset(content_type, body)
     try:
         decoder = codecs.getincrementaldecoder(charset)(errors="replace")
+        # A cut answer may end inside a multi-byte character: leave that half out.
+        return str(decoder.decode(body, final=not truncated))
+    except (UnicodeError, ValueError):  # a codec that will not replace what it cannot read
+        return body.decode("utf-8", errors="replace")
+
+
+_NO_CHARSETS = frozenset({"punycode", "idna", "undefined", "unicode-escape", "raw-unicode-escape"})
+"""Codecs Python has that no answer's charset can be: text transforms (punycode decodes in
+quadratic time: 300 KB of it held the gateway for 20 s), or none at all."""
+
+
+def _charset(content_type: str | None, body: bytes) -> str:
+    """The codec to read a text answer with: its `charset` when that is a character set
+    Python reads (bytes-to-bytes codecs such as base64 or rot13, and `_NO_CHARSETS`, are not),
+    else UTF-8. UTF-16 and UTF-32 without a byte order mark are big-endian (RFC 2781)."""
+    match = CHARSET.search(content_type or "")
+    if match is None:
+        return "utf-8"
+    try:
+        info = codecs.lookup(match.group(1))
     except LookupError:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    # A cut answer may end inside a multi-byte character: leave that half out.
-    return str(decoder.decode(body, final=not truncated))
+        return "utf-8"
+    name = info.name.replace("_", "-")
+    if not getattr(info, "_is_text_encoding", True) or name in _NO_CHARSETS:
+        return "utf-8"
+    if name in ("utf-16", "utf-32") and not body.startswith(_BOMS[name]):
+        return f"{name}-be"
+    return name
+
+
+_BOMS = {
+    "utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE),
+    "utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE),
+}
+
+EXACT_INTS_BELOW = 256 * 1024
+"""JSON answers up to this size are looked through for integers past 64 bits (20 digits or
+more), which orjson reads as floats (99999999999999999999 would reach the model as 1e+20):
+such an answer is passed as its JSON text instead, every digit kept. Larger answers are not
+looked through (a scan of 4 MB costs about 50 ms of the event loop): their big integers
+arrive as floats."""
+_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+
+
+def _beyond_64_bits(body: bytes) -> bool:
+    """Whether the JSON `body` holds an integer below -2**63 or from 2**64 on."""
+    if _LONG_DIGITS.search(body) is None:
+        return False
+    found = False
+
+    def whole(text: str) -> int:
+        nonlocal found
+        value = int(text)
+        found = found or not -(2**63) <= value < 2**64
+        return value
+
+    try:
+        json.loads(body, parse_int=whole)
+    except ValueError:  # past Python's 4,300 digits: orjson's float it is
+        return False
+    return found
 
 
 def _binary(body: bytes, content_type: str | None) -> bool:
