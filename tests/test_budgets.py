@@ -249,6 +249,32 @@ async def test_an_answer_cut_inside_a_secret_shows_none_of_it(
     assert {"", "[red"} <= kept
 
 
+@pytest.mark.parametrize("depth", [300, 900])
+async def test_json_too_deep_to_write_is_cut_as_its_text(
+    monkeypatch: pytest.MonkeyPatch, depth: int
+) -> None:
+    """It parses (orjson reads 1,024 levels) but cannot be written (255), nor walked for
+    secrets past Python's recursion limit: a budget cuts its text, not a 500."""
+    monkeypatch.chdir(ROOT)
+    body = b'{"a": ' * depth + b"1" + b"}" * depth
+
+    def upstream(request: UpstreamRequest) -> UpstreamResponse:
+        return UpstreamResponse(
+            status=200, headers=(("content-type", "application/json"),), body=body
+        )
+
+    server = {"id": "notes", "spec": "specs/demo.yaml", "base_url": "http://notes.test"}
+    auth = {"type": "bearer", "token": "a-secret-token-0042"}
+    config = Config.model_validate(
+        {"servers": [{**server, "auth": auth, "result": {"max_bytes": 300}}], "base_dir": ROOT}
+    )
+    async with Gateway(config, upstream=MockUpstream(upstream)) as gateway:
+        result = await gateway.call(Principal(id="ops", admin=True), "listNotes", {})
+    assert isinstance(result.result, str)
+    assert result.result.startswith('{"a": {"a": ')
+    assert len(result.result.encode()) <= 300
+
+
 pytestmark = pytest.mark.anyio
 
 

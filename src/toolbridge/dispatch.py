@@ -24,6 +24,7 @@ from toolbridge.local.calls import call_function, user_valves
 from toolbridge.local.context import CallContext, context_from_headers, oauth_token
 from toolbridge.policy import Principal
 from toolbridge.redaction import Secrets
+from toolbridge.sendable import sendable
 from toolbridge.tools import HttpOperation, PythonFunction, Tool, ToolResult
 from toolbridge.upstream import remote
 from toolbridge.upstream.answers import TRUNCATED
@@ -69,6 +70,8 @@ class Dispatch:
                 budget = state.budgets.for_tool(tool) if state.budgets else None
                 if budget is None:
                     return result
+                # JSON too deep to write (or to walk) is its text, which a budget cuts as text.
+                result = sendable(result)
                 # Redacted before any cut: a secret cut in two is one no spelling matches.
                 redacted = replace(result, result=state.secrets.value(result.result))
                 return apply_budget(budget, redacted)
