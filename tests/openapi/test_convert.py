@@ -2760,6 +2760,28 @@ def test_relative_server_urls_resolve_against_the_document_url(specs: Path) -> N
     ]
 
 
+USERINFO_SERVERS = """
+openapi: 3.0.3
+info: {title: Userinfo, version: "1"}
+servers: [{url: "https://svc-user:S3cr3t-in-doc@api.example.com/v1"}]
+paths:
+  /things:
+    get: {operationId: listThings, responses: {"200": {description: ok}}}
+    servers: [{url: "http://{who}@other.example.com", variables: {who: {default: "u:p"}}}]
+  /items:
+    get: {operationId: listItems, responses: {"200": {description: ok}}}
+"""
+
+
+def test_a_server_urls_user_and_password_are_left_out(tmp_path: Path) -> None:
+    """A document's userinfo is never sent; kept, notes and listings would show it."""
+    conversion = convert_text(tmp_path, USERINFO_SERVERS)
+    assert [(t.name, t.http.base_url) for t in conversion.tools] == [
+        ("listThings", "http://other.example.com"),
+        ("listItems", "https://api.example.com/v1"),
+    ]
+
+
 def test_configured_base_url_replaces_every_server(specs: Path) -> None:
     conversion = convert_spec(specs, "servers-variables.yaml", base_url="http://127.0.0.1:8080")
     assert {tool.http.base_url for tool in conversion.tools} == {"http://127.0.0.1:8080"}

@@ -1,12 +1,12 @@
 """The base URL an operation is sent to, as its document states it.
 
 The first `servers` entry of the operation, else of its path item, else of the document (2.0:
-`schemes` + `host` + `basePath`), with variables at their defaults. A document with no
-`servers` (2.0: no `host`) is served from `/`, as the specifications say, and a relative URL is
-resolved against where the document came from: for a document read from a URL that is its
-origin; a document read from a file names no host, so its operations have no base URL until the
-config gives `base_url` (`NO_BASE_URL` says so). A `base_url` from the config overrides this;
-that choice is `convert`'s.
+`schemes` + `host` + `basePath`), with variables at their defaults and any `user:password@`
+left out. A document with no `servers` (2.0: no `host`) is served from `/`, as the
+specifications say, and a relative URL is resolved against where the document came from: for a
+document read from a URL that is its origin; a document read from a file names no host, so its
+operations have no base URL until the config gives `base_url` (`NO_BASE_URL` says so). A
+`base_url` from the config overrides this; that choice is `convert`'s.
 """
 
 from __future__ import annotations
@@ -37,9 +37,18 @@ def server_url(
                 break
     if urlsplit(uri).scheme in ("http", "https"):
         # OpenAPI: without `servers`, the server is `/`, relative to the document's URL.
-        return urljoin(uri, "/" if url is None else url)
+        return _without_userinfo(urljoin(uri, "/" if url is None else url))
     url = url or "/"
-    return url if urlsplit(url).scheme in ("http", "https") else None
+    return _without_userinfo(url) if urlsplit(url).scheme in ("http", "https") else None
+
+
+def _without_userinfo(url: str) -> str:
+    """`url` without a `user:password@` (a document's, never sent: calls carry the config's
+    credentials only), so that no note, listing or error can show it."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 NO_BASE_URL = (
