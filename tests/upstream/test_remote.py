@@ -9,7 +9,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urljoin, urlsplit
 
 import pytest
 
@@ -947,10 +947,29 @@ async def test_redirect_on_the_same_origin_is_followed() -> None:
 )
 @pytest.mark.anyio
 async def test_redirect_off_the_base_url_is_a_result(location: str) -> None:
+    """One that says where it was sent and why it went no further (only scheme, host and
+    path of the target: its query may hold what the upstream put there)."""
     upstream = redirecting(moved(301, location))
     result = await invoke(make_op(), {}, upstream=upstream, base_url=BASE)
-    assert result == ToolResult(ok=False, status=301)
+    target = urlsplit(urljoin(f"{BASE}/items", location))
+    said = (
+        f"the upstream redirected to {target.scheme}://{target.netloc}{target.path}; not "
+        "followed: it leaves https://api.example.com/v1, where this server's calls stay"
+    )
+    assert result == ToolResult(ok=False, status=301, result=said)
     assert len(upstream.requests) == 1
+
+
+@pytest.mark.anyio
+async def test_a_query_credential_goes_along_a_followed_redirect() -> None:
+    """As header and cookie credentials do: without it, the redirected request is a 401."""
+    upstream = redirecting(moved(302, "/v1/items?page=2"), response(200, b"[]", "application/json"))
+    auth = AuthParts(query=(("api_key", "k e y"),), secrets=("k e y",))
+    await invoke(make_op(), {}, upstream=upstream, base_url=BASE, auth=auth)
+    assert [r.url for r in upstream.requests] == [
+        f"{BASE}/items?api_key=k%20e%20y",
+        f"{BASE}/items?page=2&api_key=k%20e%20y",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -973,7 +992,11 @@ async def test_redirect_methods(status: int, method: str, body: bytes | None) ->
 async def test_redirects_are_bounded() -> None:
     upstream = MockUpstream(lambda request: moved(302, "/v1/loop"))
     result = await invoke(make_op(), {}, upstream=upstream, base_url=BASE, max_redirects=3)
-    assert (result, len(upstream.requests)) == (ToolResult(ok=False, status=302), 4)
+    said = f"the upstream redirected to {BASE}/loop; not followed: it is one redirect too many"
+    assert (result, len(upstream.requests)) == (
+        ToolResult(ok=False, status=302, result=said),
+        4,
+    )
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,9 @@ import asyncio
 import email.utils
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from toolbridge.errors import UpstreamUnavailable
 from toolbridge.tools import HttpOperation, ToolResult
@@ -31,6 +32,7 @@ from toolbridge.upstream.seam import (
     UpstreamResponse,
     timed_out,
 )
+from toolbridge.upstream.styles import path_enc
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 """The default cap on an upstream answer's body; more is cut and marked truncated."""
@@ -71,7 +73,9 @@ async def invoke(
     request = build_request(op, arguments, base_url=base_url, auth=auth, headers=headers, tool=tool)
     base = split_base(op, base_url)
     try:
-        return await _exchange(request, base, upstream, timeouts, max_bytes, max_redirects)
+        return await _exchange(
+            request, base, upstream, timeouts, max_bytes, max_redirects, auth.query
+        )
     except UpstreamUnavailable as exc:
         if not exc.sent or op.method.upper() in IDEMPOTENT:
             raise
@@ -90,6 +94,7 @@ async def _exchange(
     timeouts: Timeouts,
     max_bytes: int,
     max_redirects: int,
+    credential_query: Headers = (),
 ) -> ToolResult:
     """Send, follow redirects, retry once when asked, all within `timeouts.total`."""
     loop = asyncio.get_running_loop()
@@ -97,7 +102,11 @@ async def _exchange(
     response = await upstream.send(request, timeouts=timeouts, max_bytes=max_bytes)
     redirects, retried = 0, False
     while True:
-        following = _redirect(request, response, base) if redirects < max_redirects else None
+        following = (
+            _redirect(request, response, base, credential_query)
+            if redirects < max_redirects
+            else None
+        )
         if following is not None:
             redirects += 1
         elif not retried and (delay := retry_delay(request, response)) is not None:
@@ -114,7 +123,27 @@ async def _exchange(
             raise timed_out(request, timeouts.total, False)
         rest = Timeouts(connect=min(timeouts.connect, left), total=left)
         response = await upstream.send(request, timeouts=rest, max_bytes=max_bytes)
-    return shape_result(response)
+    result = shape_result(response)
+    if response.status in REDIRECTS and result.result is None:
+        said = _unfollowed(request, response, base, redirects >= max_redirects)
+        result = replace(result, result=said)
+    return result
+
+
+def _unfollowed(
+    request: UpstreamRequest, response: UpstreamResponse, base: Base, too_many: bool
+) -> str:
+    """What the model reads of a redirect that was not followed (its answer had no body)."""
+    location = (response.header("location") or "").strip()
+    if not location:
+        return f"the upstream answered {response.status} (a redirect) without a Location"
+    target = urlsplit(urljoin(request.url, location))
+    shown = f"{target.scheme}://{target.netloc.rpartition('@')[2]}{target.path}"
+    if too_many:
+        why = "it is one redirect too many"
+    else:
+        why = f"it leaves {base.origin}{base.path or '/'}, where this server's calls stay"
+    return f"the upstream redirected to {shown}; not followed: {why}"
 
 
 def retry_delay(request: UpstreamRequest, response: UpstreamResponse) -> float | None:
@@ -135,9 +164,13 @@ def retry_delay(request: UpstreamRequest, response: UpstreamResponse) -> float |
 
 
 def _redirect(
-    request: UpstreamRequest, response: UpstreamResponse, base: Base
+    request: UpstreamRequest,
+    response: UpstreamResponse,
+    base: Base,
+    credential_query: Headers = (),
 ) -> UpstreamRequest | None:
-    """The request a redirect asks for, when it stays on the base URL; else None."""
+    """The request a redirect asks for, when it stays on the base URL; else None. A query
+    credential (an API key `in: query`) goes along, as header and cookie ones do."""
     if response.status not in REDIRECTS:
         return None
     location = response.header("location")
@@ -153,6 +186,15 @@ def _redirect(
         body = None
         headers = tuple((k, v) for k, v in headers if k.lower() != "content-type")
     target = target.split("#", 1)[0]
+    if credential_query:
+        given = {unquote(pair.partition("=")[0]) for pair in urlsplit(target).query.split("&")}
+        added = "&".join(
+            f"{path_enc(name)}={path_enc(value)}"
+            for name, value in credential_query
+            if name not in given
+        )
+        if added:
+            target += ("&" if urlsplit(target).query else "?") + added
     return UpstreamRequest(
         server=request.server, method=method, url=target, headers=headers, body=body
     )
