@@ -56,6 +56,16 @@ def test_the_bulkiest_part_is_cut_first_and_short_strings_never() -> None:
     assert value["body"] == "y" * kept + f"… ({3000 - kept} more characters left out)"
 
 
+def test_a_value_not_owned_is_left_as_it_was_and_an_owned_one_is_cut_in_place() -> None:
+    value = {"rows": [[n] * 20 for n in range(50)], "note": "x" * 400}
+    before = json.loads(json.dumps(value))
+    copied, copied_cuts, _ = fit(value, 300)
+    assert value == before
+    cut, cuts, _ = fit(value, 300, owned=True)
+    assert (cut, cuts) == (copied, copied_cuts)
+    assert cut is value
+
+
 def test_text_answers_are_cut_as_text() -> None:
     value, cuts, text_cut = fit("é" * 1000, 300)
     assert (len(value.encode()) <= 300, cuts, text_cut) == (True, [], True)
