@@ -356,6 +356,44 @@ async def test_a_header_name_that_is_no_token_is_refused_and_nothing_sent(
     )
 
 
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nhi",
+            "Duplicate Content-Length",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\nhi",
+            "Transfer-Encoding can't be present with Content-Length",
+        ),
+        (b"SMTP ready\r\n\r\n", "Expected HTTP/, RTSP/ or ICE/"),
+    ],
+)
+async def test_an_answer_that_is_no_http_says_why(
+    upstream: Http11Upstream, answer: bytes, reason: str
+) -> None:
+    async with serving(answering(answer)) as (url, _):
+        with pytest.raises(UpstreamUnavailable) as caught:
+            await send(upstream, url)
+    assert str(caught.value) == (
+        f"upstream 'test': no valid answer from {url}: not an HTTP answer: {reason}"
+    )
+
+
+async def test_garbage_after_a_whole_answer_leaves_the_answer(upstream: Http11Upstream) -> None:
+    """A 204 with a body: the 204 is the answer; what follows is nobody's (closed)."""
+    answer = b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello"
+    async with serving(answering(answer)) as (url, accepted):
+        first = await send(upstream, url)
+        second = await send(upstream, url)
+    assert ((first.status, first.body), (second.status, second.body), accepted) == (
+        (204, b""),
+        (204, b""),
+        [0, 1],
+    )
+
+
 async def test_more_after_the_answer_closes_the_connection(upstream: Http11Upstream) -> None:
     """A second answer in the same packet is nobody's: the first stands, the connection goes."""
     both = b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nother"

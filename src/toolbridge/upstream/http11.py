@@ -185,9 +185,14 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._fail(_BadAnswer("the server switched protocols"))
         except httptools.HttpParserError as exc:
+            if self.complete:  # what follows the answer is no answer: the answer stands
+                self.trailing = True
+                self._succeed()
+                return
             cause = exc.__context__
             if not isinstance(cause, _BadAnswer):
-                cause = _BadAnswer(f"not an HTTP answer ({type(exc).__name__})")
+                # llhttp's own words ("Duplicate Content-Length"): fixed texts, no data
+                cause = _BadAnswer(f"not an HTTP answer: {str(exc)[:120] or type(exc).__name__}")
             self._fail(cause)
         else:
             if self.complete or self.truncated or (self.head_only and self.headers_done):
