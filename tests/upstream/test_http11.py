@@ -518,7 +518,25 @@ async def test_answer_timeout_covers_the_whole_request(upstream: Http11Upstream)
         with pytest.raises(UpstreamUnavailable) as caught:
             await send(upstream, url, timeouts=Timeouts(connect=0.1, total=0.3))
     assert caught.value.timeout
-    assert str(caught.value) == f"upstream 'test': no answer from {url} within 0.3 s"
+    assert str(caught.value) == (
+        f"upstream 'test': the answer from {url} began but did not end within 0.3 s"
+    )
+
+
+async def test_an_answer_whose_head_never_comes_is_no_answer(upstream: Http11Upstream) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Le")
+        await writer.drain()
+        await reader.read()
+
+    async with serving(handler) as (url, _):
+        with pytest.raises(UpstreamUnavailable) as caught:
+            await send(upstream, url, timeouts=Timeouts(connect=0.1, total=0.3))
+    assert (caught.value.timeout, str(caught.value)) == (
+        True,
+        f"upstream 'test': no answer from {url} within 0.3 s",
+    )
 
 
 def certificate(folder: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:

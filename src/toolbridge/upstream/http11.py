@@ -57,6 +57,10 @@ _Key = tuple[str, str, int]
 """Scheme, host and port: where to connect, and the pool's key."""
 
 
+class _Late(TimeoutError):
+    """The deadline came with the answer's head in and its body still coming."""
+
+
 class _BadAnswer(Exception):
     """The connection broke, or what came back was not HTTP; the message says which."""
 
@@ -314,7 +318,7 @@ class _Connection(asyncio.Protocol):
             waiter.set_result(response)
 
     def _expire(self) -> None:
-        self._fail(TimeoutError())
+        self._fail(_Late() if self.headers_done else TimeoutError())
 
     def _fail(self, exc: BaseException) -> None:
         waiter = self.waiter
@@ -410,9 +414,12 @@ class Http11Upstream:
                 raise AssertionError("unreachable")  # pragma: no cover
             finally:
                 pool.slots.release()
-        except TimeoutError:
+        except TimeoutError as exc:
             seconds = timeouts.connect if connecting else timeouts.total
-            raise timed_out(request, min(seconds, timeouts.total), connecting) from None
+            began = isinstance(exc, _Late)
+            raise timed_out(
+                request, min(seconds, timeouts.total), connecting, began=began
+            ) from None
         except _BadAnswer as exc:
             raise bad_answer(request, str(exc)) from None
         except (OSError, ssl.SSLError) as exc:

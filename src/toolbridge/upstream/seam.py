@@ -139,7 +139,15 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{host}:{port}" if port else f"{parts.scheme}://{host}"
 
 
-def timed_out(request: UpstreamRequest, seconds: float, connecting: bool) -> UpstreamUnavailable:
+def timed_out(
+    request: UpstreamRequest, seconds: float, connecting: bool, *, began: bool = False
+) -> UpstreamUnavailable:
+    """`began`: the answer's head came, its body did not finish (a slow trickle)."""
+    if began:
+        message = (
+            f"the answer from {origin(request.url)} began but did not end within {seconds:g} s"
+        )
+        return UpstreamUnavailable(request.server, message, timeout=True, sent=True)
     what = "no connection to" if connecting else "no answer from"
     message = f"{what} {origin(request.url)} within {seconds:g} s"
     return UpstreamUnavailable(request.server, message, timeout=True, sent=not connecting)
