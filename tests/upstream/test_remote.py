@@ -884,6 +884,12 @@ def test_an_answer_is_read_in_its_charset_when_that_is_one(
     )
 
 
+def test_a_large_json_answer_with_an_integer_past_64_bits_is_its_text_too() -> None:
+    body = b'{"rows": [' + b",".join(b'{"n": %d}' % n for n in range(200_000)) + b'], "big": '
+    body += b"1" * 25 + b"}"
+    assert shape_result(response(200, body, "application/json")).result == body.decode()
+
+
 def test_json_with_integers_past_64_bits_is_passed_as_its_text() -> None:
     """orjson reads them as floats: the model would read 1e+20 for 99999999999999999999."""
     big = b'{"id": 99999999999999999999, "low": -9223372036854775809, "name": "a"}'

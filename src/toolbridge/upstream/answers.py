@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import codecs
 import json
-import re
 from typing import Any
 
 import orjson
@@ -58,7 +57,7 @@ def _shaped_body(body: bytes, content_type: str | None, truncated: bool) -> Any:
         except orjson.JSONDecodeError:
             pass  # not JSON after all (or cut short): read it as text below
         else:
-            if len(body) <= EXACT_INTS_BELOW and _beyond_64_bits(body):
+            if _beyond_64_bits(body):
                 return body.decode("utf-8")  # its JSON text: orjson would read them as floats
             return parsed
     textual = json_type or mime.startswith("text/") or mime.endswith(_TEXT_SUFFIXES)
@@ -110,18 +109,15 @@ _BOMS = {
     "utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE),
 }
 
-EXACT_INTS_BELOW = 256 * 1024
-"""JSON answers up to this size are looked through for integers past 64 bits (20 digits or
-more), which orjson reads as floats (99999999999999999999 would reach the model as 1e+20):
-such an answer is passed as its JSON text instead, every digit kept. Larger answers are not
-looked through (a scan of 4 MB costs about 50 ms of the event loop): their big integers
-arrive as floats."""
-_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+_DIGITS = bytes(48 if 48 <= c <= 57 else 32 for c in range(256))
+"""Every digit to `0`, every other byte to a space: twenty `0`s in a row are twenty digits."""
 
 
 def _beyond_64_bits(body: bytes) -> bool:
-    """Whether the JSON `body` holds an integer below -2**63 or from 2**64 on."""
-    if _LONG_DIGITS.search(body) is None:
+    """Whether the JSON `body` holds an integer below -2**63 or from 2**64 on, which orjson
+    reads as a float (99999999999999999999 would reach the model as 1e+20). Only a body with
+    a run of 20 digits is read again to tell: the look costs about 1 ms a MB (a regex, 15)."""
+    if body.translate(_DIGITS).find(b"0" * 20) < 0:
         return False
     found = False
 
