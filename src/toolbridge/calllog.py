@@ -9,6 +9,7 @@ proxied call's CPU time in `bench/proxy.py`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any, BinaryIO
 
@@ -17,15 +18,39 @@ import orjson
 
 class CallLog:
     def __init__(
-        self, stream: BinaryIO, *, max_delay: float = 0.2, max_buffer: int = 64 * 1024
+        self,
+        stream: BinaryIO,
+        *,
+        max_delay: float = 0.2,
+        max_buffer: int = 64 * 1024,
+        owned: bool = False,
     ) -> None:
         self.stream = stream
         self.max_delay = max_delay
         self.max_buffer = max_buffer
+        self.owned = owned
+        """The stream is a file this log opened (`audit.file`), to close when it is retired."""
         self._buffer = bytearray()
         self._scheduled = False
+        self._successor: CallLog | None = None
+        self._retired = False
+
+    def retire(self, successor: CallLog | None) -> None:
+        """A reload moved the log: what is buffered goes out, a file of its own is closed (a
+        reload that changed `audit.file` 40 times left 40 files open), and what calls still
+        running record goes to `successor` (the new log), or nowhere when there is none."""
+        self.flush()
+        self._successor = successor
+        self._retired = True
+        if self.owned:
+            with contextlib.suppress(OSError):
+                self.stream.close()
 
     def record(self, entry: dict[str, Any]) -> None:
+        if self._retired:
+            if self._successor is not None:
+                self._successor.record(entry)
+            return  # else the config keeps no call log any more
         self._buffer += orjson.dumps({"time": round(time.time(), 3), **entry})
         self._buffer += b"\n"
         if len(self._buffer) >= self.max_buffer:

@@ -197,7 +197,7 @@ class Gateway:
     def _swap(self, previous: Generation, state: Generation) -> None:
         self._state = state
         if previous.call_log is not None and previous.call_log is not state.call_log:
-            previous.call_log.flush()  # an `audit` that moved: what is buffered goes out first
+            previous.call_log.retire(state.call_log)  # an `audit` that moved (calllog.py)
         old = previous.limiter
         if isinstance(old, SharedRateLimiter) and old is not state.limiter:
             task = asyncio.get_running_loop().create_task(old.close())  # its Redis connections
@@ -216,8 +216,9 @@ class Gateway:
         tb: TracebackType | None,
     ) -> None:
         state = self._state
+        await asyncio.sleep(0)  # the last calls' lines are recorded on the loop's next turn
         if state is not None and state.call_log is not None:
-            state.call_log.flush()
+            state.call_log.retire(None)  # written out, and a file of its own closed
         if state is not None and isinstance(state.limiter, SharedRateLimiter):
             await state.limiter.close()
         await self.upstream.aclose()

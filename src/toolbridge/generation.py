@@ -491,7 +491,7 @@ def _call_log(config: Config, previous: Generation | None, env: Environment) -> 
     if env.open_log is not None:
         return env.open_log(path)
     try:
-        return CallLog(path.open("ab"))
+        return CallLog(path.open("ab"), owned=True)
     except OSError as exc:
         raise ToolbridgeError(f"audit.file: cannot open {path}: {exc.strerror}") from exc
 
