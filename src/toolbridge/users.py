@@ -32,6 +32,8 @@ class UserData:
             "credentials": OrderedDict(),
         }
         self.max_cached = max_cached
+        self._forgotten = 0
+        """Counts `forget` calls: a read that began before one may hold what it dropped."""
 
     async def valves(self, user: str, tool_id: str) -> dict[str, Any] | None:
         """`user`'s stored UserValves for a tool, or None."""
@@ -42,7 +44,10 @@ class UserData:
         return await self._get("credentials", user, server_id)
 
     def forget(self, user: str | None = None, key: str | None = None) -> None:
-        """Drop cached entries: one user's (for one tool or server), or everything."""
+        """Drop cached entries: one user's (for one tool or server), or everything; and keep
+        out of the cache what reads still in flight bring back (they may have read the store
+        before the change that calls this)."""
+        self._forgotten += 1
         for cache in self._cache.values():
             if user is None:
                 cache.clear()
@@ -55,7 +60,10 @@ class UserData:
         if (user, key) in cache:
             cache.move_to_end((user, key))
             return cache[(user, key)]
+        forgotten = self._forgotten
         found = await self._loaders[kind](user, key)
+        if forgotten != self._forgotten:
+            return found  # a change came while reading: this call uses it, the cache does not
         cache[(user, key)] = found
         if len(cache) > self.max_cached:
             cache.popitem(last=False)

@@ -1,0 +1,67 @@
+"""Each caller's stored data, cached: a change forgets it, also while a read is in flight."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from toolbridge.users import UserData
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def test_a_read_in_flight_across_a_change_does_not_put_the_old_value_back() -> None:
+    """The store's read sees the old token; the change commits and is forgotten before that
+    read's answer comes back. Kept, the revoked token would be served from memory until the
+    next change for that caller."""
+    store: dict[tuple[str, str], dict[str, Any]] = {("alice", "pu"): {"token": "old"}}
+    reads = 0
+
+    async def credential(user: str, server: str) -> dict[str, Any] | None:
+        nonlocal reads
+        reads += 1
+        seen = store.get((user, server))  # the SELECT runs now ...
+        await anyio.sleep(0.05)  # ... and its answer arrives later
+        return seen
+
+    async def valves(user: str, tool: str) -> dict[str, Any] | None:
+        return None
+
+    users = UserData(valves, credential)
+    async with anyio.create_task_group() as group:
+        first: list[Any] = []
+
+        async def call() -> None:
+            first.append(await users.credential("alice", "pu"))
+
+        group.start_soon(call)
+        await anyio.sleep(0.01)
+        store[("alice", "pu")] = {"token": "new"}  # the write commits
+        users.forget("alice")  # and the change feed says so
+    later = [await users.credential("alice", "pu") for _ in range(3)]
+    assert (first, later, reads) == ([{"token": "old"}], [{"token": "new"}] * 3, 2)
+
+
+async def test_reads_are_cached_until_forgotten() -> None:
+    reads: list[str] = []
+
+    async def valves(user: str, tool: str) -> dict[str, Any] | None:
+        reads.append(f"{user}/{tool}")
+        return {"home": user}
+
+    async def credential(user: str, server: str) -> dict[str, Any] | None:
+        return None
+
+    users = UserData(valves, credential)
+    for _ in range(3):
+        await users.valves("bob", "weather")
+    users.forget("bob", "weather")
+    await users.valves("bob", "weather")
+    assert reads == ["bob/weather", "bob/weather"]
