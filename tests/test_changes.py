@@ -63,6 +63,12 @@ def test_a_tool_that_leads_elsewhere_changed_its_target() -> None:
     assert tool_changes([tool("a")], [moved]).changed == (ToolChange(name="a", fields=("target",)),)
 
 
+def test_a_name_that_now_reaches_another_server_changed_its_target() -> None:
+    """The same operation of another source: other credentials, another upstream."""
+    other = tool("a", source="other", target=replace(tool("a").http, server="other"))
+    assert tool_changes([tool("a")], [other]).changed == (ToolChange(name="a", fields=("target",)),)
+
+
 def test_settings_are_named_never_shown() -> None:
     before = Config(auth=Auth(api_keys=(ApiKey(user="a", key="secret-one"),)))
     after = Config(

@@ -145,7 +145,9 @@ def _setting(config: Config, path: tuple[str, ...]) -> Any:
 
 def _field(tool: Tool, name: str) -> Any:
     if name == "target":
-        return tool.where  # the function object of a re-imported module is new every time
+        # The source too: the same name now reaching another server (its credentials, its
+        # upstream) is a change. Not the function object: a re-imported module's is new.
+        return (tool.source, tool.where)
     return getattr(tool, name)
 
 

@@ -4,10 +4,12 @@ their Valves, each user's UserValves and credentials, approved documents, and th
 from __future__ import annotations
 
 import hashlib
+import itertools
+from datetime import timedelta
 
 import pytest
 
-from tests.state.conftest import NOW
+from tests.state.conftest import KEY_A, NOW
 from toolbridge.errors import AlreadyExists, BadRequest
 from toolbridge.state import (
     REDACTED,
@@ -22,6 +24,7 @@ from toolbridge.state import (
 )
 from toolbridge.state import database as limits
 from toolbridge.state import documents as documents_module
+from toolbridge.state.secrets import SecretBox
 
 pytestmark = pytest.mark.anyio
 
@@ -79,6 +82,27 @@ async def test_a_server_without_secrets_or_document(store: Store) -> None:
 
     assert (created.entry, created.document_sha256, created.document_size) == (entry, None, None)
     assert await store.servers.in_clear() == (ServerInClear("open", entry, None),)
+
+
+async def test_servers_and_tools_are_read_in_the_order_they_were_registered(
+    store_url: str,
+) -> None:
+    """The order their tools claim names in: one registered later (`alpha`, though first by
+    id) cannot take a name an earlier one (`zeta`) serves."""
+    moments = (NOW + timedelta(seconds=n) for n in itertools.count())
+    secrets = SecretBox([KEY_A])
+    async with await Store.open(store_url, secrets=secrets, clock=lambda: next(moments)) as store:
+        for name in ("zeta", "alpha", "mid"):
+            await store.servers.create({**PETS, "id": name}, by="ops")
+            await store.tools.create(f"{name}-tools", CLOCK_TOOL, {}, by="ops")
+        servers = [s.id for s in await store.servers.in_clear()]
+        tools = [t.id for t in await store.tools.in_clear()]
+        listed = [s.id for s in await store.servers.list()]
+    assert (servers, tools, listed) == (
+        ["zeta", "alpha", "mid"],
+        ["zeta-tools", "alpha-tools", "mid-tools"],
+        ["alpha", "mid", "zeta"],  # the admin listing stays by id
+    )
 
 
 async def test_creating_a_server_twice_is_a_conflict(store: Store) -> None:

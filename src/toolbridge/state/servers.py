@@ -111,9 +111,12 @@ class Servers:
         return tuple(server_record(row) for row in rows)
 
     async def in_clear(self) -> tuple[ServerInClear, ...]:
-        """Every stored server with its secrets and document: what the catalog is built from."""
+        """Every stored server with its secrets and document: what the catalog is built from,
+        in the order they were registered (then by id), which is the order their tools claim
+        names in: a server registered later cannot take a name one registered earlier serves."""
+        query = sa.select(servers).order_by(servers.c.created_at, servers.c.id)
         async with self._db.read("read servers") as connection:
-            rows = (await connection.execute(sa.select(servers).order_by(servers.c.id))).all()
+            rows = (await connection.execute(query)).all()
         return tuple(
             ServerInClear(
                 id=row.id,

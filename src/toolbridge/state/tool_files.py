@@ -127,14 +127,15 @@ class ToolFiles:
 
     async def in_clear(self) -> tuple[ToolInClear, ...]:
         """Every stored file of this kind with its Valves, secrets included: what the gateway
-        loads."""
+        loads, in the order they were registered (then by id)."""
         query = (
             sa.select(tools, tool_valves.c.valves, tool_valves.c.sealed)
             .outerjoin(tool_valves, tool_valves.c.tool_id == tools.c.id)
             .where(self._mine)
         )
         async with self._db.read(f"read {self.kind}s") as connection:
-            rows = (await connection.execute(query.order_by(tools.c.id))).all()
+            # In the order they were registered: the order their tools claim names in.
+            rows = (await connection.execute(query.order_by(tools.c.created_at, tools.c.id))).all()
         loaded = []
         for row in rows:
             entry = dict(row.entry)
