@@ -89,3 +89,36 @@ async def test_a_store_that_never_answers_holds_a_call_only_so_long(
         "sqlite:///unused.db is unavailable (no answer within 0.2 s)"
     )
     assert time.monotonic() - started < 5
+
+
+async def test_a_late_read_is_left_to_end_by_itself_not_waited_for(
+    shared: Shared, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelling a query waits for the driver to cancel it on the server, which a frozen
+    server never answers: the call ends at CALL_READ_TIMEOUT all the same."""
+    import asyncio
+
+    ended: list[str] = []
+    release = asyncio.Event()
+
+    class Frozen:
+        async def valves_in_clear(self, user: str, tool_id: str) -> None:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                await release.wait()  # asyncpg asking the frozen server to cancel the query
+                ended.append("cleaned up")
+                raise
+
+    class Store:
+        users = Frozen()
+
+    monkeypatch.setattr(shared_module, "CALL_READ_TIMEOUT", 0.1)
+    shared.store = Store()  # type: ignore[assignment]
+    with pytest.raises(StoreUnavailable):
+        await shared.users.valves("alice", "weather")
+    when_the_call_ended = list(ended)
+    release.set()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert (when_the_call_ended, ended, shared_module._ABANDONED) == ([], ["cleaned up"], set())

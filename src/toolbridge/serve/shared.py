@@ -237,9 +237,35 @@ class Shared:
         """A read a call waits for: within CALL_READ_TIMEOUT, else StoreUnavailable (a store
         that takes connections and never answers must not hold the call for its full
         statement timeout)."""
+        # In a task of its own, left to end by itself when it is late: cancelling a query
+        # waits for the driver to cancel it on the server, which a frozen server never
+        # answers (the call took 7 s, once 35 s, instead of the 5 promised).
+        task: asyncio.Task[Found] = asyncio.ensure_future(reading)
         try:
-            async with asyncio.timeout(CALL_READ_TIMEOUT):
-                return await reading
-        except TimeoutError:
-            reason = f"no answer within {CALL_READ_TIMEOUT:g} s"
-            raise StoreUnavailable(what, shown(self.url), reason) from None
+            done, _ = await asyncio.wait({task}, timeout=CALL_READ_TIMEOUT)
+        except asyncio.CancelledError:
+            _abandon(task)
+            raise
+        if task in done:
+            return task.result()
+        _abandon(task)
+        reason = f"no answer within {CALL_READ_TIMEOUT:g} s"
+        raise StoreUnavailable(what, shown(self.url), reason)
+
+
+_ABANDONED: set[asyncio.Task[Any]] = set()
+"""Store reads a call stopped waiting for, held until they end (a task nobody holds may be
+collected mid-run)."""
+
+
+def _abandon(task: asyncio.Task[Any]) -> None:
+    """Cancel `task` without waiting for it to end; what it ends with is read, not raised."""
+    task.cancel()
+    _ABANDONED.add(task)
+
+    def ended(finished: asyncio.Task[Any]) -> None:
+        _ABANDONED.discard(finished)
+        if not finished.cancelled():
+            finished.exception()  # read: a late failure is the store's outage, said already
+
+    task.add_done_callback(ended)
