@@ -70,11 +70,17 @@ class Dispatch:
                 budget = state.budgets.for_tool(tool) if state.budgets else None
                 if budget is None:
                     return result
-                # JSON too deep to write (or to walk) is its text, which a budget cuts as text.
-                result = sendable(result)
-                # Redacted before any cut: a secret cut in two is one no spelling matches.
-                redacted = replace(result, result=state.secrets.value(result.result))
-                return apply_budget(budget, redacted)
+                try:
+                    # Redacted before any cut: a secret cut in two is one no spelling matches.
+                    redacted = replace(result, result=state.secrets.value(result.result))
+                    return apply_budget(budget, redacted)
+                except (orjson.JSONEncodeError, RecursionError):
+                    # JSON too deep to write (orjson reads 1,024 levels, writes 254) or to
+                    # walk: its text, which a budget cuts as text. Rare: not checked up front.
+                    text = sendable(result)
+                    return apply_budget(
+                        budget, replace(text, result=state.secrets.value(text.result))
+                    )
             case PythonFunction() as fn:
                 headers = caller_headers or {}
                 user = _user(principal, headers.get(USER_VALVES_HEADER))
