@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gzip
-from collections.abc import MutableMapping
-from typing import Any, cast
+from collections.abc import Callable, MutableMapping
+from typing import Any
 
 import pytest
 import zstandard
@@ -25,7 +25,9 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-async def _run(app: Any) -> list[dict[str, Any]]:
+async def _run(
+    app: Any, secrets: Callable[[], Secrets] = lambda: Secrets([CANARY])
+) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -35,7 +37,7 @@ async def _run(app: Any) -> list[dict[str, Any]]:
         sent.append(dict(message))
 
     scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
-    await Redacting(app, lambda: Secrets([CANARY]))(scope, receive, send)
+    await Redacting(app, secrets)(scope, receive, send)
     return sent
 
 
@@ -119,16 +121,7 @@ async def test_a_secret_learned_during_the_call_is_redacted_from_its_own_answer(
                     "headers": [(b"content-length", str(len(body)).encode())]})  # fmt: skip
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        sent.append(dict(message))
-
-    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
-    await Redacting(cast(Any, app), lambda: secrets)(scope, receive, send)
+    sent = await _run(app, lambda: secrets)
     body = f'{{"echo": "Bearer {MARKER}"}}'.encode()
     assert sent == [
         {

@@ -507,26 +507,23 @@ async def test_requests_wait_for_a_free_connection() -> None:
     assert accepted == [0]
 
 
-async def test_answer_timeout_covers_the_whole_request(upstream: Http11Upstream) -> None:
+@pytest.mark.parametrize(
+    ("sent", "said"),
+    [
+        # The head in, the body trickling: the timeout covers the whole answer.
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nslow",
+            "the answer from {url} began but did not end within 0.3 s",
+        ),
+        (b"HTTP/1.1 200 OK\r\nContent-Le", "no answer from {url} within 0.3 s"),  # no whole head
+    ],
+)
+async def test_answer_timeout_covers_the_whole_request(
+    upstream: Http11Upstream, sent: bytes, said: str
+) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nslow")
-        await writer.drain()
-        await reader.read()
-
-    async with serving(handler) as (url, _):
-        with pytest.raises(UpstreamUnavailable) as caught:
-            await send(upstream, url, timeouts=Timeouts(connect=0.1, total=0.3))
-    assert caught.value.timeout
-    assert str(caught.value) == (
-        f"upstream 'test': the answer from {url} began but did not end within 0.3 s"
-    )
-
-
-async def test_an_answer_whose_head_never_comes_is_no_answer(upstream: Http11Upstream) -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Le")
+        writer.write(sent)
         await writer.drain()
         await reader.read()
 
@@ -535,7 +532,7 @@ async def test_an_answer_whose_head_never_comes_is_no_answer(upstream: Http11Ups
             await send(upstream, url, timeouts=Timeouts(connect=0.1, total=0.3))
     assert (caught.value.timeout, str(caught.value)) == (
         True,
-        f"upstream 'test': no answer from {url} within 0.3 s",
+        "upstream 'test': " + said.format(url=url),
     )
 
 
