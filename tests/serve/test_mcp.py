@@ -31,6 +31,7 @@ from toolbridge.errors import UpstreamUnavailable
 from toolbridge.formats.render import render
 from toolbridge.gateway import Gateway
 from toolbridge.policy import Principal
+from toolbridge.serve.bodies import MAX_REQUEST_BYTES
 from toolbridge.serve.mcp import PATH, McpApp, create_mcp_app
 from toolbridge.tools import Tool, ToolResult
 from toolbridge.upstream.seam import MockUpstream, UpstreamRequest, UpstreamResponse
@@ -41,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 URL = f"http://gateway.test{PATH}"
 KEYS = {"alice": "alice-key-1", "bob": "bob-key-1", "ops": "ops-key-1"}
 ACCEPT = {"Accept": "application/json, text/event-stream"}
+JSON_TYPE = {"Content-Type": "application/json"}
 
 CONFIG = Config.model_validate(
     {
@@ -250,6 +252,71 @@ async def test_a_handshake_era_client_lists_and_calls_with_plain_json_rpc(served
             "structuredContent": STATUS,
             "isError": False,
         }
+
+
+@pytest.mark.parametrize(
+    ("ident", "kind"),
+    [
+        ("1.5", "a number with a fraction or an exponent"),
+        ("1e2", "a number with a fraction or an exponent"),
+        ("null", "null"),
+        ("true", "a boolean"),
+        ('{"n": 1}', "an object"),
+        ("[1]", "an array"),
+    ],
+)
+async def test_a_request_whose_id_is_no_string_or_integer_is_answered_with_an_error(
+    served: Served, ident: str, kind: str
+) -> None:
+    """The SDK takes such a message for a notification (202, never run): the client would wait
+    for an answer forever. MCP ids are strings or integers, never null."""
+    body = f'{{"jsonrpc": "2.0", "id": {ident}, "method": "tools/list", "params": {{}}}}'
+    async with http_client(served) as http:
+        http.headers["MCP-Protocol-Version"] = "2025-06-18"
+        response = await http.post(URL, content=body, headers={**ACCEPT, **JSON_TYPE})
+    assert (response.status_code, response.json()) == (
+        400,
+        {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {
+                "code": -32600,
+                "message": "Invalid Request: an MCP request's id is a string or an integer; "
+                f"this one's is {kind} (a message with a method and without an id is a "
+                "notification)",
+            },
+        },
+    )
+
+
+@pytest.mark.parametrize("ident", ['"req-1"', "0", "-3", "99999999999999999999999"])
+async def test_string_and_integer_ids_of_any_size_are_answered_under_the_same_id(
+    served: Served, ident: str
+) -> None:
+    body = f'{{"jsonrpc": "2.0", "id": {ident}, "method": "tools/list", "params": {{}}}}'
+    async with http_client(served) as http:
+        http.headers["MCP-Protocol-Version"] = "2025-06-18"
+        response = await http.post(URL, content=body, headers={**ACCEPT, **JSON_TYPE})
+    message = reply(response)
+    assert (message["id"], len(message["result"]["tools"])) == (
+        json.loads(ident),
+        len(GET_TOOLS + FAULTS),
+    )
+
+
+async def test_a_body_past_the_limit_is_refused_before_it_is_parsed(served: Served) -> None:
+    body = b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"x": "'
+    body += b"x" * MAX_REQUEST_BYTES + b'"}}'
+    async with http_client(served) as http:
+        response = await http.post(URL, content=body, headers={**ACCEPT, **JSON_TYPE})
+    assert (response.status_code, response.json()) == (
+        413,
+        {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {"code": -32600, "message": "the request body is over 8388608 bytes"},
+        },
+    )
 
 
 @pytest.mark.parametrize(("mode", "version"), [("auto", "2026-07-28"), ("legacy", "2025-11-25")])

@@ -69,6 +69,8 @@ from toolbridge.errors import (
 from toolbridge.gateway import Gateway
 from toolbridge.openapi.bodies import body_kind
 from toolbridge.policy import Principal
+from toolbridge.serve.bodies import MAX_REQUEST_BYTES
+from toolbridge.serve.mcp_ids import checked_body
 from toolbridge.serve.mcp_interaction import (
     asker,
     binding,
@@ -84,8 +86,6 @@ from toolbridge.tools import Tool, ToolResult
 
 logger = logging.getLogger(__name__)
 
-MAX_REQUEST_BYTES: Final = 8 * 1024 * 1024
-"""As the HTTP API's limit: arguments may carry base64 files."""
 NOTIFY_TIMEOUT: Final = 5.0
 """Seconds one stateful session may take to accept a change notification before it is skipped."""
 
@@ -142,6 +142,11 @@ class McpApp:
                 scope, receive, send
             )
             return
+        if scope["method"] == "POST":
+            replay = await checked_body(receive, send)
+            if replay is None:
+                return
+            receive = replay
         splices = Splices()
         scope = {**scope, _PRINCIPAL: principal, SCOPE_KEY: splices}
         if self._sessions is not None:
