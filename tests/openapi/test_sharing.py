@@ -12,10 +12,12 @@ import gc
 import math
 import re
 import textwrap
+import weakref
 from pathlib import Path
 
 import pytest
 
+from toolbridge.bulk import collector_paused
 from toolbridge.errors import DocumentError
 from toolbridge.openapi.convert import convert
 from toolbridge.openapi.documents import DocumentStore
@@ -216,6 +218,27 @@ def test_the_collector_runs_again_after_a_conversion(tmp_path: Path) -> None:
     """Collection is paused while converting, and back on afterwards, nothing left frozen."""
     _convert(tmp_path, SHARED)
     assert (gc.isenabled(), gc.get_freeze_count()) == (True, 0)
+
+
+def test_cycles_made_between_builds_are_collected_without_being_asked() -> None:
+    """Between two small builds (a reload re-reading its servers) a serving process makes a
+    few cycles (a re-imported tool file's classes). The collector must still come round to
+    them: pausing it must not reset the count that starts a collection (`gc.freeze` did, and
+    such a process grew by about 4 MB per 100 reloads)."""
+
+    class Node:
+        pass
+
+    gc.collect()
+    alive: list[weakref.ref[Node]] = []
+    for _ in range(2_000):
+        with collector_paused():
+            kept = [{} for _ in range(5)]
+        node = Node()
+        node.me = node  # type: ignore[attr-defined]
+        alive.append(weakref.ref(node))
+        del node, kept
+    assert sum(ref() is not None for ref in alive) < 1_000
 
 
 def test_the_collector_runs_again_after_a_failed_conversion(tmp_path: Path) -> None:
