@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -10,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import pytest
 
-from toolbridge.budgets import Budget, Budgets, apply, fit
+from toolbridge.budgets import MAX_CUTS, MAX_REPORTED_CUTS, Budget, Budgets, apply, fit
 from toolbridge.config import Config, Server
 from toolbridge.config_file import load_config
 from toolbridge.errors import ConfigError
@@ -117,6 +118,119 @@ def test_errors_and_binary_answers_are_not_selected_and_small_ones_not_marked() 
     assert apply(budget(None, 1000), small) == small
 
 
+def json_answer(result: Any, *, truncated: bool = False) -> ToolResult:
+    return ToolResult(
+        ok=True,
+        status=200,
+        content_type="application/json",
+        result=result,
+        truncated=truncated,
+    )
+
+
+WITHHELD = (
+    "the answer was withheld: this tool's result select (items[].id) could not be applied, as "
+)
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        # Passed on as its JSON text (integers past 64 bits): read here, then selected.
+        (
+            json_answer('{"items": [{"id": 123456789012345678901234567890, "secret": "s"}]}'),
+            json_answer("[123456789012345678901234567890]"),
+        ),
+        # Deeper than orjson writes, parsed: selected as any.
+        (
+            json_answer(orjson.loads('{"items": [{"id": 1, "d": ' + "[" * 300 + "]" * 300 + "}]}")),
+            json_answer([1]),
+        ),
+        # Deeper than Python reads: withheld.
+        (
+            json_answer('{"items": [{"id": 1, "deep": ' + "[" * 1100 + "]" * 1100 + "}]}"),
+            ToolResult(
+                ok=False,
+                status=200,
+                content_type="text/plain",
+                result=WITHHELD + "it is nested too deep to read",
+            ),
+        ),
+        # Cut at the size cap: no whole JSON, so not selectable, so withheld.
+        (
+            json_answer('{"items": [{"id": 1, "secret": "s"}, {"id"', truncated=True),
+            ToolResult(
+                ok=False,
+                status=200,
+                content_type="text/plain",
+                result=WITHHELD + "it was longer than the gateway's size cap, so it was cut "
+                "and is no whole JSON",
+            ),
+        ),
+        (
+            json_answer("<html>not json</html>"),
+            ToolResult(
+                ok=False,
+                status=200,
+                content_type="text/plain",
+                result=WITHHELD + "it says it is JSON but is not",
+            ),
+        ),
+    ],
+    ids=[
+        "integers-past-64-bits",
+        "deeper-than-orjson-writes",
+        "deeper-than-python-reads",
+        "cut-at-the-cap",
+        "not-json",
+    ],
+)
+def test_select_applies_to_every_json_answer_or_withholds_it(
+    answer: ToolResult, expected: ToolResult
+) -> None:
+    """What `select` leaves out (a secret, a blob) never reaches the model whole."""
+    shaped = apply(budget("items[].id", None), answer)
+    assert replace(shaped, shaped=None) == expected
+
+
+def test_a_select_that_fails_on_the_answer_withholds_it() -> None:
+    """JMESPath finds a type error only on the data: `length` of a number."""
+    answer = json_answer({"items": 5})
+    assert apply(budget("length(items[0])", None), answer) == ToolResult(
+        ok=False,
+        status=200,
+        content_type="text/plain",
+        result="the answer was withheld: this tool's result select (length(items[0])) could not "
+        "be applied, as the expression failed on it: In function length(), invalid type for "
+        "value: None, expected one of: ['string', 'array', 'object'], received: \"null\"",
+    )
+
+
+def test_a_json_answer_shaped_like_a_binary_one_is_cut() -> None:
+    """Only answers.py's binary answers (not JSON) escape a budget's cut."""
+    lookalike = json_answer({"base64": "A" * 5000, "size": 3750})
+    shaped = apply(budget(None, 256), lookalike)
+    assert shaped.shaped is not None
+    assert size(shaped.result) <= 256
+
+
+def test_thousands_of_small_arrays_are_cut_a_bounded_number_of_times() -> None:
+    """Each cut saves little: after MAX_CUTS the answer becomes its text, cut; the envelope
+    lists the largest MAX_REPORTED_CUTS and counts the rest."""
+    answer = json_answer({f"k{i}": [i, i + 1, i + 2, "x" * 20] for i in range(3000)})
+    shaped = apply(budget(None, 256), answer)
+    assert shaped.shaped is not None
+    assert (
+        isinstance(shaped.result, str),
+        len(shaped.result.encode()) <= 256,
+        len(shaped.shaped.cuts),
+        shaped.shaped.more_cuts,
+        shaped.shaped.text_cut,
+    ) == (True, True, MAX_REPORTED_CUTS, MAX_CUTS - MAX_REPORTED_CUTS, True)
+    body = result_body(shaped)["budget"]
+    assert (len(body["left_out"]), body["more_left_out"]) == (16, 48)
+
+
 def tool(name: str, operation_id: str, output: dict[str, Any] | None = None) -> Tool:
     return Tool(
         name=name,
@@ -180,6 +294,39 @@ def test_a_tools_own_budget_overrides_its_servers_key_by_key() -> None:
             "tools: {getNote: {result: {cut: 1}}}",
             "servers[0].tools.getNote.result.cut: unknown key 'cut'",
         ),
+        # What JMESPath itself finds only when the expression runs, on every call:
+        (
+            "result: {select: 'items[].lenght(name)'}",
+            "servers[0].result.select: JMESPath has no function 'lenght' (it has: abs, avg, ",
+        ),
+        (
+            "result: {select: 'join(items)'}",
+            "servers[0].result.select: JMESPath's join() takes 2 argument(s), found 1",
+        ),
+        (
+            "result: {select: 'not_null()'}",
+            "servers[0].result.select: JMESPath's not_null() takes at least 1 argument(s), found 0",
+        ),
+        (
+            "result: {select: '" + "(" * 1500 + "a" + ")" * 1500 + "'}",
+            "servers[0].result.select: not a JMESPath expression this gateway reads: nested "
+            "too deep",
+        ),
+        (
+            "result: {select: '" + "a." * 2500 + "b'}",
+            "servers[0].result.select: a JMESPath expression of at most 4096 characters, "
+            "found 5001",
+        ),
+    ],
+    ids=[
+        "bad-syntax",
+        "too-small",
+        "unknown-key",
+        "no-such-function",
+        "arity",
+        "variadic",
+        "too-deep",
+        "too-long",
     ],
 )
 def test_a_budget_that_cannot_work_is_a_config_error_naming_its_line(
@@ -281,7 +428,7 @@ async def test_json_too_deep_to_write_is_cut_as_its_text(
     async with Gateway(config, upstream=MockUpstream(upstream)) as gateway:
         result = await gateway.call(Principal(id="ops", admin=True), "listNotes", {})
     assert isinstance(result.result, str)
-    assert result.result.startswith('{"a": {"a": ')
+    assert result.result.startswith('{"a":{"a":')
     assert len(result.result.encode()) <= 300
 
 

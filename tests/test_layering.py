@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "toolbridge"
 LAYERS: list[set[str]] = [
     # plain values, the YAML loader, host names, which names hold secrets; bulk and forked work
     {"errors", "tools", "yaml_loader", "hosts", "bulk", "forked", "secret_names"},
+    {"json_text", "selects"},  # JSON text of any depth; what a `result.select` may be
     {"yaml_paths"},  # where a value is in a YAML file, for errors that say so
     {"schemas", "names", "config"},  # pure helpers over those values; what a valid config is
     {"config_file"},  # toolbridge.yaml read into a Config (and admin API entries checked)
@@ -105,7 +106,7 @@ EDGES = {
     "bm25s": {"search"},
     "numpy": {"search"},
     "Stemmer": {"search"},
-    "jmespath": {"config", "budgets"},
+    "jmespath": {"selects", "budgets"},
 }
 PURE = {
     "hosts",

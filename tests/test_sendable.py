@@ -12,7 +12,7 @@ import pytest
 from toolbridge.config import Config
 from toolbridge.gateway import Gateway
 from toolbridge.policy import Principal
-from toolbridge.sendable import MAX_DEPTH, sendable
+from toolbridge.sendable import ENVELOPE_DEPTH, MAX_DEPTH, sendable
 from toolbridge.tools import ToolResult
 from toolbridge.upstream.seam import MockUpstream, UpstreamRequest, UpstreamResponse
 
@@ -58,16 +58,32 @@ def itself() -> dict[str, Any]:
                 result="the tool's answer cannot be sent as JSON: it refers to itself",
             ),
         ),
+        (nested(50_000), ToolResult(ok=True, result="[" * 50_001 + "]" * 50_001)),
+        # The surfaces wrap a result in a few levels more (the envelope, MCP's answer).
         (
-            nested(50_000),
-            ToolResult(
-                ok=False,
-                content_type="text/plain",
-                result="the tool's answer cannot be sent as JSON: it is nested too deep",
-            ),
+            nested(MAX_DEPTH - 2),
+            ToolResult(ok=True, result="[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)),
+        ),
+        (
+            nested(MAX_DEPTH - ENVELOPE_DEPTH - 1),
+            ToolResult(ok=True, result=nested(MAX_DEPTH - ENVELOPE_DEPTH - 1)),
+        ),
+        (
+            {"n": 10**30, "m": [True, None]},
+            ToolResult(ok=True, result='{"n":' + "1" + "0" * 30 + ',"m":[true,null]}'),
         ),
     ],
-    ids=["json", "text", "too-deep-json", "a-set", "itself", "deeper-than-python-goes"],
+    ids=[
+        "json",
+        "text",
+        "too-deep-json",
+        "a-set",
+        "itself",
+        "deeper-than-python-goes",
+        "too-deep-in-an-envelope",
+        "deep-but-not-too-deep",
+        "integers-past-64-bits",
+    ],
 )
 def test_an_answer_that_cannot_be_written_as_json(value: Any, expected: ToolResult) -> None:
     assert sendable(ToolResult(ok=True, result=value)) == expected

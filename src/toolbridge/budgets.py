@@ -5,12 +5,15 @@ name or operationId) changes it for one tool, key by key (`select: "@"` keeps th
 
 - `select`, a JMESPath expression, reduces a successful JSON answer to what the model needs
   (`items[].{id: id, title: title}`). Error answers (`ok` false) are passed on whole: their
-  shape is not the one the expression was written for.
+  shape is not the one the expression was written for. A successful answer it cannot be
+  applied to, or fails on, is withheld (an error result saying why): what it leaves out may be
+  what must not reach the model.
 - `max_bytes` caps the answer's size as compact JSON (text answers: as UTF-8). Arrays are cut
   first, the largest first, keeping their leading items, and end with a string saying how many
   items were left out (`"(90 more items left out)"`); when that is not enough, long strings are
-  cut (`"… (1234 more characters left out)"`); as a last resort the answer becomes its JSON
-  text, cut. Binary answers (`{"base64", ...}`) are left alone: a cut one is no use.
+  cut (`"… (1234 more characters left out)"`), at most MAX_CUTS parts; as a last resort the
+  answer becomes its JSON text, cut. Binary answers (`{"base64", ...}`) are left alone: a cut
+  one is no use.
 
 What was done is `ToolResult.shaped`, which the call envelope reports as `budget`. A tool with
 a budget promises no output schema (its answers are reshaped): `reshape` drops it, with a note.
@@ -19,6 +22,9 @@ Pure: values in, values out.
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -26,15 +32,24 @@ from typing import Any
 
 import jmespath
 import orjson
+from jmespath.exceptions import JMESPathError
 
 from toolbridge.config import ResultBudget, Server
+from toolbridge.json_text import json_text
 from toolbridge.tools import Cut, HttpOperation, Note, Shaped, Tool, ToolResult
+from toolbridge.upstream.media_types import is_json_type
 
 MIN_STRING = 64
 """Strings shorter than this are never cut: they are names and ids, not bulk."""
 Part = tuple[str, int, tuple[Any, Any], Any]
 """A part of a JSON value that can be cut: path, size, (parent, key), the array or string."""
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_BINARY_KEYS = {"base64", "size", "content_type"}
+MAX_CUTS = 64
+"""Arrays and strings cut at most in one answer; past that the answer becomes its JSON text,
+cut (an answer of thousands of small arrays is not worth cutting one by one)."""
+MAX_REPORTED_CUTS = 16
+"""Cuts the envelope lists (`left_out`), largest first; `more_left_out` counts the rest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,15 +122,31 @@ def _pick(mine: ResultBudget | None, shared: ResultBudget | None, key: str) -> A
 
 def apply(budget: Budget, result: ToolResult) -> ToolResult:
     """The result as its budget lets it through; unchanged (and without `shaped`) when the
-    budget neither selects nor has to cut."""
+    budget neither selects nor has to cut. A successful answer the budget's `select` cannot
+    be applied to (see `_selectable`), or fails on, is withheld: an error result that says why,
+    never the whole answer the expression was written to reduce."""
     value = result.result
-    if _is_binary(value):
+    if _is_binary(result):
         return result
     selected = None
-    if budget.expression is not None and result.ok and isinstance(value, dict | list):
-        value = budget.expression.search(value)
-        selected = budget.select
-    size = _size(value)
+    if budget.expression is not None and result.ok:
+        try:
+            value = _selectable(value, result)
+            if isinstance(value, dict | list):
+                value = budget.expression.search(value)
+                selected = budget.select
+        except _Unselectable as exc:
+            return _withheld(result, budget, str(exc))
+        except JMESPathError as exc:
+            return _withheld(result, budget, f"the expression failed on it: {exc}")
+        except RecursionError:
+            return _withheld(result, budget, "the expression went too deep into it")
+    try:
+        size = _size(value)
+    except (orjson.JSONEncodeError, RecursionError):
+        # Integers past 64 bits, or deeper than orjson writes: its JSON text, cut as text.
+        value = json_text(value)
+        size = _text_size(value)
     cuts: list[Cut] = []
     text_cut = False
     if budget.max_bytes is not None and size > budget.max_bytes:
@@ -128,41 +159,85 @@ def apply(budget: Budget, result: ToolResult) -> ToolResult:
         selected=selected,
         size=size,
         max_bytes=budget.max_bytes,
-        cuts=tuple(cuts),
+        cuts=tuple(cuts[:MAX_REPORTED_CUTS]),
+        more_cuts=max(0, len(cuts) - MAX_REPORTED_CUTS),
         text_cut=text_cut,
     )
     return replace(result, result=value, shaped=shaped)
 
 
+class _Unselectable(Exception):
+    """Why a successful answer cannot be selected from."""
+
+
+def _selectable(value: Any, result: ToolResult) -> Any:
+    """The answer as JSON to select from. A JSON answer passed on as its text (integers past
+    64 bits, nesting deeper than orjson reads) is read here with the standard library; one cut
+    at the size cap, or no JSON at all, cannot be selected from."""
+    if not isinstance(value, str) or not is_json_type(result.content_type or ""):
+        return value
+    if result.truncated:
+        raise _Unselectable(
+            "it was longer than the gateway's size cap, so it was cut and is no whole JSON"
+        )
+    try:
+        return json.loads(value)
+    except RecursionError:
+        raise _Unselectable("it is nested too deep to read") from None
+    except ValueError:
+        raise _Unselectable("it says it is JSON but is not") from None
+
+
+def _withheld(result: ToolResult, budget: Budget, why: str) -> ToolResult:
+    text = (
+        f"the answer was withheld: this tool's result select ({budget.select}) could not be "
+        f"applied, as {why}"
+    )
+    return ToolResult(ok=False, status=result.status, content_type="text/plain", result=text)
+
+
 def fit(value: Any, limit: int, *, owned: bool = False) -> tuple[Any, list[Cut], bool]:
     """`value` cut to at most `limit` bytes of compact JSON (text: of UTF-8): the value, the
     arrays cut, and whether text was cut. `owned`: `value` is the caller's to change (cut in
-    place); else a copy is cut."""
+    place); else a copy is cut.
+
+    The bulkiest part first, at most MAX_CUTS of them: the parts wait in a heap by size, each
+    measured once. A part's size stays true while it waits: only its own cut changes it, and
+    what lies inside an array is looked into (and can be cut) only once the array is cut. So
+    the answer's size is kept by arithmetic, not by writing it again after each cut.
+    """
     if isinstance(value, str):
         return _cut_text(value, _kept_chars(value, limit, _text_size)), [], True
     if not owned:
         value = orjson.loads(_dumps(value))  # a copy of our own to cut in place
     cuts: list[Cut] = []
     text_cut = False
-    done: set[int] = set()
-    while (size := _json_size(value)) > limit:
-        # The bulkiest part first: an array (cut to its leading items) or a long string.
-        found = max(_bulk(value, done), key=lambda part: part[1], default=None)
-        if found is None:
-            break
-        path, part_size, (parent, key), part = found
+    size = _json_size(value)
+    waiting: list[tuple[int, int, Part]] = []
+    order = itertools.count()  # ties: first found first
+
+    def wait(parts: Iterator[Part]) -> None:
+        for part in parts:
+            heapq.heappush(waiting, (-part[1], next(order), part))
+
+    wait(_bulk(value, "$", (None, None)))
+    while size > limit and waiting and len(cuts) < MAX_CUTS:
+        _, _, (path, part_size, (parent, key), part) = heapq.heappop(waiting)
         room = limit - (size - part_size)
-        done.add(id(part))
         if isinstance(part, list):
             kept = _keep(part, room)
             cuts.append(Cut(path=path, kept=kept, left_out=len(part) - kept))
             part[kept:] = [_items_marker(len(part) - kept)]
+            size += _json_size(part) - part_size
+            for index, item in enumerate(part[:kept]):
+                wait(_bulk(item, f"{path}[{index}]", (part, index)))
         else:
             kept = _kept_chars(part, max(0, room), _json_size)
             parent[key] = _cut_text(part, kept)
+            size += _json_size(parent[key]) - part_size
             cuts.append(Cut(path=path, kept=kept, left_out=len(part) - kept, unit="characters"))
             text_cut = True
-    if _json_size(value) > limit:  # deep or wide objects: the JSON text, cut
+    if size > limit:  # deep or wide objects, or too many parts: the JSON text, cut
         text = _dumps(value).decode()
         return _cut_text(text, _kept_chars(text, limit, _text_size)), cuts, True
     return value, cuts, text_cut
@@ -201,24 +276,20 @@ def _kept_chars(text: str, limit: int, measure: Callable[[str], int]) -> int:
     return low
 
 
-def _bulk(value: Any, done: set[int]) -> Iterator[Part]:
+def _bulk(value: Any, path: str, place: tuple[Any, Any]) -> Iterator[Part]:
     """The parts of a JSON value that can be cut: non-empty arrays (the root too) and strings
-    of at least MIN_STRING characters below the root, but for those in `done`."""
-    stack: list[tuple[str, Any, tuple[Any, Any]]] = [("$", value, (None, None))]
+    of at least MIN_STRING characters below the root. An array's items are not looked into:
+    they are smaller than it, so it is cut before any of them could be (`fit` looks into
+    what it kept)."""
+    stack: list[tuple[str, Any, tuple[Any, Any]]] = [(path, value, place)]
     while stack:
         path, node, place = stack.pop()
         if isinstance(node, str):
             if len(node) >= MIN_STRING and place[0] is not None:
                 yield path, _json_size(node), place, node
-            continue
-        if isinstance(node, list):
-            if node and id(node) not in done:
+        elif isinstance(node, list):
+            if node:
                 yield path, _json_size(node), place, node
-                # Its items are smaller than it, so it is cut before any of them could be:
-                # looked into once it is (then few are left). Walking 2,000,000 items each
-                # round held the event loop for seconds.
-                continue
-            stack.extend((f"{path}[{i}]", item, (node, i)) for i, item in enumerate(node))
         elif isinstance(node, dict):
             stack.extend((_child(path, k), v, (node, k)) for k, v in node.items())
 
@@ -227,8 +298,14 @@ def _child(path: str, key: str) -> str:
     return f"{path}.{key}" if _PLAIN_KEY.match(key) else f"{path}[{_dumps(key).decode()}]"
 
 
-def _is_binary(value: Any) -> bool:
-    return isinstance(value, dict) and isinstance(value.get("base64"), str) and "size" in value
+def _is_binary(result: ToolResult) -> bool:
+    """A binary answer, as answers.py shapes it: never one whose content type says JSON."""
+    value = result.result
+    return (
+        isinstance(value, dict)
+        and value.keys() == _BINARY_KEYS
+        and not is_json_type(result.content_type or "")
+    )
 
 
 def _dumps(value: Any) -> bytes:

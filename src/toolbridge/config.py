@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from toolbridge.hosts import HostError, host_port
+from toolbridge.selects import checked_select
 
 _ID = r"^[A-Za-z][A-Za-z0-9_-]{0,39}$"
 _METHODS = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE")
@@ -169,24 +170,10 @@ MAX_RESULT_BYTES = 4 * 1024 * 1024
 """The largest `result.max_bytes`: answers are cut at this size anyway."""
 
 
-def _jmespath(value: str) -> str:
-    import jmespath
-    from jmespath.exceptions import JMESPathError
-
-    try:
-        jmespath.compile(value)
-    except JMESPathError as exc:
-        where = getattr(exc, "lex_position", None)
-        at = f" at character {where}" if isinstance(where, int) else ""
-        reason = getattr(exc, "msg", None) or str(exc)
-        raise ValueError(f"not a JMESPath expression: {reason}{at}") from None
-    return value
-
-
 class ResultBudget(_Model):
     """What of a tool's answer reaches the model: a JMESPath selection, then a size cap."""
 
-    select: Annotated[str, AfterValidator(_jmespath)] | None = None
+    select: Annotated[str, AfterValidator(checked_select)] | None = None
     """A JMESPath expression applied to a successful JSON answer (`items[].{id: id}`)."""
     max_bytes: Annotated[int, Field(ge=256, le=MAX_RESULT_BYTES)] | None = None
     """The answer's size as compact JSON, at most; arrays are cut to fit, and say so."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
+import anyio
 import orjson
 
 from toolbridge.budgets import apply as apply_budget
@@ -73,14 +74,13 @@ class Dispatch:
                 try:
                     # Redacted before any cut: a secret cut in two is one no spelling matches.
                     redacted = replace(result, result=state.secrets.value(result.result))
-                    return apply_budget(budget, redacted)
-                except (orjson.JSONEncodeError, RecursionError):
-                    # JSON too deep to write (orjson reads 1,024 levels, writes 254) or to
-                    # walk: its text, which a budget cuts as text. Rare: not checked up front.
+                except RecursionError:
+                    # JSON too deep to walk for secrets: its text, which is redacted as text
+                    # and cut as text. Rare: not checked up front.
                     text = sendable(result)
-                    return apply_budget(
-                        budget, replace(text, result=state.secrets.value(text.result))
-                    )
+                    redacted = replace(text, result=state.secrets.value(text.result))
+                # Selecting from and cutting up to 4 MiB of answer: off the event loop.
+                return await anyio.to_thread.run_sync(apply_budget, budget, redacted)
             case PythonFunction() as fn:
                 headers = caller_headers or {}
                 user = _user(principal, headers.get(USER_VALVES_HEADER))

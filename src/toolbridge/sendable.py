@@ -13,15 +13,19 @@ Trusts nothing of the value: it comes from upstreams, tool files and filters.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import orjson
 
+from toolbridge.json_text import json_text
 from toolbridge.tools import ToolResult
 
 MAX_DEPTH = 254
-"""How deep orjson writes JSON (it refuses deeper); stdlib `json` takes deeper text."""
+"""How deep orjson writes JSON (it refuses deeper); `json_text` writes any depth."""
+ENVELOPE_DEPTH = 8
+"""Levels a surface may wrap a result in (the HTTP envelope 1, `/v1/tool_calls` 3, MCP's
+`structuredContent` 2, with room to spare): a value goes as JSON when it is this much shallower
+than MAX_DEPTH, else as its text."""
 
 
 def sendable(result: ToolResult) -> ToolResult:
@@ -29,14 +33,17 @@ def sendable(result: ToolResult) -> ToolResult:
     value = result.result
     if value is None or isinstance(value, str | int | float | bool):
         return result
+    wrapped = value
+    for _ in range(ENVELOPE_DEPTH):
+        wrapped = [wrapped]
     try:
-        orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+        orjson.dumps(wrapped, option=orjson.OPT_NON_STR_KEYS)
         return result
     except orjson.JSONEncodeError as exc:
         problem = str(exc)
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError, RecursionError) as exc:
+        text = json_text(value)
+    except (TypeError, ValueError) as exc:
         reason = "it refers to itself" if "Circular" in str(exc) else _plain(problem, exc)
         return ToolResult(
             ok=False,

@@ -237,7 +237,9 @@ class Shaped:
     """The answer's size in bytes (compact JSON, or text) after selection, before any cut."""
     max_bytes: int | None = None
     cuts: tuple[Cut, ...] = ()
-    """The arrays and strings shortened to fit, largest first."""
+    """The arrays and strings shortened to fit, largest first (the first 16 of them)."""
+    more_cuts: int = 0
+    """How many more were shortened than `cuts` lists."""
     text_cut: bool = False
     """Strings were shortened too (or, as a last resort, the answer became its cut JSON text)."""
 

@@ -104,7 +104,8 @@ RESULT = {
             "description": "Present when the tool's result budget selected part of the "
             "answer or cut it to size: `selected` (the JMESPath expression), `bytes`, "
             "`max_bytes`, `cut`, and `left_out` for the arrays and strings cut "
-            "(`path`, `kept`, `left_out`, `unit`: items or characters).",
+            "(`path`, `kept`, `left_out`, `unit`: items or characters; the largest 16, "
+            "and `more_left_out` counting the others).",
         },
     },
 }

@@ -178,4 +178,6 @@ def budget_body(shaped: Shaped) -> dict[str, Any]:
             {"path": c.path, "kept": c.kept, "left_out": c.left_out, "unit": c.unit}
             for c in shaped.cuts
         ]
+    if shaped.more_cuts:
+        body["more_left_out"] = shaped.more_cuts
     return body
