@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from toolbridge.changes import (
     Changes,
     SourceOutcome,
@@ -151,6 +153,33 @@ def test_the_answer_and_the_log_line() -> None:
     assert changes.summary() == (
         "reloaded api; failed gone; tools +1 -0 ~1 (3 in all); settings auth.api_keys"
     )
+
+
+def outcome(change: str) -> SourceOutcome:
+    return SourceOutcome(id="api", change=change, tools=0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("changes", "told"),
+    [
+        (Changes(sources=(outcome("unchanged"),)), False),
+        # A source that was down and is down still (retried every 30 s), or held for approval.
+        (Changes(sources=(outcome("failed"),)), False),
+        (Changes(sources=(outcome("held"),)), False),
+        (Changes(settings=("audit", "http", "auth.rate_limit", "watch")), False),
+        (Changes(tools=ToolChanges(removed=("x",))), True),
+        # Same tools, another `access`: some callers see other tools.
+        (Changes(sources=(outcome("reloaded"),)), True),
+        (Changes(sources=(outcome("added"),)), True),
+        (Changes(settings=("auth.api_keys",)), True),
+        (Changes(settings=("toolsets",)), True),
+        (Changes(settings=("mcp",)), True),
+    ],
+)
+def test_listening_clients_are_told_only_when_a_tool_list_may_read_otherwise(
+    changes: Changes, told: bool
+) -> None:
+    assert changes.lists_changed is told
 
 
 def test_a_reload_says_what_changed_since_a_generation_it_is_given() -> None:

@@ -31,8 +31,13 @@ SETTINGS = (
     ("audit",),
     ("http",),
     ("state",),
+    ("toolsets",),
+    ("mcp",),
+    ("watch",),
 )
 """The key paths outside `servers` and `tools` a reload reports when they change."""
+LISTED = frozenset({"auth.api_keys", "auth.jwt", "toolsets", "mcp"})
+"""The settings that change what a caller's tool list holds (grants, toolsets, pages)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,6 +86,18 @@ class Changes:
     """Key paths of settings that changed (`auth.api_keys`, ...), never their values."""
     count: int = 0
     """Tools in the catalog after the reload."""
+
+    @property
+    def lists_changed(self) -> bool:
+        """Whether a caller's tool list may read otherwise: a tool added, removed or changed,
+        a source whose entry changed (its `access` decides who sees its tools), or a setting
+        that decides what is listed. Listening clients are told only then: not when a reload
+        changed nothing, nor when a source that was down is down still."""
+        return (
+            bool(self.tools)
+            or any(s.change in ("added", "removed", "reloaded") for s in self.sources)
+            or not LISTED.isdisjoint(self.settings)
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -19,10 +19,14 @@ from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import jwt
 import pytest
 import yaml
+from mcp.client import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.client.subscriptions import ToolsListChanged
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -32,6 +36,7 @@ from tests.e2e.conftest import live_server
 from tests.e2e.serving import KEYS, Served, bearer
 from tests.fake_upstream import create_upstream, digest
 from toolbridge.redaction import MARKER
+from toolbridge.serve.mcp_start import PATH as MCP_PATH
 
 pytestmark = pytest.mark.e2e
 
@@ -237,6 +242,16 @@ def jwt_callers_are_let_in(served: Served, upstreams: tuple[str, str], folder: P
     assert answer.status_code == 200
 
 
+def add_toolset(config: dict[str, Any], upstreams: tuple[str, str]) -> None:
+    config["toolsets"] = [{"id": "reading", "include": {"methods": ["GET"], "sources": ["notes"]}}]
+
+
+def toolset_is_served(served: Served, upstreams: tuple[str, str], folder: Path) -> None:
+    listed = httpx2.get(f"{served.url}/toolsets/reading/v1/tools", headers=bearer("alice"))
+    names = [tool["function"]["name"] for tool in listed.json()["tools"]]
+    assert names == ["listNotes", "getNote", "getStatus"]
+
+
 EDITS: list[tuple[str, Edit, dict[str, Any], Effect]] = [
     (
         "server-added",
@@ -270,6 +285,7 @@ EDITS: list[tuple[str, Edit, dict[str, Any], Effect]] = [
     ("credentials", change_credentials, {"sources": {"notes": "reloaded"}}, new_token_is_sent),
     ("audit", add_audit, {"settings": ["audit"]}, calls_are_audited),
     ("jwt", add_jwt, {"settings": ["auth.jwt"]}, jwt_callers_are_let_in),
+    ("toolsets", add_toolset, {"settings": ["toolsets"]}, toolset_is_served),
 ]
 
 
@@ -652,3 +668,36 @@ def test_every_worker_applies_a_reload_before_it_is_answered(
     applied = [line for line in served.log.read_text().splitlines() if "reloaded:" in line]
     assert len(applied) == 2
     assert all(re.match(r"\d{4}-\d\d-\d\d .* INFO toolbridge\.", line) for line in applied)
+
+
+# -- who is told ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_listening_mcp_clients_are_told_only_of_reloads_that_change_their_tools(
+    served: Served, tmp_path: Path, upstreams: tuple[str, str]
+) -> None:
+    """Each notification makes every listening client list the whole catalog again: a reload
+    that changed nothing (or a down source's retry) says nothing."""
+    async with (
+        httpx2.AsyncClient(headers=bearer("alice"), timeout=10) as http,
+        Client(streamable_http_client(f"{served.url}{MCP_PATH}", http_client=http)) as client,
+        client.listen(tools_list_changed=True) as heard,
+    ):
+        assert heard.honored.tools_list_changed is True
+        same = await anyio.to_thread.run_sync(served.reload)
+        assert changed(same.json())["sources"] == {}
+        with anyio.move_on_after(2) as quiet:
+            await anext(aiter(heard))
+        config = base_config(upstreams[0])
+        add_server(config, upstreams)
+        write(tmp_path, config)
+        await anyio.to_thread.run_sync(served.reload)
+        with anyio.fail_after(10):
+            told = await anext(aiter(heard))
+    assert (quiet.cancelled_caught, told) == (True, ToolsListChanged())

@@ -68,7 +68,8 @@ class Live:
         found = await self.gateway.reload(only, dry_run=dry_run, reread=reread, since=since)
         answer = {"applied": not dry_run, **found.as_json()}
         if not dry_run:
-            await self.tools_changed()
+            if found.lists_changed:
+                await self.tools_changed()
             if self.shared is not None:
                 await self.shared.keep_approvals(self.gateway)  # a new `hold` source's first
             if tell and self.siblings is not None:
