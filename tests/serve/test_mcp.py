@@ -304,6 +304,24 @@ async def test_string_and_integer_ids_of_any_size_are_answered_under_the_same_id
     )
 
 
+async def test_a_get_stream_is_refused_by_a_stateless_gateway(served: Served) -> None:
+    """Nothing would ever come on it; the SDK would hold it open all the same."""
+    async with http_client(served) as http:
+        response = await http.get(URL, headers={"Accept": "text/event-stream"})
+    assert (response.status_code, response.headers["allow"], response.json()) == (
+        405,
+        "POST",
+        {
+            "error": {
+                "type": "method_not_allowed",
+                "message": "this gateway's MCP endpoint is stateless: it answers each POST on "
+                "its own and keeps no stream for GET; clients of the 2026-07-28 protocol hear "
+                "of tool changes through subscriptions/listen",
+            }
+        },
+    )
+
+
 async def test_a_body_past_the_limit_is_refused_before_it_is_parsed(served: Served) -> None:
     body = b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"x": "'
     body += b"x" * MAX_REQUEST_BYTES + b'"}}'

@@ -89,6 +89,11 @@ logger = logging.getLogger(__name__)
 NOTIFY_TIMEOUT: Final = 5.0
 """Seconds one stateful session may take to accept a change notification before it is skipped."""
 
+_NO_GET_STREAM: Final = (
+    "this gateway's MCP endpoint is stateless: it answers each POST on its own and keeps no "
+    "stream for GET; clients of the 2026-07-28 protocol hear of tool changes through "
+    "subscriptions/listen"
+)
 _PRINCIPAL: Final = "toolbridge.principal"
 """The scope key the authenticated principal travels under, from `McpApp` to the handlers."""
 
@@ -141,6 +146,14 @@ class McpApp:
             await Response(orjson.dumps(body), 404, media_type="application/json")(
                 scope, receive, send
             )
+            return
+        if scope["method"] == "GET" and not self.stateful:
+            # A stateless server has no stream to send on: the SDK would hold one open, with
+            # nothing ever to come, for every GET (1,000 of them held 89 MiB). MCP allows 405.
+            body = {"error": {"type": "method_not_allowed", "message": _NO_GET_STREAM}}
+            await Response(
+                orjson.dumps(body), 405, headers={"Allow": "POST"}, media_type="application/json"
+            )(scope, receive, send)
             return
         if scope["method"] == "POST":
             replay = await checked_body(receive, send)
