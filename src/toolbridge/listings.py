@@ -283,6 +283,19 @@ class Listing:
         return await self.listings.answer((*key, self.visible.key), build, large=large)
 
 
+class _Bounded(OrderedDict[tuple[object, ...], int]):
+    """A dict that forgets its oldest entries past `limit`."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: tuple[object, ...], value: int) -> None:
+        super().__setitem__(key, value)
+        if len(self) > self.limit:
+            self.popitem(last=False)
+
+
 class Listings:
     """What one generation has answered to list requests: visible sets and answers."""
 
@@ -290,6 +303,8 @@ class Listings:
         self._visible: OrderedDict[tuple[Principal, object], Visible] = OrderedDict()
         self._answers: OrderedDict[tuple[object, ...], Answer] = OrderedDict()
         self._building: dict[tuple[object, ...], asyncio.Future[Answer]] = {}
+        self.page_ends = _Bounded(MAX_ANSWERS * 4)
+        """Where each MCP page ends, by (visible set, offset, page size): found by size."""
 
     def visible(
         self,

@@ -7,6 +7,7 @@ use every operation, bob only GETs) in pages of `mcp.page_size` = 2.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +28,7 @@ from toolbridge.demo import DEMO_SPEC
 from toolbridge.formats.render import render
 from toolbridge.gateway import Gateway
 from toolbridge.policy import Principal
+from toolbridge.serve import mcp_lists
 from toolbridge.serve.mcp import PATH, create_mcp_app
 from toolbridge.serve.mcp_lists import SPLICE_META
 from toolbridge.upstream.seam import MockUpstream, UpstreamResponse
@@ -211,6 +213,36 @@ async def test_page_size_zero_is_one_page(gateway: Gateway) -> None:
         _, answer = await modern_list(client)
     assert answer["result"]["tools"] == expected(whole, "alice")
     assert "nextCursor" not in answer["result"]
+
+
+async def test_pages_end_before_they_grow_past_the_byte_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Clients cap the size of an event (the Python SDK's at 1 MiB): a page holds at most
+    MAX_PAGE_BYTES of tools, one at least, whatever `page_size` allows."""
+    whole = Gateway(config(0), upstream=MockUpstream(lambda r: UpstreamResponse(status=204)))
+    whole.load()
+    wanted = expected(whole, "alice")
+    sizes = [len(json.dumps(tool, separators=(",", ":"))) + 1 for tool in wanted]
+    limit = max(sizes) + min(sizes)  # a large tool and a small one, or two small ones
+    monkeypatch.setattr(mcp_lists, "MAX_PAGE_BYTES", limit)
+    async with (
+        http(whole, "alice") as client,
+        Client(streamable_http_client(URL, http_client=client)) as session,
+    ):
+        pages, cursor = [], None
+        while True:
+            page = await session.list_tools(cursor=cursor)
+            pages.append([t.model_dump(by_alias=True, exclude_none=True) for t in page.tools])
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    assert [tool for page in pages for tool in page] == wanted
+    ends = list(itertools.accumulate(len(page) for page in pages))
+    for start, end in zip([0, *ends], ends, strict=False):
+        assert sum(sizes[start:end]) <= limit or end - start == 1
+        assert end == len(wanted) or sum(sizes[start : end + 1]) > limit
+    assert len(pages) > 1
 
 
 async def test_a_large_page_goes_to_a_plain_client_in_pieces(

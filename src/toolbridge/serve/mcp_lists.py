@@ -9,8 +9,10 @@ and `splicing` finds the token in what the SDK writes and puts the kept page in 
 empty one. Nothing of the envelope is ours, and a request served without `McpApp` in front
 (no splice holder in its scope) is answered the plain way.
 
-Pages: `page_size` tools each (the config's `mcp.page_size`; 0 is one page), in catalog order,
-with an opaque `nextCursor` while more follow, as the MCP specification defines. A cursor
+Pages: `page_size` tools each (the config's `mcp.page_size`; 0 is one page) and at most
+`MAX_PAGE_BYTES` of them (one tool at least), in catalog order, with an opaque `nextCursor`
+while more follow, as the MCP specification defines. (The Python SDK's client refuses an
+event over 1 MiB: a page of 1,000 Kubernetes tools is 14 MB.) A cursor
 names the position and the visible set it belongs to: one from before a reload that changed
 what the caller sees is refused (`StaleCursor`: the client lists again from the start).
 
@@ -25,19 +27,23 @@ import base64
 import binascii
 import json
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping, Sequence
 from typing import Any, Final
 
+import anyio
 import orjson
 import zstandard
 
 from toolbridge.formats.render import render
 from toolbridge.listings import Answer, Listing, choose, json_array
+from toolbridge.tools import Tool
 
 SPLICE_META: Final = "dev.toolbridge/splice"
 """The `_meta` key the token travels under from the handler to `splicing` (never sent)."""
 SCOPE_KEY: Final = "toolbridge.splices"
 """Where `McpApp` puts this request's `Splices` in the ASGI scope."""
+MAX_PAGE_BYTES: Final = 512 * 1024
+"""A `tools/list` page's tools, at most, as JSON (clients cap an event: the SDK's at 1 MiB)."""
 
 Message = MutableMapping[str, Any]
 Send = Callable[[Message], Awaitable[None]]
@@ -63,13 +69,29 @@ async def page(listing: Listing, cursor: str | None, page_size: int) -> tuple[An
     offset = _offset(cursor, listing.visible.key) if cursor is not None else 0
     if offset > len(tools):
         raise StaleCursor("the cursor is past the end of the list; list again from the start")
-    chosen = tools[offset : offset + size]
+    ends = listing.listings.page_ends
+    where = (listing.visible.key, offset, size)
+    end = ends.get(where)
+    if end is None:
+        end = await anyio.to_thread.run_sync(_page_end, tools, offset, size)
+        ends[where] = end
+    chosen = tools[offset:end]
     answer = await listing.answer(
-        ("mcp", offset, size), lambda: json_array(orjson.dumps(render(t, "mcp")) for t in chosen)
+        ("mcp", offset, end), lambda: json_array(orjson.dumps(render(t, "mcp")) for t in chosen)
     )
-    following = offset + size
-    next_cursor = _cursor(following, listing.visible.key) if following < len(tools) else None
+    next_cursor = _cursor(end, listing.visible.key) if end < len(tools) else None
     return answer, next_cursor
+
+
+def _page_end(tools: Sequence[Tool], offset: int, size: int) -> int:
+    """Where the page from `offset` ends: after `size` tools, or before the tool that would take
+    it past MAX_PAGE_BYTES (one tool at least)."""
+    used = 0
+    for end in range(offset, min(offset + size, len(tools))):
+        used += len(orjson.dumps(render(tools[end], "mcp"))) + 1
+        if used > MAX_PAGE_BYTES and end > offset:
+            return end
+    return min(offset + size, len(tools))
 
 
 def _cursor(offset: int, key: str) -> str:
