@@ -276,12 +276,12 @@ def test_tools_with_no_sources_says_so(tmp_path: Path, capsys: pytest.CaptureFix
 # -- check -------------------------------------------------------------------------------------
 
 SEARCH_TOKENS = (
-    "search mode (3 tools): openai 301 · openai-responses 302 · anthropic 282 · gemini 264 · "
-    "mcp 386\n"
+    "search mode (3 tools): openai 307 · openai-responses 308 · anthropic 288 · gemini 264 · "
+    "mcp 392\n"
 )
 
 
-SEARCH_MODE_TOKENS = dict(zip(FORMATS, (301, 302, 282, 264, 386), strict=True))
+SEARCH_MODE_TOKENS = dict(zip(FORMATS, (307, 308, 288, 264, 392), strict=True))
 DANGLING_TOKENS = dict(zip(FORMATS, (138, 139, 119, 99, 230), strict=True))
 DEMO_TOKENS = dict(zip(FORMATS, (581, 583, 542, 460, 751), strict=True))
 
@@ -1013,8 +1013,8 @@ def test_check_reports_toolsets_what_selects_nothing_by_line_and_a_token_warning
         tokens(581, 583, 542, 460, 751, source=False)
         + "toolset reading (3 tools, list): openai 209 · openai-responses 210 · anthropic 190 · "
         "gemini 150 · mcp 292\n"
-        "toolset finder (0 tools, search): openai 301 · openai-responses 302 · anthropic 282 · "
-        "gemini 264 · mcp 386\n"
+        "toolset finder (0 tools, search): openai 307 · openai-responses 308 · anthropic 288 · "
+        "gemini 264 · mcp 392\n"
         + SEARCH_TOKENS
         + f"finding: {config}:8: toolsets[1].include.sources[0]: no source 'notez' in the config "
         "(sources: notes)\n"
@@ -1022,7 +1022,7 @@ def test_check_reports_toolsets_what_selects_nothing_by_line_and_a_token_warning
         "warning: the tool definitions take about 751 tokens in the mcp format, more than 500: "
         "give models a few tools at a time, with toolsets (`toolsets:` in the config, served at "
         "/toolsets/{id}/mcp and /toolsets/{id}/openapi.json) or search mode (`?mode=search`, or "
-        "`discovery: search` on a toolset: three tools, about 386 tokens)\n"
+        "`discovery: search` on a toolset: three tools, about 392 tokens)\n"
         "summary: 1 source, 6 operations, 6 tools, 0 changes, 0 spec validation findings; "
         "usable\n",
     )

@@ -287,7 +287,13 @@ META_TOOLS: tuple[Tool, ...] = (
         {
             "properties": {
                 "name": {"type": "string", "minLength": 1, "description": "The tool's name"},
-                "arguments": {"type": "object", "description": "The tool's arguments"},
+                # Open, and saying so: clients that make schemas strict (pydantic-ai, even when
+                # not strict) close an object that does not, to one that holds nothing.
+                "arguments": {
+                    "type": "object",
+                    "additionalProperties": True,
+                    "description": "The tool's arguments",
+                },
             },
             "required": ["name"],
         },
