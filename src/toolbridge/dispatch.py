@@ -24,7 +24,7 @@ from toolbridge.generation import Environment, Generation
 from toolbridge.local.calls import call_function, user_valves
 from toolbridge.local.context import CallContext, context_from_headers, oauth_token
 from toolbridge.policy import Principal
-from toolbridge.redaction import Secrets
+from toolbridge.redaction import Secrets, secret_fields
 from toolbridge.sendable import sendable
 from toolbridge.tools import HttpOperation, PythonFunction, Tool, ToolResult
 from toolbridge.upstream import remote
@@ -88,6 +88,9 @@ class Dispatch:
                     stored = await self.users.valves(principal.id, fn.tool_id)
                     if stored is not None:
                         user["valves"] = stored  # the caller's own, from the store
+                own = _user_secrets(fn, user.get("valves"))
+                if own and not state.secrets.holds(own):
+                    state.secrets = state.secrets.adding(own)  # never in the answer
                 if context is None and fn.injected:
                     context = _context(principal, headers)
                 mended = state.validator(tool).mended(arguments)
@@ -276,3 +279,13 @@ def capped(result: ToolResult, max_bytes: int, secrets: Secrets) -> ToolResult:
         result=kept + marker,
         truncated=True,
     )
+
+
+def _user_secrets(fn: PythonFunction, valves: Any) -> list[str]:
+    """The values of the caller's UserValves that hold secrets (`secret_fields`), given or
+    stored: redacted from the call's answer as the tool's own Valves are."""
+    model = user_valves(getattr(fn.func, "__self__", None))
+    if model is None or not isinstance(valves, dict):
+        return []
+    secret = secret_fields(model)
+    return [v for k, v in valves.items() if k in secret and isinstance(v, str)]

@@ -21,7 +21,7 @@ import base64
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, TextIO
+from typing import Any, TextIO, get_args
 from urllib.parse import quote, quote_plus
 
 import orjson
@@ -204,12 +204,29 @@ def _valve_secrets(tools: Iterable[Tool]) -> Iterator[str]:
         if not isinstance(valves, BaseModel) or id(valves) in seen:
             continue
         seen.add(id(valves))
-        for name, field in type(valves).model_fields.items():
-            value = getattr(valves, name, None)
-            if isinstance(value, SecretStr):
-                yield value.get_secret_value()
-            elif isinstance(value, str) and (SECRET_NAME.search(name) or _marked(field)):
-                yield value
+        yield from valve_secrets(valves)
+
+
+def valve_secrets(valves: BaseModel) -> Iterator[str]:
+    """The values of a Valves or UserValves object's secret fields (`secret_fields`)."""
+    for name in secret_fields(type(valves)):
+        value = getattr(valves, name, None)
+        if isinstance(value, SecretStr):
+            yield value.get_secret_value()
+        elif isinstance(value, str):
+            yield value
+
+
+def secret_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields of a Valves or UserValves model that hold secrets: typed `SecretStr`, marked
+    `json_schema_extra={"secret": True}` (or Open WebUI's password input), or so named."""
+    return frozenset(
+        name
+        for name, field in model.model_fields.items()
+        if SecretStr in (field.annotation, *get_args(field.annotation))
+        or _marked(field)
+        or SECRET_NAME.search(name)
+    )
 
 
 def _marked(field: Any) -> bool:

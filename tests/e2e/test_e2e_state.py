@@ -302,6 +302,72 @@ def test_a_registered_tool_with_secret_valves_and_an_import_pinned_by_its_hash(
     assert CANARY_VALVE not in created.text + changed.text + str(listed)
 
 
+LOCKBOX = '''"""
+title: Lockbox
+"""
+
+from pydantic import BaseModel, Field, SecretStr
+
+
+class Tools:
+    class Valves(BaseModel):
+        token: SecretStr = SecretStr("")
+        passphrase: str = Field("", json_schema_extra={"secret": True})
+        label: str = "box"
+
+    class UserValves(BaseModel):
+        pin: str = Field("", json_schema_extra={"input": {"type": "password"}})
+
+    def __init__(self) -> None:
+        self.valves = self.Valves()
+
+    def peek(self, __user__: dict) -> str:
+        """What it holds, and how long each secret is."""
+        token = self.valves.token.get_secret_value()
+        pin = __user__["valves"].pin if "valves" in __user__ else ""
+        held = (token, self.valves.passphrase, pin)
+        return f"{self.valves.label} {held} {[len(s) for s in held]}"
+'''
+
+
+def test_valves_secret_by_type_or_marker_are_sealed_like_those_secret_by_name(
+    served: Served, folder: Path
+) -> None:
+    """`SecretStr`, `json_schema_extra={"secret": True}` and Open WebUI's password input: kept
+    encrypted, listed as ********, kept when a listing is sent back, never in an answer."""
+    valves = {"token": CANARY_VALVE, "passphrase": CANARY_TOKEN, "label": "box"}
+    body = {
+        "id": "lockbox",
+        "content": LOCKBOX,
+        "valves": valves,
+        "access": {"groups": ["support"]},
+    }
+    created = post(served, "/v1/admin/tools", body)
+    own = put(served, "/v1/me/valves/lockbox", {"pin": CANARY_OWN}, user="alice")
+    first = served.call("peek").json()["result"]
+    listed = {t["id"]: t.get("valves") for t in get(served, "/v1/admin/tools").json()["tools"]}
+    sent_back = put(served, "/v1/admin/tools/lockbox/valves", {**listed["lockbox"], "label": "tin"})
+    second = served.call("peek").json()["result"]
+    mine = get(served, "/v1/me/valves/lockbox", user="alice").json()
+    stored = b"".join(path.read_bytes() for path in folder.glob("toolbridge-state.db*"))
+
+    lengths = [len(CANARY_VALVE), len(CANARY_TOKEN), len(CANARY_OWN)]
+    assert (created.status_code, own.status_code, sent_back.status_code) == (201, 200, 200)
+    assert created.json()["tool"]["valves"] == {
+        "token": "********",
+        "passphrase": "********",
+        "label": "box",
+    }
+    assert own.json() == {"tool": "lockbox", "valves": {"pin": "********"}}
+    assert listed["lockbox"] == {"token": "********", "passphrase": "********", "label": "box"}
+    assert first == f"box ('{MARKER}', '{MARKER}', '{MARKER}') {lengths}"
+    assert second == f"tin ('{MARKER}', '{MARKER}', '{MARKER}') {lengths}"
+    assert mine == {"tool": "lockbox", "valves": {"pin": "********"}}
+    for canary in (CANARY_VALVE, CANARY_TOKEN, CANARY_OWN):
+        assert canary.encode() not in stored
+        assert canary not in served.log.read_text()
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "message"),
     [

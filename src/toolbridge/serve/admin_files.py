@@ -27,6 +27,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from pydantic import BaseModel
+
 from toolbridge.config import Config, FilterEntry, LocalTools, Server
 from toolbridge.config_file import validate_entry
 from toolbridge.errors import BadRequest, ConfigError, SourceError, ToolNotFound
@@ -36,11 +38,13 @@ from toolbridge.generation import Generation
 from toolbridge.local.loader import load_tools
 from toolbridge.openapi.fetching import http_fetcher
 from toolbridge.policy import Principal
+from toolbridge.redaction import secret_fields
 from toolbridge.secret_names import SECRET_NAME
 from toolbridge.state.registered import Registered, materialize
 from toolbridge.state.store import Store
 from toolbridge.state.tool_files import ToolFiles
 from toolbridge.state.values import REDACTED, ToolInClear, ToolRecord
+from toolbridge.tools import PythonFunction
 
 MAX_FILE_BYTES = 1024 * 1024
 """A tool or filter file's content, in UTF-8 (the store's own limit too)."""
@@ -74,13 +78,14 @@ class Kind:
     content: str
     """What `content` must hold, for its error."""
     entries: Callable[[Config], tuple[LocalTools, ...] | tuple[FilterEntry, ...]]
-    load: Callable[[Registered, Config], None]
-    """Load the one file `materialize` made, aside; SourceError or ConfigError when it fails."""
+    load: Callable[[Registered, Config], frozenset[str]]
+    """Load the one file `materialize` made, aside: the names of its Valves that hold secrets
+    (`secret_fields`); SourceError or ConfigError when it fails."""
     source: str | None
     """What one is called as a source that filters may be scoped to (None: it is none)."""
 
 
-def _load_tool(made: Registered, config: Config) -> None:
+def _load_tool(made: Registered, config: Config) -> frozenset[str]:
     """Load it as a reload would, and refuse what a config file's entry is only warned of: valves
     the file has no field for (they would be stored unused, and shown back), or no tool."""
     loaded = load_tools(made.tools[0], config.base_dir)
@@ -89,9 +94,20 @@ def _load_tool(made: Registered, config: Config) -> None:
             raise SourceError(note.message.removesuffix("; they are ignored"))
         if note.kind == "no-tools":
             raise SourceError(f"{note.message}: it defines no `class Tools` nor public function")
+    instances = (
+        getattr(t.target.func, "__self__", None)
+        for t in loaded.tools
+        if isinstance(t.target, PythonFunction)
+    )
+    return next((_secret_valves(i) for i in instances if i is not None), frozenset())
 
 
-def _load_filter(made: Registered, config: Config) -> None:
+def _secret_valves(instance: object) -> frozenset[str]:
+    valves = getattr(instance, "valves", None)
+    return secret_fields(type(valves)) if isinstance(valves, BaseModel) else frozenset()
+
+
+def _load_filter(made: Registered, config: Config) -> frozenset[str]:
     entry = made.filters[0]
     sources = {s.id for s in config.servers} | {t.id for t in config.tools}
     unknown = [s for s in entry.sources if s not in sources]
@@ -102,6 +118,7 @@ def _load_filter(made: Registered, config: Config) -> None:
     (status,) = load_filters(config.model_copy(update={"filters": (entry,)}), {})
     if status.error is not None:
         raise SourceError(status.error)
+    return _secret_valves(status.filter.instance) if status.filter else frozenset()
 
 
 TOOLS = Kind(
@@ -152,7 +169,7 @@ class Files:
         part = self._part(self.parts.store(principal))
         ident, content, entry, valves, secret = self._body(body, None)
         self.parts.not_taken(ident)
-        await self._trial(ident, content, entry, valves)
+        secret |= await self._trial(ident, content, entry, valves)
         since = self.parts.gateway.generation()
         record = await part.create(
             ident, content, entry, valves=valves, secret=secret, by=principal.id
@@ -164,7 +181,7 @@ class Files:
         part = self._part(self.parts.store(principal))
         self.parts.writable(ident, self.kind.key)
         ident, content, entry, valves, secret = self._body(body, ident)
-        await self._trial(ident, content, entry, valves)
+        secret |= await self._trial(ident, content, entry, valves)
         since = self.parts.gateway.generation()
         record = await part.update(
             ident, content, entry, valves=valves, secret=secret, by=principal.id
@@ -227,7 +244,7 @@ class Files:
         values = {k: v for k, v in body.items() if k != "secret"}
         secret = secret_names(values, body.get("secret"))
         entry = {k: v for k, v in stored.entry.items() if k != "valves"}
-        await self._trial(ident, stored.content, entry, values)
+        secret |= await self._trial(ident, stored.content, entry, values)
         since = self.parts.gateway.generation()
         await part.put_valves(ident, values, secret=secret, by=principal.id)
         shown = redacted(values, secret)
@@ -270,20 +287,21 @@ class Files:
 
     async def _trial(
         self, ident: str, content: str, entry: dict[str, Any], valves: Mapping[str, Any] | None
-    ) -> None:
-        """Load the file once, aside, with its entry and Valves, before anything is stored."""
+    ) -> frozenset[str]:
+        """Load the file once, aside, with its entry and Valves, before anything is stored: the
+        names of its Valves that hold secrets, by their type or marker (sealed as named ones)."""
         stored = [ToolInClear(ident, content, {**entry, "valves": dict(valves or {})})]
         config = self.parts.gateway.config
         kind = self.kind
 
-        def trial() -> None:
+        def trial() -> frozenset[str]:
             with tempfile.TemporaryDirectory(prefix="toolbridge-trial-") as folder:
                 tools, filters = (stored, []) if kind.one == "tool" else ([], stored)
                 made = materialize([], tools, Path(folder), filters)
                 if made.problems:
                     raise ConfigError(made.problems[0])
                 try:
-                    kind.load(made, config)
+                    return kind.load(made, config)
                 except SourceError as exc:
                     # Named as `toolbridge export` writes it, not by this passing folder.
                     shown = renamed(str(exc), folder, "")
@@ -291,7 +309,7 @@ class Files:
                         f"{kind.key}[{ident}]: the file cannot be loaded: {shown}"
                     ) from None
 
-        await asyncio.to_thread(trial)
+        return await asyncio.to_thread(trial)
 
 
 def renamed(text: str, folder: str, name: str) -> str:

@@ -22,6 +22,7 @@ from toolbridge.gateway import Gateway
 from toolbridge.local.calls import user_valves
 from toolbridge.local.signatures import field_names
 from toolbridge.policy import Principal
+from toolbridge.redaction import secret_fields
 from toolbridge.serve.admin_files import Answer, secret_names
 from toolbridge.serve.shared import Shared
 from toolbridge.state.store import Store
@@ -60,7 +61,7 @@ class Me:
         ]
         if unknown:
             raise InvalidArguments(f"UserValves of {tool_id!r}", unknown)
-        secret = secret_names(body, None)
+        secret = secret_names(body, None) | secret_fields(model)
         await store.users.put_valves(principal.id, tool_id, body, secret=secret, by=principal.id)
         self._forget(principal, tool_id)
         shown = {k: REDACTED if k in secret else v for k, v in body.items()}
