@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,7 @@ from toolbridge.state import (
 )
 from toolbridge.state import database as limits
 from toolbridge.state import documents as documents_module
+from toolbridge.state.registered import materialize
 from toolbridge.state.secrets import SecretBox
 
 pytestmark = pytest.mark.anyio
@@ -113,6 +115,34 @@ async def test_creating_a_server_twice_is_a_conflict(store: Store) -> None:
 
     assert str(caught.value) == "server 'pets' is already registered"
     assert (await store.servers.list())[0].updated_by == "ops"
+
+
+async def test_a_server_and_a_file_never_share_an_id(store: Store) -> None:
+    """Ids are one space (a server `pets` and a tool file `pets` at once on two replicas were
+    both stored, and every later reload failed)."""
+    await store.servers.create(PETS, by="ops")
+    await store.tools.create("clock", CLOCK_TOOL, {}, by="ops")
+    refused = []
+    for attempt in (
+        store.tools.create("pets", CLOCK_TOOL, {}, by="ops"),
+        store.filters.create("pets", CLOCK_TOOL, {}, by="ops"),
+        store.servers.create({**PETS, "id": "clock"}, by="ops"),
+    ):
+        with pytest.raises(AlreadyExists) as caught:
+            await attempt
+        refused.append(str(caught.value))
+    assert refused == [
+        "'pets' is already registered, as a server",
+        "'pets' is already registered, as a server",
+        "'clock' is already registered, as a tool",
+    ]
+    assert (
+        [s.id for s in await store.servers.list()],
+        [t.id for t in await store.tools.list()],
+    ) == (
+        ["pets"],
+        ["clock"],
+    )
 
 
 async def test_an_update_replaces_the_entry_whole(store: Store) -> None:
@@ -461,3 +491,25 @@ async def test_each_size_limit_is_enforced_with_413(
 
     assert found == [(413, message) for _, message in cases]
     assert await store.changes_since(0) == ()
+
+
+def test_a_file_with_a_registered_servers_id_is_left_out_on_every_replica(tmp_path: Path) -> None:
+    """A store written before ids were checked across kinds still loads: the server keeps the
+    id, the file is left out with why (was: every reload a 500, a new replica not starting)."""
+    made = materialize(
+        [ServerInClear("pets", PETS, None)],
+        [ToolInClear("pets", CLOCK_TOOL, {}), ToolInClear("clock", CLOCK_TOOL, {})],
+        tmp_path,
+        [ToolInClear("pets", CLOCK_TOOL, {})],
+    )
+    assert ([s.id for s in made.servers], [t.id for t in made.tools], made.filters) == (
+        ["pets"],
+        ["clock"],
+        (),
+    )
+    assert made.problems == (
+        "registered tools entry 'pets' left out: 'pets' is a registered server's id too (ids "
+        "are one space: delete one of them)",
+        "registered filters entry 'pets' left out: 'pets' is a registered server's id too (ids "
+        "are one space: delete one of them)",
+    )

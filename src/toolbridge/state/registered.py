@@ -95,6 +95,18 @@ def materialize(
             problems.append(f"registered server {server.id!r} left out: {exc}")
     made_tools = _files(LocalTools, "tools", tools, folder, problems, contents)
     made_filters = _files(FilterEntry, "filters", filters, folder, problems, contents)
+    # Ids are one space. A store written before that was checked across kinds (or by hand) may
+    # hold a server and a file of one id: the server keeps it, on every replica alike.
+    taken = {s.id for s in made_servers}
+    for kind, made in (("tools", made_tools), ("filters", made_filters)):
+        problems += [
+            f"registered {kind} entry {e.id!r} left out: {e.id!r} is a registered server's id "
+            "too (ids are one space: delete one of them)"
+            for e in made
+            if e.id in taken
+        ]
+    made_tools = tuple(t for t in made_tools if t.id not in taken)
+    made_filters = tuple(f for f in made_filters if f.id not in taken)
     for problem in problems:
         logger.error("%s", problem)
     return Registered(tuple(made_servers), made_tools, tuple(problems), made_filters, contents)

@@ -23,7 +23,7 @@ from toolbridge.state.database import (
 )
 from toolbridge.state.rows import server_record
 from toolbridge.state.secrets import server_secret_paths
-from toolbridge.state.tables import credentials, documents, servers
+from toolbridge.state.tables import credentials, documents, servers, tools
 from toolbridge.state.values import ServerInClear, ServerRecord
 
 _LISTED = sa.select(*(c for c in servers.c if c.name not in ("document", "sealed")))
@@ -41,6 +41,13 @@ class Servers:
         row = self._row(server_id, entry, document, None)
         now = self._db.clock()
         async with self._db.write(f"register server {server_id!r}") as connection:
+            # One space of ids with tool and filter files (writes are serialized: the check
+            # and the insert see the same store).
+            kind = (
+                await connection.execute(sa.select(tools.c.kind).where(tools.c.id == server_id))
+            ).scalar()
+            if kind is not None:
+                raise AlreadyExists(f"{server_id!r} is already registered, as a {kind}")
             try:
                 await connection.execute(
                     servers.insert().values(

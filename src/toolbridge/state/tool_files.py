@@ -26,7 +26,7 @@ from toolbridge.state.database import (
     too_large,
 )
 from toolbridge.state.rows import tool_record, valves_of
-from toolbridge.state.tables import tool_valves, tools, user_valves
+from toolbridge.state.tables import servers, tool_valves, tools, user_valves
 from toolbridge.state.values import FileKind, ToolInClear, ToolRecord, Valves
 
 
@@ -52,6 +52,12 @@ class ToolFiles:
         row = _row(self.kind, tool_id, content, entry)
         now = self._db.clock()
         async with self._db.write(f"register {self.kind} {tool_id!r}") as connection:
+            # One space of ids with servers (writes are serialized: see Servers.create).
+            taken = (
+                await connection.execute(sa.select(servers.c.id).where(servers.c.id == tool_id))
+            ).first()
+            if taken is not None:
+                raise AlreadyExists(f"{tool_id!r} is already registered, as a server")
             try:
                 await connection.execute(
                     tools.insert().values(
