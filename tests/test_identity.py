@@ -120,6 +120,15 @@ def test_a_valid_hs256_token_is_its_subject_with_groups() -> None:
             "JWT algorithm 'none' is not accepted (HS256)",
         ),
         (lambda: hs256(claims(exp=now() + 60, sub="")), "JWT has no 'sub' claim naming the user"),
+        # The store keeps user ids of up to 320 characters (was a 500 at the first write).
+        (
+            lambda: hs256(claims(exp=now() + 60, sub="u" * 321)),
+            "JWT's 'sub' claim is no user name this gateway keeps: over 320 characters",
+        ),
+        (
+            lambda: hs256(claims(exp=now() + 60, sub="carol\x00admin")),
+            "JWT's 'sub' claim is no user name this gateway keeps: control characters",
+        ),
     ],
 )
 def test_bad_tokens_are_refused(token: Any, message: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
     import jwt
 
 logger = logging.getLogger(__name__)
+
+MAX_USER_CHARS = 320
+"""The longest user name a caller may have: the state store keeps user ids of up to this."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class Authenticator:
@@ -126,6 +131,15 @@ class JwtVerifier:
         user = claims.get(self.config.user_claim)
         if not isinstance(user, str) or not user:
             raise Unauthenticated(f"JWT has no {self.config.user_claim!r} claim naming the user")
+        if len(user) > MAX_USER_CHARS or _CONTROL.search(user):
+            why = (
+                f"over {MAX_USER_CHARS} characters"
+                if len(user) > MAX_USER_CHARS
+                else "control characters"
+            )
+            raise Unauthenticated(
+                f"JWT's {self.config.user_claim!r} claim is no user name this gateway keeps: {why}"
+            )
         groups = claims.get(self.config.groups_claim) or []
         groups = (
             frozenset(g for g in groups if isinstance(g, str))

@@ -300,3 +300,32 @@ async def test_a_body_that_is_no_json_text_says_what_it_is(
         status,
         [{"path": "$", "message": message}],
     )
+
+
+async def test_a_bug_of_ours_is_a_json_500_that_says_nothing_of_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Anywhere: the error body's shape, never the exception's own words (they may hold what
+    they were given); the traceback goes to the log."""
+    gateway = Gateway(Config(base_dir=Path.cwd()), upstream=HttpxUpstream())
+    gateway.load()
+
+    def broken(authorization: str | None) -> None:
+        raise RuntimeError("a detail of ours: canary-detail-41c7")
+
+    monkeypatch.setattr(gateway, "authenticate", broken)
+    transport = httpx2.ASGITransport(create_app(gateway), raise_app_exceptions=False)
+    async with (
+        gateway,
+        httpx2.AsyncClient(transport=transport, base_url="http://localhost") as http,
+    ):
+        answer = await http.get("/v1/servers")
+    assert (answer.status_code, answer.json()) == (
+        500,
+        {
+            "error": {
+                "type": "internal",
+                "message": "GET /v1/servers: the gateway failed; its log says why",
+            }
+        },
+    )

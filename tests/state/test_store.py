@@ -513,3 +513,15 @@ def test_a_file_with_a_registered_servers_id_is_left_out_on_every_replica(tmp_pa
         "registered filters entry 'pets' left out: 'pets' is a registered server's id too (ids "
         "are one space: delete one of them)",
     )
+
+
+async def test_a_failed_statement_never_shows_the_values_it_was_given(
+    store: Store, store_url: str
+) -> None:
+    """Its error reaches the log: the values may be a caller's valves or credential."""
+    if not store_url.startswith("postgresql"):
+        pytest.skip("SQLite does not bound the length of text")
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - the driver's own error
+        await store.users.put_valves("u" * 400, "clock", {"note": "canary-note-5e2a"}, by="x")
+    assert "[SQL parameters hidden due to hide_parameters=True]" in str(caught.value)
+    assert "canary-note-5e2a" not in str(caught.value)

@@ -39,6 +39,7 @@ from toolbridge.serve.bodies import (
     error_response,
     flag,
     http_error,
+    internal_error,
     json_body,
     json_response,
     not_json,
@@ -390,7 +391,7 @@ def create_app(
             Route(MCP_PATH, mcp),  # every method: the SDK answers POST, GET and DELETE
         ],
         lifespan=lifespan,
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={HTTPException: http_error, Exception: internal_error},
     )
     # Requests the edge refuses reach no route (edge.py); secrets never leave in an answer,
     # whichever route made it (redacting.py).

@@ -132,6 +132,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return json_response({"error": {"type": kind, "message": message}}, exc.status_code, headers)
 
 
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """A bug of ours anywhere else (the traceback goes to the log, redacted, with no SQL
+    parameters): a JSON 500 in the shape of every other error, never the exception's words."""
+    message = f"{request.method} {request.url.path}: the gateway failed; its log says why"
+    return json_response({"error": {"type": "internal", "message": message}}, 500)
+
+
 def reply(body: Any, status: int) -> Response:
     return json_response(body, status)
 

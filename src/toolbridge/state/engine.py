@@ -41,13 +41,18 @@ def make_engine(url: str) -> AsyncEngine:
     """An engine for `url` (`sqlite:///...` or `postgresql://...`); connects lazily."""
     target = driver_url(url)
     if target.get_backend_name() == "sqlite":
-        engine = create_async_engine(target, connect_args={"timeout": BUSY_TIMEOUT})
+        # hide_parameters: a failed statement's error (and its log line) never holds the
+        # values it was given, which may be a caller's secret valves or credential.
+        engine = create_async_engine(
+            target, connect_args={"timeout": BUSY_TIMEOUT}, hide_parameters=True
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(
         target,
         pool_pre_ping=True,
+        hide_parameters=True,
         connect_args={
             "timeout": CONNECT_TIMEOUT,
             "command_timeout": STATEMENT_TIMEOUT,
