@@ -284,11 +284,13 @@ def test_base_dir_is_the_folder_of_the_file_and_paths_stay_as_written(
 def test_variables_are_substituted_from_the_environ_given(
     tmp_path: Path, written: str, environ: dict[str, str], expected: str
 ) -> None:
+    # In a header value: substitution is what is checked, not the value (base_url must be an
+    # absolute URL, and an empty one is none).
     path = write(
-        tmp_path, f"servers:\n  - id: api\n    spec: api.yaml\n    base_url: '{written}'\n"
+        tmp_path, f"servers:\n  - id: api\n    spec: api.yaml\n    headers: {{X-V: '{written}'}}\n"
     )
 
-    assert load_config(path, environ) == one_server(tmp_path, base_url=expected)
+    assert load_config(path, environ) == one_server(tmp_path, headers={"X-V": expected})
 
 
 def test_variables_are_substituted_in_lists_and_nested_mappings_then_validated(
@@ -721,6 +723,49 @@ def test_a_bad_header_value_names_the_header(tmp_path: Path) -> None:
     assert error_of(path) == (
         f"{path}:5: servers[0].headers.X-Team: Input should be a valid string (found a list)"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            'servers:\n  - id: pets\n    spec: a.yaml\n    headers: {"X-A\\r\\nHost": x}\n',
+            "FILE:4: servers[0].headers: 'X-A\\r\\nHost' is no header name (letters, digits and "
+            "!#$%&'*+-.^_`|~ only)",
+            id="header-name",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n"
+            '    headers: {X-Token: "canary-hv-1\\r\\nX: y"}\n',
+            "FILE:4: servers[0].headers: the value of 'X-Token' holds a line break or control "
+            "character, which no HTTP header can carry",
+            id="header-value-never-shown",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    base_url: not a url\n",
+            "FILE:4: servers[0].base_url: expected an absolute http(s) URL, found 'not a url'",
+            id="base-url",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    base_url: /v1\n",
+            "FILE:4: servers[0].base_url: expected an absolute http(s) URL, found '/v1'",
+            id="relative-base-url",
+        ),
+    ],
+)
+def test_what_no_request_could_carry_is_a_config_error(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    """Found here, in the file and in the admin API alike (they were a source down at load, or
+    a 502 at every call)."""
+    path = tmp_path / "toolbridge.yaml"
+    path.write_text(text)
+    assert error_of(path) == expected.replace("FILE", str(path))
+
+
+def test_an_empty_base_url_is_none_given(tmp_path: Path) -> None:
+    path = write(tmp_path, "servers:\n  - id: api\n    spec: api.yaml\n    base_url: ''\n")
+    assert load_config(path, {}) == one_server(tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,8 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
 HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 """A header field name: an RFC 9110 token (`fullmatch` it). Anything else, a space, a colon, a
 line break, a letter past ASCII, could end the field or the head where it is written."""
+UNSENDABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+"""Control characters (tab aside): in a header value they would split or corrupt the request."""
 
 RESERVED_HEADERS = frozenset(
     {

@@ -217,6 +217,21 @@ def test_a_server_registered_through_the_api_is_served_at_once(
             id="upload-refers-to-a-file-of-the-host",
         ),
         pytest.param(
+            {
+                "id": "x",
+                "spec": "specs/demo.yaml",
+                "auth": {"type": "per_user", "scheme": "api_key"},
+            },
+            422,
+            {
+                "type": "invalid_config",
+                "message": "servers[x]: the source cannot be loaded: server 'x': auth: api_key "
+                "'name' and 'in' are missing and the document declares no apiKey security scheme "
+                "to take it from",
+            },
+            id="own-credential-with-no-place-to-go",
+        ),
+        pytest.param(
             {"id": "x", "document": "openapi: 3.0.3\npaths: [not, a, mapping\n"},
             422,
             {

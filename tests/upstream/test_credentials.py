@@ -424,36 +424,11 @@ async def test_api_key_place_from_the_operations_security(
         ),
         pytest.param(
             None,
-            {"X-Tenant": "acme\n"},
-            None,
-            (),
-            "server 'petstore': headers.X-Tenant contains a line break or control character, "
-            "which no HTTP header can carry",
-            id="static-header-line-break",
-        ),
-        pytest.param(
-            None,
             {"Host": "evil.example"},
             None,
             (),
             "server 'petstore': headers.Host: set by the HTTP client, not by config",
             id="static-framing-header",
-        ),
-        pytest.param(
-            None,
-            {"X Tenant": "acme"},
-            None,
-            (),
-            "server 'petstore': headers: 'X Tenant' is no header name",
-            id="static-bad-header-name",
-        ),
-        pytest.param(
-            None,
-            {"X-Tenant\n": "acme"},
-            None,
-            (),
-            "server 'petstore': headers: 'X-Tenant\\n' is no header name",
-            id="static-header-name-ending-in-a-line-break",
         ),
         pytest.param(
             {"type": "api_key", "value": "key-123", "name": "X-Key\n", "in": "header"},

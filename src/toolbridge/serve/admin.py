@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from toolbridge.config import FilterEntry, LocalTools, Server
+from toolbridge.config import FilterEntry, LocalTools, PerUserAuth, Server
 from toolbridge.config_file import validate_entry
 from toolbridge.errors import (
     BadRequest,
@@ -41,7 +41,7 @@ from toolbridge.generation import Generation
 from toolbridge.openapi.documents import DocumentStore
 from toolbridge.openapi.references import outside_refs
 from toolbridge.policy import Principal
-from toolbridge.registry import load_server
+from toolbridge.registry import SourceStatus, load_server
 from toolbridge.serve.admin_files import (
     FILTERS,
     TOOLS,
@@ -57,6 +57,8 @@ from toolbridge.serve.shared import Shared
 from toolbridge.state.registered import materialize
 from toolbridge.state.store import Store
 from toolbridge.state.values import REDACTED, ServerInClear, ServerRecord
+from toolbridge.upstream.credentials import Credentials
+from toolbridge.upstream.seam import Upstream
 
 logger = logging.getLogger(__name__)
 
@@ -193,9 +195,11 @@ class Admin:
                             f"an uploaded document may refer only to itself; found $ref "
                             f"{ref!r} at {pointer}"
                         )
-                error = load_server(made.servers[0], store, config.base_dir).error
-                # Named as the admin API's listings name it, not by this passing folder.
-                return None if error is None else renamed(error, folder, "admin API: ")
+                status = load_server(made.servers[0], store, config.base_dir)
+                if status.error is not None:
+                    # Named as the admin API's listings name it, not by this passing folder.
+                    return renamed(status.error, folder, "admin API: ")
+                return _credential_problem(made.servers[0], status, self.gateway.upstream)
 
         problem = await asyncio.to_thread(trial)
         if problem is not None:
@@ -312,3 +316,24 @@ def routes(
         json_route("/v1/me/credentials/{server}", me.put_credential, "PUT"),
         json_route("/v1/me/credentials/{server}", me.delete_credential, "DELETE"),
     ]
+
+
+def _credential_problem(server: Server, status: SourceStatus, upstream: Upstream) -> str | None:
+    """What building the server's credentials finds wrong: an api_key place neither the entry
+    nor the document gives, a header its auth would set twice. A `per_user` scheme is tried
+    with a stand-in credential (each caller stores their own later)."""
+    auth = server.auth
+    if isinstance(auth, PerUserAuth):
+        stand_in = auth.with_secret(dict.fromkeys(auth.fields, "stand-in-credential"))
+        server = server.model_copy(update={"auth": stand_in})
+    conversion = status.conversion
+    try:
+        Credentials(
+            server,
+            dict(getattr(conversion, "security_schemes", {})),
+            upstream=upstream,
+            operations=[tool.http for tool in conversion.tools] if conversion else [],
+        )
+    except ToolbridgeError as exc:
+        return str(exc)
+    return None

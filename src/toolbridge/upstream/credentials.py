@@ -24,12 +24,11 @@ from toolbridge.config import (
     Server,
 )
 from toolbridge.errors import ConfigError
-from toolbridge.tools import HEADER_NAME, HttpOperation, SecurityScheme
+from toolbridge.tools import HEADER_NAME, UNSENDABLE, HttpOperation, SecurityScheme
 from toolbridge.upstream.oauth2 import Clock, TokenSource
 from toolbridge.upstream.seam import AuthParts, Timeouts, Upstream
 from toolbridge.upstream.static_credentials import (
     FRAMING,
-    UNSENDABLE,
     basic_credentials,
     checked_header,
     credential_of,

@@ -16,8 +16,9 @@ import orjson
 
 from toolbridge.config import OAuth2ClientCredentials
 from toolbridge.errors import ConfigError, UpstreamUnavailable
+from toolbridge.tools import UNSENDABLE
 from toolbridge.upstream.seam import AuthParts, Timeouts, Upstream, UpstreamRequest
-from toolbridge.upstream.static_credentials import UNSENDABLE, basic_credentials, redact
+from toolbridge.upstream.static_credentials import basic_credentials, redact
 
 DEFAULT_EXPIRES_IN = 3600.0
 """Token lifetime assumed when the token endpoint does not say (RFC 6749 5.1 makes it optional)."""
