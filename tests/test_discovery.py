@@ -231,6 +231,18 @@ def test_a_view_comes_from_query_parameters() -> None:
         parse_view({"mode": "find"})
     with pytest.raises(BadRequest, match="unknown format 'xml'"):
         parse_view({"format": "xml"})
+    assert [parse_view({"strict": v}).strict for v in ("true", "1", "yes", "false", "0", "")] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+    # A typo is said, not taken for no (strict schemas are what a client then relies on).
+    with pytest.raises(BadRequest) as raised:
+        parse_view({"strict": "ture"})
+    assert str(raised.value) == "`strict`: expected true or false (also 1/0, yes/no), found 'ture'"
 
 
 def test_a_hits_description_is_one_line_without_markup() -> None:

@@ -77,8 +77,20 @@ def parse_view(query: Mapping[str, str], *, format: Format | None = None) -> Vie
         toolset=query.get("toolset") or None,
         mode=mode,
         format=fmt,
-        strict=(query.get("strict") or "").lower() in ("1", "true", "yes"),
+        strict=flag("strict", query.get("strict") or None),
     )
+
+
+def flag(name: str, value: str | None) -> bool:
+    """A yes/no query parameter: absent is no; a value neither yes nor no is refused (a
+    `?dry_run=on` taken as no would do what was only to be tried)."""
+    if value is None:
+        return False
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise BadRequest(f"`{name}`: expected true or false (also 1/0, yes/no), found {value!r}")
 
 
 class Call(Protocol):

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from toolbridge.bulk import keep_large_apart
-from toolbridge.discovery import View, parse_view
+from toolbridge.discovery import View, flag, parse_view
 from toolbridge.errors import (
     Forbidden,
     InvalidArguments,
@@ -37,7 +37,6 @@ from toolbridge.serve.admin import routes as admin_routes
 from toolbridge.serve.bodies import (
     error_parts,
     error_response,
-    flag,
     http_error,
     internal_error,
     json_body,

@@ -143,18 +143,6 @@ def reply(body: Any, status: int) -> Response:
     return json_response(body, status)
 
 
-def flag(name: str, value: str | None) -> bool:
-    """A yes/no query parameter: absent is no; a value neither yes nor no is refused (a
-    `?dry_run=on` taken as no would do what was only to be tried)."""
-    if value is None:
-        return False
-    if value.lower() in ("1", "true", "yes"):
-        return True
-    if value.lower() in ("0", "false", "no"):
-        return False
-    raise BadRequest(f"`{name}`: expected true or false (also 1/0, yes/no), found {value!r}")
-
-
 def result_body(result: ToolResult) -> dict[str, Any]:
     body: dict[str, Any] = {
         "ok": result.ok,
