@@ -92,6 +92,20 @@ def test_valid_and_mended_arguments(arguments: dict[str, Any], expected: dict[st
         ({"petId": 1, "owner": {}}, [("$.owner", '"name" is a required property')]),
         ({"petId": 1, "filter": "not json"}, [("$.filter", '"not json" is not of type "object"')]),
         ({"petId": None}, [("$.petId", 'null is not of type "integer"')]),
+        # A long value is quoted by its ends: the answer does not carry it back whole.
+        (
+            {"petId": "7" * 100_000},
+            [
+                (
+                    "$.petId",
+                    '"'
+                    + "7" * 149
+                    + "… (99727 characters left out) …"
+                    + "7" * 124
+                    + '" is not of type "integer"',
+                )
+            ],
+        ),
     ],
 )
 def test_invalid_arguments_list_each_problem_and_where(

@@ -47,7 +47,7 @@ class ArgumentValidator:
         mended = _mend(arguments, self.schema, self.defs, 0)
         problems = []
         for error in self._validator.iter_errors(mended):
-            problems.append((_json_path(error.instance_path), error.message))
+            problems.append((_json_path(error.instance_path), _short(error.message)))
             if len(problems) >= MAX_PROBLEMS:
                 break
         if problems:
@@ -285,3 +285,16 @@ def _base64_patterns(node: Any) -> None:
     elif isinstance(node, list):
         for value in node:
             _base64_patterns(value)
+
+
+MAX_MESSAGE_CHARS = 300
+"""A problem's message, at most: the validator's quotes the value (a 100 KB string, say)."""
+
+
+def _short(message: str) -> str:
+    """`message` with its middle left out when it is long: the value it quotes begins it, and
+    what is wrong with the value ends it (`... is longer than 1000 characters`)."""
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    keep = MAX_MESSAGE_CHARS // 2
+    return f"{message[:keep]}… ({len(message) - 2 * keep} characters left out) …{message[-keep:]}"
