@@ -12,7 +12,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "toolbridge"
 LAYERS: list[set[str]] = [
     # plain values, the YAML loader, host names, which names hold secrets; bulk and forked work
     {"errors", "tools", "yaml_loader", "hosts", "bulk", "forked", "secret_names"},
-    {"json_text", "selects"},  # JSON text of any depth; what a `result.select` may be
+    # JSON text of any depth; what a `result.select` may be; what HTTP can carry
+    {"json_text", "selects", "http_values"},
     {"yaml_paths"},  # where a value is in a YAML file, for errors that say so
     {"schemas", "names", "config"},  # pure helpers over those values; what a valid config is
     {"config_file"},  # toolbridge.yaml read into a Config (and admin API entries checked)

@@ -10,7 +10,6 @@ import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -24,8 +23,8 @@ from pydantic import (
 )
 
 from toolbridge.hosts import HostError, host_port
+from toolbridge.http_values import absolute_url, sendable_headers
 from toolbridge.selects import checked_select
-from toolbridge.tools import HEADER_NAME, UNSENDABLE
 
 _ID = r"^[A-Za-z][A-Za-z0-9_-]{0,39}$"
 _METHODS = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE")
@@ -192,10 +191,10 @@ class Server(_Model):
 
     id: Annotated[str, Field(pattern=_ID)]
     spec: str
-    base_url: str | None = None
+    base_url: Annotated[str | None, AfterValidator(absolute_url)] = None
     prefix: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,19}$")] | None = None
     auth: UpstreamAuth | None = None
-    headers: Mapping[str, str] = {}
+    headers: Annotated[Mapping[str, str], AfterValidator(sendable_headers)] = {}
     include: Selection | None = None
     exclude: Selection | None = None
     timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
@@ -222,35 +221,6 @@ class Server(_Model):
         if self.client_key is not None and self.client_cert is None:
             raise ValueError("client_key is given without client_cert")
         return self
-
-    @field_validator("base_url")
-    @classmethod
-    def _absolute(cls, value: str | None) -> str | None:
-        """An absolute http(s) URL; empty (`${BASE_URL:-}` unset) is none given."""
-        if value == "":
-            return None
-        if value is not None:
-            parts = urlsplit(value)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"expected an absolute http(s) URL, found {value!r}")
-        return value
-
-    @field_validator("headers")
-    @classmethod
-    def _sendable(cls, value: Mapping[str, str]) -> Mapping[str, str]:
-        """Names HTTP allows; values without line breaks or control characters (never shown:
-        a header value may be a secret)."""
-        for name, text in value.items():
-            if not HEADER_NAME.fullmatch(name):
-                raise ValueError(
-                    f"{name!r} is no header name (letters, digits and !#$%&'*+-.^_`|~ only)"
-                )
-            if UNSENDABLE.search(text):
-                raise ValueError(
-                    f"the value of {name!r} holds a line break or control character, which no "
-                    "HTTP header can carry"
-                )
-        return value
 
 
 class LocalTools(_Model):

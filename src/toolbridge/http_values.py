@@ -1,0 +1,37 @@
+"""What a config's values must be for HTTP to carry them: header names and values a request
+can hold, base URLs a request can go to. Pydantic validators (ValueError), pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from toolbridge.tools import HEADER_NAME, UNSENDABLE
+
+
+def absolute_url(value: str | None) -> str | None:
+    """An absolute http(s) URL; empty (`${BASE_URL:-}` unset) is none given."""
+    if value == "":
+        return None
+    if value is not None:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"expected an absolute http(s) URL, found {value!r}")
+    return value
+
+
+def sendable_headers(value: Mapping[str, str]) -> Mapping[str, str]:
+    """Names HTTP allows; values without line breaks or control characters (never shown: a
+    header value may be a secret)."""
+    for name, text in value.items():
+        if not HEADER_NAME.fullmatch(name):
+            raise ValueError(
+                f"{name!r} is no header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+            )
+        if UNSENDABLE.search(text):
+            raise ValueError(
+                f"the value of {name!r} holds a line break or control character, which no "
+                "HTTP header can carry"
+            )
+    return value
