@@ -19,6 +19,7 @@ from typing import Any, Self
 import anyio
 import orjson
 
+from toolbridge.bulk import collector_paused
 from toolbridge.calllog import CallLog
 from toolbridge.changes import Changes
 from toolbridge.config import Config
@@ -116,8 +117,10 @@ class Gateway:
     # -- lifecycle -----------------------------------------------------------------------
 
     def load(self) -> Catalog:
-        """Load every source (blocking); sources that fail are reported, the rest serve."""
-        self._state = self._build(self._initial, None, None)
+        """Load every source (blocking); sources that fail are reported, the rest serve. What
+        the start builds is kept out of the collector's walks (`collector_paused(keep=True)`)."""
+        with collector_paused(keep=True):
+            self._state = self._build(self._initial, None, None)
         for status in self._state.catalog.sources:
             if not status.ok:
                 logger.error("source %s is down: %s", status.id, status.error)
