@@ -233,7 +233,7 @@ def test_cycles_made_between_builds_are_collected_without_being_asked() -> None:
     alive: list[weakref.ref[Node]] = []
     for _ in range(2_000):
         with collector_paused():
-            kept = [{} for _ in range(5)]
+            kept: list[dict[str, int]] = [{} for _ in range(5)]
         node = Node()
         node.me = node  # type: ignore[attr-defined]
         alive.append(weakref.ref(node))
