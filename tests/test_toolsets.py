@@ -10,9 +10,11 @@ import pytest
 from toolbridge.config import Config
 from toolbridge.config_file import load_config
 from toolbridge.errors import ConfigError
+from toolbridge.formats.render import render
 from toolbridge.openapi.documents import DocumentStore
 from toolbridge.registry import build_catalog, load_sources
-from toolbridge.toolsets import build_toolsets, findings
+from toolbridge.tools import HttpOperation, Tool
+from toolbridge.toolsets import build_toolsets, described, findings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,6 +52,29 @@ def test_toolsets_select_by_source_tag_method_and_name(
     }
     assert toolsets["named"].tools["getStatus"].description == "Is it up?"
     assert findings(config, catalog) == []
+    # What MCP shows besides the description: the title, made of it, in both places.
+    shown = render(toolsets["named"].tools["getStatus"], "mcp")
+    assert (shown["title"], shown["annotations"]["title"], shown["description"]) == (
+        "Is it up?",
+        "Is it up?",
+        "Is it up?",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        ("Lists the notes.\nPinned ones first.", "Lists the notes."),
+        ("  \n", None),
+        ("x" * 121, None),
+    ],
+)
+def test_an_overrides_title_is_its_first_line_when_short(text: str, title: str | None) -> None:
+    target = HttpOperation(server="s", method="GET", path="/t", base_url=None, operation_id="t")
+    tool = Tool(
+        name="t", original_name="t", description="d", input_schema={"type": "object"}, target=target
+    )
+    assert described(tool, text).annotations.title == title
 
 
 def test_what_selects_nothing_is_a_finding_with_its_key_path(

@@ -53,12 +53,24 @@ def build_toolsets(config: Config, catalog: Catalog) -> dict[str, Toolset]:
     return {entry.id: _build(entry, catalog) for entry in config.toolsets}
 
 
+MAX_TITLE = 120
+"""A title made of an override's first line, at most (a display name, not a description)."""
+
+
+def described(tool: Tool, text: str) -> Tool:
+    """`tool` as a toolset describes it: its description, and a title to match (MCP shows
+    it): the description's first line when short, else none (clients show the name)."""
+    first = text.strip().split("\n", 1)[0].strip()
+    title = first if 0 < len(first) <= MAX_TITLE else None
+    return replace(tool, description=text, annotations=replace(tool.annotations, title=title))
+
+
 def _build(entry: ToolsetConfig, catalog: Catalog) -> Toolset:
     tools: dict[str, Tool] = {}
     for tool in catalog:
         if matches(entry.include, tool):
             text = entry.descriptions.get(tool.name)
-            tools[tool.name] = tool if text is None else replace(tool, description=text)
+            tools[tool.name] = tool if text is None else described(tool, text)
     return Toolset(
         id=entry.id, description=entry.description, discovery=entry.discovery, tools=tools
     )
