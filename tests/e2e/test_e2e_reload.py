@@ -647,6 +647,10 @@ def test_every_worker_applies_a_reload_before_it_is_answered(
     folder_for(tmp_path, config)
     served = Served(tmp_path, "--workers", "2")
     try:
+        # /readyz answered from one worker; the other may still be starting (a loaded machine).
+        deadline = time.monotonic() + 60
+        while served.reload().json()["workers"]["total"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
         edited = deepcopy(config)
         add_server(edited, upstreams)
         revoke_bob(edited, upstreams)
@@ -665,7 +669,7 @@ def test_every_worker_applies_a_reload_before_it_is_answered(
     assert (answer.status_code, answer.json()["workers"]) == (200, {"total": 2, "applied": 2})
     assert set(seen) == {(200, 401)}
     # Each worker logs as `serve` does (a worker's own process had no log setup).
-    applied = [line for line in served.log.read_text().splitlines() if "reloaded:" in line]
+    applied = [line for line in served.log.read_text().splitlines() if "reloaded: added" in line]
     assert len(applied) == 2
     assert all(re.match(r"\d{4}-\d\d-\d\d .* INFO toolbridge\.", line) for line in applied)
 
