@@ -6,6 +6,7 @@ import base64
 import io
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, Field, SecretStr
@@ -18,6 +19,7 @@ from toolbridge.redaction import (
     RedactingStream,
     Secrets,
     install_log_redaction,
+    secret_fields,
     secrets_of,
 )
 from toolbridge.tools import PythonFunction, Tool
@@ -83,6 +85,8 @@ class Valves(BaseModel):
         default="password-input-4", json_schema_extra={"input": {"type": "password"}}
     )
     city: str = "Paris-the-city"
+    loose: Any = SecretStr("held-as-any-5")
+    maybe: SecretStr | None = None
 
 
 class Tools:
@@ -106,7 +110,9 @@ def test_a_local_tools_valves_are_secrets_by_name_type_or_mark() -> None:
         "typed-secret-2",
         "marked-secret-3",
         "password-input-4",
+        "held-as-any-5",
     }
+    assert secret_fields(Valves) == {"api_token", "hidden", "marked", "shown", "maybe"}
 
 
 @pytest.mark.parametrize(

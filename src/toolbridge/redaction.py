@@ -208,12 +208,14 @@ def _valve_secrets(tools: Iterable[Tool]) -> Iterator[str]:
 
 
 def valve_secrets(valves: BaseModel) -> Iterator[str]:
-    """The values of a Valves or UserValves object's secret fields (`secret_fields`)."""
-    for name in secret_fields(type(valves)):
+    """The values of a Valves or UserValves object's secret fields (`secret_fields`), and of
+    any field that holds a `SecretStr` whatever its annotation says."""
+    secret = secret_fields(type(valves))
+    for name in type(valves).model_fields:
         value = getattr(valves, name, None)
         if isinstance(value, SecretStr):
             yield value.get_secret_value()
-        elif isinstance(value, str):
+        elif isinstance(value, str) and name in secret:
             yield value
 
 
