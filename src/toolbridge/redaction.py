@@ -21,6 +21,7 @@ import base64
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import lru_cache
 from typing import Any, TextIO, get_args
 from urllib.parse import quote, quote_plus
 
@@ -219,9 +220,11 @@ def valve_secrets(valves: BaseModel) -> Iterator[str]:
             yield value
 
 
+@lru_cache(maxsize=256)
 def secret_fields(model: type[BaseModel]) -> frozenset[str]:
     """The fields of a Valves or UserValves model that hold secrets: typed `SecretStr`, marked
-    `json_schema_extra={"secret": True}` (or Open WebUI's password input), or so named."""
+    `json_schema_extra={"secret": True}` (or Open WebUI's password input), or so named. Found
+    once per model (a local tool's calls ask it each time)."""
     return frozenset(
         name
         for name, field in model.model_fields.items()

@@ -69,7 +69,7 @@ from toolbridge.errors import (
 from toolbridge.gateway import Gateway
 from toolbridge.openapi.bodies import body_kind
 from toolbridge.policy import Principal
-from toolbridge.serve.bodies import MAX_REQUEST_BYTES
+from toolbridge.serve.bodies import MAX_REQUEST_BYTES, json_response
 from toolbridge.serve.mcp_ids import checked_body
 from toolbridge.serve.mcp_interaction import (
     asker,
@@ -151,9 +151,7 @@ class McpApp:
             # A stateless server has no stream to send on: the SDK would hold one open, with
             # nothing ever to come, for every GET (1,000 of them held 89 MiB). MCP allows 405.
             body = {"error": {"type": "method_not_allowed", "message": _NO_GET_STREAM}}
-            await Response(
-                orjson.dumps(body), 405, headers={"Allow": "POST"}, media_type="application/json"
-            )(scope, receive, send)
+            await json_response(body, 405, {"Allow": "POST"})(scope, receive, send)
             return
         if scope["method"] == "POST":
             replay = await checked_body(receive, send)

@@ -17,11 +17,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
-import orjson
 import pydantic_core
 
 from toolbridge.errors import BadRequest
-from toolbridge.serve.bodies import read_body
+from toolbridge.serve.bodies import read_body, send_json
 
 INVALID_REQUEST: Final = -32600
 """JSON-RPC's code for a message that is JSON but no valid request."""
@@ -79,10 +78,7 @@ def _kind(value: Any) -> str | None:
 
 async def _error(send: Send, message: str, status: int) -> None:
     error = {"code": INVALID_REQUEST, "message": message}
-    body = orjson.dumps({"jsonrpc": "2.0", "id": None, "error": error})
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, status, {"jsonrpc": "2.0", "id": None, "error": error}, {})
 
 
 def _replaying(body: bytes, receive: Receive) -> Receive:
