@@ -758,8 +758,7 @@ def test_what_no_request_could_carry_is_a_config_error(
 ) -> None:
     """Found here, in the file and in the admin API alike (they were a source down at load, or
     a 502 at every call)."""
-    path = tmp_path / "toolbridge.yaml"
-    path.write_text(text)
+    path = write(tmp_path, text)
     assert error_of(path) == expected.replace("FILE", str(path))
 
 

@@ -120,21 +120,27 @@ def _zstd(raw: bytes) -> bytes:
     return b"".join(out)
 
 
-@pytest.mark.parametrize("user", ["alice", "bob"])
-async def test_the_sdk_client_pages_through_exactly_the_callers_tools(
-    gateway: Gateway, user: str
-) -> None:
+async def sdk_pages(gateway: Gateway, user: str) -> list[list[dict[str, Any]]]:
+    """Every page of `tools/list` as the SDK client pages through them, following cursors."""
+    pages: list[list[dict[str, Any]]] = []
     async with (
         http(gateway, user) as client,
         Client(streamable_http_client(URL, http_client=client)) as session,
     ):
-        pages, cursor = [], None
+        cursor = None
         while True:
             page = await session.list_tools(cursor=cursor)
             pages.append([t.model_dump(by_alias=True, exclude_none=True) for t in page.tools])
             cursor = page.next_cursor
             if cursor is None:
-                break
+                return pages
+
+
+@pytest.mark.parametrize("user", ["alice", "bob"])
+async def test_the_sdk_client_pages_through_exactly_the_callers_tools(
+    gateway: Gateway, user: str
+) -> None:
+    pages = await sdk_pages(gateway, user)
     wanted = expected(gateway, user)
     assert [len(p) for p in pages] == [len(wanted[i : i + 2]) for i in range(0, len(wanted), 2)]
     assert [tool for page in pages for tool in page] == wanted
@@ -226,17 +232,7 @@ async def test_pages_end_before_they_grow_past_the_byte_limit(
     sizes = [len(json.dumps(tool, separators=(",", ":"))) + 1 for tool in wanted]
     limit = max(sizes) + min(sizes)  # a large tool and a small one, or two small ones
     monkeypatch.setattr(mcp_lists, "MAX_PAGE_BYTES", limit)
-    async with (
-        http(whole, "alice") as client,
-        Client(streamable_http_client(URL, http_client=client)) as session,
-    ):
-        pages, cursor = [], None
-        while True:
-            page = await session.list_tools(cursor=cursor)
-            pages.append([t.model_dump(by_alias=True, exclude_none=True) for t in page.tools])
-            cursor = page.next_cursor
-            if cursor is None:
-                break
+    pages = await sdk_pages(whole, "alice")
     assert [tool for page in pages for tool in page] == wanted
     ends = list(itertools.accumulate(len(page) for page in pages))
     for start, end in zip([0, *ends], ends, strict=False):
