@@ -113,6 +113,16 @@ def test_how_a_source_fared() -> None:
         "same": source_change(
             "api", before=entry, after=entry, tools_changed=False, failed=False, held=False
         ),
+        # Up again after being down, serving what it kept meanwhile: still news.
+        "recovered": source_change(
+            "api",
+            before=entry,
+            after=entry,
+            tools_changed=False,
+            failed=False,
+            held=False,
+            recovered=True,
+        ),
     }
     assert cases == {
         "removed": "removed",
@@ -122,6 +132,7 @@ def test_how_a_source_fared() -> None:
         "edited": "reloaded",
         "new tools": "reloaded",
         "same": "unchanged",
+        "recovered": "reloaded",
     }
 
 
@@ -211,3 +222,55 @@ def test_a_reload_says_what_changed_since_a_generation_it_is_given() -> None:
 
     again, since, served = anyio.run(run)
     assert (again, since, len(served)) == ([], served, 6)
+
+
+def test_a_source_down_is_logged_when_it_goes_down_not_at_each_retry(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ERROR when a source goes down or fails otherwise than before; the reloads that find it
+    down still (the 30 s retries) log at DEBUG, and so does a reload that changed nothing."""
+    import logging
+
+    import anyio
+
+    from toolbridge.config import Server
+    from toolbridge.gateway import Gateway
+    from toolbridge.upstream.seam import MockUpstream, UpstreamResponse
+
+    spec = tmp_path / "api.yaml"
+    server = Server.model_validate({"id": "api", "spec": str(spec)})
+    gateway = Gateway(
+        Config(servers=(server,)),
+        upstream=MockUpstream(lambda request: UpstreamResponse(status=204)),
+    )
+    demo = Path(__file__).resolve().parents[1] / "specs" / "demo.yaml"
+
+    def records() -> list[tuple[str, str]]:
+        found = [(r.levelname, r.getMessage().split(":")[0]) for r in caplog.records]
+        caplog.clear()
+        return [(level, text) for level, text in found if "source" in text or "reload" in text]
+
+    async def run() -> list[list[tuple[str, str]]]:
+        seen = []
+        async with gateway:
+            seen.append(records())
+            await gateway.reload()  # down still, the same error
+            seen.append(records())
+            spec.write_text("openapi: [\n")  # down otherwise: there, and not YAML
+            await gateway.reload()
+            seen.append(records())
+            spec.write_bytes(demo.read_bytes())  # up again
+            await gateway.reload()
+            seen.append(records())
+            await gateway.reload()  # nothing changed
+            seen.append(records())
+        return seen
+
+    caplog.set_level(logging.DEBUG, logger="toolbridge")
+    assert anyio.run(run) == [
+        [("ERROR", "source api is down")],
+        [("DEBUG", "reloaded"), ("DEBUG", "reloaded")],
+        [("ERROR", "reloaded"), ("INFO", "reloaded")],
+        [("INFO", "reloaded")],
+        [("DEBUG", "reloaded")],
+    ]

@@ -183,8 +183,10 @@ def source_change(
     tools_changed: bool,
     failed: bool,
     held: bool,
+    recovered: bool = False,
 ) -> SourceChange:
-    """How one source fared: `before`/`after` are its config entries (None when absent)."""
+    """How one source fared: `before`/`after` are its config entries (None when absent);
+    `recovered`: it was down before and is up now (reloaded, also with the same tools)."""
     if after is None:
         return "removed"
     if held:
@@ -193,4 +195,4 @@ def source_change(
         return "failed"
     if before is None:
         return "added"
-    return "reloaded" if tools_changed or before != after else "unchanged"
+    return "reloaded" if tools_changed or recovered or before != after else "unchanged"

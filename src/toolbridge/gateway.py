@@ -159,11 +159,7 @@ class Gateway:
             found = changes(since or previous, state)
             if not dry_run:
                 self._swap(previous, state)
-        verb = "reload (dry run)" if dry_run else "reloaded"
-        for outcome in found.sources:
-            if outcome.change == "failed":
-                logger.error("%s: source %s is down: %s", verb, outcome.id, outcome.error)
-        logger.info("%s: %s", verb, found.summary())
+        _log_reload(found, previous, dry_run=dry_run)
         return found
 
     async def approve(self, source: str) -> Changes:
@@ -474,3 +470,21 @@ def _keeps_auth(before: Config, after: Config) -> None:
             "the config has no `auth` section any more: a reload does not remove it (every "
             "caller would be an anonymous admin); restart the gateway to serve without it"
         )
+
+
+def _log_reload(found: Changes, previous: Generation, *, dry_run: bool) -> None:
+    """A reload in the log: a source that went down (or fails otherwise than before) at ERROR,
+    one down still with the same error at DEBUG (the 30 s retries of a source that stays down
+    would fill the log), and the summary at INFO when anything changed, else at DEBUG."""
+    verb = "reload (dry run)" if dry_run else "reloaded"
+    before = {status.id: status.error for status in previous.catalog.sources}
+    news = False
+    for outcome in found.sources:
+        if outcome.change == "failed" and before.get(outcome.id) == outcome.error:
+            logger.debug("%s: source %s is down still: %s", verb, outcome.id, outcome.error)
+            continue
+        if outcome.change == "failed":
+            logger.error("%s: source %s is down: %s", verb, outcome.id, outcome.error)
+        news = news or outcome.change != "unchanged"
+    level = logging.INFO if news or found.tools or found.settings else logging.DEBUG
+    logger.log(level, "%s: %s", verb, found.summary())

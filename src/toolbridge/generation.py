@@ -293,6 +293,7 @@ def changes(before: Generation | None, after: Generation) -> Changes:
             tools_changed=bool(tool_changes(old_tools, new_tools)),
             failed=not status.ok,
             held=held is not None,
+            recovered=old is not None and not old.ok and status.ok,
         )
         error = status.error
         if change == "held" and held is not None:
