@@ -236,6 +236,7 @@ async def test_a_handshake_era_client_lists_and_calls_with_plain_json_rpc(served
         # Stateless: no session, so no stream to announce changes on, and it says so.
         assert "mcp-session-id" not in opened.headers
         assert init["capabilities"]["tools"] == {"listChanged": False}
+        assert init["capabilities"]["logging"] == {}  # a local tool's events are log entries
 
         http.headers["MCP-Protocol-Version"] = "2025-06-18"
         initialized = await rpc(http, "notifications/initialized", {}, ident=None)

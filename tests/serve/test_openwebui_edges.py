@@ -21,13 +21,15 @@ import pytest
 from mcp import types
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
+from starlette.applications import Starlette
+from starlette.routing import Route
 
 from tests.lifespan import lifespan
 from toolbridge.config import Config
 from toolbridge.gateway import Gateway
 from toolbridge.local.results import VIEW_NOTE
 from toolbridge.serve.app import create_app
-from toolbridge.serve.mcp import PATH
+from toolbridge.serve.mcp import PATH, create_mcp_app
 from toolbridge.upstream.seam import MockUpstream, UpstreamResponse
 
 pytestmark = pytest.mark.anyio
@@ -392,3 +394,36 @@ async def test_mcp_views_events_and_meta_context() -> None:
     assert seen == [(1.0, "status: noted in chat-mcp")]
     assert logged == [{"tool": "add_note", "event": event}]
     assert json.loads(texts(who)[0])["session_id"] == "s-1"
+
+
+@pytest.mark.filterwarnings("ignore:The logging capability is deprecated")  # the client's
+async def test_mcp_log_entries_follow_the_level_a_handshake_era_session_set() -> None:
+    """The `logging` capability is declared (log entries are sent), and a stateful session's
+    `logging/setLevel` above `info` stops the events' log entries (progress goes on)."""
+    logged: list[Any] = []
+    seen: list[float] = []
+
+    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+        logged.append(params.data["event"]["data"]["description"])
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(progress)
+
+    async with served(config()) as (_, gateway):
+        mcp = create_mcp_app(gateway, stateful=True)
+        app = Starlette(routes=[Route(PATH, mcp)])
+        async with (
+            mcp.lifespan(),
+            httpx2.AsyncClient(
+                transport=httpx2.ASGITransport(app), headers=ALICE, timeout=20
+            ) as http,
+            mcp_client(http, mode="legacy", logging_callback=on_log) as client,
+        ):
+            capabilities = client.server_capabilities
+            await client.set_logging_level("warning")
+            await client.call_tool("add_note", {"text": "eggs"}, progress_callback=on_progress)
+            await client.set_logging_level("debug")
+            await client.call_tool("add_note", {"text": "milk"}, progress_callback=on_progress)
+    assert capabilities is not None
+    assert capabilities.logging == types.LoggingCapability()
+    assert (seen, logged) == ([1.0, 1.0], ["noted in no-chat"])

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -51,7 +52,7 @@ from mcp.server.session import ServerSession
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.streamable_http_manager import DEFAULT_MAX_SESSIONS, StreamableHTTPSessionManager
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
-from mcp.shared.exceptions import MCPError
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
@@ -72,6 +73,7 @@ from toolbridge.policy import Principal
 from toolbridge.serve.bodies import MAX_REQUEST_BYTES, json_response
 from toolbridge.serve.mcp_ids import checked_body
 from toolbridge.serve.mcp_interaction import (
+    LogLevels,
     asker,
     binding,
     input_required,
@@ -114,18 +116,24 @@ class McpApp:
         self._bus = InMemorySubscriptionBus()
         self._listen = ListenHandler(self._bus)
         self._sessions = _Sessions(DEFAULT_MAX_SESSIONS) if stateful else None
-        self.server = _Server(
-            "toolbridge",
-            version=__version__,
-            title="toolbridge",
-            # Our input schemas keep only standard JSON Schema keywords, never `x-mcp-header`,
-            # so the SDK's Mcp-Param-* header check has nothing to compare. Saying so spares
-            # it a full tools/list before every 2026-07-28 call.
-            get_tool_input_schema=lambda name: None,
-            on_list_tools=self._list_tools,
-            on_call_tool=self._call_tool,
-            on_subscriptions_listen=self._listen,
-        )
+        self._log_levels = LogLevels(DEFAULT_MAX_SESSIONS)
+        with warnings.catch_warnings():
+            # The SDK warns that 2026-07-28 drops `logging/setLevel`; the earlier protocols
+            # we serve have it, and their log entries need the capability it declares.
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            self.server = _Server(
+                "toolbridge",
+                version=__version__,
+                title="toolbridge",
+                # Our input schemas keep only standard JSON Schema keywords, never
+                # `x-mcp-header`, so the SDK's Mcp-Param-* header check has nothing to compare.
+                # Saying so spares it a full tools/list before every 2026-07-28 call.
+                get_tool_input_schema=lambda name: None,
+                on_list_tools=self._list_tools,
+                on_call_tool=self._call_tool,
+                on_subscriptions_listen=self._listen,
+                on_set_logging_level=self._log_levels.set,
+            )
         self.server.announce_tools_changed = stateful
         if self._sessions is not None:
             self.server.middleware.append(self._sessions.track)
@@ -222,7 +230,8 @@ class McpApp:
             context = meta_context(request_context(principal, headers, url=url), params.meta)
             bind = binding(tool.name, arguments, principal.id)
             context = replace(context, ask=asker(ctx, params, bind=bind))
-            async with relayed_events(ctx, tool.name) as on_event:
+            chosen = self._log_levels.of(ctx)
+            async with relayed_events(ctx, tool.name, chosen) as on_event:
                 result = await self.gateway.call(
                     principal,
                     tool.name,

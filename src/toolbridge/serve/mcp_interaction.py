@@ -9,7 +9,8 @@ it asks (`__event_call__`, as MCP form elicitation).
   for progress: progress counts the events, the message says what happened) and as a
   `notifications/message` log entry at `info` (its data the event, its logger
   `toolbridge.events`), where the client takes log entries (on 2026-07-28, only when the
-  request opted in with `_meta` `io.modelcontextprotocol/logLevel`).
+  request opted in with `_meta` `io.modelcontextprotocol/logLevel`; before it, unless the
+  session asked for a level above `info` with `logging/setLevel`: `LogLevels`).
 - **Questions**: only when the client declared the elicitation capability (form mode).
   `confirmation` and `input` events become a form elicitation (`confirmation`: accept is
   True; `input`: the text entered; decline or cancel: False). Clients of the 2026-07-28
@@ -35,6 +36,8 @@ import asyncio
 import base64
 import hashlib
 import logging
+import typing
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -43,6 +46,7 @@ import orjson
 from mcp import types
 from mcp.server import ServerRequestContext
 from mcp.server.connection import allowed_log_levels
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp_types.version import is_version_at_least
 
 from toolbridge.errors import AnswerNeeded
@@ -76,12 +80,17 @@ def meta_context(context: CallContext, meta: Mapping[str, Any] | None) -> CallCo
 
 
 @asynccontextmanager
-async def relayed_events(ctx: Context, tool: str) -> AsyncIterator[Callable[[Any], None]]:
+async def relayed_events(
+    ctx: Context, tool: str, chosen: frozenset[str] | None = None
+) -> AsyncIterator[Callable[[Any], None]]:
     """A thread-safe event sink whose events go to the client as notifications, in order,
-    all sent before the block ends."""
+    all sent before the block ends; log entries only at the levels the request allows and the
+    session `chosen` (`LogLevels.of`)."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Any] = asyncio.Queue()
     levels = allowed_log_levels(ctx.protocol_version, ctx.meta)
+    if chosen is not None:
+        levels = levels & chosen
     done = object()
 
     def on_event(event: Any) -> None:
@@ -110,6 +119,46 @@ async def relayed_events(ctx: Context, tool: str) -> AsyncIterator[Callable[[Any
     finally:
         loop.call_soon(queue.put_nowait, done)
         await sender
+
+
+_LEVELS: Final = typing.get_args(types.LoggingLevel)
+"""Log levels from the least severe (debug) up."""
+
+
+class LogLevels:
+    """The levels each stateful handshake-era session asked for with `logging/setLevel`, by
+    its `Mcp-Session-Id` (the SDK gives each request a session object of its own).
+
+    Bounded like the SDK's session table, the least recently set leaving first. A stateless
+    endpoint has no session to remember a level for: there `logging/setLevel` is answered and
+    holds for nothing after it (the 2026-07-28 protocol asks per request instead).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._chosen: OrderedDict[str, frozenset[str]] = OrderedDict()
+
+    async def set(self, ctx: Context, params: types.SetLevelRequestParams) -> types.EmptyResult:
+        """The `logging/setLevel` handler: this session's entries at `params.level` and up."""
+        session = _session_id(ctx)
+        if session is not None:
+            self._chosen[session] = frozenset(_LEVELS[_LEVELS.index(params.level) :])
+            self._chosen.move_to_end(session)
+            while len(self._chosen) > self._limit:
+                self._chosen.popitem(last=False)
+        return types.EmptyResult()
+
+    def of(self, ctx: Context) -> frozenset[str] | None:
+        """The levels the request's session chose, or None when it chose none."""
+        session = _session_id(ctx)
+        return self._chosen.get(session) if session is not None else None
+
+
+def _session_id(ctx: Context) -> str | None:
+    request = ctx.request
+    headers = getattr(request, "headers", None)
+    found = headers.get(MCP_SESSION_ID_HEADER) if headers is not None else None
+    return found if isinstance(found, str) and found else None
 
 
 def _describe(event: Any) -> str:
