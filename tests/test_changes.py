@@ -227,8 +227,9 @@ def test_a_reload_says_what_changed_since_a_generation_it_is_given() -> None:
 def test_a_source_down_is_logged_when_it_goes_down_not_at_each_retry(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """ERROR when a source goes down or fails otherwise than before; the reloads that find it
-    down still (the 30 s retries) log at DEBUG, and so does a reload that changed nothing."""
+    """ERROR when a source goes down or fails otherwise than before; a reload that finds it
+    down still says so at DEBUG, and a retry (a reload of the sources down only) that changed
+    nothing is all DEBUG. A whole reload (SIGHUP, the file watched) is summed up at INFO."""
     import logging
 
     import anyio
@@ -244,33 +245,42 @@ def test_a_source_down_is_logged_when_it_goes_down_not_at_each_retry(
         upstream=MockUpstream(lambda request: UpstreamResponse(status=204)),
     )
     demo = Path(__file__).resolve().parents[1] / "specs" / "demo.yaml"
+    retry = frozenset({"api"})
 
     def records() -> list[tuple[str, str]]:
-        found = [(r.levelname, r.getMessage().split(":")[0]) for r in caplog.records]
+        found = [(r.levelname, r.getMessage()) for r in caplog.records]
         caplog.clear()
-        return [(level, text) for level, text in found if "source" in text or "reload" in text]
+        return [  # up to the error, which names the file
+            (level, text.partition(f": {spec}")[0])
+            for level, text in found
+            if "source" in text or "reload" in text
+        ]
 
     async def run() -> list[list[tuple[str, str]]]:
         seen = []
         async with gateway:
             seen.append(records())
-            await gateway.reload()  # down still, the same error
+            await gateway.reload(retry, reread=False)  # down still, the same error
+            seen.append(records())
+            await gateway.reload()
             seen.append(records())
             spec.write_text("openapi: [\n")  # down otherwise: there, and not YAML
-            await gateway.reload()
+            await gateway.reload(retry, reread=False)
             seen.append(records())
             spec.write_bytes(demo.read_bytes())  # up again
-            await gateway.reload()
+            await gateway.reload(retry, reread=False)
             seen.append(records())
-            await gateway.reload()  # nothing changed
+            await gateway.reload(retry, reread=False)  # nothing changed
             seen.append(records())
         return seen
 
     caplog.set_level(logging.DEBUG, logger="toolbridge")
+    failed = "failed api; tools +0 -0 ~0 (0 in all)"
     assert anyio.run(run) == [
         [("ERROR", "source api is down")],
-        [("DEBUG", "reloaded"), ("DEBUG", "reloaded")],
-        [("ERROR", "reloaded"), ("INFO", "reloaded")],
-        [("INFO", "reloaded")],
-        [("DEBUG", "reloaded")],
+        [("DEBUG", "reloaded: source api is down still"), ("DEBUG", f"reloaded: {failed}")],
+        [("DEBUG", "reloaded: source api is down still"), ("INFO", f"reloaded: {failed}")],
+        [("ERROR", "reloaded: source api is down"), ("INFO", f"reloaded: {failed}")],
+        [("INFO", "reloaded: reloaded api; tools +6 -0 ~0 (6 in all)")],
+        [("DEBUG", "reloaded: tools +0 -0 ~0 (6 in all)")],
     ]

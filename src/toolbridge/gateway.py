@@ -159,7 +159,7 @@ class Gateway:
             found = changes(since or previous, state)
             if not dry_run:
                 self._swap(previous, state)
-        _log_reload(found, previous, dry_run=dry_run)
+        _log_reload(found, previous, dry_run=dry_run, whole=only is None)
         return found
 
     async def approve(self, source: str) -> Changes:
@@ -472,13 +472,14 @@ def _keeps_auth(before: Config, after: Config) -> None:
         )
 
 
-def _log_reload(found: Changes, previous: Generation, *, dry_run: bool) -> None:
+def _log_reload(found: Changes, previous: Generation, *, dry_run: bool, whole: bool) -> None:
     """A reload in the log: a source that went down (or fails otherwise than before) at ERROR,
-    one down still with the same error at DEBUG (the 30 s retries of a source that stays down
-    would fill the log), and the summary at INFO when anything changed, else at DEBUG."""
+    one down still with the same error at DEBUG, and the summary at INFO, but for a reload of
+    some sources only (`whole` False: a 30 s retry of those down, a registered source) that
+    changed nothing, at DEBUG: a source that stays down would fill the log."""
     verb = "reload (dry run)" if dry_run else "reloaded"
     before = {status.id: status.error for status in previous.catalog.sources}
-    news = False
+    news = whole or bool(found.tools) or bool(found.settings)
     for outcome in found.sources:
         if outcome.change == "failed" and before.get(outcome.id) == outcome.error:
             logger.debug("%s: source %s is down still: %s", verb, outcome.id, outcome.error)
@@ -486,5 +487,4 @@ def _log_reload(found: Changes, previous: Generation, *, dry_run: bool) -> None:
         if outcome.change == "failed":
             logger.error("%s: source %s is down: %s", verb, outcome.id, outcome.error)
         news = news or outcome.change != "unchanged"
-    level = logging.INFO if news or found.tools or found.settings else logging.DEBUG
-    logger.log(level, "%s: %s", verb, found.summary())
+    logger.log(logging.INFO if news else logging.DEBUG, "%s: %s", verb, found.summary())
