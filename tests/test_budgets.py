@@ -215,20 +215,73 @@ def test_a_json_answer_shaped_like_a_binary_one_is_cut() -> None:
 
 
 def test_thousands_of_small_arrays_are_cut_a_bounded_number_of_times() -> None:
-    """Each cut saves little: after MAX_CUTS the answer becomes its text, cut; the envelope
-    lists the largest MAX_REPORTED_CUTS and counts the rest."""
+    """Each cut saves little: after MAX_CUTS, and with nothing deep to put in a few words, the
+    answer becomes its text, cut, and the envelope says that is the one cut there is."""
     answer = json_answer({f"k{i}": [i, i + 1, i + 2, "x" * 20] for i in range(3000)})
     shaped = apply(budget(None, 256), answer)
     assert shaped.shaped is not None
-    assert (
-        isinstance(shaped.result, str),
-        len(shaped.result.encode()) <= 256,
-        len(shaped.shaped.cuts),
-        shaped.shaped.more_cuts,
-        shaped.shaped.text_cut,
-    ) == (True, True, MAX_REPORTED_CUTS, MAX_CUTS - MAX_REPORTED_CUTS, True)
+    assert isinstance(shaped.result, str)
+    kept = len(shaped.result.partition("…")[0])
+    text = orjson.dumps(answer.result).decode()
+    assert (len(shaped.result.encode()) <= 256, shaped.shaped.text_cut) == (True, True)
+    assert shaped.result[:kept] == text[:kept]
+    assert result_body(shaped)["budget"]["left_out"] == [
+        {"path": "$", "kept": kept, "left_out": len(text) - kept, "unit": "characters"}
+    ]
+
+
+def test_the_envelope_lists_the_largest_cuts_and_counts_the_rest() -> None:
+    answer = json_answer({f"k{i:02}": ["x" * 10] * (30 + i) for i in range(40)})
+    shaped = apply(budget(None, 3000), answer)
+    assert shaped.shaped is not None
+    assert size(shaped.result) <= 3000
     body = result_body(shaped)["budget"]
-    assert (len(body["left_out"]), body["more_left_out"]) == (16, 48)
+    # The two smallest arrays fit whole once the 38 larger ones are cut.
+    assert (len(body["left_out"]), body["more_left_out"]) == (MAX_REPORTED_CUTS, 38 - 16)
+    assert body["left_out"][0] == {"path": "$.k39", "kept": 1, "left_out": 68, "unit": "items"}
+    assert len(shaped.shaped.cuts) + shaped.shaped.more_cuts <= MAX_CUTS
+
+
+def test_an_item_larger_than_the_budget_is_kept_and_put_in_fewer_words() -> None:
+    """A list of one large item keeps the item: its long strings are cut, then the objects and
+    arrays below the deepest level that fits are each said in a few words."""
+    user = {f"{name}_url": f"https://api.example.com/users/octocat/{name}" for name in "abcdefgh"}
+    issue = {
+        "id": 1,
+        "number": 1347,
+        "title": "Found a bug",
+        "body": "I'm having a problem with this. " * 40,
+        "user": {"login": "octocat", **user},
+        "labels": [{"name": "bug", "description": "Something isn't working", **user}],
+    }
+    value, cuts, text_cut = fit([issue], 700)
+    assert (value, cuts, text_cut) == (
+        [
+            {
+                "id": 1,
+                "number": 1347,
+                "title": "Found a bug",
+                "body": "… (1280 more characters left out)",
+                "user": {"login": "octocat", **user},
+                "labels": ["(an object of 10 keys left out)"],
+            }
+        ],
+        [
+            Cut(path="$[0].body", kept=0, left_out=1280, unit="characters"),
+            Cut(path="$[0].labels[0]", kept=0, left_out=10, unit="keys"),
+        ],
+        True,
+    )
+    assert size(value) <= 700
+    # Tighter: a level up, the user and the labels are said in a few words too.
+    value, cuts, _ = fit([issue], 300)
+    assert value[0]["user"] == "(an object of 9 keys left out)"
+    assert value[0]["labels"] == "(an array of 1 item left out)"
+    assert cuts[1:] == [
+        Cut(path="$[0].labels", kept=0, left_out=1, unit="items"),
+        Cut(path="$[0].user", kept=0, left_out=9, unit="keys"),
+    ]
+    assert size(value) <= 300
 
 
 def tool(name: str, operation_id: str, output: dict[str, Any] | None = None) -> Tool:

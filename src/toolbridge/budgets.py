@@ -11,9 +11,12 @@ name or operationId) changes it for one tool, key by key (`select: "@"` keeps th
 - `max_bytes` caps the answer's size as compact JSON (text answers: as UTF-8). Arrays are cut
   first, the largest first, keeping their leading items, and end with a string saying how many
   items were left out (`"(90 more items left out)"`); when that is not enough, long strings are
-  cut (`"… (1234 more characters left out)"`), at most MAX_CUTS parts; as a last resort the
-  answer becomes its JSON text, cut. Binary answers (`{"base64", ...}`) are left alone: a cut
-  one is no use.
+  cut (`"… (1234 more characters left out)"`), at most MAX_CUTS parts; an array keeps one item
+  at least (its parts are cut in turn), so the model sees what the items are. When that is not
+  enough, the objects and arrays below the deepest level that makes the answer fit are each
+  said in a few words (`"(an object of 12 keys left out)"`); as a last resort (wide at the
+  top) the answer becomes its JSON text, cut. Binary answers (`{"base64", ...}`) are left
+  alone: a cut one is no use.
 
 What was done is `ToolResult.shaped`, which the call envelope reports as `budget`. A tool with
 a budget promises no output schema (its answers are reshaped): `reshape` drops it, with a note.
@@ -28,7 +31,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import jmespath
 import orjson
@@ -48,6 +51,8 @@ _BINARY_KEYS = {"base64", "size", "content_type"}
 MAX_CUTS = 64
 """Arrays and strings cut at most in one answer; past that the answer becomes its JSON text,
 cut (an answer of thousands of small arrays is not worth cutting one by one)."""
+MAX_DEPTH = 32
+"""The deepest level whose objects and arrays are put in a few words to make an answer fit."""
 MAX_REPORTED_CUTS = 16
 """Cuts the envelope lists (`left_out`), largest first; `more_left_out` counts the rest."""
 
@@ -226,9 +231,10 @@ def fit(value: Any, limit: int, *, owned: bool = False) -> tuple[Any, list[Cut],
         room = limit - (size - part_size)
         if isinstance(part, list):
             kept = _keep(part, room)
-            cuts.append(Cut(path=path, kept=kept, left_out=len(part) - kept))
-            part[kept:] = [_items_marker(len(part) - kept)]
-            size += _json_size(part) - part_size
+            if kept < len(part):
+                cuts.append(Cut(path=path, kept=kept, left_out=len(part) - kept))
+                part[kept:] = [_items_marker(len(part) - kept)]
+                size += _json_size(part) - part_size
             for index, item in enumerate(part[:kept]):
                 wait(_bulk(item, f"{path}[{index}]", (part, index)))
         else:
@@ -237,21 +243,81 @@ def fit(value: Any, limit: int, *, owned: bool = False) -> tuple[Any, list[Cut],
             size += _json_size(parent[key]) - part_size
             cuts.append(Cut(path=path, kept=kept, left_out=len(part) - kept, unit="characters"))
             text_cut = True
-    if size > limit:  # deep or wide objects, or too many parts: the JSON text, cut
+    if size > limit:  # objects and arrays below a depth, each said in a few words
+        depth = _fitting_depth(value, size, limit)
+        if depth is not None:
+            cuts += _summarize(value, depth)
+            return value, cuts, text_cut
+    if _json_size(value) > limit:  # too many parts, or wide at the top: the JSON text, cut
         text = _dumps(value).decode()
-        return _cut_text(text, _kept_chars(text, limit, _text_size)), cuts, True
+        kept = _kept_chars(text, limit, _text_size)
+        whole = Cut(path="$", kept=kept, left_out=len(text) - kept, unit="characters")
+        return _cut_text(text, kept), [whole], True
     return value, cuts, text_cut
 
 
+def _fitting_depth(value: Any, size: int, limit: int) -> int | None:
+    """The deepest level (1 to MAX_DEPTH) at which putting each object and array in a few words
+    (`_summary`) makes `value` fit, or None when even level 1 does not."""
+    found = None
+    for depth in range(1, MAX_DEPTH + 1):
+        saved = 0
+        containers = 0
+        for _, node, _ in _at_depth(value, depth):
+            saved += max(0, _json_size(node) - _json_size(_summary(node)))
+            containers += 1
+        if containers == 0 or size - saved > limit:
+            break
+        found = depth
+    return found
+
+
+def _summarize(value: Any, depth: int) -> list[Cut]:
+    """Each object and array `depth` levels down in `value` replaced by its summary (where that
+    is shorter), in place; the cuts that says, the largest first."""
+    found = []
+    for path, node, (parent, key) in list(_at_depth(value, depth)):
+        size, summary = _json_size(node), _summary(node)
+        if _json_size(summary) >= size:
+            continue  # as short as it is
+        parent[key] = summary
+        unit: Literal["items", "keys"] = "items" if isinstance(node, list) else "keys"
+        found.append((size, Cut(path=path, kept=0, left_out=len(node), unit=unit)))
+    found.sort(key=lambda pair: -pair[0])
+    return [cut for _, cut in found]
+
+
+def _at_depth(value: Any, depth: int) -> Iterator[tuple[str, Any, tuple[Any, Any]]]:
+    """The non-empty objects and arrays `depth` levels below `value` (path, node, place)."""
+    level: list[tuple[str, Any, tuple[Any, Any]]] = [("$", value, (None, None))]
+    for _ in range(depth):
+        below: list[tuple[str, Any, tuple[Any, Any]]] = []
+        for path, node, _ in level:
+            if isinstance(node, dict):
+                below += [(_child(path, k), v, (node, k)) for k, v in node.items()]
+            elif isinstance(node, list):
+                below += [(f"{path}[{i}]", v, (node, i)) for i, v in enumerate(node)]
+        level = below
+    return ((p, n, place) for p, n, place in level if isinstance(n, dict | list) and n)
+
+
+def _summary(node: dict[str, Any] | list[Any]) -> str:
+    """An object or array left out, in a few words."""
+    if isinstance(node, list):
+        return f"(an array of {len(node)} item{'s' if len(node) != 1 else ''} left out)"
+    return f"(an object of {len(node)} key{'s' if len(node) != 1 else ''} left out)"
+
+
 def _keep(array: list[Any], room: int) -> int:
-    """How many leading items fit in `room` bytes with the marker for the rest (at least 0)."""
+    """How many leading items fit in `room` bytes with the marker for the rest; at least one
+    (what is inside it is cut next), so that the model sees what the items are."""
     kept, used = 0, 2  # the brackets
     for index, item in enumerate(array):
         with_item = used + _json_size(item) + 1  # and a comma before the marker
         if with_item + _json_size(_items_marker(len(array) - index - 1)) > room:
             break
         used, kept = with_item, kept + 1
-    return kept
+    return max(kept, 1)
 
 
 def _items_marker(count: int) -> str:

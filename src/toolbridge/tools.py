@@ -219,14 +219,16 @@ class Embed:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Cut:
-    """An array or a string a result budget shortened: where, and how many items (or
-    characters) it kept and left out."""
+    """An array, a string or an object a result budget shortened: where, and how many items,
+    characters or keys it kept and left out."""
 
     path: str
     """A JSON path into the result: `$`, `$.data`, `$.items[0].lines`."""
     kept: int
     left_out: int
-    unit: Literal["items", "characters"] = "items"
+    unit: Literal["items", "characters", "keys"] = "items"
+    """`items` of an array, `characters` of a string (`$`: the answer became its JSON text,
+    cut), `keys` of an object left out whole (`kept` 0); an array left out whole is `items`."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

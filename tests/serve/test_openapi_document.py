@@ -103,8 +103,9 @@ RESULT = {
             "type": "object",
             "description": "Present when the tool's result budget selected part of the "
             "answer or cut it to size: `selected` (the JMESPath expression), `bytes`, "
-            "`max_bytes`, `cut`, and `left_out` for the arrays and strings cut "
-            "(`path`, `kept`, `left_out`, `unit`: items or characters; the largest 16, "
+            "`max_bytes`, `cut`, and `left_out` for the arrays, strings and objects cut "
+            "(`path`, `kept`, `left_out`, `unit`: items, characters or keys; the "
+            "largest 16, "
             "and `more_left_out` counting the others).",
         },
     },
