@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -118,13 +118,16 @@ def test_errors_and_binary_answers_are_not_selected_and_small_ones_not_marked() 
     assert apply(budget(None, 1000), small) == small
 
 
-def json_answer(result: Any, *, truncated: bool = False) -> ToolResult:
+def json_answer(
+    result: Any, *, truncated: bool = False, form: Literal["json", "not_json"] | None = None
+) -> ToolResult:
     return ToolResult(
         ok=True,
         status=200,
         content_type="application/json",
         result=result,
         truncated=truncated,
+        text_form=form,
     )
 
 
@@ -138,8 +141,10 @@ WITHHELD = (
     [
         # Passed on as its JSON text (integers past 64 bits): read here, then selected.
         (
-            json_answer('{"items": [{"id": 123456789012345678901234567890, "secret": "s"}]}'),
-            json_answer("[123456789012345678901234567890]"),
+            json_answer(
+                '{"items": [{"id": 123456789012345678901234567890, "secret": "s"}]}', form="json"
+            ),
+            json_answer("[123456789012345678901234567890]", form="json"),
         ),
         # Deeper than orjson writes, parsed: selected as any.
         (
@@ -148,7 +153,9 @@ WITHHELD = (
         ),
         # Deeper than Python reads: withheld.
         (
-            json_answer('{"items": [{"id": 1, "deep": ' + "[" * 1100 + "]" * 1100 + "}]}"),
+            json_answer(
+                '{"items": [{"id": 1, "deep": ' + "[" * 1100 + "]" * 1100 + "}]}", form="json"
+            ),
             ToolResult(
                 ok=False,
                 status=200,
@@ -168,7 +175,7 @@ WITHHELD = (
             ),
         ),
         (
-            json_answer("<html>not json</html>"),
+            json_answer("<html>not json</html>", form="not_json"),
             ToolResult(
                 ok=False,
                 status=200,
@@ -191,6 +198,41 @@ def test_select_applies_to_every_json_answer_or_withholds_it(
     """What `select` leaves out (a secret, a blob) never reaches the model whole."""
     shaped = apply(budget("items[].id", None), answer)
     assert replace(shaped, shaped=None) == expected
+
+
+@pytest.mark.parametrize(
+    ("select", "answer", "expected"),
+    [
+        # Any JSON value is selected from: a number, a string (never read again as JSON).
+        ("length(@)", json_answer("a long string answer"), json_answer(20)),
+        ("a", json_answer('{"a": 1}'), json_answer(None)),
+        ("@", json_answer(42), json_answer(42)),
+        (
+            "length(@)",
+            json_answer(42),
+            ToolResult(
+                ok=False,
+                status=200,
+                content_type="text/plain",
+                result="the answer was withheld: this tool's result select (length(@)) could "
+                "not be applied, as the expression failed on it: In function length(), invalid "
+                "type for value: 42, expected one of: ['string', 'array', 'object'], received: "
+                '"number"',
+            ),
+        ),
+        # Text is not selected.
+        ("length(@)", replace(json_answer("plain"), content_type="text/plain"), None),
+    ],
+    ids=["a-json-string", "a-json-string-that-looks-like-json", "a-number", "fails", "text"],
+)
+def test_select_applies_to_json_values_of_every_kind(
+    select: str, answer: ToolResult, expected: ToolResult | None
+) -> None:
+    shaped = apply(budget(select, None), answer)
+    if expected is None:
+        assert shaped == answer
+    else:
+        assert replace(shaped, shaped=None) == expected
 
 
 def test_a_select_that_fails_on_the_answer_withholds_it() -> None:

@@ -134,12 +134,11 @@ def apply(budget: Budget, result: ToolResult) -> ToolResult:
     if _is_binary(result):
         return result
     selected = None
-    if budget.expression is not None and result.ok:
+    is_text = isinstance(value, str) and not is_json_type(result.content_type or "")
+    if budget.expression is not None and result.ok and not is_text:  # text is not selected
         try:
-            value = _selectable(value, result)
-            if isinstance(value, dict | list):
-                value = budget.expression.search(value)
-                selected = budget.select
+            value = budget.expression.search(_selectable(value, result))
+            selected = budget.select
         except _Unselectable as exc:
             return _withheld(result, budget, str(exc))
         except JMESPathError as exc:
@@ -152,6 +151,7 @@ def apply(budget: Budget, result: ToolResult) -> ToolResult:
         # Integers past 64 bits, or deeper than orjson writes: its JSON text, cut as text.
         value = json_text(value)
         size = _text_size(value)
+        result = replace(result, text_form="json")
     cuts: list[Cut] = []
     text_cut = False
     if budget.max_bytes is not None and size > budget.max_bytes:
@@ -176,15 +176,18 @@ class _Unselectable(Exception):
 
 
 def _selectable(value: Any, result: ToolResult) -> Any:
-    """The answer as JSON to select from. A JSON answer passed on as its text (integers past
-    64 bits, nesting deeper than orjson reads) is read here with the standard library; one cut
-    at the size cap, or no JSON at all, cannot be selected from."""
-    if not isinstance(value, str) or not is_json_type(result.content_type or ""):
-        return value
+    """The answer as JSON to select from: any JSON value (a string, a number too). A JSON
+    answer passed on as its text (integers past 64 bits, nesting deeper than orjson reads) is
+    read here with the standard library; one cut at the size cap, or no JSON though it says so,
+    cannot be selected from."""
     if result.truncated:
         raise _Unselectable(
             "it was longer than the gateway's size cap, so it was cut and is no whole JSON"
         )
+    if result.text_form == "not_json":
+        raise _Unselectable("it says it is JSON but is not")
+    if result.text_form != "json" or not isinstance(value, str):
+        return value
     try:
         return json.loads(value)
     except RecursionError:

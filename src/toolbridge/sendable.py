@@ -51,7 +51,7 @@ def sendable(result: ToolResult) -> ToolResult:
             content_type="text/plain",
             result=f"the tool's answer cannot be sent as JSON: {reason}",
         )
-    return replace(result, result=text)
+    return replace(result, result=text, text_form="json")
 
 
 def _plain(problem: str, exc: BaseException) -> str:

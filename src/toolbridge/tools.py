@@ -264,6 +264,10 @@ class ToolResult:
     """JSON as parsed, text as text, binary as {"base64", "size", "content_type"}."""
     truncated: bool = False
     """The upstream answer was longer than the size cap and was cut."""
+    text_form: Literal["json", "not_json"] | None = None
+    """What a text `result` of a JSON answer is, when it is not a parsed JSON string: `json`,
+    the answer's JSON text passed on unparsed (integers past 64 bits, nesting too deep);
+    `not_json`, the body of an answer that says it is JSON but is not."""
     embeds: tuple[Embed, ...] = ()
     """Views for the person (HTML); `result` is then what the model reads about them."""
     shaped: Shaped | None = None

@@ -750,7 +750,11 @@ def response(
         (
             response(502, b"<html>bad gateway", "application/json"),
             ToolResult(
-                ok=False, status=502, content_type="application/json", result="<html>bad gateway"
+                ok=False,
+                status=502,
+                content_type="application/json",
+                result="<html>bad gateway",
+                text_form="not_json",
             ),
         ),
         (
@@ -769,6 +773,7 @@ def response(
                 content_type="application/json",
                 result='{"items": [1, 2\n[truncated: the upstream answer was longer than 15 bytes]',
                 truncated=True,
+                text_form="not_json",
             ),
         ),
         (

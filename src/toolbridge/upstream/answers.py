@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import codecs
 import json
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -34,8 +34,10 @@ def shape_result(response: UpstreamResponse) -> ToolResult:
     answer that no longer parses is text ending in a marker that says it was cut.
     """
     content_type = response.header("content-type")
-    result = (
-        _shaped_body(response.body, content_type, response.truncated) if response.body else None
+    result, form = (
+        _shaped_body(response.body, content_type, response.truncated)
+        if response.body
+        else (None, None)
     )
     if response.truncated and isinstance(result, str):
         result += f"{TRUNCATED}the upstream answer was longer than {len(response.body)} bytes]"
@@ -45,10 +47,15 @@ def shape_result(response: UpstreamResponse) -> ToolResult:
         content_type=content_type,
         result=result,
         truncated=response.truncated,
+        text_form=form,
     )
 
 
-def _shaped_body(body: bytes, content_type: str | None, truncated: bool) -> Any:
+TextForm = Literal["json", "not_json"] | None
+
+
+def _shaped_body(body: bytes, content_type: str | None, truncated: bool) -> tuple[Any, TextForm]:
+    """The body as the model reads it, and what its text is (`ToolResult.text_form`)."""
     mime = (content_type or "").split(";")[0].strip().lower()
     json_type = is_json_type(mime)
     if json_type or not mime:  # without a content type, JSON is sniffed
@@ -57,17 +64,18 @@ def _shaped_body(body: bytes, content_type: str | None, truncated: bool) -> Any:
         except orjson.JSONDecodeError:
             pass  # not JSON after all (or cut short): read it as text below
         else:
-            if _beyond_64_bits(body):
-                return body.decode("utf-8")  # its JSON text: orjson would read them as floats
-            return parsed
+            if _beyond_64_bits(body):  # its JSON text: orjson would read them as floats
+                return body.decode("utf-8"), "json"
+            return parsed, None
     textual = json_type or mime.startswith("text/") or mime.endswith(_TEXT_SUFFIXES)
     if (textual or (not mime and _utf8(body))) and not _binary(body, content_type):
-        return _decoded(body, content_type, truncated)
-    return {
+        return _decoded(body, content_type, truncated), "not_json" if json_type else None
+    binary = {
         "base64": base64.b64encode(body).decode("ascii"),
         "size": len(body),
         "content_type": content_type or "application/octet-stream",
     }
+    return binary, None
 
 
 def _decoded(body: bytes, content_type: str | None, truncated: bool) -> str:
