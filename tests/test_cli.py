@@ -1026,3 +1026,32 @@ def test_check_reports_toolsets_what_selects_nothing_by_line_and_a_token_warning
         "summary: 1 source, 6 operations, 6 tools, 0 changes, 0 spec validation findings; "
         "usable\n",
     )
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            "audit: {file: no-such-folder/calls.jsonl}",
+            "audit.file: cannot open {dir}/no-such-folder/calls.jsonl: its folder "
+            "{dir}/no-such-folder does not exist",
+        ),
+        ("audit: {file: .}", "audit.file: cannot open {dir}: it is a folder"),
+        (
+            "auth: {jwt: {jwks: keys.json}}",
+            "auth.jwt.jwks: cannot read keys from {dir}/keys.json: [Errno 2] No such file or "
+            "directory: '{dir}/keys.json'",
+        ),
+    ],
+    ids=["audit-folder-missing", "audit-a-folder", "jwks-missing"],
+)
+def test_check_refuses_what_a_start_would_refuse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], settings: str, message: str
+) -> None:
+    """What `serve` opens or reads besides sources (the audit file, the JWT keys): `check`
+    refuses it as a start would, creating nothing."""
+    path = tmp_path / "toolbridge.yaml"
+    path.write_text(f"{settings}\ntools: []\n")
+    expected = "toolbridge: " + message.format(dir=tmp_path) + "\n"
+    assert run(capsys, "check", "-c", str(path)) == (2, "", expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toolbridge.yaml"]

@@ -28,6 +28,8 @@ from toolbridge.errors import ToolbridgeError
 from toolbridge.filters.loader import load_filters
 from toolbridge.formats.render import FORMATS, Format, render_tools
 from toolbridge.gateway import Gateway
+from toolbridge.generation import check_audit_file
+from toolbridge.identity import Authenticator
 from toolbridge.openapi.documents import DocumentStore, cache_dir_from
 from toolbridge.policy import Policy
 from toolbridge.redaction import RedactingStream, install_log_redaction, secrets_of
@@ -303,6 +305,9 @@ def _check(args: argparse.Namespace) -> int:
     progress = sys.stderr if not args.json else None
     with contextlib.ExitStack() as stack:
         config = _config(args, stack)
+        # What a start reads or opens besides sources: refused here as `serve` would refuse it.
+        Authenticator(config.auth, base_dir=config.base_dir)
+        check_audit_file(config)
         catalog = _load(config, store, progress)
         with _prints_to_stderr():
             filters = load_filters(config, {})

@@ -155,7 +155,11 @@ class Gateway:
                 except ConfigError as exc:
                     logger.error("reload refused, still serving the last config: %s", exc)
                     raise
-            state = await anyio.to_thread.run_sync(self._build, config, previous, only)
+            try:
+                state = await anyio.to_thread.run_sync(self._build, config, previous, only)
+            except ConfigError as exc:  # what it names cannot be opened or read
+                logger.error("reload refused, still serving the last config: %s", exc)
+                raise
             found = changes(since or previous, state)
             if not dry_run:
                 self._swap(previous, state)

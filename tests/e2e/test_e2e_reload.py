@@ -391,6 +391,27 @@ def test_an_invalid_config_is_refused_whole_and_the_running_one_keeps_serving(
     assert "servers[0].spek: unknown key 'spek'" in served.log.read_text()
 
 
+def test_a_config_naming_an_audit_file_that_cannot_be_opened_is_refused(
+    served: Served, tmp_path: Path, upstreams: tuple[str, str]
+) -> None:
+    config = base_config(upstreams[0])
+    config["audit"] = {"file": "no-such-folder/calls.jsonl"}
+    write(tmp_path, config)
+
+    refused = served.reload()
+
+    message = (
+        f"audit.file: cannot open {tmp_path.resolve()}/no-such-folder/calls.jsonl: "
+        "No such file or directory"
+    )
+    assert (refused.status_code, refused.json()["error"]) == (
+        422,
+        {"type": "invalid_config", "message": message},
+    )
+    assert served.call("getStatus").status_code == 200
+    assert f"reload refused, still serving the last config: {message}" in served.log.read_text()
+
+
 def test_a_reload_does_not_remove_auth(
     served: Served, tmp_path: Path, upstreams: tuple[str, str]
 ) -> None:
