@@ -743,13 +743,35 @@ def test_a_bad_header_value_names_the_header(tmp_path: Path) -> None:
         ),
         pytest.param(
             "servers:\n  - id: pets\n    spec: a.yaml\n    base_url: not a url\n",
-            "FILE:4: servers[0].base_url: expected an absolute http(s) URL, found 'not a url'",
+            "FILE:4: servers[0].base_url: expected an absolute http(s) URL, found a value that "
+            "does not start with http:// or https://",
             id="base-url",
         ),
         pytest.param(
             "servers:\n  - id: pets\n    spec: a.yaml\n    base_url: /v1\n",
-            "FILE:4: servers[0].base_url: expected an absolute http(s) URL, found '/v1'",
+            "FILE:4: servers[0].base_url: expected an absolute http(s) URL, found a value that "
+            "does not start with http:// or https://",
             id="relative-base-url",
+        ),
+        # The value is never shown: a URL may hold a password (here without its scheme).
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n"
+            "    base_url: admin:canary-url-1@api.internal/v1\n",
+            "FILE:4: servers[0].base_url: expected an absolute http(s) URL, found a value that "
+            "does not start with http:// or https://",
+            id="base-url-never-shown",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    base_url: 'https://'\n",
+            "FILE:4: servers[0].base_url: expected an absolute http(s) URL, found no host",
+            id="base-url-without-host",
+        ),
+        # A secret substituted into `type` by mistake is said by its kind only.
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    auth: {type: sk-live-canary-2}\n",
+            "FILE:4: servers[0].auth: unknown type a string (expected one of 'bearer', "
+            "'api_key', 'basic', 'oauth2_client_credentials', 'forward', 'per_user')",
+            id="type-never-shown",
         ),
     ],
 )

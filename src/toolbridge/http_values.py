@@ -11,13 +11,19 @@ from toolbridge.tools import HEADER_NAME, UNSENDABLE
 
 
 def absolute_url(value: str | None) -> str | None:
-    """An absolute http(s) URL; empty (`${BASE_URL:-}` unset) is none given."""
+    """An absolute http(s) URL; empty (`${BASE_URL:-}` unset) is none given. The value is
+    never shown in the error: a URL may hold a password."""
     if value == "":
         return None
     if value is not None:
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"expected an absolute http(s) URL, found {value!r}")
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(
+                "expected an absolute http(s) URL, found a value that does not start with "
+                "http:// or https://"
+            )
+        if not parts.hostname:
+            raise ValueError("expected an absolute http(s) URL, found no host")
     return value
 
 

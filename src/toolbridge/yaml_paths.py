@@ -106,7 +106,10 @@ def explain(
         elif kind == "union_tag_invalid":
             found = error.get("input")
             found = found.get("type") if isinstance(found, dict) else found
-            message = f"unknown type {found!r} (expected one of {tags})"
+            # A mistyped tag is shown; anything else is said by its kind (it may be a secret
+            # substituted into the wrong key).
+            shown = repr(found) if isinstance(found, str) and _TAG.fullmatch(found) else None
+            message = f"unknown type {shown or kind_of(found)} (expected one of {tags})"
         elif kind == "value_error":
             message = str(error["msg"]).removeprefix("Value error, ")
         else:
@@ -115,6 +118,10 @@ def explain(
             message = f"{text} (found {kind_of(error.get('input'))})"
         lines.append(f"{path}:{line}: {dotted(loc) or '(top level)'}: {message}")
     return "\n".join(dict.fromkeys(lines))
+
+
+_TAG = re.compile(r"[a-z_]{1,24}")
+"""What a `type` looks like: shown when mistyped, as no secret does."""
 
 
 def _plain_loc(loc: tuple[Any, ...], union_tags: tuple[str, ...]) -> tuple[Any, ...]:
