@@ -1055,3 +1055,18 @@ def test_check_refuses_what_a_start_would_refuse(
     expected = "toolbridge: " + message.format(dir=tmp_path) + "\n"
     assert run(capsys, "check", "-c", str(path)) == (2, "", expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["toolbridge.yaml"]
+
+
+def test_rotate_secrets_where_there_is_no_store_makes_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run in the wrong folder, it would have made a new store and said all was re-encrypted."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TOOLBRIDGE_SECRET_KEY", "k" * 32)
+    assert run(capsys, "rotate-secrets") == (
+        2,
+        "",
+        f"toolbridge: no state store at {tmp_path}/toolbridge-state.db: nothing to re-encrypt "
+        "(run it beside the gateway's toolbridge.yaml, or give -c FILE)\n",
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -48,7 +48,7 @@ from toolbridge.serve.loopback import LoopbackServer
 from toolbridge.state.export import Exported, export
 from toolbridge.state.secrets import SecretBox
 from toolbridge.state.store import Store
-from toolbridge.state.urls import resolve_url
+from toolbridge.state.urls import resolve_url, sqlite_file
 from toolbridge.tools import Tool
 from toolbridge.upstream.clients import make_upstream
 
@@ -430,6 +430,12 @@ def _rotate_secrets(args: argparse.Namespace) -> int:
     """Exit 0 when every secret was re-encrypted (in one transaction); 2 when the store or a
     key cannot be used (main prints why, and nothing changed)."""
     url = _store_url(args)
+    file = sqlite_file(url)
+    if file is not None and not file.exists():  # opening would make a new, empty one
+        raise ToolbridgeError(
+            f"no state store at {file}: nothing to re-encrypt (run it beside the gateway's "
+            "toolbridge.yaml, or give -c FILE)"
+        )
 
     async def run() -> int:
         store = await Store.open(url, secrets=SecretBox.from_environ(os.environ))

@@ -169,13 +169,21 @@ async def test_tools_stored_before_filters_existed_are_tools_after(store_url: st
         )
 
 
-async def test_a_sqlite_file_in_a_missing_folder_is_unavailable(tmp_path: Path) -> None:
+async def test_a_sqlite_files_missing_folder_is_made_and_one_that_cannot_be_is_unavailable(
+    tmp_path: Path,
+) -> None:
+    async with await Store.open(f"sqlite:///{tmp_path}/state/nested/state.db") as store:
+        assert await store.tools.list() == ()
+    assert (tmp_path / "state" / "nested" / "state.db").is_file()
+    assert (tmp_path / "state" / "nested").stat().st_mode & 0o777 == 0o700
+
+    (tmp_path / "file").write_text("")
     with pytest.raises(StoreUnavailable) as caught:
-        await Store.open(f"sqlite:///{tmp_path}/missing/state.db")
+        await Store.open(f"sqlite:///{tmp_path}/file/state.db")
     assert str(caught.value) == (
         "could not open the state store and bring its schema up to date: the state store "
-        f"sqlite:///{tmp_path}/missing/state.db is unavailable "
-        f"(folder {tmp_path}/missing does not exist)"
+        f"sqlite:///{tmp_path}/file/state.db is unavailable "
+        f"(folder {tmp_path}/file does not exist and cannot be made: File exists)"
     )
 
 

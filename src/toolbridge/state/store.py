@@ -70,14 +70,19 @@ class Store:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> Store:
         """Connect to `url` (`sqlite:///ABSOLUTE_PATH` or `postgresql://...`; see
-        `urls.resolve_url`) and migrate it. A SQLite file is created on first open (its folder
-        must exist). `secrets` is the key (`SecretBox.from_environ(os.environ)`); without one,
-        storing or reading a secret raises `SecretKeyError`."""
+        `urls.resolve_url`) and migrate it. A SQLite file is created on first open (and its
+        folder, readable by its owner only, when missing). `secrets` is the key
+        (`SecretBox.from_environ(os.environ)`); without one, storing or reading a secret raises
+        `SecretKeyError`."""
         action = "open the state store and bring its schema up to date"
         file = sqlite_file(url)
         if file is not None and not file.parent.is_dir():
-            # Said here, not by SQLite: a failed aiosqlite connect leaves a thread behind.
-            raise StoreUnavailable(action, shown(url), f"folder {file.parent} does not exist")
+            try:  # `sqlite:///state/toolbridge.db`: its folder too is made on first start
+                file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as exc:
+                # Said here, not by SQLite: a failed aiosqlite connect leaves a thread behind.
+                why = f"folder {file.parent} does not exist and cannot be made: {exc.strerror}"
+                raise StoreUnavailable(action, shown(url), why) from None
         engine = make_engine(url)
         try:
             with guard(action, url):
