@@ -1070,3 +1070,20 @@ def test_rotate_secrets_where_there_is_no_store_makes_none(
         "(run it beside the gateway's toolbridge.yaml, or give -c FILE)\n",
     )
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("port", "message"),
+    [
+        ("80000", "expected a port from 0 to 65535, found 80000"),
+        ("-1", "expected a port from 0 to 65535, found -1"),
+        ("http", "expected a port number, found 'http'"),
+    ],
+)
+def test_serve_refuses_a_port_there_is_none_of(
+    capsys: pytest.CaptureFixture[str], port: str, message: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--port", port])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith(f"argument --port: {message}\n")

@@ -58,6 +58,17 @@ KEY_ENV = "TOOLBRIDGE_API_KEY"
 """The admin key `toolbridge reload` sends (not needed in open mode)."""
 
 
+def _port(text: str) -> int:
+    """A TCP port (0: any free one): uvicorn would bind 80000 as 14464 and say 80000."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, found {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, found {port}")
+    return port
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -86,7 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="load and check everything, then serve the HTTP API")
     serve.add_argument("-c", "--config", type=Path, help=f"config file (default: {DEFAULT_CONFIG})")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
+    serve.add_argument(
+        "--port", type=_port, default=8080, help="port to bind, 0 to 65535 (default 8080)"
+    )
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(run=_serve)
