@@ -224,7 +224,7 @@ def assemble(
         catalog=catalog,
         toolsets=build_toolsets(config, catalog),
         budgets=budgets,
-        secrets=secrets_of(config, catalog),
+        secrets=secrets_of(config, catalog, (f.filter for f in filters if f.filter)),
         policy=Policy.from_config(config),
         authenticator=_authenticator(config, previous),
         limiter=_limiter(config, previous, env.workers),

@@ -150,9 +150,15 @@ def _spellings(value: str) -> set[str]:
 # -- which values are secrets --------------------------------------------------------------------
 
 
-def secrets_of(config: Config, tools: Iterable[Tool] = ()) -> Secrets:
-    """Every secret the config and the local tools of a catalog hold."""
-    return Secrets([*config_secrets(config), *_valve_secrets(tools)])
+def secrets_of(config: Config, tools: Iterable[Tool] = (), filters: Iterable[Any] = ()) -> Secrets:
+    """Every secret the config, the local tools of a catalog and the filters as loaded (their
+    `Valves` objects, `instance.valves`) hold."""
+    found = [*config_secrets(config), *_valve_secrets(tools)]
+    for loaded in filters:
+        valves = getattr(getattr(loaded, "instance", None), "valves", None)
+        if isinstance(valves, BaseModel):
+            found += valve_secrets(valves)
+    return Secrets(found)
 
 
 def config_secrets(config: Config) -> Iterator[str]:
@@ -168,6 +174,8 @@ def config_secrets(config: Config) -> Iterator[str]:
         yield from _server_secrets(server)
     for entry in config.tools:
         yield from _named_secrets(entry.valves)
+    for filter_entry in config.filters:
+        yield from _named_secrets(filter_entry.valves)
 
 
 def _server_secrets(server: Server) -> Iterator[str]:

@@ -406,3 +406,26 @@ async def test_reload_takes_an_edit_and_keeps_the_last_good_version(tmp_path: Pa
         f"filters 'redact': {tmp_path}/redact.py:44: invalid Python: invalid syntax"
     )
     assert (await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "a@b.co"})).result == "[hidden]"
+
+
+async def test_a_filters_secret_valves_are_redacted_like_a_tools(tmp_path: Path) -> None:
+    """Valves secret by name (in the entry and in the Valves model) or by type (`SecretStr`):
+    the secrets the gateway redacts from answers and logs, as a tool's are."""
+    (tmp_path / "guard.py").write_text(
+        "from pydantic import BaseModel, SecretStr\n"
+        "class Filter:\n"
+        "    class Valves(BaseModel):\n"
+        "        admin_token: str = ''\n"
+        "        other: SecretStr = SecretStr('canary-filter-str-2')\n"
+        "        plain: str = 'not-a-secret-3'\n"
+        "    def inlet(self, body):\n"
+        "        raise Exception(f'said {self.valves.admin_token} and '\n"
+        "                        f'{self.valves.other.get_secret_value()}')\n"
+    )
+    entry = {"id": "guard", "path": "guard.py", "valves": {"admin_token": "canary-filter-1"}}
+    gw, _ = gateway(entry, base_dir=tmp_path)
+    refused = await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "hi"})
+    assert gw.secrets.text(str(refused.result)) == (
+        "refused by filter 'guard': said [redacted] and [redacted]"
+    )
+    assert gw.secrets.text("not-a-secret-3") == "not-a-secret-3"
