@@ -69,6 +69,24 @@ async def test_an_async_tool_that_blocks_its_loop_is_named_and_its_timeout_holds
     assert warnings[0].split("running there: ")[1].startswith("hostile:Tools.blocking.")
 
 
+@pytest.mark.parametrize("name", ["interrupt", "interrupt_async"])
+async def test_a_tool_that_raises_keyboardinterrupt_or_systemexit_fails_only_its_call(
+    name: str,
+) -> None:
+    """They would end the thread, the tools' loop or the process: each is the call's error,
+    and the next calls (async ones on the same loop) run as before."""
+    fn = function(name)
+    stopped = [await call_function(fn, {"code": code}) for code in (0, 3)]
+    after = await call_function(function("blocking"), {"seconds": 0})
+    assert (stopped, after) == (
+        [
+            ToolResult(ok=False, content_type="text/plain", result="KeyboardInterrupt"),
+            ToolResult(ok=False, content_type="text/plain", result="SystemExit: 3"),
+        ],
+        ToolResult(ok=True, content_type="text/plain", result="done"),
+    )
+
+
 async def test_an_async_tool_that_awaits_still_answers() -> None:
     fn = function("blocking")
 

@@ -26,7 +26,7 @@ from pydantic_core import to_jsonable_python
 from toolbridge.errors import InvalidArguments
 from toolbridge.local.context import CallContext, EventCall
 from toolbridge.local.results import function_result
-from toolbridge.local.runner import TOOL_LOOP
+from toolbridge.local.runner import TOOL_LOOP, ToolStopped, contained
 from toolbridge.local.signatures import Arguments, cause
 from toolbridge.schemas import json_kind
 from toolbridge.tools import PythonFunction, ToolResult
@@ -103,11 +103,14 @@ async def call_function(
             if fn.is_async:  # on a loop of its own: a tool that blocks cannot stop ours
                 value = await TOOL_LOOP.run(fn.function, fn.func(*args, **kwargs))
             else:
-                call = partial(fn.func, *args, **kwargs)
+                call = contained(partial(fn.func, *args, **kwargs))
                 value = await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
             if inspect.isawaitable(value):
                 value = await value
-    except (Exception, SystemExit) as exc:
+    except ToolStopped as exc:  # KeyboardInterrupt, SystemExit: said as raised
+        logger.error("local tool %s raised %s", fn.function, exc)
+        return ToolResult(ok=False, content_type="text/plain", result=str(exc))
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
         logger.exception("local tool %s raised", fn.function)
         return ToolResult(ok=False, content_type="text/plain", result=cause(exc))
     if scope.cancelled_caught:

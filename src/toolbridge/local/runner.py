@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -27,6 +27,27 @@ logger = logging.getLogger(__name__)
 BEAT = 0.25
 BLOCKED_AFTER = 1.0
 """Seconds the tools' loop may go without answering a heartbeat before it is reported."""
+
+
+class ToolStopped(Exception):
+    """A tool raised KeyboardInterrupt or SystemExit, which would stop the thread (or the loop,
+    or the process) that ran it: kept to the call, said as what the tool raised."""
+
+    def __init__(self, raised: BaseException) -> None:
+        text = str(raised)
+        super().__init__(f"{type(raised).__name__}: {text}" if text else type(raised).__name__)
+
+
+def contained(call: Callable[[], Any]) -> Callable[[], Any]:
+    """`call`, with KeyboardInterrupt and SystemExit raised as ToolStopped (for a thread)."""
+
+    def run() -> Any:
+        try:
+            return call()
+        except (KeyboardInterrupt, SystemExit) as exc:
+            raise ToolStopped(exc) from None
+
+    return run
 
 
 class ToolLoop:
@@ -54,6 +75,8 @@ class ToolLoop:
     async def _tracked(self, name: str, coroutine: Coroutine[Any, Any, Any]) -> Any:
         try:
             return await coroutine
+        except (KeyboardInterrupt, SystemExit) as exc:  # would stop the loop of every tool
+            raise ToolStopped(exc) from None
         finally:
             with self._lock:
                 self._running[name] -= 1
