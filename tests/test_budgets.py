@@ -220,10 +220,18 @@ def test_select_applies_to_every_json_answer_or_withholds_it(
                 '"number"',
             ),
         ),
-        # Text is not selected.
+        # Text is not selected, nor an answer without a body (a 204) or a JSON null.
         ("length(@)", replace(json_answer("plain"), content_type="text/plain"), None),
+        ("length(@)", json_answer(None), None),
     ],
-    ids=["a-json-string", "a-json-string-that-looks-like-json", "a-number", "fails", "text"],
+    ids=[
+        "a-json-string",
+        "a-json-string-that-looks-like-json",
+        "a-number",
+        "fails",
+        "text",
+        "no-body",
+    ],
 )
 def test_select_applies_to_json_values_of_every_kind(
     select: str, answer: ToolResult, expected: ToolResult | None

@@ -40,7 +40,7 @@ def itself() -> dict[str, Any]:
     [
         ({"a": [1, "b"]}, ToolResult(ok=True, result={"a": [1, "b"]})),
         ("text", ToolResult(ok=True, result="text")),
-        (orjson.loads(DEEP), ToolResult(ok=True, result=DEEP)),
+        (orjson.loads(DEEP), ToolResult(ok=True, result=DEEP, text_form="json")),
         (
             {1, 2},
             ToolResult(
@@ -58,11 +58,16 @@ def itself() -> dict[str, Any]:
                 result="the tool's answer cannot be sent as JSON: it refers to itself",
             ),
         ),
-        (nested(50_000), ToolResult(ok=True, result="[" * 50_001 + "]" * 50_001)),
+        (
+            nested(50_000),
+            ToolResult(ok=True, result="[" * 50_001 + "]" * 50_001, text_form="json"),
+        ),
         # The surfaces wrap a result in a few levels more (the envelope, MCP's answer).
         (
             nested(MAX_DEPTH - 2),
-            ToolResult(ok=True, result="[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)),
+            ToolResult(
+                ok=True, result="[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1), text_form="json"
+            ),
         ),
         (
             nested(MAX_DEPTH - ENVELOPE_DEPTH - 1),
@@ -70,7 +75,9 @@ def itself() -> dict[str, Any]:
         ),
         (
             {"n": 10**30, "m": [True, None]},
-            ToolResult(ok=True, result='{"n":' + "1" + "0" * 30 + ',"m":[true,null]}'),
+            ToolResult(
+                ok=True, result='{"n":' + "1" + "0" * 30 + ',"m":[true,null]}', text_form="json"
+            ),
         ),
     ],
     ids=[

@@ -135,7 +135,8 @@ def apply(budget: Budget, result: ToolResult) -> ToolResult:
         return result
     selected = None
     is_text = isinstance(value, str) and not is_json_type(result.content_type or "")
-    if budget.expression is not None and result.ok and not is_text:  # text is not selected
+    # Text is not selected, nor an answer without a body (a 204) or a JSON `null`.
+    if budget.expression is not None and result.ok and not is_text and value is not None:
         try:
             value = budget.expression.search(_selectable(value, result))
             selected = budget.select
@@ -145,13 +146,14 @@ def apply(budget: Budget, result: ToolResult) -> ToolResult:
             return _withheld(result, budget, f"the expression failed on it: {exc}")
         except RecursionError:
             return _withheld(result, budget, "the expression went too deep into it")
+    form = result.text_form
     try:
         size = _size(value)
     except (orjson.JSONEncodeError, RecursionError):
         # Integers past 64 bits, or deeper than orjson writes: its JSON text, cut as text.
         value = json_text(value)
         size = _text_size(value)
-        result = replace(result, text_form="json")
+        form = "json"
     cuts: list[Cut] = []
     text_cut = False
     if budget.max_bytes is not None and size > budget.max_bytes:
@@ -168,7 +170,7 @@ def apply(budget: Budget, result: ToolResult) -> ToolResult:
         more_cuts=max(0, len(cuts) - MAX_REPORTED_CUTS),
         text_cut=text_cut,
     )
-    return replace(result, result=value, shaped=shaped)
+    return replace(result, result=value, shaped=shaped, text_form=form)
 
 
 class _Unselectable(Exception):

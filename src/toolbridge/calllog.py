@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
+
+from toolbridge.config import Config
+from toolbridge.errors import ConfigError
 
 
 class CallLog:
@@ -74,3 +79,28 @@ class CallLog:
             self.stream.flush()
         except (OSError, ValueError):
             pass  # a closed or broken log stream must not break calls
+
+
+def open_audit_file(path: Path) -> CallLog:
+    """The call log appending to the config's `audit.file`; ConfigError when it cannot open."""
+    try:
+        return CallLog(path.open("ab"), owned=True)
+    except OSError as exc:
+        raise ConfigError(f"audit.file: cannot open {path}: {exc.strerror}") from exc
+
+
+def check_audit_file(config: Config) -> None:
+    """Raise ConfigError when the config's `audit.file` could not be opened to append to, as a
+    start would find (for `check`, which creates no file)."""
+    if config.audit is None or config.audit.file == "-":
+        return
+    path = config.base_dir / config.audit.file
+    if path.exists():
+        problem = "it is a folder" if path.is_dir() else None
+        problem = problem or (None if os.access(path, os.W_OK) else "permission denied")
+    elif not path.parent.is_dir():
+        problem = f"its folder {path.parent} does not exist"
+    else:
+        problem = None if os.access(path.parent, os.W_OK) else "its folder is not writable"
+    if problem is not None:
+        raise ConfigError(f"audit.file: cannot open {path}: {problem}")

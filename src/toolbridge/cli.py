@@ -21,6 +21,7 @@ import httpx2
 import orjson
 
 from toolbridge import __version__
+from toolbridge.calllog import check_audit_file
 from toolbridge.config import Config
 from toolbridge.config_file import line_of, load_config
 from toolbridge.demo import demo_config
@@ -28,7 +29,6 @@ from toolbridge.errors import ToolbridgeError
 from toolbridge.filters.loader import load_filters
 from toolbridge.formats.render import FORMATS, Format, render_tools
 from toolbridge.gateway import Gateway
-from toolbridge.generation import check_audit_file
 from toolbridge.identity import Authenticator
 from toolbridge.openapi.documents import DocumentStore, cache_dir_from
 from toolbridge.policy import Policy

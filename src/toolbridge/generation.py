@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -24,7 +23,7 @@ import orjson
 
 from toolbridge.arguments import ArgumentValidator
 from toolbridge.budgets import Budgets
-from toolbridge.calllog import CallLog
+from toolbridge.calllog import CallLog, open_audit_file
 from toolbridge.changes import (
     Changes,
     SourceOutcome,
@@ -34,7 +33,7 @@ from toolbridge.changes import (
     tool_changes,
 )
 from toolbridge.config import Config, PerUserAuth, RateLimit, Server
-from toolbridge.errors import ConfigError, CredentialRequired, ToolbridgeError, ToolNotFound
+from toolbridge.errors import CredentialRequired, ToolbridgeError, ToolNotFound
 from toolbridge.filters.chain import Chain, select
 from toolbridge.filters.loader import FilterStatus
 from toolbridge.identity import Authenticator
@@ -492,27 +491,7 @@ def _call_log(config: Config, previous: Generation | None, env: Environment) -> 
     path = config.base_dir / config.audit.file
     if env.open_log is not None:
         return env.open_log(path)
-    try:
-        return CallLog(path.open("ab"), owned=True)
-    except OSError as exc:
-        raise ConfigError(f"audit.file: cannot open {path}: {exc.strerror}") from exc
-
-
-def check_audit_file(config: Config) -> None:
-    """Raise ConfigError when the config's `audit.file` could not be opened to append to, as a
-    start would find (for `check`, which creates no file)."""
-    if config.audit is None or config.audit.file == "-":
-        return
-    path = config.base_dir / config.audit.file
-    if path.exists():
-        problem = "it is a folder" if path.is_dir() else None
-        problem = problem or (None if os.access(path, os.W_OK) else "permission denied")
-    elif not path.parent.is_dir():
-        problem = f"its folder {path.parent} does not exist"
-    else:
-        problem = None if os.access(path.parent, os.W_OK) else "its folder is not writable"
-    if problem is not None:
-        raise ConfigError(f"audit.file: cannot open {path}: {problem}")
+    return open_audit_file(path)
 
 
 def _entries(config: Config) -> dict[str, dict[str, object]]:
