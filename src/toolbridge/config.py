@@ -230,6 +230,9 @@ class LocalTools(_Model):
     path: str | None = None
     module: str | None = None
     valves: Mapping[str, Any] = {}
+    secret: tuple[str, ...] = ()
+    """Valves that hold secrets besides those whose names or types say so (redacted wherever
+    they would leave; the admin API's `secret`, sealed at rest)."""
     prefix: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,19}$")] | None = None
     install_requirements: bool = False
     """Install the `requirements` a tool file's frontmatter names (package specifiers only)."""
@@ -250,6 +253,8 @@ class FilterEntry(_Model):
     tools: tuple[str, ...] = ()
     """Tool-name globs it filters; empty: every tool of its sources."""
     valves: Mapping[str, Any] = {}
+    secret: tuple[str, ...] = ()
+    """Valves that hold secrets besides those whose names or types say so."""
     priority: int | None = None
     """Lower runs first (inlets; outlets too, as in Open WebUI); default: the file's
     `Valves.priority`, else 0. Ties run in id order."""

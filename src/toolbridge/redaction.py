@@ -33,6 +33,8 @@ from toolbridge.config import (
     BasicAuth,
     BearerAuth,
     Config,
+    FilterEntry,
+    LocalTools,
     OAuth2ClientCredentials,
     Server,
 )
@@ -172,10 +174,11 @@ def config_secrets(config: Config) -> Iterator[str]:
                 yield from url_secrets(auth.jwt.jwks)
     for server in config.servers:
         yield from _server_secrets(server)
-    for entry in config.tools:
+    entries: list[LocalTools | FilterEntry] = [*config.tools, *config.filters]
+    for entry in entries:
         yield from _named_secrets(entry.valves)
-    for filter_entry in config.filters:
-        yield from _named_secrets(filter_entry.valves)
+        listed = (entry.valves.get(name) for name in entry.secret)
+        yield from (value for value in listed if isinstance(value, str))
 
 
 def _server_secrets(server: Server) -> Iterator[str]:

@@ -383,6 +383,27 @@ def test_valves_secret_by_type_or_marker_are_sealed_like_those_secret_by_name(
         assert canary not in served.log.read_text()
 
 
+def test_valves_named_secret_in_the_request_are_redacted_from_answers_and_the_log(
+    served: Served,
+) -> None:
+    """The admin API's `secret` list seals those valves at rest, and makes them secrets the
+    gateway redacts wherever they would leave, as those secret by name or type."""
+    body = {
+        "id": "whisper",
+        "content": SHOUT,
+        "prefix": "whisper",
+        "valves": {"suffix": CANARY_OWN},
+        "secret": ["suffix"],
+    }
+    created = post(served, "/v1/admin/tools", body)
+    called = served.call("whisper_shout", user="ops", text="hi").json()
+    assert (created.status_code, created.json()["tool"]["valves"]) == (201, {"suffix": "********"})
+    assert called["result"] == "HI[redacted]"
+    assert CANARY_OWN not in served.log.read_text()
+    gone = httpx2.delete(served.url + "/v1/admin/tools/whisper", headers=bearer("ops"))
+    assert gone.status_code in (200, 204)
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "message"),
     [

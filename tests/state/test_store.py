@@ -227,7 +227,11 @@ async def test_a_tool_is_stored_with_its_file_and_its_valves(store: Store) -> No
     )
     assert await store.tools.valves_in_clear("clock") == {"tz": "UTC", "api_key": "k-1"}
     assert await store.tools.in_clear() == (
-        ToolInClear("clock", CLOCK_TOOL, {**entry, "valves": {"tz": "UTC", "api_key": "k-1"}}),
+        ToolInClear(
+            "clock",
+            CLOCK_TOOL,
+            {**entry, "valves": {"tz": "UTC", "api_key": "k-1"}, "secret": ["api_key"]},
+        ),
     )
 
 
@@ -311,7 +315,11 @@ async def test_a_filter_is_stored_beside_the_tools_and_neither_sees_the_other(st
         ["clock"],
     )
     assert await store.filters.in_clear() == (
-        ToolInClear("redact", REDACT_FILTER, {**entry, "valves": {"api_key": "f-1", "word": "x"}}),
+        ToolInClear(
+            "redact",
+            REDACT_FILTER,
+            {**entry, "valves": {"api_key": "f-1", "word": "x"}, "secret": ["api_key"]},
+        ),
     )
     assert await store.filters.get_valves("redact") == Valves(
         {"api_key": REDACTED, "word": "x"}, frozenset({"api_key"}), NOW, "ops"

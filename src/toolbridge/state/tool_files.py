@@ -148,6 +148,9 @@ class ToolFiles:
             if row.valves is not None:
                 what = f"the valves of {self.kind} {row.id!r}"
                 entry["valves"] = self._db.unsealed(row.valves, row.sealed, what)
+                # The valves sealed at rest are secrets wherever they would leave, too.
+                sealed = self._db.opened(row.sealed, what) if row.sealed else []
+                entry["secret"] = sorted({path[0] for path, _ in sealed if len(path) == 1})
             loaded.append(ToolInClear(row.id, row.content, entry))
         return tuple(loaded)
 
