@@ -261,12 +261,18 @@ def capped(result: ToolResult, max_bytes: int, secrets: Secrets) -> ToolResult:
     JSON text) up to the cap, then a marker, and `truncated` set. What is kept is redacted
     before the cut."""
     value = result.result
+    if not isinstance(value, str):
+        try:
+            text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+        except (orjson.JSONEncodeError, RecursionError):
+            # Integers past 64 bits, nesting deeper than orjson writes: its JSON text (or, for
+            # no JSON at all, why not), measured as text.
+            result = sendable(result)
+            value = result.result
     if isinstance(value, str):
         if len(value) <= max_bytes // 4:  # at most 4 bytes a character: surely under the cap
             return result
         text = value.encode("utf-8")
-    else:
-        text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     if len(text) <= max_bytes:
         return result
     kept = text[:max_bytes].decode("utf-8", errors="ignore")  # no half character at the cut

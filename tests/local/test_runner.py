@@ -87,6 +87,24 @@ async def test_a_tool_that_raises_keyboardinterrupt_or_systemexit_fails_only_its
     )
 
 
+async def test_a_local_answer_with_integers_past_64_bits_is_its_json_text() -> None:
+    """As a remote answer with them is passed on: no 500, the numbers exact, capped as text."""
+    config = Config(tools=(ENTRY,), base_dir=FIXTURES)
+    gateway = Gateway(
+        config,
+        upstream=MockUpstream(lambda request: UpstreamResponse(status=500)),
+        max_response_bytes=1000,
+    )
+    async with gateway:
+        one = await gateway.call(ANONYMOUS_ADMIN, "big_number", {})
+        many = await gateway.call(ANONYMOUS_ADMIN, "big_number", {"count": 100})
+    assert one == ToolResult(
+        ok=True, content_type="application/json", result=f"[{2**70}]", text_form="json"
+    )
+    assert (many.ok, many.truncated) == (True, True)
+    assert many.result.startswith(f"[{2**70},{2**70 + 1},")
+
+
 async def test_an_async_tool_that_awaits_still_answers() -> None:
     fn = function("blocking")
 
