@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from toolbridge.config import Config
@@ -429,3 +430,39 @@ async def test_a_filters_secret_valves_are_redacted_like_a_tools(tmp_path: Path)
         "refused by filter 'guard': said [redacted] and [redacted]"
     )
     assert gw.secrets.text("not-a-secret-3") == "not-a-secret-3"
+
+
+async def test_an_async_handler_that_blocks_is_timed_out_and_the_gateways_loop_turns(
+    tmp_path: Path,
+) -> None:
+    """Async inlets and outlets run on the tools' loop, as async tools do: `time.sleep` there
+    blocks only that loop, the filter's `timeout` holds, and the gateway's loop turns on."""
+    (tmp_path / "slow.py").write_text(
+        "import time\n"
+        "class Filter:\n"
+        "    async def inlet(self, body):\n"
+        "        time.sleep(1.5)\n"
+        "        return body\n"
+    )
+    gw, _ = gateway({"id": "slow", "path": "slow.py", "timeout": 0.3}, base_dir=tmp_path)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await anyio.sleep(0.05)
+            ticks += 1
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(ticker)
+        started = anyio.current_time()
+        refused = await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "hi"})
+        took = anyio.current_time() - started
+        group.cancel_scope.cancel()
+    assert refused == ToolResult(
+        ok=False,
+        content_type="text/plain",
+        result="refused by filter 'slow': it did not answer within 0.3 s",
+    )
+    assert took < 1.2
+    assert ticks >= 3

@@ -38,6 +38,7 @@ from toolbridge.errors import InvalidArguments
 from toolbridge.filters.loader import Filter, FilterStatus, Handler
 from toolbridge.local.calls import EventSink, injected
 from toolbridge.local.context import CallContext
+from toolbridge.local.runner import TOOL_LOOP, contained
 from toolbridge.local.signatures import cause
 from toolbridge.tools import Embed, Tool, ToolResult
 
@@ -226,10 +227,10 @@ async def _run(
     if handler.payload is not None:
         kwargs[handler.payload] = payload
     with anyio.fail_after(loaded.timeout):
-        if handler.is_async:
-            return await handler.func(**kwargs)
+        if handler.is_async:  # on the tools' loop: a handler that blocks cannot stop ours
+            return await TOOL_LOOP.run(f"filter {loaded.id}", handler.func(**kwargs))
         return await anyio.to_thread.run_sync(
-            partial(handler.func, **kwargs), abandon_on_cancel=True
+            contained(partial(handler.func, **kwargs)), abandon_on_cancel=True
         )
 
 
