@@ -24,7 +24,7 @@ def test_a_burst_then_the_steady_rate() -> None:
     with pytest.raises(RateLimited) as caught:
         limiter.take("alice", "x")
     assert (str(caught.value), caught.value.retry_after) == (
-        "'alice' is over the rate limit; try again in 1.0 s",
+        "'alice' is over the rate limit; try again in 1 s",
         1.0,
     )
     limiter.take("bob", "x")  # every caller has a bucket of their own
@@ -40,4 +40,4 @@ def test_per_tool_buckets() -> None:
     limiter.take("alice", "y")
     with pytest.raises(RateLimited) as caught:
         limiter.take("alice", "x")
-    assert str(caught.value) == "'alice' is over the rate limit for 'x'; try again in 60.0 s"
+    assert str(caught.value) == "'alice' is over the rate limit for 'x'; try again in 60 s"

@@ -31,6 +31,8 @@ document still converts. An upstream 4xx/5xx is a result, not an exception.
 
 from __future__ import annotations
 
+import math
+
 
 class ToolbridgeError(Exception):
     """Base of every error toolbridge raises on purpose."""
@@ -91,6 +93,11 @@ class RateLimited(ToolbridgeError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def retry_seconds(wait: float) -> int:
+    """A wait as the whole seconds `Retry-After` says (1 at least), and messages with it."""
+    return max(1, math.ceil(wait))
 
 
 class CredentialRequired(Forbidden):

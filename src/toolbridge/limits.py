@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from toolbridge.errors import RateLimited
+from toolbridge.errors import RateLimited, retry_seconds
 
 
 @dataclass(slots=True)
@@ -47,7 +47,7 @@ class RateLimiter:
             wait = (1.0 - bucket.tokens) / self.rate if self.rate > 0 else 60.0
             scope = f" for {tool!r}" if self.per_tool else ""
             raise RateLimited(
-                f"{caller!r} is over the rate limit{scope}; try again in {wait:.1f} s",
+                f"{caller!r} is over the rate limit{scope}; try again in {retry_seconds(wait)} s",
                 retry_after=wait,
             )
         bucket.tokens -= 1.0

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
-from toolbridge.errors import RateLimited
+from toolbridge.errors import RateLimited, retry_seconds
 from toolbridge.limits import RateLimiter
 
 logger = logging.getLogger(__name__)
@@ -125,8 +125,9 @@ class SharedRateLimiter:
         if not int(taken):
             seconds = float(wait)
             scope = f" for {tool!r}" if self.per_tool else ""
+            again = retry_seconds(seconds)
             raise RateLimited(
-                f"{caller!r} is over the rate limit{scope}; try again in {seconds:.1f} s",
+                f"{caller!r} is over the rate limit{scope}; try again in {again} s",
                 retry_after=seconds,
             )
 

@@ -8,7 +8,6 @@ whole, and what it is not (compressed, not UTF-8, not JSON) is said without echo
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import orjson
@@ -25,6 +24,7 @@ from toolbridge.errors import (
     UpstreamBusy,
     error_body,
     error_status,
+    retry_seconds,
 )
 from toolbridge.tools import Shaped, ToolResult
 
@@ -47,7 +47,7 @@ def error_parts(exc: ToolbridgeError) -> tuple[int, dict[str, Any], dict[str, st
     if isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="toolbridge"'
     if isinstance(exc, RateLimited | UpstreamBusy):
-        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        headers["Retry-After"] = str(retry_seconds(exc.retry_after))
     return status, error_body(exc), headers
 
 
