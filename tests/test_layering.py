@@ -29,6 +29,7 @@ LAYERS: list[set[str]] = [
         "metrics",
         "calllog",
         "changes",
+        "events",
         "filters",
         "budgets",
         "outputs",

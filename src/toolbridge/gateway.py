@@ -35,6 +35,7 @@ from toolbridge.errors import (
     UpstreamBusy,
     UpstreamUnavailable,
 )
+from toolbridge.events import bounded as bounded_events
 from toolbridge.filters.loader import FilterCache, FilterStatus, load_filters
 from toolbridge.generation import (
     Environment,
@@ -336,6 +337,8 @@ class Gateway:
         the toolset (and mode) the call is made in: only its tools are found."""
         state = self._current()  # calls in flight finish on the catalog they started with
         started = time.perf_counter()
+        if on_event is not None:
+            on_event = bounded_events(on_event)  # so many, so large (events.py)
         outcome = "error"
         tool: Tool | None = None
         result: ToolResult | None = None
