@@ -406,6 +406,7 @@ def test_check_json_is_the_whole_report(
                 "filters_down": [],
                 "usable": True,
                 "no_calls": [],
+                "refused_calls": [],
             },
         },
     )
@@ -472,6 +473,7 @@ def test_check_json_with_a_down_source_exits_1(
                 "filters_down": [],
                 "usable": False,
                 "no_calls": [],
+                "refused_calls": [],
             },
         },
     )
@@ -1087,3 +1089,52 @@ def test_serve_refuses_a_port_there_is_none_of(
         main(["serve", "--port", port])
     assert exited.value.code == 2
     assert capsys.readouterr().err.endswith(f"argument --port: {message}\n")
+
+
+def test_check_reports_the_notes_a_result_budget_gives_the_tools(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the gateway's tools carry them: a tool whose answers are cut promises no schema."""
+    monkeypatch.chdir(ROOT)
+    config = tmp_path / "toolbridge.yaml"
+    config.write_text(
+        f"servers:\n  - id: notes\n    spec: {ROOT}/specs/demo.yaml\n"
+        "    result: {max_bytes: 1000}\n"
+    )
+    code, report = run_json(capsysbinary, "check", "-c", str(config), "--no-validate", "--json")
+    assert (code, report["summary"]["changes_by_kind"]) == (0, {"output-schema-dropped": 5})
+
+
+def test_check_says_which_sources_have_calls_it_would_refuse(tmp_path: Path) -> None:
+    """A document that sends calls where the config does not allow them (`destination-refused`):
+    counted among the changes, and named in the summary line."""
+    import io
+    from dataclasses import replace
+
+    from toolbridge.config import Server
+    from toolbridge.openapi.convert import Conversion
+    from toolbridge.openapi.documents import DocumentStore
+    from toolbridge.registry import build_catalog, load_server
+    from toolbridge.report import check_report, print_check
+    from toolbridge.tools import Note
+
+    store = DocumentStore(cache_dir=None)
+    server = Server.model_validate({"id": "notes", "spec": str(ROOT / "specs" / "demo.yaml")})
+    status = load_server(server, store, ROOT)
+    assert isinstance(status.conversion, Conversion)
+    refused = Note(kind="destination-refused", message="the calls of 6 tools ... are refused")
+    conversion = replace(status.conversion, notes=(*status.conversion.notes, refused))
+    report = check_report(
+        build_catalog([replace(status, conversion=conversion)]), store, validate=False
+    )
+    out = io.StringIO()
+    print_check(report, out)
+    assert (report["summary"]["refused_calls"], report["summary"]["changes_by_kind"]) == (
+        ["notes"],
+        {"destination-refused": 1},
+    )
+    assert out.getvalue().splitlines()[-1] == (
+        "summary: 1 source, 6 operations, 6 tools, 1 change (destination-refused 1), 0 spec "
+        "validation findings; usable; calls refused (destination-refused, see `allowed_hosts`): "
+        "notes"
+    )

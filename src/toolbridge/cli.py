@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,6 +22,7 @@ import httpx2
 import orjson
 
 from toolbridge import __version__
+from toolbridge.budgets import Budgets
 from toolbridge.calllog import check_audit_file
 from toolbridge.config import Config
 from toolbridge.config_file import line_of, load_config
@@ -30,6 +32,7 @@ from toolbridge.filters.loader import load_filters
 from toolbridge.formats.render import FORMATS, Format, render_tools
 from toolbridge.gateway import Gateway
 from toolbridge.identity import Authenticator
+from toolbridge.openapi.convert import Conversion
 from toolbridge.openapi.documents import DocumentStore, cache_dir_from
 from toolbridge.policy import Policy
 from toolbridge.redaction import RedactingStream, install_log_redaction, secrets_of
@@ -237,6 +240,13 @@ def _load(config: Config, store: DocumentStore, progress: TextIO | None) -> Cata
     with _prints_to_stderr():
         for entry in config.tools:
             statuses.append(load_local(entry, config.base_dir))
+    budgets = Budgets(config.servers)
+    if budgets:  # as a start reshapes them: a tool whose answers are cut promises no schema
+        for index, status in enumerate(statuses):
+            conversion = status.conversion
+            if isinstance(conversion, Conversion):
+                tools = tuple(budgets.reshape(conversion.tools))
+                statuses[index] = replace(status, conversion=replace(conversion, tools=tools))
     return build_catalog(statuses)
 
 

@@ -124,9 +124,11 @@ def check_report(
         by_kind.update(source.get("changes_by_kind", {}))
     by_kind.update(n.kind for n in catalog.notes)
     down = [s["id"] for s in sources if not s["ok"]]
-    no_calls = [
-        s["id"] for s in sources if any(n["kind"] == "no-base-url" for n in s.get("notes", ()))
-    ]
+    no_calls = _with_note(sources, "no-base-url")
+    refused = _with_note(sources, "destination-refused")
+    by_kind.update(
+        n["kind"] for s in sources for n in s.get("notes", ()) if n["kind"] == "destination-refused"
+    )
     tokens = estimate(catalog)
     toolsets = build_toolsets(config, catalog) if config is not None else {}
     filters_down = [f.entry.id for f in filters if f.error is not None]
@@ -174,6 +176,8 @@ def check_report(
             "usable": not down and not filters_down,
             # Listed, but not callable until the config gives them a `base_url`.
             "no_calls": no_calls,
+            # Some calls go where the document says and the config does not allow.
+            "refused_calls": refused,
         },
     }
 
@@ -235,6 +239,10 @@ def print_check(report: dict[str, Any], out: TextIO, *, verbose: bool = False) -
     state = "usable" if summary["usable"] else f"NOT usable: down: {', '.join(down)}"
     if summary["no_calls"]:
         state += f"; cannot make calls until `base_url` is set: {', '.join(summary['no_calls'])}"
+    if summary.get("refused_calls"):
+        state += "; calls refused (destination-refused, see `allowed_hosts`): " + ", ".join(
+            summary["refused_calls"]
+        )
     print(
         f"summary: {_count(summary['sources'], 'source')}, "
         f"{_count(summary['operations'], 'operation')}, {_count(summary['tools'], 'tool')}, "
@@ -325,3 +333,8 @@ def print_changes(answer: dict[str, Any], out: TextIO) -> None:
     if workers:
         print(f"workers: {workers['applied']} of {workers['total']} applied it", file=out)
     print(f"{verb}: {_count(tools.get('count', 0), 'tool')} in all", file=out)
+
+
+def _with_note(sources: list[dict[str, Any]], kind: str) -> list[str]:
+    """The ids of the sources with a note of this kind."""
+    return [s["id"] for s in sources if any(n["kind"] == kind for n in s.get("notes", ()))]
