@@ -1076,7 +1076,7 @@ def test_bad_state_and_redis_urls_name_the_scheme_never_the_url(
         ),
         pytest.param(
             "- {user: bob, key: short}",
-            "auth: api_keys[0].key: shorter than 6 characters (use a long random one, e.g. "
+            "auth.api_keys[0].key: shorter than 6 characters (use a long random one, e.g. "
             "`openssl rand -hex 24`)",
             id="too-short",
         ),
@@ -1089,3 +1089,35 @@ def test_each_caller_has_a_key_of_their_own(tmp_path: Path, keys: str, expected:
 
     assert message.removeprefix(f"{path}:").split(": ", 1)[1] == expected
     assert "shared-key-1234" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # One typo in a server: said once, and a filter naming another server is not wrong.
+        (
+            "servers:\n  - id: good\n    spec: a.yaml\n  - id: bad\n    spec: b.yaml\n"
+            "    prefx: b\nfilters:\n  - id: f\n    path: f.py\n    sources: [good]\n",
+            "FILE:6: servers[1].prefx: unknown key 'prefx'",
+        ),
+        # A filter's unknown source: at its line, under its key path.
+        (
+            "servers:\n  - id: good\n    spec: a.yaml\nfilters:\n  - id: f\n    path: f.py\n"
+            "    sources: [good, nope]\n",
+            "FILE:7: filters[0].sources: 'nope' is no server or tools id (filter 'f')",
+        ),
+        # An API key's problem: at the key's line.
+        (
+            "auth:\n  api_keys:\n    - {user: ops, key: long-enough-1}\n"
+            "    - {user: bob, key: short}\n",
+            "FILE:4: auth.api_keys[1].key: shorter than 6 characters (use a long random one, "
+            "e.g. `openssl rand -hex 24`)",
+        ),
+    ],
+    ids=["no-second-error", "filter-source-line", "api-key-line"],
+)
+def test_a_validators_problem_is_said_at_its_own_key_and_line(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+    assert error_of(path) == expected.replace("FILE", str(path))

@@ -474,14 +474,15 @@ class Config(_Model):
     def _filter_scopes(
         cls, value: tuple[FilterEntry, ...], info: ValidationInfo
     ) -> tuple[FilterEntry, ...]:
-        sources = {s.id for s in info.data.get("servers", ())}
-        sources |= {t.id for t in info.data.get("tools", ())}
+        if "servers" not in info.data or "tools" not in info.data:
+            return value  # those are wrong: what they would say is said there
+        sources = {s.id for s in info.data["servers"]} | {t.id for t in info.data["tools"]}
         for index, entry in enumerate(value):
             unknown = [s for s in entry.sources if s not in sources]
             if unknown:
                 raise ValueError(
-                    f"[{index}].sources of filter {entry.id!r}: "
-                    f"{', '.join(map(repr, unknown))} is no server or tools id"
+                    f"[{index}].sources: {', '.join(map(repr, unknown))} is no server or tools "
+                    f"id (filter {entry.id!r})"
                 )
         return value
 

@@ -112,6 +112,12 @@ def explain(
             message = f"unknown type {shown or kind_of(found)} (expected one of {tags})"
         elif kind == "value_error":
             message = str(error["msg"]).removeprefix("Value error, ")
+            # A validator may name where, below its own key, the problem is: `[0].sources: ...`
+            # or `api_keys[1].key: ...`, put in the key path (and the line found there).
+            found = _RELATIVE.match(message)
+            if found is not None:
+                line, loc = locate(node, (*loc, *_parts(found[1])))
+                message = message[found.end() :]
         else:
             # Only the kind of what was found: the value itself may be a secret.
             text = _MESSAGES.get(kind, error["msg"])
@@ -122,6 +128,18 @@ def explain(
 
 _TAG = re.compile(r"[a-z_]{1,24}")
 """What a `type` looks like: shown when mistyped, as no secret does."""
+
+
+_RELATIVE = re.compile(r"((?:\[\d+\]|[A-Za-z_]\w*)(?:\[\d+\]|\.[A-Za-z_]\w*)*): ")
+"""A key path at the start of a validator's message, below the key it validates."""
+
+
+def _parts(path: str) -> tuple[Any, ...]:
+    """`[0].sources` -> (0, "sources"); `api_keys[1].key` -> ("api_keys", 1, "key")."""
+    return tuple(
+        int(index) if index else name
+        for index, name in re.findall(r"\[(\d+)\]|([A-Za-z_]\w*)", path)
+    )
 
 
 def _plain_loc(loc: tuple[Any, ...], union_tags: tuple[str, ...]) -> tuple[Any, ...]:
