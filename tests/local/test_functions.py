@@ -1249,3 +1249,25 @@ def test_an_entry_timeout_applies_to_its_tools() -> None:
     assert {t.target.timeout for t in conversion.tools if isinstance(t.target, PythonFunction)} == {
         2.5
     }
+
+
+def test_a_file_whose_top_level_does_not_finish_is_refused_in_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`while True: ...` at the top level would hold the start (or the admin request) forever:
+    after IMPORT_TIMEOUT the file is refused and what loads it goes on."""
+    from toolbridge.local import imports
+
+    monkeypatch.setattr(imports, "IMPORT_TIMEOUT", 0.3)
+    file = tmp_path / "stuck.py"
+    file.write_text("import time\ntime.sleep(2)\ndef late() -> str:\n    return 'late'\n")
+    with pytest.raises(SourceError) as caught:
+        load_tools(LocalTools(id="t", path=str(file)), tmp_path)
+    assert str(caught.value) == (
+        f"tools 't': {file}: its top level did not finish within 0.3 s (it still runs, in a "
+        "thread of its own, until the gateway restarts)"
+    )
+    file.write_text("def fine() -> str:\n    return 'fine'\n")
+    assert [
+        tool.name for tool in load_tools(LocalTools(id="t", path=str(file)), tmp_path).tools
+    ] == ["fine"]

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.abc
 import importlib.util
 import re
 import sys
+import threading
 import types
 from pathlib import Path
 
@@ -27,6 +29,8 @@ from toolbridge.local.signatures import cause
 from toolbridge.local.sources import LocalModule, display
 
 _MODULE_NAME = re.compile(r"[^A-Za-z0-9_]")
+IMPORT_TIMEOUT = 60.0
+"""Seconds a tool or filter file's top level may take to run (its imports included)."""
 OPEN_WEBUI_NAMES = frozenset({"open_webui", "utils", "apps", "main", "config"})
 """`open_webui`, and the old top-level names Open WebUI rewrites to `open_webui.*`."""
 OPENWEBUI_EXTRA = {
@@ -67,11 +71,43 @@ def import_file(label: str, namespace: str, path: Path) -> tuple[types.ModuleTyp
     # typing look classes' modules up in sys.modules to resolve string annotations.
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
-    except (Exception, SystemExit) as exc:
+        _run_top_level(spec.loader, module)
+    except _StillRunning:
+        sys.modules.pop(name, None)
+        raise SourceError(
+            f"{where}: its top level did not finish within {IMPORT_TIMEOUT:g} s (it still runs, "
+            "in a thread of its own, until the gateway restarts)"
+        ) from None
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
         sys.modules.pop(name, None)
         raise SourceError(f"{where}: {_why(exc, tree, info)}") from exc
     return module, info
+
+
+class _StillRunning(Exception):
+    """A file's top level outlived IMPORT_TIMEOUT."""
+
+
+def _run_top_level(loader: importlib.abc.Loader, module: types.ModuleType) -> None:
+    """Run a file's top level in a thread of its own, waiting IMPORT_TIMEOUT for it: one that
+    never returns (`while True: ...`) holds that thread, not the start or the admin request
+    that loads it. What it raises is raised here."""
+    done = threading.Event()
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            loader.exec_module(module)
+        except BaseException as exc:
+            raised.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"toolbridge-import-{module.__name__}", daemon=True).start()
+    if not done.wait(IMPORT_TIMEOUT):
+        raise _StillRunning
+    if raised:
+        raise raised[0]
 
 
 def import_module(label: str, name: str) -> types.ModuleType:
