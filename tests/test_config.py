@@ -1106,6 +1106,12 @@ def test_each_caller_has_a_key_of_their_own(tmp_path: Path, keys: str, expected:
             "    sources: [good, nope]\n",
             "FILE:7: filters[0].sources: 'nope' is no server or tools id (filter 'f')",
         ),
+        # A JWT secret too short to be redacted (or to be safe).
+        (
+            "auth:\n  jwt:\n    secret: short\n",
+            "FILE:3: auth.jwt.secret: shorter than 6 characters (HS256 wants 32 or more: e.g. "
+            "`openssl rand -hex 32`)",
+        ),
         # An API key's problem: at the key's line.
         (
             "auth:\n  api_keys:\n    - {user: ops, key: long-enough-1}\n"
@@ -1114,7 +1120,7 @@ def test_each_caller_has_a_key_of_their_own(tmp_path: Path, keys: str, expected:
             "e.g. `openssl rand -hex 24`)",
         ),
     ],
-    ids=["no-second-error", "filter-source-line", "api-key-line"],
+    ids=["no-second-error", "filter-source-line", "jwt-secret-short", "api-key-line"],
 )
 def test_a_validators_problem_is_said_at_its_own_key_and_line(
     tmp_path: Path, text: str, expected: str

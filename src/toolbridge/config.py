@@ -304,6 +304,12 @@ class Jwt(_Model):
     def _one_key_source(self) -> Jwt:
         if (self.secret is None) == (self.jwks is None):
             raise ValueError("give exactly one of `secret` (HS256) and `jwks` (RS256, ES256)")
+        if self.secret is not None and len(self.secret) < MIN_KEY_LENGTH:
+            # Shorter values are not redacted either (they would garble answers).
+            raise ValueError(
+                f"secret: shorter than {MIN_KEY_LENGTH} characters (HS256 wants 32 or more: "
+                "e.g. `openssl rand -hex 32`)"
+            )
         return self
 
 
