@@ -29,7 +29,7 @@ from toolbridge.errors import (
             400,
             {"type": "bad_request", "message": "unknown format 'x'"},
         ),
-        (BadRequest("too big", status=413), 413, {"type": "bad_request", "message": "too big"}),
+        (BadRequest("too big", status=413), 413, {"type": "too_large", "message": "too big"}),
         (
             Unauthenticated("unknown API key"),
             401,

@@ -178,7 +178,7 @@ _TABLE: tuple[tuple[type[ToolbridgeError], int, str], ...] = (
 def error_status(exc: ToolbridgeError) -> tuple[int, str]:
     """The HTTP status and error type of an error."""
     if isinstance(exc, BadRequest):
-        return exc.status, "bad_request"
+        return exc.status, "too_large" if exc.status == 413 else "bad_request"
     if isinstance(exc, UpstreamUnavailable) and exc.timeout:
         return 504, "upstream_timeout"
     return next((status, kind) for cls, status, kind in _TABLE if isinstance(exc, cls))
