@@ -400,8 +400,18 @@ def test_valves_named_secret_in_the_request_are_redacted_from_answers_and_the_lo
     assert (created.status_code, created.json()["tool"]["valves"]) == (201, {"suffix": "********"})
     assert called["result"] == "HI[redacted]"
     assert CANARY_OWN not in served.log.read_text()
-    gone = httpx2.delete(served.url + "/v1/admin/tools/whisper", headers=bearer("ops"))
-    assert gone.status_code in (200, 204)
+    # A Valves field named `secret` is set through PUT .../valves like any other (it is no
+    # list of names), and sealed by its name.
+    keeper = SHOUT.replace('suffix: str = "!"', 'suffix: str = "!"\n        secret: str = ""')
+    post(served, "/v1/admin/tools", {"id": "keeper", "content": keeper, "prefix": "keeper"})
+    named = put(served, "/v1/admin/tools/keeper/valves", {"secret": CANARY_OWN, "suffix": "?"})
+    assert (named.status_code, named.json()["valves"]) == (
+        200,
+        {"secret": "********", "suffix": "?"},
+    )
+    for ident in ("whisper", "keeper"):
+        gone = httpx2.delete(served.url + f"/v1/admin/tools/{ident}", headers=bearer("ops"))
+        assert gone.status_code in (200, 204)
 
 
 @pytest.mark.parametrize(

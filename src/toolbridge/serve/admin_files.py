@@ -241,9 +241,13 @@ class Files:
         stored = next((t for t in await part.in_clear() if t.id == ident), None)
         if stored is None:
             raise self._absent(ident)
-        values = {k: v for k, v in body.items() if k != "secret"}
-        secret = secret_names(values, body.get("secret"))
-        entry = {k: v for k, v in stored.entry.items() if k != "valves"}
+        named = body.get("secret")
+        if isinstance(named, list):  # the names of the valves to seal
+            values = {k: v for k, v in body.items() if k != "secret"}
+        else:  # a valve named `secret` (sealed by its name)
+            values, named = dict(body), None
+        secret = secret_names(values, named)
+        entry = {k: v for k, v in stored.entry.items() if k not in ("valves", "secret")}
         secret |= await self._trial(ident, stored.content, entry, values)
         since = self.parts.gateway.generation()
         await part.put_valves(ident, values, secret=secret, by=principal.id)
