@@ -510,6 +510,18 @@ HINT = " (give server {!r} a `prefix` to choose its names)"
             id="dashes-in-the-id",
         ),
         pytest.param(
+            [
+                status("a", tool("x", "a")),
+                replace(status("clock", tool("x", "clock")), kind="python"),
+            ],
+            ["x", "clock_x"],
+            [
+                "'x' is already a tool of source 'a'; the one of source 'clock' is 'clock_x' "
+                "(give tools entry 'clock' a `prefix` to choose its names)"
+            ],
+            id="a-tools-entry",
+        ),
+        pytest.param(
             [status("a", tool(LONG, "a")), status("b" * 40, tool(LONG, "b" * 40))],
             [LONG, LONG_RENAMED],
             [

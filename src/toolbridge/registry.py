@@ -239,7 +239,8 @@ def build_catalog(sources: Iterable[SourceStatus]) -> Catalog:
                 note = Note(
                     kind="name-clash",
                     message=f"{tool.name!r} is already a tool of source {held.source!r}{same}; "
-                    f"the one of source {tool.source!r} is {renamed!r} (give server "
+                    f"the one of source {tool.source!r} is {renamed!r} (give "
+                    f"{'tools entry' if status.kind == 'python' else 'server'} "
                     f"{tool.source!r} a `prefix` to choose its names)",
                     where=tool.where,
                 )

@@ -332,6 +332,10 @@ def print_changes(answer: dict[str, Any], out: TextIO) -> None:
     workers = answer.get("workers")
     if workers:
         print(f"workers: {workers['applied']} of {workers['total']} applied it", file=out)
+    changed = any(s["change"] != "unchanged" for s in answer.get("sources", []))
+    changed = changed or any(tools.get(k) for k in ("added", "removed", "changed"))
+    if not changed and not answer.get("settings"):
+        verb = "nothing changed" if answer.get("applied") else "nothing would change (dry run)"
     print(f"{verb}: {_count(tools.get('count', 0), 'tool')} in all", file=out)
 
 

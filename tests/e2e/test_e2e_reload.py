@@ -484,6 +484,9 @@ def test_toolbridge_reload_from_a_shell(
         [*command, "--dry-run"], env=env, capture_output=True, text=True, check=False
     )
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    again = subprocess.run(
+        [*command, "--dry-run"], env=env, capture_output=True, text=True, check=False
+    )
     refused = subprocess.run(
         command,
         env={**env, "TOOLBRIDGE_API_KEY": KEYS["alice"]},
@@ -500,6 +503,10 @@ def test_toolbridge_reload_from_a_shell(
     assert (done.returncode, done.stdout) == (
         0,
         "more: added (1 tool)\ntools added: more_getStatus\napplied: 9 tools in all\n",
+    )
+    assert (again.returncode, again.stdout) == (
+        0,
+        "nothing would change (dry run): 9 tools in all\n",
     )
     assert (refused.returncode, refused.stderr) == (
         1,
