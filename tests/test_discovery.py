@@ -120,6 +120,19 @@ async def test_a_call_in_a_toolset_finds_only_the_toolsets_tools(gateway: Gatewa
     assert (result.ok, result.result) == (True, NOTES)
 
 
+async def test_a_name_in_another_case_says_the_name_only_to_who_may_use_it(
+    gateway: Gateway,
+) -> None:
+    with pytest.raises(ToolNotFound) as alice:
+        await gateway.call(ALICE, "listnotes", {})
+    with pytest.raises(ToolNotFound) as bob:
+        await gateway.call(BOB, "listnotes", {})
+    assert (str(alice.value), str(bob.value)) == (
+        "no tool named 'listnotes' (names are case-sensitive: 'listNotes')",
+        "no tool named 'listnotes'",
+    )
+
+
 async def search(gateway: Gateway, who: Principal, query: str, view: View) -> Any:
     result = await gateway.call(who, "search_tools", {"query": query, "limit": 10}, view=view)
     assert result.ok

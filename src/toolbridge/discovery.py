@@ -139,6 +139,11 @@ def find(state: Generation, principal: Principal, name: str, view: View) -> Tool
         return meta
     tool = tools.get(name)
     if tool is None or not state.policy.allows(principal, tool):
+        # Names are unique whatever their case: one the caller may use, in another case?
+        lowered = name.lower()
+        other = next((t for n, t in tools.items() if n.lower() == lowered), None)
+        if other is not None and other.name != name and state.policy.allows(principal, other):
+            raise ToolNotFound(f"no tool named {name!r} (names are case-sensitive: {other.name!r})")
         raise ToolNotFound(f"no tool named {name!r}")
     return tool
 
