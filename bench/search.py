@@ -104,6 +104,12 @@ def load_tasks(path: Path) -> list[Task]:
 
 def load_tools(root: Path) -> list[Tool]:
     """The tools of the five documents, as one catalog (source ids as in DOCUMENTS)."""
+    missing = [path for path in DOCUMENTS.values() if not (root / path).is_file()]
+    if missing:
+        raise SystemExit(
+            f"bench/search.py: the shared corpus is not at {root} ({', '.join(missing)} missing); "
+            "set TOOLBRIDGE_CORPUS to its folder"
+        )
     servers = tuple(Server(id=name, spec=str(root / path)) for name, path in DOCUMENTS.items())
     config = Config(servers=servers, base_dir=root)
     store = DocumentStore(cache_dir=cache_dir_from(os.environ))
