@@ -95,6 +95,11 @@ def corpus_config(folder: Path) -> tuple[Path, int]:
     """A toolbridge.yaml serving every document of the corpus (ids from the file names), and
     how many operations the manifest says they hold."""
     corpus = corpus_dir()
+    if not (corpus / "MANIFEST.tsv").is_file():
+        raise SystemExit(
+            f"bench/catalog.py: the shared corpus is not at {corpus} (no MANIFEST.tsv); set "
+            "TOOLBRIDGE_CORPUS to its folder"
+        )
     with (corpus / "MANIFEST.tsv").open(newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     servers = servers_from_specs(str(corpus / row["file"]) for row in rows)
