@@ -49,8 +49,9 @@ Part = tuple[str, int, tuple[Any, Any], Any]
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BINARY_KEYS = {"base64", "size", "content_type"}
 MAX_CUTS = 64
-"""Arrays and strings cut at most in one answer; past that the answer becomes its JSON text,
-cut (an answer of thousands of small arrays is not worth cutting one by one)."""
+"""Arrays and strings cut at most in one answer (an answer of thousands of small arrays is not
+worth cutting one by one); past that, objects and arrays are said in a few words, or the
+answer becomes its JSON text, cut."""
 MAX_DEPTH = 32
 """The deepest level whose objects and arrays are put in a few words to make an answer fit."""
 MAX_REPORTED_CUTS = 16
@@ -248,17 +249,16 @@ def fit(value: Any, limit: int, *, owned: bool = False) -> tuple[Any, list[Cut],
             size += _json_size(parent[key]) - part_size
             cuts.append(Cut(path=path, kept=kept, left_out=len(part) - kept, unit="characters"))
             text_cut = True
-    if size > limit:  # objects and arrays below a depth, each said in a few words
-        depth = _fitting_depth(value, size, limit)
-        if depth is not None:
-            cuts += _summarize(value, depth)
-            return value, cuts, text_cut
-    if _json_size(value) > limit:  # too many parts, or wide at the top: the JSON text, cut
-        text = _dumps(value).decode()
-        kept = _kept_chars(text, limit, _text_size)
-        whole = Cut(path="$", kept=kept, left_out=len(text) - kept, unit="characters")
-        return _cut_text(text, kept), [whole], True
-    return value, cuts, text_cut
+    if size <= limit:
+        return value, cuts, text_cut
+    depth = _fitting_depth(value, size, limit)
+    if depth is not None:  # objects and arrays below a depth, each said in a few words
+        return value, cuts + _summarize(value, depth), text_cut
+    # Too many parts, or wide at the top: the JSON text, cut.
+    text = _dumps(value).decode()
+    kept = _kept_chars(text, limit, _text_size)
+    whole = Cut(path="$", kept=kept, left_out=len(text) - kept, unit="characters")
+    return _cut_text(text, kept), [whole], True
 
 
 def _fitting_depth(value: Any, size: int, limit: int) -> int | None:
