@@ -41,12 +41,15 @@ def bounded(sink: Sink) -> Sink:
             if stopped:
                 return
             size = _size(event)
-            if size > MAX_EVENT_BYTES:
+            if size is None or size > MAX_EVENT_BYTES:
                 event = _status(
                     f"an event of {size:,} bytes was left out (events are at most "
                     f"{MAX_EVENT_BYTES:,} bytes)"
+                    if size is not None
+                    else "an event no JSON can carry was left out (integers past 64 bits, or "
+                    "nested too deep)"
                 )
-                size = _size(event)
+                size = _size(event) or 0
             if count >= MAX_EVENTS or used + size > MAX_CALL_EVENT_BYTES:
                 stopped = True
                 event = _status(
@@ -60,11 +63,12 @@ def bounded(sink: Sink) -> Sink:
     return on_event
 
 
-def _size(event: Any) -> int:
+def _size(event: Any) -> int | None:
+    """An event's size as compact JSON; None when orjson cannot write it."""
     try:
         return len(orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS))
-    except (orjson.JSONEncodeError, RecursionError):  # past 64 bits, or deep: said as too large
-        return MAX_EVENT_BYTES + 1
+    except (orjson.JSONEncodeError, RecursionError):
+        return None
 
 
 def _status(description: str) -> dict[str, Any]:
