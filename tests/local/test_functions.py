@@ -1271,3 +1271,26 @@ def test_a_file_whose_top_level_does_not_finish_is_refused_in_time(
     assert [
         tool.name for tool in load_tools(LocalTools(id="t", path=str(file)), tmp_path).tools
     ] == ["fine"]
+
+
+async def test_a_file_that_takes_the_current_loop_at_its_top_level_loads_and_runs(
+    tmp_path: Path,
+) -> None:
+    """As in Open WebUI, where the top level runs inside the server's running loop: the file
+    gets the loop its async tools run on (its top level runs in a thread of its own)."""
+    from toolbridge.local.calls import call_function
+    from toolbridge.tools import PythonFunction, ToolResult
+
+    file = tmp_path / "looper.py"
+    file.write_text(
+        "import asyncio\n"
+        "LOOP = asyncio.get_event_loop()\n"
+        "class Tools:\n"
+        "    async def same_loop(self) -> bool:\n"
+        "        return asyncio.get_running_loop() is LOOP\n"
+    )
+    tool = load_tools(LocalTools(id="t", path=str(file)), tmp_path).tools[0]
+    assert isinstance(tool.target, PythonFunction)
+    assert await call_function(tool.target, {}) == ToolResult(
+        ok=True, content_type="application/json", result=True
+    )

@@ -13,6 +13,7 @@ Trust: the files are the operator's (config entries); running them is the point.
 from __future__ import annotations
 
 import ast
+import asyncio
 import importlib
 import importlib.abc
 import importlib.util
@@ -25,6 +26,7 @@ from pathlib import Path
 from toolbridge.errors import SourceError
 from toolbridge.local.docstrings import frontmatter
 from toolbridge.local.requirements import installed, requirements
+from toolbridge.local.runner import TOOL_LOOP
 from toolbridge.local.signatures import cause
 from toolbridge.local.sources import LocalModule, display
 
@@ -97,6 +99,9 @@ def _run_top_level(loader: importlib.abc.Loader, module: types.ModuleType) -> No
 
     def run() -> None:
         try:
+            # Files that take the current loop at their top level (`asyncio.Lock()` on 3.9,
+            # `asyncio.get_event_loop()`) get the loop their async tools run on.
+            asyncio.set_event_loop(TOOL_LOOP.loop())
             loader.exec_module(module)
         except BaseException as exc:
             raised.append(exc)

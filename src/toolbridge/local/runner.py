@@ -83,6 +83,11 @@ class ToolLoop:
                 if self._running[name] <= 0:
                     del self._running[name]
 
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The tools' loop (started on first use): the one a tool file's top level finds as
+        the current event loop (`asyncio.get_event_loop()`), as Open WebUI's running one."""
+        return self._started()
+
     def _started(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
