@@ -39,6 +39,9 @@ def itself() -> dict[str, Any]:
     ("value", "expected"),
     [
         ({"a": [1, "b"]}, ToolResult(ok=True, result={"a": [1, "b"]})),
+        (2**64 - 1, ToolResult(ok=True, result=2**64 - 1)),
+        (2**70, ToolResult(ok=True, result=str(2**70), text_form="json")),
+        (-(2**63) - 1, ToolResult(ok=True, result=str(-(2**63) - 1), text_form="json")),
         ("text", ToolResult(ok=True, result="text")),
         (orjson.loads(DEEP), ToolResult(ok=True, result=DEEP, text_form="json")),
         (
@@ -82,6 +85,9 @@ def itself() -> dict[str, Any]:
     ],
     ids=[
         "json",
+        "the-largest-integer-orjson-writes",
+        "an-integer-past-64-bits",
+        "a-negative-one",
         "text",
         "too-deep-json",
         "a-set",

@@ -269,6 +269,8 @@ def capped(result: ToolResult, max_bytes: int, secrets: Secrets) -> ToolResult:
             # no JSON at all, why not), measured as text.
             result = sendable(result)
             value = result.result
+            if not isinstance(value, str):  # (sendable gives text here: the JSON, or why not)
+                return result
     if isinstance(value, str):
         if len(value) <= max_bytes // 4:  # at most 4 bytes a character: surely under the cap
             return result

@@ -31,7 +31,9 @@ than MAX_DEPTH, else as its text."""
 def sendable(result: ToolResult) -> ToolResult:
     """`result`, or one that can be written as JSON (see the module)."""
     value = result.result
-    if value is None or isinstance(value, str | int | float | bool):
+    if value is None or isinstance(value, str | float | bool):
+        return result
+    if isinstance(value, int) and -(2**63) <= value < 2**64:  # what orjson writes
         return result
     wrapped = value
     for _ in range(ENVELOPE_DEPTH):

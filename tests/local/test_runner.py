@@ -98,8 +98,12 @@ async def test_a_local_answer_with_integers_past_64_bits_is_its_json_text() -> N
     async with gateway:
         one = await gateway.call(ANONYMOUS_ADMIN, "big_number", {})
         many = await gateway.call(ANONYMOUS_ADMIN, "big_number", {"count": 100})
+        alone = await gateway.call(ANONYMOUS_ADMIN, "big_scalar", {})
     assert one == ToolResult(
         ok=True, content_type="application/json", result=f"[{2**70}]", text_form="json"
+    )
+    assert alone == ToolResult(
+        ok=True, content_type="application/json", result=str(2**70), text_form="json"
     )
     assert (many.ok, many.truncated) == (True, True)
     assert many.result.startswith(f"[{2**70},{2**70 + 1},")
