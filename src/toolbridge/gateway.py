@@ -149,16 +149,12 @@ class Gateway:
         async with self._reload_lock:
             previous = self._current()
             config = previous.config
-            if (only is None if reread is None else reread) and self._reread is not None:
-                try:
+            try:  # the file, or what it names that cannot be opened or read
+                if (only is None if reread is None else reread) and self._reread is not None:
                     config = await anyio.to_thread.run_sync(self._reread)
                     _keeps_auth(previous.config, config)
-                except ConfigError as exc:
-                    logger.error("reload refused, still serving the last config: %s", exc)
-                    raise
-            try:
                 state = await anyio.to_thread.run_sync(self._build, config, previous, only)
-            except ConfigError as exc:  # what it names cannot be opened or read
+            except ConfigError as exc:
                 logger.error("reload refused, still serving the last config: %s", exc)
                 raise
             found = changes(since or previous, state)

@@ -252,6 +252,10 @@ class Shaped:
         return bool(self.cuts) or self.text_cut
 
 
+TextForm = Literal["json", "not_json"] | None
+"""What a text result of a JSON answer is (`ToolResult.text_form`)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ToolResult:
     """What a call returned: also an upstream 4xx/5xx, which the model should see."""
@@ -264,7 +268,7 @@ class ToolResult:
     """JSON as parsed, text as text, binary as {"base64", "size", "content_type"}."""
     truncated: bool = False
     """The upstream answer was longer than the size cap and was cut."""
-    text_form: Literal["json", "not_json"] | None = None
+    text_form: TextForm = None
     """What a text `result` of a JSON answer is, when it is not a parsed JSON string: `json`,
     the answer's JSON text passed on unparsed (integers past 64 bits, nesting too deep);
     `not_json`, the body of an answer that says it is JSON but is not."""

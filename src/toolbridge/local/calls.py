@@ -107,12 +107,10 @@ async def call_function(
                 value = await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
             if inspect.isawaitable(value):
                 value = await value
-    except ToolStopped as exc:  # KeyboardInterrupt, SystemExit: said as raised
-        logger.error("local tool %s raised %s", fn.function, exc)
-        return ToolResult(ok=False, content_type="text/plain", result=str(exc))
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
         logger.exception("local tool %s raised", fn.function)
-        return ToolResult(ok=False, content_type="text/plain", result=cause(exc))
+        raised = exc.raised if isinstance(exc, ToolStopped) else exc  # from a thread or loop
+        return ToolResult(ok=False, content_type="text/plain", result=cause(raised))
     if scope.cancelled_caught:
         if not fn.is_async:
             logger.warning("local tool %s timed out; its thread runs on", fn.function)

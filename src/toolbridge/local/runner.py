@@ -31,11 +31,11 @@ BLOCKED_AFTER = 1.0
 
 class ToolStopped(Exception):
     """A tool raised KeyboardInterrupt or SystemExit, which would stop the thread (or the loop,
-    or the process) that ran it: kept to the call, said as what the tool raised."""
+    or the process) that ran it: kept to the call, where `raised` is said as any error is."""
 
     def __init__(self, raised: BaseException) -> None:
-        text = str(raised)
-        super().__init__(f"{type(raised).__name__}: {text}" if text else type(raised).__name__)
+        super().__init__(raised)
+        self.raised = raised
 
 
 def contained(call: Callable[[], Any]) -> Callable[[], Any]:

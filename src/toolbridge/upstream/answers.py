@@ -10,11 +10,11 @@ from __future__ import annotations
 import base64
 import codecs
 import json
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
-from toolbridge.tools import ToolResult
+from toolbridge.tools import TextForm, ToolResult
 from toolbridge.upstream.media_types import CHARSET, is_json_type
 from toolbridge.upstream.seam import UpstreamResponse
 
@@ -49,9 +49,6 @@ def shape_result(response: UpstreamResponse) -> ToolResult:
         truncated=response.truncated,
         text_form=form,
     )
-
-
-TextForm = Literal["json", "not_json"] | None
 
 
 def _shaped_body(body: bytes, content_type: str | None, truncated: bool) -> tuple[Any, TextForm]:
