@@ -15,9 +15,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
+from tests.ticking import ticking
 from toolbridge.config import Config
 from toolbridge.errors import InvalidArguments
 from toolbridge.gateway import Gateway
@@ -445,24 +445,12 @@ async def test_an_async_handler_that_blocks_is_timed_out_and_the_gateways_loop_t
         "        return body\n"
     )
     gw, _ = gateway({"id": "slow", "path": "slow.py", "timeout": 0.3}, base_dir=tmp_path)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await anyio.sleep(0.05)
-            ticks += 1
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(ticker)
-        started = anyio.current_time()
+    async with ticking() as ticks:
         refused = await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "hi"})
-        took = anyio.current_time() - started
-        group.cancel_scope.cancel()
     assert refused == ToolResult(
         ok=False,
         content_type="text/plain",
         result="refused by filter 'slow': it did not answer within 0.3 s",
     )
-    assert took < 1.2
-    assert ticks >= 3
+    assert ticks.took < 1.2
+    assert ticks.count >= 3

@@ -11,6 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tests.ticking import ticking
 from toolbridge.config import Config, LocalTools
 from toolbridge.gateway import Gateway
 from toolbridge.local.calls import call_function
@@ -23,6 +24,15 @@ pytestmark = pytest.mark.anyio
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hostile"
 ENTRY = LocalTools(id="hostile", path=str(FIXTURES / "hostile.py"))
+
+
+def capped_gateway() -> Gateway:
+    """The hostile tools behind a gateway whose answers are capped at 1,000 bytes."""
+    return Gateway(
+        Config(tools=(ENTRY,), base_dir=FIXTURES),
+        upstream=MockUpstream(lambda request: UpstreamResponse(status=500)),
+        max_response_bytes=1000,
+    )
 
 
 @pytest.fixture
@@ -43,26 +53,14 @@ async def test_an_async_tool_that_blocks_its_loop_is_named_and_its_timeout_holds
     """`time.sleep` in an async tool blocks only the tools' loop: the call answers at its
     timeout, the gateway's loop keeps turning meanwhile, and the log names the tool."""
     fn = dataclasses.replace(function("blocking"), timeout=1.0)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await anyio.sleep(0.05)
-            ticks += 1
-
-    started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="toolbridge.local.runner"):
-        async with anyio.create_task_group() as group:
-            group.start_soon(ticker)
+        async with ticking() as ticks:
             result = await call_function(fn, {"seconds": 2.5})
-            took = time.monotonic() - started
-            group.cancel_scope.cancel()
         await anyio.sleep(2.0)  # the tool lets go of its loop; the watchdog has spoken
 
     assert result == ToolResult(ok=False, content_type="text/plain", result="timed out after 1 s")
-    assert 1.0 <= took < 1.8
-    assert ticks >= 12  # about 20 in that second: the gateway's loop was never blocked
+    assert 1.0 <= ticks.took < 1.8
+    assert ticks.count >= 12  # about 20 in that second: the gateway's loop was never blocked
     warnings = [r.getMessage() for r in caplog.records if r.name == "toolbridge.local.runner"]
     assert len(warnings) == 1
     assert "blocks its event loop" in warnings[0]
@@ -89,12 +87,7 @@ async def test_a_tool_that_raises_keyboardinterrupt_or_systemexit_fails_only_its
 
 async def test_a_local_answer_with_integers_past_64_bits_is_its_json_text() -> None:
     """As a remote answer with them is passed on: no 500, the numbers exact, capped as text."""
-    config = Config(tools=(ENTRY,), base_dir=FIXTURES)
-    gateway = Gateway(
-        config,
-        upstream=MockUpstream(lambda request: UpstreamResponse(status=500)),
-        max_response_bytes=1000,
-    )
+    gateway = capped_gateway()
     async with gateway:
         one = await gateway.call(ANONYMOUS_ADMIN, "big_number", {})
         many = await gateway.call(ANONYMOUS_ADMIN, "big_number", {"count": 100})
@@ -127,12 +120,7 @@ async def test_an_async_tool_that_awaits_still_answers() -> None:
 async def test_local_results_are_capped_like_remote_ones(
     name: str, arguments: dict[str, int], head: str
 ) -> None:
-    config = Config(tools=(ENTRY,), base_dir=FIXTURES)
-    gateway = Gateway(
-        config,
-        upstream=MockUpstream(lambda request: UpstreamResponse(status=500)),
-        max_response_bytes=1000,
-    )
+    gateway = capped_gateway()
     async with gateway:
         result = await gateway.call(ANONYMOUS_ADMIN, name, arguments)
         small = await gateway.call(ANONYMOUS_ADMIN, name, {"size": 10} if name == "huge" else {})
