@@ -8,7 +8,9 @@ their `oneOf`; only the check is this lenient.
 Before validating, two things models are known to send are mended, and only where the value
 would otherwise be invalid: `null` for an optional argument (OpenAI's strict mode makes every
 optional property nullable) means "absent", and a JSON-encoded string where the schema wants an
-object or array (how the Gemini format carries free-form values) is decoded.
+object or array (how the Gemini format carries free-form values) is decoded: its `type` says so,
+or every branch of its `anyOf`/`oneOf` does (Optional[object] is `oneOf: [null, object]`).
+Integers in such a string are read whole, however large (`json_text.loads`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import jsonschema_rs
 import orjson
 
+from toolbridge import json_text
 from toolbridge import schemas as js
 from toolbridge.errors import InvalidArguments
 from toolbridge.tools import HttpOperation, JsonSchema, PythonFunction, Tool
@@ -100,20 +103,60 @@ def _admits_null(schema: Any, defs: dict[str, Any]) -> bool:
     return "enum" not in schema and "const" not in schema
 
 
+def _kinds(schema: Any, defs: dict[str, Any]) -> set[str]:
+    """The kinds of value a schema takes: its `type`, else those of its `anyOf`/`oneOf`
+    branches (Optional[object] is `oneOf: [{type: null}, {$ref: ...}]`)."""
+    kinds = _types(schema)
+    if kinds or not isinstance(schema, dict):
+        return kinds
+    for key in ("anyOf", "oneOf"):
+        branches = schema.get(key)
+        if isinstance(branches, list):
+            for branch in branches[:64]:
+                branch = _resolve(branch, defs)
+                found = _types(branch)
+                if not found and isinstance(branch, dict):
+                    if "properties" in branch or "additionalProperties" in branch:
+                        found = {"object"}
+                    elif "items" in branch:
+                        found = {"array"}
+                kinds |= found
+    return kinds
+
+
+def _branch(value: Any, schema: dict[str, Any], defs: dict[str, Any]) -> Any:
+    """The branch of a union schema an object or array is read by (its first of that kind),
+    or the schema itself when it has a `type` or no branch of that kind."""
+    if _types(schema):
+        return schema
+    wanted = "object" if isinstance(value, dict) else "array"
+    for key in ("anyOf", "oneOf"):
+        branches = schema.get(key)
+        if isinstance(branches, list):
+            for branch in branches[:64]:
+                if wanted in _kinds({"anyOf": [branch]}, defs):
+                    return _resolve(branch, defs)
+    return schema
+
+
 def _mend(value: Any, schema: Any, defs: dict[str, Any], depth: int) -> Any:
     schema = _resolve(schema, defs)
     if depth > 32 or not isinstance(schema, dict):
         return value
-    kinds = _types(schema)
+    kinds = _kinds(schema, defs)
     if isinstance(value, str) and kinds and kinds <= {"object", "array", "null"}:
         try:
-            decoded = orjson.loads(value)
+            decoded = json_text.loads(value)
         except orjson.JSONDecodeError:
             return value
         if (isinstance(decoded, dict) and "object" in kinds) or (
             isinstance(decoded, list) and "array" in kinds
         ):
             value = decoded
+    if isinstance(value, dict | list):
+        schema = _branch(value, schema, defs)
+        if not isinstance(schema, dict):
+            return value
     if isinstance(value, dict):
         properties = schema.get("properties")
         properties = properties if isinstance(properties, dict) else {}

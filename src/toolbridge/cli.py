@@ -21,7 +21,7 @@ import anyio
 import httpx2
 import orjson
 
-from toolbridge import __version__
+from toolbridge import __version__, json_text
 from toolbridge.budgets import Budgets
 from toolbridge.calllog import check_audit_file
 from toolbridge.config import Config
@@ -364,7 +364,7 @@ def _call(args: argparse.Namespace) -> int:
     """Exit 0 when the tool succeeded, 1 when it ran and failed (`ok` false: an upstream 4xx or
     5xx, a local function that raised), 2 when it could not run (main prints why)."""
     try:
-        arguments = orjson.loads(args.args)
+        arguments = json_text.loads(args.args)
     except orjson.JSONDecodeError as exc:
         raise ToolbridgeError(f"--args: not valid JSON: {exc}") from None
     out = sys.stdout

@@ -19,6 +19,7 @@ from typing import Any, Self
 import anyio
 import orjson
 
+from toolbridge import json_text
 from toolbridge.bulk import collector_paused
 from toolbridge.calllog import CallLog
 from toolbridge.changes import Changes
@@ -459,7 +460,7 @@ class Gateway:
 def _size(arguments: Any) -> int | None:
     """How big the arguments were, for the log: their size, never their values."""
     try:
-        return len(orjson.dumps(arguments))
+        return len(json_text.dumps(arguments))
     except TypeError:
         return None
 

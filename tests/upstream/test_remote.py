@@ -902,11 +902,14 @@ def test_json_with_integers_past_64_bits_is_passed_as_its_text() -> None:
         b'{"id": 18446744073709551615, "low": -9223372036854775808, '
         b'"phone": "123456789012345678901"}'
     )
+    low = b'{"low": -9223372036854775809}'  # 19 digits: orjson reads a float
     assert (
         shape_result(response(200, big, "application/json")).result,
+        shape_result(response(200, low, "application/json")).result,
         shape_result(response(200, fits, "application/json")).result,
     ) == (
         big.decode(),
+        low.decode(),
         {"id": 18446744073709551615, "low": -9223372036854775808, "phone": "123456789012345678901"},
     )
 

@@ -22,6 +22,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from toolbridge import json_text
 from toolbridge.bulk import keep_large_apart
 from toolbridge.discovery import View, flag, parse_view
 from toolbridge.errors import (
@@ -149,7 +150,7 @@ class CallEndpoint:
             )
             raw = await read_body(receive)
             try:
-                arguments = orjson.loads(raw) if raw.strip() else {}
+                arguments = json_text.loads(raw) if raw.strip() else {}
             except orjson.JSONDecodeError as exc:
                 problem = not_json(raw, headers.get("content-encoding"), exc)
                 raise InvalidArguments(name, [("$", problem)]) from None

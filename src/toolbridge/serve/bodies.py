@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Send
 
+from toolbridge import json_text
 from toolbridge.errors import (
     BadRequest,
     RateLimited,
@@ -83,7 +84,7 @@ async def json_body(request: Request) -> Any:
         chunks.append(chunk)
     body = b"".join(chunks)
     try:
-        return orjson.loads(body)
+        return json_text.loads(body)
     except orjson.JSONDecodeError as exc:
         encoding = request.headers.get("content-encoding")
         raise BadRequest(not_json(body, encoding, exc)) from None

@@ -45,6 +45,7 @@ from typing import Any, Literal, assert_never
 import anyio
 import orjson
 
+from toolbridge import json_text
 from toolbridge.discovery import View
 from toolbridge.errors import BadRequest, InvalidArguments, ToolbridgeError, error_body
 from toolbridge.formats.render import Format
@@ -383,7 +384,7 @@ def _arguments(value: Any, name: str) -> Any:
     if not isinstance(value, str):
         return value
     try:
-        return orjson.loads(value)
+        return json_text.loads(value)
     except orjson.JSONDecodeError as exc:
         return InvalidArguments(name, [("$", f"the arguments are not valid JSON: {exc}")])
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import base64
 import codecs
-import json
 from typing import Any
 
 import orjson
 
+from toolbridge.json_text import beyond_64_bits
 from toolbridge.tools import TextForm, ToolResult
 from toolbridge.upstream.media_types import CHARSET, is_json_type
 from toolbridge.upstream.seam import UpstreamResponse
@@ -61,7 +61,7 @@ def _shaped_body(body: bytes, content_type: str | None, truncated: bool) -> tupl
         except orjson.JSONDecodeError:
             pass  # not JSON after all (or cut short): read it as text below
         else:
-            if _beyond_64_bits(body):  # its JSON text: orjson would read them as floats
+            if beyond_64_bits(body):  # its JSON text: orjson would read them as floats
                 return body.decode("utf-8"), "json"
             return parsed, None
     textual = json_type or mime.startswith("text/") or mime.endswith(_TEXT_SUFFIXES)
@@ -113,30 +113,6 @@ _BOMS = {
     "utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE),
     "utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE),
 }
-
-_DIGITS = bytes(48 if 48 <= c <= 57 else 32 for c in range(256))
-"""Every digit to `0`, every other byte to a space: twenty `0`s in a row are twenty digits."""
-
-
-def _beyond_64_bits(body: bytes) -> bool:
-    """Whether the JSON `body` holds an integer below -2**63 or from 2**64 on, which orjson
-    reads as a float (99999999999999999999 would reach the model as 1e+20). Only a body with
-    a run of 20 digits is read again to tell: the look costs about 1 ms a MB (a regex, 15)."""
-    if body.translate(_DIGITS).find(b"0" * 20) < 0:
-        return False
-    found = False
-
-    def whole(text: str) -> int:
-        nonlocal found
-        value = int(text)
-        found = found or not -(2**63) <= value < 2**64
-        return value
-
-    try:
-        json.loads(body, parse_int=whole)
-    except ValueError:  # past Python's 4,300 digits: orjson's float it is
-        return False
-    return found
 
 
 def _binary(body: bytes, content_type: str | None) -> bool:

@@ -12,8 +12,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
+from toolbridge.json_text import dumps
 from toolbridge.tools import BodyPlan, FieldEncoding, HttpOperation
 from toolbridge.upstream.media_types import CHARSET, is_json_type
 from toolbridge.upstream.styles import (
@@ -173,7 +172,7 @@ def _disposition_text(text: str) -> str:
 
 def _json(value: Any, where: str) -> bytes:
     try:
-        return orjson.dumps(whole_numbers(value))
+        return dumps(whole_numbers(value))
     except TypeError as exc:
         raise Unsendable(where, f"cannot be sent as JSON: {exc}") from exc
 

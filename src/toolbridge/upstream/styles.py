@@ -10,8 +10,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-import orjson
-
+from toolbridge.json_text import dumps
 from toolbridge.tools import ParamBinding
 from toolbridge.upstream.media_types import is_json_type
 
@@ -165,10 +164,10 @@ def text_of(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, int | float):
-        return orjson.dumps(whole_numbers(value)).decode()
+        return dumps(whole_numbers(value)).decode()
     if isinstance(value, dict | list | tuple):
         # a nested structure the style cannot spell
-        return orjson.dumps(whole_numbers(value)).decode()
+        return dumps(whole_numbers(value)).decode()
     raise Unsendable("", f"expected a JSON value, found {kind_of(value)}")
 
 
@@ -200,7 +199,7 @@ def whole_numbers(value: Any, depth: int = 0) -> Any:
 def _content_text(content_type: str, value: Any) -> str:
     """A parameter described by `content`: JSON-encoded when its media type is JSON."""
     if is_json_type(content_type):
-        return orjson.dumps(whole_numbers(value)).decode()
+        return dumps(whole_numbers(value)).decode()
     return text_of(value)
 
 
