@@ -64,6 +64,15 @@ DOCUMENT = {
                                             {"$ref": "#/components/schemas/Metadata"},
                                         ]
                                     },
+                                    "metadatas": {
+                                        "type": ["array", "null"],
+                                        "items": {
+                                            "anyOf": [
+                                                {"$ref": "#/components/schemas/Metadata"},
+                                                {"type": "null"},
+                                            ]
+                                        },
+                                    },
                                 },
                             }
                         }
@@ -132,6 +141,14 @@ async def test_one_turns_arguments_as_a_json_string_keep_every_digit(
     answer = await http.post("/v1/tool_calls", json=turn)
     (message,) = answer.json()["messages"]
     assert json.loads(message["content"]) == {"data": json.loads(BIG)}
+
+
+async def test_json_strings_for_optional_objects_in_an_array_are_decoded(
+    http: httpx2.AsyncClient,
+) -> None:
+    sent = {"metadatas": ['{"k": 1}', None, {"k": 2}]}
+    answer = await http.post("/v1/tools/putRecord/call", json=sent)
+    assert answer.json()["result"] == {"metadatas": [{"k": 1}, None, {"k": 2}]}
 
 
 @pytest.mark.parametrize(
