@@ -121,6 +121,10 @@ def test_a_local_tools_valves_are_secrets_by_name_type_or_mark() -> None:
         ("Authorization: Bearer s3cret/key+1", f"Authorization: Bearer {MARKER}"),
         ("https://x/?k=s3cret%2Fkey%2B1", f"https://x/?k={MARKER}"),  # percent-encoded
         ("q=s3cret%2Fkey%2B1&x=1", f"q={MARKER}&x=1"),
+        # as URL encoders that keep `/` write it (httpx, Python's quote; httpbin echoes it)
+        ("https://x/get?api_key=s3cret/key%2B1", f"https://x/get?api_key={MARKER}"),
+        ("https://x/get?api_key=s3cret%2fkey%2b1", f"https://x/get?api_key={MARKER}"),
+        ('{"token": "s3cret\\/key+1"}', f'{{"token": "{MARKER}"}}'),  # JSON may escape `/`
         ('{"token": "s3cret/key+1"}', f'{{"token": "{MARKER}"}}'),
         ("nothing to see", "nothing to see"),
         ("short ab12", "short ab12"),  # too short to be redacted by value

@@ -23,7 +23,6 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any, TextIO, get_args
-from urllib.parse import quote, quote_plus
 
 import orjson
 from pydantic import BaseModel, SecretStr
@@ -38,7 +37,7 @@ from toolbridge.config import (
     OAuth2ClientCredentials,
     Server,
 )
-from toolbridge.secret_names import SECRET_NAME, url_secrets
+from toolbridge.secret_names import SECRET_NAME, spellings, url_secrets
 from toolbridge.tools import PythonFunction, Tool
 
 MARKER = "[redacted]"
@@ -143,10 +142,9 @@ def _walk(value: Any, text: Callable[[str], str]) -> Any:
 
 
 def _spellings(value: str) -> set[str]:
-    """How a secret may appear in an answer, an error or a log line."""
-    spellings = {value, quote(value, safe=""), quote_plus(value, safe="")}
-    spellings.add(orjson.dumps(value).decode()[1:-1])  # as a JSON string holds it
-    return {s for s in spellings if len(s) >= MIN_LENGTH}
+    """How a secret may appear in an answer, an error or a log line (`spellings`), long enough
+    to be told apart from other text."""
+    return {s for s in spellings(value) if len(s) >= MIN_LENGTH}
 
 
 # -- which values are secrets --------------------------------------------------------------------

@@ -1,15 +1,18 @@
-"""Which values are secrets by their name: a valve's, a header's, a URL query parameter's.
+"""Which values are secrets by their name (a valve's, a header's, a URL query parameter's), and
+how a secret may be spelled where it leaves.
 
 One rule for every place that must tell (redaction of answers and logs, the store's sealing of
 what the admin API registers, the admin API's Valves): a name that says key, token, secret,
-password, credential, authorization or cookie holds a secret.
+password, credential, authorization or cookie holds a secret. One list of spellings for every
+place that masks them (answers and logs, error messages, `--dry-run`'s curl line).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 SECRET_NAME = re.compile(r"key|token|secret|passw(?:or)?d|credential|authorization|cookie", re.I)
 """Names (of valves, headers, URL query parameters) whose values are secrets."""
@@ -26,3 +29,24 @@ def url_secrets(url: str) -> Iterator[str]:
     for name, value in parse_qsl(parts.query, keep_blank_values=False):
         if SECRET_NAME.search(name):
             yield value
+
+
+URL_SAFE = ("", "/", "/:@!$'()*,;?")
+"""What URL encoders leave as it is in a value: nothing; `/` (Python's `quote`); the characters
+RFC 3986 allows in a query but `&`, `=` and `+` (httpx, browsers). An upstream that echoes the
+URL it was called with (a self link, httpbin's `url`) spells a query key one of these ways."""
+_HEX = re.compile(r"%[0-9A-F]{2}")
+
+
+def spellings(secret: str) -> set[str]:
+    """How `secret` may appear in an answer, an error or a log line: as it is, percent-encoded
+    as each encoder of `URL_SAFE` writes it (upper- or lower-case hex, `+` or `%20` for a
+    space), and inside a JSON string (non-ASCII escaped or not, `/` escaped or not: PHP's
+    `json_encode` writes `\\/`)."""
+    found = {secret}
+    for form in (json.dumps(secret, ensure_ascii=False)[1:-1], json.dumps(secret)[1:-1]):
+        found |= {form, form.replace("/", "\\/")}
+    for safe in URL_SAFE:
+        for form in (quote(secret, safe=safe), quote_plus(secret, safe=safe)):
+            found |= {form, _HEX.sub(lambda m: m.group().lower(), form)}
+    return found

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
-from urllib.parse import quote
 
+from toolbridge.secret_names import spellings
 from toolbridge.upstream.seam import UpstreamRequest
 from toolbridge.upstream.styles import cookie_enc
 
@@ -26,7 +26,7 @@ def curl_line(request: UpstreamRequest, secrets: Sequence[str]) -> str:
 
 def _masked(text: str, secrets: Sequence[str]) -> str:
     for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        for form in {secret, quote(secret, safe=""), cookie_enc(secret)}:
+        for form in sorted(spellings(secret) | {cookie_enc(secret)}, key=len, reverse=True):
             text = text.replace(form, "***")
     return text
 

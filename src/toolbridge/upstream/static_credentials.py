@@ -9,10 +9,10 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Sequence
-from urllib.parse import quote, quote_plus
 
 from toolbridge.config import Server
 from toolbridge.errors import ConfigError
+from toolbridge.secret_names import spellings
 from toolbridge.tools import UNSENDABLE
 from toolbridge.upstream.seam import Headers
 
@@ -80,7 +80,7 @@ def redact(text: str, secrets: Sequence[str]) -> str:
     for secret in secrets:
         if len(secret) >= MIN_SECRET_LENGTH:
             # A query API key or a forwarded token shows up percent-encoded in URLs and curl lines.
-            forms.update((secret, quote(secret, safe=""), quote_plus(secret, safe="")))
+            forms.update(spellings(secret))
     if not forms:
         return text
     pattern = "|".join(re.escape(s) for s in sorted(forms, key=len, reverse=True))
