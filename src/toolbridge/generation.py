@@ -393,7 +393,7 @@ def _routes(
             continue
         named = {t.http.base_url for t in status.conversion.tools if t.http.base_url}
         kept = previous.routes.get(server.id) if previous is not None else None
-        out[server.id] = route(server, client, sorted(named), kept)
+        out[server.id] = route(server, client, sorted(named), kept, env.workers)
     return out
 
 

@@ -26,6 +26,7 @@ from toolbridge.gateway import Gateway
 from toolbridge.serve.app import create_app
 from toolbridge.serve.loopback import LoopbackServer
 from toolbridge.upstream.clients import make_upstream
+from toolbridge.upstream.routes import share_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -144,13 +145,14 @@ async def gateway_for(
     server_url: str,
     *,
     proxy_environment: dict[str, str] | None = None,
+    workers: int = 1,
     **fields: Any,
 ) -> AsyncIterator[httpx2.AsyncClient]:
     """The gateway's HTTP API for one server whose document (a file) names `server_url`."""
     spec = write_document(folder, server_url)
     server = Server.model_validate({"id": "up", "spec": str(spec), **fields})
     config = Config(servers=(server,), base_dir=folder, proxy_environment=proxy_environment or {})
-    gateway = Gateway(config, upstream=make_upstream())
+    gateway = Gateway(config, upstream=make_upstream(), workers=workers)
     catalog = gateway.load()
     (status,) = catalog.sources
     assert status.error is None, status.error
@@ -241,6 +243,30 @@ async def test_the_concurrency_cap_answers_busy(tmp_path: Path, service: str) ->
         },
         (200, (200, {"slow": True})),
     )
+
+
+async def test_each_worker_has_its_share_of_the_concurrency_cap(
+    tmp_path: Path, service: str
+) -> None:
+    """Served by 3 workers, a cap of 7 lets each have 2 in flight (6 in all, never 7 x 3)."""
+    async with gateway_for(tmp_path, service, workers=3, max_concurrency=7) as http:
+        answers = await asyncio.gather(
+            *(http.post("/v1/tools/getSlow/call", json={"seconds": "1"}) for _ in range(3))
+        )
+    statuses = sorted(a.status_code for a in answers)
+    (busy,) = [a for a in answers if a.status_code == 503]
+    assert (statuses, busy.json()["error"]["message"]) == (
+        [200, 200, 503],
+        "upstream 'up': busy: 2 requests to this server are already in flight (this worker's "
+        "share of its max_concurrency, of 3 workers); try again in 1 s",
+    )
+
+
+@pytest.mark.parametrize(
+    ("cap", "workers", "share"), [(16, 1, 16), (16, 3, 5), (2, 2, 1), (1, 4, 1), (100, 0, 100)]
+)
+def test_a_workers_share_of_a_cap(cap: int, workers: int, share: int) -> None:
+    assert share_of(cap, workers) == share
 
 
 async def test_binary_answers_come_back_as_base64(tmp_path: Path, service: str) -> None:

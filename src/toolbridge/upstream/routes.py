@@ -36,22 +36,27 @@ def destinations_of(server: Server, document_servers: Iterable[str] = ()) -> Des
 
 
 class Capacity:
-    """At most `limit` requests of one server in flight at once."""
+    """At most `limit` requests of one server in flight at once, in this process: its share
+    of the server's `max_concurrency` (`share_of`)."""
 
-    __slots__ = ("in_flight", "limit", "server")
+    __slots__ = ("in_flight", "limit", "server", "workers")
 
-    def __init__(self, server: str, limit: int) -> None:
+    def __init__(self, server: str, limit: int, workers: int = 1) -> None:
         self.server = server
         self.limit = limit
+        self.workers = workers
         self.in_flight = 0
 
     def take(self) -> None:
         """Count one more request, or raise UpstreamBusy when `limit` are in flight."""
         if self.in_flight >= self.limit:
+            whose = "its max_concurrency"
+            if self.workers > 1:
+                whose = f"this worker's share of its max_concurrency, of {self.workers} workers"
             raise UpstreamBusy(
                 self.server,
                 f"busy: {self.limit} requests to this server are already in flight "
-                f"(its max_concurrency); try again in {BUSY_RETRY_AFTER:g} s",
+                f"({whose}); try again in {BUSY_RETRY_AFTER:g} s",
                 retry_after=BUSY_RETRY_AFTER,
             )
         self.in_flight += 1
@@ -103,20 +108,29 @@ class Route:
         return self.upstream.destinations
 
 
+def share_of(max_concurrency: int, workers: int) -> int:
+    """The requests one of `workers` processes may have in flight to a server: an equal share
+    of its `max_concurrency`, so that all of them together never exceed it (at least 1 each:
+    a cap below the number of workers is exceeded by one request per worker at most)."""
+    return max(1, max_concurrency // max(1, workers))
+
+
 def route(
     server: Server,
     client: Upstream,
     document_servers: Iterable[str] = (),
     previous: Route | None = None,
+    workers: int = 1,
 ) -> Route:
     """A server's route; keeps the previous route's count of requests in flight when its cap
     did not change, so a reload neither forgets nor doubles them."""
     capacity = None
     if server.max_concurrency is not None:
+        limit = share_of(server.max_concurrency, workers)
         kept = previous.upstream.capacity if previous is not None else None
-        if kept is not None and kept.limit == server.max_concurrency:
+        if kept is not None and kept.limit == limit:
             capacity = kept
         else:
-            capacity = Capacity(server.id, server.max_concurrency)
+            capacity = Capacity(server.id, limit, workers)
     destinations = destinations_of(server, document_servers)
     return Route(client=client, upstream=RoutedUpstream(client, destinations, capacity))
