@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from toolbridge.config import Config
 from toolbridge.discovery import META_TOOLS
+from toolbridge.errors import DocumentError
 from toolbridge.filters.loader import FilterStatus
 from toolbridge.formats.render import FORMATS, Format
 from toolbridge.formats.tokens import BYTES_PER_TOKEN, WARN_TOKENS, estimate
 from toolbridge.local.loader import LocalConversion
-from toolbridge.openapi.documents import DocumentStore
+from toolbridge.openapi.documents import DocumentStore, uri_to_display
 from toolbridge.openapi.validation import validate_document
 from toolbridge.registry import Catalog, SourceStatus
 from toolbridge.tools import Note
@@ -77,7 +79,9 @@ def source_report(
             print(f"validating {status.id} ...", file=progress, flush=True)
         started = time.perf_counter()
         document = store.get(conversion.uri).data
-        findings = validate_document(document, conversion.uri, conversion.spec_version)
+        findings = validate_document(
+            document, conversion.uri, conversion.spec_version, _already_read(store)
+        )
         entry["validation"] = {
             "ran": True,
             "valid": not findings,
@@ -87,6 +91,18 @@ def source_report(
     else:
         entry["validation"] = {"ran": False, "valid": None, "findings": []}
     return entry
+
+
+def _already_read(store: DocumentStore) -> Callable[[str], Any]:
+    """The validator's way to the documents `$ref`s name: those the conversion read, no other
+    (it would fetch any URL or file itself, with no deadline)."""
+
+    def read(uri: str) -> Any:
+        if store.sha256(uri) is None:
+            raise DocumentError(uri_to_display(uri), "not read by the conversion, so not followed")
+        return store.get(uri).data
+
+    return read
 
 
 def check_report(
