@@ -206,7 +206,10 @@ class DocumentStore:
             raise DocumentError(uri, f"unsupported URI scheme {scheme!r}; expected a file or URL")
         path = Path(unquote(urlsplit(uri).path))
         try:
-            with path.open("rb") as handle:
+            # Opened without waiting: a FIFO with no writer would block the open itself, before
+            # its kind could be told (a regular file reads as it would anyway).
+            flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+            with os.fdopen(os.open(path, flags), "rb") as handle:
                 info = os.fstat(handle.fileno())
                 if not stat.S_ISREG(info.st_mode):  # /dev/zero, a FIFO: endless, or never ends
                     raise DocumentError(
