@@ -3216,3 +3216,46 @@ def test_a_parameter_without_a_name_is_left_out_with_a_note(tmp_path: Path) -> N
         "string `name`; left out",
         "a parameter with a string; expected an object with a string `name`; left out",
     ]
+
+
+REFUSED_FILE = (
+    "$ref 'host/{0}' cannot be followed (a file reference must name a .json, .yaml or .yml "
+    "document, found 'host/{0}'); that part accepts any value"
+)
+
+
+@pytest.mark.parametrize(
+    ("target", "note"),
+    [
+        # any file of the host: not read
+        ("secret", REFUSED_FILE.format("secret")),
+        ("keys.pem", REFUSED_FILE.format("keys.pem")),
+        # a document that holds no schema: said by kind, its text never quoted
+        ("value.yaml", "a schema must be an object, found a string"),
+    ],
+)
+def test_a_file_reference_reads_documents_only_and_never_quotes_them(
+    tmp_path: Path, target: str, note: str
+) -> None:
+    """A document on disk (a vendor's, say) may name any file of the host in a `$ref`: what
+    its notes said went to every caller of its tools (`GET /v1/tools/{name}`)."""
+    (tmp_path / "host").mkdir()
+    (tmp_path / "host" / target).write_text("sk-live-CANARY-0987654321\n")
+    conversion = convert_text(
+        tmp_path,
+        f"""\
+        openapi: 3.0.3
+        info: {{title: t, version: "1"}}
+        paths:
+          /a:
+            post:
+              operationId: a
+              requestBody:
+                content:
+                  application/json:
+                    schema: {{$ref: "host/{target}"}}
+              responses: {{"200": {{description: ok}}}}
+        """,
+    )
+    (tool,) = conversion.tools
+    assert ("CANARY" in repr(conversion), [n.message for n in tool.notes]) == (False, [note])

@@ -347,7 +347,7 @@ class Definitions:
             found.notes.append(
                 Note(
                     kind="invalid-schema",
-                    message=f"a schema must be an object, found {node!r}"[:200],
+                    message=f"a schema must be an object, found {js.json_kind(node)}",
                 )
             )
             return {}

@@ -17,6 +17,10 @@ from toolbridge.schemas import json_kind
 from toolbridge.upstream.destinations import Destinations
 
 MAX_REF_CHAIN = 32
+DOCUMENT_SUFFIXES = (".json", ".yaml", ".yml")
+"""What a file `$ref` may name: a document, not any file of the host (`/etc/passwd`, a key, a
+`.env`), whichever folder it is in (multi-file documents climb out of their own: Azure's refer
+to `../../../../../common-types/...`)."""
 
 
 def _defragged(uri: str) -> str:
@@ -68,6 +72,10 @@ class References:
                 raise RefError(f"remote reference not followed: {refusal}")
         if scheme == "file" and urlsplit(base_uri).scheme != "file":
             raise RefError("a document read from a URL may not refer to local files")
+        if scheme == "file" and not uri.lower().endswith(DOCUMENT_SUFFIXES):
+            raise RefError(
+                f"a file reference must name a .json, .yaml or .yml document, found {ref!r}"
+            )
         return uri, unquote(fragment)
 
     def follow(self, ref: Any, base_uri: str) -> tuple[Any, str, str]:
