@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from toolbridge.openapi.compilable import MAX_DEPTH, Compilable
 from toolbridge.openapi.soundness import Soundness, sound_input_schema, sound_schema
+from toolbridge.tools import Note
 
 
 def compiles(schema: Any) -> bool:
@@ -253,3 +254,19 @@ def test_what_is_accepted_compiles(top: Any, defs: dict[str, Any], with_defs: bo
     schema = {**top, "$defs": defs} if with_defs and isinstance(top, dict) else top
     if Compilable().surely(schema):
         assert compiles(schema), schema
+
+
+@pytest.mark.parametrize("levels", [MAX_DEPTH, 124, 300])
+def test_a_schema_nested_too_deeply_to_list_accepts_any_value(levels: int) -> None:
+    """It would compile (up to about 255 levels), but no tool list holding it could be written:
+    it becomes unconstrained, with a note, and the tool stays."""
+    schema = {"type": "object", "properties": {"p": deep(levels)}}
+    note = Note(
+        kind="invalid-schema",
+        message=f"input schema cannot be used (nested deeper than {MAX_DEPTH} levels); it "
+        "accepts any value",
+    )
+    assert (Soundness().input_schema(schema), sound_input_schema(schema)) == (
+        ({"type": "object"}, [note]),
+        ({"type": "object"}, [note]),
+    )

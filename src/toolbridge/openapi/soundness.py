@@ -7,6 +7,8 @@ validator the gateway checks arguments with (`jsonschema_rs`, JSON Schema 2020-1
 it refuses is dropped from its schema object, with an `invalid-schema` note naming where, and
 the schema is compiled again, at most `MAX_REPAIRS` times. A schema that still does not compile
 (or fails where no keyword can be named) becomes unconstrained, with a note: the tool stays.
+So does one nested deeper than `compilable.MAX_DEPTH` objects and arrays: it would compile, but
+no tool list holding it could be written (JSON writers stop at about 254 levels).
 
 A conversion checks its tools through one `Soundness`: a schema of the plain grammar that
 `compilable` reads (nearly all of them) is not compiled at all, and an output schema several
@@ -20,7 +22,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from toolbridge.openapi.compilable import Compilable
+from toolbridge.openapi.compilable import MAX_DEPTH, Compilable
 from toolbridge.tools import JsonSchema, Note
 
 MAX_REPAIRS = 20
@@ -38,6 +40,15 @@ def sound_schema(
     schema that cannot be repaired becomes (for input schemas: any object; else anything).
     """
     notes: list[Note] = []
+    if _deeper_than(schema, MAX_DEPTH):
+        why = f"nested deeper than {MAX_DEPTH} levels"
+        notes.append(
+            Note(
+                kind="invalid-schema",
+                message=f"{what} cannot be used ({why}); it accepts any value",
+            )
+        )
+        return dict(fallback) if fallback is not None else {}, notes
     current = schema
     for _ in range(MAX_REPAIRS):
         problem = _compile_problem(current)
@@ -94,6 +105,21 @@ class Soundness:
             sound, notes = sound_schema(schema, "output schema")
         self._outputs[id(schema)] = (schema, sound, tuple(notes))
         return sound, notes
+
+
+def _deeper_than(schema: Any, limit: int) -> bool:
+    """Whether objects and arrays nest more than `limit` levels in `schema` (walked without
+    recursion: it may be far deeper than Python's stack)."""
+    stack: list[tuple[Any, int]] = [(schema, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > limit:
+                return True
+            stack.extend(
+                (child, depth + 1) for child in (node.values() if isinstance(node, dict) else node)
+            )
+    return False
 
 
 def _compile_problem(schema: JsonSchema) -> tuple[list[str | int], str] | None:
