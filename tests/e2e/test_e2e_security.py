@@ -297,6 +297,127 @@ def test_the_edge_takes_only_allowed_hosts_and_origins(
     assert response.status_code == status, response.text
 
 
+CORS_CASES = {
+    # id: (gateway, method, path, headers, expected status, the CORS headers of the answer)
+    "preflight-of-a-call": (
+        "guarded",
+        "OPTIONS",
+        "/v1/tools/echo/call",
+        {
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+        204,
+        {
+            "access-control-allow-origin": "https://app.example",
+            "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+            "access-control-allow-headers": "authorization, content-type",
+            "access-control-max-age": "600",
+            "vary": "Origin",
+        },
+    ),
+    "preflight-of-mcp": (  # answered before the route asks for a key (it carries none)
+        "guarded",
+        "OPTIONS",
+        "/mcp",
+        {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
+        204,
+        {
+            "access-control-allow-origin": "https://app.example",
+            "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+            "access-control-allow-headers": "Authorization, Content-Type, Accept, "
+            "Accept-Encoding, If-None-Match, Last-Event-ID, Mcp-Session-Id, "
+            "Mcp-Protocol-Version, X-Toolbridge-User-Valves, X-Toolbridge-Filter-Valves",
+            "access-control-max-age": "600",
+            "vary": "Origin",
+        },
+    ),
+    "listed-origin-reads-the-answer": (
+        "guarded",
+        "GET",
+        "/openapi.json",
+        {**ALICE, "Origin": "https://app.example"},
+        200,
+        {
+            "access-control-allow-origin": "https://app.example",
+            "access-control-expose-headers": "Mcp-Session-Id, ETag, Retry-After, "
+            "WWW-Authenticate, Content-Encoding",
+            "vary": "Accept-Encoding, Authorization, Origin",  # the list's own, and Origin
+        },
+    ),
+    "refused-caller-is-readable-too": (  # the browser app may show why
+        "guarded",
+        "GET",
+        "/v1/tools",
+        {"Origin": "https://app.example"},
+        401,
+        {
+            "access-control-allow-origin": "https://app.example",
+            "access-control-expose-headers": "Mcp-Session-Id, ETag, Retry-After, "
+            "WWW-Authenticate, Content-Encoding",
+            "vary": "Origin",
+        },
+    ),
+    "foreign-preflight": (
+        "guarded",
+        "OPTIONS",
+        "/v1/tools/echo/call",
+        {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        403,
+        {},
+    ),
+    "open-mode": (
+        "open",
+        "OPTIONS",
+        "/openapi.json",
+        {"Origin": "https://app.example", "Access-Control-Request-Method": "GET"},
+        204,
+        {
+            "access-control-allow-origin": "https://app.example",
+            "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+            "access-control-allow-headers": "Authorization, Content-Type, Accept, "
+            "Accept-Encoding, If-None-Match, Last-Event-ID, Mcp-Session-Id, "
+            "Mcp-Protocol-Version, X-Toolbridge-User-Valves, X-Toolbridge-Filter-Valves",
+            "access-control-max-age": "600",
+            "vary": "Origin",
+        },
+    ),
+    "no-origin": (
+        "guarded",
+        "GET",
+        "/v1/tools",
+        ALICE,
+        200,
+        {"vary": "Accept-Encoding, Authorization"},
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("gateway", "method", "path", "headers", "status", "cors"),
+    list(CORS_CASES.values()),
+    ids=list(CORS_CASES),
+)
+def test_browser_apps_of_taken_origins_may_call_and_read(
+    request: pytest.FixtureRequest,
+    gateway: str,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    status: int,
+    cors: dict[str, str],
+) -> None:
+    """Open WebUI calls the tool servers a user adds from the browser, as browser MCP clients
+    do: their origin (when the config takes it) is answered as CORS asks."""
+    served: Served = request.getfixturevalue("guarded" if gateway == "guarded" else "opened")
+    response = send(served, method, path, headers=headers)
+    found = {
+        k: v for k, v in response.headers.items() if k.startswith("access-control-") or k == "vary"
+    }
+    assert (response.status_code, found) == (status, cors)
+
+
 # -- connection limits -------------------------------------------------------------------------
 
 

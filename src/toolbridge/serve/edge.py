@@ -10,6 +10,13 @@
   that a browser marks `Sec-Fetch-Site: cross-site` or `same-site` is refused (403) unless
   its Origin is allowed, even without an `Origin` header; browsers send one of the two on
   every cross-site form or `text/plain` POST.
+- **CORS**, for the origins taken (a browser app on another origin: Open WebUI's tool servers
+  added by a user are called from the browser, as are browser MCP clients): a preflight
+  (`OPTIONS` with `Access-Control-Request-Method`) is answered here, 204, before any route or
+  credential check (it carries none); every answer to such an origin says it may read it
+  (`Access-Control-Allow-Origin`, `Vary: Origin`) and the headers a client needs
+  (`Mcp-Session-Id`, `ETag`, `Retry-After`, ...). No cookies are asked for: callers send
+  their key or token in `Authorization`.
 
 Trusts only the config; reads the current config at each request, so a reload applies.
 Connection limits (timeouts, header sizes) are `connection.py`'s, below the app.
@@ -67,13 +74,70 @@ class Edge:
             scheme=scope.get("scheme", "http"),
         )
         if problem is None:
-            await self.app(scope, receive, send)
+            own = f"{scope.get('scheme', 'http')}://{host}" if host else None
+            if origin is None or (own is not None and origin.lower().rstrip("/") == own.lower()):
+                await self.app(scope, receive, send)
+                return
+            await self._cross_origin(scope, receive, send, origin)
             return
         status, kind, message = problem
         body = orjson.dumps({"error": {"type": kind, "message": message}})
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    async def _cross_origin(self, scope: Scope, receive: Receive, send: Send, origin: str) -> None:
+        """A request from another origin the config takes: its preflight answered, or its
+        answer marked readable by that origin."""
+        allow = [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
+        requested = asked = None
+        for name, value in scope.get("headers", ()):
+            if name == b"access-control-request-method":
+                requested = value
+            elif name == b"access-control-request-headers":
+                asked = value
+        if scope.get("method") == "OPTIONS" and requested is not None:
+            # The origin is one the config takes: whatever headers its app asks to send.
+            headers = [
+                *allow,
+                (b"access-control-allow-methods", CORS_METHODS),
+                (b"access-control-allow-headers", asked or CORS_REQUEST_HEADERS),
+                (b"access-control-max-age", b"600"),
+                (b"content-length", b"0"),
+            ]
+            await send({"type": "http.response.start", "status": 204, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def marked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers, vary = [], [b"Origin"]
+                for key, value in message.get("headers", ()):
+                    if key.lower() == b"vary":
+                        vary.insert(-1, value)
+                    elif not key.lower().startswith(b"access-control-"):
+                        headers.append((key, value))
+                headers += [
+                    (b"access-control-allow-origin", origin.encode("latin-1")),
+                    (b"access-control-expose-headers", CORS_EXPOSED),
+                    (b"vary", b", ".join(vary)),
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, marked)
+
+
+CORS_METHODS = b"GET, POST, PUT, PATCH, DELETE, OPTIONS"
+CORS_REQUEST_HEADERS = (
+    b"Authorization, Content-Type, Accept, Accept-Encoding, If-None-Match, Last-Event-ID, "
+    b"Mcp-Session-Id, Mcp-Protocol-Version, X-Toolbridge-User-Valves, X-Toolbridge-Filter-Valves"
+)
+"""What a browser client may send besides the simple headers, when its preflight does not say
+(it says, as a rule, and is answered with what it asked): its key or token, JSON bodies,
+conditional lists, MCP's session and version, a caller's UserValves."""
+CORS_EXPOSED = b"Mcp-Session-Id, ETag, Retry-After, WWW-Authenticate, Content-Encoding"
+"""What a browser client may read of an answer besides the simple headers."""
 
 
 def refusal(
