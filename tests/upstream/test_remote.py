@@ -765,6 +765,10 @@ def response(
             response(302, b"", "text/html"),
             ToolResult(ok=False, status=302, content_type="text/html"),
         ),
+        (  # Not Modified: what a conditional request (If-None-Match) hopes for
+            response(304, b"", None),
+            ToolResult(ok=True, status=304),
+        ),
         (
             response(200, b'{"items": [1, 2', "application/json", truncated=True),
             ToolResult(

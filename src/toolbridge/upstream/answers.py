@@ -30,7 +30,8 @@ _SNIFFED = 8192
 def shape_result(response: UpstreamResponse) -> ToolResult:
     """The answer as the model reads it: JSON parsed, text decoded, other bytes as base64.
 
-    `ok` is true for 2xx only: a 3xx that was not followed is no success either. A truncated
+    `ok` is true for 2xx, and for 304 (Not Modified: what a conditional request the caller made
+    hopes for); another 3xx that was not followed is no success. A truncated
     answer that no longer parses is text ending in a marker that says it was cut.
     """
     content_type = response.header("content-type")
@@ -42,7 +43,7 @@ def shape_result(response: UpstreamResponse) -> ToolResult:
     if response.truncated and isinstance(result, str):
         result += f"{TRUNCATED}the upstream answer was longer than {len(response.body)} bytes]"
     return ToolResult(
-        ok=200 <= response.status < 300,
+        ok=200 <= response.status < 300 or response.status == 304,
         status=response.status,
         content_type=content_type,
         result=result,
