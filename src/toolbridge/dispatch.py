@@ -286,6 +286,7 @@ def capped(result: ToolResult, max_bytes: int, secrets: Secrets) -> ToolResult:
         content_type="text/plain",
         result=kept + marker,
         truncated=True,
+        headers=result.headers,
     )
 
 

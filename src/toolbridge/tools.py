@@ -276,3 +276,6 @@ class ToolResult:
     """Views for the person (HTML); `result` is then what the model reads about them."""
     shaped: Shaped | None = None
     """What a result budget did to the answer; None when none applies."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """The upstream's response headers a model may need to go on (`answers.KEPT_HEADERS`: the
+    next page, where a created thing is, its version, when to retry), names in lower case."""

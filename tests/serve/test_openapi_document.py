@@ -108,6 +108,14 @@ RESULT = {
             "largest 16, "
             "and `more_left_out` counting the others).",
         },
+        "headers": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "Present when the upstream answered headers a model may need "
+            "to go on: the next page (`link`, `next-page`), a count (`x-total-count`), "
+            "where a created thing is (`location`), its version (`etag`), when to retry "
+            "(`retry-after`). Names in lower case.",
+        },
     },
 }
 ERROR = {

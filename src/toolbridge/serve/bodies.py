@@ -160,7 +160,18 @@ def result_body(result: ToolResult) -> dict[str, Any]:
         ]
     if result.shaped is not None:
         body["budget"] = budget_body(result.shaped)
+    if result.headers:
+        body["headers"] = dict(result.headers)
     return body
+
+
+def headers_text(result: ToolResult) -> str | None:
+    """The kept response headers as a model reads them beside the answer (MCP, one-turn
+    calls), one per line; None when there are none."""
+    if not result.headers:
+        return None
+    lines = "\n".join(f"{name}: {value}" for name, value in result.headers)
+    return f"HTTP response headers:\n{lines}"
 
 
 def budget_body(shaped: Shaped) -> dict[str, Any]:

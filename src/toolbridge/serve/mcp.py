@@ -70,7 +70,7 @@ from toolbridge.errors import (
 from toolbridge.gateway import Gateway
 from toolbridge.openapi.bodies import body_kind
 from toolbridge.policy import Principal
-from toolbridge.serve.bodies import MAX_REQUEST_BYTES, json_response
+from toolbridge.serve.bodies import MAX_REQUEST_BYTES, headers_text, json_response
 from toolbridge.serve.mcp_ids import checked_body
 from toolbridge.serve.mcp_interaction import (
     LogLevels,
@@ -253,10 +253,13 @@ class McpApp:
     def tool_result(self, tool: Tool, result: ToolResult) -> types.CallToolResult:
         """A gateway result as MCP's: text (or an image), structured content, `isError`
         exactly when the call failed."""
+        said = headers_text(result)
         if not result.ok:
-            return _failed(_failure_text(result))
+            return _failed(_failure_text(result) + (f"\n\n{said}" if said else ""))
         structured = result.result if _is_json_object(result) else None
         content: list[types.ContentBlock] = [_content(result)]
+        if said is not None:  # the next page, a new thing's location: beside the answer
+            content.append(types.TextContent(text=said))
         content += [
             types.EmbeddedResource(
                 resource=types.TextResourceContents(

@@ -53,6 +53,7 @@ from toolbridge.gateway import Gateway
 from toolbridge.local.context import CallContext
 from toolbridge.policy import Principal
 from toolbridge.schemas import json_kind
+from toolbridge.serve.bodies import headers_text
 from toolbridge.tools import JsonObject, ToolResult
 
 logger = logging.getLogger(__name__)
@@ -184,6 +185,12 @@ async def _run(
 
 
 def _content(result: ToolResult) -> str:
+    said = headers_text(result)
+    text = _answer_text(result)
+    return text if said is None else f"{text}\n\n{said}"
+
+
+def _answer_text(result: ToolResult) -> str:
     if not result.ok:
         return _json({"ok": False, "status": result.status, "result": result.result})
     if result.result is None:

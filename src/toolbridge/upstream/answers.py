@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import codecs
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -49,7 +51,39 @@ def shape_result(response: UpstreamResponse) -> ToolResult:
         result=result,
         truncated=response.truncated,
         text_form=form,
+        headers=kept_headers(response.headers),
     )
+
+
+KEPT_HEADERS = re.compile(
+    r"(?:x-)?(?:link|location|content-location|etag|last-modified|retry-after"
+    r"|(?:next|prev|previous|first|last)(?:[-_](?:page|cursor|link|url|offset|marker))*"
+    r"|(?:total|page|per[-_]page|pagination|cursor|ratelimit|rate[-_]limit)(?:[-_][a-z0-9]+)*)",
+    re.IGNORECASE,
+)
+"""Response headers a model may need to go on, by name: the next page (`Link`, Kinto's
+`Next-Page`, `X-Next-Cursor`), how many there are (`Total-Records`, `X-Total-Count`), where a
+created thing is (`Location`), its version (`ETag`, for `If-Match`), and when to come back
+(`Retry-After`, `X-RateLimit-Reset`). Nothing else is passed on (cookies, credentials, the
+server's own): the answer's body is the answer."""
+MAX_KEPT = 16
+MAX_KEPT_VALUE = 2048
+"""At most this many kept headers, each at most this long (a longer one is left out)."""
+
+
+def kept_headers(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The headers of `KEPT_HEADERS` in an answer, in its order; the values of a name given
+    twice (two `Link` fields) joined with ", ", as HTTP reads them."""
+    kept: dict[str, str] = {}
+    for name, value in headers:
+        key = name.lower()
+        if len(value) > MAX_KEPT_VALUE or not KEPT_HEADERS.fullmatch(key):
+            continue
+        if key in kept:
+            kept[key] = f"{kept[key]}, {value}"[: MAX_KEPT_VALUE + 1]
+        elif len(kept) < MAX_KEPT:
+            kept[key] = value
+    return tuple((k, v) for k, v in kept.items() if len(v) <= MAX_KEPT_VALUE)
 
 
 def _shaped_body(body: bytes, content_type: str | None, truncated: bool) -> tuple[Any, TextForm]:
