@@ -34,6 +34,8 @@ NO_UPSTREAM = MockUpstream(lambda request: pytest.fail(f"unexpected request {req
 HEADER_KEY = SecurityScheme(type="apiKey", location="header", name="X-API-Key")
 QUERY_KEY = SecurityScheme(type="apiKey", location="query", name="api_key")
 COOKIE_KEY = SecurityScheme(type="apiKey", location="cookie", name="session_key")
+INJECTED_KEY = SecurityScheme(type="apiKey", location="header", name="X-Key: injected")
+HOST_KEY = SecurityScheme(type="apiKey", location="header", name="Host")
 BEARER = SecurityScheme(type="http", scheme="bearer")
 
 
@@ -294,6 +296,19 @@ async def test_api_key_place_from_the_operations_security(
     assert await creds.parts(operation) == expected
 
 
+async def test_a_scheme_no_request_can_carry_takes_no_key_and_the_others_serve() -> None:
+    """The document's fault (`X-Key: injected`): it took the whole source down, blaming the
+    config's `auth.name`."""
+    creds = credentials(
+        {"type": "api_key", "value": "key-123"},
+        schemes={"bad": INJECTED_KEY, "good": HEADER_KEY},
+        operations=(op(("bad",)), op(("good",))),
+    )
+    assert await creds.parts(op(("bad",))) == AuthParts(
+        headers=(("X-API-Key", "key-123"),), secrets=("key-123",)
+    )
+
+
 # -- config errors -----------------------------------------------------------------------------
 
 
@@ -319,6 +334,16 @@ async def test_api_key_place_from_the_operations_security(
             id="api_key-no-name",
         ),
         pytest.param(
+            {"type": "api_key", "value": "key-123"},
+            None,
+            {"bad": INJECTED_KEY, "host": HOST_KEY},
+            (),
+            "server 'petstore': auth: api_key 'name' and 'in' are missing and the document's "
+            "apiKey schemes name a place no request can carry a key: bad (header 'X-Key: "
+            "injected'), host (header 'Host')",
+            id="api_key-only-unusable-schemes",
+        ),
+        pytest.param(
             {"type": "api_key", "value": "key-123", "name": "token"},
             None,
             {"q": QUERY_KEY, "h": HEADER_KEY},
@@ -342,7 +367,8 @@ async def test_api_key_place_from_the_operations_security(
             None,
             {"k": SecurityScheme(type="apiKey", location="header", name="X API Key")},
             (),
-            "server 'petstore': auth.name: 'X API Key' cannot name a header",
+            "server 'petstore': auth: api_key 'name' and 'in' are missing and the document's "
+            "apiKey schemes name a place no request can carry a key: k (header 'X API Key')",
             id="api_key-bad-header-name-from-document",
         ),
         pytest.param(

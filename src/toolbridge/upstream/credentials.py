@@ -194,6 +194,10 @@ class Credentials:
             for key, s in schemes.items()
             if s.type == "apiKey" and s.location in ("header", "query", "cookie") and s.name
         }
+        # A scheme whose name no request can carry (`X-Key: injected`, `Host`, a cookie name
+        # with `;`) is the document's fault: it takes no key, and the others serve.
+        unusable = {key: slot for key, slot in declared.items() if not _carried(slot)}
+        declared = {key: slot for key, slot in declared.items() if key not in unusable}
         fitting = {
             key: slot
             for key, slot in declared.items()
@@ -202,7 +206,7 @@ class Credentials:
         }
         distinct = set(fitting.values())
         if not distinct:
-            raise ConfigError(_api_key_missing(server, auth, declared))
+            raise ConfigError(_api_key_missing(server, auth, declared, unusable))
         if len(distinct) == 1:
             slot = distinct.pop()
             # The config's spelling of the name wins over the document's.
@@ -318,11 +322,27 @@ def _require(server: str, key: str, value: str) -> None:
         )
 
 
-def _api_key_missing(server: str, auth: ApiKeyAuth, declared: dict[str, _Slot]) -> str:
+def _carried(slot: _Slot) -> bool:
+    """Whether a request can carry a key where the document's scheme puts it."""
+    if slot.location == "query":
+        return not UNSENDABLE.search(slot.name)
+    if slot.location == "cookie" and re.search(r"[;,=\s]", slot.name):
+        return False
+    return HEADER_NAME.fullmatch(slot.name) is not None and slot.name.lower() not in FRAMING
+
+
+def _api_key_missing(
+    server: str, auth: ApiKeyAuth, declared: dict[str, _Slot], unusable: dict[str, _Slot]
+) -> str:
     missing = " and ".join(
         repr(k) for k, v in (("name", auth.name), ("in", auth.location)) if v is None
     )
-    if not declared:
+    if not declared and unusable:
+        listed = ", ".join(
+            f"{key} ({slot.location} {slot.name!r})" for key, slot in sorted(unusable.items())
+        )
+        found = f"the document's apiKey schemes name a place no request can carry a key: {listed}"
+    elif not declared:
         found = "the document declares no apiKey security scheme to take it from"
     else:
         listed = ", ".join(f"{key} ({slot})" for key, slot in sorted(declared.items()))
