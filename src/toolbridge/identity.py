@@ -12,16 +12,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import re
+import threading
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from toolbridge.config import Auth, Jwt
 from toolbridge.errors import ConfigError, Unauthenticated
 from toolbridge.policy import ANONYMOUS_ADMIN, Principal
-
-if TYPE_CHECKING:
-    import jwt
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class JwtVerifier:
         import jwt
 
         self.config = config
-        self._client: jwt.PyJWKClient | None = None
+        self._remote: RemoteKeys | None = None
         self._keys: dict[str, Any] = {}
         if config.secret is not None:
             self.algorithms = ["HS256"]
@@ -93,8 +93,7 @@ class JwtVerifier:
             self.algorithms = ["RS256", "ES256"]
             source = config.jwks or ""
             if source.startswith(("http://", "https://")):
-                # Keys are fetched once and cached; an unknown `kid` fetches them again.
-                self._client = jwt.PyJWKClient(source, cache_keys=True, lifespan=600, timeout=5)
+                self._remote = RemoteKeys(source)
             else:
                 path = Path(source) if Path(source).is_absolute() else base_dir / source
                 try:
@@ -156,19 +155,79 @@ class JwtVerifier:
         )
 
     def _key(self, token: str, header: dict[str, Any]) -> Any:
-        import jwt
-
         if self.config.secret is not None:
             return self.config.secret
-        if self._client is not None:
-            try:
-                return self._client.get_signing_key_from_jwt(token).key
-            except jwt.PyJWTError as exc:
-                raise Unauthenticated(f"JWT signing key not found: {exc}") from None
         kid = header.get("kid") or ""
-        key = self._keys.get(kid) or (
-            next(iter(self._keys.values())) if len(self._keys) == 1 else None
-        )
+        keys = self._remote.keys(kid) if self._remote is not None else self._keys
+        key = keys.get(kid) or (next(iter(keys.values())) if len(keys) == 1 else None)
         if key is None:
             raise Unauthenticated(f"JWT signing key {kid!r} is not among the configured keys")
         return key
+
+
+class RemoteKeys:
+    """The signing keys of a JWKS URL, fetched in a thread of their own, never by a request.
+
+    What it trusts: the URL (the operator's config) and the key set it answers. A token names
+    its `kid`; one the set lacks asks for the set again (as a rotation needs), at most once per
+    `COOLDOWN` seconds whatever callers send, and the request that asked is answered at once
+    with the keys there are: a slow or down key server, or junk tokens, cannot hold requests
+    (PyJWKClient fetched on the event loop, 5 s per junk token, every other request waiting).
+    The set is fetched again every `LIFESPAN` seconds too, the same way. The first fetch is
+    waited for when the keys are made (a start or a reload, off the event loop), up to
+    `FIRST_WAIT`.
+    """
+
+    TIMEOUT = 5.0
+    """One fetch, in all."""
+    FIRST_WAIT = 6.0
+    LIFESPAN = 600.0
+    COOLDOWN = 30.0
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = -math.inf
+        self._next_fetch = -math.inf
+        self._lock = threading.Lock()
+        self._fetching: threading.Thread | None = None
+        first = self._fetch_soon()
+        if first is not None:
+            first.join(self.FIRST_WAIT)
+
+    def keys(self, kid: str) -> dict[str, Any]:
+        """The keys as fetched last; a fetch is started (not waited for) when `kid` is not
+        among them or they are older than LIFESPAN."""
+        keys = self._keys
+        if kid not in keys or time.monotonic() - self._fetched_at > self.LIFESPAN:
+            self._fetch_soon()
+        return keys
+
+    def _fetch_soon(self) -> threading.Thread | None:
+        with self._lock:
+            now = time.monotonic()
+            if (self._fetching is not None and self._fetching.is_alive()) or now < self._next_fetch:
+                return None
+            self._next_fetch = now + self.COOLDOWN
+            thread = threading.Thread(target=self._fetch, name="toolbridge-jwks", daemon=True)
+            self._fetching = thread
+        thread.start()
+        return thread
+
+    def _fetch(self) -> None:
+        import jwt
+
+        try:
+            client = jwt.PyJWKClient(
+                self.url, cache_keys=False, cache_jwk_set=False, timeout=self.TIMEOUT
+            )
+            found = client.get_jwk_set(refresh=True)
+        except (jwt.PyJWTError, OSError, ValueError) as exc:
+            logger.warning(
+                "auth.jwt.jwks: cannot fetch the signing keys (%s); next try in %g s",
+                exc,
+                self.COOLDOWN,
+            )
+            return
+        self._keys = {key.key_id or "": key.key for key in found.keys}
+        self._fetched_at = time.monotonic()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
@@ -294,6 +296,69 @@ def test_a_document_behind_the_apis_own_credentials(
         config = Config(servers=(Server.model_validate(fields),), base_dir=Path.cwd())
         (status,) = load_sources(config, DocumentStore())
     assert (status.error or "ok").removeprefix(f"{url}/openapi.yaml: ") == expected
+
+
+def rs256_key(kid: str) -> tuple[Any, dict[str, Any]]:
+    """A private RSA key and its public JWK, named `kid`."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key()))
+    return private, {**public, "kid": kid, "use": "sig"}
+
+
+def test_a_slow_key_server_and_junk_tokens_never_hold_a_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each junk token (an unknown `kid`) fetched the key set on the event loop, 5 s each, with
+    every other request waiting: now the set is fetched in a thread, once per cooldown."""
+    import jwt
+    from starlette.responses import JSONResponse
+
+    from toolbridge.config import Auth, Jwt
+    from toolbridge.errors import Unauthenticated
+    from toolbridge.identity import Authenticator, RemoteKeys
+
+    monkeypatch.setattr(RemoteKeys, "FIRST_WAIT", 0.2)  # a start waits that long for the keys
+    private, public = rs256_key("k1")
+    fetched: list[int] = []
+
+    async def slow_jwks(request: Request) -> Response:
+        fetched.append(1)
+        await asyncio.sleep(1.0)
+        return JSONResponse({"keys": [public]})
+
+    payload = {"sub": "dana", "iss": "idp", "exp": int(time.time()) + 60}
+    # Anyone can send this: RS256 with a kid no key set has, and no valid signature.
+    junk = (
+        ".".join(
+            base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
+            for part in ({"alg": "RS256", "kid": "x"}, payload)
+        )
+        + ".c2lnbmF0dXJl"
+    )
+    token = jwt.encode(payload, private, algorithm="RS256", headers={"kid": "k1"})
+    with live_server(Starlette(routes=[Route("/jwks.json", slow_jwks)])) as url:
+        authenticator = Authenticator(Auth(jwt=Jwt(jwks=f"{url}/jwks.json", issuer="idp")))
+        refused = []
+        for _ in range(20):  # while the first fetch is still under way
+            with pytest.raises(Unauthenticated) as caught:
+                authenticator.authenticate(f"Bearer {junk}")
+            refused.append(str(caught.value))
+        remote = authenticator.jwt._remote if authenticator.jwt else None
+        assert remote is not None
+        assert remote._fetching is not None
+        remote._fetching.join(5)
+        accepted = authenticator.authenticate(f"Bearer {token}").id
+        for _ in range(20):  # the set is fetched; an unknown kid asks again once per cooldown
+            with pytest.raises(Unauthenticated):
+                authenticator.authenticate(f"Bearer {junk}")
+    assert (set(refused), accepted, len(fetched)) == (
+        {"JWT signing key 'x' is not among the configured keys"},
+        "dana",
+        1,
+    )
 
 
 def test_jwt_keys_from_a_jwks_url() -> None:
