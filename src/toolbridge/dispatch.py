@@ -88,11 +88,16 @@ class Dispatch:
                     stored = await self.users.valves(principal.id, fn.tool_id)
                     if stored is not None:
                         user["valves"] = stored  # the caller's own, from the store
-                own = _user_secrets(fn, user.get("valves"))
-                if own and not state.secrets.holds(own):
-                    state.secrets = state.secrets.adding(own)  # never in the answer
                 if context is None and fn.injected:
                     context = _context(principal, headers)
+                own = _user_secrets(fn, user.get("valves"))
+                token = context.oauth_token if context is not None else None
+                if token is not None and "__oauth_token__" in fn.injected:
+                    # The caller's own token, handed to the tool: forwarded, as to an upstream.
+                    access = token.get("access_token")
+                    own += [access] if isinstance(access, str) else []
+                if own and not state.secrets.holds(own):
+                    state.secrets = state.secrets.adding(own)  # never in the answer
                 mended = state.validator(tool).mended(arguments)
                 result = await call_function(
                     fn, mended, user=user, context=context, on_event=on_event

@@ -17,7 +17,7 @@ import httpx2
 import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from toolbridge.config import ApiKey, Auth, Config, Grant, LocalTools, RateLimit, Server
+from toolbridge.config import ApiKey, Auth, Config, Grant, Jwt, LocalTools, RateLimit, Server
 from toolbridge.demo import DEMO_SPEC
 from toolbridge.demo.service import create_demo_app
 from toolbridge.gateway import Gateway
@@ -217,6 +217,37 @@ async def test_user_valves_travel_in_a_header_and_are_validated() -> None:
     assert oslo.json()["result"].startswith("Oslo: sunny")
     assert refused.status_code == 422
     assert refused.json()["error"]["problems"][0]["path"] == "$.__user__.valves.max_days"
+
+
+async def test_a_callers_token_handed_to_a_local_tool_never_comes_back(tmp_path: Path) -> None:
+    """`__oauth_token__` is the caller's JWT: a tool answering it sent it back in clear (only
+    a `forward` server's call, made earlier, taught the gateway to hide it)."""
+    import time
+
+    import jwt
+
+    (tmp_path / "token.py").write_text(
+        "class Tools:\n"
+        "    def token(self, __oauth_token__: dict) -> str:\n"
+        '        """The token."""\n'
+        '        return "mine: " + __oauth_token__["access_token"]\n'
+    )
+    secret = "jwt-secret-0123456789-0123456789-01"
+    config = Config(
+        auth=Auth(jwt=Jwt(secret=secret)),
+        tools=(
+            LocalTools(
+                id="token", path=str(tmp_path / "token.py"), access=(Grant(users=("dana",)),)
+            ),
+        ),
+        base_dir=tmp_path,
+    )
+    token = jwt.encode({"sub": "dana", "exp": int(time.time()) + 60}, secret)
+    async with served(config) as http:
+        answer = await http.post(
+            "/v1/tools/token/call", json={}, headers={"Authorization": f"Bearer {token}"}
+        )
+    assert answer.json()["result"] == "mine: [redacted]"
 
 
 async def test_without_streaming_the_events_come_with_the_result() -> None:
