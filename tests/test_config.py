@@ -766,6 +766,14 @@ def test_a_bad_header_value_names_the_header(tmp_path: Path) -> None:
             "FILE:4: servers[0].base_url: expected an absolute http(s) URL, found no host",
             id="base-url-without-host",
         ),
+        # Calls never sent it, though `call --dry-run`'s curl line would have.
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n"
+            "    base_url: https://admin:canary-url-2@api.internal/v1\n",
+            "FILE:4: servers[0].base_url: expected a URL without user:password@; give the "
+            "credentials in `auth` (type: basic)",
+            id="base-url-with-credentials",
+        ),
         # A secret substituted into `type` by mistake is said by its kind only.
         pytest.param(
             "servers:\n  - id: pets\n    spec: a.yaml\n    auth: {type: sk-live-canary-2}\n",

@@ -24,6 +24,12 @@ def absolute_url(value: str | None) -> str | None:
             )
         if not parts.hostname:
             raise ValueError("expected an absolute http(s) URL, found no host")
+        if "@" in parts.netloc:
+            # Calls would not send it (curl lines would): credentials are `auth`'s to say.
+            raise ValueError(
+                "expected a URL without user:password@; give the credentials in `auth` "
+                "(type: basic)"
+            )
     return value
 
 
