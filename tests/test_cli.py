@@ -1138,3 +1138,22 @@ def test_check_says_which_sources_have_calls_it_would_refuse(tmp_path: Path) -> 
         "validation findings; usable; calls refused (destination-refused, see `allowed_hosts`): "
         "notes"
     )
+
+
+@pytest.mark.parametrize("command", ["serve", "export"])
+def test_a_malformed_secret_key_is_one_line_before_anything_starts(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+) -> None:
+    """`serve` said it in a worker's 35-line startup traceback."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TOOLBRIDGE_SECRET_KEY", "not-a-key")
+    (tmp_path / "toolbridge.yaml").write_text("state: {url: 'sqlite:///state.db'}\n")
+    assert run(capsys, command) == (
+        2,
+        "",
+        "toolbridge: TOOLBRIDGE_SECRET_KEY: key 1 of 1 is not a Fernet key (expected 32 bytes "
+        "in url-safe base64, 44 characters)\n",
+    )

@@ -260,6 +260,8 @@ def _serve(args: argparse.Namespace) -> int:
     path: Path | None = args.config
     if path is None and Path(DEFAULT_CONFIG).exists():
         path = Path(DEFAULT_CONFIG)
+    # A malformed key is said in one line, as `export` says it, not in a worker's traceback.
+    SecretBox.from_environ(os.environ)
     return process.serve(
         path, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level
     )
