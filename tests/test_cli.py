@@ -1157,3 +1157,23 @@ def test_a_malformed_secret_key_is_one_line_before_anything_starts(
         "toolbridge: TOOLBRIDGE_SECRET_KEY: key 1 of 1 is not a Fernet key (expected 32 bytes "
         "in url-safe base64, 44 characters)\n",
     )
+
+
+def test_what_a_document_says_is_printed_never_obeyed_by_the_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A path template holding ESC sequences cleared the screen or rewrote lines of `check`."""
+    document = {
+        "openapi": "3.0.3",
+        "info": {"title": "t", "version": "1"},
+        "servers": [{"url": "http://127.0.0.1:9"}],
+        "paths": {
+            "/a\x1b[2J\x1b]0;owned\x07\r": {
+                "get": {"operationId": "a", "responses": {"200": {"description": "ok"}}}
+            }
+        },
+    }
+    (tmp_path / "api.json").write_text(json.dumps(document))
+    code, out, _ = run(capsys, "tools", "--spec", str(tmp_path / "api.json"))
+    (row,) = [line for line in out.splitlines() if " a " in f" {line} "]
+    assert (code, "\x1b" in out, "\\x1b[2J\\x1b]0;owned\\x07\\x0d" in row) == (0, False, True)

@@ -10,12 +10,13 @@ import argparse
 import contextlib
 import getpass
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import anyio
 import httpx2
@@ -77,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # What is printed and logged is redacted once a config names its secrets (redaction.py).
     out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = RedactingStream(out), RedactingStream(err)
+    sys.stdout = TerminalText(RedactingStream(out))
+    sys.stderr = TerminalText(RedactingStream(err))
     try:
         code: int = args.run(args)
     except ToolbridgeError as exc:
@@ -474,3 +476,31 @@ def _rotate_secrets(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
+
+
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class _Writes(Protocol):
+    def write(self, text: str, /) -> int: ...
+
+
+class TerminalText:
+    """A text stream that writes control characters as escapes (`\\x1b`): what a document or
+    a tool file says (a path template, a name) is printed, never obeyed by the terminal (clear
+    the screen, rewrite a line of `check`'s report). Lines and tabs stay; `.buffer` (JSON
+    output, which escapes them itself) is the stream's own."""
+
+    def __init__(self, stream: _Writes) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(_CONTROLS.sub(_escaped, text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _escaped(found: re.Match[str]) -> str:
+    return f"\\x{ord(found.group()):02x}"
