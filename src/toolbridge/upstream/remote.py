@@ -124,9 +124,14 @@ async def _exchange(
         rest = Timeouts(connect=min(timeouts.connect, left), total=left)
         response = await upstream.send(request, timeouts=rest, max_bytes=max_bytes)
     result = shape_result(response)
-    if response.status in REDIRECTS and result.result is None:
-        said = _unfollowed(request, response, base, redirects >= max_redirects)
-        result = replace(result, result=said)
+    if response.status in REDIRECTS:
+        # Its Location (and a Content-Location) may hold what the upstream put in the query:
+        # `_unfollowed` says where it led without it.
+        kept = tuple(h for h in result.headers if h[0] not in ("location", "content-location"))
+        result = replace(result, headers=kept)
+        if result.result is None:
+            said = _unfollowed(request, response, base, redirects >= max_redirects)
+            result = replace(result, result=said)
     return result
 
 
