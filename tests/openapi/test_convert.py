@@ -3259,3 +3259,38 @@ def test_a_file_reference_reads_documents_only_and_never_quotes_them(
     )
     (tool,) = conversion.tools
     assert ("CANARY" in repr(conversion), [n.message for n in tool.notes]) == (False, [note])
+
+
+def test_operations_no_request_can_reach_or_spelled_as_no_method_are_said(
+    tmp_path: Path,
+) -> None:
+    """They vanished without a word (the dot path's tools were listed, and every call was a
+    422 blaming the caller's arguments)."""
+    conversion = convert_text(
+        tmp_path,
+        """\
+        openapi: 3.0.3
+        info: {title: t, version: "1"}
+        servers: [{url: "https://api.example"}]
+        paths:
+          /a/../../b:
+            get: {operationId: climbs, responses: {"200": {description: ok}}}
+          /c:
+            GET: {operationId: shouted, responses: {"200": {description: ok}}}
+            post: {operationId: kept, responses: {"200": {description: ok}}}
+        """,
+    )
+    assert (
+        [t.name for t in conversion.tools],
+        [(n.where, n.message) for n in conversion.notes],
+    ) == (
+        ["kept"],
+        [
+            (
+                "/a/../../b",
+                "the path holds a `.` or `..` segment, which URLs resolve away: no request can "
+                "reach it; its operations are left out",
+            ),
+            ("GET /c", "'GET' is no operation: methods are lower case ('get'); left out"),
+        ],
+    )

@@ -124,6 +124,25 @@ def test_path_values_never_change_the_route(value: str, segment: str) -> None:
     assert request.url == f"{BASE}/files/{segment}/meta"
 
 
+@pytest.mark.parametrize(
+    ("path", "url"),
+    [
+        ("/users/{name}/delete", None),  # `/users//delete`: merged, it is another route
+        ("/users/{name}", None),
+        ("/files/{name}.json", f"{BASE}/files/.json"),  # part of a segment: the segment stays
+        ("/files/x{name}/raw", f"{BASE}/files/x/raw"),
+    ],
+)
+def test_an_empty_value_is_no_path_segment(path: str, url: str | None) -> None:
+    op = make_op(param("name", "path"), path=path)
+    if url is not None:
+        assert build_request(op, {"name": ""}, base_url=BASE).url == url
+        return
+    with pytest.raises(InvalidArguments) as caught:
+        build_request(op, {"name": ""}, base_url=BASE)
+    assert caught.value.problems == [("$.name", "'' is empty, and a path segment cannot be")]
+
+
 @pytest.mark.parametrize("value", [".", ".."])
 def test_dot_segments_are_refused(value: str) -> None:
     """`.` and `..` would climb the route (and %2E is no escape: normalizers decode it)."""

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from toolbridge.openapi.references import References, RefError
 from toolbridge.tools import Method, Note
 
 METHODS: tuple[Method, ...] = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE")
 _KEYS = tuple((method, method.lower()) for method in METHODS)
+_LOWER = frozenset(key for _, key in _KEYS)
 
 
 @dataclass(slots=True)
@@ -64,6 +66,18 @@ def find_operations(
                 continue
         if not isinstance(item, dict):
             continue
+        notes += _misspelled_methods(item, path)
+        if _dot_segment(path):
+            if any(item.get(key) is not None for _, key in _KEYS):
+                notes.append(
+                    Note(
+                        kind="invalid-operation",
+                        message="the path holds a `.` or `..` segment, which URLs resolve "
+                        "away: no request can reach it; its operations are left out",
+                        where=path,
+                    )
+                )
+            continue
         for method, key in _KEYS:
             op = item.get(key)
             if op is None:
@@ -87,6 +101,28 @@ def find_operations(
                 op = {}
             found.append(Operation(method, path, where, op, item, op_uri, item_uri))
     return found, notes
+
+
+def _misspelled_methods(item: dict[str, Any], path: str) -> list[Note]:
+    """A method key in another case (`GET:`, `Post:`): not an operation to OpenAPI, said."""
+    return [
+        Note(
+            kind="invalid-operation",
+            message=f"{key!r} is no operation: methods are lower case ({key.lower()!r}); left out",
+            where=f"{key.upper()} {path}",
+        )
+        for key in item
+        if isinstance(key, str) and key != key.lower() and key.lower() in _LOWER
+    ]
+
+
+def _dot_segment(path: str) -> bool:
+    """Whether a path template has a literal `.` or `..` segment (even percent-encoded)."""
+    return any(
+        unquote(segment) in (".", "..")
+        for segment in path.split("#", 1)[0].split("/")
+        if "." in segment or "%" in segment
+    )
 
 
 def unexposed(document: dict[str, Any], operations: list[Operation]) -> list[Note]:

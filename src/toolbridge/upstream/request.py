@@ -141,7 +141,7 @@ def _path(op: HttpOperation, arguments: Mapping[str, Any], problems: list[tuple[
     if len(pieces) == 1:
         return pieces[0][0]
     out: list[str] = []
-    for literal, variable in pieces:
+    for index, (literal, variable) in enumerate(pieces):
         out.append(literal)
         if variable is None:
             continue
@@ -158,6 +158,11 @@ def _path(op: HttpOperation, arguments: Mapping[str, Any], problems: list[tuple[
         if unquote(text) in (".", ".."):
             # RFC 3986 normalizes %2E to `.`: a dot segment would climb the route, so refuse it.
             problems.append((f"$.{binding.argument}", f"{value!r} is not a usable path segment"))
+        elif not text and literal.endswith("/") and pieces[index + 1][0][:1] in ("/", ""):
+            # `/users//delete`: many servers merge the slashes, and the call goes elsewhere.
+            problems.append(
+                (f"$.{binding.argument}", f"{value!r} is empty, and a path segment cannot be")
+            )
         out.append(text)
     return "".join(out)
 
