@@ -1177,3 +1177,23 @@ def test_what_a_document_says_is_printed_never_obeyed_by_the_terminal(
     code, out, _ = run(capsys, "tools", "--spec", str(tmp_path / "api.json"))
     (row,) = [line for line in out.splitlines() if " a " in f" {line} "]
     assert (code, "\x1b" in out, "\\x1b[2J\\x1b]0;owned\\x07\\x0d" in row) == (0, False, True)
+
+
+def test_call_as_a_caller_of_a_per_user_server_says_where_their_credential_is(
+    specs: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "toolbridge.yaml"
+    config.write_text(
+        "auth: {api_keys: [{user: alice, key: alice-key-0123456789}]}\n"
+        f"servers:\n  - id: notes\n    spec: {specs / 'demo.yaml'}\n"
+        "    base_url: http://127.0.0.1:9\n    auth: {type: per_user}\n"
+        "    access: {users: [alice]}\n"
+    )
+    code, out, err = run(capsys, "call", "listNotes", "-c", str(config), "--as", "alice")
+    assert (code, out, err) == (
+        2,
+        "",
+        "toolbridge: server 'notes' takes each caller's own credential, and 'alice' has stored "
+        "none: this process reads no per-user state (the gateway's `state` store holds it: call "
+        "the tool through the gateway, as that caller)\n",
+    )

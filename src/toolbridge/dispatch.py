@@ -199,7 +199,8 @@ class Dispatch:
             where = (
                 f"PUT /v1/me/credentials/{server.id} with {{{example}}}"
                 if self.users is not None
-                else "and this gateway keeps no per-user state (give it a `state` store)"
+                else "this process reads no per-user state (the gateway's `state` store "
+                "holds it: call the tool through the gateway, as that caller)"
             )
             raise CredentialRequired(
                 f"server {server.id!r} takes each caller's own credential, and "

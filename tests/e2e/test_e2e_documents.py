@@ -167,7 +167,8 @@ def test_relative_server_url_resolves_against_the_document_url(base_url: str) ->
             "answered with an HTML page (redirected to BASE/login?next=/api/spec.yaml), not an "
             "OpenAPI document; a login page? A document served behind the API's credentials is "
             "fetched with the server's `auth` and `headers` when it lies on the server's own "
-            "origin",
+            "origin (a `per_user` or `forward` server has no credential of its own to fetch it "
+            "with: give `spec` a copy in a file)",
         ),
     ],
 )

@@ -154,7 +154,8 @@ def _refuse_html(url: str, final: str, content_type: str | None, body: bytes) ->
         url,
         f"answered with an HTML page{where}, not an OpenAPI document; a login page? A document "
         "served behind the API's credentials is fetched with the server's `auth` and `headers` "
-        "when it lies on the server's own origin",
+        "when it lies on the server's own origin (a `per_user` or `forward` server has no "
+        "credential of its own to fetch it with: give `spec` a copy in a file)",
     )
 
 
