@@ -629,6 +629,32 @@ def test_multipart_body() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("declared", "given", "sent"),
+    [
+        ("image/png", None, "image/png"),  # the document's one type for the field
+        ("image/png", "image/webp", "image/webp"),  # the caller's word first
+        ("image/*", None, "application/octet-stream"),
+        ("image/png, image/jpeg", None, "image/png"),  # one the document allows
+        ("image/*, text/plain", None, "text/plain"),
+        (None, None, "application/octet-stream"),
+    ],
+)
+def test_a_file_part_is_of_the_type_the_document_gives_it(
+    declared: str | None, given: str | None, sent: str
+) -> None:
+    plan = BodyPlan(
+        media_type="multipart/form-data",
+        kind="multipart",
+        fields=(("pic", "pic"),),
+        encoding=(("pic", FieldEncoding(is_file=True, content_type=declared)),),
+    )
+    file = {"content": "AAE=", **({"content_type": given} if given else {})}
+    request = build_request(make_op(method="POST", body=plan), {"pic": file}, base_url=BASE)
+    ((headers, _),) = _parts(request)
+    assert headers["Content-Type"] == sent
+
+
 def test_multipart_boundary_is_deterministic() -> None:
     plan = BodyPlan(media_type="multipart/form-data", kind="multipart", fields=(("a", "a"),))
     op = make_op(method="POST", body=plan)

@@ -123,7 +123,8 @@ def _multipart(
         items = list(value) if many else [value]
         if rule.is_file:
             for i, item in enumerate(items):
-                parts.append(_file_part(name, item, f"{path}[{i}]" if many else path))
+                where_item = f"{path}[{i}]" if many else path
+                parts.append(_file_part(name, item, where_item, _one_type(rule.content_type)))
         elif rule.content_type is not None and is_json_type(rule.content_type):
             parts.append(_part(name, _json(value, path), rule.content_type))
         else:
@@ -133,12 +134,24 @@ def _multipart(
     return body + b"--" + boundary.encode() + b"--\r\n", boundary
 
 
-def _file_part(name: str, value: Any, where: str) -> bytes:
+def _one_type(content_type: str | None) -> str | None:
+    """The media type a file part is sent as when the caller says none: the first concrete one
+    its `encoding.contentType` lists (`image/png, image/jpeg`: one the document allows), else
+    None (`image/*`)."""
+    for listed in (content_type or "").split(","):
+        if listed.strip() and "*" not in listed:
+            return listed.strip()
+    return None
+
+
+def _file_part(name: str, value: Any, where: str, declared: str | None = None) -> bytes:
+    """A file part: its content type as the caller gives it, else the document's for the field
+    (`_one_type`), else `application/octet-stream`."""
     if not isinstance(value, dict) or "content" not in value:
         raise Unsendable(where, f"expected a file {{content, filename}}, found {kind_of(value)}")
     content = _base64(value["content"], f"{where}.content")
     filename = value.get("filename") or name
-    content_type = value.get("content_type") or "application/octet-stream"
+    content_type = value.get("content_type") or declared or "application/octet-stream"
     if not isinstance(filename, str) or not isinstance(content_type, str):
         raise Unsendable(where, "filename and content_type must be strings")
     problem = header_problem(content_type)
