@@ -3294,3 +3294,37 @@ def test_operations_no_request_can_reach_or_spelled_as_no_method_are_said(
             ("GET /c", "'GET' is no operation: methods are lower case ('get'); left out"),
         ],
     )
+
+
+def test_a_swagger2_header_list_is_sent_with_its_collection_format(tmp_path: Path) -> None:
+    conversion = convert_text(
+        tmp_path,
+        """\
+        swagger: "2.0"
+        info: {title: t, version: "1"}
+        host: api.example
+        paths:
+          /h:
+            get:
+              operationId: h
+              parameters:
+                - {name: X-Pipes, in: header, type: array, items: {type: string},
+                   collectionFormat: pipes}
+                - {name: X-Ssv, in: header, type: array, items: {type: string},
+                   collectionFormat: ssv}
+                - {name: X-Tsv, in: header, type: array, items: {type: string},
+                   collectionFormat: tsv}
+                - {name: X-Csv, in: header, type: array, items: {type: string}}
+              responses: {"200": {description: ok}}
+        """,
+    )
+    (tool,) = conversion.tools
+    assert isinstance(tool.target, HttpOperation)
+    arguments = {name: ["a", "b"] for name in tool.input_schema["properties"]}
+    request = build_request(tool.target, arguments, base_url="https://api.example")
+    sent = {k: v for k, v in request.headers if k.startswith("X-")}
+    assert (sent, conversion.notes, tool.notes) == (
+        {"X-Pipes": "a|b", "X-Ssv": "a b", "X-Tsv": "a\tb", "X-Csv": "a,b"},
+        (),
+        (),
+    )

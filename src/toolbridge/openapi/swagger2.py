@@ -75,6 +75,9 @@ def parameter(param: dict[str, Any]) -> tuple[dict[str, Any], list[Note]]:
             )
         if param.get("in") == "query":
             out["style"], out["explode"] = style, explode
+        elif param.get("in") == "header" and fmt in ("ssv", "pipes", "tsv"):
+            # 3.x says `simple` (commas) for headers; 2.0 lets a header name its delimiter.
+            out["style"], out["explode"] = style, False
         elif fmt == "multi":
             notes.append(
                 Note(

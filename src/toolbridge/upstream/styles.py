@@ -19,6 +19,8 @@ _QUERY_RESERVED_OK = ":/?[]@!$'()*,;"  # reserved characters `allowReserved` let
 # `&`, `=`, `#` and `+` stay encoded even then: literally they would split or end the query.
 _COOKIE_SAFE = "!#$&'()*+-./:<=>?@[]^_`{|}~"  # RFC 6265 cookie-octets, less `%`
 _DELIMITERS = {"spaceDelimited": "%20", "pipeDelimited": "|", "tabDelimited": "%09"}
+_HEADER_DELIMITERS = {"spaceDelimited": " ", "pipeDelimited": "|", "tabDelimited": "\t"}
+"""A header list's delimiter by style: what a Swagger 2.0 `collectionFormat` says (not encoded)."""
 FORBIDDEN_IN_HEADERS = re.compile(r"[^\t\x20-\x7e\xa0-\xff]")
 """What no header value (nor a multipart part's Content-Type) may hold: control characters (CR,
 LF and NUL would split or end the header; ESC, DEL and the rest have no business there) and
@@ -126,7 +128,8 @@ def header_value(b: ParamBinding, value: Any) -> str:
         pair = "{}={}" if b.explode else "{},{}"
         return ",".join(pair.format(k, text_of(v)) for k, v in value.items())
     if isinstance(value, list | tuple):
-        return ",".join(text_of(v) for v in value)
+        # `simple`'s commas, or the delimiter a 2.0 `collectionFormat` names (pipes, ssv, tsv)
+        return _HEADER_DELIMITERS.get(b.style, ",").join(text_of(v) for v in value)
     return text_of(value)
 
 
