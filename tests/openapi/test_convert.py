@@ -3328,3 +3328,46 @@ def test_a_swagger2_header_list_is_sent_with_its_collection_format(tmp_path: Pat
         (),
         (),
     )
+
+
+def test_a_style_no_location_has_and_a_body_beside_form_fields_are_said(tmp_path: Path) -> None:
+    """Both went without a word: the style read as the default, the form fields dropped."""
+    three = convert_text(
+        tmp_path,
+        """\
+        openapi: 3.0.3
+        info: {title: t, version: "1"}
+        servers: [{url: "https://api.example"}]
+        paths:
+          /a:
+            get:
+              operationId: a
+              parameters:
+                - {name: q, in: query, style: bogus, schema: {type: array, items: {type: string}}}
+                - {name: p, in: query, style: pipeDelimited, schema: {type: array}}
+              responses: {"200": {description: ok}}
+        """,
+    )
+    (tmp_path / "two").mkdir()
+    two = convert_text(
+        tmp_path / "two",
+        """\
+        swagger: "2.0"
+        info: {title: t, version: "1"}
+        host: api.example
+        paths:
+          /b:
+            post:
+              operationId: b
+              parameters:
+                - {name: body, in: body, schema: {type: object}}
+                - {name: f, in: formData, type: string, required: true}
+              responses: {"200": {description: ok}}
+        """,
+    )
+    assert [n.message for t in (*three.tools, *two.tools) for n in t.notes] == [
+        "style 'bogus' of 'q' is none of a query parameter's (form, spaceDelimited, "
+        "pipeDelimited, tabDelimited, deepObject); sent as 'form'",
+        "formData parameter(s) 'f' left out: a Swagger 2.0 operation takes a body or form "
+        "fields, not both; the body is sent",
+    ]

@@ -183,6 +183,16 @@ class Parameters:
             elif location == "formData":
                 form.append(entry.param)
         body_object = body_param.param if body_param is not None else None
+        if body_object is not None and form:
+            names = ", ".join(repr(f.get("name")) for f in form)
+            b.notes.append(
+                Note(
+                    kind="invalid-parameter",
+                    message=f"formData parameter(s) {names} left out: a Swagger 2.0 operation "
+                    "takes a body or form fields, not both; the body is sent",
+                )
+            )
+            form = []
         body = swagger2.request_body(body_object, form, consumes)
         body_uri = body_param.uri if body_param is not None else uri
         return out, (body, body_uri) if body is not None else None
@@ -320,6 +330,16 @@ def _plan(
     default_style = "form" if location in ("query", "cookie") else "simple"
     style = param.get("style")
     style = style if isinstance(style, str) else default_style
+    if style not in _STYLES.get(location, (style,)):
+        listed = ", ".join(_STYLES[location])
+        notes.append(
+            Note(
+                kind="invalid-parameter",
+                message=f"style {style!r} of {param['name']!r} is none of a {location} "
+                f"parameter's ({listed}); sent as {default_style!r}",
+            )
+        )
+        style = default_style
     explode = param.get("explode")
     binding = ParamBinding(
         argument=param["name"],
@@ -332,6 +352,16 @@ def _plan(
         content_type=content_type,
     )
     return schema, binding, notes
+
+
+_DELIMITED = ("spaceDelimited", "pipeDelimited", "tabDelimited")
+_STYLES = {
+    "query": ("form", *_DELIMITED, "deepObject"),
+    "path": ("simple", "label", "matrix"),
+    "header": ("simple", *_DELIMITED),  # delimited: a Swagger 2.0 collectionFormat
+    "cookie": ("form",),
+}
+"""The styles OpenAPI defines for each location (tabDelimited: 2.0's tsv)."""
 
 
 def match_template(path: str, b: Draft) -> None:
