@@ -184,6 +184,7 @@ ACCEPTING = Tool(
             "item": {"type": "string"},
             "X-Note": {"type": "string"},
             "X-Tags": {"type": "array", "items": {"type": "string"}},
+            "If-Match": {"type": "string", "pattern": '^"[0-9]+"$'},  # Kinto's
             "kind": {"type": "string", "enum": ["a", "b"]},
             "owner": {"$ref": "#/$defs/Owner"},
             "file": {"type": "string", "contentEncoding": "base64"},
@@ -209,6 +210,7 @@ ACCEPTING = Tool(
             ParamBinding(argument="item", name="item", location="path", required=True),
             ParamBinding(argument="X-Note", name="X-Note", location="header"),
             ParamBinding(argument="X-Tags", name="X-Tags", location="header"),
+            ParamBinding(argument="If-Match", name="If-Match", location="header"),
         ),
         body=BodyPlan(media_type="application/octet-stream", kind="binary", argument="file"),
     ),
@@ -226,6 +228,17 @@ def test_the_accepted_schema_says_what_calls_take() -> None:
             "X-Tags": {
                 "type": ["array", "null"],
                 "items": {"type": "string", "pattern": HEADER_VALUE_PATTERN},
+            },
+            "If-Match": {
+                "anyOf": [
+                    {
+                        "allOf": [
+                            {"type": "string", "pattern": '^"[0-9]+"$'},
+                            {"pattern": HEADER_VALUE_PATTERN},
+                        ]
+                    },
+                    {"type": "null"},
+                ]
             },
             "kind": {"type": ["string", "null"], "enum": ["a", "b", None]},
             "owner": {"$ref": "#/$defs/Owner.or_null"},
@@ -272,6 +285,9 @@ def test_the_accepted_schema_says_what_calls_take() -> None:
         {"item": "a", "X-Note": "\x1b"},
         {"item": "a", "X-Note": "\x7f"},
         {"item": "a", "X-Tags": ["ok", "b\r"]},
+        {"item": "a", "If-Match": None},
+        {"item": "a", "If-Match": '"12"'},
+        {"item": "a", "If-Match": "12"},
         {"item": "a", "kind": "c"},
         {"item": "a", "file": "QUJD\nRA=="},
         {"item": "a", "file": "Q"},

@@ -100,6 +100,8 @@ def _admits_null(schema: Any, defs: dict[str, Any]) -> bool:
     for key in ("anyOf", "oneOf"):
         if isinstance(schema.get(key), list):
             return any(_admits_null(s, defs) for s in schema[key])
+    if isinstance(schema.get("allOf"), list):  # a header's `allOf: [its schema, a pattern]`
+        return all(_admits_null(s, defs) for s in schema["allOf"])
     return "enum" not in schema and "const" not in schema
 
 
