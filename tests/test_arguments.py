@@ -13,6 +13,7 @@ from toolbridge.arguments import (
     BASE64_PATTERN,
     HEADER_VALUE_PATTERN,
     PATH_SEGMENT_PATTERN,
+    WHOLE_SEGMENT_PATTERN,
     ArgumentValidator,
     accepted_schema,
 )
@@ -223,7 +224,7 @@ def test_the_accepted_schema_says_what_calls_take() -> None:
     assert accepted_schema(ACCEPTING) == {
         "type": "object",
         "properties": {
-            "item": {"type": "string", "pattern": PATH_SEGMENT_PATTERN},
+            "item": {"type": "string", "pattern": WHOLE_SEGMENT_PATTERN},
             "X-Note": {"type": ["string", "null"], "pattern": HEADER_VALUE_PATTERN},
             "X-Tags": {
                 "type": ["array", "null"],
@@ -267,6 +268,32 @@ def test_the_accepted_schema_says_what_calls_take() -> None:
     assert ACCEPTING.input_schema["properties"]["X-Note"] == {"type": "string"}  # not changed
 
 
+def test_a_path_argument_within_a_segment_may_be_empty() -> None:
+    """`/files/{name}.json` with `name` empty is `/files/.json`: a segment all the same."""
+    tool = Tool(
+        name="f",
+        original_name="f",
+        description="",
+        input_schema={
+            "type": "object",
+            "properties": {"name": {"type": "string"}},
+            "required": ["name"],
+        },
+        target=HttpOperation(
+            server="s",
+            method="GET",
+            path="/files/{name}.json",
+            base_url=None,
+            operation_id="f",
+            params=(ParamBinding(argument="name", name="name", location="path", required=True),),
+        ),
+    )
+    assert accepted_schema(tool)["properties"]["name"] == {
+        "type": "string",
+        "pattern": PATH_SEGMENT_PATTERN,
+    }
+
+
 @pytest.mark.parametrize(
     "arguments",
     [
@@ -279,6 +306,7 @@ def test_the_accepted_schema_says_what_calls_take() -> None:
         {"item": ".."},
         {"item": ".\n"},
         {"item": "..."},
+        {"item": ""},  # `/echo/`: a whole segment cannot be empty
         {"item": "a", "X-Note": "café\tok"},
         {"item": "a", "X-Note": "日本"},
         {"item": "a", "X-Note": "line\n"},

@@ -25,6 +25,7 @@ from toolbridge import json_text
 from toolbridge import schemas as js
 from toolbridge.errors import InvalidArguments
 from toolbridge.tools import HttpOperation, JsonSchema, PythonFunction, Tool
+from toolbridge.upstream.request import whole_segments
 
 MAX_PROBLEMS = 20
 
@@ -185,6 +186,8 @@ value without control characters); anything else is refused when the request is 
 (`(?![\\s\\S])` is "the very end", where Python's `$` would also let a final newline pass.)"""
 PATH_SEGMENT_PATTERN = "^(?!\\.\\.?(?![\\s\\S]))"
 """A path argument is not `.` or `..`: a dot segment would climb the route."""
+WHOLE_SEGMENT_PATTERN = PATH_SEGMENT_PATTERN + "[\\s\\S]"
+"""...nor empty, where it is a whole segment (`upstream.request.whole_segments`)."""
 _B64 = "[A-Za-z0-9+/_-]\\s*"
 BASE64_PATTERN = (
     f"^\\s*(?:(?:{_B64}){{4}})*(?:(?:{_B64}){{2}}(?:=\\s*){{0,2}}|(?:{_B64}){{3}}(?:=\\s*)?)?$"
@@ -222,7 +225,9 @@ def accepted_schema(tool: Tool) -> JsonSchema:
             if binding.location == "header":
                 properties[binding.argument] = _header_text(sub)
             elif binding.location == "path" and _may_be_text(sub):
-                properties[binding.argument] = _with_pattern(sub, PATH_SEGMENT_PATTERN)
+                whole = binding.name in whole_segments(tool.target.path)
+                pattern = WHOLE_SEGMENT_PATTERN if whole else PATH_SEGMENT_PATTERN
+                properties[binding.argument] = _with_pattern(sub, pattern)
     _nullable(schema, defs, set(), 0)
     return schema
 

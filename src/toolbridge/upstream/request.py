@@ -9,6 +9,7 @@ validates arguments against the input schema (the gateway did that) or decides c
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -136,12 +137,25 @@ def _template(path: str) -> tuple[tuple[str, str | None], ...]:
     return tuple(pieces)
 
 
+@lru_cache(maxsize=8192)
+def whole_segments(path: str) -> frozenset[str]:
+    """The variables of a path template that fill a segment of their own (`/users/{id}/x`, not
+    `/files/{name}.json`): an empty value there would make `//`, which servers read as another
+    route (many merge the slashes)."""
+    pieces = _template(path)
+    return frozenset(
+        variable
+        for (literal, variable), (after, _) in itertools.pairwise(pieces)
+        if variable is not None and literal.endswith("/") and after[:1] in ("/", "")
+    )
+
+
 def _path(op: HttpOperation, arguments: Mapping[str, Any], problems: list[tuple[str, str]]) -> str:
     pieces = _template(op.path)
     if len(pieces) == 1:
         return pieces[0][0]
     out: list[str] = []
-    for index, (literal, variable) in enumerate(pieces):
+    for literal, variable in pieces:
         out.append(literal)
         if variable is None:
             continue
@@ -158,7 +172,7 @@ def _path(op: HttpOperation, arguments: Mapping[str, Any], problems: list[tuple[
         if unquote(text) in (".", ".."):
             # RFC 3986 normalizes %2E to `.`: a dot segment would climb the route, so refuse it.
             problems.append((f"$.{binding.argument}", f"{value!r} is not a usable path segment"))
-        elif not text and literal.endswith("/") and pieces[index + 1][0][:1] in ("/", ""):
+        elif not text and variable in whole_segments(op.path):
             # `/users//delete`: many servers merge the slashes, and the call goes elsewhere.
             problems.append(
                 (f"$.{binding.argument}", f"{value!r} is empty, and a path segment cannot be")
