@@ -3371,3 +3371,23 @@ def test_a_style_no_location_has_and_a_body_beside_form_fields_are_said(tmp_path
         "formData parameter(s) 'f' left out: a Swagger 2.0 operation takes a body or form "
         "fields, not both; the body is sent",
     ]
+
+
+def test_an_api_key_scheme_no_request_can_carry_is_said(tmp_path: Path) -> None:
+    conversion = convert_text(
+        tmp_path,
+        """\
+        openapi: 3.0.3
+        info: {title: t, version: "1"}
+        servers: [{url: "https://api.example"}]
+        components:
+          securitySchemes:
+            bad: {type: apiKey, in: header, name: "X-Key: injected"}
+            good: {type: apiKey, in: header, name: X-Key}
+        paths: {}
+        """,
+    )
+    assert [n.message for n in conversion.notes] == [
+        "apiKey scheme 'bad' puts its key in header 'X-Key: injected', where no request can "
+        "carry one: it takes no key"
+    ]

@@ -58,6 +58,8 @@ CONVERTER_SOURCES = (
     "tools.py",
     "yaml_loader.py",
     "upstream/destinations.py",
+    "upstream/credentials.py",  # which apiKey schemes a request can carry (a note)
+    "upstream/static_credentials.py",
     "openapi",
 )
 """What a conversion depends on, relative to the package: the converter's version is their

@@ -41,6 +41,7 @@ from toolbridge.tools import (
     SecurityScheme,
     Tool,
 )
+from toolbridge.upstream.credentials import carried
 from toolbridge.upstream.destinations import Destinations
 
 logger = logging.getLogger(__name__)
@@ -240,6 +241,19 @@ def _convert(
             notes.append(_failed(op, exc))
     if base_url is None and any(tool.http.base_url is None for tool in tools):
         notes.append(Note(kind="no-base-url", message=NO_BASE_URL))
+    schemes = security.security_schemes(doc.schemes)
+    notes += [
+        Note(
+            kind="invalid-document",
+            message=f"apiKey scheme {key!r} puts its key in {scheme.location} {scheme.name!r}, "
+            "where no request can carry one: it takes no key",
+        )
+        for key, scheme in schemes.items()
+        if scheme.type == "apiKey"
+        and scheme.location in ("header", "query", "cookie")
+        and scheme.name
+        and not carried(scheme.location, scheme.name)
+    ]
     info = document.get("info") if isinstance(document.get("info"), dict) else {}
     title = js.clean_text(cast(dict[str, Any], info).get("title") or display, 200)[0]
     return Conversion(
@@ -251,7 +265,7 @@ def _convert(
         tools=tuple(tools),
         notes=tuple(notes),
         filtered=len(operations) - len(selected),
-        security_schemes=security.security_schemes(doc.schemes),
+        security_schemes=schemes,
     )
 
 

@@ -323,12 +323,16 @@ def _require(server: str, key: str, value: str) -> None:
 
 
 def _carried(slot: _Slot) -> bool:
-    """Whether a request can carry a key where the document's scheme puts it."""
-    if slot.location == "query":
-        return not UNSENDABLE.search(slot.name)
-    if slot.location == "cookie" and re.search(r"[;,=\s]", slot.name):
+    return carried(slot.location, slot.name)
+
+
+def carried(location: str, name: str) -> bool:
+    """Whether a request can carry a key where an apiKey scheme puts it."""
+    if location == "query":
+        return not UNSENDABLE.search(name)
+    if location == "cookie" and re.search(r"[;,=\s]", name):
         return False
-    return HEADER_NAME.fullmatch(slot.name) is not None and slot.name.lower() not in FRAMING
+    return HEADER_NAME.fullmatch(name) is not None and name.lower() not in FRAMING
 
 
 def _api_key_missing(
