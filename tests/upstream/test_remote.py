@@ -199,11 +199,43 @@ def test_base_url_must_be_absolute_http(base_url: str) -> None:
 
 
 @pytest.mark.parametrize("path", ["/../admin", "/a/./b", "/%2e%2e/admin"])
-def test_template_cannot_leave_the_base_path(path: str) -> None:
-    with pytest.raises(InvalidArguments) as caught:
+def test_a_template_with_a_dot_segment_is_the_documents_doing(path: str) -> None:
+    """No request can reach it, whatever the arguments: not the caller's fault (it was a 422
+    blaming the arguments). The converter leaves such operations out, with a note."""
+    with pytest.raises(UpstreamUnavailable) as caught:
         build_request(make_op(path=path), {}, base_url=BASE)
-    assert caught.value.problems[0][0] == "$"
-    assert "would leave the base path '/v1'" in caught.value.problems[0][1]
+    assert str(caught.value) == (
+        f"upstream 'api': the operation's path {path!r} holds a `.` or `..` segment, which URLs "
+        "resolve away: no request can reach it"
+    )
+
+
+@pytest.mark.parametrize(
+    ("base_url", "path", "arguments", "problem"),
+    [
+        (
+            "https://api.example.com/../../bp",
+            "/p",
+            {},
+            "upstream 'api': the base path '/../../bp' holds a `.` or `..` segment, which URLs "
+            "resolve away: set base_url in the config for this server",
+        ),
+        (
+            BASE,
+            "/files/{name}.{ext}/raw",
+            {"name": "", "ext": ""},
+            "invalid arguments for 'op': $: the arguments make the request path "
+            "'/v1/files/./raw', whose `.` or `..` segment URLs resolve away",
+        ),
+    ],
+)
+def test_dot_segments_are_said_as_whose_they_are(
+    base_url: str, path: str, arguments: dict[str, str], problem: str
+) -> None:
+    params = tuple(param(n, "path") for n in arguments)
+    with pytest.raises((UpstreamUnavailable, InvalidArguments)) as caught:
+        build_request(make_op(*params, path=path), arguments, base_url=base_url)
+    assert str(caught.value) == problem
 
 
 # -- query parameters --------------------------------------------------------------------

@@ -69,7 +69,27 @@ def build_request(
     if query or base_query:
         url += "?" + "&".join(base_query + [f"{k}={v}" for k, v in query])
     if not inside(url, base):
-        problem = f"the request path {urlsplit(url).path!r} would leave the base path {base.path!r}"
+        # The document's doing (a basePath, a servers URL or a path with a dot segment): no
+        # call can be made, whatever the arguments.
+        if _dotted(base.path):
+            raise UpstreamUnavailable(
+                op.server,
+                f"the base path {base.path!r} holds a `.` or `..` segment, which URLs resolve "
+                "away: set base_url in the config for this server",
+            )
+        if _dotted(_VARIABLE.sub("x", op.path.split("#", 1)[0])):
+            raise UpstreamUnavailable(
+                op.server,
+                f"the operation's path {op.path!r} holds a `.` or `..` segment, which URLs "
+                "resolve away: no request can reach it",
+            )
+        sent = urlsplit(url).path
+        problem = (
+            f"the arguments make the request path {sent!r}, whose `.` or `..` segment URLs "
+            "resolve away"
+            if _dotted(sent)
+            else f"the request path {sent!r} would leave the base path {base.path!r}"
+        )
         raise InvalidArguments(name, [("$", problem)])
     return UpstreamRequest(
         server=op.server,
@@ -94,6 +114,14 @@ def split_base(op: HttpOperation, base_url: str) -> Base:
     return _base_of(op.server, base_url)
 
 
+def _dotted(path: str) -> bool:
+    return any(
+        unquote(segment) in (".", "..")
+        for segment in path.split("/")
+        if "." in segment or "%" in segment
+    )
+
+
 @lru_cache(maxsize=4096)
 def _base_of(server: str, base_url: str) -> Base:
     # Cached: a server's base URL is the same on every call.
@@ -113,12 +141,7 @@ def inside(url: str, base: Base) -> bool:
     parts = urlsplit(url)
     path = parts.path
     under = path == base.path or path.startswith(base.path + "/")
-    dots = any(
-        unquote(segment) in (".", "..")
-        for segment in path.split("/")
-        if "." in segment or "%" in segment
-    )
-    return f"{parts.scheme}://{parts.netloc}" == base.origin and under and not dots
+    return f"{parts.scheme}://{parts.netloc}" == base.origin and under and not _dotted(path)
 
 
 @lru_cache(maxsize=8192)
