@@ -117,7 +117,7 @@ async def test_a_one_turn_tool_message_says_them_after_the_answer(
 
 
 async def test_mcp_says_them_in_a_text_beside_the_answer(gateway: Gateway) -> None:
-    (tool,) = gateway.catalog.tools
+    (tool,) = tuple(gateway.catalog)
     result = ToolResult(
         ok=True,
         status=200,
