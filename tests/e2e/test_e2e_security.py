@@ -297,6 +297,16 @@ def test_the_edge_takes_only_allowed_hosts_and_origins(
     assert response.status_code == status, response.text
 
 
+PREFLIGHT = {
+    "access-control-allow-origin": "https://app.example",
+    "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+    "access-control-allow-headers": "Authorization, Content-Type, Accept, Accept-Encoding, "
+    "If-None-Match, Last-Event-ID, Mcp-Session-Id, Mcp-Protocol-Version, "
+    "X-Toolbridge-User-Valves, X-Toolbridge-Filter-Valves",
+    "access-control-max-age": "600",
+    "vary": "Origin",
+}
+"""A preflight's answer when it names no headers (the edge's list is then allowed)."""
 CORS_CASES = {
     # id: (gateway, method, path, headers, expected status, the CORS headers of the answer)
     "preflight-of-a-call": (
@@ -323,15 +333,7 @@ CORS_CASES = {
         "/mcp",
         {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
         204,
-        {
-            "access-control-allow-origin": "https://app.example",
-            "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
-            "access-control-allow-headers": "Authorization, Content-Type, Accept, "
-            "Accept-Encoding, If-None-Match, Last-Event-ID, Mcp-Session-Id, "
-            "Mcp-Protocol-Version, X-Toolbridge-User-Valves, X-Toolbridge-Filter-Valves",
-            "access-control-max-age": "600",
-            "vary": "Origin",
-        },
+        PREFLIGHT,
     ),
     "listed-origin-reads-the-answer": (
         "guarded",
@@ -373,15 +375,7 @@ CORS_CASES = {
         "/openapi.json",
         {"Origin": "https://app.example", "Access-Control-Request-Method": "GET"},
         204,
-        {
-            "access-control-allow-origin": "https://app.example",
-            "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
-            "access-control-allow-headers": "Authorization, Content-Type, Accept, "
-            "Accept-Encoding, If-None-Match, Last-Event-ID, Mcp-Session-Id, "
-            "Mcp-Protocol-Version, X-Toolbridge-User-Valves, X-Toolbridge-Filter-Valves",
-            "access-control-max-age": "600",
-            "vary": "Origin",
-        },
+        PREFLIGHT,
     ),
     "no-origin": (
         "guarded",

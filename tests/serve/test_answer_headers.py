@@ -9,7 +9,6 @@ may see.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,13 +19,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from toolbridge.config import Config, Server
+from tests.serve.in_process import client_of, gateway_before
 from toolbridge.gateway import Gateway
-from toolbridge.serve.app import create_app
 from toolbridge.serve.mcp import create_mcp_app
 from toolbridge.tools import ToolResult
 from toolbridge.upstream.answers import kept_headers
-from toolbridge.upstream.clients import HttpxUpstream
 
 pytestmark = pytest.mark.anyio
 
@@ -73,22 +70,14 @@ SAID = f'HTTP response headers:\nnext-page: {NEXT}\ntotal-records: 3\netag: "170
 
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
-    spec = tmp_path / "records.json"
-    spec.write_text(json.dumps(DOCUMENT))
-    upstream = HttpxUpstream()
     service = Starlette(routes=[Route("/records", records)])
-    upstream._client = httpx2.AsyncClient(transport=httpx2.ASGITransport(service))
-    config = Config(servers=(Server(id="records", spec=str(spec)),), base_dir=tmp_path)
-    served = Gateway(config, upstream=upstream)
-    served.load()
-    async with served:
+    async with gateway_before(service, DOCUMENT, tmp_path) as served:
         yield served
 
 
 @pytest.fixture
 async def http(gateway: Gateway) -> AsyncIterator[httpx2.AsyncClient]:
-    transport = httpx2.ASGITransport(create_app(gateway))
-    async with httpx2.AsyncClient(transport=transport, base_url="http://localhost") as client:
+    async with client_of(gateway) as client:
         yield client
 
 

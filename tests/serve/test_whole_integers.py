@@ -20,10 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from toolbridge.config import Config, Server
-from toolbridge.gateway import Gateway
-from toolbridge.serve.app import create_app
-from toolbridge.upstream.clients import HttpxUpstream
+from tests.serve.in_process import client_of, gateway_before
 
 pytestmark = pytest.mark.anyio
 
@@ -95,20 +92,8 @@ DOCUMENT = {
 
 @pytest.fixture
 async def http(tmp_path: Path) -> AsyncIterator[httpx2.AsyncClient]:
-    spec = tmp_path / "records.json"
-    spec.write_text(json.dumps(DOCUMENT))
-    upstream = HttpxUpstream()
     service = Starlette(routes=[Route("/records", record, methods=["POST"])])
-    upstream._client = httpx2.AsyncClient(transport=httpx2.ASGITransport(service))
-    config = Config(servers=(Server(id="records", spec=str(spec)),), base_dir=tmp_path)
-    gateway = Gateway(config, upstream=upstream)
-    gateway.load()
-    async with (
-        gateway,
-        httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(create_app(gateway)), base_url="http://localhost"
-        ) as client,
-    ):
+    async with gateway_before(service, DOCUMENT, tmp_path) as gateway, client_of(gateway) as client:
         yield client
 
 
