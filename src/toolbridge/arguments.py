@@ -110,20 +110,10 @@ def _kinds(schema: Any, defs: dict[str, Any]) -> set[str]:
     """The kinds of value a schema takes: its `type`, else those of its `anyOf`/`oneOf`
     branches (Optional[object] is `oneOf: [{type: null}, {$ref: ...}]`)."""
     kinds = _types(schema)
-    if kinds or not isinstance(schema, dict):
+    if kinds:
         return kinds
-    for key in ("anyOf", "oneOf"):
-        branches = schema.get(key)
-        if isinstance(branches, list):
-            for branch in branches[:64]:
-                branch = _resolve(branch, defs)
-                found = _types(branch)
-                if not found and isinstance(branch, dict):
-                    if "properties" in branch or "additionalProperties" in branch:
-                        found = {"object"}
-                    elif "items" in branch:
-                        found = {"array"}
-                kinds |= found
+    for branch in _branches(schema, defs):
+        kinds |= _branch_kinds(branch)
     return kinds
 
 
@@ -133,13 +123,25 @@ def _branch(value: Any, schema: dict[str, Any], defs: dict[str, Any]) -> Any:
     if _types(schema):
         return schema
     wanted = "object" if isinstance(value, dict) else "array"
-    for key in ("anyOf", "oneOf"):
-        branches = schema.get(key)
-        if isinstance(branches, list):
-            for branch in branches[:64]:
-                if wanted in _kinds({"anyOf": [branch]}, defs):
-                    return _resolve(branch, defs)
-    return schema
+    return next((b for b in _branches(schema, defs) if wanted in _branch_kinds(b)), schema)
+
+
+def _branches(schema: Any, defs: dict[str, Any]) -> list[Any]:
+    """The branches of a schema's `anyOf` and `oneOf` (64 of each at most), resolved."""
+    if not isinstance(schema, dict):
+        return []
+    found = [schema.get(key) for key in ("anyOf", "oneOf")]
+    return [_resolve(b, defs) for each in found if isinstance(each, list) for b in each[:64]]
+
+
+def _branch_kinds(branch: Any) -> set[str]:
+    """A branch's kinds: its `type`, or what its keywords say it is (`properties`: object)."""
+    found = _types(branch)
+    if found or not isinstance(branch, dict):
+        return found
+    if "properties" in branch or "additionalProperties" in branch:
+        return {"object"}
+    return {"array"} if "items" in branch else set()
 
 
 def _mend(value: Any, schema: Any, defs: dict[str, Any], depth: int) -> Any:

@@ -474,10 +474,6 @@ def _rotate_secrets(args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
-
-
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -504,3 +500,7 @@ class TerminalText:
 
 def _escaped(found: re.Match[str]) -> str:
     return f"\\x{ord(found.group()):02x}"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

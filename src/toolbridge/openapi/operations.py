@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 from toolbridge.openapi.references import References, RefError
 from toolbridge.tools import Method, Note
+from toolbridge.upstream.request import dot_segment
 
 METHODS: tuple[Method, ...] = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE")
 _KEYS = tuple((method, method.lower()) for method in METHODS)
@@ -67,7 +67,7 @@ def find_operations(
         if not isinstance(item, dict):
             continue
         notes += _misspelled_methods(item, path)
-        if _dot_segment(path):
+        if dot_segment(path.split("#", 1)[0]):
             if any(item.get(key) is not None for _, key in _KEYS):
                 notes.append(
                     Note(
@@ -114,15 +114,6 @@ def _misspelled_methods(item: dict[str, Any], path: str) -> list[Note]:
         for key in item
         if isinstance(key, str) and key != key.lower() and key.lower() in _LOWER
     ]
-
-
-def _dot_segment(path: str) -> bool:
-    """Whether a path template has a literal `.` or `..` segment (even percent-encoded)."""
-    return any(
-        unquote(segment) in (".", "..")
-        for segment in path.split("#", 1)[0].split("/")
-        if "." in segment or "%" in segment
-    )
 
 
 def unexposed(document: dict[str, Any], operations: list[Operation]) -> list[Note]:

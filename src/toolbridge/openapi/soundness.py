@@ -39,16 +39,9 @@ def sound_schema(
     `what` names the schema in notes ("input schema", "output schema"). `fallback` is what a
     schema that cannot be repaired becomes (for input schemas: any object; else anything).
     """
-    notes: list[Note] = []
     if _deeper_than(schema, MAX_DEPTH):
-        why = f"nested deeper than {MAX_DEPTH} levels"
-        notes.append(
-            Note(
-                kind="invalid-schema",
-                message=f"{what} cannot be used ({why}); it accepts any value",
-            )
-        )
-        return dict(fallback) if fallback is not None else {}, notes
+        return _unusable(what, f"nested deeper than {MAX_DEPTH} levels", fallback, [])
+    notes: list[Note] = []
     current = schema
     for _ in range(MAX_REPAIRS):
         problem = _compile_problem(current)
@@ -68,6 +61,13 @@ def sound_schema(
         )
     left = _compile_problem(current)
     why = left[1] if left is not None else f"more than {MAX_REPAIRS} keywords are wrong"
+    return _unusable(what, why, fallback, notes)
+
+
+def _unusable(
+    what: str, why: str, fallback: JsonSchema | None, notes: list[Note]
+) -> tuple[JsonSchema, list[Note]]:
+    """What a schema that cannot be used becomes (`fallback`, else anything), said last."""
     notes.append(
         Note(kind="invalid-schema", message=f"{what} cannot be used ({why}); it accepts any value")
     )

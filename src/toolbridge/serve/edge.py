@@ -74,8 +74,7 @@ class Edge:
             scheme=scope.get("scheme", "http"),
         )
         if problem is None:
-            own = f"{scope.get('scheme', 'http')}://{host}" if host else None
-            if origin is None or (own is not None and origin.lower().rstrip("/") == own.lower()):
+            if origin is None or same_origin(origin, own_origin(scope.get("scheme"), host)):
                 await self.app(scope, receive, send)
                 return
             await self._cross_origin(scope, receive, send, origin)
@@ -118,7 +117,7 @@ class Edge:
                     elif not key.lower().startswith(b"access-control-"):
                         headers.append((key, value))
                 headers += [
-                    (b"access-control-allow-origin", origin.encode("latin-1")),
+                    allow[0],
                     (b"access-control-expose-headers", CORS_EXPOSED),
                     (b"vary", b", ".join(vary)),
                 ]
@@ -158,7 +157,7 @@ def refusal(
             f"the Host {host[:100]!r} is not served here (http.allowed_hosts; in open mode, "
             "loopback names only)",
         )
-    own = f"{scheme}://{host}" if host else None
+    own = own_origin(scheme, host)
     if origin is not None and not origin_allowed(http, open_mode, origin, own):
         return (
             403,
@@ -187,10 +186,19 @@ def host_allowed(http: Http, open_mode: bool, host: str) -> bool:
     )
 
 
+def own_origin(scheme: str | None, host: str | None) -> str | None:
+    """The gateway's own origin, as the request reached it (None without a Host)."""
+    return f"{scheme or 'http'}://{host}" if host else None
+
+
+def same_origin(origin: str, own: str | None) -> bool:
+    return own is not None and origin.lower().rstrip("/") == own.lower()
+
+
 def origin_allowed(http: Http, open_mode: bool, origin: str, own: str | None) -> bool:
-    origin = origin.lower().rstrip("/")
-    if own is not None and origin == own.lower():
+    if same_origin(origin, own):
         return True
+    origin = origin.lower().rstrip("/")
     if open_mode and http.allowed_origins is None:
         scheme, _, rest = origin.partition("://")
         return scheme in ("http", "https") and _loopback(_without_port(rest))

@@ -196,7 +196,9 @@ class Credentials:
         }
         # A scheme whose name no request can carry (`X-Key: injected`, `Host`, a cookie name
         # with `;`) is the document's fault: it takes no key, and the others serve.
-        unusable = {key: slot for key, slot in declared.items() if not _carried(slot)}
+        unusable = {
+            key: slot for key, slot in declared.items() if not carried(slot.location, slot.name)
+        }
         declared = {key: slot for key, slot in declared.items() if key not in unusable}
         fitting = {
             key: slot
@@ -320,10 +322,6 @@ def _require(server: str, key: str, value: str) -> None:
         raise ConfigError(
             f"server {server!r}: auth.{key} is empty (is its environment variable set?)"
         )
-
-
-def _carried(slot: _Slot) -> bool:
-    return carried(slot.location, slot.name)
 
 
 def carried(location: str, name: str) -> bool:

@@ -71,13 +71,13 @@ def build_request(
     if not inside(url, base):
         # The document's doing (a basePath, a servers URL or a path with a dot segment): no
         # call can be made, whatever the arguments.
-        if _dotted(base.path):
+        if dot_segment(base.path):
             raise UpstreamUnavailable(
                 op.server,
                 f"the base path {base.path!r} holds a `.` or `..` segment, which URLs resolve "
                 "away: set base_url in the config for this server",
             )
-        if _dotted(_VARIABLE.sub("x", op.path.split("#", 1)[0])):
+        if dot_segment(_VARIABLE.sub("x", op.path.split("#", 1)[0])):
             raise UpstreamUnavailable(
                 op.server,
                 f"the operation's path {op.path!r} holds a `.` or `..` segment, which URLs "
@@ -87,7 +87,7 @@ def build_request(
         problem = (
             f"the arguments make the request path {sent!r}, whose `.` or `..` segment URLs "
             "resolve away"
-            if _dotted(sent)
+            if dot_segment(sent)
             else f"the request path {sent!r} would leave the base path {base.path!r}"
         )
         raise InvalidArguments(name, [("$", problem)])
@@ -114,7 +114,9 @@ def split_base(op: HttpOperation, base_url: str) -> Base:
     return _base_of(op.server, base_url)
 
 
-def _dotted(path: str) -> bool:
+def dot_segment(path: str) -> bool:
+    """Whether a path has a `.` or `..` segment (percent-encoded too: normalizers decode it),
+    which URLs resolve away."""
     return any(
         unquote(segment) in (".", "..")
         for segment in path.split("/")
@@ -141,7 +143,7 @@ def inside(url: str, base: Base) -> bool:
     parts = urlsplit(url)
     path = parts.path
     under = path == base.path or path.startswith(base.path + "/")
-    return f"{parts.scheme}://{parts.netloc}" == base.origin and under and not _dotted(path)
+    return f"{parts.scheme}://{parts.netloc}" == base.origin and under and not dot_segment(path)
 
 
 @lru_cache(maxsize=8192)
