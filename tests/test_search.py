@@ -308,8 +308,8 @@ def test_indexes_are_built_once_per_key_and_visible_sets_kept_per_caller() -> No
 
 @pytest.mark.corpus
 def test_recall_over_five_large_documents_keeps_its_measured_floor() -> None:
-    """bench/search.py's measurement over its three task files, as a regression floor: 0.858
-    over the whole catalog and 0.907 within each task's document when this was written (the
+    """bench/search.py's measurement over its four task files, as a regression floor: 0.818
+    over the whole catalog and 0.866 within each task's document when this was written (the
     target of 0.9 over the whole catalog is not met: bench/README.md says so)."""
     import importlib.util
     import sys
@@ -327,8 +327,8 @@ def test_recall_over_five_large_documents_keeps_its_measured_floor() -> None:
     index = SearchIndex(bench.load_tools(CORPUS))
     tasks = [task for file in bench.TASKS.values() for task in bench.load_tasks(file)]
     recall = bench.measure(index, tasks)
-    assert (recall.tasks, recall.catalog_recall >= 0.85, recall.document_recall >= 0.9) == (
-        247,
+    assert (recall.tasks, recall.catalog_recall >= 0.81, recall.document_recall >= 0.86) == (
+        307,
         True,
         True,
     )
