@@ -11,7 +11,14 @@ import pytest
 
 from toolbridge.search import SearchIndex, SearchIndexes
 from toolbridge.search_document import document, tool_intent
-from toolbridge.search_query import TaskQuery, read_task, task_intent, task_words, words
+from toolbridge.search_query import (
+    TaskQuery,
+    initials,
+    read_task,
+    task_intent,
+    task_words,
+    words,
+)
 from toolbridge.tools import Annotations, HttpOperation, JsonSchema, Method, Tool
 
 
@@ -127,6 +134,11 @@ def test_the_values_a_task_names_are_not_words_of_the_task(task: str, expected: 
             "take back my vote on PROJ-31",
             TaskQuery(("remove", "vote", "issue"), (), "delete", "remove"),
         ),
+        (
+            "get rid of the stale branch",
+            TaskQuery(("remove", "stale", "branch"), (), "delete", "remove"),
+        ),
+        ("wipe all pods", TaskQuery(("wipe", "all", "pods"), (), "delete", "wipe")),
     ],
 )  # fmt: skip
 def test_a_task_is_read_as_its_words_what_its_values_stand_for_and_its_action(
@@ -253,6 +265,31 @@ def test_two_words_near_each_other_find_their_compound_and_values_the_word_they_
     ]  # fmt: skip
 
 
+def test_a_word_that_undoes_removes_and_initials_find_the_name_that_says_them() -> None:
+    index = SearchIndex([
+        tool("pins_add", "POST", "/pins.add", "Pins an item to a channel."),
+        tool("pins_remove", "POST", "/pins.remove", "Un-pins an item from a channel."),
+        tool("chat_scheduleMessage", "POST", "/chat.scheduleMessage",
+             "Schedules a message to be sent to a channel."),
+        tool("chat_deleteScheduledMessage", "POST", "/chat.deleteScheduledMessage",
+             "Deletes a pending scheduled message from the queue."),
+        tool("dnd_endDnd", "POST", "/dnd.endDnd",
+             "Ends the current user's Do Not Disturb session immediately."),
+        tool("users_setPresence", "POST", "/users.setPresence", "Manually sets user presence."),
+    ])  # fmt: skip
+    assert names(index, "unpin the welcome message in #general", 6) == [
+        "pins_remove", "chat_deleteScheduledMessage", "pins_add", "chat_scheduleMessage",
+    ]  # fmt: skip
+    assert names(index, "unschedule the announcement for Friday", 6) == [
+        "chat_deleteScheduledMessage", "pins_remove", "chat_scheduleMessage",
+    ]  # fmt: skip
+    assert names(index, "turn off do not disturb", 6) == ["dnd_endDnd"]
+    assert names(index, "set me as away", 6) == ["users_setPresence"]
+    assert initials('turn off do not disturb "in the sun"') == (
+        "tod", "odn", "dnd", "todn", "odnd",
+    )  # fmt: skip
+
+
 def test_a_deprecated_tool_ranks_below_the_current_one(index: SearchIndex) -> None:
     assert names(index, "list teams", 2) == ["teams_list", "teams_list-legacy"]
 
@@ -308,8 +345,8 @@ def test_indexes_are_built_once_per_key_and_visible_sets_kept_per_caller() -> No
 
 @pytest.mark.corpus
 def test_recall_over_five_large_documents_keeps_its_measured_floor() -> None:
-    """bench/search.py's measurement over its four task files, as a regression floor: 0.818
-    over the whole catalog and 0.866 within each task's document when this was written (the
+    """bench/search.py's measurement over its five task files, as a regression floor: 0.831
+    over the whole catalog and 0.877 within each task's document when this was written (the
     target of 0.9 over the whole catalog is not met: bench/README.md says so)."""
     import importlib.util
     import sys
@@ -327,8 +364,8 @@ def test_recall_over_five_large_documents_keeps_its_measured_floor() -> None:
     index = SearchIndex(bench.load_tools(CORPUS))
     tasks = [task for file in bench.TASKS.values() for task in bench.load_tasks(file)]
     recall = bench.measure(index, tasks)
-    assert (recall.tasks, recall.catalog_recall >= 0.81, recall.document_recall >= 0.86) == (
-        307,
+    assert (recall.tasks, recall.catalog_recall >= 0.82, recall.document_recall >= 0.87) == (
+        367,
         True,
         True,
     )

