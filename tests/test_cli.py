@@ -502,6 +502,22 @@ demo  specs/demo.yaml  'Notes (toolbridge demo service)' (OpenAPI 3.1.0)
     )
 
 
+def test_check_says_which_key_a_document_gives_twice_and_where(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "pets.yaml"
+    spec.write_text(
+        "openapi: 3.0.3\ninfo: {title: t, version: '1'}\nservers: [{url: 'http://x'}]\n"
+        "paths:\n  /pets:\n    get: {operationId: listPets}\n    get: {operationId: listAll}\n"
+    )
+    code, out, _ = run(capsys, "check", "--spec", str(spec), "--no-validate")
+    line = (
+        "  duplicate-key: key 'get' is given twice in one mapping (lines 6 and 7): the value at "
+        f"line 7 is read, the one at line 6 dropped [{spec}#/paths/~1pets]"
+    )
+    assert (code, out.splitlines()[1:4:2]) == (0, ["  1 operation -> 1 tool", line])
+
+
 def test_check_with_two_specs_lists_the_name_clashes(
     specs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -300,7 +300,8 @@ def _print_source(source: dict[str, Any], out: TextIO, verbose: bool) -> None:
         title = meta.get("title", module["name"])
         print(f"  {module['location']}: {title!r}" + (f" ({about})" if about else ""), file=out)
     for note in source["notes"]:
-        print(f"  {note['kind']}: {note['message']}", file=out)
+        where = f" [{note['where']}]" if note.get("where") else ""
+        print(f"  {note['kind']}: {note['message']}{where}", file=out)
     changes = source["changes"]
     if not changes:
         print("  nothing changed or lost", file=out)

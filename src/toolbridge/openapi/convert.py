@@ -16,7 +16,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from toolbridge import names
@@ -134,8 +134,10 @@ def convert(
     it, the document's own origin only.
     """
     try:
-        with collector_paused():
-            return _convert(store, uri, source, base_url, prefix, include, exclude, destinations)
+        with collector_paused(), store.tracking() as read:
+            found = _convert(store, uri, source, base_url, prefix, include, exclude, destinations)
+        duplicates = duplicate_notes(store, read)
+        return replace(found, notes=found.notes + duplicates) if duplicates else found
     except RecursionError as exc:
         # JSON may nest up to orjson's 1024 levels; schemas that deep cannot be walked.
         raise DocumentError(uri_to_display(uri), "schemas nested too deeply to convert") from exc
@@ -267,6 +269,34 @@ def _convert(
         filtered=len(operations) - len(selected),
         security_schemes=schemes,
     )
+
+
+MAX_KEY_CHARS = 200
+"""How much of a key given twice a note quotes (the document chose it)."""
+
+
+def duplicate_notes(store: DocumentStore, uris: set[str]) -> tuple[Note, ...]:
+    """One note per key given twice in one mapping of the documents read (YAML's: the later
+    value is what was read, the earlier one dropped), located at its mapping."""
+    notes = []
+    for uri in sorted(uris):
+        try:
+            document = store.get(uri)
+        except DocumentError:
+            continue  # not read: its error is reported where it was needed
+        display = uri_to_display(uri)
+        for d in document.duplicate_keys:
+            more = f"; {d.more} more keys are given twice after it" if d.more else ""
+            notes.append(
+                Note(
+                    kind="duplicate-key",
+                    message=f"key {d.key[:MAX_KEY_CHARS]!r} is given twice in one mapping (lines "
+                    f"{d.first_line} and {d.line}): the value at line {d.line} is read, the one "
+                    f"at line {d.first_line} dropped{more}",
+                    where=f"{display}#{d.pointer[:MAX_KEY_CHARS]}",
+                )
+            )
+    return tuple(notes)
 
 
 def _version(document: dict[str, Any], display: str) -> tuple[Version, list[Note]]:

@@ -36,15 +36,16 @@ from toolbridge.openapi.fetching import (
     Fetcher,
     http_fetcher,
 )
-from toolbridge.openapi.yaml_limits import MAX_DEPTH, check_yaml_shape
+from toolbridge.openapi.yaml_limits import MAX_DEPTH, DuplicateKey, check_yaml_shape
 from toolbridge.yaml_loader import YamlLoader
 
 logger = logging.getLogger(__name__)
 
 MAX_EXPANDED_NODES = 20_000_000
 """Values reachable through YAML aliases, counted with repeats: the budget against alias bombs."""
-CACHE_VERSION = b"toolbridge-yaml-2"
-"""Part of every cache key: a new version when what a parse refuses changes (alias limits)."""
+CACHE_VERSION = b"toolbridge-yaml-3"
+"""Part of every cache key: a new version when what a parse refuses or keeps changes (alias
+limits; keys given twice)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,8 @@ class Document:
     data: Any
     sha256: str = ""
     """Of the bytes as read: what `on_change: hold` compares."""
+    duplicate_keys: tuple[DuplicateKey, ...] = ()
+    """Keys a YAML document gives twice in one mapping (the later value is in `data`)."""
 
 
 def location_to_uri(location: str, base: Path | None = None) -> str:
@@ -129,9 +132,8 @@ class DocumentStore:
             raise self._failures[uri]
         try:
             raw = self._fetched.pop(uri, None) or self._read(uri)
-            document = Document(
-                uri, parse(raw, uri, self.cache_dir), hashlib.sha256(raw).hexdigest()
-            )
+            data, duplicates = parse_document(raw, uri, self.cache_dir)
+            document = Document(uri, data, hashlib.sha256(raw).hexdigest(), duplicates)
         except DocumentError as exc:
             self._failures[uri] = exc
             raise
@@ -241,6 +243,16 @@ class DocumentStore:
 
 def parse(raw: bytes, uri: str, cache_dir: Path | None = None) -> Any:
     """Parse JSON or YAML bytes into plain JSON values (string keys, no dates, no aliases)."""
+    return parse_document(raw, uri, cache_dir)[0]
+
+
+Parsed = tuple[Any, tuple[DuplicateKey, ...]]
+"""A document's values, and the keys it gives twice in one mapping (YAML's; JSON documents'
+are not looked for: JSON parsers keep the last as YAML's do, without a word)."""
+
+
+def parse_document(raw: bytes, uri: str, cache_dir: Path | None = None) -> Parsed:
+    """`parse`, and the keys a YAML document gives twice in one mapping."""
     display = uri_to_display(uri)
     text_start = raw.lstrip()[:1]
     if text_start in (b"{", b"["):
@@ -251,11 +263,11 @@ def parse(raw: bytes, uri: str, cache_dir: Path | None = None) -> Any:
                 raise DocumentError(display, "nested too deeply (over 1024 levels)") from exc
             # orjson refuses integers past 64 bits; and `{a: 1}` is YAML, not JSON.
             return _parse_json_slowly(raw, display, cache_dir)
-        return data
+        return data, ()
     return _parse_yaml(raw, display, cache_dir)
 
 
-def _parse_json_slowly(raw: bytes, display: str, cache_dir: Path | None) -> Any:
+def _parse_json_slowly(raw: bytes, display: str, cache_dir: Path | None) -> Parsed:
     try:
         data = json.loads(raw)
     except RecursionError as exc:
@@ -265,16 +277,16 @@ def _parse_json_slowly(raw: bytes, display: str, cache_dir: Path | None) -> Any:
             return _parse_yaml(raw, display, cache_dir)
         except DocumentError:
             raise DocumentError(display, f"is not valid JSON: {exc}") from exc
-    return _Normalizer(display).run(data)
+    return _Normalizer(display).run(data), ()
 
 
-def _parse_yaml(raw: bytes, display: str, cache_dir: Path | None) -> Any:
+def _parse_yaml(raw: bytes, display: str, cache_dir: Path | None) -> Parsed:
     key = hashlib.sha256(CACHE_VERSION + raw).hexdigest()
     cached = _cache_read(cache_dir, key)
     if cached is not None:
         return cached
     try:
-        check_yaml_shape(raw, display)
+        duplicates = check_yaml_shape(raw, display)
         loaded = yaml.load(raw, Loader=YamlLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
@@ -287,8 +299,8 @@ def _parse_yaml(raw: bytes, display: str, cache_dir: Path | None) -> Any:
     normalizer = _Normalizer(display)
     data = normalizer.run(loaded)
     if normalizer.json_safe:
-        _cache_write(cache_dir, key, data)
-    return data
+        _cache_write(cache_dir, key, {"data": data, "duplicates": duplicates})
+    return data, duplicates
 
 
 class _Normalizer:
@@ -366,12 +378,16 @@ def _key_text(key: Any) -> str:
     return str(key)
 
 
-def _cache_read(cache_dir: Path | None, key: str) -> Any:
+def _cache_read(cache_dir: Path | None, key: str) -> Parsed | None:
+    """A parse cache entry (written by `_cache_write`: ours, in our cache folder), or None
+    when there is none or it is not one."""
     if cache_dir is None:
         return None
     try:
-        return orjson.loads((cache_dir / f"{key}.json").read_bytes())
-    except (OSError, orjson.JSONDecodeError):
+        entry = orjson.loads((cache_dir / f"{key}.json").read_bytes())
+        duplicates = tuple(DuplicateKey(**d) for d in entry["duplicates"])
+        return entry["data"], duplicates
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
         return None
 
 
