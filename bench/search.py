@@ -6,9 +6,10 @@ ranking was tuned on), bench/search_tasks_heldout.tsv (written before the first 
 used for it), bench/search_tasks_fresh.tsv (written before the second tuning, on operations
 the other two do not use, and never used for it), bench/search_tasks_blind.tsv (written by
 someone who had seen neither the ranking nor its misses, on operations none of the others
-uses; its misses chose the third tuning, so it counts as tuned on since) and
-bench/search_tasks_blind2.tsv (written as blind, before the third tuning, and never used for
-it) is searched for, as the gateway's `search_tools` does it:
+uses; its misses chose the third tuning, so it counts as tuned on since),
+bench/search_tasks_blind2.tsv (written as blind before the third tuning; its misses chose the
+fourth) and bench/search_tasks_blind3.tsv (written as blind before the fourth tuning, and never
+used for anything) is searched for, as the gateway's `search_tools` does it:
 
 - **recall@5, catalog**: the share of tasks whose operation (any of those listed for it) is
   among the first five tools found in the whole catalog;
@@ -58,8 +59,9 @@ TASKS = {
     "fresh": BENCH / "search_tasks_fresh.tsv",
     "blind 1": BENCH / "search_tasks_blind.tsv",
     "blind 2": BENCH / "search_tasks_blind2.tsv",
+    "blind 3": BENCH / "search_tasks_blind3.tsv",
 }
-TUNED_ON = frozenset({"tuned on", "blind 1"})
+TUNED_ON = frozenset({"tuned on", "blind 1", "blind 2"})
 """The task files whose misses may be read to change the ranking."""
 K = 5
 MIN_RECALL = 0.9

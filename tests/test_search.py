@@ -139,6 +139,14 @@ def test_the_values_a_task_names_are_not_words_of_the_task(task: str, expected: 
             TaskQuery(("remove", "stale", "branch"), (), "delete", "remove"),
         ),
         ("wipe all pods", TaskQuery(("wipe", "all", "pods"), (), "delete", "wipe")),
+        (
+            "am I allowed to delete pods in prod?",
+            TaskQuery(("check", "permission", "delete", "pods", "prod"), (), "read", "check"),
+        ),
+        (
+            "does the ci bot have permission to push",
+            TaskQuery(("check", "permission", "push"), (), "read", "check"),
+        ),
     ],
 )  # fmt: skip
 def test_a_task_is_read_as_its_words_what_its_values_stand_for_and_its_action(
@@ -290,6 +298,33 @@ def test_a_word_that_undoes_removes_and_initials_find_the_name_that_says_them() 
     )  # fmt: skip
 
 
+def test_a_word_written_together_finds_the_name_that_has_its_parts_apart() -> None:
+    """`statefulset` is the path's word of both tools below, and a StatefulSet's name has it
+    in two words: the task's word covers them too."""
+    index = SearchIndex([
+        tool("readAppsV1NamespacedStatefulSet", "GET", "/apis/apps/v1/ns/{ns}/statefulsets/{n}",
+             "read the specified StatefulSet"),
+        tool("readAppsV1NamespacedReplicaSet", "GET", "/apis/apps/v1/ns/{ns}/replicasets/{n}",
+             "read the specified ReplicaSet"),
+    ])  # fmt: skip
+    assert names(index, "how many replicas of the postgres statefulset are ready?") == [
+        "readAppsV1NamespacedStatefulSet", "readAppsV1NamespacedReplicaSet",
+    ]  # fmt: skip
+
+
+def test_a_question_of_permission_finds_the_permissions_not_the_action() -> None:
+    index = SearchIndex([
+        tool("getMyPermissions", "GET", "/rest/api/3/mypermissions", "Get my permissions"),
+        tool("deleteIssue", "DELETE", "/rest/api/3/issue/{key}", "Delete issue"),
+        tool("deleteComment", "DELETE", "/rest/api/3/comment/{id}", "Delete comment"),
+        tool("deleteProject", "DELETE", "/rest/api/3/project/{key}", "Delete project"),
+    ])  # fmt: skip
+    assert names(index, "am I allowed to delete issues in HR?", 5) == [
+        "getMyPermissions", "deleteIssue", "deleteComment", "deleteProject",
+    ]  # fmt: skip
+    assert names(index, "delete issue HR-1", 5) == ["deleteIssue", "deleteComment", "deleteProject"]
+
+
 def test_a_deprecated_tool_ranks_below_the_current_one(index: SearchIndex) -> None:
     assert names(index, "list teams", 2) == ["teams_list", "teams_list-legacy"]
 
@@ -345,8 +380,8 @@ def test_indexes_are_built_once_per_key_and_visible_sets_kept_per_caller() -> No
 
 @pytest.mark.corpus
 def test_recall_over_five_large_documents_keeps_its_measured_floor() -> None:
-    """bench/search.py's measurement over its five task files, as a regression floor: 0.831
-    over the whole catalog and 0.877 within each task's document when this was written (the
+    """bench/search.py's measurement over its six task files, as a regression floor: 0.831
+    over the whole catalog and 0.871 within each task's document when this was written (the
     target of 0.9 over the whole catalog is not met: bench/README.md says so)."""
     import importlib.util
     import sys
@@ -364,8 +399,8 @@ def test_recall_over_five_large_documents_keeps_its_measured_floor() -> None:
     index = SearchIndex(bench.load_tools(CORPUS))
     tasks = [task for file in bench.TASKS.values() for task in bench.load_tasks(file)]
     recall = bench.measure(index, tasks)
-    assert (recall.tasks, recall.catalog_recall >= 0.82, recall.document_recall >= 0.87) == (
-        367,
+    assert (recall.tasks, recall.catalog_recall >= 0.82, recall.document_recall >= 0.86) == (
+        427,
         True,
         True,
     )

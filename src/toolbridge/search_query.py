@@ -11,6 +11,9 @@ values are not words to search by, but some say what kind of thing is meant. Rea
   repository, an address (`bob@example.com`) for email, `#general` for channel, `@alice` for
   user, a time to come (tomorrow, 9am, nightly) for schedule.
 - **Verbs of two words** are read as the one they stand for (`PHRASES`: turn off -> disable).
+- **A question of permission** (`am I allowed to delete pods`, `do we have permission to`) asks
+  to check a permission: read as `check permission`, its action read, and what it would do
+  (delete pods) only words of it.
 - **Its action** (read, create, update, delete): the first cue word (`INTENT_CUES`; the task's
   first word also in another form, `updated`); and its verb, when its first word is a cue.
 
@@ -134,6 +137,7 @@ PHRASES = {
     "hand over": "transfer",
     "find out": "find",
     "get rid of": "remove",
+    "throw away": "delete",
 }
 """Verbs of two words, read as the one word they stand for (`turn off` -> disable)."""
 
@@ -166,6 +170,11 @@ _SAYING = re.compile(r"\b(?:saying|that says|which says)\b[^.;!?]*", re.IGNORECA
 _NAMED = re.compile(r"\b(?:called|named|titled)\s+\S+(?:\s+[A-Z]\S*)*")
 _ISSUE_KEY = re.compile(r"\b[A-Z][A-Z0-9]{1,9}-[0-9]+\b")
 _PHRASE = re.compile(r"\b(" + "|".join(PHRASES) + r")\b", re.IGNORECASE)
+_PERMISSION = re.compile(
+    r"\b(?:am|are|is|was|were)\s+(?:\w+\s+){0,3}?(?:allowed|permitted|authori[sz]ed)\s+to\b"
+    r"|\b(?:do|does|did)\s+(?:\w+\s+){0,3}?have\s+(?:the\s+)?(?:permission|rights?)\s+to\b",
+    re.IGNORECASE,
+)
 _VALUE_MARKS = frozenset("/@#_=$%.")
 _FILE = re.compile(
     r"[\w./-]*\w\.(?:md|txt|rst|py|js|ts|go|rs|java|rb|c|h|cpp|cs|php|sh|json|ya?ml|toml|ini|"
@@ -211,6 +220,7 @@ def read_task(query: str) -> TaskQuery:
     text = _NAMED.sub(" ", text)
     text = _ISSUE_KEY.sub(" issue ", text)
     text = _PHRASE.sub(lambda m: PHRASES[m[1].lower()], text)
+    text = _PERMISSION.sub(" check permission to ", text)
     intent = task_intent(text)
     found: list[str] = []
     for token in text.split():
