@@ -2,15 +2,17 @@
 its aliases expand; and the keys it gives twice in one mapping.
 
 All are read off PyYAML's event stream, which is iterative and costs a fraction of a full
-load, so a document that breaks a limit is refused before anything large is built. A key
-given twice is no error to PyYAML, which keeps the last value and drops the first without a
-word (a second `get:` under one path loses an operation): the duplicates are returned, for the
-conversion to say what was dropped. An alias
-repeats the whole value its anchor names; a few hundred bytes of nested aliases (an "alias
-bomb") would become millions of values, and every one of them would reach the tools' JSON.
+load, so a document that breaks a limit is refused before anything large is built.
+
+An alias repeats the whole value its anchor names; a few hundred bytes of nested aliases (an
+"alias bomb") would become millions of values, and every one of them would reach the tools' JSON.
 So the values and the bytes of text that aliases add, counted with every repeat, may not
 exceed what the document writes out itself (or a floor for small documents). No real
 document comes near: none in the corpus uses an alias at all.
+
+A key given twice is no error to PyYAML, which keeps the last value and drops the first without
+a word (a second `get:` under one path loses an operation): the duplicates are returned, for
+the conversion to say what was dropped.
 """
 
 from __future__ import annotations
