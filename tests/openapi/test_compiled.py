@@ -16,7 +16,7 @@ import pytest
 from toolbridge import cold_start
 from toolbridge.config import Config, Server
 from toolbridge.openapi import compiled
-from toolbridge.openapi.compiled import Shape, convert_cached
+from toolbridge.openapi.compiled import Shape, convert_cached, entry_path
 from toolbridge.openapi.convert import Conversion, convert
 from toolbridge.openapi.documents import DocumentStore
 from toolbridge.registry import load_server, load_sources
@@ -235,6 +235,32 @@ def test_a_document_at_a_url_is_fetched_once_per_load_hit_or_miss(tmp_path: Path
     changed = load_remote()
     assert cold == warm == changed
     assert sorted(fetched) == sorted(list(served) * 3)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.example.com/openapi.yaml?api_key=canary-5ecret-1",
+        "https://api.example.com/openapi.yaml?access_token=canary-5ecret-1&v=2",
+        "https://user:canary-5ecret-1@api.example.com/openapi.yaml",
+    ],
+)
+def test_a_document_whose_url_holds_a_secret_is_never_compiled_to_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """The entry would hold the URL: the source converts every time, and no file of the
+    cache folder holds the secret."""
+    converted = Converted(monkeypatch)
+    cache = tmp_path / "cache"
+
+    def fetch(address: str) -> bytes:
+        return textwrap.dedent(API if address == url else COMMON).encode()
+
+    loads = [convert_cached(DocumentStore(fetch=fetch, cache_dir=cache), url) for _ in range(2)]
+    written = [p.read_bytes() for p in cache.rglob("*") if p.is_file()]
+    assert (loads[0] == loads[1], converted.count, entries(cache)) == (True, 2, [])
+    assert [b"canary-5ecret-1" in content for content in written] == [False] * len(written)
+    assert entry_path(DocumentStore(cache_dir=cache), url, Shape()) is None
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="children are forked on Linux")

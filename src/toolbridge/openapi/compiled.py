@@ -19,6 +19,11 @@ cache folder that cannot be written only costs the next start its conversion.
 
 Whether cached or not, what is served is the unpacked conversion: equal parts shared, so a
 cold start and a warm one serve the same compact objects.
+
+A document whose URL carries a secret (a password, a query value named like a key or token:
+`?api_key=`) is never compiled to disk: its entry would hold the URL (the conversion's URI, its
+notes' places), and a secret the gateway masks everywhere else would sit in the cache folder.
+Such a source converts at every start, as without a cache.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from toolbridge.errors import DocumentError
 from toolbridge.openapi.convert import Conversion, Selection, convert
 from toolbridge.openapi.documents import DocumentStore
 from toolbridge.openapi.packing import FORMAT, PackError, pack, unpack
+from toolbridge.secret_names import url_secrets
 from toolbridge.upstream.destinations import Destinations
 
 logger = logging.getLogger(__name__)
@@ -86,7 +92,7 @@ def convert_cached(store: DocumentStore, uri: str, shape: Shape = Shape()) -> Co
     The destination policy is part of the key: the documents an entry lists were each fetched
     under it, so they are read again (to compare digests) only under the same policy.
     """
-    key = _key(uri, shape)
+    key = _key(uri, shape) if not _holds_secret(uri) else ""
     folder = store.cache_dir / FOLDER if store.cache_dir is not None else None
     if folder is not None and key:
         found = _read(folder / f"{key}.bin", key, store)
@@ -108,17 +114,22 @@ def convert_cached(store: DocumentStore, uri: str, shape: Shape = Shape()) -> Co
     except PackError as exc:
         logger.debug("%s: not compiled (%s)", shape.source, exc)
         return conversion
-    if folder is not None and key:
+    if folder is not None and key and not any(map(_holds_secret, touched)):
         read = {uri: sha256 for uri in touched if (sha256 := store.sha256(uri)) is not None}
         missing = sorted(touched - read.keys())  # referred to, but could not be read
         _write(folder, key, sorted(read.items()), missing, packed)
     return unpack(packed)
 
 
+def _holds_secret(uri: str) -> bool:
+    """Whether a document's URL carries a secret (its password, a query value named so)."""
+    return any(url_secrets(uri))
+
+
 def entry_path(store: DocumentStore, uri: str, shape: Shape) -> Path | None:
     """Where `convert_cached(store, uri, shape)` keeps its entry (None: no cache). Whether the
     entry is there says nothing of whether it is still good: reading it checks that."""
-    key = _key(uri, shape)
+    key = _key(uri, shape) if not _holds_secret(uri) else ""
     if store.cache_dir is None or not key:
         return None
     return store.cache_dir / FOLDER / f"{key}.bin"
