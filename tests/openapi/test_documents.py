@@ -398,6 +398,7 @@ components:
 x-list:
   - {a: 1, a: 2}
   - [1, 1]
+x-merged: {<<: {m: 1}, <<: {n: 2}, m: 3}
 """
 
 
@@ -415,6 +416,7 @@ def test_keys_given_twice_are_found_with_their_mapping_and_lines(tmp_path: Path)
         "paths": {"/pets/{id}": {"post": {}}, "/x": {"get": {}}},
         "components": {"responses": {"200": {"description": "b"}}},
         "x-list": [{"a": 2}, [1, 1]],
+        "x-merged": {"m": 3, "n": 2},
     }
     assert parse_document(TWICE, YAML_URI, tmp_path) == (data, expected)
     assert parse_document(TWICE, YAML_URI, tmp_path) == (data, expected)  # from the cache

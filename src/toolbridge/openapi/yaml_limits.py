@@ -137,7 +137,7 @@ def _child(open_: list[_Subtree], text: str | None, mark: Any, found: list[Dupli
     if parent.children % 2 == 0:  # a value: named by its key
         return parent.last_key
     parent.last_key = text if text is not None else ""
-    if text is None:  # an alias or a collection as a key: not compared
+    if text is None or text == "<<":  # an alias or a collection as a key; a merge (each is)
         return ""
     line = mark.line + 1 if mark else 0
     if text in keys:
