@@ -304,7 +304,8 @@ def _print_source(source: dict[str, Any], out: TextIO, verbose: bool) -> None:
         print(f"  {note['kind']}: {note['message']}{where}", file=out)
     changes = source["changes"]
     if not changes:
-        print("  nothing changed or lost", file=out)
+        said = "nothing changed or lost" if not source["notes"] else "no tool changed"
+        print(f"  {said}", file=out)
         return
     kinds = ", ".join(f"{k} {n}" for k, n in source["changes_by_kind"].items())
     print(f"  {_count(len(changes), 'change')}: {kinds}", file=out)
