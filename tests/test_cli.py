@@ -523,6 +523,24 @@ def test_check_says_which_key_a_document_gives_twice_and_where(
     )
 
 
+def test_check_prints_what_a_document_chose_on_one_line_and_without_reordering(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A path with a line break cannot forge a line of the report, nor a bidirectional
+    override reorder what the terminal shows."""
+    spec = tmp_path / "forge.yaml"
+    spec.write_text(
+        "openapi: 3.0.3\ninfo: {title: t, version: '1'}\nservers: [{url: 'http://x'}]\n"
+        'paths:\n  "/x\\nsummary: forged \\u202e":\n    get: {}\n'
+    )
+    code, out, _ = run(capsys, "check", "--spec", str(spec), "--no-validate")
+    assert (code, out.splitlines()[4]) == (
+        0,
+        "    GET /x\\nsummary: forged \\u202e  [get_x_summary_forged]  name-derived: "
+        "no operationId: named 'get_x_summary_forged' from its method and path",
+    )
+
+
 def test_check_with_two_specs_lists_the_name_clashes(
     specs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

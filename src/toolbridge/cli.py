@@ -474,7 +474,9 @@ def _rotate_secrets(args: argparse.Namespace) -> int:
     return 0
 
 
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""C0 and C1 controls but line feeds and tabs, Unicode's line and paragraph separators, and the
+bidirectional overrides and isolates (which reorder what a terminal shows)."""
 
 
 class _Writes(Protocol):
@@ -499,7 +501,8 @@ class TerminalText:
 
 
 def _escaped(found: re.Match[str]) -> str:
-    return f"\\x{ord(found.group()):02x}"
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 if __name__ == "__main__":  # pragma: no cover

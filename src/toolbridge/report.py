@@ -231,7 +231,7 @@ def print_check(report: dict[str, Any], out: TextIO, *, verbose: bool = False) -
     if report.get("filters"):
         print(file=out)
     for note in report["catalog_notes"]:
-        print(f"catalog: {note['kind']}: {note['message']}", file=out)
+        print(f"catalog: {note['kind']}: {_line(note['message'])}", file=out)
     ratio = BYTES_PER_TOKEN["openai"]
     print(
         f"tool definitions, estimated tokens (o200k_base, about {ratio} bytes a token): "
@@ -291,7 +291,7 @@ def _print_source(source: dict[str, Any], out: TextIO, verbose: bool) -> None:
             shown = validation["findings"] if verbose else validation["findings"][:5]
             print(f"  spec validation: {len(validation['findings'])} finding(s)", file=out)
             for finding in shown:
-                print(f"    - {finding}", file=out)
+                print(f"    - {_line(finding)}", file=out)
             if len(shown) < len(validation["findings"]):
                 print("    ... (-v shows all)", file=out)
     for module in source.get("modules", ()):
@@ -300,8 +300,8 @@ def _print_source(source: dict[str, Any], out: TextIO, verbose: bool) -> None:
         title = meta.get("title", module["name"])
         print(f"  {module['location']}: {title!r}" + (f" ({about})" if about else ""), file=out)
     for note in source["notes"]:
-        where = f" [{note['where']}]" if note.get("where") else ""
-        print(f"  {note['kind']}: {note['message']}{where}", file=out)
+        where = f" [{_line(note['where'])}]" if note.get("where") else ""
+        print(f"  {note['kind']}: {_line(note['message'])}{where}", file=out)
     changes = source["changes"]
     if not changes:
         said = "nothing changed or lost" if not source["notes"] else "no tool changed"
@@ -311,12 +311,17 @@ def _print_source(source: dict[str, Any], out: TextIO, verbose: bool) -> None:
     print(f"  {_count(len(changes), 'change')}: {kinds}", file=out)
     shown = changes if verbose else changes[:SHOWN_PER_SOURCE]
     for change in shown:
-        print(
-            f"    {change['where']}  [{change['tool']}]  {change['kind']}: {change['message']}",
-            file=out,
-        )
+        where, tool, message = (_line(change[k]) for k in ("where", "tool", "message"))
+        print(f"    {where}  [{tool}]  {change['kind']}: {message}", file=out)
     if len(shown) < len(changes):
         print(f"    ... and {len(changes) - len(shown)} more (-v lists every change)", file=out)
+
+
+def _line(text: str) -> str:
+    """Text a document chose (a path, a key, a validator's finding quoting it) on one line of
+    the report: its line breaks written as escapes, so it cannot start a line of its own (the
+    CLI's stream escapes every other control character)."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _version_label(version: str) -> str:

@@ -19,16 +19,25 @@ SECRET_NAME = re.compile(r"key|token|secret|passw(?:or)?d|credential|authorizati
 
 
 def url_secrets(url: str) -> Iterator[str]:
-    """A URL's password and the values of its query parameters named like secrets."""
+    """A URL's password (or its user name, when it has no password: `https://TOKEN@host/`,
+    as Git hosts take a token), and the values of its query parameters named like secrets,
+    decoded and as written (`%43ANARY` is CANARY, and is written so in the URL)."""
     try:
         parts = urlsplit(url)
         if parts.password:
             yield parts.password
+        elif parts.username:
+            yield parts.username
     except ValueError:
         return
-    for name, value in parse_qsl(parts.query, keep_blank_values=False):
-        if SECRET_NAME.search(name):
-            yield value
+    for field in re.split(r"[&;]", parts.query):
+        written = field.partition("=")[2]
+        decoded = parse_qsl(field, keep_blank_values=False)
+        if not decoded or not SECRET_NAME.search(decoded[0][0]):
+            continue
+        yield decoded[0][1]
+        if written != decoded[0][1]:
+            yield written
 
 
 URL_SAFE = ("", "/", "/:@!$'()*,;?")

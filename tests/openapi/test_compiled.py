@@ -237,12 +237,24 @@ def test_a_document_at_a_url_is_fetched_once_per_load_hit_or_miss(tmp_path: Path
     assert sorted(fetched) == sorted(list(served) * 3)
 
 
+def test_an_entry_replaced_by_a_fifo_is_not_waited_on(api: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    warm = load(api, cache)
+    entry = entry_path(DocumentStore(cache_dir=cache), api.as_uri(), Shape())
+    assert entry is not None
+    entry.unlink()
+    os.mkfifo(entry)
+    assert load(api, cache) == warm
+
+
 @pytest.mark.parametrize(
     "url",
     [
         "https://api.example.com/openapi.yaml?api_key=canary-5ecret-1",
         "https://api.example.com/openapi.yaml?access_token=canary-5ecret-1&v=2",
         "https://user:canary-5ecret-1@api.example.com/openapi.yaml",
+        "https://canary-5ecret-1@api.example.com/openapi.yaml",
+        "https://api.example.com/openapi.yaml?api_key=%63anary-5ecret-1",
     ],
 )
 def test_a_document_whose_url_holds_a_secret_is_never_compiled_to_disk(
@@ -261,6 +273,17 @@ def test_a_document_whose_url_holds_a_secret_is_never_compiled_to_disk(
     assert (loads[0] == loads[1], converted.count, entries(cache)) == (True, 2, [])
     assert [b"canary-5ecret-1" in content for content in written] == [False] * len(written)
     assert entry_path(DocumentStore(cache_dir=cache), url, Shape()) is None
+
+
+def test_a_server_whose_base_url_holds_a_secret_is_never_compiled_to_disk(
+    api: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    shape = {"base_url": "https://api.example.com/v1?api_key=canary-5ecret-1"}
+    loads = [load(api, cache, **shape) for _ in range(2)]
+    written = [p.read_bytes() for p in cache.rglob("*") if p.is_file()]
+    assert (loads[0] == loads[1], entries(cache)) == (True, [])
+    assert [b"canary-5ecret-1" in content for content in written] == [False] * len(written)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="children are forked on Linux")

@@ -25,11 +25,10 @@ from toolbridge.openapi.documents import (
     cache_dir_from,
     location_to_uri,
     parse,
-    parse_document,
     resolve_pointer,
     uri_to_display,
 )
-from toolbridge.openapi.yaml_limits import MAX_DEPTH, MAX_DUPLICATES, DuplicateKey
+from toolbridge.openapi.yaml_limits import MAX_DEPTH
 from toolbridge.tools import Note
 
 YAML_URI = "https://example.com/openapi.yaml"
@@ -378,89 +377,6 @@ def test_corrupt_cache_entry_is_ignored(tmp_path: Path, planted: bytes) -> None:
     (entry,) = tmp_path.iterdir()
     entry.write_bytes(planted)
     assert parse(RAW, YAML_URI, tmp_path) == PARSED
-
-
-# -- keys given twice -----------------------------------------------------------------------
-
-TWICE = b"""\
-openapi: 3.0.3
-paths:
-  /pets/{id}:
-    get: {operationId: first}
-    get: {operationId: second}
-  /x: {get: {}, get: {}}
-  /pets/{id}:
-    post: {}
-components:
-  responses:
-    200: {description: a}
-    '200': {description: b}
-x-list:
-  - {a: 1, a: 2}
-  - [1, 1]
-x-merged: {<<: {m: 1}, <<: {n: 2}, m: 3}
-"""
-
-
-def test_keys_given_twice_are_found_with_their_mapping_and_lines(tmp_path: Path) -> None:
-    """PyYAML keeps the later value without a word; the parse says which keys it dropped."""
-    expected = (
-        DuplicateKey("/paths/~1pets~1{id}", "get", 4, 5),
-        DuplicateKey("/paths/~1x", "get", 6, 6),
-        DuplicateKey("/paths", "/pets/{id}", 3, 7),
-        DuplicateKey("/components/responses", "200", 11, 12),
-        DuplicateKey("/x-list/0", "a", 14, 14),
-    )
-    data = {
-        "openapi": "3.0.3",
-        "paths": {"/pets/{id}": {"post": {}}, "/x": {"get": {}}},
-        "components": {"responses": {"200": {"description": "b"}}},
-        "x-list": [{"a": 2}, [1, 1]],
-        "x-merged": {"m": 3, "n": 2},
-    }
-    assert parse_document(TWICE, YAML_URI, tmp_path) == (data, expected)
-    assert parse_document(TWICE, YAML_URI, tmp_path) == (data, expected)  # from the cache
-    assert parse_document(b'{"a": 1, "a": 2}', JSON_URI) == ({"a": 2}, ())
-
-
-def test_keys_given_twice_past_the_limit_are_counted() -> None:
-    raw = b"".join(b"m%d: {a: 1, a: 2}\n" % i for i in range(MAX_DUPLICATES + 5))
-    _, found = parse_document(raw, YAML_URI)
-    assert (len(found), found[-2], found[-1]) == (
-        MAX_DUPLICATES,
-        DuplicateKey(f"/m{MAX_DUPLICATES - 2}", "a", MAX_DUPLICATES - 1, MAX_DUPLICATES - 1),
-        DuplicateKey(f"/m{MAX_DUPLICATES - 1}", "a", MAX_DUPLICATES, MAX_DUPLICATES, more=5),
-    )
-
-
-def test_a_conversion_notes_the_keys_its_documents_give_twice(tmp_path: Path) -> None:
-    (tmp_path / "pets.yaml").write_text(
-        "openapi: 3.0.3\ninfo: {title: t, version: '1'}\nservers: [{url: 'http://x'}]\n"
-        "paths:\n  /pets:\n    get: {operationId: listPets}\n    get: {operationId: listAll}\n"
-        "  /owners: {$ref: 'owners.yaml#/owners'}\n"
-    )
-    (tmp_path / "owners.yaml").write_text(
-        "owners:\n  get: {operationId: listOwners}\n  get: {operationId: listOwners}\n"
-    )
-    found = convert(DocumentStore(), location_to_uri(str(tmp_path / "pets.yaml")))
-    dropped = "the value at line {1} is read, the one at line {0} dropped"
-    assert ([t.name for t in found.tools], found.notes) == (
-        ["listAll", "listOwners"],
-        (
-            Note(
-                kind="duplicate-key",
-                message="key 'get' is given twice in one mapping (lines 2 and 3): "
-                + dropped.format(2, 3),
-                where=f"{tmp_path / 'owners.yaml'}#/owners",
-            ),
-            Note(
-                kind="duplicate-key",
-                message="key 'get' is given twice in one mapping (lines 6 and 7): "
-                + dropped.format(6, 7),
-                where=f"{tmp_path / 'pets.yaml'}#/paths/~1pets",
-            ),
-        ),
-    )
 
 
 def test_json_is_not_cached(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ still reads the same; otherwise the document is converted and the entry written 
 entry is keyed by the documents' bytes, the converter and the config, as a conversion is.
 
 What a read trusts: a file in the cache folder that this user owns and nobody else may write
-(anyone who can write there could otherwise choose our tools). Such a file is still checked:
+(anyone who can write there could otherwise choose our tools; `cache_files`). Such a file is
+still checked:
 its key, every document's sha256, and a sha256 of the packed conversion must match before it
 is unpacked, and unpacking builds only plain values and our own dataclasses (`packing`).
 Anything else (another user's file, a torn or foreign entry, one from another version) is
@@ -20,10 +21,11 @@ cache folder that cannot be written only costs the next start its conversion.
 Whether cached or not, what is served is the unpacked conversion: equal parts shared, so a
 cold start and a warm one serve the same compact objects.
 
-A document whose URL carries a secret (a password, a query value named like a key or token:
-`?api_key=`) is never compiled to disk: its entry would hold the URL (the conversion's URI, its
-notes' places), and a secret the gateway masks everywhere else would sit in the cache folder.
-Such a source converts at every start, as without a cache.
+A document whose URL carries a secret (user info, a query value named like a key or token:
+`?api_key=`; `secret_names.url_secrets`), or a server whose `base_url` does, is never compiled
+to disk: its entry would hold the URL (the conversion's URI, its notes' places, its tools'
+base URL), and a secret the gateway masks everywhere else would sit in the cache folder. Such
+a source converts at every start, as without a cache.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import stat
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -42,6 +43,7 @@ import orjson
 
 from toolbridge import __version__
 from toolbridge.errors import DocumentError
+from toolbridge.openapi.cache_files import read_own
 from toolbridge.openapi.convert import Conversion, Selection, convert
 from toolbridge.openapi.documents import DocumentStore
 from toolbridge.openapi.packing import FORMAT, PackError, pack, unpack
@@ -92,7 +94,7 @@ def convert_cached(store: DocumentStore, uri: str, shape: Shape = Shape()) -> Co
     The destination policy is part of the key: the documents an entry lists were each fetched
     under it, so they are read again (to compare digests) only under the same policy.
     """
-    key = _key(uri, shape) if not _holds_secret(uri) else ""
+    key = _key(uri, shape) if not _holds_secret(uri, shape) else ""
     folder = store.cache_dir / FOLDER if store.cache_dir is not None else None
     if folder is not None and key:
         found = _read(folder / f"{key}.bin", key, store)
@@ -114,22 +116,23 @@ def convert_cached(store: DocumentStore, uri: str, shape: Shape = Shape()) -> Co
     except PackError as exc:
         logger.debug("%s: not compiled (%s)", shape.source, exc)
         return conversion
-    if folder is not None and key and not any(map(_holds_secret, touched)):
+    if folder is not None and key and not any(_holds_secret(read, shape) for read in touched):
         read = {uri: sha256 for uri in touched if (sha256 := store.sha256(uri)) is not None}
         missing = sorted(touched - read.keys())  # referred to, but could not be read
         _write(folder, key, sorted(read.items()), missing, packed)
     return unpack(packed)
 
 
-def _holds_secret(uri: str) -> bool:
-    """Whether a document's URL carries a secret (its password, a query value named so)."""
-    return any(url_secrets(uri))
+def _holds_secret(uri: str, shape: Shape) -> bool:
+    """Whether a document's URL, or the server's `base_url`, carries a secret (user info, a
+    query value named like a key or token)."""
+    return any(url_secrets(uri)) or any(url_secrets(shape.base_url or ""))
 
 
 def entry_path(store: DocumentStore, uri: str, shape: Shape) -> Path | None:
     """Where `convert_cached(store, uri, shape)` keeps its entry (None: no cache). Whether the
     entry is there says nothing of whether it is still good: reading it checks that."""
-    key = _key(uri, shape) if not _holds_secret(uri) else ""
+    key = _key(uri, shape) if not _holds_secret(uri, shape) else ""
     if store.cache_dir is None or not key:
         return None
     return store.cache_dir / FOLDER / f"{key}.bin"
@@ -172,15 +175,9 @@ def converter_version() -> str:
 
 def _read(path: Path, key: str, store: DocumentStore) -> Conversion | None:
     """The entry's conversion, if it is ours, whole, and built from the documents as they are."""
-    try:
-        with path.open("rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not _trusted(info) or info.st_size > MAX_ENTRY_BYTES:
-                logger.warning("compiled cache: ignoring %s (not ours alone, or too big)", path)
-                return None
-            data = handle.read()
-    except OSError:
-        return None  # no entry (the usual miss)
+    data = read_own(path, MAX_ENTRY_BYTES, "compiled cache")
+    if data is None:
+        return None
     try:
         if not data.startswith(MAGIC):
             raise PackError("not a compiled entry")
@@ -238,15 +235,6 @@ def _write(
             raise
     except OSError as exc:
         logger.debug("compiled cache: cannot write in %s: %s", folder, exc)
-
-
-def _trusted(info: os.stat_result) -> bool:
-    """A regular file of this user that no one else may write."""
-    if not stat.S_ISREG(info.st_mode):
-        return False
-    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
-        return False
-    return not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 def _destinations(destinations: Destinations | None) -> list[Any] | None:

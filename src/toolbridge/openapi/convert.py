@@ -18,6 +18,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
+from urllib.parse import quote
 
 from toolbridge import names
 from toolbridge import schemas as js
@@ -271,13 +272,10 @@ def _convert(
     )
 
 
-MAX_KEY_CHARS = 200
-"""How much of a key given twice a note quotes (the document chose it)."""
-
-
 def duplicate_notes(store: DocumentStore, uris: set[str]) -> tuple[Note, ...]:
-    """One note per key given twice in one mapping of the documents read (YAML's: the later
-    value is what was read, the earlier one dropped), located at its mapping."""
+    """One note per key given twice in one mapping of the documents read (YAML's), located at
+    its mapping (the JSON pointer as a URI fragment: percent-encoded, so no key the document
+    chose can break the line it is printed on)."""
     notes = []
     for uri in sorted(uris):
         try:
@@ -286,17 +284,29 @@ def duplicate_notes(store: DocumentStore, uris: set[str]) -> tuple[Note, ...]:
             continue  # not read: its error is reported where it was needed
         display = uri_to_display(uri)
         for d in document.duplicate_keys:
+            if d.kept_line != d.dropped_line:
+                kept, dropped = f"line {d.kept_line}", f"line {d.dropped_line}"
+                both = f"lines {min(d.kept_line, d.dropped_line)} and "
+                both += str(max(d.kept_line, d.dropped_line))
+            else:
+                kept, dropped = f"column {d.kept_column}", f"column {d.dropped_column}"
+                columns = sorted((d.kept_column, d.dropped_column))
+                both = f"line {d.kept_line}, columns {columns[0]} and {columns[1]}"
             more = f"; {d.more} more keys are given twice after it" if d.more else ""
             notes.append(
                 Note(
                     kind="duplicate-key",
-                    message=f"key {d.key[:MAX_KEY_CHARS]!r} is given twice in one mapping (lines "
-                    f"{d.first_line} and {d.line}): the value at line {d.line} is read, the one "
-                    f"at line {d.first_line} dropped{more}",
-                    where=f"{display}#{d.pointer[:MAX_KEY_CHARS]}",
+                    message=f"key {d.key!r} is given twice in one mapping ({both}): the value "
+                    f"at {kept} is read, the one at {dropped} dropped{more}",
+                    where=f"{display}#{quote(d.pointer, safe=POINTER_SAFE)}",
                 )
             )
     return tuple(notes)
+
+
+POINTER_SAFE = "/~!$&'()*+,;=:@-._"
+"""What a JSON pointer keeps as it is in a URI fragment (RFC 6901 section 6); the rest is
+percent-encoded (a space, `#`, `%`, `{`, line breaks, any non-ASCII)."""
 
 
 def _version(document: dict[str, Any], display: str) -> tuple[Version, list[Note]]:

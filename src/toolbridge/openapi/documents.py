@@ -30,22 +30,24 @@ import orjson
 import yaml
 
 from toolbridge.errors import DocumentError
+from toolbridge.openapi.cache_files import read_own
 from toolbridge.openapi.fetching import (
     FETCH_TIMEOUT,
     MAX_DOCUMENT_BYTES,
     Fetcher,
     http_fetcher,
 )
-from toolbridge.openapi.yaml_limits import MAX_DEPTH, DuplicateKey, check_yaml_shape
+from toolbridge.openapi.yaml_keys import DuplicateKey, duplicates_from_json
+from toolbridge.openapi.yaml_limits import MAX_DEPTH, check_yaml_shape
 from toolbridge.yaml_loader import YamlLoader
 
 logger = logging.getLogger(__name__)
 
 MAX_EXPANDED_NODES = 20_000_000
 """Values reachable through YAML aliases, counted with repeats: the budget against alias bombs."""
-CACHE_VERSION = b"toolbridge-yaml-3"
+CACHE_VERSION = b"toolbridge-yaml-4"
 """Part of every cache key: a new version when what a parse refuses or keeps changes (alias
-limits; keys given twice)."""
+limits; keys given twice, and which)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,17 +380,26 @@ def _key_text(key: Any) -> str:
     return str(key)
 
 
+MAX_CACHE_ENTRY_BYTES = 256 * 1024 * 1024
+"""A parse cache entry larger than this is not read (a document is at most 64 MiB)."""
+
+
 def _cache_read(cache_dir: Path | None, key: str) -> Parsed | None:
-    """A parse cache entry (written by `_cache_write`: ours, in our cache folder), or None
-    when there is none or it is not one."""
+    """A parse cache entry, or None when there is none or it is not one of ours: it is read
+    only when it is this user's own file (`cache_files`), and only as `_cache_write` writes
+    it (a JSON object of the data and the keys given twice, each checked)."""
     if cache_dir is None:
         return None
-    try:
-        entry = orjson.loads((cache_dir / f"{key}.json").read_bytes())
-        duplicates = tuple(DuplicateKey(**d) for d in entry["duplicates"])
-        return entry["data"], duplicates
-    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+    raw = read_own(cache_dir / f"{key}.json", MAX_CACHE_ENTRY_BYTES, "document cache")
+    if raw is None:
         return None
+    try:
+        entry = orjson.loads(raw)
+        if not isinstance(entry, dict) or set(entry) != {"data", "duplicates"}:
+            raise ValueError("expected an object of data and duplicates")
+        return entry["data"], duplicates_from_json(entry["duplicates"])
+    except (orjson.JSONDecodeError, ValueError):
+        return None  # written by an older version, or torn: parsed again and rewritten
 
 
 def _cache_write(cache_dir: Path | None, key: str, data: Any) -> None:
@@ -399,8 +410,8 @@ def _cache_write(cache_dir: Path | None, key: str, data: Any) -> None:
     except TypeError:
         return  # a value JSON cannot hold (NaN is fine, but e.g. huge floats): skip the cache
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
+        cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")  # readable by us only
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
         os.replace(tmp, cache_dir / f"{key}.json")

@@ -10,19 +10,18 @@ So the values and the bytes of text that aliases add, counted with every repeat,
 exceed what the document writes out itself (or a floor for small documents). No real
 document comes near: none in the corpus uses an alias at all.
 
-A key given twice is no error to PyYAML, which keeps the last value and drops the first without
-a word (a second `get:` under one path loses an operation): the duplicates are returned, for
-the conversion to say what was dropped.
+The same pass finds the keys a document gives twice in one mapping (`yaml_keys`), for the
+conversion to say what was dropped.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import yaml
 
 from toolbridge.errors import DocumentError
+from toolbridge.openapi.yaml_keys import DuplicateKey, DuplicateKeys
 from toolbridge.yaml_loader import YamlLoader
 
 MAX_DEPTH = 256
@@ -33,37 +32,15 @@ ALIAS_BYTES_FLOOR = 1024 * 1024
 """Bytes of text aliases may add to any document; a larger one may add as many as it has."""
 
 
-MAX_DUPLICATES = 100
-"""Keys given twice that are recorded (the rest are counted in the last one's `more`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class DuplicateKey:
-    """A key given twice in one mapping: where (a JSON pointer to the mapping), the key, and
-    the lines of its first and its later appearance (the value kept is the later one's)."""
-
-    pointer: str
-    key: str
-    first_line: int
-    line: int
-    more: int = 0
-    """Further duplicates past MAX_DUPLICATES, not recorded (on the last one recorded)."""
-
-
 class _Subtree:
-    """The values and text bytes under one collection being read, and its anchor; for a
-    mapping, the keys seen (by their text) and the key being read; its name in its parent."""
+    """The values and text bytes under one collection being read, and its anchor."""
 
-    __slots__ = ("anchor", "bytes", "children", "keys", "last_key", "name", "values")
+    __slots__ = ("anchor", "bytes", "values")
 
-    def __init__(self, anchor: str | None, name: str, mapping: bool) -> None:
+    def __init__(self, anchor: str | None) -> None:
         self.anchor = anchor
         self.values = 1
         self.bytes = 0
-        self.name = name
-        self.children = 0
-        self.keys: dict[str, int] | None = {} if mapping else None
-        self.last_key = ""
 
 
 def check_yaml_shape(raw: bytes, display: str) -> tuple[DuplicateKey, ...]:
@@ -71,8 +48,8 @@ def check_yaml_shape(raw: bytes, display: str) -> tuple[DuplicateKey, ...]:
     return the keys given twice in one mapping.
 
     The C composer recurses and can crash the process on deep nesting, and a bomb would build
-    millions of values: both are caught here, from the events alone. Keys are compared by
-    their text (`200` and `'200'` are one key to the tools, as JSON has it).
+    millions of values: both are caught here, from the events alone. The keys given twice
+    are found in the same pass (`yaml_keys`).
     """
     written_values = 0
     added_values = 0
@@ -80,25 +57,25 @@ def check_yaml_shape(raw: bytes, display: str) -> tuple[DuplicateKey, ...]:
     max_values = ALIAS_VALUES_FLOOR
     max_bytes = max(ALIAS_BYTES_FLOOR, len(raw))
     anchors: dict[str, tuple[int, int]] = {}
-    open_: list[_Subtree] = [_Subtree(None, "", False)]
-    duplicates: list[DuplicateKey] = []
+    open_: list[_Subtree] = [_Subtree(None)]
+    keys = DuplicateKeys()
     try:
         for event in yaml.parse(raw, Loader=YamlLoader):
             if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
                 if len(open_) > MAX_DEPTH:
                     _too_deep(display, event.start_mark)
-                name = _child(open_, None, event.start_mark, duplicates)
-                mapping = isinstance(event, yaml.MappingStartEvent)
-                open_.append(_Subtree(event.anchor, name, mapping))
+                keys.start(event)
+                open_.append(_Subtree(event.anchor))
                 written_values += 1
             elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                keys.end()
                 done = open_.pop()
                 if done.anchor is not None:
                     anchors[done.anchor] = (done.values, done.bytes)
                 open_[-1].values += done.values
                 open_[-1].bytes += done.bytes
             elif isinstance(event, yaml.ScalarEvent):
-                _child(open_, event.value, event.start_mark, duplicates)
+                keys.scalar(event)
                 size = len(event.value.encode("utf-8", "replace"))
                 if event.anchor is not None:
                     anchors[event.anchor] = (1, size)
@@ -106,7 +83,7 @@ def check_yaml_shape(raw: bytes, display: str) -> tuple[DuplicateKey, ...]:
                 open_[-1].bytes += size
                 written_values += 1
             elif isinstance(event, yaml.AliasEvent):
-                _child(open_, None, event.start_mark, duplicates)
+                keys.alias(event)
                 values, size = anchors.get(event.anchor or "", (1, 0))
                 open_[-1].values += values
                 open_[-1].bytes += size
@@ -123,43 +100,7 @@ def check_yaml_shape(raw: bytes, display: str) -> tuple[DuplicateKey, ...]:
         if "nesting depth" in str(exc.problem):
             _too_deep(display, exc.problem_mark)
         raise
-    return tuple(duplicates)
-
-
-def _child(open_: list[_Subtree], text: str | None, mark: Any, found: list[DuplicateKey]) -> str:
-    """Count a node starting in the innermost open collection; a scalar key (`text`) given
-    there before is recorded. Returns the node's name in it (its key, or its index)."""
-    parent = open_[-1]
-    parent.children += 1
-    keys = parent.keys
-    if keys is None:
-        return str(parent.children - 1) if len(open_) > 1 else ""
-    if parent.children % 2 == 0:  # a value: named by its key
-        return parent.last_key
-    parent.last_key = text if text is not None else ""
-    if text is None or text == "<<":  # an alias or a collection as a key; a merge (each is)
-        return ""
-    line = mark.line + 1 if mark else 0
-    if text in keys:
-        _record(open_, text, keys[text], line, found)
-    else:
-        keys[text] = line
-    return ""
-
-
-def _record(
-    open_: list[_Subtree], key: str, first: int, line: int, found: list[DuplicateKey]
-) -> None:
-    if len(found) < MAX_DUPLICATES:
-        pointer = "".join("/" + _escaped(s.name) for s in open_[2:])  # below the top level
-        found.append(DuplicateKey(pointer, key, first, line))
-    else:
-        last = found[-1]
-        found[-1] = DuplicateKey(last.pointer, last.key, last.first_line, last.line, last.more + 1)
-
-
-def _escaped(segment: str) -> str:
-    return segment.replace("~", "~0").replace("/", "~1")
+    return tuple(keys.found)
 
 
 def _bomb(
