@@ -108,6 +108,7 @@ def load_server(
     origin, or without it the document URL's), it is fetched with the server's credentials.
     """
     uri, shape = _conversion(server, base_dir)
+    given = store
     if is_url(server.spec) and not store.fetches_itself:
         transport = server_transport(server, base_dir, proxy_environment or {})
         auth = _document_auth(server, transport)
@@ -150,6 +151,9 @@ def load_server(
             loaded_at=started,
             error=f"the document could not be converted ({type(exc).__name__}: {str(exc)[:200]})",
         )
+    finally:
+        if store is not given:  # what the server's own store read is read, for `check` too
+            given.adopt(store, touched)
     if server.output_schema == "publish":
         promised = tuple(replace(tool, output_promised=True) for tool in conversion.tools)
         conversion = replace(conversion, tools=promised)

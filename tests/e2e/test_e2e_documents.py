@@ -261,6 +261,42 @@ def test_cli_reads_a_url(base_url: str, capsys: pytest.CaptureFixture[str]) -> N
     assert lines[-1] == "6 tools"
 
 
+TWO_FILES = {
+    "/api/openapi.yaml": """\
+openapi: 3.0.3
+info: {title: two files, version: "1"}
+paths:
+  /a:
+    get:
+      operationId: getA
+      responses:
+        "200":
+          description: ok
+          content: {application/json: {schema: {$ref: "part.yaml#/A"}}}
+""",
+    "/api/part.yaml": "A: {type: object, properties: {id: {type: string}}}\n",
+}
+
+
+def test_check_validates_a_url_document_with_what_its_server_fetched(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Its `$ref`s resolve against the URL, from the documents the server's own fetch read
+    (not fetched again under other rules), each fetched once."""
+    fetched: list[str] = []
+
+    async def serve(request: Request) -> Response:
+        fetched.append(request.url.path)
+        return PlainTextResponse(TWO_FILES[request.url.path])
+
+    app = Starlette(routes=[Route(path, serve) for path in TWO_FILES])
+    with live_server(app) as url:
+        assert cli.main(["check", "--spec", f"{url}/api/openapi.yaml"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    validation = [line for line in lines if line.startswith("  spec validation")]
+    assert (validation, fetched) == (["  spec validation: valid"], list(TWO_FILES))
+
+
 async def guarded_spec(request: Request) -> Response:
     if request.headers.get("authorization") != "Bearer doc-token-1":
         return PlainTextResponse("no", status_code=401)

@@ -175,6 +175,21 @@ class DocumentStore:
     def loaded(self) -> list[str]:
         return list(self._documents)
 
+    def adopt(self, other: DocumentStore, uris: Iterable[str]) -> None:
+        """Take what `other` read of `uris` (parsed, fingerprinted or fetched, or failed) as
+        read here: a server's documents fetched in a store of its own (under its transport and
+        destinations) are then found here, by `check`'s validation, and never fetched again
+        under this store's rules. What this store read itself stays."""
+        for uri in uris:
+            if uri in other._documents:
+                self._documents.setdefault(uri, other._documents[uri])
+            if uri in other._failures:
+                self._failures.setdefault(uri, other._failures[uri])
+            if uri in other._sha256:
+                self._sha256.setdefault(uri, other._sha256[uri])
+            if uri in other._fetched:
+                self._fetched.setdefault(uri, other._fetched[uri])
+
     def release(self) -> None:
         """Let go of the parsed documents (what was read, and their digests, are kept): a
         large config's documents need not all be held while its last source converts."""
