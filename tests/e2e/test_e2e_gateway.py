@@ -198,6 +198,16 @@ def test_servers_report_each_source_and_the_one_that_is_down(client: httpx2.Clie
         ("weather", "ok", 2),
     ]
     assert servers["broken"]["error"].endswith("missing.yaml: no such file")
+    assert {k: v["notes"] for k, v in servers.items() if v["notes"]} == {
+        "weather": [
+            {
+                "kind": "requirement-missing",
+                "message": "requirement 'toolbridge-test-missing-package' is not installed "
+                "(toolbridge installs nothing)",
+                "where": "tests/fixtures/tools/weather.py",
+            }
+        ]
+    }
     assert TOKEN not in str(servers)
     alice = client.get("/v1/servers", headers=ALICE).json()["servers"]
     assert [s["id"] for s in alice] == ["styles", "bodies", "faults", "down", "clock"]

@@ -59,6 +59,10 @@ def describe_source(status: SourceStatus, held: Held | None = None) -> dict[str,
         "spec_version": getattr(conversion, "spec_version", None),
         "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(status.loaded_at)),
         "sha256": status.digest,
+        "notes": [
+            {"kind": n.kind, "message": n.message, "where": n.where}
+            for n in (conversion.notes if conversion is not None else ())
+        ],
     }
     if held is not None:
         described["held"] = {
