@@ -1,5 +1,5 @@
-"""Pure helpers over JSON Schema dicts: cleaning text, keyword sets, merging `allOf`; and
-`plain_json`, which tells JSON values apart by their text.
+"""Pure helpers over JSON Schema dicts: cleaning text, keyword sets, merging `allOf`, JSON
+pointer tokens; and `plain_json`, which tells JSON values apart by their text.
 
 No I/O and no `$ref` resolution happen here; callers pass a `lookup` for local `$defs`.
 """
@@ -210,6 +210,11 @@ def merge_all_of(
     if required:
         merged["required"] = required
     return merged
+
+
+def pointer_token(key: str) -> str:
+    """A key as one token of a JSON pointer (RFC 6901): `~` as `~0`, `/` as `~1`."""
+    return key.replace("~", "~0").replace("/", "~1")
 
 
 def collect_refs(schema: Any) -> set[str]:

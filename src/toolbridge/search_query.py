@@ -214,9 +214,8 @@ def words(text: str) -> list[str]:
 
 def read_task(query: str) -> TaskQuery:
     """What a task asks, without the values it names (see the module's docstring)."""
-    text = query[:MAX_QUERY_CHARS]
-    implied = ["text"] if _QUOTED.search(text) or _SAYING.search(text) else []
-    text = _SAYING.sub(" ", _QUOTED.sub(" ", text))
+    text = _unquoted(query)
+    implied = ["text"] if text != query[:MAX_QUERY_CHARS] else []
     text = _NAMED.sub(" ", text)
     text = _ISSUE_KEY.sub(" issue ", text)
     text = _PHRASE.sub(lambda m: PHRASES[m[1].lower()], text)
@@ -235,12 +234,16 @@ def read_task(query: str) -> TaskQuery:
     return TaskQuery(tuple(found), tuple(dict.fromkeys(implied)), intent, verb)
 
 
+def _unquoted(query: str) -> str:
+    """A task (cut at MAX_QUERY_CHARS) without the text it quotes or says a message says."""
+    text = query[:MAX_QUERY_CHARS]
+    return _SAYING.sub(" ", _QUOTED.sub(" ", text))
+
+
 def initials(query: str) -> tuple[str, ...]:
     """The initials of every three and four words in a row of a task, stop words too, outside
     quotes (`turn off do not disturb` -> tod, odn, dnd, todn, odnd)."""
-    text = query[:MAX_QUERY_CHARS]
-    text = _SAYING.sub(" ", _QUOTED.sub(" ", text))
-    heads = [w[0].lower() for w in re.findall(r"[A-Za-z]+", text)]
+    heads = [w[0].lower() for w in re.findall(r"[A-Za-z]+", _unquoted(query))]
     found = ("".join(heads[i : i + n]) for n in (3, 4) for i in range(len(heads) - n + 1))
     return tuple(dict.fromkeys(found))
 

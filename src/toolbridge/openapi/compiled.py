@@ -94,7 +94,7 @@ def convert_cached(store: DocumentStore, uri: str, shape: Shape = Shape()) -> Co
     The destination policy is part of the key: the documents an entry lists were each fetched
     under it, so they are read again (to compare digests) only under the same policy.
     """
-    key = _key(uri, shape) if not _holds_secret(uri, shape) else ""
+    key = _key(uri, shape)
     folder = store.cache_dir / FOLDER if store.cache_dir is not None else None
     if folder is not None and key:
         found = _read(folder / f"{key}.bin", key, store)
@@ -116,32 +116,33 @@ def convert_cached(store: DocumentStore, uri: str, shape: Shape = Shape()) -> Co
     except PackError as exc:
         logger.debug("%s: not compiled (%s)", shape.source, exc)
         return conversion
-    if folder is not None and key and not any(_holds_secret(read, shape) for read in touched):
+    if folder is not None and key and not any(map(_holds_secret, touched)):
         read = {uri: sha256 for uri in touched if (sha256 := store.sha256(uri)) is not None}
         missing = sorted(touched - read.keys())  # referred to, but could not be read
         _write(folder, key, sorted(read.items()), missing, packed)
     return unpack(packed)
 
 
-def _holds_secret(uri: str, shape: Shape) -> bool:
-    """Whether a document's URL, or the server's `base_url`, carries a secret (user info, a
-    query value named like a key or token)."""
-    return any(url_secrets(uri)) or any(url_secrets(shape.base_url or ""))
+def _holds_secret(url: str | None) -> bool:
+    """Whether a URL (a document's, a `base_url`) carries a secret (user info, a query value
+    named like a key or token)."""
+    return url is not None and any(url_secrets(url))
 
 
 def entry_path(store: DocumentStore, uri: str, shape: Shape) -> Path | None:
     """Where `convert_cached(store, uri, shape)` keeps its entry (None: no cache). Whether the
     entry is there says nothing of whether it is still good: reading it checks that."""
-    key = _key(uri, shape) if not _holds_secret(uri, shape) else ""
+    key = _key(uri, shape)
     if store.cache_dir is None or not key:
         return None
     return store.cache_dir / FOLDER / f"{key}.bin"
 
 
 def _key(uri: str, shape: Shape) -> str:
-    """The entry's key: over the converter's version and everything that shapes the result."""
+    """The entry's key: over the converter's version and everything that shapes the result;
+    "" (no entry) without a version, or when the document URL or `base_url` holds a secret."""
     version = converter_version()
-    if not version:
+    if not version or _holds_secret(uri) or _holds_secret(shape.base_url):
         return ""
     parts = [
         uri,

@@ -286,12 +286,11 @@ def duplicate_notes(store: DocumentStore, uris: set[str]) -> tuple[Note, ...]:
         for d in document.duplicate_keys:
             if d.kept_line != d.dropped_line:
                 kept, dropped = f"line {d.kept_line}", f"line {d.dropped_line}"
-                both = f"lines {min(d.kept_line, d.dropped_line)} and "
-                both += str(max(d.kept_line, d.dropped_line))
+                both = "lines {} and {}".format(*sorted((d.kept_line, d.dropped_line)))
             else:
                 kept, dropped = f"column {d.kept_column}", f"column {d.dropped_column}"
                 columns = sorted((d.kept_column, d.dropped_column))
-                both = f"line {d.kept_line}, columns {columns[0]} and {columns[1]}"
+                both = "line {}, columns {} and {}".format(d.kept_line, *columns)
             more = f"; {d.more} more keys are given twice after it" if d.more else ""
             notes.append(
                 Note(

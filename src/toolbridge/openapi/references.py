@@ -13,7 +13,7 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 from toolbridge.errors import DocumentError
 from toolbridge.openapi.documents import DocumentStore, resolve_pointer, uri_to_display
-from toolbridge.schemas import json_kind
+from toolbridge.schemas import json_kind, pointer_token
 from toolbridge.upstream.destinations import Destinations
 
 MAX_REF_CHAIN = 32
@@ -120,13 +120,9 @@ def outside_refs(data: Any) -> Iterator[tuple[str, str]]:
             ref = node.get("$ref")
             if isinstance(ref, str) and not ref.startswith("#"):
                 yield pointer or "/", ref
-            items = [(f"{pointer}/{_escaped(str(k))}", v) for k, v in node.items()]
+            items = [(f"{pointer}/{pointer_token(str(k))}", v) for k, v in node.items()]
         elif isinstance(node, list):
             items = [(f"{pointer}/{i}", v) for i, v in enumerate(node)]
         else:
             continue
         stack.extend(reversed(items))
-
-
-def _escaped(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from toolbridge.schemas import pointer_token
 from toolbridge.yaml_loader import YamlLoader
 
 MAX_DUPLICATES = 100
@@ -141,7 +142,7 @@ class DuplicateKeys:
 
     def _record(self, key: str, kept: _Place, dropped: _Place) -> None:
         if len(self.found) < MAX_DUPLICATES:
-            pointer = "".join("/" + _escaped(_cut(c.name)) for c in self._open[2:])
+            pointer = "".join("/" + pointer_token(_cut(c.name)) for c in self._open[2:])
             self.found.append(
                 DuplicateKey(
                     pointer, _cut(key), kept.line, kept.column, dropped.line, dropped.column
@@ -196,10 +197,6 @@ def _read(kinds: dict[str, _Place]) -> _Place:
     (the loader's dict keeps each kind's key where it first came, and JSON's one key takes
     the last of them), its latest."""
     return max(kinds.values(), key=lambda place: place.first)
-
-
-def _escaped(segment: str) -> str:
-    return segment.replace("~", "~0").replace("/", "~1")
 
 
 def _cut(text: str) -> str:
