@@ -10,8 +10,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "toolbridge"
 # The rooms of the package, lowest first: a module may import only from its own room and the
 # rooms before it. Top-level modules are rooms of their own, named by module.
 LAYERS: list[set[str]] = [
-    # plain values, the YAML loader, host names, which names hold secrets; bulk and forked work
-    {"errors", "tools", "yaml_loader", "hosts", "bulk", "forked", "secret_names"},
+    # plain values, the YAML loader, host names, which names hold secrets; bulk, forked and
+    # blocking work
+    {"errors", "tools", "yaml_loader", "hosts", "bulk", "forked", "blocking", "secret_names"},
     # JSON text of any depth; what a `result.select` may be; what HTTP can carry
     {"json_text", "selects", "http_values"},
     {"yaml_paths"},  # where a value is in a YAML file, for errors that say so

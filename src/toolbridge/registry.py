@@ -8,17 +8,15 @@ never silent.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from toolbridge import names
+from toolbridge.blocking import run_to_end
 from toolbridge.bulk import give_back
 from toolbridge.cold_start import convert_aside
 from toolbridge.config import Config, LocalTools, Server
@@ -33,7 +31,7 @@ from toolbridge.tools import Note, Tool
 from toolbridge.upstream.clients import make_upstream
 from toolbridge.upstream.credentials import Credentials
 from toolbridge.upstream.routes import destinations_of, is_url
-from toolbridge.upstream.seam import AuthParts
+from toolbridge.upstream.seam import AuthParts, origin
 from toolbridge.upstream.transport import Transport, open_client, server_transport
 
 logger = logging.getLogger(__name__)
@@ -116,7 +114,7 @@ def load_server(
             return auth
         fetch = http_fetcher(
             auth=auth,
-            auth_origin=_origin_of(server.base_url or server.spec) if auth else None,
+            auth_origin=origin(server.base_url or server.spec) if auth else None,
             destinations=shape.destinations,
             transport=transport,
             server=server.id,
@@ -311,10 +309,10 @@ def _document_auth(server: Server, transport: Transport) -> AuthParts | SourceSt
         return None
     if not is_url(server.spec):
         return None
-    if server.base_url and _origin_of(server.spec) != _origin_of(server.base_url):
+    if server.base_url and origin(server.spec) != origin(server.base_url):
         return None
     try:
-        return _run(_fetch_auth(server, transport))
+        return run_to_end(_fetch_auth(server, transport))
     except ConfigError:
         return None  # e.g. an API key whose place only the document itself can tell
     except ToolbridgeError as exc:
@@ -334,22 +332,6 @@ async def _fetch_auth(server: Server, transport: Transport) -> AuthParts:
         return await Credentials(server, {}, upstream=upstream).parts(None, {})
     finally:
         await upstream.aclose()
-
-
-def _origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{parts.scheme}://{parts.hostname}:{port}"
-
-
-def _run(coroutine: Coroutine[Any, Any, AuthParts]) -> AuthParts:
-    """Run a coroutine to its end from sync loading code, inside a running loop or not."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
 
 
 def load_catalog(config: Config, store: DocumentStore) -> Catalog:

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import Callable
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
+from toolbridge.blocking import run_to_end
 from toolbridge.errors import ConfigError, DocumentError, UpstreamUnavailable
 from toolbridge.upstream.clients import USER_AGENT
 from toolbridge.upstream.destinations import Destinations
 from toolbridge.upstream.http11 import Http11Upstream
-from toolbridge.upstream.seam import AuthParts, Timeouts, Upstream, UpstreamRequest
+from toolbridge.upstream.seam import AuthParts, Timeouts, Upstream, UpstreamRequest, origin
 from toolbridge.upstream.transport import Transport, open_client
 
 MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
@@ -72,7 +71,7 @@ def http_fetcher(
         policy = destinations or Destinations.of(server, [url])
         fetching = _fetch(url, policy, left, max_bytes, auth, auth_origin, transport, server)
         try:
-            return _run(fetching)
+            return run_to_end(fetching)
         except TimeoutError:
             raise DocumentError(
                 url, f"no complete answer within {left:g} s (the deadline for one document)"
@@ -162,7 +161,7 @@ def _refuse_html(url: str, final: str, content_type: str | None, body: bytes) ->
 def _with_auth(
     url: str, auth: AuthParts | None, auth_origin: str | None
 ) -> tuple[list[tuple[str, str]], str]:
-    if auth is None or auth_origin is None or _origin(url) != auth_origin.rstrip("/"):
+    if auth is None or auth_origin is None or origin(url) != auth_origin:
         return [], url
     headers = list(auth.headers)
     if auth.cookies:
@@ -172,19 +171,3 @@ def _with_auth(
         query = "&".join(filter(None, [parts.query, urlencode(list(auth.query))]))
         url = urlunsplit(parts._replace(query=query))
     return headers, url
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{parts.scheme}://{parts.hostname}:{port}"
-
-
-def _run(coroutine: Coroutine[Any, Any, bytes]) -> bytes:
-    """Run a coroutine to its end from synchronous code, inside a running loop or not."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
