@@ -17,12 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
 from toolbridge.config import Config, FilterEntry
 from toolbridge.errors import SourceError
 from toolbridge.local.imports import import_file, import_module
-from toolbridge.local.signatures import cause, field_names, is_injected
+from toolbridge.local.signatures import cause, is_injected, set_valves
 from toolbridge.local.sources import display
 from toolbridge.schemas import json_kind
 
@@ -164,16 +162,8 @@ def _filter(entry: FilterEntry, location: str, module: types.ModuleType) -> Filt
         instance = cls()
     except Exception as exc:
         raise SourceError(f"{where}: Filter() failed: {cause(exc)}") from exc
-    valves_model = getattr(cls, "Valves", None)
-    if isinstance(valves_model, type) and issubclass(valves_model, BaseModel):
-        try:
-            instance.valves = valves_model.model_validate(dict(entry.valves))
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"valves.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
-            )
-            raise SourceError(f"{where}: {problems}") from None
-        fields = field_names(valves_model)
+    fields = set_valves(instance, entry.valves, where)
+    if fields is not None:
         unknown = sorted(set(entry.valves) - fields)
         if unknown:
             known = ", ".join(sorted(fields)) or "none"

@@ -36,15 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
 from toolbridge import names
 from toolbridge.config import LocalTools
 from toolbridge.errors import SourceError
 from toolbridge.local.docstrings import frontmatter
 from toolbridge.local.imports import import_file, import_module
 from toolbridge.local.requirements import install_requirements, requirement_notes
-from toolbridge.local.signatures import build_tool, cause, field_names
+from toolbridge.local.signatures import build_tool, cause, set_valves
 from toolbridge.local.sources import LocalModule, display, entry_sources
 from toolbridge.tools import Note, PythonFunction, Tool
 
@@ -210,17 +208,7 @@ def _callables(
         instance = tools_class()
     except Exception as exc:
         raise SourceError(f"{where}: Tools() failed: {cause(exc)}") from exc
-    valves_model = getattr(tools_class, "Valves", None)
-    used: set[str] = set()
-    if isinstance(valves_model, type) and issubclass(valves_model, BaseModel):
-        try:
-            instance.valves = valves_model.model_validate(dict(entry.valves))
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"valves.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
-            )
-            raise SourceError(f"{where}: {problems}") from None
-        used = set(field_names(valves_model))
+    used = set(set_valves(instance, entry.valves, where) or ())
     for name in _methods(tools_class):
         yield f"Tools.{name}", getattr(instance, name), used
 

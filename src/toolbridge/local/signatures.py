@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
 from toolbridge import names
@@ -337,3 +337,20 @@ def field_names(model: type[BaseModel]) -> frozenset[str]:
     """The names a model takes its values by (a field's alias, else its name): a tool's
     arguments, or the values a Valves or UserValves model may be given."""
     return frozenset(f.alias or n for n, f in model.model_fields.items())
+
+
+def set_valves(instance: Any, values: Mapping[str, Any], where: str) -> frozenset[str] | None:
+    """Give an Open WebUI `Tools` or `Filter` instance the config's valves, as Open WebUI does
+    (`instance.valves = Valves(**values)`); the names its Valves model takes, or None when its
+    class has none. Raises SourceError naming each value the model refused, and where."""
+    model = getattr(type(instance), "Valves", None)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return None
+    try:
+        instance.valves = model.model_validate(dict(values))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"valves.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+        )
+        raise SourceError(f"{where}: {problems}") from None
+    return field_names(model)
