@@ -23,7 +23,7 @@ from toolbridge.openapi.documents import (
     parse_document,
     resolve_pointer,
 )
-from toolbridge.openapi.yaml_keys import MAX_DUPLICATES, MAX_KEY_CHARS, DuplicateKey
+from toolbridge.openapi.duplicate_keys import MAX_DUPLICATES, MAX_KEY_CHARS, DuplicateKey
 from toolbridge.tools import Note
 
 URI = "https://example.com/openapi.yaml"

@@ -31,13 +31,14 @@ import yaml
 
 from toolbridge.errors import DocumentError
 from toolbridge.openapi.cache_files import read_own
+from toolbridge.openapi.duplicate_keys import DuplicateKey, duplicates_from_json
 from toolbridge.openapi.fetching import (
     FETCH_TIMEOUT,
     MAX_DOCUMENT_BYTES,
     Fetcher,
     http_fetcher,
 )
-from toolbridge.openapi.yaml_keys import DuplicateKey, duplicates_from_json
+from toolbridge.openapi.json_keys import json_duplicates
 from toolbridge.openapi.yaml_limits import MAX_DEPTH, check_yaml_shape
 from toolbridge.yaml_loader import YamlLoader
 
@@ -264,12 +265,11 @@ def parse(raw: bytes, uri: str, cache_dir: Path | None = None) -> Any:
 
 
 Parsed = tuple[Any, tuple[DuplicateKey, ...]]
-"""A document's values, and the keys it gives twice in one mapping (YAML's; JSON documents'
-are not looked for: JSON parsers keep the last as YAML's do, without a word)."""
+"""A document's values, and the keys it gives twice in one mapping (`yaml_keys`, `json_keys`)."""
 
 
 def parse_document(raw: bytes, uri: str, cache_dir: Path | None = None) -> Parsed:
-    """`parse`, and the keys a YAML document gives twice in one mapping."""
+    """`parse`, and the keys the document gives twice in one mapping."""
     display = uri_to_display(uri)
     text_start = raw.lstrip()[:1]
     if text_start in (b"{", b"["):
@@ -280,7 +280,7 @@ def parse_document(raw: bytes, uri: str, cache_dir: Path | None = None) -> Parse
                 raise DocumentError(display, "nested too deeply (over 1024 levels)") from exc
             # orjson refuses integers past 64 bits; and `{a: 1}` is YAML, not JSON.
             return _parse_json_slowly(raw, display, cache_dir)
-        return data, ()
+        return data, json_duplicates(raw)
     return _parse_yaml(raw, display, cache_dir)
 
 
@@ -294,7 +294,7 @@ def _parse_json_slowly(raw: bytes, display: str, cache_dir: Path | None) -> Pars
             return _parse_yaml(raw, display, cache_dir)
         except DocumentError:
             raise DocumentError(display, f"is not valid JSON: {exc}") from exc
-    return _Normalizer(display).run(data), ()
+    return _Normalizer(display).run(data), json_duplicates(raw)
 
 
 def _parse_yaml(raw: bytes, display: str, cache_dir: Path | None) -> Parsed:

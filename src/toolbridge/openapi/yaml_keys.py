@@ -12,64 +12,18 @@ the key it names. Which value is read follows the loader: of one kind (two numbe
 later; of two kinds (`200:` and `'200':`, two keys to PyYAML that become one in JSON), the
 value of the kind that appeared last for the first time, and of that kind, its later one.
 
-What it trusts: nothing of the document. Keys and the keys on the way to their mapping are cut
-at MAX_KEY_CHARS, and at most MAX_DUPLICATES are recorded (the rest counted).
+What it trusts: nothing of the document. Keys and the keys on the way to their mapping are cut,
+and only so many recorded (`duplicate_keys`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import Any
 
 import yaml
 
-from toolbridge.schemas import pointer_token
+from toolbridge.openapi.duplicate_keys import DuplicateKey, Place, record
 from toolbridge.yaml_loader import YamlLoader
-
-MAX_DUPLICATES = 100
-"""Keys given twice that are recorded (the rest are counted in the last one's `more`)."""
-MAX_KEY_CHARS = 200
-"""How much of a key given twice, and of each key on the way to its mapping, is recorded (a
-document chose them: a megabyte key is cut, and said to be, with `…`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class DuplicateKey:
-    """A key given twice in one mapping: where (a JSON pointer to the mapping, each key on the
-    way cut at MAX_KEY_CHARS), the key, and the line and column (from 1) of the one whose value
-    the tools have and of the one whose value was dropped."""
-
-    pointer: str
-    key: str
-    kept_line: int
-    kept_column: int
-    dropped_line: int
-    dropped_column: int
-    more: int = 0
-    """Further duplicates past MAX_DUPLICATES, not recorded (on the last one recorded)."""
-
-
-def duplicates_from_json(value: Any) -> tuple[DuplicateKey, ...]:
-    """Duplicates as `orjson` wrote them (a list of objects of DuplicateKey's fields), checked
-    field by field; raises ValueError for anything else (a cache entry not written by us)."""
-    if not isinstance(value, list) or len(value) > MAX_DUPLICATES:
-        raise ValueError(f"expected a list of at most {MAX_DUPLICATES} keys")
-    found = []
-    for item in value:
-        if not isinstance(item, dict) or set(item) != _FIELDS:
-            raise ValueError(f"expected an object of {sorted(_FIELDS)}")
-        pointer, key = item["pointer"], item["key"]
-        numbers = tuple(item[name] for name in _NUMBERS)
-        if not isinstance(pointer, str) or not isinstance(key, str):
-            raise ValueError("expected text for pointer and key")
-        if not all(type(n) is int and 0 <= n < 2**31 for n in numbers):
-            raise ValueError("expected line numbers")
-        found.append(DuplicateKey(pointer, key, *numbers))
-    return tuple(found)
-
-
-_NUMBERS = ("kept_line", "kept_column", "dropped_line", "dropped_column", "more")
-_FIELDS = frozenset(("pointer", "key", *_NUMBERS))
 
 Key = tuple[str, str]
 """A key as the tools' JSON has it, and its kind to the loader (str, int, float, bool, null)."""
@@ -141,15 +95,14 @@ class DuplicateKeys:
         return ""
 
     def _record(self, key: str, kept: _Place, dropped: _Place) -> None:
-        if len(self.found) < MAX_DUPLICATES:
-            pointer = "".join("/" + pointer_token(_cut(c.name)) for c in self._open[2:])
-            self.found.append(
-                DuplicateKey(
-                    pointer, _cut(key), kept.line, kept.column, dropped.line, dropped.column
-                )
-            )
-        else:
-            self.found[-1] = replace(self.found[-1], more=self.found[-1].more + 1)
+        names = [c.name for c in self._open[2:]]
+        record(
+            self.found,
+            names,
+            key,
+            Place(kept.line, kept.column),
+            Place(dropped.line, dropped.column),
+        )
 
 
 class _Place:
@@ -197,7 +150,3 @@ def _read(kinds: dict[str, _Place]) -> _Place:
     (the loader's dict keeps each kind's key where it first came, and JSON's one key takes
     the last of them), its latest."""
     return max(kinds.values(), key=lambda place: place.first)
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= MAX_KEY_CHARS else text[:MAX_KEY_CHARS] + "…"

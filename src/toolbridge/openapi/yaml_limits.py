@@ -21,7 +21,8 @@ from typing import Any, NoReturn
 import yaml
 
 from toolbridge.errors import DocumentError
-from toolbridge.openapi.yaml_keys import DuplicateKey, DuplicateKeys
+from toolbridge.openapi.duplicate_keys import DuplicateKey
+from toolbridge.openapi.yaml_keys import DuplicateKeys
 from toolbridge.yaml_loader import YamlLoader
 
 MAX_DEPTH = 256
