@@ -1,6 +1,7 @@
 """A stand-in for a remote API: echoes every request, and answers badly on purpose when asked.
 
-`/fault/...` paths misbehave: slow, 500, garbage JSON, a huge body, redirects. Everything else
+`/fault/...` paths misbehave: slow, 500, garbage JSON, a huge body, redirects; `/binary/...`
+echoes the request's credentials in bytes. Everything else
 answers 200 with the method, path, raw query, headers and body it received, so a test can see
 exactly what the gateway sent over the wire. Each header also comes back as its sha256
 (`header_sha256`, see `digest`): the gateway redacts configured secrets from what it answers,
@@ -64,11 +65,21 @@ async def fault(request: Request) -> Response:
     return JSONResponse({"unknown fault": kind}, status_code=400)
 
 
+async def binary(request: Request) -> Response:
+    """The request's credentials echoed in an answer that is bytes, not text: `octet` as
+    application/octet-stream, `nul` as text/plain that holds a NUL (both come back as base64)."""
+    said = f"auth={request.headers.get('authorization')} query={request.url.query}"
+    body = b"\x00\x01" + said.encode() + b"\xff"
+    kind = request.path_params["kind"]
+    return Response(body, media_type="text/plain" if kind == "nul" else "application/octet-stream")
+
+
 def create_upstream() -> Starlette:
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
     return Starlette(
         routes=[
             Route("/fault/{kind}", fault, methods=methods),
+            Route("/binary/{kind}", binary, methods=methods),
             Route("/{path:path}", echo, methods=methods),
         ]
     )

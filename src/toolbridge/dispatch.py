@@ -24,7 +24,7 @@ from toolbridge.generation import Environment, Generation
 from toolbridge.local.calls import call_function, user_valves
 from toolbridge.local.context import CallContext, context_from_headers, oauth_token
 from toolbridge.policy import Principal
-from toolbridge.redaction import Secrets, secret_fields
+from toolbridge.redaction import Secrets, call_secrets, secret_fields
 from toolbridge.sendable import sendable
 from toolbridge.tools import HttpOperation, PythonFunction, Tool, ToolResult
 from toolbridge.upstream import remote
@@ -63,22 +63,27 @@ class Dispatch:
         match tool.target:
             case HttpOperation() as op:
                 checked = state.validator(tool).check(arguments)
-                result = await self._call_remote(
+                result, secrets = await self._call_remote(
                     state, op, checked, caller_headers or {}, tool.name, principal
                 )
                 if result.truncated and isinstance(result.result, str):
-                    result = replace(result, result=_cut(state.secrets, result.result))
+                    result = replace(result, result=_cut(secrets, result.result))
+                # Bytes (base64) are redacted here; text and JSON at the edge, with the
+                # gateway's secrets, or here, where the caller brought its own.
+                result = replace(result, result=secrets.binary(result.result))
                 budget = state.budgets.for_tool(tool) if state.budgets else None
-                if budget is None:
+                if budget is None and secrets is state.secrets:
                     return result
                 try:
                     # Redacted before any cut: a secret cut in two is one no spelling matches.
-                    redacted = replace(result, result=state.secrets.value(result.result))
+                    redacted = _redacted(result, secrets)
                 except RecursionError:
                     # JSON too deep to walk for secrets: its text, which is redacted as text
                     # and cut as text. Rare: not checked up front.
                     text = sendable(result)
-                    redacted = replace(text, result=state.secrets.value(text.result))
+                    redacted = replace(text, result=secrets.value(text.result))
+                if budget is None:
+                    return redacted
                 # Selecting from and cutting up to 4 MiB of answer: off the event loop.
                 return await anyio.to_thread.run_sync(apply_budget, budget, redacted)
             case PythonFunction() as fn:
@@ -96,13 +101,18 @@ class Dispatch:
                     # The caller's own token, handed to the tool: forwarded, as to an upstream.
                     access = token.get("access_token")
                     own += [access] if isinstance(access, str) else []
-                if own and not state.secrets.holds(own):
-                    state.secrets = state.secrets.adding(own)  # never in the answer
+                # The caller's own secrets are this call's alone (redaction.call_secrets).
+                secrets = state.secrets
+                if own and not secrets.holds(own):
+                    secrets = secrets.adding(own)
+                    on_event = _redacting(on_event, secrets)
                 mended = state.validator(tool).mended(arguments)
-                result = await call_function(
-                    fn, mended, user=user, context=context, on_event=on_event
-                )
-                return capped(result, self.max_response_bytes, state.secrets)
+                with call_secrets(secrets):
+                    result = await call_function(
+                        fn, mended, user=user, context=context, on_event=on_event
+                    )
+                result = capped(result, self.max_response_bytes, secrets)
+                return result if secrets is state.secrets else _redacted(result, secrets)
 
     async def filtered(
         self,
@@ -157,7 +167,10 @@ class Dispatch:
         caller_headers: Mapping[str, str],
         tool_name: str,
         principal: Principal,
-    ) -> ToolResult:
+    ) -> tuple[ToolResult, Secrets]:
+        """The upstream's answer, and the secrets to redact it with: the gateway's (and a token
+        fetched just now with the config's credentials, which joins them), plus, for a
+        `per_user` or `forward` server, the caller's own credential (the call's alone)."""
         server = state.servers.get(op.server)
         if server is None:
             raise ToolbridgeError(f"no server {op.server!r} in the config")
@@ -168,18 +181,23 @@ class Dispatch:
         timeouts = _timeouts(server.timeout)
         for attempt in (1, 2):
             auth = await credentials.parts(op, caller_headers)
-            if auth.secrets and not state.secrets.holds(auth.secrets):
-                state.secrets = state.secrets.adding(auth.secrets)  # a token fetched just now
-            result = await remote.invoke(
-                op,
-                arguments,
-                upstream=way.upstream,
-                base_url=op.base_url,
-                auth=auth,
-                timeouts=timeouts,
-                max_bytes=self.max_response_bytes,
-                tool=tool_name,
-            )
+            secrets = state.secrets
+            if auth.secrets and not secrets.holds(auth.secrets):
+                if isinstance(server.auth, OAuth2ClientCredentials):
+                    state.secrets = secrets = secrets.adding(auth.secrets)  # fetched just now
+                else:  # the caller's own (per_user, forward): this call's alone
+                    secrets = secrets.adding(auth.secrets)
+            with call_secrets(secrets):
+                result = await remote.invoke(
+                    op,
+                    arguments,
+                    upstream=way.upstream,
+                    base_url=op.base_url,
+                    auth=auth,
+                    timeouts=timeouts,
+                    max_bytes=self.max_response_bytes,
+                    tool=tool_name,
+                )
             if attempt == 2 or not (
                 result.status == 401 and isinstance(server.auth, OAuth2ClientCredentials)
             ):
@@ -187,7 +205,7 @@ class Dispatch:
             # The token may have been revoked before it expired: fetch a new one, once.
             for secret in auth.secrets:
                 credentials.discard(secret)
-        return result
+        return result, secrets
 
     async def _own_credentials(
         self, state: Generation, server: Server, auth: PerUserAuth, principal: Principal
@@ -294,6 +312,24 @@ def capped(result: ToolResult, max_bytes: int, secrets: Secrets) -> ToolResult:
         truncated=True,
         headers=result.headers,
     )
+
+
+def _redacted(result: ToolResult, secrets: Secrets) -> ToolResult:
+    """The result's value and kept headers redacted (a JSON value too deep to walk raises
+    RecursionError)."""
+    headers = tuple((name, secrets.text(value)) for name, value in result.headers)
+    return replace(result, result=secrets.value(result.result), headers=headers)
+
+
+def _redacting(
+    on_event: Callable[[Any], None] | None, secrets: Secrets
+) -> Callable[[Any], None] | None:
+    """`on_event` passed what a tool emits redacted with the call's own secrets (the edge
+    redacts with the gateway's alone)."""
+    if on_event is None:
+        return None
+    send = on_event
+    return lambda event: send(secrets.value(event))
 
 
 def _user_secrets(fn: PythonFunction, valves: Any) -> list[str]:

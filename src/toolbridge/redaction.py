@@ -21,6 +21,8 @@ import base64
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any, TextIO, get_args
 
@@ -49,9 +51,10 @@ CUT_PREFIX = 3
 
 
 MAX_ADDED = 256
-"""Secrets learned while serving (tokens fetched for upstreams, callers' own and forwarded
-credentials) kept besides the config's, the newest: without a bound, months of hourly tokens
-and callers' rotating JWTs would grow every scan and every rebuild of the pattern."""
+"""Secrets learned while serving (tokens fetched for upstreams with the config's credentials)
+kept besides the config's, the newest: without a bound, months of hourly tokens would grow
+every scan and every rebuild of the pattern. (A caller's own are the call's alone:
+`call_secrets`.)"""
 
 
 class Secrets:
@@ -114,6 +117,25 @@ class Secrets:
                     return text[:-length] + MARKER
         return text
 
+    def binary(self, value: Any) -> Any:
+        """A binary answer (`{"base64", "size", "content_type"}`, as `upstream.answers` writes
+        one) with every secret in its bytes replaced by MARKER's bytes, and its base64 and
+        size written anew: a base64 text hides a secret from `text` and `value`. Anything else,
+        and a clean one, is the same object."""
+        if self._bytes is None or not isinstance(value, dict) or set(value) != _BINARY_KEYS:
+            return value
+        encoded = value["base64"]
+        if not isinstance(encoded, str):
+            return value
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except ValueError:
+            return value
+        clean = self.bytes(data)
+        if clean is data:
+            return value
+        return {**value, "base64": base64.b64encode(clean).decode("ascii"), "size": len(clean)}
+
     def value(self, value: Any) -> Any:
         """A JSON-like value with every string (and key) redacted; the same object when clean."""
         if self._text is None:
@@ -129,6 +151,9 @@ class Secrets:
             except TypeError:
                 return _walk(value, self.text)
         return value
+
+
+_BINARY_KEYS = frozenset(("base64", "size", "content_type"))
 
 
 def _walk(value: Any, text: Callable[[str], str]) -> Any:
@@ -258,6 +283,26 @@ def _marked(field: Any) -> bool:
 _source: list[Callable[[], Secrets]] = []
 
 
+_CALL: ContextVar[Secrets | None] = ContextVar("toolbridge_call_secrets", default=None)
+"""The secrets of the call being carried out in this context, when its caller brought some of
+its own (`call_secrets`)."""
+
+
+@contextmanager
+def call_secrets(secrets: Secrets) -> Iterator[None]:
+    """While the block runs, log records made in this context (this task, and the threads and
+    tasks it starts, which copy the context) are redacted with `secrets` rather than the
+    gateway's: a call's, the gateway's and its caller's own (a per-user credential, a forwarded
+    header, secret UserValves). A caller's own secrets are never added to the gateway's, which
+    every caller's answers are redacted with: a caller could otherwise make any word of
+    everyone's answers a secret (`description`, `jsonrpc`)."""
+    token = _CALL.set(secrets)
+    try:
+        yield
+    finally:
+        _CALL.reset(token)
+
+
 def install_log_redaction(source: Callable[[], Secrets]) -> None:
     """Redact every log record of every logger, at every level, from now on: `source` answers
     the secrets in force (a gateway's current generation's). Idempotent; the latest source wins.
@@ -275,7 +320,7 @@ def install_log_redaction(source: Callable[[], Secrets]) -> None:
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = make(*args, **kwargs)
-        secrets = _source[0]() if _source else None
+        secrets = _CALL.get() or (_source[0]() if _source else None)
         if not secrets:
             return record
         try:
@@ -295,8 +340,9 @@ def install_log_redaction(source: Callable[[], Secrets]) -> None:
 
 
 def current_secrets() -> Secrets:
-    """The secrets the installed log redaction uses (none before it is installed)."""
-    return _source[0]() if _source else Secrets()
+    """The secrets the installed log redaction uses (none before it is installed): the call's
+    in this context, else the gateway's."""
+    return _CALL.get() or (_source[0]() if _source else Secrets())
 
 
 class RedactingStream:

@@ -10,6 +10,7 @@ document URL's key, a local tool's valve); none may ever come back, in any answe
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -140,6 +141,12 @@ servers:
     access: {{groups: [support]}}
   - id: fetched
     spec: {upstream}/docs/openapi.json?api_key=${{DOC_KEY}}
+    access: {{groups: [support]}}
+  - id: forwarded
+    spec: {ROOT}/tests/fixtures/security.yaml
+    base_url: {upstream}
+    prefix: forwarded
+    auth: {{type: forward, header: X-Upstream-Key}}
     access: {{groups: [support]}}
 tools:
   - id: hostile
@@ -528,6 +535,58 @@ def test_an_upstream_that_echoes_the_query_key_is_redacted(guarded: Served) -> N
     assert answer.json()["result"]["query"] == "api_key=[redacted]"
 
 
+@pytest.mark.parametrize(
+    ("tool", "kind", "said"),
+    [
+        ("binary", "octet", b"auth=Bearer [redacted] query="),
+        ("binary", "nul", b"auth=Bearer [redacted] query="),
+        ("keyed_binary", "octet", b"auth=None query=api_key=[redacted]"),
+    ],
+)
+def test_an_upstream_that_echoes_a_credential_in_bytes_is_redacted(
+    guarded: Served, tool: str, kind: str, said: bytes
+) -> None:
+    """Bytes come back as base64, which no text search sees into: they are redacted before."""
+    answer = send(guarded, "POST", f"/v1/tools/{tool}/call", json={"kind": kind}, headers=ALICE)
+    result = answer.json()["result"]
+    body = base64.b64decode(result["base64"])
+    assert (body, result["size"]) == (b"\x00\x01" + said + b"\xff", len(body))
+
+
+def test_a_callers_own_secrets_are_redacted_from_its_answers_alone(guarded: Served) -> None:
+    """A caller's own secrets (UserValves named as one, a forwarded credential) are redacted
+    from the answers of its own calls, never from anyone else's: else a caller could make any
+    word a secret, and garble every caller's lists, answers and MCP framing."""
+    own = {**ALICE, "X-Toolbridge-User-Valves": '{"api_key": "description"}'}
+    said = send(guarded, "POST", "/v1/tools/own_key/call", headers=own).json()
+    forwarded = {**ALICE, "X-Upstream-Key": "jsonrpc"}
+    echoed = send(
+        guarded, "POST", "/v1/tools/forwarded_echo/call", json={"item": "f"}, headers=forwarded
+    ).json()
+    assert (said["result"], echoed["result"]["headers"]["x-upstream-key"]) == (
+        "key: [redacted]",
+        "[redacted]",
+    )
+    tools = send(guarded, "GET", "/v1/tools?format=anthropic", headers=OPS).json()["tools"]
+    called = send(guarded, "POST", "/v1/tools/echo/call", json={"item": "o"}, headers=OPS)
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "probe", "version": "1"},
+        },
+    }
+    mcp = mcp_reply(send(guarded, "POST", "/mcp", json=initialize, headers={**OPS, **MCP}))
+    assert (sorted(tools[0]), sorted(called.json()), mcp["jsonrpc"]) == (
+        ["description", "input_schema", "name"],
+        ["content_type", "ok", "result", "status"],
+        "2.0",
+    )
+
+
 def test_an_answer_cut_at_the_cap_inside_a_secret_shows_none_of_it(guarded: Served) -> None:
     """A local tool answers its valve's key just where the 4 MiB cap cuts (budgets are
     tests/test_budgets.py's): none of the key's characters come back."""
@@ -567,8 +626,8 @@ def test_the_servers_a_caller_sees_are_those_granted(guarded: Served) -> None:
 
     assert (ids(BOB), ids(ALICE), ids(OPS)) == (
         [],
-        ["echo", "keyed", "fetched", "hostile"],
-        ["echo", "keyed", "fetched", "hostile"],
+        ["echo", "keyed", "fetched", "forwarded", "hostile"],
+        ["echo", "keyed", "fetched", "forwarded", "hostile"],
     )
 
 
