@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -616,6 +617,27 @@ def test_each_caller_keeps_their_own_valves_and_credentials(
     assert (home.split(":")[0], bobs_home.split(":")[0]) == ("Lisbon", "Paris")
     assert mine == {"credentials": [{"server": "mine", "fields": ["token"]}]}
     assert CANARY_OWN not in (served.log.read_text() + str(mine) + stored.text)
+
+
+def test_a_deleted_server_takes_its_callers_credentials_with_it(
+    served: Served, upstream: str
+) -> None:
+    """Also from each process's memory: a credential used (and so cached) before the delete
+    never reaches a server registered later under the same id."""
+    entry = uploaded_server(upstream, id="mine", auth={"type": "per_user"})
+    registered = post(served, "/v1/admin/servers", entry)
+    stored = put(served, "/v1/me/credentials/mine", {"token": CANARY_OWN}, user="alice")
+    time.sleep(1.5)  # the change feed has said the credential changed: what is read now stays
+    used = served.call("more_getStatus").json()["result"]["headers"]["authorization"]
+    deleted = httpx2.delete(served.url + "/v1/admin/servers/mine", headers=bearer("ops"))
+    again = post(served, "/v1/admin/servers", entry)
+    after = served.call("more_getStatus")
+    assert [r.status_code for r in (registered, stored, deleted, again)] == [201, 200, 200, 201]
+    assert (used, after.status_code, after.json()["error"]["type"]) == (
+        f"Bearer {MARKER}",
+        403,
+        "credential_required",
+    )
 
 
 ECHO = '''"""

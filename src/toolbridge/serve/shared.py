@@ -100,6 +100,10 @@ class Shared:
             before, after = self.registered.versions(), fresh.versions()
             changed = {i for i in before.keys() | after.keys() if before.get(i) != after.get(i)}
             self.registered = fresh
+        if changed:
+            # A delete takes its callers' credentials and UserValves with it (in the store);
+            # none cached here may reach what is registered next under that id.
+            self.users.forget()
         return frozenset(changed)
 
     async def announce_reload(self, by: str) -> None:
