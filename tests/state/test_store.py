@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.state.conftest import KEY_A, NOW
-from toolbridge.errors import AlreadyExists, BadRequest
+from toolbridge.errors import AlreadyExists, BadRequest, ToolNotFound
 from toolbridge.state import (
     REDACTED,
     CredentialInfo,
@@ -200,6 +200,36 @@ async def test_deleting_a_server_takes_its_credentials_and_documents_along(store
     assert await store.users.credential_in_clear("alice", "pets") is None
     assert await store.users.credential_in_clear("alice", "crm") == {"token": "t2"}
     assert await store.documents.approved("pets") is None
+
+
+async def test_what_a_user_keeps_for_a_registered_source_gone_meanwhile_is_refused(
+    store: Store,
+) -> None:
+    """A credential or UserValves asked for just as their registered server or tool is deleted
+    (on another replica): checked inside the write, so no orphan outlives it into a source
+    registered later under that id. A source of the config file is none of the store's."""
+    await store.servers.create(PETS, by="ops")
+    await store.tools.create("clock", CLOCK_TOOL, {}, by="ops")
+    await store.servers.delete("pets", by="ops")
+    await store.tools.delete("clock", by="ops")
+    refused = []
+    for storing in (
+        store.users.put_credential("alice", "pets", {"token": "t1"}, registered=True),
+        store.users.put_valves("alice", "clock", {"tz": "UTC"}, registered=True),
+    ):
+        with pytest.raises(ToolNotFound) as caught:
+            await storing
+        refused.append(str(caught.value))
+    await store.users.put_credential("alice", "from-file", {"token": "t2"})
+    assert refused == [
+        "no server 'pets': it was deleted just now",
+        "no tool or filter 'clock': it was deleted just now",
+    ]
+    assert (
+        await store.users.credential_in_clear("alice", "pets"),
+        await store.users.get_valves("alice", "clock"),
+        await store.users.credential_in_clear("alice", "from-file"),
+    ) == (None, None, {"token": "t2"})
 
 
 async def test_an_entry_without_an_id_is_refused(store: Store) -> None:

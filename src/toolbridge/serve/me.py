@@ -62,7 +62,14 @@ class Me:
         if unknown:
             raise InvalidArguments(f"UserValves of {tool_id!r}", unknown)
         secret = secret_names(body, None) | secret_fields(model)
-        await store.users.put_valves(principal.id, tool_id, body, secret=secret, by=principal.id)
+        await store.users.put_valves(
+            principal.id,
+            tool_id,
+            body,
+            secret=secret,
+            by=principal.id,
+            registered=self._registered(tool_id),
+        )
         self._forget(principal, tool_id)
         shown = {k: REDACTED if k in secret else v for k, v in body.items()}
         return 200, {"tool": tool_id, "valves": shown}
@@ -83,7 +90,9 @@ class Me:
             auth.with_secret(body)
         except ValueError as exc:
             raise InvalidArguments(f"credential for {server_id!r}", [("$", str(exc))]) from None
-        await store.users.put_credential(principal.id, server_id, body, by=principal.id)
+        await store.users.put_credential(
+            principal.id, server_id, body, by=principal.id, registered=self._registered(server_id)
+        )
         self._forget(principal, server_id)
         return 200, {"server": server_id, "fields": sorted(body)}
 
@@ -126,6 +135,10 @@ class Me:
         if server is None or not visible or not isinstance(server.auth, PerUserAuth):
             raise ToolNotFound(f"no server {server_id!r} that takes your own credential")
         return server.auth
+
+    def _registered(self, ident: str) -> bool:
+        """Whether a source is registered through the admin API (its deletion may race this)."""
+        return self.shared is not None and ident in self.shared.registered.ids
 
     def _forget(self, principal: Principal, key: str) -> None:
         if self.shared is not None:

@@ -12,11 +12,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from toolbridge.errors import BadRequest
+from toolbridge.errors import BadRequest, ToolNotFound
 from toolbridge.schemas import json_kind
 from toolbridge.state.database import MAX_ENTRY_BYTES, Database, size_check
 from toolbridge.state.rows import aware, credential_info, valves_of
-from toolbridge.state.tables import credentials, user_valves
+from toolbridge.state.tables import credentials, servers, tools, user_valves
 from toolbridge.state.tool_files import valves_detail
 from toolbridge.state.values import CredentialInfo, Valves
 
@@ -33,13 +33,18 @@ class Users:
         *,
         secret: Iterable[str] = (),
         by: str | None = None,
+        registered: bool = False,
     ) -> Valves:
-        """Replace `user`'s UserValves for a tool; those named in `secret` are encrypted."""
+        """Replace `user`'s UserValves for a tool; those named in `secret` are encrypted. For
+        a tool or filter `registered` through the admin API, raises ToolNotFound when the store
+        no longer holds it (deleted while this was asked: nothing is stored for what is gone)."""
         what = f"the user valves of {user!r} for tool {tool_id!r}"
         values, names = dict(values), set(secret) & set(values)
         size_check(values, MAX_ENTRY_BYTES, what)
         key = (user_valves.c.user_id == user) & (user_valves.c.tool_id == tool_id)
         async with self._db.write(f"store {what}") as connection:
+            if registered:
+                await _still_there(connection, tools, tool_id, "tool or filter")
             old = (await connection.execute(sa.select(user_valves.c.sealed).where(key))).first()
             paths = [(name,) for name in sorted(names)]
             public, sealed = self._db.sealed(values, paths, what, old.sealed if old else None)
@@ -90,9 +95,17 @@ class Users:
         return True
 
     async def put_credential(
-        self, user: str, server_id: str, secret: Mapping[str, str], *, by: str | None = None
+        self,
+        user: str,
+        server_id: str,
+        secret: Mapping[str, str],
+        *,
+        by: str | None = None,
+        registered: bool = False,
     ) -> CredentialInfo:
-        """Store `user`'s own upstream credential for a server (`{"token": ...}`, ...)."""
+        """Store `user`'s own upstream credential for a server (`{"token": ...}`, ...). For a
+        server `registered` through the admin API, raises ToolNotFound when the store no
+        longer holds it (deleted while this was asked: nothing is stored for what is gone)."""
         what = f"the credential of {user!r} for server {server_id!r}"
         size_check(dict(secret), MAX_ENTRY_BYTES, what)
         for name, value in secret.items():
@@ -106,6 +119,8 @@ class Users:
         }
         key = (credentials.c.user_id == user) & (credentials.c.server_id == server_id)
         async with self._db.write(f"store {what}") as connection:
+            if registered:
+                await _still_there(connection, servers, server_id, "server")
             updated = await connection.execute(credentials.update().where(key).values(**row))
             if updated.rowcount == 0:
                 await connection.execute(
@@ -162,3 +177,10 @@ class Users:
         key = (user_valves.c.user_id == user) & (user_valves.c.tool_id == tool_id)
         async with self._db.read(f"read the user valves of {user!r}") as connection:
             return (await connection.execute(sa.select(user_valves).where(key))).first()
+
+
+async def _still_there(connection: Any, table: sa.Table, ident: str, what: str) -> None:
+    """Inside a write (writes are serialized): the registered source is still stored."""
+    found = (await connection.execute(sa.select(table.c.id).where(table.c.id == ident))).first()
+    if found is None:
+        raise ToolNotFound(f"no {what} {ident!r}: it was deleted just now")
