@@ -122,3 +122,33 @@ async def test_a_late_read_is_left_to_end_by_itself_not_waited_for(
     for _ in range(10):
         await asyncio.sleep(0)
     assert (when_the_call_ended, ended, shared_module._ABANDONED) == ([], ["cleaned up"], set())
+
+
+async def test_a_committed_admin_write_whose_reread_fails_says_so_and_is_no_503(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A store that fails just after the commit (PostgreSQL restarting): the write is done, so
+    a 503 would have the client retry it into a 409. The answer says it is stored, not applied
+    here yet (the change feed applies it when the store answers)."""
+    from typing import Any, cast
+
+    from toolbridge.serve.admin import Admin
+
+    class Failing:
+        async def refresh(self) -> frozenset[str]:
+            raise StoreUnavailable("read servers", "postgresql://db", "connection reset")
+
+    admin = Admin(cast(Any, None), cast(Any, None), cast(Any, Failing()))
+    answer = await admin.applied("pets", cast(Any, None))
+    message = (
+        "could not read servers: the state store postgresql://db is unavailable (connection reset)"
+    )
+    assert answer == {
+        "changes": {
+            "applied": False,
+            "error": f"stored, not applied here yet: {message}; it applies when the store answers",
+        }
+    }
+    assert [r.getMessage() for r in caplog.records] == [
+        f"pets is stored, not applied here yet: {message}"
+    ]

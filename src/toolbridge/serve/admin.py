@@ -33,6 +33,7 @@ from toolbridge.errors import (
     Conflict,
     DocumentError,
     Forbidden,
+    StoreUnavailable,
     ToolbridgeError,
     ToolNotFound,
 )
@@ -210,7 +211,14 @@ class Admin:
         changed meanwhile), here and on the sibling workers: what changed since `since`, the
         generation served before the write (the change feed may have applied it first)."""
         assert self.shared is not None
-        changed = await self.shared.refresh() | {ident}
+        try:
+            changed = await self.shared.refresh() | {ident}
+        except StoreUnavailable as exc:
+            # The write is committed: a 503 would have the client retry what is done (409).
+            # The change feed applies it here, and everywhere, once the store answers again.
+            logger.error("%s is stored, not applied here yet: %s", ident, exc)
+            error = f"stored, not applied here yet: {exc}; it applies when the store answers"
+            return {"changes": {"applied": False, "error": error}}
         try:
             return {"changes": await self.live.sources_registered(frozenset(changed), since)}
         except ToolbridgeError as exc:  # the config file, or a secret key, is wrong just now
