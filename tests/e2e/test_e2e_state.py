@@ -516,6 +516,46 @@ def test_a_source_registered_while_the_config_file_is_invalid_says_it_is_not_app
     assert (before, reloaded.status_code, after) == (404, 200, 200)
 
 
+def test_an_id_the_config_file_takes_after_the_api_registered_it_is_the_files(
+    folder: Path, env: dict[str, str], upstream: str
+) -> None:
+    """The file's entry is served (the file is the truth for what it names); the API's is
+    listed as not served, cannot be changed (it would never apply), and may be deleted; the
+    log says so once."""
+    config_file = folder / "toolbridge.yaml"
+    served = Served(folder, env=env)
+    try:
+        created = post(served, "/v1/admin/servers", uploaded_server(upstream))
+        config = yaml.safe_load(config_file.read_text())
+        entry = {"id": "more", "spec": "specs/demo.yaml", "base_url": upstream, "prefix": "file"}
+        config["servers"].append({**entry, "access": {"groups": ["support"]}})
+        config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+        reloaded = served.reload()
+        listed = {
+            (s["id"], s["origin"], s.get("served", True))
+            for s in get(served, "/v1/admin/servers").json()["servers"]
+        }
+        edited = put(served, "/v1/admin/servers/more", uploaded_server(upstream))
+        tools = [t["function"]["name"] for t in get(served, "/v1/tools").json()["tools"]]
+        deleted = httpx2.delete(served.url + "/v1/admin/servers/more", headers=bearer("ops"))
+        still = served.call("file_getStatus").status_code
+    finally:
+        served.stop()
+    assert [r.status_code for r in (created, reloaded, edited, deleted)] == [201, 200, 409, 200]
+    assert listed == {("notes", "config", True), ("more", "config", True), ("more", "api", False)}
+    assert edited.json()["error"]["message"] == (
+        "server 'more' is defined in toolbridge.yaml: edit the file (the API changes only the "
+        "sources it registered): the API's entry of that id is not served (delete it)"
+    )
+    assert ("file_getStatus" in tools, "more_getStatus" in tools, still) == (True, False, 200)
+    warned = [line for line in served.log.read_text().splitlines() if "the file's entry" in line]
+    assert len(warned) == 1
+    assert warned[0].endswith(
+        "'more' is defined in toolbridge.yaml and registered through the admin API: the file's "
+        "entry is served, the API's is not (delete the API's, or give one another id)"
+    )
+
+
 def test_registered_sources_outlive_a_restart_and_are_exported(
     folder: Path, env: dict[str, str], upstream: str
 ) -> None:

@@ -45,6 +45,7 @@ from toolbridge.policy import Principal
 from toolbridge.registry import SourceStatus, load_server
 from toolbridge.serve.admin_files import (
     FILTERS,
+    SHADOWED,
     TOOLS,
     Answer,
     Files,
@@ -79,7 +80,10 @@ class Admin:
     async def servers(self, principal: Principal) -> Answer:
         store = self.store(principal)
         listed = [self.from_file(s) for s in self.gateway.config.servers if self.in_file(s.id)]
-        listed += [_server_json(r) for r in await store.servers.list()]
+        listed += [
+            _server_json(r) | ({"served": False, "note": SHADOWED} if self.shadowed(r.id) else {})
+            for r in await store.servers.list()
+        ]
         return 200, {"servers": listed}
 
     async def create_server(self, principal: Principal, body: Any) -> Answer:
@@ -106,8 +110,9 @@ class Admin:
 
     async def delete_server(self, principal: Principal, ident: str) -> Answer:
         store = self.store(principal)
-        self.writable(ident, "server")
-        self.in_no_filter_scope(ident, "server")
+        self.writable(ident, "server", deleting=True)
+        if not self.shadowed(ident):
+            self.in_no_filter_scope(ident, "server")
         since = self.gateway.generation()
         if not await store.servers.delete(ident, by=principal.id):
             raise ToolNotFound(f"no server {ident!r} was registered through the API")
@@ -140,7 +145,15 @@ class Admin:
         return self.shared.require()
 
     def in_file(self, ident: str) -> bool:
-        return self.shared is None or ident not in self.shared.registered.ids
+        """Whether the config file's entry is the one served for this id (the file's wins
+        over one registered through the API)."""
+        shared = self.shared
+        return shared is None or ident in shared.file_ids or ident not in shared.registered.ids
+
+    def shadowed(self, ident: str) -> bool:
+        """Registered through the API, and not served: the config file defines that id too."""
+        shared = self.shared
+        return shared is not None and ident in shared.file_ids & shared.registered.ids
 
     def not_taken(self, ident: str) -> None:
         config = self.gateway.config
@@ -150,14 +163,23 @@ class Admin:
             origin = "toolbridge.yaml" if self.in_file(ident) else "the API"
             raise Conflict(f"{ident!r} is already a source (defined in {origin}); pick another id")
 
-    def writable(self, ident: str, kind: str) -> None:
+    def writable(self, ident: str, kind: str, *, deleting: bool = False) -> None:
+        """Conflict for an id the config file's entry is served for: the API changes only what
+        it registered (and may delete what it registered that the file shadows)."""
         config = self.gateway.config
         in_file = {s.id for s in config.servers} | {t.id for t in config.tools}
         in_file |= {f.id for f in config.filters}
+        if deleting and self.shadowed(ident):
+            return
         if ident in in_file and self.in_file(ident):
+            also = (
+                ": the API's entry of that id is not served (delete it)"
+                if self.shadowed(ident)
+                else ""
+            )
             raise Conflict(
                 f"{kind} {ident!r} is defined in toolbridge.yaml: edit the file (the API "
-                "changes only the sources it registered)"
+                f"changes only the sources it registered){also}"
             )
 
     def in_no_filter_scope(self, ident: str, kind: str) -> None:

@@ -53,6 +53,10 @@ IMPORT_TIMEOUT = 30.0
 Answer = tuple[int, dict[str, Any]]
 
 
+SHADOWED = "toolbridge.yaml defines this id too, and its entry is the one served"
+"""What a listing says of an entry registered through the API that the config file shadows."""
+
+
 class Parts(Protocol):
     """What the file handlers use of the admin API (`admin.Admin`)."""
 
@@ -60,8 +64,9 @@ class Parts(Protocol):
 
     def store(self, principal: Principal) -> Store: ...
     def in_file(self, ident: str) -> bool: ...
+    def shadowed(self, ident: str) -> bool: ...
     def not_taken(self, ident: str) -> None: ...
-    def writable(self, ident: str, kind: str) -> None: ...
+    def writable(self, ident: str, kind: str, *, deleting: bool = False) -> None: ...
     def in_no_filter_scope(self, ident: str, kind: str) -> None: ...
     async def applied(self, ident: str, since: Generation) -> dict[str, Any]: ...
     def from_file(self, entry: Server | LocalTools | FilterEntry) -> dict[str, Any]: ...
@@ -160,9 +165,12 @@ class Files:
         for record in await part.list():
             valves = await part.get_valves(record.id)
             if valves is None:
-                listed.append(_file_json(record, None, frozenset()))
+                shown = _file_json(record, None, frozenset())
             else:
-                listed.append(_file_json(record, dict(valves.values), valves.secret))
+                shown = _file_json(record, dict(valves.values), valves.secret)
+            if self.parts.shadowed(record.id):
+                shown |= {"served": False, "note": SHADOWED}
+            listed.append(shown)
         return 200, {self.kind.key: listed}
 
     async def create(self, principal: Principal, body: Any) -> Answer:
@@ -193,8 +201,8 @@ class Files:
 
     async def delete(self, principal: Principal, ident: str) -> Answer:
         part = self._part(self.parts.store(principal))
-        self.parts.writable(ident, self.kind.key)
-        if self.kind.source is not None:
+        self.parts.writable(ident, self.kind.key, deleting=True)
+        if self.kind.source is not None and not self.parts.shadowed(ident):
             self.parts.in_no_filter_scope(ident, self.kind.source)
         since = self.parts.gateway.generation()
         if not await part.delete(ident, by=principal.id):

@@ -63,13 +63,28 @@ class Shared:
         self.replica = replica
         self.store: Store | None = None
         self.registered = Registered()
+        self.file_ids: frozenset[str] = frozenset()
+        """The ids the config file defines (as last merged): theirs are served."""
+        self._shadowed: frozenset[str] = frozenset()
         self.users = UserData(self._stored_valves, self._stored_credential)
         self._approvals: dict[str, str] = {}
         """The approved version's digest known to be stored, per `on_change: hold` source."""
         self._refreshing = asyncio.Lock()  # the admin API and the feed may both ask at once
 
     def merged(self, config: Config) -> Config:
-        """`config` with the registered sources (as last read from the store)."""
+        """`config` with the registered sources (as last read from the store); an id both
+        define is the file's, and said so in the log (once, until that changes)."""
+        file_ids = {s.id for s in config.servers} | {t.id for t in config.tools}
+        self.file_ids = frozenset(file_ids | {f.id for f in config.filters})
+        shadowed = self.file_ids & self.registered.ids
+        for ident in sorted(shadowed - self._shadowed):
+            logger.warning(
+                "%r is defined in toolbridge.yaml and registered through the admin API: the "
+                "file's entry is served, the API's is not (delete the API's, or give one "
+                "another id)",
+                ident,
+            )
+        self._shadowed = shadowed
         return self.registered.merged(config)
 
     def shown(self, location: str) -> str:
