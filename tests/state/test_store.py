@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.state.conftest import KEY_A, NOW
-from toolbridge.errors import AlreadyExists, BadRequest, ToolNotFound
+from toolbridge.errors import AlreadyExists, BadRequest, ConfigError, Conflict, ToolNotFound
 from toolbridge.state import (
     REDACTED,
     CredentialInfo,
@@ -230,6 +230,52 @@ async def test_what_a_user_keeps_for_a_registered_source_gone_meanwhile_is_refus
         await store.users.get_valves("alice", "clock"),
         await store.users.credential_in_clear("alice", "from-file"),
     ) == (None, None, {"token": "t2"})
+
+
+async def test_a_filters_scope_is_checked_inside_the_writes(store: Store) -> None:
+    """Against what the store holds when the write is made (writes are serialized), not what a
+    replica last read: no source is deleted while a stored filter names it, and no filter
+    names a source neither the config file defines nor the store holds."""
+    await store.servers.create(PETS, by="ops")
+    await store.tools.create("clock", CLOCK_TOOL, {}, by="ops")
+    file = frozenset({"notes"})
+    scoped = {"sources": ["pets", "clock", "notes"]}
+    await store.filters.create("audit", CLOCK_TOOL, scoped, by="ops", in_file=file)
+    refused = []
+    for deleting in (store.servers.delete("pets", by="ops"), store.tools.delete("clock", by="o")):
+        with pytest.raises(Conflict) as conflict:
+            await deleting
+        refused.append(str(conflict.value))
+    with pytest.raises(ConfigError) as unknown:
+        await store.filters.update(
+            "audit", CLOCK_TOOL, {"sources": ["pets", "gone", "notes"]}, by="ops", in_file=file
+        )
+    await store.filters.delete("audit", by="ops")
+    assert refused == [
+        "server 'pets' is in the sources of filter 'audit': take it out of their `sources` (or "
+        "delete them) first",
+        "tools 'clock' is in the sources of filter 'audit': take it out of their `sources` (or "
+        "delete them) first",
+    ]
+    assert str(unknown.value) == "filters[audit].sources: 'gone' is no server or tools id"
+    assert await store.servers.delete("pets", by="ops") is True
+
+
+async def test_valves_checked_against_a_file_replaced_meanwhile_are_refused(store: Store) -> None:
+    await store.tools.create("clock", CLOCK_TOOL, {}, by="ops")
+    checked = hashlib.sha256(CLOCK_TOOL.encode()).hexdigest()
+    stored = await store.tools.put_valves("clock", {"tz": "UTC"}, by="ops", checked_with=checked)
+    await store.tools.update("clock", CLOCK_TOOL + "\n# v2\n", {}, by="ops")
+    with pytest.raises(Conflict) as replaced:
+        await store.tools.put_valves("clock", {"tz": "CET"}, by="ops", checked_with=checked)
+    await store.tools.delete("clock", by="ops")
+    with pytest.raises(ToolNotFound):
+        await store.tools.put_valves("clock", {"tz": "CET"}, by="ops", checked_with=checked)
+    assert (dict(stored.values), str(replaced.value)) == (
+        {"tz": "UTC"},
+        "tool 'clock' was replaced while its valves were checked: send them again (they are "
+        "checked against the file stored now)",
+    )
 
 
 async def test_an_entry_without_an_id_is_refused(store: Store) -> None:

@@ -150,6 +150,10 @@ class Admin:
         shared = self.shared
         return shared is None or ident in shared.file_ids or ident not in shared.registered.ids
 
+    def file_sources(self) -> frozenset[str]:
+        """The servers and tools entries the config file defines (as last read)."""
+        return self.shared.file_sources if self.shared is not None else frozenset()
+
     def shadowed(self, ident: str) -> bool:
         """Registered through the API, and not served: the config file defines that id too."""
         shared = self.shared

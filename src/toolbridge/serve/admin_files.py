@@ -65,6 +65,7 @@ class Parts(Protocol):
     def store(self, principal: Principal) -> Store: ...
     def in_file(self, ident: str) -> bool: ...
     def shadowed(self, ident: str) -> bool: ...
+    def file_sources(self) -> frozenset[str]: ...
     def not_taken(self, ident: str) -> None: ...
     def writable(self, ident: str, kind: str, *, deleting: bool = False) -> None: ...
     def in_no_filter_scope(self, ident: str, kind: str) -> None: ...
@@ -180,7 +181,13 @@ class Files:
         secret |= await self._trial(ident, content, entry, valves)
         since = self.parts.gateway.generation()
         record = await part.create(
-            ident, content, entry, valves=valves, secret=secret, by=principal.id
+            ident,
+            content,
+            entry,
+            valves=valves,
+            secret=secret,
+            by=principal.id,
+            in_file=self.parts.file_sources(),
         )
         shown = _file_json(record, valves, secret)
         return 201, {self.kind.one: shown, **await self.parts.applied(ident, since)}
@@ -192,7 +199,13 @@ class Files:
         secret |= await self._trial(ident, content, entry, valves)
         since = self.parts.gateway.generation()
         record = await part.update(
-            ident, content, entry, valves=valves, secret=secret, by=principal.id
+            ident,
+            content,
+            entry,
+            valves=valves,
+            secret=secret,
+            by=principal.id,
+            in_file=self.parts.file_sources(),
         )
         if record is None:
             raise self._absent(ident)
@@ -258,7 +271,10 @@ class Files:
         entry = {k: v for k, v in stored.entry.items() if k not in ("valves", "secret")}
         secret |= await self._trial(ident, stored.content, entry, values)
         since = self.parts.gateway.generation()
-        await part.put_valves(ident, values, secret=secret, by=principal.id)
+        checked_with = hashlib.sha256(stored.content.encode("utf-8")).hexdigest()
+        await part.put_valves(
+            ident, values, secret=secret, by=principal.id, checked_with=checked_with
+        )
         shown = redacted(values, secret)
         changes = await self.parts.applied(ident, since)
         return 200, {self.kind.one: ident, "valves": shown, **changes}

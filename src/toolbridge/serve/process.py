@@ -170,7 +170,9 @@ def _shared(config: Config, path: Path | None) -> Shared:
     )
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     replica = os.environ.get(REPLICA_ENV) or uuid.uuid4().hex
-    return Shared(url, folder=folder, replica=replica)
+    shared = Shared(url, folder=folder, replica=replica)
+    shared.file_read(config)  # until a reload reads the file again
+    return shared
 
 
 def _call_log(level: str) -> CallLog | None:

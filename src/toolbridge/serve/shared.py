@@ -65,6 +65,8 @@ class Shared:
         self.registered = Registered()
         self.file_ids: frozenset[str] = frozenset()
         """The ids the config file defines (as last merged): theirs are served."""
+        self.file_sources: frozenset[str] = frozenset()
+        """Of those, the servers and tools entries (what a filter's `sources` may name)."""
         self._shadowed: frozenset[str] = frozenset()
         self.users = UserData(self._stored_valves, self._stored_credential)
         self._approvals: dict[str, str] = {}
@@ -73,9 +75,15 @@ class Shared:
 
     def merged(self, config: Config) -> Config:
         """`config` with the registered sources (as last read from the store); an id both
-        define is the file's, and said so in the log (once, until that changes)."""
-        file_ids = {s.id for s in config.servers} | {t.id for t in config.tools}
-        self.file_ids = frozenset(file_ids | {f.id for f in config.filters})
+        define is the file's (`file_read`)."""
+        self.file_read(config)
+        return self.registered.merged(config)
+
+    def file_read(self, config: Config) -> None:
+        """Take note of the ids the config file defines: an id it shares with a registered
+        source is the file's, and said so in the log (once, until that changes)."""
+        self.file_sources = frozenset({s.id for s in config.servers} | {t.id for t in config.tools})
+        self.file_ids = self.file_sources | {f.id for f in config.filters}
         shadowed = self.file_ids & self.registered.ids
         for ident in sorted(shadowed - self._shadowed):
             logger.warning(
@@ -85,7 +93,6 @@ class Shared:
                 ident,
             )
         self._shadowed = shadowed
-        return self.registered.merged(config)
 
     def shown(self, location: str) -> str:
         """A source's location as `/v1/servers` shows it: what was registered through the admin

@@ -22,6 +22,7 @@ from toolbridge.state.database import (
     too_large,
 )
 from toolbridge.state.rows import server_record
+from toolbridge.state.scopes import refuse_if_scoped
 from toolbridge.state.secrets import server_secret_paths
 from toolbridge.state.tables import credentials, documents, servers, tools
 from toolbridge.state.values import ServerInClear, ServerRecord
@@ -86,8 +87,10 @@ class Servers:
         return await self._stored(server_id)
 
     async def delete(self, server_id: str, *, by: str) -> bool:
-        """Remove a server, every user's credential for it and its approved documents."""
+        """Remove a server, every user's credential for it and its approved documents;
+        Conflict when a stored filter names it in its `sources`."""
         async with self._db.write(f"delete server {server_id!r}") as connection:
+            await refuse_if_scoped(connection, server_id, "server")
             deleted = await connection.execute(servers.delete().where(servers.c.id == server_id))
             if deleted.rowcount == 0:
                 return False

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from toolbridge.errors import AlreadyExists, BadRequest
+from toolbridge.errors import AlreadyExists, BadRequest, Conflict, ToolNotFound
 from toolbridge.state.database import (
     MAX_ENTRY_BYTES,
     MAX_TOOL_BYTES,
@@ -26,6 +26,7 @@ from toolbridge.state.database import (
     too_large,
 )
 from toolbridge.state.rows import tool_record, valves_of
+from toolbridge.state.scopes import refuse_if_scoped, refuse_unknown_sources
 from toolbridge.state.tables import servers, tool_valves, tools, user_valves
 from toolbridge.state.values import FileKind, ToolInClear, ToolRecord, Valves
 
@@ -47,11 +48,15 @@ class ToolFiles:
         valves: Mapping[str, Any] | None = None,
         secret: Iterable[str] = (),
         by: str,
+        in_file: frozenset[str] | None = None,
     ) -> ToolRecord:
-        """Store a new file, its entry keys and (optionally) its Valves, in one change."""
+        """Store a new file, its entry keys and (optionally) its Valves, in one change. With
+        `in_file` (the sources the config file defines), a filter's `sources` must name those
+        or sources the store holds (`scopes`)."""
         row = _row(self.kind, tool_id, content, entry)
         now = self._db.clock()
         async with self._db.write(f"register {self.kind} {tool_id!r}") as connection:
+            await self._scoped(connection, tool_id, entry, in_file)
             # One space of ids with servers (writes are serialized: see Servers.create).
             taken = (
                 await connection.execute(sa.select(servers.c.id).where(servers.c.id == tool_id))
@@ -87,10 +92,13 @@ class ToolFiles:
         valves: Mapping[str, Any] | None = None,
         secret: Iterable[str] = (),
         by: str,
+        in_file: frozenset[str] | None = None,
     ) -> ToolRecord | None:
-        """Replace a file and its entry (and Valves, when given); None when absent."""
+        """Replace a file and its entry (and Valves, when given); None when absent. `in_file`
+        as for `create`."""
         row = _row(self.kind, tool_id, content, entry)
         async with self._db.write(f"update {self.kind} {tool_id!r}") as connection:
+            await self._scoped(connection, tool_id, entry, in_file)
             updated = await connection.execute(
                 tools.update()
                 .where((tools.c.id == tool_id) & self._mine)
@@ -106,8 +114,11 @@ class ToolFiles:
         return await self._stored(tool_id)
 
     async def delete(self, tool_id: str, *, by: str) -> bool:
-        """Remove a file, its Valves and every user's UserValves for it."""
+        """Remove a file, its Valves and every user's UserValves for it; Conflict for a tools
+        file a stored filter names in its `sources`."""
         async with self._db.write(f"delete {self.kind} {tool_id!r}") as connection:
+            if self.kind == "tool":
+                await refuse_if_scoped(connection, tool_id, "tools")
             deleted = await connection.execute(
                 tools.delete().where((tools.c.id == tool_id) & self._mine)
             )
@@ -155,11 +166,30 @@ class ToolFiles:
         return tuple(loaded)
 
     async def put_valves(
-        self, tool_id: str, values: Mapping[str, Any], *, secret: Iterable[str] = (), by: str
+        self,
+        tool_id: str,
+        values: Mapping[str, Any],
+        *,
+        secret: Iterable[str] = (),
+        by: str,
+        checked_with: str | None = None,
     ) -> Valves:
         """Replace the Valves of a stored file; the values named in `secret` are encrypted at
-        rest."""
+        rest. `checked_with`: the sha256 of the file the values were checked with; Conflict
+        when the stored file is another by now (replaced meanwhile), ToolNotFound when gone."""
         async with self._db.write(f"store the valves of {self.kind} {tool_id!r}") as connection:
+            if checked_with is not None:
+                query = sa.select(tools.c.content_sha256).where(
+                    (tools.c.id == tool_id) & self._mine
+                )
+                stored = (await connection.execute(query)).scalar()
+                if stored is None:
+                    raise ToolNotFound(f"no {self.kind} {tool_id!r}: it was deleted just now")
+                if stored != checked_with:
+                    raise Conflict(
+                        f"{self.kind} {tool_id!r} was replaced while its valves were checked: "
+                        "send them again (they are checked against the file stored now)"
+                    )
             await self._put_valves(connection, tool_id, values, secret, by)
             await self._db.changed(
                 connection,
@@ -220,6 +250,17 @@ class ToolFiles:
             await connection.execute(tool_valves.insert().values(tool_id=tool_id, **row))
         else:
             await connection.execute(tool_valves.update().where(key).values(**row))
+
+    async def _scoped(
+        self,
+        connection: AsyncConnection,
+        tool_id: str,
+        entry: Mapping[str, Any],
+        in_file: frozenset[str] | None,
+    ) -> None:
+        sources = entry.get("sources")
+        if self.kind == "filter" and in_file is not None and isinstance(sources, list):
+            await refuse_unknown_sources(connection, tool_id, map(str, sources), in_file)
 
     async def _stored(self, tool_id: str) -> ToolRecord:
         found = await self.get(tool_id)
