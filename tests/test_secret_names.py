@@ -22,7 +22,14 @@ from toolbridge.secret_names import url_secrets
         ("https://h.example/x?api_key=%43ANARY", ["CANARY", "%43ANARY"]),
         ("https://h.example/x?v=1;token=t-1234", ["t-1234"]),
         ("https://h.example/x?api_key=&token=t-1234", ["t-1234"]),
-        ("https://h.example/x?sig=s-1234&page=2", []),  # not named like a secret
+        ("https://h.example/x?signal=s-1234&page=2", []),  # not named like a secret
+        # presigned URLs: Azure's shared access signature, S3's and Google's signatures
+        (
+            "https://a.blob.core.windows.net/c/doc.json?sv=2022&sp=r&sig=s%2B1234",
+            ["s+1234", "s%2B1234"],
+        ),
+        ("https://b.s3.amazonaws.com/doc.json?X-Amz-Signature=ab12cd", ["ab12cd"]),
+        ("https://storage.googleapis.com/b/doc.json?X-Goog-Signature=ef34gh", ["ef34gh"]),
         ("https://[::1/x?token=t", []),  # not a URL: nothing to find
     ],
 )

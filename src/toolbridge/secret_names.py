@@ -14,8 +14,13 @@ import re
 from collections.abc import Iterator
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
-SECRET_NAME = re.compile(r"key|token|secret|passw(?:or)?d|credential|authorization|cookie", re.I)
+SECRET_NAME = re.compile(
+    r"key|token|secret|passw(?:or)?d|credential|authorization|cookie|signature", re.I
+)
 """Names (of valves, headers, URL query parameters) whose values are secrets."""
+SECRET_QUERY_NAME = re.compile(rf"{SECRET_NAME.pattern}|^sig$", re.I)
+"""URL query parameters whose values are secrets: those, and a presigned URL's `sig` (an Azure
+shared access signature's; S3's and Google's are `X-Amz-Signature`, `X-Goog-Signature`)."""
 
 
 def url_secrets(url: str) -> Iterator[str]:
@@ -33,7 +38,7 @@ def url_secrets(url: str) -> Iterator[str]:
     for field in re.split(r"[&;]", parts.query):
         written = field.partition("=")[2]
         decoded = parse_qsl(field, keep_blank_values=False)
-        if not decoded or not SECRET_NAME.search(decoded[0][0]):
+        if not decoded or not SECRET_QUERY_NAME.search(decoded[0][0]):
             continue
         yield decoded[0][1]
         if written != decoded[0][1]:
