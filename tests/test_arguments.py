@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
+import orjson
 import pytest
 
 from toolbridge.arguments import (
@@ -113,6 +114,21 @@ def test_invalid_arguments_list_each_problem_and_where(
     arguments: Any, expected: list[tuple[str, str]]
 ) -> None:
     assert problems(arguments) == expected
+
+
+@pytest.mark.parametrize(("depth", "refused"), [(200, False), (254, False), (255, True)])
+def test_an_invalid_argument_nested_too_deeply_to_be_said_is_refused_whole(
+    depth: int, refused: bool
+) -> None:
+    """The validator cannot hand back an error whose value is nested 255 levels or more (it
+    raised ValueError: a 500): such arguments are refused as a whole, with why."""
+    deep = orjson.loads(b"[" * depth + b"]" * depth)
+    found = problems({"petId": 1, "extra": deep})
+    assert found == (
+        [("$", "nested too deeply to be checked (over 250 levels)")]
+        if refused
+        else [("$", "Additional properties are not allowed ('extra' was unexpected)")]
+    )
 
 
 METADATA = Tool(

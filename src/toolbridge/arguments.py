@@ -50,10 +50,13 @@ class ArgumentValidator:
             return arguments
         mended = _mend(arguments, self.schema, self.defs, 0)
         problems = []
-        for error in self._validator.iter_errors(mended):
-            problems.append((_json_path(error.instance_path), _short(error.message)))
-            if len(problems) >= MAX_PROBLEMS:
-                break
+        try:
+            for error in self._validator.iter_errors(mended):
+                problems.append((_json_path(error.instance_path), _short(error.message)))
+                if len(problems) >= MAX_PROBLEMS:
+                    break
+        except ValueError:  # an error's value too deep for the validator to hand back (~255)
+            problems = [("$", "nested too deeply to be checked (over 250 levels)")]
         if problems:
             # The validator's order varies between runs; callers and tests want a stable one.
             raise InvalidArguments(self.tool, sorted(problems))
