@@ -25,6 +25,7 @@ from pydantic import (
 from toolbridge.hosts import HostError, host_port
 from toolbridge.http_values import absolute_url, sendable_headers
 from toolbridge.selects import checked_select
+from toolbridge.tools import header_sendable
 
 _ID = r"^[A-Za-z][A-Za-z0-9_-]{0,39}$"
 _METHODS = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE")
@@ -148,6 +149,13 @@ class PerUserAuth(_Model):
             raise ValueError(
                 f"expected the fields {', '.join(self.fields)} (strings), "
                 f"found {', '.join(sorted(secret)) or 'none'}"
+            )
+        carried = {"bearer": "token", "api_key": "value" if self.location != "query" else None}
+        field = carried.get(self.scheme)
+        if field is not None and not header_sendable(secret[field]):
+            raise ValueError(
+                f"{field}: holds a character no HTTP header can carry (a line break, a control "
+                "character, or one outside ISO-8859-1)"
             )
         match self.scheme:
             case "bearer":

@@ -630,6 +630,7 @@ def test_each_caller_keeps_their_own_valves_and_credentials(
         before = served.call("mine_getStatus")
         stored = put(served, "/v1/me/credentials/mine", {"token": CANARY_OWN}, user="alice")
         wrong = put(served, "/v1/me/credentials/mine", {"password": "x"}, user="alice")
+        unsendable = put(served, "/v1/me/credentials/mine", {"token": "tok-日本"}, user="alice")
         alice = served.call("mine_getStatus").json()["result"]["headers"]["authorization"]
         bob = served.call("mine_getStatus", user="bob")
         valves = put(served, "/v1/me/valves/weather", {"home": "Lisbon"}, user="alice")
@@ -650,6 +651,16 @@ def test_each_caller_keeps_their_own_valves_and_credentials(
     )
     assert (stored.status_code, stored.json()) == (200, {"server": "mine", "fields": ["token"]})
     assert (wrong.status_code, wrong.json()["error"]["type"]) == (422, "invalid_arguments")
+    assert (unsendable.status_code, unsendable.json()["error"]["problems"]) == (
+        422,
+        [
+            {
+                "path": "$",
+                "message": "token: holds a character no HTTP header can carry (a line break, a "
+                "control character, or one outside ISO-8859-1)",
+            }
+        ],
+    )
     # The upstream got alice's own token (what it echoes is exactly it, redacted on the way
     # back: a caller's credential is a secret as the operator's are); bob has none.
     assert (alice, bob.status_code) == (f"Bearer {MARKER}", 403)
@@ -742,6 +753,16 @@ def test_each_caller_keeps_their_own_filter_valves(folder: Path, env: dict[str, 
     )
     assert shown == {"tool": "redact", "valves": {"keep_domain": True}}
     assert (wrong.status_code, wrong.json()["error"]["type"]) == (422, "invalid_arguments")
+    assert (unsendable.status_code, unsendable.json()["error"]["problems"]) == (
+        422,
+        [
+            {
+                "path": "$",
+                "message": "token: holds a character no HTTP header can carry (a line break, a "
+                "control character, or one outside ISO-8859-1)",
+            }
+        ],
+    )
     assert (nothing_around.status_code, nothing_around.json()["error"]["message"]) == (
         404,
         "no tools entry or filter 'elsewhere' with UserValves that you may use",

@@ -400,9 +400,18 @@ async def test_a_scheme_no_request_can_carry_takes_no_key_and_the_others_serve()
             None,
             None,
             (),
-            "server 'petstore': auth.token contains a line break or control character, which no "
-            "HTTP header can carry",
+            "server 'petstore': auth.token contains a line break, a control character or one "
+            "outside ISO-8859-1, which no HTTP header can carry",
             id="bearer-line-break",
+        ),
+        pytest.param(
+            {"type": "bearer", "token": "tok-日本"},
+            None,
+            None,
+            (),
+            "server 'petstore': auth.token contains a line break, a control character or one "
+            "outside ISO-8859-1, which no HTTP header can carry",
+            id="bearer-beyond-latin-1",
         ),
         pytest.param(
             {"type": "basic", "username": "a:b", "password": "pw"},

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from toolbridge.config import Server
 from toolbridge.errors import ConfigError
 from toolbridge.secret_names import spellings
-from toolbridge.tools import UNSENDABLE
+from toolbridge.tools import header_sendable
 from toolbridge.upstream.seam import Headers
 
 MIN_SECRET_LENGTH = 4
@@ -41,11 +41,11 @@ def static_headers(server: Server) -> Headers:
 
 
 def checked_header(server: str, name: str, value: str, key: str) -> tuple[str, str]:
-    if UNSENDABLE.search(value):
+    if not header_sendable(value):
         # The value is a secret: say which key holds it, never what it is.
         raise ConfigError(
-            f"server {server!r}: {key} contains a line break or control character, which no "
-            "HTTP header can carry"
+            f"server {server!r}: {key} contains a line break, a control character or one "
+            "outside ISO-8859-1, which no HTTP header can carry"
         )
     return (name, value)
 
