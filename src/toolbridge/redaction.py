@@ -175,6 +175,39 @@ def _spellings(value: str) -> set[str]:
 # -- which values are secrets --------------------------------------------------------------------
 
 
+def entry_secrets(entry: Any) -> list[str]:
+    """The secrets a config entry may hold, read from it as it was sent (a JSON value, not yet
+    checked: a refused one is never a Config to read them from): values under names that say
+    secret, an `auth` mapping's `value` (an API key's), a URL's (`url_secrets`), at any depth."""
+    found: list[str] = []
+    nodes: list[tuple[str, str, Any]] = [("", "", entry)]
+    while nodes:
+        parent, name, value = nodes.pop()
+        if isinstance(value, str):
+            if SECRET_NAME.search(name) or (parent == "auth" and name == "value"):
+                found.append(value)
+            if "://" in value or "@" in value:
+                found.extend(url_secrets(value))
+        elif isinstance(value, dict):
+            nodes.extend((name, str(k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            nodes.extend((parent, name, v) for v in value)
+    return found
+
+
+def said_without(exc: Exception, values: Iterable[str]) -> None:
+    """`exc`'s message (and an InvalidArguments' problems) with these secrets redacted, in
+    place: an error about an entry that was refused may quote it, and its secrets are none of
+    the gateway's yet."""
+    secrets = Secrets(values)
+    if not secrets:
+        return
+    exc.args = tuple(secrets.text(a) if isinstance(a, str) else a for a in exc.args)
+    problems = getattr(exc, "problems", None)
+    if isinstance(problems, list):
+        exc.problems = [(path, secrets.text(message)) for path, message in problems]  # type: ignore[attr-defined]
+
+
 def secrets_of(config: Config, tools: Iterable[Tool] = (), filters: Iterable[Any] = ()) -> Secrets:
     """Every secret the config, the local tools of a catalog and the filters as loaded (their
     `Valves` objects, `instance.valves`) hold."""

@@ -252,6 +252,28 @@ def test_a_bad_entry_is_refused_as_the_file_would_be(
     assert get(served, "/v1/admin/servers").json()["servers"][1:] == []
 
 
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "{upstream}/fault/error?api_key={canary}",
+        "http://ops:{canary}@{host}/fault/error",
+        "{upstream}/fault/missing?X-Amz-Signature={canary}",
+    ],
+)
+def test_an_entry_refused_is_said_without_its_secrets(
+    served: Served, upstream: str, spec: str
+) -> None:
+    """Its secrets are not the gateway's yet (it was refused): the refusal redacts them itself."""
+    url = spec.format(upstream=upstream, canary=CANARY_OWN, host=upstream.split("//")[1])
+    answer = post(served, "/v1/admin/servers", {"id": "leaky", "spec": url})
+    assert (answer.status_code, CANARY_OWN in answer.text, "[redacted]" in answer.text) == (
+        422,
+        False,
+        True,
+    )
+    assert CANARY_OWN not in served.log.read_text()
+
+
 def test_the_files_sources_are_read_only_and_admins_only_may_write(served: Served) -> None:
     edited = put(served, "/v1/admin/servers/notes", {"spec": "specs/demo.yaml"})
     deleted = httpx2.delete(served.url + "/v1/admin/servers/notes", headers=bearer("ops"))

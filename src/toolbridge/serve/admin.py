@@ -42,6 +42,7 @@ from toolbridge.generation import Generation
 from toolbridge.openapi.documents import DocumentStore
 from toolbridge.openapi.references import outside_refs
 from toolbridge.policy import Principal
+from toolbridge.redaction import entry_secrets, said_without
 from toolbridge.registry import SourceStatus, load_server
 from toolbridge.serve.admin_files import (
     FILTERS,
@@ -321,7 +322,13 @@ def routes(
             args: list[Any] = [principal, *request.path_params.values()]
             if method in ("POST", "PUT"):
                 args.append(await read_json(request))
-            status, body = await handler(*args)
+            try:
+                status, body = await handler(*args)
+            except ToolbridgeError as exc:
+                # What was sent may be quoted in why it was refused: its secrets are not yet
+                # the gateway's, which every answer is redacted with.
+                said_without(exc, entry_secrets(args[-1]) if method in ("POST", "PUT") else [])
+                raise
             return reply(body, status)
 
         return Route(path, endpoint(run), methods=[method])
