@@ -437,6 +437,11 @@ class Gateway:
         elif call_log.isEnabledFor(logging.INFO):
             call_log.info(orjson.dumps(line).decode())
 
+    def output_mismatch(self, tool: Tool, result: ToolResult) -> str | None:
+        """Where and how a successful answer differs from the tool's output schema (None when
+        it fits, or there is nothing to check): for an edge that promised the schema."""
+        return self._current().output_check(tool).mismatch(result)
+
     def frontmatter(self, tool: Tool) -> Mapping[str, str] | None:
         """The frontmatter (title, author, version, ...) of a local tool's file."""
         if not isinstance(tool.target, PythonFunction):

@@ -347,13 +347,13 @@ def test_folder() -> None:
     assert conversion.location == WHERE
     assert [tool.name for tool in conversion.tools] == [
         *("explode", "silent_failure", "slow", "slow_sync", "ask", "report", "point"),
-        *("nothing", "echo", "order", "confirm", "receipt", "add", "shout", "echo_2"),
-        *("get_weather", "forecast"),
+        *("nothing", "echo", "weather", "order", "confirm", "receipt", "add", "shout"),
+        *("echo_2", "get_weather", "forecast"),
     ]
     assert [module.name for module in conversion.modules] == [
         *("faults", "kitchen", "plain", "weather"),
     ]
-    assert conversion.tools[14].notes[-1] == Note(
+    assert conversion.tools[15].notes[-1] == Note(
         kind="name-deduplicated",
         message="'echo' is also the name of an earlier operation; this one is 'echo_2'",
         where="python plain:echo",

@@ -81,7 +81,7 @@ NOTE = {
 STATUS = {"status": "ok", "notes": 1, "version": "1.0.0"}
 GET_TOOLS = ["listNotes", "getNote", "getStatus"]
 FAULTS = ["explode", "silent_failure", "slow", "slow_sync", "ask", "report", "point", "nothing"]
-FAULTS += ["echo"]
+FAULTS += ["echo", "weather"]
 
 
 @pytest.fixture
@@ -406,6 +406,35 @@ async def test_json_objects_come_as_text_and_as_structured_content(served: Serve
     assert (point.is_error, point.structured_content) == (False, {"x": 3, "y": 4})
 
 
+async def test_an_answer_that_breaks_the_promised_output_schema_is_a_tool_error(
+    served: Served,
+) -> None:
+    """`-> Weather` promises MCP clients an outputSchema, which the SDK holds a successful
+    result to (it raised, and the model never saw the tool's words): an answer that breaks it
+    goes as an error with its text whole. Over HTTP nothing was promised: it stays a success."""
+    async with connect(served) as client:
+        listed = {t.name: t for t in (await client.list_tools()).tools}
+        fine = await client.call_tool("weather", {"city": "Lisbon"})
+        said = await client.call_tool("weather", {"city": "nowhere"})
+        down = await client.call_tool("weather", {"city": "down"})
+    assert listed["weather"].output_schema is not None
+    assert (fine.is_error, fine.structured_content) == (False, {"city": "Lisbon", "temp_c": 21.5})
+    assert [(r.is_error, text(r)) for r in (said, down)] == [
+        (
+            True,
+            "Error: unknown city nowhere\n\n(the answer does not fit the tool's output schema: "
+            "$: expected JSON, found text)",
+        ),
+        (
+            True,
+            '{"error":"upstream down"}\n\n(the answer does not fit the tool\'s output schema: '
+            "$: required)",
+        ),
+    ]
+    over_http = await served.gateway.call(Principal(id="alice"), "weather", {"city": "down"})
+    assert (over_http.ok, over_http.result) == (True, {"error": "upstream down"})
+
+
 async def test_an_upstream_4xx_is_a_tool_error_the_model_reads(served: Served) -> None:
     async with connect(served) as client:
         result = await client.call_tool("getNote", {"noteId": 7})
@@ -632,6 +661,6 @@ async def test_a_stateful_session_offers_change_notices_and_serves_its_opener_on
     bob.headers.update(session)
     assert (await rpc(alice, "notifications/initialized", {}, ident=None)).status_code == 202
 
-    assert len(reply(await rpc(alice, "tools/list", {}, ident=2))["result"]["tools"]) == 12
+    assert len(reply(await rpc(alice, "tools/list", {}, ident=2))["result"]["tools"]) == 13
     stolen = await rpc(bob, "tools/list", {}, ident=2)
     assert (stolen.status_code, stolen.json()["error"]["message"]) == (404, "Session not found")

@@ -96,11 +96,7 @@ def _mcp(tool: Tool) -> JsonObject:
         # MCP clients hand tools to any model, OpenAI's included: arrays carry `items`.
         "inputSchema": with_array_items(tool.input_schema),
     }
-    # MCP's structuredContent is an object, so only an object schema can describe it; and it is
-    # a promise clients hold the answers to, so only where answers are known to keep it.
-    # Promised as the gateway checks answers (outputs.py): `oneOf` read as `anyOf`.
-    promised = js.one_of_as_any_of(tool.output_schema) if tool.output_promised else None
-    output = _object_root(promised)
+    output = promised_output(tool)
     if output is not None:
         out["outputSchema"] = output
     out["annotations"] = {
@@ -111,6 +107,18 @@ def _mcp(tool: Tool) -> JsonObject:
         "openWorldHint": notes.open_world,
     }
     return out
+
+
+def promised_output(tool: Tool) -> JsonSchema | None:
+    """The `outputSchema` MCP clients are given for a tool, or None.
+
+    MCP's structuredContent is an object, so only an object schema can describe it; and it is
+    a promise clients hold the answers to (the `mcp` SDKs refuse a result that breaks it), so
+    only where answers are known to keep it. Promised as the gateway checks answers
+    (outputs.py): `oneOf` read as `anyOf`.
+    """
+    promised = js.one_of_as_any_of(tool.output_schema) if tool.output_promised else None
+    return _object_root(promised)
 
 
 def _object_root(schema: JsonSchema | None) -> JsonSchema | None:

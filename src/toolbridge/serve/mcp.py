@@ -67,6 +67,7 @@ from toolbridge.errors import (
     ToolNotFound,
     Unauthenticated,
 )
+from toolbridge.formats.render import promised_output
 from toolbridge.gateway import Gateway
 from toolbridge.openapi.bodies import body_kind
 from toolbridge.policy import Principal
@@ -256,6 +257,17 @@ class McpApp:
         said = headers_text(result)
         if not result.ok:
             return _failed(_failure_text(result) + (f"\n\n{said}" if said else ""))
+        broken = (
+            self.gateway.output_mismatch(tool, result)
+            if promised_output(tool) is not None
+            else None
+        )
+        if broken is not None:
+            # `tools/list` promised its outputSchema, which SDK clients hold a successful result
+            # to (they raise, and the model never sees it): one that breaks it goes as an error,
+            # its text whole, so the model reads what the tool said (often an error message).
+            why = f"(the answer does not fit the tool's output schema: {broken})"
+            return _failed(f"{_text(result)}\n\n{why}")
         structured = result.result if _is_json_object(result) else None
         content: list[types.ContentBlock] = [_content(result)]
         if said is not None:  # the next page, a new thing's location: beside the answer
