@@ -310,6 +310,34 @@ def test_a_path_argument_within_a_segment_may_be_empty() -> None:
     }
 
 
+def test_a_sub_schema_the_catalog_shares_is_made_nullable_only_where_it_is_optional() -> None:
+    """The catalog keeps equal sub-schemas as one object (Stripe's `{enabled: boolean}` is
+    required in `automatic_tax` and optional in `installments`): made nullable in one place,
+    it must not become so in the other, where a call refuses null."""
+    shared = {"enabled": {"type": "boolean"}}
+    tool = Tool(
+        name="t",
+        original_name="t",
+        description="",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "automatic_tax": {"type": "object", "properties": shared, "required": ["enabled"]},
+                "installments": {"type": "object", "properties": shared},
+            },
+        },
+        target=HttpOperation(
+            server="s", method="POST", path="/a", base_url=None, operation_id=None
+        ),
+    )
+    properties = accepted_schema(tool)["properties"]
+    assert (
+        properties["automatic_tax"]["properties"]["enabled"],
+        properties["installments"]["properties"]["enabled"],
+        tool.input_schema["properties"]["installments"]["properties"]["enabled"],
+    ) == ({"type": "boolean"}, {"type": ["boolean", "null"]}, {"type": "boolean"})
+
+
 @pytest.mark.parametrize(
     "arguments",
     [

@@ -15,7 +15,6 @@ Integers in such a string are read whole, however large (`json_text.loads`).
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import jsonschema_rs
@@ -215,7 +214,10 @@ def accepted_schema(tool: Tool) -> JsonSchema:
     them (`local.calls`): unknown arguments are dropped, not refused, and a number is taken
     where text is wanted, so its schema allows both.
     """
-    schema = copy.deepcopy(tool.input_schema)
+    # Not `deepcopy`, which keeps what the catalog shares shared (equal sub-schemas are one
+    # object): a property made nullable where it is optional would become so where it is
+    # required too.
+    schema: JsonSchema = js.unshared(tool.input_schema)
     if isinstance(tool.target, PythonFunction) and tool.target.arguments_model is not None:
         _lenient(schema)  # (the search tools have no such model: their schema is checked)
     defs = schema.get("$defs")

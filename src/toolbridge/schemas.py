@@ -240,6 +240,16 @@ def collect_refs(schema: Any) -> set[str]:
     return found
 
 
+def unshared(value: Any) -> Any:
+    """A copy of a JSON value in which no dict or list is shared: each place has its own, to
+    edit in place (`copy.deepcopy` keeps one object that appears twice one object)."""
+    if isinstance(value, dict):
+        return {key: unshared(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unshared(item) for item in value]
+    return value
+
+
 def one_of_as_any_of(schema: Any, depth: int = 0) -> Any:
     """A copy of `schema` with every `oneOf` read as `anyOf`: a value may match several branches.
 
