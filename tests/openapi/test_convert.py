@@ -7,6 +7,7 @@ states the right value and is marked `xfail(strict=True)` until the converter is
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -1099,6 +1100,51 @@ def test_json_body_stays_under_body_when_a_field_collides_with_a_parameter(
     """The body's `orderId` has the path parameter's name, so the body is one argument."""
     tools = tools_by_name(convert_spec(specs, "body-json.yaml"))
     assert tools["replaceOrder"] == REPLACE_ORDER
+
+
+@pytest.mark.parametrize(
+    "keywords",
+    [
+        {"minProperties": 1},  # Figma's postVariables: at least one of them
+        {"maxProperties": 1},
+        {"dependentRequired": {"a": ["b"]}},
+        {"propertyNames": {"pattern": "^[a-z]+$"}},
+        {"required": ["a", "team_id"]},  # Figma's putWebhook: required, and never declared
+    ],
+)
+def test_a_body_constrained_as_a_whole_stays_one_argument(
+    tmp_path: Path, keywords: dict[str, Any]
+) -> None:
+    """Beside the parameters its properties could no longer say it (the call sent `{}` where
+    the document wants one property at least; `team_id` could not be sent at all)."""
+    body = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}}}
+    document = {
+        "openapi": "3.0.3",
+        "info": {"title": "t", "version": "1"},
+        "servers": [{"url": "https://api.example.com"}],
+        "paths": {
+            "/v/{id}": {
+                "post": {
+                    "operationId": "post",
+                    "parameters": [
+                        {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {**body, **keywords}}},
+                    },
+                    "responses": {"200": {"description": "ok"}},
+                }
+            }
+        },
+    }
+    (tool,) = convert_text(tmp_path, json.dumps(document)).tools
+    assert tool.input_schema == {
+        "type": "object",
+        "properties": {"id": {"type": "string"}, "body": {**body, **keywords}},
+        "required": ["id", "body"],
+        "additionalProperties": False,
+    }
 
 
 def test_json_api_media_type_is_json(specs: Path) -> None:

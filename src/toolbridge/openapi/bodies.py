@@ -184,6 +184,18 @@ def _holds_nothing(schema: Any, defs: Definitions) -> bool:
     )
 
 
+BODY_WHOLE = frozenset(
+    {
+        *("allOf", "anyOf", "oneOf", "not", "if", "patternProperties", "$ref"),
+        # what constrains the object as a whole, which its properties beside the parameters
+        # could no longer say (Figma's `postVariables` wants at least one property)
+        *("minProperties", "maxProperties", "dependentRequired", "dependentSchemas"),
+        *("dependencies", "propertyNames", "unevaluatedProperties"),
+    }
+)
+"""Keywords of a body schema that keep it one `body` argument rather than flattened."""
+
+
 def _flatten(
     schema: Any,
     media_type: str,
@@ -210,9 +222,10 @@ def _flatten(
     kinds = js.type_set(content)
     if kinds and kinds != {"object"}:
         return False
-    blockers = {"allOf", "anyOf", "oneOf", "not", "if", "patternProperties", "$ref"}
-    if blockers & content.keys():
+    if BODY_WHOLE & content.keys():
         return False
+    if any(name not in properties for name in content.get("required") or ()):
+        return False  # required, and undeclared: as one argument it can still be sent
     extra_props = content.get("additionalProperties")
     if extra_props not in (None, False) and kind == "json":
         return False
