@@ -69,7 +69,12 @@ def test_a_value_not_owned_is_left_as_it_was_and_an_owned_one_is_cut_in_place() 
 
 def test_text_answers_are_cut_as_text() -> None:
     value, cuts, text_cut = fit("é" * 1000, 300)
-    assert (len(value.encode()) <= 300, cuts, text_cut) == (True, [], True)
+    kept = len(value.partition("…")[0])
+    assert (len(value.encode()) <= 300, cuts, text_cut) == (
+        True,
+        [Cut(path="$", kept=kept, left_out=1000 - kept, unit="characters")],  # said, as any cut
+        True,
+    )
     assert value.endswith("more characters left out)")
 
 
@@ -144,7 +149,7 @@ WITHHELD = (
             json_answer(
                 '{"items": [{"id": 123456789012345678901234567890, "secret": "s"}]}', form="json"
             ),
-            json_answer("[123456789012345678901234567890]", form="json"),
+            json_answer([123456789012345678901234567890]),
         ),
         # Deeper than orjson writes, parsed: selected as any.
         (
@@ -509,12 +514,45 @@ async def test_an_answer_cut_inside_a_secret_shows_none_of_it(
     assert {"", "[red"} <= kept
 
 
+async def test_an_answer_with_an_integer_past_64_bits_is_cut_as_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It comes as its JSON text (orjson would make the integer a float): read with the
+    integer whole, its array cut as any other's, saying how many items were left out."""
+    monkeypatch.chdir(ROOT)
+    items = [{"id": n, "n": 2**64 if n == 0 else n} for n in range(500)]
+    body = json.dumps(items).encode()
+
+    def upstream(request: UpstreamRequest) -> UpstreamResponse:
+        return UpstreamResponse(
+            status=200, headers=(("content-type", "application/json"),), body=body
+        )
+
+    server = {"id": "notes", "spec": "specs/demo.yaml", "base_url": "http://notes.test"}
+    config = Config.model_validate(
+        {"servers": [{**server, "result": {"max_bytes": 300}}], "base_dir": ROOT}
+    )
+    async with Gateway(config, upstream=MockUpstream(upstream)) as gateway:
+        result = await gateway.call(Principal(id="ops", admin=True), "listNotes", {})
+    value = json.loads(result.result)  # JSON text still: the integer is whole
+    assert result.shaped is not None
+    (cut,) = result.shaped.cuts
+    assert (value[0], value[-1], cut.path, cut.left_out, len(result.result.encode()) <= 300) == (
+        {"id": 0, "n": 2**64},
+        f"({cut.left_out} more items left out)",
+        "$",
+        500 - cut.kept,
+        True,
+    )
+
+
 @pytest.mark.parametrize("depth", [300, 900])
-async def test_json_too_deep_to_write_is_cut_as_its_text(
+async def test_json_too_deep_to_write_is_cut_as_json(
     monkeypatch: pytest.MonkeyPatch, depth: int
 ) -> None:
-    """It parses (orjson reads 1,024 levels) but cannot be written (255), nor walked for
-    secrets past Python's recursion limit: a budget cuts its text, not a 500."""
+    """It parses (orjson reads 1,024 levels) but cannot be written by orjson (255), nor walked
+    for secrets past Python's recursion limit: a budget cuts it as JSON (its objects below a
+    depth said in a few words), never a 500."""
     monkeypatch.chdir(ROOT)
     body = b'{"a": ' * depth + b"1" + b"}" * depth
 
@@ -530,9 +568,10 @@ async def test_json_too_deep_to_write_is_cut_as_its_text(
     )
     async with Gateway(config, upstream=MockUpstream(upstream)) as gateway:
         result = await gateway.call(Principal(id="ops", admin=True), "listNotes", {})
-    assert isinstance(result.result, str)
-    assert result.result.startswith('{"a":{"a":')
-    assert len(result.result.encode()) <= 300
+    text = orjson.dumps(result.result).decode()
+    assert (text.startswith('{"a":{"a":'), len(text.encode()) <= 300) == (True, True)
+    assert result.shaped is not None
+    assert result.shaped.cuts[-1].unit == "keys"
 
 
 pytestmark = pytest.mark.anyio

@@ -284,6 +284,15 @@ SEARCH_TOKENS = (
 SEARCH_MODE_TOKENS = dict(zip(FORMATS, (307, 308, 288, 264, 392), strict=True))
 DANGLING_TOKENS = dict(zip(FORMATS, (138, 139, 119, 99, 230), strict=True))
 DEMO_TOKENS = dict(zip(FORMATS, (581, 583, 542, 460, 751), strict=True))
+DEMO_CHANGE = (
+    "the body wants at least 1 of its fields given; the API checks that, not the gateway (they "
+    "are arguments of their own here)"
+)
+"""The demo's one change: updateNote's PATCH body says `minProperties: 1`."""
+DEMO_CHANGE_LINES = (
+    "  1 change: body-constraint-unchecked 1\n"
+    f"    PATCH /notes/{{noteId}}  [updateNote]  body-constraint-unchecked: {DEMO_CHANGE}\n"
+)
 
 
 def tokens(*numbers: int, source: bool = True) -> str:
@@ -449,8 +458,15 @@ def test_check_json_with_a_down_source_exits_1(
                     "tools": 6,
                     "filtered": 0,
                     "notes": [],
-                    "changes": [],
-                    "changes_by_kind": {},
+                    "changes": [
+                        {
+                            "tool": "updateNote",
+                            "kind": "body-constraint-unchecked",
+                            "message": DEMO_CHANGE,
+                            "where": "PATCH /notes/{noteId}",
+                        }
+                    ],
+                    "changes_by_kind": {"body-constraint-unchecked": 1},
                     "validation": {"ran": False, "valid": None, "findings": []},
                     "tokens": DEMO_TOKENS,
                 },
@@ -467,8 +483,8 @@ def test_check_json_with_a_down_source_exits_1(
                 "down": ["nope"],
                 "operations": 6,
                 "tools": 6,
-                "changes": 0,
-                "changes_by_kind": {},
+                "changes": 1,
+                "changes_by_kind": {"body-constraint-unchecked": 1},
                 "validation_findings": 0,
                 "filters_down": [],
                 "usable": False,
@@ -491,9 +507,8 @@ nope  specs/nope.yaml  DOWN: specs/nope.yaml: no such file
 
 demo  specs/demo.yaml  'Notes (toolbridge demo service)' (OpenAPI 3.1.0)
   6 operations -> 6 tools
-{tokens(581, 583, 542, 460, 751)}  nothing changed or lost
-
-{tokens(581, 583, 542, 460, 751, source=False)}{SEARCH_TOKENS}summary: 2 sources, 6 operations, 6 tools, 0 changes, 0 spec validation findings; NOT usable: down: nope
+{tokens(581, 583, 542, 460, 751)}{DEMO_CHANGE_LINES}
+{tokens(581, 583, 542, 460, 751, source=False)}{SEARCH_TOKENS}summary: 2 sources, 6 operations, 6 tools, 1 change (body-constraint-unchecked 1), 0 spec validation findings; NOT usable: down: nope
 """,  # noqa: E501
         "loading nope from specs/nope.yaml ...\n"
         "loaded nope: FAILED in 0.00 s\n"
@@ -1021,8 +1036,8 @@ def test_check_reports_the_filters_and_one_that_cannot_load_makes_it_not_usable(
         "runs it)\n"
         f"filter audit  {tmp_path}/audit.py  DOWN: filters 'audit': {tmp_path}/audit.py: no such "
         "file\n\n",
-        "summary: 1 source, 6 operations, 6 tools, 0 changes, 0 spec validation findings; "
-        "NOT usable: down: filter audit",
+        "summary: 1 source, 6 operations, 6 tools, 1 change (body-constraint-unchecked 1), 0 spec "
+        "validation findings; NOT usable: down: filter audit",
     )
 
 
@@ -1048,7 +1063,7 @@ def test_check_reports_toolsets_what_selects_nothing_by_line_and_a_token_warning
         )
     )
     code, out, _ = run(capsys, "check", "-c", str(config), "--no-validate")
-    tail = out.split("nothing changed or lost\n\n", 1)[1]
+    tail = out.split(DEMO_CHANGE_LINES + "\n", 1)[1]
     assert (code, tail) == (
         0,
         tokens(581, 583, 542, 460, 751, source=False)
@@ -1064,8 +1079,8 @@ def test_check_reports_toolsets_what_selects_nothing_by_line_and_a_token_warning
         "give models a few tools at a time, with toolsets (`toolsets:` in the config, served at "
         "/toolsets/{id}/mcp and /toolsets/{id}/openapi.json) or search mode (`?mode=search`, or "
         "`discovery: search` on a toolset: three tools, about 392 tokens)\n"
-        "summary: 1 source, 6 operations, 6 tools, 0 changes, 0 spec validation findings; "
-        "usable\n",
+        "summary: 1 source, 6 operations, 6 tools, 1 change (body-constraint-unchecked 1), 0 "
+        "spec validation findings; usable\n",
     )
 
 
@@ -1141,7 +1156,10 @@ def test_check_reports_the_notes_a_result_budget_gives_the_tools(
         "    result: {max_bytes: 1000}\n"
     )
     code, report = run_json(capsysbinary, "check", "-c", str(config), "--no-validate", "--json")
-    assert (code, report["summary"]["changes_by_kind"]) == (0, {"output-schema-dropped": 5})
+    assert (code, report["summary"]["changes_by_kind"]) == (
+        0,
+        {"output-schema-dropped": 5, "body-constraint-unchecked": 1},
+    )
 
 
 def test_check_says_which_sources_have_calls_it_would_refuse(tmp_path: Path) -> None:
@@ -1170,10 +1188,11 @@ def test_check_says_which_sources_have_calls_it_would_refuse(tmp_path: Path) -> 
     print_check(report, out)
     assert (report["summary"]["refused_calls"], report["summary"]["changes_by_kind"]) == (
         ["notes"],
-        {"destination-refused": 1},
+        {"body-constraint-unchecked": 1, "destination-refused": 1},
     )
     assert out.getvalue().splitlines()[-1] == (
-        "summary: 1 source, 6 operations, 6 tools, 1 change (destination-refused 1), 0 spec "
+        "summary: 1 source, 6 operations, 6 tools, 2 changes (body-constraint-unchecked 1, "
+        "destination-refused 1), 0 spec "
         "validation findings; usable; calls refused (destination-refused, see `allowed_hosts`): "
         "notes"
     )

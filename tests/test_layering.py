@@ -86,6 +86,7 @@ EDGES = {
         "state.follow",
         "state.migrate",
         "state.rows",
+        "state.scopes",
         "state.servers",
         "state.store",
         "state.tables",

@@ -25,6 +25,7 @@ Pure: values in, values out.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import json
@@ -148,6 +149,13 @@ def apply(budget: Budget, result: ToolResult) -> ToolResult:
         except RecursionError:
             return _withheld(result, budget, "the expression went too deep into it")
     form = result.text_form
+    if form == "json" and isinstance(value, str) and selected is None and not result.truncated:
+        # A JSON answer passed on as its text (integers past 64 bits): read with integers
+        # whole, so that it is cut as JSON (its arrays, saying how much), not as text.
+        with contextlib.suppress(ValueError, RecursionError):
+            value = json.loads(value)
+    if not isinstance(value, str):
+        form = None  # a value (selected, or read above), no longer the answer's JSON text
     try:
         size = _size(value)
     except (orjson.JSONEncodeError, RecursionError):
@@ -218,7 +226,9 @@ def fit(value: Any, limit: int, *, owned: bool = False) -> tuple[Any, list[Cut],
     the answer's size is kept by arithmetic, not by writing it again after each cut.
     """
     if isinstance(value, str):
-        return _cut_text(value, _kept_chars(value, limit, _text_size)), [], True
+        kept = _kept_chars(value, limit, _text_size)
+        cut = Cut(path="$", kept=kept, left_out=len(value) - kept, unit="characters")
+        return _cut_text(value, kept), [cut], True
     if not owned:
         value = orjson.loads(_dumps(value))  # a copy of our own to cut in place
     cuts: list[Cut] = []
@@ -380,7 +390,10 @@ def _is_binary(result: ToolResult) -> bool:
 
 
 def _dumps(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:  # integers past 64 bits, or deeper than orjson writes
+        return json_text(value).encode()
 
 
 def _json_size(value: Any) -> int:

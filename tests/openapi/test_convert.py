@@ -1105,7 +1105,6 @@ def test_json_body_stays_under_body_when_a_field_collides_with_a_parameter(
 @pytest.mark.parametrize(
     "keywords",
     [
-        {"minProperties": 1},  # Figma's postVariables: at least one of them
         {"maxProperties": 1},
         {"dependentRequired": {"a": ["b"]}},
         {"propertyNames": {"pattern": "^[a-z]+$"}},

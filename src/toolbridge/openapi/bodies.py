@@ -188,8 +188,9 @@ BODY_WHOLE = frozenset(
     {
         *("allOf", "anyOf", "oneOf", "not", "if", "patternProperties", "$ref"),
         # what constrains the object as a whole, which its properties beside the parameters
-        # could no longer say (Figma's `postVariables` wants at least one property)
-        *("minProperties", "maxProperties", "dependentRequired", "dependentSchemas"),
+        # could no longer say (`minProperties`, PATCH's "give one field at least", is the
+        # exception: flattened, with a note, see _flatten)
+        *("maxProperties", "dependentRequired", "dependentSchemas"),
         *("dependencies", "propertyNames", "unevaluatedProperties"),
     }
 )
@@ -240,6 +241,17 @@ def _flatten(
         content, files = _with_files(content, defs)
         properties = content["properties"]
     b.notes.extend(defs.notes_for(inlined))
+    least = content.get("minProperties")
+    if isinstance(least, int) and least > 0:
+        # PATCH bodies say "give one field at least" so: arguments beside the parameters
+        # are worth more to a model than one `body` object, and the API still checks it.
+        b.notes.append(
+            Note(
+                kind="body-constraint-unchecked",
+                message=f"the body wants at least {least} of its fields given; the API checks "
+                "that, not the gateway (they are arguments of their own here)",
+            )
+        )
     body_required = content.get("required") or []
     for name, sub in properties.items():
         b.properties[name] = sub
