@@ -393,6 +393,23 @@ async def test_a_filter_that_raises_says_what_it_raised(tmp_path: Path) -> None:
     )
 
 
+async def test_a_handler_that_changes_the_call_in_place_and_returns_nothing_changed_it(
+    tmp_path: Path,
+) -> None:
+    """As in Open WebUI, which hands a handler the request itself: a redacting outlet that
+    forgets `return body` must not let the address through (nor an inlet's edit be lost)."""
+    (tmp_path / "f.py").write_text(
+        "class Filter:\n"
+        "    def inlet(self, body):\n"
+        "        body['arguments']['text'] = body['arguments']['text'].strip()\n"
+        "    def outlet(self, body):\n"
+        "        body['result'] = body['result'].replace('bob@example.com', '[email]')\n"
+    )
+    gw, _ = gateway({"id": "f", "path": "f.py"}, base_dir=tmp_path)
+    answer = await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "  mail bob@example.com  "})
+    assert answer == ToolResult(ok=True, content_type="text/plain", result="mail [email]")
+
+
 async def test_reload_takes_an_edit_and_keeps_the_last_good_version(tmp_path: Path) -> None:
     shutil.copy(ROOT / FILTERS / "redact_emails.py", tmp_path / "redact.py")
     gw, _ = gateway({"id": "redact", "path": "redact.py"}, base_dir=tmp_path)

@@ -115,16 +115,19 @@ async def run_inlets(
             logger.warning("filter %s refused a call of %s: %s", loaded.id, tool.name, reason)
             message = f"refused by filter {loaded.id!r}: {reason}"
             return ToolResult(ok=False, content_type="text/plain", result=message)
-        if answer is not None:
-            changed = answer.get("arguments") if isinstance(answer, dict) else None
-            if not isinstance(changed, dict):
-                found = type(answer).__name__ if not isinstance(answer, dict) else "no arguments"
-                message = (
-                    f"refused by filter {loaded.id!r}: its inlet returned {found}, expected the "
-                    "call with its `arguments` object"
-                )
-                return ToolResult(ok=False, content_type="text/plain", result=message)
-            arguments = changed
+        if answer is None:
+            # Open WebUI hands a handler the request itself: one that changes it in place and
+            # returns nothing has changed it all the same (a copy here, so taken from it).
+            answer = payload
+        changed = answer.get("arguments") if isinstance(answer, dict) else None
+        if not isinstance(changed, dict):
+            found = type(answer).__name__ if not isinstance(answer, dict) else "no arguments"
+            message = (
+                f"refused by filter {loaded.id!r}: its inlet returned {found}, expected the "
+                "call with its `arguments` object"
+            )
+            return ToolResult(ok=False, content_type="text/plain", result=message)
+        arguments = changed
         if loaded.file_handler:
             metadata = {k: v for k, v in context.metadata.items() if k != "files"}
             context = replace(context, files=(), metadata=metadata)
@@ -162,8 +165,9 @@ async def run_outlets(
         }
         try:
             answer = await _run(loaded, loaded.outlet, payload, user, valves, context, on_event)
-            if answer is not None:
-                result = _changed(result, answer, payload)
+            # None: the handler changed the payload in place, or not at all (see run_inlets);
+            # what it held is compared with the result as it was before.
+            result = _changed(result, payload if answer is None else answer, _before(result))
         except InvalidArguments:
             raise
         except (Exception, SystemExit) as exc:
@@ -232,6 +236,16 @@ async def _run(
         return await anyio.to_thread.run_sync(
             contained(partial(handler.func, **kwargs)), abandon_on_cancel=True
         )
+
+
+def _before(result: ToolResult) -> dict[str, Any]:
+    """The result as an outlet's payload first held it (what it may have changed)."""
+    return {
+        "result": result.result,
+        "content_type": result.content_type,
+        "ok": result.ok,
+        "embeds": [{"content_type": e.content_type, "content": e.content} for e in result.embeds],
+    }
 
 
 def _changed(result: ToolResult, answer: Any, before: dict[str, Any]) -> ToolResult:
