@@ -253,7 +253,6 @@ async def test_a_file_handler_takes_the_files() -> None:
     ("source", "valves", "message"),
     [
         ("class Nothing: ...\n", {}, "has no `class Filter` (an Open WebUI filter function)"),
-        ("class Filter:\n    pass\n", {}, "the Filter has neither `inlet` nor `outlet`"),
         (
             "class Filter:\n    def outlet(self, body): return body\n",
             {"x": 1},
@@ -289,6 +288,27 @@ def test_loading_errors(tmp_path: Path, source: str, valves: dict[str, Any], mes
     (tmp_path / "f.py").write_text(source)
     gw, _ = gateway({"id": "f", "path": "f.py", "valves": valves}, base_dir=tmp_path)
     assert [s.error for s in gw.filters()] == [f"filters 'f': {tmp_path}/f.py: {message}"]
+
+
+@pytest.mark.parametrize(
+    ("source", "has"),
+    [
+        (
+            "    def stream(self, event): return event\n",
+            "only `stream`, which tool calls have none of",
+        ),
+        ("    pass\n", "neither `inlet` nor `outlet`"),
+    ],
+)
+async def test_a_filter_with_nothing_for_tool_calls_loads_and_does_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, source: str, has: str
+) -> None:
+    """As Open WebUI loads it (a `stream` filter is for chat streams): not a source down."""
+    (tmp_path / "f.py").write_text("class Filter:\n" + source)
+    gw, _ = gateway({"id": "f", "path": "f.py"}, base_dir=tmp_path)
+    answer = await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "hi"})
+    assert ([s.error for s in gw.filters()], answer.result) == ([None], "hi")
+    assert f"{tmp_path}/f.py: the Filter has {has}: it does nothing here" in caplog.text
 
 
 async def test_a_handler_with_a_parameter_the_host_cannot_fill_fails_when_it_runs(

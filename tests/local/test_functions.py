@@ -939,6 +939,20 @@ async def test_results(
     assert result == ToolResult(ok=True, content_type=content_type, result=expected)
 
 
+def test_an_answer_that_cannot_be_made_json_is_a_failed_call() -> None:
+    """A dict that holds itself: the tool ran, its answer failed (not the gateway, a 500)."""
+    from toolbridge.local.results import function_result
+
+    looped: dict[str, Any] = {}
+    looped["self"] = looped
+    assert function_result(looped) == ToolResult(
+        ok=False,
+        content_type="text/plain",
+        result="the tool's answer cannot be sent: ValueError: Circular reference detected (id "
+        "repeated)",
+    )
+
+
 # -- the bundled demo ------------------------------------------------------------------------
 
 

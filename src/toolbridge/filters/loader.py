@@ -176,7 +176,13 @@ def _filter(entry: FilterEntry, location: str, module: types.ModuleType) -> Filt
     inlet = _handler(where, getattr(instance, "inlet", None), "inlet")
     outlet = _handler(where, getattr(instance, "outlet", None), "outlet")
     if inlet is None and outlet is None:
-        raise SourceError(f"{where}: the Filter has neither `inlet` nor `outlet`")
+        # Open WebUI loads it (a `stream`-only filter is one): it does nothing to tool calls.
+        has = (
+            "only `stream`, which tool calls have none of"
+            if hasattr(instance, "stream")
+            else ("neither `inlet` nor `outlet`")
+        )
+        logger.warning("%s: the Filter has %s: it does nothing here", where, has)
     return Filter(
         id=entry.id,
         location=location,

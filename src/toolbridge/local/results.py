@@ -24,7 +24,16 @@ VIEW_NOTE = "An interactive view was produced and is shown to the user."
 
 
 def function_result(value: Any) -> ToolResult:
-    """The result of a call that returned `value`."""
+    """The result of a call that returned `value`; a failed call when it cannot be made JSON
+    (a dict that holds itself): the tool ran, and its answer is what failed."""
+    try:
+        return _function_result(value)
+    except (ValueError, TypeError, RecursionError) as exc:
+        message = f"the tool's answer cannot be sent: {type(exc).__name__}: {exc}"
+        return ToolResult(ok=False, content_type="text/plain", result=message)
+
+
+def _function_result(value: Any) -> ToolResult:
     if isinstance(value, tuple) and len(value) == 2 and _is_response(value[0]):
         response, context = value
         return _response_result(response, context)
