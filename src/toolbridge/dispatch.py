@@ -23,6 +23,7 @@ from toolbridge.filters.chain import Chain, run_inlets, run_outlets
 from toolbridge.generation import Environment, Generation
 from toolbridge.local.calls import call_function, user_valves
 from toolbridge.local.context import CallContext, context_from_headers, oauth_token
+from toolbridge.local.signatures import field_names
 from toolbridge.policy import Principal
 from toolbridge.redaction import Secrets, call_secrets, secret_fields
 from toolbridge.sendable import sendable
@@ -89,6 +90,8 @@ class Dispatch:
             case PythonFunction() as fn:
                 headers = caller_headers or {}
                 user = _user(principal, headers.get(USER_VALVES_HEADER))
+                if "valves" in user:
+                    _known_valves(fn, user["valves"])  # as PUT /v1/me/valves checks them
                 if "valves" not in user and self.users is not None and "__user__" in fn.injected:
                     stored = await self.users.valves(principal.id, fn.tool_id)
                     if stored is not None:
@@ -312,6 +315,25 @@ def capped(result: ToolResult, max_bytes: int, secrets: Secrets) -> ToolResult:
         truncated=True,
         headers=result.headers,
     )
+
+
+def _known_valves(fn: PythonFunction, valves: Any) -> None:
+    """InvalidArguments for names the caller's UserValves (as sent in the header) has no field
+    for: a typo would otherwise be dropped without a word, and the caller's stored UserValves,
+    which the header replaces, with it."""
+    model = user_valves(getattr(fn.func, "__self__", None))
+    if model is None or not isinstance(valves, dict):
+        return
+    known = field_names(model)
+    unknown = [
+        (
+            f"$.__user__.valves.{name}",
+            f"not a field of its UserValves (it has: {', '.join(sorted(known))})",
+        )
+        for name in sorted(set(valves) - known)
+    ]
+    if unknown:
+        raise InvalidArguments("__user__", unknown)
 
 
 def _redacted(result: ToolResult, secrets: Secrets) -> ToolResult:

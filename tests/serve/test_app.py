@@ -214,9 +214,21 @@ async def test_user_valves_travel_in_a_header_and_are_validated() -> None:
         oslo = await http.post("/v1/tools/get_weather/call", json={}, headers=home)
         bad = {"X-Toolbridge-User-Valves": '{"max_days": 0}'}
         refused = await http.post("/v1/tools/get_weather/call", json={}, headers=bad)
+        typo = {"X-Toolbridge-User-Valves": '{"hom": "Oslo"}'}
+        mistyped = await http.post("/v1/tools/get_weather/call", json={}, headers=typo)
     assert oslo.json()["result"].startswith("Oslo: sunny")
     assert refused.status_code == 422
     assert refused.json()["error"]["problems"][0]["path"] == "$.__user__.valves.max_days"
+    # As PUT /v1/me/valves refuses it: a typo is no silent reset of the caller's valves.
+    assert (mistyped.status_code, mistyped.json()["error"]["problems"]) == (
+        422,
+        [
+            {
+                "path": "$.__user__.valves.hom",
+                "message": "not a field of its UserValves (it has: home, max_days)",
+            }
+        ],
+    )
 
 
 async def test_a_callers_token_handed_to_a_local_tool_never_comes_back(tmp_path: Path) -> None:
