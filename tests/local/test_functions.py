@@ -1256,6 +1256,23 @@ def test_install_requirements_installs_only_package_specifiers(
     ]
 
 
+def test_an_entry_that_installs_notes_each_refused_requirement_once(tmp_path: Path) -> None:
+    """Not again as `requirement-missing` "(toolbridge installs nothing)": this entry does."""
+    from toolbridge.local.loader import load_tools
+
+    (tmp_path / "needs.py").write_text(
+        '"""\ntitle: Needs\nrequirements: ./local\n"""\n\ndef ping() -> str:\n    return "pong"\n'
+    )
+    entry = LocalTools(id="needs", path="needs.py", install_requirements=True)
+    plain = LocalTools(id="needs", path="needs.py")
+    installing = load_tools(entry, tmp_path).notes
+    not_installing = load_tools(plain, tmp_path).notes
+    assert ([n.kind for n in installing], [n.kind for n in not_installing]) == (
+        ["requirement-refused"],
+        ["requirement-missing"],
+    )
+
+
 def test_an_entry_timeout_applies_to_its_tools() -> None:
     fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "tools"
     entry = LocalTools(id="w", path=str(fixtures / "weather.py"), timeout=2.5)

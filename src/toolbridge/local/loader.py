@@ -101,7 +101,9 @@ def load_tools(
         modules.append(info)
         tools.extend(found)
         used_valves |= used
-        notes.extend(requirement_notes(info))
+        if not (entry.install_requirements and isinstance(source, Path)):
+            # (installing, what is still missing was refused or failed: noted above)
+            notes.extend(requirement_notes(info))
     if sources and not modules:
         raise SourceError("\n".join(note.message for note in notes))
     unused = sorted(set(entry.valves) - used_valves)
