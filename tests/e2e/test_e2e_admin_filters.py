@@ -254,7 +254,7 @@ def test_a_filter_imported_by_url_is_taken_only_with_its_sha256(served: Served) 
             {
                 "type": "invalid_config",
                 "message": "filters[mask]: the file cannot be loaded: filters 'mask': "
-                "filters/mask.py: cannot be imported: ModuleNotFoundError: No module named "
+                "filters/mask.py:1: cannot be imported: ModuleNotFoundError: No module named "
                 "'nowhere_to_be_found'",
             },
             id="file-does-not-load",

@@ -487,7 +487,7 @@ def test_a_tool_file_that_exits_at_import_is_refused_and_the_gateway_serves_on(
     health = httpx2.get(served.url + "/healthz", timeout=10)
     assert (answer.status_code, answer.json()["error"]["message"], health.status_code) == (
         422,
-        "tools[ender]: the file cannot be loaded: tools 'ender': tools/ender.py: cannot be "
+        "tools[ender]: the file cannot be loaded: tools 'ender': tools/ender.py:1: cannot be "
         "imported: SystemExit: 3",
         200,
     )

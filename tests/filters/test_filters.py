@@ -252,11 +252,11 @@ async def test_a_file_handler_takes_the_files() -> None:
 @pytest.mark.parametrize(
     ("source", "valves", "message"),
     [
-        ("class Nothing: ...\n", {}, "has no `class Filter` (an Open WebUI filter function)"),
+        ("class Nothing: ...\n", {}, ": has no `class Filter` (an Open WebUI filter function)"),
         (
             "class Filter:\n    def outlet(self, body): return body\n",
             {"x": 1},
-            "valves are given, but the Filter has no Valves model",
+            ": valves are given, but the Filter has no Valves model",
         ),
         (
             "from pydantic import BaseModel\n"
@@ -264,7 +264,7 @@ async def test_a_file_handler_takes_the_files() -> None:
             "    class Valves(BaseModel):\n        mask: str = '*'\n        level: int = 1\n"
             "    def outlet(self, body): return body\n",
             {"valves": {"mask": "#"}, "mask": "#"},
-            "valves 'valves' are not fields of the Filter's Valves (it has: level, mask)",
+            ": valves 'valves' are not fields of the Filter's Valves (it has: level, mask)",
         ),
         (
             "from pydantic import BaseModel\n"
@@ -273,21 +273,21 @@ async def test_a_file_handler_takes_the_files() -> None:
             "    def __init__(self): self.valves = self.Valves()\n"
             "    def outlet(self, body): return body\n",
             {},
-            "priority must be a number, found a string",
+            ": priority must be a number, found a string",
         ),
         (
             "from open_webui.models.users import Users\n",
             {},
-            "needs the Open WebUI application: `from open_webui.models.users import Users` "
-            "(line 1) imports Open WebUI's own code, which exists only inside Open WebUI; "
-            "toolbridge runs tool files without it",
+            ":1: needs the Open WebUI application: `from open_webui.models.users import Users` "
+            "imports Open WebUI's own code, which exists only inside Open WebUI; toolbridge runs "
+            "tool files without it",
         ),
     ],
 )
 def test_loading_errors(tmp_path: Path, source: str, valves: dict[str, Any], message: str) -> None:
     (tmp_path / "f.py").write_text(source)
     gw, _ = gateway({"id": "f", "path": "f.py", "valves": valves}, base_dir=tmp_path)
-    assert [s.error for s in gw.filters()] == [f"filters 'f': {tmp_path}/f.py: {message}"]
+    assert [s.error for s in gw.filters()] == [f"filters 'f': {tmp_path}/f.py{message}"]
 
 
 @pytest.mark.parametrize(

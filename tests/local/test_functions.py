@@ -361,7 +361,7 @@ def test_folder() -> None:
     assert conversion.notes == (
         Note(
             kind="module-failed",
-            message=f"tools 't': {WHERE}/broken.py: cannot be imported: ModuleNotFoundError: "
+            message=f"tools 't': {WHERE}/broken.py:6: cannot be imported: ModuleNotFoundError: "
             "No module named 'toolbridge_missing_dependency' "
             "(requirements not installed: toolbridge-missing-dependency)",
             where=f"{WHERE}/broken.py",
@@ -391,7 +391,7 @@ def test_an_import_its_requirements_do_not_name_is_said_and_a_module_name_counts
     with pytest.raises(SourceError) as caught:
         load_tools(LocalTools(id="t", path="needs.py"), tmp_path)
     assert str(caught.value) == (
-        f"tools 't': {tmp_path}/needs.py: cannot be imported: ModuleNotFoundError: No module "
+        f"tools 't': {tmp_path}/needs.py:5: cannot be imported: ModuleNotFoundError: No module "
         "named 'toolbridge_not_there' (its frontmatter `requirements` do not name "
         "'toolbridge_not_there')"
     )
@@ -444,7 +444,7 @@ def test_each_file_is_its_own_module() -> None:
         ),
         (
             {"path": "broken.py"},
-            f"tools 't': {WHERE}/broken.py: cannot be imported: ModuleNotFoundError: No module "
+            f"tools 't': {WHERE}/broken.py:6: cannot be imported: ModuleNotFoundError: No module "
             "named 'toolbridge_missing_dependency' "
             "(requirements not installed: toolbridge-missing-dependency)",
         ),
@@ -481,9 +481,9 @@ def test_source_errors(entry: dict[str, Any], message: str) -> None:
         ("def broken(:\n    pass\n", "{file}:1: invalid Python: invalid syntax"),
         (
             "raise RuntimeError('no network here')\n",
-            "{file}: cannot be imported: RuntimeError: no network here",
+            "{file}:1: cannot be imported: RuntimeError: no network here",
         ),
-        ("import sys\nsys.exit(3)\n", "{file}: cannot be imported: SystemExit: 3"),
+        ("import sys\nsys.exit(3)\n", "{file}:2: cannot be imported: SystemExit: 3"),
         (
             "class Tools:\n    def __init__(self, token):\n        self.token = token\n",
             "{file}: Tools() failed: TypeError: Tools.__init__() missing 1 required positional "

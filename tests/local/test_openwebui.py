@@ -156,9 +156,9 @@ def test_private_parameter_without_default_is_an_argument(tmp_path: Path) -> Non
     [
         (
             "needs_owui.py",
-            "tools 't': tests/fixtures/openwebui/needs_owui.py: needs the Open WebUI application: "
-            "`from open_webui.models.chats import Chats` (line 8) imports Open WebUI's own code, "
-            "which exists only inside Open WebUI; toolbridge runs tool files without it",
+            "tools 't': tests/fixtures/openwebui/needs_owui.py:8: needs the Open WebUI "
+            "application: `from open_webui.models.chats import Chats` imports Open WebUI's own "
+            "code, which exists only inside Open WebUI; toolbridge runs tool files without it",
         ),
         (
             "summarizer_pipe.py",
@@ -193,7 +193,7 @@ def test_legacy_open_webui_import(tmp_path: Path) -> None:
     assert "needs the Open WebUI application: `from utils.misc import get_last_user_message` " in (
         str(caught.value)
     )
-    assert "(line 2)" in str(caught.value)
+    assert "old.py:2: needs the Open WebUI application" in str(caught.value)
 
 
 def test_a_package_open_webui_provides_names_the_extra(

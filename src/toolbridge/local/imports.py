@@ -82,8 +82,25 @@ def import_file(label: str, namespace: str, path: Path) -> tuple[types.ModuleTyp
         ) from None
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
         sys.modules.pop(name, None)
-        raise SourceError(f"{where}: {_why(exc, tree, info)}") from exc
+        line = line_in(exc, path)
+        at = f"{where}:{line}" if line is not None else where
+        raise SourceError(f"{at}: {_why(exc, tree, info, located=line is not None)}") from exc
     return module, info
+
+
+def line_in(exc: BaseException, path: Path | str | None) -> int | None:
+    """The line of the file `path` the exception was raised from (its deepest frame there):
+    what an operator looks at first; None when it was not raised from that file."""
+    if path is None:
+        return None
+    wanted = str(path)
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == wanted:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
 
 
 class _StillRunning(Exception):
@@ -122,14 +139,15 @@ def import_module(label: str, name: str) -> types.ModuleType:
         raise SourceError(f"{label}: module {name!r} cannot be imported: {cause(exc)}") from exc
 
 
-def _why(exc: BaseException, tree: ast.Module, info: LocalModule) -> str:
-    """Why a file could not be imported, naming the import when one failed."""
+def _why(exc: BaseException, tree: ast.Module, info: LocalModule, *, located: bool) -> str:
+    """Why a file could not be imported, naming the import when one failed (and its line,
+    unless the error is `located` at it already)."""
     missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
     top = (missing or "").split(".")[0]
     statement = _import_of(tree, top) if top else None
     if top in OPEN_WEBUI_NAMES and not installed(top.replace("_", "-")):
         line, text = statement or (0, f"import {missing}")
-        at = f" (line {line})" if line else ""
+        at = f" (line {line})" if line and not located else ""
         return (
             f"needs the Open WebUI application: `{text}`{at} imports Open WebUI's own code, "
             "which exists only inside Open WebUI; toolbridge runs tool files without it"
