@@ -310,6 +310,31 @@ def test_a_path_argument_within_a_segment_may_be_empty() -> None:
     }
 
 
+def test_an_optional_property_in_a_union_is_nullable_where_the_call_mends_it() -> None:
+    """Stripe's `created: {gt, lte} | integer`: the call takes `lte: null` (not given) in the
+    object branch, so the document says so; it says nothing the call would refuse."""
+    created = {
+        "anyOf": [
+            {"type": "object", "properties": {"gt": {"type": "integer"}}},
+            {"type": "integer"},
+        ]
+    }
+    tool = Tool(
+        name="t",
+        original_name="t",
+        description="",
+        input_schema={"type": "object", "properties": {"created": created}},
+        target=HttpOperation(server="s", method="GET", path="/a", base_url=None, operation_id=None),
+    )
+    accepted = accepted_schema(tool)
+    validator = jsonschema_rs.validator_for(accepted)
+    arguments = {"created": {"gt": None}}
+    assert (validator.is_valid(arguments), ArgumentValidator(tool).check(arguments)) == (
+        True,
+        {"created": {}},
+    )
+
+
 def test_a_sub_schema_the_catalog_shares_is_made_nullable_only_where_it_is_optional() -> None:
     """The catalog keeps equal sub-schemas as one object (Stripe's `{enabled: boolean}` is
     required in `automatic_tax` and optional in `installments`): made nullable in one place,

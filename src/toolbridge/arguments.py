@@ -330,6 +330,12 @@ def _nullable(schema: Any, defs: dict[str, Any], seen: set[str], depth: int) -> 
                 properties[key] = _or_null(sub, defs)
     if isinstance(schema.get("items"), dict):
         _nullable(schema["items"], defs, seen, depth + 1)
+    if not _types(schema):  # a union: the branch `_mend` reads an object or array by (`_branch`)
+        branches = _branches(schema, defs)
+        for wanted in ("object", "array"):
+            first = next((b for b in branches if wanted in _branch_kinds(b)), None)
+            if first is not None:
+                _nullable(first, defs, seen, depth + 1)
 
 
 def _base64_patterns(node: Any) -> None:

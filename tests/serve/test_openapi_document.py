@@ -6,6 +6,7 @@ converter reads it back into the same tools, and that Open WebUI's way of readin
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ SPECS = [*sorted((ROOT / "specs").glob("*.yaml")), ROOT / "specs" / "swagger2.js
 def remote(name: str, **fields: Any) -> Tool:
     target = HttpOperation(server="s", method="POST", path="/x", base_url=None, operation_id=name)
     fields.setdefault("input_schema", {"type": "object", "properties": {}})
+    # Published only where promised (`output_schema: publish`), as MCP's outputSchema is.
+    fields.setdefault("output_promised", "output_schema" in fields)
     fields.setdefault("description", f"Do {name}.")
     return Tool(name=name, original_name=name, target=target, **fields)
 
@@ -171,6 +174,7 @@ GET_NOTE = Tool(
         "additionalProperties": False,
     },
     output_schema={"$ref": "#/$defs/Note", "$defs": {"Note": NOTE}},
+    output_promised=True,  # (a server that says `output_schema: publish`)
     source="notes",
     deprecated=True,
     target=HttpOperation(
@@ -187,6 +191,19 @@ NOW = Tool(
         tool_id="clock", function="clock:Tools.now", func=print, arguments_model=None
     ),
 )
+
+
+def test_an_output_schema_answers_are_not_held_to_is_not_published() -> None:
+    """An upstream may answer otherwise than its document says (passed on as it is): only a
+    promised output schema (a server's `output_schema: publish`, a local tool's return model)
+    is the `result` of the gateway's own document, as only such is MCP's outputSchema."""
+    withheld = remote(
+        "w", output_schema={"type": "object", "properties": {"n": {"type": "integer"}}}
+    )
+    document = gateway_document([replace(withheld, output_promised=False)], title="gw")
+    operation = document["paths"]["/v1/tools/w/call"]["post"]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/toolbridge.Result"}
 
 
 def test_each_tool_is_one_post_operation_of_the_gateway() -> None:

@@ -153,7 +153,8 @@ def _parts(tool: Tool) -> list[tuple[str, JsonSchema]]:
     # Exactly what a call takes; and Open WebUI hands these to whatever model it uses,
     # OpenAI's included: arrays carry `items`.
     parts = [("input", with_array_items(accepted_schema(tool)))]
-    if tool.output_schema is not None:
+    if tool.output_schema is not None and tool.output_promised:
+        # As MCP's outputSchema: only where answers are held to it (an upstream's may differ).
         parts.append(("result", tool.output_schema))
     return parts
 
