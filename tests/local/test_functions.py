@@ -1256,6 +1256,29 @@ def test_install_requirements_installs_only_package_specifiers(
     ]
 
 
+async def test_a_method_behind_a_decorator_object_is_a_tool(tmp_path: Path) -> None:
+    """`functools.lru_cache` makes a method an object (not a function), which Open WebUI offers
+    as it offers any method: so does the gateway, by the function it wraps."""
+    from toolbridge.local.loader import load_tools
+
+    (tmp_path / "t.py").write_text(
+        "import functools\n\n"
+        "class Tools:\n"
+        "    @functools.lru_cache(maxsize=8)\n"
+        "    def cached(self, n: int) -> int:\n"
+        '        """Double n."""\n'
+        "        return n * 2\n"
+    )
+    (tool,) = load_tools(LocalTools(id="t", path="t.py"), tmp_path).tools
+    assert (tool.name, tool.description, tool.input_schema["properties"]) == (
+        "cached",
+        "Double n.",
+        {"n": {"type": "integer"}},
+    )
+    assert isinstance(tool.target, PythonFunction)
+    assert (await call_function(tool.target, {"n": 4})).result == 8
+
+
 def test_an_entry_that_installs_notes_each_refused_requirement_once(tmp_path: Path) -> None:
     """Not again as `requirement-missing` "(toolbridge installs nothing)": this entry does."""
     from toolbridge.local.loader import load_tools

@@ -229,6 +229,8 @@ def _methods(tools_class: type) -> list[str]:
                 continue
             if isinstance(value, staticmethod | classmethod) or inspect.isfunction(value):
                 found.append(name)
+            elif callable(value) and inspect.isfunction(getattr(value, "__wrapped__", None)):
+                found.append(name)  # a method behind a decorator object (`functools.lru_cache`)
     return found
 
 
