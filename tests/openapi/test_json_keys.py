@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.openapi.test_yaml_keys import LONG, twice
 from toolbridge.openapi.convert import convert
 from toolbridge.openapi.documents import (
     DocumentStore,
@@ -23,11 +24,6 @@ from toolbridge.openapi.duplicate_keys import MAX_DUPLICATES, MAX_KEY_CHARS, Dup
 from toolbridge.tools import Note
 
 URI = "https://example.com/openapi.json"
-LONG = "k" * (MAX_KEY_CHARS + 50)
-
-
-def twice(pointer: str, key: str, kept: tuple[int, int], dropped: tuple[int, int]) -> DuplicateKey:
-    return DuplicateKey(pointer, key, *kept, *dropped)
 
 
 CASES = [
