@@ -23,7 +23,7 @@ import orjson
 from toolbridge import json_text
 from toolbridge import schemas as js
 from toolbridge.errors import InvalidArguments
-from toolbridge.tools import HttpOperation, JsonSchema, PythonFunction, Tool
+from toolbridge.tools import HttpOperation, JsonSchema, ParamBinding, PythonFunction, Tool
 from toolbridge.upstream.request import whole_segments
 
 MAX_PROBLEMS = 20
@@ -191,6 +191,9 @@ value without control characters); anything else is refused when the request is 
 PATH_SEGMENT_PATTERN = "^(?!\\.\\.?(?![\\s\\S]))"
 """A path argument is not `.` or `..`: a dot segment would climb the route."""
 WHOLE_SEGMENT_PATTERN = PATH_SEGMENT_PATTERN + "[\\s\\S]"
+LABEL_PATTERN = "^(?!\\.?(?![\\s\\S]))"
+"""A label-style path argument is not empty nor `.`: with the style's `.` before it, either
+would be a dot segment."""
 """...nor empty, where it is a whole segment (`upstream.request.whole_segments`)."""
 _B64 = "[A-Za-z0-9+/_-]\\s*"
 BASE64_PATTERN = (
@@ -231,11 +234,35 @@ def accepted_schema(tool: Tool) -> JsonSchema:
                 continue
             if binding.location == "header":
                 properties[binding.argument] = _header_text(sub)
-            elif binding.location == "path" and _may_be_text(sub):
+            elif binding.location == "path":
                 whole = binding.name in whole_segments(tool.target.path)
-                pattern = WHOLE_SEGMENT_PATTERN if whole else PATH_SEGMENT_PATTERN
-                properties[binding.argument] = _with_pattern(sub, pattern)
+                properties[binding.argument] = _path_text(sub, binding, whole)
     _nullable(schema, defs, set(), 0)
+    return schema
+
+
+def _path_text(schema: Any, binding: ParamBinding, whole: bool) -> Any:
+    """A path argument as the request builder takes it (`upstream.request`): its text is no
+    dot segment, and not empty where it is a whole segment. In the label style the text is a
+    `.` and the value (so the value is neither empty nor `.`); in the matrix style `;name=`
+    and the value, which is never either, but for an empty array or object exploded (nothing).
+    (An array whose one item is `.` or empty is refused too, and not said here.)"""
+    label = binding.style == "label"
+    if binding.style == "matrix":
+        empty = binding.explode and whole
+    else:
+        empty = whole or label
+        if _may_be_text(schema):
+            pattern = (
+                LABEL_PATTERN if label else WHOLE_SEGMENT_PATTERN if whole else PATH_SEGMENT_PATTERN
+            )
+            schema = _with_pattern(schema, pattern)
+    if empty and isinstance(schema, dict):  # an empty array or object would say nothing
+        kinds = _types(schema)
+        if kinds == {"array"}:
+            schema = {**schema, "minItems": max(1, int(schema.get("minItems") or 0))}
+        elif kinds == {"object"}:
+            schema = {**schema, "minProperties": max(1, int(schema.get("minProperties") or 0))}
     return schema
 
 
