@@ -3,9 +3,10 @@
 JSON parsers (orjson, the standard library's) keep the later value of a key given twice and
 drop the earlier without a word, as YAML's do (`yaml_keys`). `json_duplicates` looks in two
 steps: a pass of the standard library's parser that builds nothing and stops at the first key
-given twice (about a quarter more than orjson's parse of the same bytes), and only then, for a
-document that has one, a scan of its text that says where each is (the mapping as a JSON
-pointer, the line and column of the value read and of the value dropped).
+given twice (about as long as orjson's parse of the same bytes: for Kubernetes' 4 MB, 15 ms of
+a 155 ms conversion), and only then, for a document that has one, a scan of its text that says
+where each is (the mapping as a JSON pointer, the line and column of the value read and of
+the value dropped).
 
 What it trusts: nothing of the document. The scan keeps no recursion (any depth is a list),
 keys and the keys on the way are cut and only so many recorded (`duplicate_keys`).
@@ -29,7 +30,8 @@ class _Twice(Exception):
 
 
 def _check(pairs: list[tuple[str, Any]]) -> None:
-    if len(pairs) > 1 and len({key for key, _ in pairs}) != len(pairs):
+    count = len(pairs)
+    if count > 1 and len(dict(pairs)) != count:  # (a dict of them: built in C, no loop here)
         raise _Twice
 
 
