@@ -75,6 +75,18 @@ def test_a_document_deeper_than_the_first_pass_goes_is_scanned() -> None:
     assert found == (twice("/a" * depth, "x", (1, 6 * depth + 10), (1, 6 * depth + 2)),)
 
 
+def test_a_document_past_the_size_checked_is_not_looked_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Serializers write large JSON documents, and cannot write a key twice: the pass would
+    cost as much as the parse."""
+    from toolbridge.openapi import json_keys
+
+    raw = b'{"a": 1, "a": 2}'
+    monkeypatch.setattr(json_keys, "MAX_CHECKED_BYTES", len(raw) - 1)
+    assert parse_document(raw, URI) == ({"a": 2}, ())
+
+
 def test_keys_given_twice_past_the_limit_are_counted() -> None:
     lines = [f'"m{i}": {{"a": 1, "a": 2}}' for i in range(MAX_DUPLICATES + 5)]
     _, found = parse_document(("{" + ",\n".join(lines) + "}").encode(), URI)

@@ -19,7 +19,7 @@ from typing import Any
 
 from toolbridge.config import Config, FilterEntry
 from toolbridge.errors import SourceError
-from toolbridge.local.imports import import_file, import_module, line_in
+from toolbridge.local.imports import at_line, import_file, import_module
 from toolbridge.local.signatures import cause, is_injected, set_valves
 from toolbridge.local.sources import display
 from toolbridge.schemas import json_kind
@@ -161,8 +161,7 @@ def _filter(entry: FilterEntry, location: str, module: types.ModuleType) -> Filt
     try:
         instance = cls()
     except Exception as exc:
-        line = line_in(exc, getattr(module, "__file__", None))
-        at = f"{where}:{line}" if line is not None else where
+        at = at_line(where, exc, getattr(module, "__file__", None))
         raise SourceError(f"{at}: Filter() failed: {cause(exc)}") from exc
     fields = set_valves(instance, entry.valves, where)
     if fields is not None:
@@ -182,7 +181,7 @@ def _filter(entry: FilterEntry, location: str, module: types.ModuleType) -> Filt
         has = (
             "only `stream`, which tool calls have none of"
             if hasattr(instance, "stream")
-            else ("neither `inlet` nor `outlet`")
+            else "neither `inlet` nor `outlet`"
         )
         logger.warning("%s: the Filter has %s: it does nothing here", where, has)
     return Filter(

@@ -82,10 +82,17 @@ def import_file(label: str, namespace: str, path: Path) -> tuple[types.ModuleTyp
         ) from None
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
         sys.modules.pop(name, None)
-        line = line_in(exc, path)
-        at = f"{where}:{line}" if line is not None else where
-        raise SourceError(f"{at}: {_why(exc, tree, info, located=line is not None)}") from exc
+        located = line_in(exc, path) is not None
+        raise SourceError(
+            f"{at_line(where, exc, path)}: {_why(exc, tree, info, located=located)}"
+        ) from exc
     return module, info
+
+
+def at_line(where: str, exc: BaseException, path: Path | str | None) -> str:
+    """`where`, and the line of the file `path` the exception was raised from (`line_in`)."""
+    line = line_in(exc, path)
+    return f"{where}:{line}" if line is not None else where
 
 
 def line_in(exc: BaseException, path: Path | str | None) -> int | None:

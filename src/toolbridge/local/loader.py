@@ -40,7 +40,7 @@ from toolbridge import names
 from toolbridge.config import LocalTools
 from toolbridge.errors import SourceError
 from toolbridge.local.docstrings import frontmatter
-from toolbridge.local.imports import import_file, import_module, line_in
+from toolbridge.local.imports import at_line, import_file, import_module
 from toolbridge.local.requirements import install_requirements, requirement_notes
 from toolbridge.local.signatures import build_tool, cause, set_valves
 from toolbridge.local.sources import LocalModule, display, entry_sources
@@ -209,8 +209,7 @@ def _callables(
     try:
         instance = tools_class()
     except Exception as exc:
-        line = line_in(exc, getattr(module, "__file__", None))
-        at = f"{where}:{line}" if line is not None else where
+        at = at_line(where, exc, getattr(module, "__file__", None))
         raise SourceError(f"{at}: Tools() failed: {cause(exc)}") from exc
     used = set(set_valves(instance, entry.valves, where) or ())
     for name in _methods(tools_class):
