@@ -142,25 +142,33 @@ class Dispatch:
                     valves[loaded.id] = stored
         if context is None:
             context = _context(principal, headers)
-        passed = await run_inlets(
-            chain, tool, arguments, user=user, valves=valves, context=context, on_event=on_event
-        )
-        if isinstance(passed, ToolResult):
-            return passed  # refused
-        arguments, context = passed
-        result = await self.invoke(
-            state, principal, tool, arguments, caller_headers, on_event, context
-        )
-        return await run_outlets(
-            chain,
-            tool,
-            arguments,
-            result,
-            user=user,
-            valves=valves,
-            context=context,
-            on_event=on_event,
-        )
+        # The caller's own secret filter UserValves are this call's alone, as a tool's are.
+        own = [v for status in chain for v in _filter_secrets(status.filter, valves)]
+        secrets = state.secrets
+        if own and not secrets.holds(own):
+            secrets = secrets.adding(own)
+            on_event = _redacting(on_event, secrets)
+        with call_secrets(secrets):
+            passed = await run_inlets(
+                chain, tool, arguments, user=user, valves=valves, context=context, on_event=on_event
+            )
+            if isinstance(passed, ToolResult):
+                return passed if secrets is state.secrets else _redacted(passed, secrets)
+            arguments, context = passed
+            result = await self.invoke(
+                state, principal, tool, arguments, caller_headers, on_event, context
+            )
+            result = await run_outlets(
+                chain,
+                tool,
+                arguments,
+                result,
+                user=user,
+                valves=valves,
+                context=context,
+                on_event=on_event,
+            )
+        return result if secrets is state.secrets else _redacted(result, secrets)
 
     async def _call_remote(
         self,
@@ -352,6 +360,19 @@ def _redacting(
         return None
     send = on_event
     return lambda event: send(secrets.value(event))
+
+
+def _filter_secrets(loaded: Any, valves: Mapping[str, Any]) -> list[str]:
+    """The values of the caller's UserValves for a filter that hold secrets (`secret_fields`),
+    given or stored."""
+    if loaded is None:
+        return []
+    model = user_valves(loaded.instance)
+    given = valves.get(loaded.id)
+    if model is None or not isinstance(given, dict):
+        return []
+    secret = secret_fields(model)
+    return [v for k, v in given.items() if k in secret and isinstance(v, str)]
 
 
 def _user_secrets(fn: PythonFunction, valves: Any) -> list[str]:

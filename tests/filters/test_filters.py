@@ -469,6 +469,29 @@ async def test_a_filters_secret_valves_are_redacted_like_a_tools(tmp_path: Path)
     assert gw.secrets.text("not-a-secret-3") == "not-a-secret-3"
 
 
+async def test_a_callers_secret_filter_user_valves_are_redacted_from_its_call_alone(
+    tmp_path: Path,
+) -> None:
+    """As a tool's secret UserValves are: from the call's answer, never added to the gateway's
+    secrets (another caller could otherwise make any word one)."""
+    (tmp_path / "keyed.py").write_text(
+        "from pydantic import BaseModel\n"
+        "class Filter:\n"
+        "    class UserValves(BaseModel):\n"
+        "        api_key: str = ''\n"
+        "    def outlet(self, body, __user__):\n"
+        "        body['result'] += ' with ' + __user__['valves'].api_key\n"
+        "        return body\n"
+    )
+    gw, _ = gateway({"id": "keyed", "path": "keyed.py"}, base_dir=tmp_path)
+    headers = {"x-toolbridge-filter-valves": '{"keyed": {"api_key": "canary-filter-user-1"}}'}
+    said = await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "hi"}, caller_headers=headers)
+    assert (said.result, gw.secrets.text("canary-filter-user-1")) == (
+        "hi with [redacted]",
+        "canary-filter-user-1",
+    )
+
+
 async def test_an_async_handler_that_blocks_is_timed_out_and_the_gateways_loop_turns(
     tmp_path: Path,
 ) -> None:
