@@ -23,7 +23,7 @@ from toolbridge.filters.chain import Chain, run_inlets, run_outlets
 from toolbridge.generation import Environment, Generation
 from toolbridge.local.calls import call_function, user_valves
 from toolbridge.local.context import CallContext, context_from_headers, oauth_token
-from toolbridge.local.signatures import field_names
+from toolbridge.local.signatures import unknown_user_valves
 from toolbridge.policy import Principal
 from toolbridge.redaction import Secrets, call_secrets, secret_fields
 from toolbridge.sendable import sendable
@@ -98,17 +98,13 @@ class Dispatch:
                         user["valves"] = stored  # the caller's own, from the store
                 if context is None and fn.injected:
                     context = _context(principal, headers)
-                own = _user_secrets(fn, user.get("valves"))
+                own = _secret_values(getattr(fn.func, "__self__", None), user.get("valves"))
                 token = context.oauth_token if context is not None else None
                 if token is not None and "__oauth_token__" in fn.injected:
                     # The caller's own token, handed to the tool: forwarded, as to an upstream.
                     access = token.get("access_token")
                     own += [access] if isinstance(access, str) else []
-                # The caller's own secrets are this call's alone (redaction.call_secrets).
-                secrets = state.secrets
-                if own and not secrets.holds(own):
-                    secrets = secrets.adding(own)
-                    on_event = _redacting(on_event, secrets)
+                secrets, on_event = _own(state, own, on_event)
                 mended = state.validator(tool).mended(arguments)
                 with call_secrets(secrets):
                     result = await call_function(
@@ -142,12 +138,13 @@ class Dispatch:
                     valves[loaded.id] = stored
         if context is None:
             context = _context(principal, headers)
-        # The caller's own secret filter UserValves are this call's alone, as a tool's are.
-        own = [v for status in chain for v in _filter_secrets(status.filter, valves)]
-        secrets = state.secrets
-        if own and not secrets.holds(own):
-            secrets = secrets.adding(own)
-            on_event = _redacting(on_event, secrets)
+        own = [
+            value
+            for status in chain
+            if status.filter is not None
+            for value in _secret_values(status.filter.instance, valves.get(status.filter.id))
+        ]
+        secrets, on_event = _own(state, own, on_event)
         with call_secrets(secrets):
             passed = await run_inlets(
                 chain, tool, arguments, user=user, valves=valves, context=context, on_event=on_event
@@ -330,18 +327,20 @@ def _known_valves(fn: PythonFunction, valves: Any) -> None:
     for: a typo would otherwise be dropped without a word, and the caller's stored UserValves,
     which the header replaces, with it."""
     model = user_valves(getattr(fn.func, "__self__", None))
-    if model is None or not isinstance(valves, dict):
-        return
-    known = field_names(model)
-    unknown = [
-        (
-            f"$.__user__.valves.{name}",
-            f"not a field of its UserValves (it has: {', '.join(sorted(known))})",
-        )
-        for name in sorted(set(valves) - known)
-    ]
+    unknown = unknown_user_valves(model, valves, "$.__user__.valves") if model else []
     if unknown:
         raise InvalidArguments("__user__", unknown)
+
+
+def _own(
+    state: Generation, own: list[str], on_event: Callable[[Any], None] | None
+) -> tuple[Secrets, Callable[[Any], None] | None]:
+    """The secrets a call is redacted with (the gateway's, and the caller's own, which are this
+    call's alone: `redaction.call_secrets`), and its event sink redacting with them."""
+    if not own or state.secrets.holds(own):
+        return state.secrets, on_event
+    secrets = state.secrets.adding(own)
+    return secrets, _redacting(on_event, secrets)
 
 
 def _redacted(result: ToolResult, secrets: Secrets) -> ToolResult:
@@ -362,23 +361,11 @@ def _redacting(
     return lambda event: send(secrets.value(event))
 
 
-def _filter_secrets(loaded: Any, valves: Mapping[str, Any]) -> list[str]:
-    """The values of the caller's UserValves for a filter that hold secrets (`secret_fields`),
-    given or stored."""
-    if loaded is None:
-        return []
-    model = user_valves(loaded.instance)
-    given = valves.get(loaded.id)
-    if model is None or not isinstance(given, dict):
-        return []
-    secret = secret_fields(model)
-    return [v for k, v in given.items() if k in secret and isinstance(v, str)]
-
-
-def _user_secrets(fn: PythonFunction, valves: Any) -> list[str]:
-    """The values of the caller's UserValves that hold secrets (`secret_fields`), given or
-    stored: redacted from the call's answer as the tool's own Valves are."""
-    model = user_valves(getattr(fn.func, "__self__", None))
+def _secret_values(instance: object, valves: Any) -> list[str]:
+    """The values of the caller's UserValves (for a tool's or a filter's instance) that hold
+    secrets (`secret_fields`), given or stored: redacted from the call's answer as the
+    instance's own Valves are."""
+    model = user_valves(instance)
     if model is None or not isinstance(valves, dict):
         return []
     secret = secret_fields(model)

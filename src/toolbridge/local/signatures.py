@@ -339,6 +339,19 @@ def field_names(model: type[BaseModel]) -> frozenset[str]:
     return frozenset(f.alias or n for n, f in model.model_fields.items())
 
 
+def unknown_user_valves(model: type[BaseModel], values: Any, root: str) -> list[tuple[str, str]]:
+    """(where, why) for each name a caller's UserValves give that `model` has no field for,
+    `root` leading each place (`$`, `$.__user__.valves`)."""
+    if not isinstance(values, dict):
+        return []
+    known = field_names(model)
+    listed = ", ".join(sorted(known))
+    return [
+        (f"{root}.{name}", f"not a field of its UserValves (it has: {listed})")
+        for name in sorted(set(values) - known)
+    ]
+
+
 def set_valves(instance: Any, values: Mapping[str, Any], where: str) -> frozenset[str] | None:
     """Give an Open WebUI `Tools` or `Filter` instance the config's valves, as Open WebUI does
     (`instance.valves = Valves(**values)`); the names its Valves model takes, or None when its

@@ -20,7 +20,7 @@ from toolbridge.errors import BadRequest, InvalidArguments, ToolNotFound
 from toolbridge.filters.chain import select
 from toolbridge.gateway import Gateway
 from toolbridge.local.calls import user_valves
-from toolbridge.local.signatures import field_names
+from toolbridge.local.signatures import unknown_user_valves
 from toolbridge.policy import Principal
 from toolbridge.redaction import secret_fields
 from toolbridge.serve.admin_files import Answer, secret_names
@@ -54,11 +54,7 @@ class Me:
                 for error in exc.errors()
             ]
             raise InvalidArguments(f"UserValves of {tool_id!r}", problems) from None
-        known = field_names(model)
-        unknown = [
-            (f"$.{name}", f"not a field of its UserValves (it has: {', '.join(sorted(known))})")
-            for name in sorted(set(body) - known)
-        ]
+        unknown = unknown_user_valves(model, body, "$")
         if unknown:
             raise InvalidArguments(f"UserValves of {tool_id!r}", unknown)
         secret = secret_names(body, None) | secret_fields(model)
