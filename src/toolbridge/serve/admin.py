@@ -57,6 +57,7 @@ from toolbridge.serve.admin_files import (
 )
 from toolbridge.serve.live import Live
 from toolbridge.serve.shared import Shared
+from toolbridge.state import scopes
 from toolbridge.state.registered import materialize
 from toolbridge.state.store import Store
 from toolbridge.state.values import REDACTED, ServerInClear, ServerRecord
@@ -191,12 +192,9 @@ class Admin:
         """Conflict when a filter names this source in its `sources`: deleting the source would
         leave the filter scoped to nothing, silently."""
         scoped = [f.id for f in self.gateway.config.filters if ident in f.sources]
-        if scoped:
-            names = ", ".join(map(repr, scoped))
-            raise Conflict(
-                f"{kind} {ident!r} is in the sources of filter {names}: take it out of their "
-                "`sources` (or delete them) first"
-            )
+        refusal = scopes.scoped(kind, ident, scoped)
+        if refusal is not None:
+            raise refusal
 
     async def _trial_server(self, entry: dict[str, Any], document: bytes | None) -> None:
         """Load the source once, aside, before anything is stored."""

@@ -41,6 +41,7 @@ from toolbridge.policy import Principal
 from toolbridge.redaction import secret_fields
 from toolbridge.secret_names import SECRET_NAME
 from toolbridge.state.registered import Registered, materialize
+from toolbridge.state.scopes import unknown_sources
 from toolbridge.state.store import Store
 from toolbridge.state.tool_files import ToolFiles
 from toolbridge.state.values import REDACTED, ToolInClear, ToolRecord
@@ -116,11 +117,9 @@ def _secret_valves(instance: object) -> frozenset[str]:
 def _load_filter(made: Registered, config: Config) -> frozenset[str]:
     entry = made.filters[0]
     sources = {s.id for s in config.servers} | {t.id for t in config.tools}
-    unknown = [s for s in entry.sources if s not in sources]
-    if unknown:
-        raise ConfigError(
-            f"filters[{entry.id}].sources: {', '.join(map(repr, unknown))} is no server or tools id"
-        )
+    refusal = unknown_sources(entry.id, [s for s in entry.sources if s not in sources])
+    if refusal is not None:
+        raise refusal
     (status,) = load_filters(config.model_copy(update={"filters": (entry,)}), {})
     if status.error is not None:
         raise SourceError(status.error)

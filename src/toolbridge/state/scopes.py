@@ -17,17 +17,34 @@ from toolbridge.errors import ConfigError, Conflict
 from toolbridge.state.tables import servers, tools
 
 
+def scoped(kind: str, ident: str, filters: Iterable[str]) -> Conflict | None:
+    """The refusal to delete a source `filters` name in their `sources`; None for none."""
+    names = ", ".join(map(repr, filters))
+    if not names:
+        return None
+    return Conflict(
+        f"{kind} {ident!r} is in the sources of filter {names}: take it out of their "
+        "`sources` (or delete them) first"
+    )
+
+
+def unknown_sources(filter_id: str, unknown: Iterable[str]) -> ConfigError | None:
+    """The refusal of a filter whose `sources` name no source; None when they all name one."""
+    names = ", ".join(map(repr, unknown))
+    if not names:
+        return None
+    return ConfigError(f"filters[{filter_id}].sources: {names} is no server or tools id")
+
+
 async def refuse_if_scoped(connection: AsyncConnection, ident: str, kind: str) -> None:
     """Conflict when a stored filter names this source (about to be deleted) in `sources`."""
     query = sa.select(tools.c.id, tools.c.entry).where(tools.c.kind == "filter")
     rows = (await connection.execute(query.order_by(tools.c.id))).all()
-    named = [row.id for row in rows if ident in (dict(row.entry).get("sources") or ())]
-    if named:
-        names = ", ".join(map(repr, named))
-        raise Conflict(
-            f"{kind} {ident!r} is in the sources of filter {names}: take it out of their "
-            "`sources` (or delete them) first"
-        )
+    refusal = scoped(
+        kind, ident, [row.id for row in rows if ident in (dict(row.entry).get("sources") or ())]
+    )
+    if refusal is not None:
+        raise refusal
 
 
 async def refuse_unknown_sources(
@@ -42,9 +59,6 @@ async def refuse_unknown_sources(
     stored_tools = sa.select(tools.c.id).where(tools.c.id.in_(wanted) & (tools.c.kind == "tool"))
     found = set((await connection.execute(stored_servers)).scalars())
     found |= set((await connection.execute(stored_tools)).scalars())
-    unknown = [s for s in wanted if s not in found]
-    if unknown:
-        raise ConfigError(
-            f"filters[{filter_id}].sources: {', '.join(map(repr, unknown))} is no server or "
-            "tools id"
-        )
+    refusal = unknown_sources(filter_id, [s for s in wanted if s not in found])
+    if refusal is not None:
+        raise refusal
