@@ -737,9 +737,15 @@ def test_a_bad_header_value_names_the_header(tmp_path: Path) -> None:
         pytest.param(
             "servers:\n  - id: pets\n    spec: a.yaml\n"
             '    headers: {X-Token: "canary-hv-1\\r\\nX: y"}\n',
-            "FILE:4: servers[0].headers: the value of 'X-Token' holds a line break or control "
-            "character, which no HTTP header can carry",
+            "FILE:4: servers[0].headers: the value of 'X-Token' holds a line break, a control "
+            "character or one outside ISO-8859-1, which no HTTP header can carry",
             id="header-value-never-shown",
+        ),
+        pytest.param(
+            'servers:\n  - id: pets\n    spec: a.yaml\n    headers: {X-Token: "canary-hv-日本"}\n',
+            "FILE:4: servers[0].headers: the value of 'X-Token' holds a line break, a control "
+            "character or one outside ISO-8859-1, which no HTTP header can carry",
+            id="header-value-beyond-latin-1",
         ),
         pytest.param(
             "servers:\n  - id: pets\n    spec: a.yaml\n    base_url: not a url\n",

@@ -23,9 +23,8 @@ from pydantic import (
 )
 
 from toolbridge.hosts import HostError, host_port
-from toolbridge.http_values import absolute_url, sendable_headers
+from toolbridge.http_values import absolute_url, header_problem, sendable_headers
 from toolbridge.selects import checked_select
-from toolbridge.tools import header_sendable
 
 _ID = r"^[A-Za-z][A-Za-z0-9_-]{0,39}$"
 _METHODS = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE")
@@ -152,7 +151,7 @@ class PerUserAuth(_Model):
             )
         carried = {"bearer": "token", "api_key": "value" if self.location != "query" else None}
         field = carried.get(self.scheme)
-        if field is not None and not header_sendable(secret[field]):
+        if field is not None and header_problem(secret[field]) is not None:
             raise ValueError(
                 f"{field}: holds a character no HTTP header can carry (a line break, a control "
                 "character, or one outside ISO-8859-1)"

@@ -4,10 +4,11 @@ can hold, base URLs a request can go to. Pydantic validators (ValueError), pure.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from toolbridge.tools import HEADER_NAME, UNSENDABLE
+from toolbridge.tools import HEADER_NAME
 
 
 def absolute_url(value: str | None) -> str | None:
@@ -41,9 +42,29 @@ def sendable_headers(value: Mapping[str, str]) -> Mapping[str, str]:
             raise ValueError(
                 f"{name!r} is no header name (letters, digits and !#$%&'*+-.^_`|~ only)"
             )
-        if UNSENDABLE.search(text):
+        if header_problem(text) is not None:
             raise ValueError(
-                f"the value of {name!r} holds a line break or control character, which no "
-                "HTTP header can carry"
+                f"the value of {name!r} holds a line break, a control character or one outside "
+                "ISO-8859-1, which no HTTP header can carry"
             )
     return value
+
+
+FORBIDDEN_IN_HEADERS = re.compile(r"[^\t\x20-\x7e\xa0-\xff]")
+"""What no header value (nor a multipart part's Content-Type) may hold: control characters (CR,
+LF and NUL would split or end the header; ESC, DEL and the rest have no business there) and
+characters past U+00FF, which have no byte to be sent as. What is left is RFC 9110's field
+value: tabs, spaces, visible ASCII and the Latin-1 letters."""
+
+
+def header_problem(text: str) -> str | None:
+    """Why `text` cannot be a header value (naming the first character that cannot), or None."""
+    found = FORBIDDEN_IN_HEADERS.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    what = "the control character" if ord(char) < 0xA0 else "the character"
+    return (
+        f"a header value cannot hold {what} U+{ord(char):04X} (at {found.start()}); "
+        "tabs, spaces, visible ASCII and Latin-1 letters can be sent"
+    )

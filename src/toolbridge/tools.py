@@ -27,12 +27,6 @@ UNSENDABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 """Control characters (tab aside): in a header value they would split or corrupt the request."""
 
 
-def header_sendable(value: str) -> bool:
-    """Whether an HTTP header can carry the value as it is: no control character (`UNSENDABLE`),
-    and only ISO-8859-1 (what HTTP/1.1 writes header bytes in)."""
-    return not UNSENDABLE.search(value) and all(ord(c) < 256 for c in value)
-
-
 RESERVED_HEADERS = frozenset(
     {
         "authorization",

@@ -273,7 +273,7 @@ def _convert(
 
 
 def duplicate_notes(store: DocumentStore, uris: set[str]) -> tuple[Note, ...]:
-    """One note per key given twice in one mapping of the documents read (YAML's), located at
+    """One note per key given twice in one mapping of the documents read, located at
     its mapping (the JSON pointer as a URI fragment: percent-encoded, so no key the document
     chose can break the line it is printed on)."""
     notes = []

@@ -60,7 +60,8 @@ class Document:
     sha256: str = ""
     """Of the bytes as read: what `on_change: hold` compares."""
     duplicate_keys: tuple[DuplicateKey, ...] = ()
-    """Keys a YAML document gives twice in one mapping (the later value is in `data`)."""
+    """Keys the document gives twice in one mapping (`yaml_keys`, `json_keys`); which value is
+    in `data` each says."""
 
 
 def location_to_uri(location: str, base: Path | None = None) -> str:

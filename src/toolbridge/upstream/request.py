@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from toolbridge.errors import InvalidArguments, UpstreamUnavailable
+from toolbridge.http_values import header_problem
 from toolbridge.tools import RESERVED_HEADERS, HttpOperation
 from toolbridge.upstream.request_body import build_body
 from toolbridge.upstream.seam import AuthParts, Headers, UpstreamRequest
@@ -25,7 +26,6 @@ from toolbridge.upstream.styles import (
     Pairs,
     attempt,
     cookie_enc,
-    header_problem,
     header_value,
     path_enc,
     path_value,

@@ -12,13 +12,13 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from toolbridge.http_values import header_problem
 from toolbridge.json_text import dumps
 from toolbridge.tools import BodyPlan, FieldEncoding, HttpOperation
 from toolbridge.upstream.media_types import CHARSET, is_json_type
 from toolbridge.upstream.styles import (
     Pairs,
     Unsendable,
-    header_problem,
     kind_of,
     query_enc,
     styled_pairs,

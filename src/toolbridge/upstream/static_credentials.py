@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from toolbridge.config import Server
 from toolbridge.errors import ConfigError
+from toolbridge.http_values import header_problem
 from toolbridge.secret_names import spellings
-from toolbridge.tools import header_sendable
 from toolbridge.upstream.seam import Headers
 
 MIN_SECRET_LENGTH = 4
@@ -41,7 +41,7 @@ def static_headers(server: Server) -> Headers:
 
 
 def checked_header(server: str, name: str, value: str, key: str) -> tuple[str, str]:
-    if not header_sendable(value):
+    if header_problem(value) is not None:
         # The value is a secret: say which key holds it, never what it is.
         raise ConfigError(
             f"server {server!r}: {key} contains a line break, a control character or one "

@@ -21,28 +21,9 @@ _COOKIE_SAFE = "!#$&'()*+-./:<=>?@[]^_`{|}~"  # RFC 6265 cookie-octets, less `%`
 _DELIMITERS = {"spaceDelimited": "%20", "pipeDelimited": "|", "tabDelimited": "%09"}
 _HEADER_DELIMITERS = {"spaceDelimited": " ", "pipeDelimited": "|", "tabDelimited": "\t"}
 """A header list's delimiter by style: what a Swagger 2.0 `collectionFormat` says (not encoded)."""
-FORBIDDEN_IN_HEADERS = re.compile(r"[^\t\x20-\x7e\xa0-\xff]")
-"""What no header value (nor a multipart part's Content-Type) may hold: control characters (CR,
-LF and NUL would split or end the header; ESC, DEL and the rest have no business there) and
-characters past U+00FF, which have no byte to be sent as. What is left is RFC 9110's field
-value: tabs, spaces, visible ASCII and the Latin-1 letters."""
-
 Pairs = list[tuple[str, str]]
 T = TypeVar("T")
 Encode = Callable[[str], str]
-
-
-def header_problem(text: str) -> str | None:
-    """Why `text` cannot be a header value (naming the first character that cannot), or None."""
-    found = FORBIDDEN_IN_HEADERS.search(text)
-    if found is None:
-        return None
-    char = found.group()
-    what = "the control character" if ord(char) < 0xA0 else "the character"
-    return (
-        f"a header value cannot hold {what} U+{ord(char):04X} (at {found.start()}); "
-        "tabs, spaces, visible ASCII and Latin-1 letters can be sent"
-    )
 
 
 # -- the styles ---------------------------------------------------------------------------
