@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.openapi.test_yaml_keys import LONG, twice
+from tests.openapi.test_yaml_keys import LONG, assert_read_as_said, twice
 from toolbridge.openapi.convert import convert
 from toolbridge.openapi.documents import (
     DocumentStore,
     location_to_uri,
     parse_document,
-    resolve_pointer,
 )
 from toolbridge.openapi.duplicate_keys import MAX_DUPLICATES, MAX_KEY_CHARS, DuplicateKey
 from toolbridge.tools import Note
@@ -55,11 +54,7 @@ def test_keys_given_twice_are_found_and_the_value_said_read_is_the_one_read(
 ) -> None:
     data, found = parse_document(text.encode(), URI)
     assert list(found) == expected
-    for d in {(d.pointer, d.key): d for d in found}.values():
-        mapping = resolve_pointer(data, d.pointer)
-        key = d.key if not d.key.endswith("…") else LONG
-        kept = d.kept_line if d.kept_line != d.dropped_line else d.kept_column
-        assert mapping[key] == kept
+    assert_read_as_said(data, found)
 
 
 def test_a_document_orjson_refuses_is_looked_through_too() -> None:

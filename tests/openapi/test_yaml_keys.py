@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,12 @@ def test_keys_given_twice_are_found_and_the_value_said_read_is_the_one_read(
 ) -> None:
     data, found = parse_document(text.encode(), URI)
     assert list(found) == expected
+    assert_read_as_said(data, found)
+
+
+def assert_read_as_said(data: Any, found: Iterable[DuplicateKey]) -> None:
+    """Each key's value in `data` is the one said read: the document's values are their lines
+    (or, on one line, their columns)."""
     last = {(d.pointer, d.key): d for d in found}  # the value read in the end
     for d in last.values():
         mapping = resolve_pointer(data, d.pointer)
