@@ -121,6 +121,12 @@ def promised_output(tool: Tool) -> JsonSchema | None:
     return _object_root(promised)
 
 
+def promises_output(tool: Tool) -> bool:
+    """Whether MCP clients are given an `outputSchema` for the tool (`promised_output`), found
+    without building it: on a call's path."""
+    return tool.output_promised and _object_root(tool.output_schema) is not None
+
+
 def _object_root(schema: JsonSchema | None) -> JsonSchema | None:
     """The schema with an object at its root: a root `$ref` to an object definition is inlined."""
     if schema is None:

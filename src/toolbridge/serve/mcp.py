@@ -67,7 +67,7 @@ from toolbridge.errors import (
     ToolNotFound,
     Unauthenticated,
 )
-from toolbridge.formats.render import promised_output
+from toolbridge.formats.render import promises_output
 from toolbridge.gateway import Gateway
 from toolbridge.openapi.bodies import body_kind
 from toolbridge.policy import Principal
@@ -257,11 +257,7 @@ class McpApp:
         said = headers_text(result)
         if not result.ok:
             return _failed(_failure_text(result) + (f"\n\n{said}" if said else ""))
-        broken = (
-            self.gateway.output_mismatch(tool, result)
-            if promised_output(tool) is not None
-            else None
-        )
+        broken = self.gateway.output_mismatch(tool, result) if promises_output(tool) else None
         if broken is not None:
             # `tools/list` promised its outputSchema, which SDK clients hold a successful result
             # to (they raise, and the model never sees it): one that breaks it goes as an error,
