@@ -748,6 +748,18 @@ def test_a_bad_header_value_names_the_header(tmp_path: Path) -> None:
             id="header-value-beyond-latin-1",
         ),
         pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    headers: {Host: api.internal}\n",
+            "FILE:4: servers[0].headers: 'Host' belongs to the gateway's own connection to the "
+            "upstream, which sets it (Host from the server's URL); leave it out",
+            id="header-host",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    headers: {Transfer-Encoding: chunked}\n",
+            "FILE:4: servers[0].headers: 'Transfer-Encoding' belongs to the gateway's own "
+            "connection to the upstream, which sets it (Host from the server's URL); leave it out",
+            id="header-framing",
+        ),
+        pytest.param(
             "servers:\n  - id: pets\n    spec: a.yaml\n    base_url: not a url\n",
             "FILE:4: servers[0].base_url: expected an absolute http(s) URL, found a value that "
             "does not start with http:// or https://",

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from toolbridge.tools import HEADER_NAME
+from toolbridge.tools import CONNECTION_HEADERS, HEADER_NAME
 
 
 def absolute_url(value: str | None) -> str | None:
@@ -35,12 +35,18 @@ def absolute_url(value: str | None) -> str | None:
 
 
 def sendable_headers(value: Mapping[str, str]) -> Mapping[str, str]:
-    """Names HTTP allows; values without line breaks or control characters (never shown: a
-    header value may be a secret)."""
+    """Names HTTP allows, other than the connection's own (Host, framing, hop-by-hop: the
+    gateway writes those, and would leave such a header out); values without line breaks or
+    control characters (never shown: a header value may be a secret)."""
     for name, text in value.items():
         if not HEADER_NAME.fullmatch(name):
             raise ValueError(
                 f"{name!r} is no header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+            )
+        if name.lower() in CONNECTION_HEADERS:
+            raise ValueError(
+                f"{name!r} belongs to the gateway's own connection to the upstream, which sets "
+                "it (Host from the server's URL); leave it out"
             )
         if header_problem(text) is not None:
             raise ValueError(

@@ -27,21 +27,33 @@ UNSENDABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 """Control characters (tab aside): in a header value they would split or corrupt the request."""
 
 
-RESERVED_HEADERS = frozenset(
+CONNECTION_HEADERS = frozenset(
     {
-        "authorization",
-        "proxy-authorization",
-        "cookie",
         "host",
         "content-length",
         "transfer-encoding",
         "connection",
-        "content-type",
-        "accept",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
     }
 )
-"""Headers the gateway sets itself (credentials, framing, what the body and Accept imply):
-never tool arguments, and never taken from arguments when a request is built."""
+"""Headers of the gateway's own connection to the upstream: where it goes (Host), how the body
+is framed, the hop-by-hop ones (RFC 9110 7.6.1) and `Expect` (the body is sent at once, never
+after asking). Neither a document's argument nor a config's static header sets them."""
+
+RESERVED_HEADERS = CONNECTION_HEADERS | {
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "content-type",
+    "accept",
+}
+"""Headers the gateway sets itself (credentials, the connection, what the body and Accept
+imply): never tool arguments, and never taken from arguments when a request is built."""
 
 PROPERTY_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 """Argument names every client format accepts (Anthropic's rule is the strictest)."""

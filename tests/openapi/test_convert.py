@@ -3119,6 +3119,50 @@ paths:
 """
 
 
+CONNECTION_HEADERS_DECLARED = """\
+openapi: 3.0.3
+info: {title: Connection headers, version: "1"}
+paths:
+  /things:
+    post:
+      operationId: sendThing
+      parameters:
+        - {name: X-Trace, in: header, schema: {type: string}}
+        - {name: Host, in: header, schema: {type: string}}
+        - {name: TE, in: header, schema: {type: string, enum: [trailers]}}
+        - {name: Upgrade, in: header, schema: {type: string}}
+        - {name: Keep-Alive, in: header, schema: {type: string}}
+        - {name: Expect, in: header, schema: {type: string, enum: [100-continue]}}
+      requestBody:
+        content:
+          application/json: {schema: {type: object}}
+      responses: {"204": {description: sent}}
+"""
+
+
+def test_headers_of_the_connection_a_document_declares_are_no_arguments(tmp_path: Path) -> None:
+    """Host, the hop-by-hop headers and Expect are the gateway's own connection's: a model that
+    set `Upgrade` or `Expect: 100-continue` could change how the upstream reads the request."""
+    tool = tools_by_name(convert_text(tmp_path, CONNECTION_HEADERS_DECLARED))["sendThing"]
+    connection = "it belongs to the gateway's own connection to the upstream, which sets it"
+    assert (
+        list(tool.input_schema["properties"]),
+        [b.name for b in tool.http.params],
+        [n.message for n in tool.notes if n.kind == "header-reserved"],
+    ) == (
+        ["X-Trace", "body"],
+        ["X-Trace"],
+        [
+            "header 'Host' is not an argument: the gateway sets it from the server's URL",
+            f"header 'TE' is not an argument: {connection}",
+            f"header 'Upgrade' is not an argument: {connection}",
+            f"header 'Keep-Alive' is not an argument: {connection}",
+            "header 'Expect' is not an argument: the gateway sends a request's body at once, "
+            "without asking first",
+        ],
+    )
+
+
 HOSTILE_HEADER_NAMES = """
 openapi: 3.0.3
 info: {title: Header names, version: "1"}

@@ -34,7 +34,10 @@ _RESERVED_WHY = {
     "cookie": "credentials come from the server's config",
     "content-type": "the gateway sets it from the request body",
     "accept": "the gateway sets it from the documented responses",
+    "host": "the gateway sets it from the server's URL",
+    "expect": "the gateway sends a request's body at once, without asking first",
 }
+_CONNECTION_WHY = "it belongs to the gateway's own connection to the upstream, which sets it"
 _TEMPLATE = re.compile(r"\{([^{}]+)\}")
 _SENT_WHEN_REQUIRED = frozenset({"content-length", "content-type", "accept"})
 """Reserved headers a document may require that the gateway can always send a correct value of
@@ -312,7 +315,7 @@ def _by_order(entry: Param) -> int:
 def _reserved(entry: Param, b: Draft) -> None:
     """A reserved header is not an argument; one the document requires is always sent."""
     lowered = entry.slot
-    why = _RESERVED_WHY.get(lowered, "the gateway sets it")
+    why = _RESERVED_WHY.get(lowered, _CONNECTION_WHY)
     if entry.param.get("required") is True and lowered in _SENT_WHEN_REQUIRED:
         b.reserved[lowered] = _documented_value(entry.param) or ""
         why += "; the document requires it, so the gateway always sends it"

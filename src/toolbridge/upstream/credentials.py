@@ -24,11 +24,16 @@ from toolbridge.config import (
     Server,
 )
 from toolbridge.errors import ConfigError
-from toolbridge.tools import HEADER_NAME, UNSENDABLE, HttpOperation, SecurityScheme
+from toolbridge.tools import (
+    CONNECTION_HEADERS,
+    HEADER_NAME,
+    UNSENDABLE,
+    HttpOperation,
+    SecurityScheme,
+)
 from toolbridge.upstream.oauth2 import Clock, TokenSource
 from toolbridge.upstream.seam import AuthParts, Timeouts, Upstream
 from toolbridge.upstream.static_credentials import (
-    FRAMING,
     basic_credentials,
     checked_header,
     credential_of,
@@ -123,11 +128,14 @@ class Credentials:
             case PerUserAuth():
                 pass  # each caller's own credential, settled per call (gateway.py)
             case ForwardAuth():
-                if not HEADER_NAME.fullmatch(auth.header) or auth.header.lower() in FRAMING:
+                if (
+                    not HEADER_NAME.fullmatch(auth.header)
+                    or auth.header.lower() in CONNECTION_HEADERS
+                ):
                     raise ConfigError(
                         f"server {server.id!r}: auth.header: {auth.header!r} cannot be forwarded "
-                        "(expected a header name other than Host, Content-Length, "
-                        "Transfer-Encoding, Connection)"
+                        "(expected a header name other than the connection's own: Host, "
+                        "Content-Length, Transfer-Encoding, Connection, Upgrade, ...)"
                     )
                 _conflict(server.id, auth.header, taken)
 
@@ -239,7 +247,7 @@ class Credentials:
         server = self.server
         secrets = (value, *self._static.secrets)
         if slot.location != "query" and (
-            not HEADER_NAME.fullmatch(slot.name) or slot.name.lower() in FRAMING
+            not HEADER_NAME.fullmatch(slot.name) or slot.name.lower() in CONNECTION_HEADERS
         ):
             raise ConfigError(
                 f"server {server!r}: auth.name: {slot.name!r} cannot name a {slot.location}"
@@ -330,7 +338,7 @@ def carried(location: str, name: str) -> bool:
         return not UNSENDABLE.search(name)
     if location == "cookie" and re.search(r"[;,=\s]", name):
         return False
-    return HEADER_NAME.fullmatch(name) is not None and name.lower() not in FRAMING
+    return HEADER_NAME.fullmatch(name) is not None and name.lower() not in CONNECTION_HEADERS
 
 
 def _api_key_missing(

@@ -30,7 +30,7 @@ from urllib.parse import SplitResult, urlsplit
 import httptools
 
 from toolbridge.errors import DestinationRefused
-from toolbridge.tools import HEADER_NAME
+from toolbridge.tools import CONNECTION_HEADERS, HEADER_NAME
 from toolbridge.upstream.encodings import ACCEPT_ENCODING, Decoder, EncodingError
 from toolbridge.upstream.resolver import addresses, checked_host
 from toolbridge.upstream.seam import (
@@ -47,7 +47,9 @@ from toolbridge.upstream.seam import (
     unreachable,
 )
 
-_NOT_FORWARDED = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+_NOT_FORWARDED = CONNECTION_HEADERS
+"""Written by this client from the request itself; such a header given is not sent (neither
+conversion nor the config lets one through: this is the last line)."""
 _ORIGIN = re.compile(r"[^:]*://[^/?#]*")
 _CLOSED_BEFORE = "the connection closed before an answer"
 _CLOSED_DURING = "the connection closed in the middle of the answer"

@@ -20,17 +20,11 @@ MIN_SECRET_LENGTH = 4
 """Shorter values are not masked: hiding every `a` or `42` in a log would hide the log."""
 
 _SECRET_NAME = re.compile(r"auth|token|secret|key|passw|cookie|session|credential|signature", re.I)
-FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection"})
-"""Headers the HTTP client owns: a configured value would break the request's framing."""
 
 
 def static_headers(server: Server) -> Headers:
     out: list[tuple[str, str]] = []
     for name, value in server.headers.items():  # names and values checked by config.Server
-        if name.lower() in FRAMING:
-            raise ConfigError(
-                f"server {server.id!r}: headers.{name}: set by the HTTP client, not by config"
-            )
         out.append(checked_header(server.id, name, value, f"headers.{name}"))
     seen: set[str] = set()
     for name, _ in out:
