@@ -10,8 +10,8 @@ input is never mutated, and the output may share JSON leaves with it (see `toolb
   the canonical schema does not allow to be null as "argument absent"**. `oneOf` becomes
   `anyOf`, `allOf` is merged, unsupported keywords are dropped. It returns None when the schema
   has no strict form: a free-form object (no `properties`) or map, an array without `items`, an
-  untyped value (`{}`), an `allOf` whose members contradict, or a schema over OpenAI's size
-  limits. Render such a tool with `strict: false`; a JSON-in-a-string stand-in is not an option
+  untyped value (`{}`), an `allOf` whose members contradict, an object requiring a property it
+  does not declare (closed, it could never be sent), or a schema over OpenAI's size limits. Render such a tool with `strict: false`; a JSON-in-a-string stand-in is not an option
   there, since the gateway would receive a string where the upstream wants an object.
 """
 
@@ -173,6 +173,8 @@ class _Strict:
             if objects + 1 > STRICT_MAX_OBJECT_DEPTH:
                 raise keywords.NoForm
             required = set(keywords.list_of(s, "required"))
+            if not required <= properties.keys():
+                raise keywords.NoForm  # closed, a required property it never declares is unsendable
             self.properties += len(properties)
             self.chars += sum(len(name) for name in properties)
             out["properties"] = {
