@@ -284,6 +284,34 @@ def test_the_accepted_schema_says_what_calls_take() -> None:
     assert ACCEPTING.input_schema["properties"]["X-Note"] == {"type": "string"}  # not changed
 
 
+def test_base64_is_narrowed_only_where_the_gateway_decodes_it() -> None:
+    """A JSON body's string the document says is base64 goes to the upstream as the text given
+    (Discord's take data URIs): the accepted schema does not refuse what the call would send."""
+    said = {"type": "string", "contentEncoding": "base64"}
+    tool = Tool(
+        name="avatar",
+        original_name="avatar",
+        description="",
+        input_schema={
+            "type": "object",
+            "properties": {"q": said, "avatar": said},
+            "required": ["q", "avatar"],
+        },
+        target=HttpOperation(
+            server="s",
+            method="POST",
+            path="/avatar",
+            base_url=None,
+            operation_id="avatar",
+            params=(ParamBinding(argument="q", name="q", location="query", required=True),),
+            body=BodyPlan(
+                media_type="application/json", kind="json", fields=(("avatar", "avatar"),)
+            ),
+        ),
+    )
+    assert accepted_schema(tool)["properties"] == {"q": said, "avatar": said}
+
+
 def test_a_path_argument_within_a_segment_may_be_empty() -> None:
     """`/files/{name}.json` with `name` empty is `/files/.json`: a segment all the same."""
     tool = Tool(

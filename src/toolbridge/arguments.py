@@ -207,13 +207,13 @@ _COMBINATORS = ("$ref", "allOf", "anyOf", "oneOf", "not", "const", "if")
 def accepted_schema(tool: Tool) -> JsonSchema:
     """The tool's input schema narrowed and widened to exactly what a call accepts.
 
-    Narrowed by what the request builder refuses: a header argument holds only what a header
-    value can carry, a path argument is not `.` or `..`, base64 content is base64 (each a
-    `pattern`). Widened by the mend: an optional property that does not admit null may be null
-    (it means "not given"), wherever `ArgumentValidator` walks (properties and items, through
+    Narrowed by what the request builder refuses: a header argument holds only what a header value
+    can carry, a path argument is not `.` or `..`, base64 content the builder decodes is base64
+    (each a `pattern`). Widened by the mend: an optional property that does not admit null may be
+    null (it means "not given"), wherever `ArgumentValidator` walks (properties and items, through
     `$ref`s): `null` joins its `type` (and `enum`), or it becomes `anyOf: [it, null]`. (A JSON
-    string where an object or array is wanted, the other mend, has no schema that says exactly
-    which strings: it is left unsaid.) A local tool takes its arguments as Open WebUI passes
+    string where an object or array is wanted, the other mend, has no schema that says exactly which
+    strings: it is left unsaid.) A local tool takes its arguments as Open WebUI passes
     them (`local.calls`): unknown arguments are dropped, not refused, and a number is taken
     where text is wanted, so its schema allows both.
     """
@@ -225,8 +225,10 @@ def accepted_schema(tool: Tool) -> JsonSchema:
         _lenient(schema)  # (the search tools have no such model: their schema is checked)
     defs = schema.get("$defs")
     defs = defs if isinstance(defs, dict) else {}
-    _base64_patterns(schema)
     properties = schema.get("properties")
+    if isinstance(tool.target, HttpOperation) and isinstance(properties, dict):
+        for name in _decoded_from_base64(tool.target):
+            _base64_patterns(properties.get(name))
     if isinstance(tool.target, HttpOperation) and isinstance(properties, dict):
         for binding in tool.target.params:
             sub = properties.get(binding.argument)
@@ -363,6 +365,16 @@ def _nullable(schema: Any, defs: dict[str, Any], seen: set[str], depth: int) -> 
             first = next((b for b in branches if wanted in _branch_kinds(b)), None)
             if first is not None:
                 _nullable(first, defs, seen, depth + 1)
+
+
+def _decoded_from_base64(op: HttpOperation) -> list[str]:
+    """The arguments whose base64 text the request builder decodes: a binary body, and a
+    multipart body's fields (its files' `content`). A document's own `contentEncoding: base64`
+    elsewhere (a JSON body's string, a query parameter) is passed on as the text given."""
+    body = op.body
+    if body is None or body.kind not in ("binary", "multipart"):
+        return []
+    return [body.argument] if body.argument is not None else [arg for arg, _ in body.fields]
 
 
 def _base64_patterns(node: Any) -> None:

@@ -8,11 +8,12 @@ input is never mutated, and the output may share JSON leaves with it (see `toolb
   (`additionalProperties: false`) and lists all its properties in `required`; a property that
   was optional becomes nullable instead, so **the call path must read a `null` for a property
   the canonical schema does not allow to be null as "argument absent"**. `oneOf` becomes
-  `anyOf`, `allOf` is merged, unsupported keywords are dropped. It returns None when the schema
-  has no strict form: a free-form object (no `properties`) or map, an array without `items`, an
-  untyped value (`{}`), an `allOf` whose members contradict, an object requiring a property it
-  does not declare (closed, it could never be sent), or a schema over OpenAI's size limits. Render such a tool with `strict: false`; a JSON-in-a-string stand-in is not an option
-  there, since the gateway would receive a string where the upstream wants an object.
+  `anyOf`, `allOf` is merged, unsupported keywords are dropped. It returns None when the schema has
+  no strict form: a free-form object (no `properties`) or map, an array without `items`, an untyped
+  value (`{}`), an `allOf` whose members contradict, an object requiring a property it does not
+  declare (closed, it could never be sent), or a schema over OpenAI's size limits. Render such a
+  tool with `strict: false`; a JSON-in-a-string stand-in is not an option there, since the gateway
+  would receive a string where the upstream wants an object.
 """
 
 from __future__ import annotations
