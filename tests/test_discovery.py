@@ -274,3 +274,41 @@ def test_a_hits_description_is_one_line_without_markup() -> None:
         True,
         True,
     )
+
+
+CLASHING = """\
+openapi: 3.0.3
+info: {title: Clash, version: "1"}
+paths:
+  /search:
+    get:
+      operationId: search_tools
+      summary: Upstream search of items
+      responses: {"200": {description: found}}
+"""
+
+
+async def test_a_tool_of_the_view_named_as_a_search_tool_is_called_through_call_tool(
+    tmp_path: Path,
+) -> None:
+    """Search mode finds and describes it, so `call_tool` runs it; called directly in search
+    mode, the name is the gateway's search."""
+    (tmp_path / "clash.yaml").write_text(CLASHING)
+    config = Config.model_validate(
+        {
+            "servers": [{"id": "clash", "spec": "clash.yaml", "base_url": "http://clash.test"}],
+            "base_dir": tmp_path,
+        }
+    )
+    async with Gateway(config, upstream=MockUpstream(upstream)) as gateway:
+        search_mode = View(mode="search")
+        direct = await gateway.call(OPS, "search_tools", {})  # outside search mode: its own
+        via = await gateway.call(
+            OPS, "call_tool", {"name": "search_tools", "arguments": {}}, view=search_mode
+        )
+        meta = await gateway.call(OPS, "search_tools", {"query": "items"}, view=search_mode)
+    assert (direct.result, via.result, meta.result) == (
+        NOTES,
+        NOTES,
+        {"tools": [{"name": "search_tools", "description": "Upstream search of items"}]},
+    )

@@ -12,12 +12,12 @@ In search mode a client is offered three tools instead of the catalog's thousand
   `{"tools": [...]}`, with `not_found` for names the caller has no tool of;
 - `call_tool` (`{"name", "arguments"}`): runs one, answering what that tool answers.
 
-They see and call exactly what the caller may use in the view: the policy decides inside them
-as it does everywhere (a tool the caller may not use is never found, described or run). They
-are also callable outside search mode (`POST /v1/tools/search_tools/call`), unless the view
-has a tool of the same name, which then wins. The search index is built once per generation
-and view (the catalog, or a toolset) on first use, in a worker thread; what each caller may
-see is applied as it searches (`search.SearchIndex`).
+They see and call exactly what the caller may use in the view: the policy decides inside them as
+it does everywhere (a tool the caller may not use is never found, described or run). They are
+also callable outside search mode (`POST /v1/tools/search_tools/call`), unless the view has a
+tool of the same name, which then wins (and which, in search mode, `call_tool` runs). The search
+index is built once per generation and view (the catalog, or a toolset) on first use, in a
+worker thread; what each caller may see is applied as it searches (`search.SearchIndex`).
 """
 
 from __future__ import annotations
@@ -175,7 +175,8 @@ async def call_meta(
     name = checked["name"]
     listing = replace(view, mode="list")  # the view's own tools, whatever its discovery
     try:
-        if name in _META:
+        if name in _META and name not in view_tools(state, listing):
+            # (A tool of the view's own by that name is the one meant: search found it.)
             raise ToolNotFound(f"{name!r} is one of the search tools: call it directly")
         return await call(principal, name, checked.get("arguments") or {}, view=listing)
     except ToolNotFound as exc:
