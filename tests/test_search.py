@@ -7,6 +7,8 @@ at the end).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from toolbridge.search import SearchIndex, SearchIndexes
@@ -403,4 +405,27 @@ def test_recall_over_five_large_documents_keeps_its_measured_floor() -> None:
         427,
         True,
         True,
+    )
+
+
+def test_a_tools_own_name_in_the_task_finds_it_first(index: SearchIndex) -> None:
+    """Words of a task never would: `repos_get` and `readCoreV1NamespacedPodLog` read as values.
+    The document's own name (an operationId such as `chat.postMessage`) finds it too."""
+    tools = [
+        *CATALOG,
+        replace(CATALOG[0], name="chat_postMessage", original_name="chat.postMessage"),
+    ]
+    both = SearchIndex(tools)
+    assert (
+        names(index, "repos_get", 5),
+        names(index, "call READCOREV1NAMESPACEDPODLOG, please", 1),
+        names(index, "delete a repository, or repos_get?", 2),
+        names(both, "`chat.postMessage`", 1),
+        names(index, "repos_get", 5, visible=[0, 1]),
+    ) == (
+        ["repos_get"],
+        ["readCoreV1NamespacedPodLog"],
+        ["repos_get", "repos_delete"],
+        ["chat_postMessage"],
+        [],
     )

@@ -15,6 +15,8 @@ few re-ranking signals that tell API operations apart where plain BM25 cannot:
   Each word also finds, at `RELATED_WEIGHT`, the words people use for it (`RELATED`: remove ->
   delete, bug -> issue) and the vocabulary words it is a form of (subscribe -> subscription),
   and two words at most `COMPOUND_SPAN` apart find their compound (log ... work -> worklog).
+- **A tool's own name** given as a word of the task (`repos_get`, or the document's
+  `chat.postMessage`; any case) puts that tool first: a name is a value to the words above.
 - **Re-ranking**: a tool whose name the task covers (its words, their related words and the
   verbs of its action) ranks above one with more in its name (`NAME_COVERAGE`: "list
   projects" prefers getAllProjects to getAllProjectAvatars); a tool whose action (read, create,
@@ -85,6 +87,10 @@ kept to check them); PART_WEIGHT set once, as IMPLIED_WEIGHT is, and not tuned."
 _MIN_PREFIX = 5
 _MIN_PART = 3
 _PARAMETER = re.compile(r"\{[^}]*\}")
+_NAME_TOKEN = re.compile(r"[^\s\"'`,;()\[\]{}<>]+")
+"""What a task may give a tool's name as: a run of characters no name is cut at."""
+_MAX_NAMES = 20
+"""Tools a task finds by name, at most."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +117,10 @@ class SearchIndex:
 
         self.tools = tuple(tools)
         self._lock = threading.Lock()
+        self._named: dict[str, list[int]] = {}
+        for position, tool in enumerate(self.tools):
+            for name in {tool.name.casefold(), tool.original_name.casefold()}:
+                self._named.setdefault(name, []).append(position)
         self._stem: Callable[[list[str]], list[str]] = Stemmer.Stemmer("english").stemWords
         corpus = [self._stem(document(tool)) or ["-"] for tool in self.tools]
         self._df = Counter(term for doc in corpus for term in set(doc))
@@ -208,7 +218,8 @@ class SearchIndex:
 
         task = self._undone(read_task(query))
         groups = self._terms(task, initials(query))
-        if not groups or limit <= 0 or not self.tools:
+        named = self._named_in(query)
+        if not (groups or named) or limit <= 0 or not self.tools:
             return []
         with self._lock:  # bm25s keeps per-query state on the index object
             scores = np.zeros(len(self.tools), dtype=np.float64)
@@ -234,12 +245,27 @@ class SearchIndex:
         scores *= 1 + PHRASE * np.minimum(together, 2)
         scores *= self._number(task)
         scores *= self._weight
+        if named:  # the task gives a tool's own name: that tool first, then as ranked
+            scores[named] += scores.max() + 1.0
         if visible is not None:
             mask = np.zeros(len(self.tools), dtype=bool)
             mask[np.fromiter(visible, dtype=np.int64)] = True
             scores = np.where(mask, scores, 0.0)
         ranked = np.argsort(-scores, kind="stable")[:limit]
         return [Hit(int(i), float(scores[i])) for i in ranked if scores[i] > 0]
+
+    def _named_in(self, query: str) -> list[int]:
+        """The positions of the tools whose name (or the document's own, an operationId such
+        as `chat.postMessage`) the task gives as one of its words, in any case: a model that
+        knows a name, or was told one, finds it, though the words of a task never would
+        (`repos_get` and `readAppsV1NamespacedStatefulSet` read as values)."""
+        found: list[int] = []
+        for token in _NAME_TOKEN.finditer(query):
+            name = token.group().rstrip(".:?!").casefold()
+            found += self._named.get(name, ())
+            if len(found) >= _MAX_NAMES:
+                break
+        return list(dict.fromkeys(found))
 
     def _terms(
         self, task: TaskQuery, given_initials: tuple[str, ...]
