@@ -131,6 +131,11 @@ def test_what_selects_nothing_is_a_finding_with_its_key_path(
             "  - {id: a, include: {methods: [FETCH]}}\n",
             ":2: toolsets[0].include.methods[0]: unknown HTTP method 'FETCH'",
         ),
+        (
+            "  - id: a\n    include:\n      sources: []\n",
+            ":4: toolsets[0].include.sources: expected at least one value, found an empty list "
+            "(leave the key out to select by the other criteria)",
+        ),
     ],
 )
 def test_a_toolset_that_cannot_work_is_a_config_error(

@@ -413,6 +413,18 @@ class ToolsetInclude(_Model):
     tools: tuple[str, ...] = ()
     """Tool-name globs (`issues_*`)."""
 
+    @field_validator("sources", "tags", "methods", "tools")
+    @classmethod
+    def _given(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # (run only on a value given) An empty list would match no tool, or, read as "no
+        # criterion", let a toolset meant to narrow the catalog hold all of it: neither is meant.
+        if not value:
+            raise ValueError(
+                "expected at least one value, found an empty list (leave the key out to select "
+                "by the other criteria)"
+            )
+        return value
+
 
 class Toolset(_Model):
     """A named part of the catalog, served as its own MCP endpoint and OpenAPI document."""

@@ -73,8 +73,11 @@ def parse_view(query: Mapping[str, str], *, format: Format | None = None) -> Vie
     fmt = format or query.get("format") or None
     if fmt is not None and fmt not in FORMATS:
         raise BadRequest(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    toolset = query.get("toolset")
+    if toolset == "":  # read as none, a view meant to narrow the catalog would show all of it
+        raise BadRequest("`toolset`: expected a toolset id, found an empty value")
     return View(
-        toolset=query.get("toolset") or None,
+        toolset=toolset,
         mode=mode,
         format=fmt,
         strict=flag("strict", query.get("strict") or None),

@@ -141,6 +141,25 @@ async def test_outside_its_toolset_a_tool_is_not_found(http: httpx2.AsyncClient)
     assert elsewhere.status_code == 404
 
 
+async def test_a_turn_in_an_unknown_or_unnamed_toolset_is_refused_whole(
+    http: httpx2.AsyncClient,
+) -> None:
+    """Not 200 with every call failed inside it; and `?toolset=` empty is no whole catalog."""
+    turn = {"tool_calls": [{"id": "c", "function": {"name": "listNotes", "arguments": "{}"}}]}
+    answers = [
+        await http.post("/toolsets/nope/v1/tool_calls", headers=ALICE, json=turn),
+        await http.post("/v1/tool_calls?toolset=nope", headers=ALICE, json=turn),
+        await http.post("/v1/tool_calls?toolset=", headers=ALICE, json=turn),
+        await http.get("/v1/tools?toolset=", headers=ALICE),
+    ]
+    assert [(a.status_code, a.json()["error"]["message"]) for a in answers] == [
+        (404, "no toolset named 'nope'"),
+        (404, "no toolset named 'nope'"),
+        (400, "`toolset`: expected a toolset id, found an empty value"),
+        (400, "`toolset`: expected a toolset id, found an empty value"),
+    ]
+
+
 async def test_search_mode_offers_three_tools_everywhere(http: httpx2.AsyncClient) -> None:
     tools = await http.get("/v1/tools?mode=search", headers=ALICE)
     toolset = await http.get("/toolsets/finder/v1/tools?format=gemini", headers=ALICE)

@@ -29,6 +29,7 @@ from toolbridge.errors import (
     Forbidden,
     InvalidArguments,
     ToolbridgeError,
+    ToolNotFound,
 )
 from toolbridge.gateway import Gateway
 from toolbridge.local.context import CallContext
@@ -308,9 +309,12 @@ def create_app(
         return _listed(*http_answer(answer, request.headers))
 
     async def tool_calls(request: Request, principal: Principal) -> Response:
+        view = parse_view(request.query_params)
+        if view.toolset is not None and view.toolset not in gateway.toolsets:
+            # (as every other surface of an unknown toolset: not a turn of failed calls)
+            raise ToolNotFound(f"no toolset named {view.toolset!r}")
         payload = await json_body(request)
         context = request_context(principal, request.headers, url=str(request.url))
-        view = parse_view(request.query_params)
         answer = await run_turn(
             gateway,
             principal,
