@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -19,7 +19,7 @@ from toolbridge.gateway import Gateway
 from toolbridge.policy import Principal
 from toolbridge.redaction import CUT_PREFIX
 from toolbridge.serve.bodies import result_body
-from toolbridge.tools import Cut, HttpOperation, Shaped, Tool, ToolResult
+from toolbridge.tools import Cut, HttpOperation, Shaped, TextForm, Tool, ToolResult
 from toolbridge.upstream.seam import MockUpstream, UpstreamRequest, UpstreamResponse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,9 +123,7 @@ def test_errors_and_binary_answers_are_not_selected_and_small_ones_not_marked() 
     assert apply(budget(None, 1000), small) == small
 
 
-def json_answer(
-    result: Any, *, truncated: bool = False, form: Literal["json", "not_json"] | None = None
-) -> ToolResult:
+def json_answer(result: Any, *, truncated: bool = False, form: TextForm = None) -> ToolResult:
     return ToolResult(
         ok=True,
         status=200,
@@ -188,6 +186,15 @@ WITHHELD = (
                 result=WITHHELD + "it says it is JSON but is not",
             ),
         ),
+        (
+            json_answer("[" * 5000 + "]" * 5000, form="too_deep"),
+            ToolResult(
+                ok=False,
+                status=200,
+                content_type="text/plain",
+                result=WITHHELD + "it is nested deeper than the gateway reads JSON (1,024 levels)",
+            ),
+        ),
     ],
     ids=[
         "integers-past-64-bits",
@@ -195,6 +202,7 @@ WITHHELD = (
         "deeper-than-python-reads",
         "cut-at-the-cap",
         "not-json",
+        "deeper-than-the-gateway-reads",
     ],
 )
 def test_select_applies_to_every_json_answer_or_withholds_it(

@@ -197,6 +197,8 @@ def _selectable(value: Any, result: ToolResult) -> Any:
         )
     if result.text_form == "not_json":
         raise _Unselectable("it says it is JSON but is not")
+    if result.text_form == "too_deep":
+        raise _Unselectable("it is nested deeper than the gateway reads JSON (1,024 levels)")
     if result.text_form != "json" or not isinstance(value, str):
         return value
     try:

@@ -265,7 +265,7 @@ class Shaped:
         return bool(self.cuts) or self.text_cut
 
 
-TextForm = Literal["json", "not_json"] | None
+TextForm = Literal["json", "not_json", "too_deep"] | None
 """What a text result of a JSON answer is (`ToolResult.text_form`)."""
 
 
@@ -284,7 +284,8 @@ class ToolResult:
     text_form: TextForm = None
     """What a text `result` of a JSON answer is, when it is not a parsed JSON string: `json`,
     the answer's JSON text passed on unparsed (integers past 64 bits, nesting too deep);
-    `not_json`, the body of an answer that says it is JSON but is not."""
+    `not_json`, the body of an answer that says it is JSON but is not; `too_deep`, one nested
+    deeper than the gateway reads JSON (1,024 levels), which may or may not be JSON."""
     embeds: tuple[Embed, ...] = ()
     """Views for the person (HTML); `result` is then what the model reads about them."""
     shaped: Shaped | None = None

@@ -838,6 +838,16 @@ def response(
             response(200, b"null", "application/json"),
             ToolResult(ok=True, status=200, content_type="application/json", result=None),
         ),
+        (  # deeper than JSON is read: not said to be no JSON (it may well be)
+            response(200, b"[" * 2000 + b"]" * 2000, "application/json"),
+            ToolResult(
+                ok=True,
+                status=200,
+                content_type="application/json",
+                result="[" * 2000 + "]" * 2000,
+                text_form="too_deep",
+            ),
+        ),
         (
             response(302, b"", "text/html"),
             ToolResult(ok=False, status=302, content_type="text/html"),

@@ -93,8 +93,11 @@ def _shaped_body(body: bytes, content_type: str | None, truncated: bool) -> tupl
     if json_type or not mime:  # without a content type, JSON is sniffed
         try:
             parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            pass  # not JSON after all (or cut short): read it as text below
+        except orjson.JSONDecodeError as exc:
+            # Not JSON after all (or cut short): read it as text below. orjson stops at 1,024
+            # levels before it knows whether what is deeper is JSON: said so, not "not JSON".
+            if json_type and str(exc).startswith("depth limit"):
+                return _decoded(body, content_type, truncated), "too_deep"
         else:
             if beyond_64_bits(body):  # its JSON text: orjson would read them as floats
                 return body.decode("utf-8"), "json"
