@@ -266,9 +266,10 @@ def fit(value: Any, limit: int, *, owned: bool = False) -> tuple[Any, list[Cut],
     depth = _fitting_depth(value, size, limit)
     if depth is not None:  # objects and arrays below a depth, each said in a few words
         return value, cuts + _summarize(value, depth), text_cut
-    # Too many parts, or wide at the top: the JSON text, cut.
+    # Too many parts, or wide at the top: the JSON text, cut, measured as it is sent (a JSON
+    # string: its every quote escaped), so that it fits what the budget promised of the answer.
     text = _dumps(value).decode()
-    kept = _kept_chars(text, limit, _text_size)
+    kept = _kept_chars(text, limit, _json_size)
     whole = Cut(path="$", kept=kept, left_out=len(text) - kept, unit="characters")
     return _cut_text(text, kept), [whole], True
 
