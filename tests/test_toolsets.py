@@ -153,3 +153,33 @@ def test_a_toolset_id_may_be_the_id_of_a_source() -> None:
         {"servers": [{"id": "x", "spec": "a.yaml"}], "toolsets": [{"id": "x"}]}
     )
     assert [t.id for t in config.toolsets] == ["x"]
+
+
+def test_two_entries_for_one_tool_are_a_finding_naming_the_one_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By its name and by its operationId: one entry is used whole (its `max_bytes` too), the
+    other not at all."""
+    monkeypatch.chdir(ROOT)
+    path = write(
+        tmp_path,
+        f"""\
+        servers:
+          - id: notes
+            spec: {ROOT}/specs/demo.yaml
+            prefix: n
+            tools:
+              listNotes: {{result: {{max_bytes: 1000}}}}
+              n_listNotes: {{result: {{select: "[0]"}}}}
+              getNote: {{result: {{max_bytes: 2000}}}}
+        """,
+    )
+    config = load_config(path, {})
+    catalog = build_catalog(load_sources(config, DocumentStore(), {}))
+    assert [(f.path, f.message) for f in findings(config, catalog)] == [
+        (
+            "servers[0].tools.n_listNotes",
+            "'listNotes' names the same tool as 'n_listNotes'; only the entry 'n_listNotes' is "
+            "used",
+        )
+    ]

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from toolbridge.config import Config, ToolsetInclude
+from toolbridge.config import Config, Server, ToolsetInclude
 from toolbridge.config import Toolset as ToolsetConfig
 from toolbridge.registry import Catalog
 from toolbridge.tools import HttpOperation, Tool
@@ -137,15 +137,44 @@ def findings(config: Config, catalog: Catalog) -> list[Finding]:
         if not selected:
             found.append(Finding(where=at, message=f"toolset {entry.id!r} holds no tools"))
     for index, server in enumerate(config.servers):
-        names = {n for t in catalog if t.source == server.id for n in (t.name, t.original_name)}
-        for name in server.tools if names else ():  # a source that is down: check says so
-            if name not in names:
-                found.append(
-                    Finding(
-                        where=("servers", index, "tools", name),
-                        message=f"no tool named {name!r} (by name or operationId) in {server.id!r}",
-                    )
+        found += _tool_entries(index, server, [t for t in catalog if t.source == server.id])
+    return found
+
+
+def _tool_entries(index: int, server: Server, tools: list[Tool]) -> list[Finding]:
+    """A server's `tools:` entries that name no tool, or a tool another entry names too (by
+    its name and by its operationId: one is used, whole, as `budgets.Budgets` finds it)."""
+    if not tools:  # a source that is down: check says so
+        return []
+    found: list[Finding] = []
+    by_name: dict[str, Tool] = {}
+    for tool in tools:
+        by_name.setdefault(tool.original_name, tool)
+        if isinstance(tool.target, HttpOperation) and tool.target.operation_id is not None:
+            by_name.setdefault(tool.target.operation_id, tool)
+    by_name.update((tool.name, tool) for tool in tools)
+    entries: dict[str, list[str]] = {}
+    for name in server.tools:
+        named = by_name.get(name)
+        if named is None:
+            message = f"no tool named {name!r} (by name or operationId) in {server.id!r}"
+            found.append(Finding(where=("servers", index, "tools", name), message=message))
+        else:
+            entries.setdefault(named.name, []).append(name)
+    for name, given in entries.items():
+        if len(given) > 1:
+            same = by_name[name]
+            target = same.target
+            operation_id = target.operation_id if isinstance(target, HttpOperation) else None
+            used = next(n for n in (same.name, same.original_name, operation_id) if n in given)
+            others = ", ".join(repr(n) for n in given if n != used)
+            found.append(
+                Finding(
+                    where=("servers", index, "tools", used),
+                    message=f"{others} names the same tool as {used!r}; only the entry "
+                    f"{used!r} is used",
                 )
+            )
     return found
 
 
