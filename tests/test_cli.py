@@ -1045,7 +1045,7 @@ def test_check_reports_toolsets_what_selects_nothing_by_line_and_a_token_warning
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(ROOT)
-    monkeypatch.setattr("toolbridge.report.WARN_TOKENS", 500)
+    monkeypatch.setattr("toolbridge.report.WARN_TOKENS", 250)
     config = tmp_path / "toolbridge.yaml"
     config.write_text(
         textwrap.dedent(
@@ -1075,10 +1075,12 @@ def test_check_reports_toolsets_what_selects_nothing_by_line_and_a_token_warning
         + f"finding: {config}:8: toolsets[1].include.sources[0]: no source 'notez' in the config "
         "(sources: notes)\n"
         f"finding: {config}:7: toolsets[1]: toolset 'finder' holds no tools\n"
-        "warning: the tool definitions take about 751 tokens in the mcp format, more than 500: "
+        "warning: the tool definitions take about 751 tokens in the mcp format, more than 250: "
         "give models a few tools at a time, with toolsets (`toolsets:` in the config, served at "
         "/toolsets/{id}/mcp and /toolsets/{id}/openapi.json) or search mode (`?mode=search`, or "
         "`discovery: search` on a toolset: three tools, about 392 tokens)\n"
+        "warning: toolset reading's tool definitions take about 292 tokens in the mcp format, "
+        "more than 250: narrow its `include`, or give it `discovery: search`\n"
         "summary: 1 source, 6 operations, 6 tools, 1 change (body-constraint-unchecked 1), 0 "
         "spec validation findings; usable\n",
     )

@@ -183,3 +183,35 @@ def test_two_entries_for_one_tool_are_a_finding_naming_the_one_used(
             "used",
         )
     ]
+
+
+def test_a_description_override_is_bounded_as_a_documents_and_check_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    long = "Lists the notes. " + "word " * 400
+    path = write(
+        tmp_path,
+        f"""\
+        servers:
+          - {{id: notes, spec: {ROOT}/specs/demo.yaml}}
+        toolsets:
+          - id: reading
+            descriptions: {{listNotes: "{long}\\u200b"}}
+        """,
+    )
+    config = load_config(path, {})
+    catalog = build_catalog(load_sources(config, DocumentStore(), {}))
+    shown = render(build_toolsets(config, catalog)["reading"].tools["listNotes"], "mcp")
+    assert (len(shown["description"]), shown["description"][-6:], shown["title"]) == (
+        1022,
+        " word\u2026",
+        "listNotes",  # a first line past 120 characters is no title: clients show the name
+    )
+    assert [(f.path, f.message) for f in findings(config, catalog)] == [
+        (
+            "toolsets[0].descriptions.listNotes",
+            "the description is 2,018 characters; its clients get the first 1,024, as of a "
+            "document's",
+        )
+    ]

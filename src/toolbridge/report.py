@@ -147,6 +147,10 @@ def check_report(
     )
     tokens = estimate(catalog)
     toolsets = build_toolsets(config, catalog) if config is not None else {}
+    toolset_tokens = {
+        t.id: estimate(META_TOOLS if t.discovery == "search" else t.tools.values())
+        for t in toolsets.values()
+    }
     filters_down = [f.entry.id for f in filters if f.error is not None]
     return {
         "sources": sources,
@@ -167,7 +171,7 @@ def check_report(
                 "id": t.id,
                 "discovery": t.discovery,
                 "tools": len(t.tools),
-                "tokens": estimate(META_TOOLS if t.discovery == "search" else t.tools.values()),
+                "tokens": toolset_tokens[t.id],
             }
             for t in toolsets.values()
         ],
@@ -177,7 +181,13 @@ def check_report(
         ],
         "tokens": tokens,
         "search_tokens": estimate(META_TOOLS),
-        "warnings": _token_warnings(tokens),
+        "warnings": _token_warnings(tokens)
+        + [
+            warning
+            for t in toolsets.values()
+            if t.discovery == "list"  # (search mode's three tools are as few as it gets)
+            for warning in _toolset_warnings(t.id, toolset_tokens[t.id])
+        ],
         "summary": {
             "sources": len(sources),
             "down": down,
@@ -209,6 +219,18 @@ def _token_warnings(tokens: dict[Format, int]) -> list[str]:
         "(`toolsets:` in the config, served at /toolsets/{id}/mcp and /toolsets/{id}/openapi.json) "
         "or search mode (`?mode=search`, or `discovery: search` on a toolset: three tools, about "
         f"{search[worst]:,} tokens)"
+    ]
+
+
+def _toolset_warnings(toolset: str, tokens: dict[Format, int]) -> list[str]:
+    """A toolset is how a model is given few tools: one that gives it too many says so too."""
+    worst = max(tokens, key=lambda fmt: tokens[fmt])
+    if tokens[worst] <= WARN_TOKENS:
+        return []
+    return [
+        f"toolset {toolset}'s tool definitions take about {tokens[worst]:,} tokens in the "
+        f"{worst} format, more than {WARN_TOKENS:,}: narrow its `include`, or give it "
+        "`discovery: search`"
     ]
 
 

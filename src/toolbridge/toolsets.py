@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from toolbridge import schemas as js
 from toolbridge.config import Config, Server, ToolsetInclude
 from toolbridge.config import Toolset as ToolsetConfig
 from toolbridge.registry import Catalog
@@ -60,7 +61,8 @@ MAX_TITLE = 120
 def described(tool: Tool, text: str) -> Tool:
     """`tool` as a toolset describes it: its description, and a title to match (MCP shows
     it): the description's first line when short, else none (clients show the name)."""
-    first = text.strip().split("\n", 1)[0].strip()
+    text = js.clean_text(text)[0]  # as a document's: invisible characters out, 1,024 at most
+    first = text.split("\n", 1)[0].strip()
     title = first if 0 < len(first) <= MAX_TITLE else None
     return replace(tool, description=text, annotations=replace(tool.annotations, title=title))
 
@@ -126,14 +128,17 @@ def findings(config: Config, catalog: Catalog) -> list[Finding]:
                         )
                     )
         selected = _build(entry, catalog).tools
-        for name in entry.descriptions:
+        for name, text in entry.descriptions.items():
             if name not in selected:
-                found.append(
-                    Finding(
-                        where=(*at, "descriptions", name),
-                        message=f"no tool {name!r} in toolset {entry.id!r}",
-                    )
+                message = f"no tool {name!r} in toolset {entry.id!r}"
+            elif js.clean_text(text)[1]:
+                message = (
+                    f"the description is {len(text):,} characters; its clients get the first "
+                    f"{js.MAX_DESCRIPTION:,}, as of a document's"
                 )
+            else:
+                continue
+            found.append(Finding(where=(*at, "descriptions", name), message=message))
         if not selected:
             found.append(Finding(where=at, message=f"toolset {entry.id!r} holds no tools"))
     for index, server in enumerate(config.servers):
