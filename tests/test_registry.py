@@ -139,6 +139,7 @@ def test_load_server_converts_a_good_spec(specs: Path) -> None:
         location="specs/filters.yaml",
         loaded_at=0.0,
         digest=hashlib.sha256(f"{uri}\n{document}\n".encode()).hexdigest(),
+        files=(specs / "filters.yaml",),  # watched while serving
     )
     assert loaded.conversion is not None
     assert replace(loaded.conversion, tools=()) == Conversion(
@@ -181,6 +182,7 @@ def test_a_missing_file_is_a_down_source_not_an_exception(
         loaded_at=0.0,
         conversion=None,
         error="specs/nope.yaml: no such file",
+        files=(specs / "nope.yaml",),  # watched: once it is there, it loads
     )
     assert caplog.record_tuples == []
 
@@ -242,7 +244,12 @@ def test_a_file_that_is_not_openapi_is_a_down_source(
     loaded = load(Server(id="docs", spec=name))
 
     assert replace(loaded, loaded_at=0.0) == SourceStatus(
-        id="docs", kind="openapi", location=name, loaded_at=0.0, error=error
+        id="docs",
+        kind="openapi",
+        location=name,
+        loaded_at=0.0,
+        error=error,
+        files=(Path.cwd() / name,),
     )
 
 

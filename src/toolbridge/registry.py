@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from toolbridge import names
 from toolbridge.blocking import run_to_end
@@ -25,7 +24,12 @@ from toolbridge.errors import ConfigError, DocumentError, SourceError, Toolbridg
 from toolbridge.local.loader import LocalConversion, ModuleCache, load_tools
 from toolbridge.openapi.compiled import Shape, convert_cached, entry_path
 from toolbridge.openapi.convert import Conversion, Selection
-from toolbridge.openapi.documents import DocumentStore, location_to_uri, uri_to_display
+from toolbridge.openapi.documents import (
+    DocumentStore,
+    location_to_uri,
+    uri_to_display,
+    uri_to_path,
+)
 from toolbridge.openapi.fetching import http_fetcher
 from toolbridge.tools import Note, Tool
 from toolbridge.upstream.clients import make_upstream
@@ -50,6 +54,9 @@ class SourceStatus:
     error: str | None = None
     digest: str | None = None
     """The sha256 of the source's documents as read (OpenAPI sources); None when unread."""
+    files: tuple[Path, ...] = ()
+    """The local files its documents were read from, or asked for (OpenAPI sources): while
+    serving, an edit of one reloads the source (`serve/live.py`)."""
 
     @property
     def ok(self) -> bool:
@@ -139,6 +146,7 @@ def load_server(
             location=uri_to_display(uri),
             loaded_at=started,
             error=str(exc),
+            files=local_files(touched),
         )
     except Exception as exc:  # a bug of ours meets a document: this source is down, not serve
         logger.error("source %s: loading %s failed", server.id, uri_to_display(uri), exc_info=exc)
@@ -163,7 +171,13 @@ def load_server(
         loaded_at=started,
         conversion=replace(conversion, notes=(*conversion.notes, *refused)),
         digest=store.digest(touched),
+        files=local_files(touched),
     )
+
+
+def local_files(uris: Iterable[str]) -> tuple[Path, ...]:
+    """The files of the `file://` URIs among `uris`, in order."""
+    return tuple(sorted(uri_to_path(uri) for uri in uris if uri.startswith("file://")))
 
 
 def _conversion(server: Server, base_dir: Path) -> tuple[str, Shape]:
@@ -187,7 +201,7 @@ def _uncompiled_bytes(server: Server, store: DocumentStore, base_dir: Path) -> i
     if entry is None or entry.exists() or not uri.startswith("file://"):
         return 0
     try:
-        return Path(unquote(urlsplit(uri).path)).stat().st_size
+        return uri_to_path(uri).stat().st_size
     except OSError:
         return 0
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -131,3 +132,55 @@ def test_a_server_down_at_start_is_tried_again_until_it_loads(
             up[0] = True
             wait_for(lambda: status() == 200)
     assert before == 404
+
+
+DOCUMENT = """\
+openapi: 3.0.3
+info: {title: Things, version: "1"}
+paths:
+  /things:
+    get:
+      operationId: listThings
+      summary: List things
+      parameters: [{$ref: "parameters.yaml#/Limit"}]
+      responses: {"200": {description: the things}}
+"""
+
+
+def test_an_edit_of_a_document_or_a_file_it_refers_to_reloads_its_source(
+    tmp_path: Path,
+) -> None:
+    """As a tool file's: the main document and each local file a `$ref` reads are watched; a
+    broken edit keeps the last good version and says why."""
+    from toolbridge.config import Server
+
+    document, parameters = tmp_path / "things.yaml", tmp_path / "parameters.yaml"
+    write(document, DOCUMENT, 0)
+    write(parameters, "Limit: {name: limit, in: query, schema: {type: integer}}\n", 0)
+    server = Server(
+        id="things", spec="things.yaml", base_url="http://127.0.0.1:9", access=Grant(users=("*",))
+    )
+    gateway = Gateway(Config(servers=(server,), base_dir=tmp_path), upstream=make_upstream())
+    gateway.load()
+    with LoopbackServer(create_app(gateway), lifespan="on") as running:
+
+        def tool() -> dict[str, Any]:
+            found = httpx2.get(f"{running.url}/v1/tools", timeout=10).json()["tools"]
+            return {t["function"]["name"]: t["function"] for t in found}
+
+        def arguments() -> list[str]:
+            return list(tool()["listThings"]["parameters"]["properties"])
+
+        assert arguments() == ["limit"]
+        write(parameters, "Limit: {name: max, in: query, schema: {type: integer}}\n", 5)
+        wait_for(lambda: arguments() == ["max"])
+        write(document, DOCUMENT.replace("List things", "List every thing"), 10)
+        wait_for(lambda: tool()["listThings"]["description"] == "List every thing")
+        write(document, "openapi: [\n", 15)
+
+        def reported() -> bool:
+            servers = httpx2.get(f"{running.url}/v1/servers", timeout=10).json()["servers"]
+            return bool(servers[0]["error"])
+
+        wait_for(reported)
+        assert arguments() == ["max"]  # the last good version still serves

@@ -76,10 +76,15 @@ def location_to_uri(location: str, base: Path | None = None) -> str:
     return Path(os.path.abspath(path)).as_uri()  # not resolve(): keep the name the user gave
 
 
+def uri_to_path(uri: str) -> Path:
+    """The path of a `file://` URI."""
+    return Path(unquote(urlsplit(uri).path))
+
+
 def uri_to_display(uri: str) -> str:
     """A URI as a person would write it: file URIs become paths relative to the working dir."""
     if uri.startswith("file://"):
-        path = Path(unquote(urlsplit(uri).path))
+        path = uri_to_path(uri)
         try:
             return str(path.relative_to(Path.cwd()))
         except ValueError:

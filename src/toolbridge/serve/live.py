@@ -114,7 +114,8 @@ class Live:
         _install_sighup(self._signalled)
         background = [
             watch(self._config_files, self._config_changed, what="the config"),
-            watch(self._tool_files, self._tool_files_changed, what="local tool files"),
+            watch(self._tool_files, self._files_changed, what="local tool files"),
+            watch(self._document_files, self._files_changed, what="OpenAPI documents"),
         ]
         background.append(self._retry_down())
         if self.siblings is not None:
@@ -206,7 +207,7 @@ class Live:
                 "the config changed but was not applied; still serving the last one: %s", exc
             )
 
-    async def _tool_files_changed(self, entries: frozenset[str]) -> None:
+    async def _files_changed(self, entries: frozenset[str]) -> None:
         await self.reload(entries, tell=False)
 
     def _config_files(self) -> dict[str, list[Path]]:
@@ -216,6 +217,12 @@ class Live:
 
     def _tool_files(self) -> dict[str, list[Path]]:
         return watched_files(self.gateway.config) if self.gateway.config.watch else {}
+
+    def _document_files(self) -> dict[str, list[Path]]:
+        """The local files each OpenAPI source's documents were read from (`$ref`s too)."""
+        if not self.gateway.config.watch:
+            return {}
+        return {s.id: list(s.files) for s in self.gateway.sources() if s.files}
 
 
 def _install_sighup(reload: Callable[[], Coroutine[Any, Any, None]]) -> None:

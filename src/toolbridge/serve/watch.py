@@ -1,4 +1,4 @@
-"""Watching files while serving: the config file, and local tool files; a change reloads.
+"""Watching files while serving: the config, local tool files, documents; a change reloads.
 
 Polling modification times and sizes once a second is enough for files people edit by hand and
 needs no native watcher. A change is acted on only once the file has settled (two looks
