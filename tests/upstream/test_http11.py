@@ -507,6 +507,53 @@ async def test_requests_wait_for_a_free_connection() -> None:
     assert accepted == [0]
 
 
+async def test_connections_to_every_origin_together_are_capped() -> None:
+    """Two origins, one connection in all: the second origin's request waits for the first's,
+    and gives up at its own deadline."""
+    upstream = Http11Upstream(max_connections_per_host=5, max_connections=1)
+    release = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await release.wait()
+        writer.write(OK)
+        await writer.drain()
+
+    try:
+        async with serving(handler) as (one, first), serving(handler) as (other, second):
+            slow = asyncio.create_task(send(upstream, one))
+            await asyncio.sleep(0.05)
+            with pytest.raises(UpstreamUnavailable) as caught:
+                await send(upstream, other, timeouts=Timeouts(connect=5, total=0.2))
+            waiting = asyncio.create_task(send(upstream, other))
+            await asyncio.sleep(0.05)
+            assert (first, second) == ([0], [])
+            release.set()
+            assert [(await slow).status, (await waiting).status] == [200, 200]
+    finally:
+        await upstream.aclose()
+    assert str(caught.value) == f"upstream 'test': no connection to {other} within 0.2 s"
+
+
+async def test_idle_connections_are_closed_once_expired_with_no_call_after_them() -> None:
+    upstream = Http11Upstream(keepalive_expiry=0.2)
+    ended = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(OK)
+        await writer.drain()
+        await reader.read()  # until the client closes it
+        ended.set()
+
+    try:
+        async with serving(handler) as (url, _):
+            assert (await send(upstream, url)).status == 200
+            await asyncio.wait_for(ended.wait(), 2)
+    finally:
+        await upstream.aclose()
+
+
 @pytest.mark.parametrize(
     ("sent", "said"),
     [

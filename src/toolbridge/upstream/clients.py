@@ -321,6 +321,7 @@ def make_upstream(
         case "http11":
             return Http11Upstream(
                 max_connections_per_host=max_connections_per_host,
+                max_connections=MAX_CONNECTIONS,
                 keepalive_expiry=keepalive_expiry,
                 user_agent=USER_AGENT,
             )

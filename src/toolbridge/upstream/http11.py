@@ -335,6 +335,8 @@ class _Pool:
 
     slots: asyncio.Semaphore
     idle: list[_Connection]
+    reaping: asyncio.TimerHandle | None = None
+    """A look at the idle connections, due when the oldest expires (`Http11Upstream._reap`)."""
 
 
 class Http11Upstream:
@@ -347,11 +349,14 @@ class Http11Upstream:
         self,
         *,
         max_connections_per_host: int = 100,
+        max_connections: int = 1000,
         keepalive_expiry: float = 4.0,
         user_agent: str = "toolbridge",
         verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.max_connections_per_host = max_connections_per_host
+        self._all = asyncio.Semaphore(max_connections)
+        """Connections in use to every origin together (idle ones close within the expiry)."""
         self.keepalive_expiry = keepalive_expiry
         self._agent = f"User-Agent: {user_agent}"
         self._ssl: ssl.SSLContext | None = None
@@ -379,11 +384,12 @@ class Http11Upstream:
         deadline = loop.time() + timeouts.total
         connecting = True
         try:
-            if pool.slots.locked():
-                async with asyncio.timeout_at(deadline):
-                    await pool.slots.acquire()
-            else:
-                await pool.slots.acquire()
+            await _acquire(pool.slots, deadline)
+            try:
+                await _acquire(self._all, deadline)
+            except BaseException:
+                pool.slots.release()
+                raise
             try:
                 for attempt in (1, 2):
                     connection = self._take(pool)
@@ -412,9 +418,12 @@ class Http11Upstream:
                         connection.idle_since = time.monotonic()
                         connection.reused = True
                         pool.idle.append(connection)
+                        if pool.reaping is None:
+                            pool.reaping = loop.call_later(self.keepalive_expiry, self._reap, pool)
                     return response
                 raise AssertionError("unreachable")  # pragma: no cover
             finally:
+                self._all.release()
                 pool.slots.release()
         except TimeoutError as exc:
             seconds = timeouts.connect if connecting else timeouts.total
@@ -493,10 +502,39 @@ class Http11Upstream:
             return connection
         raise failure or OSError(f"{host} has no address")
 
+    def _reap(self, pool: _Pool) -> None:
+        """Close the pool's idle connections past the expiry, and look again when the next
+        one expires: after a burst to an origin no call goes to again, its connections would
+        otherwise stay open as long as the process."""
+        pool.reaping = None
+        now = time.monotonic()
+        kept = []
+        for connection in pool.idle:
+            if connection.closed or now - connection.idle_since >= self.keepalive_expiry:
+                connection.close()
+            else:
+                kept.append(connection)
+        pool.idle[:] = kept
+        if kept:
+            due = min(c.idle_since for c in kept) + self.keepalive_expiry - now
+            pool.reaping = asyncio.get_running_loop().call_later(max(due, 0.01), self._reap, pool)
+
     async def aclose(self) -> None:
         for pool in self._pools.values():
+            if pool.reaping is not None:
+                pool.reaping.cancel()
+                pool.reaping = None
             while pool.idle:
                 pool.idle.pop().close()
+
+
+async def _acquire(slots: asyncio.Semaphore, deadline: float) -> None:
+    """A slot, waiting for one until `deadline` (the call's) when none is free."""
+    if slots.locked():
+        async with asyncio.timeout_at(deadline):
+            await slots.acquire()
+    else:
+        await slots.acquire()
 
 
 def _ends_with_connection(headers: list[tuple[bytes, bytes]]) -> bool:
