@@ -281,6 +281,36 @@ async def test_an_unknown_coding_is_a_bad_answer_not_text(upstream: Http11Upstre
     assert (empty.status, empty.body) == (200, b"")
 
 
+async def test_a_transfer_coding_besides_chunked_is_undone_or_refused(
+    upstream: Http11Upstream,
+) -> None:
+    """`Transfer-Encoding: gzip, chunked` is gzip to undo after the chunks (after any content
+    coding's, the other way round); one the gateway cannot undo is refused as a content
+    coding is, never passed on as the answer's bytes."""
+    inner = gzip.compress(b'{"a": 1}')
+    outer = zlib.compress(inner)
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n"
+    answers = [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+        + chunked % (len(inner), inner),
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: deflate\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" + chunked % (len(outer), outer),
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: compress, chunked\r\n\r\n" + chunked % (2, b"xx"),
+    ]
+    bodies = []
+    for answer in answers[:2]:
+        async with serving(answering(answer)) as (url, _):
+            bodies.append((await send(upstream, url)).body)
+    async with serving(answering(answers[2])) as (url, _):
+        with pytest.raises(UpstreamUnavailable) as caught:
+            await send(upstream, url)
+    assert bodies == [b'{"a": 1}', b'{"a": 1}']
+    assert str(caught.value) == (
+        f"upstream 'test': no valid answer from {url}: the body is encoded as 'compress', which "
+        "the gateway cannot decode (it asks for gzip, deflate, br, zstd)"
+    )
+
+
 async def test_head_ends_with_the_headers(upstream: Http11Upstream) -> None:
     answer = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nX-A: 1\r\n\r\n"
     async with serving(answering(answer, answer)) as (url, accepted):

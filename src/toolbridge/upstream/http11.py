@@ -239,7 +239,11 @@ class _Connection(asyncio.Protocol):
             return
         self.status = status
         self.headers_done = True
+        # Content codings, then transfer codings other than chunked (which the parser undoes):
+        # applied in that order, so undone the other way round (`Decoder` undoes the last first).
         codings = [v for k, v in self.headers if k.lower() == b"content-encoding"]
+        transfer = b",".join(v for k, v in self.headers if k.lower() == b"transfer-encoding")
+        codings += [c for c in transfer.split(b",") if c.strip().lower() not in (b"", b"chunked")]
         if codings:
             decoder = Decoder(b",".join(codings).decode("latin-1"))
             self.decoder = None if decoder.identity else decoder
