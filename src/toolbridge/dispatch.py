@@ -8,6 +8,7 @@ cached); what the caller sends in headers wins over what is stored.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -18,7 +19,12 @@ import orjson
 
 from toolbridge.budgets import apply as apply_budget
 from toolbridge.config import OAuth2ClientCredentials, PerUserAuth, Server
-from toolbridge.errors import CredentialRequired, InvalidArguments, ToolbridgeError
+from toolbridge.errors import (
+    CredentialRequired,
+    InvalidArguments,
+    ToolbridgeError,
+    UpstreamUnavailable,
+)
 from toolbridge.filters.chain import Chain, run_inlets, run_outlets
 from toolbridge.generation import Environment, Generation
 from toolbridge.local.calls import call_function, user_valves
@@ -31,7 +37,7 @@ from toolbridge.tools import HttpOperation, PythonFunction, Tool, ToolResult
 from toolbridge.upstream import remote
 from toolbridge.upstream.answers import TRUNCATED
 from toolbridge.upstream.credentials import Credentials
-from toolbridge.upstream.seam import Timeouts
+from toolbridge.upstream.seam import IDEMPOTENT, Timeouts
 from toolbridge.users import UserData
 
 USER_VALVES_HEADER = "x-toolbridge-user-valves"
@@ -186,9 +192,22 @@ class Dispatch:
         if isinstance(server.auth, PerUserAuth):
             credentials = await self._own_credentials(state, server, server.auth, principal)
         way = state.routes[op.server]  # the server's client, destinations and concurrency cap
-        timeouts = _timeouts(server.timeout)
+        oauth2 = isinstance(server.auth, OAuth2ClientCredentials)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + server.timeout  # the whole call's: token fetches and retry too
         for attempt in (1, 2):
-            auth = await credentials.parts(op, caller_headers)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    auth = await credentials.parts(op, caller_headers)
+            except TimeoutError:
+                raise UpstreamUnavailable(
+                    op.server,
+                    f"no access token from the token endpoint within the call's "
+                    f"{server.timeout:g} s",
+                    timeout=True,
+                ) from None
+            left = deadline - loop.time()
+            timeouts = _timeouts(server.timeout) if attempt == 1 and not oauth2 else _left(left)
             secrets = state.secrets
             if auth.secrets and not secrets.holds(auth.secrets):
                 if isinstance(server.auth, OAuth2ClientCredentials):
@@ -206,13 +225,15 @@ class Dispatch:
                     max_bytes=self.max_response_bytes,
                     tool=tool_name,
                 )
-            if attempt == 2 or not (
-                result.status == 401 and isinstance(server.auth, OAuth2ClientCredentials)
-            ):
+            if attempt == 2 or not (result.status == 401 and oauth2):
                 break
-            # The token may have been revoked before it expired: fetch a new one, once.
+            # The token may have been revoked before it expired: the next call fetches a new
+            # one. This one is sent again with it only when sending twice does nothing twice,
+            # and while its time lasts.
             for secret in auth.secrets:
                 credentials.discard(secret)
+            if op.method.upper() not in IDEMPOTENT or deadline - loop.time() <= 0:
+                break
         return result, secrets
 
     async def _own_credentials(
@@ -239,6 +260,12 @@ class Dispatch:
 def _timeouts(total: float) -> Timeouts:
     """A server's limits: its `timeout` in all, at most 10 s of it to connect."""
     return Timeouts(connect=min(10.0, total), total=total)
+
+
+def _left(seconds: float) -> Timeouts:
+    """What is left of a call's time, once a token was fetched (or a first answer refused)."""
+    seconds = max(seconds, 0.001)
+    return Timeouts(connect=min(10.0, seconds), total=seconds)
 
 
 def _user(principal: Principal, valves: str | None = None) -> dict[str, Any]:

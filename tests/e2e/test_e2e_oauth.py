@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import socket
+import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus
 
@@ -19,8 +22,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.e2e.conftest import live_server
-from toolbridge.config import Server
+from toolbridge.config import Config, Server
 from toolbridge.errors import UpstreamUnavailable
+from toolbridge.gateway import Gateway
+from toolbridge.policy import Principal
 from toolbridge.tools import HttpOperation
 from toolbridge.upstream.clients import UpstreamKind, make_upstream
 from toolbridge.upstream.credentials import Credentials
@@ -30,6 +35,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
 CLIENT_ID = "gateway:1"
 CLIENT_SECRET = "s3cr3t/with+odd chars"
+OPS = Principal(id="ops", admin=True)
 OP = HttpOperation(server="pets", method="GET", path="/pets", base_url=None, operation_id="list")
 
 
@@ -186,4 +192,107 @@ async def test_token_endpoint_down(upstream: Upstream) -> None:
         f"upstream 'pets': token endpoint http://127.0.0.1:{port}/oauth/token: cannot connect "
         f"to http://127.0.0.1:{port}: Connection refused",
         False,
+    )
+
+
+# -- through the gateway: one deadline, and a POST never sent twice ----------------------------
+
+THINGS = """\
+openapi: 3.0.3
+info: {title: Things, version: "1"}
+servers: [{url: "BASE"}]
+paths:
+  /things:
+    get: {operationId: listThings, responses: {"200": {description: ok}}}
+    post: {operationId: addThing, responses: {"200": {description: ok}}}
+"""
+
+
+class Refusing:
+    """An API that refuses every token (401), after `delay` seconds, and counts the calls; its
+    token endpoint answers after `token_delay` seconds."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.tokens = 0
+        self.delay = 0.0
+        self.token_delay = 0.0
+
+    async def token(self, request: Request) -> Response:
+        await asyncio.sleep(self.token_delay)
+        self.tokens += 1
+        return JSONResponse({"access_token": f"tok-{self.tokens}", "expires_in": 3600})
+
+    async def things(self, request: Request) -> Response:
+        self.calls.append(request.method)
+        await asyncio.sleep(self.delay)
+        return JSONResponse({"error": "unauthorized"}, status_code=401)
+
+
+@pytest.fixture(scope="module")
+def refusing() -> Iterator[tuple[str, Refusing]]:
+    state = Refusing()
+    app = Starlette(
+        routes=[
+            Route("/oauth/token", state.token, methods=["POST"]),
+            Route("/things", state.things, methods=["GET", "POST"]),
+        ]
+    )
+    with live_server(app) as url:
+        yield url, state
+
+
+@contextlib.asynccontextmanager
+async def oauth_gateway(tmp_path: Path, url: str, timeout: float) -> AsyncIterator[Gateway]:
+    (tmp_path / "things.yaml").write_text(THINGS.replace("BASE", url))
+    server = Server.model_validate(
+        {
+            "id": "things",
+            "spec": "things.yaml",
+            "timeout": timeout,
+            "auth": {
+                "type": "oauth2_client_credentials",
+                "token_url": f"{url}/oauth/token",
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+            },
+        }
+    )
+    config = Config(servers=(server,), base_dir=tmp_path)
+    async with Gateway(config, upstream=make_upstream()) as gateway:
+        yield gateway
+
+
+async def test_a_refused_token_is_fetched_again_and_only_a_get_sent_again(
+    tmp_path: Path, refusing: tuple[str, Refusing]
+) -> None:
+    """A POST the API refused with 401 may have acted (behind some proxies): it is not sent
+    again, but the next call has a new token."""
+    url, state = refusing
+    state.calls.clear()
+    state.delay = state.token_delay = 0.0
+    async with oauth_gateway(tmp_path, url, timeout=5) as gateway:
+        posted = await gateway.call(OPS, "addThing", {})
+        tokens_after_post = state.tokens
+        got = await gateway.call(OPS, "listThings", {})
+    assert (posted.status, got.status, state.calls) == (401, 401, ["POST", "GET", "GET"])
+    assert state.tokens - tokens_after_post == 2  # the GET's first token, and its second
+
+
+async def test_the_servers_timeout_bounds_the_call_with_its_token_fetch_and_retry(
+    tmp_path: Path, refusing: tuple[str, Refusing]
+) -> None:
+    url, state = refusing
+    state.calls.clear()
+    state.delay, state.token_delay = 0.6, 0.6
+    async with oauth_gateway(tmp_path, url, timeout=1.5) as gateway:
+        started = time.monotonic()
+        with pytest.raises(UpstreamUnavailable) as caught:
+            await gateway.call(OPS, "listThings", {})
+        took = time.monotonic() - started
+    state.delay = state.token_delay = 0.0
+    # token 0.6 s, a 401 at 1.2 s, a new token would end at 1.8 s: past the call's 1.5 s.
+    assert (caught.value.timeout, state.calls, took < 1.7) == (True, ["GET"], True)
+    assert str(caught.value) == (
+        "upstream 'things': no access token from the token endpoint within the call's 1.5 s"
     )
