@@ -383,6 +383,9 @@ class Gateway:
         except AnswerNeeded:
             outcome = "answer_needed"
             raise
+        except asyncio.CancelledError:  # its caller went away (serve/departures.py)
+            outcome = "cancelled"
+            raise
         finally:
             elapsed = time.perf_counter() - started
             size = _size(arguments) if argument_bytes is None else argument_bytes

@@ -245,6 +245,45 @@ async def test_the_concurrency_cap_answers_busy(tmp_path: Path, service: str) ->
     )
 
 
+async def test_a_call_whose_caller_went_away_is_stopped_and_frees_its_slot(
+    tmp_path: Path, service: str
+) -> None:
+    """Callers that gave up (their own timeout) would otherwise hold the server's
+    `max_concurrency` slot, and its connection, until the server's `timeout`."""
+    spec = write_document(tmp_path, service)
+    server = Server.model_validate(
+        {"id": "up", "spec": str(spec), "max_concurrency": 1, "timeout": 20}
+    )
+    gateway = Gateway(Config(servers=(server,), base_dir=tmp_path), upstream=make_upstream())
+    gateway.load()
+    turn = {"tool_calls": [{"id": "c", "function": {"name": "getSlow", "arguments": "{}"}}]}
+    with LoopbackServer(create_app(gateway), lifespan="on") as running:
+        async with httpx2.AsyncClient(base_url=running.url, timeout=0.5) as impatient:
+            for path, body in [
+                ("/v1/tools/getSlow/call", {"seconds": "3"}),
+                (
+                    "/v1/tool_calls",
+                    {
+                        **turn,
+                        "tool_calls": [
+                            {
+                                **turn["tool_calls"][0],
+                                "function": {"name": "getSlow", "arguments": '{"seconds": "3"}'},
+                            }
+                        ],
+                    },
+                ),
+            ]:
+                with pytest.raises(httpx2.TimeoutException):
+                    await impatient.post(path, json=body)
+                await asyncio.sleep(0.3)  # the gateway sees the connection end
+        async with httpx2.AsyncClient(base_url=running.url, timeout=10) as http:
+            after = await http.post("/v1/tools/getSlow/call", json={"seconds": "0"})
+            metrics = (await http.get("/metrics")).text
+    assert (after.status_code, after.json()["result"]) == (200, {"slow": True})
+    assert 'toolbridge_tool_calls_total{outcome="cancelled",tool="getSlow"} 2.0' in metrics
+
+
 async def test_each_worker_has_its_share_of_the_concurrency_cap(
     tmp_path: Path, service: str
 ) -> None:

@@ -48,6 +48,7 @@ from toolbridge.serve.bodies import (
     result_body,
     send_json,
 )
+from toolbridge.serve.departures import GONE_STATUS, ClientGone, unless_gone
 from toolbridge.serve.describe import describe, describe_filter, describe_source
 from toolbridge.serve.edge import Edge
 from toolbridge.serve.lists import http_answer, openapi_json, tools_json
@@ -159,7 +160,7 @@ class CallEndpoint:
                 await self._stream(send, principal, name, arguments, headers, context, view)
                 return
             events: list[Any] = []
-            result = await self.gateway.call(
+            call = self.gateway.call(
                 principal,
                 name,
                 arguments,
@@ -169,6 +170,11 @@ class CallEndpoint:
                 context=context,
                 view=view,
             )
+            result = await unless_gone(receive, call)
+        except ClientGone:
+            await send({"type": "http.response.start", "status": GONE_STATUS, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
         except ToolbridgeError as exc:
             status, body, extra = error_parts(exc)
             await send_json(send, status, body, extra)
@@ -315,7 +321,7 @@ def create_app(
             raise ToolNotFound(f"no toolset named {view.toolset!r}")
         payload = await json_body(request)
         context = request_context(principal, request.headers, url=str(request.url))
-        answer = await run_turn(
+        turn = run_turn(
             gateway,
             principal,
             payload,
@@ -323,6 +329,10 @@ def create_app(
             context=context,
             view=view,
         )
+        try:
+            answer = await unless_gone(request.receive, turn)
+        except ClientGone:
+            return Response(status_code=GONE_STATUS)
         return json_response(answer)
 
     async def servers(request: Request, principal: Principal) -> Response:

@@ -1,0 +1,59 @@
+"""A call whose caller has gone: stopped, so that it holds nothing for no one.
+
+A client that gives up (its own timeout, a closed tab, an agent that moved on) leaves uvicorn
+with a connection that says `http.disconnect`; nothing else tells the app. Without a look, a
+call to a slow upstream would keep its connection, its origin's pool slot and its server's
+`max_concurrency` slot until the server's `timeout`: clients that time out and retry would lock
+the server out for everyone. So the call endpoints run the call beside a look at the client,
+and cancel it when the client goes. A request already sent upstream may still act there (its
+outcome was as unknown to the caller as if it had stayed); the call log says `cancelled`.
+
+Trusts the server's `receive` to say `http.disconnect` once the client is gone (uvicorn does),
+and only after the request's body was read whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from starlette.types import Receive
+
+T = TypeVar("T")
+
+
+GONE_STATUS = 499
+"""The status of the answer no one receives (nginx's "client closed request"): for access logs."""
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer: there is no one to send it to."""
+
+
+async def unless_gone(receive: Receive, work: Awaitable[T]) -> T:
+    """`work`'s result; raises ClientGone, having cancelled it, when the client goes first.
+
+    Call it once the request's body has been read: what `receive` gives then is the end of the
+    connection, or nothing."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_gone(receive))
+    try:
+        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        watch.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    raise ClientGone
+
+
+async def _gone(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
