@@ -75,7 +75,7 @@ EDGES = {
         "demo.service",
     },
     "aiohttp": {"upstream.clients", "upstream.guarded_resolver"},
-    "httptools": {"upstream.http11"},
+    "httptools": {"upstream.http11", "upstream.http11_connection"},
     "yarl": {"upstream.clients"},
     "httpx2": {"openapi.documents", "upstream.clients", "cli"},
     "openapi_spec_validator": {"openapi.validation"},

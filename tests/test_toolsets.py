@@ -133,8 +133,8 @@ def test_what_selects_nothing_is_a_finding_with_its_key_path(
         ),
         (
             "  - id: a\n    include:\n      sources: []\n",
-            ":4: toolsets[0].include.sources: expected at least one value, found an empty list "
-            "(leave the key out to select by the other criteria)",
+            ":4: toolsets[0].include.sources: expected one value at least, found an empty list "
+            "(else leave it out)",
         ),
     ],
 )

@@ -402,28 +402,26 @@ class State(_Model):
         return value
 
 
+def _given(value: tuple[Any, ...]) -> tuple[Any, ...]:
+    if not value:  # none would match, or, as "no criterion", all: neither is meant
+        raise ValueError("expected one value at least, found an empty list (else leave it out)")
+    return value
+
+
+Criterion = Annotated[tuple[str, ...], AfterValidator(_given)]
+"""A toolset's criterion, when given: one value at least."""
+
+
 class ToolsetInclude(_Model):
     """Which tools a toolset holds: every criterion given must match (any of its values)."""
 
-    sources: tuple[str, ...] = ()
+    sources: Criterion = ()
     """Source ids (servers and local tools entries)."""
-    tags: tuple[str, ...] = ()
-    methods: tuple[HttpMethod, ...] = ()
+    tags: Criterion = ()
+    methods: Annotated[tuple[HttpMethod, ...], AfterValidator(_given)] = ()
     """Local tools count as POST, or GET when marked read-only (as in `access`)."""
-    tools: tuple[str, ...] = ()
+    tools: Criterion = ()
     """Tool-name globs (`issues_*`)."""
-
-    @field_validator("sources", "tags", "methods", "tools")
-    @classmethod
-    def _given(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        # (run only on a value given) An empty list would match no tool, or, read as "no
-        # criterion", let a toolset meant to narrow the catalog hold all of it: neither is meant.
-        if not value:
-            raise ValueError(
-                "expected at least one value, found an empty list (leave the key out to select "
-                "by the other criteria)"
-            )
-        return value
 
 
 class Toolset(_Model):

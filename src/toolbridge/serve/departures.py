@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, TypeVar
 
-from starlette.types import Receive
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+"""An ASGI `receive` (as Starlette's type says it, without importing Starlette here)."""
 
 T = TypeVar("T")
 
