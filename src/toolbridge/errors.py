@@ -18,7 +18,8 @@
     │   ├── DestinationRefused   a host the server's destination policy refuses -> HTTP 502
     │   └── UpstreamBusy         the server's `max_concurrency` calls are in flight -> HTTP 503
     ├── StoreUnavailable     the state store cannot be reached (says what was attempted) -> 503
-    └── SecretKeyError       no key to seal a secret, or none that opens a stored one -> 503
+    ├── SecretKeyError       no key to seal a secret, or none that opens a stored one -> 503
+    └── ShuttingDown         the process stopped before the request's answer  -> HTTP 503
 
     AnswerNeeded             not an error: a local tool asked the caller a question
                              (`__event_call__`) that must be answered first; a BaseException,
@@ -154,6 +155,17 @@ class SecretKeyError(ToolbridgeError):
     """No key to encrypt a secret with, or no configured key opens a stored secret."""
 
 
+class ShuttingDown(ToolbridgeError):
+    """The gateway is stopping (a deploy, SIGTERM) and its grace period ended mid-request."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the gateway stopped (restarting or shutting down) before this request was answered; "
+            "a call it had sent upstream may or may not have taken effect: try again, and check "
+            "before repeating a POST"
+        )
+
+
 # The one table from errors to what callers see: HTTP status and error type (first match wins).
 # app.py answers with it, turns.py and mcp.py report with it.
 _TABLE: tuple[tuple[type[ToolbridgeError], int, str], ...] = (
@@ -171,6 +183,7 @@ _TABLE: tuple[tuple[type[ToolbridgeError], int, str], ...] = (
     (UpstreamUnavailable, 502, "upstream_unavailable"),
     (StoreUnavailable, 503, "store_unavailable"),
     (SecretKeyError, 503, "secret_key"),
+    (ShuttingDown, 503, "shutting_down"),
     (ToolbridgeError, 500, "internal"),
 )
 

@@ -167,3 +167,60 @@ def test_the_audit_file_gets_one_line_per_call_without_argument_values(tmp_path:
         "argument_bytes": len(json.dumps(arguments, separators=(",", ":"))),
     }
     assert "2024-01-01" not in line
+
+
+SLOW = """\
+openapi: 3.0.3
+info: {title: Slow, version: "1"}
+servers: [{url: "BASE"}]
+paths:
+  /slow:
+    post: {operationId: postSlow, responses: {"200": {description: ok}}}
+"""
+
+
+def test_calls_in_flight_when_serve_stops_get_an_answer_in_its_words(tmp_path: Path) -> None:
+    """SIGTERM (a deploy) while calls wait on a slow upstream: past the grace period each gets
+    a JSON 503 saying the outcome is unknown, not uvicorn's plain-text 500 and a traceback."""
+    import threading
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from toolbridge.serve.loopback import LoopbackServer
+
+    async def slow(request: Request) -> JSONResponse:
+        import asyncio
+
+        await asyncio.sleep(8)  # past serve's 5 s of grace
+        return JSONResponse({})
+
+    with LoopbackServer(Starlette(routes=[Route("/slow", slow, methods=["POST"])])) as upstream:
+        (tmp_path / "slow.yaml").write_text(SLOW.replace("BASE", upstream.url))
+        (tmp_path / "toolbridge.yaml").write_text("servers:\n  - {id: slow, spec: slow.yaml}\n")
+        process, url = start(tmp_path)
+        turn = {"tool_calls": [{"id": "c", "function": {"name": "postSlow", "arguments": "{}"}}]}
+        answers: list[httpx2.Response] = []
+
+        def ask(path: str, body: object) -> None:
+            answers.append(httpx2.post(f"{url}{path}", json=body, timeout=30))
+
+        asking = [
+            threading.Thread(target=ask, args=("/v1/tools/postSlow/call", {})),
+            threading.Thread(target=ask, args=("/v1/tool_calls", turn)),
+        ]
+        for thread in asking:
+            thread.start()
+        time.sleep(1)
+        process.send_signal(signal.SIGTERM)
+        for thread in asking:
+            thread.join(30)
+        err = stop(process)
+    assert [(a.status_code, a.json()["error"]["type"]) for a in answers] == [
+        (503, "shutting_down"),
+        (503, "shutting_down"),
+    ]
+    assert "may or may not have taken effect" in answers[0].json()["error"]["message"]
+    assert "Exception in ASGI application" not in err

@@ -28,6 +28,7 @@ from toolbridge.discovery import View, flag, parse_view
 from toolbridge.errors import (
     Forbidden,
     InvalidArguments,
+    ShuttingDown,
     ToolbridgeError,
     ToolNotFound,
 )
@@ -175,6 +176,12 @@ class CallEndpoint:
             await send({"type": "http.response.start", "status": GONE_STATUS, "headers": []})
             await send({"type": "http.response.body", "body": b""})
             return
+        except asyncio.CancelledError:
+            # uvicorn ends what its shutdown's grace period did not see finish: said in our
+            # words (it would answer a plain-text 500), and the request ends here.
+            status, body, extra = error_parts(ShuttingDown())
+            await send_json(send, status, body, extra)
+            return
         except ToolbridgeError as exc:
             status, body, extra = error_parts(exc)
             await send_json(send, status, body, extra)
@@ -285,6 +292,8 @@ def create_app(
                 return await handler(request, principal)
             except ToolbridgeError as exc:
                 return error_response(exc)
+            except asyncio.CancelledError:  # the end of shutdown's grace period, as above
+                return error_response(ShuttingDown())
 
         return run
 
