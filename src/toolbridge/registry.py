@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -307,13 +308,34 @@ def load_sources(
         sum(size for _, size in sizes),
         lambda: [load_server(s, store, config.base_dir, proxies) for s in uncompiled],
     )
+    fetched = _load_urls_together(config, store)
     statuses = []
     for server in config.servers:
-        statuses.append(load_server(server, store, config.base_dir, proxies))
+        found = fetched.get(server.id)
+        statuses.append(found or load_server(server, store, config.base_dir, proxies))
         store.release()  # its tools hold what they need; the next source starts light
     statuses.extend(load_local(entry, config.base_dir, modules) for entry in config.tools)
     give_back()  # what the conversions freed (documents, drafts) goes back to the system
     return statuses
+
+
+MAX_FETCHING = 8
+"""Servers whose documents are read by URL that load at once (each fetch is bounded on its own:
+`DocumentStore.fetch_timeout`, and a source's fetches together)."""
+
+
+def _load_urls_together(config: Config, store: DocumentStore) -> dict[str, SourceStatus]:
+    """The servers whose documents are URLs, loaded side by side (by id): one after the other, k
+    documents that do not answer would hold a start (or a reload) for k times a fetch's limit
+    before the port is bound. Each has a store of its own (`load_server`); files stay in order,
+    as they were."""
+    urls = [s for s in config.servers if is_url(s.spec)]
+    if len(urls) < 2 or store.fetches_itself:  # (a given fetcher's store is the one shared)
+        return {}
+    base, proxies = config.base_dir, config.proxy_environment
+    with ThreadPoolExecutor(max_workers=min(MAX_FETCHING, len(urls))) as pool:
+        loaded = pool.map(lambda server: load_server(server, store, base, proxies), urls)
+        return {status.id: status for status in loaded}
 
 
 def _document_auth(server: Server, transport: Transport) -> AuthParts | SourceStatus | None:

@@ -184,3 +184,42 @@ def test_an_edit_of_a_document_or_a_file_it_refers_to_reloads_its_source(
 
         wait_for(reported)
         assert arguments() == ["max"]  # the last good version still serves
+
+
+def test_documents_read_by_url_are_fetched_side_by_side(tmp_path: Path) -> None:
+    """Three slow document URLs hold a start for one fetch's time, not three."""
+    import threading
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from toolbridge.config import Server
+    from toolbridge.openapi.documents import DocumentStore
+    from toolbridge.registry import load_sources
+
+    document = (Path(__file__).resolve().parents[2] / "specs" / "demo.yaml").read_text()
+    lock, inflight, most = threading.Lock(), [0], [0]
+
+    async def served(request: Request) -> Response:
+        import asyncio
+
+        with lock:
+            inflight[0] += 1
+            most[0] = max(most[0], inflight[0])
+        await asyncio.sleep(0.5)
+        with lock:
+            inflight[0] -= 1
+        return Response(document, media_type="application/yaml")
+
+    with LoopbackServer(Starlette(routes=[Route("/{name}.yaml", served)])) as docs:
+        servers = tuple(
+            Server(id=f"notes{i}", spec=f"{docs.url}/n{i}.yaml", prefix=f"n{i}") for i in range(3)
+        )
+        statuses = load_sources(Config(servers=servers, base_dir=tmp_path), DocumentStore())
+    assert ([s.id for s in statuses], [s.error for s in statuses], most[0]) == (
+        ["notes0", "notes1", "notes2"],
+        [None, None, None],
+        3,
+    )
