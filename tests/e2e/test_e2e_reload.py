@@ -456,6 +456,43 @@ def test_the_config_file_is_watched(tmp_path: Path, upstreams: tuple[str, str]) 
         served.stop()
 
 
+def test_a_config_behind_a_swapped_symlink_is_watched_and_reloaded_by_every_worker(
+    tmp_path: Path, upstreams: tuple[str, str]
+) -> None:
+    """A Kubernetes ConfigMap: toolbridge.yaml -> ..data/toolbridge.yaml, ..data -> ..v1, and an
+    update swaps ..data to ..v2 whole (the old folder then goes). Every read follows the link
+    as it is then."""
+    config = base_config(upstreams[0])
+    config["watch"] = True
+    folder_for(tmp_path, config)
+    (tmp_path / "toolbridge.yaml").unlink()
+
+    def version(name: str, text: str) -> None:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "toolbridge.yaml").write_text(text)
+        (tmp_path / "..data_tmp").symlink_to(name)
+        (tmp_path / "..data_tmp").replace(tmp_path / "..data")
+
+    config["servers"][0]["spec"] = str(tmp_path / "specs" / "demo.yaml")
+    version("..v1", yaml.safe_dump(config))
+    (tmp_path / "toolbridge.yaml").symlink_to("..data/toolbridge.yaml")
+    served = Served(tmp_path, "--workers", "2")
+    try:
+        add_server(config, upstreams)
+        config["servers"][1]["spec"] = str(tmp_path / "specs" / "demo.yaml")
+        version("..v2", yaml.safe_dump(config))
+        shutil.rmtree(tmp_path / "..v1")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and served.call("more_getStatus").status_code != 200:
+            time.sleep(0.2)
+        answers = {served.call("more_getStatus").status_code for _ in range(8)}  # both workers
+        reloaded = served.reload()
+    finally:
+        served.stop()
+    assert (answers, reloaded.status_code) == ({200}, 200)
+    assert "cannot be read" not in served.log.read_text()
+
+
 def test_sighup_reloads_the_config(
     served: Served, tmp_path: Path, upstreams: tuple[str, str]
 ) -> None:

@@ -64,7 +64,9 @@ def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: s
         )
     else:
         config = load_config(path, os.environ)  # as given: errors name it the same way
-        os.environ[CONFIG_ENV] = str(path.resolve())
+        # Absolute, but not resolved: through a symlink (a Kubernetes ConfigMap's `..data`, a
+        # `ln -sf` deploy) each read follows it to the file it names then.
+        os.environ[CONFIG_ENV] = os.path.abspath(path)
     early = secrets_of(config)
     install_log_redaction(lambda: early)
     set_limits(config.http)

@@ -16,8 +16,9 @@ import anyio
 
 logger = logging.getLogger(__name__)
 
-Stamp = tuple[tuple[int, int], ...]
-"""(mtime in ns, size) of each file of one key; (-1, -1) for a file that is missing."""
+Stamp = tuple[tuple[int, int, int], ...]
+"""(mtime in ns, size, inode) of each file of one key, through symlinks (a file swapped in whole,
+as a ConfigMap's `..data` is, changes the inode if nothing else); (-1, -1, -1) when missing."""
 MAX_SETTLE_LOOKS = 40
 """A file still changing after this many looks is read anyway (it is being appended to)."""
 
@@ -29,9 +30,9 @@ def stamps(files: dict[str, list[Path]]) -> dict[str, Stamp]:
         for path in paths:
             try:
                 stat = path.stat()
-                found.append((stat.st_mtime_ns, stat.st_size))
+                found.append((stat.st_mtime_ns, stat.st_size, stat.st_ino))
             except OSError:
-                found.append((-1, -1))
+                found.append((-1, -1, -1))
         out[key] = tuple(found)
     return out
 
