@@ -1003,6 +1003,19 @@ def test_a_self_referencing_alias_is_a_config_error(tmp_path: Path) -> None:
     assert error_of(path).startswith(f"{path}:1: ")
 
 
+def test_an_alias_bomb_is_refused_before_it_is_built(tmp_path: Path) -> None:
+    """Nine levels of nine aliases: 387 million strings, were it composed (at every reload)."""
+    levels = ['a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    path = write(tmp_path, "\n".join(levels) + "\nservers: [*a8]\n")
+
+    assert error_of(path) == (
+        f"{path}: YAML aliases expand too far (line 5): they add 15670 values and 13932 bytes "
+        "of text by there; at most 10000 values and 1048576 bytes may be added (what the "
+        "document writes out itself, at least 10000 values and 1048576 bytes): an alias bomb?"
+    )
+
+
 def test_a_key_given_twice_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path, "servers:\n  - id: pets\n    spec: a.yaml\n    spec: b.yaml\n")
 

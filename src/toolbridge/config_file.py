@@ -7,6 +7,7 @@ was found; an entry given through the admin API is checked the same way (`valida
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from toolbridge.config import AUTH_TYPES, Config
 from toolbridge.errors import ConfigError
+from toolbridge.yaml_limits import ShapeError, check_shape
 from toolbridge.yaml_loader import YamlLoader
 from toolbridge.yaml_paths import check_nodes, dotted, explain, kind_of, locate, substitute
 
@@ -32,6 +34,13 @@ _ConfigLoader.add_constructor(
 )
 
 
+def _check_shape(text: str) -> None:
+    """An alias bomb would be built at every reload, in every worker: refused first (ShapeError).
+    Text that is no YAML is said by the composer, in its words."""
+    with contextlib.suppress(yaml.YAMLError):
+        check_shape(text)
+
+
 def load_config(path: Path, environ: Mapping[str, str]) -> Config:
     """Read and validate a config file; raises ConfigError naming file, line and key path."""
     try:
@@ -44,12 +53,15 @@ def load_config(path: Path, environ: Mapping[str, str]) -> Config:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
     try:
+        _check_shape(text)
         node = yaml.compose(text, Loader=_ConfigLoader)
         check_nodes(node, path)
         data = yaml.load(text, Loader=YamlLoader)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 0
         raise ConfigError(f"{path}:{line}: not valid YAML: {exc.problem}") from exc
+    except ShapeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
