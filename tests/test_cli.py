@@ -1130,6 +1130,28 @@ def test_rotate_secrets_where_there_is_no_store_makes_none(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_export_and_rotate_secrets_read_the_config_given_or_say_why_not(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mistyped -c is an error, as for every other command (it fell back to the folder's
+    default store, making one, and exported nothing with exit 0); a store not there is not
+    made, and nothing is exported from it."""
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "nope.yaml"
+    given = tmp_path / "toolbridge.yaml"
+    given.write_text("state: {url: 'sqlite:///store/state.db'}\n")
+    assert [
+        run(capsys, "export", "-c", str(missing)),
+        run(capsys, "rotate-secrets", "-c", str(missing)),
+        run(capsys, "export", "-c", str(given)),
+    ] == [
+        (2, "", f"toolbridge: {missing}: cannot be read: No such file or directory\n"),
+        (2, "", f"toolbridge: {missing}: cannot be read: No such file or directory\n"),
+        (2, "", f"toolbridge: no state store at {tmp_path}/store/state.db: nothing to export\n"),
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toolbridge.yaml"]
+
+
 @pytest.mark.parametrize(
     ("port", "message"),
     [

@@ -427,19 +427,29 @@ def _reload(args: argparse.Namespace) -> int:
     return 1
 
 
-def _store_url(args: argparse.Namespace) -> str:
-    """The state store's URL, as `serve` would open it with this config (or none)."""
+def _store_url(args: argparse.Namespace, doing: str) -> str:
+    """The state store's URL, as `serve` would open it with this config (a `-c` given must be
+    there; without one, ./toolbridge.yaml if any, else the default store here). A SQLite store
+    that is not there is not made: there is nothing to `doing`."""
     path = args.config or Path(DEFAULT_CONFIG)
-    config = load_config(path, os.environ) if path.exists() else Config(base_dir=Path.cwd())
-    return resolve_url(config.state, config.base_dir)
+    given = args.config is not None or path.exists()
+    config = load_config(path, os.environ) if given else Config(base_dir=Path.cwd())
+    url = resolve_url(config.state, config.base_dir)
+    file = sqlite_file(url)
+    if file is not None and not file.exists():  # opening would make a new, empty one
+        hint = " (run it beside the gateway's toolbridge.yaml, or give -c FILE)"
+        hint = "" if args.config is not None else hint
+        raise ToolbridgeError(f"no state store at {file}: nothing to {doing}{hint}")
+    return url
 
 
 def _export(args: argparse.Namespace) -> int:
     """Exit 0 when written; 2 when the store cannot be read (main prints why)."""
-    url = _store_url(args)
+    secrets = SecretBox.from_environ(os.environ)  # a malformed key is said first
+    url = _store_url(args, "export")
 
     async def run() -> Exported:
-        store = await Store.open(url, secrets=SecretBox.from_environ(os.environ))
+        store = await Store.open(url, secrets=secrets)
         async with store:
             return await export(store, args.out)
 
@@ -456,13 +466,7 @@ def _export(args: argparse.Namespace) -> int:
 def _rotate_secrets(args: argparse.Namespace) -> int:
     """Exit 0 when every secret was re-encrypted (in one transaction); 2 when the store or a
     key cannot be used (main prints why, and nothing changed)."""
-    url = _store_url(args)
-    file = sqlite_file(url)
-    if file is not None and not file.exists():  # opening would make a new, empty one
-        raise ToolbridgeError(
-            f"no state store at {file}: nothing to re-encrypt (run it beside the gateway's "
-            "toolbridge.yaml, or give -c FILE)"
-        )
+    url = _store_url(args, "re-encrypt")
 
     async def run() -> int:
         store = await Store.open(url, secrets=SecretBox.from_environ(os.environ))
