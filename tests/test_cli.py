@@ -1169,6 +1169,23 @@ def test_serve_refuses_a_port_there_is_none_of(
     assert capsys.readouterr().err.endswith(f"argument --port: {message}\n")
 
 
+@pytest.mark.parametrize(
+    ("workers", "message"),
+    [
+        ("0", "expected 1 to 64 workers, found 0"),
+        ("-3", "expected 1 to 64 workers, found -3"),
+        ("many", "expected a number of workers, found 'many'"),
+    ],
+)
+def test_serve_refuses_a_number_of_workers_it_would_not_run(
+    capsys: pytest.CaptureFixture[str], workers: str, message: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--workers", workers])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith(f"argument --workers: {message}\n")
+
+
 def test_check_reports_the_notes_a_result_budget_gives_the_tools(
     tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:

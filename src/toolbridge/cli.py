@@ -73,6 +73,20 @@ def _port(text: str) -> int:
     return port
 
 
+MAX_WORKERS = 64
+
+
+def _workers(text: str) -> int:
+    """A number of worker processes: 0 or -3 ran one, silently."""
+    try:
+        workers = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of workers, found {text!r}") from None
+    if not 1 <= workers <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_WORKERS} workers, found {workers}")
+    return workers
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -105,7 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=_port, default=8080, help="port to bind, 0 to 65535 (default 8080)"
     )
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--workers", type=_workers, default=1, help="worker processes (default 1, at most 64)"
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(run=_serve)
 
