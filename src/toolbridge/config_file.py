@@ -8,6 +8,7 @@ was found; an entry given through the admin API is checked the same way (`valida
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -72,7 +73,9 @@ def load_config(path: Path, environ: Mapping[str, str]) -> Config:
         return Config.model_validate(
             {
                 **data,
-                "base_dir": path.resolve().parent,
+                # The folder of the path as given, not of a symlink's target: a Kubernetes
+                # ConfigMap's files sit beside the link, and its target's folder changes.
+                "base_dir": Path(os.path.abspath(path)).parent,
                 "proxy_environment": proxy_environment(environ),
             }
         )

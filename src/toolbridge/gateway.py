@@ -154,6 +154,7 @@ class Gateway:
                 if (only is None if reread is None else reread) and self._reread is not None:
                     config = await anyio.to_thread.run_sync(self._reread)
                     _keeps_auth(previous.config, config)
+                    _keeps_store(previous.config, config)
                 state = await anyio.to_thread.run_sync(self._build, config, previous, only)
             except ConfigError as exc:
                 logger.error("reload refused, still serving the last config: %s", exc)
@@ -481,6 +482,21 @@ def _keeps_auth(before: Config, after: Config) -> None:
         raise ConfigError(
             "the config has no `auth` section any more: a reload does not remove it (every "
             "caller would be an anonymous admin); restart the gateway to serve without it"
+        )
+
+
+def _keeps_store(before: Config, after: Config) -> None:
+    """A reload may not move the state store: the one open holds what was registered through
+    the admin API and each caller's data, and writes would go on there while `export` and the
+    next start read the other. Moving it takes a restart (with `toolbridge export` first)."""
+    from toolbridge.state.urls import resolve_url, shown  # (SQLAlchemy: loaded when needed)
+
+    was, now = resolve_url(before.state, before.base_dir), resolve_url(after.state, after.base_dir)
+    if was != now:
+        raise ConfigError(
+            f"the config names another state store ({shown(now)}) than the one open "
+            f"({shown(was)}): a reload does not move it, as it holds what the admin API "
+            "registered and each caller's data; restart the gateway to use the other"
         )
 
 

@@ -435,6 +435,30 @@ def test_a_reload_does_not_remove_auth(
     assert (anonymous.status_code, served.call("getStatus").status_code) == (401, 200)
 
 
+def test_a_reload_does_not_move_the_state_store(
+    served: Served, tmp_path: Path, upstreams: tuple[str, str]
+) -> None:
+    """Writes would go on to the open store while `export` and the next start read the other:
+    what the admin API registered would be gone at the next start."""
+    config = base_config(upstreams[0])
+    config["state"] = {"url": "sqlite:///other/state.db"}
+    write(tmp_path, config)
+
+    refused = served.reload()
+
+    assert (refused.status_code, refused.json()["error"]) == (
+        422,
+        {
+            "type": "invalid_config",
+            "message": f"the config names another state store (sqlite:///{tmp_path}/other/"
+            f"state.db) than the one open (sqlite:///{tmp_path}/toolbridge-state.db): a reload "
+            "does not move it, as it holds what the admin API registered and each caller's data; "
+            "restart the gateway to use the other",
+        },
+    )
+    assert not (tmp_path / "other").exists()
+
+
 def test_the_config_file_is_watched(tmp_path: Path, upstreams: tuple[str, str]) -> None:
     config = base_config(upstreams[0])
     config["watch"] = True
