@@ -1003,6 +1003,19 @@ def test_a_self_referencing_alias_is_a_config_error(tmp_path: Path) -> None:
     assert error_of(path).startswith(f"{path}:1: ")
 
 
+@pytest.mark.parametrize(
+    "auth", ["auth: {}", "auth: {api_keys: []}", "auth:\n  rate_limit: {per_minute: 5}"]
+)
+def test_an_auth_that_lets_no_one_in_is_an_error(tmp_path: Path, auth: str) -> None:
+    """Admins neither: no admin API call nor `toolbridge reload` could undo a live edit to it."""
+    path = write(tmp_path, f"tools: []\n{auth}\n")
+
+    assert error_of(path) == (
+        f"{path}:2: auth: no `api_keys` and no `jwt`: no caller could be let in, admins neither "
+        "(leave `auth` out for open mode, on loopback only)"
+    )
+
+
 def test_an_alias_bomb_is_refused_before_it_is_built(tmp_path: Path) -> None:
     """Nine levels of nine aliases: 387 million strings, were it composed (at every reload)."""
     levels = ['a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
@@ -1031,6 +1044,7 @@ def test_the_state_store_and_the_shared_rate_limit_are_read(tmp_path: Path) -> N
         """\
         state: {url: "postgresql://tb:${DB_PASSWORD}@db.internal:5432/toolbridge"}
         auth:
+          api_keys: [{user: ops, key: ops-key-1, admin: true}]
           rate_limit: {per_minute: 60, burst: 5, redis: "redis://cache.internal:6379/2"}
         """,
     )
@@ -1038,7 +1052,8 @@ def test_the_state_store_and_the_shared_rate_limit_are_read(tmp_path: Path) -> N
     assert load_config(path, {"DB_PASSWORD": "pw"}) == Config(
         state=State(url="postgresql://tb:pw@db.internal:5432/toolbridge"),
         auth=Auth(
-            rate_limit=RateLimit(per_minute=60, burst=5, redis="redis://cache.internal:6379/2")
+            api_keys=(ApiKey(user="ops", key="ops-key-1", admin=True),),
+            rate_limit=RateLimit(per_minute=60, burst=5, redis="redis://cache.internal:6379/2"),
         ),
         base_dir=tmp_path.resolve(),
     )

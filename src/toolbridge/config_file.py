@@ -70,7 +70,7 @@ def load_config(path: Path, environ: Mapping[str, str]) -> Config:
     data = substitute(data, environ, path, node, ())
     _check_unique_ids(data, path, node)
     try:
-        return Config.model_validate(
+        config = Config.model_validate(
             {
                 **data,
                 # The folder of the path as given, not of a symlink's target: a Kubernetes
@@ -81,6 +81,8 @@ def load_config(path: Path, environ: Mapping[str, str]) -> Config:
         )
     except ValidationError as exc:
         raise ConfigError(explain(exc, path, node, union_tags=AUTH_TYPES)) from None
+    _check_someone_gets_in(config, path, node)
+    return config
 
 
 PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy", "no_proxy")
@@ -96,6 +98,17 @@ def proxy_environment(environ: Mapping[str, str]) -> dict[str, str]:
         if value:
             out[name] = value.strip()
     return out
+
+
+def _check_someone_gets_in(config: Config, path: Path, node: Any) -> None:
+    """An `auth` with neither API keys nor JWTs lets no one in, admins neither (so no admin API
+    call, nor `toolbridge reload`, could undo it): not what anyone means by it."""
+    auth = config.auth
+    if auth is not None and not auth.api_keys and auth.jwt is None:
+        raise ConfigError(
+            f"{path}:{locate(node, ('auth',))[0]}: auth: no `api_keys` and no `jwt`: no caller "
+            "could be let in, admins neither (leave `auth` out for open mode, on loopback only)"
+        )
 
 
 def _check_unique_ids(data: dict[str, Any], path: Path, node: Any) -> None:
