@@ -517,6 +517,40 @@ demo  specs/demo.yaml  'Notes (toolbridge demo service)' (OpenAPI 3.1.0)
     )
 
 
+def test_a_server_whose_tls_files_cannot_be_used_is_down_for_check_and_tools_as_for_serve(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.pem").write_text("garbage\n")
+    config = tmp_path / "toolbridge.yaml"
+    config.write_text(
+        f"servers:\n  - id: pets\n    spec: {ROOT}/specs/demo.yaml\n    ca_file: bad.pem\n"
+        f"  - id: more\n    spec: {ROOT}/specs/demo.yaml\n    prefix: more\n"
+        "    client_cert: nope.pem\n"
+    )
+    bad_ca = (
+        f"server 'pets': ca_file: {tmp_path}/bad.pem holds no PEM certificate "
+        "(NO_CERTIFICATE_OR_CRL_FOUND)"
+    )
+    no_cert = (
+        f"server 'more': client_cert: cannot read {tmp_path}/nope.pem: No such file or directory"
+    )
+    code, out, _ = run(capsys, "check", "-c", str(config), "--no-validate")
+    assert (code, out.split("\n\n")[:2]) == (
+        1,
+        [
+            f"pets  {ROOT}/specs/demo.yaml  DOWN: {bad_ca}",
+            f"more  {ROOT}/specs/demo.yaml  DOWN: {no_cert}",
+        ],
+    )
+    assert run(capsys, "tools", "-c", str(config)) == (
+        1,
+        "no tools\n",
+        f"toolbridge: source 'pets' is down: {bad_ca}\n"
+        f"toolbridge: source 'more' is down: {no_cert}\n",
+    )
+
+
 def test_check_says_which_key_a_document_gives_twice_and_where(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

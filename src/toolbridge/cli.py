@@ -25,10 +25,10 @@ import orjson
 from toolbridge import __version__, json_text
 from toolbridge.budgets import Budgets
 from toolbridge.calllog import check_audit_file
-from toolbridge.config import Config
+from toolbridge.config import Config, Server
 from toolbridge.config_file import line_of, load_config
 from toolbridge.demo import demo_config
-from toolbridge.errors import ToolbridgeError
+from toolbridge.errors import ConfigError, ToolbridgeError
 from toolbridge.filters.loader import load_filters
 from toolbridge.formats.render import FORMATS, Format, render_tools
 from toolbridge.gateway import Gateway
@@ -55,6 +55,7 @@ from toolbridge.state.store import Store
 from toolbridge.state.urls import resolve_url, sqlite_file
 from toolbridge.tools import Tool
 from toolbridge.upstream.clients import make_upstream
+from toolbridge.upstream.transport import server_transport, ssl_context
 
 DEFAULT_CONFIG = "toolbridge.yaml"
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -238,6 +239,17 @@ def _config(args: argparse.Namespace, stack: contextlib.ExitStack) -> Config:
     return config
 
 
+def _transport_problem(server: Server, config: Config) -> str | None:
+    """Why the server's TLS files (`ca_file`, `client_cert`, `client_key`) cannot be used, if
+    they cannot: `serve` keeps such a server down, so `check` and `tools` say so too."""
+    transport = server_transport(server, config.base_dir, config.proxy_environment)
+    try:
+        ssl_context(transport, server.id)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
 def _store() -> DocumentStore:
     return DocumentStore(cache_dir=cache_dir_from(os.environ))
 
@@ -249,6 +261,9 @@ def _load(config: Config, store: DocumentStore, progress: TextIO | None) -> Cata
         if progress is not None:
             print(f"loading {server.id} from {server.spec} ...", file=progress, flush=True)
         status = load_server(server, store, config.base_dir)
+        problem = _transport_problem(server, config) if status.ok else None
+        if problem is not None:  # as serve keeps it: down (`generation._routes`)
+            status = replace(status, conversion=None, error=problem)
         if progress is not None:
             took = time.perf_counter() - started
             count = len(status.conversion.tools) if status.conversion else 0
