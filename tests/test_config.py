@@ -278,7 +278,6 @@ def test_base_dir_is_the_folder_of_the_file_and_paths_stay_as_written(
         ),
         pytest.param("${URL}", {"URL": "${OTHER}", "OTHER": "x"}, "${OTHER}", id="not-recursive"),
         pytest.param("$URL/x", {"URL": "http://a"}, "$URL/x", id="only-braces-substitute"),
-        pytest.param("${1URL}", {}, "${1URL}", id="not-a-variable-name"),
     ],
 )
 def test_variables_are_substituted_from_the_environ_given(
@@ -375,6 +374,38 @@ def test_an_unset_variable_without_default_is_an_error(
     path = write(tmp_path, text)
 
     assert error_of(path, {"ALICE_KEY": "a"}) == expected.replace("FILE", str(path))
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("${NOPE:?must be set}", "'${NOPE:?must be set}' is not read"),
+        ("${NOPE-dflt}", "'${NOPE-dflt}' is not read"),
+        ("${}", "'${}' is not read"),
+        ("${1URL}", "'${1URL}' is not read"),  # no variable's name
+    ],
+)
+def test_a_reference_of_another_form_is_an_error_not_text(
+    tmp_path: Path, written: str, expected: str
+) -> None:
+    """Shell forms toolbridge does not read went to the upstream as they were written."""
+    path = write(
+        tmp_path, f"servers:\n  - {{id: api, spec: api.yaml, headers: {{X-A: '{written}'}}}}\n"
+    )
+
+    assert error_of(path, {}) == (
+        f"{path}:2: servers[0].headers.X-A: {expected}: expected ${{VAR}} or ${{VAR:-default}} "
+        "(and $${ for a literal ${)"
+    )
+
+
+def test_a_doubled_dollar_is_a_literal_reference(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "servers:\n  - {id: api, spec: api.yaml, headers: {X-A: '$${PORT} is ${PORT}'}}\n",
+    )
+
+    assert load_config(path, {"PORT": "8080"}).servers[0].headers == {"X-A": "${PORT} is 8080"}
 
 
 # -- what is wrong, and where --------------------------------------------------------------

@@ -18,7 +18,10 @@ from pydantic import ValidationError
 
 from toolbridge.errors import ConfigError
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+"""`${...}`, or `$${`: a literal `${` (as Docker Compose writes it)."""
+_VAR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
+"""What a `${...}` may hold: VAR, or VAR:-default."""
 
 
 def check_nodes(root: Any, path: Path) -> None:
@@ -57,7 +60,17 @@ def substitute(
     if not isinstance(value, str) or "${" not in value:
         return value
 
-    def replace(match: re.Match[str]) -> str:
+    def replace(reference: re.Match[str]) -> str:
+        if reference.group(1) is None:
+            return "${"
+        match = _VAR.fullmatch(reference.group(1))
+        if match is None:
+            said = reference.group(0)
+            said = said if len(said) <= 60 else said[:57] + "..."
+            raise ConfigError(
+                f"{path}:{locate(node, where)[0]}: {dotted(where)}: {said!r} is not read: "
+                "expected ${VAR} or ${VAR:-default} (and $${ for a literal ${)"
+            )
         name, default = match.group(1), match.group(2)
         if environ.get(name):
             return environ[name]
@@ -70,7 +83,7 @@ def substitute(
             "is not set (write ${" + name + ":-default} to give a default)"
         )
 
-    return _VAR.sub(replace, value)
+    return _REFERENCE.sub(replace, value)
 
 
 _MESSAGES = {
