@@ -399,6 +399,26 @@ def test_a_reference_of_another_form_is_an_error_not_text(
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "tools:\n  - id: t\n    path: t.py\n    module: m\n",
+            ":2: tools[0]: expected one of `path` (a file or folder) and `module`, found both",
+        ),
+        (
+            "tools: []\nfilters:\n  - id: f\n",
+            ":3: filters[0]: expected one of `path` (a file or folder) and `module`, found neither",
+        ),
+    ],
+)
+def test_a_local_entry_names_its_code_once(tmp_path: Path, text: str, expected: str) -> None:
+    """It was a source down at every start, said without its line."""
+    path = write(tmp_path, text)
+
+    assert error_of(path, {}) == f"{path}{expected}"
+
+
 def test_a_doubled_dollar_is_a_literal_reference(tmp_path: Path) -> None:
     path = write(
         tmp_path,

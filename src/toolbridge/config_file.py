@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from toolbridge.config import AUTH_TYPES, Config
+from toolbridge.config import AUTH_TYPES, Config, FilterEntry, LocalTools
 from toolbridge.errors import ConfigError
 from toolbridge.yaml_limits import ShapeError, check_shape
 from toolbridge.yaml_loader import YamlLoader
@@ -82,6 +82,7 @@ def load_config(path: Path, environ: Mapping[str, str]) -> Config:
     except ValidationError as exc:
         raise ConfigError(explain(exc, path, node, union_tags=AUTH_TYPES)) from None
     _check_someone_gets_in(config, path, node)
+    _check_one_place(config, path, node)
     return config
 
 
@@ -98,6 +99,22 @@ def proxy_environment(environ: Mapping[str, str]) -> dict[str, str]:
         if value:
             out[name] = value.strip()
     return out
+
+
+def _check_one_place(config: Config, path: Path, node: Any) -> None:
+    """A local tools or filter entry names its code once: a file or folder, or a module (else
+    it was a source down at every start, not an error with its line)."""
+    entries: list[tuple[str, int, LocalTools | FilterEntry]] = [
+        *(("tools", i, e) for i, e in enumerate(config.tools)),
+        *(("filters", i, e) for i, e in enumerate(config.filters)),
+    ]
+    for section, index, entry in entries:
+        if (entry.path is None) == (entry.module is None):
+            found = "both" if entry.path is not None else "neither"
+            raise ConfigError(
+                f"{path}:{locate(node, (section, index))[0]}: {section}[{index}]: expected one "
+                f"of `path` (a file or folder) and `module`, found {found}"
+            )
 
 
 def _check_someone_gets_in(config: Config, path: Path, node: Any) -> None:
