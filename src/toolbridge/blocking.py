@@ -1,14 +1,30 @@
 """Async work run to its end from synchronous code (loading, which may itself run inside an
-event loop: `check` and `call` have none, a reload in the server has one)."""
+event loop: `check` and `call` have none, a reload in the server has one); and large work kept
+off the event loop (`off_loop`)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import anyio
+
 T = TypeVar("T")
+
+OFF_LOOP_BYTES = 1024 * 1024
+"""Answers this large or larger are parsed and redacted in a worker thread: 4 MiB of JSON costs
+tens of milliseconds, and fifty of them at once held every other caller (and `/healthz`) for
+seconds. The GIL still serializes the work, but the loop gets its turns between (every 5 ms)."""
+
+
+async def off_loop(size: int, work: Callable[..., T], *args: Any) -> T:
+    """`work(*args)`, in a worker thread when `size` (bytes it works on) is OFF_LOOP_BYTES or
+    more, else here: a thread costs more than a small answer's work."""
+    if size < OFF_LOOP_BYTES:
+        return work(*args)
+    return await anyio.to_thread.run_sync(work, *args)
 
 
 def run_to_end(coroutine: Coroutine[Any, Any, T]) -> T:

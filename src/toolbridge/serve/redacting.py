@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from toolbridge.blocking import off_loop
 from toolbridge.redaction import Secrets
 
 Message = MutableMapping[str, Any]
@@ -89,7 +90,7 @@ class Redacting:
                     return
                 body, gathered = b"".join(gathered), None
                 message = {**message, "body": body}
-            clean = secrets.bytes(body)
+            clean = await off_loop(len(body), secrets.bytes, body)
             if start is not None:
                 await send(_fixed(start, secrets, len(clean) if clean is not body else None))
                 start = None

@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
+from toolbridge.blocking import off_loop
 from toolbridge.errors import UpstreamUnavailable
 from toolbridge.tools import HttpOperation, ToolResult
 from toolbridge.upstream.answers import shape_result
@@ -123,7 +124,7 @@ async def _exchange(
             raise timed_out(request, timeouts.total, False)
         rest = Timeouts(connect=min(timeouts.connect, left), total=left)
         response = await upstream.send(request, timeouts=rest, max_bytes=max_bytes)
-    result = shape_result(response)
+    result = await off_loop(len(response.body), shape_result, response)
     if response.status in REDIRECTS:
         # Its Location (and a Content-Location) may hold what the upstream put in the query:
         # `_unfollowed` says where it led without it.
