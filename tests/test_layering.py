@@ -51,6 +51,7 @@ LAYERS: list[set[str]] = [
     {"report", "gateway"},  # the check report; the service
     {"demo"},  # the bundled demo service
     {"serve"},  # the edges: HTTP, MCP, one-turn calls, the gateway's own document
+    {"cli_state"},  # the commands over the state store (export, rotate-secrets)
     {"cli"},  # the command line; nothing imports it
     {"__main__"},  # `python -m toolbridge`
 ]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import getpass
 import os
 import re
 import sys
@@ -25,8 +24,9 @@ import orjson
 from toolbridge import __version__, json_text
 from toolbridge.budgets import Budgets
 from toolbridge.calllog import check_audit_file
+from toolbridge.cli_state import export_command, rotate_secrets_command
 from toolbridge.config import Config, Server
-from toolbridge.config_file import line_of, load_config
+from toolbridge.config_file import DEFAULT_CONFIG, line_of, load_config
 from toolbridge.demo import demo_config
 from toolbridge.errors import ConfigError, ToolbridgeError
 from toolbridge.filters.loader import load_filters
@@ -49,15 +49,11 @@ from toolbridge.serve import process
 from toolbridge.serve.bodies import result_body
 from toolbridge.serve.dryrun import dry_run, principal_for
 from toolbridge.serve.loopback import LoopbackServer
-from toolbridge.state.export import Exported, export
 from toolbridge.state.secrets import SecretBox
-from toolbridge.state.store import Store
-from toolbridge.state.urls import resolve_url, sqlite_file
 from toolbridge.tools import Tool
 from toolbridge.upstream.clients import make_upstream
 from toolbridge.upstream.transport import server_transport, ssl_context
 
-DEFAULT_CONFIG = "toolbridge.yaml"
 DEFAULT_URL = "http://127.0.0.1:8080"
 KEY_ENV = "TOOLBRIDGE_API_KEY"
 """The admin key `toolbridge reload` sends (not needed in open mode)."""
@@ -192,7 +188,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--out", type=Path, default=Path("exported"), help="folder to write (default: exported)"
     )
-    export.set_defaults(run=_export)
+    export.set_defaults(run=export_command)
 
     rotate = sub.add_parser(
         "rotate-secrets",
@@ -202,7 +198,7 @@ def _parser() -> argparse.ArgumentParser:
     rotate.add_argument(
         "-c", "--config", type=Path, help=f"config file (default: {DEFAULT_CONFIG})"
     )
-    rotate.set_defaults(run=_rotate_secrets)
+    rotate.set_defaults(run=rotate_secrets_command)
     return parser
 
 
@@ -456,57 +452,6 @@ def _reload(args: argparse.Namespace) -> int:
     hint = f" (set {KEY_ENV} to an admin's key)" if response.status_code in (401, 403) else ""
     print(f"toolbridge: reload refused ({response.status_code}): {message}{hint}", file=sys.stderr)
     return 1
-
-
-def _store_url(args: argparse.Namespace, doing: str) -> str:
-    """The state store's URL, as `serve` would open it with this config (a `-c` given must be
-    there; without one, ./toolbridge.yaml if any, else the default store here). A SQLite store
-    that is not there is not made: there is nothing to `doing`."""
-    path = args.config or Path(DEFAULT_CONFIG)
-    given = args.config is not None or path.exists()
-    config = load_config(path, os.environ) if given else Config(base_dir=Path.cwd())
-    url = resolve_url(config.state, config.base_dir)
-    file = sqlite_file(url)
-    if file is not None and not file.exists():  # opening would make a new, empty one
-        hint = " (run it beside the gateway's toolbridge.yaml, or give -c FILE)"
-        hint = "" if args.config is not None else hint
-        raise ToolbridgeError(f"no state store at {file}: nothing to {doing}{hint}")
-    return url
-
-
-def _export(args: argparse.Namespace) -> int:
-    """Exit 0 when written; 2 when the store cannot be read (main prints why)."""
-    secrets = SecretBox.from_environ(os.environ)  # a malformed key is said first
-    url = _store_url(args, "export")
-
-    async def run() -> Exported:
-        store = await Store.open(url, secrets=secrets)
-        async with store:
-            return await export(store, args.out)
-
-    done = anyio.run(run)
-    filters = f", {done.filters} filters" if done.filters else ""
-    print(f"wrote {done.file}: {done.servers} servers, {done.tools} tools{filters}")
-    if done.variables:
-        print("set these environment variables to the secrets (not exported):")
-        for name in done.variables:
-            print(f"  {name}")
-    return 0
-
-
-def _rotate_secrets(args: argparse.Namespace) -> int:
-    """Exit 0 when every secret was re-encrypted (in one transaction); 2 when the store or a
-    key cannot be used (main prints why, and nothing changed)."""
-    url = _store_url(args, "re-encrypt")
-
-    async def run() -> int:
-        store = await Store.open(url, secrets=SecretBox.from_environ(os.environ))
-        async with store:
-            return await store.rotate_secrets(by=f"cli:{getpass.getuser()}")
-
-    count = anyio.run(run)
-    print(f"re-encrypted {count} secrets with the first key of TOOLBRIDGE_SECRET_KEY")
-    return 0
 
 
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")

@@ -22,6 +22,9 @@ from toolbridge.yaml_limits import ShapeError, check_shape
 from toolbridge.yaml_loader import YamlLoader
 from toolbridge.yaml_paths import check_nodes, dotted, explain, kind_of, locate, substitute
 
+DEFAULT_CONFIG = "toolbridge.yaml"
+"""The config file read when none is named (`-c`), in the working directory."""
+
 M = TypeVar("M", bound=BaseModel)
 
 
