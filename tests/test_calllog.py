@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from toolbridge.calllog import CallLog
+from toolbridge.calllog import CallLog, open_audit_file
 from toolbridge.config import Config
 from toolbridge.gateway import Gateway
 from toolbridge.policy import ANONYMOUS_ADMIN
@@ -78,3 +78,24 @@ async def test_moving_the_audit_file_back_and_forth_leaves_one_open(tmp_path: Pa
         *(tmp_path / "b.jsonl").read_text().splitlines(),
     ]
     assert (held, len(lines)) == (["a.jsonl"], 21)
+
+
+def test_a_rotated_log_file_is_opened_anew_at_its_path(tmp_path: Path) -> None:
+    """logrotate renames the file (or removes it): later lines go to a new file at the path,
+    not into the renamed one, nor into a removed one, lost."""
+    path = tmp_path / "calls.jsonl"
+    log = open_audit_file(path)
+    log.record({"n": 1})
+    log.flush()
+    path.rename(tmp_path / "calls.jsonl.1")
+    log.record({"n": 2})
+    log.flush()
+    path.unlink()
+    log.record({"n": 3})
+    log.flush()
+    log.retire(None)
+
+    def numbers(file: Path) -> list[int]:
+        return [json.loads(line)["n"] for line in file.read_text().splitlines()]
+
+    assert (numbers(tmp_path / "calls.jsonl.1"), numbers(path)) == ([1], [3])

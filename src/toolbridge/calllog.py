@@ -4,6 +4,11 @@ Each call costs a dictionary and an `orjson.dumps`; the lines reach the stream a
 `max_delay` seconds later, or as soon as `max_buffer` bytes are waiting, or on `flush()`.
 Going through `logging` (a LogRecord, a formatter, a flushed write per call) cost a sixth of a
 proxied call's CPU time in `bench/proxy.py`.
+
+A log file of its own (`audit.file`) can be rotated as logrotate does: renamed (or removed)
+and left to be made again. Each write first looks at the path (one `stat`, at most five times a
+second) and, when the file there is no longer the one open, opens the path anew; without it
+the lines went on into the renamed file, or into a removed one, lost, its space held.
 """
 
 from __future__ import annotations
@@ -29,12 +34,16 @@ class CallLog:
         max_delay: float = 0.2,
         max_buffer: int = 64 * 1024,
         owned: bool = False,
+        path: Path | None = None,
     ) -> None:
         self.stream = stream
         self.max_delay = max_delay
         self.max_buffer = max_buffer
         self.owned = owned
         """The stream is a file this log opened (`audit.file`), to close when it is retired."""
+        self.path = path
+        """The file's path, followed when the file is rotated away (None: a stream as given)."""
+        self._identity = _identity(stream) if path is not None else None
         self._buffer = bytearray()
         self._scheduled = False
         self._successor: CallLog | None = None
@@ -74,17 +83,43 @@ class CallLog:
         if not self._buffer:
             return
         data, self._buffer = bytes(self._buffer), bytearray()
+        if self.path is not None and not self._retired:
+            self._follow(self.path)
         try:
             self.stream.write(data)
             self.stream.flush()
         except (OSError, ValueError):
             pass  # a closed or broken log stream must not break calls
 
+    def _follow(self, path: Path) -> None:
+        """The file at `path`, opened anew when it is not the one open (rotated away)."""
+        try:
+            found = os.stat(path)
+            if (found.st_dev, found.st_ino) == self._identity:
+                return
+        except OSError:
+            pass  # removed: made again
+        try:
+            stream = path.open("ab")
+        except OSError:
+            return  # (its folder went too): on into the file open
+        with contextlib.suppress(OSError):
+            self.stream.close()
+        self.stream, self._identity = stream, _identity(stream)
+
+
+def _identity(stream: BinaryIO) -> tuple[int, int] | None:
+    try:
+        found = os.fstat(stream.fileno())
+    except (OSError, ValueError):
+        return None
+    return found.st_dev, found.st_ino
+
 
 def open_audit_file(path: Path) -> CallLog:
     """The call log appending to the config's `audit.file`; ConfigError when it cannot open."""
     try:
-        return CallLog(path.open("ab"), owned=True)
+        return CallLog(path.open("ab"), owned=True, path=path)
     except OSError as exc:
         raise ConfigError(f"audit.file: cannot open {path}: {exc.strerror}") from exc
 
