@@ -124,6 +124,23 @@ def test_several_workers_serve_one_port_and_leave_no_temporary_folder(tmp_path: 
     assert list(temporary.iterdir()) == []
 
 
+@pytest.mark.parametrize(("workers", "status"), [("1", 143), ("2", 0)])
+def test_sigterm_stops_serve_with_its_cleanup(tmp_path: Path, workers: str, status: int) -> None:
+    """As systemd, Docker and Kubernetes stop it: the folders of registered files go (SIGTERM
+    killed the process before its cleanup ran). One process says SIGTERM in its status; the
+    supervisor of several (uvicorn's) ends as it does, with 0."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    process, url = start(tmp_path, "--workers", workers, env={"TMPDIR": str(temporary)})
+    try:
+        assert httpx2.post(f"{url}/v1/tools/listNotes/call", timeout=10).json()["ok"] is True
+        assert list(temporary.iterdir()) != []
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert (process.returncode, list(temporary.iterdir())) == (status, [])
+
+
 def test_a_bad_config_stops_serve_before_it_binds(tmp_path: Path) -> None:
     (tmp_path / "toolbridge.yaml").write_text("servers:\n  - id: pets\n    spek: x.yaml\n")
     done = subprocess.run(

@@ -11,9 +11,11 @@ replica stays in step with the others through the state store (`shared.py`).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import uuid
@@ -86,6 +88,7 @@ def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: s
         "timeout_graceful_shutdown": 5,  # open MCP listen streams must not hold shutdown
     }
     os.environ[REPLICA_ENV] = uuid.uuid4().hex
+    _stop_on_sigterm()
     try:
         if workers > 1:
             # Each worker loads the config itself; this checks it first, so a bad one stops
@@ -111,6 +114,20 @@ def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: s
         if demo is not None:
             demo.stop()
     return 0
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends `serve` as SIGINT does: with its cleanup (the folder of registered files, the
+    workers' runtime folder), exit status 143. uvicorn stops gracefully on it, then raises it
+    again under the handler it found; the default one killed the process there, before any
+    `finally` or `atexit` ran, and every restart by systemd, Docker or Kubernetes left a folder
+    of registered documents and tool files in /tmp."""
+
+    def stopped(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    with contextlib.suppress(ValueError):  # (not the main thread: nothing to do)
+        signal.signal(signal.SIGTERM, stopped)
 
 
 def worker_app() -> App:
