@@ -108,6 +108,29 @@ def test_open_mode_is_announced_and_sighup_reloads(tmp_path: Path) -> None:
     assert not list((ROOT / "src" / "toolbridge" / "demo").glob("toolbridge-state.db*"))
 
 
+def test_mcp_requests_leave_no_line_each_in_the_log(tmp_path: Path) -> None:
+    """The MCP SDK said "Terminating session: None" at INFO after every stateless request of
+    the 2025-06-18 protocol (mcp 1.x clients, Open WebUI's): most of a soak's log."""
+    process, url = start(tmp_path)
+    headers = {
+        "accept": "application/json, text/event-stream",
+        "mcp-protocol-version": "2025-06-18",
+    }
+    try:
+        answers = [
+            httpx2.post(
+                f"{url}/mcp",
+                json={"jsonrpc": "2.0", "id": n, "method": "tools/list"},
+                headers=headers,
+                timeout=10,
+            )
+            for n in range(3)
+        ]
+    finally:
+        err = stop(process)
+    assert ([a.status_code for a in answers], "Terminating session" in err) == ([200] * 3, False)
+
+
 def test_several_workers_serve_one_port_and_leave_no_temporary_folder(tmp_path: Path) -> None:
     """Each worker's folder of registered files goes when `serve` stops (a worker process
     ends without running its exit handlers)."""
