@@ -126,6 +126,7 @@ def test_a_local_tools_valves_are_secrets_by_name_type_or_mark() -> None:
         ("https://x/get?api_key=s3cret%2fkey%2b1", f"https://x/get?api_key={MARKER}"),
         ('{"token": "s3cret\\/key+1"}', f'{{"token": "{MARKER}"}}'),  # JSON may escape `/`
         ('{"token": "s3cret/key+1"}', f'{{"token": "{MARKER}"}}'),
+        ('{"echo": "czNjcmV0L2tleSsx"}', f'{{"echo": "{MARKER}"}}'),  # handed back in base64
         ("nothing to see", "nothing to see"),
         ("short ab12", "short ab12"),  # too short to be redacted by value
     ],

@@ -9,6 +9,7 @@ place that masks them (answers and logs, error messages, `--dry-run`'s curl line
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterator
@@ -56,8 +57,13 @@ def spellings(secret: str) -> set[str]:
     """How `secret` may appear in an answer, an error or a log line: as it is, percent-encoded
     as each encoder of `URL_SAFE` writes it (upper- or lower-case hex, `+` or `%20` for a
     space), and inside a JSON string (non-ASCII escaped or not, `/` escaped or not: PHP's
-    `json_encode` writes `\\/`)."""
+    `json_encode` writes `\\/`), and base64-encoded whole (standard or URL-safe, padded or not:
+    an upstream that hands a credential back encoded, as some debugging echoes do)."""
     found = {secret}
+    raw = secret.encode()
+    for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        text = encoded.decode("ascii")
+        found |= {text, text.rstrip("=")}
     for form in (json.dumps(secret, ensure_ascii=False)[1:-1], json.dumps(secret)[1:-1]):
         found |= {form, form.replace("/", "\\/")}
     for safe in URL_SAFE:
