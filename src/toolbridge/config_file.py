@@ -45,10 +45,10 @@ def _check_shape(text: str) -> None:
         check_shape(text)
 
 
-def load_config(path: Path, environ: Mapping[str, str]) -> Config:
-    """Read and validate a config file; raises ConfigError naming file, line and key path."""
+def read_config_text(path: Path) -> str:
+    """The config file's text; ConfigError when it cannot be read or is not UTF-8."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{path}: cannot be read: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
@@ -56,6 +56,13 @@ def load_config(path: Path, environ: Mapping[str, str]) -> Config:
         ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+
+
+def load_config(path: Path, environ: Mapping[str, str], *, text: str | None = None) -> Config:
+    """Read and validate a config file (or `text`, as if the file held it: its folder and name
+    are still `path`'s); raises ConfigError naming file, line and key path."""
+    if text is None:
+        text = read_config_text(path)
     try:
         _check_shape(text)
         node = yaml.compose(text, Loader=_ConfigLoader)

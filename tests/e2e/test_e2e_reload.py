@@ -794,3 +794,46 @@ async def test_listening_mcp_clients_are_told_only_of_reloads_that_change_their_
         with anyio.fail_after(10):
             told = await anext(aiter(heard))
     assert (quiet.cancelled_caught, told) == (True, ToolsListChanged())
+
+
+def _workers(pid: int) -> list[int]:
+    """The worker processes of the `serve` at `pid` (not multiprocessing's resource tracker)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"resource_tracker" not in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_worker_started_after_a_refused_edit_serves_what_its_siblings_serve(
+    tmp_path: Path, upstreams: tuple[str, str]
+) -> None:
+    """The file holds an edit the workers refused; a worker that dies is started again by the
+    supervisor. It served the file's edit's error as a traceback, every second, until the file
+    was mended; now it serves the config its siblings serve, and says why once."""
+    config = base_config(upstreams[0])
+    add_server(config, upstreams)
+    folder_for(tmp_path, config)
+    served = Served(tmp_path, "--workers", "2")
+    try:
+        (tmp_path / "toolbridge.yaml").write_text(
+            (tmp_path / "toolbridge.yaml").read_text() + "spek: nope\n"
+        )
+        refused = served.reload()
+        dead, _ = sorted(_workers(served.process.pid))
+        os.kill(dead, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(set(_workers(served.process.pid)) - {dead}) < 2:
+            time.sleep(0.2)
+        time.sleep(2)  # the new one started
+        answers = {served.call("more_getStatus").status_code for _ in range(12)}
+    finally:
+        served.stop()
+    log = served.log.read_text()
+    assert (refused.status_code, answers, "Traceback" in log) == (422, {200}, False)
+    assert log.count("this worker serves the config its siblings serve") == 1

@@ -254,6 +254,7 @@ def create_app(
     config_file: Path | None = None,
     siblings: Siblings | None = None,
     shared: Shared | None = None,
+    applied: Callable[[], None] | None = None,
 ) -> ASGIApp:
     """The ASGI app serving `gateway`; it must already be loaded (or entered).
 
@@ -264,6 +265,7 @@ def create_app(
             and approval this one takes.
         shared: the state store (registered sources, callers' data, other replicas); without
             it the admin API's writes and `/v1/me` answer that there is no state.
+        applied: told after each reload this process applied.
     """
     keep_large_apart()  # list answers are megabytes: they must not fragment the heap
     # The MCP SDK takes over half a second to import: it loads in the background (mcp_start).
@@ -275,6 +277,7 @@ def create_app(
         config_file=config_file,
         siblings=siblings,
         shared=shared,
+        applied=applied,
     )
 
     Handler = Callable[[Request, Principal], Awaitable[Response]]

@@ -45,12 +45,15 @@ class Live:
         config_file: Path | None = None,
         siblings: Siblings | None = None,
         shared: Shared | None = None,
+        applied: Callable[[], None] | None = None,
     ) -> None:
         self.gateway = gateway
         self.tools_changed = tools_changed
         self.config_file = config_file
         self.siblings = siblings
         self.shared = shared
+        self.applied = applied
+        """Told after each reload this process applied (`serve` keeps the config's text)."""
 
     async def reload(
         self,
@@ -67,6 +70,8 @@ class Live:
         asked), the other replicas sharing the state store are told as well."""
         found = await self.gateway.reload(only, dry_run=dry_run, reread=reread, since=since)
         answer = {"applied": not dry_run, **found.as_json()}
+        if not dry_run and self.applied is not None:
+            self.applied()
         if not dry_run:
             if found.lists_changed:
                 await self.tools_changed()

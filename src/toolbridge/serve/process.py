@@ -26,8 +26,9 @@ import uvicorn
 
 from toolbridge.calllog import CallLog
 from toolbridge.config import Config
-from toolbridge.config_file import load_config
+from toolbridge.config_file import load_config, read_config_text
 from toolbridge.demo import demo_config
+from toolbridge.errors import ConfigError
 from toolbridge.gateway import Gateway
 from toolbridge.openapi.documents import cache_dir_from
 from toolbridge.redaction import install_log_redaction, secrets_of
@@ -35,7 +36,7 @@ from toolbridge.serve.app import App, create_app
 from toolbridge.serve.connection import PROTOCOL, set_limits
 from toolbridge.serve.loopback import LoopbackServer
 from toolbridge.serve.shared import Shared
-from toolbridge.serve.siblings import RUNTIME_ENV, Siblings
+from toolbridge.serve.siblings import RUNTIME_ENV, Siblings, keep_config
 from toolbridge.serve.workers import run_workers
 from toolbridge.state.urls import resolve_url
 from toolbridge.upstream.clients import make_upstream
@@ -65,7 +66,8 @@ def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: s
             demo.url,
         )
     else:
-        config = load_config(path, os.environ)  # as given: errors name it the same way
+        file = ConfigFile(path)  # as given: errors name it the same way
+        config = file.load()
         # Absolute, but not resolved: through a symlink (a Kubernetes ConfigMap's `..data`, a
         # `ln -sf` deploy) each read follows it to the file it names then.
         os.environ[CONFIG_ENV] = os.path.abspath(path)
@@ -100,6 +102,8 @@ def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: s
             os.environ[WORKERS_ENV] = str(workers)
             with tempfile.TemporaryDirectory(prefix="toolbridge-") as runtime:
                 os.environ[RUNTIME_ENV] = runtime
+                if path is not None and file.text is not None:
+                    keep_config(Path(runtime), file.text)  # for a worker started after an edit
                 target = "toolbridge.serve.process:worker_app"
                 run_workers(uvicorn.Config(target, factory=True, workers=workers, **options))
         else:
@@ -135,17 +139,58 @@ def worker_app() -> App:
     follows what its siblings apply (reloads, approvals)."""
     demo_url = os.environ.get(DEMO_ENV)
     path = None if demo_url else Path(os.environ[CONFIG_ENV])
-    config = demo_config(demo_url) if demo_url else load_config(path or Path(), os.environ)
     level = os.environ.get(LOG_LEVEL_ENV, "info")
     _log_to_stderr(level)  # a worker is a process of its own: the parent's setup is not here
+    siblings = Siblings.from_environ(os.environ)
+    file = ConfigFile(path) if path is not None else None
+    config = _worker_config(file, siblings) if file is not None else demo_config(demo_url or "")
     shared = _shared(config, path)
     workers = int(os.environ.get(WORKERS_ENV, "1"))
-    gateway = _gateway(config, path, level, shared, workers=workers)
+    gateway = _gateway(config, path, level, shared, workers=workers, file=file)
     install_log_redaction(lambda: gateway.secrets)
     set_limits(config.http)
     gateway.load()
-    siblings = Siblings.from_environ(os.environ)
-    return create_app(gateway, config_file=path, siblings=siblings, shared=shared)
+
+    def applied() -> None:  # the config this worker serves now, for a worker started after
+        if file is None or siblings is None or file.text is None:
+            return
+        if gateway.config is file.served:  # (not one a reload read, then refused)
+            siblings.keep_config(file.text)
+
+    return create_app(gateway, config_file=path, siblings=siblings, shared=shared, applied=applied)
+
+
+class ConfigFile:
+    """The config file as `serve` reads it, at start and at each reload: the text last read,
+    and the config served from it (with the sources registered through the admin API)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.text: str | None = None
+        self.served: Config | None = None
+
+    def load(self, text: str | None = None) -> Config:
+        """The config in the file (or in `text`, as if the file held it)."""
+        text = read_config_text(self.path) if text is None else text
+        config = load_config(self.path, os.environ, text=text)
+        self.text = text
+        return config
+
+
+def _worker_config(file: ConfigFile, siblings: Siblings | None) -> Config:
+    """The config a worker starts with: the file's; when the file holds an edit its siblings
+    refused (they serve the last good one), the config they serve, said once. A worker that
+    died was started again every second, each time a traceback, until the file was mended."""
+    try:
+        return file.load()
+    except ConfigError as exc:
+        kept = siblings.kept_config() if siblings is not None else None
+        if kept is None:
+            raise
+        logger.error(
+            "%s; this worker serves the config its siblings serve, as a reload left it", exc
+        )
+        return file.load(kept)
 
 
 def _log_to_stderr(level: str) -> None:
@@ -163,13 +208,24 @@ def _log_to_stderr(level: str) -> None:
 
 
 def _gateway(
-    config: Config, path: Path | None, level: str, shared: Shared, *, workers: int = 1
+    config: Config,
+    path: Path | None,
+    level: str,
+    shared: Shared,
+    *,
+    workers: int = 1,
+    file: ConfigFile | None = None,
 ) -> Gateway:
     """The gateway `serve` runs: the parse cache on; at a reload the config is read again from
-    `path` (the demo's stays), with the sources registered through the admin API added."""
+    `path` (through `file`, which keeps its text; the demo's stays), with the sources
+    registered through the admin API added."""
+    file = file or (ConfigFile(path) if path is not None else None)
 
     def reread() -> Config:
-        return shared.merged(load_config(path, os.environ) if path is not None else config)
+        merged = shared.merged(file.load() if file is not None else config)
+        if file is not None:
+            file.served = merged
+        return merged
 
     return Gateway(
         config,

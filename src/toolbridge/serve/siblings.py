@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 RUNTIME_ENV = "TOOLBRIDGE_RUNTIME_DIR"
 """Where the serving parent tells its workers the shared runtime folder is."""
+KEPT_CONFIG = "config.yaml"
+"""The text of the config the workers serve (the parent's at start, then each reload's): a
+worker started anew while the file holds an edit a reload refused serves this instead."""
 EVENTS = "events.jsonl"
 MAX_LINE = 64 * 1024
 """An event line is a few hundred bytes; anything longer is not ours."""
@@ -53,6 +56,17 @@ class Siblings:
     def from_environ(cls, environ: dict[str, str] | os._Environ[str]) -> Siblings | None:
         directory = environ.get(RUNTIME_ENV)
         return cls(Path(directory)) if directory else None
+
+    def keep_config(self, text: str) -> None:
+        """Keep the text of the config being served, for a worker started after."""
+        keep_config(self.directory, text)
+
+    def kept_config(self) -> str | None:
+        """The text of the config the workers serve, if one was kept."""
+        try:
+            return (self.directory / KEPT_CONFIG).read_text("utf-8")
+        except OSError:
+            return None
 
     def publish(self, event: dict[str, Any]) -> int:
         """Append an event for the siblings; returns the offset just past it."""
@@ -120,6 +134,16 @@ class Siblings:
         temporary = self.acks / f".{self.pid}.tmp"
         temporary.write_text(str(offset))
         temporary.replace(target)  # atomic: a reader sees the old number or the new one
+
+
+def keep_config(directory: Path, text: str) -> None:
+    """Write the served config's text into the runtime folder, whole or not at all."""
+    temporary = directory / f".{KEPT_CONFIG}.{os.getpid()}"
+    try:
+        temporary.write_text(text, "utf-8")
+        temporary.replace(directory / KEPT_CONFIG)
+    except OSError as exc:
+        logger.warning("cannot keep the served config for later workers: %s", exc)
 
 
 def _event(raw: bytes) -> dict[str, Any] | None:
