@@ -30,7 +30,7 @@ from toolbridge.config import (
     Server,
     State,
 )
-from toolbridge.config_file import load_config
+from toolbridge.config_file import MAX_CONFIG_BYTES, load_config
 from toolbridge.errors import ConfigError
 
 
@@ -1039,6 +1039,16 @@ def test_a_missing_file_is_an_error_naming_it(tmp_path: Path) -> None:
 
 def test_a_folder_is_an_error_naming_it(tmp_path: Path) -> None:
     assert error_of(tmp_path) == f"{tmp_path}: cannot be read: Is a directory"
+
+
+def test_a_file_past_the_size_limit_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "toolbridge.yaml"
+    path.write_bytes(b"servers: []\n" + b"# " + b"x" * MAX_CONFIG_BYTES + b"\n")
+
+    assert error_of(path) == (
+        f"{path}: cannot be read: larger than {MAX_CONFIG_BYTES} bytes (a config is kilobytes; "
+        "documents and tool files are read from files of their own)"
+    )
 
 
 def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:

@@ -45,10 +45,23 @@ def _check_shape(text: str) -> None:
         check_shape(text)
 
 
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+"""A config larger than this is refused: configs are kilobytes (the admin API's entries are
+held to 64 KiB each), and every worker reads the file at every reload."""
+
+
 def read_config_text(path: Path) -> str:
-    """The config file's text; ConfigError when it cannot be read or is not UTF-8."""
+    """The config file's text; ConfigError when it cannot be read, is larger than
+    MAX_CONFIG_BYTES or is not UTF-8."""
     try:
-        return path.read_bytes().decode("utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{path}: cannot be read: larger than {MAX_CONFIG_BYTES} bytes (a config is "
+                "kilobytes; documents and tool files are read from files of their own)"
+            )
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{path}: cannot be read: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
