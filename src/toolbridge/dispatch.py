@@ -9,7 +9,7 @@ cached); what the caller sends in headers wins over what is stored.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -37,7 +37,7 @@ from toolbridge.tools import HttpOperation, PythonFunction, Tool, ToolResult
 from toolbridge.upstream import remote
 from toolbridge.upstream.answers import TRUNCATED
 from toolbridge.upstream.credentials import Credentials
-from toolbridge.upstream.seam import IDEMPOTENT, Timeouts
+from toolbridge.upstream.seam import IDEMPOTENT, AuthParts, Timeouts
 from toolbridge.users import UserData
 
 USER_VALVES_HEADER = "x-toolbridge-user-valves"
@@ -196,16 +196,7 @@ class Dispatch:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + server.timeout  # the whole call's: token fetches and retry too
         for attempt in (1, 2):
-            try:
-                async with asyncio.timeout_at(deadline):
-                    auth = await credentials.parts(op, caller_headers)
-            except TimeoutError:
-                raise UpstreamUnavailable(
-                    op.server,
-                    f"no access token from the token endpoint within the call's "
-                    f"{server.timeout:g} s",
-                    timeout=True,
-                ) from None
+            auth = await _within(credentials.parts(op, caller_headers), deadline, server, oauth2)
             left = deadline - loop.time()
             timeouts = _timeouts(server.timeout) if attempt == 1 and not oauth2 else _left(left)
             secrets = state.secrets
@@ -260,6 +251,24 @@ class Dispatch:
 def _timeouts(total: float) -> Timeouts:
     """A server's limits: its `timeout` in all, at most 10 s of it to connect."""
     return Timeouts(connect=min(10.0, total), total=total)
+
+
+async def _within(
+    fetching: Awaitable[AuthParts], deadline: float, server: Server, oauth2: bool
+) -> AuthParts:
+    """A call's credentials, within its deadline when they may have to be fetched (an OAuth2
+    token): other servers' are at hand, and spare the call a timer."""
+    if not oauth2:
+        return await fetching
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await fetching
+    except TimeoutError:
+        raise UpstreamUnavailable(
+            server.id,
+            f"no access token from the token endpoint within the call's {server.timeout:g} s",
+            timeout=True,
+        ) from None
 
 
 def _left(seconds: float) -> Timeouts:

@@ -276,7 +276,7 @@ async def test_a_call_whose_caller_went_away_is_stopped_and_frees_its_slot(
             ]:
                 with pytest.raises(httpx2.TimeoutException):
                     await impatient.post(path, json=body)
-                await asyncio.sleep(0.3)  # the gateway sees the connection end
+                await asyncio.sleep(0.6)  # the gateway looks at the client 0.5 s in
         async with httpx2.AsyncClient(base_url=running.url, timeout=10) as http:
             after = await http.post("/v1/tools/getSlow/call", json={"seconds": "0"})
             metrics = (await http.get("/metrics")).text
