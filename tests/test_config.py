@@ -284,7 +284,7 @@ def test_variables_are_substituted_from_the_environ_given(
     tmp_path: Path, written: str, environ: dict[str, str], expected: str
 ) -> None:
     # In a header value: substitution is what is checked, not the value (base_url must be an
-    # absolute URL, and an empty one is none).
+    # absolute URL).
     path = write(
         tmp_path, f"servers:\n  - id: api\n    spec: api.yaml\n    headers: {{X-V: '{written}'}}\n"
     )
@@ -861,9 +861,15 @@ def test_what_no_request_could_carry_is_a_config_error(
     assert error_of(path) == expected.replace("FILE", str(path))
 
 
-def test_an_empty_base_url_is_none_given(tmp_path: Path) -> None:
-    path = write(tmp_path, "servers:\n  - id: api\n    spec: api.yaml\n    base_url: ''\n")
-    assert load_config(path, {}) == one_server(tmp_path)
+@pytest.mark.parametrize("written", ["''", "'${BASE_URL}'"])
+def test_an_empty_base_url_is_an_error_not_none_given(tmp_path: Path, written: str) -> None:
+    """A deploy that left BASE_URL empty sent the calls, with the server's credentials, where
+    the document's own `servers` said."""
+    path = write(tmp_path, f"servers:\n  - id: api\n    spec: api.yaml\n    base_url: {written}\n")
+    assert error_of(path, {"BASE_URL": ""}) == (
+        f"{path}:4: servers[0].base_url: expected an absolute http(s) URL, found an empty value "
+        "(leave the key out to call the servers the document names)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,15 @@ from toolbridge.tools import CONNECTION_HEADERS, HEADER_NAME
 
 
 def absolute_url(value: str | None) -> str | None:
-    """An absolute http(s) URL; empty (`${BASE_URL:-}` unset) is none given. The value is
-    never shown in the error: a URL may hold a password."""
+    """An absolute http(s) URL. Empty is an error, not none given: a `${BASE_URL}` whose
+    variable a deploy left empty would send the calls, with the server's credentials, wherever
+    the document's own `servers` say. The value is never shown in the error: a URL may hold a
+    password."""
     if value == "":
-        return None
+        raise ValueError(
+            "expected an absolute http(s) URL, found an empty value (leave the key out to call "
+            "the servers the document names)"
+        )
     if value is not None:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https"):
