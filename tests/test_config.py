@@ -1070,6 +1070,32 @@ def test_a_self_referencing_alias_is_a_config_error(tmp_path: Path) -> None:
     assert error_of(path).startswith(f"{path}:1: ")
 
 
+def test_a_users_keys_say_the_same_of_them(tmp_path: Path) -> None:
+    """Two keys for one user (one being retired) are fine; an admin key beside a plain one is
+    one user who is two callers."""
+    fine = write(
+        tmp_path,
+        "auth:\n  api_keys:\n    - {user: bob, key: bob-key-old}\n"
+        "    - {user: bob, key: bob-key-new}\n",
+    )
+    auth = load_config(fine, {}).auth
+    assert auth is not None
+    assert [(k.user, k.key) for k in auth.api_keys] == [
+        ("bob", "bob-key-old"),
+        ("bob", "bob-key-new"),
+    ]
+    path = write(
+        tmp_path,
+        "auth:\n  api_keys:\n    - {user: bob, key: bob-key-1}\n"
+        "    - {user: ops, key: ops-key-1, admin: true}\n"
+        "    - {user: bob, key: bob-key-2, admin: true}\n",
+    )
+    assert error_of(path) == (
+        f"{path}:5: auth.api_keys[2]: user 'bob' is api_keys[0] too, with another admin: a "
+        "user's keys must say the same of them (or be two users)"
+    )
+
+
 @pytest.mark.parametrize(
     "auth", ["auth: {}", "auth: {api_keys: []}", "auth:\n  rate_limit: {per_minute: 5}"]
 )

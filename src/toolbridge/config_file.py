@@ -106,6 +106,7 @@ def load_config(path: Path, environ: Mapping[str, str], *, text: str | None = No
         raise ConfigError(explain(exc, path, node, union_tags=AUTH_TYPES)) from None
     _check_someone_gets_in(config, path, node)
     _check_one_place(config, path, node)
+    _check_one_caller_per_user(config, path, node)
     return config
 
 
@@ -122,6 +123,26 @@ def proxy_environment(environ: Mapping[str, str]) -> dict[str, str]:
         if value:
             out[name] = value.strip()
     return out
+
+
+def _check_one_caller_per_user(config: Config, path: Path, node: Any) -> None:
+    """A user may have several keys (one being retired, one new), all saying the same of them:
+    an admin key beside a plain one of the same user is one user who is two callers, and
+    `check --as` (and the audit log) could tell only one of them."""
+    first: dict[str, int] = {}
+    keys = config.auth.api_keys if config.auth is not None else ()
+    for index, entry in enumerate(keys):
+        seen = first.setdefault(entry.user, index)
+        other = keys[seen]
+        said = ("admin", "groups", "name", "email")
+        differ = [k for k in said if getattr(entry, k) != getattr(other, k)]
+        if differ:
+            where = ("auth", "api_keys", index)
+            raise ConfigError(
+                f"{path}:{locate(node, where)[0]}: {dotted(where)}: user {entry.user!r} is "
+                f"api_keys[{seen}] too, with another {', '.join(differ)}: a user's keys must say "
+                "the same of them (or be two users)"
+            )
 
 
 def _check_one_place(config: Config, path: Path, node: Any) -> None:
