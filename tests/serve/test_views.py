@@ -248,3 +248,15 @@ async def test_a_toolsets_mcp_endpoint_in_list_mode_and_an_unknown_one(gateway: 
         404,
         {"error": {"type": "not_found", "message": "no toolset named 'nope'"}},
     )
+
+
+async def test_servers_count_the_tools_the_caller_may_use(http: httpx2.AsyncClient) -> None:
+    """alice may use the notes server's GET operations: its count says those, not all six."""
+    mine = (await http.get("/v1/servers", headers=ALICE)).json()["servers"]
+    every = (await http.get("/v1/servers", headers=OPS)).json()["servers"]
+    listed = (await http.get("/v1/tools", headers=ALICE)).json()["tools"]
+    assert (
+        [(s["id"], s["tools"]) for s in mine],
+        [(s["id"], s["tools"]) for s in every],
+        len(listed),
+    ) == ([("notes", 3)], [("notes", 6)], 3)

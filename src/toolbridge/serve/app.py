@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -349,8 +350,13 @@ def create_app(
 
     async def servers(request: Request, principal: Principal) -> Response:
         held = gateway.held()
+        listed = None if principal.admin else gateway.listing(principal).tools
+        usable = Counter(t.source for t in listed) if listed is not None else None
         body: dict[str, Any] = {
-            "servers": [describe_source(s, held.get(s.id)) for s in gateway.sources(principal)]
+            "servers": [
+                describe_source(s, held.get(s.id), usable=None if usable is None else usable[s.id])
+                for s in gateway.sources(principal)
+            ]
         }
         if gateway.config.filters and principal.admin:
             body["filters"] = [describe_filter(f) for f in gateway.filters()]

@@ -47,7 +47,11 @@ def describe(tool: Tool, frontmatter: Mapping[str, str] | None = None) -> dict[s
     }
 
 
-def describe_source(status: SourceStatus, held: Held | None = None) -> dict[str, Any]:
+def describe_source(
+    status: SourceStatus, held: Held | None = None, *, usable: int | None = None
+) -> dict[str, Any]:
+    """A source as `GET /v1/servers` lists it; `usable`, how many of its tools the caller may
+    use (None: all of them, for an admin): a grant to some of them tells no more."""
     conversion = status.conversion
     described: dict[str, Any] = {
         "id": status.id,
@@ -55,7 +59,7 @@ def describe_source(status: SourceStatus, held: Held | None = None) -> dict[str,
         "location": status.location,
         "status": "ok" if status.ok else "error",
         "error": status.error,
-        "tools": len(conversion.tools) if conversion is not None else 0,
+        "tools": usable if usable is not None else len(conversion.tools) if conversion else 0,
         "spec_version": getattr(conversion, "spec_version", None),
         "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(status.loaded_at)),
         "sha256": status.digest,
