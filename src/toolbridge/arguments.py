@@ -191,10 +191,10 @@ value without control characters); anything else is refused when the request is 
 PATH_SEGMENT_PATTERN = "^(?!\\.\\.?(?![\\s\\S]))"
 """A path argument is not `.` or `..`: a dot segment would climb the route."""
 WHOLE_SEGMENT_PATTERN = PATH_SEGMENT_PATTERN + "[\\s\\S]"
+"""...nor empty, where it is a whole segment (`upstream.request.whole_segments`)."""
 LABEL_PATTERN = "^(?!\\.?(?![\\s\\S]))"
 """A label-style path argument is not empty nor `.`: with the style's `.` before it, either
 would be a dot segment."""
-"""...nor empty, where it is a whole segment (`upstream.request.whole_segments`)."""
 _B64 = "[A-Za-z0-9+/_-]\\s*"
 BASE64_PATTERN = (
     f"^\\s*(?:(?:{_B64}){{4}})*(?:(?:{_B64}){{2}}(?:=\\s*){{0,2}}|(?:{_B64}){{3}}(?:=\\s*)?)?$"
@@ -229,7 +229,6 @@ def accepted_schema(tool: Tool) -> JsonSchema:
     if isinstance(tool.target, HttpOperation) and isinstance(properties, dict):
         for name in _decoded_from_base64(tool.target):
             _base64_patterns(properties.get(name))
-    if isinstance(tool.target, HttpOperation) and isinstance(properties, dict):
         for binding in tool.target.params:
             sub = properties.get(binding.argument)
             if sub is None or binding.content_type is not None:

@@ -68,6 +68,15 @@ class Budget:
     expression: Any = None
 
 
+def entry_names(tool: Tool) -> tuple[str, ...]:
+    """The names a server's `tools:` entry may give a tool by, in the order one is chosen when
+    several entries name it: its name, the document's own name, its operationId."""
+    target = tool.target
+    operation_id = target.operation_id if isinstance(target, HttpOperation) else None
+    names = (tool.name, tool.original_name, operation_id)
+    return tuple(dict.fromkeys(name for name in names if name is not None))
+
+
 class Budgets:
     """The result budgets of a config's servers, found per tool."""
 
@@ -95,9 +104,7 @@ class Budgets:
 
     def _budget(self, tool: Tool, target: HttpOperation) -> Budget | None:
         shared, own = self._servers[target.server]
-        mine = own.get(tool.name) or own.get(tool.original_name)
-        if mine is None and target.operation_id is not None:
-            mine = own.get(target.operation_id)
+        mine = next((own[name] for name in entry_names(tool) if name in own), None)
         select = _pick(mine, shared, "select")
         max_bytes = _pick(mine, shared, "max_bytes")
         if select is None and max_bytes is None:

@@ -125,6 +125,10 @@ def proxy_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+_SAID_OF_A_USER = ("admin", "groups", "name", "email")
+"""What an API key entry says of its user, which each of a user's keys must say alike."""
+
+
 def _check_one_caller_per_user(config: Config, path: Path, node: Any) -> None:
     """A user may have several keys (one being retired, one new), all saying the same of them:
     an admin key beside a plain one of the same user is one user who is two callers, and
@@ -133,9 +137,7 @@ def _check_one_caller_per_user(config: Config, path: Path, node: Any) -> None:
     keys = config.auth.api_keys if config.auth is not None else ()
     for index, entry in enumerate(keys):
         seen = first.setdefault(entry.user, index)
-        other = keys[seen]
-        said = ("admin", "groups", "name", "email")
-        differ = [k for k in said if getattr(entry, k) != getattr(other, k)]
+        differ = [k for k in _SAID_OF_A_USER if getattr(entry, k) != getattr(keys[seen], k)]
         if differ:
             where = ("auth", "api_keys", index)
             raise ConfigError(

@@ -201,7 +201,7 @@ class Dispatch:
             timeouts = _timeouts(server.timeout) if attempt == 1 and not oauth2 else _left(left)
             secrets = state.secrets
             if auth.secrets and not secrets.holds(auth.secrets):
-                if isinstance(server.auth, OAuth2ClientCredentials):
+                if oauth2:
                     state.secrets = secrets = secrets.adding(auth.secrets)  # fetched just now
                 else:  # the caller's own (per_user, forward): this call's alone
                     secrets = secrets.adding(auth.secrets)

@@ -208,13 +208,20 @@ def check_report(
     }
 
 
-def _token_warnings(tokens: dict[Format, int]) -> list[str]:
+def _past_limit(tokens: dict[Format, int]) -> tuple[Format, int] | None:
+    """The format whose tool definitions take the most tokens, when past WARN_TOKENS."""
     worst = max(tokens, key=lambda fmt: tokens[fmt])
-    if tokens[worst] <= WARN_TOKENS:
+    return (worst, tokens[worst]) if tokens[worst] > WARN_TOKENS else None
+
+
+def _token_warnings(tokens: dict[Format, int]) -> list[str]:
+    past = _past_limit(tokens)
+    if past is None:
         return []
+    worst, count = past
     search = estimate(META_TOOLS)
     return [
-        f"the tool definitions take about {tokens[worst]:,} tokens in the {worst} format, more "
+        f"the tool definitions take about {count:,} tokens in the {worst} format, more "
         f"than {WARN_TOKENS:,}: give models a few tools at a time, with toolsets "
         "(`toolsets:` in the config, served at /toolsets/{id}/mcp and /toolsets/{id}/openapi.json) "
         "or search mode (`?mode=search`, or `discovery: search` on a toolset: three tools, about "
@@ -224,13 +231,13 @@ def _token_warnings(tokens: dict[Format, int]) -> list[str]:
 
 def _toolset_warnings(toolset: str, tokens: dict[Format, int]) -> list[str]:
     """A toolset is how a model is given few tools: one that gives it too many says so too."""
-    worst = max(tokens, key=lambda fmt: tokens[fmt])
-    if tokens[worst] <= WARN_TOKENS:
+    past = _past_limit(tokens)
+    if past is None:
         return []
+    worst, count = past
     return [
-        f"toolset {toolset}'s tool definitions take about {tokens[worst]:,} tokens in the "
-        f"{worst} format, more than {WARN_TOKENS:,}: narrow its `include`, or give it "
-        "`discovery: search`"
+        f"toolset {toolset}'s tool definitions take about {count:,} tokens in the {worst} "
+        f"format, more than {WARN_TOKENS:,}: narrow its `include`, or give it `discovery: search`"
     ]
 
 

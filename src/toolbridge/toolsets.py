@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from toolbridge import schemas as js
+from toolbridge.budgets import entry_names
 from toolbridge.config import Config, Server, ToolsetInclude
 from toolbridge.config import Toolset as ToolsetConfig
 from toolbridge.registry import Catalog
@@ -148,16 +149,15 @@ def findings(config: Config, catalog: Catalog) -> list[Finding]:
 
 def _tool_entries(index: int, server: Server, tools: list[Tool]) -> list[Finding]:
     """A server's `tools:` entries that name no tool, or a tool another entry names too (by
-    its name and by its operationId: one is used, whole, as `budgets.Budgets` finds it)."""
+    its name and by its operationId: one is used, whole, as `budgets.entry_names` orders them)."""
     if not tools:  # a source that is down: check says so
         return []
     found: list[Finding] = []
     by_name: dict[str, Tool] = {}
     for tool in tools:
-        by_name.setdefault(tool.original_name, tool)
-        if isinstance(tool.target, HttpOperation) and tool.target.operation_id is not None:
-            by_name.setdefault(tool.target.operation_id, tool)
-    by_name.update((tool.name, tool) for tool in tools)
+        for name in entry_names(tool)[1:]:
+            by_name.setdefault(name, tool)
+    by_name.update((tool.name, tool) for tool in tools)  # a name wins over another's operationId
     entries: dict[str, list[str]] = {}
     for name in server.tools:
         named = by_name.get(name)
@@ -168,10 +168,7 @@ def _tool_entries(index: int, server: Server, tools: list[Tool]) -> list[Finding
             entries.setdefault(named.name, []).append(name)
     for name, given in entries.items():
         if len(given) > 1:
-            same = by_name[name]
-            target = same.target
-            operation_id = target.operation_id if isinstance(target, HttpOperation) else None
-            used = next(n for n in (same.name, same.original_name, operation_id) if n in given)
+            used = next(n for n in entry_names(by_name[name]) if n in given)
             others = ", ".join(repr(n) for n in given if n != used)
             found.append(
                 Finding(

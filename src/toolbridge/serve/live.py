@@ -70,9 +70,9 @@ class Live:
         asked), the other replicas sharing the state store are told as well."""
         found = await self.gateway.reload(only, dry_run=dry_run, reread=reread, since=since)
         answer = {"applied": not dry_run, **found.as_json()}
-        if not dry_run and self.applied is not None:
-            self.applied()
         if not dry_run:
+            if self.applied is not None:
+                self.applied()
             if found.lists_changed:
                 await self.tools_changed()
             if self.shared is not None:

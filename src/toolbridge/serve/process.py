@@ -56,6 +56,7 @@ def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: s
     """Serve the config at `path` (None: the bundled demo) until stopped."""
     _log_to_stderr(log_level)
     demo: LoopbackServer | None = None
+    file: ConfigFile | None = None
     if path is None:
         from toolbridge.demo.service import create_demo_app  # starts nothing when unused
 
@@ -102,7 +103,7 @@ def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: s
             os.environ[WORKERS_ENV] = str(workers)
             with tempfile.TemporaryDirectory(prefix="toolbridge-") as runtime:
                 os.environ[RUNTIME_ENV] = runtime
-                if path is not None and file.text is not None:
+                if file is not None and file.text is not None:
                     keep_config(Path(runtime), file.text)  # for a worker started after an edit
                 target = "toolbridge.serve.process:worker_app"
                 run_workers(uvicorn.Config(target, factory=True, workers=workers, **options))
