@@ -563,6 +563,21 @@ def test_missing_required_keys_are_named_at_their_parent(
             id="string-for-a-number",
         ),
         pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    timeout: true\n",
+            "FILE:4: servers[0].timeout: expected a number, found a boolean",
+            id="boolean-for-a-number",
+        ),
+        pytest.param(
+            "servers:\n  - id: pets\n    spec: a.yaml\n    max_concurrency: false\n",
+            "FILE:4: servers[0].max_concurrency: expected a number, found a boolean",
+            id="boolean-for-an-optional-integer",
+        ),
+        pytest.param(
+            "auth:\n  api_keys: [{user: a, key: k123456}]\n  rate_limit: {per_minute: true}\n",
+            "FILE:3: auth.rate_limit.per_minute: expected a number, found a boolean",
+            id="boolean-for-a-rate",
+        ),
+        pytest.param(
             "auth:\n  api_keys:\n    - {user: a, key: k, admin: maybe}\n",
             "FILE:3: auth.api_keys[0].admin: Input should be a valid boolean, unable to "
             "interpret input (found a string)",

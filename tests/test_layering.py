@@ -15,7 +15,8 @@ LAYERS: list[set[str]] = [
     {"errors", "tools", "yaml_loader", "hosts", "bulk", "forked", "blocking", "secret_names"},
     # JSON text of any depth; what a `result.select` may be; what HTTP can carry
     {"json_text", "selects", "http_values"},
-    {"yaml_paths", "yaml_limits"},  # where a value is in a YAML file; what it may not be
+    # where a value is in a YAML file; what it may not be; the kinds of value config keys take
+    {"yaml_paths", "yaml_limits", "config_values"},
     {"schemas", "names", "config"},  # pure helpers over those values; what a valid config is
     {"config_file"},  # toolbridge.yaml read into a Config (and admin API entries checked)
     {"state"},  # the store: what the gateway learns at run time (SQLite or PostgreSQL)

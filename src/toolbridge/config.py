@@ -22,48 +22,15 @@ from pydantic import (
     model_validator,
 )
 
-from toolbridge.hosts import HostError, host_port
+from toolbridge.config_values import AllowedHost, Float, HttpMethod, Int, ProxyUrl
 from toolbridge.http_values import absolute_url, header_problem, sendable_headers
 from toolbridge.selects import checked_select
 
 _ID = r"^[A-Za-z][A-Za-z0-9_-]{0,39}$"
-_METHODS = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE")
 AUTH_TYPES = ("bearer", "api_key", "basic", "oauth2_client_credentials", "forward", "per_user")
 
 
-def _method(value: str) -> str:
-    if value.upper() not in _METHODS:
-        raise ValueError(f"unknown HTTP method {value!r} (expected one of {', '.join(_METHODS)})")
-    return value.upper()
-
-
-HttpMethod = Annotated[str, AfterValidator(_method)]
-
-
 M = TypeVar("M", bound=BaseModel)
-
-
-def _allowed_host(value: str) -> str:
-    try:
-        host_port(value)
-    except HostError as exc:
-        raise ValueError(str(exc)) from None
-    return value
-
-
-def _proxy_url(value: str) -> str:
-    scheme, _, rest = value.partition("://")
-    host = rest.rpartition("@")[2].split("/")[0]
-    if scheme.lower() not in ("http", "https") or not host:
-        raise ValueError(
-            "expected an http:// or https:// proxy URL with a host (socks proxies are not "
-            "supported)"
-        )
-    return value
-
-
-AllowedHost = Annotated[str, AfterValidator(_allowed_host)]
-ProxyUrl = Annotated[str, AfterValidator(_proxy_url)]
 
 
 class _Model(BaseModel):
@@ -183,7 +150,7 @@ class ResultBudget(_Model):
 
     select: Annotated[str, AfterValidator(checked_select)] | None = None
     """A JMESPath expression applied to a successful JSON answer (`items[].{id: id}`)."""
-    max_bytes: Annotated[int, Field(ge=256, le=MAX_RESULT_BYTES)] | None = None
+    max_bytes: Annotated[Int, Field(ge=256, le=MAX_RESULT_BYTES)] | None = None
     """The answer's size as compact JSON, at most; arrays are cut to fit, and say so."""
 
 
@@ -204,7 +171,7 @@ class Server(_Model):
     headers: Annotated[Mapping[str, str], AfterValidator(sendable_headers)] = {}
     include: Selection | None = None
     exclude: Selection | None = None
-    timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+    timeout: Annotated[Float, Field(gt=0, le=600)] = 30.0
     access: Grants | None = None
     on_change: Literal["apply", "hold"] = "apply"
     """`hold`: a changed document is not served until `POST /v1/admin/sources/{id}/approve`."""
@@ -221,7 +188,7 @@ class Server(_Model):
     client_cert: str | None = None  # PEM client certificate (mTLS); with client_key unless in it
     client_key: str | None = None
     proxy: ProxyUrl | None = None  # else HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, minus NO_PROXY
-    max_concurrency: Annotated[int, Field(ge=1, le=100_000)] | None = None  # more: 503 busy
+    max_concurrency: Annotated[Int, Field(ge=1, le=100_000)] | None = None  # more: 503 busy
 
     @model_validator(mode="after")
     def _key_needs_cert(self) -> Server:
@@ -243,7 +210,7 @@ class LocalTools(_Model):
     prefix: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,19}$")] | None = None
     install_requirements: bool = False
     """Install the `requirements` a tool file's frontmatter names (package specifiers only)."""
-    timeout: Annotated[float, Field(gt=0, le=3600)] | None = None
+    timeout: Annotated[Float, Field(gt=0, le=3600)] | None = None
     """Seconds a call of one of these tools may take (default 60)."""
     access: Grants | None = None
 
@@ -262,13 +229,13 @@ class FilterEntry(_Model):
     valves: Mapping[str, Any] = {}
     secret: tuple[str, ...] = ()
     """Valves that hold secrets besides those whose names or types say so."""
-    priority: int | None = None
+    priority: Int | None = None
     """Lower runs first (inlets; outlets too, as in Open WebUI); default: the file's
     `Valves.priority`, else 0. Ties run in id order."""
     required: bool = False
     """When its outlet fails (or it cannot be loaded), the result is withheld instead of
     passed on unfiltered."""
-    timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+    timeout: Annotated[Float, Field(gt=0, le=600)] = 30.0
     """Seconds one inlet or outlet may take; longer counts as raising."""
     switched_on: bool = False
     """For a filter whose file sets `toggle = True` (a switch a person flips in Open WebUI's
@@ -305,7 +272,7 @@ class Jwt(_Model):
     groups_claim: str = "groups"
     admin_group: str | None = None
     """Members of this group (in the groups claim) are admins."""
-    leeway: Annotated[float, Field(ge=0, le=300)] = 30.0
+    leeway: Annotated[Float, Field(ge=0, le=300)] = 30.0
 
     @model_validator(mode="after")
     def _one_key_source(self) -> Jwt:
@@ -332,8 +299,8 @@ def _scheme(value: str, allowed: tuple[str, ...], shape: str) -> str:
 class RateLimit(_Model):
     """Calls per minute per caller (or per caller and tool), with a burst allowance."""
 
-    per_minute: Annotated[float, Field(gt=0)]
-    burst: Annotated[int, Field(ge=1)] = 10
+    per_minute: Annotated[Float, Field(gt=0)]
+    burst: Annotated[Int, Field(ge=1)] = 10
     per_tool: bool = False
     redis: str | None = None
     """`redis://HOST:PORT/DB` (or `rediss://`, `unix://`): count the limits once, there, for
@@ -445,23 +412,23 @@ class Http(_Model):
     allowed_origins: tuple[str, ...] | None = None
     """Origin header values taken besides the gateway's own (`https://app.example`, `*`).
     Default: none with `auth`; loopback origins in open mode."""
-    header_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    header_timeout: Annotated[Float, Field(gt=0, le=300)] = 10.0
     """Seconds a client has, from connecting (or from the first byte of a request on a kept-
     alive connection), to send a request's whole head."""
-    body_timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    body_timeout: Annotated[Float, Field(gt=0, le=3600)] = 60.0
     """Seconds a client has, from the end of the head, to send the whole body."""
-    keep_alive_timeout: Annotated[float, Field(gt=0, le=300)] = 5.0
+    keep_alive_timeout: Annotated[Float, Field(gt=0, le=300)] = 5.0
     """Seconds an idle kept-alive connection stays open."""
-    max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 32 * 1024
+    max_header_bytes: Annotated[Int, Field(ge=1024, le=1024 * 1024)] = 32 * 1024
     """Bytes of request line and headers; more is answered 431."""
-    max_headers: Annotated[int, Field(ge=8, le=1000)] = 100
+    max_headers: Annotated[Int, Field(ge=8, le=1000)] = 100
     """Header fields in one request; more is answered 431."""
 
 
 class Mcp(_Model):
     """The `/mcp` endpoint."""
 
-    page_size: Annotated[int, Field(ge=0, le=100_000)] = 1000
+    page_size: Annotated[Int, Field(ge=0, le=100_000)] = 1000
     """Tools per `tools/list` page (clients follow `nextCursor`); 0: all in one page."""
 
 
