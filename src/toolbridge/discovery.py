@@ -31,7 +31,7 @@ from typing import Any, Literal, Protocol, get_args
 import anyio
 
 from toolbridge.arguments import ArgumentValidator
-from toolbridge.errors import BadRequest, ToolNotFound
+from toolbridge.errors import BadRequest, ToolNotFound, quoted
 from toolbridge.formats.render import FORMATS, Format, render
 from toolbridge.generation import Generation
 from toolbridge.policy import Principal
@@ -113,7 +113,7 @@ def view_tools(state: Generation, view: View) -> Mapping[str, Tool]:
         return state.catalog.tools
     toolset = state.toolsets.get(view.toolset)
     if toolset is None:
-        raise ToolNotFound(f"no toolset named {view.toolset!r}")
+        raise ToolNotFound(f"no toolset named {quoted(view.toolset)}")
     return toolset.tools
 
 
@@ -146,8 +146,10 @@ def find(state: Generation, principal: Principal, name: str, view: View) -> Tool
         lowered = name.lower()
         other = next((t for n, t in tools.items() if n.lower() == lowered), None)
         if other is not None and other.name != name and state.policy.allows(principal, other):
-            raise ToolNotFound(f"no tool named {name!r} (names are case-sensitive: {other.name!r})")
-        raise ToolNotFound(f"no tool named {name!r}")
+            raise ToolNotFound(
+                f"no tool named {quoted(name)} (names are case-sensitive: {other.name!r})"
+            )
+        raise ToolNotFound(f"no tool named {quoted(name)}")
     return tool
 
 
@@ -180,7 +182,7 @@ async def call_meta(
     try:
         if name in _META and name not in view_tools(state, listing):
             # (A tool of the view's own by that name is the one meant: search found it.)
-            raise ToolNotFound(f"{name!r} is one of the search tools: call it directly")
+            raise ToolNotFound(f"{quoted(name)} is one of the search tools: call it directly")
         return await call(principal, name, checked.get("arguments") or {}, view=listing)
     except ToolNotFound as exc:
         # For the model, a name that is wrong is an answer it can act on: search again.

@@ -219,3 +219,16 @@ class AnswerNeeded(BaseException):
         self.key = key
         self.request = request
         self.state = state
+
+
+QUOTED_LIMIT = 80
+"""How much of a name or id a caller sent an error quotes: ids are 40 characters at most and
+tool names 64, so anything longer is not one, and an answer need not carry all of it."""
+
+
+def quoted(name: str) -> str:
+    """`name` quoted for an error message, cut to `QUOTED_LIMIT` characters (saying how long
+    it was) when longer."""
+    if len(name) <= QUOTED_LIMIT:
+        return repr(name)
+    return f"{name[:QUOTED_LIMIT]!r}... ({len(name):,} characters)"

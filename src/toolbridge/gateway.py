@@ -35,6 +35,7 @@ from toolbridge.errors import (
     ToolNotFound,
     UpstreamBusy,
     UpstreamUnavailable,
+    quoted,
 )
 from toolbridge.events import bounded as bounded_events
 from toolbridge.filters.loader import FilterCache, FilterStatus, load_filters
@@ -170,7 +171,7 @@ class Gateway:
         async with self._reload_lock:
             previous = self._current()
             if source not in previous.held:
-                raise ToolNotFound(f"source {source!r} has no held change to approve")
+                raise ToolNotFound(f"source {quoted(source)} has no held change to approve")
             state = approve(previous, source, self.env)
             found = changes(previous, state)
             self._swap(previous, state)

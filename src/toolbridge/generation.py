@@ -33,7 +33,7 @@ from toolbridge.changes import (
     tool_changes,
 )
 from toolbridge.config import Config, PerUserAuth, RateLimit, Server
-from toolbridge.errors import CredentialRequired, ToolbridgeError, ToolNotFound
+from toolbridge.errors import CredentialRequired, ToolbridgeError, ToolNotFound, quoted
 from toolbridge.filters.chain import Chain, select
 from toolbridge.filters.loader import FilterStatus
 from toolbridge.identity import Authenticator
@@ -256,7 +256,7 @@ def restore(
     documents whose digest is `digest`), and the version `previous` serves held."""
     current = _source(previous, source)
     if current is None or current.conversion is None or current.digest is None:
-        raise ToolNotFound(f"source {source!r} has no version to hold")
+        raise ToolNotFound(f"source {quoted(source)} has no version to hold")
     served = replace(current, conversion=conversion, digest=digest, error=None)
     statuses = [served if s.id == source else s for s in previous.catalog.sources]
     base = replace(previous, approved={**previous.approved, source: digest})

@@ -285,6 +285,27 @@ def test_the_files_sources_are_read_only_and_admins_only_may_write(served: Serve
     )
 
 
+def test_a_name_or_id_longer_than_any_is_quoted_cut_in_the_error(served: Served) -> None:
+    long = "x" * 5000
+    shown = f"{'x' * 80!r}... (5,000 characters)"
+    answers = [
+        httpx2.delete(served.url + f"/v1/admin/servers/{long}", headers=bearer("ops")),
+        httpx2.delete(served.url + f"/v1/admin/tools/{long}", headers=bearer("ops")),
+        httpx2.delete(served.url + f"/v1/me/credentials/{long}", headers=bearer("alice")),
+        get(served, f"/v1/me/valves/{long}", user="alice"),
+        post(served, f"/v1/tools/{long}/call", {}),
+        put(served, "/v1/admin/servers/short", {"id": long, "spec": "specs/demo.yaml"}),
+    ]
+    assert [(r.status_code, r.json()["error"]["message"]) for r in answers] == [
+        (404, f"no server {shown} was registered through the API"),
+        (404, f"no tools entry {shown} was registered through the API"),
+        (404, f"no server {shown} that takes your own credential"),
+        (404, f"no tools entry or filter {shown} with UserValves that you may use"),
+        (404, f"no tool named {shown}"),
+        (400, f"the body's id {shown} is not the URL's 'short'"),
+    ]
+
+
 def test_a_registered_tool_with_secret_valves_and_an_import_pinned_by_its_hash(
     served: Served,
 ) -> None:

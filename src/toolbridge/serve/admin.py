@@ -36,6 +36,7 @@ from toolbridge.errors import (
     StoreUnavailable,
     ToolbridgeError,
     ToolNotFound,
+    quoted,
 )
 from toolbridge.gateway import Gateway
 from toolbridge.generation import Generation
@@ -107,7 +108,7 @@ class Admin:
         since = self.gateway.generation()
         record = await store.servers.update(entry, document=document, by=principal.id)
         if record is None:
-            raise ToolNotFound(f"no server {ident!r} was registered through the API")
+            raise ToolNotFound(f"no server {quoted(ident)} was registered through the API")
         return 200, {"server": _server_json(record), **await self.applied(ident, since)}
 
     async def delete_server(self, principal: Principal, ident: str) -> Answer:
@@ -117,7 +118,7 @@ class Admin:
             self.in_no_filter_scope(ident, "server")
         since = self.gateway.generation()
         if not await store.servers.delete(ident, by=principal.id):
-            raise ToolNotFound(f"no server {ident!r} was registered through the API")
+            raise ToolNotFound(f"no server {quoted(ident)} was registered through the API")
         return 200, {"deleted": ident, **await self.applied(ident, since)}
 
     async def audit(self, principal: Principal) -> Answer:
@@ -262,7 +263,9 @@ def _server_body(body: Any, ident: str | None) -> tuple[dict[str, Any], bytes | 
     entry = dict(body)
     document = entry.pop("document", None)
     if ident is not None and entry.setdefault("id", ident) != ident:
-        raise BadRequest(f"the body's id {entry['id']!r} is not the URL's {ident!r}")
+        raise BadRequest(
+            f"the body's id {quoted(str(entry['id']))} is not the URL's {quoted(ident)}"
+        )
     if document is None:
         return entry, None
     if not isinstance(document, str):

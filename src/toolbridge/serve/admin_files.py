@@ -31,7 +31,7 @@ from pydantic import BaseModel
 
 from toolbridge.config import Config, FilterEntry, LocalTools, Server
 from toolbridge.config_file import validate_entry
-from toolbridge.errors import BadRequest, ConfigError, SourceError, ToolNotFound
+from toolbridge.errors import BadRequest, ConfigError, SourceError, ToolNotFound, quoted
 from toolbridge.filters.loader import load_filters
 from toolbridge.gateway import Gateway
 from toolbridge.generation import Generation
@@ -284,7 +284,9 @@ class Files:
         return store.tools if self.kind.one == "tool" else store.filters
 
     def _absent(self, ident: str) -> ToolNotFound:
-        return ToolNotFound(f"no {self.kind.key} entry {ident!r} was registered through the API")
+        return ToolNotFound(
+            f"no {self.kind.key} entry {quoted(ident)} was registered through the API"
+        )
 
     def _body(
         self, body: Any, ident: str | None
@@ -297,7 +299,8 @@ class Files:
         valves = entry.pop("valves", None)
         secret = secret_names(valves or {}, entry.pop("secret", None))
         if ident is not None and entry.setdefault("id", ident) != ident:
-            raise BadRequest(f"the body's id {entry['id']!r} is not the URL's {ident!r}")
+            said = quoted(str(entry["id"]))
+            raise BadRequest(f"the body's id {said} is not the URL's {quoted(ident)}")
         if not isinstance(content, str):
             raise BadRequest(f"`content`: expected {self.kind.content}")
         if len(content.encode("utf-8")) > MAX_FILE_BYTES:

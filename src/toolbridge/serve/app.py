@@ -32,6 +32,7 @@ from toolbridge.errors import (
     ShuttingDown,
     ToolbridgeError,
     ToolNotFound,
+    quoted,
 )
 from toolbridge.gateway import Gateway
 from toolbridge.local.context import CallContext
@@ -331,7 +332,7 @@ def create_app(
         view = parse_view(request.query_params)
         if view.toolset is not None and view.toolset not in gateway.toolsets:
             # (as every other surface of an unknown toolset: not a turn of failed calls)
-            raise ToolNotFound(f"no toolset named {view.toolset!r}")
+            raise ToolNotFound(f"no toolset named {quoted(view.toolset)}")
         payload = await json_body(request)
         context = request_context(principal, request.headers, url=str(request.url))
         turn = run_turn(

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from toolbridge.config import PerUserAuth
-from toolbridge.errors import BadRequest, InvalidArguments, ToolNotFound
+from toolbridge.errors import BadRequest, InvalidArguments, ToolNotFound, quoted
 from toolbridge.filters.chain import select
 from toolbridge.gateway import Gateway
 from toolbridge.local.calls import user_valves
@@ -96,7 +96,7 @@ class Me:
         store = self._store()
         self._per_user(principal, server_id)
         if not await store.users.delete_credential(principal.id, server_id, by=principal.id):
-            raise ToolNotFound(f"you have stored no credential for server {server_id!r}")
+            raise ToolNotFound(f"you have stored no credential for server {quoted(server_id)}")
         self._forget(principal, server_id)
         return 200, {"deleted": server_id}
 
@@ -122,14 +122,16 @@ class Me:
             model = user_valves(loaded.instance)
             if model is not None and any(select((status,), tool) for tool in tools):
                 return model
-        raise ToolNotFound(f"no tools entry or filter {tool_id!r} with UserValves that you may use")
+        raise ToolNotFound(
+            f"no tools entry or filter {quoted(tool_id)} with UserValves that you may use"
+        )
 
     def _per_user(self, principal: Principal, server_id: str) -> PerUserAuth:
         """The `per_user` scheme of a server this caller may use; 404 otherwise."""
         server = next((s for s in self.gateway.config.servers if s.id == server_id), None)
         visible = any(t.source == server_id for t in self.gateway.list_tools(principal))
         if server is None or not visible or not isinstance(server.auth, PerUserAuth):
-            raise ToolNotFound(f"no server {server_id!r} that takes your own credential")
+            raise ToolNotFound(f"no server {quoted(server_id)} that takes your own credential")
         return server.auth
 
     def _registered(self, ident: str) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from toolbridge.errors import AlreadyExists, BadRequest, Conflict, ToolNotFound
+from toolbridge.errors import AlreadyExists, BadRequest, Conflict, ToolNotFound, quoted
 from toolbridge.state.database import (
     MAX_ENTRY_BYTES,
     MAX_TOOL_BYTES,
@@ -184,7 +184,7 @@ class ToolFiles:
                 )
                 stored = (await connection.execute(query)).scalar()
                 if stored is None:
-                    raise ToolNotFound(f"no {self.kind} {tool_id!r}: it was deleted just now")
+                    raise ToolNotFound(f"no {self.kind} {quoted(tool_id)}: it was deleted just now")
                 if stored != checked_with:
                     raise Conflict(
                         f"{self.kind} {tool_id!r} was replaced while its valves were checked: "

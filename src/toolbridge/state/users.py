@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from toolbridge.errors import BadRequest, ToolNotFound
+from toolbridge.errors import BadRequest, ToolNotFound, quoted
 from toolbridge.schemas import json_kind
 from toolbridge.state.database import MAX_ENTRY_BYTES, Database, size_check
 from toolbridge.state.rows import aware, credential_info, valves_of
@@ -183,4 +183,4 @@ async def _still_there(connection: Any, table: sa.Table, ident: str, what: str) 
     """Inside a write (writes are serialized): the registered source is still stored."""
     found = (await connection.execute(sa.select(table.c.id).where(table.c.id == ident))).first()
     if found is None:
-        raise ToolNotFound(f"no {what} {ident!r}: it was deleted just now")
+        raise ToolNotFound(f"no {what} {quoted(ident)}: it was deleted just now")
