@@ -18,6 +18,7 @@ from toolbridge.redaction import (
     MAX_ADDED,
     RedactingStream,
     Secrets,
+    entry_secrets,
     install_log_redaction,
     secret_fields,
     secrets_of,
@@ -241,3 +242,15 @@ def test_secrets_learned_while_serving_are_kept_to_the_newest_few() -> None:
         f"token-000009 {MARKER} {MARKER}"
     )
     assert secrets.adding(["token-000010"]).added == (*newest[1:], "token-000010")
+
+
+def test_an_entrys_secret_list_names_valves_whose_values_are_secrets_and_not_secrets_itself() -> (
+    None
+):
+    entry = {
+        "id": "retry",
+        "valves": {"retries": "often-canary-1", "mode": "fast", "api_key": "key-canary-2"},
+        "secret": ["retries", "missing"],
+    }
+
+    assert sorted(entry_secrets(entry)) == ["key-canary-2", "often-canary-1"]

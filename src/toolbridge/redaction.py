@@ -180,9 +180,18 @@ def _spellings(value: str) -> set[str]:
 def entry_secrets(entry: Any) -> list[str]:
     """The secrets a config entry may hold, read from it as it was sent (a JSON value, not yet
     checked: a refused one is never a Config to read them from): values under names that say
-    secret, an `auth` mapping's `value` (an API key's), a URL's (`url_secrets`), at any depth."""
+    secret, an `auth` mapping's `value` (an API key's), a URL's (`url_secrets`), at any depth;
+    and a tool or filter entry's valves its `secret` list names (the names themselves are not
+    secrets: an error about a valve says which)."""
     found: list[str] = []
     nodes: list[tuple[str, str, Any]] = [("", "", entry)]
+    if isinstance(entry, dict) and isinstance(entry.get("secret"), list):
+        valves = entry.get("valves")
+        for name in entry["secret"]:
+            value = valves.get(name) if isinstance(valves, dict) and isinstance(name, str) else None
+            if isinstance(value, str | int | float):
+                found.append(str(value))
+        nodes = [("", "", {k: v for k, v in entry.items() if k != "secret"})]
     while nodes:
         parent, name, value = nodes.pop()
         if isinstance(value, str):

@@ -485,6 +485,20 @@ def test_valves_named_secret_in_the_request_are_redacted_from_answers_and_the_lo
             "no `class Tools` nor public function",
             id="no-tool-in-the-file",
         ),
+        pytest.param(
+            "POST",
+            "/v1/admin/tools",
+            {
+                "id": "retry",
+                "content": SHOUT.replace('suffix: str = "!"', "retries: int = 1"),
+                "valves": {"retries": "often"},
+                "secret": ["retries"],
+            },
+            "tools[retry]: the file cannot be loaded: tools 'retry': tools/retry.py: "
+            "valves.retries: Input should be a valid integer, unable to parse string as an "
+            "integer",
+            id="a-secret-valves-name-is-said-and-its-value-not",
+        ),
     ],
 )
 def test_valves_a_tool_file_has_no_field_for_are_refused_and_nothing_is_stored(
