@@ -431,6 +431,75 @@ async def test_a_sync_tool_waits_for_the_answer() -> None:
     assert answered.result == "the user said True"
 
 
+READS_AS_DICT = """
+import datetime
+import enum
+
+from pydantic import BaseModel
+
+
+class Address(BaseModel):
+    city: str
+
+
+class Size(enum.Enum):
+    SMALL = "small"
+
+
+class Tools:
+    def deliver(self, address: Address) -> str:
+        return address["city"]
+
+    def order(self, size: Size) -> str:
+        return size.upper()
+
+    def plan(self, when: datetime.date) -> str:
+        return when.split("-")[0]
+
+    def count(self, n: int) -> str:
+        return n.upper()
+"""
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "expected"),
+    [
+        (
+            "deliver",
+            {"address": {"city": "Paris"}},
+            "TypeError: 'Address' object is not subscriptable (the argument 'address' arrived "
+            "as Address, as its annotation says; Open WebUI passes the JSON value as it came: "
+            "annotate it `dict` or `str` for that)",
+        ),
+        (
+            "order",
+            {"size": "small"},
+            "AttributeError: 'Size' object has no attribute 'upper' (the argument 'size' "
+            "arrived as Size, as its annotation says; Open WebUI passes the JSON value as it "
+            "came: annotate it `dict` or `str` for that)",
+        ),
+        (
+            "plan",
+            {"when": "2026-12-07"},
+            "AttributeError: 'datetime.date' object has no attribute 'split' (the argument "
+            "'when' arrived as date, as its annotation says; Open WebUI passes the JSON value "
+            "as it came: annotate it `dict` or `str` for that)",
+        ),
+        ("count", {"n": 3}, "AttributeError: 'int' object has no attribute 'upper'"),
+    ],
+)
+async def test_a_file_reading_a_typed_argument_as_json_is_told_why_it_failed(
+    tmp_path: Path, tool: str, arguments: dict[str, Any], expected: str
+) -> None:
+    """Open WebUI passes a model's, an Enum's or a date's JSON value; here the annotation's
+    type arrives: a file that reads the JSON value fails, and its error says what arrived."""
+    (tmp_path / "typed.py").write_text(READS_AS_DICT)
+    fn = get(load_tools(LocalTools(id="t", path="typed.py"), tmp_path), tool)
+    assert await call_function(fn, arguments) == ToolResult(
+        ok=False, content_type="text/plain", result=expected
+    )
+
+
 # -- rich results ---------------------------------------------------------------------------
 
 CHART = (

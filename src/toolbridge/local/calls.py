@@ -1,5 +1,5 @@
-"""Calling a local tool's function: arguments checked leniently (as Open WebUI does), the host's
-parameters filled under Open WebUI's names, a sync function run in a thread and an async one
+"""Calling a local tool's function: arguments checked leniently (Open WebUI does not check), the
+host's parameters filled under Open WebUI's names, a sync function run in a thread and an async one
 awaited on the tools' own loop (`runner`), under the entry's timeout, and what it returned (or
 raised) made a `ToolResult`.
 
@@ -11,6 +11,8 @@ fills the same names for filters.
 from __future__ import annotations
 
 import asyncio
+import datetime
+import enum
 import inspect
 import logging
 from collections.abc import Callable, Generator, Mapping
@@ -56,8 +58,8 @@ async def call_function(
 ) -> ToolResult:
     """Check the arguments, call the function, and turn what happened into a `ToolResult`.
 
-    Arguments are converted as leniently as Open WebUI passes them (a number where text is
-    expected becomes text) and unknown ones are dropped with a log line. Raises
+    Arguments are checked leniently (a number where text is expected becomes text; Open WebUI
+    passes them unchecked) and unknown ones are dropped with a log line, as Open WebUI does. Raises
     InvalidArguments (JSON paths like `$.address.city`) for the rest; everything else is a
     result: a raised exception is `ok` false with `"<Type>: message"` (the traceback goes to
     the log), and so is a call that outlives `fn.timeout`. AnswerNeeded (a question the
@@ -110,13 +112,34 @@ async def call_function(
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
         logger.exception("local tool %s raised", fn.function)
         raised = exc.raised if isinstance(exc, ToolStopped) else exc  # from a thread or loop
-        return ToolResult(ok=False, content_type="text/plain", result=cause(raised))
+        given = {param: getattr(parsed, name) for name, param, _ in model.call_plan}
+        text = cause(raised) + _typed_hint(raised, given)
+        return ToolResult(ok=False, content_type="text/plain", result=text)
     if scope.cancelled_caught:
         if not fn.is_async:
             logger.warning("local tool %s timed out; its thread runs on", fn.function)
         message = f"timed out after {fn.timeout:g} s"
         return ToolResult(ok=False, content_type="text/plain", result=message)
     return function_result(value)
+
+
+_TYPED = (BaseModel, enum.Enum, datetime.date, datetime.time, datetime.timedelta)
+"""What an argument may arrive as, where Open WebUI passes the JSON value as it came."""
+
+
+def _typed_hint(raised: BaseException, given: Mapping[str, Any]) -> str:
+    """What may be wrong when a tool given a model, Enum or date argument fails at reading it:
+    a file written for Open WebUI reads the JSON value it passes (`address["city"]`)."""
+    if not isinstance(raised, TypeError | AttributeError):
+        return ""
+    for name, value in given.items():
+        if isinstance(value, _TYPED):
+            return (
+                f" (the argument {name!r} arrived as {type(value).__name__}, as its "
+                "annotation says; Open WebUI passes the JSON value as it came: annotate it "
+                "`dict` or `str` for that)"
+            )
+    return ""
 
 
 def injected(
