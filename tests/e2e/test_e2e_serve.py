@@ -264,3 +264,49 @@ def test_calls_in_flight_when_serve_stops_get_an_answer_in_its_words(tmp_path: P
     ]
     assert "may or may not have taken effect" in answers[0].json()["error"]["message"]
     assert "Exception in ASGI application" not in err
+
+
+def test_a_stopping_server_refuses_new_connections_at_once(tmp_path: Path) -> None:
+    """A rolling restart: from SIGTERM on, a new connection is refused (a load balancer tries
+    another replica) while the calls in flight finish; with several workers the supervisor's
+    copy of the socket kept it listening, and what queued there was reset when it closed."""
+    import threading
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from toolbridge.serve.loopback import LoopbackServer
+
+    async def slow(request: Request) -> JSONResponse:
+        import asyncio
+
+        await asyncio.sleep(3)  # within serve's 5 s of grace
+        return JSONResponse({"done": True})
+
+    with LoopbackServer(Starlette(routes=[Route("/slow", slow, methods=["POST"])])) as upstream:
+        (tmp_path / "slow.yaml").write_text(SLOW.replace("BASE", upstream.url))
+        (tmp_path / "toolbridge.yaml").write_text("servers:\n  - {id: slow, spec: slow.yaml}\n")
+        process, url = start(tmp_path, "--workers", "2")
+        answers: list[httpx2.Response] = []
+        asking = threading.Thread(
+            target=lambda: answers.append(
+                httpx2.post(f"{url}/v1/tools/postSlow/call", json={}, timeout=30)
+            )
+        )
+        asking.start()
+        time.sleep(1)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(1)  # the workers have begun to stop; the slow call is still in flight
+        late: int | str
+        try:
+            late = httpx2.get(f"{url}/healthz", timeout=10).status_code
+        except httpx2.ConnectError:
+            late = "refused"
+        asking.join(30)
+        stop(process)
+    assert (late, [(a.status_code, a.json()["result"]) for a in answers]) == (
+        "refused",
+        [(200, {"done": True})],
+    )

@@ -1,8 +1,15 @@
-"""`serve --workers N`: uvicorn's process supervisor, with SIGHUP meaning "reload", not "restart".
+"""`serve --workers N`: uvicorn's process supervisor, with SIGHUP meaning "reload", not "restart",
+and a stop that stops listening first.
 
 uvicorn's supervisor answers SIGHUP by replacing every worker, which reloads everything from
 scratch and drops each worker's connections in turn. Ours hands the signal to one live worker
 instead; that worker reloads and its siblings follow it (`siblings.py`), with no restart.
+
+On SIGTERM or SIGINT uvicorn's supervisor stops its workers, which close their copies of the
+listening socket, but keeps its own open until they have exited: for the 5 s of grace the
+kernel still takes connections that no one accepts, and resets them all when it closes. Ours
+closes its copy first, so a connection that comes once the workers stop accepting is refused
+(a load balancer tries another replica) and the calls in flight still finish.
 """
 
 from __future__ import annotations
@@ -18,6 +25,11 @@ logger = logging.getLogger(__name__)
 
 
 class _Supervisor(Multiprocess):
+    def terminate_all(self) -> None:
+        for listening in self.sockets:  # the workers' copies close as they begin to stop
+            listening.close()
+        super().terminate_all()
+
     def handle_hup(self) -> None:
         for process in self.processes:
             pid = process.pid
