@@ -32,12 +32,19 @@ class Served:
     """A running `toolbridge serve` and the file its log goes to."""
 
     def __init__(
-        self, folder: Path, *args: str, env: Mapping[str, str] | None = None, log: str = "serve.log"
+        self,
+        folder: Path,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        log: str = "serve.log",
+        until: str = "/readyz",
     ) -> None:
+        """Start it, and wait until `until` answers 200 (`/healthz`: up, if not ready)."""
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.log = folder / log
-        env = {**os.environ, "TOOLBRIDGE_CACHE_DIR": "", **(env or {})}
+        self.env = dict(env or {})
+        env = {**os.environ, "TOOLBRIDGE_CACHE_DIR": "", **self.env}
         command = [sys.executable, "-m", "toolbridge", "serve", "--port", str(port), *args]
         with self.log.open("w") as written:
             self.process = subprocess.Popen(
@@ -48,7 +55,7 @@ class Served:
             if self.process.poll() is not None:
                 raise RuntimeError(f"serve exited: {self.log.read_text()}")
             try:
-                if httpx2.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                if httpx2.get(f"{self.url}{until}", timeout=1).status_code == 200:
                     return
             except httpx2.TransportError:
                 time.sleep(0.1)

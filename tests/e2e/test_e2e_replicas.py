@@ -24,6 +24,7 @@ from tests.e2e.conftest import live_server
 from tests.e2e.serving import KEYS, Served, bearer
 from tests.fake_upstream import create_upstream
 from tests.servers import Postgres, Redis
+from toolbridge.state.urls import shown
 
 pytestmark = pytest.mark.e2e
 
@@ -256,6 +257,51 @@ def test_with_postgresql_down_calls_go_on_writes_say_so_and_the_replicas_catch_u
     # The second follows the feed again once its listener reconnects (a shared, loaded CI
     # machine has taken over 10 s).
     soon(lambda: second.call("later_getStatus").status_code == 200, within=30)
+
+
+def test_a_replica_started_with_postgresql_down_is_not_ready_until_it_has_read_it(
+    pair: tuple[Served, Served], postgres_server: Postgres, upstream: str, tmp_path: Path
+) -> None:
+    """It serves the config file's sources only: ready, it would answer 404 behind a load
+    balancer for what the others serve. It says so once in its log, not at every retry."""
+    first, _ = pair
+    entry = {
+        "id": "early",
+        "document": (ROOT / "specs" / "demo.yaml").read_text(),
+        "base_url": upstream,
+        "prefix": "early",
+        "include": {"operations": ["getStatus"]},
+        "access": {"groups": ["support"]},
+    }
+    made = httpx2.post(f"{first.url}/v1/admin/servers", json=entry, headers=bearer("ops"))
+    assert made.status_code == 201
+    postgres_server.stop()
+    try:
+        third = Served(tmp_path, env=first.env, log="c.log", until="/healthz")
+    except BaseException:
+        postgres_server.start()
+        raise
+    try:
+        try:
+            time.sleep(5)  # two retries at least
+            ready = httpx2.get(f"{third.url}/readyz", timeout=10)
+            calls = [third.call(tool).status_code for tool in ("getStatus", "early_getStatus")]
+        finally:
+            postgres_server.start()
+        soon(lambda: httpx2.get(f"{third.url}/readyz").status_code == 200, within=30)
+        late = third.call("early_getStatus").status_code
+    finally:
+        third.stop()
+    database = shown(yaml.safe_load((tmp_path / "toolbridge.yaml").read_text())["state"]["url"])
+    assert (ready.status_code, ready.json()["status"], ready.json()["reason"]) == (
+        503,
+        "not_ready",
+        f"the state store {database} has not been read since this process started: the "
+        "sources registered through the admin API are not served yet",
+    )
+    assert (calls, late) == ([200, 404], 200)
+    said = [line for line in third.log.read_text().splitlines() if "could not open" in line]
+    assert len(said) == 1, said
 
 
 @pytest.mark.limit(2)

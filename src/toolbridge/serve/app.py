@@ -382,14 +382,16 @@ def create_app(
 
     async def readyz(request: Request, principal: Principal) -> Response:
         sources = gateway.sources()
-        return json_response(
-            {
-                "status": "ready",
-                "tools": len(gateway.catalog),
-                "sources": len(sources),
-                "mcp": mcp.state,
-            }
-        )
+        unread = shared.unread() if shared is not None else None
+        body = {
+            "status": "ready",
+            "tools": len(gateway.catalog),
+            "sources": len(sources),
+            "mcp": mcp.state,
+        }
+        if unread is not None:  # a load balancer sends its callers to a replica that has all
+            return json_response({**body, "status": "not_ready", "reason": unread}, 503)
+        return json_response(body)
 
     async def metrics(request: Request, principal: Principal) -> Response:
         from toolbridge.metrics import CONTENT_TYPE

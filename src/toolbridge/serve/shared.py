@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,6 +44,8 @@ CALL_READ_TIMEOUT = 5.0
 Found = TypeVar("Found")
 RETRY = 2.0
 """Seconds between attempts to open a store that could not be reached at start."""
+REMIND = 300.0
+"""Seconds between the log's reminders that the store is still out of reach at start."""
 APPLY_ATTEMPTS = 8
 """Tries at applying one change from the feed (about 10 s in all) before it is logged as
 failed and the next one is taken."""
@@ -72,6 +75,8 @@ class Shared:
         self._approvals: dict[str, str] = {}
         """The approved version's digest known to be stored, per `on_change: hold` source."""
         self._refreshing = asyncio.Lock()  # the admin API and the feed may both ask at once
+        self._read = False
+        self._said_at: float | None = None
 
     def merged(self, config: Config) -> Config:
         """`config` with the registered sources (as last read from the store); an id both
@@ -103,6 +108,17 @@ class Shared:
         except (ValueError, OSError):
             return location
         return f"admin API: {inside.as_posix()}"
+
+    def unread(self) -> str | None:
+        """Why this process serves less than the other replicas: the store has not been read
+        since it started (it could not be reached), so what was registered through the admin
+        API is not served yet; None once it has been."""
+        if self._read:
+            return None
+        return (
+            f"the state store {shown(self.url)} has not been read since this process started: "
+            "the sources registered through the admin API are not served yet"
+        )
 
     def require(self) -> Store:
         """The open store; StoreUnavailable while it is not."""
@@ -177,7 +193,10 @@ class Shared:
         try:
             self.store = await Store.open(self.url, secrets=SecretBox.from_environ(os.environ))
         except StoreUnavailable as exc:
-            logger.error("%s; serving the config file's sources until it can be reached", exc)
+            now = time.monotonic()
+            if self._said_at is None or now - self._said_at >= REMIND:  # not every RETRY
+                self._said_at = now
+                logger.error("%s; serving the config file's sources until it can be reached", exc)
             return False
         return True
 
@@ -187,6 +206,7 @@ class Shared:
         changed = await self.refresh()
         if changed:
             await sources_changed(changed)
+        self._read = True
 
     async def _follow(
         self,
