@@ -410,10 +410,13 @@ def test_recall_over_five_large_documents_keeps_its_measured_floor() -> None:
 
 def test_a_tools_own_name_in_the_task_finds_it_first(index: SearchIndex) -> None:
     """Words of a task never would: `repos_get` and `readCoreV1NamespacedPodLog` read as values.
-    The document's own name (an operationId such as `chat.postMessage`) finds it too."""
+    The document's own name (an operationId such as `chat.postMessage`) finds it too, and so
+    does the method an RPC-style path names (Slack's `/chat.postMessage`, `chat_postMessage`)."""
     tools = [
         *CATALOG,
         replace(CATALOG[0], name="chat_postMessage", original_name="chat.postMessage"),
+        tool("users_list", "GET", "/users.list", "Lists all users in a Slack team."),
+        tool("files_remote_add", "POST", "/api/files.remote.add", "Adds a file."),
     ]
     both = SearchIndex(tools)
     assert (
@@ -421,11 +424,15 @@ def test_a_tools_own_name_in_the_task_finds_it_first(index: SearchIndex) -> None
         names(index, "call READCOREV1NAMESPACEDPODLOG, please", 1),
         names(index, "delete a repository, or repos_get?", 2),
         names(both, "`chat.postMessage`", 1),
+        names(both, "USERS.LIST", 1),
+        names(both, "call files.remote.add", 1),
         names(index, "repos_get", 5, visible=[0, 1]),
     ) == (
         ["repos_get"],
         ["readCoreV1NamespacedPodLog"],
         ["repos_get", "repos_delete"],
         ["chat_postMessage"],
+        ["users_list"],
+        ["files_remote_add"],
         [],
     )

@@ -15,8 +15,9 @@ few re-ranking signals that tell API operations apart where plain BM25 cannot:
   Each word also finds, at `RELATED_WEIGHT`, the words people use for it (`RELATED`: remove ->
   delete, bug -> issue) and the vocabulary words it is a form of (subscribe -> subscription),
   and two words at most `COMPOUND_SPAN` apart find their compound (log ... work -> worklog).
-- **A tool's own name** given as a word of the task (`repos_get`, or the document's
-  `chat.postMessage`; any case) puts that tool first: a name is a value to the words above.
+- **A tool's own name** given as a word of the task (`repos_get`, the document's operationId,
+  or the method a path names, `/chat.postMessage`; any case) puts that tool first: a name is a
+  value to the words above.
 - **Re-ranking**: a tool whose name the task covers (its words, their related words and the
   verbs of its action) ranks above one with more in its name (`NAME_COVERAGE`: "list
   projects" prefers getAllProjects to getAllProjectAvatars); a tool whose action (read, create,
@@ -91,6 +92,9 @@ _NAME_TOKEN = re.compile(r"[^\s\"'`,;()\[\]{}<>]+")
 """What a task may give a tool's name as: a run of characters no name is cut at."""
 _MAX_NAMES = 20
 """Tools a task finds by name, at most."""
+_METHOD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)+")
+"""A path's last segment that names a method (an RPC-style API's `/chat.postMessage`, whose
+operationId may be `chat_postMessage`): people and models call the operation by it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +123,7 @@ class SearchIndex:
         self._lock = threading.Lock()
         self._named: dict[str, list[int]] = {}
         for position, tool in enumerate(self.tools):
-            for name in {tool.name.casefold(), tool.original_name.casefold()}:
+            for name in {tool.name.casefold(), tool.original_name.casefold(), *_method(tool)}:
                 self._named.setdefault(name, []).append(position)
         self._stem: Callable[[list[str]], list[str]] = Stemmer.Stemmer("english").stemWords
         corpus = [self._stem(document(tool)) or ["-"] for tool in self.tools]
@@ -255,8 +259,9 @@ class SearchIndex:
         return [Hit(int(i), float(scores[i])) for i in ranked if scores[i] > 0]
 
     def _named_in(self, query: str) -> list[int]:
-        """The positions of the tools whose name (or the document's own, an operationId such
-        as `chat.postMessage`) the task gives as one of its words, in any case: a model that
+        """The positions of the tools whose name (or the document's own, its operationId, or
+        the method its path names, `chat.postMessage`) the task gives as one of its words, in
+        any case: a model that
         knows a name, or was told one, finds it, though the words of a task never would
         (`repos_get` and `readAppsV1NamespacedStatefulSet` read as values)."""
         found: list[int] = []
@@ -450,6 +455,14 @@ class SearchIndexes:
             while len(self._visible) > self.VISIBLE_ENTRIES:
                 self._visible.popitem(last=False)
         return found
+
+
+def _method(tool: Tool) -> tuple[str, ...]:
+    """The method name an HTTP tool's path ends in (see `_METHOD_NAME`), if it does, folded."""
+    if not isinstance(tool.target, HttpOperation):
+        return ()
+    last = tool.target.path.rstrip("/").rpartition("/")[2]
+    return (last.casefold(),) if _METHOD_NAME.fullmatch(last) else ()
 
 
 def _plural(word: str, stem: str) -> bool:
