@@ -192,7 +192,11 @@ async def test_a_client_that_takes_zstd_gets_it_and_the_same_answer(gateway: Gat
     ("cursor", "message"),
     [
         ("not-a-cursor!", "is not a cursor of this gateway"),
-        ("WzIsImFiYyJd", "the cursor is from before the tool list changed; list again"),
+        (
+            "WzIsImFiYyJd",
+            "the cursor is of another tool list (from before the list changed, or from another "
+            "endpoint, toolset or mode); list again from the start",
+        ),
     ],
 )
 async def test_a_cursor_not_made_for_this_list_is_invalid_params(

@@ -106,7 +106,10 @@ def _offset(cursor: str, key: str) -> int:
     except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError):
         raise StaleCursor(f"{cursor[:40]!r} is not a cursor of this gateway") from None
     if not isinstance(offset, int) or offset < 0 or made_for != key[:16]:
-        raise StaleCursor("the cursor is from before the tool list changed; list again")
+        raise StaleCursor(
+            "the cursor is of another tool list (from before the list changed, or from another "
+            "endpoint, toolset or mode); list again from the start"
+        )
     return offset
 
 
