@@ -613,6 +613,39 @@ def test_an_id_the_config_file_takes_after_the_api_registered_it_is_the_files(
     )
 
 
+def test_a_process_without_the_key_of_some_entries_serves_the_rest_and_is_not_ready(
+    folder: Path, env: dict[str, str], upstream: str
+) -> None:
+    """A replica left with a key a rotation retired cannot open what was sealed with the new
+    one: those entries are not served there (it says so, and is not ready), and every other
+    change still applies, deletions first of all."""
+    served = Served(folder, env=env)
+    try:
+        assert post(served, "/v1/admin/servers", uploaded_server(upstream)).status_code == 201
+        plain = uploaded_server(upstream, id="plain", prefix="plain")
+        del plain["auth"]
+        assert post(served, "/v1/admin/servers", plain).status_code == 201
+    finally:
+        served.stop()
+    other = {"TOOLBRIDGE_SECRET_KEY": Fernet.generate_key().decode()}
+    again = Served(folder, env=other, log="again.log", until="/healthz")
+    try:
+        ready = httpx2.get(f"{again.url}/readyz", timeout=10)
+        calls = [again.call(t).status_code for t in ("more_getStatus", "plain_getStatus")]
+        deleted = httpx2.delete(f"{again.url}/v1/admin/servers/plain", headers=bearer("ops"))
+        after = again.call("plain_getStatus").status_code
+    finally:
+        again.stop()
+    assert (ready.status_code, ready.json()["status"]) == (503, "not_ready")
+    assert ready.json()["reason"].startswith(
+        "not served here: cannot decrypt the stored secret of server 'more': "
+    )
+    assert (calls, deleted.status_code, after) == ([404, 200], 200, 404)
+    said = [line for line in again.log.read_text().splitlines() if "not served here" in line]
+    assert len(said) == 1, said
+    assert CANARY_TOKEN not in again.log.read_text() + ready.text
+
+
 def test_registered_sources_outlive_a_restart_and_are_exported(
     folder: Path, env: dict[str, str], upstream: str
 ) -> None:

@@ -77,6 +77,7 @@ class Shared:
         self._refreshing = asyncio.Lock()  # the admin API and the feed may both ask at once
         self._read = False
         self._said_at: float | None = None
+        self._unopened: list[str] = []
 
     def merged(self, config: Config) -> Config:
         """`config` with the registered sources (as last read from the store); an id both
@@ -110,15 +111,18 @@ class Shared:
         return f"admin API: {inside.as_posix()}"
 
     def unread(self) -> str | None:
-        """Why this process serves less than the other replicas: the store has not been read
-        since it started (it could not be reached), so what was registered through the admin
-        API is not served yet; None once it has been."""
-        if self._read:
-            return None
-        return (
-            f"the state store {shown(self.url)} has not been read since this process started: "
-            "the sources registered through the admin API are not served yet"
-        )
+        """Why this process serves less than the other replicas, or None: the store has not
+        been read since it started (it could not be reached), so what was registered through
+        the admin API is not served yet; or some of it is sealed with a key this process was
+        not given (a `TOOLBRIDGE_SECRET_KEY` left behind by a rotation), and that is not."""
+        if not self._read:
+            return (
+                f"the state store {shown(self.url)} has not been read since this process "
+                "started: the sources registered through the admin API are not served yet"
+            )
+        if self._unopened:
+            return "not served here: " + "; ".join(self._unopened)
+        return None
 
     def require(self) -> Store:
         """The open store; StoreUnavailable while it is not."""
@@ -131,13 +135,17 @@ class Shared:
         their entry or their content)."""
         store = self.require()
         async with self._refreshing:
-            servers = await store.servers.in_clear()
-            tools = await store.tools.in_clear()
-            filters = await store.filters.in_clear()
+            unopened: list[str] = []  # entries this process's keys cannot open: left out
+            servers = await store.servers.in_clear(unopened)
+            tools = await store.tools.in_clear(unopened)
+            filters = await store.filters.in_clear(unopened)
             fresh = await asyncio.to_thread(materialize, servers, tools, self.folder, filters)
             before, after = self.registered.versions(), fresh.versions()
             changed = {i for i in before.keys() | after.keys() if before.get(i) != after.get(i)}
             self.registered = fresh
+            if unopened and unopened != self._unopened:
+                logger.error("not served here: %s", "; ".join(unopened))
+            self._unopened = unopened
         if changed:
             # A delete takes its callers' credentials and UserValves with it (in the store);
             # none cached here may reach what is registered next under that id.

@@ -6,12 +6,12 @@ A server's secrets (its `auth` credentials and every header value) are sealed; l
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableSequence
 from typing import Any
 
 import sqlalchemy as sa
 
-from toolbridge.errors import AlreadyExists
+from toolbridge.errors import AlreadyExists, SecretKeyError
 from toolbridge.state.database import (
     MAX_DOCUMENT_BYTES,
     MAX_ENTRY_BYTES,
@@ -120,21 +120,29 @@ class Servers:
             rows = (await connection.execute(_LISTED.order_by(servers.c.id))).all()
         return tuple(server_record(row) for row in rows)
 
-    async def in_clear(self) -> tuple[ServerInClear, ...]:
+    async def in_clear(
+        self, unopened: MutableSequence[str] | None = None
+    ) -> tuple[ServerInClear, ...]:
         """Every stored server with its secrets and document: what the catalog is built from,
         in the order they were registered (then by id), which is the order their tools claim
-        names in: a server registered later cannot take a name one registered earlier serves."""
+        names in: a server registered later cannot take a name one registered earlier serves.
+
+        A server whose secrets no configured key opens raises SecretKeyError, or, with an
+        `unopened` list, is left out and said there."""
         query = sa.select(servers).order_by(servers.c.created_at, servers.c.id)
         async with self._db.read("read servers") as connection:
             rows = (await connection.execute(query)).all()
-        return tuple(
-            ServerInClear(
-                id=row.id,
-                entry=self._db.unsealed(row.entry, row.sealed, f"server {row.id!r}"),
-                document=row.document,
-            )
-            for row in rows
-        )
+        found = []
+        for row in rows:
+            try:
+                entry = self._db.unsealed(row.entry, row.sealed, f"server {row.id!r}")
+            except SecretKeyError as exc:
+                if unopened is None:
+                    raise
+                unopened.append(str(exc))
+                continue
+            found.append(ServerInClear(id=row.id, entry=entry, document=row.document))
+        return tuple(found)
 
     def _row(
         self,

@@ -10,13 +10,20 @@ one kind each, and neither sees the other's files. Ids are unique across both ki
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableSequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from toolbridge.errors import AlreadyExists, BadRequest, Conflict, ToolNotFound, quoted
+from toolbridge.errors import (
+    AlreadyExists,
+    BadRequest,
+    Conflict,
+    SecretKeyError,
+    ToolNotFound,
+    quoted,
+)
 from toolbridge.state.database import (
     MAX_ENTRY_BYTES,
     MAX_TOOL_BYTES,
@@ -142,9 +149,13 @@ class ToolFiles:
             rows = (await connection.execute(query)).all()
         return tuple(tool_record(row) for row in rows)
 
-    async def in_clear(self) -> tuple[ToolInClear, ...]:
+    async def in_clear(
+        self, unopened: MutableSequence[str] | None = None
+    ) -> tuple[ToolInClear, ...]:
         """Every stored file of this kind with its Valves, secrets included: what the gateway
-        loads, in the order they were registered (then by id)."""
+        loads, in the order they were registered (then by id). One whose sealed valves no
+        configured key opens raises SecretKeyError, or, with an `unopened` list, is left out
+        and said there."""
         query = (
             sa.select(tools, tool_valves.c.valves, tool_valves.c.sealed)
             .outerjoin(tool_valves, tool_valves.c.tool_id == tools.c.id)
@@ -158,9 +169,15 @@ class ToolFiles:
             entry = dict(row.entry)
             if row.valves is not None:
                 what = f"the valves of {self.kind} {row.id!r}"
-                entry["valves"] = self._db.unsealed(row.valves, row.sealed, what)
-                # The valves sealed at rest are secrets wherever they would leave, too.
-                sealed = self._db.opened(row.sealed, what) if row.sealed else []
+                try:
+                    entry["valves"] = self._db.unsealed(row.valves, row.sealed, what)
+                    # The valves sealed at rest are secrets wherever they would leave, too.
+                    sealed = self._db.opened(row.sealed, what) if row.sealed else []
+                except SecretKeyError as exc:
+                    if unopened is None:
+                        raise
+                    unopened.append(str(exc))
+                    continue
                 entry["secret"] = sorted({path[0] for path, _ in sealed if len(path) == 1})
             loaded.append(ToolInClear(row.id, row.content, entry))
         return tuple(loaded)
