@@ -30,6 +30,8 @@ auth:
   api_keys:
     - {user: alice, key: alice-key-0001}
   jwt: {secret: jwt-shared-secret-0002}
+  rate_limit: {per_minute: 60, redis: "redis://:redis-pass-0011@127.0.0.1:6379/0"}
+state: {url: "postgresql://toolbridge:db-pass-0012@127.0.0.1:5432/toolbridge"}
 servers:
   - id: bearer
     spec: https://api.example/openapi.json?api_key=doc-query-key-0003&v=2
@@ -55,12 +57,13 @@ tools:
 """
 
 
-def test_the_configs_secrets_are_every_credential_and_every_value_named_like_one(
+def test_the_secrets_are_every_credential_every_value_named_like_one_and_the_stores_keys(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "toolbridge.yaml"
     path.write_text(CONFIG)
-    secrets = secrets_of(load_config(path, {}))
+    environ = {"TOOLBRIDGE_SECRET_KEY": "store-key-new-0013, store-key-old-0014"}
+    secrets = secrets_of(load_config(path, {}), environ=environ)
 
     assert secrets.values == {
         "alice-key-0001",
@@ -75,6 +78,10 @@ def test_the_configs_secrets_are_every_credential_and_every_value_named_like_one
         base64.b64encode(b"gateway:client-secret-0008").decode(),
         "api-key-0009",
         "valve-key-0010",
+        "redis-pass-0011",
+        "db-pass-0012",
+        "store-key-new-0013",
+        "store-key-old-0014",
     }
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -39,7 +40,7 @@ from toolbridge.config import (
     OAuth2ClientCredentials,
     Server,
 )
-from toolbridge.secret_names import SECRET_NAME, spellings, url_secrets
+from toolbridge.secret_names import SECRET_NAME, STORE_KEY_ENV, spellings, url_secrets
 from toolbridge.tools import PythonFunction, Tool
 
 MARKER = "[redacted]"
@@ -219,10 +220,19 @@ def said_without(exc: Exception, values: Iterable[str]) -> None:
         exc.problems = [(path, secrets.text(message)) for path, message in problems]  # type: ignore[attr-defined]
 
 
-def secrets_of(config: Config, tools: Iterable[Tool] = (), filters: Iterable[Any] = ()) -> Secrets:
+def secrets_of(
+    config: Config,
+    tools: Iterable[Tool] = (),
+    filters: Iterable[Any] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Secrets:
     """Every secret the config, the local tools of a catalog and the filters as loaded (their
-    `Valves` objects, `instance.valves`) hold."""
+    `Valves` objects, `instance.valves`) hold, and the state store's keys in the process's
+    environment (`environ`, else `os.environ`): no config names them, and they open every
+    secret stored."""
+    keys = (os.environ if environ is None else environ).get(STORE_KEY_ENV, "")
     found = [*config_secrets(config), *_valve_secrets(tools)]
+    found += [key.strip() for key in keys.split(",") if key.strip()]
     for loaded in filters:
         valves = getattr(getattr(loaded, "instance", None), "valves", None)
         if isinstance(valves, BaseModel):
@@ -231,8 +241,12 @@ def secrets_of(config: Config, tools: Iterable[Tool] = (), filters: Iterable[Any
 
 
 def config_secrets(config: Config) -> Iterator[str]:
+    if config.state is not None:  # a PostgreSQL URL's password
+        yield from url_secrets(config.state.url)
     auth = config.auth
     if auth is not None:
+        if auth.rate_limit is not None and auth.rate_limit.redis:
+            yield from url_secrets(auth.rate_limit.redis)
         yield from (k.key for k in auth.api_keys if k.key)
         if auth.jwt is not None:
             if auth.jwt.secret:

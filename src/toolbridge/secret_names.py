@@ -19,6 +19,9 @@ SECRET_NAME = re.compile(
     r"key|token|secret|passw(?:or)?d|credential|authorization|cookie|signature", re.I
 )
 """Names (of valves, headers, URL query parameters) whose values are secrets."""
+STORE_KEY_ENV = "TOOLBRIDGE_SECRET_KEY"
+"""The environment variable holding the state store's key (or comma-separated keys, newest
+first): the process's own secret, which no config names."""
 SECRET_QUERY_NAME = re.compile(rf"{SECRET_NAME.pattern}|^sig$", re.I)
 """URL query parameters whose values are secrets: those, and a presigned URL's `sig` (an Azure
 shared access signature's; S3's and Google's are `X-Amz-Signature`, `X-Goog-Signature`)."""

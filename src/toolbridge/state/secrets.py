@@ -20,10 +20,10 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from toolbridge.errors import SecretKeyError
-from toolbridge.secret_names import url_secrets
+from toolbridge.secret_names import STORE_KEY_ENV, url_secrets
 from toolbridge.state.values import REDACTED
 
-ENV_KEY = "TOOLBRIDGE_SECRET_KEY"
+ENV_KEY = STORE_KEY_ENV
 """The environment variable holding the key (or comma-separated keys, newest first)."""
 
 KeyPath = tuple[str, ...]
