@@ -500,6 +500,118 @@ async def test_a_file_reading_a_typed_argument_as_json_is_told_why_it_failed(
     )
 
 
+MISBEHAVING = """
+import asyncio
+import time
+
+
+class SlowText:
+    def __str__(self) -> str:
+        time.sleep(3)
+        return "slow"
+
+
+class BadText:
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+class SlowError(Exception):
+    def __str__(self) -> str:
+        time.sleep(3)
+        return "slow"
+
+
+class BadError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+class Stop(BaseException):
+    pass
+
+
+class Tools:
+    def returns_blocking_coroutine(self) -> object:
+        async def later() -> str:
+            time.sleep(3)
+            return "late"
+        return later()
+
+    async def returns_a_coroutine(self) -> object:
+        async def later() -> str:
+            return "done"
+        return later()
+
+    def returns_slow_text(self) -> object:
+        return SlowText()
+
+    async def raises_slowly(self) -> str:
+        raise SlowError()
+
+    def returns_bad_text(self) -> object:
+        return BadText()
+
+    def raises_bad_text(self) -> str:
+        raise BadError()
+
+    def raises_its_own_base_exception(self) -> str:
+        raise Stop("stopped")
+
+    async def raises_generator_exit(self) -> str:
+        raise GeneratorExit()
+"""
+
+
+@pytest.mark.parametrize(
+    ("tool", "ok", "expected"),
+    [
+        ("returns_blocking_coroutine", False, "timed out after 1 s"),
+        ("returns_a_coroutine", True, "done"),
+        ("returns_slow_text", False, "timed out after 1 s"),
+        ("raises_slowly", False, "timed out after 1 s"),
+        (
+            "returns_bad_text",
+            False,
+            "the tool's answer cannot be sent: its RuntimeError when made text",
+        ),
+        ("raises_bad_text", False, "BadError"),
+        ("raises_its_own_base_exception", False, "Stop: stopped"),
+        ("raises_generator_exit", False, "GeneratorExit"),
+    ],
+)
+async def test_what_a_tool_returns_or_raises_is_made_a_result_off_the_loop_in_its_time(
+    tmp_path: Path, tool: str, ok: bool, expected: str
+) -> None:
+    """A returned coroutine is awaited, and the text of a returned object or a raised error
+    made, where the tool runs and under its timeout: a slow one never holds the gateway's
+    loop (they ran on it, each for as long as it took); one that fails is the call's failure."""
+    import asyncio
+    import time
+
+    from toolbridge.local.runner import TOOL_LOOP
+
+    await TOOL_LOOP.run("free", asyncio.sleep(0))  # a case before may have held it a while
+    (tmp_path / "misbehaving.py").write_text(MISBEHAVING)
+    entry = LocalTools(id="t", path="misbehaving.py", timeout=1)
+    fn = get(load_tools(entry, tmp_path), tool)
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.02)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.create_task(tick())
+    result = await call_function(fn, {})
+    ticking.cancel()
+    assert (result.ok, result.result) == (ok, expected)
+    assert max(gaps, default=0) < 0.5
+
+
 # -- rich results ---------------------------------------------------------------------------
 
 CHART = (

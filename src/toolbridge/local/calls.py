@@ -25,10 +25,10 @@ import anyio.to_thread
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
-from toolbridge.errors import InvalidArguments
+from toolbridge.errors import AnswerNeeded, InvalidArguments
 from toolbridge.local.context import CallContext, EventCall
 from toolbridge.local.results import function_result
-from toolbridge.local.runner import TOOL_LOOP, ToolStopped, contained
+from toolbridge.local.runner import TOOL_LOOP
 from toolbridge.local.signatures import Arguments, cause
 from toolbridge.schemas import json_kind
 from toolbridge.tools import PythonFunction, ToolResult
@@ -100,27 +100,75 @@ async def call_function(
                 is_async=fn.is_async,
             )
         )
-    try:
-        with anyio.move_on_after(fn.timeout) as scope:
-            if fn.is_async:  # on a loop of its own: a tool that blocks cannot stop ours
-                value = await TOOL_LOOP.run(fn.function, fn.func(*args, **kwargs))
-            else:
-                call = contained(partial(fn.func, *args, **kwargs))
-                value = await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
-            if inspect.isawaitable(value):
-                value = await value
-    except (Exception, SystemExit, KeyboardInterrupt) as exc:
-        logger.exception("local tool %s raised", fn.function)
-        raised = exc.raised if isinstance(exc, ToolStopped) else exc  # from a thread or loop
-        given = {param: getattr(parsed, name) for name, param, _ in model.call_plan}
-        text = cause(raised) + _typed_hint(raised, given)
-        return ToolResult(ok=False, content_type="text/plain", result=text)
+    given = {param: getattr(parsed, name) for name, param, _ in model.call_plan}
+    where = fn.function
+    with anyio.move_on_after(fn.timeout) as scope:
+        # Everything of the tool's own runs off our loop and inside its timeout: its body,
+        # an awaitable it returns, and the `__str__` of what it returns or raises.
+        if fn.is_async:  # on a loop of its own: a tool that blocks cannot stop ours
+            done = await TOOL_LOOP.run(where, _awaited(where, fn.func(*args, **kwargs), given))
+        else:
+            call = partial(_ran, where, partial(fn.func, *args, **kwargs), given)
+            done = await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+        if isinstance(done, _Returned):  # a sync tool returned an awaitable: the tools' loop
+            done = await TOOL_LOOP.run(where, _awaited(where, done.awaitable, given))
     if scope.cancelled_caught:
         if not fn.is_async:
-            logger.warning("local tool %s timed out; its thread runs on", fn.function)
+            logger.warning("local tool %s timed out; its thread runs on", where)
         message = f"timed out after {fn.timeout:g} s"
         return ToolResult(ok=False, content_type="text/plain", result=message)
-    return function_result(value)
+    assert isinstance(done, ToolResult)
+    return done
+
+
+class _Returned:
+    """What a sync tool returned when it is awaitable: awaited on the tools' loop, not ours."""
+
+    def __init__(self, awaitable: Any) -> None:
+        self.awaitable = awaitable
+
+
+def _ran(where: str, call: Callable[[], Any], given: Mapping[str, Any]) -> ToolResult | _Returned:
+    """A sync tool called, and what it returned or raised made a result, in its own thread."""
+    try:
+        value = call()
+    except AnswerNeeded:
+        raise
+    except BaseException as exc:  # SystemExit, GeneratorExit, a tool's own kinds: its call's
+        return _failed(where, exc, given)
+    return _Returned(value) if inspect.isawaitable(value) else _made(value)
+
+
+async def _awaited(where: str, awaitable: Any, given: Mapping[str, Any]) -> ToolResult:
+    """An async tool's call (or an awaitable a tool returned) awaited, and what came of it made
+    a result, on the tools' loop."""
+    try:
+        value = await awaitable
+        while inspect.isawaitable(value):  # a coroutine that returns a coroutine
+            value = await value
+    except (AnswerNeeded, asyncio.CancelledError):
+        raise
+    except BaseException as exc:  # SystemExit would stop the tools' loop: its call's only
+        return _failed(where, exc, given)
+    return _made(value)
+
+
+def _made(value: Any) -> ToolResult:
+    try:
+        return function_result(value)
+    except Exception as exc:  # a `__str__` or `__repr__` of the tool's that raises
+        message = f"the tool's answer cannot be sent: its {type(exc).__name__} when made text"
+        return ToolResult(ok=False, content_type="text/plain", result=message)
+
+
+def _failed(where: str, raised: BaseException, given: Mapping[str, Any]) -> ToolResult:
+    """A call that raised: `Type: message` for the caller, the traceback to the log."""
+    try:
+        text = cause(raised) + _typed_hint(raised, given)
+    except Exception:  # an exception whose `__str__` raises
+        text = type(raised).__name__
+    logger.error("local tool %s raised", where, exc_info=raised)
+    return ToolResult(ok=False, content_type="text/plain", result=text)
 
 
 _TYPED = (BaseModel, enum.Enum, datetime.date, datetime.time, datetime.timedelta)
