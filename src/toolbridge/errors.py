@@ -17,6 +17,7 @@
     ├── UpstreamUnavailable  connect error or timeout reaching the API   -> HTTP 502 / 504
     │   ├── DestinationRefused   a host the server's destination policy refuses -> HTTP 502
     │   └── UpstreamBusy         the server's `max_concurrency` calls are in flight -> HTTP 503
+    ├── ToolsBusy            the process's sync local tools have every thread they may use -> 503
     ├── StoreUnavailable     the state store cannot be reached (says what was attempted) -> 503
     ├── SecretKeyError       no key to seal a secret, or none that opens a stored one -> 503
     └── ShuttingDown         the process stopped before the request's answer  -> HTTP 503
@@ -142,6 +143,15 @@ class UpstreamBusy(UpstreamUnavailable):
         self.retry_after = retry_after
 
 
+class ToolsBusy(ToolbridgeError):
+    """As many sync local tool calls run in this process as may (those past their timeout
+    still hold their thread); `retry_after` in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class StoreUnavailable(ToolbridgeError):
     """The state store (SQLite file or PostgreSQL) cannot be reached; `action` says what failed."""
 
@@ -180,6 +190,7 @@ _TABLE: tuple[tuple[type[ToolbridgeError], int, str], ...] = (
     (RateLimited, 429, "rate_limited"),
     (DestinationRefused, 502, "destination_refused"),
     (UpstreamBusy, 503, "upstream_busy"),
+    (ToolsBusy, 503, "tools_busy"),
     (UpstreamUnavailable, 502, "upstream_unavailable"),
     (StoreUnavailable, 503, "store_unavailable"),
     (SecretKeyError, 503, "secret_key"),

@@ -612,6 +612,61 @@ async def test_what_a_tool_returns_or_raises_is_made_a_result_off_the_loop_in_it
     assert max(gaps, default=0) < 0.5
 
 
+THREADED = """
+import threading
+
+RELEASE = threading.Event()
+TOGETHER = threading.Barrier(50, timeout=5)
+
+
+class Tools:
+    def hang(self) -> str:
+        RELEASE.wait(10)
+        return "released"
+
+    def meet(self) -> str:
+        TOGETHER.wait()
+        return "met"
+"""
+
+
+async def test_sync_tools_have_threads_of_their_own_and_a_cap_past_their_timeouts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """50 calls at once all run (anyio's shared pool runs 40, and the gateway's own work takes
+    from it); a tool that never returns holds its thread past its timeout, and once the cap
+    is reached the next call is refused as busy, until those threads end."""
+    import asyncio
+
+    from toolbridge.errors import ToolsBusy
+    from toolbridge.local import calls
+
+    (tmp_path / "threaded.py").write_text(THREADED)
+    loaded = load_tools(LocalTools(id="t", path="threaded.py", timeout=0.2), tmp_path)
+    meet = get(load_tools(LocalTools(id="m", path="threaded.py", timeout=8), tmp_path), "meet")
+    met = await asyncio.gather(*(call_function(meet, {}) for _ in range(50)))
+    assert {(r.ok, r.result) for r in met} == {(True, "met")}
+
+    monkeypatch.setattr(calls, "THREADS", calls.ToolThreads(limit=2))
+    hang = get(loaded, "hang")
+    first = [await call_function(hang, {}) for _ in range(2)]
+    with pytest.raises(ToolsBusy) as refused:
+        await call_function(hang, {})
+    sys.modules[hang.func.__module__].RELEASE.set()
+    for _ in range(100):
+        if calls.THREADS.running == 0:
+            break
+        await asyncio.sleep(0.05)
+    after = await call_function(hang, {})
+    assert [r.result for r in first] == ["timed out after 0.2 s"] * 2
+    assert (str(refused.value), refused.value.retry_after) == (
+        "busy: 2 calls of this process's sync local tools are running (those past their "
+        "timeout too); try again in 1 s",
+        1.0,
+    )
+    assert (after.ok, after.result) == (True, "released")
+
+
 # -- rich results ---------------------------------------------------------------------------
 
 CHART = (

@@ -15,6 +15,7 @@ import datetime
 import enum
 import inspect
 import logging
+import threading
 from collections.abc import Callable, Generator, Mapping
 from functools import partial
 from typing import Any, cast
@@ -22,10 +23,11 @@ from typing import Any, cast
 import anyio
 import anyio.from_thread
 import anyio.to_thread
+from anyio.lowlevel import RunVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
-from toolbridge.errors import AnswerNeeded, InvalidArguments
+from toolbridge.errors import AnswerNeeded, InvalidArguments, ToolsBusy
 from toolbridge.local.context import CallContext, EventCall
 from toolbridge.local.results import function_result
 from toolbridge.local.runner import TOOL_LOOP
@@ -109,7 +111,7 @@ async def call_function(
             done = await TOOL_LOOP.run(where, _awaited(where, fn.func(*args, **kwargs), given))
         else:
             call = partial(_ran, where, partial(fn.func, *args, **kwargs), given)
-            done = await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+            done = await THREADS.run(call)
         if isinstance(done, _Returned):  # a sync tool returned an awaitable: the tools' loop
             done = await TOOL_LOOP.run(where, _awaited(where, done.awaitable, given))
     if scope.cancelled_caught:
@@ -119,6 +121,54 @@ async def call_function(
         return ToolResult(ok=False, content_type="text/plain", result=message)
     assert isinstance(done, ToolResult)
     return done
+
+
+MAX_THREADS = 64
+"""Sync local tool calls that may run at once in a process, those past their timeout included."""
+BUSY_RETRY_AFTER = 1.0
+
+
+class ToolThreads:
+    """The threads sync local tools run in, apart from those the gateway's own work takes.
+
+    A thread cannot be stopped: a call past its timeout is answered and its thread runs on,
+    still counted here until the tool returns. Once `limit` run, a call is refused at once
+    (ToolsBusy, 503 with Retry-After) instead of waiting for one: so a tool that never
+    returns cannot take thread after thread, nor hold up every other tool of the process."""
+
+    def __init__(self, limit: int = MAX_THREADS) -> None:
+        self.limit = limit
+        self.running = 0
+        self._lock = threading.Lock()
+        self._pool: RunVar[anyio.CapacityLimiter] = RunVar("toolbridge_tool_threads")
+
+    async def run(self, call: Callable[[], Any]) -> Any:
+        if self.running >= self.limit:  # counted as they start: a burst may pass it by a few
+            raise ToolsBusy(
+                f"busy: {self.limit} calls of this process's sync local tools are running "
+                f"(those past their timeout too); try again in {BUSY_RETRY_AFTER:g} s",
+                retry_after=BUSY_RETRY_AFTER,
+            )
+        try:
+            pool = self._pool.get()
+        except LookupError:  # one per event loop (each worker's), with room for every call
+            pool = anyio.CapacityLimiter(self.limit)
+            self._pool.set(pool)
+        return await anyio.to_thread.run_sync(
+            self._counted, call, abandon_on_cancel=True, limiter=pool
+        )
+
+    def _counted(self, call: Callable[[], Any]) -> Any:
+        with self._lock:
+            self.running += 1
+        try:
+            return call()
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+THREADS = ToolThreads()
 
 
 class _Returned:

@@ -21,6 +21,7 @@ from toolbridge.errors import (
     BadRequest,
     RateLimited,
     ToolbridgeError,
+    ToolsBusy,
     Unauthenticated,
     UpstreamBusy,
     error_body,
@@ -47,7 +48,7 @@ def error_parts(exc: ToolbridgeError) -> tuple[int, dict[str, Any], dict[str, st
     headers: dict[str, str] = {}
     if isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="toolbridge"'
-    if isinstance(exc, RateLimited | UpstreamBusy):
+    if isinstance(exc, RateLimited | UpstreamBusy | ToolsBusy):
         headers["Retry-After"] = str(retry_seconds(exc.retry_after))
     return status, error_body(exc), headers
 
