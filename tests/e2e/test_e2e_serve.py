@@ -164,6 +164,45 @@ def test_sigterm_stops_serve_with_its_cleanup(tmp_path: Path, workers: str, stat
     assert (process.returncode, list(temporary.iterdir())) == (status, [])
 
 
+LINGERING = """
+import threading
+import time
+
+
+class Tools:
+    def linger(self) -> str:
+        \"\"\"Start a thread that never ends, and is no daemon.\"\"\"
+        threading.Thread(target=lambda: time.sleep(3600), daemon=False).start()
+        return "started"
+"""
+
+
+@pytest.mark.parametrize(("workers", "status"), [("1", 143), ("2", 0)])
+def test_sigterm_stops_serve_when_a_tool_left_a_thread_running(
+    tmp_path: Path, workers: str, status: int
+) -> None:
+    """Python waits for every non-daemon thread as it exits: one a local tool started and never
+    ended kept a stopped `serve` (or its worker) running for ever. Its cleanup still runs."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    (tmp_path / "linger.py").write_text(LINGERING)
+    (tmp_path / "toolbridge.yaml").write_text("tools:\n  - {id: linger, path: linger.py}\n")
+    process, url = start(tmp_path, "--workers", workers, env={"TMPDIR": str(temporary)})
+    try:
+        called = [httpx2.post(f"{url}/v1/tools/linger/call", timeout=10) for _ in range(4)]
+        assert {c.json()["result"] for c in called} == {"started"}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            _, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    assert (process.returncode, list(temporary.iterdir())) == (status, [])
+    if workers == "1":  # (a worker's process ends without waiting for them)
+        assert "exiting without waiting for threads still running" in err
+
+
 def test_a_bad_config_stops_serve_before_it_binds(tmp_path: Path) -> None:
     (tmp_path / "toolbridge.yaml").write_text("servers:\n  - id: pets\n    spek: x.yaml\n")
     done = subprocess.run(

@@ -18,7 +18,10 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +95,7 @@ def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: s
     }
     os.environ[REPLICA_ENV] = uuid.uuid4().hex
     _stop_on_sigterm()
+    _exit_when_held(lambda: _STOPPED_BY[-1] if _STOPPED_BY else 0)
     try:
         if workers > 1:
             # Each worker loads the config itself; this checks it first, so a bad one stops
@@ -121,6 +125,38 @@ def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: s
     return 0
 
 
+HELD_EXIT_GRACE = 3.0
+"""Seconds a stopping process waits for threads that would hold its exit before it ends."""
+
+
+def _exit_when_held(code: Callable[[], int]) -> None:
+    """End the process, once its server has stopped, even if threads would hold it: Python
+    waits for every non-daemon thread at exit, and a local tool may have started one that
+    never ends (or an admin upload's trial is stuck in a Tools() that never returns), which
+    left a stopped `serve` running for ever. Registered to run as the interpreter exits, before
+    it joins those threads: a daemon thread gives them `HELD_EXIT_GRACE` seconds, then runs
+    the exit handlers (the folders of registered files) and ends the process with `code()`."""
+
+    def watch() -> None:
+        time.sleep(HELD_EXIT_GRACE)
+        held = [t.name for t in threading.enumerate() if not t.daemon and t.is_alive()]
+        logger.warning("exiting without waiting for threads still running: %s", ", ".join(held))
+        atexit._run_exitfuncs()
+        logging.shutdown()
+        os._exit(code())
+
+    def exiting() -> None:
+        threading.Thread(target=watch, name="toolbridge-exit", daemon=True).start()
+
+    register = getattr(threading, "_register_atexit", None)  # CPython's, since 3.9
+    if register is not None:
+        register(exiting)
+
+
+_STOPPED_BY: list[int] = []
+"""The exit status a signal gave `serve` (SIGTERM: 143), for an exit no thread may hold."""
+
+
 def _stop_on_sigterm() -> None:
     """SIGTERM ends `serve` as SIGINT does: with its cleanup (the folder of registered files, the
     workers' runtime folder), exit status 143. uvicorn stops gracefully on it, then raises it
@@ -129,6 +165,7 @@ def _stop_on_sigterm() -> None:
     of registered documents and tool files in /tmp."""
 
     def stopped(signum: int, _frame: object) -> None:
+        _STOPPED_BY.append(128 + signum)
         raise SystemExit(128 + signum)
 
     with contextlib.suppress(ValueError):  # (not the main thread: nothing to do)
@@ -142,6 +179,7 @@ def worker_app() -> App:
     path = None if demo_url else Path(os.environ[CONFIG_ENV])
     level = os.environ.get(LOG_LEVEL_ENV, "info")
     _log_to_stderr(level)  # a worker is a process of its own: the parent's setup is not here
+    _exit_when_held(lambda: 0)
     siblings = Siblings.from_environ(os.environ)
     file = ConfigFile(path) if path is not None else None
     config = _worker_config(file, siblings) if file is not None else demo_config(demo_url or "")
