@@ -1327,6 +1327,38 @@ def test_a_file_whose_top_level_does_not_finish_is_refused_in_time(
     ] == ["fine"]
 
 
+def test_a_tools_or_filter_class_whose_init_does_not_finish_is_refused_in_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Tools()` and `Filter()` are the file's own code too: one that never returns would hold
+    the start, each reload, or an admin upload's answer for ever."""
+    from toolbridge.config import Config, FilterEntry
+    from toolbridge.filters.loader import FilterCache, load_filters
+    from toolbridge.local import imports
+
+    monkeypatch.setattr(imports, "IMPORT_TIMEOUT", 0.3)
+    tools = tmp_path / "stuck_tools.py"
+    tools.write_text(
+        "import time\nclass Tools:\n    def __init__(self):\n        time.sleep(2)\n"
+        "    def late(self) -> str:\n        return 'late'\n"
+    )
+    filters = tmp_path / "stuck_filter.py"
+    filters.write_text(
+        "import time\nclass Filter:\n    def __init__(self):\n        time.sleep(2)\n"
+        "    def inlet(self, body: dict) -> dict:\n        return body\n"
+    )
+    with pytest.raises(SourceError) as tools_refused:
+        load_tools(LocalTools(id="t", path=str(tools)), tmp_path)
+    config = Config(filters=(FilterEntry(id="f", path=str(filters)),), base_dir=tmp_path)
+    (filter_refused,) = load_filters(config, FilterCache())
+    assert (str(tools_refused.value), filter_refused.error) == (
+        f"tools 't': {tools}: Tools() did not finish within 0.3 s (it still runs, in a thread "
+        "of its own, until the gateway restarts)",
+        f"filters 'f': {filters}: Filter() did not finish within 0.3 s (it still runs, in a "
+        "thread of its own, until the gateway restarts)",
+    )
+
+
 async def test_a_file_that_takes_the_current_loop_at_its_top_level_loads_and_runs(
     tmp_path: Path,
 ) -> None:

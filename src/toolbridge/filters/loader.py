@@ -19,8 +19,8 @@ from typing import Any
 
 from toolbridge.config import Config, FilterEntry
 from toolbridge.errors import SourceError
-from toolbridge.local.imports import at_line, import_file, import_module
-from toolbridge.local.signatures import cause, is_injected, set_valves
+from toolbridge.local.imports import construct, import_file, import_module
+from toolbridge.local.signatures import is_injected, set_valves
 from toolbridge.local.sources import display
 from toolbridge.schemas import json_kind
 
@@ -158,11 +158,7 @@ def _filter(entry: FilterEntry, location: str, module: types.ModuleType) -> Filt
     cls = getattr(module, "Filter", None)
     if not isinstance(cls, type):
         raise SourceError(f"{where}: has no `class Filter` (an Open WebUI filter function)")
-    try:
-        instance = cls()
-    except Exception as exc:
-        at = at_line(where, exc, getattr(module, "__file__", None))
-        raise SourceError(f"{at}: Filter() failed: {cause(exc)}") from exc
+    instance = construct(cls, where, module)
     fields = set_valves(instance, entry.valves, where)
     if fields is not None:
         unknown = sorted(set(entry.valves) - fields)

@@ -21,7 +21,9 @@ import re
 import sys
 import threading
 import types
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from toolbridge.errors import SourceError
 from toolbridge.local.docstrings import frontmatter
@@ -72,9 +74,10 @@ def import_file(label: str, namespace: str, path: Path) -> tuple[types.ModuleTyp
     # Registered under its private name while it runs and after: dataclasses, pydantic and
     # typing look classes' modules up in sys.modules to resolve string annotations.
     sys.modules[name] = module
+    loader = spec.loader
     try:
-        _run_top_level(spec.loader, module)
-    except _StillRunning:
+        bounded(lambda: loader.exec_module(module), module.__name__)
+    except StillRunning:
         sys.modules.pop(name, None)
         raise SourceError(
             f"{where}: its top level did not finish within {IMPORT_TIMEOUT:g} s (it still runs, "
@@ -110,15 +113,17 @@ def line_in(exc: BaseException, path: Path | str | None) -> int | None:
     return line
 
 
-class _StillRunning(Exception):
-    """A file's top level outlived IMPORT_TIMEOUT."""
+class StillRunning(Exception):
+    """A file's own code (its top level, its `Tools()`) outlived IMPORT_TIMEOUT."""
 
 
-def _run_top_level(loader: importlib.abc.Loader, module: types.ModuleType) -> None:
-    """Run a file's top level in a thread of its own, waiting IMPORT_TIMEOUT for it: one that
-    never returns (`while True: ...`) holds that thread, not the start or the admin request
-    that loads it. What it raises is raised here."""
+def bounded(call: Callable[[], Any], name: str) -> Any:
+    """`call()` run in a thread of its own (named for `name`), waiting IMPORT_TIMEOUT for it: a
+    file's code that never returns (`while True: ...` at its top level or in `Tools()`) holds
+    that thread, not the start, the reload or the admin request that loads it; StillRunning
+    then. What it returns is returned here, and what it raises raised."""
     done = threading.Event()
+    outcome: list[Any] = []
     raised: list[BaseException] = []
 
     def run() -> None:
@@ -126,17 +131,33 @@ def _run_top_level(loader: importlib.abc.Loader, module: types.ModuleType) -> No
             # Files that take the current loop at their top level (`asyncio.Lock()` on 3.9,
             # `asyncio.get_event_loop()`) get the loop their async tools run on.
             asyncio.set_event_loop(TOOL_LOOP.loop())
-            loader.exec_module(module)
+            outcome.append(call())
         except BaseException as exc:
             raised.append(exc)
         finally:
             done.set()
 
-    threading.Thread(target=run, name=f"toolbridge-import-{module.__name__}", daemon=True).start()
+    threading.Thread(target=run, name=f"toolbridge-load-{name}", daemon=True).start()
     if not done.wait(IMPORT_TIMEOUT):
-        raise _StillRunning
+        raise StillRunning
     if raised:
         raise raised[0]
+    return outcome[0]
+
+
+def construct(cls: type, where: str, module: types.ModuleType) -> Any:
+    """`cls()` (a file's `Tools` or `Filter`), bounded as its top level is: its `__init__` is
+    the file's own code too. SourceError, saying so, when it raises or never returns."""
+    try:
+        return bounded(cls, f"{module.__name__}.{cls.__name__}")
+    except StillRunning:
+        raise SourceError(
+            f"{where}: {cls.__name__}() did not finish within {IMPORT_TIMEOUT:g} s (it still "
+            "runs, in a thread of its own, until the gateway restarts)"
+        ) from None
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
+        at = at_line(where, exc, getattr(module, "__file__", None))
+        raise SourceError(f"{at}: {cls.__name__}() failed: {cause(exc)}") from exc
 
 
 def import_module(label: str, name: str) -> types.ModuleType:

@@ -40,9 +40,9 @@ from toolbridge import names
 from toolbridge.config import LocalTools
 from toolbridge.errors import SourceError
 from toolbridge.local.docstrings import frontmatter
-from toolbridge.local.imports import at_line, import_file, import_module
+from toolbridge.local.imports import construct, import_file, import_module
 from toolbridge.local.requirements import install_requirements, requirement_notes
-from toolbridge.local.signatures import build_tool, cause, set_valves
+from toolbridge.local.signatures import build_tool, set_valves
 from toolbridge.local.sources import LocalModule, display, entry_sources
 from toolbridge.tools import Note, PythonFunction, Tool
 
@@ -206,11 +206,7 @@ def _callables(
             if own and not name.startswith("_"):
                 yield name, value, set()
         return
-    try:
-        instance = tools_class()
-    except Exception as exc:
-        at = at_line(where, exc, getattr(module, "__file__", None))
-        raise SourceError(f"{at}: Tools() failed: {cause(exc)}") from exc
+    instance = construct(tools_class, where, module)
     used = set(set_valves(instance, entry.valves, where) or ())
     for name in _methods(tools_class):
         yield f"Tools.{name}", getattr(instance, name), used
