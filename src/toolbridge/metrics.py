@@ -1,13 +1,21 @@
-"""Prometheus metrics of one gateway, in a registry of its own (no module-level globals)."""
+"""Prometheus metrics of one gateway, in a registry of its own (no module-level globals).
+
+With `serve --workers N`, any worker may answer a scrape: each process's counts go to files
+of its own in a folder the serving parent made (`MULTIPROCESS_ENV`, read by prometheus_client
+as it is imported, before any metric exists), and `/metrics` sums every worker's, those of
+workers that were restarted included, so that counters never go back.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Metrics:
@@ -51,4 +59,11 @@ class Metrics:
         self.output_mismatches.labels(tool=tool).inc()
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        folder = os.environ.get(MULTIPROCESS_ENV)
+        if not folder:
+            return generate_latest(self.registry)
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker, path=folder)  # type: ignore[no-untyped-call]
+        return generate_latest(every_worker)

@@ -203,6 +203,27 @@ def test_sigterm_stops_serve_when_a_tool_left_a_thread_running(
         assert "exiting without waiting for threads still running" in err
 
 
+def test_metrics_count_every_workers_calls_whichever_answers(tmp_path: Path) -> None:
+    """Each scrape reached one worker and showed its counts only: Prometheus saw counters go
+    back and forth between them."""
+    process, url = start(tmp_path, "--workers", "2")
+    try:
+        for _ in range(12):  # a connection each: the kernel spreads them over both workers
+            with httpx2.Client() as client:
+                assert client.post(f"{url}/v1/tools/listNotes/call", timeout=10).status_code == 200
+        counts = set()
+        for _ in range(8):
+            with httpx2.Client() as client:
+                text = client.get(f"{url}/metrics", timeout=10).text
+            found = re.search(
+                r'^toolbridge_tool_calls_total\{outcome="ok",tool="listNotes"\} (\S+)$', text, re.M
+            )
+            counts.add(found.group(1) if found else None)
+    finally:
+        stop(process)
+    assert counts == {"12.0"}
+
+
 def test_a_bad_config_stops_serve_before_it_binds(tmp_path: Path) -> None:
     (tmp_path / "toolbridge.yaml").write_text("servers:\n  - id: pets\n    spek: x.yaml\n")
     done = subprocess.run(

@@ -33,6 +33,7 @@ from toolbridge.config_file import load_config, read_config_text
 from toolbridge.demo import demo_config
 from toolbridge.errors import ConfigError
 from toolbridge.gateway import Gateway
+from toolbridge.metrics import MULTIPROCESS_ENV
 from toolbridge.openapi.documents import cache_dir_from
 from toolbridge.redaction import install_log_redaction, secrets_of
 from toolbridge.serve.app import App, create_app
@@ -107,6 +108,8 @@ def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: s
             os.environ[WORKERS_ENV] = str(workers)
             with tempfile.TemporaryDirectory(prefix="toolbridge-") as runtime:
                 os.environ[RUNTIME_ENV] = runtime
+                (Path(runtime) / "metrics").mkdir()  # every worker's counts, for any to sum
+                os.environ[MULTIPROCESS_ENV] = str(Path(runtime) / "metrics")
                 if file is not None and file.text is not None:
                     keep_config(Path(runtime), file.text)  # for a worker started after an edit
                 target = "toolbridge.serve.process:worker_app"
