@@ -241,9 +241,16 @@ def test_with_postgresql_down_calls_go_on_writes_say_so_and_the_replicas_catch_u
         refused = httpx2.post(
             f"{first.url}/v1/admin/servers", json=entry, headers=bearer("ops"), timeout=60
         )
+        reloaded = first.reload().json()
     finally:
         postgres_server.start()
     assert calls == [200, 200]
+    assert (reloaded["applied"], reloaded["replicas"]["told"]) == (True, False)
+    assert reloaded["replicas"]["reason"].startswith("could not record a reload change: ")
+    assert reloaded["replicas"]["reason"].endswith(
+        "; applied here only: the other replicas apply it when they reload next (reload them "
+        "once the store is back)"
+    )
     assert (refused.status_code, refused.json()["error"]["type"]) == (503, "store_unavailable")
     assert refused.json()["error"]["message"].startswith("could not register server 'later'")
 

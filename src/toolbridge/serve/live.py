@@ -81,7 +81,9 @@ class Live:
                 event = {"action": "refresh" if only is not None else "reload"}
                 answer["workers"] = await self._tell(event)
             if by is not None and only is None and self.shared is not None:
-                await self._announce(self.shared.announce_reload(by))
+                untold = await self._announce(self.shared.announce_reload(by))
+                if untold is not None:
+                    answer["replicas"] = untold
         return answer
 
     async def sources_registered(
@@ -103,15 +105,24 @@ class Live:
             event = {"action": "approve", "source": source, "digest": held.digest}
             answer["workers"] = await self._tell(event)
         if self.shared is not None and held is not None and by is not None:
-            await self._announce(self.shared.announce_approval(source, held.digest, by))
+            untold = await self._announce(self.shared.announce_approval(source, held.digest, by))
+            if untold is not None:
+                answer["replicas"] = untold
         return answer
 
-    async def _announce(self, announcement: Awaitable[None]) -> None:
+    async def _announce(self, announcement: Awaitable[None]) -> dict[str, Any] | None:
+        """None once the other replicas are told (through the store); else what the answer
+        says of them: applied here, and not there until they reload."""
         try:
             await announcement
         except ToolbridgeError as exc:
-            # Applied here; the other replicas learn of it at their next reload.
             logger.warning("could not tell the other replicas: %s", exc)
+            return {
+                "told": False,
+                "reason": f"{exc}; applied here only: the other replicas apply it when they "
+                "reload next (reload them once the store is back)",
+            }
+        return None
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
