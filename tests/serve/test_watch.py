@@ -58,3 +58,29 @@ async def test_a_file_that_appears_or_goes_is_a_change(tmp_path: Path) -> None:
         tasks.cancel_scope.cancel()
 
     assert seen == [frozenset({"tools"}), frozenset({"tools"})]
+
+
+async def test_a_key_that_comes_with_a_reload_is_no_change_until_its_files_change(
+    tmp_path: Path,
+) -> None:
+    """A source registered through the admin API is named by the config the reload that loaded
+    it made: every start reloaded once more for it, saying its files had changed."""
+    first, later = tmp_path / "first.py", tmp_path / "later.py"
+    first.write_text("x = 1\n")
+    later.write_text("y = 1\n")
+    keys = {"first": [first]}
+    seen: list[frozenset[str]] = []
+
+    async def on_change(changed: frozenset[str]) -> None:
+        seen.append(changed)
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(lambda: watch(lambda: dict(keys), on_change, interval=0.05, settle=0.05))
+        await anyio.sleep(0.1)
+        keys["later"] = [later]  # a reload named it, and read it
+        await anyio.sleep(0.4)
+        later.write_text("y = 2\n")
+        await anyio.sleep(0.4)
+        tasks.cancel_scope.cancel()
+
+    assert seen == [frozenset({"later"})]

@@ -51,7 +51,10 @@ async def watch(
     while True:
         await anyio.sleep(interval)
         now = stamps(files())
-        changed = frozenset(key for key, stamp in now.items() if stamp != seen.get(key))
+        # A key new since the last look came with the reload that named it, which read its
+        # files then (a source registered through the admin API): its first stamp is where
+        # it starts from, not a change.
+        changed = frozenset(key for key, stamp in now.items() if key in seen and stamp != seen[key])
         if not changed:
             seen = now
             continue
