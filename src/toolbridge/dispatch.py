@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import orjson
 
+from toolbridge.blocking import OFF_LOOP_BYTES, off_loop
 from toolbridge.budgets import apply as apply_budget
 from toolbridge.config import OAuth2ClientCredentials, PerUserAuth, Server
 from toolbridge.errors import (
@@ -116,7 +117,12 @@ class Dispatch:
                     result = await call_function(
                         fn, mended, user=user, context=context, on_event=on_event
                     )
-                result = capped(result, self.max_response_bytes, secrets)
+                # Measured (its JSON written) and cut off our loop: a tool's answer may be
+                # hundreds of megabytes, and only its first `max_response_bytes` are kept.
+                value = result.result
+                many = isinstance(value, dict | list) and len(value) > 0
+                size = len(value) if isinstance(value, str) else OFF_LOOP_BYTES * many
+                result = await off_loop(size, capped, result, self.max_response_bytes, secrets)
                 return result if secrets is state.secrets else _redacted(result, secrets)
 
     async def filtered(
