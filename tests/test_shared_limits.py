@@ -181,3 +181,22 @@ async def test_an_unreachable_redis_never_shows_its_password(
 )
 def test_urls_are_shown_without_passwords(url: str, expected: str) -> None:
     assert shown(url) == expected
+
+
+async def test_while_redis_is_away_each_worker_allows_its_share(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As a gateway without Redis does: its N workers never allow more than the limit in all
+    (each allowed the whole limit, so 2 replicas of 2 workers let 4 times it through)."""
+    caplog.set_level(logging.ERROR, logger="toolbridge.shared_limits")
+    shared = limiter(f"redis://127.0.0.1:{free_port()}/0", burst=4, workers=2)
+    try:
+        await shared.take("alice", "x")
+        await shared.take("alice", "x")
+        error = await refused(shared, "alice")
+    finally:
+        await shared.close()
+    assert (shared.shared, str(error)) == (
+        False,
+        "'alice' is over the rate limit; try again in 2 s",  # its half of 60 a minute
+    )

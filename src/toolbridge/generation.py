@@ -467,7 +467,7 @@ def _limiter(
     if limit.redis is not None:
         # Counted once in Redis for every process of every replica.
         return SharedRateLimiter(
-            limit.redis, limit.per_minute, limit.burst, per_tool=limit.per_tool
+            limit.redis, limit.per_minute, limit.burst, per_tool=limit.per_tool, workers=workers
         )
     # Without a shared store, each of N worker processes allows its share: never more than
     # the configured limit in all (a caller may meet it early when load spreads unevenly).

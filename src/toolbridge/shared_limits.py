@@ -6,8 +6,9 @@ script, atomically, on Redis's own clock: any number of processes on any number 
 share one count. `take` is async (it asks Redis); otherwise the interface is the local one's,
 with the same `RateLimited` error and message.
 
-When Redis cannot be reached, calls are counted by the local limiter of this process instead
-(so N processes allow up to N times the limit), with one loud warning per outage; Redis is
+When Redis cannot be reached, calls are counted by the local limiter of this process instead,
+each of a replica's N worker processes allowing its share (so N replicas allow up to N times
+the limit), with one loud warning per outage; Redis is
 tried again at most every `retry_interval` seconds, and when it answers the count is shared
 again (with a second warning saying so). Limits: a Redis round trip may take `TIMEOUT` seconds
 before the call falls back; a bucket's key expires once it would be full again.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
@@ -74,14 +76,19 @@ class SharedRateLimiter:
         burst: int,
         *,
         per_tool: bool = False,
+        workers: int = 1,
         retry_interval: float = RETRY_INTERVAL,
         prefix: str = PREFIX,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`workers`: the processes of this replica (`serve --workers N`), among which the
+        local fallback shares the limit, as a gateway without Redis does."""
         self.rate = per_minute / 60.0
         self.burst = burst
         self.per_tool = per_tool
-        self.local = RateLimiter(per_minute, burst, per_tool=per_tool, clock=clock)
+        share = max(1, workers)
+        local_burst = max(1, math.floor(burst / share))
+        self.local = RateLimiter(per_minute / share, local_burst, per_tool=per_tool, clock=clock)
         self.where = shown(url)
         import redis.asyncio as redis
         from redis.asyncio.retry import Retry
