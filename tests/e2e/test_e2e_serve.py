@@ -224,6 +224,21 @@ def test_metrics_count_every_workers_calls_whichever_answers(tmp_path: Path) -> 
     assert counts == {"12.0"}
 
 
+def test_the_folders_of_a_killed_serve_go_when_the_next_one_starts(tmp_path: Path) -> None:
+    """SIGKILL (the OOM killer) gives no cleanup: each such death left a folder of registered
+    files in /tmp for good."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    killed, _ = start(tmp_path, env={"TMPDIR": str(temporary)})
+    killed.kill()
+    killed.communicate(timeout=10)
+    left = list(temporary.iterdir())
+    process, _ = start(tmp_path, env={"TMPDIR": str(temporary)})
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+    assert (len(left), list(temporary.iterdir())) == (1, [])
+
+
 def test_a_bad_config_stops_serve_before_it_binds(tmp_path: Path) -> None:
     (tmp_path / "toolbridge.yaml").write_text("servers:\n  - id: pets\n    spek: x.yaml\n")
     done = subprocess.run(

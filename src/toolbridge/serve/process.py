@@ -36,6 +36,7 @@ from toolbridge.gateway import Gateway
 from toolbridge.metrics import MULTIPROCESS_ENV
 from toolbridge.openapi.documents import cache_dir_from
 from toolbridge.redaction import install_log_redaction, secrets_of
+from toolbridge.serve import leftovers
 from toolbridge.serve.app import App, create_app
 from toolbridge.serve.connection import PROTOCOL, set_limits
 from toolbridge.serve.loopback import LoopbackServer
@@ -95,6 +96,7 @@ def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: s
         "timeout_graceful_shutdown": 5,  # open MCP listen streams must not hold shutdown
     }
     os.environ[REPLICA_ENV] = uuid.uuid4().hex
+    leftovers.sweep()
     _stop_on_sigterm()
     _exit_when_held(lambda: _STOPPED_BY[-1] if _STOPPED_BY else 0)
     try:
@@ -107,6 +109,7 @@ def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: s
             os.environ[LOG_LEVEL_ENV] = log_level
             os.environ[WORKERS_ENV] = str(workers)
             with tempfile.TemporaryDirectory(prefix="toolbridge-") as runtime:
+                leftovers.mark(Path(runtime))
                 os.environ[RUNTIME_ENV] = runtime
                 (Path(runtime) / "metrics").mkdir()  # every worker's counts, for any to sum
                 os.environ[MULTIPROCESS_ENV] = str(Path(runtime) / "metrics")
@@ -289,6 +292,7 @@ def _shared(config: Config, path: Path | None) -> Shared:
     folder = Path(
         tempfile.mkdtemp(prefix="toolbridge-registered-", dir=os.environ.get(RUNTIME_ENV))
     )
+    leftovers.mark(folder)
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     replica = os.environ.get(REPLICA_ENV) or uuid.uuid4().hex
     shared = Shared(url, folder=folder, replica=replica)

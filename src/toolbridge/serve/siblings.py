@@ -116,7 +116,7 @@ class Siblings:
             if not path.name.isdigit() or int(path.name) == self.pid:
                 continue
             pid = int(path.name)
-            if not _alive(pid):
+            if not alive(pid):
                 with contextlib.suppress(OSError):
                     path.unlink()  # a worker that died: its replacement registers anew
                 continue
@@ -158,7 +158,8 @@ def _event(raw: bytes) -> dict[str, Any] | None:
     return event if isinstance(event, dict) else None
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process of that id lives (one of another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
