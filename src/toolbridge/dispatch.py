@@ -120,8 +120,9 @@ class Dispatch:
                 # Measured (its JSON written) and cut off our loop: a tool's answer may be
                 # hundreds of megabytes, and only its first `max_response_bytes` are kept.
                 value = result.result
-                many = isinstance(value, dict | list) and len(value) > 0
-                size = len(value) if isinstance(value, str) else OFF_LOOP_BYTES * many
+                size = len(value) if isinstance(value, str) else 0
+                if isinstance(value, dict | list) and value:  # its size is known once written
+                    size = OFF_LOOP_BYTES
                 result = await off_loop(size, capped, result, self.max_response_bytes, secrets)
                 return result if secrets is state.secrets else _redacted(result, secrets)
 
