@@ -31,7 +31,7 @@ auth:
     - {user: alice, key: alice-key-0001}
   jwt: {secret: jwt-shared-secret-0002}
   rate_limit: {per_minute: 60, redis: "redis://:redis-pass-0011@127.0.0.1:6379/0"}
-state: {url: "postgresql://toolbridge:db-pass-0012@127.0.0.1:5432/toolbridge"}
+state: {url: "postgresql://toolbridge-role:db-pass-0012@127.0.0.1:5432/toolbridge"}
 servers:
   - id: bearer
     spec: https://api.example/openapi.json?api_key=doc-query-key-0003&v=2
@@ -261,3 +261,11 @@ def test_an_entrys_secret_list_names_valves_whose_values_are_secrets_and_not_sec
     }
 
     assert sorted(entry_secrets(entry)) == ["key-canary-2", "often-canary-1"]
+
+
+def test_a_state_urls_user_name_is_no_secret(tmp_path: Path) -> None:
+    """A database role (`toolbridge`) is no token: taken for one, every answer that said
+    `toolbridge` was garbled."""
+    path = tmp_path / "toolbridge.yaml"
+    path.write_text("state: {url: 'postgresql://toolbridge@127.0.0.1:5432/toolbridge'}\n")
+    assert secrets_of(load_config(path, {}), environ={}).values == set()
