@@ -223,18 +223,23 @@ def test_one_replica_dies_under_load_and_the_other_loses_no_call(
     }
 
 
+def status_source(ident: str, upstream: str) -> dict[str, Any]:
+    """A server entry for the admin API: the demo's `getStatus` only, as `{ident}_getStatus`."""
+    return {
+        "id": ident,
+        "document": (ROOT / "specs" / "demo.yaml").read_text(),
+        "base_url": upstream,
+        "prefix": ident,
+        "include": {"operations": ["getStatus"]},
+        "access": {"groups": ["support"]},
+    }
+
+
 def test_with_postgresql_down_calls_go_on_writes_say_so_and_the_replicas_catch_up(
     pair: tuple[Served, Served], postgres_server: Postgres, upstream: str
 ) -> None:
     first, second = pair
-    entry = {
-        "id": "later",
-        "document": (ROOT / "specs" / "demo.yaml").read_text(),
-        "base_url": upstream,
-        "prefix": "later",
-        "include": {"operations": ["getStatus"]},
-        "access": {"groups": ["support"]},
-    }
+    entry = status_source("later", upstream)
     postgres_server.stop()
     try:
         calls = [served.call("getStatus").status_code for served in pair]
@@ -272,14 +277,7 @@ def test_a_replica_started_with_postgresql_down_is_not_ready_until_it_has_read_i
     """It serves the config file's sources only: ready, it would answer 404 behind a load
     balancer for what the others serve. It says so once in its log, not at every retry."""
     first, _ = pair
-    entry = {
-        "id": "early",
-        "document": (ROOT / "specs" / "demo.yaml").read_text(),
-        "base_url": upstream,
-        "prefix": "early",
-        "include": {"operations": ["getStatus"]},
-        "access": {"groups": ["support"]},
-    }
+    entry = status_source("early", upstream)
     made = httpx2.post(f"{first.url}/v1/admin/servers", json=entry, headers=bearer("ops"))
     assert made.status_code == 201
     postgres_server.stop()
