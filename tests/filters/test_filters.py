@@ -413,6 +413,33 @@ async def test_a_filter_that_raises_says_what_it_raised(tmp_path: Path) -> None:
     )
 
 
+async def test_a_filter_whose_error_has_no_text_or_that_finds_no_thread_is_said_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error whose own `__str__` fails is named by its type (it was a 500); a sync handler
+    runs in the threads local tools run in, and when none is free the call is refused as busy
+    (503), not in the filter's name."""
+    from toolbridge.errors import ToolsBusy
+    from toolbridge.local import calls
+
+    (tmp_path / "f.py").write_text(
+        "class Mute(Exception):\n"
+        "    def __str__(self):\n"
+        "        raise RuntimeError('no text')\n"
+        "class Filter:\n"
+        "    def inlet(self, body):\n"
+        "        raise Mute()\n"
+    )
+    gw, _ = gateway({"id": "f", "path": "f.py"}, base_dir=tmp_path)
+    assert await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "hi"}) == ToolResult(
+        ok=False, content_type="text/plain", result="refused by filter 'f': Mute"
+    )
+    monkeypatch.setattr(calls, "THREADS", calls.ToolThreads(limit=0))
+    monkeypatch.setattr("toolbridge.filters.chain.THREADS", calls.THREADS)
+    with pytest.raises(ToolsBusy):
+        await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "hi"})
+
+
 async def test_a_handler_that_changes_the_call_in_place_and_returns_nothing_changed_it(
     tmp_path: Path,
 ) -> None:

@@ -34,9 +34,9 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from toolbridge.errors import InvalidArguments
+from toolbridge.errors import InvalidArguments, ToolsBusy
 from toolbridge.filters.loader import Filter, FilterStatus, Handler
-from toolbridge.local.calls import EventSink, injected
+from toolbridge.local.calls import THREADS, EventSink, injected
 from toolbridge.local.context import CallContext
 from toolbridge.local.runner import TOOL_LOOP, contained
 from toolbridge.local.signatures import cause
@@ -108,7 +108,7 @@ async def run_inlets(
         }
         try:
             answer = await _run(loaded, loaded.inlet, payload, user, valves, context, on_event)
-        except InvalidArguments:
+        except (InvalidArguments, ToolsBusy):  # the call's own fault; no thread to run it in
             raise
         except (Exception, SystemExit) as exc:
             reason = _reason(exc, loaded)
@@ -168,7 +168,7 @@ async def run_outlets(
             # None: the handler changed the payload in place, or not at all (see run_inlets);
             # what it held is compared with the result as it was before.
             result = _changed(result, payload if answer is None else answer, _before(result))
-        except InvalidArguments:
+        except (InvalidArguments, ToolsBusy):  # the call's own fault; no thread to run it in
             raise
         except (Exception, SystemExit) as exc:
             if loaded.required:
@@ -233,9 +233,8 @@ async def _run(
     with anyio.fail_after(loaded.timeout):
         if handler.is_async:  # on the tools' loop: a handler that blocks cannot stop ours
             return await TOOL_LOOP.run(f"filter {loaded.id}", handler.func(**kwargs))
-        return await anyio.to_thread.run_sync(
-            contained(partial(handler.func, **kwargs)), abandon_on_cancel=True
-        )
+        # In the threads local tools run in (not the gateway's own), counted with them.
+        return await THREADS.run(contained(partial(handler.func, **kwargs)))
 
 
 def _before(result: ToolResult) -> dict[str, Any]:
@@ -279,9 +278,13 @@ def _reason(exc: BaseException, loaded: Filter, *, brief: bool = False) -> str:
         return f"it did not answer within {loaded.timeout:g} s"
     if brief:
         return type(exc).__name__
-    if not isinstance(exc, _MISTAKES) and str(exc):
-        return str(exc)  # a refusal in the filter's own words: `raise Exception("...")`
-    reason = cause(exc)  # `KeyError: 'options'` says more than `'options'`
+    try:
+        said = str(exc)
+        reason = cause(exc)  # `KeyError: 'options'` says more than `'options'`
+    except Exception:  # an exception of the filter's own whose text fails
+        return type(exc).__name__
+    if not isinstance(exc, _MISTAKES) and said:
+        return said  # a refusal in the filter's own words: `raise Exception("...")`
     if isinstance(exc, KeyError) and exc.args and exc.args[0] not in _PAYLOAD_KEYS:
         reason += f" (if the filter read it from the call: the call has {_KEYS_SAID})"
     return reason
