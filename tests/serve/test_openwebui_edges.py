@@ -151,7 +151,8 @@ async def test_bad_context_header_is_a_400() -> None:
 async def test_servers_lists_the_filters_to_admins() -> None:
     redact = {"id": "redact", "path": "tests/fixtures/filters/redact_emails.py", "tools": ["who*"]}
     gone = {"id": "gone", "path": "tests/fixtures/filters/gone.py", "required": True}
-    async with served(config(redact, gone)) as (http, _):
+    more = {"id": "more", "path": "tests/fixtures/filters/wants_more.py"}
+    async with served(config(redact, gone, more)) as (http, _):
         filters = (await http.get("/v1/servers", headers=OPS)).json()["filters"]
         by_alice = (await http.get("/v1/servers")).json()
     assert "filters" not in by_alice  # the operator's machinery, not a caller's business
@@ -163,6 +164,7 @@ async def test_servers_lists_the_filters_to_admins() -> None:
             "location": "tests/fixtures/filters/redact_emails.py",
             "status": "ok",
             "error": None,
+            "warnings": [],
             "switched_off": False,
             "priority": 5,
             "required": False,
@@ -174,9 +176,25 @@ async def test_servers_lists_the_filters_to_admins() -> None:
             "location": "tests/fixtures/filters/gone.py",
             "status": "error",
             "error": "filters 'gone': tests/fixtures/filters/gone.py: no such file",
+            "warnings": [],
             "switched_off": False,
             "priority": None,
             "required": True,
+            "sources": [],
+            "tools": [],
+        },
+        {
+            "id": "more",
+            "location": "tests/fixtures/filters/wants_more.py",
+            "status": "warning",
+            "error": None,
+            "warnings": [
+                "inlet: parameter 'options' has no default, and the host fills only the call "
+                "('body') and Open WebUI's `__name__` parameters: every run of it will fail"
+            ],
+            "switched_off": False,
+            "priority": 0,
+            "required": False,
             "sources": [],
             "tools": [],
         },

@@ -61,6 +61,8 @@ class Filter:
     toggle: bool = False
     """Open WebUI's `toggle = True`: a switch, off unless the entry says `switched_on`."""
     switched_on: bool = False
+    warnings: tuple[str, ...] = ()
+    """What makes it fail every run, or do nothing (said at load, and by `/v1/servers`)."""
 
     @property
     def off(self) -> bool:
@@ -170,8 +172,9 @@ def _filter(entry: FilterEntry, location: str, module: types.ModuleType) -> Filt
             )
     elif entry.valves:
         raise SourceError(f"{where}: valves are given, but the Filter has no Valves model")
-    inlet = _handler(where, getattr(instance, "inlet", None), "inlet")
-    outlet = _handler(where, getattr(instance, "outlet", None), "outlet")
+    warnings: list[str] = []
+    inlet = _handler(where, getattr(instance, "inlet", None), "inlet", warnings)
+    outlet = _handler(where, getattr(instance, "outlet", None), "outlet", warnings)
     if inlet is None and outlet is None:
         # Open WebUI loads it (a `stream`-only filter is one): it does nothing to tool calls.
         has = (
@@ -179,7 +182,9 @@ def _filter(entry: FilterEntry, location: str, module: types.ModuleType) -> Filt
             if hasattr(instance, "stream")
             else "neither `inlet` nor `outlet`"
         )
-        logger.warning("%s: the Filter has %s: it does nothing here", where, has)
+        warnings.append(f"the Filter has {has}: it does nothing here")
+    for warning in warnings:
+        logger.warning("%s: %s", where, warning)
     return Filter(
         id=entry.id,
         location=location,
@@ -194,6 +199,7 @@ def _filter(entry: FilterEntry, location: str, module: types.ModuleType) -> Filt
         file_handler=getattr(instance, "file_handler", False) is True,
         toggle=getattr(instance, "toggle", False) is True,
         switched_on=entry.switched_on,
+        warnings=tuple(warnings),
     )
 
 
@@ -213,7 +219,7 @@ def _priority(entry: FilterEntry, instance: Any, where: str) -> int:
     return 0
 
 
-def _handler(where: str, func: Any, name: str) -> Handler | None:
+def _handler(where: str, func: Any, name: str, warnings: list[str]) -> Handler | None:
     if func is None:
         return None
     if not callable(func):
@@ -234,13 +240,10 @@ def _handler(where: str, func: Any, name: str) -> Handler | None:
         elif param.default is inspect.Parameter.empty:
             # Open WebUI loads such a filter too, and its other handler works: this one
             # raises each time it runs (an inlet refuses, an outlet passes the result on).
-            logger.warning(
-                "%s: %s: parameter %r has no default, and the host fills only the call (%r) and "
-                "Open WebUI's `__name__` parameters: every run of it will fail",
-                where,
-                name,
-                param.name,
-                payload,
+            warnings.append(
+                f"{name}: parameter {param.name!r} has no default, and the host fills only the "
+                f"call ({payload!r}) and Open WebUI's `__name__` parameters: every run of it "
+                "will fail"
             )
     return Handler(
         func=func,

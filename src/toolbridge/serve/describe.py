@@ -81,11 +81,13 @@ def describe_filter(status: FilterStatus) -> dict[str, Any]:
     """A filter entry as `GET /v1/servers` lists it under `filters`."""
     loaded = status.filter
     entry = status.entry
+    warnings = loaded.warnings if loaded is not None else ()
     return {
         "id": entry.id,
         "location": status.location,
-        "status": "ok" if status.error is None else "error",
+        "status": "error" if status.error is not None else "warning" if warnings else "ok",
         "error": status.error,
+        "warnings": list(warnings),
         "switched_off": loaded is not None and loaded.off,
         "priority": loaded.priority if loaded is not None else entry.priority,
         "required": entry.required,
