@@ -1055,6 +1055,8 @@ def test_check_reports_the_filters_and_one_that_cannot_load_makes_it_not_usable(
                 path: {ROOT}/tests/fixtures/filters/redact_emails.py
               - id: switch
                 path: switch.py
+              - id: more
+                path: {ROOT}/tests/fixtures/filters/wants_more.py
               - id: audit
                 path: audit.py
                 required: true
@@ -1068,6 +1070,9 @@ def test_check_reports_the_filters_and_one_that_cannot_load_makes_it_not_usable(
         "filter redact  tests/fixtures/filters/redact_emails.py  loaded\n"
         f"filter switch  {tmp_path}/switch.py  switched off (`toggle = True`; `switched_on: true` "
         "runs it)\n"
+        "filter more  tests/fixtures/filters/wants_more.py  loaded, but inlet: parameter "
+        "'options' has no default, and the host fills only the call ('body') and Open WebUI's "
+        "`__name__` parameters: every run of it will fail\n"
         f"filter audit  {tmp_path}/audit.py  DOWN: filters 'audit': {tmp_path}/audit.py: no such "
         "file\n\n",
         "summary: 1 source, 6 operations, 6 tools, 1 change (body-constraint-unchecked 1), 0 spec "

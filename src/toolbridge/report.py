@@ -162,6 +162,7 @@ def check_report(
                 "error": f.error,
                 "required": f.entry.required,
                 "switched_off": f.filter is not None and f.filter.off,
+                "warnings": list(f.filter.warnings) if f.filter is not None else [],
             }
             for f in filters
         ],
@@ -254,6 +255,8 @@ def print_check(report: dict[str, Any], out: TextIO, *, verbose: bool = False) -
             state = f"DOWN: {found['error']}"
         elif found["switched_off"]:
             state = "switched off (`toggle = True`; `switched_on: true` runs it)"
+        elif found["warnings"]:
+            state = "loaded, but " + "; ".join(found["warnings"])
         else:
             state = "loaded"
         print(f"filter {found['id']}  {found['location']}  {state}", file=out)
