@@ -6,6 +6,7 @@ loopback port; the README's `console curl` block is replayed against it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -237,6 +238,39 @@ def test_the_folders_of_a_killed_serve_go_when_the_next_one_starts(tmp_path: Pat
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=30)
     assert (len(left), list(temporary.iterdir())) == (1, [])
+
+
+def test_workers_stop_when_the_serve_that_started_them_is_killed(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL of `serve --workers` left its workers serving on its port for good, with its
+    config, and a `serve` started again could not bind it."""
+    port = free_port()
+    command = [sys.executable, "-m", "toolbridge", "serve", "--port", str(port)]
+    env = {**os.environ, "TOOLBRIDGE_CACHE_DIR": ""}
+    killed = subprocess.Popen(
+        [*command, "--workers", "2"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx2.TransportError):
+            if httpx2.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        time.sleep(0.1)
+    killed.kill()
+    killed.wait(10)
+    gone_at = None
+    for _ in range(100):
+        try:
+            httpx2.get(f"{url}/healthz", timeout=1)
+        except httpx2.TransportError:
+            gone_at = time.monotonic()
+            break
+        time.sleep(0.1)
+    _, err = killed.communicate(timeout=10)  # its workers wrote to the same pipe
+    assert gone_at is not None, "the workers still answer"
+    assert "that started this worker is gone: stopping" in err
 
 
 def test_a_bad_config_stops_serve_before_it_binds(tmp_path: Path) -> None:

@@ -159,6 +159,25 @@ def _exit_when_held(code: Callable[[], int]) -> None:
         register(exiting)
 
 
+PARENT_LOOK = 1.0
+"""Seconds between a worker's looks at whether the process that started it is still there."""
+
+
+def _stop_with_parent() -> None:
+    """A worker stops (as on SIGTERM: gracefully) once the `serve` process that started it is
+    gone. Killed outright (SIGKILL), it cannot stop its workers, which served on, on its port
+    and with its config, and a `serve` started again could not bind the port."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_LOOK)
+        logger.warning("the serve process %d that started this worker is gone: stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="toolbridge-parent", daemon=True).start()
+
+
 _STOPPED_BY: list[int] = []
 """The exit status a signal gave `serve` (SIGTERM: 143), for an exit no thread may hold."""
 
@@ -186,6 +205,7 @@ def worker_app() -> App:
     level = os.environ.get(LOG_LEVEL_ENV, "info")
     _log_to_stderr(level)  # a worker is a process of its own: the parent's setup is not here
     _exit_when_held(lambda: 0)
+    _stop_with_parent()
     siblings = Siblings.from_environ(os.environ)
     file = ConfigFile(path) if path is not None else None
     config = _worker_config(file, siblings) if file is not None else demo_config(demo_url or "")
