@@ -156,6 +156,29 @@ async def test_an_update_replaces_the_entry_whole(store: Store) -> None:
     assert await store.servers.in_clear() == (ServerInClear("pets", entry, None),)
 
 
+async def test_an_update_a_delete_overtook_says_the_entry_is_gone(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another replica's delete may commit between an update's write and its reading back of
+    what it wrote: that is a 404 to the admin, not an AssertionError (a 500)."""
+    await store.servers.create(PETS, by="ops")
+    await store.tools.create("clock", CLOCK_TOOL, {}, by="ops")
+
+    async def gone(ident: str) -> None:
+        return None
+
+    monkeypatch.setattr(store.servers, "get", gone)
+    monkeypatch.setattr(store.tools, "get", gone)
+    with pytest.raises(ToolNotFound) as server:
+        await store.servers.update({**PETS, "prefix": "animals"}, by="ops")
+    with pytest.raises(ToolNotFound) as tool:
+        await store.tools.update("clock", CLOCK_TOOL, {}, by="ops")
+    assert (str(server.value), str(tool.value)) == (
+        "no server 'pets': it was deleted just now",
+        "no tool 'clock': it was deleted just now",
+    )
+
+
 async def test_an_update_that_sends_redacted_back_keeps_the_stored_secret(store: Store) -> None:
     """A listing, edited and sent back, must not overwrite a secret with the placeholder."""
     await store.servers.create(PETS, by="ops")

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from toolbridge.errors import AlreadyExists, SecretKeyError
+from toolbridge.errors import AlreadyExists, SecretKeyError, ToolNotFound, quoted
 from toolbridge.state.database import (
     MAX_DOCUMENT_BYTES,
     MAX_ENTRY_BYTES,
@@ -165,8 +165,10 @@ class Servers:
         }
 
     async def _stored(self, server_id: str) -> ServerRecord:
+        """The server as just written; another replica's delete may have come between."""
         found = await self.get(server_id)
-        assert found is not None
+        if found is None:
+            raise ToolNotFound(f"no server {quoted(server_id)}: it was deleted just now")
         return found
 
 

@@ -280,8 +280,10 @@ class ToolFiles:
             await refuse_unknown_sources(connection, tool_id, map(str, sources), in_file)
 
     async def _stored(self, tool_id: str) -> ToolRecord:
+        """The entry as just written; another replica's delete may have come between."""
         found = await self.get(tool_id)
-        assert found is not None
+        if found is None:
+            raise ToolNotFound(f"no {self.kind} {quoted(tool_id)}: it was deleted just now")
         return found
 
     def _subject(self, tool_id: str) -> dict[str, str]:

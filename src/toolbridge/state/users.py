@@ -70,7 +70,8 @@ class Users:
                 detail=valves_detail(values, names),
             )
         found = await self.get_valves(user, tool_id)
-        assert found is not None
+        if found is None:  # its tool deleted (with every caller's valves) just after
+            raise ToolNotFound(f"no tool {quoted(tool_id)}: it was deleted just now")
         return found
 
     async def get_valves(self, user: str, tool_id: str) -> Valves | None:
