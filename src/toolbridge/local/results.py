@@ -39,8 +39,8 @@ def _function_result(value: Any) -> ToolResult:
         return _response_result(response, context)
     if _is_response(value):
         return _response_result(value, None)
-    if isinstance(value, str):
-        return ToolResult(ok=True, content_type="text/plain", result=value)
+    if isinstance(value, str):  # a plain copy: a subclass's own `__len__` must not run later
+        return ToolResult(ok=True, content_type="text/plain", result=str.__str__(value))
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json")
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
