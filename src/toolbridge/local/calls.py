@@ -143,29 +143,49 @@ class ToolThreads:
         self._pool: RunVar[anyio.CapacityLimiter] = RunVar("toolbridge_tool_threads")
 
     async def run(self, call: Callable[[], Any]) -> Any:
-        if self.running >= self.limit:  # counted as they start: a burst may pass it by a few
-            raise ToolsBusy(
-                f"busy: {self.limit} calls of this process's sync local tools are running "
-                f"(those past their timeout too); try again in {BUSY_RETRY_AFTER:g} s",
-                retry_after=BUSY_RETRY_AFTER,
-            )
+        with self._lock:  # a place taken before the thread starts: a burst cannot pass it
+            if self.running >= self.limit:
+                raise ToolsBusy(
+                    f"busy: {self.limit} calls of this process's sync local tools are running "
+                    f"(those past their timeout too); try again in {BUSY_RETRY_AFTER:g} s",
+                    retry_after=BUSY_RETRY_AFTER,
+                )
+            self.running += 1
+        place = _Place()
         try:
             pool = self._pool.get()
         except LookupError:  # one per event loop (each worker's), with room for every call
             pool = anyio.CapacityLimiter(self.limit)
             self._pool.set(pool)
-        return await anyio.to_thread.run_sync(
-            self._counted, call, abandon_on_cancel=True, limiter=pool
-        )
+        try:
+            return await anyio.to_thread.run_sync(
+                self._counted, call, place, abandon_on_cancel=True, limiter=pool
+            )
+        except BaseException:
+            with self._lock:  # a call that never started (its caller gone first) runs never
+                if not place.started:
+                    place.given_up = True
+                    self.running -= 1
+            raise
 
-    def _counted(self, call: Callable[[], Any]) -> Any:
+    def _counted(self, call: Callable[[], Any], place: _Place) -> Any:
         with self._lock:
-            self.running += 1
+            if place.given_up:
+                return None
+            place.started = True
         try:
             return call()
         finally:
             with self._lock:
                 self.running -= 1
+
+
+class _Place:
+    """One call's place among the threads: whether its thread started, or it was given up."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.given_up = False
 
 
 THREADS = ToolThreads()
