@@ -33,6 +33,7 @@ from toolbridge.errors import (
     InvalidArguments,
     RateLimited,
     ToolNotFound,
+    ToolsBusy,
     UpstreamBusy,
     UpstreamUnavailable,
     quoted,
@@ -72,6 +73,14 @@ _UNAVAILABLE: dict[type[UpstreamUnavailable], str] = {
     DestinationRefused: "refused",
 }
 """The call log's outcome for an upstream that could not be used, by why."""
+_OUTCOMES: dict[type[BaseException], str] = {
+    ToolNotFound: "not_found",
+    InvalidArguments: "invalid_arguments",
+    RateLimited: "rate_limited",
+    ToolsBusy: "busy",  # (local tools: every thread they may use taken)
+    AnswerNeeded: "answer_needed",
+}
+"""The call log's outcome for a call that ended in one of these, by its kind."""
 
 
 class Gateway:
@@ -370,20 +379,11 @@ class Gateway:
             result = sendable(result)
             outcome = "ok" if result.ok else "tool_error"
             return result
-        except ToolNotFound:
-            outcome = "not_found"
-            raise
-        except InvalidArguments:
-            outcome = "invalid_arguments"
-            raise
-        except RateLimited:
-            outcome = "rate_limited"
+        except (ToolNotFound, InvalidArguments, RateLimited, ToolsBusy, AnswerNeeded) as exc:
+            outcome = _OUTCOMES[type(exc)]
             raise
         except UpstreamUnavailable as exc:
             outcome = "timeout" if exc.timeout else _UNAVAILABLE.get(type(exc), "unreachable")
-            raise
-        except AnswerNeeded:
-            outcome = "answer_needed"
             raise
         except asyncio.CancelledError:  # its caller went away (serve/departures.py)
             outcome = "cancelled"

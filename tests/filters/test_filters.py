@@ -9,6 +9,7 @@ are in `tests/fixtures/filters/`, written as community Open WebUI filters are.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import shutil
@@ -438,6 +439,10 @@ async def test_a_filter_whose_error_has_no_text_or_that_finds_no_thread_is_said_
     monkeypatch.setattr("toolbridge.filters.chain.THREADS", calls.THREADS)
     with pytest.raises(ToolsBusy):
         await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "hi"})
+    await asyncio.sleep(0)  # (counted on the loop's next turn)
+    assert 'toolbridge_tool_calls_total{outcome="busy",tool="echo"} 1.0' in (
+        gw.metrics.exposition().decode()
+    )
 
 
 async def test_a_handler_that_changes_the_call_in_place_and_returns_nothing_changed_it(
