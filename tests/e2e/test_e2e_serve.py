@@ -273,6 +273,49 @@ def test_workers_stop_when_the_serve_that_started_them_is_killed(
     assert "that started this worker is gone: stopping" in err
 
 
+STUCK_INIT = """
+import time
+
+
+class Tools:
+    def __init__(self):
+        time.sleep(300)
+
+    def never(self) -> str:
+        return "never"
+"""
+
+
+def test_a_stop_does_not_wait_for_an_admin_uploads_trial_stuck_in_the_files_code(
+    tmp_path: Path,
+) -> None:
+    """The trial ran in asyncio's executor, which a stopping `asyncio.run` waits for without end:
+    a `Tools()` that never returned held SIGTERM for its whole 60 s bound."""
+    import threading
+
+    (tmp_path / "toolbridge.yaml").write_text("servers: []\n")
+    process, url = start(tmp_path)
+    upload = {"id": "stuck", "content": STUCK_INIT}
+    answers: list[int] = []
+
+    def send() -> None:
+        with contextlib.suppress(httpx2.TransportError):  # (the stop may cut it off)
+            answer = httpx2.post(f"{url}/v1/admin/tools", json=upload, timeout=120)
+            answers.append(answer.status_code)
+
+    threading.Thread(target=send, daemon=True).start()
+    time.sleep(2)
+    assert answers == []  # the trial is stuck in Tools()
+    process.send_signal(signal.SIGTERM)
+    stopped = time.monotonic()
+    try:
+        process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+    assert (process.returncode, time.monotonic() - stopped < 15) == (143, True)
+
+
 def test_a_bad_config_stops_serve_before_it_binds(tmp_path: Path) -> None:
     (tmp_path / "toolbridge.yaml").write_text("servers:\n  - id: pets\n    spek: x.yaml\n")
     done = subprocess.run(

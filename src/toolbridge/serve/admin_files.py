@@ -16,7 +16,6 @@ untrusted JSON; a file fetched by `import` is taken only when its sha256 is the 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import re
@@ -27,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import anyio.to_thread
 from pydantic import BaseModel
 
 from toolbridge.config import Config, FilterEntry, LocalTools, Server
@@ -234,7 +234,7 @@ class Files:
             raise BadRequest("`sha256`: expected the file's SHA-256, 64 hex digits")
         fetch = http_fetcher(timeout=IMPORT_TIMEOUT, max_bytes=MAX_FILE_BYTES)
         try:
-            content = await asyncio.to_thread(fetch, url)
+            content = await anyio.to_thread.run_sync(fetch, url)
         except SourceError as exc:  # refused, unreachable, not 200, too large, too slow
             raise BadRequest(f"{exc}; nothing was stored", status=422) from None
         found = hashlib.sha256(content).hexdigest()
@@ -339,7 +339,7 @@ class Files:
                         f"{kind.key}[{ident}]: the file cannot be loaded: {shown}"
                     ) from None
 
-        return await asyncio.to_thread(trial)
+        return await anyio.to_thread.run_sync(trial)  # not asyncio's executor, which a stop awaits
 
 
 def renamed(text: str, folder: str, name: str) -> str:
