@@ -1335,3 +1335,26 @@ def test_call_as_a_caller_of_a_per_user_server_says_where_their_credential_is(
         "none: this process reads no per-user state (the gateway's `state` store holds it: call "
         "the tool through the gateway, as that caller)\n",
     )
+
+
+def test_a_reload_the_other_replicas_were_not_told_of_says_so() -> None:
+    """`toolbridge reload` printed only the workers' count: an operator relying on it would
+    not know to reload the other replicas."""
+    import io
+
+    from toolbridge.report import print_changes
+
+    out = io.StringIO()
+    answer = {
+        "applied": True,
+        "sources": [],
+        "tools": {"count": 3},
+        "workers": {"total": 2, "applied": 2},
+        "replicas": {"told": False, "reason": "could not record a reload change: (...)"},
+    }
+    print_changes(answer, out)
+    assert out.getvalue() == (
+        "workers: 2 of 2 applied it\n"
+        "other replicas NOT told: could not record a reload change: (...)\n"
+        "nothing changed: 3 tools in all\n"
+    )

@@ -387,6 +387,9 @@ def print_changes(answer: dict[str, Any], out: TextIO) -> None:
     workers = answer.get("workers")
     if workers:
         print(f"workers: {workers['applied']} of {workers['total']} applied it", file=out)
+    replicas = answer.get("replicas")
+    if replicas and not replicas.get("told", True):
+        print(f"other replicas NOT told: {replicas.get('reason')}", file=out)
     changed = any(s["change"] != "unchanged" for s in answer.get("sources", []))
     changed = changed or any(tools.get(k) for k in ("added", "removed", "changed"))
     if not changed and not answer.get("settings"):
