@@ -115,13 +115,19 @@ class Shared:
         been read since it started (it could not be reached), so what was registered through
         the admin API is not served yet; or some of it is sealed with a key this process was
         not given (a `TOOLBRIDGE_SECRET_KEY` left behind by a rotation), and that is not."""
+        # Said to anyone (`/readyz` takes no key): where the store is, and what was registered
+        # in it, only the log says.
         if not self._read:
             return (
-                f"the state store {shown(self.url)} has not been read since this process "
-                "started: the sources registered through the admin API are not served yet"
+                "the state store has not been read since this process started: the sources "
+                "registered through the admin API are not served yet (the log says why)"
             )
         if self._unopened:
-            return "not served here: " + "; ".join(self._unopened)
+            return (
+                "entries registered through the admin API that this process's "
+                f"TOOLBRIDGE_SECRET_KEY cannot open are not served here ({len(self._unopened)}; "
+                "the log names them)"
+            )
         return None
 
     def require(self) -> Store:
