@@ -163,10 +163,15 @@ async def test_rotation_moves_every_secret_to_the_new_key(store: Store, store_ur
     )
 
     async with await Store.open(store_url, secrets=SecretBox([KEY_B, KEY_A])) as both:
+        last = await both.last_change_id()
         assert (
             await both.rotate_secrets(by="ops") == 12
         )  # 8 servers, 2 valves, 1 user's, 1 credential
         assert (await both.audit_log(limit=1))[0].detail == {"count": 12}
+        # In the feed: the other replicas read the store again (and one not given the new key
+        # says so at once).
+        fed = [(c.kind, c.op, dict(c.subject)) for c in await both.changes_since(last)]
+        assert fed == [("secrets", "rotate", {"what": "secrets"})]
     async with await Store.open(store_url, secrets=SecretBox([KEY_B])) as new:
         after = (
             await new.servers.in_clear(),

@@ -270,7 +270,7 @@ class Shared:
         sources_changed, reloaded_elsewhere, approved_elsewhere = handlers
         subject: dict[str, Any] = dict(change.subject)
         match change.kind:
-            case "server" | "tool" | "tool_valves" | "filter" | "filter_valves":
+            case "server" | "tool" | "tool_valves" | "filter" | "filter_valves" | "secrets":
                 changed = await self.refresh()
                 if changed:  # nothing when this process made the change (it applied it)
                     await sources_changed(changed)

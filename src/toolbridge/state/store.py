@@ -180,5 +180,10 @@ class Store:
                     sealed = box.rotate(row.sealed, what)
                     await connection.execute(table.update().where(where).values(sealed=sealed))
                     count += 1
-            await self._db.audit(connection, "secrets.rotate", "secrets", by, {"count": count})
+            # A change in the feed: the other replicas read the store again, and one that was
+            # not given the new key says so (not ready) now, not at the next unrelated change.
+            subject = {"what": "secrets"}
+            await self._db.changed(
+                connection, "secrets", "rotate", subject, by=by, detail={"count": count}
+            )
         return count

@@ -27,10 +27,12 @@ ChangeKind = Literal[
     "credential",
     "document",
     "reload",
+    "secrets",
 ]
-"""What a change in the feed is about; `reload` is announced by the gateway itself."""
+"""What a change in the feed is about; `reload` is announced by the gateway itself, `secrets`
+(rotated: every replica reads the store again, and one whose keys open none says so)."""
 
-Op = Literal["create", "update", "delete", "approve", "reload"]
+Op = Literal["create", "update", "delete", "approve", "reload", "rotate"]
 
 FileKind = Literal["tool", "filter"]
 """What a stored file is: a local tools file, or a filter (a file with `class Filter`)."""
