@@ -24,6 +24,7 @@ from toolbridge.errors import (
     CredentialRequired,
     InvalidArguments,
     ToolbridgeError,
+    ToolNotFound,
     UpstreamUnavailable,
 )
 from toolbridge.filters.chain import Chain, run_inlets, run_outlets
@@ -57,6 +58,20 @@ class Dispatch:
     max_response_bytes: int = MAX_RESPONSE_BYTES
     users: UserData | None = None
     """Each caller's stored UserValves and credentials (when a state store is open)."""
+    unknown: Callable[[str], ToolbridgeError | None] | None = None
+    """What to answer instead of "no tool named ..." while this process may not serve all that
+    was registered (a state store not read yet): a name it does not know may be one of those."""
+
+    def found(self, look: Callable[[], Tool], name: str) -> Tool:
+        """`look()` (the tool `name`, or ToolNotFound), with what `unknown` says instead of
+        ToolNotFound when it says something."""
+        try:
+            return look()
+        except ToolNotFound as exc:
+            instead = self.unknown(name) if self.unknown is not None else None
+            if instead is not None:
+                raise instead from exc
+            raise
 
     async def invoke(
         self,

@@ -79,8 +79,7 @@ _OUTCOMES: dict[type[BaseException], str] = {
     RateLimited: "rate_limited",
     ToolsBusy: "busy",  # (local tools: every thread they may use taken)
     AnswerNeeded: "answer_needed",
-}
-"""The call log's outcome for a call that ended in one of these, by its kind."""
+}  # the call log's outcome for a call that ended in one of these, by its kind
 
 
 class Gateway:
@@ -317,8 +316,8 @@ class Gateway:
     def tool(self, principal: Principal, name: str, view: View | None = None) -> Tool:
         state = self._current()
         tool = state.catalog.get(name) if view is None else None
-        if tool is None or not state.policy.allows(principal, tool):
-            return find(state, principal, name, view or View())  # raises ToolNotFound
+        if tool is None or not state.policy.allows(principal, tool):  # (else ToolNotFound)
+            return self.dispatch.found(lambda: find(state, principal, name, view or View()), name)
         return tool
 
     @property
@@ -352,8 +351,10 @@ class Gateway:
         result: ToolResult | None = None
         try:
             tool = state.catalog.get(name) if view is None else None
-            if tool is None or not state.policy.allows(principal, tool):
-                tool = find(state, principal, name, view or View())  # raises ToolNotFound
+            if tool is None or not state.policy.allows(principal, tool):  # (else ToolNotFound)
+                tool = self.dispatch.found(
+                    lambda: find(state, principal, name, view or View()), name
+                )
             limiter = state.limiter
             if limiter is not None and not principal.admin and tool.name != CALL_TOOL:
                 # (call_tool's call counts itself)

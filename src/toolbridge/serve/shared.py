@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from toolbridge.config import Config
-from toolbridge.errors import StoreUnavailable
+from toolbridge.errors import SecretKeyError, StoreUnavailable, ToolbridgeError, quoted
 from toolbridge.gateway import Gateway
 from toolbridge.serve import approvals
 from toolbridge.state.registered import Registered, materialize
@@ -130,6 +130,19 @@ class Shared:
             )
         return None
 
+    def unknown_tool(self, name: str) -> ToolbridgeError | None:
+        """What a call of a tool this process does not know is told while `unread`: it may be
+        one the other replicas serve (503, to try again), not "no tool named" (404)."""
+        if not self._read:
+            why = "not read since this process started: its registered sources are not served yet"
+            return StoreUnavailable(f"find the tool {quoted(name)}", shown(self.url), why)
+        if self._unopened:
+            return SecretKeyError(
+                f"no tool named {quoted(name)} here, and it may be one registered through the "
+                "admin API that this process's TOOLBRIDGE_SECRET_KEY cannot open"
+            )
+        return None
+
     def require(self) -> Store:
         """The open store; StoreUnavailable while it is not."""
         if self.store is None:
@@ -179,6 +192,7 @@ class Shared:
     ) -> AsyncIterator[None]:
         """While the app serves: the store open (or being retried), and its feed followed."""
         gateway.dispatch.users = self.users
+        gateway.dispatch.unknown = self.unknown_tool
         handlers = (sources_changed, reloaded_elsewhere, approved_elsewhere)
         opened = await self._open()
         if opened:
