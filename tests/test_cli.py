@@ -1192,37 +1192,23 @@ def test_export_and_rotate_secrets_read_the_config_given_or_say_why_not(
 
 
 @pytest.mark.parametrize(
-    ("port", "message"),
+    ("option", "value", "message"),
     [
-        ("80000", "expected a port from 0 to 65535, found 80000"),
-        ("-1", "expected a port from 0 to 65535, found -1"),
-        ("http", "expected a port number, found 'http'"),
+        ("--port", "80000", "expected a port from 0 to 65535, found 80000"),
+        ("--port", "-1", "expected a port from 0 to 65535, found -1"),
+        ("--port", "http", "expected a port number, found 'http'"),
+        ("--workers", "0", "expected 1 to 64 workers, found 0"),
+        ("--workers", "-3", "expected 1 to 64 workers, found -3"),
+        ("--workers", "many", "expected a number of workers, found 'many'"),
     ],
 )
-def test_serve_refuses_a_port_there_is_none_of(
-    capsys: pytest.CaptureFixture[str], port: str, message: str
+def test_serve_refuses_a_port_or_a_number_of_workers_it_would_not_run(
+    capsys: pytest.CaptureFixture[str], option: str, value: str, message: str
 ) -> None:
     with pytest.raises(SystemExit) as exited:
-        main(["serve", "--port", port])
+        main(["serve", option, value])
     assert exited.value.code == 2
-    assert capsys.readouterr().err.endswith(f"argument --port: {message}\n")
-
-
-@pytest.mark.parametrize(
-    ("workers", "message"),
-    [
-        ("0", "expected 1 to 64 workers, found 0"),
-        ("-3", "expected 1 to 64 workers, found -3"),
-        ("many", "expected a number of workers, found 'many'"),
-    ],
-)
-def test_serve_refuses_a_number_of_workers_it_would_not_run(
-    capsys: pytest.CaptureFixture[str], workers: str, message: str
-) -> None:
-    with pytest.raises(SystemExit) as exited:
-        main(["serve", "--workers", workers])
-    assert exited.value.code == 2
-    assert capsys.readouterr().err.endswith(f"argument --workers: {message}\n")
+    assert capsys.readouterr().err.endswith(f"argument {option}: {message}\n")
 
 
 def test_check_reports_the_notes_a_result_budget_gives_the_tools(

@@ -381,7 +381,7 @@ class Gateway:
             outcome = "ok" if result.ok else "tool_error"
             return result
         except (ToolNotFound, InvalidArguments, RateLimited, ToolsBusy, AnswerNeeded) as exc:
-            outcome = _OUTCOMES[type(exc)]
+            outcome = next(o for kind, o in _OUTCOMES.items() if isinstance(exc, kind))
             raise
         except UpstreamUnavailable as exc:
             outcome = "timeout" if exc.timeout else _UNAVAILABLE.get(type(exc), "unreachable")

@@ -18,7 +18,6 @@ redacted (they would mask ordinary words); `Secrets.too_short` counts them for a
 from __future__ import annotations
 
 import base64
-import contextlib
 import logging
 import os
 import re
@@ -27,7 +26,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any, TextIO, get_args
-from urllib.parse import unquote, urlsplit
 
 import orjson
 from pydantic import BaseModel, SecretStr
@@ -244,11 +242,11 @@ def secrets_of(
 
 def config_secrets(config: Config) -> Iterator[str]:
     if config.state is not None:  # a PostgreSQL URL's password (its user name is none)
-        yield from _password(config.state.url)
+        yield from url_secrets(config.state.url, name_as_token=False)
     auth = config.auth
     if auth is not None:
         if auth.rate_limit is not None and auth.rate_limit.redis:
-            yield from _password(auth.rate_limit.redis)
+            yield from url_secrets(auth.rate_limit.redis, name_as_token=False)
         yield from (k.key for k in auth.api_keys if k.key)
         if auth.jwt is not None:
             if auth.jwt.secret:
@@ -262,15 +260,6 @@ def config_secrets(config: Config) -> Iterator[str]:
         yield from _named_secrets(entry.valves)
         listed = (entry.valves.get(name) for name in entry.secret)
         yield from (value for value in listed if isinstance(value, str))
-
-
-def _password(url: str) -> Iterator[str]:
-    """A database's or Redis's URL's password, as written and decoded: its user name (a role,
-    `toolbridge`) is not a secret, as a token given as a Git host URL's user name is."""
-    with contextlib.suppress(ValueError):
-        password = urlsplit(url).password
-        if password:
-            yield from {password, unquote(password)}
 
 
 def _server_secrets(server: Server) -> Iterator[str]:

@@ -27,15 +27,16 @@ SECRET_QUERY_NAME = re.compile(rf"{SECRET_NAME.pattern}|^sig$", re.I)
 shared access signature's; S3's and Google's are `X-Amz-Signature`, `X-Goog-Signature`)."""
 
 
-def url_secrets(url: str) -> Iterator[str]:
+def url_secrets(url: str, *, name_as_token: bool = True) -> Iterator[str]:
     """A URL's password (or its user name, when it has no password: `https://TOKEN@host/`,
-    as Git hosts take a token), and the values of its query parameters named like secrets,
+    as Git hosts take a token; not with `name_as_token=False`, for a database's or Redis's URL,
+    whose user name is a role), and the values of its query parameters named like secrets,
     decoded and as written (`%43ANARY` is CANARY, and is written so in the URL)."""
     try:
         parts = urlsplit(url)
         if parts.password:
             yield parts.password
-        elif parts.username:
+        elif parts.username and name_as_token:
             yield parts.username
     except ValueError:
         return

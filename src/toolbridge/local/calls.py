@@ -102,18 +102,17 @@ async def call_function(
                 is_async=fn.is_async,
             )
         )
-    given = {param: getattr(parsed, name) for name, param, _ in model.call_plan}
     where = fn.function
     with anyio.move_on_after(fn.timeout) as scope:
         # Everything of the tool's own runs off our loop and inside its timeout: its body,
         # an awaitable it returns, and the `__str__` of what it returns or raises.
         if fn.is_async:  # on a loop of its own: a tool that blocks cannot stop ours
-            done = await TOOL_LOOP.run(where, _awaited(where, fn.func(*args, **kwargs), given))
+            done = await TOOL_LOOP.run(where, _awaited(where, fn.func(*args, **kwargs), parsed))
         else:
-            call = partial(_ran, where, partial(fn.func, *args, **kwargs), given)
+            call = partial(_ran, where, partial(fn.func, *args, **kwargs), parsed)
             done = await THREADS.run(call)
         if isinstance(done, _Returned):  # a sync tool returned an awaitable: the tools' loop
-            done = await TOOL_LOOP.run(where, _awaited(where, done.awaitable, given))
+            done = await TOOL_LOOP.run(where, _awaited(where, done.awaitable, parsed))
     if scope.cancelled_caught:
         if not fn.is_async:
             logger.warning("local tool %s timed out; its thread runs on", where)
@@ -198,7 +197,7 @@ class _Returned:
         self.awaitable = awaitable
 
 
-def _ran(where: str, call: Callable[[], Any], given: Mapping[str, Any]) -> ToolResult | _Returned:
+def _ran(where: str, call: Callable[[], Any], given: Arguments) -> ToolResult | _Returned:
     """A sync tool called, and what it returned or raised made a result, in its own thread."""
     try:
         value = call()
@@ -209,7 +208,7 @@ def _ran(where: str, call: Callable[[], Any], given: Mapping[str, Any]) -> ToolR
     return _Returned(value) if inspect.isawaitable(value) else _made(value)
 
 
-async def _awaited(where: str, awaitable: Any, given: Mapping[str, Any]) -> ToolResult:
+async def _awaited(where: str, awaitable: Any, given: Arguments) -> ToolResult:
     """An async tool's call (or an awaitable a tool returned) awaited, and what came of it made
     a result, on the tools' loop."""
     try:
@@ -231,7 +230,7 @@ def _made(value: Any) -> ToolResult:
         return ToolResult(ok=False, content_type="text/plain", result=message)
 
 
-def _failed(where: str, raised: BaseException, given: Mapping[str, Any]) -> ToolResult:
+def _failed(where: str, raised: BaseException, given: Arguments) -> ToolResult:
     """A call that raised: `Type: message` for the caller, the traceback to the log."""
     try:
         text = cause(raised) + _typed_hint(raised, given)
@@ -245,12 +244,14 @@ _TYPED = (BaseModel, enum.Enum, datetime.date, datetime.time, datetime.timedelta
 """What an argument may arrive as, where Open WebUI passes the JSON value as it came."""
 
 
-def _typed_hint(raised: BaseException, given: Mapping[str, Any]) -> str:
-    """What may be wrong when a tool given a model, Enum or date argument fails at reading it:
-    a file written for Open WebUI reads the JSON value it passes (`address["city"]`)."""
+def _typed_hint(raised: BaseException, given: Arguments) -> str:
+    """What may be wrong when a tool given a model, Enum or date argument (of the arguments
+    as checked, `given`) fails at reading it: a file written for Open WebUI reads the JSON
+    value it passes (`address["city"]`)."""
     if not isinstance(raised, TypeError | AttributeError):
         return ""
-    for name, value in given.items():
+    for field, name, _ in given.call_plan:
+        value = getattr(given, field)
         if isinstance(value, _TYPED):
             return (
                 f" (the argument {name!r} arrived as {type(value).__name__}, as its "
