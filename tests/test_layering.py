@@ -11,8 +11,18 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "toolbridge"
 # rooms before it. Top-level modules are rooms of their own, named by module.
 LAYERS: list[set[str]] = [
     # plain values, the YAML loader, host names, which names hold secrets; bulk, forked and
-    # blocking work
-    {"errors", "tools", "yaml_loader", "hosts", "bulk", "forked", "blocking", "secret_names"},
+    # blocking work; what tells a file changed
+    {
+        "errors",
+        "tools",
+        "yaml_loader",
+        "hosts",
+        "bulk",
+        "forked",
+        "blocking",
+        "secret_names",
+        "file_stamps",
+    },
     # JSON text of any depth; what a `result.select` may be; what HTTP can carry
     {"json_text", "selects", "http_values"},
     # where a value is in a YAML file; what it may not be; the kinds of value config keys take

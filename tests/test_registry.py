@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from toolbridge.config import Config, Selection, Server
+from toolbridge.file_stamps import MISSING, stamp
 from toolbridge.local.loader import LocalConversion
 from toolbridge.openapi.convert import Conversion
 from toolbridge.openapi.documents import DocumentStore
@@ -140,6 +141,7 @@ def test_load_server_converts_a_good_spec(specs: Path) -> None:
         loaded_at=0.0,
         digest=hashlib.sha256(f"{uri}\n{document}\n".encode()).hexdigest(),
         files=(specs / "filters.yaml",),  # watched while serving
+        stamps=(stamp(specs / "filters.yaml"),),  # as read: where watching starts from
     )
     assert loaded.conversion is not None
     assert replace(loaded.conversion, tools=()) == Conversion(
@@ -183,6 +185,7 @@ def test_a_missing_file_is_a_down_source_not_an_exception(
         conversion=None,
         error="specs/nope.yaml: no such file",
         files=(specs / "nope.yaml",),  # watched: once it is there, it loads
+        stamps=(MISSING,),
     )
     assert caplog.record_tuples == []
 
@@ -250,6 +253,7 @@ def test_a_file_that_is_not_openapi_is_a_down_source(
         loaded_at=0.0,
         error=error,
         files=(Path.cwd() / name,),
+        stamps=(stamp(Path.cwd() / name),),
     )
 
 

@@ -22,6 +22,7 @@ from toolbridge.cold_start import convert_aside
 from toolbridge.config import Config, LocalTools, Server
 from toolbridge.config import Selection as SelectionConfig
 from toolbridge.errors import ConfigError, DocumentError, SourceError, ToolbridgeError
+from toolbridge.file_stamps import FileStamp
 from toolbridge.local.loader import LocalConversion, ModuleCache, load_tools
 from toolbridge.openapi.compiled import Shape, convert_cached, entry_path
 from toolbridge.openapi.convert import Conversion, Selection
@@ -58,6 +59,8 @@ class SourceStatus:
     files: tuple[Path, ...] = ()
     """The local files its documents were read from, or asked for (OpenAPI sources): while
     serving, an edit of one reloads the source (`serve/live.py`)."""
+    stamps: tuple[FileStamp, ...] = ()
+    """Each of `files` as it was when read (MISSING: not there then)."""
 
     @property
     def ok(self) -> bool:
@@ -147,7 +150,8 @@ def load_server(
             location=uri_to_display(uri),
             loaded_at=started,
             error=str(exc),
-            files=local_files(touched),
+            files=(files := local_files(touched)),
+            stamps=store.stamps(files),
         )
     except Exception as exc:  # a bug of ours meets a document: this source is down, not serve
         logger.error("source %s: loading %s failed", server.id, uri_to_display(uri), exc_info=exc)
@@ -172,7 +176,8 @@ def load_server(
         loaded_at=started,
         conversion=replace(conversion, notes=(*conversion.notes, *refused)),
         digest=store.digest(touched),
-        files=local_files(touched),
+        files=(files := local_files(touched)),
+        stamps=store.stamps(files),
     )
 
 

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from copy import deepcopy
@@ -840,3 +841,62 @@ def test_a_worker_started_after_a_refused_edit_serves_what_its_siblings_serve(
     log = served.log.read_text()
     assert (refused.status_code, answers, "Traceback" in log) == (422, {200}, False)
     assert log.count("this worker serves the config its siblings serve") == 1
+
+
+SLOW_TOOL = """\
+import pathlib, time
+if not pathlib.Path("started").exists():  # the first load only
+    pathlib.Path("started").write_text("")
+    time.sleep(4)
+class Tools:
+    def nap(self) -> str:
+        return "rested"
+"""
+
+
+@pytest.mark.parametrize("edited", ["config", "document"])
+def test_an_edit_made_while_the_gateway_starts_is_applied_once_it_serves(
+    tmp_path: Path, upstreams: tuple[str, str], edited: str
+) -> None:
+    """A start takes seconds (a large catalog, a slow tool file): an edit of the config or of a
+    document made after it was read and before the watcher first looks is a change all the
+    same, not one left unseen until the file changes again."""
+    config = base_config(upstreams[0])
+    config["watch"] = True
+    config["tools"].append({"id": "slow", "path": "tools/slow.py"})
+    folder = folder_for(tmp_path, config)
+    (folder / "tools" / "slow.py").write_text(SLOW_TOOL)
+    document = folder / "specs" / "demo.yaml"
+    said = "Says whether the service is up"
+
+    def edit_while_starting() -> None:
+        deadline = time.monotonic() + 60
+        while not (folder / "started").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if edited == "config":
+            add_server(config, upstreams)
+            write(folder, config)
+        else:
+            document.write_text(document.read_text().replace(said, "Says if the service is up"))
+
+    def seen(served: Served) -> tuple[int, bool]:
+        listed = httpx2.get(f"{served.url}/v1/tools", headers=bearer("alice")).json()
+        (description,) = [
+            t["function"]["description"]
+            for t in listed["tools"]
+            if t["function"]["name"] == "getStatus"
+        ]
+        return served.call("more_getStatus").status_code, said not in description
+
+    expected = (200, False) if edited == "config" else (404, True)
+    editing = threading.Thread(target=edit_while_starting)
+    editing.start()
+    served = Served(folder)
+    try:
+        editing.join()
+        deadline = time.monotonic() + 15
+        while (found := seen(served)) != expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        served.stop()
+    assert found == expected

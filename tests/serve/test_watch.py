@@ -7,6 +7,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from toolbridge.file_stamps import stamp
 from toolbridge.serve.watch import watch
 
 pytestmark = pytest.mark.anyio
@@ -84,3 +85,32 @@ async def test_a_key_that_comes_with_a_reload_is_no_change_until_its_files_chang
         tasks.cancel_scope.cancel()
 
     assert seen == [frozenset({"later"})]
+
+
+async def test_a_file_changed_since_it_was_read_is_a_change_at_the_first_look(
+    tmp_path: Path,
+) -> None:
+    """A start reads the files, then takes seconds to serve: the watcher starts from how each
+    was when read, so an edit meanwhile is seen; one not read starts from the first look."""
+    edited, kept, unread = tmp_path / "a.yaml", tmp_path / "b.yaml", tmp_path / "c.yaml"
+    for path in (edited, kept, unread):
+        path.write_text("servers: []\n")
+    read = {edited: stamp(edited), kept: stamp(kept)}
+    swapped = tmp_path / "a.new"
+    swapped.write_text("servers: []\n")  # the same size; a new inode
+    swapped.replace(edited)
+    unread.write_text("servers: [] \n")
+    seen: list[frozenset[str]] = []
+
+    async def on_change(keys: frozenset[str]) -> None:
+        seen.append(keys)
+
+    files = {"a": [edited], "b": [kept], "c": [unread]}
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(
+            lambda: watch(lambda: files, on_change, read=read, interval=0.05, settle=0.05)
+        )
+        await anyio.sleep(0.5)
+        tasks.cancel_scope.cancel()
+
+    assert seen == [frozenset({"a"})]

@@ -30,6 +30,7 @@ import orjson
 import yaml
 
 from toolbridge.errors import DocumentError
+from toolbridge.file_stamps import MISSING, FileStamp, stamp_of
 from toolbridge.openapi.cache_files import read_own
 from toolbridge.openapi.duplicate_keys import DuplicateKey, duplicates_from_json
 from toolbridge.openapi.fetching import (
@@ -128,6 +129,8 @@ class DocumentStore:
         """Of every document read (parsed or only fingerprinted), by URI."""
         self._fetched: dict[str, bytes] = {}
         """Bytes fetched to fingerprint a URL, kept until it is parsed: fetched once."""
+        self._stamps: dict[Path, FileStamp] = {}
+        """Of every file read, as it was then (what a watcher starts from)."""
 
     def get(self, uri: str) -> Document:
         """The document at `uri` (without fragment); raises DocumentError if it cannot be read."""
@@ -196,6 +199,8 @@ class DocumentStore:
                 self._sha256.setdefault(uri, other._sha256[uri])
             if uri in other._fetched:
                 self._fetched.setdefault(uri, other._fetched[uri])
+        for path, read in other._stamps.items():
+            self._stamps.setdefault(path, read)
 
     def release(self) -> None:
         """Let go of the parsed documents (what was read, and their digests, are kept): a
@@ -224,6 +229,10 @@ class DocumentStore:
                 h.update(f"{uri}\n{sha256}\n".encode())
         return h.hexdigest()
 
+    def stamps(self, paths: Iterable[Path]) -> tuple[FileStamp, ...]:
+        """How each of these files was when it was read (MISSING: it was not there)."""
+        return tuple(self._stamps.get(path, MISSING) for path in paths)
+
     def _read(self, uri: str) -> bytes:
         scheme = urlsplit(uri).scheme.lower()
         if scheme in ("http", "https"):
@@ -237,6 +246,7 @@ class DocumentStore:
             flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
             with os.fdopen(os.open(path, flags), "rb") as handle:
                 info = os.fstat(handle.fileno())
+                self._stamps[path] = stamp_of(info)
                 if not stat.S_ISREG(info.st_mode):  # /dev/zero, a FIFO: endless, or never ends
                     raise DocumentError(
                         uri_to_display(uri), "is not a regular file, expected an OpenAPI document"

@@ -34,6 +34,7 @@ from toolbridge.errors import (
     ToolNotFound,
     quoted,
 )
+from toolbridge.file_stamps import FileStamp
 from toolbridge.gateway import Gateway
 from toolbridge.local.context import CallContext
 from toolbridge.policy import Principal
@@ -257,6 +258,7 @@ def create_app(
     siblings: Siblings | None = None,
     shared: Shared | None = None,
     applied: Callable[[], None] | None = None,
+    read: Mapping[Path, FileStamp] | None = None,
 ) -> ASGIApp:
     """The ASGI app serving `gateway`; it must already be loaded (or entered).
 
@@ -268,6 +270,8 @@ def create_app(
         shared: the state store (registered sources, callers' data, other replicas); without
             it the admin API's writes and `/v1/me` answer that there is no state.
         applied: told after each reload this process applied.
+        read: the stamps the config file and local tool files had when they were read, for
+            the watchers to start from (documents keep their own).
     """
     keep_large_apart()  # list answers are megabytes: they must not fragment the heap
     # The MCP SDK takes over half a second to import: it loads in the background (mcp_start).
@@ -280,6 +284,7 @@ def create_app(
         siblings=siblings,
         shared=shared,
         applied=applied,
+        read=read,
     )
 
     Handler = Callable[[Request, Principal], Awaitable[Response]]

@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
 from toolbridge.errors import ToolbridgeError
+from toolbridge.file_stamps import FileStamp
 from toolbridge.gateway import Gateway
 from toolbridge.generation import Generation
 from toolbridge.local.watch import watched_files
@@ -46,6 +47,7 @@ class Live:
         siblings: Siblings | None = None,
         shared: Shared | None = None,
         applied: Callable[[], None] | None = None,
+        read: Mapping[Path, FileStamp] | None = None,
     ) -> None:
         self.gateway = gateway
         self.tools_changed = tools_changed
@@ -54,6 +56,8 @@ class Live:
         self.shared = shared
         self.applied = applied
         """Told after each reload this process applied (`serve` keeps the config's text)."""
+        self.read = dict(read or {})
+        """Files' stamps as they were read, for the watchers to start from (`create_app`)."""
 
     async def reload(
         self,
@@ -128,10 +132,11 @@ class Live:
     async def running(self) -> AsyncIterator[None]:
         """While the app serves: SIGHUP handled, files watched, siblings followed."""
         _install_sighup(self._signalled)
+        read = {**self.read, **self._documents_read()}
         background = [
-            watch(self._config_files, self._config_changed, what="the config"),
-            watch(self._tool_files, self._files_changed, what="local tool files"),
-            watch(self._document_files, self._files_changed, what="OpenAPI documents"),
+            watch(self._config_files, self._config_changed, read=read, what="the config"),
+            watch(self._tool_files, self._files_changed, read=read, what="local tool files"),
+            watch(self._document_files, self._files_changed, read=read, what="OpenAPI documents"),
         ]
         background.append(self._retry_down())
         if self.siblings is not None:
@@ -239,6 +244,14 @@ class Live:
         if not self.gateway.config.watch:
             return {}
         return {s.id: list(s.files) for s in self.gateway.sources() if s.files}
+
+    def _documents_read(self) -> dict[Path, FileStamp]:
+        """The stamps the documents' files had when the sources served were read from them."""
+        return {
+            path: read
+            for s in self.gateway.sources()
+            for path, read in zip(s.files, s.stamps, strict=False)
+        }
 
 
 def _install_sighup(reload: Callable[[], Coroutine[Any, Any, None]]) -> None:

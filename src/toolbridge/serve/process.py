@@ -32,7 +32,9 @@ from toolbridge.config import Config
 from toolbridge.config_file import load_config, read_config_text
 from toolbridge.demo import demo_config
 from toolbridge.errors import ConfigError
+from toolbridge.file_stamps import MISSING, FileStamp, stamp, stamps_now
 from toolbridge.gateway import Gateway
+from toolbridge.local.watch import watched_files
 from toolbridge.metrics import MULTIPROCESS_ENV
 from toolbridge.openapi.documents import cache_dir_from
 from toolbridge.redaction import install_log_redaction, secrets_of
@@ -121,9 +123,10 @@ def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: s
             shared = _shared(config, path)
             gateway = _gateway(config, path, log_level, shared)
             install_log_redaction(lambda: gateway.secrets)  # each reload brings its own
+            read = _read(file, config)
             catalog = gateway.load()  # everything is loaded and checked before the port is bound
             logger.info("%d tools from %d sources", len(catalog), len(catalog.sources))
-            app = create_app(gateway, config_file=path, shared=shared)
+            app = create_app(gateway, config_file=path, shared=shared, read=read)
             uvicorn.run(app, **options)
     finally:
         if demo is not None:
@@ -214,6 +217,7 @@ def worker_app() -> App:
     gateway = _gateway(config, path, level, shared, workers=workers, file=file)
     install_log_redaction(lambda: gateway.secrets)
     set_limits(config.http)
+    read = _read(file, config)
     gateway.load()
 
     def applied() -> None:  # the config this worker serves now, for a worker started after
@@ -222,7 +226,18 @@ def worker_app() -> App:
         if gateway.config is file.served:  # (not one a reload read, then refused)
             siblings.keep_config(file.text)
 
-    return create_app(gateway, config_file=path, siblings=siblings, shared=shared, applied=applied)
+    return create_app(
+        gateway, config_file=path, siblings=siblings, shared=shared, applied=applied, read=read
+    )
+
+
+def _read(file: ConfigFile | None, config: Config) -> dict[Path, FileStamp]:
+    """The config file's and local tool files' stamps as they were read (to take before the
+    gateway loads): a start takes seconds, and an edit meanwhile must not go unseen."""
+    read = stamps_now(watched_files(config))
+    if file is not None:
+        read[file.path] = file.stamp
+    return read
 
 
 class ConfigFile:
@@ -233,10 +248,14 @@ class ConfigFile:
         self.path = path
         self.text: str | None = None
         self.served: Config | None = None
+        self.stamp = MISSING
+        """The file's stamp when it was last read (taken before: a later edit differs)."""
 
     def load(self, text: str | None = None) -> Config:
         """The config in the file (or in `text`, as if the file held it)."""
-        text = read_config_text(self.path) if text is None else text
+        if text is None:
+            self.stamp = stamp(self.path)
+            text = read_config_text(self.path)
         config = load_config(self.path, os.environ, text=text)
         self.text = text
         return config

@@ -9,45 +9,47 @@ read half-written.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import anyio
 
+from toolbridge.file_stamps import FileStamp, stamp
+
 logger = logging.getLogger(__name__)
 
-Stamp = tuple[tuple[int, int, int], ...]
-"""(mtime in ns, size, inode) of each file of one key, through symlinks (a file swapped in whole,
-as a ConfigMap's `..data` is, changes the inode if nothing else); (-1, -1, -1) when missing."""
+Stamp = tuple[FileStamp, ...]
+"""The stamp of each file of one key (`file_stamps.py`)."""
 MAX_SETTLE_LOOKS = 40
 """A file still changing after this many looks is read anyway (it is being appended to)."""
 
 
-def stamps(files: dict[str, list[Path]]) -> dict[str, Stamp]:
-    out = {}
-    for key, paths in files.items():
-        found = []
-        for path in paths:
-            try:
-                stat = path.stat()
-                found.append((stat.st_mtime_ns, stat.st_size, stat.st_ino))
-            except OSError:
-                found.append((-1, -1, -1))
-        out[key] = tuple(found)
-    return out
+def stamps(
+    files: dict[str, list[Path]], read: Mapping[Path, FileStamp] | None = None
+) -> dict[str, Stamp]:
+    """Each key's stamp now; or, for the files in `read`, as they were when read."""
+    read = read or {}
+    return {
+        key: tuple(read.get(path) or stamp(path) for path in paths) for key, paths in files.items()
+    }
 
 
 async def watch(
     files: Callable[[], dict[str, list[Path]]],
     on_change: Callable[[frozenset[str]], Awaitable[object]],
     *,
+    read: Mapping[Path, FileStamp] | None = None,
     interval: float = 1.0,
     settle: float = 0.25,
     what: str = "files",
 ) -> None:
     """Run until cancelled: call `on_change` with the keys whose files changed, appeared or
-    went, once they have settled. `files` is asked again each time (a config may change)."""
-    seen = stamps(files())
+    went, once they have settled. `files` is asked again each time (a config may change).
+
+    `read`: the stamps of files as they were when what is served was read from them. A change
+    made since then, before this first looks (a start takes seconds), is a change too; each
+    other file starts from how it is at the first look."""
+    seen = stamps(files(), read)
     while True:
         await anyio.sleep(interval)
         now = stamps(files())
