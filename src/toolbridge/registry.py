@@ -35,7 +35,7 @@ from toolbridge.openapi.documents import (
 from toolbridge.openapi.fetching import http_fetcher
 from toolbridge.tools import Note, Tool
 from toolbridge.upstream.clients import make_upstream
-from toolbridge.upstream.credentials import Credentials
+from toolbridge.upstream.credentials import Credentials, supplied_slots
 from toolbridge.upstream.routes import destinations_of, is_url
 from toolbridge.upstream.seam import AuthParts, origin
 from toolbridge.upstream.transport import Transport, open_client, server_transport
@@ -195,6 +195,7 @@ def _conversion(server: Server, base_dir: Path) -> tuple[str, Shape]:
         include=_selection(server.include),
         exclude=_selection(server.exclude),
         destinations=destinations_of(server),
+        supplied=supplied_slots(server),
     )
 
 

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 import pytest
 
-from toolbridge.config import Server
+from toolbridge.config import Config, Server
 from toolbridge.errors import ConfigError, UpstreamUnavailable
+from toolbridge.gateway import Gateway
+from toolbridge.policy import Principal
 from toolbridge.tools import HttpOperation, SecurityScheme
 from toolbridge.upstream.credentials import Credentials
 from toolbridge.upstream.seam import (
@@ -902,3 +906,101 @@ async def test_secrets_property(auth: dict[str, Any] | None, expected: tuple[str
 )
 def test_redact(text: str, secrets: list[str], expected: str) -> None:
     assert redact(text, secrets) == expected
+
+
+SUPPLIED_DOCUMENT = {
+    "openapi": "3.0.3",
+    "info": {"title": "chat", "version": "1"},
+    "paths": {
+        "/chat.postMessage": {
+            "post": {
+                "operationId": "postMessage",
+                "parameters": [
+                    {
+                        "name": "token",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                    {"name": "key", "in": "query", "required": True, "schema": {"type": "string"}},
+                    {
+                        "name": "channel",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {"200": {"description": "ok"}},
+            }
+        }
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("settings", "arguments", "sent_query", "sent_token"),
+    [
+        # Nothing configured there: both are arguments, sent as given.
+        ({}, ["channel", "key", "token"], {"channel": "C1", "key": "k-arg"}, "t-arg"),
+        # `headers` sets the `token` header (any case): not an argument; the config's is sent.
+        (
+            {"headers": {"Token": "canary-header-0123"}},
+            ["channel", "key"],
+            {"channel": "C1", "key": "k-arg"},
+            "canary-header-0123",
+        ),
+        # An api_key the config places itself, where the document has a parameter only.
+        (
+            {"auth": {"type": "api_key", "value": "canary-key-0123", "name": "key", "in": "query"}},
+            ["channel", "token"],
+            {"channel": "C1", "key": "canary-key-0123"},
+            "t-arg",
+        ),
+        # A forwarded header.
+        ({"auth": {"type": "forward", "header": "TOKEN"}}, ["channel", "key"], None, None),
+        # Bearer goes in Authorization, which is never an argument: both stay.
+        (
+            {"auth": {"type": "bearer", "token": "canary-bearer-0123"}},
+            ["channel", "key", "token"],
+            {"channel": "C1", "key": "k-arg"},
+            "t-arg",
+        ),
+    ],
+)
+async def test_a_parameter_the_servers_config_sets_is_no_argument(
+    tmp_path: Path,
+    settings: dict[str, Any],
+    arguments: list[str],
+    sent_query: dict[str, str] | None,
+    sent_token: str | None,
+) -> None:
+    """A model is not asked for a value (a token, often) that the config's replaces: Slack's
+    document has a required `token` header on 123 operations."""
+    (tmp_path / "chat.json").write_text(orjson.dumps(SUPPLIED_DOCUMENT).decode())
+    sent: list[UpstreamRequest] = []
+
+    def upstream(request: UpstreamRequest) -> UpstreamResponse:
+        sent.append(request)
+        return UpstreamResponse(
+            status=200, headers=(("content-type", "application/json"),), body=b"{}"
+        )
+
+    entry = {"id": "chat", "spec": "chat.json", "base_url": "http://chat.test", **settings}
+    config = Config.model_validate({"servers": [entry], "base_dir": tmp_path})
+    async with Gateway(config, upstream=MockUpstream(upstream)) as gateway:
+        tool = gateway.catalog.tools["postMessage"]
+        given = {"channel": "C1", "key": "k-arg", "token": "t-arg"}
+        args = {name: value for name, value in given.items() if name in arguments}
+        if sent_query is not None:
+            result = await gateway.call(Principal(id="ops", admin=True), "postMessage", args)
+            assert result.ok
+    notes = [n.message for n in tool.notes if n.kind == "configured-parameter"]
+    assert (sorted(tool.input_schema["properties"]), sorted(tool.input_schema["required"])) == (
+        arguments,
+        arguments,
+    )
+    assert len(notes) == 3 - len(arguments)
+    if sent_query is not None:
+        (request,) = sent
+        assert dict(parse_qsl(urlsplit(request.url).query)) == sent_query
+        assert [v for k, v in request.headers if k.lower() == "token"] == [sent_token]

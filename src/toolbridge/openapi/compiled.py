@@ -85,6 +85,8 @@ class Shape:
     include: Selection | None = None
     exclude: Selection | None = None
     destinations: Destinations | None = None
+    supplied: frozenset[tuple[str, str]] = frozenset()
+    """Where the server's config sends values itself (its `headers`, its `auth`'s key)."""
 
 
 def convert_cached(store: DocumentStore, uri: str, shape: Shape = Shape()) -> Conversion:
@@ -110,6 +112,7 @@ def convert_cached(store: DocumentStore, uri: str, shape: Shape = Shape()) -> Co
             include=shape.include,
             exclude=shape.exclude,
             destinations=shape.destinations,
+            supplied=shape.supplied,
         )
     try:
         packed = pack(conversion)
@@ -152,6 +155,7 @@ def _key(uri: str, shape: Shape) -> str:
         _selection(shape.include),
         _selection(shape.exclude),
         _destinations(shape.destinations),
+        sorted(shape.supplied),
     ]
     return hashlib.sha256(orjson.dumps([FORMAT, version, *parts])).hexdigest()
 

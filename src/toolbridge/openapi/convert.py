@@ -128,15 +128,19 @@ def convert(
     include: Selection | None = None,
     exclude: Selection | None = None,
     destinations: Destinations | None = None,
+    supplied: frozenset[tuple[str, str]] = frozenset(),
 ) -> Conversion:
     """Load the document at `uri` and turn each (selected) operation into a tool.
 
     `destinations`: the hosts remote `$ref`s may be fetched from (a server's policy); without
-    it, the document's own origin only.
+    it, the document's own origin only. `supplied`: (location, slot) of the values the server's
+    config sends itself (`upstream.credentials.supplied_slots`), which are no arguments.
     """
     try:
         with collector_paused(), store.tracking() as read:
-            found = _convert(store, uri, source, base_url, prefix, include, exclude, destinations)
+            found = _convert(
+                store, uri, source, base_url, prefix, include, exclude, destinations, supplied
+            )
         duplicates = duplicate_notes(store, read)
         return replace(found, notes=found.notes + duplicates) if duplicates else found
     except RecursionError as exc:
@@ -153,6 +157,7 @@ def _convert(
     include: Selection | None,
     exclude: Selection | None,
     destinations: Destinations | None,
+    supplied: frozenset[tuple[str, str]],
 ) -> Conversion:
     document = store.get(uri).data
     display = uri_to_display(uri)
@@ -163,7 +168,7 @@ def _convert(
     shared = Names()  # one name per schema in both directions: what translates alike is shared
     request = Definitions(refs, version, "request", shared)
     response = Definitions(refs, version, "response", shared)
-    params = parameters.Parameters(refs, request)
+    params = parameters.Parameters(refs, request, supplied)
     soundness = Soundness()
     doc = _Document(
         uri=uri,

@@ -97,9 +97,17 @@ class Parameters:
     operation order, because it names the `$defs` it translates.
     """
 
-    def __init__(self, refs: References, defs: Definitions) -> None:
+    def __init__(
+        self,
+        refs: References,
+        defs: Definitions,
+        supplied: frozenset[tuple[str, str]] = frozenset(),
+    ) -> None:
         self.refs = refs
         self.defs = defs
+        self.supplied = supplied
+        """(location, slot) of each value the server's config sends with every request (its
+        `headers`, its `auth`'s key): a parameter there is not an argument."""
         self._by_ref: dict[tuple[str, str], Param | Note | None] = {}
         self._params: dict[tuple[int, str], tuple[object, Param | None]] = {}
         """By identity of a parameter object (kept alive here) and its document."""
@@ -242,6 +250,15 @@ class Parameters:
                         message=f"{location} parameter {entry.name!r} carries the API key of "
                         "a security scheme: not an argument (credentials come from the "
                         "server's config)",
+                    )
+                )
+                continue
+            if (location, entry.slot) in self.supplied:
+                b.notes.append(
+                    Note(
+                        kind="configured-parameter",
+                        message=f"{location} parameter {entry.name!r} is sent as the server's "
+                        "config sets it (`headers` or `auth`): not an argument",
                     )
                 )
                 continue
