@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -1306,21 +1307,33 @@ def test_an_entry_timeout_applies_to_its_tools() -> None:
 
 
 def test_a_file_whose_top_level_does_not_finish_is_refused_in_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """`while True: ...` at the top level would hold the start (or the admin request) forever:
-    after IMPORT_TIMEOUT the file is refused and what loads it goes on."""
+    after IMPORT_TIMEOUT the file is refused and what loads it goes on. It is said in the log
+    while it runs; while it still runs, loading it again (each reload) refuses it at once."""
     from toolbridge.local import imports
 
     monkeypatch.setattr(imports, "IMPORT_TIMEOUT", 0.3)
+    monkeypatch.setattr(imports, "SLOW_IMPORT", 0.1)
     file = tmp_path / "stuck.py"
-    file.write_text("import time\ntime.sleep(2)\ndef late() -> str:\n    return 'late'\n")
-    with pytest.raises(SourceError) as caught:
+    file.write_text("import time\ntime.sleep(3)\ndef late() -> str:\n    return 'late'\n")
+    with (
+        caplog.at_level(logging.WARNING, logger="toolbridge.local.imports"),
+        pytest.raises(SourceError) as caught,
+    ):
         load_tools(LocalTools(id="t", path=str(file)), tmp_path)
-    assert str(caught.value) == (
+    with pytest.raises(SourceError) as again:  # a reload: not run again, nor waited for
+        load_tools(LocalTools(id="t", path=str(file)), tmp_path)
+    assert (str(caught.value), str(again.value), caplog.messages) == (
         f"tools 't': {file}: its top level did not finish within 0.3 s (it still runs, in a "
-        "thread of its own, until the gateway restarts)"
+        "thread of its own, until the gateway restarts)",
+        f"tools 't': {file}: its top level did not finish within 0.3 s when it was loaded "
+        "before, and still runs: it is not run again until it changes or the gateway restarts",
+        [f"tools 't': {file}: its top level has run 0.1 s; it is given up at 0.3 s"],
     )
+    name = "toolbridge-load-_toolbridge_tools_t__stuck"
+    assert [t.name for t in threading.enumerate() if t.name == name] == [name]  # the first only
     file.write_text("def fine() -> str:\n    return 'fine'\n")
     assert [
         tool.name for tool in load_tools(LocalTools(id="t", path=str(file)), tmp_path).tools
@@ -1349,13 +1362,17 @@ def test_a_tools_or_filter_class_whose_init_does_not_finish_is_refused_in_time(
     )
     with pytest.raises(SourceError) as tools_refused:
         load_tools(LocalTools(id="t", path=str(tools)), tmp_path)
+    with pytest.raises(SourceError) as again:
+        load_tools(LocalTools(id="t", path=str(tools)), tmp_path)
     config = Config(filters=(FilterEntry(id="f", path=str(filters)),), base_dir=tmp_path)
     (filter_refused,) = load_filters(config, FilterCache())
-    assert (str(tools_refused.value), filter_refused.error) == (
+    assert (str(tools_refused.value), filter_refused.error, str(again.value)) == (
         f"tools 't': {tools}: Tools() did not finish within 0.3 s (it still runs, in a thread "
         "of its own, until the gateway restarts)",
         f"filters 'f': {filters}: Filter() did not finish within 0.3 s (it still runs, in a "
         "thread of its own, until the gateway restarts)",
+        f"tools 't': {tools}: Tools() did not finish within 0.3 s when it was loaded before, "
+        "and still runs: it is not run again until it changes or the gateway restarts",
     )
 
 

@@ -17,6 +17,7 @@ import asyncio
 import importlib
 import importlib.abc
 import importlib.util
+import logging
 import re
 import sys
 import threading
@@ -26,15 +27,20 @@ from pathlib import Path
 from typing import Any
 
 from toolbridge.errors import SourceError
+from toolbridge.file_stamps import stamp
 from toolbridge.local.docstrings import frontmatter
 from toolbridge.local.requirements import installed, requirements
 from toolbridge.local.runner import TOOL_LOOP
 from toolbridge.local.signatures import cause
 from toolbridge.local.sources import LocalModule, display
 
+logger = logging.getLogger(__name__)
+
 _MODULE_NAME = re.compile(r"[^A-Za-z0-9_]")
 IMPORT_TIMEOUT = 60.0
 """Seconds a tool or filter file's top level may take to run (its imports included)."""
+SLOW_IMPORT = 10.0
+"""Seconds after which a file's code still running is logged (a start seems stuck otherwise)."""
 OPEN_WEBUI_NAMES = frozenset({"open_webui", "utils", "apps", "main", "config"})
 """`open_webui`, and the old top-level names Open WebUI rewrites to `open_webui.*`."""
 OPENWEBUI_EXTRA = {
@@ -76,13 +82,15 @@ def import_file(label: str, namespace: str, path: Path) -> tuple[types.ModuleTyp
     sys.modules[name] = module
     loader = spec.loader
     try:
-        bounded(lambda: loader.exec_module(module), module.__name__)
-    except StillRunning:
+        bounded(
+            lambda: loader.exec_module(module),
+            module.__name__,
+            where=f"{where}: its top level",
+            key=("import", str(path), stamp(path)),
+        )
+    except StillRunning as exc:
         sys.modules.pop(name, None)
-        raise SourceError(
-            f"{where}: its top level did not finish within {IMPORT_TIMEOUT:g} s (it still runs, "
-            "in a thread of its own, until the gateway restarts)"
-        ) from None
+        raise SourceError(f"{where}: its top level {exc}") from None
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
         sys.modules.pop(name, None)
         located = line_in(exc, path) is not None
@@ -114,14 +122,35 @@ def line_in(exc: BaseException, path: Path | str | None) -> int | None:
 
 
 class StillRunning(Exception):
-    """A file's own code (its top level, its `Tools()`) outlived IMPORT_TIMEOUT."""
+    """A file's own code (its top level, its `Tools()`) outlived IMPORT_TIMEOUT; its text says
+    so, to follow what ran ("its top level")."""
 
 
-def bounded(call: Callable[[], Any], name: str) -> Any:
+_STUCK: dict[object, threading.Thread] = {}
+"""The threads of files' code that outlived IMPORT_TIMEOUT, by what they ran (`bounded`'s key:
+the file as it was). One per version of a file at most: the same code is not run again while
+it still runs, so each reload neither waits IMPORT_TIMEOUT once more nor leaves one more thread."""
+_STUCK_LOCK = threading.Lock()
+
+
+def bounded(call: Callable[[], Any], name: str, *, where: str = "", key: object = None) -> Any:
     """`call()` run in a thread of its own (named for `name`), waiting IMPORT_TIMEOUT for it: a
     file's code that never returns (`while True: ...` at its top level or in `Tools()`) holds
     that thread, not the start, the reload or the admin request that loads it; StillRunning
-    then. What it returns is returned here, and what it raises raised."""
+    then. What it returns is returned here, and what it raises raised.
+
+    `key` names what `call` runs (a file as it was, by its stamp): while an earlier run of it
+    still runs past its time, it is StillRunning at once. `where` names it in the log line that
+    says it is slow (after SLOW_IMPORT seconds)."""
+    if key is not None:
+        with _STUCK_LOCK:
+            earlier = _STUCK.get(key)
+            if earlier is not None and earlier.is_alive():
+                raise StillRunning(
+                    f"did not finish within {IMPORT_TIMEOUT:g} s when it was loaded before, and "
+                    "still runs: it is not run again until it changes or the gateway restarts"
+                )
+            _STUCK.pop(key, None)
     done = threading.Event()
     outcome: list[Any] = []
     raised: list[BaseException] = []
@@ -137,9 +166,21 @@ def bounded(call: Callable[[], Any], name: str) -> Any:
         finally:
             done.set()
 
-    threading.Thread(target=run, name=f"toolbridge-load-{name}", daemon=True).start()
-    if not done.wait(IMPORT_TIMEOUT):
-        raise StillRunning
+    thread = threading.Thread(target=run, name=f"toolbridge-load-{name}", daemon=True)
+    thread.start()
+    slow = min(SLOW_IMPORT, IMPORT_TIMEOUT)
+    if not done.wait(slow):
+        logger.warning(
+            "%s has run %g s; it is given up at %g s", where or name, slow, IMPORT_TIMEOUT
+        )
+        if not done.wait(IMPORT_TIMEOUT - slow):
+            if key is not None:
+                with _STUCK_LOCK:
+                    _STUCK[key] = thread
+            raise StillRunning(
+                f"did not finish within {IMPORT_TIMEOUT:g} s (it still runs, in a thread of its "
+                "own, until the gateway restarts)"
+            )
     if raised:
         raise raised[0]
     return outcome[0]
@@ -148,13 +189,16 @@ def bounded(call: Callable[[], Any], name: str) -> Any:
 def construct(cls: type, where: str, module: types.ModuleType) -> Any:
     """`cls()` (a file's `Tools` or `Filter`), bounded as its top level is: its `__init__` is
     the file's own code too. SourceError, saying so, when it raises or never returns."""
+    file = getattr(module, "__file__", None)
     try:
-        return bounded(cls, f"{module.__name__}.{cls.__name__}")
-    except StillRunning:
-        raise SourceError(
-            f"{where}: {cls.__name__}() did not finish within {IMPORT_TIMEOUT:g} s (it still "
-            "runs, in a thread of its own, until the gateway restarts)"
-        ) from None
+        return bounded(
+            cls,
+            f"{module.__name__}.{cls.__name__}",
+            where=f"{where}: {cls.__name__}()",
+            key=("construct", file, stamp(Path(file)), cls.__name__) if file else None,
+        )
+    except StillRunning as exc:
+        raise SourceError(f"{where}: {cls.__name__}() {exc}") from None
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
         at = at_line(where, exc, getattr(module, "__file__", None))
         raise SourceError(f"{at}: {cls.__name__}() failed: {cause(exc)}") from exc
