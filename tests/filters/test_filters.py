@@ -13,6 +13,8 @@ import asyncio
 import json
 import logging
 import shutil
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -204,9 +206,11 @@ async def test_a_failing_outlet_passes_the_result_on_unfiltered(
     assert failed.ok
     assert failed.result["chat_id"] == "boom"
     assert "touched" not in failed.result
-    assert [r.getMessage() for r in caplog.records] == [
-        "filter shaky failed on whoami; the result goes on unfiltered"
-    ]
+    (logged,) = [r.getMessage() for r in caplog.records]  # its traceback made in its thread
+    assert (logged.splitlines()[0], logged.splitlines()[-1]) == (
+        "filter shaky failed on whoami; the result goes on unfiltered",
+        "RuntimeError: shaky outlet gave up",
+    )
 
 
 async def test_a_required_outlet_that_fails_withholds_the_result() -> None:
@@ -546,3 +550,55 @@ async def test_an_async_handler_that_blocks_is_timed_out_and_the_gateways_loop_t
     )
     assert ticks.took < 1.2
     assert ticks.count >= 3
+
+
+OWN_CODE_FILTER = """\
+import threading
+
+RAN_ON = []
+
+
+class Refusal(Exception):
+    def __str__(self):
+        RAN_ON.append(("__str__", threading.current_thread().name))
+        return "not today"
+
+
+class Answer(dict):
+    def get(self, key, default=None):
+        RAN_ON.append(("get", threading.current_thread().name))
+        return super().get(key, default)
+
+
+class Filter:
+    def inlet(self, call: dict) -> dict:
+        if call["arguments"].get("text") == "refuse":
+            raise Refusal()
+        return Answer(call)
+
+    async def outlet(self, result: dict) -> dict:
+        raise Refusal()
+"""
+
+
+async def test_what_a_filter_returns_or_raises_is_read_where_it_ran_not_on_the_gateways_loop(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception's `__str__`, a dict of the filter's own kind: the filter's code, run in its
+    thread (a sync handler) or on the tools' loop (an async one), like a tool's; a slow one
+    would have held every caller."""
+    (tmp_path / "own.py").write_text(OWN_CODE_FILTER)
+    gw, _ = gateway({"id": "own", "path": str(tmp_path / "own.py")})
+    with caplog.at_level(logging.ERROR, logger="toolbridge.filters.chain"):
+        refused = await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "refuse"})
+        passed = await gw.call(ANONYMOUS_ADMIN, "echo", {"text": "fine"})
+    (status,) = gw.filters()
+    assert status.filter is not None
+    ran_on = sys.modules[type(status.filter.instance).__module__].RAN_ON
+    assert (refused.result, passed.result, {what for what, _ in ran_on}) == (
+        "refused by filter 'own': not today",
+        "fine",
+        {"__str__", "get"},
+    )
+    assert threading.current_thread().name not in {thread for _, thread in ran_on}
+    assert caplog.messages[-1].splitlines()[-1].endswith(".Refusal: not today")

@@ -23,10 +23,12 @@ Each filter sees its own copy of the call or result, so one that fails leaves no
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import fnmatch
 import logging
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -106,24 +108,19 @@ async def run_inlets(
             "arguments": copy.deepcopy(arguments),
             **_chat(context, user),
         }
+        then = partial(_inlet_arguments, payload)
         try:
-            answer = await _run(loaded, loaded.inlet, payload, user, valves, context, on_event)
-        except (InvalidArguments, ToolsBusy):  # the call's own fault; no thread to run it in
-            raise
-        except (Exception, SystemExit) as exc:
+            changed = await _run(
+                loaded, loaded.inlet, payload, user, valves, context, on_event, then
+            )
+        except (_Failed, TimeoutError) as exc:
             reason = _reason(exc, loaded)
             logger.warning("filter %s refused a call of %s: %s", loaded.id, tool.name, reason)
             message = f"refused by filter {loaded.id!r}: {reason}"
             return ToolResult(ok=False, content_type="text/plain", result=message)
-        if answer is None:
-            # Open WebUI hands a handler the request itself: one that changes it in place and
-            # returns nothing has changed it all the same (a copy here, so taken from it).
-            answer = payload
-        changed = answer.get("arguments") if isinstance(answer, dict) else None
-        if not isinstance(changed, dict):
-            found = type(answer).__name__ if not isinstance(answer, dict) else "no arguments"
+        if isinstance(changed, str):
             message = (
-                f"refused by filter {loaded.id!r}: its inlet returned {found}, expected the "
+                f"refused by filter {loaded.id!r}: its inlet returned {changed}, expected the "
                 "call with its `arguments` object"
             )
             return ToolResult(ok=False, content_type="text/plain", result=message)
@@ -163,20 +160,21 @@ async def run_outlets(
             ],
             **_chat(context, user),
         }
+        # None: the handler changed the payload in place, or not at all (see run_inlets); what
+        # it held is compared with the result as it was before.
+        then = partial(_outlet_result, result, payload, _before(result))
         try:
-            answer = await _run(loaded, loaded.outlet, payload, user, valves, context, on_event)
-            # None: the handler changed the payload in place, or not at all (see run_inlets);
-            # what it held is compared with the result as it was before.
-            result = _changed(result, payload if answer is None else answer, _before(result))
-        except (InvalidArguments, ToolsBusy):  # the call's own fault; no thread to run it in
-            raise
-        except (Exception, SystemExit) as exc:
+            result = await _run(
+                loaded, loaded.outlet, payload, user, valves, context, on_event, then
+            )
+        except (_Failed, TimeoutError) as exc:
+            logged = exc.logged if isinstance(exc, _Failed) else _reason(exc, loaded)
             if loaded.required:
                 logger.error(
-                    "filter %s failed on %s; the result is withheld",
+                    "filter %s failed on %s; the result is withheld: %s",
                     loaded.id,
                     tool.name,
-                    exc_info=exc,
+                    logged,
                 )
                 message = (
                     f"the result was withheld: filter {loaded.id!r} could not check it "
@@ -186,10 +184,10 @@ async def run_outlets(
                     ok=False, status=result.status, content_type="text/plain", result=message
                 )
             logger.error(
-                "filter %s failed on %s; the result goes on unfiltered",
+                "filter %s failed on %s; the result goes on unfiltered\n%s",
                 loaded.id,
                 tool.name,
-                exc_info=exc,
+                logged,
             )
     return result
 
@@ -216,7 +214,12 @@ async def _run(
     valves: Mapping[str, Any],
     context: CallContext,
     on_event: EventSink | None,
+    then: Callable[[Any], Any],
 ) -> Any:
+    """`then(what the handler returned)`, both run where the handler runs (a thread, or the
+    tools' loop), never on the gateway's loop: what a handler returns or raises is the filter's
+    own code too (its `__str__`, a dict of its own kind). _Failed when either raises, with its
+    text made there; TimeoutError past the filter's `timeout`."""
     given_user = {**user, "valves": valves.get(loaded.id, {})}
     kwargs = injected(
         handler.injected,
@@ -232,9 +235,60 @@ async def _run(
         kwargs[handler.payload] = payload
     with anyio.fail_after(loaded.timeout):
         if handler.is_async:  # on the tools' loop: a handler that blocks cannot stop ours
-            return await TOOL_LOOP.run(f"filter {loaded.id}", handler.func(**kwargs))
+            answered = _awaited(handler.func(**kwargs), then)
+            return await TOOL_LOOP.run(f"filter {loaded.id}", answered)
         # In the threads local tools run in (not the gateway's own), counted with them.
-        return await THREADS.run(contained(partial(handler.func, **kwargs)))
+        return await THREADS.run(contained(partial(_ran, partial(handler.func, **kwargs), then)))
+
+
+class _Failed(Exception):
+    """A handler that raised (or whose answer could not be read), its texts made where it ran."""
+
+    def __init__(self, raised: BaseException) -> None:
+        self.timed_out = isinstance(raised, TimeoutError)
+        self.kind = type(raised).__name__
+        try:
+            self.reason = _said(raised)
+            self.logged = "".join(traceback.format_exception(raised)).rstrip()
+        except Exception:  # an exception of the filter's own whose text fails
+            self.reason = self.logged = self.kind
+        super().__init__(self.reason)
+
+
+def _ran(call: Callable[[], Any], then: Callable[[Any], Any]) -> Any:
+    try:
+        return then(call())
+    except (InvalidArguments, ToolsBusy):  # the call's own fault; no thread to run it in
+        raise
+    except BaseException as exc:  # SystemExit too: the call's failure, not the thread's
+        raise _Failed(exc) from None
+
+
+async def _awaited(coroutine: Coroutine[Any, Any, Any], then: Callable[[Any], Any]) -> Any:
+    try:
+        return then(await coroutine)
+    except (InvalidArguments, ToolsBusy, asyncio.CancelledError):
+        raise
+    except BaseException as exc:  # SystemExit would stop the tools' loop: the call's only
+        raise _Failed(exc) from None
+
+
+def _inlet_arguments(payload: dict[str, Any], answer: Any) -> dict[str, Any] | str:
+    """The arguments an inlet's answer goes on with; or what it returned instead, said."""
+    if answer is None:
+        # Open WebUI hands a handler the request itself: one that changes it in place and
+        # returns nothing has changed it all the same (a copy here, so taken from it).
+        answer = payload
+    changed = answer.get("arguments") if isinstance(answer, dict) else None
+    if not isinstance(changed, dict):
+        return type(answer).__name__ if not isinstance(answer, dict) else "no arguments"
+    return changed
+
+
+def _outlet_result(
+    result: ToolResult, payload: dict[str, Any], before: dict[str, Any], answer: Any
+) -> ToolResult:
+    return _changed(result, payload if answer is None else answer, before)
 
 
 def _before(result: ToolResult) -> dict[str, Any]:
@@ -273,16 +327,16 @@ def _changed(result: ToolResult, answer: Any, before: dict[str, Any]) -> ToolRes
     )
 
 
-def _reason(exc: BaseException, loaded: Filter, *, brief: bool = False) -> str:
-    if isinstance(exc, TimeoutError):
+def _reason(exc: _Failed | TimeoutError, loaded: Filter, *, brief: bool = False) -> str:
+    if isinstance(exc, TimeoutError) or exc.timed_out:
         return f"it did not answer within {loaded.timeout:g} s"
-    if brief:
-        return type(exc).__name__
-    try:
-        said = str(exc)
-        reason = cause(exc)  # `KeyError: 'options'` says more than `'options'`
-    except Exception:  # an exception of the filter's own whose text fails
-        return type(exc).__name__
+    return exc.kind if brief else exc.reason
+
+
+def _said(exc: BaseException) -> str:
+    """A filter's exception as its refusal says it (made where the filter ran)."""
+    said = str(exc)
+    reason = cause(exc)  # `KeyError: 'options'` says more than `'options'`
     if not isinstance(exc, _MISTAKES) and said:
         return said  # a refusal in the filter's own words: `raise Exception("...")`
     if isinstance(exc, KeyError) and exc.args and exc.args[0] not in _PAYLOAD_KEYS:
