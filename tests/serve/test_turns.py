@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import anyio
 import orjson
 import pytest
+from google.genai import types as genai
 
 from toolbridge.config import Config
 from toolbridge.errors import BadRequest, UpstreamUnavailable
@@ -380,6 +381,119 @@ async def test_anthropic_tool_use_blocks_are_answered_with_one_user_message(
     )
 
 
+async def test_gemini_function_calls_are_answered_with_function_responses(
+    gateway: Gateway,
+) -> None:
+    """Gemini reads each call's answer as an object: `output`, or `error` for a failed call."""
+    content = {
+        "role": "model",
+        "parts": [
+            {"text": "Let me look."},
+            {"functionCall": {"id": "call-1", "name": "getNote", "args": {"noteId": 1}}},
+            {"functionCall": {"name": "getNote", "args": {"noteId": 9}}},  # ids are optional
+            {"function_call": {"name": "getStatus"}},  # as the Python SDK dumps a part
+        ],
+    }
+    found = {
+        "id": "call-1",
+        "name": "getNote",
+        "response": {"output": '{"id":1,"title":"Welcome"}'},
+    }
+    missing = {
+        "name": "getNote",
+        "response": {"error": '{"ok":false,"status":404,"result":{"error":"no note"}}'},
+    }
+    status = {"name": "getStatus", "response": {"output": "up"}}
+    answer = {
+        "contents": [
+            {
+                "role": "user",
+                "parts": [
+                    {"functionResponse": found},
+                    {"functionResponse": missing},
+                    {"functionResponse": status},
+                ],
+            }
+        ]
+    }
+    response = {"candidates": [{"content": content, "finishReason": "STOP"}]}
+    parts = content["parts"]
+    assert isinstance(parts, list)
+    assert (
+        await run_turn(gateway, ALICE, content),
+        await run_turn(gateway, ALICE, response),
+        await run_turn(gateway, ALICE, parts[1]),
+    ) == (answer, answer, {"contents": [{"role": "user", "parts": [{"functionResponse": found}]}]})
+
+
+async def test_in_a_gemini_conversation_only_the_calls_without_a_response_run(
+    gateway: Gateway,
+) -> None:
+    contents = [
+        {"role": "user", "parts": [{"text": "Show note 1, then the status."}]},
+        {
+            "role": "model",
+            "parts": [
+                {"functionCall": {"id": "a", "name": "getNote", "args": {"noteId": 1}}},
+                {"functionCall": {"name": "getStatus", "args": {}}},
+                {"functionCall": {"id": "c", "name": "getNote", "args": {"noteId": 9}}},
+            ],
+        },
+        {
+            "role": "user",
+            "parts": [
+                {"functionResponse": {"id": "a", "name": "getNote", "response": {"output": "1"}}},
+                {"functionResponse": {"name": "getStatus", "response": {"output": "up"}}},
+            ],
+        },
+    ]
+    answer = await run_turn(gateway, ALICE, {"contents": contents})
+    assert answer == {
+        "contents": [
+            {
+                "role": "user",
+                "parts": [
+                    {
+                        "functionResponse": {
+                            "id": "c",
+                            "name": "getNote",
+                            "response": {
+                                "error": '{"ok":false,"status":404,"result":{"error":"no note"}}'
+                            },
+                        }
+                    }
+                ],
+            }
+        ]
+    }
+
+
+@pytest.mark.parametrize("by_alias", [True, False], ids=["rest", "python-sdk"])
+async def test_a_gemini_response_made_by_its_sdk_is_answered_with_what_the_sdk_reads(
+    gateway: Gateway, by_alias: bool
+) -> None:
+    """google-genai's own types, dumped as its REST API (`functionCall`) or its Python objects
+    (`function_call`) write them; the answer read back by them."""
+    call = genai.FunctionCall(id="call-7", name="getNote", args={"noteId": 1})
+    content = genai.Content(role="model", parts=[genai.Part(function_call=call)])
+    response = genai.GenerateContentResponse(candidates=[genai.Candidate(content=content)])
+    sent = response.model_dump(mode="json", exclude_none=True, by_alias=by_alias)
+    answer = await run_turn(gateway, ALICE, sent)
+    (appended,) = [genai.Content.model_validate(c) for c in answer["contents"]]
+    assert appended == genai.Content(
+        role="user",
+        parts=[
+            genai.Part(
+                function_response=genai.FunctionResponse(
+                    id="call-7",
+                    name="getNote",
+                    response={"output": '{"id":1,"title":"Welcome"}'},
+                )
+            )
+        ],
+    )
+
+
 # -- turns without calls, and payloads that are no turn ------------------------------------------
 
 
@@ -390,6 +504,7 @@ async def test_anthropic_tool_use_blocks_are_answered_with_one_user_message(
         ({"role": "assistant", "tool_calls": []}, {"messages": []}),
         ({"output": [{"type": "message", "role": "assistant", "content": []}]}, {"items": []}),
         ({"role": "assistant", "content": [{"type": "text", "text": "Hello."}]}, {"messages": []}),
+        ({"role": "model", "parts": [{"text": "Hello."}]}, {"contents": []}),
     ],
 )
 async def test_a_turn_without_calls_has_nothing_to_append(
@@ -401,7 +516,8 @@ async def test_a_turn_without_calls_has_nothing_to_append(
 SHAPES = (
     "an OpenAI `tool_calls` array or the assistant message holding it; OpenAI Responses "
     '`function_call` items, or {"output": [...]} / {"input": [...]} holding them; Anthropic '
-    "`tool_use` blocks, or the assistant message holding them"
+    "`tool_use` blocks, or the assistant message holding them; Gemini `functionCall` parts, "
+    "or the model content or response holding them"
 )
 MANY = [chat_call(str(i), "getStatus", "{}") for i in range(MAX_CALLS + 1)]
 
@@ -435,6 +551,15 @@ MANY = [chat_call(str(i), "getStatus", "{}") for i in range(MAX_CALLS + 1)]
             "output[0].name: expected a non-empty string, found a number",
         ),
         ({"choices": []}, "expected a completion with one choice, found 0 choices"),
+        ({"candidates": []}, "expected a response with one candidate, found 0 candidates"),
+        (
+            {"role": "model", "parts": [{"functionCall": {"args": {}}}]},
+            "parts[0].functionCall.name: expected a non-empty string, found nothing",
+        ),
+        (
+            {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
+            f"contents: no model content with function calls; expected {SHAPES}",
+        ),
         (MANY, f"{MAX_CALLS + 1} tool calls in one turn; at most {MAX_CALLS} are run"),
     ],
 )

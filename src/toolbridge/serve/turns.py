@@ -12,6 +12,14 @@ Three families of payload are recognised, each answered with what the client app
   them. Answer: `{"messages": [{"role": "user", "content": [{"type": "tool_result",
   "tool_use_id", "content", "is_error"}, ...]}]}`, to append to `messages`: Anthropic takes tool
   results in a user message (before any text of that message), so the answer is that message.
+- Gemini: `functionCall` parts (`function_call`, as the Python SDK dumps them), alone or in a
+  list, the `model` content holding them (`{"role": "model", "parts": [...]}`), or a whole
+  response (`candidates`, one candidate). Answer: `{"contents": [{"role": "user", "parts":
+  [{"functionResponse": {"name", "id", "response"}}, ...]}]}`, to append to `contents`; the
+  `response` is `{"output": ...}`, or `{"error": ...}` for a call that failed (as the Gemini
+  API reads it), holding what the other families' content holds; `id` only where the call had
+  one. A conversation, `{"contents": [...]}`, runs the calls of its last `model` content that
+  no later `functionResponse` answers (by `id`, else by name).
 
 Only the calls are run: other items and blocks (text, reasoning) are ignored, and in a Responses
 list a `function_call` that already has its `function_call_output` there is not run again, so a
@@ -63,18 +71,20 @@ INTERNAL = "the gateway failed to run this call; its log says why"
 MAX_CALLS = 64
 """Calls in one turn; models that emit more are looping."""
 
-Family = Literal["chat", "responses", "anthropic"]
+Family = Literal["chat", "responses", "anthropic", "gemini"]
 FORMAT_OF: dict[Family, Format] = {
     "chat": "openai",
     "responses": "openai-responses",
     "anthropic": "anthropic",
+    "gemini": "gemini",
 }
 """The tool format of each payload family (what `describe_tools` answers in)."""
 
 SHAPES = (
     "an OpenAI `tool_calls` array or the assistant message holding it; OpenAI Responses "
     '`function_call` items, or {"output": [...]} / {"input": [...]} holding them; Anthropic '
-    "`tool_use` blocks, or the assistant message holding them"
+    "`tool_use` blocks, or the assistant message holding them; Gemini `functionCall` parts, "
+    "or the model content or response holding them"
 )
 
 
@@ -84,6 +94,8 @@ class _Call:
     name: str
     arguments: Any
     """The parsed arguments, or the InvalidArguments that parsing them raised."""
+    given_id: bool = True
+    """Whether the call came with its id (Gemini's are optional; else `id` is made up)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -231,6 +243,18 @@ def _answer(family: Family, calls: list[_Call], outcomes: list[_Outcome]) -> Jso
                 for c, o in pairs
             ]
             return {"messages": [{"role": "user", "content": blocks}] if blocks else []}
+        case "gemini":
+            parts = [
+                {
+                    "functionResponse": {
+                        **({"id": c.id} if c.given_id else {}),
+                        "name": c.name,
+                        "response": {"error" if o.failed else "output": o.text},
+                    }
+                }
+                for c, o in pairs
+            ]
+            return {"contents": [{"role": "user", "parts": parts}] if parts else []}
         case _:
             assert_never(family)
 
@@ -242,6 +266,8 @@ def _read_turn(payload: Any) -> tuple[Family, list[_Call], list[Any] | None]:
     """The family, the calls to run, and the conversation when the payload holds one."""
     if isinstance(payload, dict) and isinstance(payload.get("messages"), list):
         return _read_conversation(payload["messages"])
+    if isinstance(payload, dict) and isinstance(payload.get("contents"), list):
+        return _read_gemini_conversation(payload["contents"])
     family, calls = _read(payload)
     given = payload.get("input") if isinstance(payload, dict) else None
     return family, calls, given if family == "responses" and isinstance(given, list) else None
@@ -273,11 +299,39 @@ def _read_conversation(messages: list[Any]) -> tuple[Family, list[_Call], list[A
     return family, [c for c in calls if c.id not in answered], messages
 
 
+def _read_gemini_conversation(contents: list[Any]) -> tuple[Family, list[_Call], list[Any]]:
+    """The calls of the last `model` content that no later `functionResponse` answers."""
+    last = next(
+        (
+            i
+            for i in range(len(contents) - 1, -1, -1)
+            if isinstance(contents[i], dict) and contents[i].get("role") == "model"
+        ),
+        None,
+    )
+    if last is None:
+        raise BadRequest(f"contents: no model content with function calls; expected {SHAPES}")
+    family, calls = _read(contents[last])
+    answered: set[Any] = set()
+    for content in contents[last + 1 :]:
+        parts = content.get("parts") if isinstance(content, dict) else None
+        for part in parts if isinstance(parts, list) else []:
+            response = _gemini_part(part, "functionResponse", "function_response")
+            if isinstance(response, dict):
+                answered.add(response.get("id") or ("name", response.get("name")))
+    kept = [c for c in calls if (c.id if c.given_id else ("name", c.name)) not in answered]
+    return family, kept, contents
+
+
 def _read(payload: Any) -> tuple[Family, list[_Call]]:
     """The family of the payload and its calls, in order."""
     if isinstance(payload, dict):
         if isinstance(payload.get("choices"), list):
             return _read(_only_choice(payload["choices"]))
+        if isinstance(payload.get("candidates"), list):
+            return _read(_only_candidate(payload["candidates"]))
+        if isinstance(payload.get("parts"), list) and payload.get("role") in ("model", None):
+            return "gemini", _items(payload["parts"], "parts", "gemini")
         if "tool_calls" in payload:  # null in an assistant message that calls no tool
             return "chat", _items(payload["tool_calls"] or [], "tool_calls", "chat")
         for key in ("output", "input"):
@@ -304,9 +358,25 @@ def _only_choice(choices: list[Any]) -> Any:
     return choices[0].get("message")
 
 
+def _only_candidate(candidates: list[Any]) -> Any:
+    if len(candidates) != 1 or not isinstance(candidates[0], dict):
+        found = len(candidates)
+        raise BadRequest(f"expected a response with one candidate, found {found} candidates")
+    return candidates[0].get("content")
+
+
+def _gemini_part(part: Any, *keys: str) -> Any:
+    """What a Gemini part holds under the first of `keys` (its REST and Python SDK spellings)."""
+    if not isinstance(part, dict):
+        return None
+    return next((part[key] for key in keys if part.get(key) is not None), None)
+
+
 def _family_of(item: Any) -> Family | None:
     if not isinstance(item, dict):
         return None
+    if isinstance(_gemini_part(item, "functionCall", "function_call"), dict):
+        return "gemini"
     kind = item.get("type")
     if kind == "function_call":
         return "responses"
@@ -370,10 +440,26 @@ def _anthropic_call(item: JsonObject, where: str) -> _Call:
     )
 
 
+def _gemini_call(item: JsonObject, where: str) -> _Call:
+    key = "functionCall" if isinstance(item.get("functionCall"), dict) else "function_call"
+    call = item[key]
+    name = _text(call.get("name"), f"{where}.{key}.name")
+    given = call.get("id")
+    if given is not None:
+        _text(given, f"{where}.{key}.id")
+    return _Call(
+        id=given if given is not None else f"{name}@{where}",
+        name=name,
+        arguments=_arguments(call.get("args"), name),
+        given_id=given is not None,
+    )
+
+
 _READERS: dict[Family, Callable[[JsonObject, str], _Call]] = {
     "chat": _chat_call,
     "responses": _responses_call,
     "anthropic": _anthropic_call,
+    "gemini": _gemini_call,
 }
 
 
