@@ -106,14 +106,17 @@ EDGES = {
         "state.users",
         "state.documents",
         "state.urls",
+        "state.revisions",
         "state.migrations.versions.v0001_initial",
         "state.migrations.versions.v0002_filters",
+        "state.migrations.versions.v0003_revisions",
     },
     "alembic": {
         "state.migrate",
         "state.migrations.env",
         "state.migrations.versions.v0001_initial",
         "state.migrations.versions.v0002_filters",
+        "state.migrations.versions.v0003_revisions",
     },
     "asyncpg": {"state.follow"},
     "aiosqlite": set(),  # only through SQLAlchemy's `sqlite+aiosqlite` driver

@@ -12,7 +12,9 @@
     │   └── CredentialRequired  a `per_user` server, and the caller stored no credential
     ├── ToolNotFound         no such tool for this caller                -> HTTP 404
     ├── InvalidArguments     arguments fail the tool's schema (details)  -> HTTP 422
-    ├── AlreadyExists        a create of something the state store already holds -> HTTP 409
+    ├── Conflict             a change the current state does not allow     -> HTTP 409
+    │   ├── AlreadyExists    a create of something the state store already holds -> HTTP 409
+    │   └── PreconditionFailed  an entry's revision is not the one `If-Match` names -> HTTP 412
     ├── RateLimited          the caller is over its rate limit           -> HTTP 429
     ├── UpstreamUnavailable  connect error or timeout reaching the API   -> HTTP 502 / 504
     │   ├── DestinationRefused   a host the server's destination policy refuses -> HTTP 502
@@ -116,6 +118,11 @@ class AlreadyExists(Conflict):
     """A create asked for an id the state store already holds."""
 
 
+class PreconditionFailed(Conflict):
+    """A write asked to apply only to a revision of an entry (`If-Match`) that is no longer
+    the stored one: someone else changed it since it was read."""
+
+
 class UpstreamUnavailable(ToolbridgeError):
     """The upstream could not be reached, or did not answer in time."""
 
@@ -184,6 +191,7 @@ _TABLE: tuple[tuple[type[ToolbridgeError], int, str], ...] = (
     (CredentialRequired, 403, "credential_required"),
     (Forbidden, 403, "forbidden"),
     (ToolNotFound, 404, "not_found"),
+    (PreconditionFailed, 412, "precondition_failed"),
     (Conflict, 409, "conflict"),
     (InvalidArguments, 422, "invalid_arguments"),
     (ConfigError, 422, "invalid_config"),

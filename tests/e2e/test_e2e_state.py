@@ -164,6 +164,56 @@ def test_a_server_registered_through_the_api_is_served_at_once(
     assert CANARY_TOKEN not in created.text + str(listed)
 
 
+def test_if_match_makes_an_admin_write_apply_only_to_the_revision_it_was_made_on(
+    served: Served, upstream: str
+) -> None:
+    """Two admins (or a script and an admin) edit one entry: the second, made on what the
+    first replaced, is refused (412) instead of undoing the first unseen."""
+    path = "/v1/admin/servers/more"
+
+    def put_if(revision: str, prefix: str) -> httpx2.Response:
+        headers = {**bearer("ops"), "If-Match": revision}
+        body = uploaded_server(upstream, prefix=prefix)
+        return httpx2.put(served.url + path, json=body, headers=headers, timeout=60)
+
+    created = post(served, "/v1/admin/servers", uploaded_server(upstream))
+    first = put_if('"1"', "first")
+    second = put_if('"1"', "second")
+    malformed = put_if("yesterday", "third")
+    deleted_stale = httpx2.delete(
+        served.url + path, headers={**bearer("ops"), "If-Match": '"1"'}, timeout=60
+    )
+    listed = get(served, "/v1/admin/servers").json()["servers"]
+    any_revision = put_if("*", "fourth")
+    deleted = httpx2.delete(
+        served.url + path, headers={**bearer("ops"), "If-Match": '"3", "9"'}, timeout=60
+    )
+
+    assert [(r.status_code, r.headers.get("etag")) for r in (created, first, any_revision)] == [
+        (201, '"1"'),
+        (200, '"2"'),
+        (200, '"3"'),
+    ]
+    assert (second.status_code, second.json()["error"]) == (
+        412,
+        {
+            "type": "precondition_failed",
+            "message": "server 'more' is at revision 2, not 1 (If-Match): it was changed since "
+            "it was read; read it again, and send the change made on that",
+        },
+    )
+    assert (malformed.status_code, deleted_stale.status_code) == (400, 412)
+    assert malformed.json()["error"]["message"] == (
+        'If-Match: expected * or the entity tags this API answers ("3", the entry\'s revision; '
+        "at most 32), found 'yesterday'"
+    )
+    assert [(s["id"], s["entry"].get("prefix"), s.get("revision")) for s in listed] == [
+        ("notes", None, None),
+        ("more", "first", 2),
+    ]
+    assert deleted.status_code == 200, deleted.text
+
+
 @pytest.mark.parametrize(
     ("body", "status", "error"),
     [

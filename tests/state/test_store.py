@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from tests.state.conftest import KEY_A, NOW
-from toolbridge.errors import AlreadyExists, BadRequest, ConfigError, Conflict, ToolNotFound
+from toolbridge.errors import (
+    AlreadyExists,
+    BadRequest,
+    ConfigError,
+    Conflict,
+    PreconditionFailed,
+    ToolNotFound,
+)
 from toolbridge.state import (
     REDACTED,
     CredentialInfo,
@@ -177,6 +184,51 @@ async def test_an_update_a_delete_overtook_says_the_entry_is_gone(
         "no server 'pets': it was deleted just now",
         "no tool 'clock': it was deleted just now",
     )
+
+
+async def test_each_write_is_one_revision_more_and_if_match_refuses_a_stale_one(
+    store: Store,
+) -> None:
+    """Two admins read revision 1; the first one's change makes it 2; the second one's, sent
+    for 1, is refused whole, and nothing of it is stored."""
+    created = await store.servers.create(PETS, by="ops")
+    first = await store.servers.update({**PETS, "prefix": "a"}, by="alice", expected=frozenset({1}))
+    with pytest.raises(PreconditionFailed) as stale:
+        await store.servers.update({**PETS, "prefix": "b"}, by="bob", expected=frozenset({1}))
+    with pytest.raises(PreconditionFailed):
+        await store.servers.delete("pets", by="bob", expected=frozenset({1}))
+    (kept,) = await store.servers.list()
+    await store.tools.create("clock", CLOCK_TOOL, {}, by="ops")
+    await store.tools.update("clock", CLOCK_TOOL, {"timeout": 5}, by="ops", expected=None)
+    await store.tools.put_valves("clock", {"tz": "UTC"}, by="ops", expected=frozenset({2, 7}))
+    tool = await store.tools.get("clock")
+    with pytest.raises(PreconditionFailed) as stale_tool:
+        await store.tools.put_valves("clock", {"tz": "CET"}, by="bob", expected=frozenset({2}))
+    with pytest.raises(PreconditionFailed):
+        await store.tools.delete("clock", by="bob", expected=frozenset({2}))
+    assert first is not None
+    assert tool is not None
+    assert (
+        created.revision,
+        first.revision,
+        (kept.entry["prefix"], kept.revision),
+        tool.revision,
+        await store.tools.valves_in_clear("clock"),
+        str(stale.value),
+        str(stale_tool.value),
+    ) == (
+        1,
+        2,
+        ("a", 2),
+        3,
+        {"tz": "UTC"},
+        "server 'pets' is at revision 2, not 1 (If-Match): it was changed since it was read; "
+        "read it again, and send the change made on that",
+        "tool 'clock' is at revision 3, not 2 (If-Match): it was changed since it was read; "
+        "read it again, and send the change made on that",
+    )
+    assert await store.tools.delete("clock", by="ops", expected=frozenset({3})) is True
+    assert await store.servers.delete("pets", by="ops", expected=frozenset({2})) is True
 
 
 async def test_an_update_that_sends_redacted_back_keeps_the_stored_secret(store: Store) -> None:
@@ -372,7 +424,7 @@ async def test_a_tool_update_and_delete(store: Store) -> None:
     updated = await store.tools.update("clock", "class Tools: pass\n", {"timeout": 5}, by="bob")
     assert updated == ToolRecord(
         "clock", "class Tools: pass\n", sha256("class Tools: pass\n"), {"timeout": 5}, NOW, NOW,
-        "bob",
+        "bob", revision=2,
     )  # fmt: skip
     assert await store.tools.valves_in_clear("clock") == {"tz": "UTC"}  # kept: none given
 

@@ -57,9 +57,11 @@ from toolbridge.serve.admin_files import (
     time_of,
 )
 from toolbridge.serve.live import Live
+from toolbridge.serve.preconditions import if_match, revision_of
 from toolbridge.serve.shared import Shared
 from toolbridge.state import scopes
 from toolbridge.state.registered import materialize
+from toolbridge.state.revisions import Expected
 from toolbridge.state.store import Store
 from toolbridge.state.values import REDACTED, ServerInClear, ServerRecord
 from toolbridge.upstream.credentials import Credentials
@@ -99,25 +101,31 @@ class Admin:
         record = await store.servers.create(entry, document=document, by=principal.id)
         return 201, {"server": _server_json(record), **await self.applied(server.id, since)}
 
-    async def update_server(self, principal: Principal, ident: str, body: Any) -> Answer:
+    async def update_server(
+        self, principal: Principal, ident: str, body: Any, *, expected: Expected = None
+    ) -> Answer:
         store = self.store(principal)
         self.writable(ident, "server")
         entry, document = _server_body(body, ident)
         validate_entry(Server, entry, f"servers[{ident}]")
         await self._trial_server(entry, document)
         since = self.gateway.generation()
-        record = await store.servers.update(entry, document=document, by=principal.id)
+        record = await store.servers.update(
+            entry, document=document, by=principal.id, expected=expected
+        )
         if record is None:
             raise ToolNotFound(f"no server {quoted(ident)} was registered through the API")
         return 200, {"server": _server_json(record), **await self.applied(ident, since)}
 
-    async def delete_server(self, principal: Principal, ident: str) -> Answer:
+    async def delete_server(
+        self, principal: Principal, ident: str, *, expected: Expected = None
+    ) -> Answer:
         store = self.store(principal)
         self.writable(ident, "server", deleting=True)
         if not self.shadowed(ident):
             self.in_no_filter_scope(ident, "server")
         since = self.gateway.generation()
-        if not await store.servers.delete(ident, by=principal.id):
+        if not await store.servers.delete(ident, by=principal.id, expected=expected):
             raise ToolNotFound(f"no server {quoted(ident)} was registered through the API")
         return 200, {"deleted": ident, **await self.applied(ident, since)}
 
@@ -304,6 +312,7 @@ def _server_json(record: ServerRecord) -> dict[str, Any]:
         ),
         "updated_at": time_of(record.updated_at),
         "updated_by": record.updated_by,
+        "revision": record.revision,
     }
 
 
@@ -320,27 +329,35 @@ def routes(
     """The admin API's and `/v1/me`'s routes, with the app's own authentication (`endpoint`),
     body reading and answers."""
 
-    def json_route(path: str, handler: Handler, method: str) -> Route:
+    def json_route(path: str, handler: Handler, method: str, *, revised: bool = False) -> Route:
+        """`revised`: a write of one admin entry, which `If-Match` may make conditional."""
+
         async def run(request: Request, principal: Principal) -> Response:
             args: list[Any] = [principal, *request.path_params.values()]
             if method in ("POST", "PUT"):
                 args.append(await read_json(request))
+            given = request.headers.get("if-match")
+            options = {"expected": if_match(given)} if revised and given is not None else {}
             try:
-                status, body = await handler(*args)
+                status, body = await handler(*args, **options)
             except ToolbridgeError as exc:
                 # What was sent may be quoted in why it was refused: its secrets are not yet
                 # the gateway's, which every answer is redacted with.
                 said_without(exc, entry_secrets(args[-1]) if method in ("POST", "PUT") else [])
                 raise
-            return reply(body, status)
+            response = reply(body, status)
+            revision = revision_of(body) if method in ("POST", "PUT") else None
+            if revision is not None:
+                response.headers["etag"] = f'"{revision}"'
+            return response
 
         return Route(path, endpoint(run), methods=[method])
 
     return [
         json_route("/v1/admin/servers", admin.servers, "GET"),
         json_route("/v1/admin/servers", admin.create_server, "POST"),
-        json_route("/v1/admin/servers/{id}", admin.update_server, "PUT"),
-        json_route("/v1/admin/servers/{id}", admin.delete_server, "DELETE"),
+        json_route("/v1/admin/servers/{id}", admin.update_server, "PUT", revised=True),
+        json_route("/v1/admin/servers/{id}", admin.delete_server, "DELETE", revised=True),
         *(
             route
             for files in (admin.tools, admin.filters)
@@ -348,9 +365,16 @@ def routes(
                 json_route(f"/v1/admin/{files.kind.key}", files.listing, "GET"),
                 json_route(f"/v1/admin/{files.kind.key}", files.create, "POST"),
                 json_route(f"/v1/admin/{files.kind.key}/import", files.imported, "POST"),
-                json_route(f"/v1/admin/{files.kind.key}/{{id}}", files.update, "PUT"),
-                json_route(f"/v1/admin/{files.kind.key}/{{id}}", files.delete, "DELETE"),
-                json_route(f"/v1/admin/{files.kind.key}/{{id}}/valves", files.put_valves, "PUT"),
+                json_route(f"/v1/admin/{files.kind.key}/{{id}}", files.update, "PUT", revised=True),
+                json_route(
+                    f"/v1/admin/{files.kind.key}/{{id}}", files.delete, "DELETE", revised=True
+                ),
+                json_route(
+                    f"/v1/admin/{files.kind.key}/{{id}}/valves",
+                    files.put_valves,
+                    "PUT",
+                    revised=True,
+                ),
             )
         ),
         json_route("/v1/admin/audit", admin.audit, "GET"),

@@ -41,6 +41,7 @@ from toolbridge.policy import Principal
 from toolbridge.redaction import secret_fields
 from toolbridge.secret_names import SECRET_NAME
 from toolbridge.state.registered import Registered, materialize
+from toolbridge.state.revisions import Expected
 from toolbridge.state.scopes import unknown_sources
 from toolbridge.state.store import Store
 from toolbridge.state.tool_files import ToolFiles
@@ -191,7 +192,9 @@ class Files:
         shown = _file_json(record, valves, secret)
         return 201, {self.kind.one: shown, **await self.parts.applied(ident, since)}
 
-    async def update(self, principal: Principal, ident: str, body: Any) -> Answer:
+    async def update(
+        self, principal: Principal, ident: str, body: Any, *, expected: Expected = None
+    ) -> Answer:
         part = self._part(self.parts.store(principal))
         self.parts.writable(ident, self.kind.key)
         ident, content, entry, valves, secret = self._body(body, ident)
@@ -205,19 +208,22 @@ class Files:
             secret=secret,
             by=principal.id,
             in_file=self.parts.file_sources(),
+            expected=expected,
         )
         if record is None:
             raise self._absent(ident)
         shown = _file_json(record, valves, secret)
         return 200, {self.kind.one: shown, **await self.parts.applied(ident, since)}
 
-    async def delete(self, principal: Principal, ident: str) -> Answer:
+    async def delete(
+        self, principal: Principal, ident: str, *, expected: Expected = None
+    ) -> Answer:
         part = self._part(self.parts.store(principal))
         self.parts.writable(ident, self.kind.key, deleting=True)
         if self.kind.source is not None and not self.parts.shadowed(ident):
             self.parts.in_no_filter_scope(ident, self.kind.source)
         since = self.parts.gateway.generation()
-        if not await part.delete(ident, by=principal.id):
+        if not await part.delete(ident, by=principal.id, expected=expected):
             raise self._absent(ident)
         return 200, {"deleted": ident, **await self.parts.applied(ident, since)}
 
@@ -252,7 +258,9 @@ class Files:
             ) from None
         return await self.create(principal, fields)
 
-    async def put_valves(self, principal: Principal, ident: str, body: Any) -> Answer:
+    async def put_valves(
+        self, principal: Principal, ident: str, body: Any, *, expected: Expected = None
+    ) -> Answer:
         """Replace the Valves (checked by loading the file with them, as a create is)."""
         part = self._part(self.parts.store(principal))
         self.parts.writable(ident, self.kind.key)
@@ -272,11 +280,18 @@ class Files:
         since = self.parts.gateway.generation()
         checked_with = hashlib.sha256(stored.content.encode("utf-8")).hexdigest()
         await part.put_valves(
-            ident, values, secret=secret, by=principal.id, checked_with=checked_with
+            ident,
+            values,
+            secret=secret,
+            by=principal.id,
+            checked_with=checked_with,
+            expected=expected,
         )
         shown = redacted(values, secret)
+        record = await part.get(ident)
+        revision = {"revision": record.revision} if record is not None else {}
         changes = await self.parts.applied(ident, since)
-        return 200, {self.kind.one: ident, "valves": shown, **changes}
+        return 200, {self.kind.one: ident, "valves": shown, **revision, **changes}
 
     # -- the parts -------------------------------------------------------------------------
 
@@ -380,4 +395,5 @@ def _file_json(
         "valves": shown_valves,
         "updated_at": time_of(record.updated_at),
         "updated_by": record.updated_by,
+        "revision": record.revision,
     }

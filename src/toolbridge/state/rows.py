@@ -34,6 +34,7 @@ def server_record(row: sa.Row[Any]) -> ServerRecord:
         created_at=aware(row.created_at),
         updated_at=aware(row.updated_at),
         updated_by=row.updated_by,
+        revision=row.revision,
     )
 
 
@@ -46,6 +47,7 @@ def tool_record(row: sa.Row[Any]) -> ToolRecord:
         created_at=aware(row.created_at),
         updated_at=aware(row.updated_at),
         updated_by=row.updated_by,
+        revision=row.revision,
     )
 
 

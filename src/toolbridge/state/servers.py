@@ -21,6 +21,7 @@ from toolbridge.state.database import (
     size_check,
     too_large,
 )
+from toolbridge.state.revisions import Expected, checked
 from toolbridge.state.rows import server_record
 from toolbridge.state.scopes import refuse_if_scoped
 from toolbridge.state.secrets import server_secret_paths
@@ -63,33 +64,45 @@ class Servers:
         return await self._stored(server_id)
 
     async def update(
-        self, entry: Mapping[str, Any], *, document: bytes | None = None, by: str
+        self,
+        entry: Mapping[str, Any],
+        *,
+        document: bytes | None = None,
+        by: str,
+        expected: Expected = None,
     ) -> ServerRecord | None:
-        """Replace a server's entry and document whole; None when no such server is stored."""
+        """Replace a server's entry and document whole; None when no such server is stored;
+        PreconditionFailed when its revision is not one of `expected`."""
         server_id = id_of(entry, "server")
+        key = servers.c.id == server_id
         async with self._db.write(f"update server {server_id!r}") as connection:
-            old = (
-                await connection.execute(
-                    sa.select(servers.c.sealed).where(servers.c.id == server_id)
-                )
-            ).first()
+            await checked(connection, servers, key, expected, f"server {server_id!r}")
+            old = (await connection.execute(sa.select(servers.c.sealed).where(key))).first()
             if old is None:
                 return None
             row = self._row(server_id, entry, document, old.sealed)
             await connection.execute(
                 servers.update()
-                .where(servers.c.id == server_id)
-                .values(updated_at=self._db.clock(), updated_by=by, **row)
+                .where(key)
+                .values(
+                    updated_at=self._db.clock(),
+                    updated_by=by,
+                    revision=servers.c.revision + 1,
+                    **row,
+                )
             )
             await self._db.changed(
                 connection, "server", "update", {"server": server_id}, by=by, detail=_detail(row)
             )
         return await self._stored(server_id)
 
-    async def delete(self, server_id: str, *, by: str) -> bool:
+    async def delete(self, server_id: str, *, by: str, expected: Expected = None) -> bool:
         """Remove a server, every user's credential for it and its approved documents;
-        Conflict when a stored filter names it in its `sources`."""
+        Conflict when a stored filter names it in its `sources`, PreconditionFailed when its
+        revision is not one of `expected`."""
         async with self._db.write(f"delete server {server_id!r}") as connection:
+            key = servers.c.id == server_id
+            await checked(connection, servers, key, expected, f"server {server_id!r}")
             await refuse_if_scoped(connection, server_id, "server")
             deleted = await connection.execute(servers.delete().where(servers.c.id == server_id))
             if deleted.rowcount == 0:

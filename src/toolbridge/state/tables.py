@@ -33,6 +33,8 @@ servers = sa.Table(
     sa.Column("created_at", When, nullable=False),
     sa.Column("updated_at", When, nullable=False),
     sa.Column("updated_by", User, nullable=False),
+    # One more at every write: what `If-Match` compares (migration 0003).
+    sa.Column("revision", sa.Integer, nullable=False, server_default="1"),
 )
 
 tools = sa.Table(
@@ -47,6 +49,8 @@ tools = sa.Table(
     sa.Column("created_at", When, nullable=False),
     sa.Column("updated_at", When, nullable=False),
     sa.Column("updated_by", User, nullable=False),
+    # One more at every write, its Valves' too: what `If-Match` compares (migration 0003).
+    sa.Column("revision", sa.Integer, nullable=False, server_default="1"),
 )
 
 tool_valves = sa.Table(

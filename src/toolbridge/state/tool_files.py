@@ -32,6 +32,7 @@ from toolbridge.state.database import (
     size_check,
     too_large,
 )
+from toolbridge.state.revisions import Expected, checked
 from toolbridge.state.rows import tool_record, valves_of
 from toolbridge.state.scopes import refuse_if_scoped, refuse_unknown_sources
 from toolbridge.state.tables import servers, tool_valves, tools, user_valves
@@ -100,16 +101,25 @@ class ToolFiles:
         secret: Iterable[str] = (),
         by: str,
         in_file: frozenset[str] | None = None,
+        expected: Expected = None,
     ) -> ToolRecord | None:
-        """Replace a file and its entry (and Valves, when given); None when absent. `in_file`
-        as for `create`."""
+        """Replace a file and its entry (and Valves, when given); None when absent,
+        PreconditionFailed when its revision is not one of `expected`. `in_file` as for
+        `create`."""
         row = _row(self.kind, tool_id, content, entry)
+        key = (tools.c.id == tool_id) & self._mine
         async with self._db.write(f"update {self.kind} {tool_id!r}") as connection:
+            await checked(connection, tools, key, expected, f"{self.kind} {tool_id!r}")
             await self._scoped(connection, tool_id, entry, in_file)
             updated = await connection.execute(
                 tools.update()
-                .where((tools.c.id == tool_id) & self._mine)
-                .values(updated_at=self._db.clock(), updated_by=by, **row)
+                .where(key)
+                .values(
+                    updated_at=self._db.clock(),
+                    updated_by=by,
+                    revision=tools.c.revision + 1,
+                    **row,
+                )
             )
             if updated.rowcount == 0:
                 return None
@@ -120,10 +130,13 @@ class ToolFiles:
             )
         return await self._stored(tool_id)
 
-    async def delete(self, tool_id: str, *, by: str) -> bool:
+    async def delete(self, tool_id: str, *, by: str, expected: Expected = None) -> bool:
         """Remove a file, its Valves and every user's UserValves for it; Conflict for a tools
-        file a stored filter names in its `sources`."""
+        file a stored filter names in its `sources`, PreconditionFailed when its revision is
+        not one of `expected`."""
         async with self._db.write(f"delete {self.kind} {tool_id!r}") as connection:
+            key = (tools.c.id == tool_id) & self._mine
+            await checked(connection, tools, key, expected, f"{self.kind} {tool_id!r}")
             if self.kind == "tool":
                 await refuse_if_scoped(connection, tool_id, "tools")
             deleted = await connection.execute(
@@ -190,15 +203,17 @@ class ToolFiles:
         secret: Iterable[str] = (),
         by: str,
         checked_with: str | None = None,
+        expected: Expected = None,
     ) -> Valves:
-        """Replace the Valves of a stored file; the values named in `secret` are encrypted at
-        rest. `checked_with`: the sha256 of the file the values were checked with; Conflict
-        when the stored file is another by now (replaced meanwhile), ToolNotFound when gone."""
+        """Replace the Valves of a stored file (one more revision of it); the values named in
+        `secret` are encrypted at rest. `checked_with`: the sha256 of the file the values were
+        checked with; Conflict when the stored file is another by now (replaced meanwhile),
+        ToolNotFound when gone, PreconditionFailed when its revision is not one of `expected`."""
         async with self._db.write(f"store the valves of {self.kind} {tool_id!r}") as connection:
+            key = (tools.c.id == tool_id) & self._mine
+            await checked(connection, tools, key, expected, f"{self.kind} {tool_id!r}")
             if checked_with is not None:
-                query = sa.select(tools.c.content_sha256).where(
-                    (tools.c.id == tool_id) & self._mine
-                )
+                query = sa.select(tools.c.content_sha256).where(key)
                 stored = (await connection.execute(query)).scalar()
                 if stored is None:
                     raise ToolNotFound(f"no {self.kind} {quoted(tool_id)}: it was deleted just now")
@@ -208,6 +223,9 @@ class ToolFiles:
                         "send them again (they are checked against the file stored now)"
                     )
             await self._put_valves(connection, tool_id, values, secret, by)
+            await connection.execute(
+                tools.update().where(key).values(revision=tools.c.revision + 1)
+            )
             await self._db.changed(
                 connection,
                 "tool_valves" if self.kind == "tool" else "filter_valves",

@@ -51,6 +51,8 @@ class ServerRecord:
     created_at: datetime
     updated_at: datetime
     updated_by: str
+    revision: int = 1
+    """One more at every write of it: what `If-Match` compares."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,8 @@ class ToolRecord:
     created_at: datetime
     updated_at: datetime
     updated_by: str
+    revision: int = 1
+    """One more at every write of it, its Valves' too: what `If-Match` compares."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,31 @@
+"""A revision number on each registered server, tool file and filter file, for `If-Match`.
+
+Every write of an entry (its Valves too) adds one, so an admin who read revision 3 can ask that
+a change apply only while it is still 3, instead of undoing another admin's change unseen.
+Entries stored before this version start at 1.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-07
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision: str | None = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    for table in ("servers", "tools"):
+        op.add_column(table, sa.Column("revision", sa.Integer, nullable=False, server_default="1"))
+
+
+def downgrade() -> None:
+    for table in ("servers", "tools"):
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("revision")

@@ -1,0 +1,35 @@
+"""What `If-Match` asks of a write: that the entry is still at a revision its writer read.
+
+Each registered server, tool file and filter file has a revision, one more at every write of
+it (its Valves' too). A write that names the revisions it may apply to is refused, with
+PreconditionFailed, when the stored one is another: two admins (or a script and an admin)
+editing one entry no longer undo each other's change unseen. Writes are serialized by the
+store, so the check and the write see the same entry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from toolbridge.errors import PreconditionFailed
+
+Expected = frozenset[int] | None
+"""The revisions a write may apply to; None: any (no `If-Match`, or `If-Match: *`)."""
+
+
+async def checked(
+    connection: AsyncConnection, table: sa.Table, where: Any, expected: Expected, what: str
+) -> int | None:
+    """The entry's stored revision, None when there is no such entry; PreconditionFailed when
+    `expected` does not hold it."""
+    stored = (await connection.execute(sa.select(table.c.revision).where(where))).scalar()
+    if stored is not None and expected is not None and stored not in expected:
+        named = " or ".join(str(n) for n in sorted(expected))
+        raise PreconditionFailed(
+            f"{what} is at revision {stored}, not {named} (If-Match): it was changed since it "
+            "was read; read it again, and send the change made on that"
+        )
+    return None if stored is None else int(stored)
