@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
+import orjson
 import pytest
 from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
@@ -1397,3 +1398,75 @@ async def test_a_file_that_takes_the_current_loop_at_its_top_level_loads_and_run
     assert await call_function(tool.target, {}) == ToolResult(
         ok=True, content_type="application/json", result=True
     )
+
+
+ANSWERS_OF_EVERY_KIND = """\
+import asyncio
+import itertools
+import math
+
+
+class Tools:
+    def streamed(self) -> str:
+        yield "Hello, "
+        yield "world"
+
+    def rows(self) -> list:
+        yield {"id": 1}
+        yield {"id": 2}
+
+    def endless(self) -> str:
+        for n in itertools.count():
+            yield "x"
+
+    def broken(self) -> str:
+        yield "half"
+        raise RuntimeError("the feed went away")
+
+    async def streamed_later(self) -> str:
+        for word in ("async ", "pieces"):
+            await asyncio.sleep(0)
+            yield word
+
+    def text_bytes(self) -> bytes:
+        return "caf\\u00e9".encode()
+
+    def binary(self) -> bytes:
+        return bytes([0, 255, 1])
+
+    def not_a_number(self) -> dict:
+        return {"ratio": math.nan, "ok": 1}
+"""
+
+
+async def test_generators_bytes_and_nan_answers_are_what_they_hold(tmp_path: Path) -> None:
+    """A generator is read to its end (capped: one may never end; what it raises fails the
+    call), bytes are their text or base64, NaN is null: never `<generator object ...>`."""
+    from toolbridge.local import results
+
+    (tmp_path / "kinds.py").write_text(ANSWERS_OF_EVERY_KIND)
+    conversion = load_tools(LocalTools(id="k", path="kinds.py"), tmp_path)
+
+    async def answer(name: str) -> tuple[bool, Any]:
+        result = await call_function(get(conversion, name), {})
+        return result.ok, result.result
+
+    endless_ok, endless = await answer("endless")
+    assert {
+        name: await answer(name)
+        for name in ("streamed", "rows", "broken", "streamed_later", "text_bytes", "binary")
+    } == {
+        "streamed": (True, "Hello, world"),
+        "rows": (True, [{"id": 1}, {"id": 2}]),
+        "broken": (False, "RuntimeError: the feed went away"),
+        "streamed_later": (True, "async pieces"),
+        "text_bytes": (True, "café"),
+        "binary": (True, {"base64": "AP8B"}),
+    }
+    assert (endless_ok, endless) == (
+        True,
+        "x" * results.MAX_PIECES
+        + f"… (the tool's generator was stopped after {results.MAX_PIECES} pieces)",
+    )
+    nan = await call_function(get(conversion, "not_a_number"), {})
+    assert orjson.loads(orjson.dumps(nan.result)) == {"ratio": None, "ok": 1}

@@ -29,7 +29,7 @@ from pydantic_core import to_jsonable_python
 
 from toolbridge.errors import AnswerNeeded, InvalidArguments, ToolsBusy
 from toolbridge.local.context import CallContext, EventCall
-from toolbridge.local.results import function_result
+from toolbridge.local.results import drained, drained_async, function_result
 from toolbridge.local.runner import TOOL_LOOP
 from toolbridge.local.signatures import Arguments, cause
 from toolbridge.schemas import json_kind
@@ -201,10 +201,14 @@ def _ran(where: str, call: Callable[[], Any], given: Arguments) -> ToolResult | 
     """A sync tool called, and what it returned or raised made a result, in its own thread."""
     try:
         value = call()
+        if inspect.isgenerator(value):  # its body is the tool's too: read here
+            value = drained(value)
     except AnswerNeeded:
         raise
     except BaseException as exc:  # SystemExit, GeneratorExit, a tool's own kinds: its call's
         return _failed(where, exc, given)
+    if inspect.isasyncgen(value):  # an `async def` that yields: read on the tools' loop
+        return _Returned(drained_async(value))
     return _Returned(value) if inspect.isawaitable(value) else _made(value)
 
 
@@ -215,6 +219,10 @@ async def _awaited(where: str, awaitable: Any, given: Arguments) -> ToolResult:
         value = await awaitable
         while inspect.isawaitable(value):  # a coroutine that returns a coroutine
             value = await value
+        if inspect.isasyncgen(value):
+            value = await drained_async(value)
+        elif inspect.isgenerator(value):
+            value = drained(value)
     except (AnswerNeeded, asyncio.CancelledError):
         raise
     except BaseException as exc:  # SystemExit would stop the tools' loop: its call's only

@@ -6,11 +6,20 @@ and the model reads the context (a string as it is, a dict or list as JSON) or, 
 short note that a view was produced. A 4xx/5xx response is a failed call. Any other response
 object gives its body (JSON parsed, text as text). Responses are recognised by their shape
 (`body`, `status_code`, `headers`), so neither FastAPI nor Starlette is imported here.
+
+A generator (sync or async) is read to its end where the tool runs, within the call's time
+(`local/calls.py`, with `drained`), as what it yields: its pieces joined when they are all text
+(a tool streaming its answer), else a list, at most MAX_PIECES pieces or MAX_TEXT characters of
+text (then it is closed, and the answer says it was cut); what it raises is the call's failure.
+Bytes are text when they are UTF-8, else `{"base64"}`. A float that is not a number (NaN,
+infinity) is JSON's null.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import orjson
@@ -21,6 +30,10 @@ from toolbridge.tools import Embed, ToolResult
 
 VIEW_NOTE = "An interactive view was produced and is shown to the user."
 """What the model reads for an inline HTML view returned without a context."""
+MAX_PIECES = 10_000
+"""Pieces of a generator's answer read at most (a generator may never end)."""
+MAX_TEXT = 4 * 1024 * 1024
+"""Characters of text a generator's answer holds at most (the answer cap's size)."""
 
 
 def function_result(value: Any) -> ToolResult:
@@ -33,7 +46,64 @@ def function_result(value: Any) -> ToolResult:
         return ToolResult(ok=False, content_type="text/plain", result=message)
 
 
+class _Pieces:
+    """What a generator yielded, up to the caps; whether it was cut."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.text = 0
+        self.cut = False
+
+    def take(self, item: Any) -> bool:
+        """Keep `item`; False once the caps are reached (stop reading)."""
+        self.items.append(item)
+        self.text += len(item) if isinstance(item, str) else 0
+        self.cut = len(self.items) >= MAX_PIECES or self.text >= MAX_TEXT
+        return not self.cut
+
+    def answer(self) -> Any:
+        """Text when every piece is text, else the list; said when cut."""
+        said = f"… (the tool's generator was stopped after {len(self.items)} pieces)"
+        if all(isinstance(item, str) for item in self.items):
+            text = "".join(self.items)[:MAX_TEXT]
+            return text + said if self.cut else text
+        return [*self.items, said] if self.cut else self.items
+
+
+def drained(generator: Iterator[Any]) -> Any:
+    """A sync generator read to its end (or the caps), and closed."""
+    pieces = _Pieces()
+    try:
+        for item in generator:
+            if not pieces.take(item):
+                break
+    finally:
+        close = getattr(generator, "close", None)
+        if close is not None:
+            close()
+    return pieces.answer()
+
+
+async def drained_async(generator: AsyncIterator[Any]) -> Any:
+    """An async generator read to its end (or the caps), and closed."""
+    pieces = _Pieces()
+    try:
+        async for item in generator:
+            if not pieces.take(item):
+                break
+    finally:
+        close = getattr(generator, "aclose", None)
+        if close is not None:
+            await close()
+    return pieces.answer()
+
+
 def _function_result(value: Any) -> ToolResult:
+    if isinstance(value, bytes | bytearray | memoryview):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            value = {"base64": base64.b64encode(bytes(value)).decode("ascii")}
     if isinstance(value, tuple) and len(value) == 2 and _is_response(value[0]):
         response, context = value
         return _response_result(response, context)
