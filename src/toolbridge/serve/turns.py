@@ -46,7 +46,7 @@ A failed call never fails the turn; a payload of none of these shapes does (BadR
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal, assert_never
 
@@ -275,52 +275,63 @@ def _read_turn(payload: Any) -> tuple[Family, list[_Call], list[Any] | None]:
 
 def _read_conversation(messages: list[Any]) -> tuple[Family, list[_Call], list[Any]]:
     """The calls of the last assistant message that no later message answers."""
-    last = next(
-        (
-            i
-            for i in range(len(messages) - 1, -1, -1)
-            if isinstance(messages[i], dict) and messages[i].get("role") == "assistant"
-        ),
-        None,
-    )
+    last = _last_of(messages, "assistant")
     if last is None:
         raise BadRequest(f"messages: no assistant message with tool calls; expected {SHAPES}")
-    family, calls = _read(messages[last])
-    answered: set[Any] = set()
-    for message in messages[last + 1 :]:
-        if not isinstance(message, dict):
-            continue
-        if message.get("role") == "tool":
-            answered.add(message.get("tool_call_id"))
-        if isinstance(message.get("content"), list):
-            answered.update(
-                b.get("tool_use_id") for b in message["content"] if _is(b, "tool_result")
-            )
-    return family, [c for c in calls if c.id not in answered], messages
+    return _unanswered(messages, last, _answered_in_message)
 
 
 def _read_gemini_conversation(contents: list[Any]) -> tuple[Family, list[_Call], list[Any]]:
     """The calls of the last `model` content that no later `functionResponse` answers."""
-    last = next(
+    last = _last_of(contents, "model")
+    if last is None:
+        raise BadRequest(f"contents: no model content with function calls; expected {SHAPES}")
+    return _unanswered(contents, last, _answered_in_content)
+
+
+def _last_of(messages: list[Any], role: str) -> int | None:
+    """The index of the last message of `role` (the model's, that made the calls)."""
+    return next(
         (
             i
-            for i in range(len(contents) - 1, -1, -1)
-            if isinstance(contents[i], dict) and contents[i].get("role") == "model"
+            for i in range(len(messages) - 1, -1, -1)
+            if isinstance(messages[i], dict) and messages[i].get("role") == role
         ),
         None,
     )
-    if last is None:
-        raise BadRequest(f"contents: no model content with function calls; expected {SHAPES}")
-    family, calls = _read(contents[last])
-    answered: set[Any] = set()
-    for content in contents[last + 1 :]:
-        parts = content.get("parts") if isinstance(content, dict) else None
-        for part in parts if isinstance(parts, list) else []:
-            response = _gemini_part(part, "functionResponse", "function_response")
-            if isinstance(response, dict):
-                answered.add(response.get("id") or ("name", response.get("name")))
-    kept = [c for c in calls if (c.id if c.given_id else ("name", c.name)) not in answered]
-    return family, kept, contents
+
+
+def _unanswered(
+    messages: list[Any], last: int, answered_in: Callable[[Any], Iterator[Any]]
+) -> tuple[Family, list[_Call], list[Any]]:
+    """The calls of `messages[last]` that no message after it answers."""
+    family, calls = _read(messages[last])
+    answered = {key for message in messages[last + 1 :] for key in answered_in(message)}
+    return family, [c for c in calls if _answer_key(c) not in answered], messages
+
+
+def _answer_key(call: _Call) -> Any:
+    """What an answer names its call by: its id, or (Gemini's, without one) its name."""
+    return call.id if call.given_id else ("name", call.name)
+
+
+def _answered_in_message(message: Any) -> Iterator[Any]:
+    """The calls a Chat `tool` message or Anthropic `tool_result` blocks answer."""
+    if not isinstance(message, dict):
+        return
+    if message.get("role") == "tool":
+        yield message.get("tool_call_id")
+    if isinstance(message.get("content"), list):
+        yield from (b.get("tool_use_id") for b in message["content"] if _is(b, "tool_result"))
+
+
+def _answered_in_content(content: Any) -> Iterator[Any]:
+    """The calls a Gemini content's `functionResponse` parts answer."""
+    parts = content.get("parts") if isinstance(content, dict) else None
+    for part in parts if isinstance(parts, list) else []:
+        response = _gemini_part(part, "functionResponse", "function_response")
+        if isinstance(response, dict):
+            yield response.get("id") or ("name", response.get("name"))
 
 
 def _read(payload: Any) -> tuple[Family, list[_Call]]:
