@@ -294,6 +294,26 @@ async def test_without_streaming_the_events_come_with_the_result() -> None:
             {"type": "method_not_allowed", "message": "DELETE /v1/tools: method not allowed"},
             "GET, HEAD",
         ),
+        (  # a path two handlers share says both
+            "GET",
+            "/v1/admin/servers/x",
+            405,
+            {
+                "type": "method_not_allowed",
+                "message": "GET /v1/admin/servers/x: method not allowed",
+            },
+            "PUT, DELETE",
+        ),
+        (
+            "PATCH",
+            "/v1/me/credentials/x",
+            405,
+            {
+                "type": "method_not_allowed",
+                "message": "PATCH /v1/me/credentials/x: method not allowed",
+            },
+            "PUT, DELETE",
+        ),
     ],
 )
 async def test_no_route_and_a_wrong_method_are_json_errors(

@@ -329,7 +329,9 @@ def routes(
     """The admin API's and `/v1/me`'s routes, with the app's own authentication (`endpoint`),
     body reading and answers."""
 
-    def json_route(path: str, handler: Handler, method: str, *, revised: bool = False) -> Route:
+    def json_route(
+        path: str, handler: Handler, method: str, *, revised: bool = False
+    ) -> tuple[str, str, Callable[[Request], Awaitable[Response]]]:
         """`revised`: a write of one admin entry, which `If-Match` may make conditional."""
 
         async def run(request: Request, principal: Principal) -> Response:
@@ -351,39 +353,61 @@ def routes(
                 response.headers["etag"] = f'"{revision}"'
             return response
 
-        return Route(path, endpoint(run), methods=[method])
+        return path, method, endpoint(run)
 
-    return [
-        json_route("/v1/admin/servers", admin.servers, "GET"),
-        json_route("/v1/admin/servers", admin.create_server, "POST"),
-        json_route("/v1/admin/servers/{id}", admin.update_server, "PUT", revised=True),
-        json_route("/v1/admin/servers/{id}", admin.delete_server, "DELETE", revised=True),
-        *(
-            route
-            for files in (admin.tools, admin.filters)
-            for route in (
-                json_route(f"/v1/admin/{files.kind.key}", files.listing, "GET"),
-                json_route(f"/v1/admin/{files.kind.key}", files.create, "POST"),
-                json_route(f"/v1/admin/{files.kind.key}/import", files.imported, "POST"),
-                json_route(f"/v1/admin/{files.kind.key}/{{id}}", files.update, "PUT", revised=True),
-                json_route(
-                    f"/v1/admin/{files.kind.key}/{{id}}", files.delete, "DELETE", revised=True
-                ),
-                json_route(
-                    f"/v1/admin/{files.kind.key}/{{id}}/valves",
-                    files.put_valves,
-                    "PUT",
-                    revised=True,
-                ),
-            )
-        ),
-        json_route("/v1/admin/audit", admin.audit, "GET"),
-        json_route("/v1/me/valves/{tool}", me.valves, "GET"),
-        json_route("/v1/me/valves/{tool}", me.put_valves, "PUT"),
-        json_route("/v1/me/credentials", me.credentials, "GET"),
-        json_route("/v1/me/credentials/{server}", me.put_credential, "PUT"),
-        json_route("/v1/me/credentials/{server}", me.delete_credential, "DELETE"),
-    ]
+    return _by_path(
+        [
+            json_route("/v1/admin/servers", admin.servers, "GET"),
+            json_route("/v1/admin/servers", admin.create_server, "POST"),
+            json_route("/v1/admin/servers/{id}", admin.update_server, "PUT", revised=True),
+            json_route("/v1/admin/servers/{id}", admin.delete_server, "DELETE", revised=True),
+            *(
+                route
+                for files in (admin.tools, admin.filters)
+                for route in (
+                    json_route(f"/v1/admin/{files.kind.key}", files.listing, "GET"),
+                    json_route(f"/v1/admin/{files.kind.key}", files.create, "POST"),
+                    json_route(f"/v1/admin/{files.kind.key}/import", files.imported, "POST"),
+                    json_route(
+                        f"/v1/admin/{files.kind.key}/{{id}}", files.update, "PUT", revised=True
+                    ),
+                    json_route(
+                        f"/v1/admin/{files.kind.key}/{{id}}", files.delete, "DELETE", revised=True
+                    ),
+                    json_route(
+                        f"/v1/admin/{files.kind.key}/{{id}}/valves",
+                        files.put_valves,
+                        "PUT",
+                        revised=True,
+                    ),
+                )
+            ),
+            json_route("/v1/admin/audit", admin.audit, "GET"),
+            json_route("/v1/me/valves/{tool}", me.valves, "GET"),
+            json_route("/v1/me/valves/{tool}", me.put_valves, "PUT"),
+            json_route("/v1/me/credentials", me.credentials, "GET"),
+            json_route("/v1/me/credentials/{server}", me.put_credential, "PUT"),
+            json_route("/v1/me/credentials/{server}", me.delete_credential, "DELETE"),
+        ]
+    )
+
+
+def _by_path(
+    handlers: list[tuple[str, str, Callable[[Request], Awaitable[Response]]]],
+) -> list[Route]:
+    """One route per path, taking each of its methods: a 405 then says every method the path
+    takes in `Allow` (a route per method said only its own)."""
+    methods: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
+    for path, method, handler in handlers:
+        methods.setdefault(path, {})[method] = handler
+
+    def route(path: str, by_method: dict[str, Callable[[Request], Awaitable[Response]]]) -> Route:
+        async def run(request: Request) -> Response:
+            return await by_method[request.method if request.method != "HEAD" else "GET"](request)
+
+        return Route(path, run, methods=list(by_method))
+
+    return [route(path, by_method) for path, by_method in methods.items()]
 
 
 def _credential_problem(server: Server, status: SourceStatus, upstream: Upstream) -> str | None:
