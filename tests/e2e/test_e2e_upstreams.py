@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.raw_servers import BlockingTlsServer, Proxy, RawServer, answering
+from tests.servers import free_port
 from tests.tls import TestAuthority
 from toolbridge.config import Config, Server
 from toolbridge.gateway import Gateway
@@ -544,6 +545,25 @@ async def test_requests_go_through_the_configured_proxy(
     host = url.removeprefix("http://")
     assert found == (200, (200, {"path": "/echo", "host": host}))
     assert proxy.seen == ([f"GET {url}/echo"] if through else [])
+
+
+async def test_a_proxy_that_cannot_be_reached_is_named_not_the_upstream(
+    tmp_path: Path, service: str
+) -> None:
+    """The upstream is up; its server's proxy is not: the error says which one failed (and
+    not the proxy's password)."""
+    port = free_port()  # nothing listens there
+    proxy = f"http://gw:proxy-secret-77@127.0.0.1:{port}"
+    async with gateway_for(tmp_path, service, proxy=proxy) as http:
+        found = await call(http, "echo")
+    assert found == (
+        502,
+        {
+            "type": "upstream_unavailable",
+            "message": f"upstream 'up': cannot connect to the proxy http://127.0.0.1:{port} "
+            f"(for {service}): Connection refused",
+        },
+    )
 
 
 async def test_https_through_a_proxy_with_credentials(

@@ -143,6 +143,7 @@ class AiohttpUpstream:
         session = self._session or self._open()
         # encoded=True: the bytes go out as built; yarl must not requote or drop `..`.
         url = URL(request.url, encoded=True)
+        proxy = self.proxy(request.url) if self.proxy is not None else None
         try:
             # Through a proxy the target is resolved there: its name and any address it spells
             # are checked here (directly, GuardedResolver checks what the name resolves to).
@@ -157,7 +158,7 @@ class AiohttpUpstream:
                 data=request.body,
                 allow_redirects=False,
                 timeout=self._timeout(timeouts),
-                proxy=self.proxy(request.url) if self.proxy is not None else None,
+                proxy=proxy,
             ) as response:
                 head = sum(len(k) + len(v) + 4 for k, v in response.raw_headers)
                 if head > MAX_RESPONSE_HEAD_BYTES:
@@ -177,6 +178,8 @@ class AiohttpUpstream:
             raise timed_out(request, min(timeouts.connect, timeouts.total), True) from None
         except TimeoutError:
             raise timed_out(request, timeouts.total, False) from None
+        except aiohttp.ClientProxyConnectionError as exc:
+            raise unreachable(request, exc, proxy=str(proxy)) from None
         except (aiohttp.ClientConnectorError, RefusedAddress) as exc:
             raise unreachable(request, exc) from None
         except aiohttp.ClientResponseError as exc:

@@ -153,10 +153,19 @@ def timed_out(
     return UpstreamUnavailable(request.server, message, timeout=True, sent=not connecting)
 
 
-def unreachable(request: UpstreamRequest, exc: BaseException) -> UpstreamUnavailable:
+def unreachable(
+    request: UpstreamRequest, exc: BaseException, *, proxy: str | None = None
+) -> UpstreamUnavailable:
+    """`proxy`: the proxy (its URL) the request was to go through, and could not reach."""
     refused = _refused(exc)
     if refused is not None:
         return DestinationRefused(request.server, f"refused: {refused}")
+    if proxy is not None:  # its origin only: a proxy URL may hold a user and password
+        message = (
+            f"cannot connect to the proxy {origin(proxy)} (for {origin(request.url)}): "
+            f"{reason_of(exc, proxy)}"
+        )
+        return UpstreamUnavailable(request.server, message)
     message = f"cannot connect to {origin(request.url)}: {reason_of(exc, request.url)}"
     return UpstreamUnavailable(request.server, message)
 
