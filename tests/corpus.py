@@ -12,13 +12,21 @@ CORPUS = Path(
 )
 
 
+MISSING = (
+    None
+    if (CORPUS / "MANIFEST.tsv").exists()
+    else f"the shared corpus is not at {CORPUS}: set TOOLBRIDGE_CORPUS to its folder"
+)
+"""Why the corpus cannot be read, or None. A run without it fails
+(`test_corpus.test_the_shared_corpus_is_there`), never looks like a pass; every other test
+still runs."""
+
+
 def manifest() -> list[dict[str, str]]:
-    """The rows of MANIFEST.tsv; fails (never skips) when the corpus is missing."""
-    path = CORPUS / "MANIFEST.tsv"
-    if not path.exists():
-        # Failing, not skipping: a run without the corpus must not look like a pass.
-        raise FileNotFoundError(f"corpus not found at {CORPUS}; set TOOLBRIDGE_CORPUS")
-    with path.open(newline="") as handle:
+    """The rows of MANIFEST.tsv; none when the corpus is missing (which fails the run)."""
+    if MISSING is not None:
+        return []
+    with (CORPUS / "MANIFEST.tsv").open(newline="") as handle:
         return list(csv.DictReader(handle, delimiter="\t"))
 
 

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from tests import providers
-from tests.corpus import CORPUS, ROWS
+from tests.corpus import CORPUS, MISSING, ROWS
 from toolbridge import cli
 from toolbridge.formats.render import FORMATS
 from toolbridge.openapi.convert import convert
@@ -36,6 +36,13 @@ def _run(capsysbinary: pytest.CaptureFixture[bytes], *argv: str) -> tuple[int, b
 def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """One parse cache for the whole session, so each YAML document is parsed once."""
     monkeypatch.setenv("TOOLBRIDGE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def test_the_shared_corpus_is_there() -> None:
+    """Every corpus test is one per document: without the corpus there are none, and this says
+    why (the run fails; the tests that need no corpus still run)."""
+    assert MISSING is None, MISSING
+    assert len(ROWS) == 42
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r["file"] for r in ROWS])
