@@ -763,6 +763,17 @@ def test_a_duplicate_server_id_is_an_error(tmp_path: Path) -> None:
     assert "server id 'pets' is used twice" in error_of(path)
 
 
+def test_an_id_a_server_and_a_tools_entry_share_names_where_it_was_first(tmp_path: Path) -> None:
+    """Ids are one space for servers, tools and filters: the second says where the first is."""
+    path = write(
+        tmp_path, "servers:\n  - {id: notes, spec: a.yaml}\ntools:\n  - {id: notes, path: t.py}\n"
+    )
+
+    assert error_of(path) == (
+        f"{path}:4: tools[0].id: tools id 'notes' is used twice (servers[0] has it too)"
+    )
+
+
 def test_an_unknown_http_method_is_named_with_the_allowed_ones(tmp_path: Path) -> None:
     path = write(
         tmp_path, "servers:\n  - id: pets\n    spec: a.yaml\n    include: {methods: [FETCH]}\n"

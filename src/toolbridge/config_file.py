@@ -177,9 +177,9 @@ def _check_someone_gets_in(config: Config, path: Path, node: Any) -> None:
 def _check_unique_ids(data: dict[str, Any], path: Path, node: Any) -> None:
     """Every source (server, local tools or filter entry) needs an id of its own; so does a
     toolset."""
-    sources: set[str] = set()
+    sources: dict[str, str] = {}
     for section in ("servers", "tools", "filters", "toolsets"):
-        seen = sources if section != "toolsets" else set()
+        seen: dict[str, str] = sources if section != "toolsets" else {}
         entries = data.get(section)
         if not isinstance(entries, list):
             continue
@@ -195,11 +195,13 @@ def _check_unique_ids(data: dict[str, Any], path: Path, node: Any) -> None:
                     "filters": "filter",
                     "toolsets": "toolset",
                 }[section]
+                first = seen[ident]
+                also = f" ({first} has it too)" if not first.startswith(f"{section}[") else ""
                 raise ConfigError(
                     f"{path}:{locate(node, where)[0]}: {dotted(where)}: "
-                    f"{kind} id {ident!r} is used twice"
+                    f"{kind} id {ident!r} is used twice{also}"
                 )
-            seen.add(ident)
+            seen[ident] = f"{section}[{index}]"
 
 
 def validate_entry(model: type[M], entry: Any, where: str) -> M:

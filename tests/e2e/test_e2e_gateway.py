@@ -203,7 +203,8 @@ def test_servers_report_each_source_and_the_one_that_is_down(client: httpx2.Clie
             {
                 "kind": "requirement-missing",
                 "message": "requirement 'toolbridge-test-missing-package' is not installed "
-                "(toolbridge installs nothing)",
+                "(toolbridge installs a file's requirements only when its entry says "
+                "`install_requirements: true`)",
                 "where": "tests/fixtures/tools/weather.py",
             }
         ]

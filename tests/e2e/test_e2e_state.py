@@ -658,7 +658,7 @@ def test_an_id_the_config_file_takes_after_the_api_registered_it_is_the_files(
     warned = [line for line in served.log.read_text().splitlines() if "the file's entry" in line]
     assert len(warned) == 1
     assert warned[0].endswith(
-        "'more' is defined in toolbridge.yaml and registered through the admin API: the file's "
+        "'more' is defined in the config file and registered through the admin API: the file's "
         "entry is served, the API's is not (delete the API's, or give one another id)"
     )
 

@@ -157,7 +157,8 @@ def test_open_webui_tools_file() -> None:
         Note(
             kind="requirement-missing",
             message="requirement 'toolbridge-test-missing-package' is not installed "
-            "(toolbridge installs nothing)",
+            "(toolbridge installs a file's requirements only when its entry says "
+            "`install_requirements: true`)",
             where=f"{WHERE}/weather.py",
         ),
     )
@@ -377,7 +378,8 @@ def test_folder() -> None:
         Note(
             kind="requirement-missing",
             message="requirement 'toolbridge-test-missing-package' is not installed "
-            "(toolbridge installs nothing)",
+            "(toolbridge installs a file's requirements only when its entry says "
+            "`install_requirements: true`)",
             where=f"{WHERE}/weather.py",
         ),
     )
@@ -1282,7 +1284,7 @@ async def test_a_method_behind_a_decorator_object_is_a_tool(tmp_path: Path) -> N
 
 
 def test_an_entry_that_installs_notes_each_refused_requirement_once(tmp_path: Path) -> None:
-    """Not again as `requirement-missing` "(toolbridge installs nothing)": this entry does."""
+    """Not again as `requirement-missing` (toolbridge installs them when asked): this entry asks."""
     from toolbridge.local.loader import load_tools
 
     (tmp_path / "needs.py").write_text(

@@ -109,7 +109,8 @@ def requirement_notes(info: LocalModule) -> list[Note]:
     return [
         Note(
             kind="requirement-missing",
-            message=f"requirement {r!r} is not installed (toolbridge installs nothing)",
+            message=f"requirement {r!r} is not installed (toolbridge installs a file's "
+            "requirements only when its entry says `install_requirements: true`)",
             where=info.location,
         )
         for r in requirements(info)

@@ -165,6 +165,12 @@ class Admin:
         """The servers and tools entries the config file defines (as last read)."""
         return self.shared.file_sources if self.shared is not None else frozenset()
 
+    @property
+    def file_name(self) -> str:
+        """The config file as errors name it (`toolbridge.yaml`, or what `-c` named)."""
+        path = self.live.config_file
+        return path.name if path is not None else "the config file"
+
     def shadowed(self, ident: str) -> bool:
         """Registered through the API, and not served: the config file defines that id too."""
         shared = self.shared
@@ -175,7 +181,7 @@ class Admin:
         taken = {s.id for s in config.servers} | {t.id for t in config.tools}
         taken |= {f.id for f in config.filters}
         if ident in taken:
-            origin = "toolbridge.yaml" if self.in_file(ident) else "the API"
+            origin = self.file_name if self.in_file(ident) else "the API"
             raise Conflict(f"{ident!r} is already a source (defined in {origin}); pick another id")
 
     def writable(self, ident: str, kind: str, *, deleting: bool = False) -> None:
@@ -193,7 +199,7 @@ class Admin:
                 else ""
             )
             raise Conflict(
-                f"{kind} {ident!r} is defined in toolbridge.yaml: edit the file (the API "
+                f"{kind} {ident!r} is defined in {self.file_name}: edit the file (the API "
                 f"changes only the sources it registered){also}"
             )
 

@@ -93,7 +93,7 @@ class Shared:
         shadowed = self.file_ids & self.registered.ids
         for ident in sorted(shadowed - self._shadowed):
             logger.warning(
-                "%r is defined in toolbridge.yaml and registered through the admin API: the "
+                "%r is defined in the config file and registered through the admin API: the "
                 "file's entry is served, the API's is not (delete the API's, or give one "
                 "another id)",
                 ident,
