@@ -156,10 +156,11 @@ class Admin:
         return self.shared.require()
 
     def in_file(self, ident: str) -> bool:
-        """Whether the config file's entry is the one served for this id (the file's wins
-        over one registered through the API)."""
+        """Whether the config file defines this id (its entry is the one served: the file's
+        wins over one registered through the API). An id the catalog still has but neither
+        the file nor the store does was deleted by another replica just now: not the file's."""
         shared = self.shared
-        return shared is None or ident in shared.file_ids or ident not in shared.registered.ids
+        return shared is None or ident in shared.file_ids
 
     def file_sources(self) -> frozenset[str]:
         """The servers and tools entries the config file defines (as last read)."""
