@@ -468,6 +468,41 @@ async def test_in_a_gemini_conversation_only_the_calls_without_a_response_run(
     }
 
 
+@pytest.mark.parametrize(
+    ("calls", "responses", "run"),
+    [
+        # `Part.from_function_response(name=...)` gives no id: it answers its call by name.
+        ([("c1", "getStatus")], [(None, "getStatus")], []),
+        ([(None, "getStatus")], [("r1", "getStatus")], []),  # and the other way round
+        # One response answers one call: the second of two calls of a name still runs.
+        ([(None, "getStatus"), (None, "getStatus")], [(None, "getStatus")], [1]),
+        ([("a", "getStatus"), ("b", "getStatus")], [("b", "getStatus")], [0]),
+        ([("a", "getStatus"), (None, "getStatus")], [("a", "getStatus")], [1]),
+    ],
+)
+async def test_a_gemini_response_answers_its_call_by_id_else_one_call_of_its_name(
+    gateway: Gateway,
+    calls: list[tuple[str | None, str]],
+    responses: list[tuple[str | None, str]],
+    run: list[int],
+) -> None:
+    def call(ident: str | None, name: str) -> dict[str, Any]:
+        return {"functionCall": {"name": name, "args": {}, **({"id": ident} if ident else {})}}
+
+    def response(ident: str | None, name: str) -> dict[str, Any]:
+        body = {"name": name, "response": {"output": "up"}, **({"id": ident} if ident else {})}
+        return {"functionResponse": body}
+
+    contents = [
+        {"role": "model", "parts": [call(*c) for c in calls]},
+        {"role": "user", "parts": [response(*r) for r in responses]},
+    ]
+    answer = await run_turn(gateway, ALICE, {"contents": contents})
+    ran = [p["functionResponse"] for c in answer["contents"] for p in c["parts"]]
+    expected = [{**({"id": calls[i][0]} if calls[i][0] else {}), "name": calls[i][1]} for i in run]
+    assert [{k: v for k, v in r.items() if k != "response"} for r in ran] == expected
+
+
 @pytest.mark.parametrize("by_alias", [True, False], ids=["rest", "python-sdk"])
 async def test_a_gemini_response_made_by_its_sdk_is_answered_with_what_the_sdk_reads(
     gateway: Gateway, by_alias: bool
@@ -552,6 +587,17 @@ MANY = [chat_call(str(i), "getStatus", "{}") for i in range(MAX_CALLS + 1)]
         ),
         ({"choices": []}, "expected a completion with one choice, found 0 choices"),
         ({"candidates": []}, "expected a response with one candidate, found 0 candidates"),
+        ({"candidates": [None]}, "candidates[0]: expected an object, found nothing"),
+        (
+            {
+                "contents": [
+                    {"role": "model", "parts": [{"functionCall": {"name": "getStatus"}}]},
+                    {"role": "user", "parts": [{"functionResponse": {"id": {}, "name": "x"}}]},
+                ]
+            },
+            "contents[1].parts[0].functionResponse.id: expected a non-empty string, found an "
+            "object",
+        ),
         (
             {"role": "model", "parts": [{"functionCall": {"args": {}}}]},
             "parts[0].functionCall.name: expected a non-empty string, found nothing",

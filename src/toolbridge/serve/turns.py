@@ -282,11 +282,32 @@ def _read_conversation(messages: list[Any]) -> tuple[Family, list[_Call], list[A
 
 
 def _read_gemini_conversation(contents: list[Any]) -> tuple[Family, list[_Call], list[Any]]:
-    """The calls of the last `model` content that no later `functionResponse` answers."""
+    """The calls of the last `model` content that no later `functionResponse` answers: one
+    of its id answers that call; one without an id (as `Part.from_function_response` makes
+    them), or a call without one, is matched by name, one response to one call, in order."""
     last = _last_of(contents, "model")
     if last is None:
         raise BadRequest(f"contents: no model content with function calls; expected {SHAPES}")
-    return _unanswered(contents, last, _answered_in_content)
+    family, calls = _read(contents[last])
+    responses = [
+        response
+        for index, content in enumerate(contents[last + 1 :], start=last + 1)
+        for response in _responses_in(content, f"contents[{index}]")
+    ]
+    by_id = {ident for ident, _ in responses if ident is not None}
+    unmatched = [
+        (ident, name) for ident, name in responses if ident is None or ident not in _ids(calls)
+    ]
+    kept = []
+    for call in calls:
+        if call.given_id and call.id in by_id:
+            continue
+        match = next((r for r in unmatched if r[1] == call.name), None)
+        if match is not None:
+            unmatched.remove(match)
+            continue
+        kept.append(call)
+    return family, kept, contents
 
 
 def _last_of(messages: list[Any], role: str) -> int | None:
@@ -304,15 +325,14 @@ def _last_of(messages: list[Any], role: str) -> int | None:
 def _unanswered(
     messages: list[Any], last: int, answered_in: Callable[[Any], Iterator[Any]]
 ) -> tuple[Family, list[_Call], list[Any]]:
-    """The calls of `messages[last]` that no message after it answers."""
+    """The calls of `messages[last]` whose id no message after it answers."""
     family, calls = _read(messages[last])
     answered = {key for message in messages[last + 1 :] for key in answered_in(message)}
-    return family, [c for c in calls if _answer_key(c) not in answered], messages
+    return family, [c for c in calls if c.id not in answered], messages
 
 
-def _answer_key(call: _Call) -> Any:
-    """What an answer names its call by: its id, or (Gemini's, without one) its name."""
-    return call.id if call.given_id else ("name", call.name)
+def _ids(calls: list[_Call]) -> set[str]:
+    return {c.id for c in calls if c.given_id}
 
 
 def _answered_in_message(message: Any) -> Iterator[Any]:
@@ -325,13 +345,19 @@ def _answered_in_message(message: Any) -> Iterator[Any]:
         yield from (b.get("tool_use_id") for b in message["content"] if _is(b, "tool_result"))
 
 
-def _answered_in_content(content: Any) -> Iterator[Any]:
-    """The calls a Gemini content's `functionResponse` parts answer."""
+def _responses_in(content: Any, where: str) -> Iterator[tuple[str | None, str]]:
+    """(id or None, name) of each `functionResponse` part of a Gemini content."""
     parts = content.get("parts") if isinstance(content, dict) else None
-    for part in parts if isinstance(parts, list) else []:
+    for index, part in enumerate(parts if isinstance(parts, list) else []):
         response = _gemini_part(part, "functionResponse", "function_response")
-        if isinstance(response, dict):
-            yield response.get("id") or ("name", response.get("name"))
+        if not isinstance(response, dict):
+            continue
+        at = f"{where}.parts[{index}].functionResponse"
+        ident = response.get("id")
+        yield (
+            None if ident is None or ident == "" else _text(ident, f"{at}.id"),
+            _text(response.get("name"), f"{at}.name"),
+        )
 
 
 def _read(payload: Any) -> tuple[Family, list[_Call]]:
@@ -370,9 +396,11 @@ def _only_choice(choices: list[Any]) -> Any:
 
 
 def _only_candidate(candidates: list[Any]) -> Any:
-    if len(candidates) != 1 or not isinstance(candidates[0], dict):
+    if len(candidates) != 1:
         found = len(candidates)
         raise BadRequest(f"expected a response with one candidate, found {found} candidates")
+    if not isinstance(candidates[0], dict):
+        raise BadRequest(f"candidates[0]: expected an object, found {_kind(candidates[0])}")
     return candidates[0].get("content")
 
 
