@@ -186,49 +186,55 @@ async def test_an_update_a_delete_overtook_says_the_entry_is_gone(
     )
 
 
-async def test_each_write_is_one_revision_more_and_if_match_refuses_a_stale_one(
+async def test_each_write_is_a_new_revision_and_if_match_refuses_a_stale_one(
     store: Store,
 ) -> None:
-    """Two admins read revision 1; the first one's change makes it 2; the second one's, sent
-    for 1, is refused whole, and nothing of it is stored."""
+    """Two admins read one revision; the first one's change makes another; the second one's,
+    sent for the first, is refused whole, and nothing of it is stored. A revision is the
+    number of the entry's newest change in the feed: an entry deleted and registered again
+    never takes one an old tag names."""
     created = await store.servers.create(PETS, by="ops")
-    first = await store.servers.update({**PETS, "prefix": "a"}, by="alice", expected=frozenset({1}))
-    with pytest.raises(PreconditionFailed) as stale:
-        await store.servers.update({**PETS, "prefix": "b"}, by="bob", expected=frozenset({1}))
-    with pytest.raises(PreconditionFailed):
-        await store.servers.delete("pets", by="bob", expected=frozenset({1}))
-    (kept,) = await store.servers.list()
-    await store.tools.create("clock", CLOCK_TOOL, {}, by="ops")
-    await store.tools.update("clock", CLOCK_TOOL, {"timeout": 5}, by="ops", expected=None)
-    await store.tools.put_valves("clock", {"tz": "UTC"}, by="ops", expected=frozenset({2, 7}))
-    tool = await store.tools.get("clock")
-    with pytest.raises(PreconditionFailed) as stale_tool:
-        await store.tools.put_valves("clock", {"tz": "CET"}, by="bob", expected=frozenset({2}))
-    with pytest.raises(PreconditionFailed):
-        await store.tools.delete("clock", by="bob", expected=frozenset({2}))
+    read = frozenset({created.revision})
+    first = await store.servers.update({**PETS, "prefix": "a"}, by="alice", expected=read)
     assert first is not None
-    assert tool is not None
+    with pytest.raises(PreconditionFailed) as stale:
+        await store.servers.update({**PETS, "prefix": "b"}, by="bob", expected=read)
+    with pytest.raises(PreconditionFailed):
+        await store.servers.delete("pets", by="bob", expected=read)
+    (kept,) = await store.servers.list()
+    tool = await store.tools.create("clock", CLOCK_TOOL, {}, by="ops")
+    updated = await store.tools.update("clock", CLOCK_TOOL, {"timeout": 5}, by="ops")
+    assert updated is not None
+    await store.tools.put_valves(
+        "clock", {"tz": "UTC"}, by="ops", expected=frozenset({updated.revision, 10_000})
+    )
+    valved = await store.tools.get("clock")
+    assert valved is not None
+    old = frozenset({updated.revision})
+    with pytest.raises(PreconditionFailed) as stale_tool:
+        await store.tools.put_valves("clock", {"tz": "CET"}, by="bob", expected=old)
+    with pytest.raises(PreconditionFailed):
+        await store.tools.delete("clock", by="bob", expected=frozenset({updated.revision}))
+    assert await store.servers.delete("pets", by="ops", expected=frozenset({first.revision}))
+    again = await store.servers.create(PETS, by="ops")
     assert (
-        created.revision,
-        first.revision,
+        created.revision < first.revision < tool.revision < updated.revision < valved.revision,
         (kept.entry["prefix"], kept.revision),
-        tool.revision,
         await store.tools.valves_in_clear("clock"),
+        again.revision > valved.revision,
         str(stale.value),
         str(stale_tool.value),
     ) == (
-        1,
-        2,
-        ("a", 2),
-        3,
+        True,
+        ("a", first.revision),
         {"tz": "UTC"},
-        "server 'pets' is at revision 2, not 1 (If-Match): it was changed since it was read; "
-        "read it again, and send the change made on that",
-        "tool 'clock' is at revision 3, not 2 (If-Match): it was changed since it was read; "
-        "read it again, and send the change made on that",
+        True,
+        f"server 'pets' is at revision {first.revision}, not {created.revision} (If-Match): it "
+        "was changed since it was read; read it again, and send the change made on that",
+        f"tool 'clock' is at revision {valved.revision}, not {updated.revision} (If-Match): it "
+        "was changed since it was read; read it again, and send the change made on that",
     )
-    assert await store.tools.delete("clock", by="ops", expected=frozenset({3})) is True
-    assert await store.servers.delete("pets", by="ops", expected=frozenset({2})) is True
+    assert await store.tools.delete("clock", by="ops", expected=frozenset({valved.revision}))
 
 
 async def test_an_update_that_sends_redacted_back_keeps_the_stored_secret(store: Store) -> None:
@@ -424,7 +430,7 @@ async def test_a_tool_update_and_delete(store: Store) -> None:
     updated = await store.tools.update("clock", "class Tools: pass\n", {"timeout": 5}, by="bob")
     assert updated == ToolRecord(
         "clock", "class Tools: pass\n", sha256("class Tools: pass\n"), {"timeout": 5}, NOW, NOW,
-        "bob", revision=2,
+        "bob", revision=4,  # the feed's 4th change: create, two UserValves, this update
     )  # fmt: skip
     assert await store.tools.valves_in_clear("clock") == {"tz": "UTC"}  # kept: none given
 
@@ -459,7 +465,9 @@ async def test_a_filter_is_stored_beside_the_tools_and_neither_sees_the_other(st
         by="ops",
     )  # fmt: skip
 
-    record = ToolRecord("redact", REDACT_FILTER, sha256(REDACT_FILTER), entry, NOW, NOW, "ops")
+    record = ToolRecord(
+        "redact", REDACT_FILTER, sha256(REDACT_FILTER), entry, NOW, NOW, "ops", revision=2
+    )  # the store's second change: the tool's was the first
     assert created == record
     assert (await store.filters.list(), [t.id for t in await store.tools.list()]) == (
         (record,),

@@ -345,8 +345,8 @@ def routes(
             args: list[Any] = [principal, *request.path_params.values()]
             if method in ("POST", "PUT"):
                 args.append(await read_json(request))
-            given = request.headers.get("if-match")
-            options = {"expected": if_match(given)} if revised and given is not None else {}
+            given = request.headers.getlist("if-match")  # a list may come in several fields
+            options = {"expected": if_match(", ".join(given))} if revised and given else {}
             try:
                 status, body = await handler(*args, **options)
             except ToolbridgeError as exc:

@@ -20,7 +20,9 @@ MAX_TAGS = 32
 
 
 def if_match(header: str) -> Expected:
-    """The revisions an `If-Match` header lets a write apply to; None for `*`."""
+    """The revisions an `If-Match` header (its values joined by commas) lets a write apply to;
+    None for `*`. A weak tag (`W/"3"`), or one this API never answers (`"03"`), matches
+    nothing (strong comparison, RFC 9110): a write naming only such tags is a 412."""
     text = header.strip()
     if text == "*":
         return None
@@ -31,9 +33,13 @@ def if_match(header: str) -> Expected:
             f'If-Match: expected * or the entity tags this API answers ("3", the entry\'s '
             f"revision; at most {MAX_TAGS}), found {quoted(header)}"
         )
-    if any(match is not None and match.group(1) for match in found):
-        raise BadRequest("If-Match: weak entity tags (W/...) never match; send the tag as given")
-    return frozenset(int(match.group(2) or match.group(3)) for match in found if match is not None)
+    revisions = set()
+    for match in found:
+        assert match is not None
+        digits = match.group(2) or match.group(3)
+        if not match.group(1) and str(int(digits)) == digits:  # strong, and as we write it
+            revisions.add(int(digits))
+    return frozenset(revisions)
 
 
 def revision_of(body: Any) -> int | None:

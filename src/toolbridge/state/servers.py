@@ -21,7 +21,7 @@ from toolbridge.state.database import (
     size_check,
     too_large,
 )
-from toolbridge.state.revisions import Expected, checked
+from toolbridge.state.revisions import Expected, checked, revised
 from toolbridge.state.rows import server_record
 from toolbridge.state.scopes import refuse_if_scoped
 from toolbridge.state.secrets import server_secret_paths
@@ -58,9 +58,10 @@ class Servers:
                 )
             except sa.exc.IntegrityError:
                 raise AlreadyExists(f"server {server_id!r} is already registered") from None
-            await self._db.changed(
+            change = await self._db.changed(
                 connection, "server", "create", {"server": server_id}, by=by, detail=_detail(row)
             )
+            await revised(connection, servers, servers.c.id == server_id, change)
         return await self._stored(server_id)
 
     async def update(
@@ -84,16 +85,12 @@ class Servers:
             await connection.execute(
                 servers.update()
                 .where(key)
-                .values(
-                    updated_at=self._db.clock(),
-                    updated_by=by,
-                    revision=servers.c.revision + 1,
-                    **row,
-                )
+                .values(updated_at=self._db.clock(), updated_by=by, **row)
             )
-            await self._db.changed(
+            change = await self._db.changed(
                 connection, "server", "update", {"server": server_id}, by=by, detail=_detail(row)
             )
+            await revised(connection, servers, key, change)
         return await self._stored(server_id)
 
     async def delete(self, server_id: str, *, by: str, expected: Expected = None) -> bool:

@@ -33,8 +33,8 @@ servers = sa.Table(
     sa.Column("created_at", When, nullable=False),
     sa.Column("updated_at", When, nullable=False),
     sa.Column("updated_by", User, nullable=False),
-    # One more at every write: what `If-Match` compares (migration 0003).
-    sa.Column("revision", sa.Integer, nullable=False, server_default="1"),
+    # Its newest change's number in the feed: what `If-Match` compares (migration 0003).
+    sa.Column("revision", sa.BigInteger, nullable=False, server_default="1"),
 )
 
 tools = sa.Table(
@@ -49,8 +49,9 @@ tools = sa.Table(
     sa.Column("created_at", When, nullable=False),
     sa.Column("updated_at", When, nullable=False),
     sa.Column("updated_by", User, nullable=False),
-    # One more at every write, its Valves' too: what `If-Match` compares (migration 0003).
-    sa.Column("revision", sa.Integer, nullable=False, server_default="1"),
+    # Its (or its Valves') newest change's number in the feed: what `If-Match` compares
+    # (migration 0003).
+    sa.Column("revision", sa.BigInteger, nullable=False, server_default="1"),
 )
 
 tool_valves = sa.Table(

@@ -32,7 +32,7 @@ from toolbridge.state.database import (
     size_check,
     too_large,
 )
-from toolbridge.state.revisions import Expected, checked
+from toolbridge.state.revisions import Expected, checked, revised
 from toolbridge.state.rows import tool_record, valves_of
 from toolbridge.state.scopes import refuse_if_scoped, refuse_unknown_sources
 from toolbridge.state.tables import servers, tool_valves, tools, user_valves
@@ -86,9 +86,10 @@ class ToolFiles:
                 raise AlreadyExists(f"{self.kind} {tool_id!r} is already registered") from None
             if valves is not None:
                 await self._put_valves(connection, tool_id, valves, secret, by)
-            await self._db.changed(
+            change = await self._db.changed(
                 connection, self.kind, "create", self._subject(tool_id), by=by, detail=_detail(row)
             )
+            await revised(connection, tools, tools.c.id == tool_id, change)
         return await self._stored(tool_id)
 
     async def update(
@@ -112,22 +113,16 @@ class ToolFiles:
             await checked(connection, tools, key, expected, f"{self.kind} {tool_id!r}")
             await self._scoped(connection, tool_id, entry, in_file)
             updated = await connection.execute(
-                tools.update()
-                .where(key)
-                .values(
-                    updated_at=self._db.clock(),
-                    updated_by=by,
-                    revision=tools.c.revision + 1,
-                    **row,
-                )
+                tools.update().where(key).values(updated_at=self._db.clock(), updated_by=by, **row)
             )
             if updated.rowcount == 0:
                 return None
             if valves is not None:
                 await self._put_valves(connection, tool_id, valves, secret, by)
-            await self._db.changed(
+            change = await self._db.changed(
                 connection, self.kind, "update", self._subject(tool_id), by=by, detail=_detail(row)
             )
+            await revised(connection, tools, key, change)
         return await self._stored(tool_id)
 
     async def delete(self, tool_id: str, *, by: str, expected: Expected = None) -> bool:
@@ -223,10 +218,7 @@ class ToolFiles:
                         "send them again (they are checked against the file stored now)"
                     )
             await self._put_valves(connection, tool_id, values, secret, by)
-            await connection.execute(
-                tools.update().where(key).values(revision=tools.c.revision + 1)
-            )
-            await self._db.changed(
+            change = await self._db.changed(
                 connection,
                 "tool_valves" if self.kind == "tool" else "filter_valves",
                 "update",
@@ -234,6 +226,7 @@ class ToolFiles:
                 by=by,
                 detail=valves_detail(values, secret),
             )
+            await revised(connection, tools, key, change)
         found = await self.get_valves(tool_id)
         assert found is not None
         return found

@@ -1,8 +1,9 @@
 """A revision number on each registered server, tool file and filter file, for `If-Match`.
 
-Every write of an entry (its Valves too) adds one, so an admin who read revision 3 can ask that
-a change apply only while it is still 3, instead of undoing another admin's change unseen.
-Entries stored before this version start at 1.
+Every write of an entry (its Valves too) sets it to the number of that write's change in the
+store's feed, so an admin who read revision 3 can ask that a change apply only while it is
+still 3, instead of undoing another admin's change unseen. Entries stored before this version
+start at 1.
 
 Revision ID: 0003
 Revises: 0002
@@ -22,7 +23,8 @@ depends_on = None
 
 def upgrade() -> None:
     for table in ("servers", "tools"):
-        op.add_column(table, sa.Column("revision", sa.Integer, nullable=False, server_default="1"))
+        column = sa.Column("revision", sa.BigInteger, nullable=False, server_default="1")
+        op.add_column(table, column)
 
 
 def downgrade() -> None:
