@@ -1343,6 +1343,29 @@ def test_a_file_whose_top_level_does_not_finish_is_refused_in_time(
     ] == ["fine"]
 
 
+def test_a_module_whose_import_does_not_finish_is_refused_in_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `module:` entry is imported as a file is run: bounded, and not again while it runs."""
+    from toolbridge.local import imports
+
+    monkeypatch.setattr(imports, "IMPORT_TIMEOUT", 0.3)
+    (tmp_path / "toolbridge_slow_module.py").write_text("import time\ntime.sleep(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    entry = LocalTools(id="m", module="toolbridge_slow_module")
+    with pytest.raises(SourceError) as caught:
+        load_tools(entry, tmp_path)
+    with pytest.raises(SourceError) as again:
+        load_tools(entry, tmp_path)
+    assert (str(caught.value), str(again.value)) == (
+        "tools 'm': module 'toolbridge_slow_module': its import did not finish within 0.3 s (it "
+        "still runs, in a thread of its own, until the gateway restarts)",
+        "tools 'm': module 'toolbridge_slow_module': its import did not finish within 0.3 s when "
+        "it was loaded before, and still runs: it is not run again until it changes or the "
+        "gateway restarts",
+    )
+
+
 def test_a_tools_or_filter_class_whose_init_does_not_finish_is_refused_in_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -205,10 +205,21 @@ def construct(cls: type, where: str, module: types.ModuleType) -> Any:
 
 
 def import_module(label: str, name: str) -> types.ModuleType:
+    """An installed module, imported as a file is run: bounded (`bounded`), in a thread of its
+    own; one whose import outlives IMPORT_TIMEOUT is not imported again while it runs."""
     try:
-        return importlib.import_module(name)
-    except Exception as exc:
+        module = bounded(
+            lambda: importlib.import_module(name),
+            name,
+            where=f"{label}: module {name!r}",
+            key=("module", name),
+        )
+    except StillRunning as exc:
+        raise SourceError(f"{label}: module {name!r}: its import {exc}") from None
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
         raise SourceError(f"{label}: module {name!r} cannot be imported: {cause(exc)}") from exc
+    assert isinstance(module, types.ModuleType)
+    return module
 
 
 def _why(exc: BaseException, tree: ast.Module, info: LocalModule, *, located: bool) -> str:
