@@ -269,7 +269,7 @@ def test_base_dir_is_the_folder_of_the_file_and_paths_stay_as_written(
         pytest.param("${URL}", {"URL": "http://a"}, "http://a", id="set"),
         pytest.param("${URL:-http://b:8080/v1}", {}, "http://b:8080/v1", id="default-used"),
         pytest.param("${URL:-http://b}", {"URL": "http://a"}, "http://a", id="default-unused"),
-        pytest.param("${URL:-}", {}, "", id="empty-default"),
+        pytest.param("v${URL:-}", {}, "v", id="empty-default"),
         pytest.param(
             "http://${HOST}:${PORT:-80}/${BASE}",
             {"HOST": "h", "BASE": "v2"},
@@ -290,6 +290,19 @@ def test_variables_are_substituted_from_the_environ_given(
     )
 
     assert load_config(path, environ) == one_server(tmp_path, headers={"X-V": expected})
+
+
+def test_a_header_left_empty_by_an_unset_variable_is_an_error(tmp_path: Path) -> None:
+    """Sent empty on every call, and the document's parameter of that name no argument any
+    more: almost always a variable not set."""
+    path = write(
+        tmp_path, "servers:\n  - id: api\n    spec: api.yaml\n    headers: {token: '${T:-}'}\n"
+    )
+
+    assert error_of(path) == (
+        f"{path}:4: servers[0].headers: the value of 'token' is empty (is its environment "
+        "variable set?)"
+    )
 
 
 def test_variables_are_substituted_in_lists_and_nested_mappings_then_validated(

@@ -58,6 +58,11 @@ def sendable_headers(value: Mapping[str, str]) -> Mapping[str, str]:
                 f"the value of {name!r} holds a line break, a control character or one outside "
                 "ISO-8859-1, which no HTTP header can carry"
             )
+        if not text.strip():
+            # Almost always a `${VAR:-}` whose variable is not set; and a document parameter
+            # of that name is no argument any more (the config sets it), so every call would
+            # send it empty.
+            raise ValueError(f"the value of {name!r} is empty (is its environment variable set?)")
     return value
 
 
