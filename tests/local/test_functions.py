@@ -1343,6 +1343,32 @@ def test_a_file_whose_top_level_does_not_finish_is_refused_in_time(
     ] == ["fine"]
 
 
+def test_a_file_the_starting_process_found_stuck_is_not_run_again_in_a_worker(
+    tmp_path: Path,
+) -> None:
+    """`serve --workers` checks the config first, then each worker loads it: a file whose top
+    level outlived its time in the check is refused at once in each worker (it waited 60 s
+    in each); the same file edited runs."""
+    import json
+
+    from toolbridge.file_stamps import stamp
+    from toolbridge.local import imports
+
+    file = tmp_path / "stuck_in_check.py"
+    file.write_text("def fine() -> str:\n    return 'fine'\n")
+    sent = json.dumps([("import", str(file), stamp(file))])  # what the check hands on
+    imports.taken_as_stuck(json.loads(sent))
+    with pytest.raises(SourceError) as caught:
+        load_tools(LocalTools(id="w", path=str(file)), tmp_path)
+    file.write_text("def fine() -> str:\n    return 'edited'\n")
+    edited = load_tools(LocalTools(id="w", path=str(file)), tmp_path)
+    assert (str(caught.value), [t.name for t in edited.tools]) == (
+        f"tools 'w': {file}: its top level did not finish within 60 s when it was loaded "
+        "before, and still runs: it is not run again until it changes or the gateway restarts",
+        ["fine"],
+    )
+
+
 def test_a_module_whose_import_does_not_finish_is_refused_in_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -126,14 +126,40 @@ class StillRunning(Exception):
     so, to follow what ran ("its top level")."""
 
 
-_STUCK: dict[object, threading.Thread] = {}
+Key = tuple[Any, ...]
+"""What `bounded` runs: ("import", path, stamp), ("construct", path, stamp, class), ("module",
+name)."""
+_STUCK: dict[Key, threading.Thread | None] = {}
 """The threads of files' code that outlived IMPORT_TIMEOUT, by what they ran (`bounded`'s key:
 the file as it was). One per version of a file at most: the same code is not run again while
-it still runs, so each reload neither waits IMPORT_TIMEOUT once more nor leaves one more thread."""
+it still runs, so each reload neither waits IMPORT_TIMEOUT once more nor leaves one more thread.
+None: it outlived it in the process that started this one (`serve --workers`' check)."""
 _STUCK_LOCK = threading.Lock()
+_NOT_STUCK = object()
 
 
-def bounded(call: Callable[[], Any], name: str, *, where: str = "", key: object = None) -> Any:
+def stuck() -> list[Any]:
+    """The keys of the code still running past its time here, as JSON values (for the worker
+    processes this one starts: `taken_as_stuck`)."""
+    with _STUCK_LOCK:
+        return [key for key, thread in _STUCK.items() if thread is None or thread.is_alive()]
+
+
+def taken_as_stuck(keys: list[Any]) -> None:
+    """Code the process that started this one found running past its time (`stuck`): not run
+    here either while it is as it was (each worker would wait IMPORT_TIMEOUT for it again)."""
+    with _STUCK_LOCK:
+        for key in keys:
+            if isinstance(key, list):
+                _STUCK.setdefault(_tupled(key), None)
+
+
+def _tupled(value: Any) -> Any:
+    """A key read back from JSON: its lists tuples again (a file's stamp is one)."""
+    return tuple(_tupled(v) for v in value) if isinstance(value, list) else value
+
+
+def bounded(call: Callable[[], Any], name: str, *, where: str = "", key: Key | None = None) -> Any:
     """`call()` run in a thread of its own (named for `name`), waiting IMPORT_TIMEOUT for it: a
     file's code that never returns (`while True: ...` at its top level or in `Tools()`) holds
     that thread, not the start, the reload or the admin request that loads it; StillRunning
@@ -144,8 +170,8 @@ def bounded(call: Callable[[], Any], name: str, *, where: str = "", key: object 
     says it is slow (after SLOW_IMPORT seconds)."""
     if key is not None:
         with _STUCK_LOCK:
-            earlier = _STUCK.get(key)
-            if earlier is not None and earlier.is_alive():
+            earlier = _STUCK.get(key, _NOT_STUCK)
+            if earlier is None or (isinstance(earlier, threading.Thread) and earlier.is_alive()):
                 raise StillRunning(
                     f"did not finish within {IMPORT_TIMEOUT:g} s when it was loaded before, and "
                     "still runs: it is not run again until it changes or the gateway restarts"

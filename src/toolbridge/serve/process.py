@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -34,6 +35,7 @@ from toolbridge.demo import demo_config
 from toolbridge.errors import ConfigError
 from toolbridge.file_stamps import MISSING, FileStamp, stamp, stamps_now
 from toolbridge.gateway import Gateway
+from toolbridge.local.imports import stuck, taken_as_stuck
 from toolbridge.local.watch import watched_files
 from toolbridge.metrics import MULTIPROCESS_ENV
 from toolbridge.openapi.documents import cache_dir_from
@@ -54,6 +56,9 @@ CONFIG_ENV = "TOOLBRIDGE_CONFIG_PATH"
 DEMO_ENV = "TOOLBRIDGE_DEMO_URL"
 LOG_LEVEL_ENV = "TOOLBRIDGE_LOG_LEVEL"
 WORKERS_ENV = "TOOLBRIDGE_WORKERS"
+STUCK_ENV = "TOOLBRIDGE_STUCK_FILES"
+"""The tool and filter files whose code `serve --workers`' check found running past its time:
+each worker refuses them at once instead of waiting for them again (`local.imports.stuck`)."""
 REPLICA_ENV = "TOOLBRIDGE_REPLICA_ID"
 """Which serving process group a worker belongs to: changes it announced itself through the
 state store are not taken again when the feed brings them back."""
@@ -106,6 +111,7 @@ def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: s
             # Each worker loads the config itself; this checks it first, so a bad one stops
             # here, before any port is bound.
             _gateway(config, path, log_level, _shared(config, path), workers=workers).load()
+            os.environ[STUCK_ENV] = json.dumps(stuck())
             if demo is not None:
                 os.environ[DEMO_ENV] = demo.url
             os.environ[LOG_LEVEL_ENV] = log_level
@@ -218,6 +224,7 @@ def worker_app() -> App:
     install_log_redaction(lambda: gateway.secrets)
     set_limits(config.http)
     read = _read(file, config)
+    taken_as_stuck(json.loads(os.environ.get(STUCK_ENV) or "[]"))
     gateway.load()
 
     def applied() -> None:  # the config this worker serves now, for a worker started after
