@@ -343,6 +343,32 @@ async def test_mcp_elicitation_in_input_required_rounds() -> None:
     assert deleted == ["a.txt"]
 
 
+ASKING_FILTER = """\
+class Filter:
+    def inlet(self, body: dict, __event_call__=None) -> dict:
+        if __event_call__ is not None:
+            event = {"type": "confirmation", "data": {"title": "Go on?", "message": "Really?"}}
+            if not __event_call__(event):
+                raise Exception("the user said no")
+        return body
+"""
+
+
+async def test_a_filter_asks_over_mcp_in_input_required_rounds_too(tmp_path: Path) -> None:
+    """A filter's `__event_call__` asks as a tool's does: its question ends the round (it is
+    not the filter failing), and the call goes on once answered."""
+    (tmp_path / "asking.py").write_text(ASKING_FILTER)
+    cfg = config({"id": "asking", "path": str(tmp_path / "asking.py"), "tools": ["add_note"]})
+    user = User(types.ElicitResult(action="accept", content={}))
+    async with served(cfg) as (http, _), mcp_client(http, elicitation_callback=user) as client:
+        result = await client.call_tool("add_note", {"text": "milk"})
+    assert (result.is_error, texts(result)[0].startswith("Noted"), user.asked) == (
+        False,
+        True,
+        [("Go on?\n\nReally?", {"type": "object", "properties": {}})],
+    )
+
+
 async def test_mcp_elicitation_declined() -> None:
     user = User(types.ElicitResult(action="decline"))
     async with served(config()) as (http, _), mcp_client(http, elicitation_callback=user) as client:

@@ -36,7 +36,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from toolbridge.errors import InvalidArguments, ToolsBusy
+from toolbridge.errors import AnswerNeeded, InvalidArguments, ToolsBusy
 from toolbridge.filters.loader import Filter, FilterStatus, Handler
 from toolbridge.local.calls import THREADS, EventSink, injected
 from toolbridge.local.context import CallContext
@@ -171,7 +171,7 @@ async def run_outlets(
             logged = exc.logged if isinstance(exc, _Failed) else _reason(exc, loaded)
             if loaded.required:
                 logger.error(
-                    "filter %s failed on %s; the result is withheld: %s",
+                    "filter %s failed on %s; the result is withheld\n%s",
                     loaded.id,
                     tool.name,
                     logged,
@@ -258,7 +258,7 @@ class _Failed(Exception):
 def _ran(call: Callable[[], Any], then: Callable[[Any], Any]) -> Any:
     try:
         return then(call())
-    except (InvalidArguments, ToolsBusy):  # the call's own fault; no thread to run it in
+    except (InvalidArguments, ToolsBusy, AnswerNeeded):  # the call's own; a question asked
         raise
     except BaseException as exc:  # SystemExit too: the call's failure, not the thread's
         raise _Failed(exc) from None
@@ -267,7 +267,7 @@ def _ran(call: Callable[[], Any], then: Callable[[Any], Any]) -> Any:
 async def _awaited(coroutine: Coroutine[Any, Any, Any], then: Callable[[Any], Any]) -> Any:
     try:
         return then(await coroutine)
-    except (InvalidArguments, ToolsBusy, asyncio.CancelledError):
+    except (InvalidArguments, ToolsBusy, AnswerNeeded, asyncio.CancelledError):
         raise
     except BaseException as exc:  # SystemExit would stop the tools' loop: the call's only
         raise _Failed(exc) from None
