@@ -177,29 +177,33 @@ def test_if_match_makes_an_admin_write_apply_only_to_the_revision_it_was_made_on
         return httpx2.put(served.url + path, json=body, headers=headers, timeout=60)
 
     created = post(served, "/v1/admin/servers", uploaded_server(upstream))
-    first = put_if('"1"', "first")
-    second = put_if('"1"', "second")
+    read = created.json()["server"]["revision"]  # the number of its write in the change feed
+    first = put_if(f'"{read}"', "first")
+    second = put_if(f'"{read}"', "second")
     malformed = put_if("yesterday", "third")
     deleted_stale = httpx2.delete(
-        served.url + path, headers={**bearer("ops"), "If-Match": '"1"'}, timeout=60
+        served.url + path, headers={**bearer("ops"), "If-Match": f'"{read}"'}, timeout=60
     )
     listed = get(served, "/v1/admin/servers").json()["servers"]
     any_revision = put_if("*", "fourth")
+    now = any_revision.json()["server"]["revision"]
     deleted = httpx2.delete(
-        served.url + path, headers={**bearer("ops"), "If-Match": '"3", "9"'}, timeout=60
+        served.url + path, headers={**bearer("ops"), "If-Match": f'"{now}", "{read}"'}, timeout=60
     )
 
+    revisions = [r.json()["server"]["revision"] for r in (created, first, any_revision)]
     assert [(r.status_code, r.headers.get("etag")) for r in (created, first, any_revision)] == [
-        (201, '"1"'),
-        (200, '"2"'),
-        (200, '"3"'),
+        (201, f'"{revisions[0]}"'),
+        (200, f'"{revisions[1]}"'),
+        (200, f'"{revisions[2]}"'),
     ]
+    assert revisions == sorted(set(revisions))  # each write a new one, rising
     assert (second.status_code, second.json()["error"]) == (
         412,
         {
             "type": "precondition_failed",
-            "message": "server 'more' is at revision 2, not 1 (If-Match): it was changed since "
-            "it was read; read it again, and send the change made on that",
+            "message": f"server 'more' is at revision {revisions[1]}, not {read} (If-Match): it "
+            "was changed since it was read; read it again, and send the change made on that",
         },
     )
     assert (malformed.status_code, deleted_stale.status_code) == (400, 412)
@@ -209,7 +213,7 @@ def test_if_match_makes_an_admin_write_apply_only_to_the_revision_it_was_made_on
     )
     assert [(s["id"], s["entry"].get("prefix"), s.get("revision")) for s in listed] == [
         ("notes", None, None),
-        ("more", "first", 2),
+        ("more", "first", revisions[1]),
     ]
     assert deleted.status_code == 200, deleted.text
 
