@@ -237,6 +237,18 @@ async def test_each_write_is_a_new_revision_and_if_match_refuses_a_stale_one(
     assert await store.tools.delete("clock", by="ops", expected=frozenset({valved.revision}))
 
 
+async def test_if_match_naming_no_tag_this_api_writes_never_matches(store: Store) -> None:
+    """`If-Match: W/"1"` (a weak tag) is read as naming no revision: the write is refused."""
+    created = await store.servers.create(PETS, by="ops")
+    with pytest.raises(PreconditionFailed) as weak:
+        await store.servers.delete("pets", by="ops", expected=frozenset())
+    assert str(weak.value) == (
+        f"server 'pets' is at revision {created.revision}, not the tag sent (a weak one, or one "
+        "not as this API writes it, never matches) (If-Match): it was changed since it was "
+        "read; read it again, and send the change made on that"
+    )
+
+
 async def test_an_update_that_sends_redacted_back_keeps_the_stored_secret(store: Store) -> None:
     """A listing, edited and sent back, must not overwrite a secret with the placeholder."""
     await store.servers.create(PETS, by="ops")
@@ -345,7 +357,7 @@ async def test_a_filters_scope_is_checked_inside_the_writes(store: Store) -> Non
 async def test_valves_checked_against_a_file_replaced_meanwhile_are_refused(store: Store) -> None:
     await store.tools.create("clock", CLOCK_TOOL, {}, by="ops")
     checked = hashlib.sha256(CLOCK_TOOL.encode()).hexdigest()
-    stored = await store.tools.put_valves("clock", {"tz": "UTC"}, by="ops", checked_with=checked)
+    stored, _ = await store.tools.put_valves("clock", {"tz": "UTC"}, by="ops", checked_with=checked)
     await store.tools.update("clock", CLOCK_TOOL + "\n# v2\n", {}, by="ops")
     with pytest.raises(Conflict) as replaced:
         await store.tools.put_valves("clock", {"tz": "CET"}, by="ops", checked_with=checked)
@@ -412,12 +424,13 @@ async def test_tool_valves_are_replaced_and_redacted_values_kept(store: Store) -
         by="ops",
     )  # fmt: skip
 
-    valves = await store.tools.put_valves(
+    valves, revision = await store.tools.put_valves(
         "clock", {"tz": "CET", "api_key": REDACTED, "extra": 1}, secret=["api_key"], by="bob"
     )
 
-    assert valves == Valves(
-        {"tz": "CET", "api_key": REDACTED, "extra": 1}, frozenset({"api_key"}), NOW, "bob"
+    assert (valves, revision) == (
+        Valves({"tz": "CET", "api_key": REDACTED, "extra": 1}, frozenset({"api_key"}), NOW, "bob"),
+        2,  # the store's second change: the create was the first
     )
     assert await store.tools.valves_in_clear("clock") == {"tz": "CET", "api_key": "k-1", "extra": 1}
 

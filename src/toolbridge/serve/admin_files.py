@@ -279,7 +279,7 @@ class Files:
         secret |= await self._trial(ident, stored.content, entry, values)
         since = self.parts.gateway.generation()
         checked_with = hashlib.sha256(stored.content.encode("utf-8")).hexdigest()
-        await part.put_valves(
+        _, revision = await part.put_valves(
             ident,
             values,
             secret=secret,
@@ -288,10 +288,8 @@ class Files:
             expected=expected,
         )
         shown = redacted(values, secret)
-        record = await part.get(ident)
-        revision = {"revision": record.revision} if record is not None else {}
         changes = await self.parts.applied(ident, since)
-        return 200, {self.kind.one: ident, "valves": shown, **revision, **changes}
+        return 200, {self.kind.one: ident, "valves": shown, "revision": revision, **changes}
 
     # -- the parts -------------------------------------------------------------------------
 

@@ -24,20 +24,21 @@ Expected = frozenset[int] | None
 
 async def checked(
     connection: AsyncConnection, table: sa.Table, where: Any, expected: Expected, what: str
-) -> int | None:
-    """The entry's stored revision, None when there is no such entry; PreconditionFailed when
-    `expected` does not hold it."""
+) -> None:
+    """PreconditionFailed when the entry is stored at a revision `expected` does not hold (a
+    write without `If-Match` reads nothing here; one of an entry not stored goes on, to be
+    found absent by the write)."""
+    if expected is None:
+        return
     stored = (await connection.execute(sa.select(table.c.revision).where(where))).scalar()
-    if stored is not None and expected is not None and stored not in expected:
-        named = (
-            " or ".join(str(n) for n in sorted(expected))
-            or "the tag sent (a weak one never matches)"
+    if stored is not None and stored not in expected:
+        named = " or ".join(str(n) for n in sorted(expected)) or (
+            "the tag sent (a weak one, or one not as this API writes it, never matches)"
         )
         raise PreconditionFailed(
             f"{what} is at revision {stored}, not {named} (If-Match): it was changed since it "
             "was read; read it again, and send the change made on that"
         )
-    return None if stored is None else int(stored)
 
 
 async def revised(connection: AsyncConnection, table: sa.Table, where: Any, change: int) -> None:

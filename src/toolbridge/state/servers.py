@@ -101,7 +101,7 @@ class Servers:
             key = servers.c.id == server_id
             await checked(connection, servers, key, expected, f"server {server_id!r}")
             await refuse_if_scoped(connection, server_id, "server")
-            deleted = await connection.execute(servers.delete().where(servers.c.id == server_id))
+            deleted = await connection.execute(servers.delete().where(key))
             if deleted.rowcount == 0:
                 return False
             await connection.execute(

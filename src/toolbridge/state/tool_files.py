@@ -199,11 +199,12 @@ class ToolFiles:
         by: str,
         checked_with: str | None = None,
         expected: Expected = None,
-    ) -> Valves:
-        """Replace the Valves of a stored file (one more revision of it); the values named in
-        `secret` are encrypted at rest. `checked_with`: the sha256 of the file the values were
-        checked with; Conflict when the stored file is another by now (replaced meanwhile),
-        ToolNotFound when gone, PreconditionFailed when its revision is not one of `expected`."""
+    ) -> tuple[Valves, int]:
+        """Replace the Valves of a stored file (a new revision of it); the Valves as stored and
+        the file's revision now. The values named in `secret` are encrypted at rest.
+        `checked_with`: the sha256 of the file the values were checked with; Conflict when the
+        stored file is another by now (replaced meanwhile), ToolNotFound when gone,
+        PreconditionFailed when its revision is not one of `expected`."""
         async with self._db.write(f"store the valves of {self.kind} {tool_id!r}") as connection:
             key = (tools.c.id == tool_id) & self._mine
             await checked(connection, tools, key, expected, f"{self.kind} {tool_id!r}")
@@ -229,7 +230,7 @@ class ToolFiles:
             await revised(connection, tools, key, change)
         found = await self.get_valves(tool_id)
         assert found is not None
-        return found
+        return found, change
 
     async def get_valves(self, tool_id: str) -> Valves | None:
         """The stored Valves of a file, secrets redacted."""
