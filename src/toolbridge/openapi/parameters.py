@@ -19,6 +19,7 @@ from toolbridge.openapi import swagger2
 from toolbridge.openapi.bodies import Draft
 from toolbridge.openapi.definitions import Definitions
 from toolbridge.openapi.references import References, RefError
+from toolbridge.openapi.security import slot_name
 from toolbridge.schemas import json_kind
 from toolbridge.tools import HEADER_NAME, RESERVED_HEADERS, Note, ParamBinding
 
@@ -105,7 +106,7 @@ class Parameters:
     ) -> None:
         self.refs = refs
         self.defs = defs
-        self.supplied = supplied
+        self.supplied = frozenset((where, slot_name(where, name)) for where, name in supplied)
         """(location, slot) of each value the server's config sends with every request (its
         `headers`, its `auth`'s key): a parameter there is not an argument."""
         self._by_ref: dict[tuple[str, str], Param | Note | None] = {}
@@ -305,7 +306,7 @@ def _param(param: Any, uri: str) -> Param | None:
         location=location,
         key=(name, text),
         order=_ORDER.get(text) if isinstance(location, str) else None,
-        slot=name.lower() if location == "header" else name,
+        slot=slot_name(text, name),
     )
 
 

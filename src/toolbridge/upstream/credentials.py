@@ -333,21 +333,21 @@ def _require(server: str, key: str, value: str) -> None:
 
 
 def supplied_slots(server: Server) -> frozenset[tuple[str, str]]:
-    """(location, slot) of each value the server's config sends with every request: its
-    `headers`, and where its `auth` puts a key it names (headers by lower-case name). A
-    document's parameter there is no argument: a model would be asked for a value (a token,
-    often) that the config's replaces. (`Authorization` is never an argument anyway.)"""
-    slots = {("header", name.lower()) for name in server.headers}
+    """(location, name) of each value the server's config sends with every request: its
+    `headers`, and where its `auth` puts a key it names. A document's parameter there is no
+    argument (`openapi.parameters`, which compares them as it compares parameters): a model
+    would be asked for a value (a token, often) that the config's replaces. (`Authorization`
+    is never an argument anyway.)"""
+    slots = {("header", name) for name in server.headers}
     auth = server.auth
     if isinstance(auth, ForwardAuth):
-        slots.add(("header", auth.header.lower()))
+        slots.add(("header", auth.header))
     keyed = isinstance(auth, ApiKeyAuth) or (
         isinstance(auth, PerUserAuth) and auth.scheme == "api_key"
     )
     # (without a name and place, the document's scheme says where: `credential-parameter`)
     if keyed and isinstance(auth, ApiKeyAuth | PerUserAuth) and auth.name and auth.location:
-        name = auth.name.lower() if auth.location == "header" else auth.name
-        slots.add((auth.location, name))
+        slots.add((auth.location, auth.name))
     return frozenset(slots)
 
 
