@@ -226,7 +226,7 @@ def construct(cls: type, where: str, module: types.ModuleType) -> Any:
     except StillRunning as exc:
         raise SourceError(f"{where}: {cls.__name__}() {exc}") from None
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
-        at = at_line(where, exc, getattr(module, "__file__", None))
+        at = at_line(where, exc, file)
         raise SourceError(f"{at}: {cls.__name__}() failed: {cause(exc)}") from exc
 
 
