@@ -33,6 +33,7 @@ LAYERS: list[set[str]] = [
     {"formats"},  # client formats: pure rendering of tools
     {"upstream"},  # the network seam, our clients, credentials, request building
     {"openapi", "local"},  # conversion of documents; local Python tools
+    {"fixed_arguments"},  # document parameters whose values the config gives
     # per-call pieces; result budgets; answers made sendable; the search index
     {
         "arguments",
@@ -143,6 +144,7 @@ PURE = {
     "errors",
     "arguments",
     "budgets",
+    "fixed_arguments",
     "toolsets",
     "formats.tokens",
     "outputs",

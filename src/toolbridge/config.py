@@ -17,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -169,6 +170,9 @@ class Server(_Model):
     prefix: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,19}$")] | None = None
     auth: UpstreamAuth | None = None
     headers: Annotated[Mapping[str, str], AfterValidator(sendable_headers)] = {}
+    arguments: Mapping[Annotated[str, Field(min_length=1)], JsonValue] = {}
+    """Document parameters (by name) whose values the config gives: sent on every call, not
+    asked of the model; `null` leaves an optional one out (`fixed_arguments`)."""
     include: Selection | None = None
     exclude: Selection | None = None
     timeout: Annotated[Float, Field(gt=0, le=600)] = 30.0

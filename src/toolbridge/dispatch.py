@@ -28,6 +28,7 @@ from toolbridge.errors import (
     UpstreamUnavailable,
 )
 from toolbridge.filters.chain import Chain, run_inlets, run_outlets
+from toolbridge.fixed_arguments import supplied
 from toolbridge.generation import Environment, Generation
 from toolbridge.local.calls import call_function, user_valves
 from toolbridge.local.context import CallContext, context_from_headers, oauth_token
@@ -86,6 +87,9 @@ class Dispatch:
         match tool.target:
             case HttpOperation() as op:
                 checked = state.validator(tool).check(arguments)
+                server = state.servers.get(op.server)
+                if server is not None and server.arguments:  # the config's own, put in
+                    checked = supplied(server, op, checked)
                 result, secrets = await self._call_remote(
                     state, op, checked, caller_headers or {}, tool.name, principal
                 )

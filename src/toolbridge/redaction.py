@@ -1,11 +1,11 @@
 """Redaction by value: every configured secret replaced by `MARKER` wherever it would leave us.
 
 The secrets are the config's (callers' API keys, the JWT secret, upstream credentials, static
-headers and URL query values whose names say key, token, secret or password) and the local
-tools' (valves so named, or typed `SecretStr`, or marked `json_schema_extra={"secret": True}`
-or Open WebUI's `{"input": {"type": "password"}}`), plus the tokens fetched for upstreams as
-they arrive. Each is also looked for as the spellings it takes on the way out: percent-encoded
-(an echoed URL), JSON-escaped, and for basic credentials base64 (an echoed `Authorization`).
+headers, fixed arguments and URL query values whose names say key, token, secret or password) and
+the local tools' (valves so named, or typed `SecretStr`, or marked `json_schema_extra={"secret":
+True}` or Open WebUI's `{"input": {"type": "password"}}`), plus the tokens fetched for upstreams as
+they arrive. Each is also looked for as the spellings it takes on the way out: percent-encoded (an
+echoed URL), JSON-escaped, and for basic credentials base64 (an echoed `Authorization`).
 
 A `Secrets` is built once per generation (`generation.assemble`), so a reload updates it, and
 costs a substring search per spelling per use (memmem, gigabytes a second); only a text that
@@ -40,6 +40,7 @@ from toolbridge.config import (
     OAuth2ClientCredentials,
     Server,
 )
+from toolbridge.fixed_arguments import secret_values
 from toolbridge.secret_names import SECRET_NAME, STORE_KEY_ENV, spellings, url_secrets
 from toolbridge.tools import PythonFunction, Tool
 
@@ -277,6 +278,7 @@ def _server_secrets(server: Server) -> Iterator[str]:
             yield base64.b64encode(pair.encode()).decode()
             yield from url_secrets(oauth.token_url)
     yield from _named_secrets(server.headers)
+    yield from secret_values(server)
     yield from url_secrets(server.spec)
     if server.base_url:
         yield from url_secrets(server.base_url)

@@ -23,6 +23,7 @@ from toolbridge.config import Config, LocalTools, Server
 from toolbridge.config import Selection as SelectionConfig
 from toolbridge.errors import ConfigError, DocumentError, SourceError, ToolbridgeError
 from toolbridge.file_stamps import FileStamp
+from toolbridge.fixed_arguments import FixedArgumentError, fixed
 from toolbridge.local.loader import LocalConversion, ModuleCache, load_tools
 from toolbridge.openapi.compiled import Shape, convert_cached, entry_path
 from toolbridge.openapi.convert import Conversion, Selection
@@ -168,6 +169,20 @@ def load_server(
     if server.output_schema == "publish":
         promised = tuple(replace(tool, output_promised=True) for tool in conversion.tools)
         conversion = replace(conversion, tools=promised)
+    try:
+        tools, unused = fixed(server, conversion.tools)
+    except FixedArgumentError as exc:
+        return SourceStatus(
+            id=server.id,
+            kind="openapi",
+            location=uri_to_display(uri),
+            loaded_at=started,
+            error=str(exc),
+            digest=store.digest(touched),
+            files=(files := local_files(touched)),
+            stamps=store.stamps(files),
+        )
+    conversion = replace(conversion, tools=tools, notes=(*conversion.notes, *unused))
     refused = _refused_servers(server, conversion)
     return SourceStatus(
         id=server.id,

@@ -328,6 +328,39 @@ def test_an_entry_refused_is_said_without_its_secrets(
     assert CANARY_OWN not in served.log.read_text()
 
 
+def test_fixed_arguments_registered_through_the_api_are_sealed_listed_hidden_and_sent(
+    served: Served, upstream: str
+) -> None:
+    """`arguments` may hold a token, as `headers` may: sealed in the store, `********` in the
+    listing (sent back so, the stored value is kept), sent on calls, never in an answer."""
+    fixture = ROOT / "tests" / "fixtures" / "fixed_arguments.yaml"
+    entry = {
+        "id": "fixedargs",
+        "document": fixture.read_text(),
+        "base_url": upstream,
+        "prefix": "fixedargs",
+        "arguments": {"token": CANARY_TOKEN, "team": "T9"},
+        "access": {"groups": ["support"]},
+    }
+    created = post(served, "/v1/admin/servers", entry)
+    assert created.status_code == 201, created.text
+    (listed,) = [
+        s["entry"]
+        for s in get(served, "/v1/admin/servers").json()["servers"]
+        if s["id"] == "fixedargs"
+    ]
+    assert listed["arguments"] == {"token": "********", "team": "********"}
+    sent_back = {k: v for k, v in listed.items() if k != "spec"} | {"document": entry["document"]}
+    again = put(served, "/v1/admin/servers/fixedargs", sent_back)
+    assert again.status_code == 200, again.text
+    called = served.call("fixedargs_listMessages", channel="C1").json()
+    assert (called["result"]["path"], called["result"]["query"]) == (
+        "/echo/T9/messages",
+        f"token={MARKER}&channel=C1",
+    )
+    assert CANARY_TOKEN not in created.text + again.text + str(listed) + str(called)
+
+
 def test_the_files_sources_are_read_only_and_admins_only_may_write(served: Served) -> None:
     edited = put(served, "/v1/admin/servers/notes", {"spec": "specs/demo.yaml"})
     deleted = httpx2.delete(served.url + "/v1/admin/servers/notes", headers=bearer("ops"))

@@ -294,14 +294,16 @@ def _server_body(body: Any, ident: str | None) -> tuple[dict[str, Any], bytes | 
 
 
 def _redact_entry(entry: dict[str, Any]) -> dict[str, Any]:
-    """A config file's entry as listed: credentials, header values and secret valves hidden."""
+    """A config file's entry as listed: credentials, header values, fixed arguments and secret
+    valves hidden."""
     out = dict(entry)
     auth = out.get("auth")
     if isinstance(auth, dict):
         kept = ("type", "scheme", "name", "in", "header", "token_url", "client_id", "scopes")
         out["auth"] = {k: (v if k in kept else REDACTED) for k, v in auth.items()}
-    if isinstance(out.get("headers"), dict):
-        out["headers"] = dict.fromkeys(out["headers"], REDACTED)
+    for key in ("headers", "arguments"):
+        if isinstance(out.get(key), dict):
+            out[key] = dict.fromkeys(out[key], REDACTED)
     if isinstance(out.get("valves"), dict):
         out["valves"] = redacted(out["valves"], secret_names(out["valves"], None))
     return out

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from toolbridge.arguments import ArgumentValidator
 from toolbridge.config import Config, ForwardAuth, OAuth2ClientCredentials, PerUserAuth
 from toolbridge.errors import InvalidArguments, ToolbridgeError, UpstreamUnavailable
+from toolbridge.fixed_arguments import secret_values, supplied
 from toolbridge.gateway import Gateway
 from toolbridge.policy import ANONYMOUS_ADMIN, Principal
 from toolbridge.schemas import json_kind
@@ -72,6 +73,7 @@ async def _http(gateway: Gateway, tool: Tool, op: HttpOperation, arguments: Any)
     server = next((s for s in gateway.config.servers if s.id == op.server), None)
     if server is None:
         raise ToolbridgeError(f"no server {op.server!r} in the config")
+    checked = supplied(server, op, checked)
     if op.base_url is None:
         raise UpstreamUnavailable(
             op.server,
@@ -99,7 +101,7 @@ async def _http(gateway: Gateway, tool: Tool, op: HttpOperation, arguments: Any)
             )
         case _:
             pass
-    lines.append(curl_line(request, (*credentials.secrets, *parts.secrets)))
+    lines.append(curl_line(request, (*credentials.secrets, *parts.secrets, *secret_values(server))))
     return "\n".join(lines)
 
 

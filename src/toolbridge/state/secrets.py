@@ -95,9 +95,9 @@ def no_key(action: str) -> SecretKeyError:
 
 
 def server_secret_paths(entry: Mapping[str, Any]) -> list[KeyPath]:
-    """The secret values of a server entry: its auth's secrets, every header value, and each
-    URL (`spec`, `base_url`, `auth.token_url`) that holds a password or a query parameter
-    named like a secret (`?api_key=...`): such a URL is sealed whole."""
+    """The secret values of a server entry: its auth's secrets, every header value and fixed
+    argument (`arguments`), and each URL (`spec`, `base_url`, `auth.token_url`) that holds a
+    password or a query parameter named like a secret (`?api_key=...`): sealed whole."""
     paths: list[KeyPath] = [(key,) for key in ("spec", "base_url") if _holds_secret(entry, key)]
     auth = entry.get("auth")
     if isinstance(auth, Mapping):
@@ -106,9 +106,10 @@ def server_secret_paths(entry: Mapping[str, Any]) -> list[KeyPath]:
             for key in auth
             if key not in _PUBLIC_AUTH_KEYS or _holds_secret(auth, key)
         ]
-    headers = entry.get("headers")
-    if isinstance(headers, Mapping):
-        paths += [("headers", name) for name in headers]
+    for key in ("headers", "arguments"):  # a fixed argument may be a token, as a header may
+        values = entry.get(key)
+        if isinstance(values, Mapping):
+            paths += [(key, name) for name in values]
     return paths
 
 

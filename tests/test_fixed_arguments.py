@@ -1,0 +1,239 @@
+"""Fixed arguments (`arguments:` on a server): the parameters the config gives are no arguments,
+and every call sends the config's values in their places. In-process, through the upstream seam;
+tests/e2e/test_e2e_fixed_arguments.py runs the same over HTTP, and over Slack's document."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+
+from toolbridge.config import Config
+from toolbridge.errors import InvalidArguments
+from toolbridge.gateway import Gateway
+from toolbridge.policy import Principal
+from toolbridge.redaction import secrets_of
+from toolbridge.state.secrets import server_secret_paths
+from toolbridge.upstream.seam import MockUpstream, UpstreamRequest, UpstreamResponse
+
+pytestmark = pytest.mark.anyio
+
+DOCUMENT = Path(__file__).parent / "fixtures" / "fixed_arguments.yaml"
+OPS = Principal(id="ops", admin=True)
+CANARY = "canary-fixed-token-5f0e"
+
+
+def gateway(
+    arguments: dict[str, Any],
+    sent: list[UpstreamRequest],
+    reread: Callable[[], Config] | None = None,
+) -> Gateway:
+    def upstream(request: UpstreamRequest) -> UpstreamResponse:
+        sent.append(request)
+        return UpstreamResponse(
+            status=200, headers=(("content-type", "application/json"),), body=b'{"ok": true}'
+        )
+
+    entry = {"id": "chat", "spec": str(DOCUMENT), "base_url": "http://chat.test"}
+    config = Config.model_validate({"servers": [{**entry, "arguments": arguments}]})
+    return Gateway(config, upstream=MockUpstream(upstream), reread=reread)
+
+
+def schema_of(gateway: Gateway, name: str) -> tuple[list[str], list[str]]:
+    schema = gateway.catalog.tools[name].input_schema
+    return sorted(schema["properties"]), sorted(schema.get("required", []))
+
+
+def request_parts(request: UpstreamRequest) -> tuple[str, dict[str, str], dict[str, str], bytes]:
+    url = urlsplit(request.url)
+    headers = {k.lower(): v for k, v in request.headers if k.lower().startswith("x-")}
+    return url.path, dict(parse_qsl(url.query)), headers, request.body or b""
+
+
+CASES: list[tuple[str, dict[str, Any], str, dict[str, Any], Any, Any]] = [
+    # id, the server's `arguments`, tool, the model's arguments,
+    # (properties, required) the tool then has, (path, query, x-headers, body) sent
+    (
+        "nothing fixed",
+        {},
+        "listMessages",
+        {"team": "T1", "token": "t-model", "channel": "C1"},
+        (["X-Api-Version", "channel", "debug", "team", "token"], ["channel", "team", "token"]),
+        ("/echo/T1/messages", {"token": "t-model", "channel": "C1"}, {}, b""),
+    ),
+    (
+        "query, path and a header in any case",
+        {"token": CANARY, "team": "T9", "x-api-version": "2025-06"},
+        "listMessages",
+        {"channel": "C1"},
+        (["channel", "debug"], ["channel"]),
+        (
+            "/echo/T9/messages",
+            {"token": CANARY, "channel": "C1"},
+            {"x-api-version": "2025-06"},
+            b"",
+        ),
+    ),
+    (
+        "an optional parameter left out",
+        {"debug": None},
+        "listMessages",
+        {"team": "T1", "token": "t", "channel": "C1"},
+        (["X-Api-Version", "channel", "team", "token"], ["channel", "team", "token"]),
+        ("/echo/T1/messages", {"token": "t", "channel": "C1"}, {}, b""),
+    ),
+    (
+        "a form field",
+        {"token": CANARY},
+        "postMessage",
+        {"text": "hi"},
+        (["text"], ["text"]),
+        ("/echo/messages", {}, {}, f"token={CANARY}&text=hi".encode()),
+    ),
+    (
+        "a JSON body field, a number",
+        {"workspace": 7},
+        "postNote",
+        {"title": "t"},
+        (["title"], ["title"]),
+        ("/echo/notes", {}, {}, b'{"workspace":7,"title":"t"}'),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "tool", "given", "shape", "request_sent"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+async def test_fixed_arguments_are_no_arguments_and_are_sent(
+    arguments: dict[str, Any],
+    tool: str,
+    given: dict[str, Any],
+    shape: tuple[list[str], list[str]],
+    request_sent: tuple[str, dict[str, str], dict[str, str], bytes],
+) -> None:
+    sent: list[UpstreamRequest] = []
+    async with gateway(arguments, sent) as served:
+        assert schema_of(served, tool) == shape
+        result = await served.call(OPS, tool, given)
+        notes = [n for n in served.catalog.tools[tool].notes if n.kind == "fixed-argument"]
+    assert result.ok, result.result
+    (request,) = sent
+    path, query, headers, body = request_parts(request)
+    assert (path, query, headers, body.replace(b" ", b"")) == request_sent
+    fixed_here = 5 - len(shape[0]) if tool == "listMessages" else 1 if arguments else 0
+    assert len(notes) == fixed_here
+    assert all(CANARY not in n.message for n in notes)
+
+
+async def test_a_model_that_sends_a_fixed_argument_is_refused() -> None:
+    sent: list[UpstreamRequest] = []
+    async with gateway({"token": CANARY}, sent) as served:
+        with pytest.raises(InvalidArguments) as caught:
+            await served.call(OPS, "postMessage", {"text": "hi", "token": "mine"})
+    assert sent == []
+    assert "token" in str(caught.value)
+
+
+async def test_the_notes_say_where_and_how() -> None:
+    async with gateway({"token": CANARY, "debug": None, "nowhere": 1}, []) as served:
+        notes = {
+            (n.where, n.message)
+            for n in served.catalog.tools["listMessages"].notes
+            if n.kind == "fixed-argument"
+        }
+        (status,) = served.sources()
+    assert notes == {
+        (
+            "GET /echo/{team}/messages",
+            "query parameter 'token' is sent as the server's config gives it (`arguments`): "
+            "not an argument",
+        ),
+        (
+            "GET /echo/{team}/messages",
+            "query parameter 'debug' is left out (`arguments`): not an argument",
+        ),
+    }
+    assert status.conversion is not None
+    unused = [n.message for n in status.conversion.notes if n.kind == "fixed-argument-unused"]
+    assert unused == [
+        "arguments.nowhere: no tool of server 'chat' has a parameter named 'nowhere'; nothing "
+        "is sent for it"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        (
+            {"x-api-version": CANARY},
+            "server 'chat': arguments.x-api-version does not fit the header parameter "
+            "'X-Api-Version' of tool 'listMessages' (GET /echo/{team}/messages): expected a "
+            'value that passes `enum` (options ["2024-01","2025-06"]), found a string',
+        ),
+        (
+            {"workspace": 0},
+            "server 'chat': arguments.workspace does not fit the body field 'workspace' of tool "
+            "'postNote' (POST /echo/notes): expected a value that passes `minimum` (limit 1), "
+            "found a number",
+        ),
+        (
+            {"token": 12},
+            "server 'chat': arguments.token does not fit the query parameter 'token' of tool "
+            "'listMessages' (GET /echo/{team}/messages): expected a value that passes `type` "
+            '(types ["string"]), found a number',
+        ),
+        (
+            {"channel": None},
+            "server 'chat': arguments.channel is null (leave it out), but tool 'listMessages' "
+            "(GET /echo/{team}/messages) requires its query parameter 'channel': give it a value",
+        ),
+    ],
+    ids=["enum", "minimum", "type", "null-required"],
+)
+async def test_a_value_a_parameter_does_not_take_keeps_the_server_down(
+    arguments: dict[str, Any], error: str
+) -> None:
+    """What was expected, what was found and where; never the value (it may be a secret)."""
+    async with gateway(arguments, []) as served:
+        (status,) = served.sources()
+        assert (status.error, len(served.catalog.tools)) == (error, 0)
+
+
+def test_fixed_values_are_sealed_and_those_named_as_secrets_redacted() -> None:
+    entry = {"id": "chat", "spec": "x.yaml", "arguments": {"token": CANARY, "team": "T-public"}}
+    config = Config.model_validate({"servers": [entry]})
+    assert server_secret_paths(entry) == [("arguments", "token"), ("arguments", "team")]
+    secrets = secrets_of(config, [])
+    assert secrets.value(f"t={CANARY}&team=T-public") == "t=[redacted]&team=T-public"
+
+
+async def test_a_reload_applies_changed_arguments() -> None:
+    """A fixed value changed, added or taken out applies on reload: schema and calls."""
+    given: list[dict[str, Any]] = [{"token": CANARY}, {"token": "second-token-value"}, {}]
+    sent: list[UpstreamRequest] = []
+    entry = {"id": "chat", "spec": str(DOCUMENT), "base_url": "http://chat.test"}
+    served = gateway(
+        given[0],
+        sent,
+        lambda: Config.model_validate({"servers": [{**entry, "arguments": given[0]}]}),
+    )
+    seen = []
+    async with served:
+        while given:
+            properties, _ = schema_of(served, "postMessage")
+            arguments = {"text": "hi"} | ({"token": "t-model"} if "token" in properties else {})
+            assert (await served.call(OPS, "postMessage", arguments)).ok
+            seen.append((properties, request_parts(sent[-1])[3]))
+            given.pop(0)
+            if given:
+                await served.reload()
+    assert seen == [
+        (["text"], f"token={CANARY}&text=hi".encode()),
+        (["text"], b"token=second-token-value&text=hi"),
+        (["text", "token"], b"token=t-model&text=hi"),
+    ]
