@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from toolbridge import names
 from toolbridge.blocking import run_to_end
@@ -140,20 +141,26 @@ def load_server(
             fetch_timeout=store.fetch_timeout,
         )
     started = time.time()
-    try:
-        with store.tracking() as touched:
-            # unchanged documents: from the compiled cache
-            conversion = convert_cached(store, uri, shape)
-    except DocumentError as exc:
+    touched: set[str] = set()
+
+    def status(**outcome: Any) -> SourceStatus:
+        files = local_files(touched)
         return SourceStatus(
             id=server.id,
             kind="openapi",
             location=uri_to_display(uri),
             loaded_at=started,
-            error=str(exc),
-            files=(files := local_files(touched)),
+            files=files,
             stamps=store.stamps(files),
+            **outcome,
         )
+
+    try:
+        with store.tracking() as touched:
+            # unchanged documents: from the compiled cache
+            conversion = convert_cached(store, uri, shape)
+    except DocumentError as exc:
+        return status(error=str(exc))
     except Exception as exc:  # a bug of ours meets a document: this source is down, not serve
         logger.error("source %s: loading %s failed", server.id, uri_to_display(uri), exc_info=exc)
         return SourceStatus(
@@ -172,27 +179,12 @@ def load_server(
     try:
         tools, unused = fixed(server, conversion.tools)
     except FixedArgumentError as exc:
-        return SourceStatus(
-            id=server.id,
-            kind="openapi",
-            location=uri_to_display(uri),
-            loaded_at=started,
-            error=str(exc),
-            digest=store.digest(touched),
-            files=(files := local_files(touched)),
-            stamps=store.stamps(files),
-        )
+        return status(error=str(exc), digest=store.digest(touched))
     conversion = replace(conversion, tools=tools, notes=(*conversion.notes, *unused))
     refused = _refused_servers(server, conversion)
-    return SourceStatus(
-        id=server.id,
-        kind="openapi",
-        location=uri_to_display(uri),
-        loaded_at=started,
+    return status(
         conversion=replace(conversion, notes=(*conversion.notes, *refused)),
         digest=store.digest(touched),
-        files=(files := local_files(touched)),
-        stamps=store.stamps(files),
     )
 
 
