@@ -137,10 +137,12 @@ def test_a_local_tools_valves_are_secrets_by_name_type_or_mark() -> None:
         ('{"echo": "czNjcmV0L2tleSsx"}', f'{{"echo": "{MARKER}"}}'),  # handed back in base64
         ("nothing to see", "nothing to see"),
         ("short ab12", "short ab12"),  # too short to be redacted by value
+        # as a Cookie header carries it (RFC 6265 octets kept: `=`, `+`, `/`; space, comma not)
+        ("Cookie: sid=s3cret/key+1%20x=1%2C2", f"Cookie: sid={MARKER}"),
     ],
 )
 def test_each_spelling_of_a_secret_is_redacted(text: str, expected: str) -> None:
-    secrets = Secrets(["s3cret/key+1", "ab12"])
+    secrets = Secrets(["s3cret/key+1", "ab12", "s3cret/key+1 x=1,2"])
 
     assert secrets.text(text) == expected
     assert secrets.bytes(text.encode()) == expected.encode()

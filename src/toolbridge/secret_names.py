@@ -50,10 +50,12 @@ def url_secrets(url: str, *, name_as_token: bool = True) -> Iterator[str]:
             yield written
 
 
-URL_SAFE = ("", "/", "/:@!$'()*,;?")
+URL_SAFE = ("", "/", "/:@!$'()*,;?", "!#$&'()*+-./:<=>?@[]^_`{|}~")
 """What URL encoders leave as it is in a value: nothing; `/` (Python's `quote`); the characters
-RFC 3986 allows in a query but `&`, `=` and `+` (httpx, browsers). An upstream that echoes the
-URL it was called with (a self link, httpbin's `url`) spells a query key one of these ways."""
+RFC 3986 allows in a query but `&`, `=` and `+` (httpx, browsers); RFC 6265's cookie octets
+(how the gateway writes a cookie, `upstream.styles.cookie_enc`). An upstream that echoes the
+URL it was called with (a self link, httpbin's `url`), or the cookies, spells a value one of
+these ways."""
 _HEX = re.compile(r"%[0-9A-F]{2}")
 
 
