@@ -1181,6 +1181,21 @@ def test_curl_line_masks_secrets() -> None:
     )
 
 
+def test_curl_line_masks_a_short_secret_only_as_a_whole_value() -> None:
+    """`t` is masked as a query value, a header value and a JSON string, not in `https`."""
+    request = UpstreamRequest(
+        server="api",
+        method="POST",
+        url="https://h.example/x?token=t&q=at",
+        headers=(("token", "t"),),
+        body=b'{"token": "t", "text": "at"}',
+    )
+    assert curl_line(request, ["t"]) == (
+        "curl -g -X POST 'https://h.example/x?token=***&q=at' -H 'token: ***' "
+        '--data-binary \'{"token": "***", "text": "at"}\''
+    )
+
+
 @pytest.mark.parametrize(
     ("method", "body", "tail"),
     [

@@ -4,12 +4,17 @@ secret value shown as `***`. It sends nothing and builds no request (`request` d
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Sequence
 
 from toolbridge.secret_names import spellings
 from toolbridge.upstream.seam import UpstreamRequest
-from toolbridge.upstream.styles import cookie_enc
+
+WHOLE_ONLY = 6
+"""A secret's spelling shorter than this is masked only where it is a whole value (from the
+start or after `=`, `:`, a space or a quote; to the end or before `&`, `;`, `,`, a space or a
+quote), not inside other words."""
 
 
 def curl_line(request: UpstreamRequest, secrets: Sequence[str]) -> str:
@@ -26,8 +31,12 @@ def curl_line(request: UpstreamRequest, secrets: Sequence[str]) -> str:
 
 def _masked(text: str, secrets: Sequence[str]) -> str:
     for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        for form in sorted(spellings(secret) | {cookie_enc(secret)}, key=len, reverse=True):
-            text = text.replace(form, "***")
+        for form in sorted(spellings(secret), key=len, reverse=True):
+            if len(form) >= WHOLE_ONLY:
+                text = text.replace(form, "***")
+            else:  # `t` would be masked in `http` too: only a whole value is this secret
+                whole = rf'(?:^|(?<=[=:\s"])){re.escape(form)}(?=[&;,\s"]|$)'
+                text = re.sub(whole, "***", text)
     return text
 
 
