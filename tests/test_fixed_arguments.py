@@ -15,7 +15,7 @@ from toolbridge.config import Config
 from toolbridge.errors import InvalidArguments
 from toolbridge.gateway import Gateway
 from toolbridge.policy import Principal
-from toolbridge.redaction import secrets_of
+from toolbridge.redaction import argument_secrets, secrets_of
 from toolbridge.state.secrets import server_secret_paths
 from toolbridge.upstream.seam import MockUpstream, UpstreamRequest, UpstreamResponse
 
@@ -161,8 +161,8 @@ async def test_the_notes_say_where_and_how() -> None:
     assert status.conversion is not None
     unused = [n.message for n in status.conversion.notes if n.kind == "fixed-argument-unused"]
     assert unused == [
-        "arguments.nowhere: no tool of server 'chat' has a parameter named 'nowhere'; nothing "
-        "is sent for it"
+        "arguments.nowhere: no tool of server 'chat' has a parameter named 'nowhere' that the "
+        "config does not set already (`headers`, `auth`); nothing is sent for it"
     ]
 
 
@@ -236,4 +236,119 @@ async def test_a_reload_applies_changed_arguments() -> None:
         (["text"], f"token={CANARY}&text=hi".encode()),
         (["text"], b"token=second-token-value&text=hi"),
         (["text", "token"], b"token=t-model&text=hi"),
+    ]
+
+
+async def test_a_reload_whose_value_does_not_fit_keeps_the_tools_with_their_values() -> None:
+    """The source keeps its last good tools (and says why it did not update); their calls send
+    the values they were checked with, never the new config's that failed the check."""
+    given: list[dict[str, Any]] = [{"token": CANARY}, {"token": 12}, {"channel": None}]
+    sent: list[UpstreamRequest] = []
+    entry = {"id": "chat", "spec": str(DOCUMENT), "base_url": "http://chat.test"}
+    served = gateway(
+        given[0],
+        sent,
+        lambda: Config.model_validate({"servers": [{**entry, "arguments": given[0]}]}),
+    )
+    seen = []
+    async with served:
+        while given:
+            result = await served.call(OPS, "listMessages", {"team": "T1", "channel": "C1"})
+            (status,) = served.sources()
+            seen.append((result.ok, request_parts(sent[-1])[1], status.error is None))
+            assert CANARY not in str(served.secrets.value(f"token={CANARY}"))
+            given.pop(0)
+            if given:
+                await served.reload()
+    assert seen == [
+        (True, {"token": CANARY, "channel": "C1"}, True),
+        (True, {"token": CANARY, "channel": "C1"}, False),
+        (True, {"token": CANARY, "channel": "C1"}, False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "tool", "given", "request_sent"),
+    [
+        # `${VAR}` gives text: where the parameter takes no text, it is read as JSON.
+        ({"workspace": "7"}, "postNote", {"title": "t"}, b'{"workspace":7,"title":"t"}'),
+        # Text where text is taken stays text.
+        ({"team": "42"}, "listMessages", {"token": "t", "channel": "C"}, b""),
+    ],
+    ids=["number-from-text", "text-stays-text"],
+)
+async def test_text_is_read_as_json_only_where_no_text_fits(
+    arguments: dict[str, Any], tool: str, given: dict[str, Any], request_sent: bytes
+) -> None:
+    sent: list[UpstreamRequest] = []
+    async with gateway(arguments, sent) as served:
+        assert (await served.call(OPS, tool, given)).ok
+    path, _, _, body = request_parts(sent[-1])
+    assert body == request_sent
+    assert path == ("/echo/42/messages" if "team" in arguments else "/echo/notes")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "problem"),
+    [
+        (
+            {"X-Trace": f"{CANARY}\r\nX-Injected: 1"},
+            "the header parameter 'X-Trace' of tool 'putLabels' (PUT /echo/{item}/labels): "
+            "expected a value that passes `pattern`",
+        ),
+        (
+            {"item": ".."},
+            "the path parameter 'item' of tool 'putLabels' (PUT /echo/{item}/labels): expected "
+            "a value that passes `pattern`",
+        ),
+        (
+            {"labels": {"team": "a", f"{CANARY}-key": 1}},
+            "the body field 'labels' of tool 'putLabels' (PUT /echo/{item}/labels): expected "
+            "a value that passes `additionalProperties`, found an object",
+        ),
+        (
+            {"workspace": "not a number"},
+            "the body field 'workspace' of tool 'postNote' (POST /echo/notes): expected a "
+            'value that passes `type` (types ["integer"]), found a string',
+        ),
+    ],
+    ids=["header-line-break", "path-dot-segment", "extra-key", "text-not-json"],
+)
+async def test_a_value_the_request_builder_refuses_is_refused_at_load_never_quoted(
+    arguments: dict[str, Any], problem: str
+) -> None:
+    async with gateway(arguments, []) as served:
+        (status,) = served.sources()
+    assert status.error is not None
+    assert problem in status.error
+    assert CANARY not in status.error
+    assert ".." not in status.error.split("):", 1)[1]
+
+
+async def test_a_field_of_a_body_given_whole_is_noted_as_unreachable() -> None:
+    async with gateway({"token": CANARY}, []) as served:
+        tool = served.catalog.tools["postRaw"]
+    assert sorted(tool.input_schema["properties"]) == ["body"]
+    assert [(n.kind, n.message) for n in tool.notes if n.kind.startswith("fixed")] == [
+        (
+            "fixed-argument-unreachable",
+            "arguments.token: 'token' is a field of the 'body' argument (the body, given "
+            "whole), which `arguments` cannot fix: the model gives it",
+        )
+    ]
+
+
+def test_secrets_are_found_in_fixed_values_at_any_depth_and_of_any_kind() -> None:
+    values = {
+        "client": {"secret": "client-secret-1234", "id": "public-id"},
+        "api_keys": ["first-key-1234", "second-key-1234"],
+        "pin_key": 987654321987,
+        "flag_token": True,
+        "team": "T-public",
+    }
+    assert list(argument_secrets(values)) == [
+        "client-secret-1234",
+        "first-key-1234",
+        "second-key-1234",
+        "987654321987",
     ]

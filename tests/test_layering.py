@@ -33,7 +33,6 @@ LAYERS: list[set[str]] = [
     {"formats"},  # client formats: pure rendering of tools
     {"upstream"},  # the network seam, our clients, credentials, request building
     {"openapi", "local"},  # conversion of documents; local Python tools
-    {"fixed_arguments"},  # document parameters whose values the config gives
     # per-call pieces; result budgets; answers made sendable; the search index
     {
         "arguments",
@@ -49,6 +48,7 @@ LAYERS: list[set[str]] = [
         "redaction",
         "sendable",
     },
+    {"fixed_arguments"},  # document parameters whose values the config gives
     {"search_query"},  # a task in words, read for tool search
     {"search_document"},  # a tool, read for tool search
     {"search"},  # the search index over a catalog

@@ -87,9 +87,9 @@ class Dispatch:
         match tool.target:
             case HttpOperation() as op:
                 checked = state.validator(tool).check(arguments)
-                server = state.servers.get(op.server)
-                if server is not None and server.arguments:  # the config's own, put in
-                    checked = supplied(server, op, checked)
+                fixed = state.fixed.get(op.server)
+                if fixed:  # the values the config gives (as its tools were built with)
+                    checked = supplied(fixed, op, checked)
                 result, secrets = await self._call_remote(
                     state, op, checked, caller_headers or {}, tool.name, principal
                 )

@@ -11,16 +11,24 @@ optional one out. Every tool of the server with a parameter of that name loses t
 the parameter's place, as if the model had given it, serialized as the document says. A model
 that sends it anyway is refused, as for any unknown argument.
 
-Checked at load, per tool: the value must be valid for that tool's parameter (by its schema,
-as calls are checked); `null` only where the parameter is optional. A tool it does not fit
-keeps its server down, with an error naming the tool, the parameter and what was expected. A
-name no tool of the server has is a `fixed-argument-unused` note (a typo, or a parameter the
-document dropped).
+Checked at load, per tool: the value must be one the tool's parameter takes (its schema, as a
+call is checked, and what the request builder refuses: a header value with a line break, a
+path segment `..`); a string where the parameter takes no string is read as JSON (`"50"` ->
+50, as `${VAR}` gives only strings); `null` only where the parameter is optional. A tool it does
+not fit keeps its server down, with an error naming the tool, the parameter and what was
+expected, never the value. A name no tool of the server has is a `fixed-argument-unused` note,
+and a body field inside a tool's one `body` argument (not taken field by field) a
+`fixed-argument-unreachable` note: the model gives that one.
+
+The values each operation's calls send are resolved here, once, and kept with its tools
+(`Conversion.fixed`, by method and path): a reload that keeps a source's last good tools keeps
+the values they were checked with, never a newer config's that failed the check.
 
 Trust: the values are the operator's (the config), secrets possibly (`${SLACK_TOKEN}`): they
 are stored sealed and listed redacted as header values are (`state.secrets`, `serve.admin`),
-and those under a secret-like name join the values redacted from answers and logs
-(`redaction`). Nothing here reads them from a caller or a document. Pure: values in, values out.
+and those under a secret-like name are redacted from answers and logs
+(`redaction.argument_secrets`). Nothing here reads them from a caller or a document. Pure:
+values in, values out.
 """
 
 from __future__ import annotations
@@ -32,14 +40,46 @@ from typing import Any
 import jsonschema_rs
 import orjson
 
+from toolbridge import json_text
 from toolbridge import schemas as js
+from toolbridge.arguments import accepted_schema
 from toolbridge.config import Server
 from toolbridge.errors import ToolbridgeError
-from toolbridge.secret_names import SECRET_NAME
 from toolbridge.tools import HttpOperation, JsonSchema, Note, Tool
 
 MAX_SHOWN = 200
 """Characters of what a schema expects kept in an error (an `enum` may list thousands)."""
+Operation = tuple[str, str]
+"""An operation of a document: its method and path (`GET`, `/pets/{id}`)."""
+Values = Mapping[Operation, Mapping[str, Any]]
+"""Per operation, the arguments its calls are given by the config (by argument name)."""
+_SAID_KINDS = frozenset(
+    (
+        "type",
+        "enum",
+        "const",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minLength",
+        "maxLength",
+        "minItems",
+        "maxItems",
+        "minProperties",
+        "maxProperties",
+        "multipleOf",
+        "pattern",
+        "format",
+        "required",
+        "uniqueItems",
+        "contentEncoding",
+        "contentMediaType",
+    )
+)
+"""Validation errors whose details are the schema's own (what it expects), never the value's:
+only these are said in full; of the rest (`additionalProperties`, `unevaluatedItems`, ...),
+which quote parts of the value, only the keyword."""
 
 
 class FixedArgumentError(ToolbridgeError):
@@ -66,65 +106,64 @@ def slots(op: HttpOperation, names: Mapping[str, Any]) -> Iterator[tuple[str, st
                 yield argument, field, field, "body"
 
 
-def secret_values(server: Server) -> tuple[str, ...]:
-    """The fixed values redacted wherever they would leave us: those under a name that says
-    token, key, secret, password (`secret_names.SECRET_NAME`), as for header values."""
-    return tuple(
-        value
-        for name, value in server.arguments.items()
-        if isinstance(value, str) and SECRET_NAME.search(name)
-    )
+def supplied(values: Values, op: HttpOperation, arguments: dict[str, Any]) -> dict[str, Any]:
+    """A call's checked arguments with the values fixed for its operation put in: what the
+    request is built from."""
+    fixed = values.get((op.method, op.path))
+    return {**arguments, **fixed} if fixed else arguments
 
 
-def supplied(server: Server, op: HttpOperation, arguments: dict[str, Any]) -> dict[str, Any]:
-    """A call's checked arguments with the server's fixed values put in (those given `null`
-    left out): what the request is built from."""
+def fixed(
+    server: Server, tools: tuple[Tool, ...]
+) -> tuple[tuple[Tool, ...], tuple[Note, ...], Values]:
+    """The server's tools without the arguments its config fixes (each noted), a note for each
+    name none of them has, and the values each operation's calls send. Raises
+    FixedArgumentError for a value a tool's parameter does not take."""
     if not server.arguments:
-        return arguments
-    out = dict(arguments)
-    for argument, key, _, _ in slots(op, server.arguments):
-        value = server.arguments[key]
-        if value is None:
-            out.pop(argument, None)
-        else:
-            out[argument] = value
-    return out
-
-
-def fixed(server: Server, tools: tuple[Tool, ...]) -> tuple[tuple[Tool, ...], tuple[Note, ...]]:
-    """The server's tools without the arguments its config fixes (each noted), and a note for
-    each name none of them has. Raises FixedArgumentError for a value a tool's parameter does
-    not take."""
-    if not server.arguments:
-        return tools, ()
+        return tools, (), {}
     used: set[str] = set()
     out = []
+    values: dict[Operation, Mapping[str, Any]] = {}
+    validators: dict[bytes, Any] = {}
     for tool in tools:
-        if not isinstance(tool.target, HttpOperation):
+        op = tool.target
+        if not isinstance(op, HttpOperation):
             out.append(tool)
             continue
-        found = list(slots(tool.target, server.arguments))
+        found = list(slots(op, server.arguments))
         used.update(key for _, key, _, _ in found)
-        out.append(_without(server, tool, found) if found else tool)
-    unused = [name for name in server.arguments if name not in used]
+        unreachable = _unreachable(server, tool, op)
+        if not found and not unreachable:
+            out.append(tool)
+            continue
+        tool, given = _without(server, tool, found, validators)
+        out.append(replace(tool, notes=(*tool.notes, *unreachable)))
+        if given:
+            values[(op.method, op.path)] = given
     notes = tuple(
         Note(
             kind="fixed-argument-unused",
             message=f"arguments.{name}: no tool of server {server.id!r} has a parameter named "
-            f"{name!r}; nothing is sent for it",
+            f"{name!r} that the config does not set already (`headers`, `auth`); nothing is "
+            "sent for it",
         )
-        for name in unused
+        for name in server.arguments
+        if name not in used
     )
-    return tuple(out), notes
+    return tuple(out), notes, values
 
 
-def _without(server: Server, tool: Tool, found: list[tuple[str, str, str, str]]) -> Tool:
+def _without(
+    server: Server, tool: Tool, found: list[tuple[str, str, str, str]], validators: dict[bytes, Any]
+) -> tuple[Tool, dict[str, Any]]:
+    """The tool without the arguments found, and the values its calls send for them."""
     schema = tool.input_schema
     properties = schema.get("properties")
     properties = properties if isinstance(properties, dict) else {}
     required = schema.get("required")
     required = required if isinstance(required, list) else []
     notes = []
+    given: dict[str, Any] = {}
     for argument, key, name, where in found:
         value = server.arguments[key]
         place = "body field" if where == "body" else f"{where} parameter"
@@ -134,12 +173,14 @@ def _without(server: Server, tool: Tool, found: list[tuple[str, str, str, str]])
                 f"{tool.name!r} ({tool.where}) requires its {place} {name!r}: give it a value"
             )
         if value is not None and argument in properties:
-            problem = _problem(properties[argument], schema.get("$defs"), value)
+            value, problem = _taken(tool, argument, value, validators)
             if problem is not None:
                 raise FixedArgumentError(
                     f"server {server.id!r}: arguments.{key} does not fit the {place} {name!r} "
                     f"of tool {tool.name!r} ({tool.where}): {problem}"
                 )
+        if value is not None:
+            given[argument] = value
         said = "left out" if value is None else "sent as the server's config gives it"
         notes.append(
             Note(
@@ -157,16 +198,89 @@ def _without(server: Server, tool: Tool, found: list[tuple[str, str, str, str]])
             narrowed["required"] = kept
         else:
             del narrowed["required"]
-    return replace(tool, input_schema=narrowed, notes=(*tool.notes, *notes))
+    return replace(tool, input_schema=narrowed, notes=(*tool.notes, *notes)), given
 
 
-def _problem(schema: Any, defs: Any, value: Any) -> str | None:
-    """What is wrong with `value` for `schema` (checked as calls are), or None. The message
-    says what was expected, not the value: it may be a secret."""
-    whole: JsonSchema = {"type": "object", "properties": {"v": schema}}
-    if isinstance(defs, dict) and defs:
-        whole["$defs"] = defs
-    validator = jsonschema_rs.validator_for(js.one_of_as_any_of(whole))
+def _unreachable(server: Server, tool: Tool, op: HttpOperation) -> list[Note]:
+    """A note for each name of `arguments` that is a field of the tool's one `body` argument
+    (a body not taken field by field): the config cannot give it, the model does."""
+    if op.body is None or op.body.argument is None:
+        return []
+    properties = tool.input_schema.get("properties")
+    body = properties.get(op.body.argument) if isinstance(properties, dict) else None
+    fields = _fields(body, tool.input_schema.get("$defs"))
+    return [
+        Note(
+            kind="fixed-argument-unreachable",
+            message=f"arguments.{name}: {name!r} is a field of the {op.body.argument!r} "
+            "argument (the body, given whole), which `arguments` cannot fix: the model gives it",
+            where=tool.where,
+        )
+        for name in server.arguments
+        if name in fields
+    ]
+
+
+def _fields(schema: Any, defs: Any) -> set[str]:
+    """The property names of an object schema (through one `$ref`, and `allOf`)."""
+    if isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and isinstance(defs, dict):
+        schema = defs.get(schema["$ref"].removeprefix("#/$defs/"), schema)
+    if not isinstance(schema, dict):
+        return set()
+    names = set(schema["properties"]) if isinstance(schema.get("properties"), dict) else set()
+    for part in schema.get("allOf") or ():
+        names |= _fields(part, defs)
+    return names
+
+
+def _taken(
+    tool: Tool, argument: str, value: Any, validators: dict[bytes, Any]
+) -> tuple[Any, str | None]:
+    """The value as the tool's argument takes it (a string read as JSON where only that
+    fits), or the value and what is wrong with it."""
+    validator = _validator(tool, argument, validators)
+    problem = _problem(validator, value)
+    if problem is None or not isinstance(value, str):
+        return value, problem
+    try:
+        read = json_text.loads(value)
+    except ValueError:
+        return value, problem
+    if isinstance(read, str) or _problem(validator, read) is not None:
+        return value, problem
+    return read, None
+
+
+def _validator(tool: Tool, argument: str, validators: dict[bytes, Any]) -> Any:
+    """The argument's schema as a call accepts it (`arguments.accepted_schema`), compiled once
+    per distinct schema."""
+    schema = tool.input_schema
+    defs = schema.get("$defs")
+    defs = defs if isinstance(defs, dict) else {}
+    prop = schema["properties"][argument]
+    reached, todo = set(), js.collect_refs(prop)
+    while todo:
+        name = todo.pop()
+        if name not in reached and name in defs:
+            reached.add(name)
+            todo |= js.collect_refs(defs[name])
+    # Required, so not widened to take null (which `fixed` reads as "leave it out").
+    alone: JsonSchema = {"type": "object", "properties": {argument: prop}, "required": [argument]}
+    if reached:
+        alone["$defs"] = {name: defs[name] for name in sorted(reached)}
+    accepted = accepted_schema(replace(tool, input_schema=alone))
+    whole: JsonSchema = {"type": "object", "properties": {"v": accepted["properties"][argument]}}
+    if "$defs" in accepted:
+        whole["$defs"] = accepted["$defs"]
+    key = orjson.dumps(whole, option=orjson.OPT_SORT_KEYS)
+    found = validators.get(key)
+    if found is None:
+        found = validators[key] = jsonschema_rs.validator_for(js.one_of_as_any_of(whole))
+    return found
+
+
+def _problem(validator: Any, value: Any) -> str | None:
+    """What is wrong with `value` for the compiled schema, or None."""
     for error in validator.iter_errors({"v": value}):
         return _expected(error)
     return None
@@ -176,12 +290,12 @@ def _expected(error: jsonschema_rs.ValidationError) -> str:
     """What the schema wanted and what kind of value was found, where: never the value (the
     validator's own message quotes it, and a fixed value may be a secret)."""
     kind = error.kind
-    wanted = {k: v for k, v in kind.as_dict().items() if k != "context"}
-    said = ", ".join(f"{k} {orjson.dumps(v, default=str).decode()}" for k, v in wanted.items())[
-        :MAX_SHOWN
-    ]
+    said = ""
+    if kind.name in _SAID_KINDS:
+        wanted = kind.as_dict()
+        said = ", ".join(f"{k} {orjson.dumps(v, default=str).decode()}" for k, v in wanted.items())
     where = "".join(f"[{part!r}]" for part in list(error.instance_path)[1:])
     return (
-        f"expected a value that passes `{kind.name}`{f' ({said})' if said else ''}, found "
-        f"{js.json_kind(error.instance)}{f' at {where}' if where else ''}"
+        f"expected a value that passes `{kind.name}`{f' ({said[:MAX_SHOWN]})' if said else ''}, "
+        f"found {js.json_kind(error.instance)}{f' at {where}' if where else ''}"
     )

@@ -36,6 +36,7 @@ from toolbridge.config import Config, PerUserAuth, RateLimit, Server
 from toolbridge.errors import CredentialRequired, ToolbridgeError, ToolNotFound, quoted
 from toolbridge.filters.chain import Chain, select
 from toolbridge.filters.loader import FilterStatus
+from toolbridge.fixed_arguments import Values
 from toolbridge.identity import Authenticator
 from toolbridge.limits import RateLimiter
 from toolbridge.listings import Listings
@@ -99,6 +100,9 @@ class Generation:
     chains: dict[str, Chain] = field(default_factory=dict)
     own: OrderedDict[tuple[str, str, str], Credentials] = field(default_factory=OrderedDict)
     """Callers' own credentials for `per_user` servers, by (server, user, digest of the secret)."""
+    fixed: Mapping[str, Values] = field(default_factory=dict)
+    """Per server, the arguments each operation's calls are given by the config, as its tools
+    were loaded with (`fixed_arguments`)."""
 
     def own_credentials(
         self,
@@ -215,6 +219,10 @@ def assemble(
             statuses[index] = replace(status, conversion=None, error=problem)
     budgets = Budgets(config.servers)
     catalog = build_catalog(statuses)
+    fixed: dict[str, Values] = {}
+    for status in catalog.sources:
+        if isinstance(status.conversion, Conversion) and status.conversion.fixed:
+            fixed[status.id] = status.conversion.fixed
     if budgets:  # a tool whose answers are reshaped promises no output schema
         tools = {tool.name: tool for tool in budgets.reshape(catalog)}
         catalog = replace(catalog, tools=tools)
@@ -223,7 +231,13 @@ def assemble(
         catalog=catalog,
         toolsets=build_toolsets(config, catalog),
         budgets=budgets,
-        secrets=secrets_of(config, catalog, (f.filter for f in filters if f.filter)),
+        secrets=secrets_of(
+            config,
+            catalog,
+            (f.filter for f in filters if f.filter),
+            fixed=[given for values in fixed.values() for given in values.values()],
+        ),
+        fixed=fixed,
         policy=Policy.from_config(config),
         authenticator=_authenticator(config, previous),
         limiter=_limiter(config, previous, env.workers),

@@ -40,7 +40,6 @@ from toolbridge.config import (
     OAuth2ClientCredentials,
     Server,
 )
-from toolbridge.fixed_arguments import secret_values
 from toolbridge.secret_names import SECRET_NAME, STORE_KEY_ENV, spellings, url_secrets
 from toolbridge.tools import PythonFunction, Tool
 
@@ -158,6 +157,9 @@ class Secrets:
 
 
 _BINARY_KEYS = frozenset(("base64", "size", "content_type"))
+MAX_ARGUMENT_DEPTH = 64
+"""How deep a fixed argument's value is looked into for secrets (a config's YAML is bounded
+far below this: `yaml_limits`)."""
 
 
 def _walk(value: Any, text: Callable[[str], str]) -> Any:
@@ -226,13 +228,17 @@ def secrets_of(
     tools: Iterable[Tool] = (),
     filters: Iterable[Any] = (),
     environ: Mapping[str, str] | None = None,
+    fixed: Iterable[Mapping[str, Any]] = (),
 ) -> Secrets:
     """Every secret the config, the local tools of a catalog and the filters as loaded (their
     `Valves` objects, `instance.valves`) hold, and the state store's keys in the process's
     environment (`environ`, else `os.environ`): no config names them, and they open every
-    secret stored."""
+    secret stored. `fixed`: the arguments tools are served with (`Conversion.fixed`), which
+    may be an earlier config's (a source whose reload failed keeps its last good tools)."""
     keys = (os.environ if environ is None else environ).get(STORE_KEY_ENV, "")
     found = [*config_secrets(config), *_valve_secrets(tools)]
+    for values in fixed:
+        found += argument_secrets(values)
     found += [key.strip() for key in keys.split(",") if key.strip()]
     for loaded in filters:
         valves = getattr(getattr(loaded, "instance", None), "valves", None)
@@ -278,10 +284,33 @@ def _server_secrets(server: Server) -> Iterator[str]:
             yield base64.b64encode(pair.encode()).decode()
             yield from url_secrets(oauth.token_url)
     yield from _named_secrets(server.headers)
-    yield from secret_values(server)
+    yield from argument_secrets(server.arguments)
     yield from url_secrets(server.spec)
     if server.base_url:
         yield from url_secrets(server.base_url)
+
+
+def argument_secrets(values: Mapping[str, Any]) -> Iterator[str]:
+    """The secrets among fixed arguments (`arguments:`): each string or number under a name
+    that says token, key, secret or password, at any depth (`credentials: {client_secret:
+    ...}`, a list of keys), as the text it is sent as."""
+    for name, value in values.items():
+        yield from _leaves(value, bool(SECRET_NAME.search(name)), 0)
+
+
+def _leaves(value: Any, secret: bool, depth: int) -> Iterator[str]:
+    if depth > MAX_ARGUMENT_DEPTH:
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _leaves(item, secret or bool(SECRET_NAME.search(str(key))), depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaves(item, secret, depth + 1)
+    elif secret and isinstance(value, str):
+        yield value
+    elif secret and isinstance(value, int | float) and not isinstance(value, bool):
+        yield orjson.dumps(value).decode()
 
 
 def _named_secrets(values: Mapping[str, Any]) -> Iterator[str]:

@@ -177,10 +177,10 @@ def load_server(
         promised = tuple(replace(tool, output_promised=True) for tool in conversion.tools)
         conversion = replace(conversion, tools=promised)
     try:
-        tools, unused = fixed(server, conversion.tools)
+        tools, unused, values = fixed(server, conversion.tools)
     except FixedArgumentError as exc:
         return status(error=str(exc), digest=store.digest(touched))
-    conversion = replace(conversion, tools=tools, notes=(*conversion.notes, *unused))
+    conversion = replace(conversion, tools=tools, notes=(*conversion.notes, *unused), fixed=values)
     refused = _refused_servers(server, conversion)
     return status(
         conversion=replace(conversion, notes=(*conversion.notes, *refused)),

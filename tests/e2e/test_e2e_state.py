@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import orjson
 import pytest
 import yaml
 from cryptography.fernet import Fernet
@@ -332,14 +333,15 @@ def test_fixed_arguments_registered_through_the_api_are_sealed_listed_hidden_and
     served: Served, upstream: str
 ) -> None:
     """`arguments` may hold a token, as `headers` may: sealed in the store, `********` in the
-    listing (sent back so, the stored value is kept), sent on calls, never in an answer."""
+    listing (sent back so, the stored value is kept, and checked as it is: a number too), sent
+    on calls, never in an answer."""
     fixture = ROOT / "tests" / "fixtures" / "fixed_arguments.yaml"
     entry = {
         "id": "fixedargs",
         "document": fixture.read_text(),
         "base_url": upstream,
         "prefix": "fixedargs",
-        "arguments": {"token": CANARY_TOKEN, "team": "T9"},
+        "arguments": {"token": CANARY_TOKEN, "team": "T9", "workspace": 7},
         "access": {"groups": ["support"]},
     }
     created = post(served, "/v1/admin/servers", entry)
@@ -349,7 +351,7 @@ def test_fixed_arguments_registered_through_the_api_are_sealed_listed_hidden_and
         for s in get(served, "/v1/admin/servers").json()["servers"]
         if s["id"] == "fixedargs"
     ]
-    assert listed["arguments"] == {"token": "********", "team": "********"}
+    assert listed["arguments"] == {"token": "********", "team": "********", "workspace": "********"}
     sent_back = {k: v for k, v in listed.items() if k != "spec"} | {"document": entry["document"]}
     again = put(served, "/v1/admin/servers/fixedargs", sent_back)
     assert again.status_code == 200, again.text
@@ -358,6 +360,8 @@ def test_fixed_arguments_registered_through_the_api_are_sealed_listed_hidden_and
         "/echo/T9/messages",
         f"token={MARKER}&channel=C1",
     )
+    noted = served.call("fixedargs_postNote", title="t").json()
+    assert orjson.loads(noted["result"]["body"]) == {"workspace": 7, "title": "t"}
     assert CANARY_TOKEN not in created.text + again.text + str(listed) + str(called)
 
 

@@ -87,6 +87,10 @@ class Conversion:
     filtered: int = 0
     security_schemes: Mapping[str, SecurityScheme] = field(default_factory=dict)
     """The schemes the document declares, by name (what credential goes where)."""
+    fixed: Mapping[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
+    """Per operation (method, path), the arguments its calls are given by the server's config
+    (`arguments`), set where a server loads (`fixed_arguments`): they stay with these tools
+    while a reload that fails keeps them. Never packed: the config's values, secrets maybe."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

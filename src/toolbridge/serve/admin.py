@@ -62,6 +62,7 @@ from toolbridge.serve.shared import Shared
 from toolbridge.state import scopes
 from toolbridge.state.registered import materialize
 from toolbridge.state.revisions import Expected
+from toolbridge.state.secrets import join, server_secret_paths, split
 from toolbridge.state.store import Store
 from toolbridge.state.values import REDACTED, ServerInClear, ServerRecord
 from toolbridge.upstream.credentials import Credentials
@@ -108,7 +109,9 @@ class Admin:
         self.writable(ident, "server")
         entry, document = _server_body(body, ident)
         validate_entry(Server, entry, f"servers[{ident}]")
-        await self._trial_server(entry, document)
+        # Tried with the secrets it keeps (a listing sent back says `********` for them): a
+        # fixed argument's value is checked against the document, the placeholder is not it.
+        await self._trial_server(await _kept_secrets(store, ident, entry), document)
         since = self.gateway.generation()
         record = await store.servers.update(
             entry, document=document, by=principal.id, expected=expected
@@ -291,6 +294,22 @@ def _server_body(body: Any, ident: str | None) -> tuple[dict[str, Any], bytes | 
         raise BadRequest("give `spec` (a path or URL) or `document` (its text), not both")
     entry["spec"] = "(uploaded)"
     return entry, document.encode("utf-8")
+
+
+async def _kept_secrets(store: Store, ident: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry with each secret sent as `REDACTED` (a listing sent back) put back as
+    stored: what the store's write keeps. Unchanged without one, or without a stored entry
+    to keep it from (the write says so)."""
+    _, given = split(entry, server_secret_paths(entry))
+    placeholders = [tuple(path) for path, value in given if value == REDACTED]
+    if not placeholders:
+        return entry
+    unopened: list[str] = []
+    stored = next((s for s in await store.servers.in_clear(unopened) if s.id == ident), None)
+    if stored is None:
+        return entry
+    _, kept = split(stored.entry, placeholders)
+    return join(entry, kept)
 
 
 def _redact_entry(entry: dict[str, Any]) -> dict[str, Any]:

@@ -18,9 +18,10 @@ from pydantic import ValidationError
 from toolbridge.arguments import ArgumentValidator
 from toolbridge.config import Config, ForwardAuth, OAuth2ClientCredentials, PerUserAuth
 from toolbridge.errors import InvalidArguments, ToolbridgeError, UpstreamUnavailable
-from toolbridge.fixed_arguments import secret_values, supplied
+from toolbridge.fixed_arguments import supplied
 from toolbridge.gateway import Gateway
 from toolbridge.policy import ANONYMOUS_ADMIN, Principal
+from toolbridge.redaction import argument_secrets
 from toolbridge.schemas import json_kind
 from toolbridge.tools import HttpOperation, PythonFunction, SecurityScheme, Tool
 from toolbridge.upstream.credentials import Credentials
@@ -73,7 +74,9 @@ async def _http(gateway: Gateway, tool: Tool, op: HttpOperation, arguments: Any)
     server = next((s for s in gateway.config.servers if s.id == op.server), None)
     if server is None:
         raise ToolbridgeError(f"no server {op.server!r} in the config")
-    checked = supplied(server, op, checked)
+    conversion = _conversion(gateway, op.server)
+    fixed = getattr(conversion, "fixed", {})
+    checked = supplied(fixed, op, checked)
     if op.base_url is None:
         raise UpstreamUnavailable(
             op.server,
@@ -101,15 +104,20 @@ async def _http(gateway: Gateway, tool: Tool, op: HttpOperation, arguments: Any)
             )
         case _:
             pass
-    lines.append(curl_line(request, (*credentials.secrets, *parts.secrets, *secret_values(server))))
+    given = [v for values in fixed.values() for v in argument_secrets(values)]
+    lines.append(curl_line(request, (*credentials.secrets, *parts.secrets, *given)))
     return "\n".join(lines)
+
+
+def _conversion(gateway: Gateway, source: str) -> Any:
+    status = next((s for s in gateway.sources() if s.id == source), None)
+    return status.conversion if status is not None else None
 
 
 def _security(
     gateway: Gateway, source: str
 ) -> tuple[Mapping[str, SecurityScheme], list[HttpOperation]]:
-    status = next((s for s in gateway.sources() if s.id == source), None)
-    conversion = status.conversion if status is not None else None
+    conversion = _conversion(gateway, source)
     if conversion is None:
         return {}, []
     schemes: Mapping[str, SecurityScheme] = getattr(conversion, "security_schemes", {})
