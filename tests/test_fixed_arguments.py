@@ -42,6 +42,16 @@ def gateway(
     return Gateway(config, upstream=MockUpstream(upstream), reread=reread)
 
 
+def reloading(given: list[dict[str, Any]], sent: list[UpstreamRequest]) -> Gateway:
+    """A gateway whose config's `arguments` are `given[0]` at each reload."""
+    entry = {"id": "chat", "spec": str(DOCUMENT), "base_url": "http://chat.test"}
+    return gateway(
+        given[0],
+        sent,
+        lambda: Config.model_validate({"servers": [{**entry, "arguments": given[0]}]}),
+    )
+
+
 def schema_of(gateway: Gateway, name: str) -> tuple[list[str], list[str]]:
     schema = gateway.catalog.tools[name].input_schema
     return sorted(schema["properties"]), sorted(schema.get("required", []))
@@ -192,8 +202,44 @@ async def test_the_notes_say_where_and_how() -> None:
             "server 'chat': arguments.channel is null (leave it out), but tool 'listMessages' "
             "(GET /echo/{team}/messages) requires its query parameter 'channel': give it a value",
         ),
+        # What the request builder refuses, said in words (the check's own patterns).
+        (
+            {"X-Trace": f"{CANARY}\r\nX-Injected: 1"},
+            "server 'chat': arguments.X-Trace does not fit the header parameter 'X-Trace' of "
+            "tool 'putLabels' (PUT /echo/{item}/labels): expected text a header can carry (no "
+            "line break nor control character), found a string",
+        ),
+        (
+            {"item": ".."},
+            "server 'chat': arguments.item does not fit the path parameter 'item' of tool "
+            "'putLabels' (PUT /echo/{item}/labels): expected a path segment other than `.`, "
+            "`..` and nothing, found a string",
+        ),
+        # A key the schema does not allow is not named: the keys are the value's.
+        (
+            {"labels": {"team": "a", f"{CANARY}-key": 1}},
+            "server 'chat': arguments.labels does not fit the body field 'labels' of tool "
+            "'putLabels' (PUT /echo/{item}/labels): expected a value that passes "
+            "`additionalProperties`, found an object",
+        ),
+        # Text is read as JSON where the parameter takes no text; this is no JSON number.
+        (
+            {"workspace": "not a number"},
+            "server 'chat': arguments.workspace does not fit the body field 'workspace' of tool "
+            "'postNote' (POST /echo/notes): expected a value that passes `type` (types "
+            '["integer"]), found a string',
+        ),
     ],
-    ids=["enum", "minimum", "type", "null-required"],
+    ids=[
+        "enum",
+        "minimum",
+        "type",
+        "null-required",
+        "header-line-break",
+        "path-dot-segment",
+        "extra-key",
+        "text-not-json",
+    ],
 )
 async def test_a_value_a_parameter_does_not_take_keeps_the_server_down(
     arguments: dict[str, Any], error: str
@@ -216,12 +262,7 @@ async def test_a_reload_applies_changed_arguments() -> None:
     """A fixed value changed, added or taken out applies on reload: schema and calls."""
     given: list[dict[str, Any]] = [{"token": CANARY}, {"token": "second-token-value"}, {}]
     sent: list[UpstreamRequest] = []
-    entry = {"id": "chat", "spec": str(DOCUMENT), "base_url": "http://chat.test"}
-    served = gateway(
-        given[0],
-        sent,
-        lambda: Config.model_validate({"servers": [{**entry, "arguments": given[0]}]}),
-    )
+    served = reloading(given, sent)
     seen = []
     async with served:
         while given:
@@ -244,12 +285,7 @@ async def test_a_reload_whose_value_does_not_fit_keeps_the_tools_with_their_valu
     the values they were checked with, never the new config's that failed the check."""
     given: list[dict[str, Any]] = [{"token": CANARY}, {"token": 12}, {"channel": None}]
     sent: list[UpstreamRequest] = []
-    entry = {"id": "chat", "spec": str(DOCUMENT), "base_url": "http://chat.test"}
-    served = gateway(
-        given[0],
-        sent,
-        lambda: Config.model_validate({"servers": [{**entry, "arguments": given[0]}]}),
-    )
+    served = reloading(given, sent)
     seen = []
     async with served:
         while given:
@@ -286,43 +322,6 @@ async def test_text_is_read_as_json_only_where_no_text_fits(
     path, _, _, body = request_parts(sent[-1])
     assert body == request_sent
     assert path == ("/echo/42/messages" if "team" in arguments else "/echo/notes")
-
-
-@pytest.mark.parametrize(
-    ("arguments", "problem"),
-    [
-        (
-            {"X-Trace": f"{CANARY}\r\nX-Injected: 1"},
-            "the header parameter 'X-Trace' of tool 'putLabels' (PUT /echo/{item}/labels): "
-            "expected a value that passes `pattern`",
-        ),
-        (
-            {"item": ".."},
-            "the path parameter 'item' of tool 'putLabels' (PUT /echo/{item}/labels): expected "
-            "a value that passes `pattern`",
-        ),
-        (
-            {"labels": {"team": "a", f"{CANARY}-key": 1}},
-            "the body field 'labels' of tool 'putLabels' (PUT /echo/{item}/labels): expected "
-            "a value that passes `additionalProperties`, found an object",
-        ),
-        (
-            {"workspace": "not a number"},
-            "the body field 'workspace' of tool 'postNote' (POST /echo/notes): expected a "
-            'value that passes `type` (types ["integer"]), found a string',
-        ),
-    ],
-    ids=["header-line-break", "path-dot-segment", "extra-key", "text-not-json"],
-)
-async def test_a_value_the_request_builder_refuses_is_refused_at_load_never_quoted(
-    arguments: dict[str, Any], problem: str
-) -> None:
-    async with gateway(arguments, []) as served:
-        (status,) = served.sources()
-    assert status.error is not None
-    assert problem in status.error
-    assert CANARY not in status.error
-    assert ".." not in status.error.split("):", 1)[1]
 
 
 async def test_a_field_of_a_body_given_whole_is_noted_as_unreachable() -> None:

@@ -42,7 +42,14 @@ import orjson
 
 from toolbridge import json_text
 from toolbridge import schemas as js
-from toolbridge.arguments import accepted_schema
+from toolbridge.arguments import (
+    BASE64_PATTERN,
+    HEADER_VALUE_PATTERN,
+    LABEL_PATTERN,
+    PATH_SEGMENT_PATTERN,
+    WHOLE_SEGMENT_PATTERN,
+    accepted_schema,
+)
 from toolbridge.config import Server
 from toolbridge.errors import ToolbridgeError
 from toolbridge.tools import HttpOperation, JsonSchema, Note, Tool
@@ -80,6 +87,14 @@ _SAID_KINDS = frozenset(
 """Validation errors whose details are the schema's own (what it expects), never the value's:
 only these are said in full; of the rest (`additionalProperties`, `unevaluatedItems`, ...),
 which quote parts of the value, only the keyword."""
+_OURS = {
+    HEADER_VALUE_PATTERN: "text a header can carry (no line break nor control character)",
+    PATH_SEGMENT_PATTERN: "a path segment other than `.` and `..`",
+    WHOLE_SEGMENT_PATTERN: "a path segment other than `.`, `..` and nothing",
+    LABEL_PATTERN: "a label other than `.` and nothing",
+    BASE64_PATTERN: "base64 text",
+}
+"""The patterns a call's check adds (`arguments.accepted_schema`), in words."""
 
 
 class FixedArgumentError(ToolbridgeError):
@@ -291,6 +306,10 @@ def _expected(error: jsonschema_rs.ValidationError) -> str:
     validator's own message quotes it, and a fixed value may be a secret)."""
     kind = error.kind
     said = ""
+    pattern = kind.as_dict().get("pattern") if kind.name == "pattern" else None
+    ours = _OURS.get(pattern) if isinstance(pattern, str) else None
+    if ours is not None:
+        return f"expected {ours}, found {js.json_kind(error.instance)}"
     if kind.name in _SAID_KINDS:
         wanted = kind.as_dict()
         said = ", ".join(f"{k} {orjson.dumps(v, default=str).decode()}" for k, v in wanted.items())
