@@ -222,6 +222,13 @@ async def test_the_notes_say_where_and_how() -> None:
             "'putLabels' (PUT /echo/{item}/labels): expected a value that passes "
             "`additionalProperties`, found an object",
         ),
+        # Inside the value: said to be there, not where (its keys are the value's).
+        (
+            {"labels": {"team": 5}},
+            "server 'chat': arguments.labels does not fit the body field 'labels' of tool "
+            "'putLabels' (PUT /echo/{item}/labels): expected a value that passes `type` (types "
+            '["null","string"]), found a number inside it',
+        ),
         # Text is read as JSON where the parameter takes no text; this is no JSON number.
         (
             {"workspace": "not a number"},
@@ -238,6 +245,7 @@ async def test_the_notes_say_where_and_how() -> None:
         "header-line-break",
         "path-dot-segment",
         "extra-key",
+        "inside",
         "text-not-json",
     ],
 )

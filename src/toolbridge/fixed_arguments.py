@@ -302,19 +302,21 @@ def _problem(validator: Any, value: Any) -> str | None:
 
 
 def _expected(error: jsonschema_rs.ValidationError) -> str:
-    """What the schema wanted and what kind of value was found, where: never the value (the
-    validator's own message quotes it, and a fixed value may be a secret)."""
+    """What the schema wanted and what kind of value was found: never the value, nor where in
+    it (the validator's own message quotes the value, its path the value's own keys, and a
+    fixed value may be a secret)."""
     kind = error.kind
-    said = ""
+    found = js.json_kind(error.instance)
     pattern = kind.as_dict().get("pattern") if kind.name == "pattern" else None
     ours = _OURS.get(pattern) if isinstance(pattern, str) else None
     if ours is not None:
-        return f"expected {ours}, found {js.json_kind(error.instance)}"
+        return f"expected {ours}, found {found}"
+    said = ""
     if kind.name in _SAID_KINDS:
         wanted = kind.as_dict()
         said = ", ".join(f"{k} {orjson.dumps(v, default=str).decode()}" for k, v in wanted.items())
-    where = "".join(f"[{part!r}]" for part in list(error.instance_path)[1:])
+    inside = " inside it" if len(error.instance_path) > 1 else ""
     return (
         f"expected a value that passes `{kind.name}`{f' ({said[:MAX_SHOWN]})' if said else ''}, "
-        f"found {js.json_kind(error.instance)}{f' at {where}' if where else ''}"
+        f"found {found}{inside}"
     )
