@@ -55,6 +55,7 @@ from toolbridge.local.loader import LocalConversion, ModuleCache
 from toolbridge.metrics import Metrics
 from toolbridge.openapi.convert import Conversion
 from toolbridge.openapi.documents import DocumentStore
+from toolbridge.outputs import Reported
 from toolbridge.policy import Principal
 from toolbridge.redaction import Secrets, secrets_of
 from toolbridge.registry import Catalog, SourceStatus, load_sources
@@ -110,7 +111,7 @@ class Gateway:
         self.upstream = upstream
         self.store = store
         self.max_response_bytes = max_response_bytes
-        self.metrics = Metrics()
+        self.metrics, self.reported = Metrics(), Reported()
         self.env = Environment(
             upstream=upstream, clients=Clients(upstream), workers=workers, default_log=call_log
         )
@@ -429,8 +430,7 @@ class Gateway:
             if mismatch is not None:
                 line["output_mismatch"] = mismatch
                 self.metrics.output_mismatch(tool.name)
-                if not check.reported:  # once per tool and catalog: the document needs fixing
-                    check.reported = True
+                if self.reported.first(check, tool):  # once a tool and schema: fix the document
                     logger.warning(
                         "%s answered other than its output schema says (%s); passed on as it "
                         "is, and counted in toolbridge_output_mismatches_total",
