@@ -84,6 +84,30 @@ def test_a_second_load_converts_nothing_and_gives_the_same_tools(
     assert entry.stat().st_mode & 0o777 == 0o600
 
 
+def test_past_its_bound_the_folder_keeps_the_entries_used_last(
+    api: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Documents read from passing places (an admin write's trial, a process's folder of
+    registered documents) leave entries no later start reads: the folder keeps MAX_ENTRIES,
+    those written or read last."""
+    monkeypatch.setattr(compiled, "MAX_ENTRIES", 2)
+    converted = Converted(monkeypatch)
+    cache = tmp_path / "cache"
+    for prefix in ("a", "b"):
+        load(api, cache, prefix=prefix)
+    (first, second) = entries(cache)
+    os.utime(first, (1, 1))  # long ago: both are as old as can be, b read since
+    os.utime(second, (1, 1))
+    load(api, cache, prefix="b")  # read: used just now
+    load(api, cache, prefix="c")  # written: the third; a, used least lately, goes
+    assert converted.count == 3
+    assert len(entries(cache)) == 2
+    load(api, cache, prefix="b")
+    load(api, cache, prefix="c")
+    load(api, cache, prefix="a")
+    assert converted.count == 4
+
+
 @pytest.mark.parametrize(
     "change",
     ["the document", "a file it refers to", "the prefix", "the server id", "the converter"],

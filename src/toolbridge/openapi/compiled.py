@@ -30,6 +30,7 @@ a source converts at every start, as without a cache.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -57,6 +58,12 @@ FOLDER = "compiled"
 MAGIC = b"toolbridge-compiled\n"
 MAX_ENTRY_BYTES = 256 * 1024 * 1024
 """Larger entries are neither written nor read (the whole corpus packs into about 10 MB)."""
+MAX_ENTRIES = 256
+"""Entries the folder keeps: writing one past this removes the least recently used (by
+modification time; a read that uses an entry marks it). A document edited in place replaces
+its own entry, but one read from a passing place (an admin API write's trial load, each serving
+process's folder of registered documents) leaves an entry no later start reads: thousands, over
+months, without a bound."""
 CONVERTER_SOURCES = (
     "__init__.py",
     "errors.py",
@@ -199,6 +206,8 @@ def _read(path: Path, key: str, store: DocumentStore) -> Conversion | None:
                 return None  # a document it refers to is there now
         if hashlib.sha256(payload).hexdigest() != head["sha256"]:
             raise PackError("the packed conversion does not match its sha256")
+        with contextlib.suppress(OSError):
+            os.utime(path)  # used: the last to be pruned
         return unpack(payload)
     except DocumentError:
         return None  # the conversion will say what is wrong with the document
@@ -240,6 +249,22 @@ def _write(
             raise
     except OSError as exc:
         logger.debug("compiled cache: cannot write in %s: %s", folder, exc)
+        return
+    _prune(folder)
+
+
+def _prune(folder: Path) -> None:
+    """Remove the least recently used entries past MAX_ENTRIES (another process may be doing
+    the same: what is gone already is gone; a reader holding one open reads it whole)."""
+    try:
+        with os.scandir(folder) as found:
+            entries = [(e.stat().st_mtime, e.path) for e in found if e.name.endswith(".bin")]
+    except OSError:
+        return
+    entries.sort()
+    for _, path in entries[: max(0, len(entries) - MAX_ENTRIES)]:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def _destinations(destinations: Destinations | None) -> list[Any] | None:
