@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import anyio
 import pytest
 
+from toolbridge.errors import StoreUnavailable
 from toolbridge.users import UserData
 
 pytestmark = pytest.mark.anyio
@@ -65,3 +67,43 @@ async def test_reads_are_cached_until_forgotten() -> None:
     users.forget("bob", "weather")
     await users.valves("bob", "weather")
     assert reads == ["bob/weather", "bob/weather"]
+
+
+@pytest.mark.parametrize(
+    ("user", "key", "forgotten"),
+    [
+        (None, None, ["alice/weather", "alice/shout", "bob/weather"]),
+        (None, "weather", ["alice/weather", "bob/weather"]),  # a registered tool changed
+        ("alice", None, ["alice/weather", "alice/shout"]),
+        ("alice", "weather", ["alice/weather"]),  # one caller's valves for one tool
+    ],
+)
+async def test_forgetting_drops_only_what_it_names_and_the_rest_outlives_an_outage(
+    user: str | None, key: str | None, forgotten: list[str]
+) -> None:
+    """What is still cached is answered while the store is out of reach: an admin write of one
+    tool forgot every caller's everything, so their calls failed (503) until it came back."""
+    reads: list[str] = []
+    down = False
+
+    async def valves(user: str, tool: str) -> dict[str, Any] | None:
+        if down:
+            raise StoreUnavailable("read the user valves", "sqlite:///s.db", "gone")
+        reads.append(f"{user}/{tool}")
+        return {"home": user}
+
+    async def credential(user: str, server: str) -> dict[str, Any] | None:
+        return None
+
+    users = UserData(valves, credential)
+    asked = [("alice", "weather"), ("alice", "shout"), ("bob", "weather")]
+    for who, tool in asked:
+        await users.valves(who, tool)
+    users.forget(user, key)
+    down = True
+    answered = []
+    for who, tool in asked:
+        with contextlib.suppress(StoreUnavailable):
+            answered.append(f"{who}/{tool}" if await users.valves(who, tool) else "")
+    kept = [f"{who}/{tool}" for who, tool in asked if f"{who}/{tool}" not in forgotten]
+    assert (answered, reads) == (kept, [f"{who}/{tool}" for who, tool in asked])

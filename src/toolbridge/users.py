@@ -44,15 +44,20 @@ class UserData:
         return await self._get("credentials", user, server_id)
 
     def forget(self, user: str | None = None, key: str | None = None) -> None:
-        """Drop cached entries: one user's (for one tool or server), or everything; and keep
-        out of the cache what reads still in flight bring back (they may have read the store
-        before the change that calls this)."""
+        """Drop cached entries: a user's (for one tool or server, or all), every user's for
+        one tool or server, or everything; and keep out of the cache what reads still in
+        flight bring back (they may have read the store before the change that calls this).
+        What is not dropped is answered from memory while the store is out of reach: drop no
+        more than changed."""
         self._forgotten += 1
         for cache in self._cache.values():
-            if user is None:
+            if user is None and key is None:
                 cache.clear()
                 continue
-            for cached in [k for k in cache if k[0] == user and (key is None or k[1] == key)]:
+            dropped = [
+                k for k in cache if (user is None or k[0] == user) and (key is None or k[1] == key)
+            ]
+            for cached in dropped:
                 del cache[cached]
 
     async def _get(self, kind: str, user: str, key: str) -> dict[str, Any] | None:

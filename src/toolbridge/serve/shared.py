@@ -165,10 +165,11 @@ class Shared:
             if unopened and unopened != self._unopened:
                 logger.error("not served here: %s", "; ".join(unopened))
             self._unopened = unopened
-        if changed:
+        for ident in changed:
             # A delete takes its callers' credentials and UserValves with it (in the store);
-            # none cached here may reach what is registered next under that id.
-            self.users.forget()
+            # none cached here may reach what is registered next under that id. Only that id's:
+            # the rest stay answered from memory, also while the store is out of reach.
+            self.users.forget(key=ident)
         return frozenset(changed)
 
     async def announce_reload(self, by: str) -> None:
@@ -289,7 +290,8 @@ class Shared:
                 if changed:  # nothing when this process made the change (it applied it)
                     await sources_changed(changed)
             case "user_valves" | "credential":
-                self.users.forget(subject.get("user"))
+                key = subject.get("tool", subject.get("server"))  # that one entry of that caller
+                self.users.forget(subject.get("user"), key if isinstance(key, str) else None)
             case "reload" if subject.get("replica") != self.replica:
                 await reloaded_elsewhere()
             case "document" if change.op == "approve" and subject.get("replica") != self.replica:
