@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
+from toolbridge.config import Config
 from toolbridge.errors import StoreUnavailable
+from toolbridge.gateway import Gateway
+from toolbridge.policy import Principal
+from toolbridge.upstream.seam import MockUpstream
 from toolbridge.users import UserData
 
 pytestmark = pytest.mark.anyio
@@ -107,3 +112,57 @@ async def test_forgetting_drops_only_what_it_names_and_the_rest_outlives_an_outa
             answered.append(f"{who}/{tool}" if await users.valves(who, tool) else "")
     kept = [f"{who}/{tool}" for who, tool in asked if f"{who}/{tool}" not in forgotten]
     assert (answered, reads) == (kept, [f"{who}/{tool}" for who, tool in asked])
+
+
+TOOL_FILE = '''
+from pydantic import BaseModel
+
+
+class Tools:
+    def plain(self, __user__: dict) -> str:
+        """Who asks."""
+        return f"{__user__['id']} {sorted(__user__)}"
+
+
+class Settings:
+    class UserValves(BaseModel):
+        city: str = "Paris"
+
+    def __init__(self) -> None:
+        pass
+'''
+
+
+async def test_a_tool_without_user_valves_never_asks_the_store(tmp_path: Path) -> None:
+    """Its `__user__` holds no valves whatever is stored: reading them only made its calls
+    fail (503) while the store was out of reach."""
+    (tmp_path / "plain.py").write_text(TOOL_FILE)
+    (tmp_path / "valved.py").write_text(
+        TOOL_FILE.replace("class Tools:", "class Plain:").replace("class Settings:", "class Tools:")
+        + "\n    def city(self, __user__: dict) -> str:\n"
+        + '        """Where."""\n        return __user__["valves"].city\n'
+    )
+    asked: list[tuple[str, str]] = []
+
+    async def down(user: str, key: str) -> dict[str, Any] | None:
+        asked.append((user, key))
+        raise StoreUnavailable("read the user valves", "sqlite:///s.db", "gone")
+
+    config = Config.model_validate(
+        {
+            "tools": [{"id": "plain", "path": "plain.py"}, {"id": "valved", "path": "valved.py"}],
+            "base_dir": tmp_path,
+        }
+    )
+    async with Gateway(
+        config, upstream=MockUpstream(lambda request: pytest.fail(f"sent {request}"))
+    ) as gateway:
+        gateway.dispatch.users = UserData(down, down)
+        caller = Principal(id="alice", admin=True)
+        result = await gateway.call(caller, "plain", {})
+        with pytest.raises(StoreUnavailable):
+            await gateway.call(caller, "city", {})
+    assert (result.result, asked) == (
+        "alice ['email', 'groups', 'id', 'name', 'role']",
+        [("alice", "valved")],
+    )

@@ -118,13 +118,15 @@ class Dispatch:
                 user = _user(principal, headers.get(USER_VALVES_HEADER))
                 if "valves" in user:
                     _known_valves(fn, user["valves"])  # as PUT /v1/me/valves checks them
-                if "valves" not in user and self.users is not None and "__user__" in fn.injected:
+                wanted = "__user__" in fn.injected and "valves" not in user
+                # Without a UserValves model a tool gets no valves: the store is not asked.
+                if wanted and self.users is not None and user_valves(_instance(fn)) is not None:
                     stored = await self.users.valves(principal.id, fn.tool_id)
                     if stored is not None:
                         user["valves"] = stored  # the caller's own, from the store
                 if context is None and fn.injected:
                     context = _context(principal, headers)
-                own = _secret_values(getattr(fn.func, "__self__", None), user.get("valves"))
+                own = _secret_values(_instance(fn), user.get("valves"))
                 token = context.oauth_token if context is not None else None
                 if token is not None and "__oauth_token__" in fn.injected:
                     # The caller's own token, handed to the tool: forwarded, as to an upstream.
@@ -384,11 +386,16 @@ def capped(result: ToolResult, max_bytes: int, secrets: Secrets) -> ToolResult:
     )
 
 
+def _instance(fn: PythonFunction) -> object:
+    """The Tools object a local tool is a method of (None for a module's function)."""
+    return getattr(fn.func, "__self__", None)
+
+
 def _known_valves(fn: PythonFunction, valves: Any) -> None:
     """InvalidArguments for names the caller's UserValves (as sent in the header) has no field
     for: a typo would otherwise be dropped without a word, and the caller's stored UserValves,
     which the header replaces, with it."""
-    model = user_valves(getattr(fn.func, "__self__", None))
+    model = user_valves(_instance(fn))
     unknown = unknown_user_valves(model, valves, "$.__user__.valves") if model else []
     if unknown:
         raise InvalidArguments("__user__", unknown)
