@@ -359,3 +359,15 @@ def test_secrets_are_found_in_fixed_values_at_any_depth_and_of_any_kind() -> Non
         "second-key-1234",
         "987654321987",
     ]
+
+
+async def test_a_name_found_only_inside_a_body_given_whole_is_not_called_unused() -> None:
+    entry = {"id": "chat", "spec": str(DOCUMENT), "base_url": "http://chat.test"}
+    only = {"include": {"operations": ["postRaw"]}, "arguments": {"token": CANARY}}
+    config = Config.model_validate({"servers": [entry | only]})
+    async with Gateway(config, upstream=MockUpstream(lambda r: pytest.fail(str(r)))) as served:
+        (status,) = served.sources()
+        tool = served.catalog.tools["postRaw"]
+    assert status.conversion is not None
+    kinds = [n.kind for n in (*status.conversion.notes, *tool.notes) if "fixed" in n.kind]
+    assert kinds == ["fixed-argument-unreachable"]

@@ -148,11 +148,12 @@ def fixed(
         found = list(slots(op, server.arguments))
         used.update(key for _, key, _, _ in found)
         unreachable = _unreachable(server, tool, op)
+        used.update(key for key, _ in unreachable)  # noted there: not "no tool has it"
         if not found and not unreachable:
             out.append(tool)
             continue
         tool, given = _without(server, tool, found, validators)
-        out.append(replace(tool, notes=(*tool.notes, *unreachable)))
+        out.append(replace(tool, notes=(*tool.notes, *(note for _, note in unreachable))))
         if given:
             values[(op.method, op.path)] = given
     notes = tuple(
@@ -216,20 +217,24 @@ def _without(
     return replace(tool, input_schema=narrowed, notes=(*tool.notes, *notes)), given
 
 
-def _unreachable(server: Server, tool: Tool, op: HttpOperation) -> list[Note]:
-    """A note for each name of `arguments` that is a field of the tool's one `body` argument
-    (a body not taken field by field): the config cannot give it, the model does."""
+def _unreachable(server: Server, tool: Tool, op: HttpOperation) -> list[tuple[str, Note]]:
+    """Each name of `arguments` that is a field of the tool's one `body` argument (a body not
+    taken field by field), with its note: the config cannot give it, the model does."""
     if op.body is None or op.body.argument is None:
         return []
     properties = tool.input_schema.get("properties")
     body = properties.get(op.body.argument) if isinstance(properties, dict) else None
     fields = _fields(body, tool.input_schema.get("$defs"))
     return [
-        Note(
-            kind="fixed-argument-unreachable",
-            message=f"arguments.{name}: {name!r} is a field of the {op.body.argument!r} "
-            "argument (the body, given whole), which `arguments` cannot fix: the model gives it",
-            where=tool.where,
+        (
+            name,
+            Note(
+                kind="fixed-argument-unreachable",
+                message=f"arguments.{name}: {name!r} is a field of the {op.body.argument!r} "
+                "argument (the body, given whole), which `arguments` cannot fix: the model "
+                "gives it",
+                where=tool.where,
+            ),
         )
         for name in server.arguments
         if name in fields
