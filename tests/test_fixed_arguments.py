@@ -353,12 +353,14 @@ def test_secrets_are_found_in_fixed_values_at_any_depth_and_of_any_kind() -> Non
         "flag_token": True,
         "team": "T-public",
     }
-    assert list(argument_secrets(values)) == [
-        "client-secret-1234",
-        "first-key-1234",
-        "second-key-1234",
-        "987654321987",
-    ]
+    assert sorted(argument_secrets(values)) == sorted(
+        [
+            "client-secret-1234",
+            "first-key-1234",
+            "second-key-1234",
+            "987654321987",
+        ]
+    )
 
 
 async def test_a_name_found_only_inside_a_body_given_whole_is_not_called_unused() -> None:

@@ -76,7 +76,8 @@ def _json_path(parts: Any) -> str:
     return out
 
 
-def _resolve(schema: Any, defs: dict[str, Any]) -> Any:
+def resolve(schema: Any, defs: dict[str, Any]) -> Any:
+    """The schema a `$ref` (or a chain of them, up to 16) leads to in `defs`; `{}` if none."""
     for _ in range(16):
         if not (isinstance(schema, dict) and isinstance(schema.get("$ref"), str)):
             return schema
@@ -94,7 +95,7 @@ def _types(schema: Any) -> set[str]:
 
 
 def _admits_null(schema: Any, defs: dict[str, Any]) -> bool:
-    schema = _resolve(schema, defs)
+    schema = resolve(schema, defs)
     if not isinstance(schema, dict):
         return schema is not False
     kinds = _types(schema)
@@ -133,7 +134,7 @@ def _branches(schema: Any, defs: dict[str, Any]) -> list[Any]:
     if not isinstance(schema, dict):
         return []
     found = [schema.get(key) for key in ("anyOf", "oneOf")]
-    return [_resolve(b, defs) for each in found if isinstance(each, list) for b in each[:64]]
+    return [resolve(b, defs) for each in found if isinstance(each, list) for b in each[:64]]
 
 
 def _branch_kinds(branch: Any) -> set[str]:
@@ -147,7 +148,7 @@ def _branch_kinds(branch: Any) -> set[str]:
 
 
 def _mend(value: Any, schema: Any, defs: dict[str, Any], depth: int) -> Any:
-    schema = _resolve(schema, defs)
+    schema = resolve(schema, defs)
     if depth > 32 or not isinstance(schema, dict):
         return value
     kinds = _kinds(schema, defs)

@@ -49,6 +49,7 @@ from toolbridge.arguments import (
     PATH_SEGMENT_PATTERN,
     WHOLE_SEGMENT_PATTERN,
     accepted_schema,
+    resolve,
 )
 from toolbridge.config import Server
 from toolbridge.errors import ToolbridgeError
@@ -242,9 +243,8 @@ def _unreachable(server: Server, tool: Tool, op: HttpOperation) -> list[tuple[st
 
 
 def _fields(schema: Any, defs: Any) -> set[str]:
-    """The property names of an object schema (through one `$ref`, and `allOf`)."""
-    if isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and isinstance(defs, dict):
-        schema = defs.get(schema["$ref"].removeprefix("#/$defs/"), schema)
+    """The property names of an object schema (through `$ref`s, and `allOf`)."""
+    schema = resolve(schema, defs if isinstance(defs, dict) else {})
     if not isinstance(schema, dict):
         return set()
     names = set(schema["properties"]) if isinstance(schema.get("properties"), dict) else set()

@@ -157,9 +157,6 @@ class Secrets:
 
 
 _BINARY_KEYS = frozenset(("base64", "size", "content_type"))
-MAX_ARGUMENT_DEPTH = 64
-"""How deep a fixed argument's value is looked into for secrets (a config's YAML is bounded
-far below this: `yaml_limits`)."""
 
 
 def _walk(value: Any, text: Callable[[str], str]) -> Any:
@@ -183,10 +180,10 @@ def _spellings(value: str) -> set[str]:
 
 def entry_secrets(entry: Any) -> list[str]:
     """The secrets a config entry may hold, read from it as it was sent (a JSON value, not yet
-    checked: a refused one is never a Config to read them from): values under names that say
-    secret, an `auth` mapping's `value` (an API key's), a URL's (`url_secrets`), at any depth;
-    and a tool or filter entry's valves its `secret` list names (the names themselves are not
-    secrets: an error about a valve says which)."""
+    checked: a refused one is never a Config to read them from): strings and numbers under names
+    that say secret (a number as its JSON text), an `auth` mapping's `value` (an API key's), a URL's
+    (`url_secrets`), at any depth; and a tool or filter entry's valves its `secret` list names (the
+    names themselves are not secrets: an error about a valve says which)."""
     found: list[str] = []
     nodes: list[tuple[str, str, Any]] = [("", "", entry)]
     if isinstance(entry, dict) and isinstance(entry.get("secret"), list):
@@ -203,6 +200,9 @@ def entry_secrets(entry: Any) -> list[str]:
                 found.append(value)
             if "://" in value or "@" in value:
                 found.extend(url_secrets(value))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            if SECRET_NAME.search(name):
+                found.append(orjson.dumps(value).decode())
         elif isinstance(value, dict):
             nodes.extend((name, str(k), v) for k, v in value.items())
         elif isinstance(value, list):
@@ -290,27 +290,11 @@ def _server_secrets(server: Server) -> Iterator[str]:
         yield from url_secrets(server.base_url)
 
 
-def argument_secrets(values: Mapping[str, Any]) -> Iterator[str]:
-    """The secrets among fixed arguments (`arguments:`): each string or number under a name
-    that says token, key, secret or password, at any depth (`credentials: {client_secret:
-    ...}`, a list of keys), as the text it is sent as."""
-    for name, value in values.items():
-        yield from _leaves(value, bool(SECRET_NAME.search(name)), 0)
-
-
-def _leaves(value: Any, secret: bool, depth: int) -> Iterator[str]:
-    if depth > MAX_ARGUMENT_DEPTH:
-        return
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from _leaves(item, secret or bool(SECRET_NAME.search(str(key))), depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _leaves(item, secret, depth + 1)
-    elif secret and isinstance(value, str):
-        yield value
-    elif secret and isinstance(value, int | float) and not isinstance(value, bool):
-        yield orjson.dumps(value).decode()
+def argument_secrets(values: Mapping[str, Any]) -> list[str]:
+    """The secrets among fixed arguments (`arguments:`), as any config entry's are found
+    (`entry_secrets`): strings and numbers under a name that says token, key, secret or
+    password, at any depth (`client: {secret: ...}`, a list of keys)."""
+    return entry_secrets({"arguments": dict(values)})
 
 
 def _named_secrets(values: Mapping[str, Any]) -> Iterator[str]:
