@@ -82,6 +82,8 @@ class Visible:
     tools: tuple[Tool, ...]
     key: str
     """A digest of their names: equal for every principal who sees the same tools."""
+    scope: str = ""
+    """A digest of the scope alone (toolset and mode; the same across generations)."""
 
 
 class Answer:
@@ -325,8 +327,9 @@ class Listings:
         if found is None:
             tools = tuple(allowed())
             names = hashlib.sha256(repr(scope).encode() if scope is not None else b"")
+            scoped = names.hexdigest()
             names.update("\n".join(tool.name for tool in tools).encode())
-            found = self._visible[key] = Visible(tools, names.hexdigest())
+            found = self._visible[key] = Visible(tools, names.hexdigest(), scoped)
             if len(self._visible) > MAX_VISIBLE:
                 self._visible.popitem(last=False)
         else:

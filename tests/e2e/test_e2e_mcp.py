@@ -18,7 +18,7 @@ import itertools
 import json
 import subprocess
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -79,9 +79,11 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
         yield load_config(config_file, {"ALICE_KEY": KEYS["alice"], "OPS_KEY": KEYS["ops"]})
 
 
-def gateway_app(config: Config, *, stateful: bool = False) -> Starlette:
+def gateway_app(
+    config: Config, *, stateful: bool = False, reread: Callable[[], Config] | None = None
+) -> Starlette:
     """The gateway's app, reduced to what `/mcp` needs, wired as `create_app` wires it."""
-    gateway = Gateway(config, upstream=make_upstream())
+    gateway = Gateway(config, upstream=make_upstream(), reread=reread)
     gateway.load()
     mcp = create_mcp_app(gateway, stateful=stateful)
 
@@ -246,6 +248,34 @@ async def test_a_stateful_session_hears_it_on_its_get_stream(config: Config) -> 
             with anyio.fail_after(10):
                 await handler.changed.wait()
     assert handler.received == [types.ToolListChangedNotification()]
+
+
+@pytest.mark.parametrize(("mode", "version"), MODES)
+async def test_a_client_paging_through_a_reload_gets_the_rest_of_the_new_list(
+    config: Config, mode: str, version: str
+) -> None:
+    """The mcp SDK's client does not list again when a page is refused: a cursor made before a
+    reload goes on in the new list, after the last tool the client was sent."""
+    paged = config.model_copy(update={"mcp": config.mcp.model_copy(update={"page_size": 2})})
+    (notes,) = paged.servers
+    assert notes.access is not None
+    grant = notes.access[0].model_copy(update={"methods": ("GET", "DELETE")})
+    grown = paged.model_copy(update={"servers": [notes.model_copy(update={"access": (grant,)})]})
+    app = gateway_app(paged, reread=lambda: grown)
+    with LoopbackServer(app, lifespan="on") as server:
+        async with connect(server.url, mode=mode) as client:
+            first = await client.list_tools()
+            assert [t.name for t in first.tools] == ["listNotes", "getNote"]
+            await reload(server.url)
+            names = [t.name for t in first.tools]
+            cursor = first.next_cursor
+            while cursor is not None:
+                page = await client.list_tools(cursor=cursor)
+                names.extend(t.name for t in page.tools)
+                cursor = page.next_cursor
+            again = [t.name for t in (await client.list_tools()).tools]
+    assert names == ["listNotes", "getNote", "deleteNote", "getStatus"]
+    assert again == ["listNotes", "getNote"]  # the new list's first page
 
 
 # -- several stateless gateways behind one address --------------------------------------------

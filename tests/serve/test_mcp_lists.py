@@ -7,9 +7,10 @@ use every operation, bob only GETs) in pages of `mcp.page_size` = 2.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,10 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def config(page_size: int) -> Config:
+BOB_GETS: list[dict[str, Any]] = [{"users": ["bob"], "methods": ["GET"]}]
+
+
+def config(page_size: int, bob: list[dict[str, Any]] = BOB_GETS) -> Config:
     return Config.model_validate(
         {
             "auth": {"api_keys": [{"user": u, "key": k} for u, k in KEYS.items()]},
@@ -64,7 +68,7 @@ def config(page_size: int) -> Config:
                     "id": "notes",
                     "spec": str(DEMO_SPEC),
                     "base_url": "http://notes.test",
-                    "access": [{"users": ["alice"]}, {"users": ["bob"], "methods": ["GET"]}],
+                    "access": [{"users": ["alice"]}, *bob],
                 }
             ],
             "mcp": {"page_size": page_size},
@@ -188,32 +192,90 @@ async def test_a_client_that_takes_zstd_gets_it_and_the_same_answer(gateway: Gat
     assert "_meta" not in plain_json["result"] or SPLICE_META not in plain_json["result"]["_meta"]
 
 
+def made(*parts: object) -> str:
+    """A cursor as the gateway makes them: [offset, visible set, scope, last tool, next tool]."""
+    return base64.urlsafe_b64encode(json.dumps(list(parts)).encode()).decode().rstrip("=")
+
+
+def visible(gateway: Gateway, user: str) -> listings.Visible:
+    return gateway.listing(PRINCIPALS[user]).visible
+
+
 @pytest.mark.parametrize(
     ("cursor", "message"),
     [
-        ("not-a-cursor!", "is not a cursor of this gateway"),
+        ("not-a-cursor!", "'not-a-cursor!' is not a cursor of this gateway"),
+        ("WzIsImFiYyJd", "'WzIsImFiYyJd' is not a cursor of this gateway"),  # [2, "abc"]
         (
-            "WzIsImFiYyJd",
-            "the cursor is of another tool list (from before the list changed, or from another "
-            "endpoint, toolset or mode); list again from the start",
+            lambda v: made(2, v.key[:16], "0" * 16, "createNote", "getNote"),
+            "the cursor is of another tool list (another endpoint, toolset or mode); "
+            "list again from the start",
         ),
+        (
+            lambda v: made(7, v.key[:16], v.scope[:16], "getStatus", "x"),
+            "the cursor is past the end of the list; list again from the start",
+        ),
+        (lambda v: made(-1, v.key[:16], v.scope[:16], "x", "y"), "is not a cursor of this gateway"),
+        (lambda v: made(2, v.key[:16], v.scope[:16], 5, "x"), "is not a cursor of this gateway"),
     ],
 )
 async def test_a_cursor_not_made_for_this_list_is_invalid_params(
-    gateway: Gateway, cursor: str, message: str
+    gateway: Gateway, cursor: str | Callable[[listings.Visible], str], message: str
 ) -> None:
+    text = cursor if isinstance(cursor, str) else cursor(visible(gateway, "alice"))
     async with http(gateway, "alice") as client:
-        _, answer = await modern_list(client, cursor)
+        _, answer = await modern_list(client, text)
     assert answer["error"]["code"] == -32602
     assert message in answer["error"]["message"]
 
 
-async def test_a_cursor_of_another_callers_list_is_refused(gateway: Gateway) -> None:
-    async with http(gateway, "alice") as client:
+@pytest.mark.parametrize(
+    ("access", "after"),
+    [
+        # bob's first page was listNotes, getNote; the next began at getStatus.
+        # Tools added after getNote (the last sent) come next.
+        ([{"users": ["bob"], "methods": ["GET", "DELETE"]}], ["deleteNote", "getStatus"]),
+        # Added before it: not shown (list_changed tells the client to list again).
+        ([{"users": ["bob"], "methods": ["GET", "POST"]}], ["getStatus"]),
+        # getNote gone: from getStatus, the next tool, wherever it now is.
+        ([{"users": ["bob"], "tools": ["listNotes", "getStatus"]}], ["getStatus"]),
+        # Both gone: from the same position (past the end of a list of one).
+        ([{"users": ["bob"], "tools": ["listNotes"]}], []),
+    ],
+)
+async def test_a_cursor_from_before_a_reload_goes_on_in_the_new_list(
+    access: list[dict[str, Any]], after: list[str]
+) -> None:
+    """Clients such as the mcp SDK's do not list again when a page is refused: a cursor made
+    before the caller's tools changed goes on in the new list (see `mcp_lists`), never showing a
+    tool the caller may not use."""
+    gateway = Gateway(
+        config(2),
+        upstream=MockUpstream(lambda r: UpstreamResponse(status=204)),
+        reread=lambda: config(2, access),
+    )
+    gateway.load()
+    names: list[str] = []
+    async with http(gateway, "bob") as client:
         _, first = await modern_list(client)
+        assert [t["name"] for t in first["result"]["tools"]] == ["listNotes", "getNote"]
+        await gateway.reload()
+        cursor = first["result"]["nextCursor"]
+        while cursor is not None:
+            _, answer = await modern_list(client, cursor)
+            names.extend(t["name"] for t in answer["result"]["tools"])
+            cursor = answer["result"].get("nextCursor")
+    assert names == after
+
+
+async def test_a_cursor_of_another_callers_list_shows_only_the_callers_own_tools(
+    gateway: Gateway,
+) -> None:
+    async with http(gateway, "alice") as client:
+        _, first = await modern_list(client)  # listNotes, createNote | getNote, ...
     async with http(gateway, "bob") as client:
         _, answer = await modern_list(client, first["result"]["nextCursor"])
-    assert answer["error"]["code"] == -32602
+    assert answer["result"]["tools"] == expected(gateway, "bob")[1:]  # getNote, getStatus
 
 
 async def test_page_size_zero_is_one_page(gateway: Gateway) -> None:

@@ -12,9 +12,17 @@ empty one. Nothing of the envelope is ours, and a request served without `McpApp
 Pages: `page_size` tools each (the config's `mcp.page_size`; 0 is one page) and at most
 `MAX_PAGE_BYTES` of them (one tool at least), in catalog order, with an opaque `nextCursor`
 while more follow, as the MCP specification defines. (The Python SDK's client refuses an
-event over 1 MiB: a page of 1,000 Kubernetes tools is 14 MB.) A cursor
-names the position and the visible set it belongs to: one from before a reload that changed
-what the caller sees is refused (`StaleCursor`: the client lists again from the start).
+event over 1 MiB: a page of 1,000 Kubernetes tools is 14 MB.) A cursor names the position, the
+visible set and the scope (endpoint, toolset, mode) it was made for, and the tools on either
+side of it. In the same visible set it is the position. After a reload (or a change of what the
+caller may see) it goes on after the last tool sent, if the new list has it, else at the next
+one, else at the same position: the client gets the rest of the list as it now is, and the
+`list_changed` notification tells it to list again. (Refusing such cursors failed 9% of
+sessions in a soak with admin writes every second or two: clients such as the mcp SDK's do not
+list again on an error.) A cursor of another scope is refused (`StaleCursor`), as is one the
+gateway did not make.
+What the cursor holds is the caller's to read; it decides only where the caller's own list
+goes on, never what is in it.
 
 A JSON answer goes out zstd-compressed to clients that accept it (frames may follow one
 another: the kept page is one, the envelope's head and tail are two more), plain otherwise;
@@ -66,9 +74,7 @@ async def page(listing: Listing, cursor: str | None, page_size: int) -> tuple[An
     """The page a cursor names (the first without one) as kept bytes, and the next cursor."""
     tools = listing.tools
     size = page_size if page_size > 0 else max(len(tools), 1)
-    offset = _offset(cursor, listing.visible.key) if cursor is not None else 0
-    if offset > len(tools):
-        raise StaleCursor("the cursor is past the end of the list; list again from the start")
+    offset = _offset(cursor, listing) if cursor is not None else 0
     ends = listing.listings.page_ends
     where = (listing.visible.key, offset, size)
     end = ends.get(where)
@@ -79,7 +85,7 @@ async def page(listing: Listing, cursor: str | None, page_size: int) -> tuple[An
     answer = await listing.answer(
         ("mcp", offset, end), lambda: json_array(orjson.dumps(render(t, "mcp")) for t in chosen)
     )
-    next_cursor = _cursor(end, listing.visible.key) if end < len(tools) else None
+    next_cursor = _cursor(end, listing, tools[end - 1 : end + 1]) if end < len(tools) else None
     return answer, next_cursor
 
 
@@ -94,23 +100,39 @@ def _page_end(tools: Sequence[Tool], offset: int, size: int) -> int:
     return min(offset + size, len(tools))
 
 
-def _cursor(offset: int, key: str) -> str:
-    raw = orjson.dumps([offset, key[:16]])
+def _cursor(offset: int, listing: Listing, around: Sequence[Tool]) -> str:
+    """A cursor to `offset`, between the two tools `around` (the last sent, the next)."""
+    visible = listing.visible
+    last, following = (tool.name for tool in around)
+    raw = orjson.dumps([offset, visible.key[:16], visible.scope[:16], last, following])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _offset(cursor: str, key: str) -> int:
+def _offset(cursor: str, listing: Listing) -> int:
+    """Where the page a cursor names starts in `listing` (see the module's docstring)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        offset, made_for = orjson.loads(raw)
+        offset, made_for, scope, last, following = orjson.loads(raw)
     except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError):
         raise StaleCursor(f"{cursor[:40]!r} is not a cursor of this gateway") from None
-    if not isinstance(offset, int) or offset < 0 or made_for != key[:16]:
+    visible, tools = listing.visible, listing.tools
+    if not (isinstance(offset, int) and offset >= 0 and isinstance(last, str)):
+        raise StaleCursor(f"{cursor[:40]!r} is not a cursor of this gateway")
+    if scope != visible.scope[:16]:
         raise StaleCursor(
-            "the cursor is of another tool list (from before the list changed, or from another "
-            "endpoint, toolset or mode); list again from the start"
+            "the cursor is of another tool list (another endpoint, toolset or mode); "
+            "list again from the start"
         )
-    return offset
+    if made_for == visible.key[:16]:
+        if offset > len(tools):
+            raise StaleCursor("the cursor is past the end of the list; list again from the start")
+        return offset
+    names = [tool.name for tool in tools]
+    if last in names:
+        return names.index(last) + 1
+    if following in names:
+        return names.index(following)
+    return min(offset, len(tools))
 
 
 def splicing(send: Send, splices: Splices, accept_encoding: str | None) -> Send:
