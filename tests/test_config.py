@@ -1220,8 +1220,13 @@ def test_state_urls_that_are_accepted(tmp_path: Path, url: str) -> None:
         ),
         pytest.param(
             "state: {path: x.db}",
-            "FILE:1: state: required key 'url' is missing\nFILE:1: state.path: unknown key 'path'",
+            "FILE:1: state.path: unknown key 'path'",
             id="state-unknown-key",
+        ),
+        pytest.param(
+            "state: {audit_days: 0}",
+            "FILE:1: state.audit_days: Input should be greater than or equal to 1 (found an integer)",
+            id="state-audit-days-zero",
         ),
         pytest.param(
             "auth:\n  rate_limit: {per_minute: 1, redis: 'http://:s3cr3t-pw@cache'}",

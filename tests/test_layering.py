@@ -108,6 +108,7 @@ EDGES = {
         "state.documents",
         "state.urls",
         "state.revisions",
+        "state.retention",
         "state.migrations.versions.v0001_initial",
         "state.migrations.versions.v0002_filters",
         "state.migrations.versions.v0003_revisions",

@@ -358,13 +358,18 @@ class Audit(_Model):
 class State(_Model):
     """Where the gateway keeps what it learns at run time (see `toolbridge.state`)."""
 
-    url: str
+    url: str | None = None
     """`sqlite:///PATH` (relative to this file; `sqlite:////abs/path` for an absolute one) or
-    `postgresql://USER:PASSWORD@HOST:PORT/DB` (several gateways sharing one store)."""
+    `postgresql://USER:PASSWORD@HOST:PORT/DB` (several gateways sharing one store); by
+    default, `toolbridge-state.db` beside this file."""
+    audit_days: int | None = Field(default=90, ge=1, le=36_500)
+    """Days the admin audit log keeps an entry (null: for ever); older ones are deleted."""
 
     @field_validator("url")
     @classmethod
-    def _state_url(cls, value: str) -> str:
+    def _state_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         _scheme(value, ("sqlite", "postgresql", "postgres"), "sqlite:///PATH or postgresql://...")
         if value.startswith("sqlite:") and (
             not value.startswith("sqlite:///") or value == "sqlite:///"

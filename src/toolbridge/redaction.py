@@ -248,7 +248,7 @@ def secrets_of(
 
 
 def config_secrets(config: Config) -> Iterator[str]:
-    if config.state is not None:  # a PostgreSQL URL's password (its user name is none)
+    if config.state is not None and config.state.url is not None:  # a PostgreSQL password
         yield from url_secrets(config.state.url, name_as_token=False)
     auth = config.auth
     if auth is not None:

@@ -746,6 +746,42 @@ def test_a_process_without_the_key_of_some_entries_serves_the_rest_and_is_not_re
     assert CANARY_TOKEN not in again.log.read_text() + ready.text
 
 
+def test_audit_entries_and_changes_past_their_time_are_pruned_by_a_running_gateway(
+    folder: Path, env: dict[str, str]
+) -> None:
+    """`state.audit_days` (here 30; `state` without a `url` keeps the default file): entries
+    written long ago are deleted soon after the gateway starts, and the prune is audited."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from toolbridge.state.store import Store
+
+    config = yaml.safe_load((folder / "toolbridge.yaml").read_text())
+    (folder / "toolbridge.yaml").write_text(yaml.safe_dump({**config, "state": {"audit_days": 30}}))
+
+    async def written_long_ago() -> None:
+        url = f"sqlite:///{folder / 'toolbridge-state.db'}"
+        async with await Store.open(url, clock=lambda: datetime(2020, 1, 1, tzinfo=UTC)) as old:
+            for n in range(3):
+                await old.record_change("reload", "reload", {"replica": f"old{n}"}, by="ops")
+
+    asyncio.run(written_long_ago())
+    served = Served(folder, env=env)
+    try:
+        deadline, audit = time.monotonic() + 30, []
+        while time.monotonic() < deadline:
+            audit = [
+                (e["actor"], e["action"], e["target"], e["detail"])
+                for e in get(served, "/v1/admin/audit").json()["audit"]
+            ]
+            if any(action == "feed.prune" for _, action, _, _ in audit):
+                break
+            time.sleep(0.2)
+    finally:
+        served.stop()
+    assert audit == [("gateway", "feed.prune", "3", {"audit": 3, "changes": 3})]
+
+
 def test_registered_sources_outlive_a_restart_and_are_exported(
     folder: Path, env: dict[str, str], upstream: str
 ) -> None:

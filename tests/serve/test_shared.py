@@ -3,6 +3,7 @@ passing fault."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -151,4 +152,63 @@ async def test_a_committed_admin_write_whose_reread_fails_says_so_and_is_no_503(
     }
     assert [r.getMessage() for r in caplog.records] == [
         f"pets is stored, not applied here yet: {message}"
+    ]
+
+
+async def test_a_follower_that_missed_pruned_changes_reads_everything_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A process cut off from the store while the changes it had not read were pruned: the
+    prune's marker tells it so, and it reads everything again (sources, a reload, callers'
+    data); without it, alice's valves cached here would stay as they were."""
+    import asyncio
+    from datetime import timedelta
+
+    from toolbridge.config import Config
+    from toolbridge.demo import DEMO_SPEC
+    from toolbridge.gateway import Gateway
+    from toolbridge.state.retention import KEEP_CHANGES
+    from toolbridge.state.store import Store
+    from toolbridge.upstream.seam import MockUpstream, UpstreamResponse
+
+    url, now = f"sqlite:///{tmp_path / 'state.db'}", [datetime.now(UTC)]
+    async with await Store.open(url, clock=lambda: now[0]) as writer:
+        await writer.users.put_valves("alice", "clock", {"tz": "UTC"})  # change 1
+        shared = Shared(url, folder=tmp_path / "files", replica="this")
+        assert await shared._open()
+        assert await shared.users.valves("alice", "clock") == {"tz": "UTC"}  # cached here
+        await writer.users.put_valves("alice", "clock", {"tz": "CET"})  # 2: never read here
+        now[0] += KEEP_CHANGES + timedelta(days=1)
+        await writer.prune(audit_days=None, by="gateway")  # deletes 1-2, marker 3
+
+    store = shared.require()
+
+    async def had_read_change_1() -> int:
+        return 1
+
+    monkeypatch.setattr(store, "last_change_id", had_read_change_1)
+    gateway = Gateway(
+        Config.model_validate({"servers": [{"id": "notes", "spec": str(DEMO_SPEC)}]}),
+        upstream=MockUpstream(lambda r: UpstreamResponse(status=204)),
+    )
+    gateway.load()
+    reloaded = asyncio.Event()
+
+    async def reloaded_elsewhere() -> None:
+        reloaded.set()
+
+    task = asyncio.create_task(
+        shared._follow(gateway, True, (nothing, reloaded_elsewhere, nothing))
+    )
+    try:
+        await asyncio.wait_for(reloaded.wait(), 10)
+        assert await shared.users.valves("alice", "clock") == {"tz": "CET"}
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await store.close()
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "changes in the state store were pruned before this process read them (it was cut off "
+        "from the store for longer than 7 days): reading everything again"
     ]

@@ -117,6 +117,18 @@ async def keep(gateway: Gateway, store: Store, kept: dict[str, str], *, by: str 
             logger.warning("source %s: its approved version was not stored: %s", ident, exc)
 
 
+async def newer_in_store(gateway: Gateway, store: Store) -> dict[str, str]:
+    """The digest the store has as approved, per held source where it is not the one served
+    here (an approval this process did not hear of: see `retention`)."""
+    found = {}
+    for ident, digest in gateway.approved().items():
+        stored = await store.documents.approved(ident)
+        stored_digest = _stored_digest(stored.content) if stored is not None else None
+        if stored_digest is not None and stored_digest != digest:
+            found[ident] = stored_digest
+    return found
+
+
 def _stored_digest(content: bytes) -> str | None:
     try:
         return _head(content)[0]

@@ -5,7 +5,10 @@ the admin API into the config a reload builds (`merged`), gives the gateway each
 UserValves and credentials, and follows the store's change feed: what any replica changes
 reaches this one within a second (PostgreSQL notifies; SQLite is polled), and a reload another
 replica took is taken here too. When the store cannot be reached, calls go on from the catalog
-in memory, writes answer 503, and the follower catches up when it is back.
+in memory, writes answer 503, and the follower catches up when it is back. Every
+`PRUNE_EVERY` seconds it deletes the audit entries and changes past their time
+(`state.retention`); a follower that finds changes it had not read were deleted reads
+everything again.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from toolbridge.config import Config
+from toolbridge.config import Config, State
 from toolbridge.errors import SecretKeyError, StoreUnavailable, ToolbridgeError, quoted
 from toolbridge.gateway import Gateway
 from toolbridge.serve import approvals
+from toolbridge.state import retention
 from toolbridge.state.registered import Registered, materialize
 from toolbridge.state.secrets import SecretBox
 from toolbridge.state.store import Store
@@ -46,6 +50,8 @@ RETRY = 2.0
 """Seconds between attempts to open a store that could not be reached at start."""
 REMIND = 300.0
 """Seconds between the log's reminders that the store is still out of reach at start."""
+PRUNE_EVERY = 3600.0
+"""Seconds between prunes of the audit log and the change feed (the first at start)."""
 APPLY_ATTEMPTS = 8
 """Tries at applying one change from the feed (about 10 s in all) before it is logged as
 failed and the next one is taken."""
@@ -202,13 +208,18 @@ class Shared:
             await approvals.restore(gateway, self.require())  # before the first request
             await self._catch_up(sources_changed)
             await self.keep_approvals(gateway)
-        task = asyncio.create_task(self._follow(opened, handlers))
+        tasks = [
+            asyncio.create_task(self._follow(gateway, opened, handlers)),
+            asyncio.create_task(self._prune(gateway)),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if self.store is not None:
                 await self.store.close()
                 self.store = None
@@ -237,8 +248,28 @@ class Shared:
             await sources_changed(changed)
         self._read = True
 
+    async def _prune(self, gateway: Gateway) -> None:
+        """Prune the store now and then, as the config of the moment says (`state.audit_days`)."""
+        while True:
+            if self.store is not None:
+                state = gateway.config.state
+                audit_days = state.audit_days if state is not None else State().audit_days
+                try:
+                    pruned = await self.store.prune(audit_days=audit_days, by=approvals.GATEWAY)
+                except StoreUnavailable as exc:
+                    logger.warning("pruning the state store failed, again later: %s", exc)
+                else:
+                    if pruned.audit or pruned.changes:
+                        logger.info(
+                            "pruned the state store: %d audit entries, %d changes",
+                            pruned.audit,
+                            pruned.changes,
+                        )
+            await asyncio.sleep(PRUNE_EVERY)
+
     async def _follow(
         self,
+        gateway: Gateway,
         opened: bool,
         handlers: Handlers,
     ) -> None:
@@ -254,11 +285,29 @@ class Shared:
         while True:
             try:
                 async for change in store.follow(last):
-                    await self._apply_soon(change, handlers)
+                    if retention.missed(change, last):
+                        await self._read_again(gateway, handlers)
+                    else:
+                        await self._apply_soon(change, handlers)
                     last = change.id
             except Exception:  # the feed's own outages are its business; anything else: again
                 logger.exception("following the state store's changes failed; again from %d", last)
                 await asyncio.sleep(RETRY)
+
+    async def _read_again(self, gateway: Gateway, handlers: Handlers) -> None:
+        """After changes this process had not read were pruned: apply whatever they may have
+        said (a reload, the registered sources, callers' data, approvals), from the store."""
+        sources_changed, reloaded_elsewhere, approved_elsewhere = handlers
+        logger.warning(
+            "changes in the state store were pruned before this process read them (it was cut "
+            "off from the store for longer than %d days): reading everything again",
+            retention.KEEP_CHANGES.days,
+        )
+        self.users.forget()
+        await self._catch_up(sources_changed)
+        await reloaded_elsewhere()
+        for source, digest in (await approvals.newer_in_store(gateway, self.require())).items():
+            await approved_elsewhere(source, digest)
 
     async def _apply_soon(
         self,

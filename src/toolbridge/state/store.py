@@ -9,6 +9,7 @@ and returns a store whose parts take and give the plain values of `values.py`:
     store.users       each user's UserValves and upstream credentials  (users.py)
     store.documents   approved document versions (`on_change: hold`)  (documents.py)
     store.audit_log, store.changes_since, store.follow, store.record_change, store.rotate_secrets
+    store.prune       deletes audit entries and changes past their time  (retention.py)
 
 Every write runs in one transaction with its audit entry and its change-feed entry, so a
 change, the record of who made it, and the notice replicas follow commit together or not at
@@ -39,6 +40,7 @@ from toolbridge.state.documents import Documents
 from toolbridge.state.engine import guard, make_engine, wal_mode
 from toolbridge.state.follow import notified, polled
 from toolbridge.state.migrate import upgrade
+from toolbridge.state.retention import Pruned, prune
 from toolbridge.state.rows import aware
 from toolbridge.state.secrets import SecretBox
 from toolbridge.state.servers import Servers
@@ -163,6 +165,11 @@ class Store:
             AuditEntry(row.id, aware(row.at), row.actor, row.action, row.target, row.detail)
             for row in rows
         )
+
+    async def prune(self, *, audit_days: int | None, by: str) -> Pruned:
+        """Delete audit entries older than `audit_days` days (None: none) and changes older than
+        `retention.KEEP_CHANGES`; what was deleted."""
+        return await prune(self._db, audit_days=audit_days, by=by)
 
     async def rotate_secrets(self, *, by: str) -> int:
         """Re-encrypt every stored secret with the first key of `TOOLBRIDGE_SECRET_KEY`, in one

@@ -20,7 +20,7 @@ DEFAULT_FILE = "toolbridge-state.db"
 def resolve_url(state: State | None, base_dir: Path) -> str:
     """The store URL for a config: `state.url`, with a relative SQLite path made absolute
     against `base_dir` (the config file's folder), or the default SQLite file there."""
-    if state is None:
+    if state is None or state.url is None:
         return f"sqlite:///{(base_dir / DEFAULT_FILE).resolve()}"
     if state.url.startswith("sqlite:///"):
         path = Path(state.url.removeprefix("sqlite:///"))

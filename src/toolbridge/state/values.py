@@ -28,11 +28,13 @@ ChangeKind = Literal[
     "document",
     "reload",
     "secrets",
+    "feed",
 ]
 """What a change in the feed is about; `reload` is announced by the gateway itself, `secrets`
-(rotated: every replica reads the store again, and one whose keys open none says so)."""
+(rotated: every replica reads the store again, and one whose keys open none says so), `feed`
+(pruned: see `retention`)."""
 
-Op = Literal["create", "update", "delete", "approve", "reload", "rotate"]
+Op = Literal["create", "update", "delete", "approve", "reload", "rotate", "prune"]
 
 FileKind = Literal["tool", "filter"]
 """What a stored file is: a local tools file, or a filter (a file with `class Filter`)."""
