@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -313,6 +314,50 @@ def test_each_edit_takes_effect_at_the_next_reload(
     want.update(expected)
     assert changed(answer.json()) == want
     effect(served, upstreams, tmp_path)
+
+
+def kept_alive_after(url: str, idle: float) -> bool:
+    """Whether a kept-alive connection that answered one request is still open after `idle`
+    seconds of nothing (the server closes it at its keep-alive timeout)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+            answer += sock.recv(4096)
+        time.sleep(idle)
+        sock.settimeout(0.5)
+        try:
+            return sock.recv(1) != b""  # b"": closed by the server
+        except TimeoutError:
+            return True  # nothing to read, and not closed
+        except ConnectionResetError:
+            return False
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_http_limits_apply_to_every_connection_from_the_next_reload(
+    tmp_path: Path, upstreams: tuple[str, str], workers: int
+) -> None:
+    """`http`'s connection limits are the config of the moment on every worker: a head with
+    more fields than `max_headers` is refused (431), an idle kept-alive connection is closed
+    after `keep_alive_timeout`, from the reload on."""
+    config = base_config(upstreams[0])
+    folder = folder_for(tmp_path, config)
+    many = {f"x-field-{i}": "v" for i in range(60)}
+    served = Served(folder, *(("--workers", str(workers)) if workers > 1 else ()))
+    try:
+        before = [httpx2.get(f"{served.url}/healthz", headers=many).status_code for _ in range(6)]
+        open_before = kept_alive_after(served.url, 1.5)
+        write(folder, {**config, "http": {"max_headers": 50, "keep_alive_timeout": 0.5}})
+        reloaded = served.reload()
+        after = [httpx2.get(f"{served.url}/healthz", headers=many).status_code for _ in range(6)]
+        open_after = [kept_alive_after(served.url, 1.5) for _ in range(4)]
+    finally:
+        served.stop()
+    assert reloaded.json()["settings"] == ["http"]
+    assert (before, open_before) == ([200] * 6, True)
+    assert (after, open_after) == ([431] * 6, [False] * 4)
 
 
 # -- what a reload answers, and what it refuses ---------------------------------------------------

@@ -11,8 +11,10 @@ of headers, for as long as it likes, and each such connection holds what it sent
 - a head over `max_header_bytes`, or with more than `max_headers` fields, is answered 431 and
   the connection closed, before any route sees it.
 
-Trusts nothing the client sends. The values come from the config's `http` section, read when
-`serve` starts (a reload does not change a listening socket's protocol).
+Trusts nothing the client sends. The values come from the config's `http` section: `serve`
+sets them before the first connection, and every reload again (`serve/live`), so that the
+next head, body or idle wait of every connection is held to the config of the moment
+(uvicorn's `timeout_keep_alive` included: it is read here, not from uvicorn's config).
 """
 
 from __future__ import annotations
@@ -29,13 +31,22 @@ PROTOCOL = "toolbridge.serve.connection:LimitedHttp"
 
 
 def set_limits(http: Http) -> None:
-    """The limits every connection of this process gets from now on (`serve` calls it, and each
-    worker process, before the first connection)."""
+    """The limits of every connection of this process from now on (`serve` calls it, and each
+    worker process, before the first connection; and each reload)."""
     LimitedHttp.limits = http
 
 
 class LimitedHttp(HttpToolsProtocol):
     limits: Http = Http()
+
+    @property  # type: ignore[override]
+    def timeout_keep_alive(self) -> float:
+        """uvicorn's idle wait between a kept-alive connection's requests, from the limits."""
+        return self.limits.keep_alive_timeout
+
+    @timeout_keep_alive.setter
+    def timeout_keep_alive(self, _value: float) -> None:
+        pass  # uvicorn's __init__ sets its config's: the limits' is the one taken
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

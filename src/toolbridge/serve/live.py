@@ -22,6 +22,7 @@ from toolbridge.gateway import Gateway
 from toolbridge.generation import Generation
 from toolbridge.local.watch import watched_files
 from toolbridge.serve import approvals
+from toolbridge.serve.connection import set_limits
 from toolbridge.serve.shared import Shared
 from toolbridge.serve.siblings import Siblings
 from toolbridge.serve.watch import watch
@@ -75,6 +76,7 @@ class Live:
         found = await self.gateway.reload(only, dry_run=dry_run, reread=reread, since=since)
         answer = {"applied": not dry_run, **found.as_json()}
         if not dry_run:
+            set_limits(self.gateway.config.http)
             if self.applied is not None:
                 self.applied()
             if found.lists_changed:
