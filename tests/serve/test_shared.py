@@ -212,3 +212,50 @@ async def test_a_follower_that_missed_pruned_changes_reads_everything_again(
         "changes in the state store were pruned before this process read them (it was cut off "
         "from the store for longer than 7 days): reading everything again"
     ]
+
+
+async def test_a_prune_that_fails_is_logged_and_tried_again_later(
+    shared: Shared, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+    from typing import Any, cast
+
+    from toolbridge.config import Config
+    from toolbridge.state.retention import Pruned
+
+    caplog.set_level("INFO", shared_module.logger.name)
+    monkeypatch.setattr(shared_module, "PRUNE_EVERY", 0.01)
+    asked: list[int | None] = []
+    tried = asyncio.Event()
+
+    class Store:
+        async def prune(self, *, audit_days: int | None, by: str) -> Pruned:
+            asked.append(audit_days)
+            if len(asked) == 1:
+                raise StoreUnavailable("prune", "postgresql://db", "connection reset")
+            if len(asked) == 2:
+                raise RuntimeError("a bug")
+            tried.set()
+            return Pruned(audit=2, changes=1, through=7)
+
+    class Served:
+        config = Config.model_validate({"state": {"audit_days": 30}})
+
+    shared.store = cast(Any, Store())
+    task = asyncio.create_task(shared._prune(cast(Any, Served())))
+    try:
+        await asyncio.wait_for(tried.wait(), 5)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert asked[:3] == [30, 30, 30]
+    assert [(r.levelname, r.getMessage()) for r in caplog.records][:3] == [
+        (
+            "WARNING",
+            "pruning the state store failed, again later: could not prune: the state store "
+            "postgresql://db is unavailable (connection reset)",
+        ),
+        ("ERROR", "pruning the state store failed, again later"),
+        ("INFO", "pruned the state store: 2 audit entries, 1 changes"),
+    ]

@@ -258,6 +258,8 @@ class Shared:
                     pruned = await self.store.prune(audit_days=audit_days, by=approvals.GATEWAY)
                 except StoreUnavailable as exc:
                     logger.warning("pruning the state store failed, again later: %s", exc)
+                except Exception:  # not this task's end: the next prune may do better
+                    logger.exception("pruning the state store failed, again later")
                 else:
                     if pruned.audit or pruned.changes:
                         logger.info(
