@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -1225,7 +1226,8 @@ def test_state_urls_that_are_accepted(tmp_path: Path, url: str) -> None:
         ),
         pytest.param(
             "state: {audit_days: 0}",
-            "FILE:1: state.audit_days: Input should be greater than or equal to 1 (found an integer)",
+            "FILE:1: state.audit_days: Input should be greater than or equal to 1 "
+            "(found an integer)",
             id="state-audit-days-zero",
         ),
         pytest.param(
@@ -1318,3 +1320,19 @@ def test_a_validators_problem_is_said_at_its_own_key_and_line(
 ) -> None:
     path = write(tmp_path, text)
     assert error_of(path) == expected.replace("FILE", str(path))
+
+
+@pytest.mark.parametrize(
+    ("given", "url", "audit_days"),
+    [
+        ({}, None, 365),  # a year of audit entries, the default store
+        ({"audit_days": None}, None, None),  # kept for ever
+        ({"url": "sqlite:///s.db", "audit_days": 30}, "sqlite:///s.db", 30),
+    ],
+)
+def test_state_keeps_a_year_of_audit_entries_unless_told(
+    given: dict[str, Any], url: str | None, audit_days: int | None
+) -> None:
+    state = Config.model_validate({"state": given}).state
+    assert state is not None
+    assert (state.url, state.audit_days) == (url, audit_days)

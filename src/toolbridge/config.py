@@ -362,8 +362,9 @@ class State(_Model):
     """`sqlite:///PATH` (relative to this file; `sqlite:////abs/path` for an absolute one) or
     `postgresql://USER:PASSWORD@HOST:PORT/DB` (several gateways sharing one store); by
     default, `toolbridge-state.db` beside this file."""
-    audit_days: int | None = Field(default=90, ge=1, le=36_500)
-    """Days the admin audit log keeps an entry (null: for ever); older ones are deleted."""
+    audit_days: int | None = Field(default=365, ge=1, le=36_500)
+    """Days the admin audit log keeps an entry (null: for ever); older ones are deleted. A year
+    by default: what audit standards commonly ask an audit trail to be kept (PCI DSS, SOC 2)."""
 
     @field_validator("url")
     @classmethod
