@@ -782,6 +782,46 @@ def test_audit_entries_and_changes_past_their_time_are_pruned_by_a_running_gatew
     assert audit == [("gateway", "feed.prune", "3", {"audit": 3, "changes": 3})]
 
 
+def test_the_audit_log_pages_back_and_is_read_by_action(served: Served) -> None:
+    for n in range(3):
+        tool = {"id": f"shout{n}", "content": SHOUT}
+        assert post(served, "/v1/admin/tools", tool).status_code == 201
+        assert put(served, f"/v1/admin/tools/shout{n}/valves", {}).status_code == 200
+
+    def page(query: str) -> dict[str, Any]:
+        answer = get(served, f"/v1/admin/audit{query}")
+        assert answer.status_code == 200, answer.text
+        return {
+            "audit": [(e["action"], e["target"]) for e in answer.json()["audit"]],
+            "next": answer.json().get("next"),
+        }
+
+    first = page("?limit=2&action=tool")
+    assert first == {
+        "audit": [("tool.create", "shout2"), ("tool.create", "shout1")],
+        "next": first["next"],
+    }
+    assert first["next"].startswith("/v1/admin/audit?limit=2&before=")
+    assert page(first["next"].removeprefix("/v1/admin/audit")) == {
+        "audit": [("tool.create", "shout0")],
+        "next": None,
+    }
+    assert page("?action=tool_valves.update&limit=5")["audit"] == [
+        ("tool_valves.update", f"shout{n}") for n in (2, 1, 0)
+    ]
+    refused = [
+        get(served, f"/v1/admin/audit{query}")
+        for query in ("?limit=0", "?limit=1001", "?before=x", "?sort=id")
+    ]
+    assert [(r.status_code, r.json()["error"]["message"]) for r in refused] == [
+        (400, "`limit`: expected a whole number from 1 to 1000, found '0'"),
+        (400, "`limit`: expected a whole number from 1 to 1000, found '1001'"),
+        (400, "`before`: expected a whole number from 1 to 9223372036854775807, found 'x'"),
+        (400, "GET /v1/admin/audit takes limit, before and action; found 'sort'"),
+    ]
+    assert get(served, "/v1/admin/audit?limit=1", user="alice").status_code == 403
+
+
 def test_registered_sources_outlive_a_restart_and_are_exported(
     folder: Path, env: dict[str, str], upstream: str
 ) -> None:

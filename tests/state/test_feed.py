@@ -78,6 +78,24 @@ async def test_the_feed_and_the_log_page(store: Store) -> None:
     assert [e.id for e in await store.audit_log(before=4)] == [3, 2, 1]
 
 
+async def test_the_log_is_read_by_action_or_by_kind(store: Store) -> None:
+    await store.tools.create("clock", "class Tools: pass\n", {}, by="ops")  # 1 tool.create
+    await store.tools.put_valves("clock", {"tz": "UTC"}, by="ops")  # 2 tool_valves.update
+    await store.servers.create({"id": "pets", "spec": "p.yaml"}, by="ops")  # 3 server.create
+    await store.tools.update("clock", "class Tools: pass\n", {"timeout": 5}, by="ops")  # 4
+    await store.record_change("reload", "reload", {"replica": "a%"}, by="ops")  # 5
+
+    def ids(entries: tuple[AuditEntry, ...]) -> list[int]:
+        return [e.id for e in entries]
+
+    assert ids(await store.audit_log(action="tool")) == [4, 1]  # not tool_valves
+    assert ids(await store.audit_log(action="tool.create")) == [1]
+    assert ids(await store.audit_log(action="tool_valves")) == [2]
+    assert ids(await store.audit_log(action="tool", before=4)) == [1]
+    assert ids(await store.audit_log(action="tool%")) == []  # a pattern's signs are letters
+    assert ids(await store.audit_log(action="reload.reload", limit=1)) == [5]
+
+
 async def test_a_new_store_has_an_empty_feed(store: Store) -> None:
     assert (await store.last_change_id(), await store.changes_since(0)) == (0, ())
     assert await store.audit_log() == ()

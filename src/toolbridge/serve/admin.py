@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -60,6 +61,7 @@ from toolbridge.serve.live import Live
 from toolbridge.serve.preconditions import if_match, revision_of
 from toolbridge.serve.shared import Shared
 from toolbridge.state import scopes
+from toolbridge.state.database import MAX_PAGE
 from toolbridge.state.registered import materialize
 from toolbridge.state.revisions import Expected
 from toolbridge.state.secrets import join, server_secret_paths, split
@@ -69,6 +71,9 @@ from toolbridge.upstream.credentials import Credentials
 from toolbridge.upstream.seam import Upstream
 
 logger = logging.getLogger(__name__)
+
+AUDIT_PAGE = 200
+"""Audit entries `GET /v1/admin/audit` answers without a `limit` (1,000 at most with one)."""
 
 
 class Admin:
@@ -132,10 +137,21 @@ class Admin:
             raise ToolNotFound(f"no server {quoted(ident)} was registered through the API")
         return 200, {"deleted": ident, **await self.applied(ident, since)}
 
-    async def audit(self, principal: Principal) -> Answer:
-        """The newest entries of the admin audit log: who changed what, when (no values)."""
+    async def audit(self, principal: Principal, query: Mapping[str, str]) -> Answer:
+        """The admin audit log, newest first: who changed what, when (no values). `limit`
+        entries (default AUDIT_PAGE), `before` an entry's id (the page after the one whose last
+        entry that is: `next` names it), of one `action` or kind (`server`) only."""
         store = self.store(principal)
-        return 200, {
+        unknown = sorted(set(query) - {"limit", "before", "action"})
+        if unknown:
+            raise BadRequest(
+                f"GET /v1/admin/audit takes limit, before and action; found {unknown[0][:40]!r}"
+            )
+        limit = _whole(query, "limit", AUDIT_PAGE, 1, MAX_PAGE)
+        before = _whole(query, "before", None, 1, 2**63 - 1)
+        action = query.get("action") or None
+        entries = await store.audit_log(limit=limit, before=before, action=action)
+        answer: dict[str, Any] = {
             "audit": [
                 {
                     "id": e.id,
@@ -145,9 +161,15 @@ class Admin:
                     "target": e.target,
                     "detail": dict(e.detail),
                 }
-                for e in await store.audit_log(limit=200)
+                for e in entries
             ]
         }
+        if len(entries) == limit:
+            more = {"limit": str(limit), "before": str(entries[-1].id)}
+            if action is not None:
+                more["action"] = action
+            answer["next"] = f"/v1/admin/audit?{urlencode(more)}"
+        return 200, answer
 
     # -- the parts -------------------------------------------------------------------------
 
@@ -277,6 +299,18 @@ class Admin:
         return {"id": entry.id, "origin": "config", "entry": _redact_entry(dumped)}
 
 
+def _whole(query: Mapping[str, str], name: str, default: int | None, low: int, high: int) -> Any:
+    """The query's whole number `name` (from `low` to `high`), or `default` when not given."""
+    text = query.get(name)
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit() and low <= int(text) <= high):
+        raise BadRequest(
+            f"`{name}`: expected a whole number from {low} to {high}, found {text[:40]!r}"
+        )
+    return int(text)
+
+
 def _server_body(body: Any, ident: str | None) -> tuple[dict[str, Any], bytes | None]:
     if not isinstance(body, dict):
         raise BadRequest("expected a server entry as a JSON object")
@@ -358,12 +392,15 @@ def routes(
     body reading and answers."""
 
     def json_route(
-        path: str, handler: Handler, method: str, *, revised: bool = False
+        path: str, handler: Handler, method: str, *, revised: bool = False, query: bool = False
     ) -> tuple[str, str, Callable[[Request], Awaitable[Response]]]:
-        """`revised`: a write of one admin entry, which `If-Match` may make conditional."""
+        """`revised`: a write of one admin entry, which `If-Match` may make conditional;
+        `query`: the handler takes the query's parameters (the last of each name)."""
 
         async def run(request: Request, principal: Principal) -> Response:
             args: list[Any] = [principal, *request.path_params.values()]
+            if query:
+                args.append(dict(request.query_params))
             if method in ("POST", "PUT"):
                 args.append(await read_json(request))
             given = request.headers.getlist("if-match")  # a list may come in several fields
@@ -410,7 +447,7 @@ def routes(
                     ),
                 )
             ),
-            json_route("/v1/admin/audit", admin.audit, "GET"),
+            json_route("/v1/admin/audit", admin.audit, "GET", query=True),
             json_route("/v1/me/valves/{tool}", me.valves, "GET"),
             json_route("/v1/me/valves/{tool}", me.put_valves, "PUT"),
             json_route("/v1/me/credentials", me.credentials, "GET"),

@@ -152,13 +152,17 @@ class Store:
             return await self._db.changed(connection, kind, op, subject, by=by, detail=detail)
 
     async def audit_log(
-        self, *, limit: int = 100, before: int | None = None
+        self, *, limit: int = 100, before: int | None = None, action: str | None = None
     ) -> tuple[AuditEntry, ...]:
         """Audit entries, newest first, at most `limit` (and `MAX_PAGE`); `before` pages back
-        from an entry's id."""
+        from an entry's id; `action` keeps those of one action (`server.create`) or of one kind
+        (`server`: every `server.*`)."""
         query = sa.select(audit).order_by(audit.c.id.desc()).limit(min(limit, MAX_PAGE))
         if before is not None:
             query = query.where(audit.c.id < before)
+        if action is not None:
+            kind = audit.c.action.startswith(f"{action}.", autoescape=True)
+            query = query.where(sa.or_(audit.c.action == action, kind))
         async with self._db.read("read the audit log") as connection:
             rows = (await connection.execute(query)).all()
         return tuple(
