@@ -11,9 +11,10 @@ Every write adds one audit entry and one change, so both grow for as long as the
   has missed some and reads everything again (`serve/shared`); the newest such marker always
   covers every id deleted so far (a prune that deletes an older marker writes a newer one).
 
-A prune is written like any change: its audit entry says what it deleted. Several processes
-may prune at once; the deletes are idempotent, and only one that deleted changes writes a
-marker. What it trusts: the clock of the process that prunes.
+A prune that deleted anything has an audit entry saying what (`feed.prune`); one that deleted
+changes is also a change of the feed, its marker. Several processes may prune at once; the
+deletes are idempotent, and only one that deleted changes writes a marker. What it trusts: the
+clock of the process that prunes.
 """
 
 from __future__ import annotations
@@ -60,10 +61,12 @@ async def prune(db: Database, *, audit_days: int | None, by: str) -> Pruned:
             cutoff = now - timedelta(days=audit_days)
             deleted = await connection.execute(audit.delete().where(audit.c.at < cutoff))
             gone_audit = deleted.rowcount
-        if gone_changes or gone_audit:
-            detail = {"audit": gone_audit, "changes": gone_changes}
-            subject = {"through": str(through if gone_changes else 0)}
+        detail = {"audit": gone_audit, "changes": gone_changes}
+        if gone_changes:
+            subject = {"through": str(through)}
             await db.changed(connection, PRUNED, "prune", subject, by=by, detail=detail)
+        elif gone_audit:  # the feed lost nothing: its followers need not hear of it
+            await db.audit(connection, f"{PRUNED}.prune", "0", by, detail)
     return Pruned(gone_audit, gone_changes, through if gone_changes else None)
 
 
