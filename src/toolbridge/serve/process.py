@@ -41,7 +41,6 @@ from toolbridge.metrics import MULTIPROCESS_ENV
 from toolbridge.openapi.documents import cache_dir_from
 from toolbridge.redaction import install_log_redaction, secrets_of
 from toolbridge.serve import leftovers
-from toolbridge.serve.allocator import limit_arenas
 from toolbridge.serve.app import App, create_app
 from toolbridge.serve.connection import PROTOCOL, set_limits
 from toolbridge.serve.loopback import LoopbackServer
@@ -67,7 +66,6 @@ state store are not taken again when the feed brings them back."""
 
 def serve(path: Path | None, *, host: str, port: int, workers: int, log_level: str) -> int:
     """Serve the config at `path` (None: the bundled demo) until stopped."""
-    limit_arenas()  # before any thread: see allocator.py
     _log_to_stderr(log_level)
     demo: LoopbackServer | None = None
     file: ConfigFile | None = None
