@@ -30,6 +30,7 @@ def gateway(
     arguments: dict[str, Any],
     sent: list[UpstreamRequest],
     reread: Callable[[], Config] | None = None,
+    tools: dict[str, Any] | None = None,
 ) -> Gateway:
     def upstream(request: UpstreamRequest) -> UpstreamResponse:
         sent.append(request)
@@ -37,8 +38,9 @@ def gateway(
             status=200, headers=(("content-type", "application/json"),), body=b'{"ok": true}'
         )
 
-    entry = {"id": "chat", "spec": str(DOCUMENT), "base_url": "http://chat.test"}
-    config = Config.model_validate({"servers": [{**entry, "arguments": arguments}]})
+    entry: dict[str, Any] = {"id": "chat", "spec": str(DOCUMENT), "base_url": "http://chat.test"}
+    entry = {**entry, "arguments": arguments, "tools": tools or {}}
+    config = Config.model_validate({"servers": [entry]})
     return Gateway(config, upstream=MockUpstream(upstream), reread=reread)
 
 
@@ -373,3 +375,72 @@ async def test_a_name_found_only_inside_a_body_given_whole_is_not_called_unused(
     assert status.conversion is not None
     kinds = [n.kind for n in (*status.conversion.notes, *tool.notes) if "fixed" in n.kind]
     assert kinds == ["fixed-argument-unreachable"]
+
+
+# -- a tool's own (`tools: {NAME: {arguments}}`) ------------------------------------------------
+
+
+async def test_a_tools_own_arguments_add_to_the_servers_and_win_over_them() -> None:
+    """`channel` is fixed for listMessages alone (by its name), `team` for it over the
+    server's (by its operationId, the same here); `token` for every tool, from the server."""
+    sent: list[UpstreamRequest] = []
+    own = {"listMessages": {"arguments": {"channel": "C-alerts", "team": "T-own"}}}
+    async with gateway({"token": CANARY, "team": "T-all"}, sent, tools=own) as served:
+        shapes = [schema_of(served, name) for name in ("listMessages", "postMessage")]
+        listed = await served.call(OPS, "listMessages", {})
+        posted = await served.call(OPS, "postMessage", {"text": "hi"})
+        (status,) = served.sources()
+    assert status.conversion is not None
+    unused = [n for n in status.conversion.notes if n.kind == "fixed-argument-unused"]
+    assert shapes == [(["X-Api-Version", "debug"], []), (["text"], ["text"])]
+    assert (listed.ok, posted.ok) == (True, True)
+    assert [request_parts(r) for r in sent] == [
+        ("/echo/T-own/messages", {"token": CANARY, "channel": "C-alerts"}, {}, b""),
+        ("/echo/messages", {}, {}, f"token={CANARY}&text=hi".encode()),
+    ]
+    assert [n.message for n in unused] == [
+        "arguments.team: every tool of server 'chat' with a parameter named 'team' gives it its "
+        "own value (`tools`); nothing is sent for it"
+    ]
+
+
+async def test_a_tools_own_arguments_that_fit_nothing_are_noted() -> None:
+    own = {
+        "listMessages": {"arguments": {"nowhere": 1}},
+        "noSuchTool": {"arguments": {"token": "x"}},
+    }
+    async with gateway({}, [], tools=own) as served:
+        (status,) = served.sources()
+    assert status.conversion is not None
+    unused = sorted(n.message for n in status.conversion.notes if n.kind == "fixed-argument-unused")
+    assert unused == [
+        "tools.listMessages.arguments.nowhere: tool 'listMessages' has no parameter named "
+        "'nowhere' that the config does not set already (`headers`, `auth`); nothing is sent "
+        "for it",
+        "tools.noSuchTool.arguments.token: no tool of server 'chat' is named 'noSuchTool' (by "
+        "name or operationId); nothing is sent for it",
+    ]
+
+
+async def test_a_tools_own_value_that_does_not_fit_is_said_by_its_key() -> None:
+    own = {"postNote": {"arguments": {"workspace": 0}}}
+    async with gateway({}, [], tools=own) as served:
+        (status,) = served.sources()
+    assert status.error == (
+        "server 'chat': tools.postNote.arguments.workspace does not fit the body field "
+        "'workspace' of tool 'postNote' (POST /echo/notes): expected a value that passes "
+        "`minimum` (limit 1), found a number"
+    )
+
+
+def test_a_tools_own_arguments_are_sealed_as_the_servers_are() -> None:
+    entry = {
+        "id": "chat",
+        "spec": "x.yaml",
+        "arguments": {"token": CANARY},
+        "tools": {"listMessages": {"arguments": {"channel": "C1"}, "result": {"max_bytes": 9}}},
+    }
+    assert server_secret_paths(entry) == [
+        ("arguments", "token"),
+        ("tools", "listMessages", "arguments", "channel"),
+    ]

@@ -155,10 +155,16 @@ class ResultBudget(_Model):
     """The answer's size as compact JSON, at most; arrays are cut to fit, and say so."""
 
 
+Arguments = Mapping[Annotated[str, Field(min_length=1)], JsonValue]
+"""Fixed arguments: document parameters (by name) and the values the config gives them."""
+
+
 class ToolSettings(_Model):
     """Settings for one tool of a server, by the tool's name or operationId."""
 
     result: ResultBudget | None = None
+    arguments: Arguments = {}
+    """Fixed arguments of this tool alone, over the server's (`fixed_arguments`)."""
 
 
 class Server(_Model):
@@ -170,7 +176,7 @@ class Server(_Model):
     prefix: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,19}$")] | None = None
     auth: UpstreamAuth | None = None
     headers: Annotated[Mapping[str, str], AfterValidator(sendable_headers)] = {}
-    arguments: Mapping[Annotated[str, Field(min_length=1)], JsonValue] = {}
+    arguments: Arguments = {}
     """Document parameters (by name) whose values the config gives: sent on every call, not
     asked of the model; `null` leaves an optional one out (`fixed_arguments`)."""
     include: Selection | None = None

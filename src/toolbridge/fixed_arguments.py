@@ -6,7 +6,9 @@ query and form parameter (required on 45 of its operations), a tenant or team id
 same for every call, an API version. `arguments` names such parameters as the document writes
 them (a path, query, header or cookie parameter, or a field of a form or JSON body the tool
 takes field by field; header names in any case) and gives each its value, or `null` to leave an
-optional one out. Every tool of the server with a parameter of that name loses the argument
+optional one out; one tool's own go under its entry in the server's `tools` (by its name,
+document name or operationId: `budgets.entry_names`), over the server's for the same name.
+Every tool of the server with a parameter of that name loses the argument
 (a `fixed-argument` note says so, never with the value); each call sends the config's value in
 the parameter's place, as if the model had given it, serialized as the document says. A model
 that sends it anyway is refused, as for any unknown argument.
@@ -16,9 +18,10 @@ call is checked, and what the request builder refuses: a header value with a lin
 path segment `..`); a string where the parameter takes no string is read as JSON (`"50"` ->
 50, as `${VAR}` gives only strings); `null` only where the parameter is optional. A tool it does
 not fit keeps its server down, with an error naming the tool, the parameter and what was
-expected, never the value. A name no tool of the server has is a `fixed-argument-unused` note,
-and a body field inside a tool's one `body` argument (not taken field by field) a
-`fixed-argument-unreachable` note: the model gives that one.
+expected, never the value. A name no tool of the server has (a tool's own: that tool has not;
+or its entry names no tool; a server's: every tool with it has its own) is a
+`fixed-argument-unused` note, and a body field inside a tool's one `body` argument (not taken
+field by field) a `fixed-argument-unreachable` note: the model gives that one.
 
 The values each operation's calls send are resolved here, once, and kept with its tools
 (`Conversion.fixed`, by method and path): a reload that keeps a source's last good tools keeps
@@ -51,6 +54,7 @@ from toolbridge.arguments import (
     accepted_schema,
     resolve,
 )
+from toolbridge.budgets import entry_names
 from toolbridge.config import Server
 from toolbridge.errors import ToolbridgeError
 from toolbridge.tools import HttpOperation, JsonSchema, Note, Tool
@@ -61,6 +65,9 @@ Operation = tuple[str, str]
 """An operation of a document: its method and path (`GET`, `/pets/{id}`)."""
 Values = Mapping[Operation, Mapping[str, Any]]
 """Per operation, the arguments its calls are given by the config (by argument name)."""
+Given = Mapping[str, tuple[Any, str]]
+"""One tool's fixed arguments by parameter name: the value, and the config key that gives it
+(`arguments.token`; `tools.chat_postMessage.arguments.channel`, over the server's)."""
 _SAID_KINDS = frozenset(
     (
         "type",
@@ -135,9 +142,13 @@ def fixed(
     """The server's tools without the arguments its config fixes (each noted), a note for each
     name none of them has, and the values each operation's calls send. Raises
     FixedArgumentError for a value a tool's parameter does not take."""
-    if not server.arguments:
+    own = {name: entry.arguments for name, entry in server.tools.items() if entry.arguments}
+    if not server.arguments and not own:
         return tools, (), {}
+    shared: Given = {key: (value, f"arguments.{key}") for key, value in server.arguments.items()}
     used: set[str] = set()
+    shadowed: set[str] = set()  # the server's keys a tool's own gave another value
+    named: dict[str, str] = {}  # a `tools` entry with arguments, and the tool it names
     out = []
     values: dict[Operation, Mapping[str, Any]] = {}
     validators: dict[bytes, Any] = {}
@@ -146,32 +157,68 @@ def fixed(
         if not isinstance(op, HttpOperation):
             out.append(tool)
             continue
-        found = list(slots(op, server.arguments))
-        used.update(key for _, key, _, _ in found)
-        unreachable = _unreachable(server, tool, op)
-        used.update(key for key, _ in unreachable)  # noted there: not "no tool has it"
+        entry = next((name for name in entry_names(tool) if name in own), None)
+        given = shared
+        if entry is not None:
+            named[entry] = tool.name
+            mine = {k: (v, f"tools.{entry}.arguments.{k}") for k, v in own[entry].items()}
+            given = {**shared, **mine}
+        found = list(slots(op, given))
+        used.update(given[key][1] for _, key, _, _ in found)
+        shadowed.update(
+            shared[key][1] for _, key, _, _ in found if key in shared and given[key] != shared[key]
+        )
+        unreachable = _unreachable(tool, op, given)
+        used.update(label for label, _ in unreachable)  # noted there: not "no tool has it"
         if not found and not unreachable:
             out.append(tool)
             continue
-        tool, given = _without(server, tool, found, validators)
+        tool, sent = _without(server, tool, found, given, validators)
         out.append(replace(tool, notes=(*tool.notes, *(note for _, note in unreachable))))
-        if given:
-            values[(op.method, op.path)] = given
-    notes = tuple(
+        if sent:
+            values[(op.method, op.path)] = sent
+    notes = [
         Note(
             kind="fixed-argument-unused",
-            message=f"arguments.{name}: no tool of server {server.id!r} has a parameter named "
-            f"{name!r} that the config does not set already (`headers`, `auth`); nothing is "
-            "sent for it",
+            message=f"{label}: "
+            + (
+                f"every tool of server {server.id!r} with a parameter named {key!r} gives it "
+                "its own value (`tools`)"
+                if label in shadowed
+                else f"no tool of server {server.id!r} has a parameter named {key!r} that the "
+                "config does not set already (`headers`, `auth`)"
+            )
+            + "; nothing is sent for it",
         )
-        for name in server.arguments
-        if name not in used
-    )
-    return tuple(out), notes, values
+        for key, (_, label) in shared.items()
+        if label not in used
+    ]
+    for entry, arguments in own.items():
+        for key in arguments:
+            label = f"tools.{entry}.arguments.{key}"
+            if label in used:
+                continue
+            whose = (
+                f"tool {named[entry]!r} has no parameter named {key!r} that the config does "
+                "not set already (`headers`, `auth`)"
+                if entry in named
+                else f"no tool of server {server.id!r} is named {entry!r} (by name or operationId)"
+            )
+            notes.append(
+                Note(
+                    kind="fixed-argument-unused",
+                    message=f"{label}: {whose}; nothing is sent for it",
+                )
+            )
+    return tuple(out), tuple(notes), values
 
 
 def _without(
-    server: Server, tool: Tool, found: list[tuple[str, str, str, str]], validators: dict[bytes, Any]
+    server: Server,
+    tool: Tool,
+    found: list[tuple[str, str, str, str]],
+    given: Given,
+    validators: dict[bytes, Any],
 ) -> tuple[Tool, dict[str, Any]]:
     """The tool without the arguments found, and the values its calls send for them."""
     schema = tool.input_schema
@@ -180,24 +227,24 @@ def _without(
     required = schema.get("required")
     required = required if isinstance(required, list) else []
     notes = []
-    given: dict[str, Any] = {}
+    sent: dict[str, Any] = {}
     for argument, key, name, where in found:
-        value = server.arguments[key]
+        value, label = given[key]
         place = "body field" if where == "body" else f"{where} parameter"
         if value is None and argument in required:
             raise FixedArgumentError(
-                f"server {server.id!r}: arguments.{key} is null (leave it out), but tool "
+                f"server {server.id!r}: {label} is null (leave it out), but tool "
                 f"{tool.name!r} ({tool.where}) requires its {place} {name!r}: give it a value"
             )
         if value is not None and argument in properties:
             value, problem = _taken(tool, argument, value, validators)
             if problem is not None:
                 raise FixedArgumentError(
-                    f"server {server.id!r}: arguments.{key} does not fit the {place} {name!r} "
+                    f"server {server.id!r}: {label} does not fit the {place} {name!r} "
                     f"of tool {tool.name!r} ({tool.where}): {problem}"
                 )
         if value is not None:
-            given[argument] = value
+            sent[argument] = value
         said = "left out" if value is None else "sent as the server's config gives it"
         notes.append(
             Note(
@@ -215,11 +262,11 @@ def _without(
             narrowed["required"] = kept
         else:
             del narrowed["required"]
-    return replace(tool, input_schema=narrowed, notes=(*tool.notes, *notes)), given
+    return replace(tool, input_schema=narrowed, notes=(*tool.notes, *notes)), sent
 
 
-def _unreachable(server: Server, tool: Tool, op: HttpOperation) -> list[tuple[str, Note]]:
-    """Each name of `arguments` that is a field of the tool's one `body` argument (a body not
+def _unreachable(tool: Tool, op: HttpOperation, given: Given) -> list[tuple[str, Note]]:
+    """Each config key of `given` naming a field of the tool's one `body` argument (a body not
     taken field by field), with its note: the config cannot give it, the model does."""
     if op.body is None or op.body.argument is None:
         return []
@@ -228,16 +275,16 @@ def _unreachable(server: Server, tool: Tool, op: HttpOperation) -> list[tuple[st
     fields = _fields(body, tool.input_schema.get("$defs"))
     return [
         (
-            name,
+            label,
             Note(
                 kind="fixed-argument-unreachable",
-                message=f"arguments.{name}: {name!r} is a field of the {op.body.argument!r} "
+                message=f"{label}: {name!r} is a field of the {op.body.argument!r} "
                 "argument (the body, given whole), which `arguments` cannot fix: the model "
                 "gives it",
                 where=tool.where,
             ),
         )
-        for name in server.arguments
+        for name, (_, label) in given.items()
         if name in fields
     ]
 

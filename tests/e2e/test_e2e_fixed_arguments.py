@@ -45,6 +45,8 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                     spec: {SLACK}
                     base_url: {upstream.url}/api
                     arguments: {{token: "${{SLACK_TOKEN}}"}}
+                    tools:
+                      chat_postMessage: {{arguments: {{channel: C0ALERTS}}}}
                 """
             )
         )
@@ -97,6 +99,28 @@ def test_every_call_carries_the_token_where_its_operation_wants_it(
     assert sent == {kind: kind == where for kind in sent}
     if where == "form":
         assert dict(parse_qsl(echoed["body"]))["num_minutes"] == "60"
+
+
+def test_one_tool_posts_to_its_own_channel_only(gateway: str) -> None:
+    """`tools: {chat_postMessage: {arguments: {channel: ...}}}`: that tool asks for no channel
+    and always sends the config's; another tool that takes a channel still asks for it."""
+    listed = httpx2.get(f"{gateway}/v1/tools?format=mcp", timeout=20).json()["tools"]
+    tools = {t["name"]: t for t in listed}
+    schemas = [
+        tools[name]["inputSchema"]["properties"]
+        for name in ("chat_postMessage", "conversations_history")
+    ]
+    echoed = call(gateway, "chat_postMessage", {"text": "build broke"})["result"]
+    refused = httpx2.post(
+        f"{gateway}/v1/tools/chat_postMessage/call",
+        json={"text": "hi", "channel": "C0GENERAL"},
+        timeout=20,
+    )
+    assert ("channel" in schemas[0], "channel" in schemas[1]) == (False, True)
+    assert echoed["path"] == "/api/chat.postMessage"
+    assert dict(parse_qsl(echoed["body"])) == {"channel": "C0ALERTS", "text": "build broke"}
+    assert echoed["header_sha256"]["token"] == digest(CANARY)  # the server's, in its header
+    assert refused.status_code == 422
 
 
 def test_a_model_that_sends_the_token_itself_is_refused(gateway: str) -> None:

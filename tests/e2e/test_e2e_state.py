@@ -342,6 +342,7 @@ def test_fixed_arguments_registered_through_the_api_are_sealed_listed_hidden_and
         "base_url": upstream,
         "prefix": "fixedargs",
         "arguments": {"token": CANARY_TOKEN, "team": "T9", "workspace": 7},
+        "tools": {"listMessages": {"arguments": {"channel": CANARY_VALVE}}},
         "access": {"groups": ["support"]},
     }
     created = post(served, "/v1/admin/servers", entry)
@@ -352,17 +353,21 @@ def test_fixed_arguments_registered_through_the_api_are_sealed_listed_hidden_and
         if s["id"] == "fixedargs"
     ]
     assert listed["arguments"] == {"token": "********", "team": "********", "workspace": "********"}
+    assert listed["tools"] == {"listMessages": {"arguments": {"channel": "********"}}}
     sent_back = {k: v for k, v in listed.items() if k != "spec"} | {"document": entry["document"]}
     again = put(served, "/v1/admin/servers/fixedargs", sent_back)
     assert again.status_code == 200, again.text
-    called = served.call("fixedargs_listMessages", channel="C1").json()
+    called = served.call("fixedargs_listMessages").json()  # a tool's own: `channel`
     assert (called["result"]["path"], called["result"]["query"]) == (
         "/echo/T9/messages",
-        f"token={MARKER}&channel=C1",
+        f"token={MARKER}&channel={CANARY_VALVE}",  # (a channel id is no secret: not redacted)
     )
     noted = served.call("fixedargs_postNote", title="t").json()
     assert orjson.loads(noted["result"]["body"]) == {"workspace": 7, "title": "t"}
     assert CANARY_TOKEN not in created.text + again.text + str(listed) + str(called)
+    assert CANARY_VALVE not in created.text + again.text + str(listed)
+    database = b"".join(p.read_bytes() for p in served.log.parent.glob("toolbridge-state.db*"))
+    assert (CANARY_TOKEN.encode() in database, CANARY_VALVE.encode() in database) == (False, False)
 
 
 def test_the_files_sources_are_read_only_and_admins_only_may_write(served: Served) -> None:

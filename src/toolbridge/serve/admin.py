@@ -357,6 +357,13 @@ def _redact_entry(entry: dict[str, Any]) -> dict[str, Any]:
     for key in ("headers", "arguments"):
         if isinstance(out.get(key), dict):
             out[key] = dict.fromkeys(out[key], REDACTED)
+    if isinstance(out.get("tools"), dict):
+        out["tools"] = {
+            name: {**settings, "arguments": dict.fromkeys(settings["arguments"], REDACTED)}
+            if isinstance(settings, dict) and isinstance(settings.get("arguments"), dict)
+            else settings
+            for name, settings in out["tools"].items()
+        }
     if isinstance(out.get("valves"), dict):
         out["valves"] = redacted(out["valves"], secret_names(out["valves"], None))
     return out

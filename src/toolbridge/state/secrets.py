@@ -96,8 +96,9 @@ def no_key(action: str) -> SecretKeyError:
 
 def server_secret_paths(entry: Mapping[str, Any]) -> list[KeyPath]:
     """The secret values of a server entry: its auth's secrets, every header value and fixed
-    argument (`arguments`), and each URL (`spec`, `base_url`, `auth.token_url`) that holds a
-    password or a query parameter named like a secret (`?api_key=...`): sealed whole."""
+    argument (`arguments`, and a tool's own under `tools`), and each URL (`spec`, `base_url`,
+    `auth.token_url`) that holds a password or a query parameter named like a secret
+    (`?api_key=...`): sealed whole."""
     paths: list[KeyPath] = [(key,) for key in ("spec", "base_url") if _holds_secret(entry, key)]
     auth = entry.get("auth")
     if isinstance(auth, Mapping):
@@ -110,6 +111,11 @@ def server_secret_paths(entry: Mapping[str, Any]) -> list[KeyPath]:
         values = entry.get(key)
         if isinstance(values, Mapping):
             paths += [(key, name) for name in values]
+    tools = entry.get("tools")
+    for tool, settings in tools.items() if isinstance(tools, Mapping) else ():
+        values = settings.get("arguments") if isinstance(settings, Mapping) else None
+        if isinstance(values, Mapping):
+            paths += [("tools", tool, "arguments", name) for name in values]
     return paths
 
 
