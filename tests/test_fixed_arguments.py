@@ -444,3 +444,7 @@ def test_a_tools_own_arguments_are_sealed_as_the_servers_are() -> None:
         ("arguments", "token"),
         ("tools", "listMessages", "arguments", "channel"),
     ]
+    own = {"listMessages": {"arguments": {"channel": "C-public", "token": f"{CANARY}-own"}}}
+    config = Config.model_validate({"servers": [{**entry, "tools": own}]})
+    secrets = secrets_of(config, [])
+    assert secrets.value(f"{CANARY}-own C-public") == "[redacted] C-public"

@@ -285,6 +285,8 @@ def _server_secrets(server: Server) -> Iterator[str]:
             yield from url_secrets(oauth.token_url)
     yield from _named_secrets(server.headers)
     yield from argument_secrets(server.arguments)
+    for settings in server.tools.values():
+        yield from argument_secrets(settings.arguments)
     yield from url_secrets(server.spec)
     if server.base_url:
         yield from url_secrets(server.base_url)
