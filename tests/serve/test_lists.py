@@ -25,6 +25,7 @@ from toolbridge.demo import DEMO_SPEC
 from toolbridge.formats.render import FORMATS, render, render_tools
 from toolbridge.gateway import Gateway
 from toolbridge.policy import Principal
+from toolbridge.serve import app as app_module
 from toolbridge.serve import lists
 from toolbridge.serve.app import create_app
 from toolbridge.serve.openapi_document import gateway_document, gateway_document_json
@@ -229,8 +230,12 @@ async def test_a_large_list_goes_to_a_plain_client_in_pieces(
     with its whole length said up front."""
     monkeypatch.setattr(listings, "KEEP_IDENTITY_BYTES", 100)
     monkeypatch.setattr(listings, "PIECE_BYTES", 256)
+    given_back: list[int] = []
+    monkeypatch.setattr(app_module, "give_back", lambda: given_back.append(1))
     plain = await served.get(path, accept_encoding="identity")
-    packed = await served.get(path, accept_encoding="zstd")
+    after_plain = len(given_back)  # what sending it in pieces freed goes back to the system
+    packed = await served.get(path, accept_encoding="zstd")  # kept whole: nothing to give back
     assert int(plain.headers["content-length"]) == len(plain.content) > 1000
     assert "content-encoding" not in plain.headers
     assert body(plain) == body(packed)
+    assert (after_plain, len(given_back)) == (1, 1)
