@@ -396,6 +396,28 @@ def test_a_tools_own_budget_overrides_its_servers_key_by_key() -> None:
     )
 
 
+def test_the_entry_a_tool_is_given_by_is_used_whole_budget_or_none() -> None:
+    """By its name and by its operationId: the entry by its name is used, whole, also when it
+    holds no budget (its fixed arguments, say): the other is not, as `check` says."""
+    server = Server.model_validate(
+        {
+            "id": "api",
+            "spec": "x.yaml",
+            "tools": {
+                "api_listThings": {"arguments": {"team": "T1"}},
+                "listThings": {"result": {"max_bytes": 1000}},
+                "getThing": {"result": {"max_bytes": 2000}},
+            },
+        }
+    )
+    budgets = Budgets([server])
+    found = [
+        budgets.for_tool(tool(name, op))
+        for name, op in [("api_listThings", "listThings"), ("api_getThing", "getThing")]
+    ]
+    assert [b.max_bytes if b is not None else None for b in found] == [None, 2000]
+
+
 @pytest.mark.parametrize(
     ("entry", "message"),
     [

@@ -31,6 +31,7 @@ def gateway(
     sent: list[UpstreamRequest],
     reread: Callable[[], Config] | None = None,
     tools: dict[str, Any] | None = None,
+    prefix: str | None = None,
 ) -> Gateway:
     def upstream(request: UpstreamRequest) -> UpstreamResponse:
         sent.append(request)
@@ -40,6 +41,8 @@ def gateway(
 
     entry: dict[str, Any] = {"id": "chat", "spec": str(DOCUMENT), "base_url": "http://chat.test"}
     entry = {**entry, "arguments": arguments, "tools": tools or {}}
+    if prefix is not None:
+        entry["prefix"] = prefix
     config = Config.model_validate({"servers": [entry]})
     return Gateway(config, upstream=MockUpstream(upstream), reread=reread)
 
@@ -408,17 +411,22 @@ async def test_a_tools_own_arguments_that_fit_nothing_are_noted() -> None:
     own = {
         "listMessages": {"arguments": {"nowhere": 1}},
         "noSuchTool": {"arguments": {"token": "x"}},
+        "fx_postNote": {"result": {"max_bytes": 1000}},  # the tool's name: this entry is used
+        "postNote": {"arguments": {"workspace": 3}},  # its document name: this one is not
     }
-    async with gateway({}, [], tools=own) as served:
+    async with gateway({}, [], tools=own, prefix="fx") as served:
         (status,) = served.sources()
     assert status.conversion is not None
     unused = sorted(n.message for n in status.conversion.notes if n.kind == "fixed-argument-unused")
     assert unused == [
-        "tools.listMessages.arguments.nowhere: tool 'listMessages' has no parameter named "
+        "tools.listMessages.arguments.nowhere: tool 'fx_listMessages' has no parameter named "
         "'nowhere' that the config does not set already (`headers`, `auth`); nothing is sent "
         "for it",
         "tools.noSuchTool.arguments.token: no tool of server 'chat' is named 'noSuchTool' (by "
         "name or operationId); nothing is sent for it",
+        "tools.postNote.arguments.workspace: tool 'fx_postNote' takes its settings from "
+        "another entry of `tools` that names it (by its name first, then document name, then "
+        "operationId); nothing is sent for it",
     ]
 
 

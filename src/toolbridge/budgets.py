@@ -81,11 +81,13 @@ class Budgets:
     """The result budgets of a config's servers, found per tool."""
 
     def __init__(self, servers: Iterable[Server]) -> None:
-        self._servers: dict[str, tuple[ResultBudget | None, dict[str, ResultBudget]]] = {}
+        self._servers: dict[str, tuple[ResultBudget | None, dict[str, ResultBudget | None]]] = {}
         self._found: dict[tuple[str, str], Budget | None] = {}
         for server in servers:
-            own = {name: s.result for name, s in server.tools.items() if s.result is not None}
-            if server.result is not None or own:
+            # Every entry, with a budget or without: the one a tool is given by is used whole
+            # (`entry_names`' order), as `toolsets` says of entries naming the same tool.
+            own = {name: settings.result for name, settings in server.tools.items()}
+            if server.result is not None or any(own.values()):
                 self._servers[server.id] = (server.result, own)
 
     def __bool__(self) -> bool:

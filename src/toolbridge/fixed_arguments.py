@@ -157,9 +157,10 @@ def fixed(
         if not isinstance(op, HttpOperation):
             out.append(tool)
             continue
-        entry = next((name for name in entry_names(tool) if name in own), None)
+        # The entry the tool is given by is used whole (`entry_names`' order), as for budgets.
+        entry = next((name for name in entry_names(tool) if name in server.tools), None)
         given = shared
-        if entry is not None:
+        if entry is not None and entry in own:
             named[entry] = tool.name
             mine = {k: (v, f"tools.{entry}.arguments.{k}") for k, v in own[entry].items()}
             given = {**shared, **mine}
@@ -193,17 +194,26 @@ def fixed(
         for key, (_, label) in shared.items()
         if label not in used
     ]
+    known = {name: tool.name for tool in tools for name in entry_names(tool)}
     for entry, arguments in own.items():
         for key in arguments:
             label = f"tools.{entry}.arguments.{key}"
             if label in used:
                 continue
-            whose = (
-                f"tool {named[entry]!r} has no parameter named {key!r} that the config does "
-                "not set already (`headers`, `auth`)"
-                if entry in named
-                else f"no tool of server {server.id!r} is named {entry!r} (by name or operationId)"
-            )
+            if entry in named:
+                whose = (
+                    f"tool {named[entry]!r} has no parameter named {key!r} that the config "
+                    "does not set already (`headers`, `auth`)"
+                )
+            elif entry in known:
+                whose = (
+                    f"tool {known[entry]!r} takes its settings from another entry of `tools` "
+                    "that names it (by its name first, then document name, then operationId)"
+                )
+            else:
+                whose = (
+                    f"no tool of server {server.id!r} is named {entry!r} (by name or operationId)"
+                )
             notes.append(
                 Note(
                     kind="fixed-argument-unused",
