@@ -449,7 +449,7 @@ def _listed(status: int, headers: dict[str, str], body: bytes | Iterator[bytes])
 async def _each(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
     """A large list answer sent piece by piece; then what sending it freed is given back: the
     pieces (and the redaction's copies of a plain answer's) left the heap spread, and the
-    serving corpus kept about 5 MiB of them in one start of two (`bench/catalog.py`)."""
+    serving corpus kept about 5 MiB of them in 3 starts of 9 (`bench/catalog.py`)."""
     for piece in pieces:  # a megabyte decompressed, or a piece read, at a time: quick enough
         yield piece
     give_back()
