@@ -39,3 +39,35 @@ def test_an_id_another_replica_deleted_just_now_is_not_the_files() -> None:
         "server 'file' is defined in the config file: edit the file (the API changes only the "
         "sources it registered)"
     )
+
+
+def test_a_config_files_entry_is_listed_with_what_the_store_would_seal_hidden() -> None:
+    """The same secrets as a registered entry's (`server_secret_paths`): credentials (not their
+    public keys), header values, fixed arguments (a tool's own too), a URL with a key in it."""
+    server = Server.model_validate(
+        {
+            "id": "file",
+            "spec": "https://api.example/openapi.json?api_key=canary-key-123456",
+            "auth": {"type": "basic", "username": "svc", "password": "canary-pass-123456"},
+            "headers": {"X-Team": "support"},
+            "arguments": {"token": "canary-token-123456"},
+            "tools": {
+                "listThings": {"arguments": {"channel": "C1"}, "result": {"max_bytes": 1000}}
+            },
+        }
+    )
+    listed = admin({"file"}, set()).from_file(server)
+    assert listed == {
+        "id": "file",
+        "origin": "config",
+        "entry": {
+            "id": "file",
+            "spec": "********",
+            "auth": {"type": "basic", "username": "svc", "password": "********"},
+            "headers": {"X-Team": "********"},
+            "arguments": {"token": "********"},
+            "tools": {
+                "listThings": {"arguments": {"channel": "********"}, "result": {"max_bytes": 1000}}
+            },
+        },
+    }

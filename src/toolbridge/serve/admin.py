@@ -347,23 +347,10 @@ async def _kept_secrets(store: Store, ident: str, entry: dict[str, Any]) -> dict
 
 
 def _redact_entry(entry: dict[str, Any]) -> dict[str, Any]:
-    """A config file's entry as listed: credentials, header values, fixed arguments and secret
+    """A config file's entry as listed: what the store seals of a registered one (credentials,
+    header values, fixed arguments, URLs holding secrets: `server_secret_paths`) and secret
     valves hidden."""
-    out = dict(entry)
-    auth = out.get("auth")
-    if isinstance(auth, dict):
-        kept = ("type", "scheme", "name", "in", "header", "token_url", "client_id", "scopes")
-        out["auth"] = {k: (v if k in kept else REDACTED) for k, v in auth.items()}
-    for key in ("headers", "arguments"):
-        if isinstance(out.get(key), dict):
-            out[key] = dict.fromkeys(out[key], REDACTED)
-    if isinstance(out.get("tools"), dict):
-        out["tools"] = {
-            name: {**settings, "arguments": dict.fromkeys(settings["arguments"], REDACTED)}
-            if isinstance(settings, dict) and isinstance(settings.get("arguments"), dict)
-            else settings
-            for name, settings in out["tools"].items()
-        }
+    out, _ = split(entry, server_secret_paths(entry))
     if isinstance(out.get("valves"), dict):
         out["valves"] = redacted(out["valves"], secret_names(out["valves"], None))
     return out
