@@ -11,13 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from toolbridge import names
-from toolbridge.blocking import run_to_end
+from toolbridge.blocking import run_to_end, side_by_side
 from toolbridge.bulk import give_back
 from toolbridge.cold_start import convert_aside
 from toolbridge.config import Config, LocalTools, Server
@@ -25,6 +24,7 @@ from toolbridge.config import Selection as SelectionConfig
 from toolbridge.errors import ConfigError, DocumentError, SourceError, ToolbridgeError
 from toolbridge.file_stamps import FileStamp
 from toolbridge.fixed_arguments import FixedArgumentError, fixed
+from toolbridge.local.imports import MAX_LOADING
 from toolbridge.local.loader import LocalConversion, ModuleCache, load_tools
 from toolbridge.openapi.compiled import Shape, convert_cached, entry_path
 from toolbridge.openapi.convert import Conversion, Selection
@@ -327,7 +327,12 @@ def load_sources(
         found = fetched.get(server.id)
         statuses.append(found or load_server(server, store, config.base_dir, proxies))
         store.release()  # its tools hold what they need; the next source starts light
-    statuses.extend(load_local(entry, config.base_dir, modules) for entry in config.tools)
+    # Side by side, as URLs are: k tool files that never finish would hold a start k times
+    # IMPORT_TIMEOUT (each runs in a thread of its own, bounded; loading is mostly waiting).
+    local = side_by_side(
+        lambda e: load_local(e, config.base_dir, modules), config.tools, MAX_LOADING
+    )
+    statuses.extend(local)
     give_back()  # what the conversions freed (documents, drafts) goes back to the system
     return statuses
 
@@ -346,9 +351,10 @@ def _load_urls_together(config: Config, store: DocumentStore) -> dict[str, Sourc
     if len(urls) < 2 or store.fetches_itself:  # (a given fetcher's store is the one shared)
         return {}
     base, proxies = config.base_dir, config.proxy_environment
-    with ThreadPoolExecutor(max_workers=min(MAX_FETCHING, len(urls))) as pool:
-        loaded = pool.map(lambda server: load_server(server, store, base, proxies), urls)
-        return {status.id: status for status in loaded}
+    loaded = side_by_side(
+        lambda server: load_server(server, store, base, proxies), urls, MAX_FETCHING
+    )
+    return {status.id: status for status in loaded}
 
 
 def _document_auth(server: Server, transport: Transport) -> AuthParts | SourceStatus | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
 import time
 import types
 from collections.abc import Callable
@@ -17,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from toolbridge.blocking import side_by_side
 from toolbridge.config import Config, FilterEntry
 from toolbridge.errors import SourceError
-from toolbridge.local.imports import construct, import_file, import_module
+from toolbridge.local.imports import MAX_LOADING, construct, import_file, import_module
 from toolbridge.local.signatures import is_injected, set_valves
 from toolbridge.local.sources import display
 from toolbridge.schemas import json_kind
@@ -85,6 +87,8 @@ class FilterStatus:
 FilterCache = dict[tuple[str, str, int, int], tuple[FilterEntry, Filter]]
 """Loaded filter files by (entry id, path, mtime in ns, size), with the entry they were loaded
 for: a reload imports only the files (or entries) that changed."""
+_CACHE_LOCK = threading.Lock()
+"""Held while a FilterCache is changed (entries load side by side; never held while one runs)."""
 
 
 def load_filters(
@@ -96,34 +100,30 @@ def load_filters(
     """Every `filters` entry, in config order. With `only`, the other entries keep what they
     had in `previous`. An entry that fails keeps its previous filter (and says why)."""
     earlier = {status.entry.id: status for status in previous}
-    statuses = []
-    for entry in config.filters:
+
+    def status(entry: FilterEntry) -> FilterStatus:
         old = earlier.get(entry.id)
         if only is not None and entry.id not in only and old is not None and old.entry == entry:
-            statuses.append(old)
-            continue
+            return old
         try:
             location, loaded = _load(entry, config.base_dir, cache)
         except SourceError as exc:
             kept = old.filter if old is not None and old.entry == entry else None
             logger.error("filter %s is down: %s", entry.id, exc)
             where = old.location if old is not None else _location(entry, config.base_dir)
-            statuses.append(
-                FilterStatus(
-                    entry=entry, location=where, filter=kept, error=str(exc), loaded_at=time.time()
-                )
+            return FilterStatus(
+                entry=entry, location=where, filter=kept, error=str(exc), loaded_at=time.time()
             )
-            continue
         if loaded.off and (old is None or old.filter is not loaded):
             logger.warning(
                 "filter %s is a switch (`toggle = True`) and stays off: set `switched_on: true` "
                 "in its entry to run it",
                 entry.id,
             )
-        statuses.append(
-            FilterStatus(entry=entry, location=location, filter=loaded, loaded_at=time.time())
-        )
-    return tuple(statuses)
+        return FilterStatus(entry=entry, location=location, filter=loaded, loaded_at=time.time())
+
+    # Side by side, as tool files are: k files that never finish hold a start IMPORT_TIMEOUT once.
+    return tuple(side_by_side(status, config.filters, MAX_LOADING))
 
 
 def _location(entry: FilterEntry, base_dir: Path) -> str:
@@ -149,9 +149,10 @@ def _load(entry: FilterEntry, base_dir: Path, cache: FilterCache) -> tuple[str, 
         return location, found[1]
     module, _ = import_file(label, f"_toolbridge_filters_{entry.id}", path)
     loaded = _filter(entry, location, module)
-    for old in [k for k in cache if k[:2] == key[:2]]:
-        del cache[old]
-    cache[key] = (entry, loaded)
+    with _CACHE_LOCK:  # (entries load side by side)
+        for old in [k for k in cache if k[:2] == key[:2]]:
+            del cache[old]
+        cache[key] = (entry, loaded)
     return location, loaded
 
 

@@ -41,6 +41,9 @@ IMPORT_TIMEOUT = 60.0
 """Seconds a tool or filter file's top level may take to run (its imports included)."""
 SLOW_IMPORT = 10.0
 """Seconds after which a file's code still running is logged (a start seems stuck otherwise)."""
+MAX_LOADING = 16
+"""Files (`tools` entries, a folder's files, `filters` entries) whose code runs at once: one
+after the other, k files that never finish would hold a start for k times IMPORT_TIMEOUT."""
 OPEN_WEBUI_NAMES = frozenset({"open_webui", "utils", "apps", "main", "config"})
 """`open_webui`, and the old top-level names Open WebUI rewrites to `open_webui.*`."""
 OPENWEBUI_EXTRA = {

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import threading
 import types
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -37,10 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from toolbridge import names
+from toolbridge.blocking import side_by_side
 from toolbridge.config import LocalTools
 from toolbridge.errors import SourceError
 from toolbridge.local.docstrings import frontmatter
-from toolbridge.local.imports import construct, import_file, import_module
+from toolbridge.local.imports import MAX_LOADING, construct, import_file, import_module
 from toolbridge.local.requirements import install_requirements, requirement_notes
 from toolbridge.local.signatures import build_tool, set_valves
 from toolbridge.local.sources import LocalModule, display, entry_sources
@@ -70,6 +72,9 @@ class LocalConversion:
 ModuleCache = dict[tuple[str, str, int, int, str], tuple["LocalModule", list[Tool], set[str]]]
 """Loaded files by (entry id, path, mtime in ns, size, the entry's config as JSON): a reload
 imports only what changed, in the file or in its entry (valves, timeout, ...)."""
+_CACHE_LOCK = threading.Lock()
+"""Held while a ModuleCache is read or written (never while a file runs): files load side by
+side, and iterating a dict that another thread adds to fails."""
 
 
 def load_tools(
@@ -86,18 +91,21 @@ def load_tools(
     modules: list[LocalModule] = []
     notes: list[Note] = []
     used_valves: set[str] = set()
-    for source in sources:
-        if entry.install_requirements and isinstance(source, Path):
-            notes.extend(install_requirements(source))
-        try:
-            info, found, used, kept = _cached_module(entry, source, cache)
-            notes.extend(kept)
-        except SourceError as exc:
+    installing = entry.install_requirements
+    installed: dict[Path | str, list[Note]] = {
+        s: install_requirements(s) for s in sources if installing and isinstance(s, Path)
+    }
+    loaded = side_by_side(lambda source: _loaded(entry, source, cache), sources, MAX_LOADING)
+    for source, outcome in zip(sources, loaded, strict=True):
+        notes.extend(installed.get(source, ()))
+        if isinstance(outcome, SourceError):
             if not folder:
-                raise
+                raise outcome
             where = display(source) if isinstance(source, Path) else source
-            notes.append(Note(kind="module-failed", message=str(exc), where=where))
+            notes.append(Note(kind="module-failed", message=str(outcome), where=where))
             continue
+        info, found, used, kept = outcome
+        notes.extend(kept)
         modules.append(info)
         tools.extend(found)
         used_valves |= used
@@ -122,6 +130,16 @@ def load_tools(
     )
 
 
+def _loaded(
+    entry: LocalTools, source: Path | str, cache: ModuleCache | None
+) -> tuple[LocalModule, list[Tool], set[str], list[Note]] | SourceError:
+    """`_cached_module`, or the SourceError it raised (a folder's other files go on)."""
+    try:
+        return _cached_module(entry, source, cache)
+    except SourceError as exc:
+        return exc
+
+
 def _cached_module(
     entry: LocalTools, source: Path | str, cache: ModuleCache | None
 ) -> tuple[LocalModule, list[Tool], set[str], list[Note]]:
@@ -134,27 +152,31 @@ def _cached_module(
     except OSError:
         return (*_load_module(entry, source), [])  # reports the missing file
     key = (entry.id, str(source), stat.st_mtime_ns, stat.st_size, entry.model_dump_json())
-    if key in cache:
-        return (*cache[key], [])
-    earlier = [k for k in cache if k[:2] == key[:2]]
+    with _CACHE_LOCK:  # (files load side by side: the cache is read and written in turn)
+        found = cache.get(key)
+        earlier = [k for k in cache if k[:2] == key[:2]]
+        last = cache[earlier[-1]] if earlier else None
+    if found is not None:
+        return (*found, [])
     try:
-        if stat.st_size == 0 and earlier:
+        if stat.st_size == 0 and last is not None:
             # An editor truncates before it writes: an empty file that had tools is taken for
             # one caught mid-write, never for a good version with no tools.
             raise SourceError(f"{display(source)} is empty (being written?)")
         loaded = _load_module(entry, source)
     except SourceError as exc:
-        if not earlier:
+        if last is None:
             raise
         note = Note(
             kind="module-kept",
             message=f"{exc}; its last good version is still served",
             where=display(source),
         )
-        return (*cache[earlier[-1]], [note])
-    for old in earlier:
-        del cache[old]
-    cache[key] = loaded
+        return (*last, [note])
+    with _CACHE_LOCK:
+        for old in earlier:
+            cache.pop(old, None)
+        cache[key] = loaded
     return (*loaded, [])
 
 

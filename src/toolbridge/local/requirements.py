@@ -15,6 +15,7 @@ import logging
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from toolbridge.local.docstrings import frontmatter
@@ -26,6 +27,9 @@ logger = logging.getLogger(__name__)
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 INSTALL_TIMEOUT = 300.0
+_PIP = threading.Lock()
+"""One pip at a time in this process: `tools` entries load side by side, and two pips writing
+one environment at once can leave it broken."""
 _SPECIFIER = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._,-]+\])?"
     r"(\s*(==|!=|<=|>=|~=|<|>)\s*[A-Za-z0-9.*+!_-]+(\s*,\s*(==|!=|<=|>=|~=|<|>)\s*[A-Za-z0-9.*+!_-]+)*)?$"
@@ -64,9 +68,10 @@ def install_requirements(path: Path) -> list[Note]:
     command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check"]
     command += ["--no-input", "--quiet", "--", *install]
     try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, check=False
-        )
+        with _PIP:
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, check=False
+            )
     except subprocess.TimeoutExpired:
         failure: str | None = f"pip did not finish within {INSTALL_TIMEOUT:g} s"
     else:
