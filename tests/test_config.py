@@ -592,6 +592,12 @@ def test_missing_required_keys_are_named_at_their_parent(
             id="boolean-for-a-rate",
         ),
         pytest.param(
+            "auth:\n  api_keys: [{user: a, key: k123456}]\n  metrics: everyone\n",
+            "FILE:3: auth.metrics: Input should be 'public', 'callers' or 'admins' (found a "
+            "string)",
+            id="metrics-readers-unknown",
+        ),
+        pytest.param(
             "auth:\n  api_keys:\n    - {user: a, key: k, admin: maybe}\n",
             "FILE:3: auth.api_keys[0].admin: Input should be a valid boolean, unable to "
             "interpret input (found a string)",

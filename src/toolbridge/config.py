@@ -333,6 +333,9 @@ class Auth(_Model):
     api_keys: tuple[ApiKey, ...] = ()
     jwt: Jwt | None = None
     rate_limit: RateLimit | None = None
+    metrics: Literal["public", "callers", "admins"] = "public"
+    """Who may read `GET /metrics` (it names the tools called, admin-only ones too): anyone,
+    any caller with a key or token (a scraper's key with no grants), or admins only."""
 
     @model_validator(mode="after")
     def _keys_of_their_own(self) -> Auth:

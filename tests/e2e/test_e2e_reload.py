@@ -360,6 +360,52 @@ def test_http_limits_apply_to_every_connection_from_the_next_reload(
     assert (after, open_after) == ([431] * 6, [False] * 4)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_who_may_read_metrics_is_the_config_of_the_moment(
+    tmp_path: Path, upstreams: tuple[str, str], workers: int
+) -> None:
+    """`auth.metrics`: `/metrics` names the tools called (admin-only ones too), so an operator
+    may keep it to callers with a key (a scraper's, with no grants) or to admins; every
+    worker follows the reload."""
+    config = base_config(upstreams[0])
+    folder = folder_for(tmp_path, config)
+    served = Served(folder, *(("--workers", str(workers)) if workers > 1 else ()))
+
+    def statuses() -> list[tuple[int, int, int]]:
+        url = f"{served.url}/metrics"
+        return [
+            (
+                httpx2.get(url).status_code,
+                httpx2.get(url, headers=bearer("alice")).status_code,
+                httpx2.get(url, headers=bearer("ops")).status_code,
+            )
+            for _ in range(4)
+        ]
+
+    try:
+        public = statuses()
+        write(folder, {**config, "auth": {**config["auth"], "metrics": "callers"}})
+        served.reload()
+        callers = statuses()
+        write(folder, {**config, "auth": {**config["auth"], "metrics": "admins"}})
+        served.reload()
+        admins = statuses()
+        refused = httpx2.get(f"{served.url}/metrics", headers=bearer("alice")).json()
+    finally:
+        served.stop()
+    assert (public, callers, admins) == (
+        [(200, 200, 200)] * 4,
+        [(401, 200, 200)] * 4,
+        [(401, 403, 200)] * 4,
+    )
+    assert refused == {
+        "error": {
+            "type": "forbidden",
+            "message": "`/metrics` is for admins (`auth.metrics: admins`)",
+        }
+    }
+
+
 # -- what a reload answers, and what it refuses ---------------------------------------------------
 
 

@@ -401,6 +401,12 @@ def create_app(
     async def metrics(request: Request, principal: Principal) -> Response:
         from toolbridge.metrics import CONTENT_TYPE
 
+        auth = gateway.config.auth
+        readers = auth.metrics if auth is not None else "public"
+        if readers != "public":  # (as the config says now: it may change on any reload)
+            principal = gateway.authenticate(request.headers.get("authorization"))
+            if readers == "admins" and not principal.admin:
+                raise Forbidden("`/metrics` is for admins (`auth.metrics: admins`)")
         return Response(gateway.metrics.exposition(), media_type=CONTENT_TYPE)
 
     @contextlib.asynccontextmanager
