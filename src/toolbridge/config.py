@@ -442,6 +442,9 @@ class Http(_Model):
     """Bytes of request line and headers; more is answered 431."""
     max_headers: Annotated[Int, Field(ge=8, le=1000)] = 100
     """Header fields in one request; more is answered 431."""
+    shutdown_delay: Annotated[Float, Field(ge=0, le=300)] = 0.0
+    """Seconds between SIGTERM and the stop, while `/readyz` answers 503 and requests are still
+    served, for a load balancer to stop sending any (serve/draining.py). 0: stop at once."""
 
 
 class Mcp(_Model):

@@ -462,3 +462,66 @@ def test_a_stopping_server_refuses_new_connections_at_once(tmp_path: Path) -> No
         "refused",
         [(200, {"done": True})],
     )
+
+
+PING_TOOL = 'def ping() -> str:\n    """Answer pong."""\n    return "pong"\n'
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_shutdown_delay_drains_before_the_stop(tmp_path: Path, workers: int) -> None:
+    """`http.shutdown_delay`: from SIGTERM, `/readyz` answers 503 (a load balancer takes the
+    replica out) while everything is still served, each answer closing its connection; when
+    the delay is over the server stops as without one, and new connections are refused."""
+    (tmp_path / "ping.py").write_text(PING_TOOL)
+    (tmp_path / "toolbridge.yaml").write_text(
+        "http: {shutdown_delay: 4}\ntools:\n  - {id: ping, path: ping.py}\n"
+    )
+    process, url = start(tmp_path, *(("--workers", str(workers)) if workers > 1 else ()))
+    try:
+        assert httpx2.get(f"{url}/readyz", timeout=5).json()["status"] == "ready"
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        ready = [httpx2.get(f"{url}/readyz", timeout=5) for _ in range(4)]
+        called = [httpx2.post(f"{url}/v1/tools/ping/call", json={}, timeout=5) for _ in range(4)]
+        alive_while_draining = process.poll() is None
+        _, err = process.communicate(timeout=30)
+        code = process.returncode
+        late: int | str
+        try:
+            late = httpx2.get(f"{url}/healthz", timeout=5).status_code
+        except httpx2.ConnectError:
+            late = "refused"
+    finally:
+        if process.poll() is None:
+            stop(process)
+    assert [(r.status_code, r.json()["status"], r.headers["connection"]) for r in ready] == [
+        (503, "stopping", "close")
+    ] * 4
+    assert ready[0].json()["reason"] == (
+        "shutting down: draining before the server stops (`http.shutdown_delay`)"
+    )
+    assert [(c.status_code, c.json()["result"], c.headers["connection"]) for c in called] == [
+        (200, "pong", "close")
+    ] * 4
+    assert (alive_while_draining, code, late) == (True, 143 if workers == 1 else 0, "refused")
+    assert err.count("SIGTERM: draining for 4 s") == workers  # each worker drains on its own
+
+
+def test_a_second_sigterm_stops_a_drain_at_once(tmp_path: Path) -> None:
+    """An operator who will not wait (or a supervisor's second signal) is obeyed."""
+    (tmp_path / "ping.py").write_text(PING_TOOL)
+    (tmp_path / "toolbridge.yaml").write_text(
+        "http: {shutdown_delay: 120}\ntools:\n  - {id: ping, path: ping.py}\n"
+    )
+    process, url = start(tmp_path)
+    try:
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        draining = httpx2.get(f"{url}/readyz", timeout=5).status_code
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=20)  # not 120 s
+        code = process.returncode
+    finally:
+        if process.poll() is None:
+            stop(process)
+    assert (draining, code, err.count("SIGTERM: draining for 120 s")) == (503, 143, 1)

@@ -54,6 +54,7 @@ from toolbridge.serve.bodies import (
 )
 from toolbridge.serve.departures import GONE_STATUS, ClientGone, unless_gone
 from toolbridge.serve.describe import describe, describe_filter, describe_source
+from toolbridge.serve.draining import Drain
 from toolbridge.serve.edge import Edge
 from toolbridge.serve.lists import http_answer, openapi_json, tools_json
 from toolbridge.serve.live import Live
@@ -277,6 +278,7 @@ def create_app(
     # The MCP SDK takes over half a second to import: it loads in the background (mcp_start).
     mcp = DeferredMcp(gateway)
 
+    drain = Drain()  # SIGTERM's `http.shutdown_delay` (draining.py)
     live = Live(
         gateway,
         tools_changed=mcp.tools_changed,
@@ -396,6 +398,9 @@ def create_app(
         }
         if unread is not None:  # a load balancer sends its callers to a replica that has all
             return json_response({**body, "status": "not_ready", "reason": unread}, 503)
+        if drain.since is not None:  # (it still serves: the balancer sends no one new)
+            reason = "shutting down: draining before the server stops (`http.shutdown_delay`)"
+            return json_response({**body, "status": "stopping", "reason": reason}, 503)
         return json_response(body)
 
     async def metrics(request: Request, principal: Principal) -> Response:
@@ -413,6 +418,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # The MCP SDK loads after the rest has started: its import would slow a start down.
         async with gateway, live.running(), mcp.lifespan():
+            drain.install(lambda: gateway.config.http.shutdown_delay)  # uvicorn's handler is set
             yield
 
     routes = Starlette(
@@ -443,7 +449,7 @@ def create_app(
     # whichever route made it (redacting.py).
     paths = ToolsetPaths(CallEndpoint(routes, gateway))
     redacted = Redacting(paths, lambda: gateway.secrets)
-    return Edge(redacted, lambda: (gateway.config.http, gateway.open))
+    return drain.closing(Edge(redacted, lambda: (gateway.config.http, gateway.open)))
 
 
 def _listed(status: int, headers: dict[str, str], body: bytes | Iterator[bytes]) -> Response:
