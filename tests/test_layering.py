@@ -85,6 +85,7 @@ EDGES = {
         "serve.workers",
         "serve.process",
         "serve.connection",
+        "serve.draining",
         "demo.service",
     },
     "aiohttp": {"upstream.clients", "upstream.guarded_resolver"},

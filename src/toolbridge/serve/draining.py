@@ -25,6 +25,8 @@ from collections.abc import Callable, MutableMapping
 from types import FrameType
 from typing import Any
 
+import uvicorn
+
 from toolbridge.serve.edge import ASGIApp, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
@@ -46,9 +48,7 @@ class Drain:
         if threading.current_thread() is not threading.main_thread():
             return False
         stop = signal.getsignal(signal.SIGTERM)
-        if not callable(stop) or type(getattr(stop, "__self__", None)).__module__ != (
-            "uvicorn.server"
-        ):
+        if not callable(stop) or not isinstance(getattr(stop, "__self__", None), uvicorn.Server):
             return False
 
         def draining(signum: int, frame: FrameType | None) -> None:
