@@ -392,3 +392,51 @@ def test_a_client_of_the_1x_sdk(
         "forbidden": [types.INVALID_PARAMS, "no tool named 'deleteNote'"],
         **({"heard_change": True} if stateful else {}),
     }
+
+
+SLOW_DOCUMENT = """\
+openapi: 3.0.3
+info: {title: slow, version: "1"}
+paths:
+  /slow:
+    post:
+      operationId: postSlow
+      responses: {"200": {description: ok, content: {application/json: {schema: {type: object}}}}}
+"""
+
+
+async def test_a_client_that_gives_up_stops_the_call_and_its_upstream_request(
+    tmp_path: Path,
+) -> None:
+    """A 2.x client's `read_timeout_seconds` closes its request: the gateway stops the call and
+    closes the upstream connection (the upstream sees its client go), rather than hold it and
+    the server's slots until the upstream answers. (A 1.x client sends `notifications/cancelled`
+    instead, as a request of its own: a stateless endpoint cannot tie it to the call.)"""
+    seen: list[str] = []
+
+    async def slow(request: Request) -> Response:
+        for _ in range(100):  # 10 s at most
+            if await request.is_disconnected():
+                seen.append("client went")
+                return Response(status_code=499)
+            await anyio.sleep(0.1)
+        seen.append("answered")
+        return Response(b"{}", media_type="application/json")
+
+    upstream = Starlette(routes=[Route("/slow", slow, methods=["POST"])])
+    with LoopbackServer(upstream) as served:
+        (tmp_path / "slow.yaml").write_text(SLOW_DOCUMENT)
+        (tmp_path / "toolbridge.yaml").write_text(
+            f"servers:\n  - {{id: slow, spec: slow.yaml, base_url: '{served.url}', timeout: 30}}\n"
+        )
+        app = gateway_app(load_config(tmp_path / "toolbridge.yaml", {}))
+        with LoopbackServer(app, lifespan="on") as gw:
+            async with httpx2.AsyncClient(timeout=10) as http:
+                streams = streamable_http_client(f"{gw.url}{PATH}", http_client=http)
+                async with Client(streams) as client:
+                    with pytest.raises(MCPError) as gave_up:
+                        await client.call_tool("postSlow", {}, read_timeout_seconds=1.0)
+            with anyio.fail_after(5):
+                while not seen:
+                    await anyio.sleep(0.1)
+    assert (str(gave_up.value), seen) == ("Request 'tools/call' timed out", ["client went"])
