@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from toolbridge.changes import (
+    SETTINGS,
     Changes,
     SourceOutcome,
     ToolChange,
@@ -82,6 +83,20 @@ def test_settings_are_named_never_shown() -> None:
     )
     assert setting_changes(before, after) == ("auth.api_keys", "auth.rate_limit", "audit")
     assert setting_changes(after, after) == ()
+
+
+def test_every_setting_a_reload_applies_is_one_it_reports() -> None:
+    """Each key of the config is a source's (servers, tools, filters: reported as sources), or
+    a setting named by SETTINGS: a key added to the config is reported when a reload changes
+    it (`auth.metrics` was applied and not said)."""
+    as_sources = {"servers", "tools", "filters"}
+    not_from_the_file = {"base_dir", "proxy_environment"}
+    reported = {".".join(path) for path in SETTINGS}
+    keys = {
+        *(f"auth.{key}" for key in Auth.model_fields),
+        *(key for key in Config.model_fields if key != "auth"),
+    }
+    assert sorted(keys - as_sources - not_from_the_file - reported) == []
 
 
 def test_how_a_source_fared() -> None:

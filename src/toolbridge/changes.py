@@ -28,6 +28,7 @@ SETTINGS = (
     ("auth", "api_keys"),
     ("auth", "jwt"),
     ("auth", "rate_limit"),
+    ("auth", "metrics"),
     ("audit",),
     ("http",),
     ("state",),

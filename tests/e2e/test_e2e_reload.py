@@ -385,14 +385,15 @@ def test_who_may_read_metrics_is_the_config_of_the_moment(
     try:
         public = statuses()
         write(folder, {**config, "auth": {**config["auth"], "metrics": "callers"}})
-        served.reload()
+        said = [served.reload().json()["settings"]]
         callers = statuses()
         write(folder, {**config, "auth": {**config["auth"], "metrics": "admins"}})
-        served.reload()
+        said.append(served.reload().json()["settings"])
         admins = statuses()
         refused = httpx2.get(f"{served.url}/metrics", headers=bearer("alice")).json()
     finally:
         served.stop()
+    assert said == [["auth.metrics"], ["auth.metrics"]]
     assert (public, callers, admins) == (
         [(200, 200, 200)] * 4,
         [(401, 200, 200)] * 4,
