@@ -19,7 +19,7 @@ import orjson
 
 from toolbridge.blocking import OFF_LOOP_BYTES, off_loop
 from toolbridge.budgets import apply as apply_budget
-from toolbridge.config import OAuth2ClientCredentials, PerUserAuth, Server
+from toolbridge.config import ForwardAuth, OAuth2ClientCredentials, PerUserAuth, Server
 from toolbridge.errors import (
     CredentialRequired,
     InvalidArguments,
@@ -221,6 +221,7 @@ class Dispatch:
             credentials = await self._own_credentials(state, server, server.auth, principal)
         way = state.routes[op.server]  # the server's client, destinations and concurrency cap
         oauth2 = isinstance(server.auth, OAuth2ClientCredentials)
+        own = isinstance(server.auth, PerUserAuth | ForwardAuth)  # the caller's credentials
         loop = asyncio.get_running_loop()
         deadline = loop.time() + server.timeout  # the whole call's: token fetches and retry too
         for attempt in (1, 2):
@@ -243,6 +244,7 @@ class Dispatch:
                     timeouts=timeouts,
                     max_bytes=self.max_response_bytes,
                     tool=tool_name,
+                    caller=principal.id if own else None,
                 )
             if attempt == 2 or not (result.status == 401 and oauth2):
                 break

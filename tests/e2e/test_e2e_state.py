@@ -1028,3 +1028,64 @@ def test_each_caller_keeps_their_own_filter_valves(folder: Path, env: dict[str, 
         404,
         "no tools entry or filter 'elsewhere' with UserValves that you may use",
     )
+
+
+def test_an_upstream_out_of_step_never_hands_one_callers_answer_to_another(
+    folder: Path, env: dict[str, str]
+) -> None:
+    """An upstream (or a box before it) that sends each answer twice, the second a moment
+    later: on a connection kept alive, the extra answer is taken for the next request's. With
+    each caller's own credentials (`per_user`), the next request on a connection is only ever
+    the same caller's: bob received answers made for alice, with her token in them, before."""
+    import asyncio
+
+    from tests.raw_servers import RawServer, read_request
+
+    async def twice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head, _ = await read_request(reader)
+            auth = next(
+                (line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                 if line.lower().startswith(b"authorization:")),
+                b"",
+            )  # fmt: skip
+            body = orjson.dumps({"auth": auth.decode()})
+            answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            answer += b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            writer.write(answer)
+            await writer.drain()
+            await asyncio.sleep(0.3)
+            writer.write(answer)  # once too many, late
+
+    with RawServer(twice) as upstream:
+        config = yaml.safe_load((folder / "toolbridge.yaml").read_text())
+        config["servers"].append(
+            {
+                "id": "mine",
+                "spec": "specs/demo.yaml",
+                "base_url": upstream.url,
+                "prefix": "mine",
+                "include": {"operations": ["getStatus"]},
+                "auth": {"type": "per_user"},
+                "access": {"groups": ["support"]},
+            }
+        )
+        (folder / "toolbridge.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        served = Served(folder, env=env)
+        try:
+            for user in ("alice", "bob"):
+                token = {"token": f"{CANARY_OWN}-{user}"}
+                assert put(served, "/v1/me/credentials/mine", token, user=user).status_code == 200
+            answers: list[tuple[str, str]] = []
+            for _ in range(8):  # alice, then bob at once, while alice's extra answer is due
+                for user in ("alice", "bob"):
+                    result = served.call("mine_getStatus", user=user).json()["result"]
+                    answers.append((user, str(result)))
+        finally:
+            served.stop()
+    crossed = [
+        (user, said)
+        for user, said in answers
+        if any(f"{CANARY_OWN}-{other}" in said for other in ("alice", "bob") if other != user)
+    ]
+    assert crossed == []

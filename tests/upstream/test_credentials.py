@@ -587,6 +587,7 @@ async def test_token_request(overrides: dict[str, Any], basic: str, body: bytes)
     assert upstream.requests == [
         UpstreamRequest(
             server="petstore",
+            pool="token:petstore",  # never a call's connection
             method="POST",
             url=TOKEN_URL,
             headers=(

@@ -107,8 +107,11 @@ async def send(
     body: bytes | None = None,
     timeouts: Timeouts = Timeouts(connect=2, total=3),  # noqa: B008
     max_bytes: int = 1000,
+    pool: str = "",
 ) -> UpstreamResponse:
-    request = UpstreamRequest(server="test", method=method, url=url, headers=headers, body=body)
+    request = UpstreamRequest(
+        server="test", method=method, url=url, headers=headers, body=body, pool=pool
+    )
     return await upstream.send(request, timeouts=timeouts, max_bytes=max_bytes)
 
 
@@ -344,6 +347,43 @@ async def test_idle_connection_that_receives_data_is_not_reused(upstream: Http11
         await asyncio.sleep(0.1)
         response = await send(upstream, url)
     assert (response.status, accepted) == (200, [0, 1])
+
+
+def answering_twice_late(delay: float) -> Handler:
+    """Answers each request, then `delay` seconds later a second time, unasked, with what the
+    request asked for (an upstream, or a box before it, out of step)."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # (until the client closes the connection, as it does one that sent more while idle)
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, RuntimeError):
+            while True:
+                target = (await read_request(reader)).split(b" ")[1]
+                answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (
+                    len(target),
+                    target,
+                )
+                writer.write(answer)
+                await writer.drain()
+                await asyncio.sleep(delay)
+                writer.write(answer)  # once too many
+
+    return handler
+
+
+async def test_a_late_extra_answer_reaches_no_request_of_another_pool(
+    upstream: Http11Upstream,
+) -> None:
+    """An extra answer that comes once the connection carries the next request cannot be told
+    from that request's own answer: a connection is reused only within its pool (a server,
+    or one caller's own credentials on it), so another caller never takes the first's answer
+    for theirs. Within one pool the connection is reused as before."""
+    async with serving(answering_twice_late(0.3)) as (url, accepted):
+        alice = await send(upstream, f"{url}/alice", pool="api\nalice")
+        bob = await send(upstream, f"{url}/bob", pool="api\nbob")  # a connection of its own
+        await asyncio.sleep(0.05)
+        again = await send(upstream, f"{url}/alice-again", pool="api\nalice")  # alice's again
+    assert (alice.body, bob.body, accepted) == (b"/alice", b"/bob", [0, 1])
+    assert again.body in (b"/alice", b"/alice-again")  # her own answer either way
 
 
 @pytest.mark.parametrize("interim", [b"100 Continue", b"102 Processing", b"103 Early Hints"])

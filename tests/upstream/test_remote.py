@@ -101,7 +101,9 @@ PATH_STYLES = [
 def test_path_styles(style: str, explode: bool, value: Any, segment: str) -> None:
     op = make_op(param("color", "path", style=style, explode=explode), path="/colors/{color}")
     request = build_request(op, {"color": value}, base_url=BASE)
-    assert request == UpstreamRequest(server="api", method="GET", url=f"{BASE}/colors/{segment}")
+    assert request == UpstreamRequest(
+        server="api", pool="api", method="GET", url=f"{BASE}/colors/{segment}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -438,6 +440,7 @@ def test_headers_whole() -> None:
     )
     assert request == UpstreamRequest(
         server="api",
+        pool="api",
         method="POST",
         url=f"{BASE}/items",
         headers=(
@@ -475,6 +478,7 @@ def test_json_body_from_flattened_fields() -> None:
     )
     assert request == UpstreamRequest(
         server="api",
+        pool="api",
         method="PUT",
         url=f"{BASE}/pets/7?dryRun=true",
         headers=(("Accept", "application/json"), ("Content-Type", "application/json")),
@@ -561,7 +565,7 @@ def test_bodies(
     request = build_request(make_op(method="POST", body=plan), arguments, base_url=BASE)
     headers = (("Content-Type", content_type),) if content_type else ()
     assert request == UpstreamRequest(
-        server="api", method="POST", url=f"{BASE}/items", headers=headers, body=body
+        server="api", pool="api", method="POST", url=f"{BASE}/items", headers=headers, body=body
     )
 
 
@@ -1089,7 +1093,7 @@ async def test_redirect_methods(status: int, method: str, body: bytes | None) ->
     second = upstream.requests[1]
     headers = () if body is None else (("Content-Type", "application/json"),)
     assert second == UpstreamRequest(
-        server="api", method=method, url=f"{BASE}/done", headers=headers, body=body
+        server="api", pool="api", method=method, url=f"{BASE}/done", headers=headers, body=body
     )
 
 
@@ -1155,6 +1159,7 @@ async def test_invoke_sends_credentials_and_arguments() -> None:
     assert upstream.requests == [
         UpstreamRequest(
             server="api",
+            pool="api",
             method="POST",
             url=f"{BASE}/items",
             headers=(("Content-Type", "application/json"), ("Authorization", "Bearer t")),
@@ -1169,6 +1174,7 @@ async def test_invoke_sends_credentials_and_arguments() -> None:
 def test_curl_line_masks_secrets() -> None:
     request = UpstreamRequest(
         server="api",
+        pool="api",
         method="POST",
         url=f"{BASE}/items?api_key=s%2Fcret&q=it's",
         headers=(("Authorization", "Bearer s/cret"), ("Content-Type", "application/json")),
@@ -1185,6 +1191,7 @@ def test_curl_line_masks_a_short_secret_only_as_a_whole_value() -> None:
     """`t` is masked as a query value, a header value and a JSON string, not in `https`."""
     request = UpstreamRequest(
         server="api",
+        pool="api",
         method="POST",
         url="https://h.example/x?token=t&q=at",
         headers=(("token", "t"),),
@@ -1209,7 +1216,9 @@ def test_curl_line_masks_a_short_secret_only_as_a_whole_value() -> None:
     ],
 )
 def test_curl_line_bodies(method: str, body: bytes | None, tail: str) -> None:
-    request = UpstreamRequest(server="api", method=method, url="https://h.example/x", body=body)
+    request = UpstreamRequest(
+        server="api", pool="api", method=method, url="https://h.example/x", body=body
+    )
     assert curl_line(request, []) == tail
 
 

@@ -111,6 +111,7 @@ async def _fetch(
                 headers, target = _with_auth(current, auth, auth_origin)
                 request = UpstreamRequest(
                     server=server,
+                    pool=f"document:{server}",
                     method="GET",
                     url=target,
                     headers=(("Accept", _ACCEPT), *headers),

@@ -14,7 +14,11 @@ so a name that resolves to a link-local or metadata address is refused.
 
 What the server sends is trusted for nothing: interim answers (1xx) are skipped until the final
 one; a connection that sends more than the one answer asked for (in the same packet, or while
-idle) is closed, never reused, so no answer can reach another request.
+idle) is closed, never reused. One sent later still, once the connection carries the next
+request, cannot be told from that request's answer: so a connection is reused only for
+requests of its own pool (`UpstreamRequest.pool`: the same server, and for a server that sends
+each caller's own credentials, the same caller). Such an answer reaches no other server's
+request, nor another caller's.
 """
 
 from __future__ import annotations
@@ -92,10 +96,11 @@ def _split(url: str) -> tuple[_Origin, str]:
 
 @dataclass(slots=True)
 class _Pool:
-    """The connections to one origin: at most `slots` in use, and the idle ones."""
+    """The connections to one origin: at most `slots` in use, and the idle ones by the pool of
+    the requests they may carry (`UpstreamRequest.pool`)."""
 
     slots: asyncio.Semaphore
-    idle: list[Connection]
+    idle: dict[str, list[Connection]]
     reaping: asyncio.TimerHandle | None = None
     """A look at the idle connections, due when the oldest expires (`Http11Upstream._reap`)."""
 
@@ -139,7 +144,7 @@ class Http11Upstream:
         pool = self._pools.get(origin.key)
         if pool is None:
             pool = self._pools[origin.key] = _Pool(
-                asyncio.Semaphore(self.max_connections_per_host), []
+                asyncio.Semaphore(self.max_connections_per_host), {}
             )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeouts.total
@@ -153,7 +158,7 @@ class Http11Upstream:
                 raise
             try:
                 for attempt in (1, 2):
-                    connection = self._take(pool)
+                    connection = self._take(pool, request.pool)
                     if connection is None:
                         connecting = True
                         async with asyncio.timeout_at(
@@ -178,7 +183,7 @@ class Http11Upstream:
                     if not connection.closed:
                         connection.idle_since = time.monotonic()
                         connection.reused = True
-                        pool.idle.append(connection)
+                        pool.idle.setdefault(request.pool, []).append(connection)
                         if pool.reaping is None:
                             pool.reaping = loop.call_later(self.keepalive_expiry, self._reap, pool)
                     return response
@@ -227,8 +232,8 @@ class Http11Upstream:
             lines.append(f"Content-Length: {len(body)}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
-    def _take(self, pool: _Pool) -> Connection | None:
-        idle = pool.idle
+    def _take(self, pool: _Pool, requests: str) -> Connection | None:
+        idle = pool.idle.get(requests)
         if not idle:
             return None
         now = time.monotonic()
@@ -269,15 +274,22 @@ class Http11Upstream:
         otherwise stay open as long as the process."""
         pool.reaping = None
         now = time.monotonic()
-        kept = []
-        for connection in pool.idle:
-            if connection.closed or now - connection.idle_since >= self.keepalive_expiry:
-                connection.close()
-            else:
-                kept.append(connection)
-        pool.idle[:] = kept
-        if kept:
-            due = min(c.idle_since for c in kept) + self.keepalive_expiry - now
+        oldest: float | None = None
+        for requests, idle in list(pool.idle.items()):
+            kept = []
+            for connection in idle:
+                if connection.closed or now - connection.idle_since >= self.keepalive_expiry:
+                    connection.close()
+                else:
+                    kept.append(connection)
+                    since = connection.idle_since
+                    oldest = since if oldest is None else min(oldest, since)
+            if kept:
+                idle[:] = kept
+            else:  # (a caller's pool: gone with its connections, however many callers come)
+                del pool.idle[requests]
+        if oldest is not None:
+            due = oldest + self.keepalive_expiry - now
             pool.reaping = asyncio.get_running_loop().call_later(max(due, 0.01), self._reap, pool)
 
     async def aclose(self) -> None:
@@ -285,8 +297,10 @@ class Http11Upstream:
             if pool.reaping is not None:
                 pool.reaping.cancel()
                 pool.reaping = None
-            while pool.idle:
-                pool.idle.pop().close()
+            for idle in pool.idle.values():
+                while idle:
+                    idle.pop().close()
+            pool.idle.clear()
 
 
 async def _acquire(slots: asyncio.Semaphore, deadline: float) -> None:

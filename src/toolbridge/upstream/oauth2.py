@@ -135,6 +135,7 @@ class TokenSource:
             form["scope"] = " ".join(auth.scopes)
         request = UpstreamRequest(
             server=self.server,
+            pool=f"token:{self.server}",  # (never a call's connection: see UpstreamRequest.pool)
             method="POST",
             url=auth.token_url,
             headers=(

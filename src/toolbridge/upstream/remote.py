@@ -55,12 +55,15 @@ async def invoke(
     max_bytes: int = MAX_RESPONSE_BYTES,
     max_redirects: int = 5,
     tool: str | None = None,
+    caller: str | None = None,
 ) -> ToolResult:
     """Build the request, send it, follow redirects that stay on the base URL, retry once when
     asked to, shape the answer. Everything happens within `timeouts.total` of the start.
 
     Raises UpstreamUnavailable (no usable base URL, or the upstream cannot be reached) and
     InvalidArguments; an upstream 4xx/5xx, or a redirect off the base URL, is a result.
+    `caller`: whose own credentials `auth` holds (`per_user`, `forward`), if anyone's: their
+    requests share connections with no one else's (`UpstreamRequest.pool`).
     """
     if base_url is None or urlsplit(base_url).scheme not in ("http", "https"):
         found = (
@@ -71,7 +74,9 @@ async def invoke(
         raise UpstreamUnavailable(
             op.server, f"no base URL: set base_url in the config for this server ({found})"
         )
-    request = build_request(op, arguments, base_url=base_url, auth=auth, headers=headers, tool=tool)
+    request = build_request(
+        op, arguments, base_url=base_url, auth=auth, headers=headers, tool=tool, caller=caller
+    )
     base = split_base(op, base_url)
     try:
         return await _exchange(
@@ -202,5 +207,10 @@ def _redirect(
         if added:
             target += ("&" if urlsplit(target).query else "?") + added
     return UpstreamRequest(
-        server=request.server, method=method, url=target, headers=headers, body=body
+        server=request.server,
+        method=method,
+        url=target,
+        headers=headers,
+        body=body,
+        pool=request.pool,
     )

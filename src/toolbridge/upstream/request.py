@@ -21,7 +21,7 @@ from toolbridge.errors import InvalidArguments, UpstreamUnavailable
 from toolbridge.http_values import header_problem
 from toolbridge.tools import RESERVED_HEADERS, HttpOperation
 from toolbridge.upstream.request_body import build_body
-from toolbridge.upstream.seam import AuthParts, Headers, UpstreamRequest
+from toolbridge.upstream.seam import AuthParts, Headers, UpstreamRequest, pool_of
 from toolbridge.upstream.styles import (
     Pairs,
     attempt,
@@ -45,6 +45,7 @@ def build_request(
     auth: AuthParts = AuthParts(),  # noqa: B008 - frozen, so one shared default is safe
     headers: Headers = (),
     tool: str | None = None,
+    caller: str | None = None,
 ) -> UpstreamRequest:
     """The request the operation's plan describes for these (already validated) arguments.
 
@@ -52,6 +53,7 @@ def build_request(
     never leaves its origin or base path. `headers` are extra static headers from the config.
     Raises InvalidArguments for a value that cannot be sent (bad base64, CR/LF in a header, a
     path segment of `.` or `..`), UpstreamUnavailable when `base_url` is not absolute http(s).
+    `caller`: whose own credentials `auth` holds, if anyone's (the request's `pool`).
     """
     name = tool or op.operation_id or f"{op.method} {op.path}"
     base = split_base(op, base_url)
@@ -97,6 +99,7 @@ def build_request(
         url=url,
         headers=_merge_headers(op, content_type, auth, headers, header_list),
         body=body,
+        pool=pool_of(op.server, caller),
     )
 
 

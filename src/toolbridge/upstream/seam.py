@@ -49,6 +49,17 @@ class UpstreamRequest:
     """Absolute, with the path and query already encoded."""
     headers: Headers = ()
     body: bytes | None = None
+    pool: str = ""
+    """Which requests may share its connection (`pool_of`): one kept alive after it carries
+    only requests of the same pool. An upstream that answers once too many, late, when the
+    connection already carries the next request, has that request take the extra answer for
+    its own: it must be no other server's request, nor another caller's."""
+
+
+def pool_of(server: str, caller: str | None = None) -> str:
+    """The pool of a request to `server`; with `caller`, the caller whose own credentials it
+    carries (`per_user`, `forward`)."""
+    return server if caller is None else f"{server}\n{caller}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
