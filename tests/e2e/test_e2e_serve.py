@@ -35,13 +35,21 @@ def free_port() -> int:
 
 
 def start(
-    folder: Path, *args: str, env: dict[str, str] | None = None
+    folder: Path, *args: str, env: dict[str, str] | None = None, group: bool = False
 ) -> tuple[subprocess.Popen[str], str]:
+    """`serve` started in `folder`; with `group`, in a process group of its own (to signal it
+    and its workers at once, as systemd does)."""
     port = free_port()
     command = [sys.executable, "-m", "toolbridge", "serve", "--port", str(port), *args]
     env = {**os.environ, "TOOLBRIDGE_CACHE_DIR": "", **(env or {})}
     process = subprocess.Popen(
-        command, cwd=folder, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+        command,
+        cwd=folder,
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        start_new_session=group,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -467,33 +475,80 @@ def test_a_stopping_server_refuses_new_connections_at_once(tmp_path: Path) -> No
 PING_TOOL = 'def ping() -> str:\n    """Answer pong."""\n    return "pong"\n'
 
 
+class Draining:
+    """`serve` on a config with `http.shutdown_delay` and a local tool, each of its workers
+    started (`serve` answers once one has: a signal would find the other still loading), and
+    its log read as it comes."""
+
+    def __init__(self, folder: Path, delay: float, workers: int, *, group: bool = False) -> None:
+        import threading
+
+        (folder / "ping.py").write_text(PING_TOOL)
+        (folder / "toolbridge.yaml").write_text(
+            f"http: {{shutdown_delay: {delay:g}}}\ntools:\n  - {{id: ping, path: ping.py}}\n"
+        )
+        more = ("--workers", str(workers)) if workers > 1 else ()
+        self.process, self.url = start(folder, *more, group=group)
+        self.group = group
+        self.lines: list[str] = []
+        stream = self.process.stderr
+        assert stream is not None
+        self._reading = threading.Thread(target=lambda: self.lines.extend(stream), daemon=True)
+        self._reading.start()
+        deadline = time.monotonic() + 60
+        while self.said("Application startup complete") < workers:
+            assert time.monotonic() < deadline, "".join(self.lines)
+            time.sleep(0.1)
+
+    def said(self, text: str) -> int:
+        return sum(text in line for line in list(self.lines))
+
+    def signal(self, name: str) -> None:
+        number = getattr(signal, f"SIG{name}")
+        if self.group:
+            os.killpg(self.process.pid, number)
+        else:
+            self.process.send_signal(number)
+
+    def ready(self) -> int | str:
+        try:
+            return httpx2.get(f"{self.url}/readyz", timeout=5).status_code
+        except httpx2.TransportError:
+            return "refused"
+
+    def wait(self, timeout: float) -> int:
+        """Its exit status, once it has stopped (its log read to the end)."""
+        try:
+            code = self.process.wait(timeout=timeout)
+        finally:
+            if self.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL) if self.group else None
+                self.process.kill()
+                self.process.wait()
+            self._reading.join(10)
+            assert self.process.stderr is not None
+            self.process.stderr.close()
+        return code
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_shutdown_delay_drains_before_the_stop(tmp_path: Path, workers: int) -> None:
     """`http.shutdown_delay`: from SIGTERM, `/readyz` answers 503 (a load balancer takes the
     replica out) while everything is still served, each answer closing its connection; when
     the delay is over the server stops as without one, and new connections are refused."""
-    (tmp_path / "ping.py").write_text(PING_TOOL)
-    (tmp_path / "toolbridge.yaml").write_text(
-        "http: {shutdown_delay: 4}\ntools:\n  - {id: ping, path: ping.py}\n"
-    )
-    process, url = start(tmp_path, *(("--workers", str(workers)) if workers > 1 else ()))
+    served = Draining(tmp_path, 4, workers)
+    url = served.url
     try:
         assert httpx2.get(f"{url}/readyz", timeout=5).json()["status"] == "ready"
-        process.send_signal(signal.SIGTERM)
+        served.signal("TERM")
         time.sleep(0.5)
         ready = [httpx2.get(f"{url}/readyz", timeout=5) for _ in range(4)]
         called = [httpx2.post(f"{url}/v1/tools/ping/call", json={}, timeout=5) for _ in range(4)]
-        alive_while_draining = process.poll() is None
-        _, err = process.communicate(timeout=30)
-        code = process.returncode
-        late: int | str
-        try:
-            late = httpx2.get(f"{url}/healthz", timeout=5).status_code
-        except httpx2.ConnectError:
-            late = "refused"
+        alive_while_draining = served.process.poll() is None
     finally:
-        if process.poll() is None:
-            stop(process)
+        code = served.wait(30)
+    late = served.ready()
     assert [(r.status_code, r.json()["status"], r.headers["connection"]) for r in ready] == [
         (503, "stopping", "close")
     ] * 4
@@ -504,24 +559,39 @@ def test_a_shutdown_delay_drains_before_the_stop(tmp_path: Path, workers: int) -
         (200, "pong", "close")
     ] * 4
     assert (alive_while_draining, code, late) == (True, 143 if workers == 1 else 0, "refused")
-    assert err.count("SIGTERM: draining for 4 s") == workers  # each worker drains on its own
+    assert served.said("SIGTERM: draining for 4 s") == workers  # each worker drains on its own
 
 
-def test_a_second_sigterm_stops_a_drain_at_once(tmp_path: Path) -> None:
-    """An operator who will not wait (or a supervisor's second signal) is obeyed."""
-    (tmp_path / "ping.py").write_text(PING_TOOL)
-    (tmp_path / "toolbridge.yaml").write_text(
-        "http: {shutdown_delay: 120}\ntools:\n  - {id: ping, path: ping.py}\n"
-    )
-    process, url = start(tmp_path)
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(
+    ("signals", "to_group", "drained"),
+    [
+        pytest.param(["TERM", "TERM"], False, True, id="a-second-sigterm"),
+        pytest.param(["INT"], False, False, id="sigint"),
+        pytest.param(["TERM", "TERM"], True, True, id="sigterm-to-the-group-twice"),
+        pytest.param(["INT"], True, False, id="sigint-to-the-group"),
+    ],
+)
+def test_an_operator_who_will_not_wait_is_obeyed(
+    tmp_path: Path, workers: int, signals: list[str], to_group: bool, drained: bool
+) -> None:
+    """A second SIGTERM stops a drain at once, and SIGINT (Ctrl-C) stops without one; sent to
+    `serve` (and with `--workers`, its supervisor) or to its whole process group (systemd's
+    default, and a terminal's Ctrl-C): there each worker gets the signal itself too. With
+    `--workers`, the supervisor passed SIGINT on as SIGTERM (the workers drained), took no
+    second SIGTERM, and a SIGTERM to the group reached each worker twice (no drain at all)."""
+    served = Draining(tmp_path, 120, workers, group=to_group)
+    ready: list[int | str] = []
     try:
-        process.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
-        draining = httpx2.get(f"{url}/readyz", timeout=5).status_code
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=20)  # not 120 s
-        code = process.returncode
+        for name in signals:
+            served.signal(name)
+            time.sleep(1)
+            ready.append(served.ready())
     finally:
-        if process.poll() is None:
-            stop(process)
-    assert (draining, code, err.count("SIGTERM: draining for 120 s")) == (503, 143, 1)
+        code = served.wait(30)  # not 120 s
+    draining = served.said("SIGTERM: draining for 120 s")
+    if drained:  # draining after the first, stopped after the second
+        assert (ready, draining) == ([503, "refused"], workers)
+    else:
+        assert (ready, draining) == (["refused"], 0)
+    assert code == (0 if workers > 1 else {"TERM": 143, "INT": 0}[signals[0]])

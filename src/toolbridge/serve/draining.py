@@ -9,8 +9,12 @@ connect again, to a replica that stays), and everything is still served. When th
 over, uvicorn's graceful stop follows as without one (no new connections, 5 s for what is in
 flight). A second SIGTERM, or SIGINT (Ctrl-C), stops at once.
 
-With `serve --workers`, uvicorn's supervisor passes SIGTERM on to each worker, which drains on
-its own, by its own config of the moment (a reload may change the delay).
+With `serve --workers`, each worker drains by its own config of the moment (a reload may change
+the delay). The supervisor (workers.py) does not pass a SIGTERM on as one: it asks its workers
+to drain (`DRAIN_SIGNAL`) and waits for them to stop; a second SIGTERM or a SIGINT makes it ask
+them to stop at once (`STOP_SIGNAL`). A SIGTERM sent to the whole process group (systemd's
+default) reaches each worker itself too, and the supervisor's request to drain is then no
+second SIGTERM: only a second SIGTERM stops a drain.
 
 Trusts: the config, and the signals the process gets.
 """
@@ -34,6 +38,35 @@ logger = logging.getLogger(__name__)
 Message = MutableMapping[str, Any]
 
 
+DRAIN_SIGNAL = signal.SIGUSR1
+"""What `serve --workers`' supervisor sends its workers for a SIGTERM: drain, as for a first
+SIGTERM, but never taken for a second one."""
+STOP_SIGNAL = signal.SIGUSR2
+"""What it sends them for a second SIGTERM, a SIGINT, or a stop of its own: stop at once."""
+
+Stop = Callable[[int, FrameType | None], Any]
+
+
+def _uvicorn_stop() -> Stop | None:
+    """The SIGTERM handler uvicorn's server set in this (main) thread, if it did."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    stop = signal.getsignal(signal.SIGTERM)
+    if not callable(stop) or not isinstance(getattr(stop, "__self__", None), uvicorn.Server):
+        return None
+    return stop
+
+
+def stop_when_asked() -> None:
+    """In a worker, before its app runs (the config loads): the supervisor's DRAIN_SIGNAL and
+    STOP_SIGNAL stop it, as a SIGTERM does then. Their default action would end the process
+    outright, with none of its cleanup. `Drain.install` takes them over once it serves."""
+    stop = _uvicorn_stop()
+    if stop is not None:
+        for number in (DRAIN_SIGNAL, STOP_SIGNAL):
+            signal.signal(number, lambda signum, frame: stop(signal.SIGTERM, frame))
+
+
 class Drain:
     """Whether this process is draining (since when), and what makes it drain."""
 
@@ -41,20 +74,22 @@ class Drain:
         self.since: float | None = None
 
     def install(self, delay: Callable[[], float]) -> bool:
-        """Make SIGTERM drain for `delay()` seconds (read when it comes) before the handler that
-        uvicorn's server set takes it. Call it once the server runs (the app's lifespan): its
+        """Make SIGTERM (and DRAIN_SIGNAL) drain for `delay()` seconds (read when it comes)
+        before the handler that uvicorn's server set for SIGTERM takes it; a second SIGTERM,
+        or STOP_SIGNAL, stops at once. Call it once the server runs (the app's lifespan): its
         handler is set by then. False, and nothing changed, where there is none to wrap (not
         the main thread; another server, or none)."""
-        if threading.current_thread() is not threading.main_thread():
+        stop = _uvicorn_stop()
+        if stop is None:
             return False
-        stop = signal.getsignal(signal.SIGTERM)
-        if not callable(stop) or not isinstance(getattr(stop, "__self__", None), uvicorn.Server):
-            return False
+        terms = 0
 
-        def draining(signum: int, frame: FrameType | None) -> None:
+        def begin() -> None:
+            if self.since is not None:
+                return
             seconds = delay()
-            if self.since is not None or seconds <= 0:
-                stop(signum, frame)  # a second SIGTERM, or no delay: the stop, now
+            if seconds <= 0:
+                stop(signal.SIGTERM, None)  # no delay: the stop, now
                 return
             self.since = time.monotonic()
             logger.warning(
@@ -62,12 +97,22 @@ class Drain:
                 "requests are still served; then the server stops",
                 seconds,
             )
-            timer = threading.Timer(seconds, stop, (signum, None))
+            timer = threading.Timer(seconds, stop, (signal.SIGTERM, None))
             timer.daemon = True
             timer.name = "toolbridge-drain"
             timer.start()
 
-        signal.signal(signal.SIGTERM, draining)
+        def terminated(signum: int, frame: FrameType | None) -> None:
+            nonlocal terms
+            terms += 1
+            if terms > 1:
+                stop(signal.SIGTERM, frame)  # a second SIGTERM: the stop, now
+            else:
+                begin()
+
+        signal.signal(signal.SIGTERM, terminated)
+        signal.signal(DRAIN_SIGNAL, lambda signum, frame: begin())
+        signal.signal(STOP_SIGNAL, lambda signum, frame: stop(signal.SIGTERM, frame))
         return True
 
     def closing(self, app: ASGIApp) -> ASGIApp:

@@ -43,6 +43,7 @@ from toolbridge.redaction import install_log_redaction, secrets_of
 from toolbridge.serve import leftovers
 from toolbridge.serve.app import App, create_app
 from toolbridge.serve.connection import PROTOCOL, set_limits
+from toolbridge.serve.draining import stop_when_asked
 from toolbridge.serve.loopback import LoopbackServer
 from toolbridge.serve.shared import Shared
 from toolbridge.serve.siblings import RUNTIME_ENV, Siblings, keep_config
@@ -215,6 +216,7 @@ def worker_app() -> App:
     _log_to_stderr(level)  # a worker is a process of its own: the parent's setup is not here
     _exit_when_held(lambda: 0)
     _stop_with_parent()
+    stop_when_asked()  # the supervisor's signals, while this loads (draining.py)
     siblings = Siblings.from_environ(os.environ)
     file = ConfigFile(path) if path is not None else None
     config = _worker_config(file, siblings) if file is not None else demo_config(demo_url or "")
