@@ -333,6 +333,23 @@ async def test_no_route_and_a_wrong_method_are_json_errors(
     )
 
 
+async def test_a_trailing_slash_is_the_path_without_it_never_a_redirect(
+    client: httpx2.AsyncClient,
+) -> None:
+    """The router answered `/v1/servers/` with a 307 built from the Host header, before any
+    key was asked for: a redirect to whatever host the request named."""
+    evil = {"Host": "attacker.example"}
+    unauthenticated = await client.get("/v1/admin/servers/", headers=evil)
+    listed = await client.get("/v1/tools/", headers=ALICE)
+    unknown = await client.get("/nope//", headers=ALICE)
+    assert (unauthenticated.status_code, "location" in unauthenticated.headers) == (401, False)
+    assert (listed.status_code, listed.json()) == (
+        200,
+        (await client.get("/v1/tools", headers=ALICE)).json(),
+    )
+    assert (unknown.status_code, unknown.json()["error"]["type"]) == (404, "not_found")
+
+
 @pytest.mark.parametrize(
     ("body", "headers", "status", "message"),
     [

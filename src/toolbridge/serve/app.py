@@ -445,6 +445,7 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: internal_error},
     )
+    routes.router.redirect_slashes = False  # (the edge drops a trailing slash)
     # Requests the edge refuses reach no route (edge.py); secrets never leave in an answer,
     # whichever route made it (redacting.py).
     paths = ToolsetPaths(CallEndpoint(routes, gateway))

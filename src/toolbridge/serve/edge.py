@@ -18,6 +18,9 @@
   (`Mcp-Session-Id`, `ETag`, `Retry-After`, ...). No cookies are asked for: callers send
   their key or token in `Authorization`.
 
+A path's trailing slash is dropped (`/v1/tools/` is `/v1/tools`, a path no endpoint has a 404),
+never answered with a redirect.
+
 Trusts only the config; reads the current config at each request, so a reload applies.
 Connection limits (timeouts, header sizes) are `connection.py`'s, below the app.
 """
@@ -55,6 +58,11 @@ class Edge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope.get("path", "")
+        if len(path) > 1 and path.endswith("/"):
+            # `/v1/tools/` is `/v1/tools`. The router answered it with a redirect built from the
+            # Host header: a 307 to whatever host the request named, before authentication.
+            scope = {**scope, "path": path.rstrip("/") or "/"}
         http, open_mode = self.settings()
         host = origin = site = None
         for name, value in scope.get("headers", ()):
