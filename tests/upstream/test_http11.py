@@ -577,6 +577,41 @@ async def test_requests_wait_for_a_free_connection() -> None:
     assert accepted == [0]
 
 
+async def test_idle_connections_of_every_pool_count_toward_the_origins_cap() -> None:
+    """Callers' own pools each keep their idle connection: at the cap, a new connection takes
+    the place of the one idle longest, so an origin never has more than its cap open (300
+    callers of a `per_user` server had 300 connections open to it)."""
+    upstream = Http11Upstream(max_connections_per_host=2)
+    open_now, most = 0, 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal open_now, most
+        open_now += 1
+        most = max(most, open_now)
+        try:
+            with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+                while True:
+                    await read_request(reader)
+                    writer.write(OK)
+                    await writer.drain()
+        finally:
+            open_now -= 1
+
+    try:
+        async with serving(handler) as (url, accepted):
+            answers = [
+                (await send(upstream, url, pool=f"api\n{caller}")).status
+                for caller in ("a", "b", "c", "d", "a", "d")
+            ]
+            await asyncio.sleep(0.05)  # (the server sees the closed ones go)
+            still_open = open_now
+    finally:
+        await upstream.aclose()
+    assert (answers, still_open, len(accepted)) == ([200] * 6, 2, 5)
+    # ^ a, b, then c (a's closed), d (b's closed), a again (c's closed); d's reused
+    assert most <= 3  # (a third only while the server had yet to see the oldest close)
+
+
 async def test_connections_to_every_origin_together_are_capped() -> None:
     """Two origins, one connection in all: the second origin's request waits for the first's,
     and gives up at its own deadline."""
