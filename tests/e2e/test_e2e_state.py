@@ -880,9 +880,9 @@ def test_registered_sources_outlive_a_restart_and_are_exported(
     )
 
 
-def test_each_caller_keeps_their_own_valves_and_credentials(
-    folder: Path, env: dict[str, str], upstream: str
-) -> None:
+def with_own_server(folder: Path, upstream: str) -> None:
+    """The folder's config with `mine`: the demo's `getStatus` at `upstream`, called with each
+    caller's own credential (`per_user`)."""
     config = yaml.safe_load((folder / "toolbridge.yaml").read_text())
     config["servers"].append(
         {
@@ -896,6 +896,12 @@ def test_each_caller_keeps_their_own_valves_and_credentials(
         }
     )
     (folder / "toolbridge.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def test_each_caller_keeps_their_own_valves_and_credentials(
+    folder: Path, env: dict[str, str], upstream: str
+) -> None:
+    with_own_server(folder, upstream)
     served = Served(folder, env=env)
     try:
         before = served.call("mine_getStatus")
@@ -1058,19 +1064,7 @@ def test_an_upstream_out_of_step_never_hands_one_callers_answer_to_another(
             writer.write(answer)  # once too many, late
 
     with RawServer(twice) as upstream:
-        config = yaml.safe_load((folder / "toolbridge.yaml").read_text())
-        config["servers"].append(
-            {
-                "id": "mine",
-                "spec": "specs/demo.yaml",
-                "base_url": upstream.url,
-                "prefix": "mine",
-                "include": {"operations": ["getStatus"]},
-                "auth": {"type": "per_user"},
-                "access": {"groups": ["support"]},
-            }
-        )
-        (folder / "toolbridge.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        with_own_server(folder, upstream.url)
         served = Served(folder, env=env)
         try:
             for user in ("alice", "bob"):
