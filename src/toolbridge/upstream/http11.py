@@ -254,10 +254,11 @@ class Http11Upstream:
         """Idle connections count toward the origin's cap: at the cap, a new one takes the place
         of the idle one unused longest (another pool's: this one's had none to give). Without
         it, callers' own pools kept one idle connection each, 300 callers 300 connections."""
-        idle = [c for connections in pool.idle.values() for c in connections]
-        if pool.busy + len(idle) <= self.max_connections_per_host or not idle:
-            return
-        oldest = min(idle, key=lambda connection: connection.idle_since)
+        idle = sum(map(len, pool.idle.values()))
+        if not idle or pool.busy + idle <= self.max_connections_per_host:
+            return  # (the usual case: nothing is looked through)
+        everyone = (c for kept in pool.idle.values() for c in kept)
+        oldest = min(everyone, key=lambda connection: connection.idle_since)
         oldest.close()
         for connections in pool.idle.values():
             if oldest in connections:
